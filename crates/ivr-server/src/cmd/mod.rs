@@ -1,0 +1,9 @@
+//! One module per subcommand; each has `Args` and `run(Args) -> anyhow::Result<ExitCode>`.
+
+pub(crate) mod check;
+pub(crate) mod doctor;
+pub(crate) mod graph;
+pub(crate) mod say;
+pub(crate) mod serve;
+pub(crate) mod simulate;
+pub(crate) mod transcribe;

@@ -1,0 +1,3 @@
+//! Sans-IO SIP (RFC 3261): message parsing and printing, transactions, dialogs, SDP offer/answer, digest auth.
+//!
+//! Not implemented yet: see the open issues.

@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# `make bench`: criterion benches and harnesses; results as JSON under target/bench/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p target/bench
+cargo bench -p ivr-benches
