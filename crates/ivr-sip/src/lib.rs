@@ -1,3 +1,10 @@
-//! Sans-IO SIP (RFC 3261): message parsing and printing, transactions, dialogs, SDP offer/answer, digest auth.
+//! Sans-IO SIP (RFC 3261): message parsing and printing, transactions,
+//! dialogs and a user-agent core, with no sockets, threads or clock reads.
 //!
-//! Not implemented yet: see the open issues.
+//! - [`msg`]: messages, typed headers, URIs, stream framing (RFC 3261 sec. 7, 18.3, 19, 20, 25).
+//! - [`policy`]: UAS request checks and the error responses they produce (sec. 8.2).
+//!
+//! Time is an input (`std::time::Instant` arguments); outputs are polled.
+
+pub mod msg;
+pub mod policy;
