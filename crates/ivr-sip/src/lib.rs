@@ -4,9 +4,22 @@
 //! - [`msg`]: messages, typed headers, URIs, stream framing (RFC 3261 sec. 7, 18.3, 19, 20, 25).
 //! - [`policy`]: UAS request checks and the error responses they produce (sec. 8.2).
 //! - [`transaction`]: client/server INVITE and non-INVITE transactions, timers A-M as data (sec. 17, RFC 6026).
+//! - [`dialog`]: dialog state and in-dialog requests (sec. 12).
+//! - [`endpoint`]: the UA core: calls in and out, CANCEL, re-INVITE, INFO DTMF,
+//!   REFER/NOTIFY (RFC 3515), REGISTER with digest, OPTIONS, inbound protection.
+//! - [`guard`]: source allowlists and per-source rate limiting.
 //!
 //! Time is an input (`std::time::Instant` arguments); outputs are polled.
 
+pub mod dialog;
+pub mod endpoint;
+pub mod guard;
+pub mod ids;
 pub mod msg;
 pub mod policy;
 pub mod transaction;
+
+pub use endpoint::{
+    CallHandle, DigestClient, EndReason, Endpoint, EndpointConfig, EndpointError, Event,
+    OutgoingCall, RegistrationConfig, RegistrationHandle, Transmit, Transport,
+};

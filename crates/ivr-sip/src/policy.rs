@@ -33,7 +33,6 @@ impl Default for UasPolicy {
                 Method::Cancel,
                 Method::Options,
                 Method::Info,
-                Method::Refer,
                 Method::Notify,
             ],
             supported: vec!["replaces".into(), "norefersub".into()],
