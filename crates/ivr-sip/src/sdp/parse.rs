@@ -32,7 +32,8 @@ pub struct SessionDescription {
     pub connection: Option<Connection>,
     /// Session-level `b=` lines (sec. 5.8).
     pub bandwidths: Vec<Bandwidth>,
-    /// `t=` lines with their `r=` lines (sec. 5.9, 5.10). Usually one `t=0 0`.
+    /// `t=` lines with their `r=` lines (sec. 5.9, 5.10). Usually one `t=0 0`;
+    /// parsing supplies that when the peer sent none.
     pub timings: Vec<Timing>,
     /// `z=` (sec. 5.11), raw.
     pub time_zones: Option<String>,
@@ -907,7 +908,8 @@ impl SessionDescription {
                     None => sd.other_lines.push((kind, value.to_owned())),
                 },
                 't' => sd.timings.push(parse_timing(value, no)?),
-                'r' if !sd.timings.is_empty() => {
+                'r' => {
+                    // An r= before any t= repeats nothing: dropped.
                     if let Some(t) = sd.timings.last_mut() {
                         t.repeats.push(value.to_owned());
                     }
@@ -921,6 +923,14 @@ impl SessionDescription {
         sd.origin = origin.ok_or(SdpError::MissingOrigin)?;
         if !have_name {
             sd.session_name = "-".to_owned();
+        }
+        if sd.timings.is_empty() {
+            // Missing t= (some ATAs): the usual unbounded "t=0 0".
+            sd.timings.push(Timing {
+                start: 0,
+                stop: 0,
+                repeats: Vec::new(),
+            });
         }
         Ok(sd)
     }
@@ -1042,7 +1052,8 @@ impl fmt::Display for SessionDescription {
             write!(f, "b={}:{}\r\n", b.kind, b.value)?;
         }
         if self.timings.is_empty() {
-            // t= is mandatory on the wire; "0 0" means unbounded.
+            // t= is mandatory on the wire; "0 0" means unbounded. (Only a
+            // hand-built description can have none: parsing adds it.)
             f.write_str("t=0 0\r\n")?;
         }
         for t in &self.timings {
@@ -1101,7 +1112,7 @@ mod tests {
         let sloppy = "\nv=0 \no=- 1 2 IN IP4 192.0.2.1\n\ns=\nc=IN IP4 192.0.2.1  \nm=audio 4000 RTP/AVP 0\na=ptime:20.0\n";
         let sd = SessionDescription::parse(sloppy).unwrap();
         assert_eq!(sd.session_name, "");
-        assert!(sd.timings.is_empty());
+        assert_eq!((sd.timings[0].start, sd.timings[0].stop), (0, 0));
         assert_eq!(sd.media[0].ptime(), Some(20));
         assert!(sd
             .to_string()
