@@ -399,3 +399,20 @@ fn telephone_event_can_be_disabled() {
         .to_string()
         .contains("telephone-event"));
 }
+
+/// Captured from baresip 1.0.0 (Debian) dialling a loopback listener with
+/// opus, G.722, G.711, GSM and L16 loaded: 16 formats, telephone-event on 105.
+#[test]
+fn captured_baresip_offer_gets_pcma_and_dtmf_on_105() {
+    let o = parse("baresip_1_0_captured_offer.sdp");
+    assert_eq!(o.media[0].formats.len(), 16);
+    let (a, n) = answer(&o, &local(), &SdpConfig::default()).unwrap();
+    check_answer_shape(&o, &a);
+    assert_eq!((n.codec, n.payload_type), (Codec::Pcma, 8));
+    assert_eq!(n.telephone_event.unwrap().payload_type, 105);
+    assert_eq!(a.media[0].formats, vec!["8", "105"]);
+    // Session-level a=tool and media-level a=ssrc/a=minptime are kept raw.
+    assert!(o.to_string().contains("a=tool:baresip 1.0.0\r\n"));
+    assert!(o.to_string().contains("a=minptime:4\r\n"));
+    assert_eq!(o.to_string(), vector("baresip_1_0_captured_offer.sdp"));
+}
