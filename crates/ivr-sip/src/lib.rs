@@ -8,15 +8,19 @@
 //! - [`endpoint`]: the UA core: calls in and out, CANCEL, re-INVITE, INFO DTMF,
 //!   REFER/NOTIFY (RFC 3515), REGISTER with digest, OPTIONS, inbound protection.
 //! - [`guard`]: source allowlists and per-source rate limiting.
+//! - [`sdp`]: SDP parse/print (RFC 8866) and offer/answer (RFC 3264).
+//! - [`auth`]: HTTP digest (RFC 3261 sec. 22, RFC 2617, RFC 7616/8760), client and server side.
 //!
 //! Time is an input (`std::time::Instant` arguments); outputs are polled.
 
+pub mod auth;
 pub mod dialog;
 pub mod endpoint;
 pub mod guard;
 pub mod ids;
 pub mod msg;
 pub mod policy;
+pub mod sdp;
 pub mod transaction;
 
 pub use endpoint::{
