@@ -9,6 +9,7 @@ mod error;
 pub mod codec;
 pub mod g711;
 pub mod jitter;
+pub mod pacer;
 pub mod resample;
 pub mod rfc4733;
 pub mod rtcp;
