@@ -7,6 +7,7 @@
 mod error;
 
 pub mod codec;
+pub mod endpoint;
 pub mod g711;
 pub mod jitter;
 pub mod pacer;
@@ -14,6 +15,7 @@ pub mod resample;
 pub mod rfc4733;
 pub mod rtcp;
 pub mod rtp;
+pub mod vad;
 
 pub use codec::{AudioDecoder, AudioEncoder, Codec};
 pub use error::MediaError;
