@@ -40,6 +40,9 @@ pub enum MediaError {
     /// The negotiated parameters cannot be used (e.g. ptime 0, unknown codec).
     #[error("unusable media parameters: {0}")]
     BadParams(&'static str),
+    /// The prompt queue (or DTMF send queue) is full; the prompt was not queued.
+    #[error("play queue full")]
+    PlayQueueFull,
     /// Writing the call recording failed (the call goes on without it).
     #[error("recording failed: {0}")]
     Recording(String),

@@ -15,7 +15,12 @@ pub mod resample;
 pub mod rfc4733;
 pub mod rtcp;
 pub mod rtp;
+pub mod session;
 pub mod vad;
 
 pub use codec::{AudioDecoder, AudioEncoder, Codec};
 pub use error::MediaError;
+pub use session::{
+    MediaEvent, MediaParams, MediaSession, Output, PacketKind, PlayOptions, RecordSink,
+    SessionConfig, SessionStats, Transmit,
+};

@@ -74,7 +74,14 @@ pub struct Vad {
     last_sample: f32,
     floor: Option<f32>,
     frames: u32,
+    /// Minimum statistics: minima of the last `MIN_BLOCKS` blocks of `BLOCK` frames.
+    block_min: [f32; MIN_BLOCKS],
+    block_pos: usize,
+    block_frames: u32,
 }
+
+const BLOCK: u32 = 10;
+const MIN_BLOCKS: usize = 8;
 
 impl Vad {
     /// A VAD with a fresh noise floor.
@@ -85,6 +92,9 @@ impl Vad {
             last_sample: 0.0,
             floor: None,
             frames: 0,
+            block_min: [f32::MAX; MIN_BLOCKS],
+            block_pos: 0,
+            block_frames: 0,
         }
     }
 
@@ -123,12 +133,47 @@ impl Vad {
         }
         self.prev.copy_from_slice(cur);
 
+        if energy_db < self.cfg.floor_min_db && self.floor.is_none() {
+            // Digital silence before the first packet: nothing to learn from.
+            return VadFrame {
+                energy_db,
+                floor_db: self.cfg.floor_min_db,
+                periodicity: best,
+                ..Default::default()
+            };
+        }
         let floor = *self
             .floor
             .get_or_insert(energy_db.max(self.cfg.floor_min_db));
         let above = energy_db - floor;
         let voiced = above > self.cfg.speech_db && best > self.cfg.voicing;
         let speech = voiced || above > self.cfg.loud_db;
+        // Minimum statistics over ~1.6 s: speech always dips between syllables,
+        // steady noise does not, so a minimum well above the floor means the
+        // noise got louder: jump the floor up to it.
+        let slot = &mut self.block_min[self.block_pos];
+        *slot = slot.min(energy_db);
+        self.block_frames += 1;
+        if self.block_frames >= BLOCK {
+            self.block_frames = 0;
+            self.block_pos = (self.block_pos + 1) % MIN_BLOCKS;
+            let window_min = self.block_min.iter().copied().fold(f32::MAX, f32::min);
+            self.block_min[self.block_pos] = f32::MAX;
+            if window_min < f32::MAX
+                && window_min > floor + 3.0
+                && self.frames >= BLOCK * MIN_BLOCKS as u32
+            {
+                self.floor = Some(window_min);
+                self.frames = self.frames.saturating_add(1);
+                return VadFrame {
+                    speech,
+                    voiced,
+                    energy_db,
+                    floor_db: floor,
+                    periodicity: best,
+                };
+            }
+        }
         // Floor tracking: fast down, slow up; learn faster during the first second.
         self.frames = self.frames.saturating_add(1);
         let new_floor = if energy_db < floor {
