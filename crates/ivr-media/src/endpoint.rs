@@ -1,0 +1,319 @@
+//! Endpointing (where an utterance starts and ends) and barge-in, on VAD frames.
+//!
+//! - Start: `start_speech` of speech within a short window (so a single loud
+//!   frame does not start an utterance); the utterance keeps `preroll` of audio
+//!   from before the start so the first syllable is not clipped.
+//! - End: silence for the adaptive end-silence. It starts at `end_silence`
+//!   and adapts to the caller: the pauses they make inside an utterance (silence
+//!   followed by more speech) are averaged, and the end silence is 1.5x that
+//!   average when that is longer, clamped to `[min_end_silence, max_end_silence]`.
+//!   A caller who pauses between the digits of a phone number is not cut off.
+//!   (It never goes below `end_silence`: the VAD already misses the soft tail of
+//!   the last word, so a shorter silence would risk clipping it.)
+//! - Length: utterances with less than `min_speech` of speech are dropped
+//!   (a cough, "eh"); at `max_utterance` the utterance is ended where it is.
+//! - Barge-in (while a prompt that allows it plays): `barge_in_voiced` of voiced
+//!   frames within the last 300 ms. Clicks and coughs are loud but short and
+//!   not pitch-periodic, so they do not reach it.
+//!
+//! The utterance buffer is allocated once per utterance (not per frame).
+
+use std::time::Duration;
+
+use ivr_core::Pcm;
+
+use crate::vad::VadFrame;
+
+/// Endpointing and barge-in settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EndpointConfig {
+    /// Frame length.
+    pub frame: Duration,
+    /// Speech within the start window needed to start an utterance.
+    pub start_speech: Duration,
+    /// Initial silence that ends an utterance.
+    pub end_silence: Duration,
+    /// Lower clamp of the adaptive end silence.
+    pub min_end_silence: Duration,
+    /// Upper clamp of the adaptive end silence.
+    pub max_end_silence: Duration,
+    /// Less speech than this: not an utterance.
+    pub min_speech: Duration,
+    /// Longest utterance.
+    pub max_utterance: Duration,
+    /// Audio kept from before the detected start.
+    pub preroll: Duration,
+    /// Voiced speech within 300 ms needed for barge-in.
+    pub barge_in_voiced: Duration,
+    /// Sample rate of the audio pushed (and of the utterances produced).
+    pub sample_rate: u32,
+}
+
+impl Default for EndpointConfig {
+    fn default() -> Self {
+        EndpointConfig {
+            frame: Duration::from_millis(20),
+            start_speech: Duration::from_millis(100),
+            end_silence: Duration::from_millis(400),
+            min_end_silence: Duration::from_millis(300),
+            max_end_silence: Duration::from_millis(800),
+            min_speech: Duration::from_millis(200),
+            max_utterance: Duration::from_secs(15),
+            preroll: Duration::from_millis(200),
+            barge_in_voiced: Duration::from_millis(180),
+            sample_rate: 16_000,
+        }
+    }
+}
+
+/// What the endpointer noticed on a frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndpointEvent {
+    /// An utterance began (audio from `preroll` before now is included).
+    SpeechStarted,
+    /// An utterance ended; its audio (preroll + speech + the trailing silence).
+    Utterance(Pcm),
+    /// The speech was too short to be an utterance (cough, click, "eh").
+    Discarded,
+    /// Caller speech during a prompt that allows barge-in.
+    BargeIn,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Idle,
+    InSpeech,
+}
+
+/// The endpointer of one call.
+#[derive(Debug, Clone)]
+pub struct Endpointer {
+    cfg: EndpointConfig,
+    state: State,
+    frame_ms: u32,
+    /// Recent speech flags (bit 0 = newest frame).
+    speech_hist: u32,
+    voiced_hist: u32,
+    preroll: Vec<i16>,
+    preroll_pos: usize,
+    buf: Vec<i16>,
+    speech_ms: u32,
+    silence_ms: u32,
+    pause_avg_ms: f32,
+    end_silence_ms: u32,
+    barged: bool,
+}
+
+fn ms(d: Duration) -> u32 {
+    d.as_millis().min(u128::from(u32::MAX)) as u32
+}
+
+impl Endpointer {
+    /// An endpointer; allocates the preroll ring and the first utterance buffer.
+    pub fn new(cfg: EndpointConfig) -> Self {
+        let per_ms = cfg.sample_rate as usize / 1000;
+        Endpointer {
+            cfg,
+            state: State::Idle,
+            frame_ms: ms(cfg.frame).max(1),
+            speech_hist: 0,
+            voiced_hist: 0,
+            preroll: vec![0; ms(cfg.preroll) as usize * per_ms],
+            preroll_pos: 0,
+            buf: Vec::with_capacity(ms(cfg.max_utterance) as usize * per_ms),
+            speech_ms: 0,
+            silence_ms: 0,
+            pause_avg_ms: ms(cfg.end_silence) as f32 / 1.5,
+            end_silence_ms: ms(cfg.end_silence),
+            barged: false,
+        }
+    }
+
+    /// The end silence currently in force.
+    pub fn end_silence(&self) -> Duration {
+        Duration::from_millis(u64::from(self.end_silence_ms))
+    }
+
+    /// Whether an utterance is in progress.
+    pub fn in_speech(&self) -> bool {
+        self.state == State::InSpeech
+    }
+
+    /// Re-arms barge-in (call when a new prompt starts).
+    pub fn arm_barge_in(&mut self) {
+        self.barged = false;
+        self.voiced_hist = 0;
+    }
+
+    fn frames_in(&self, d: Duration) -> u32 {
+        (ms(d) / self.frame_ms).max(1)
+    }
+
+    /// Pushes one frame of audio (at `sample_rate`) with its VAD verdict.
+    /// `barge_in` says whether a prompt that allows barge-in is playing.
+    pub fn push(&mut self, pcm: &[i16], vad: VadFrame, barge_in: bool) -> Option<EndpointEvent> {
+        self.speech_hist = (self.speech_hist << 1) | u32::from(vad.speech);
+        self.voiced_hist = (self.voiced_hist << 1) | u32::from(vad.voiced && vad.speech);
+        let mut event = None;
+        // Barge-in: voiced frames within the last 300 ms (15 frames of 20 ms).
+        let window = (300 / self.frame_ms).clamp(1, 31);
+        let mask = (1u32 << window) - 1;
+        if barge_in
+            && !self.barged
+            && (self.voiced_hist & mask).count_ones() >= self.frames_in(self.cfg.barge_in_voiced)
+        {
+            self.barged = true;
+            event = Some(EndpointEvent::BargeIn);
+        }
+        match self.state {
+            State::Idle => {
+                // Start: enough speech frames within a window twice as long.
+                let need = self.frames_in(self.cfg.start_speech);
+                let win = (2 * need).min(31);
+                if (self.speech_hist & ((1u32 << win) - 1)).count_ones() >= need {
+                    self.state = State::InSpeech;
+                    self.buf.clear();
+                    let (a, b) = self.preroll.split_at(self.preroll_pos);
+                    self.buf.extend_from_slice(b);
+                    self.buf.extend_from_slice(a);
+                    self.buf.extend_from_slice(pcm);
+                    self.speech_ms = need * self.frame_ms;
+                    self.silence_ms = 0;
+                    event = event.or(Some(EndpointEvent::SpeechStarted));
+                } else {
+                    self.push_preroll(pcm);
+                }
+            }
+            State::InSpeech => {
+                if self.buf.len() + pcm.len() <= self.buf.capacity() {
+                    self.buf.extend_from_slice(pcm);
+                }
+                if vad.speech {
+                    if self.silence_ms >= 3 * self.frame_ms {
+                        // A pause inside the utterance: learn the caller's pause length.
+                        self.pause_avg_ms = 0.7 * self.pause_avg_ms + 0.3 * self.silence_ms as f32;
+                        self.end_silence_ms = ((1.5 * self.pause_avg_ms) as u32)
+                            .max(ms(self.cfg.end_silence))
+                            .clamp(ms(self.cfg.min_end_silence), ms(self.cfg.max_end_silence));
+                    }
+                    self.speech_ms += self.frame_ms;
+                    self.silence_ms = 0;
+                } else {
+                    self.silence_ms += self.frame_ms;
+                }
+                let too_long = self.buf.len() + pcm.len() > self.buf.capacity();
+                if self.silence_ms >= self.end_silence_ms || too_long {
+                    self.state = State::Idle;
+                    self.speech_hist = 0;
+                    let done = if self.speech_ms >= ms(self.cfg.min_speech) {
+                        let cap = self.buf.capacity();
+                        let audio = std::mem::replace(&mut self.buf, Vec::with_capacity(cap));
+                        EndpointEvent::Utterance(Pcm::new(self.cfg.sample_rate, audio))
+                    } else {
+                        EndpointEvent::Discarded
+                    };
+                    // Barge-in fires within 180 ms of speech, long before an utterance can end,
+                    // so the end event never hides one.
+                    event = Some(done);
+                }
+            }
+        }
+        event
+    }
+
+    fn push_preroll(&mut self, pcm: &[i16]) {
+        let n = self.preroll.len();
+        if n == 0 {
+            return;
+        }
+        for s in pcm {
+            self.preroll[self.preroll_pos] = *s;
+            self.preroll_pos = (self.preroll_pos + 1) % n;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f(speech: bool) -> VadFrame {
+        VadFrame {
+            speech,
+            voiced: speech,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn utterance_ends_after_end_silence_and_keeps_preroll() {
+        let mut e = Endpointer::new(EndpointConfig::default());
+        let frame = [1i16; 320];
+        let mut events = Vec::new();
+        for i in 0..200 {
+            let speech = (50..100).contains(&i);
+            if let Some(ev) = e.push(&frame, f(speech), false) {
+                events.push((i, ev));
+            }
+        }
+        assert_eq!(events[0], (54, EndpointEvent::SpeechStarted));
+        let (at, EndpointEvent::Utterance(pcm)) = &events[1] else {
+            panic!("{events:?}")
+        };
+        // 400 ms of silence = 20 frames after the last speech frame (99).
+        assert_eq!(*at, 119);
+        // preroll 200 ms + frames 54..=119
+        assert_eq!(pcm.samples.len(), 3200 + 66 * 320);
+        assert_eq!(events.len(), 2);
+    }
+
+    #[test]
+    fn short_burst_is_discarded_and_does_not_barge_in() {
+        let mut e = Endpointer::new(EndpointConfig::default());
+        let frame = [0i16; 320];
+        let mut events = Vec::new();
+        for i in 0..100 {
+            if let Some(ev) = e.push(&frame, f((10..16).contains(&i)), true) {
+                events.push(ev);
+            }
+        }
+        assert_eq!(
+            events,
+            [EndpointEvent::SpeechStarted, EndpointEvent::Discarded]
+        );
+    }
+
+    #[test]
+    fn barge_in_fires_once_after_180ms_voiced() {
+        let mut e = Endpointer::new(EndpointConfig::default());
+        let frame = [0i16; 320];
+        let mut barge_at = Vec::new();
+        for i in 0..100 {
+            if e.push(&frame, f(i >= 10), true) == Some(EndpointEvent::BargeIn) {
+                barge_at.push(i);
+            }
+        }
+        assert_eq!(barge_at, [18]);
+    }
+
+    #[test]
+    fn end_silence_adapts_to_a_caller_who_pauses() {
+        let mut e = Endpointer::new(EndpointConfig::default());
+        let frame = [0i16; 320];
+        // Speech with 300 ms pauses (15 frames on, 15 off) must not be cut.
+        let mut ended = false;
+        for i in 0..180 {
+            let speech = i < 150 && (i / 15) % 2 == 0;
+            if let Some(EndpointEvent::Utterance(_)) = e.push(&frame, f(speech), false) {
+                ended = true;
+                assert!(i >= 150, "cut at frame {i}");
+            }
+        }
+        assert!(
+            e.end_silence() > Duration::from_millis(400),
+            "{:?}",
+            e.end_silence()
+        );
+        assert!(ended || e.in_speech());
+    }
+}
