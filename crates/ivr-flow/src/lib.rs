@@ -1,3 +1,28 @@
-//! Flow engine: TOML flows validated at load, a pure interpreter (events in, actions out), intents, opening hours, Danish/English parsing.
+//! Flow engine: TOML flows validated at load, a pure interpreter (events in,
+//! actions out, time passed in), intents, opening hours, Danish/English
+//! parsing and speaking of numbers, dates and times.
 //!
-//! Not implemented yet: see the open issues.
+//! The engine uses:
+//! - [`FlowStore::load`] / [`FlowStore::reload`] / [`FlowStore::route`]
+//!   (tenants -> municipality snapshot + entry flow),
+//! - [`Interpreter::new`] / [`Interpreter::start`] / [`Interpreter::handle`]
+//!   with [`Event`]s in and [`Action`]s out,
+//! - [`FlowStore::static_prompts`] to pre-render prompts at load.
+//!
+//! The flow language is documented in `docs/flows.md`.
+
+pub mod diag;
+pub mod hours;
+pub mod interp;
+pub mod load;
+pub mod model;
+pub mod sim;
+pub mod speak;
+pub mod store;
+pub mod understand;
+
+pub use diag::{Diagnostic, Severity};
+pub use interp::{Action, CallContext, CallRecord, Event, Interpreter, Outcome, Request, Response, Route, Slot, Value};
+pub use load::{load, Deployment, Loaded, Tenant};
+pub use model::{Flow, Municipality};
+pub use store::{FlowStore, StoreError};

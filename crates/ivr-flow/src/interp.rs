@@ -1,0 +1,1148 @@
+//! The interpreter: a pure state machine over a validated flow. Events in
+//! ([`Event`]), actions out ([`Action`]), wall-clock time passed in. No I/O,
+//! no clock reads, no threads: the engine owns those.
+//!
+//! ```text
+//! let mut it = Interpreter::new(route, CallContext { caller, lang: None });
+//! let actions = it.start(now);             // Say..., Gather{..}
+//! let actions = it.handle(Event::Speech{..}, now);
+//! ```
+//!
+//! Execution rules the engine relies on:
+//! - Actions are performed in order. `Say` queues audio; `Gather` starts
+//!   listening once the queued audio has played (or at once with barge-in).
+//! - `Transfer` and `Hangup` are performed after queued audio has played.
+//! - `Invoke` asks for an integration; the engine answers with
+//!   `Event::Result` (a timeout is `Response::Unavailable`).
+//! - A caller not understood twice in a gather goes to its `no_match`
+//!   (validated to offer keys or a human) or, without one, to a human in the
+//!   municipality's fallback department. After [`MAX_MISUNDERSTOOD`] failed
+//!   turns in one call the caller is always handed to a human (or, when
+//!   closed, told when it opens) whatever the flow says: no endless loops.
+
+use std::{collections::BTreeMap, fmt, sync::Arc, time::Duration};
+
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, Timelike, Utc};
+use chrono_tz::{Europe::Copenhagen, Tz};
+use ivr_core::{Dtmf, Lang, Pii, WallClock};
+
+use crate::{
+    hours::holiday_on,
+    model::*,
+    speak,
+    understand::{self, normalize},
+};
+
+/// Slots offered per `frontdesk` `slots` step (`slot1` .. `slot3`).
+pub const MAX_SLOTS: usize = 3;
+/// Failed turns (no input or not understood) per call before a human takes over.
+pub const MAX_MISUNDERSTOOD: u32 = 4;
+/// Steps executed without waiting before the interpreter gives up (a guard;
+/// the validator already refuses loops that never wait).
+const STEP_BUDGET: u32 = 200;
+/// Below this STT confidence an utterance counts as not understood.
+const MIN_STT_CONFIDENCE: f32 = 0.3;
+/// Below this intent score an utterance counts as not understood.
+const MIN_INTENT_SCORE: f64 = 0.5;
+
+/// How a call ended, for the call record and statistics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// Settled by the bot (information given).
+    Resolved,
+    /// Handed to a human queue.
+    Transferred,
+    /// A callback was ordered.
+    CallbackOrdered,
+    /// A message/cancellation was mailed.
+    MailSent,
+    /// A Frontdesk appointment was booked.
+    Booked,
+    /// A Frontdesk appointment was cancelled.
+    Cancelled,
+    /// The caller hung up first.
+    Abandoned,
+    /// The bot could not help and no human was available.
+    Failed,
+}
+
+impl Outcome {
+    /// Parses the TOML name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "resolved" => Self::Resolved,
+            "transferred" => Self::Transferred,
+            "callback_ordered" => Self::CallbackOrdered,
+            "mail_sent" => Self::MailSent,
+            "booked" => Self::Booked,
+            "cancelled" => Self::Cancelled,
+            "abandoned" => Self::Abandoned,
+            "failed" => Self::Failed,
+            _ => return None,
+        })
+    }
+
+    /// The TOML name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Resolved => "resolved",
+            Self::Transferred => "transferred",
+            Self::CallbackOrdered => "callback_ordered",
+            Self::MailSent => "mail_sent",
+            Self::Booked => "booked",
+            Self::Cancelled => "cancelled",
+            Self::Abandoned => "abandoned",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// A Frontdesk appointment slot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Slot {
+    /// Frontdesk's id of the slot.
+    pub id: String,
+    /// When it starts.
+    pub start: DateTime<Utc>,
+}
+
+/// An integration request the engine performs and answers with
+/// [`Event::Result`].
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Request {
+    /// Store a callback request durably and hand it to the contact centre.
+    StoreCallback {
+        /// Municipality id.
+        municipality: String,
+        /// Department that calls back.
+        department: String,
+        /// Number to call.
+        number: Pii<String>,
+        /// What it is about.
+        topic: Pii<String>,
+        /// Earliest time to call.
+        window_start: DateTime<Utc>,
+        /// Latest time to call.
+        window_end: DateTime<Utc>,
+        /// Language of the caller.
+        lang: Lang,
+    },
+    /// Send a mail.
+    SendMail {
+        /// Addresses.
+        to: Vec<String>,
+        /// Subject.
+        subject: Pii<String>,
+        /// Body.
+        body: Pii<String>,
+    },
+    /// Free slots of a queue from an instant.
+    FrontdeskSlots {
+        /// Queue id.
+        queue: String,
+        /// Earliest start.
+        from: DateTime<Utc>,
+        /// How many.
+        count: usize,
+    },
+    /// Book a slot.
+    FrontdeskBook {
+        /// Queue id.
+        queue: String,
+        /// The slot.
+        slot: Slot,
+        /// Who (CPR), when asked for.
+        cpr: Option<Pii<String>>,
+        /// Caller number.
+        phone: Pii<String>,
+    },
+    /// Cancel a booking.
+    FrontdeskCancel {
+        /// Queue id.
+        queue: String,
+        /// Who (CPR), when asked for.
+        cpr: Option<Pii<String>>,
+        /// Date of the appointment, when asked for.
+        date: Option<NaiveDate>,
+        /// Caller number.
+        phone: Pii<String>,
+    },
+}
+
+/// The answer to a [`Request`].
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Response {
+    /// Done (callback stored, mail sent).
+    Ok,
+    /// Free slots (may be empty).
+    Slots(Vec<Slot>),
+    /// Booked.
+    Booked {
+        /// Booking reference read back to the caller.
+        reference: String,
+        /// Start of the appointment.
+        start: DateTime<Utc>,
+    },
+    /// Cancelled.
+    Cancelled {
+        /// Start of the cancelled appointment, if known.
+        start: Option<DateTime<Utc>>,
+    },
+    /// The slot was taken meanwhile (book).
+    SlotTaken,
+    /// Nothing to cancel was found.
+    NotFound,
+    /// The system is unreachable or timed out.
+    Unavailable,
+    /// Any other failure (kind only; details go to the engine's log).
+    Error,
+}
+
+/// What the engine tells the interpreter.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Event {
+    /// A final transcript.
+    Speech {
+        /// The words.
+        text: Pii<String>,
+        /// STT confidence 0..1.
+        confidence: f32,
+        /// Language the recogniser detected, if it detects.
+        lang: Option<Lang>,
+    },
+    /// One key.
+    Dtmf(Dtmf),
+    /// Nothing heard before the gather's timeout (also ends a key entry).
+    NoInput,
+    /// The answer to the last `Invoke`.
+    Result(Response),
+    /// Queued audio finished playing.
+    PromptDone,
+    /// The caller hung up.
+    Hangup,
+}
+
+/// What the interpreter asks the engine to do.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Action {
+    /// Speak text (TTS; static prompts are pre-rendered).
+    Say {
+        /// The text (may contain read-back personal data).
+        text: Pii<String>,
+        /// Voice language.
+        lang: Lang,
+        /// True when the text is a static prompt of the flow (cache hit).
+        cached: bool,
+        /// Caller speech interrupts it.
+        barge_in: bool,
+    },
+    /// Play an audio file (relative to the municipality folder).
+    Play {
+        /// Path.
+        file: String,
+        /// Caller speech interrupts it.
+        barge_in: bool,
+    },
+    /// Listen.
+    Gather {
+        /// Listen for speech.
+        speech: bool,
+        /// Listen for keys.
+        dtmf: bool,
+        /// STT hints.
+        hints: Vec<String>,
+        /// Language for STT.
+        lang: Lang,
+        /// Silence before `NoInput`.
+        timeout: Duration,
+        /// Keys that end an entry.
+        max_digits: u32,
+        /// Speech during the prompt cuts it.
+        barge_in: bool,
+    },
+    /// The conversation language changed (STT and voice follow).
+    SetLanguage(Lang),
+    /// Hand the call to a human queue.
+    Transfer {
+        /// Department id.
+        department: String,
+        /// Target from the department table.
+        target: String,
+        /// Context fields (intent, language, ...) for SIP headers.
+        context: Vec<(String, Pii<String>)>,
+    },
+    /// Call an integration; answer with `Event::Result`.
+    Invoke(Request),
+    /// End the call.
+    Hangup {
+        /// How it ended.
+        outcome: Outcome,
+    },
+}
+
+/// Who is calling.
+#[derive(Debug, Clone)]
+pub struct CallContext {
+    /// Caller number (From), as given by the trunk.
+    pub caller: Pii<String>,
+    /// Language to start in; the municipality's default when `None`.
+    pub lang: Option<Lang>,
+}
+
+/// Where a called number leads.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// The municipality snapshot (calls keep theirs across reloads).
+    pub municipality: Arc<Municipality>,
+    /// Entry flow name.
+    pub entry: String,
+}
+
+/// A value of a variable. Its `Debug` redacts: variables hold CPR numbers,
+/// names and phone numbers.
+#[derive(Clone, PartialEq)]
+pub enum Value {
+    /// Text.
+    Text(String),
+    /// Whole number.
+    Number(u64),
+    /// Date.
+    Date(NaiveDate),
+    /// Time of day.
+    Time(NaiveTime),
+    /// Local date and time.
+    DateTime(NaiveDateTime),
+    /// Digits (CPR, phone).
+    Digits(String),
+    /// A Frontdesk slot.
+    Slot(Slot),
+}
+
+impl fmt::Debug for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl Value {
+    /// Plain text for mails, context headers and comparisons (ISO dates, HH:MM, digits).
+    pub fn plain(&self) -> String {
+        match self {
+            Value::Text(s) | Value::Digits(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            Value::Date(d) => d.format("%d-%m-%Y").to_string(),
+            Value::Time(t) => t.format("%H:%M").to_string(),
+            Value::DateTime(dt) => dt.format("%d-%m-%Y %H:%M").to_string(),
+            Value::Slot(s) => s.start.with_timezone(&Copenhagen).format("%d-%m-%Y %H:%M").to_string(),
+        }
+    }
+}
+
+/// Steps and outcome of one call, for the call record.
+#[derive(Debug, Clone, Default)]
+pub struct CallRecord {
+    /// Steps run, as `flow/step`.
+    pub steps: Vec<String>,
+    /// Intents recognised, in order.
+    pub intents: Vec<String>,
+    /// Failed turns.
+    pub misunderstood: u32,
+    /// Language at the end.
+    pub lang: Option<Lang>,
+    /// Set when the call ended.
+    pub outcome: Option<Outcome>,
+    /// Department transferred to.
+    pub transferred_to: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Waiting {
+    Nothing,
+    Gather { flow: String, step: String },
+    Result { flow: String, step: String },
+    Done,
+}
+
+/// One call's conversation.
+#[derive(Debug)]
+pub struct Interpreter {
+    muni: Arc<Municipality>,
+    entry: String,
+    caller: Pii<String>,
+    lang: Lang,
+    vars: BTreeMap<String, Value>,
+    stack: Vec<(String, String)>,
+    waiting: Waiting,
+    attempts: u32,
+    dtmf: String,
+    achieved: Option<Outcome>,
+    record: CallRecord,
+}
+
+enum Fail {
+    NoInput,
+    NoMatch,
+}
+
+/// Built-in prompts (also pre-rendered: see [`builtin_prompts`]).
+fn sys(key: &str, lang: Lang) -> &'static str {
+    match (key, lang) {
+        ("sorry", Lang::En) => "Sorry, I did not understand that.",
+        ("sorry", _) => "Undskyld, det forstod jeg ikke.",
+        ("silence", Lang::En) => "Sorry, I did not hear anything.",
+        ("silence", _) => "Undskyld, jeg hørte ikke noget.",
+        ("to_human", Lang::En) => "I will put you through to a member of staff.",
+        ("to_human", _) => "Jeg stiller dig videre til en medarbejder.",
+        ("closed", Lang::En) => "We are closed right now.",
+        ("closed", _) => "Vi har lukket lige nu.",
+        ("goodbye", Lang::En) => "Thank you for calling. Goodbye.",
+        ("goodbye", _) => "Tak for opkaldet. Farvel.",
+        ("error", Lang::En) => "Sorry, something went wrong.",
+        ("error", _) => "Beklager, der gik noget galt.",
+        _ => "",
+    }
+}
+
+/// Every built-in prompt the interpreter may say, per language (pre-render these too).
+pub fn builtin_prompts() -> Vec<(Lang, String)> {
+    let mut v = Vec::new();
+    for l in Lang::ALL {
+        for k in ["sorry", "silence", "to_human", "closed", "goodbye", "error"] {
+            v.push((l, sys(k, l).to_string()));
+        }
+    }
+    v
+}
+
+impl Interpreter {
+    /// A new conversation on a route.
+    pub fn new(route: Route, ctx: CallContext) -> Self {
+        let lang = ctx.lang.filter(|l| route.municipality.languages.contains(l)).unwrap_or(route.municipality.default_lang());
+        let mut vars = BTreeMap::new();
+        let caller_digits: String = ctx.caller.expose().chars().filter(|c| c.is_ascii_digit() || *c == '+').collect();
+        vars.insert("caller".to_string(), Value::Digits(national(&caller_digits)));
+        vars.insert("municipality".to_string(), Value::Text(route.municipality.name.clone()));
+        Self {
+            muni: route.municipality,
+            entry: route.entry,
+            caller: Pii::new(caller_digits),
+            lang,
+            vars,
+            stack: Vec::new(),
+            waiting: Waiting::Nothing,
+            attempts: 0,
+            dtmf: String::new(),
+            achieved: None,
+            record: CallRecord::default(),
+        }
+    }
+
+    /// The current language.
+    pub fn lang(&self) -> Lang {
+        self.lang
+    }
+
+    /// True once the call has ended (hangup or transfer).
+    pub fn is_done(&self) -> bool {
+        self.waiting == Waiting::Done
+    }
+
+    /// The record so far.
+    pub fn record(&self) -> &CallRecord {
+        &self.record
+    }
+
+    /// A variable (tests and the simulator).
+    pub fn var(&self, name: &str) -> Option<&Value> {
+        self.vars.get(name)
+    }
+
+    /// Starts the call: the announcement, if any, then the entry flow.
+    pub fn start(&mut self, now: DateTime<Utc>) -> Vec<Action> {
+        let mut out = Vec::new();
+        if let Some(a) = self.muni.announcement.clone() {
+            if a.until.is_none_or(|u| now < u) {
+                self.say_text(&a.text, false, now, &mut out);
+            }
+        }
+        let Some(flow) = self.muni.flows.get(&self.entry).cloned() else {
+            self.give_up(now, &mut out);
+            return out;
+        };
+        self.run(flow.name.clone(), flow.start.clone(), now, &mut out);
+        out
+    }
+
+    /// [`Interpreter::start`] reading the time from a clock.
+    pub fn start_at(&mut self, clock: &dyn WallClock) -> Vec<Action> {
+        self.start(clock.now_utc())
+    }
+
+    /// [`Interpreter::handle`] reading the time from a clock.
+    pub fn handle_at(&mut self, event: Event, clock: &dyn WallClock) -> Vec<Action> {
+        self.handle(event, clock.now_utc())
+    }
+
+    /// Feeds one event; returns what to do next.
+    pub fn handle(&mut self, event: Event, now: DateTime<Utc>) -> Vec<Action> {
+        let mut out = Vec::new();
+        if event == Event::Hangup {
+            if self.waiting != Waiting::Done {
+                self.finish(Outcome::Abandoned);
+            }
+            return out;
+        }
+        match (self.waiting.clone(), event) {
+            (Waiting::Gather { flow, step }, ev) => self.on_gather(flow, step, ev, now, &mut out),
+            (Waiting::Result { flow, step }, Event::Result(r)) => self.on_result(flow, step, r, now, &mut out),
+            _ => {}
+        }
+        out
+    }
+
+    fn step(&self, flow: &str, step: &str) -> Option<(Arc<Flow>, Step)> {
+        let f = self.muni.flows.get(flow)?.clone();
+        let s = f.steps.get(step)?.clone();
+        Some((f, s))
+    }
+
+    fn finish(&mut self, outcome: Outcome) {
+        self.waiting = Waiting::Done;
+        self.record.outcome = Some(outcome);
+        self.record.lang = Some(self.lang);
+    }
+
+    fn run(&mut self, mut flow: String, mut step: String, now: DateTime<Utc>, out: &mut Vec<Action>) {
+        for _ in 0..STEP_BUDGET {
+            let Some((_, st)) = self.step(&flow, &step) else {
+                self.give_up(now, out);
+                return;
+            };
+            self.record.steps.push(format!("{flow}/{step}"));
+            let next: String = match &st.kind {
+                StepKind::Say { text, audio, next } => {
+                    if let Some(a) = audio {
+                        out.push(Action::Play { file: a.clone(), barge_in: true });
+                    } else if let Some(t) = text {
+                        self.say_text(t, true, now, out);
+                    }
+                    next.clone()
+                }
+                StepKind::Gather(g) => {
+                    self.attempts = 0;
+                    self.dtmf.clear();
+                    self.ask(g, &g.prompt, None, now, out);
+                    self.waiting = Waiting::Gather { flow, step };
+                    return;
+                }
+                StepKind::Branch { when, otherwise } => {
+                    when.iter().find(|c| self.cond(c, now)).map_or(otherwise.clone(), |c| c.goto.clone())
+                }
+                StepKind::Set { vars, next } => {
+                    for (k, t) in vars {
+                        let v = self.eval(t, now);
+                        if k == "lang" {
+                            if let Ok(l) = v.plain().parse::<Lang>() {
+                                if l != self.lang && self.muni.languages.contains(&l) {
+                                    self.lang = l;
+                                    out.push(Action::SetLanguage(l));
+                                }
+                            }
+                        }
+                        self.vars.insert(k.clone(), v);
+                    }
+                    next.clone()
+                }
+                StepKind::Transfer { department, context, if_closed } => {
+                    let open = self.muni.departments.get(department).is_some_and(|d| d.hours.is_open(now));
+                    if open {
+                        self.transfer(department, context, now, out);
+                        return;
+                    }
+                    match if_closed {
+                        Some(t) => t.clone(),
+                        None => {
+                            self.say_closed(department, now, out);
+                            self.hangup(Outcome::Resolved, out);
+                            return;
+                        }
+                    }
+                }
+                StepKind::Callback { department, topic, number_var, .. } => {
+                    let (ws, we) = self.window(department, now);
+                    let number = self.vars.get(number_var).map(Value::plain).unwrap_or_default();
+                    let topic = self.render(topic, now, Mode::Plain);
+                    out.push(Action::Invoke(Request::StoreCallback {
+                        municipality: self.muni.id.clone(),
+                        department: department.clone(),
+                        number: Pii::new(number),
+                        topic: Pii::new(topic),
+                        window_start: ws,
+                        window_end: we,
+                        lang: self.lang,
+                    }));
+                    self.waiting = Waiting::Result { flow, step };
+                    return;
+                }
+                StepKind::Mail { to, subject, body, .. } => {
+                    let to = to
+                        .iter()
+                        .filter_map(|r| if r.contains('@') { Some(r.clone()) } else { self.muni.departments.get(r).and_then(|d| d.mail.clone()) })
+                        .collect();
+                    let subject = Pii::new(self.render(subject, now, Mode::Plain));
+                    let body = Pii::new(self.render(body, now, Mode::Plain));
+                    out.push(Action::Invoke(Request::SendMail { to, subject, body }));
+                    self.waiting = Waiting::Result { flow, step };
+                    return;
+                }
+                StepKind::Frontdesk { op, queue, slot_var, cpr_var, date_var, .. } => {
+                    let cpr = cpr_var.as_ref().and_then(|v| self.vars.get(v)).map(|v| Pii::new(v.plain()));
+                    let phone = Pii::new(self.caller.expose().clone());
+                    let req = match op {
+                        FrontdeskOp::Slots => Request::FrontdeskSlots { queue: queue.clone(), from: now, count: MAX_SLOTS },
+                        FrontdeskOp::Book => {
+                            let Some(Value::Slot(slot)) = slot_var.as_ref().and_then(|v| self.vars.get(v)).cloned() else {
+                                self.give_up(now, out);
+                                return;
+                            };
+                            Request::FrontdeskBook { queue: queue.clone(), slot, cpr, phone }
+                        }
+                        FrontdeskOp::Cancel => {
+                            let date = date_var.as_ref().and_then(|v| self.vars.get(v)).and_then(|v| match v {
+                                Value::Date(d) => Some(*d),
+                                Value::DateTime(dt) => Some(dt.date()),
+                                _ => None,
+                            });
+                            Request::FrontdeskCancel { queue: queue.clone(), cpr, date, phone }
+                        }
+                    };
+                    out.push(Action::Invoke(req));
+                    self.waiting = Waiting::Result { flow, step };
+                    return;
+                }
+                StepKind::Goto(t) => t.clone(),
+                StepKind::Call { flow: sub, next } => {
+                    let Some(f) = self.muni.flows.get(sub).cloned() else {
+                        self.give_up(now, out);
+                        return;
+                    };
+                    self.stack.push((flow.clone(), next.clone()));
+                    flow = f.name.clone();
+                    step = f.start.clone();
+                    continue;
+                }
+                StepKind::Return => match self.stack.pop() {
+                    Some((f, s)) => {
+                        flow = f;
+                        step = s;
+                        continue;
+                    }
+                    None => {
+                        self.say_sys("goodbye", out);
+                        self.hangup(Outcome::Resolved, out);
+                        return;
+                    }
+                },
+                StepKind::Hangup { text, outcome } => {
+                    if let Some(t) = text {
+                        self.say_text(t, false, now, out);
+                    }
+                    let o = match (outcome, self.achieved) {
+                        (Outcome::Resolved, Some(a)) => a,
+                        (o, _) => *o,
+                    };
+                    self.hangup(o, out);
+                    return;
+                }
+            };
+            step = next;
+        }
+        self.give_up(now, out);
+    }
+
+    fn hangup(&mut self, outcome: Outcome, out: &mut Vec<Action>) {
+        out.push(Action::Hangup { outcome });
+        self.finish(outcome);
+    }
+
+    fn transfer(&mut self, department: &str, context: &[(String, Template)], now: DateTime<Utc>, out: &mut Vec<Action>) {
+        let target = self.muni.departments.get(department).map(|d| d.target.clone()).unwrap_or_default();
+        let mut ctx: Vec<(String, Pii<String>)> = vec![("lang".into(), Pii::new(self.lang.code().to_string()))];
+        if let Some(i) = self.record.intents.last() {
+            ctx.push(("intent".into(), Pii::new(i.clone())));
+        }
+        for (k, t) in context {
+            let v = self.render(t, now, Mode::Plain);
+            ctx.retain(|(ck, _)| ck != k);
+            ctx.push((k.clone(), Pii::new(v)));
+        }
+        out.push(Action::Transfer { department: department.to_string(), target, context: ctx });
+        self.record.transferred_to = Some(department.to_string());
+        self.finish(Outcome::Transferred);
+    }
+
+    /// The caller cannot be helped by the flow: a human in the fallback
+    /// department, or when it is closed, when it opens.
+    fn give_up(&mut self, now: DateTime<Utc>, out: &mut Vec<Action>) {
+        let fb = self.muni.fallback.clone();
+        if self.muni.departments.get(&fb).is_some_and(|d| d.hours.is_open(now)) {
+            self.say_sys("to_human", out);
+            self.transfer(&fb, &[], now, out);
+        } else {
+            self.say_closed(&fb, now, out);
+            self.hangup(Outcome::Failed, out);
+        }
+    }
+
+    fn say_closed(&mut self, department: &str, now: DateTime<Utc>, out: &mut Vec<Action>) {
+        self.say_sys("closed", out);
+        let when = self.next_open_words(department, now);
+        let text = match self.lang {
+            Lang::En => format!("We open again {when}."),
+            _ => format!("Vi åbner igen {when}."),
+        };
+        out.push(Action::Say { text: Pii::new(text), lang: self.lang, cached: false, barge_in: false });
+    }
+
+    fn say_sys(&self, key: &str, out: &mut Vec<Action>) {
+        out.push(Action::Say { text: Pii::new(sys(key, self.lang).to_string()), lang: self.lang, cached: true, barge_in: false });
+    }
+
+    fn say_text(&self, t: &Text, barge_in: bool, now: DateTime<Utc>, out: &mut Vec<Action>) {
+        if let Some(tpl) = t.get(self.lang) {
+            let cached = tpl.as_static().is_some();
+            out.push(Action::Say { text: Pii::new(self.render(tpl, now, Mode::Speech)), lang: self.lang, cached, barge_in });
+        }
+    }
+
+    fn ask(&mut self, g: &Gather, prompt: &Text, prefix: Option<&str>, now: DateTime<Utc>, out: &mut Vec<Action>) {
+        if let Some(p) = prefix {
+            self.say_sys(p, out);
+        }
+        self.say_text(prompt, g.barge_in, now, out);
+        out.push(Action::Gather {
+            speech: g.speech,
+            dtmf: g.dtmf,
+            hints: g.hints.get(&self.lang).cloned().unwrap_or_default(),
+            lang: self.lang,
+            timeout: Duration::from_secs(u64::from(g.timeout_secs)),
+            max_digits: g.max_digits,
+            barge_in: g.barge_in,
+        });
+    }
+
+    fn on_gather(&mut self, flow: String, step: String, ev: Event, now: DateTime<Utc>, out: &mut Vec<Action>) {
+        let Some((_, st)) = self.step(&flow, &step) else { return };
+        let StepKind::Gather(g) = &st.kind else { return };
+        match ev {
+            Event::Speech { text, confidence, lang } => {
+                if !g.speech {
+                    return;
+                }
+                let heard = text.expose();
+                if let Some(l) = understand::language_request(heard) {
+                    if self.muni.languages.contains(&l) {
+                        if l != self.lang {
+                            self.lang = l;
+                            out.push(Action::SetLanguage(l));
+                        }
+                        self.dtmf.clear();
+                        self.ask(g, &g.prompt, None, now, out);
+                        return;
+                    }
+                }
+                if let Some(l) = lang {
+                    if l != self.lang && self.muni.languages.contains(&l) && confidence >= 0.6 && heard.split_whitespace().count() >= 3 {
+                        self.lang = l;
+                        out.push(Action::SetLanguage(l));
+                    }
+                }
+                if confidence < MIN_STT_CONFIDENCE {
+                    return self.fail(&flow, &step, g, Fail::NoMatch, now, out);
+                }
+                match self.understand_speech(g, heard, now) {
+                    Some(target) => self.waiting_then_run(flow, target, now, out),
+                    None => self.fail(&flow, &step, g, Fail::NoMatch, now, out),
+                }
+            }
+            Event::Dtmf(k) => {
+                if !g.dtmf {
+                    return;
+                }
+                match k {
+                    Dtmf::Hash => {}
+                    Dtmf::Star => {
+                        self.dtmf.clear();
+                        return;
+                    }
+                    k => self.dtmf.push(k.as_char()),
+                }
+                let complete = k == Dtmf::Hash || self.dtmf.len() as u32 >= g.max_digits || {
+                    matches!(g.expect, Expect::Intent | Expect::YesNo)
+                        && g.intents.iter().any(|i| i.dtmf.as_deref() == Some(self.dtmf.as_str()))
+                        && !g.intents.iter().any(|i| i.dtmf.as_deref().is_some_and(|d| d.len() > self.dtmf.len() && d.starts_with(self.dtmf.as_str())))
+                };
+                if complete {
+                    self.complete_dtmf(flow, step, g, now, out);
+                }
+            }
+            Event::NoInput => {
+                if !self.dtmf.is_empty() {
+                    self.complete_dtmf(flow, step, g, now, out);
+                } else {
+                    self.fail(&flow, &step, g, Fail::NoInput, now, out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn complete_dtmf(&mut self, flow: String, step: String, g: &Gather, now: DateTime<Utc>, out: &mut Vec<Action>) {
+        let keys = std::mem::take(&mut self.dtmf);
+        match self.understand_keys(g, &keys, now) {
+            Some(target) => self.waiting_then_run(flow, target, now, out),
+            None => self.fail(&flow, &step, g, Fail::NoMatch, now, out),
+        }
+    }
+
+    fn waiting_then_run(&mut self, flow: String, target: String, now: DateTime<Utc>, out: &mut Vec<Action>) {
+        self.waiting = Waiting::Nothing;
+        self.run(flow, target, now, out);
+    }
+
+    fn choose(&mut self, g: &Gather, i: &Intent) -> String {
+        let name = i.name.clone();
+        self.record.intents.push(name.clone());
+        if matches!(g.expect, Expect::Intent) {
+            self.vars.insert("intent".into(), Value::Text(name.clone()));
+        }
+        if let Some(s) = &g.save_as {
+            self.vars.insert(s.clone(), Value::Text(name));
+        }
+        i.goto.clone()
+    }
+
+    fn save(&mut self, g: &Gather, v: Value) -> Option<String> {
+        if let Some(s) = &g.save_as {
+            self.vars.insert(s.clone(), v);
+        }
+        g.next.clone()
+    }
+
+    fn understand_speech(&mut self, g: &Gather, heard: &str, now: DateTime<Utc>) -> Option<String> {
+        let today = now.with_timezone(&Copenhagen).date_naive();
+        let norm = normalize(heard);
+        match g.expect {
+            Expect::Intent => {
+                let mut best: Option<(f64, &Intent)> = None;
+                for i in &g.intents {
+                    let mut s = i.matcher.get(&self.lang).map_or(0.0, |m| m.score(&norm));
+                    // The other language's phrases count a little less.
+                    for (l, m) in &i.matcher {
+                        if *l != self.lang {
+                            s = s.max(0.9 * m.score(&norm));
+                        }
+                    }
+                    if best.is_none_or(|(b, _)| s > b) {
+                        best = Some((s, i));
+                    }
+                }
+                if let Some((s, i)) = best {
+                    if s >= MIN_INTENT_SCORE {
+                        return Some(self.choose(g, i));
+                    }
+                }
+                // "et" / "one" / "tryk 1" for a menu key.
+                if norm.split(' ').count() <= 3 {
+                    if let Some(n) = understand::parse_number(&norm) {
+                        let key = n.to_string();
+                        if let Some(i) = g.intents.iter().find(|i| i.dtmf.as_deref() == Some(key.as_str())) {
+                            return Some(self.choose(g, i));
+                        }
+                    }
+                }
+                None
+            }
+            Expect::YesNo => {
+                let yes = understand::parse_yes_no(heard)?;
+                let name = if yes { "yes" } else { "no" };
+                let i = g.intents.iter().find(|i| i.name == name)?;
+                Some(self.choose(g, i))
+            }
+            Expect::Number => understand::parse_number(heard).and_then(|n| self.save(g, Value::Number(n))),
+            Expect::Date => understand::parse_date(heard, today).and_then(|d| self.save(g, Value::Date(d))),
+            Expect::Time => understand::parse_time(heard).and_then(|t| self.save(g, Value::Time(t))),
+            Expect::Cpr => understand::parse_cpr(heard).ok().and_then(|c| self.save(g, Value::Digits(c.digits.into_inner()))),
+            Expect::Phone => understand::parse_phone(heard).and_then(|p| self.save(g, Value::Digits(p.into_inner()))),
+            Expect::Digits => {
+                let d = understand::spoken_digits(heard);
+                if d.is_empty() {
+                    None
+                } else {
+                    self.save(g, Value::Digits(d))
+                }
+            }
+            Expect::Text => {
+                if heard.trim().is_empty() {
+                    None
+                } else {
+                    self.save(g, Value::Text(heard.trim().to_string()))
+                }
+            }
+        }
+    }
+
+    fn understand_keys(&mut self, g: &Gather, keys: &str, now: DateTime<Utc>) -> Option<String> {
+        let today = now.with_timezone(&Copenhagen).date_naive();
+        match g.expect {
+            Expect::Intent | Expect::YesNo => {
+                if let Some(i) = g.intents.iter().find(|i| i.dtmf.as_deref() == Some(keys)) {
+                    return Some(self.choose(g, i));
+                }
+                if g.expect == Expect::YesNo {
+                    let name = match keys {
+                        "1" => "yes",
+                        "2" => "no",
+                        _ => return None,
+                    };
+                    let i = g.intents.iter().find(|i| i.name == name)?;
+                    return Some(self.choose(g, i));
+                }
+                None
+            }
+            Expect::Number => keys.parse().ok().and_then(|n| self.save(g, Value::Number(n))),
+            Expect::Date => {
+                let n = |r: std::ops::Range<usize>| keys.get(r).and_then(|s| s.parse::<u32>().ok());
+                let d = match keys.len() {
+                    4 => n(0..2).zip(n(2..4)).and_then(|(d, m)| understand::parse_date(&format!("{d}/{m}"), today)),
+                    8 => n(0..2).zip(n(2..4)).zip(n(4..8)).and_then(|((d, m), y)| NaiveDate::from_ymd_opt(y as i32, m, d)),
+                    _ => None,
+                }?;
+                self.save(g, Value::Date(d))
+            }
+            Expect::Time => {
+                let t = if keys.len() == 4 { NaiveTime::parse_from_str(keys, "%H%M").ok() } else { None }?;
+                self.save(g, Value::Time(t))
+            }
+            Expect::Cpr => understand::parse_cpr(keys).ok().and_then(|c| self.save(g, Value::Digits(c.digits.into_inner()))),
+            Expect::Phone => understand::parse_phone(keys).and_then(|p| self.save(g, Value::Digits(p.into_inner()))),
+            Expect::Digits | Expect::Text => self.save(g, Value::Digits(keys.to_string())),
+        }
+    }
+
+    fn fail(&mut self, flow: &str, step: &str, g: &Gather, why: Fail, now: DateTime<Utc>, out: &mut Vec<Action>) {
+        self.attempts += 1;
+        self.record.misunderstood += 1;
+        self.dtmf.clear();
+        if self.record.misunderstood >= MAX_MISUNDERSTOOD {
+            self.waiting = Waiting::Nothing;
+            self.give_up(now, out);
+            return;
+        }
+        if self.attempts <= g.retries {
+            let prefix = match why {
+                Fail::NoInput => "silence",
+                Fail::NoMatch => "sorry",
+            };
+            let prompt = g.reprompt.clone().unwrap_or_else(|| g.prompt.clone());
+            self.ask(g, &prompt, Some(prefix), now, out);
+            return;
+        }
+        let target = match why {
+            Fail::NoInput => g.no_input.clone().or_else(|| g.no_match.clone()),
+            Fail::NoMatch => g.no_match.clone(),
+        };
+        self.waiting = Waiting::Nothing;
+        match target {
+            Some(t) => {
+                let prefix = match why {
+                    Fail::NoInput => "silence",
+                    Fail::NoMatch => "sorry",
+                };
+                self.say_sys(prefix, out);
+                self.run(flow.to_string(), t, now, out)
+            }
+            None => {
+                let _ = step;
+                self.give_up(now, out)
+            }
+        }
+    }
+
+    fn on_result(&mut self, flow: String, step: String, r: Response, now: DateTime<Utc>, out: &mut Vec<Action>) {
+        let Some((_, st)) = self.step(&flow, &step) else { return };
+        self.waiting = Waiting::Nothing;
+        let fallback_err = |on_error: &Option<String>| on_error.clone();
+        let target: Option<String> = match (&st.kind, r) {
+            (StepKind::Callback { next, .. }, Response::Ok) => {
+                self.achieved = Some(Outcome::CallbackOrdered);
+                Some(next.clone())
+            }
+            (StepKind::Callback { on_error, .. }, _) => fallback_err(on_error),
+            (StepKind::Mail { next, .. }, Response::Ok) => {
+                self.achieved = Some(Outcome::MailSent);
+                Some(next.clone())
+            }
+            (StepKind::Mail { on_error, .. }, _) => fallback_err(on_error),
+            (StepKind::Frontdesk { next, on_empty, on_error, .. }, Response::Slots(slots)) => {
+                if slots.is_empty() {
+                    on_empty.clone().or_else(|| on_error.clone())
+                } else {
+                    for i in 1..=MAX_SLOTS {
+                        self.vars.remove(&format!("slot{i}"));
+                    }
+                    self.vars.insert("slot_count".into(), Value::Number(slots.len().min(MAX_SLOTS) as u64));
+                    for (i, s) in slots.into_iter().take(MAX_SLOTS).enumerate() {
+                        self.vars.insert(format!("slot{}", i + 1), Value::Slot(s));
+                    }
+                    Some(next.clone())
+                }
+            }
+            (StepKind::Frontdesk { next, .. }, Response::Booked { reference, start }) => {
+                self.achieved = Some(Outcome::Booked);
+                self.vars.insert("booking_ref".into(), Value::Digits(reference));
+                self.vars.insert("booked_at".into(), Value::Slot(Slot { id: String::new(), start }));
+                Some(next.clone())
+            }
+            (StepKind::Frontdesk { next, .. }, Response::Cancelled { start }) => {
+                self.achieved = Some(Outcome::Cancelled);
+                if let Some(s) = start {
+                    self.vars.insert("cancelled_at".into(), Value::Slot(Slot { id: String::new(), start: s }));
+                }
+                Some(next.clone())
+            }
+            (StepKind::Frontdesk { on_taken, on_error, .. }, Response::SlotTaken | Response::NotFound) => on_taken.clone().or_else(|| on_error.clone()),
+            (StepKind::Frontdesk { on_unavailable, on_error, .. }, Response::Unavailable) => on_unavailable.clone().or_else(|| on_error.clone()),
+            (StepKind::Frontdesk { on_error, .. }, _) => on_error.clone(),
+            _ => None,
+        };
+        match target {
+            Some(t) => self.run(flow, t, now, out),
+            None => {
+                self.say_sys("error", out);
+                self.give_up(now, out)
+            }
+        }
+    }
+
+    fn cond(&self, c: &Cond, now: DateTime<Utc>) -> bool {
+        let local = now.with_timezone(&Copenhagen);
+        let dept_open = |d: &str| self.muni.departments.get(d).is_some_and(|d| d.hours.is_open(now));
+        c.open.as_ref().is_none_or(|d| dept_open(d))
+            && c.closed.as_ref().is_none_or(|d| !dept_open(d))
+            && c.lang.is_none_or(|l| l == self.lang)
+            && c.caller_prefix.as_ref().is_none_or(|p| self.caller.expose().starts_with(p.as_str()) || national(self.caller.expose()).starts_with(p.as_str()))
+            && c.var.as_ref().is_none_or(|v| match (self.vars.get(v), &c.equals) {
+                (Some(val), Some(e)) => normalize(&val.plain()) == normalize(e),
+                (Some(_), None) => true,
+                (None, _) => false,
+            })
+            && c.before.is_none_or(|t| local.time() < t)
+            && c.after.is_none_or(|t| local.time() >= t)
+            && c.weekday.as_ref().is_none_or(|w| w.contains(&local.weekday()))
+            && c.holiday.is_none_or(|h| holiday_on(local.date_naive()).is_some() == h)
+    }
+
+    /// Evaluates a `set` template: `"{x}"` copies the value with its type.
+    fn eval(&self, t: &Template, now: DateTime<Utc>) -> Value {
+        if let [Part::Var { name, format: None }] = t.parts.as_slice() {
+            if let Some(v) = self.vars.get(name) {
+                return v.clone();
+            }
+        }
+        Value::Text(self.render(t, now, Mode::Plain))
+    }
+
+    fn window(&self, department: &str, now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+        let Some(d) = self.muni.departments.get(department) else { return (now, now) };
+        let start = d.hours.next_open(now).map_or(now, |t| t.with_timezone(&Utc));
+        let end = d.hours.closes_at(start).map_or(start, |t| t.with_timezone(&Utc));
+        (start, end)
+    }
+
+    fn next_open_words(&self, department: &str, now: DateTime<Utc>) -> String {
+        let today = now.with_timezone(&Copenhagen).date_naive();
+        match self.muni.departments.get(department).and_then(|d| d.hours.next_open(now)) {
+            Some(t) => speak::datetime_words(t.date_naive(), t.time(), self.lang, Some(today)),
+            None => match self.lang {
+                Lang::En => "later".into(),
+                _ => "senere".into(),
+            },
+        }
+    }
+
+    fn render(&self, t: &Template, now: DateTime<Utc>, mode: Mode) -> String {
+        let mut s = String::new();
+        let today = now.with_timezone(&Copenhagen).date_naive();
+        for p in &t.parts {
+            match p {
+                Part::Lit(l) => s.push_str(l),
+                Part::Var { name, format } => {
+                    let v = match name.as_str() {
+                        "lang" => Some(Value::Text(self.lang.code().into())),
+                        "today" => Some(Value::Date(today)),
+                        "now" => Some(Value::DateTime(now.with_timezone(&Copenhagen).naive_local())),
+                        _ => self.vars.get(name).cloned(),
+                    };
+                    if let Some(v) = v {
+                        s.push_str(&self.speak_value(&v, *format, mode, today));
+                    }
+                }
+                Part::Func { func, arg } => s.push_str(&match func {
+                    Func::NextOpen => self.next_open_words(arg, now),
+                    Func::Window => {
+                        let (a, b) = self.window(arg, now);
+                        let (a, b) = (a.with_timezone(&Copenhagen), b.with_timezone(&Copenhagen));
+                        let day = speak::relative_date_words(a.date_naive(), self.lang, today);
+                        match self.lang {
+                            Lang::En => format!("{day} between {} and {}", speak::time_words(a.time(), self.lang), speak::time_words(b.time(), self.lang)),
+                            _ => format!("{day} mellem klokken {} og klokken {}", speak::time_words(a.time(), self.lang), speak::time_words(b.time(), self.lang)),
+                        }
+                    }
+                    Func::Department => self.muni.departments.get(arg).and_then(|d| d.name.get(&self.lang).cloned()).unwrap_or_default(),
+                    Func::Queue => self.muni.queues.get(arg).and_then(|q| q.name.get(&self.lang).cloned()).unwrap_or_default(),
+                }),
+            }
+        }
+        s
+    }
+
+    fn speak_value(&self, v: &Value, format: Option<Format>, mode: Mode, today: NaiveDate) -> String {
+        let lang = self.lang;
+        let local = |s: &Slot| -> DateTime<Tz> { s.start.with_timezone(&Copenhagen) };
+        match (v, format, mode) {
+            (Value::Number(n), Some(Format::Number), _) | (Value::Number(n), None, Mode::Speech) => speak::number_words(*n, lang),
+            (Value::Digits(d), Some(Format::Cpr), _) => speak::cpr_words(d, lang),
+            (Value::Digits(d), Some(Format::Phone | Format::Digits), _) | (Value::Digits(d), None, Mode::Speech) => speak::digit_pairs(d, lang),
+            (Value::Date(d), Some(Format::Date), _) | (Value::Date(d), None, Mode::Speech) => speak::date_words(*d, lang, Some(today)),
+            (Value::Time(t), Some(Format::Time), _) | (Value::Time(t), None, Mode::Speech) => speak::time_words(*t, lang),
+            (Value::DateTime(dt), Some(Format::DateTime | Format::Date), _) | (Value::DateTime(dt), None, Mode::Speech) => {
+                speak::datetime_words(dt.date(), dt.time(), lang, Some(today))
+            }
+            (Value::Slot(s), Some(Format::Time), _) => speak::time_words(local(s).time(), lang),
+            (Value::Slot(s), Some(Format::Date), _) => speak::date_words(local(s).date_naive(), lang, Some(today)),
+            (Value::Slot(s), Some(Format::DateTime), _) | (Value::Slot(s), None, Mode::Speech) => {
+                let l = local(s);
+                speak::datetime_words(l.date_naive(), NaiveTime::from_hms_opt(l.hour(), l.minute(), 0).unwrap_or_default(), lang, None)
+            }
+            (v, _, _) => v.plain(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Speech,
+    Plain,
+}
+
+/// "+4512345678" -> "12345678"; other numbers unchanged.
+fn national(n: &str) -> String {
+    let d = n.strip_prefix("+45").or_else(|| n.strip_prefix("0045")).unwrap_or(n);
+    d.to_string()
+}

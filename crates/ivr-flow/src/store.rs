@@ -1,0 +1,129 @@
+//! The flow store: every municipality of a deployment folder, behind an
+//! `Arc` snapshot. New calls get the newest snapshot; calls in progress keep
+//! the `Arc` they started with. A reload that finds an error keeps serving
+//! the previous snapshot and returns the diagnostics.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::{Arc, RwLock},
+    time::SystemTime,
+};
+
+use ivr_core::Lang;
+
+use crate::{
+    diag::Diagnostic,
+    interp::{builtin_prompts, Route},
+    load::{load, normalize_number, Deployment},
+};
+
+/// Why a load or reload was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The files have errors; the previous version (if any) keeps serving.
+    #[error("{} error(s) in flows; first: {}", .0.iter().filter(|d| d.is_error()).count(), .0.first().map(|d| format!("{}:{}:{}: {}", d.file.display(), d.line, d.col, d.message)).unwrap_or_default())]
+    Invalid(Vec<Diagnostic>),
+}
+
+/// Loaded flows of every municipality, reloadable while calls run.
+#[derive(Debug)]
+pub struct FlowStore {
+    root: PathBuf,
+    current: RwLock<(Arc<Deployment>, Option<SystemTime>)>,
+}
+
+fn newest_mtime(root: &Path) -> Option<SystemTime> {
+    let mut newest: Option<SystemTime> = None;
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                todo.push(p);
+            } else if let Ok(m) = e.metadata().and_then(|m| m.modified()) {
+                newest = Some(newest.map_or(m, |n| n.max(m)));
+            }
+        }
+    }
+    newest
+}
+
+impl FlowStore {
+    /// Loads a deployment folder (`flows/`). Warnings are returned beside the store.
+    pub fn load(root: impl Into<PathBuf>) -> Result<(Self, Vec<Diagnostic>), StoreError> {
+        let root = root.into();
+        let stamp = newest_mtime(&root);
+        let loaded = load(&root);
+        match loaded.deployment {
+            Some(d) => Ok((Self { root, current: RwLock::new((Arc::new(d), stamp)) }, loaded.diagnostics)),
+            None => Err(StoreError::Invalid(loaded.diagnostics)),
+        }
+    }
+
+    /// Loads the folder again. On success new calls get the new version and
+    /// the warnings are returned; on error the old version keeps serving.
+    pub fn reload(&self) -> Result<Vec<Diagnostic>, StoreError> {
+        let stamp = newest_mtime(&self.root);
+        let loaded = load(&self.root);
+        match loaded.deployment {
+            Some(d) => {
+                let mut cur = self.current.write().unwrap_or_else(|e| e.into_inner());
+                *cur = (Arc::new(d), stamp);
+                Ok(loaded.diagnostics)
+            }
+            None => Err(StoreError::Invalid(loaded.diagnostics)),
+        }
+    }
+
+    /// True when a file under the folder changed since the last (re)load
+    /// (the engine polls this, then calls [`FlowStore::reload`]).
+    pub fn changed(&self) -> bool {
+        let cur = self.current.read().unwrap_or_else(|e| e.into_inner());
+        newest_mtime(&self.root) != cur.1
+    }
+
+    /// The current version.
+    pub fn snapshot(&self) -> Arc<Deployment> {
+        self.current.read().unwrap_or_else(|e| e.into_inner()).0.clone()
+    }
+
+    /// Which municipality and entry flow answer a called number. Numbers
+    /// match on digits; "70101010" matches a tenant "+4570101010".
+    pub fn route(&self, called: &str) -> Option<Route> {
+        let snap = self.snapshot();
+        let n = normalize_number(called);
+        let digits = |s: &str| s.trim_start_matches('+').to_string();
+        let t = snap.tenants.iter().find(|t| t.number == n).or_else(|| {
+            snap.tenants.iter().find(|t| {
+                let (a, b) = (digits(&t.number), digits(&n));
+                a.len() >= 8 && b.len() >= 8 && (a.ends_with(&b) || b.ends_with(&a))
+            })
+        })?;
+        let m = snap.municipalities.get(&t.municipality)?.clone();
+        Some(Route { municipality: m, entry: t.entry.clone() })
+    }
+
+    /// A municipality by folder name, with its first tenant's entry flow (or `main`).
+    pub fn municipality(&self, id: &str) -> Option<Route> {
+        let snap = self.snapshot();
+        let m = snap.municipalities.get(id)?.clone();
+        let entry = snap.tenants.iter().find(|t| t.municipality == id).map_or("main".to_string(), |t| t.entry.clone());
+        Some(Route { municipality: m, entry })
+    }
+
+    /// Every static prompt of every municipality plus the built-in ones,
+    /// deduplicated, for TTS pre-rendering.
+    pub fn static_prompts(&self) -> Vec<(Lang, String)> {
+        let snap = self.snapshot();
+        let mut out = builtin_prompts();
+        for m in snap.municipalities.values() {
+            for p in m.static_prompts() {
+                if !out.contains(&p) {
+                    out.push(p);
+                }
+            }
+        }
+        out
+    }
+}
