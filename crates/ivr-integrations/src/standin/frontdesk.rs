@@ -1,0 +1,1 @@
+//! Stand-in Frontdesk server (not written yet).
