@@ -19,6 +19,8 @@
 pub mod backoff;
 pub mod callback;
 pub mod db;
+pub mod mail;
+pub mod outbox;
 pub mod outcome;
 pub mod puzzel;
 pub mod standin;
