@@ -19,6 +19,7 @@
 pub mod backoff;
 pub mod callback;
 pub mod db;
+pub mod frontdesk;
 pub mod mail;
 pub mod outbox;
 pub mod outcome;
