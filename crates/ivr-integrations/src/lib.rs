@@ -25,5 +25,6 @@ pub mod outbox;
 pub mod outcome;
 pub mod puzzel;
 pub mod standin;
+pub mod transfer;
 
 pub use outcome::Outcome;
