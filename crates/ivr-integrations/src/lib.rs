@@ -1,3 +1,30 @@
-//! Integrations: durable callback queue (SQL), SMTP mail outbox, Frontdesk booking client, Puzzel callback API and transfer context.
+//! Integrations: the systems a call ends in.
 //!
-//! Not implemented yet: see the open issues.
+//! Async adapters (tokio) the engine calls on behalf of the flow engine. None
+//! of them depends on `ivr-flow`: the engine maps flow requests to these
+//! types and every error back to an [`Outcome`] the flow can speak about.
+//!
+//! - [`callback`]: the durable callback queue in SQL ([`db`]: SQLite or
+//!   PostgreSQL), listable and exportable; [`puzzel`] hands it off to
+//!   Puzzel's callback web API.
+//! - [`mail`]: job-centre cancellations and out-of-hours messages through an
+//!   SMTP outbox (lettre).
+//! - [`frontdesk`]: the booking interface and its REST client.
+//! - [`transfer`]: the context that travels with a transfer to Puzzel as SIP
+//!   headers (User-to-User per RFC 7433, or X- headers).
+//! - [`standin`]: local stand-in servers (Puzzel, Frontdesk) for tests,
+//!   `ivr simulate` and `make run`.
+//! - [`config`]: the `[integrations]` section of the engine configuration.
+
+pub mod backoff;
+pub mod callback;
+pub mod db;
+pub mod frontdesk;
+pub mod mail;
+pub mod outbox;
+pub mod outcome;
+pub mod puzzel;
+pub mod standin;
+pub mod transfer;
+
+pub use outcome::Outcome;

@@ -1,0 +1,224 @@
+//! The SQL database behind the callback queue and the mail outbox.
+//!
+//! SQLite is the embedded default (a file under `var/`), PostgreSQL serves
+//! deployments where several engine instances share one queue. Both run the
+//! same migrations (`migrations/`, portable SQL: TEXT and BIGINT columns,
+//! times as Unix milliseconds) and the same query text (`$1` placeholders,
+//! which SQLite accepts as numbered parameters).
+//!
+//! Why a small enum over the two pools and not `sqlx::Any`: `Any` needs the
+//! drivers installed at run time, supports only a reduced type set, and hides
+//! the backend-specific connect options that matter here (SQLite journal
+//! mode and `synchronous`, busy timeout; Postgres pool health checks). The
+//! enum costs one macro ([`on_pool!`]) that expands each query for both
+//! backends, and keeps the native drivers and their error codes.
+//!
+//! Durability (SQLite): WAL journal with `synchronous = FULL`. A callback
+//! request or a mail is only acknowledged to the caller after its commit has
+//! been fsynced, so it survives not only a kill -9 of the engine (WAL with
+//! `NORMAL` would too) but also a power loss or kernel crash right after the
+//! caller heard "we will call you back" (WAL with `NORMAL` may lose the last
+//! transactions then). The cost, one fsync per commit, is irrelevant at the
+//! rate callers order callbacks.
+
+use std::{path::Path, str::FromStr, time::Duration};
+
+use sqlx::{
+    postgres::{PgConnectOptions, PgPool, PgPoolOptions},
+    sqlite::{
+        SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    },
+};
+
+use crate::outcome::Outcome;
+
+/// Runs `$body` with `$p` bound to the pool of whichever backend `$db` is.
+/// The body is compiled once per backend, so one query text serves both.
+macro_rules! on_pool {
+    ($db:expr, $p:ident => $body:expr) => {
+        match $db {
+            $crate::db::Db::Sqlite($p) => $body,
+            $crate::db::Db::Postgres($p) => $body,
+        }
+    };
+}
+pub(crate) use on_pool;
+
+/// Errors of the SQL layer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database URL has a scheme other than `sqlite:` or `postgres:`
+    /// (only the scheme is kept: the URL may hold a password).
+    #[error("unsupported database URL scheme `{0}` (use sqlite:PATH or postgres://...)")]
+    UnsupportedUrl(String),
+    /// The database URL could not be parsed by the driver.
+    #[error("invalid database URL: {0}")]
+    InvalidUrl(#[source] sqlx::Error),
+    /// The directory for the SQLite file could not be created.
+    #[error("cannot create the database directory: {0}")]
+    CreateDir(#[source] std::io::Error),
+    /// Applying the migrations failed.
+    #[error("database migration failed: {0}")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+    /// The database could not be reached (connection refused, pool timed
+    /// out, connection lost); the operation may succeed later.
+    #[error("database unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    /// A statement failed for another reason (constraint, syntax, ...).
+    #[error("database query failed: {0}")]
+    Query(#[source] sqlx::Error),
+    /// A stored row holds a value this version does not understand.
+    #[error("stored row has an invalid {column}: `{value}`")]
+    CorruptRow {
+        /// Column name.
+        column: &'static str,
+        /// The value found (never a personal field).
+        value: String,
+    },
+    /// No row with this key.
+    #[error("no such record")]
+    NotFound,
+    /// A field of a new record is invalid.
+    #[error("invalid {field}: {reason}")]
+    InvalidField {
+        /// Field name.
+        field: &'static str,
+        /// What is wrong with it (never the value itself).
+        reason: &'static str,
+    },
+}
+
+impl StoreError {
+    /// How the flow should speak about this failure.
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            StoreError::Unavailable(_) => Outcome::Unavailable,
+            StoreError::NotFound => Outcome::NotFound,
+            StoreError::InvalidField { .. } => Outcome::Rejected,
+            _ => Outcome::Internal,
+        }
+    }
+}
+
+/// Maps a driver error to [`StoreError`], separating "cannot reach the
+/// database" (transient) from query failures.
+pub(crate) fn classify(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Protocol(_) => StoreError::Unavailable(e),
+        sqlx::Error::RowNotFound => StoreError::NotFound,
+        sqlx::Error::Database(db) => {
+            // PostgreSQL: class 08 = connection exception, 57P01..57P03 =
+            // admin shutdown / crash shutdown / cannot connect now.
+            // SQLite: 5 = SQLITE_BUSY, 6 = SQLITE_LOCKED.
+            let code = db.code().unwrap_or_default();
+            if code.starts_with("08") || code.starts_with("57P") || code == "5" || code == "6" {
+                StoreError::Unavailable(e)
+            } else {
+                StoreError::Query(e)
+            }
+        }
+        _ => StoreError::Query(e),
+    }
+}
+
+/// Which backend a [`Db`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded SQLite file.
+    Sqlite,
+    /// PostgreSQL server.
+    Postgres,
+}
+
+/// A connection pool to either backend. Cheap to clone.
+#[derive(Clone, Debug)]
+pub enum Db {
+    /// SQLite pool (WAL, synchronous=FULL).
+    Sqlite(SqlitePool),
+    /// PostgreSQL pool (connections tested before use, so a restarted server
+    /// is reconnected transparently).
+    Postgres(PgPool),
+}
+
+/// The migrations in `crates/ivr-integrations/migrations`, embedded.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+impl Db {
+    /// Connects to `url` (`sqlite:var/ivr.db`, `sqlite::memory:`,
+    /// `postgres://user@host:port/db`) and applies the migrations.
+    pub async fn connect(url: &str) -> Result<Db, StoreError> {
+        let db = if url.starts_with("sqlite:") {
+            let opts = SqliteConnectOptions::from_str(url)
+                .map_err(StoreError::InvalidUrl)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Full)
+                .busy_timeout(Duration::from_secs(5));
+            let file = opts.get_filename();
+            if let Some(dir) = Path::new(file).parent() {
+                if !dir.as_os_str().is_empty() && file != Path::new(":memory:") {
+                    std::fs::create_dir_all(dir).map_err(StoreError::CreateDir)?;
+                }
+            }
+            // An in-memory database exists once per connection: keep one.
+            let max = if url.contains(":memory:") { 1 } else { 4 };
+            let pool = SqlitePoolOptions::new()
+                .max_connections(max)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect_with(opts)
+                .await
+                .map_err(classify)?;
+            Db::Sqlite(pool)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let opts = PgConnectOptions::from_str(url).map_err(StoreError::InvalidUrl)?;
+            let pool = PgPoolOptions::new()
+                .max_connections(8)
+                .acquire_timeout(Duration::from_secs(5))
+                .test_before_acquire(true)
+                .connect_with(opts)
+                .await
+                .map_err(classify)?;
+            Db::Postgres(pool)
+        } else {
+            let scheme = url.split(':').next().unwrap_or_default().to_string();
+            return Err(StoreError::UnsupportedUrl(scheme));
+        };
+        db.migrate().await?;
+        Ok(db)
+    }
+
+    /// Applies pending migrations (idempotent; safe with several instances:
+    /// sqlx takes an advisory lock on PostgreSQL).
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        on_pool!(self, p => MIGRATOR.run(p).await).map_err(StoreError::Migrate)
+    }
+
+    /// Which backend this is.
+    pub fn backend(&self) -> Backend {
+        match self {
+            Db::Sqlite(_) => Backend::Sqlite,
+            Db::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Closes every connection (waits for running statements).
+    pub async fn close(&self) {
+        on_pool!(self, p => p.close().await)
+    }
+}
+
+/// Milliseconds since the Unix epoch, as stored.
+pub(crate) fn to_ms(t: chrono::DateTime<chrono::Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+/// Back from stored milliseconds.
+pub(crate) fn from_ms(ms: i64) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}

@@ -1,0 +1,515 @@
+//! The callback queue against real databases (SQLite file; PostgreSQL from
+//! scripts/with-test-services.sh) and the hand-off to the Puzzel stand-in.
+
+mod common;
+
+use std::{io::BufRead, time::Duration};
+
+use chrono::{DateTime, TimeZone, Utc};
+use ivr_core::{CallId, Lang, Pii};
+use ivr_integrations::{
+    backoff::Backoff,
+    callback::{
+        CallbackKind, CallbackRequest, CallbackState, CallbackStore, Enqueued, ExportFormat,
+        ListFilter, PhoneExport, TimeWindow,
+    },
+    puzzel::{HandoffReport, HandoffWorker, PuzzelClient, PuzzelConfig},
+    standin::puzzel::{serve, PuzzelStandinConfig},
+    Outcome,
+};
+
+fn t(h: u32, m: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 23, h, m, 0).unwrap()
+}
+
+fn request(call: &str, phone: &str) -> CallbackRequest {
+    CallbackRequest {
+        call_ref: CallId::new(call),
+        kind: CallbackKind::callback(),
+        municipality: "aarhus".into(),
+        phone: Pii::new(phone.into()),
+        topic: "boligstoette".into(),
+        lang: Lang::Da,
+        window: TimeWindow {
+            start: t(8, 0),
+            end: t(12, 0),
+        },
+    }
+}
+
+fn fast_puzzel(base_url: String) -> PuzzelConfig {
+    PuzzelConfig {
+        base_url,
+        queue_id: "q-aarhus-callback".into(),
+        request_timeout_ms: 5_000,
+        tries_per_attempt: 3,
+        retry_backoff: Backoff {
+            base_ms: 1,
+            max_ms: 5,
+        },
+        max_attempts: 3,
+        attempt_backoff: Backoff {
+            base_ms: 60_000,
+            max_ms: 600_000,
+        },
+        ..PuzzelConfig::default()
+    }
+}
+
+async fn listener() -> tokio::net::TcpListener {
+    tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()
+}
+
+#[tokio::test]
+async fn a_second_request_of_the_same_call_is_not_queued_twice() {
+    for b in common::backends("idem").await {
+        let store = CallbackStore::new(b.connect().await);
+        let first = store
+            .enqueue(&request("c1", "+4511111111"), t(7, 0))
+            .await
+            .unwrap();
+        assert!(matches!(first, Enqueued::New(_)), "{}", b.label);
+        let rec = first.record();
+        assert_eq!(rec.state, CallbackState::Requested);
+        assert_eq!(rec.created_at, t(7, 0));
+        assert_eq!(rec.request.phone.expose(), "+4511111111");
+        assert_eq!(
+            rec.request.window,
+            TimeWindow {
+                start: t(8, 0),
+                end: t(12, 0)
+            }
+        );
+
+        // The flow step is retried: same call, same kind, another number.
+        let again = store
+            .enqueue(&request("c1", "+4522222222"), t(7, 1))
+            .await
+            .unwrap();
+        match again {
+            Enqueued::AlreadyQueued(r) => {
+                assert_eq!(r.request.phone.expose(), "+4511111111", "{}", b.label)
+            }
+            other => panic!("{}: {other:?}", b.label),
+        }
+        // Another kind for the same call is a separate request.
+        let mut other = request("c1", "+4511111111");
+        other.kind = CallbackKind::new("out_of_hours").unwrap();
+        assert!(matches!(
+            store.enqueue(&other, t(7, 2)).await.unwrap(),
+            Enqueued::New(_)
+        ));
+        assert_eq!(
+            store.list(&ListFilter::default()).await.unwrap().len(),
+            2,
+            "{}",
+            b.label
+        );
+    }
+}
+
+#[tokio::test]
+async fn invalid_requests_are_rejected_before_storage() {
+    for b in common::backends("invalid").await {
+        let store = CallbackStore::new(b.connect().await);
+        let mut r = request("c1", "  ");
+        let e = store.enqueue(&r, t(7, 0)).await.unwrap_err();
+        assert_eq!(e.outcome(), Outcome::Rejected, "{}", b.label);
+        r.phone = Pii::new("+4511111111".into());
+        r.window = TimeWindow {
+            start: t(12, 0),
+            end: t(8, 0),
+        };
+        assert_eq!(
+            store.enqueue(&r, t(7, 0)).await.unwrap_err().outcome(),
+            Outcome::Rejected
+        );
+        assert!(store.list(&ListFilter::default()).await.unwrap().is_empty());
+        assert!(CallbackKind::new("Robert'); DROP TABLE").is_err());
+    }
+}
+
+#[tokio::test]
+async fn requests_survive_closing_and_reopening_the_database() {
+    for b in common::backends("reopen").await {
+        let db = b.connect().await;
+        CallbackStore::new(db.clone())
+            .enqueue(&request("c7", "+4533333333"), t(7, 0))
+            .await
+            .unwrap();
+        db.close().await;
+        let store = CallbackStore::new(b.connect().await);
+        let rec = store
+            .get(&CallId::new("c7"), &CallbackKind::callback())
+            .await
+            .unwrap();
+        assert_eq!(rec.request.phone.expose(), "+4533333333", "{}", b.label);
+        assert_eq!(rec.state, CallbackState::Requested);
+    }
+}
+
+#[tokio::test]
+async fn list_filters_by_state_and_municipality_oldest_first() {
+    for b in common::backends("list").await {
+        let store = CallbackStore::new(b.connect().await);
+        store
+            .enqueue(&request("c2", "+4500000002"), t(7, 2))
+            .await
+            .unwrap();
+        store
+            .enqueue(&request("c1", "+4500000001"), t(7, 1))
+            .await
+            .unwrap();
+        let mut odense = request("c3", "+4500000003");
+        odense.municipality = "odense".into();
+        store.enqueue(&odense, t(7, 3)).await.unwrap();
+        store
+            .mark_done(&CallId::new("c2"), &CallbackKind::callback(), t(9, 0))
+            .await
+            .unwrap();
+
+        let all = store.list(&ListFilter::default()).await.unwrap();
+        let refs: Vec<&str> = all.iter().map(|r| r.request.call_ref.as_str()).collect();
+        assert_eq!(refs, ["c1", "c2", "c3"], "{}", b.label);
+        let open_aarhus = store
+            .list(&ListFilter {
+                state: Some(CallbackState::Requested),
+                municipality: Some("aarhus".into()),
+                limit: None,
+            })
+            .await
+            .unwrap();
+        assert_eq!(open_aarhus.len(), 1);
+        assert_eq!(open_aarhus[0].request.call_ref.as_str(), "c1");
+        let done = store
+            .get(&CallId::new("c2"), &CallbackKind::callback())
+            .await
+            .unwrap();
+        assert_eq!(
+            (done.state, done.done_at),
+            (CallbackState::Done, Some(t(9, 0)))
+        );
+    }
+}
+
+#[tokio::test]
+async fn exports_hold_phone_numbers_only_when_asked() {
+    for b in common::backends("export").await {
+        let store = CallbackStore::new(b.connect().await);
+        let mut r = request("c1", "+4512345678");
+        r.topic = "pas, \"hurtigt\"".into();
+        store.enqueue(&r, t(7, 0)).await.unwrap();
+        let f = ListFilter::default();
+
+        let mut json = Vec::new();
+        assert_eq!(
+            store
+                .export(&f, ExportFormat::Json, PhoneExport::Redacted, &mut json)
+                .await
+                .unwrap(),
+            1
+        );
+        let json = String::from_utf8(json).unwrap();
+        assert!(!json.contains("12345678"), "{json}");
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v[0]["call_ref"], "c1");
+        assert_eq!(v[0]["state"], "requested");
+        assert_eq!(v[0]["window_start"], "2026-11-23T08:00:00Z");
+
+        let mut csv = Vec::new();
+        store
+            .export(&f, ExportFormat::Csv, PhoneExport::Include, &mut csv)
+            .await
+            .unwrap();
+        let csv = String::from_utf8(csv).unwrap();
+        let lines: Vec<&str> = csv.split("\r\n").collect();
+        assert!(
+            lines[0].starts_with("call_ref,kind,municipality,phone,topic"),
+            "{csv}"
+        );
+        // + is guarded against spreadsheet formulas; the quote in the topic is escaped.
+        assert!(
+            lines[1].starts_with("c1,callback,aarhus,'+4512345678,\"pas, \"\"hurtigt\"\"\",da,"),
+            "{csv}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn handoff_sends_the_request_to_puzzel_and_marks_it_handed_off() {
+    for b in common::backends("handoff").await {
+        let store = CallbackStore::new(b.connect().await);
+        let puzzel = serve(listener().await, PuzzelStandinConfig::default())
+            .await
+            .unwrap();
+        store
+            .enqueue(&request("c1", "+4512345678"), t(7, 0))
+            .await
+            .unwrap();
+        let worker = HandoffWorker::new(
+            store.clone(),
+            PuzzelClient::new(fast_puzzel(puzzel.base_url())).unwrap(),
+        );
+
+        let report = worker.run_once(t(7, 1)).await.unwrap();
+        assert_eq!(
+            report,
+            HandoffReport {
+                handed_off: 1,
+                retrying: 0,
+                failed: 0
+            },
+            "{}",
+            b.label
+        );
+        let got = puzzel.accepted();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].idempotency_key, "c1:callback");
+        assert_eq!(got[0].body["phoneNumber"], "+4512345678");
+        assert_eq!(got[0].body["queueId"], "q-aarhus-callback");
+        assert_eq!(got[0].body["preferredFrom"], "2026-11-23T08:00:00Z");
+        assert_eq!(got[0].body["language"], "da");
+        let rec = store
+            .get(&CallId::new("c1"), &CallbackKind::callback())
+            .await
+            .unwrap();
+        assert_eq!(rec.state, CallbackState::HandedOff);
+        assert_eq!(rec.external_ref.as_deref(), Some("pz-1"));
+        assert_eq!((rec.attempts, rec.handed_off_at), (1, Some(t(7, 1))));
+        // Nothing left to do: a second pass sends nothing.
+        assert_eq!(
+            worker.run_once(t(7, 2)).await.unwrap(),
+            HandoffReport::default()
+        );
+        assert_eq!(puzzel.posts(), 1);
+    }
+}
+
+#[tokio::test]
+async fn puzzel_errors_are_retried_with_backoff_then_given_up_visibly() {
+    for b in common::backends("retry").await {
+        let store = CallbackStore::new(b.connect().await);
+        let puzzel = serve(listener().await, PuzzelStandinConfig::default())
+            .await
+            .unwrap();
+        store
+            .enqueue(&request("c1", "+4512345678"), t(7, 0))
+            .await
+            .unwrap();
+        let worker = HandoffWorker::new(
+            store.clone(),
+            PuzzelClient::new(fast_puzzel(puzzel.base_url())).unwrap(),
+        );
+
+        // Two 503s are absorbed by the client's own retries within one attempt.
+        puzzel.fail_next(2, 503);
+        assert_eq!(
+            worker.run_once(t(7, 1)).await.unwrap().handed_off,
+            1,
+            "{}",
+            b.label
+        );
+        assert_eq!(puzzel.posts(), 3);
+
+        // A request meeting a dead API: 3 tries per attempt, 3 attempts, then failed.
+        store
+            .enqueue(&request("c2", "+4587654321"), t(7, 5))
+            .await
+            .unwrap();
+        puzzel.fail_next(100, 503);
+        assert_eq!(worker.run_once(t(7, 6)).await.unwrap().retrying, 1);
+        let rec = store
+            .get(&CallId::new("c2"), &CallbackKind::callback())
+            .await
+            .unwrap();
+        assert_eq!((rec.state, rec.attempts), (CallbackState::Requested, 1));
+        assert_eq!(
+            rec.next_attempt_at,
+            t(7, 7),
+            "first attempt backoff is 60 s"
+        );
+        assert!(rec.last_error.as_deref().unwrap().contains("503"));
+        // Not due yet: nothing is sent before the backoff expires.
+        let posts = puzzel.posts();
+        assert_eq!(
+            worker.run_once(t(7, 6)).await.unwrap(),
+            HandoffReport::default()
+        );
+        assert_eq!(puzzel.posts(), posts);
+        assert_eq!(worker.run_once(t(7, 7)).await.unwrap().retrying, 1);
+        assert_eq!(worker.run_once(t(8, 0)).await.unwrap().failed, 1);
+        let rec = store
+            .get(&CallId::new("c2"), &CallbackKind::callback())
+            .await
+            .unwrap();
+        assert_eq!(
+            (rec.state, rec.attempts, rec.failed_at),
+            (CallbackState::Failed, 3, Some(t(8, 0)))
+        );
+        let failed = store
+            .list(&ListFilter {
+                state: Some(CallbackState::Failed),
+                ..ListFilter::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(failed.len(), 1, "failures are visible in the list");
+
+        // The operator retries once the API is back.
+        puzzel.fail_next(0, 503);
+        store
+            .retry_failed(&CallId::new("c2"), &CallbackKind::callback(), t(9, 0))
+            .await
+            .unwrap();
+        assert_eq!(worker.run_once(t(9, 0)).await.unwrap().handed_off, 1);
+        assert_eq!(puzzel.accepted().len(), 2);
+    }
+}
+
+#[tokio::test]
+async fn a_rejected_request_fails_at_once_and_unreachable_puzzel_is_unavailable() {
+    for b in common::backends("reject").await {
+        let store = CallbackStore::new(b.connect().await);
+        let puzzel = serve(listener().await, PuzzelStandinConfig::default())
+            .await
+            .unwrap();
+        store
+            .enqueue(&request("c1", "+4512345678"), t(7, 0))
+            .await
+            .unwrap();
+        let client = PuzzelClient::new(fast_puzzel(puzzel.base_url())).unwrap();
+        puzzel.fail_next(1, 400);
+        let rec = store
+            .get(&CallId::new("c1"), &CallbackKind::callback())
+            .await
+            .unwrap();
+        let e = client.submit(&rec).await.unwrap_err();
+        assert_eq!(e.outcome(), Outcome::Rejected, "{}: {e}", b.label);
+        puzzel.fail_next(1, 422);
+        let worker = HandoffWorker::new(store.clone(), client);
+        assert_eq!(worker.run_once(t(7, 1)).await.unwrap().failed, 1);
+        assert_eq!(puzzel.posts(), 2, "a 4xx is not retried");
+
+        // Nothing listens: connection refused maps to Unavailable.
+        let dead = listener().await;
+        let url = format!("http://{}", dead.local_addr().unwrap());
+        drop(dead);
+        let e = PuzzelClient::new(fast_puzzel(url))
+            .unwrap()
+            .submit(&rec)
+            .await
+            .unwrap_err();
+        assert_eq!(e.outcome(), Outcome::Unavailable, "{e}");
+    }
+}
+
+#[tokio::test]
+async fn a_crash_after_puzzel_accepted_does_not_queue_the_callback_twice() {
+    let b = common::backends("crash_dup").await.remove(0);
+    let store = CallbackStore::new(b.connect().await);
+    let puzzel = serve(listener().await, PuzzelStandinConfig::default())
+        .await
+        .unwrap();
+    store
+        .enqueue(&request("c1", "+4512345678"), t(7, 0))
+        .await
+        .unwrap();
+    let client = PuzzelClient::new(fast_puzzel(puzzel.base_url())).unwrap();
+    // The engine sent the request, then died before committing handed_off.
+    let rec = store
+        .get(&CallId::new("c1"), &CallbackKind::callback())
+        .await
+        .unwrap();
+    client.submit(&rec).await.unwrap();
+    // After restart the lease has expired and the worker sends it again.
+    let worker = HandoffWorker::new(store.clone(), client);
+    assert_eq!(worker.run_once(t(8, 0)).await.unwrap().handed_off, 1);
+    assert_eq!(
+        puzzel.accepted().len(),
+        1,
+        "Puzzel deduplicates on the Idempotency-Key"
+    );
+    let rec = store
+        .get(&CallId::new("c1"), &CallbackKind::callback())
+        .await
+        .unwrap();
+    assert_eq!(rec.external_ref.as_deref(), Some("pz-1"));
+}
+
+#[tokio::test]
+async fn two_workers_never_claim_the_same_request() {
+    for b in common::backends("claim").await {
+        let store = CallbackStore::new(b.connect().await);
+        for i in 0..6 {
+            store
+                .enqueue(&request(&format!("c{i}"), "+4512345678"), t(7, 0))
+                .await
+                .unwrap();
+        }
+        let other = CallbackStore::new(b.connect().await); // a second engine instance
+        let lease = Duration::from_secs(60);
+        let a = store.claim_due(t(7, 1), lease, 4).await.unwrap();
+        let b2 = other.claim_due(t(7, 1), lease, 10).await.unwrap();
+        assert_eq!((a.len(), b2.len()), (4, 2), "{}", b.label);
+        // After the lease expires (a worker died) the requests are due again.
+        assert_eq!(other.claim_due(t(7, 3), lease, 10).await.unwrap().len(), 6);
+    }
+}
+
+/// Child half of the kill -9 test: commits a request, says so, and waits to
+/// be killed. Does nothing unless started by the parent.
+#[tokio::test]
+#[ignore = "started by a_committed_request_survives_kill_9"]
+async fn kill9_child() {
+    let Ok(url) = std::env::var("IVR_KILL9_DB") else {
+        return;
+    };
+    let store = CallbackStore::open(&url).await.unwrap();
+    store
+        .enqueue(&request("c-kill9", "+4512345678"), t(7, 0))
+        .await
+        .unwrap();
+    println!("COMMITTED");
+    use std::io::Write;
+    std::io::stdout().flush().unwrap();
+    loop {
+        std::thread::park();
+    }
+}
+
+#[tokio::test]
+async fn a_committed_request_survives_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("var/ivr.db").display());
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "kill9_child",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("IVR_KILL9_DB", &url)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let mut committed = false;
+    for line in std::io::BufReader::new(out).lines() {
+        if line.unwrap().contains("COMMITTED") {
+            committed = true;
+            break;
+        }
+    }
+    assert!(committed, "child never committed");
+    child.kill().unwrap(); // SIGKILL: no destructors, no WAL checkpoint
+    let status = child.wait().unwrap();
+    assert!(!status.success());
+    let store = CallbackStore::open(&url).await.unwrap();
+    let rec = store
+        .get(&CallId::new("c-kill9"), &CallbackKind::callback())
+        .await
+        .unwrap();
+    assert_eq!(rec.state, CallbackState::Requested);
+    assert_eq!(rec.request.phone.expose(), "+4512345678");
+}

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Test tools of ivr-integrations: aiosmtpd, the real SMTP server the mail
+# outbox tests talk to on loopback (crates/ivr-integrations/tests/support/).
+# Idempotent: installs only when the pinned version is missing.
+set -euo pipefail
+want=1.4.6
+have="$(python3 -c 'import importlib.metadata as m; print(m.version("aiosmtpd"))' 2>/dev/null || true)"
+if [ "$have" != "$want" ]; then
+    python3 -m pip install --quiet "aiosmtpd==$want"
+fi
+python3 -c 'import aiosmtpd' >/dev/null
