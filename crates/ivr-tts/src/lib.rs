@@ -1,3 +1,312 @@
-//! Text to speech: the TextToSpeech interface, piper and espeak-ng voices, audio-file prompts, the prompt cache.
+//! Text to speech: the [`TextToSpeech`] interface, piper and espeak-ng voices,
+//! audio-file prompts, resampling and the prompt cache.
 //!
-//! Not implemented yet: see the open issues.
+//! ```text
+//! text --(voice for the language, from config)--> VoiceRegistry (voices/*.toml)
+//!      --> piper (espeak-ng phonemes -> ONNX model) | espeak-ng (Danish, in process)
+//!      --> native PCM (22,050 Hz) --> rubato --> output rate (16 or 8 kHz)
+//!      --> PromptCache (memory LRU + disk WAVs keyed by text, voice, rate)
+//! ```
+//!
+//! The engine holds one [`Tts`] for the process and calls it from a blocking
+//! worker (synthesis is CPU work): [`TextToSpeech::synthesize`] for a whole
+//! prompt, [`SpeechStream`] to start playing the first sentence of a long reply
+//! while the rest is synthesised, [`Tts::prompt_file`] for recorded prompts.
+
+mod audio;
+mod cache;
+mod config;
+mod error;
+mod espeak;
+mod piper;
+mod registry;
+mod resample;
+mod sentences;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use ivr_core::{Lang, Pcm};
+
+pub use audio::{decode_file, load_prompt, write_wav};
+pub use cache::{CacheKey, CacheStats, PromptCache};
+pub use config::{CacheConfig, Config, LangVoices};
+pub use error::TtsError;
+pub use espeak::{find_data_dir as find_espeak_data, ESPEAK_RATE};
+pub use piper::ensure_onnxruntime;
+pub use registry::{
+    EngineKind, EngineSpec, FileEntry, Source, VoiceManifest, VoiceRegistry, VoiceSpec,
+    DEFAULT_ESPEAK_WPM,
+};
+pub use resample::resample;
+pub use sentences::split_sentences;
+
+/// Speech out: what the engine calls to turn a flow's `Say` into audio.
+pub trait TextToSpeech: Send + Sync {
+    /// The rate of every [`Pcm`] this returns.
+    fn output_rate(&self) -> u32;
+
+    /// The voice id configured for a language.
+    fn voice_for(&self, lang: Lang) -> Result<String, TtsError>;
+
+    /// Synthesises `text` with voice `voice` at [`Self::output_rate`]. Cached:
+    /// the same text and voice cost nothing the second time.
+    fn synthesize(&self, text: &str, voice: &str) -> Result<Arc<Pcm>, TtsError>;
+
+    /// [`Self::synthesize`] with the language's configured voice.
+    fn synthesize_lang(&self, text: &str, lang: Lang) -> Result<Arc<Pcm>, TtsError> {
+        let voice = self.voice_for(lang)?;
+        self.synthesize(text, &voice)
+    }
+}
+
+/// A long text spoken sentence by sentence: each `next()` synthesises one more
+/// sentence, so the caller can play the first while the rest is made, and stop
+/// (drop the stream) on barge-in without synthesising the remainder.
+pub struct SpeechStream<'a> {
+    tts: &'a dyn TextToSpeech,
+    voice: String,
+    sentences: std::vec::IntoIter<String>,
+}
+
+impl<'a> SpeechStream<'a> {
+    /// Splits `text` into sentences ([`split_sentences`]) to be spoken by `voice`.
+    pub fn new(tts: &'a dyn TextToSpeech, text: &str, voice: &str) -> Self {
+        let sentences: Vec<String> = split_sentences(text)
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        SpeechStream {
+            tts,
+            voice: voice.to_string(),
+            sentences: sentences.into_iter(),
+        }
+    }
+
+    /// Sentences not yet synthesised.
+    pub fn remaining(&self) -> usize {
+        self.sentences.len()
+    }
+}
+
+impl Iterator for SpeechStream<'_> {
+    type Item = Result<Arc<Pcm>, TtsError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let s = self.sentences.next()?;
+        Some(self.tts.synthesize(&s, &self.voice))
+    }
+}
+
+/// A voice ready to speak.
+enum Loaded {
+    Piper(piper::PiperVoice),
+    Espeak { voice: String, rate_wpm: u32 },
+}
+
+/// The text-to-speech engine: registry, loaded voices, cache.
+pub struct Tts {
+    config: Config,
+    registry: VoiceRegistry,
+    espeak_data: Option<PathBuf>,
+    loaded: Mutex<HashMap<String, Arc<Loaded>>>,
+    cache: PromptCache,
+}
+
+impl std::fmt::Debug for Tts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tts")
+            .field(
+                "voices",
+                &self
+                    .registry
+                    .iter()
+                    .map(|v| v.id.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .field("output_rate", &self.config.output_rate)
+            .field("cache", &self.cache)
+            .finish()
+    }
+}
+
+impl Tts {
+    /// Reads the voice registry from `config.voices_dir` and opens the cache.
+    /// Fails when a configured voice is not in the registry. Voices load on first
+    /// use ([`Tts::load_voice`] loads one ahead).
+    pub fn new(config: Config) -> Result<Self, TtsError> {
+        let registry = VoiceRegistry::load_dir(&config.voices_dir)?;
+        Self::with_registry(config, registry)
+    }
+
+    /// As [`Tts::new`] with a registry made elsewhere.
+    pub fn with_registry(config: Config, registry: VoiceRegistry) -> Result<Self, TtsError> {
+        for lang in Lang::ALL {
+            if let Some(id) = config.voice.get(lang) {
+                if registry.get(id).is_none() {
+                    return Err(TtsError::UnknownVoice(id.to_string()));
+                }
+            }
+        }
+        if !matches!(
+            config.output_rate,
+            8_000 | 16_000 | 22_050 | 24_000 | 32_000 | 44_100 | 48_000
+        ) {
+            return Err(TtsError::Resample {
+                from: 0,
+                to: config.output_rate,
+                message: "unsupported output rate".into(),
+            });
+        }
+        let disk_budget = config.cache.disk_max_mb.saturating_mul(1024 * 1024);
+        let cache = PromptCache::new(
+            config.cache.memory_entries,
+            config.cache.dir.as_deref().map(|d| (d, disk_budget)),
+        )?;
+        let espeak_data = espeak::find_data_dir(config.espeak_data.as_deref());
+        Ok(Tts {
+            config,
+            registry,
+            espeak_data,
+            loaded: Mutex::new(HashMap::new()),
+            cache,
+        })
+    }
+
+    /// The voices found.
+    pub fn registry(&self) -> &VoiceRegistry {
+        &self.registry
+    }
+
+    /// The prompt cache (for its statistics).
+    pub fn cache(&self) -> &PromptCache {
+        &self.cache
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The espeak-ng data folder in use, if one was found.
+    pub fn espeak_data(&self) -> Option<&Path> {
+        self.espeak_data.as_deref()
+    }
+
+    /// Loads a voice now (piper: the ONNX model) instead of on its first sentence.
+    pub fn load_voice(&self, id: &str) -> Result<(), TtsError> {
+        self.loaded(id).map(|_| ())
+    }
+
+    fn loaded(&self, id: &str) -> Result<(Arc<Loaded>, &VoiceSpec), TtsError> {
+        let spec = self
+            .registry
+            .get(id)
+            .ok_or_else(|| TtsError::UnknownVoice(id.to_string()))?;
+        if let Some(l) = self
+            .loaded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+        {
+            return Ok((l.clone(), spec));
+        }
+        let espeak_data = self.espeak_data.clone().ok_or_else(|| TtsError::VoiceUnavailable {
+            voice: id.to_string(),
+            reason: "espeak-ng data not found: apt-get install espeak-ng-data, or set tts.espeak_data".into(),
+        })?;
+        // Loading a piper model takes a while: not under the lock. Two calls racing
+        // load it twice and one copy is kept.
+        let l = Arc::new(match &spec.engine {
+            EngineSpec::Piper {
+                model,
+                config,
+                speaker,
+            } => Loaded::Piper(piper::PiperVoice::load(
+                id,
+                model,
+                config,
+                *speaker,
+                &self.config.onnxruntime,
+                &espeak_data,
+                self.config.piper_threads,
+            )?),
+            EngineSpec::Espeak { voice, rate_wpm } => {
+                // Initialise espeak-ng and check the voice exists now rather than mid-call.
+                espeak::with_espeak(&espeak_data, |e| e.synthesize(voice, *rate_wpm, "")).map_err(
+                    |e| TtsError::VoiceUnavailable {
+                        voice: id.to_string(),
+                        reason: format!("{e} (espeak-ng data {})", espeak_data.display()),
+                    },
+                )?;
+                Loaded::Espeak {
+                    voice: voice.clone(),
+                    rate_wpm: *rate_wpm,
+                }
+            }
+        });
+        let mut map = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
+        let l = map.entry(id.to_string()).or_insert(l).clone();
+        Ok((l, spec))
+    }
+
+    /// Synthesises at the voice's own rate, without the cache (benches, `ivr say --native`).
+    pub fn synthesize_native(&self, text: &str, voice: &str) -> Result<Pcm, TtsError> {
+        let (l, spec) = self.loaded(voice)?;
+        let text = text.trim();
+        if text.is_empty() {
+            return Ok(Pcm::new(spec.sample_rate, Vec::new()));
+        }
+        match &*l {
+            Loaded::Piper(p) => {
+                let pcm = p.synthesize(text)?;
+                debug_assert_eq!(pcm.sample_rate, p.sample_rate());
+                Ok(pcm)
+            }
+            Loaded::Espeak { voice, rate_wpm } => {
+                let data = self.espeak_data.as_deref().unwrap_or(Path::new("/"));
+                let samples = espeak::with_espeak(data, |e| e.synthesize(voice, *rate_wpm, text))?;
+                Ok(Pcm::new(ESPEAK_RATE, samples))
+            }
+        }
+    }
+
+    /// A recorded prompt (WAV, MP3, FLAC, Ogg Vorbis), mono at the output rate.
+    pub fn prompt_file(&self, path: &Path) -> Result<Pcm, TtsError> {
+        load_prompt(path, self.config.output_rate)
+    }
+}
+
+impl TextToSpeech for Tts {
+    fn output_rate(&self) -> u32 {
+        self.config.output_rate
+    }
+
+    fn voice_for(&self, lang: Lang) -> Result<String, TtsError> {
+        self.config
+            .voice
+            .get(lang)
+            .map(str::to_string)
+            .ok_or(TtsError::NoVoiceForLanguage(lang))
+    }
+
+    fn synthesize(&self, text: &str, voice: &str) -> Result<Arc<Pcm>, TtsError> {
+        let spec = self
+            .registry
+            .get(voice)
+            .ok_or_else(|| TtsError::UnknownVoice(voice.to_string()))?;
+        let text = text.trim();
+        let rate = self.config.output_rate;
+        let key = CacheKey::new(&spec.id, &spec.fingerprint, rate, text);
+        if let Some(pcm) = self.cache.get(&key) {
+            return Ok(pcm);
+        }
+        let pcm = Arc::new(resample(&self.synthesize_native(text, voice)?, rate)?);
+        if let Err(e) = self.cache.put(&key, pcm.clone()) {
+            // The audio is good; only the disk copy failed. The text may be personal: not logged.
+            tracing::warn!(voice, error = %e, "prompt cache write failed");
+        }
+        Ok(pcm)
+    }
+}

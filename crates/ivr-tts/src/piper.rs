@@ -1,0 +1,136 @@
+//! Piper voices: espeak-ng phonemes -> VITS ONNX model (piper-rs) -> audio.
+//!
+//! onnxruntime is loaded at run time from the configured library
+//! (`ort` with `load-dynamic`). ort blocks forever instead of failing when the
+//! library is missing, so the file is checked before ort is touched.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+
+use ivr_core::Pcm;
+use ort::session::Session;
+use piper_rs::{ModelConfig, Piper};
+
+use crate::{espeak, TtsError};
+
+/// The outcome of loading onnxruntime; the first successful library wins for the
+/// life of the process.
+static ORT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+
+/// Loads onnxruntime from `lib` once. Checks the file first (see the module docs).
+pub fn ensure_onnxruntime(lib: &Path) -> Result<(), String> {
+    // Checked every time, even once loaded: a wrong path in the config is reported
+    // the same way whatever was loaded before.
+    if !lib.is_file() {
+        return Err(format!(
+            "onnxruntime library {} not found: run `make setup` (scripts/setup/20-voices.sh) or set tts.onnxruntime",
+            lib.display()
+        ));
+    }
+    ORT.get_or_init(|| {
+        ort::init_from(lib)
+            .map(|b| {
+                b.with_name("ivr-tts").commit();
+                lib.to_path_buf()
+            })
+            .map_err(|e| format!("cannot load onnxruntime from {}: {e}", lib.display()))
+    })
+    .clone()
+    .map(|_| ())
+}
+
+/// A loaded piper voice. One synthesis at a time per voice (the session is
+/// borrowed mutably); calls on other voices run in parallel.
+pub(crate) struct PiperVoice {
+    id: String,
+    espeak_voice: String,
+    espeak_data: PathBuf,
+    speaker: Option<i64>,
+    sample_rate: u32,
+    piper: Mutex<Piper>,
+}
+
+impl PiperVoice {
+    /// Loads the model (about 0.3 s for a medium voice).
+    pub(crate) fn load(
+        id: &str,
+        model: &Path,
+        config: &Path,
+        speaker: Option<i64>,
+        onnxruntime: &Path,
+        espeak_data: &Path,
+        threads: usize,
+    ) -> Result<Self, TtsError> {
+        let unavailable = |reason: String| TtsError::VoiceUnavailable {
+            voice: id.to_string(),
+            reason,
+        };
+        for f in [model, config] {
+            if !f.is_file() {
+                return Err(unavailable(format!(
+                    "{} not found: run `make setup` or copy the voice's files there",
+                    f.display()
+                )));
+            }
+        }
+        ensure_onnxruntime(onnxruntime).map_err(unavailable)?;
+        let cfg_text = std::fs::read_to_string(config)
+            .map_err(|e| unavailable(format!("{}: {e}", config.display())))?;
+        let cfg: ModelConfig = serde_json_from_str(&cfg_text).map_err(|e| {
+            unavailable(format!(
+                "{} is not a piper voice config: {e}",
+                config.display()
+            ))
+        })?;
+        let espeak_voice = cfg.espeak.voice.clone();
+        let sample_rate = cfg.audio.sample_rate;
+        let onnx_err = |e: &dyn std::fmt::Display| {
+            unavailable(format!("onnxruntime cannot load {}: {e}", model.display()))
+        };
+        let builder = Session::builder().map_err(|e| onnx_err(&e))?;
+        let mut builder = builder
+            .with_intra_threads(threads.max(1))
+            .map_err(|e| onnx_err(&e))?;
+        let session = builder.commit_from_file(model).map_err(|e| onnx_err(&e))?;
+        Ok(PiperVoice {
+            id: id.to_string(),
+            espeak_voice,
+            espeak_data: espeak_data.to_path_buf(),
+            speaker,
+            sample_rate,
+            piper: Mutex::new(Piper::from_session(session, cfg)),
+        })
+    }
+
+    /// The model's own rate.
+    pub(crate) fn sample_rate(&self) -> u32 {
+        self.sample_rate
+    }
+
+    /// Synthesises `text` at the model's rate.
+    pub(crate) fn synthesize(&self, text: &str) -> Result<Pcm, TtsError> {
+        let sentences =
+            espeak::with_espeak(&self.espeak_data, |e| e.phonemize(&self.espeak_voice, text))?;
+        let mut out: Vec<i16> = Vec::new();
+        for phonemes in sentences.iter().filter(|p| !p.trim().is_empty()) {
+            let (audio, _rate) = {
+                let mut p = self.piper.lock().unwrap_or_else(|p| p.into_inner());
+                p.create(phonemes, true, self.speaker, None, None, None)
+                    .map_err(|e| TtsError::Piper {
+                        voice: self.id.clone(),
+                        message: e.to_string(),
+                    })?
+            };
+            out.extend(
+                audio
+                    .iter()
+                    .map(|x| (x * 32767.0).round().clamp(-32768.0, 32767.0) as i16),
+            );
+        }
+        Ok(Pcm::new(self.sample_rate, out))
+    }
+}
+
+fn serde_json_from_str(s: &str) -> Result<ModelConfig, String> {
+    serde_json::from_str(s).map_err(|e| e.to_string())
+}

@@ -1,0 +1,219 @@
+//! Speech from each engine: Danish through espeak-ng in process, English through
+//! the piper voice Joe (needs `make setup`: the voice and libonnxruntime), at the
+//! engine's rates, sentence by sentence, and cached across restarts.
+
+use std::path::{Path, PathBuf};
+
+use ivr_core::{Lang, Pcm};
+use ivr_tts::{
+    CacheConfig, Config, SpeechStream, TextToSpeech, Tts, TtsError, VoiceRegistry, VoiceSpec,
+};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn config(rate: u32, cache_dir: Option<&Path>) -> Config {
+    let onnx = root().join("models/onnxruntime/libonnxruntime.so");
+    let joe = root().join("voices/en_US-joe-medium/en_US-joe-medium.onnx");
+    assert!(
+        onnx.is_file() && joe.is_file(),
+        "piper voice or onnxruntime missing ({} / {}): run `make setup` (scripts/setup/20-voices.sh)",
+        joe.display(),
+        onnx.display()
+    );
+    Config {
+        voices_dir: root().join("voices"),
+        onnxruntime: onnx,
+        output_rate: rate,
+        cache: CacheConfig {
+            dir: cache_dir.map(Path::to_path_buf),
+            memory_entries: 64,
+            disk_max_mb: 16,
+        },
+        ..Config::default()
+    }
+}
+
+/// Speech: long enough for the words, not silent, not clipped flat.
+fn assert_speech(p: &Pcm, rate: u32, min_s: f64, max_s: f64, what: &str) {
+    assert_eq!(p.sample_rate, rate, "{what}");
+    let secs = p.duration().as_secs_f64();
+    assert!((min_s..max_s).contains(&secs), "{what}: {secs:.2} s");
+    let rms = (p.samples.iter().map(|s| f64::from(*s).powi(2)).sum::<f64>()
+        / p.samples.len() as f64)
+        .sqrt();
+    assert!(rms > 500.0, "{what}: nearly silent (rms {rms:.0})");
+    let clipped = p
+        .samples
+        .iter()
+        .filter(|s| s.unsigned_abs() >= 32_767)
+        .count();
+    assert!(
+        clipped < p.samples.len() / 100,
+        "{what}: {clipped} clipped samples"
+    );
+}
+
+#[test]
+fn danish_espeak_speaks_at_16k_and_8k() {
+    for rate in [16_000, 8_000] {
+        let tts = Tts::new(config(rate, None)).unwrap();
+        let p = tts
+            .synthesize_lang(
+                "Goddag, du har ringet til kommunen. Hvad drejer det sig om?",
+                Lang::Da,
+            )
+            .unwrap();
+        assert_speech(&p, rate, 2.0, 8.0, "espeak-da");
+    }
+}
+
+#[test]
+fn english_piper_joe_speaks_at_16k_and_8k() {
+    for rate in [16_000, 8_000] {
+        let tts = Tts::new(config(rate, None)).unwrap();
+        assert_eq!(tts.voice_for(Lang::En).unwrap(), "piper-en-joe");
+        let p = tts
+            .synthesize_lang(
+                "Welcome to the municipality. How can I help you today?",
+                Lang::En,
+            )
+            .unwrap();
+        assert_speech(&p, rate, 2.0, 7.0, "piper-en-joe");
+    }
+}
+
+#[test]
+fn longer_text_gives_longer_audio() {
+    let tts = Tts::new(config(16_000, None)).unwrap();
+    for voice in ["espeak-da", "piper-en-joe"] {
+        let short = tts.synthesize("Ja.", voice).unwrap();
+        let long = tts
+            .synthesize(
+                "Ja. Jeg vil gerne tale med en medarbejder om min boligstøtte.",
+                voice,
+            )
+            .unwrap();
+        assert!(
+            long.samples.len() > 3 * short.samples.len(),
+            "{voice}: {} vs {}",
+            long.samples.len(),
+            short.samples.len()
+        );
+    }
+}
+
+#[test]
+fn a_reply_streams_one_sentence_at_a_time() {
+    let tts = Tts::new(config(16_000, None)).unwrap();
+    let text = "Tak. Du er nu i kø til Borgerservice. Der er tre personer foran dig.";
+    let mut stream = SpeechStream::new(&tts, text, "espeak-da");
+    assert_eq!(stream.remaining(), 3);
+    let first = stream.next().unwrap().unwrap();
+    // The first chunk is only the first sentence, ready before the others are made.
+    assert_eq!(stream.remaining(), 2);
+    assert!(
+        first.duration().as_secs_f64() < 1.5,
+        "{:?}",
+        first.duration()
+    );
+    let rest: Vec<_> = stream.map(Result::unwrap).collect();
+    assert_eq!(rest.len(), 2);
+    let whole = tts.synthesize(text, "espeak-da").unwrap();
+    let streamed: usize = first.samples.len() + rest.iter().map(|p| p.samples.len()).sum::<usize>();
+    let ratio = streamed as f64 / whole.samples.len() as f64;
+    assert!(
+        (0.8..1.3).contains(&ratio),
+        "streamed {streamed} vs whole {}",
+        whole.samples.len()
+    );
+}
+
+#[test]
+fn prompts_are_synthesised_once_even_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "Velkommen til Aarhus Kommune.";
+    let first = {
+        let tts = Tts::new(config(8_000, Some(dir.path()))).unwrap();
+        let p = tts.synthesize(text, "piper-en-joe").unwrap();
+        // Same process: from memory.
+        assert_eq!(tts.synthesize(text, "piper-en-joe").unwrap(), p);
+        assert_eq!(tts.cache().stats().misses, 1);
+        assert_eq!(tts.cache().stats().memory_hits, 1);
+        p
+    };
+    // "Restart": a new engine on the same cache folder does not synthesise again
+    // (piper samples noise, so a second synthesis would not be sample-identical).
+    let tts = Tts::new(config(8_000, Some(dir.path()))).unwrap();
+    let again = tts.synthesize(text, "piper-en-joe").unwrap();
+    assert_eq!(*again, *first);
+    assert_eq!(tts.cache().stats().disk_hits, 1);
+    assert_eq!(tts.cache().stats().misses, 0);
+    // Another rate is another prompt.
+    let tts16 = Tts::new(config(16_000, Some(dir.path()))).unwrap();
+    assert_eq!(
+        tts16.synthesize(text, "piper-en-joe").unwrap().sample_rate,
+        16_000
+    );
+    assert_eq!(tts16.cache().stats().misses, 1);
+}
+
+#[test]
+fn an_unknown_voice_in_config_is_refused_at_start() {
+    let mut c = config(16_000, None);
+    c.voice.da = "piper-da-talesyntese".into();
+    let e = Tts::new(c).unwrap_err();
+    assert!(
+        matches!(&e, TtsError::UnknownVoice(v) if v == "piper-da-talesyntese"),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn a_dropped_in_piper_voice_without_its_files_says_what_is_missing() {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/da-talesyntese.toml"),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut reg = VoiceRegistry::load_dir(&root().join("voices")).unwrap();
+    reg.insert(VoiceSpec::from_toml(&dir.path().join("da-talesyntese.toml"), &text).unwrap())
+        .unwrap();
+    let mut c = config(16_000, None);
+    c.voice.da = "piper-da-talesyntese".into();
+    let tts = Tts::with_registry(c, reg).unwrap();
+    let e = tts.synthesize_lang("Hej", Lang::Da).unwrap_err();
+    assert!(matches!(e, TtsError::VoiceUnavailable { .. }), "{e:?}");
+    assert!(
+        e.to_string()
+            .contains("da_DK-talesyntese-medium.onnx not found"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_missing_onnxruntime_is_an_error_not_a_hang() {
+    let mut c = config(16_000, None);
+    c.onnxruntime = PathBuf::from("/nonexistent/libonnxruntime.so");
+    let tts = Tts::new(c).unwrap();
+    let e = tts.load_voice("piper-en-joe").unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("onnxruntime library /nonexistent/libonnxruntime.so not found"),
+        "{e}"
+    );
+    assert!(e.to_string().contains("make setup"), "{e}");
+    // espeak voices do not need it.
+    tts.load_voice("espeak-da").unwrap();
+}
+
+#[test]
+fn empty_text_is_silence_not_an_error() {
+    let tts = Tts::new(config(16_000, None)).unwrap();
+    assert!(tts
+        .synthesize("   ", "espeak-da")
+        .unwrap()
+        .samples
+        .is_empty());
+}
