@@ -18,6 +18,7 @@
 
 pub mod backoff;
 pub mod callback;
+pub mod config;
 pub mod db;
 pub mod frontdesk;
 pub mod mail;
