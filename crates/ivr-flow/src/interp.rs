@@ -386,6 +386,8 @@ pub struct Interpreter {
     dtmf: String,
     achieved: Option<Outcome>,
     record: CallRecord,
+    /// A language switch detected while understanding, applied before moving on.
+    pending_lang: Option<Lang>,
 }
 
 enum Fail {
@@ -457,6 +459,7 @@ impl Interpreter {
             dtmf: String::new(),
             achieved: None,
             record: CallRecord::default(),
+            pending_lang: None,
         }
     }
 
@@ -925,7 +928,14 @@ impl Interpreter {
                 if confidence < MIN_STT_CONFIDENCE {
                     return self.fail(&flow, &step, g, Fail::NoMatch, now, out);
                 }
-                match self.understand_speech(g, heard, now) {
+                let understood = self.understand_speech(g, heard, now);
+                if let Some(l) = self.pending_lang.take() {
+                    if l != self.lang {
+                        self.lang = l;
+                        out.push(Action::SetLanguage(l));
+                    }
+                }
+                match understood {
                     Some(target) => self.waiting_then_run(flow, target, now, out),
                     None => self.fail(&flow, &step, g, Fail::NoMatch, now, out),
                 }
@@ -935,6 +945,8 @@ impl Interpreter {
                     return;
                 }
                 match k {
+                    // A lone '#' (e.g. after an entry already complete) is not an entry.
+                    Dtmf::Hash if self.dtmf.is_empty() => return,
                     Dtmf::Hash => {}
                     Dtmf::Star => {
                         self.dtmf.clear();
@@ -1018,21 +1030,34 @@ impl Interpreter {
         let norm = normalize(heard);
         match g.expect {
             Expect::Intent => {
-                let mut best: Option<(f64, &Intent)> = None;
+                let mut best: Option<(f64, &Intent, Option<Lang>)> = None;
                 for i in &g.intents {
-                    let mut s = i.matcher.get(&self.lang).map_or(0.0, |m| m.score(&norm));
-                    // The other language's phrases count a little less.
+                    let own = i.matcher.get(&self.lang).map_or(0.0, |m| m.score(&norm));
+                    let (mut s, mut switch) = (own, None);
+                    // The other language's phrases count a little less; when
+                    // only they match, the caller speaks that language.
                     for (l, m) in &i.matcher {
-                        if *l != self.lang {
-                            s = s.max(0.9 * m.score(&norm));
+                        let other = m.score(&norm);
+                        if *l != self.lang
+                            && other > own
+                            && other >= MIN_INTENT_SCORE
+                            && self.muni.languages.contains(l)
+                        {
+                            if 0.9 * other > s {
+                                s = 0.9 * other;
+                            }
+                            switch = Some(*l);
                         }
                     }
-                    if best.is_none_or(|(b, _)| s > b) {
-                        best = Some((s, i));
+                    if best.as_ref().is_none_or(|(b, _, _)| s > *b) {
+                        best = Some((s, i, switch));
                     }
                 }
-                if let Some((s, i)) = best {
+                if let Some((s, i, switch)) = best {
                     if s >= MIN_INTENT_SCORE {
+                        if let Some(l) = switch {
+                            self.pending_lang = Some(l);
+                        }
                         return Some(self.choose(g, i));
                     }
                 }
