@@ -436,9 +436,19 @@ pub fn load(root: &Path) -> Loaded {
         .filter(|p| p.is_dir() && p.join("municipality.toml").exists())
         .collect();
     dirs.sort();
+    let mut broken = BTreeSet::new();
     for dir in dirs {
-        if let Some(m) = load_municipality(&dir, &shared, &mut ctx) {
-            municipalities.insert(m.id.clone(), Arc::new(m));
+        match load_municipality(&dir, &shared, &mut ctx) {
+            Some(m) => {
+                municipalities.insert(m.id.clone(), Arc::new(m));
+            }
+            None => {
+                broken.insert(
+                    dir.file_name()
+                        .map(|n| n.to_string_lossy().to_string())
+                        .unwrap_or_default(),
+                );
+            }
         }
     }
     let mut tenants = Vec::new();
@@ -449,6 +459,10 @@ pub fn load(root: &Path) -> Loaded {
                 let mut seen = BTreeSet::new();
                 for t in raw.tenant {
                     let mid = t.municipality.get_ref().clone();
+                    if broken.contains(&mid) {
+                        // Its own errors are reported; no follow-on error here.
+                        continue;
+                    }
                     let Some(m) = municipalities.get(&mid) else {
                         let hint = closest(&mid, municipalities.keys().map(String::as_str))
                             .map(|k| format!("did you mean `{k}`?"));
@@ -613,8 +627,10 @@ fn load_municipality(
             calendar: calendar.clone(),
             ..Default::default()
         };
+        let mut hours_ok = true;
         for (day, spec) in &d.hours {
             let Some(wd) = weekday_key(day.get_ref()) else {
+                hours_ok = false;
                 ctx.err(
                     &src,
                     day.span().start,
@@ -625,15 +641,18 @@ fn load_municipality(
             };
             match parse_intervals(spec.get_ref()) {
                 Ok(iv) => hours.week[wd.num_days_from_monday() as usize] = iv,
-                Err(e) => ctx.err(
-                    &src,
-                    spec.span().start,
-                    format!("bad opening hours: {e}"),
-                    Some("write hours as \"08:00-12:00, 13:00-15:00\" or \"closed\"".into()),
-                ),
+                Err(e) => {
+                    hours_ok = false;
+                    ctx.err(
+                        &src,
+                        spec.span().start,
+                        format!("bad opening hours: {e}"),
+                        Some("write hours as \"08:00-12:00, 13:00-15:00\" or \"closed\"".into()),
+                    );
+                }
             }
         }
-        if hours.never_open() {
+        if hours_ok && hours.never_open() {
             ctx.err(
                 &src,
                 k.span().start,
