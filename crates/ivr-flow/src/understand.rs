@@ -588,35 +588,31 @@ pub fn parse_time(text: &str) -> Option<NaiveTime> {
     let am = toks
         .iter()
         .any(|t| matches!(*t, "am" | "morgenen" | "formiddagen"));
+    // The office-hours reading applies to the resulting hour: "halv syv" is
+    // 18:30, "halv et" 12:30, "klokken to" 14:00.
     let fix = |h: u32, m: u32| -> Option<NaiveTime> {
         let h = if pm && h < 12 {
             h + 12
-        } else if am && h >= 12 && h < 24 {
+        } else if am && (12..24).contains(&h) {
             h - 12
+        } else if !am && !pm {
+            office_hour(u64::from(h))?
         } else {
             h
         };
         NaiveTime::from_hms_opt(h % 24, m, 0)
     };
     let hour_at = |i: usize| -> Option<u32> {
-        toks.get(i).and_then(|t| hour_word(t)).and_then(|h| {
-            if am || pm {
-                u32::try_from(h).ok()
-            } else {
-                office_hour(h)
-            }
-        })
+        toks.get(i)
+            .and_then(|t| hour_word(t))
+            .and_then(|h| u32::try_from(h).ok())
+            .filter(|h| *h <= 24)
     };
     // hh:mm / hh.mm
     for t in &toks {
         if let Some((h, m)) = t.split_once([':', '.']) {
             if let (Ok(h), Ok(m)) = (h.parse::<u32>(), m.parse::<u32>()) {
                 if h < 24 && m < 60 && m.to_string().len() <= 2 {
-                    let h = if am || pm {
-                        h
-                    } else {
-                        office_hour(u64::from(h))?
-                    };
                     return fix(h, m);
                 }
             }
@@ -624,7 +620,12 @@ pub fn parse_time(text: &str) -> Option<NaiveTime> {
     }
     for i in 0..toks.len() {
         let t = toks[i];
-        let prev_hour = |h: u32| if h == 0 { 23 } else { h - 1 };
+        // On the dial the hour before one is twelve.
+        let prev_hour = |h: u32| match h {
+            0 => 23,
+            1 => 12,
+            h => h - 1,
+        };
         match t {
             "halv" => {
                 if let Some(h) = hour_at(i + 1) {
@@ -651,8 +652,14 @@ pub fn parse_time(text: &str) -> Option<NaiveTime> {
                     }
                     j -= 1;
                 }
+                // "twenty one minutes" (English compounds arrive split).
+                let tens = j
+                    .checked_sub(1)
+                    .and_then(|k| tens_value(toks[k]))
+                    .unwrap_or(0);
                 let Some(n) = word_below_100(toks[j])
                     .or_else(|| toks[j].parse().ok())
+                    .map(|n| if n < 10 { n + tens } else { n })
                     .filter(|n| *n < 30)
                 else {
                     continue;
@@ -672,16 +679,19 @@ pub fn parse_time(text: &str) -> Option<NaiveTime> {
                     fix(prev_hour(h), 60 - n)
                 };
             }
-            "klokken" | "kl" | "at" | "clock" => {
-                if let Some(h) = hour_at(i + 1) {
-                    let m = toks
-                        .get(i + 2)
-                        .and_then(|t| word_below_100(t).or_else(|| t.parse().ok()))
-                        .filter(|m| *m < 60 && *m > 0);
-                    return fix(h, m.unwrap_or(0) as u32);
-                }
-            }
             _ => {}
+        }
+    }
+    // "klokken 10 30": only when no relative form ("over", "halv") was said.
+    for i in 0..toks.len() {
+        if matches!(toks[i], "klokken" | "kl" | "at" | "clock") {
+            if let Some(h) = hour_at(i + 1) {
+                let m = toks
+                    .get(i + 2)
+                    .and_then(|t| word_below_100(t).or_else(|| t.parse().ok()))
+                    .filter(|m| *m < 60 && *m > 0);
+                return fix(h, m.unwrap_or(0) as u32);
+            }
         }
     }
     // "ten thirty", "10 30", "ten o'clock", "noon".
@@ -704,9 +714,11 @@ pub fn parse_time(text: &str) -> Option<NaiveTime> {
             {
                 fix(h, m as u32)
             }
-            _ if toks
-                .iter()
-                .any(|t| matches!(*t, "oclock" | "o" | "klokken" | "kl")) =>
+            // A bare hour ("syv", "ten o'clock") is that hour sharp.
+            _ if toks.len() <= 2
+                || toks
+                    .iter()
+                    .any(|t| matches!(*t, "oclock" | "o" | "klokken" | "kl")) =>
             {
                 fix(h, 0)
             }
