@@ -1037,7 +1037,8 @@ impl<'a> Validator<'a> {
                 ),
             }
         }
-        for l in self.langs.to_vec() {
+        let langs = self.langs;
+        for &l in langs {
             if !out.contains_key(&l) {
                 self.err(at, format!("{what} is missing the `{l}` prompt"), Some(format!("every prompt needs all languages of the municipality; add {field}.{l} = \"...\"")));
             }
@@ -1142,7 +1143,7 @@ impl<'a> Validator<'a> {
                 todo.extend(st.kind.edges().into_iter().map(|(_, t)| t));
             }
         }
-        for (k, _) in &rf.step {
+        for k in rf.step.keys() {
             if !seen.contains(k.get_ref()) && flow.steps.contains_key(k.get_ref()) {
                 self.ctx.warn(
                     self.src,
@@ -1574,7 +1575,8 @@ impl<'a> Validator<'a> {
                 );
             }
             if speech && !builtin {
-                for l in self.langs.to_vec() {
+                let langs = self.langs;
+                for &l in langs {
                     if !matcher.contains_key(&l) {
                         self.err(
                             r.name.span().start,
@@ -1858,7 +1860,7 @@ pub fn parse_flow_file(path: &Path) -> Result<Flow, Vec<Diagnostic>> {
         .unwrap_or_default();
     let mut departments = BTreeMap::new();
     let mut queues = BTreeMap::new();
-    for (_, s) in &raw.step {
+    for s in raw.step.values() {
         let s = s.get_ref();
         if let Some(d) = &s.department {
             departments.insert(

@@ -96,7 +96,7 @@ impl SimulatedIntegrations {
                 while t + step <= iv.end || (t < iv.end && iv.end.signed_duration_since(t) >= step)
                 {
                     n += 1;
-                    if n % 3 != 0 {
+                    if !n.is_multiple_of(3) {
                         if let Some(start) =
                             date.and_time(t).and_local_timezone(Copenhagen).earliest()
                         {

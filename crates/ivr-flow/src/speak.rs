@@ -99,7 +99,7 @@ pub(crate) const EN_WEEKDAYS: [&str; 7] = [
 fn da_below_100(n: u64) -> String {
     if n < 20 {
         DA_UNITS[n as usize].to_string()
-    } else if n % 10 == 0 {
+    } else if n.is_multiple_of(10) {
         DA_TENS[(n / 10) as usize].to_string()
     } else {
         format!(
@@ -113,7 +113,7 @@ fn da_below_100(n: u64) -> String {
 fn en_below_100(n: u64) -> String {
     if n < 20 {
         EN_UNITS[n as usize].to_string()
-    } else if n % 10 == 0 {
+    } else if n.is_multiple_of(10) {
         EN_TENS[(n / 10) as usize].to_string()
     } else {
         format!(

@@ -525,7 +525,7 @@ fn cardinal_day(t: &str) -> Option<u32> {
 }
 
 fn numeric_date(t: &str, today: NaiveDate) -> Option<NaiveDate> {
-    if let Some(d) = NaiveDate::parse_from_str(t, "%Y-%m-%d").ok() {
+    if let Ok(d) = NaiveDate::parse_from_str(t, "%Y-%m-%d") {
         return Some(d);
     }
     let parts: Vec<&str> = t.split(['/', '.', '-']).collect();
