@@ -55,7 +55,13 @@ impl fmt::Display for Diagnostic {
         writeln!(f, "{sev}: {}", self.message)?;
         let width = self.line.to_string().len();
         let pad = " ".repeat(width);
-        writeln!(f, "{pad}--> {}:{}:{}", self.file.display(), self.line, self.col)?;
+        writeln!(
+            f,
+            "{pad}--> {}:{}:{}",
+            self.file.display(),
+            self.line,
+            self.col
+        )?;
         if let Some(src) = &self.source_line {
             writeln!(f, "{pad} |")?;
             writeln!(f, "{} | {}", self.line, src)?;
@@ -84,12 +90,21 @@ impl Source {
         let before = self.text.get(..offset).unwrap_or("");
         let line = before.matches('\n').count() + 1;
         let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        let col = self.text.get(line_start..offset).map_or(1, |s| s.chars().count() + 1);
+        let col = self
+            .text
+            .get(line_start..offset)
+            .map_or(1, |s| s.chars().count() + 1);
         (line, col)
     }
 
     /// A diagnostic at a byte offset.
-    pub fn diag(&self, severity: Severity, offset: usize, message: impl Into<String>, hint: Option<String>) -> Diagnostic {
+    pub fn diag(
+        &self,
+        severity: Severity,
+        offset: usize,
+        message: impl Into<String>,
+        hint: Option<String>,
+    ) -> Diagnostic {
         let (line, col) = self.line_col(offset);
         Diagnostic {
             severity,

@@ -36,22 +36,39 @@ pub enum HoursError {
     #[error("intervals `{0}` and `{1}` overlap")]
     Overlap(String, String),
     /// Not a known optional closure name.
-    #[error("`{0}` is not an optional closure (known: grundlovsdag, juleaftensdag, nytaarsaftensdag)")]
+    #[error(
+        "`{0}` is not an optional closure (known: grundlovsdag, juleaftensdag, nytaarsaftensdag)"
+    )]
     UnknownClosure(String),
 }
 
 /// Parses `"08:00-12:00, 13:00-15:30"`; `"closed"`/`"lukket"`/`""` is no interval.
 pub fn parse_intervals(s: &str) -> Result<Vec<Interval>, HoursError> {
     let trimmed = s.trim();
-    if trimmed.is_empty() || trimmed.eq_ignore_ascii_case("closed") || trimmed.eq_ignore_ascii_case("lukket") {
+    if trimmed.is_empty()
+        || trimmed.eq_ignore_ascii_case("closed")
+        || trimmed.eq_ignore_ascii_case("lukket")
+    {
         return Ok(Vec::new());
     }
     let mut out: Vec<Interval> = Vec::new();
     for part in trimmed.split(',') {
         let part = part.trim();
-        let (a, b) = part.split_once('-').ok_or_else(|| HoursError::BadInterval(part.to_string()))?;
-        let p = |x: &str| NaiveTime::parse_from_str(x.trim(), "%H:%M").map_err(|_| HoursError::BadInterval(part.to_string()));
-        let (start, end) = (p(a)?, if b.trim() == "24:00" { NaiveTime::from_hms_opt(23, 59, 59).unwrap_or(NaiveTime::MIN) } else { p(b)? });
+        let (a, b) = part
+            .split_once('-')
+            .ok_or_else(|| HoursError::BadInterval(part.to_string()))?;
+        let p = |x: &str| {
+            NaiveTime::parse_from_str(x.trim(), "%H:%M")
+                .map_err(|_| HoursError::BadInterval(part.to_string()))
+        };
+        let (start, end) = (
+            p(a)?,
+            if b.trim() == "24:00" {
+                NaiveTime::from_hms_opt(23, 59, 59).unwrap_or(NaiveTime::MIN)
+            } else {
+                p(b)?
+            },
+        );
         if end <= start {
             return Err(HoursError::Backwards(part.to_string()));
         }
@@ -183,7 +200,9 @@ impl OptionalClosure {
     fn matches(self, d: NaiveDate) -> bool {
         matches!(
             (self, d.month(), d.day()),
-            (Self::Grundlovsdag, 6, 5) | (Self::Juleaftensdag, 12, 24) | (Self::Nytaarsaftensdag, 12, 31)
+            (Self::Grundlovsdag, 6, 5)
+                | (Self::Juleaftensdag, 12, 24)
+                | (Self::Nytaarsaftensdag, 12, 31)
         )
     }
 }
@@ -230,7 +249,12 @@ impl OpeningHours {
         if let Some((_, iv)) = self.calendar.special.iter().find(|(d, _)| *d == date) {
             return (iv.clone(), DayKind::Special);
         }
-        if self.calendar.closures.iter().any(|(a, b)| *a <= date && date <= *b) {
+        if self
+            .calendar
+            .closures
+            .iter()
+            .any(|(a, b)| *a <= date && date <= *b)
+        {
             return (Vec::new(), DayKind::Closure);
         }
         if let Some(h) = holiday_on(date) {
@@ -247,7 +271,10 @@ impl OpeningHours {
     pub fn is_open(&self, at: DateTime<Utc>) -> bool {
         let local = at.with_timezone(&Copenhagen);
         let t = local.time();
-        self.day(local.date_naive()).0.iter().any(|i| i.start <= t && t < i.end)
+        self.day(local.date_naive())
+            .0
+            .iter()
+            .any(|i| i.start <= t && t < i.end)
     }
 
     /// When it opens next (now if open), searched up to 60 days ahead.
@@ -261,7 +288,10 @@ impl OpeningHours {
             let date = today + Duration::days(off);
             for iv in self.day(date).0 {
                 if off > 0 || iv.start > local.time() {
-                    if let Some(dt) = Copenhagen.from_local_datetime(&date.and_time(iv.start)).earliest() {
+                    if let Some(dt) = Copenhagen
+                        .from_local_datetime(&date.and_time(iv.start))
+                        .earliest()
+                    {
                         return Some(dt);
                     }
                 }
@@ -274,13 +304,20 @@ impl OpeningHours {
     pub fn closes_at(&self, at: DateTime<Utc>) -> Option<DateTime<Tz>> {
         let local = at.with_timezone(&Copenhagen);
         let t = local.time();
-        let iv = self.day(local.date_naive()).0.into_iter().find(|i| i.start <= t && t < i.end)?;
-        Copenhagen.from_local_datetime(&local.date_naive().and_time(iv.end)).earliest()
+        let iv = self
+            .day(local.date_naive())
+            .0
+            .into_iter()
+            .find(|i| i.start <= t && t < i.end)?;
+        Copenhagen
+            .from_local_datetime(&local.date_naive().and_time(iv.end))
+            .earliest()
     }
 
     /// True when no day of the week has hours (a department always closed).
     pub fn never_open(&self) -> bool {
-        self.week.iter().all(Vec::is_empty) && self.calendar.special.iter().all(|(_, i)| i.is_empty())
+        self.week.iter().all(Vec::is_empty)
+            && self.calendar.special.iter().all(|(_, i)| i.is_empty())
     }
 }
 
@@ -314,7 +351,10 @@ mod tests {
         }
         h.week[3] = parse_intervals("08:00-17:00").unwrap();
         h.week[4] = parse_intervals("08:00-13:00").unwrap();
-        h.calendar.optional = vec![OptionalClosure::Juleaftensdag, OptionalClosure::Grundlovsdag];
+        h.calendar.optional = vec![
+            OptionalClosure::Juleaftensdag,
+            OptionalClosure::Grundlovsdag,
+        ];
         h
     }
 
@@ -362,18 +402,32 @@ mod tests {
     #[test]
     fn special_days_and_closures_override_the_week() {
         let mut h = office();
-        h.calendar.special.push((d(2026, 12, 24), parse_intervals("09:00-12:00").unwrap()));
+        h.calendar
+            .special
+            .push((d(2026, 12, 24), parse_intervals("09:00-12:00").unwrap()));
         h.calendar.closures.push((d(2026, 11, 23), d(2026, 11, 24)));
         assert!(h.is_open(utc("2026-12-24T10:00:00+01:00")));
         assert!(!h.is_open(utc("2026-11-23T10:00:00+01:00")));
-        assert_eq!(h.day(d(2026, 6, 5)).1, DayKind::Optional(OptionalClosure::Grundlovsdag));
+        assert_eq!(
+            h.day(d(2026, 6, 5)).1,
+            DayKind::Optional(OptionalClosure::Grundlovsdag)
+        );
     }
 
     #[test]
     fn bad_intervals_are_refused() {
-        assert!(matches!(parse_intervals("8-15"), Err(HoursError::BadInterval(_))));
-        assert!(matches!(parse_intervals("15:00-08:00"), Err(HoursError::Backwards(_))));
-        assert!(matches!(parse_intervals("08:00-12:00, 11:00-13:00"), Err(HoursError::Overlap(..))));
+        assert!(matches!(
+            parse_intervals("8-15"),
+            Err(HoursError::BadInterval(_))
+        ));
+        assert!(matches!(
+            parse_intervals("15:00-08:00"),
+            Err(HoursError::Backwards(_))
+        ));
+        assert!(matches!(
+            parse_intervals("08:00-12:00, 11:00-13:00"),
+            Err(HoursError::Overlap(..))
+        ));
         assert_eq!(parse_intervals("lukket").unwrap(), vec![]);
     }
 }

@@ -338,7 +338,11 @@ impl Value {
             Value::Date(d) => d.format("%d-%m-%Y").to_string(),
             Value::Time(t) => t.format("%H:%M").to_string(),
             Value::DateTime(dt) => dt.format("%d-%m-%Y %H:%M").to_string(),
-            Value::Slot(s) => s.start.with_timezone(&Copenhagen).format("%d-%m-%Y %H:%M").to_string(),
+            Value::Slot(s) => s
+                .start
+                .with_timezone(&Copenhagen)
+                .format("%d-%m-%Y %H:%M")
+                .to_string(),
         }
     }
 }
@@ -382,6 +386,8 @@ pub struct Interpreter {
     dtmf: String,
     achieved: Option<Outcome>,
     record: CallRecord,
+    /// A language switch detected while understanding, applied before moving on.
+    pending_lang: Option<Lang>,
 }
 
 enum Fail {
@@ -422,11 +428,25 @@ pub fn builtin_prompts() -> Vec<(Lang, String)> {
 impl Interpreter {
     /// A new conversation on a route.
     pub fn new(route: Route, ctx: CallContext) -> Self {
-        let lang = ctx.lang.filter(|l| route.municipality.languages.contains(l)).unwrap_or(route.municipality.default_lang());
+        let lang = ctx
+            .lang
+            .filter(|l| route.municipality.languages.contains(l))
+            .unwrap_or(route.municipality.default_lang());
         let mut vars = BTreeMap::new();
-        let caller_digits: String = ctx.caller.expose().chars().filter(|c| c.is_ascii_digit() || *c == '+').collect();
-        vars.insert("caller".to_string(), Value::Digits(national(&caller_digits)));
-        vars.insert("municipality".to_string(), Value::Text(route.municipality.name.clone()));
+        let caller_digits: String = ctx
+            .caller
+            .expose()
+            .chars()
+            .filter(|c| c.is_ascii_digit() || *c == '+')
+            .collect();
+        vars.insert(
+            "caller".to_string(),
+            Value::Digits(national(&caller_digits)),
+        );
+        vars.insert(
+            "municipality".to_string(),
+            Value::Text(route.municipality.name.clone()),
+        );
         Self {
             muni: route.municipality,
             entry: route.entry,
@@ -439,6 +459,7 @@ impl Interpreter {
             dtmf: String::new(),
             achieved: None,
             record: CallRecord::default(),
+            pending_lang: None,
         }
     }
 
@@ -499,7 +520,9 @@ impl Interpreter {
         }
         match (self.waiting.clone(), event) {
             (Waiting::Gather { flow, step }, ev) => self.on_gather(flow, step, ev, now, &mut out),
-            (Waiting::Result { flow, step }, Event::Result(r)) => self.on_result(flow, step, r, now, &mut out),
+            (Waiting::Result { flow, step }, Event::Result(r)) => {
+                self.on_result(flow, step, r, now, &mut out)
+            }
             _ => {}
         }
         out
@@ -517,7 +540,13 @@ impl Interpreter {
         self.record.lang = Some(self.lang);
     }
 
-    fn run(&mut self, mut flow: String, mut step: String, now: DateTime<Utc>, out: &mut Vec<Action>) {
+    fn run(
+        &mut self,
+        mut flow: String,
+        mut step: String,
+        now: DateTime<Utc>,
+        out: &mut Vec<Action>,
+    ) {
         for _ in 0..STEP_BUDGET {
             let Some((_, st)) = self.step(&flow, &step) else {
                 self.give_up(now, out);
@@ -527,7 +556,10 @@ impl Interpreter {
             let next: String = match &st.kind {
                 StepKind::Say { text, audio, next } => {
                     if let Some(a) = audio {
-                        out.push(Action::Play { file: a.clone(), barge_in: true });
+                        out.push(Action::Play {
+                            file: a.clone(),
+                            barge_in: true,
+                        });
                     } else if let Some(t) = text {
                         self.say_text(t, true, now, out);
                     }
@@ -540,9 +572,10 @@ impl Interpreter {
                     self.waiting = Waiting::Gather { flow, step };
                     return;
                 }
-                StepKind::Branch { when, otherwise } => {
-                    when.iter().find(|c| self.cond(c, now)).map_or(otherwise.clone(), |c| c.goto.clone())
-                }
+                StepKind::Branch { when, otherwise } => when
+                    .iter()
+                    .find(|c| self.cond(c, now))
+                    .map_or(otherwise.clone(), |c| c.goto.clone()),
                 StepKind::Set { vars, next } => {
                     for (k, t) in vars {
                         let v = self.eval(t, now);
@@ -558,8 +591,16 @@ impl Interpreter {
                     }
                     next.clone()
                 }
-                StepKind::Transfer { department, context, if_closed } => {
-                    let open = self.muni.departments.get(department).is_some_and(|d| d.hours.is_open(now));
+                StepKind::Transfer {
+                    department,
+                    context,
+                    if_closed,
+                } => {
+                    let open = self
+                        .muni
+                        .departments
+                        .get(department)
+                        .is_some_and(|d| d.hours.is_open(now));
                     if open {
                         self.transfer(department, context, now, out);
                         return;
@@ -573,9 +614,18 @@ impl Interpreter {
                         }
                     }
                 }
-                StepKind::Callback { department, topic, number_var, .. } => {
+                StepKind::Callback {
+                    department,
+                    topic,
+                    number_var,
+                    ..
+                } => {
                     let (ws, we) = self.window(department, now);
-                    let number = self.vars.get(number_var).map(Value::plain).unwrap_or_default();
+                    let number = self
+                        .vars
+                        .get(number_var)
+                        .map(Value::plain)
+                        .unwrap_or_default();
                     let topic = self.render(topic, now, Mode::Plain);
                     out.push(Action::Invoke(Request::StoreCallback {
                         municipality: self.muni.id.clone(),
@@ -589,10 +639,21 @@ impl Interpreter {
                     self.waiting = Waiting::Result { flow, step };
                     return;
                 }
-                StepKind::Mail { to, subject, body, .. } => {
+                StepKind::Mail {
+                    to, subject, body, ..
+                } => {
                     let to = to
                         .iter()
-                        .filter_map(|r| if r.contains('@') { Some(r.clone()) } else { self.muni.departments.get(r).and_then(|d| d.mail.clone()) })
+                        .filter_map(|r| {
+                            if let Some(var) = r.strip_prefix('{').and_then(|x| x.strip_suffix('}'))
+                            {
+                                self.vars.get(var).map(Value::plain)
+                            } else if r.contains('@') {
+                                Some(r.clone())
+                            } else {
+                                self.muni.departments.get(r).and_then(|d| d.mail.clone())
+                            }
+                        })
                         .collect();
                     let subject = Pii::new(self.render(subject, now, Mode::Plain));
                     let body = Pii::new(self.render(body, now, Mode::Plain));
@@ -600,25 +661,65 @@ impl Interpreter {
                     self.waiting = Waiting::Result { flow, step };
                     return;
                 }
-                StepKind::Frontdesk { op, queue, slot_var, cpr_var, date_var, .. } => {
-                    let cpr = cpr_var.as_ref().and_then(|v| self.vars.get(v)).map(|v| Pii::new(v.plain()));
+                StepKind::Frontdesk {
+                    op,
+                    queue,
+                    slot_var,
+                    cpr_var,
+                    date_var,
+                    ..
+                } => {
+                    let queue = match queue.strip_prefix('{').and_then(|q| q.strip_suffix('}')) {
+                        Some(var) => self.vars.get(var).map(Value::plain).unwrap_or_default(),
+                        None => queue.clone(),
+                    };
+                    if !self.muni.queues.contains_key(&queue) {
+                        self.say_sys("error", out);
+                        self.give_up(now, out);
+                        return;
+                    }
+                    let queue = &queue;
+                    let cpr = cpr_var
+                        .as_ref()
+                        .and_then(|v| self.vars.get(v))
+                        .map(|v| Pii::new(v.plain()));
                     let phone = Pii::new(self.caller.expose().clone());
                     let req = match op {
-                        FrontdeskOp::Slots => Request::FrontdeskSlots { queue: queue.clone(), from: now, count: MAX_SLOTS },
+                        FrontdeskOp::Slots => Request::FrontdeskSlots {
+                            queue: queue.clone(),
+                            from: now,
+                            count: MAX_SLOTS,
+                        },
                         FrontdeskOp::Book => {
-                            let Some(Value::Slot(slot)) = slot_var.as_ref().and_then(|v| self.vars.get(v)).cloned() else {
+                            let Some(Value::Slot(slot)) =
+                                slot_var.as_ref().and_then(|v| self.vars.get(v)).cloned()
+                            else {
                                 self.give_up(now, out);
                                 return;
                             };
-                            Request::FrontdeskBook { queue: queue.clone(), slot, cpr, phone }
+                            Request::FrontdeskBook {
+                                queue: queue.clone(),
+                                slot,
+                                cpr,
+                                phone,
+                            }
                         }
                         FrontdeskOp::Cancel => {
-                            let date = date_var.as_ref().and_then(|v| self.vars.get(v)).and_then(|v| match v {
-                                Value::Date(d) => Some(*d),
-                                Value::DateTime(dt) => Some(dt.date()),
-                                _ => None,
-                            });
-                            Request::FrontdeskCancel { queue: queue.clone(), cpr, date, phone }
+                            let date =
+                                date_var
+                                    .as_ref()
+                                    .and_then(|v| self.vars.get(v))
+                                    .and_then(|v| match v {
+                                        Value::Date(d) => Some(*d),
+                                        Value::DateTime(dt) => Some(dt.date()),
+                                        _ => None,
+                                    });
+                            Request::FrontdeskCancel {
+                                queue: queue.clone(),
+                                cpr,
+                                date,
+                                phone,
+                            }
                         }
                     };
                     out.push(Action::Invoke(req));
@@ -670,9 +771,21 @@ impl Interpreter {
         self.finish(outcome);
     }
 
-    fn transfer(&mut self, department: &str, context: &[(String, Template)], now: DateTime<Utc>, out: &mut Vec<Action>) {
-        let target = self.muni.departments.get(department).map(|d| d.target.clone()).unwrap_or_default();
-        let mut ctx: Vec<(String, Pii<String>)> = vec![("lang".into(), Pii::new(self.lang.code().to_string()))];
+    fn transfer(
+        &mut self,
+        department: &str,
+        context: &[(String, Template)],
+        now: DateTime<Utc>,
+        out: &mut Vec<Action>,
+    ) {
+        let target = self
+            .muni
+            .departments
+            .get(department)
+            .map(|d| d.target.clone())
+            .unwrap_or_default();
+        let mut ctx: Vec<(String, Pii<String>)> =
+            vec![("lang".into(), Pii::new(self.lang.code().to_string()))];
         if let Some(i) = self.record.intents.last() {
             ctx.push(("intent".into(), Pii::new(i.clone())));
         }
@@ -681,7 +794,11 @@ impl Interpreter {
             ctx.retain(|(ck, _)| ck != k);
             ctx.push((k.clone(), Pii::new(v)));
         }
-        out.push(Action::Transfer { department: department.to_string(), target, context: ctx });
+        out.push(Action::Transfer {
+            department: department.to_string(),
+            target,
+            context: ctx,
+        });
         self.record.transferred_to = Some(department.to_string());
         self.finish(Outcome::Transferred);
     }
@@ -690,7 +807,12 @@ impl Interpreter {
     /// department, or when it is closed, when it opens.
     fn give_up(&mut self, now: DateTime<Utc>, out: &mut Vec<Action>) {
         let fb = self.muni.fallback.clone();
-        if self.muni.departments.get(&fb).is_some_and(|d| d.hours.is_open(now)) {
+        if self
+            .muni
+            .departments
+            .get(&fb)
+            .is_some_and(|d| d.hours.is_open(now))
+        {
             self.say_sys("to_human", out);
             self.transfer(&fb, &[], now, out);
         } else {
@@ -706,21 +828,43 @@ impl Interpreter {
             Lang::En => format!("We open again {when}."),
             _ => format!("Vi åbner igen {when}."),
         };
-        out.push(Action::Say { text: Pii::new(text), lang: self.lang, cached: false, barge_in: false });
+        out.push(Action::Say {
+            text: Pii::new(text),
+            lang: self.lang,
+            cached: false,
+            barge_in: false,
+        });
     }
 
     fn say_sys(&self, key: &str, out: &mut Vec<Action>) {
-        out.push(Action::Say { text: Pii::new(sys(key, self.lang).to_string()), lang: self.lang, cached: true, barge_in: false });
+        out.push(Action::Say {
+            text: Pii::new(sys(key, self.lang).to_string()),
+            lang: self.lang,
+            cached: true,
+            barge_in: false,
+        });
     }
 
     fn say_text(&self, t: &Text, barge_in: bool, now: DateTime<Utc>, out: &mut Vec<Action>) {
         if let Some(tpl) = t.get(self.lang) {
             let cached = tpl.as_static().is_some();
-            out.push(Action::Say { text: Pii::new(self.render(tpl, now, Mode::Speech)), lang: self.lang, cached, barge_in });
+            out.push(Action::Say {
+                text: Pii::new(self.render(tpl, now, Mode::Speech)),
+                lang: self.lang,
+                cached,
+                barge_in,
+            });
         }
     }
 
-    fn ask(&mut self, g: &Gather, prompt: &Text, prefix: Option<&str>, now: DateTime<Utc>, out: &mut Vec<Action>) {
+    fn ask(
+        &mut self,
+        g: &Gather,
+        prompt: &Text,
+        prefix: Option<&str>,
+        now: DateTime<Utc>,
+        out: &mut Vec<Action>,
+    ) {
         if let Some(p) = prefix {
             self.say_sys(p, out);
         }
@@ -736,11 +880,26 @@ impl Interpreter {
         });
     }
 
-    fn on_gather(&mut self, flow: String, step: String, ev: Event, now: DateTime<Utc>, out: &mut Vec<Action>) {
-        let Some((_, st)) = self.step(&flow, &step) else { return };
-        let StepKind::Gather(g) = &st.kind else { return };
+    fn on_gather(
+        &mut self,
+        flow: String,
+        step: String,
+        ev: Event,
+        now: DateTime<Utc>,
+        out: &mut Vec<Action>,
+    ) {
+        let Some((_, st)) = self.step(&flow, &step) else {
+            return;
+        };
+        let StepKind::Gather(g) = &st.kind else {
+            return;
+        };
         match ev {
-            Event::Speech { text, confidence, lang } => {
+            Event::Speech {
+                text,
+                confidence,
+                lang,
+            } => {
                 if !g.speech {
                     return;
                 }
@@ -757,7 +916,11 @@ impl Interpreter {
                     }
                 }
                 if let Some(l) = lang {
-                    if l != self.lang && self.muni.languages.contains(&l) && confidence >= 0.6 && heard.split_whitespace().count() >= 3 {
+                    if l != self.lang
+                        && self.muni.languages.contains(&l)
+                        && confidence >= 0.6
+                        && heard.split_whitespace().count() >= 3
+                    {
                         self.lang = l;
                         out.push(Action::SetLanguage(l));
                     }
@@ -765,7 +928,14 @@ impl Interpreter {
                 if confidence < MIN_STT_CONFIDENCE {
                     return self.fail(&flow, &step, g, Fail::NoMatch, now, out);
                 }
-                match self.understand_speech(g, heard, now) {
+                let understood = self.understand_speech(g, heard, now);
+                if let Some(l) = self.pending_lang.take() {
+                    if l != self.lang {
+                        self.lang = l;
+                        out.push(Action::SetLanguage(l));
+                    }
+                }
+                match understood {
                     Some(target) => self.waiting_then_run(flow, target, now, out),
                     None => self.fail(&flow, &step, g, Fail::NoMatch, now, out),
                 }
@@ -775,6 +945,8 @@ impl Interpreter {
                     return;
                 }
                 match k {
+                    // A lone '#' (e.g. after an entry already complete) is not an entry.
+                    Dtmf::Hash if self.dtmf.is_empty() => return,
                     Dtmf::Hash => {}
                     Dtmf::Star => {
                         self.dtmf.clear();
@@ -784,8 +956,14 @@ impl Interpreter {
                 }
                 let complete = k == Dtmf::Hash || self.dtmf.len() as u32 >= g.max_digits || {
                     matches!(g.expect, Expect::Intent | Expect::YesNo)
-                        && g.intents.iter().any(|i| i.dtmf.as_deref() == Some(self.dtmf.as_str()))
-                        && !g.intents.iter().any(|i| i.dtmf.as_deref().is_some_and(|d| d.len() > self.dtmf.len() && d.starts_with(self.dtmf.as_str())))
+                        && g.intents
+                            .iter()
+                            .any(|i| i.dtmf.as_deref() == Some(self.dtmf.as_str()))
+                        && !g.intents.iter().any(|i| {
+                            i.dtmf.as_deref().is_some_and(|d| {
+                                d.len() > self.dtmf.len() && d.starts_with(self.dtmf.as_str())
+                            })
+                        })
                 };
                 if complete {
                     self.complete_dtmf(flow, step, g, now, out);
@@ -802,7 +980,14 @@ impl Interpreter {
         }
     }
 
-    fn complete_dtmf(&mut self, flow: String, step: String, g: &Gather, now: DateTime<Utc>, out: &mut Vec<Action>) {
+    fn complete_dtmf(
+        &mut self,
+        flow: String,
+        step: String,
+        g: &Gather,
+        now: DateTime<Utc>,
+        out: &mut Vec<Action>,
+    ) {
         let keys = std::mem::take(&mut self.dtmf);
         match self.understand_keys(g, &keys, now) {
             Some(target) => self.waiting_then_run(flow, target, now, out),
@@ -810,7 +995,13 @@ impl Interpreter {
         }
     }
 
-    fn waiting_then_run(&mut self, flow: String, target: String, now: DateTime<Utc>, out: &mut Vec<Action>) {
+    fn waiting_then_run(
+        &mut self,
+        flow: String,
+        target: String,
+        now: DateTime<Utc>,
+        out: &mut Vec<Action>,
+    ) {
         self.waiting = Waiting::Nothing;
         self.run(flow, target, now, out);
     }
@@ -839,21 +1030,34 @@ impl Interpreter {
         let norm = normalize(heard);
         match g.expect {
             Expect::Intent => {
-                let mut best: Option<(f64, &Intent)> = None;
+                let mut best: Option<(f64, &Intent, Option<Lang>)> = None;
                 for i in &g.intents {
-                    let mut s = i.matcher.get(&self.lang).map_or(0.0, |m| m.score(&norm));
-                    // The other language's phrases count a little less.
+                    let own = i.matcher.get(&self.lang).map_or(0.0, |m| m.score(&norm));
+                    let (mut s, mut switch) = (own, None);
+                    // The other language's phrases count a little less; when
+                    // only they match, the caller speaks that language.
                     for (l, m) in &i.matcher {
-                        if *l != self.lang {
-                            s = s.max(0.9 * m.score(&norm));
+                        let other = m.score(&norm);
+                        if *l != self.lang
+                            && other > own
+                            && other >= MIN_INTENT_SCORE
+                            && self.muni.languages.contains(l)
+                        {
+                            if 0.9 * other > s {
+                                s = 0.9 * other;
+                            }
+                            switch = Some(*l);
                         }
                     }
-                    if best.is_none_or(|(b, _)| s > b) {
-                        best = Some((s, i));
+                    if best.as_ref().is_none_or(|(b, _, _)| s > *b) {
+                        best = Some((s, i, switch));
                     }
                 }
-                if let Some((s, i)) = best {
+                if let Some((s, i, switch)) = best {
                     if s >= MIN_INTENT_SCORE {
+                        if let Some(l) = switch {
+                            self.pending_lang = Some(l);
+                        }
                         return Some(self.choose(g, i));
                     }
                 }
@@ -861,7 +1065,11 @@ impl Interpreter {
                 if norm.split(' ').count() <= 3 {
                     if let Some(n) = understand::parse_number(&norm) {
                         let key = n.to_string();
-                        if let Some(i) = g.intents.iter().find(|i| i.dtmf.as_deref() == Some(key.as_str())) {
+                        if let Some(i) = g
+                            .intents
+                            .iter()
+                            .find(|i| i.dtmf.as_deref() == Some(key.as_str()))
+                        {
                             return Some(self.choose(g, i));
                         }
                     }
@@ -874,11 +1082,20 @@ impl Interpreter {
                 let i = g.intents.iter().find(|i| i.name == name)?;
                 Some(self.choose(g, i))
             }
-            Expect::Number => understand::parse_number(heard).and_then(|n| self.save(g, Value::Number(n))),
-            Expect::Date => understand::parse_date(heard, today).and_then(|d| self.save(g, Value::Date(d))),
-            Expect::Time => understand::parse_time(heard).and_then(|t| self.save(g, Value::Time(t))),
-            Expect::Cpr => understand::parse_cpr(heard).ok().and_then(|c| self.save(g, Value::Digits(c.digits.into_inner()))),
-            Expect::Phone => understand::parse_phone(heard).and_then(|p| self.save(g, Value::Digits(p.into_inner()))),
+            Expect::Number => {
+                understand::parse_number(heard).and_then(|n| self.save(g, Value::Number(n)))
+            }
+            Expect::Date => {
+                understand::parse_date(heard, today).and_then(|d| self.save(g, Value::Date(d)))
+            }
+            Expect::Time => {
+                understand::parse_time(heard).and_then(|t| self.save(g, Value::Time(t)))
+            }
+            Expect::Cpr => understand::parse_cpr(heard)
+                .ok()
+                .and_then(|c| self.save(g, Value::Digits(c.digits.into_inner()))),
+            Expect::Phone => understand::parse_phone(heard)
+                .and_then(|p| self.save(g, Value::Digits(p.into_inner()))),
             Expect::Digits => {
                 let d = understand::spoken_digits(heard);
                 if d.is_empty() {
@@ -915,27 +1132,50 @@ impl Interpreter {
                 }
                 None
             }
-            Expect::Number => keys.parse().ok().and_then(|n| self.save(g, Value::Number(n))),
+            Expect::Number => keys
+                .parse()
+                .ok()
+                .and_then(|n| self.save(g, Value::Number(n))),
             Expect::Date => {
                 let n = |r: std::ops::Range<usize>| keys.get(r).and_then(|s| s.parse::<u32>().ok());
                 let d = match keys.len() {
-                    4 => n(0..2).zip(n(2..4)).and_then(|(d, m)| understand::parse_date(&format!("{d}/{m}"), today)),
-                    8 => n(0..2).zip(n(2..4)).zip(n(4..8)).and_then(|((d, m), y)| NaiveDate::from_ymd_opt(y as i32, m, d)),
+                    4 => n(0..2)
+                        .zip(n(2..4))
+                        .and_then(|(d, m)| understand::parse_date(&format!("{d}/{m}"), today)),
+                    8 => n(0..2)
+                        .zip(n(2..4))
+                        .zip(n(4..8))
+                        .and_then(|((d, m), y)| NaiveDate::from_ymd_opt(y as i32, m, d)),
                     _ => None,
                 }?;
                 self.save(g, Value::Date(d))
             }
             Expect::Time => {
-                let t = if keys.len() == 4 { NaiveTime::parse_from_str(keys, "%H%M").ok() } else { None }?;
+                let t = if keys.len() == 4 {
+                    NaiveTime::parse_from_str(keys, "%H%M").ok()
+                } else {
+                    None
+                }?;
                 self.save(g, Value::Time(t))
             }
-            Expect::Cpr => understand::parse_cpr(keys).ok().and_then(|c| self.save(g, Value::Digits(c.digits.into_inner()))),
-            Expect::Phone => understand::parse_phone(keys).and_then(|p| self.save(g, Value::Digits(p.into_inner()))),
+            Expect::Cpr => understand::parse_cpr(keys)
+                .ok()
+                .and_then(|c| self.save(g, Value::Digits(c.digits.into_inner()))),
+            Expect::Phone => understand::parse_phone(keys)
+                .and_then(|p| self.save(g, Value::Digits(p.into_inner()))),
             Expect::Digits | Expect::Text => self.save(g, Value::Digits(keys.to_string())),
         }
     }
 
-    fn fail(&mut self, flow: &str, step: &str, g: &Gather, why: Fail, now: DateTime<Utc>, out: &mut Vec<Action>) {
+    fn fail(
+        &mut self,
+        flow: &str,
+        step: &str,
+        g: &Gather,
+        why: Fail,
+        now: DateTime<Utc>,
+        out: &mut Vec<Action>,
+    ) {
         self.attempts += 1;
         self.record.misunderstood += 1;
         self.dtmf.clear();
@@ -974,8 +1214,17 @@ impl Interpreter {
         }
     }
 
-    fn on_result(&mut self, flow: String, step: String, r: Response, now: DateTime<Utc>, out: &mut Vec<Action>) {
-        let Some((_, st)) = self.step(&flow, &step) else { return };
+    fn on_result(
+        &mut self,
+        flow: String,
+        step: String,
+        r: Response,
+        now: DateTime<Utc>,
+        out: &mut Vec<Action>,
+    ) {
+        let Some((_, st)) = self.step(&flow, &step) else {
+            return;
+        };
         self.waiting = Waiting::Nothing;
         let fallback_err = |on_error: &Option<String>| on_error.clone();
         let target: Option<String> = match (&st.kind, r) {
@@ -989,14 +1238,25 @@ impl Interpreter {
                 Some(next.clone())
             }
             (StepKind::Mail { on_error, .. }, _) => fallback_err(on_error),
-            (StepKind::Frontdesk { next, on_empty, on_error, .. }, Response::Slots(slots)) => {
+            (
+                StepKind::Frontdesk {
+                    next,
+                    on_empty,
+                    on_error,
+                    ..
+                },
+                Response::Slots(slots),
+            ) => {
                 if slots.is_empty() {
                     on_empty.clone().or_else(|| on_error.clone())
                 } else {
                     for i in 1..=MAX_SLOTS {
                         self.vars.remove(&format!("slot{i}"));
                     }
-                    self.vars.insert("slot_count".into(), Value::Number(slots.len().min(MAX_SLOTS) as u64));
+                    self.vars.insert(
+                        "slot_count".into(),
+                        Value::Number(slots.len().min(MAX_SLOTS) as u64),
+                    );
                     for (i, s) in slots.into_iter().take(MAX_SLOTS).enumerate() {
                         self.vars.insert(format!("slot{}", i + 1), Value::Slot(s));
                     }
@@ -1005,19 +1265,44 @@ impl Interpreter {
             }
             (StepKind::Frontdesk { next, .. }, Response::Booked { reference, start }) => {
                 self.achieved = Some(Outcome::Booked);
-                self.vars.insert("booking_ref".into(), Value::Digits(reference));
-                self.vars.insert("booked_at".into(), Value::Slot(Slot { id: String::new(), start }));
+                self.vars
+                    .insert("booking_ref".into(), Value::Text(reference));
+                self.vars.insert(
+                    "booked_at".into(),
+                    Value::Slot(Slot {
+                        id: String::new(),
+                        start,
+                    }),
+                );
                 Some(next.clone())
             }
             (StepKind::Frontdesk { next, .. }, Response::Cancelled { start }) => {
                 self.achieved = Some(Outcome::Cancelled);
                 if let Some(s) = start {
-                    self.vars.insert("cancelled_at".into(), Value::Slot(Slot { id: String::new(), start: s }));
+                    self.vars.insert(
+                        "cancelled_at".into(),
+                        Value::Slot(Slot {
+                            id: String::new(),
+                            start: s,
+                        }),
+                    );
                 }
                 Some(next.clone())
             }
-            (StepKind::Frontdesk { on_taken, on_error, .. }, Response::SlotTaken | Response::NotFound) => on_taken.clone().or_else(|| on_error.clone()),
-            (StepKind::Frontdesk { on_unavailable, on_error, .. }, Response::Unavailable) => on_unavailable.clone().or_else(|| on_error.clone()),
+            (
+                StepKind::Frontdesk {
+                    on_taken, on_error, ..
+                },
+                Response::SlotTaken | Response::NotFound,
+            ) => on_taken.clone().or_else(|| on_error.clone()),
+            (
+                StepKind::Frontdesk {
+                    on_unavailable,
+                    on_error,
+                    ..
+                },
+                Response::Unavailable,
+            ) => on_unavailable.clone().or_else(|| on_error.clone()),
             (StepKind::Frontdesk { on_error, .. }, _) => on_error.clone(),
             _ => None,
         };
@@ -1032,20 +1317,33 @@ impl Interpreter {
 
     fn cond(&self, c: &Cond, now: DateTime<Utc>) -> bool {
         let local = now.with_timezone(&Copenhagen);
-        let dept_open = |d: &str| self.muni.departments.get(d).is_some_and(|d| d.hours.is_open(now));
+        let dept_open = |d: &str| {
+            self.muni
+                .departments
+                .get(d)
+                .is_some_and(|d| d.hours.is_open(now))
+        };
         c.open.as_ref().is_none_or(|d| dept_open(d))
             && c.closed.as_ref().is_none_or(|d| !dept_open(d))
             && c.lang.is_none_or(|l| l == self.lang)
-            && c.caller_prefix.as_ref().is_none_or(|p| self.caller.expose().starts_with(p.as_str()) || national(self.caller.expose()).starts_with(p.as_str()))
-            && c.var.as_ref().is_none_or(|v| match (self.vars.get(v), &c.equals) {
-                (Some(val), Some(e)) => normalize(&val.plain()) == normalize(e),
-                (Some(_), None) => true,
-                (None, _) => false,
+            && c.caller_prefix.as_ref().is_none_or(|p| {
+                self.caller.expose().starts_with(p.as_str())
+                    || national(self.caller.expose()).starts_with(p.as_str())
             })
+            && c.var
+                .as_ref()
+                .is_none_or(|v| match (self.vars.get(v), &c.equals) {
+                    (Some(val), Some(e)) => normalize(&val.plain()) == normalize(e),
+                    (Some(_), None) => true,
+                    (None, _) => false,
+                })
             && c.before.is_none_or(|t| local.time() < t)
             && c.after.is_none_or(|t| local.time() >= t)
-            && c.weekday.as_ref().is_none_or(|w| w.contains(&local.weekday()))
-            && c.holiday.is_none_or(|h| holiday_on(local.date_naive()).is_some() == h)
+            && c.weekday
+                .as_ref()
+                .is_none_or(|w| w.contains(&local.weekday()))
+            && c.holiday
+                .is_none_or(|h| holiday_on(local.date_naive()).is_some() == h)
     }
 
     /// Evaluates a `set` template: `"{x}"` copies the value with its type.
@@ -1059,15 +1357,28 @@ impl Interpreter {
     }
 
     fn window(&self, department: &str, now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
-        let Some(d) = self.muni.departments.get(department) else { return (now, now) };
-        let start = d.hours.next_open(now).map_or(now, |t| t.with_timezone(&Utc));
-        let end = d.hours.closes_at(start).map_or(start, |t| t.with_timezone(&Utc));
+        let Some(d) = self.muni.departments.get(department) else {
+            return (now, now);
+        };
+        let start = d
+            .hours
+            .next_open(now)
+            .map_or(now, |t| t.with_timezone(&Utc));
+        let end = d
+            .hours
+            .closes_at(start)
+            .map_or(start, |t| t.with_timezone(&Utc));
         (start, end)
     }
 
     fn next_open_words(&self, department: &str, now: DateTime<Utc>) -> String {
         let today = now.with_timezone(&Copenhagen).date_naive();
-        match self.muni.departments.get(department).and_then(|d| d.hours.next_open(now)) {
+        match self
+            .muni
+            .departments
+            .get(department)
+            .and_then(|d| d.hours.next_open(now))
+        {
             Some(t) => speak::datetime_words(t.date_naive(), t.time(), self.lang, Some(today)),
             None => match self.lang {
                 Lang::En => "later".into(),
@@ -1086,7 +1397,9 @@ impl Interpreter {
                     let v = match name.as_str() {
                         "lang" => Some(Value::Text(self.lang.code().into())),
                         "today" => Some(Value::Date(today)),
-                        "now" => Some(Value::DateTime(now.with_timezone(&Copenhagen).naive_local())),
+                        "now" => Some(Value::DateTime(
+                            now.with_timezone(&Copenhagen).naive_local(),
+                        )),
                         _ => self.vars.get(name).cloned(),
                     };
                     if let Some(v) = v {
@@ -1100,35 +1413,73 @@ impl Interpreter {
                         let (a, b) = (a.with_timezone(&Copenhagen), b.with_timezone(&Copenhagen));
                         let day = speak::relative_date_words(a.date_naive(), self.lang, today);
                         match self.lang {
-                            Lang::En => format!("{day} between {} and {}", speak::time_words(a.time(), self.lang), speak::time_words(b.time(), self.lang)),
-                            _ => format!("{day} mellem klokken {} og klokken {}", speak::time_words(a.time(), self.lang), speak::time_words(b.time(), self.lang)),
+                            Lang::En => format!(
+                                "{day} between {} and {}",
+                                speak::time_words(a.time(), self.lang),
+                                speak::time_words(b.time(), self.lang)
+                            ),
+                            _ => format!(
+                                "{day} mellem klokken {} og klokken {}",
+                                speak::time_words(a.time(), self.lang),
+                                speak::time_words(b.time(), self.lang)
+                            ),
                         }
                     }
-                    Func::Department => self.muni.departments.get(arg).and_then(|d| d.name.get(&self.lang).cloned()).unwrap_or_default(),
-                    Func::Queue => self.muni.queues.get(arg).and_then(|q| q.name.get(&self.lang).cloned()).unwrap_or_default(),
+                    Func::Department => self
+                        .muni
+                        .departments
+                        .get(arg)
+                        .and_then(|d| d.name.get(&self.lang).cloned())
+                        .unwrap_or_default(),
+                    Func::Queue => self
+                        .muni
+                        .queues
+                        .get(arg)
+                        .and_then(|q| q.name.get(&self.lang).cloned())
+                        .unwrap_or_default(),
                 }),
             }
         }
         s
     }
 
-    fn speak_value(&self, v: &Value, format: Option<Format>, mode: Mode, today: NaiveDate) -> String {
+    fn speak_value(
+        &self,
+        v: &Value,
+        format: Option<Format>,
+        mode: Mode,
+        today: NaiveDate,
+    ) -> String {
         let lang = self.lang;
         let local = |s: &Slot| -> DateTime<Tz> { s.start.with_timezone(&Copenhagen) };
         match (v, format, mode) {
-            (Value::Number(n), Some(Format::Number), _) | (Value::Number(n), None, Mode::Speech) => speak::number_words(*n, lang),
+            (Value::Number(n), Some(Format::Number), _)
+            | (Value::Number(n), None, Mode::Speech) => speak::number_words(*n, lang),
             (Value::Digits(d), Some(Format::Cpr), _) => speak::cpr_words(d, lang),
-            (Value::Digits(d), Some(Format::Phone | Format::Digits), _) | (Value::Digits(d), None, Mode::Speech) => speak::digit_pairs(d, lang),
-            (Value::Date(d), Some(Format::Date), _) | (Value::Date(d), None, Mode::Speech) => speak::date_words(*d, lang, Some(today)),
-            (Value::Time(t), Some(Format::Time), _) | (Value::Time(t), None, Mode::Speech) => speak::time_words(*t, lang),
-            (Value::DateTime(dt), Some(Format::DateTime | Format::Date), _) | (Value::DateTime(dt), None, Mode::Speech) => {
+            (Value::Digits(d), Some(Format::Phone | Format::Digits), _)
+            | (Value::Digits(d), None, Mode::Speech) => speak::digit_pairs(d, lang),
+            (Value::Date(d), Some(Format::Date), _) | (Value::Date(d), None, Mode::Speech) => {
+                speak::date_words(*d, lang, Some(today))
+            }
+            (Value::Time(t), Some(Format::Time), _) | (Value::Time(t), None, Mode::Speech) => {
+                speak::time_words(*t, lang)
+            }
+            (Value::DateTime(dt), Some(Format::DateTime | Format::Date), _)
+            | (Value::DateTime(dt), None, Mode::Speech) => {
                 speak::datetime_words(dt.date(), dt.time(), lang, Some(today))
             }
             (Value::Slot(s), Some(Format::Time), _) => speak::time_words(local(s).time(), lang),
-            (Value::Slot(s), Some(Format::Date), _) => speak::date_words(local(s).date_naive(), lang, Some(today)),
+            (Value::Slot(s), Some(Format::Date), _) => {
+                speak::date_words(local(s).date_naive(), lang, Some(today))
+            }
             (Value::Slot(s), Some(Format::DateTime), _) | (Value::Slot(s), None, Mode::Speech) => {
                 let l = local(s);
-                speak::datetime_words(l.date_naive(), NaiveTime::from_hms_opt(l.hour(), l.minute(), 0).unwrap_or_default(), lang, None)
+                speak::datetime_words(
+                    l.date_naive(),
+                    NaiveTime::from_hms_opt(l.hour(), l.minute(), 0).unwrap_or_default(),
+                    lang,
+                    None,
+                )
             }
             (v, _, _) => v.plain(),
         }
@@ -1143,6 +1494,9 @@ enum Mode {
 
 /// "+4512345678" -> "12345678"; other numbers unchanged.
 fn national(n: &str) -> String {
-    let d = n.strip_prefix("+45").or_else(|| n.strip_prefix("0045")).unwrap_or(n);
+    let d = n
+        .strip_prefix("+45")
+        .or_else(|| n.strip_prefix("0045"))
+        .unwrap_or(n);
     d.to_string()
 }

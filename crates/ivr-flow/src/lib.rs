@@ -22,7 +22,10 @@ pub mod store;
 pub mod understand;
 
 pub use diag::{Diagnostic, Severity};
-pub use interp::{Action, CallContext, CallRecord, Event, Interpreter, Outcome, Request, Response, Route, Slot, Value};
+pub use interp::{
+    Action, CallContext, CallRecord, Event, Interpreter, Outcome, Request, Response, Route, Slot,
+    Value,
+};
 pub use load::{load, Deployment, Loaded, Tenant};
 pub use model::{Flow, Municipality};
 pub use store::{FlowStore, StoreError};

@@ -32,7 +32,39 @@ use crate::{
 };
 
 type S<T> = Spanned<T>;
-type LangMap<T> = S<BTreeMap<String, T>>;
+// Not `Spanned`: toml gives no span for dotted-key tables (`text.da = ..`),
+// so positions of these fields are found with [`key_pos`].
+type LangMap<T> = BTreeMap<String, T>;
+
+/// Byte offset of the line assigning `field` (e.g. `prompt.da = ..` or
+/// `prompt = {..}`) in the table that starts at `from`; `from` if not found.
+fn key_pos(src: &Source, from: usize, field: &str) -> usize {
+    let start = src
+        .text
+        .get(..from)
+        .and_then(|t| t.rfind('\n'))
+        .map_or(0, |i| i + 1);
+    let mut off = start;
+    for (i, line) in src
+        .text
+        .get(start..)
+        .unwrap_or("")
+        .split_inclusive('\n')
+        .enumerate()
+    {
+        let t = line.trim_start();
+        if i > 0 && t.starts_with('[') && !t.starts_with("[[") {
+            break;
+        }
+        if let Some(rest) = t.strip_prefix(field) {
+            if rest.starts_with(['.', ' ', '=']) {
+                return off + (line.len() - t.len());
+            }
+        }
+        off += line.len();
+    }
+    from
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -190,25 +222,27 @@ struct RawStep {
 }
 
 macro_rules! present {
-    ($s:ident; $($f:ident => $n:literal),* $(,)?) => {{
-        let mut v: Vec<(&'static str, usize)> = Vec::new();
-        $( if let Some(x) = &$s.$f { v.push(($n, x.span().start)); } )*
+    ($s:ident; $($f:ident => $n:literal),* ; $($g:ident => $m:literal),* $(,)?) => {{
+        let mut v: Vec<(&'static str, Option<usize>)> = Vec::new();
+        $( if let Some(x) = &$s.$f { v.push(($n, Some(x.span().start))); } )*
+        $( if $s.$g.is_some() { v.push(($m, None)); } )*
         v
     }};
 }
 
 impl RawStep {
-    fn present(&self) -> Vec<(&'static str, usize)> {
+    fn present(&self) -> Vec<(&'static str, Option<usize>)> {
         present!(self;
-            text => "text", audio => "audio", next => "next", prompt => "prompt", reprompt => "reprompt",
-            input => "input", hints => "hints", timeout => "timeout", retries => "retries", barge_in => "barge_in",
+            audio => "audio", next => "next",
+            input => "input", timeout => "timeout", retries => "retries", barge_in => "barge_in",
             expect => "expect", intent => "intent", save_as => "save_as", max_digits => "max_digits",
             no_input => "no_input", no_match => "no_match", when => "when", otherwise => "else", vars => "vars",
             department => "department", context => "context", if_closed => "if_closed", topic => "topic",
             number => "number", to => "to", subject => "subject", body => "body", op => "op", queue => "queue",
             slot => "slot", cpr => "cpr", date => "date", on_error => "on_error", on_taken => "on_taken",
             on_empty => "on_empty", on_unavailable => "on_unavailable", flow => "flow", goto => "goto",
-            outcome => "outcome",
+            outcome => "outcome";
+            text => "text", prompt => "prompt", reprompt => "reprompt", hints => "hints",
         )
     }
 }
@@ -219,16 +253,45 @@ pub const VERBS: &[(&str, &[&str])] = &[
     (
         "gather",
         &[
-            "prompt", "reprompt", "input", "hints", "timeout", "retries", "barge_in", "expect", "intent", "save_as", "next",
-            "max_digits", "no_input", "no_match",
+            "prompt",
+            "reprompt",
+            "input",
+            "hints",
+            "timeout",
+            "retries",
+            "barge_in",
+            "expect",
+            "intent",
+            "save_as",
+            "next",
+            "max_digits",
+            "no_input",
+            "no_match",
         ],
     ),
     ("branch", &["when", "else"]),
     ("set", &["vars", "next"]),
     ("transfer", &["department", "context", "if_closed"]),
-    ("callback", &["department", "topic", "number", "next", "on_error"]),
+    (
+        "callback",
+        &["department", "topic", "number", "next", "on_error"],
+    ),
     ("mail", &["to", "subject", "body", "next", "on_error"]),
-    ("frontdesk", &["op", "queue", "slot", "cpr", "date", "next", "on_taken", "on_empty", "on_unavailable", "on_error"]),
+    (
+        "frontdesk",
+        &[
+            "op",
+            "queue",
+            "slot",
+            "cpr",
+            "date",
+            "next",
+            "on_taken",
+            "on_empty",
+            "on_unavailable",
+            "on_error",
+        ],
+    ),
     ("goto", &["goto"]),
     ("call", &["flow", "next"]),
     ("return", &[]),
@@ -291,7 +354,10 @@ impl Ctx {
 
 fn read(path: &Path, ctx: &mut Ctx) -> Option<Source> {
     match std::fs::read_to_string(path) {
-        Ok(text) => Some(Source { path: path.to_path_buf(), text }),
+        Ok(text) => Some(Source {
+            path: path.to_path_buf(),
+            text,
+        }),
         Err(e) => {
             ctx.diags.push(Diagnostic {
                 severity: Severity::Error,
@@ -327,7 +393,10 @@ fn unknown_field_hint(msg: &str) -> Option<String> {
     let expected: Vec<&str> = rest.split('`').skip(1).step_by(2).collect();
     match closest(wrong, expected.iter().copied()) {
         Some(k) => Some(format!("did you mean `{k}`?")),
-        None => Some(format!("remove `{wrong}`; allowed keys: {}", expected.join(", "))),
+        None => Some(format!(
+            "remove `{wrong}`; allowed keys: {}",
+            expected.join(", ")
+        )),
     }
 }
 
@@ -367,9 +436,19 @@ pub fn load(root: &Path) -> Loaded {
         .filter(|p| p.is_dir() && p.join("municipality.toml").exists())
         .collect();
     dirs.sort();
+    let mut broken = BTreeSet::new();
     for dir in dirs {
-        if let Some(m) = load_municipality(&dir, &shared, &mut ctx) {
-            municipalities.insert(m.id.clone(), Arc::new(m));
+        match load_municipality(&dir, &shared, &mut ctx) {
+            Some(m) => {
+                municipalities.insert(m.id.clone(), Arc::new(m));
+            }
+            None => {
+                broken.insert(
+                    dir.file_name()
+                        .map(|n| n.to_string_lossy().to_string())
+                        .unwrap_or_default(),
+                );
+            }
         }
     }
     let mut tenants = Vec::new();
@@ -380,29 +459,70 @@ pub fn load(root: &Path) -> Loaded {
                 let mut seen = BTreeSet::new();
                 for t in raw.tenant {
                     let mid = t.municipality.get_ref().clone();
+                    if broken.contains(&mid) {
+                        // Its own errors are reported; no follow-on error here.
+                        continue;
+                    }
                     let Some(m) = municipalities.get(&mid) else {
-                        let hint = closest(&mid, municipalities.keys().map(String::as_str)).map(|k| format!("did you mean `{k}`?"));
-                        ctx.err(&src, t.municipality.span().start, format!("unknown municipality `{mid}`"), hint.or(Some("a municipality is a folder with a municipality.toml".into())));
+                        let hint = closest(&mid, municipalities.keys().map(String::as_str))
+                            .map(|k| format!("did you mean `{k}`?"));
+                        ctx.err(
+                            &src,
+                            t.municipality.span().start,
+                            format!("unknown municipality `{mid}`"),
+                            hint.or(Some(
+                                "a municipality is a folder with a municipality.toml".into(),
+                            )),
+                        );
                         continue;
                     };
-                    let entry = t.entry.as_ref().map_or("main".to_string(), |e| e.get_ref().clone());
+                    let entry = t
+                        .entry
+                        .as_ref()
+                        .map_or("main".to_string(), |e| e.get_ref().clone());
                     if !m.flows.contains_key(&entry) {
-                        let at = t.entry.as_ref().map_or(t.municipality.span().start, |e| e.span().start);
-                        ctx.err(&src, at, format!("municipality `{mid}` has no flow `{entry}`"), Some(format!("flows: {}", m.flows.keys().cloned().collect::<Vec<_>>().join(", "))));
+                        let at = t
+                            .entry
+                            .as_ref()
+                            .map_or(t.municipality.span().start, |e| e.span().start);
+                        ctx.err(
+                            &src,
+                            at,
+                            format!("municipality `{mid}` has no flow `{entry}`"),
+                            Some(format!(
+                                "flows: {}",
+                                m.flows.keys().cloned().collect::<Vec<_>>().join(", ")
+                            )),
+                        );
                     }
                     let number = normalize_number(t.number.get_ref());
                     if !seen.insert(number.clone()) {
-                        ctx.err(&src, t.number.span().start, format!("number `{}` is listed twice", t.number.get_ref()), Some("each called number routes to one municipality".into()));
+                        ctx.err(
+                            &src,
+                            t.number.span().start,
+                            format!("number `{}` is listed twice", t.number.get_ref()),
+                            Some("each called number routes to one municipality".into()),
+                        );
                     }
-                    tenants.push(Tenant { number, municipality: mid, entry });
+                    tenants.push(Tenant {
+                        number,
+                        municipality: mid,
+                        entry,
+                    });
                 }
             }
         }
     }
-    ctx.diags.sort_by(|a, b| (a.severity, &a.file, a.line, a.col).cmp(&(b.severity, &b.file, b.line, b.col)));
+    ctx.diags.sort_by(|a, b| {
+        (a.severity, &a.file, a.line, a.col).cmp(&(b.severity, &b.file, b.line, b.col))
+    });
     let ok = !ctx.diags.iter().any(Diagnostic::is_error);
     Loaded {
-        deployment: ok.then(|| Deployment { root: root.to_path_buf(), municipalities, tenants }),
+        deployment: ok.then(|| Deployment {
+            root: root.to_path_buf(),
+            municipalities,
+            tenants,
+        }),
         diagnostics: ctx.diags,
     }
 }
@@ -410,14 +530,21 @@ pub fn load(root: &Path) -> Loaded {
 /// Called numbers compare on digits and a leading `+`: "+45 70 10 10 10" =
 /// "+4570101010"; "70101010" also matches "+4570101010" (see `route`).
 pub fn normalize_number(n: &str) -> String {
-    let mut s: String = n.chars().filter(|c| c.is_ascii_digit() || *c == '+').collect();
+    let mut s: String = n
+        .chars()
+        .filter(|c| c.is_ascii_digit() || *c == '+')
+        .collect();
     if let Some(rest) = s.strip_prefix("00") {
         s = format!("+{rest}");
     }
     s
 }
 
-fn load_municipality(dir: &Path, shared: &[(Source, RawFlow)], ctx: &mut Ctx) -> Option<Municipality> {
+fn load_municipality(
+    dir: &Path,
+    shared: &[(Source, RawFlow)],
+    ctx: &mut Ctx,
+) -> Option<Municipality> {
     let id = dir.file_name()?.to_string_lossy().to_string();
     let src = read(&dir.join("municipality.toml"), ctx)?;
     let raw: RawMunicipality = parse_toml(&src, ctx)?;
@@ -428,11 +555,21 @@ fn load_municipality(dir: &Path, shared: &[(Source, RawFlow)], ctx: &mut Ctx) ->
         match lang_of(code) {
             Some(l) if !languages.contains(&l) => languages.push(l),
             Some(_) => {}
-            None => ctx.err(&src, raw.languages.span().start, format!("unknown language `{code}`"), Some("known: da, en".into())),
+            None => ctx.err(
+                &src,
+                raw.languages.span().start,
+                format!("unknown language `{code}`"),
+                Some("known: da, en".into()),
+            ),
         }
     }
     if languages.is_empty() {
-        ctx.err(&src, raw.languages.span().start, "a municipality needs at least one language", Some("languages = [\"da\", \"en\"]".into()));
+        ctx.err(
+            &src,
+            raw.languages.span().start,
+            "a municipality needs at least one language",
+            Some("languages = [\"da\", \"en\"]".into()),
+        );
     }
 
     let mut calendar = Calendar::default();
@@ -446,7 +583,12 @@ fn load_municipality(dir: &Path, shared: &[(Source, RawFlow)], ctx: &mut Ctx) ->
         match NaiveDate::parse_from_str(s.get_ref(), "%Y-%m-%d") {
             Ok(d) => Some(d),
             Err(_) => {
-                ctx.err(&src, s.span().start, format!("`{}` is not a date", s.get_ref()), Some("write dates as YYYY-MM-DD".into()));
+                ctx.err(
+                    &src,
+                    s.span().start,
+                    format!("`{}` is not a date", s.get_ref()),
+                    Some("write dates as YYYY-MM-DD".into()),
+                );
                 None
             }
         }
@@ -455,7 +597,12 @@ fn load_municipality(dir: &Path, shared: &[(Source, RawFlow)], ctx: &mut Ctx) ->
         if let Some(from) = date(&c.from, ctx) {
             let to = c.to.as_ref().and_then(|t| date(t, ctx)).unwrap_or(from);
             if to < from {
-                ctx.err(&src, c.from.span().start, "closure ends before it starts", Some("swap `from` and `to`".into()));
+                ctx.err(
+                    &src,
+                    c.from.span().start,
+                    "closure ends before it starts",
+                    Some("swap `from` and `to`".into()),
+                );
             }
             calendar.closures.push((from, to));
         }
@@ -464,28 +611,63 @@ fn load_municipality(dir: &Path, shared: &[(Source, RawFlow)], ctx: &mut Ctx) ->
         if let Some(d) = date(&s.date, ctx) {
             match parse_intervals(s.hours.get_ref()) {
                 Ok(iv) => calendar.special.push((d, iv)),
-                Err(e) => ctx.err(&src, s.hours.span().start, format!("bad opening hours: {e}"), Some("write hours as \"08:00-12:00, 13:00-15:00\" or \"closed\"".into())),
+                Err(e) => ctx.err(
+                    &src,
+                    s.hours.span().start,
+                    format!("bad opening hours: {e}"),
+                    Some("write hours as \"08:00-12:00, 13:00-15:00\" or \"closed\"".into()),
+                ),
             }
         }
     }
 
     let mut departments = BTreeMap::new();
     for (k, d) in &raw.department {
-        let mut hours = OpeningHours { calendar: calendar.clone(), ..Default::default() };
+        let mut hours = OpeningHours {
+            calendar: calendar.clone(),
+            ..Default::default()
+        };
+        let mut hours_ok = true;
         for (day, spec) in &d.hours {
             let Some(wd) = weekday_key(day.get_ref()) else {
-                ctx.err(&src, day.span().start, format!("`{}` is not a weekday", day.get_ref()), Some("use mon, tue, wed, thu, fri, sat, sun".into()));
+                hours_ok = false;
+                ctx.err(
+                    &src,
+                    day.span().start,
+                    format!("`{}` is not a weekday", day.get_ref()),
+                    Some("use mon, tue, wed, thu, fri, sat, sun".into()),
+                );
                 continue;
             };
             match parse_intervals(spec.get_ref()) {
                 Ok(iv) => hours.week[wd.num_days_from_monday() as usize] = iv,
-                Err(e) => ctx.err(&src, spec.span().start, format!("bad opening hours: {e}"), Some("write hours as \"08:00-12:00, 13:00-15:00\" or \"closed\"".into())),
+                Err(e) => {
+                    hours_ok = false;
+                    ctx.err(
+                        &src,
+                        spec.span().start,
+                        format!("bad opening hours: {e}"),
+                        Some("write hours as \"08:00-12:00, 13:00-15:00\" or \"closed\"".into()),
+                    );
+                }
             }
         }
-        if hours.never_open() {
-            ctx.err(&src, k.span().start, format!("department `{}` is never open", k.get_ref()), Some("add hours, e.g. mon = \"08:00-15:00\"".into()));
+        if hours_ok && hours.never_open() {
+            ctx.err(
+                &src,
+                k.span().start,
+                format!("department `{}` is never open", k.get_ref()),
+                Some("add hours, e.g. mon = \"08:00-15:00\"".into()),
+            );
         }
-        let name = lang_names(&d.name, &languages, &src, ctx, &format!("department `{}`", k.get_ref()));
+        let name = lang_names(
+            &d.name,
+            k.span().start,
+            &languages,
+            &src,
+            ctx,
+            &format!("department `{}`", k.get_ref()),
+        );
         departments.insert(
             k.get_ref().clone(),
             Department {
@@ -500,21 +682,50 @@ fn load_municipality(dir: &Path, shared: &[(Source, RawFlow)], ctx: &mut Ctx) ->
     let dept_hint = |name: &str| -> Option<String> {
         match closest(name, raw.department.keys().map(|k| k.get_ref().as_str())) {
             Some(k) => Some(format!("did you mean `{k}`?")),
-            None => Some(format!("departments in municipality.toml: {}", raw.department.keys().map(|k| k.get_ref().as_str()).collect::<Vec<_>>().join(", "))),
+            None => Some(format!(
+                "departments in municipality.toml: {}",
+                raw.department
+                    .keys()
+                    .map(|k| k.get_ref().as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
         }
     };
     if !departments.contains_key(raw.fallback.get_ref()) {
-        ctx.err(&src, raw.fallback.span().start, format!("unknown department `{}`", raw.fallback.get_ref()), dept_hint(raw.fallback.get_ref()));
+        ctx.err(
+            &src,
+            raw.fallback.span().start,
+            format!("unknown department `{}`", raw.fallback.get_ref()),
+            dept_hint(raw.fallback.get_ref()),
+        );
     }
     let mut queues = BTreeMap::new();
     for (k, q) in &raw.queue {
         if !departments.contains_key(q.department.get_ref()) {
-            ctx.err(&src, q.department.span().start, format!("unknown department `{}`", q.department.get_ref()), dept_hint(q.department.get_ref()));
+            ctx.err(
+                &src,
+                q.department.span().start,
+                format!("unknown department `{}`", q.department.get_ref()),
+                dept_hint(q.department.get_ref()),
+            );
         }
-        let name = lang_names(&q.name, &languages, &src, ctx, &format!("queue `{}`", k.get_ref()));
+        let name = lang_names(
+            &q.name,
+            k.span().start,
+            &languages,
+            &src,
+            ctx,
+            &format!("queue `{}`", k.get_ref()),
+        );
         queues.insert(
             k.get_ref().clone(),
-            Queue { id: k.get_ref().clone(), name, department: q.department.get_ref().clone(), slot_minutes: q.slot_minutes.unwrap_or(15) },
+            Queue {
+                id: k.get_ref().clone(),
+                name,
+                department: q.department.get_ref().clone(),
+                slot_minutes: q.slot_minutes.unwrap_or(15),
+            },
         );
     }
 
@@ -525,13 +736,28 @@ fn load_municipality(dir: &Path, shared: &[(Source, RawFlow)], ctx: &mut Ctx) ->
         if let Some(asrc) = read(&apath, ctx) {
             if let Some(a) = parse_toml::<RawAnnouncement>(&asrc, ctx) {
                 let (no_flows, no_vars) = (BTreeSet::new(), BTreeSet::new());
-                let mut v = Validator::new(&asrc, &languages, &departments, &queues, &no_flows, &no_vars, ctx);
-                let text = v.text(&a.text, "announcement");
-                let until = a.until.as_ref().and_then(|u| match DateTime::parse_from_rfc3339(u.get_ref()) {
-                    Ok(t) => Some(t.with_timezone(&Utc)),
-                    Err(_) => {
-                        ctx.err(&asrc, u.span().start, format!("`{}` is not a date and time", u.get_ref()), Some("write RFC 3339, e.g. 2026-12-01T12:00:00+01:00".into()));
-                        None
+                let mut v = Validator::new(
+                    &asrc,
+                    &languages,
+                    &departments,
+                    &queues,
+                    &no_flows,
+                    &no_vars,
+                    ctx,
+                );
+                let text = v.text(&a.text, "announcement", 0, "text");
+                let until = a.until.as_ref().and_then(|u| {
+                    match DateTime::parse_from_rfc3339(u.get_ref()) {
+                        Ok(t) => Some(t.with_timezone(&Utc)),
+                        Err(_) => {
+                            ctx.err(
+                                &asrc,
+                                u.span().start,
+                                format!("`{}` is not a date and time", u.get_ref()),
+                                Some("write RFC 3339, e.g. 2026-12-01T12:00:00+01:00".into()),
+                            );
+                            None
+                        }
                     }
                 });
                 announcement = Some(Announcement { text, until });
@@ -542,7 +768,10 @@ fn load_municipality(dir: &Path, shared: &[(Source, RawFlow)], ctx: &mut Ctx) ->
     // Flows: own files, then shared ones not overridden.
     let mut raws: Vec<(String, Source, RawFlow)> = Vec::new();
     for p in toml_files(dir) {
-        let stem = p.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+        let stem = p
+            .file_stem()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_default();
         if stem == "municipality" || stem == "announcement" {
             continue;
         }
@@ -553,10 +782,16 @@ fn load_municipality(dir: &Path, shared: &[(Source, RawFlow)], ctx: &mut Ctx) ->
         }
     }
     for (s, rf) in shared {
-        let stem = s.path.file_stem().map(|x| x.to_string_lossy().to_string()).unwrap_or_default();
+        let stem = s
+            .path
+            .file_stem()
+            .map(|x| x.to_string_lossy().to_string())
+            .unwrap_or_default();
         if !raws.iter().any(|(n, _, _)| *n == stem) {
             // Re-parse so each municipality owns its copy; validation depends on its departments.
-            let Ok(copy) = toml::from_str::<RawFlow>(&s.text) else { continue };
+            let Ok(copy) = toml::from_str::<RawFlow>(&s.text) else {
+                continue;
+            };
             let _ = rf;
             raws.push((stem, s.clone(), copy));
         }
@@ -568,7 +803,15 @@ fn load_municipality(dir: &Path, shared: &[(Source, RawFlow)], ctx: &mut Ctx) ->
     }
     let mut flows = BTreeMap::new();
     for (name, fsrc, rf) in &raws {
-        let mut v = Validator::new(fsrc, &languages, &departments, &queues, &flow_names, &vars, ctx);
+        let mut v = Validator::new(
+            fsrc,
+            &languages,
+            &departments,
+            &queues,
+            &flow_names,
+            &vars,
+            ctx,
+        );
         let flow = v.flow(name, rf);
         flows.insert(name.clone(), Arc::new(flow));
     }
@@ -576,22 +819,50 @@ fn load_municipality(dir: &Path, shared: &[(Source, RawFlow)], ctx: &mut Ctx) ->
     if after > before {
         return None;
     }
-    Some(Municipality { id, name: raw.name.get_ref().clone(), languages, fallback: raw.fallback.get_ref().clone(), departments, queues, flows, calendar, announcement })
+    Some(Municipality {
+        id,
+        name: raw.name.get_ref().clone(),
+        languages,
+        fallback: raw.fallback.get_ref().clone(),
+        departments,
+        queues,
+        flows,
+        calendar,
+        announcement,
+    })
 }
 
-fn lang_names(m: &LangMap<String>, langs: &[Lang], src: &Source, ctx: &mut Ctx, what: &str) -> BTreeMap<Lang, String> {
+fn lang_names(
+    m: &LangMap<String>,
+    at: usize,
+    langs: &[Lang],
+    src: &Source,
+    ctx: &mut Ctx,
+    what: &str,
+) -> BTreeMap<Lang, String> {
+    let at = key_pos(src, at, "name");
     let mut out = BTreeMap::new();
-    for (k, v) in m.get_ref() {
+    for (k, v) in m {
         match lang_of(k) {
             Some(l) => {
                 out.insert(l, v.clone());
             }
-            None => ctx.err(src, m.span().start, format!("unknown language `{k}`"), Some("known: da, en".into())),
+            None => ctx.err(
+                src,
+                at,
+                format!("unknown language `{k}`"),
+                Some("known: da, en".into()),
+            ),
         }
     }
     for l in langs {
         if !out.contains_key(l) {
-            ctx.err(src, m.span().start, format!("{what} has no name in `{l}`"), Some(format!("add {l} = \"...\"")));
+            ctx.err(
+                src,
+                at,
+                format!("{what} has no name in `{l}`"),
+                Some(format!("add {l} = \"...\"")),
+            );
         }
     }
     out
@@ -649,7 +920,16 @@ impl<'a> Validator<'a> {
         vars: &'a BTreeSet<String>,
         ctx: &'a mut Ctx,
     ) -> Self {
-        Self { src, langs, departments, queues, flows, vars, ctx, steps: BTreeSet::new() }
+        Self {
+            src,
+            langs,
+            departments,
+            queues,
+            flows,
+            vars,
+            ctx,
+            steps: BTreeSet::new(),
+        }
     }
 
     fn err(&mut self, at: usize, msg: impl Into<String>, hint: Option<String>) {
@@ -664,7 +944,11 @@ impl<'a> Validator<'a> {
                 parts.push(Part::Lit(rest[..open].to_string()));
             }
             let Some(close) = rest[open..].find('}') else {
-                self.err(at, format!("`{{` without `}}` in \"{s}\""), Some("close the variable: {name}".into()));
+                self.err(
+                    at,
+                    format!("`{{` without `}}` in \"{s}\""),
+                    Some("close the variable: {name}".into()),
+                );
                 rest = "";
                 break;
             };
@@ -677,14 +961,25 @@ impl<'a> Validator<'a> {
                     "department" => Func::Department,
                     "queue" => Func::Queue,
                     other => {
-                        self.err(at, format!("unknown template function `{other}`"), Some("known: next_open, window, department, queue".into()));
+                        self.err(
+                            at,
+                            format!("unknown template function `{other}`"),
+                            Some("known: next_open, window, department, queue".into()),
+                        );
                         continue;
                     }
                 };
                 let arg = arg.trim().to_string();
                 if func == Func::Queue {
                     if !self.queues.contains_key(&arg) {
-                        self.err(at, format!("unknown queue `{arg}`"), Some(format!("queues: {}", self.queues.keys().cloned().collect::<Vec<_>>().join(", "))));
+                        self.err(
+                            at,
+                            format!("unknown queue `{arg}`"),
+                            Some(format!(
+                                "queues: {}",
+                                self.queues.keys().cloned().collect::<Vec<_>>().join(", ")
+                            )),
+                        );
                     }
                 } else {
                     self.department(&arg, at);
@@ -696,38 +991,56 @@ impl<'a> Validator<'a> {
                 Some((n, f)) => {
                     let fmt = Format::parse(f.trim());
                     if fmt.is_none() {
-                        self.err(at, format!("unknown format `{}`", f.trim()), Some("known: date, time, datetime, number, digits, phone, cpr".into()));
+                        self.err(
+                            at,
+                            format!("unknown format `{}`", f.trim()),
+                            Some("known: date, time, datetime, number, digits, phone, cpr".into()),
+                        );
                     }
                     (n.trim().to_string(), fmt)
                 }
                 None => (inner.to_string(), None),
             };
             if !self.vars.is_empty() && !self.vars.contains(&name) {
-                let hint = closest(&name, self.vars.iter().map(String::as_str)).map(|k| format!("did you mean `{k}`?"));
-                self.err(at, format!("unknown variable `{name}`"), hint.or(Some("set it with `save_as` or a `set` step first".into())));
+                let hint = closest(&name, self.vars.iter().map(String::as_str))
+                    .map(|k| format!("did you mean `{k}`?"));
+                self.err(
+                    at,
+                    format!("unknown variable `{name}`"),
+                    hint.or(Some("set it with `save_as` or a `set` step first".into())),
+                );
             }
             parts.push(Part::Var { name, format });
         }
         if !rest.is_empty() {
             parts.push(Part::Lit(rest.to_string()));
         }
-        Template { source: s.to_string(), parts }
+        Template {
+            source: s.to_string(),
+            parts,
+        }
     }
 
-    fn text(&mut self, m: &LangMap<String>, what: &str) -> Text {
+    fn text(&mut self, m: &LangMap<String>, what: &str, from: usize, field: &str) -> Text {
+        let at = key_pos(self.src, from, field);
         let mut out = BTreeMap::new();
-        for (k, v) in m.get_ref() {
+        for (k, v) in m {
             match lang_of(k) {
                 Some(l) => {
-                    let t = self.template(v, m.span().start);
+                    let t = self.template(v, at);
                     out.insert(l, t);
                 }
-                None => self.err(m.span().start, format!("unknown language `{k}`"), Some("known: da, en".into())),
+                None => self.err(
+                    at,
+                    format!("unknown language `{k}`"),
+                    Some("known: da, en".into()),
+                ),
             }
         }
-        for l in self.langs.to_vec() {
+        let langs = self.langs;
+        for &l in langs {
             if !out.contains_key(&l) {
-                self.err(m.span().start, format!("{what} is missing the `{l}` prompt"), Some(format!("every prompt needs all languages of the municipality; add {l} = \"...\"")));
+                self.err(at, format!("{what} is missing the `{l}` prompt"), Some(format!("every prompt needs all languages of the municipality; add {field}.{l} = \"...\"")));
             }
         }
         Text(out)
@@ -735,16 +1048,35 @@ impl<'a> Validator<'a> {
 
     fn department(&mut self, name: &str, at: usize) {
         if !self.departments.contains_key(name) {
-            let hint = closest(name, self.departments.keys().map(String::as_str)).map(|k| format!("did you mean `{k}`?"));
-            self.err(at, format!("unknown department `{name}`"), hint.or(Some(format!("departments in municipality.toml: {}", self.departments.keys().cloned().collect::<Vec<_>>().join(", ")))));
+            let hint = closest(name, self.departments.keys().map(String::as_str))
+                .map(|k| format!("did you mean `{k}`?"));
+            self.err(
+                at,
+                format!("unknown department `{name}`"),
+                hint.or(Some(format!(
+                    "departments in municipality.toml: {}",
+                    self.departments
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))),
+            );
         }
     }
 
     fn target(&mut self, t: &S<String>) -> String {
         let name = t.get_ref();
         if !self.steps.contains(name) {
-            let hint = closest(name, self.steps.iter().map(String::as_str)).map(|k| format!("did you mean `{k}`?"));
-            self.err(t.span().start, format!("goes to unknown step `{name}`"), hint.or(Some("to run another flow use do = \"call\" with flow = \"...\"".into())));
+            let hint = closest(name, self.steps.iter().map(String::as_str))
+                .map(|k| format!("did you mean `{k}`?"));
+            self.err(
+                t.span().start,
+                format!("goes to unknown step `{name}`"),
+                hint.or(Some(
+                    "to run another flow use do = \"call\" with flow = \"...\"".into(),
+                )),
+            );
         }
         name.clone()
     }
@@ -753,9 +1085,19 @@ impl<'a> Validator<'a> {
         t.as_ref().map(|t| self.target(t))
     }
 
-    fn required<'b, T>(&mut self, v: &'b Option<S<T>>, field: &str, verb: &str, at: usize) -> Option<&'b S<T>> {
+    fn required<'b, T>(
+        &mut self,
+        v: &'b Option<S<T>>,
+        field: &str,
+        verb: &str,
+        at: usize,
+    ) -> Option<&'b S<T>> {
         if v.is_none() {
-            self.err(at, format!("`{verb}` step needs `{field}`"), Some(format!("add {field} = ...")));
+            self.err(
+                at,
+                format!("`{verb}` step needs `{field}`"),
+                Some(format!("add {field} = ...")),
+            );
         }
         v.as_ref()
     }
@@ -763,16 +1105,33 @@ impl<'a> Validator<'a> {
     fn flow(&mut self, name: &str, rf: &RawFlow) -> Flow {
         self.steps = rf.step.keys().map(|k| k.get_ref().clone()).collect();
         let start = self.target(&rf.start);
-        let mut order: Vec<(usize, String)> = rf.step.keys().map(|k| (k.span().start, k.get_ref().clone())).collect();
+        let mut order: Vec<(usize, String)> = rf
+            .step
+            .keys()
+            .map(|k| (k.span().start, k.get_ref().clone()))
+            .collect();
         order.sort();
         let mut steps = BTreeMap::new();
         for (k, s) in &rf.step {
             if let Some(kind) = self.step(k, s.get_ref()) {
                 let line = self.src.line_col(k.span().start).0;
-                steps.insert(k.get_ref().clone(), Step { name: k.get_ref().clone(), line, kind });
+                steps.insert(
+                    k.get_ref().clone(),
+                    Step {
+                        name: k.get_ref().clone(),
+                        line,
+                        kind,
+                    },
+                );
             }
         }
-        let flow = Flow { name: name.to_string(), file: self.src.path.clone(), start, steps, order: order.into_iter().map(|(_, n)| n).collect() };
+        let flow = Flow {
+            name: name.to_string(),
+            file: self.src.path.clone(),
+            start,
+            steps,
+            order: order.into_iter().map(|(_, n)| n).collect(),
+        };
         // Unreachable steps (warning).
         let mut seen = BTreeSet::new();
         let mut todo = vec![flow.start.clone()];
@@ -784,16 +1143,35 @@ impl<'a> Validator<'a> {
                 todo.extend(st.kind.edges().into_iter().map(|(_, t)| t));
             }
         }
-        for (k, _) in &rf.step {
+        for k in rf.step.keys() {
             if !seen.contains(k.get_ref()) && flow.steps.contains_key(k.get_ref()) {
-                self.ctx.warn(self.src, k.span().start, format!("step `{}` is unreachable", k.get_ref()), Some(format!("no step goes to it from `{}`; remove it or add a goto", flow.start)));
+                self.ctx.warn(
+                    self.src,
+                    k.span().start,
+                    format!("step `{}` is unreachable", k.get_ref()),
+                    Some(format!(
+                        "no step goes to it from `{}`; remove it or add a goto",
+                        flow.start
+                    )),
+                );
             }
         }
         // Loops that never wait for the caller.
         for st in flow.steps.values() {
             if let Some(cycle) = busy_cycle(&flow, &st.name) {
-                let at = rf.step.keys().find(|k| k.get_ref() == &st.name).map_or(0, |k| k.span().start);
-                self.err(at, format!("steps loop without asking the caller: {}", cycle.join(" -> ")), Some("put a gather in the loop or end it with hangup/transfer".into()));
+                let at = rf
+                    .step
+                    .keys()
+                    .find(|k| k.get_ref() == &st.name)
+                    .map_or(0, |k| k.span().start);
+                self.err(
+                    at,
+                    format!(
+                        "steps loop without asking the caller: {}",
+                        cycle.join(" -> ")
+                    ),
+                    Some("put a gather in the loop or end it with hangup/transfer".into()),
+                );
                 break;
             }
         }
@@ -801,8 +1179,15 @@ impl<'a> Validator<'a> {
         for g in flow.steps.values() {
             if let StepKind::Gather(gt) = &g.kind {
                 if let Some(nm) = &gt.no_match {
-                    if !offers_dtmf_or_human(&flow, nm) {
-                        let raw = rf.step.iter().find(|(k, _)| k.get_ref() == &g.name).and_then(|(_, s)| s.get_ref().no_match.as_ref().map(|x| x.span().start)).unwrap_or(0);
+                    if !has_keys(gt) && !offers_dtmf_or_human(&flow, nm) {
+                        let raw = rf
+                            .step
+                            .iter()
+                            .find(|(k, _)| k.get_ref() == &g.name)
+                            .and_then(|(_, s)| {
+                                s.get_ref().no_match.as_ref().map(|x| x.span().start)
+                            })
+                            .unwrap_or(0);
                         self.err(raw, format!("`no_match` of `{}` goes to `{nm}`, which offers neither keys nor a human", g.name), Some("a caller not understood twice must reach a gather with DTMF keys or a transfer".into()));
                     }
                 }
@@ -815,24 +1200,51 @@ impl<'a> Validator<'a> {
         let verb = s.r#do.get_ref().as_str();
         let at = name.span().start;
         let Some((_, allowed)) = VERBS.iter().find(|(v, _)| *v == verb) else {
-            let hint = closest(verb, VERBS.iter().map(|(v, _)| *v)).map(|k| format!("did you mean `{k}`?"));
-            self.err(s.r#do.span().start, format!("unknown verb `{verb}`"), hint.or(Some(format!("verbs: {}", VERBS.iter().map(|(v, _)| *v).collect::<Vec<_>>().join(", ")))));
+            let hint = closest(verb, VERBS.iter().map(|(v, _)| *v))
+                .map(|k| format!("did you mean `{k}`?"));
+            self.err(
+                s.r#do.span().start,
+                format!("unknown verb `{verb}`"),
+                hint.or(Some(format!(
+                    "verbs: {}",
+                    VERBS.iter().map(|(v, _)| *v).collect::<Vec<_>>().join(", ")
+                ))),
+            );
             return None;
         };
         for (field, pos) in s.present() {
+            let pos = pos.unwrap_or_else(|| key_pos(self.src, at, field));
             if !allowed.contains(&field) {
-                self.err(pos, format!("`{field}` is not a field of `{verb}`"), Some(format!("`{verb}` takes: {}", allowed.join(", "))));
+                self.err(
+                    pos,
+                    format!("`{field}` is not a field of `{verb}`"),
+                    Some(format!("`{verb}` takes: {}", allowed.join(", "))),
+                );
             }
         }
         let step_name = name.get_ref().clone();
         Some(match verb {
             "say" => {
                 if s.text.is_none() && s.audio.is_none() {
-                    self.err(at, "`say` step needs `text` or `audio`", Some("add text = { da = \"...\", en = \"...\" }".into()));
+                    self.err(
+                        at,
+                        "`say` step needs `text` or `audio`",
+                        Some("add text = { da = \"...\", en = \"...\" }".into()),
+                    );
                 }
-                let text = s.text.as_ref().map(|t| self.text(t, &format!("step `{step_name}`")));
-                let next = self.required(&s.next, "next", verb, at).map(|n| self.target(n)).unwrap_or_default();
-                StepKind::Say { text, audio: s.audio.as_ref().map(|a| a.get_ref().clone()), next }
+                let text = s
+                    .text
+                    .as_ref()
+                    .map(|t| self.text(t, &format!("step `{step_name}`"), at, "text"));
+                let next = self
+                    .required(&s.next, "next", verb, at)
+                    .map(|n| self.target(n))
+                    .unwrap_or_default();
+                StepKind::Say {
+                    text,
+                    audio: s.audio.as_ref().map(|a| a.get_ref().clone()),
+                    next,
+                }
             }
             "gather" => StepKind::Gather(Box::new(self.gather(&step_name, s, at)?)),
             "branch" => {
@@ -840,7 +1252,10 @@ impl<'a> Validator<'a> {
                 for c in s.when.iter().flat_map(|w| w.get_ref().iter()) {
                     when.push(self.cond(c));
                 }
-                let otherwise = self.required(&s.otherwise, "else", verb, at).map(|n| self.target(n)).unwrap_or_default();
+                let otherwise = self
+                    .required(&s.otherwise, "else", verb, at)
+                    .map(|n| self.target(n))
+                    .unwrap_or_default();
                 StepKind::Branch { when, otherwise }
             }
             "set" => {
@@ -851,75 +1266,159 @@ impl<'a> Validator<'a> {
                         vars.push((k.clone(), t));
                     }
                 }
-                let next = self.required(&s.next, "next", verb, at).map(|n| self.target(n)).unwrap_or_default();
+                let next = self
+                    .required(&s.next, "next", verb, at)
+                    .map(|n| self.target(n))
+                    .unwrap_or_default();
                 StepKind::Set { vars, next }
             }
             "transfer" => {
-                let department = self.required(&s.department, "department", verb, at).map(|d| {
-                    self.department(d.get_ref(), d.span().start);
-                    d.get_ref().clone()
-                })?;
+                let department = self
+                    .required(&s.department, "department", verb, at)
+                    .map(|d| {
+                        self.department(d.get_ref(), d.span().start);
+                        d.get_ref().clone()
+                    })?;
                 let mut context = Vec::new();
                 for (k, v) in s.context.iter().flat_map(|c| c.get_ref().iter()) {
                     let t = self.template(v.get_ref(), v.span().start);
                     context.push((k.clone(), t));
                 }
-                StepKind::Transfer { department, context, if_closed: self.opt_target(&s.if_closed) }
+                StepKind::Transfer {
+                    department,
+                    context,
+                    if_closed: self.opt_target(&s.if_closed),
+                }
             }
             "callback" => {
-                let department = self.required(&s.department, "department", verb, at).map(|d| {
-                    self.department(d.get_ref(), d.span().start);
-                    d.get_ref().clone()
-                })?;
+                let department = self
+                    .required(&s.department, "department", verb, at)
+                    .map(|d| {
+                        self.department(d.get_ref(), d.span().start);
+                        d.get_ref().clone()
+                    })?;
                 let topic = match &s.topic {
                     Some(t) => self.template(t.get_ref(), t.span().start),
                     None => self.template("{intent}", at),
                 };
-                let number_var = s.number.as_ref().map_or("caller".to_string(), |n| n.get_ref().trim_matches(['{', '}']).to_string());
-                let next = self.required(&s.next, "next", verb, at).map(|n| self.target(n)).unwrap_or_default();
-                StepKind::Callback { department, topic, number_var, next, on_error: self.opt_target(&s.on_error) }
+                let number_var = s.number.as_ref().map_or("caller".to_string(), |n| {
+                    n.get_ref().trim_matches(['{', '}']).to_string()
+                });
+                let next = self
+                    .required(&s.next, "next", verb, at)
+                    .map(|n| self.target(n))
+                    .unwrap_or_default();
+                StepKind::Callback {
+                    department,
+                    topic,
+                    number_var,
+                    next,
+                    on_error: self.opt_target(&s.on_error),
+                }
             }
             "mail" => {
                 let mut to = Vec::new();
                 if let Some(t) = self.required(&s.to, "to", verb, at) {
                     for r in t.get_ref() {
-                        if !r.contains('@') {
+                        if r.starts_with('{') {
+                            let _ = self.template(r, t.span().start);
+                        } else if !r.contains('@') {
                             self.department(r, t.span().start);
                             if self.departments.get(r).is_some_and(|d| d.mail.is_none()) {
-                                self.err(t.span().start, format!("department `{r}` has no `mail` address"), Some("add mail = \"...\" to the department in municipality.toml".into()));
+                                self.err(
+                                    t.span().start,
+                                    format!("department `{r}` has no `mail` address"),
+                                    Some(
+                                        "add mail = \"...\" to the department in municipality.toml"
+                                            .into(),
+                                    ),
+                                );
                             }
                         }
                         to.push(r.clone());
                     }
                 }
-                let subject = s.subject.as_ref().map(|t| self.template(t.get_ref(), t.span().start));
-                let body = s.body.as_ref().map(|t| self.template(t.get_ref(), t.span().start));
+                let subject = s
+                    .subject
+                    .as_ref()
+                    .map(|t| self.template(t.get_ref(), t.span().start));
+                let body = s
+                    .body
+                    .as_ref()
+                    .map(|t| self.template(t.get_ref(), t.span().start));
                 if subject.is_none() || body.is_none() {
-                    self.err(at, "`mail` step needs `subject` and `body`", Some("add subject = \"...\" and body = \"...\"".into()));
+                    self.err(
+                        at,
+                        "`mail` step needs `subject` and `body`",
+                        Some("add subject = \"...\" and body = \"...\"".into()),
+                    );
                 }
-                let next = self.required(&s.next, "next", verb, at).map(|n| self.target(n)).unwrap_or_default();
-                StepKind::Mail { to, subject: subject?, body: body?, next, on_error: self.opt_target(&s.on_error) }
+                let next = self
+                    .required(&s.next, "next", verb, at)
+                    .map(|n| self.target(n))
+                    .unwrap_or_default();
+                StepKind::Mail {
+                    to,
+                    subject: subject?,
+                    body: body?,
+                    next,
+                    on_error: self.opt_target(&s.on_error),
+                }
             }
             "frontdesk" => {
-                let op = match self.required(&s.op, "op", verb, at).map(|o| (o.get_ref().as_str(), o.span().start)) {
+                let op = match self
+                    .required(&s.op, "op", verb, at)
+                    .map(|o| (o.get_ref().as_str(), o.span().start))
+                {
                     Some(("slots", _)) => FrontdeskOp::Slots,
                     Some(("book", _)) => FrontdeskOp::Book,
                     Some(("cancel", _)) => FrontdeskOp::Cancel,
                     Some((other, p)) => {
-                        self.err(p, format!("unknown frontdesk op `{other}`"), Some("op = \"slots\", \"book\" or \"cancel\"".into()));
+                        self.err(
+                            p,
+                            format!("unknown frontdesk op `{other}`"),
+                            Some("op = \"slots\", \"book\" or \"cancel\"".into()),
+                        );
                         return None;
                     }
                     None => return None,
                 };
                 let queue = self.required(&s.queue, "queue", verb, at)?;
-                if !self.queues.contains_key(queue.get_ref()) {
-                    let hint = closest(queue.get_ref(), self.queues.keys().map(String::as_str)).map(|k| format!("did you mean `{k}`?"));
-                    self.err(queue.span().start, format!("unknown queue `{}`", queue.get_ref()), hint.or(Some("add [queue.NAME] to municipality.toml".into())));
+                if let Some(var) = queue
+                    .get_ref()
+                    .strip_prefix('{')
+                    .and_then(|q| q.strip_suffix('}'))
+                {
+                    if !self.vars.is_empty() && !self.vars.contains(var) {
+                        self.err(
+                            queue.span().start,
+                            format!("unknown variable `{var}`"),
+                            Some(
+                                "set it with a `set` step before, e.g. vars = { queue = \"pas\" }"
+                                    .into(),
+                            ),
+                        );
+                    }
+                } else if !self.queues.contains_key(queue.get_ref()) {
+                    let hint = closest(queue.get_ref(), self.queues.keys().map(String::as_str))
+                        .map(|k| format!("did you mean `{k}`?"));
+                    self.err(
+                        queue.span().start,
+                        format!("unknown queue `{}`", queue.get_ref()),
+                        hint.or(Some("add [queue.NAME] to municipality.toml".into())),
+                    );
                 }
                 if op == FrontdeskOp::Book && s.slot.is_none() {
-                    self.err(at, "`frontdesk` op `book` needs `slot` (the variable with the chosen slot)", Some("slot = \"chosen\"".into()));
+                    self.err(
+                        at,
+                        "`frontdesk` op `book` needs `slot` (the variable with the chosen slot)",
+                        Some("slot = \"chosen\"".into()),
+                    );
                 }
-                let next = self.required(&s.next, "next", verb, at).map(|n| self.target(n)).unwrap_or_default();
+                let next = self
+                    .required(&s.next, "next", verb, at)
+                    .map(|n| self.target(n))
+                    .unwrap_or_default();
                 StepKind::Frontdesk {
                     op,
                     queue: queue.get_ref().clone(),
@@ -933,19 +1432,32 @@ impl<'a> Validator<'a> {
                     on_error: self.opt_target(&s.on_error),
                 }
             }
-            "goto" => StepKind::Goto(self.required(&s.goto, "goto", verb, at).map(|n| self.target(n))?),
+            "goto" => StepKind::Goto(
+                self.required(&s.goto, "goto", verb, at)
+                    .map(|n| self.target(n))?,
+            ),
             "call" => {
                 let flow = self.required(&s.flow, "flow", verb, at)?;
                 if !self.flows.contains(flow.get_ref()) {
-                    let hint = closest(flow.get_ref(), self.flows.iter().map(String::as_str)).map(|k| format!("did you mean `{k}`?"));
+                    let hint = closest(flow.get_ref(), self.flows.iter().map(String::as_str))
+                        .map(|k| format!("did you mean `{k}`?"));
                     self.err(flow.span().start, format!("unknown flow `{}`", flow.get_ref()), hint.or(Some("flows are the .toml files of the municipality folder and of flows/shared/".into())));
                 }
-                let next = self.required(&s.next, "next", verb, at).map(|n| self.target(n)).unwrap_or_default();
-                StepKind::Call { flow: flow.get_ref().clone(), next }
+                let next = self
+                    .required(&s.next, "next", verb, at)
+                    .map(|n| self.target(n))
+                    .unwrap_or_default();
+                StepKind::Call {
+                    flow: flow.get_ref().clone(),
+                    next,
+                }
             }
             "return" => StepKind::Return,
             "hangup" => {
-                let text = s.text.as_ref().map(|t| self.text(t, &format!("step `{step_name}`")));
+                let text = s
+                    .text
+                    .as_ref()
+                    .map(|t| self.text(t, &format!("step `{step_name}`"), at, "text"));
                 let outcome = match s.outcome.as_ref() {
                     None => Outcome::Resolved,
                     Some(o) => match Outcome::parse(o.get_ref()) {
@@ -963,8 +1475,19 @@ impl<'a> Validator<'a> {
     }
 
     fn gather(&mut self, step: &str, s: &RawStep, at: usize) -> Option<Gather> {
-        let prompt = self.required(&s.prompt, "prompt", "gather", at).map(|p| self.text(p, &format!("step `{step}`")))?;
-        let reprompt = s.reprompt.as_ref().map(|p| self.text(p, &format!("step `{step}` reprompt")));
+        let Some(raw_prompt) = &s.prompt else {
+            self.err(
+                at,
+                "`gather` step needs `prompt`",
+                Some("add prompt.da = \"...\" and prompt.en = \"...\"".into()),
+            );
+            return None;
+        };
+        let prompt = self.text(raw_prompt, &format!("step `{step}`"), at, "prompt");
+        let reprompt = s
+            .reprompt
+            .as_ref()
+            .map(|p| self.text(p, &format!("step `{step}` reprompt"), at, "reprompt"));
         let (mut speech, mut dtmf) = (true, true);
         if let Some(i) = &s.input {
             speech = false;
@@ -973,7 +1496,11 @@ impl<'a> Validator<'a> {
                 match x.as_str() {
                     "speech" => speech = true,
                     "dtmf" => dtmf = true,
-                    other => self.err(i.span().start, format!("unknown input `{other}`"), Some("input = [\"speech\", \"dtmf\"]".into())),
+                    other => self.err(
+                        i.span().start,
+                        format!("unknown input `{other}`"),
+                        Some("input = [\"speech\", \"dtmf\"]".into()),
+                    ),
                 }
             }
         }
@@ -982,14 +1509,28 @@ impl<'a> Validator<'a> {
             Some(e) => match Expect::parse(e.get_ref()) {
                 Some(x) => x,
                 None => {
-                    self.err(e.span().start, format!("unknown expect `{}`", e.get_ref()), Some("intent, yesno, number, date, time, cpr, phone, digits, text".into()));
+                    self.err(
+                        e.span().start,
+                        format!("unknown expect `{}`", e.get_ref()),
+                        Some("intent, yesno, number, date, time, cpr, phone, digits, text".into()),
+                    );
                     Expect::Intent
                 }
             },
         };
         let retries = match &s.retries {
             Some(r) if *r.get_ref() > 1 => {
-                self.err(r.span().start, format!("retries = {} lets a caller go unheard more than twice", r.get_ref()), Some("use retries = 0 or 1; after that `no_match` must offer keys or a human".into()));
+                self.err(
+                    r.span().start,
+                    format!(
+                        "retries = {} lets a caller go unheard more than twice",
+                        r.get_ref()
+                    ),
+                    Some(
+                        "use retries = 0 or 1; after that `no_match` must offer keys or a human"
+                            .into(),
+                    ),
+                );
                 1
             }
             Some(r) => *r.get_ref(),
@@ -1002,9 +1543,13 @@ impl<'a> Validator<'a> {
             let mut matcher: BTreeMap<Lang, IntentMatcher> = BTreeMap::new();
             for (field, map) in [("examples", &r.examples), ("keywords", &r.keywords)] {
                 if let Some(m) = map {
-                    for (k, words) in m.get_ref() {
+                    for (k, words) in m {
                         let Some(l) = lang_of(k) else {
-                            self.err(m.span().start, format!("unknown language `{k}`"), Some("known: da, en".into()));
+                            self.err(
+                                r.name.span().start,
+                                format!("unknown language `{k}`"),
+                                Some("known: da, en".into()),
+                            );
                             continue;
                         };
                         let e = matcher.entry(l).or_default();
@@ -1017,64 +1562,131 @@ impl<'a> Validator<'a> {
                     }
                 }
             }
-            let builtin = expect == Expect::YesNo && matches!(r.name.get_ref().as_str(), "yes" | "no");
+            let builtin =
+                expect == Expect::YesNo && matches!(r.name.get_ref().as_str(), "yes" | "no");
             if expect == Expect::YesNo && !builtin {
-                self.err(r.name.span().start, format!("a yesno gather has intents `yes` and `no`, not `{}`", r.name.get_ref()), None);
+                self.err(
+                    r.name.span().start,
+                    format!(
+                        "a yesno gather has intents `yes` and `no`, not `{}`",
+                        r.name.get_ref()
+                    ),
+                    None,
+                );
             }
             if speech && !builtin {
-                for l in self.langs.to_vec() {
+                let langs = self.langs;
+                for &l in langs {
                     if !matcher.contains_key(&l) {
-                        self.err(r.name.span().start, format!("intent `{}` has no examples or keywords in `{l}`", r.name.get_ref()), Some(format!("add keywords.{l} = [\"...\"]")));
+                        self.err(
+                            r.name.span().start,
+                            format!(
+                                "intent `{}` has no examples or keywords in `{l}`",
+                                r.name.get_ref()
+                            ),
+                            Some(format!("add keywords.{l} = [\"...\"]")),
+                        );
                     }
                 }
             }
             if let Some(d) = &r.dtmf {
-                if d.get_ref().is_empty() || !d.get_ref().chars().all(|c| ivr_core::Dtmf::from_char(c).is_ok()) {
-                    self.err(d.span().start, format!("`{}` is not a key sequence", d.get_ref()), Some("use keys 0-9, * and #".into()));
+                if d.get_ref().is_empty()
+                    || !d
+                        .get_ref()
+                        .chars()
+                        .all(|c| ivr_core::Dtmf::from_char(c).is_ok())
+                {
+                    self.err(
+                        d.span().start,
+                        format!("`{}` is not a key sequence", d.get_ref()),
+                        Some("use keys 0-9, * and #".into()),
+                    );
                 }
                 if !keys.insert(d.get_ref().clone()) {
-                    self.err(d.span().start, format!("key `{}` is used by two intents", d.get_ref()), None);
+                    self.err(
+                        d.span().start,
+                        format!("key `{}` is used by two intents", d.get_ref()),
+                        None,
+                    );
                 }
             } else if dtmf && !speech {
-                self.err(r.name.span().start, format!("intent `{}` has no `dtmf` key in a keys-only gather", r.name.get_ref()), Some("add dtmf = \"1\"".into()));
+                self.err(
+                    r.name.span().start,
+                    format!(
+                        "intent `{}` has no `dtmf` key in a keys-only gather",
+                        r.name.get_ref()
+                    ),
+                    Some("add dtmf = \"1\"".into()),
+                );
             }
             let goto = self.target(&r.goto);
-            intents.push(Intent { name: r.name.get_ref().clone(), matcher, dtmf: r.dtmf.as_ref().map(|d| d.get_ref().clone()), goto });
+            intents.push(Intent {
+                name: r.name.get_ref().clone(),
+                matcher,
+                dtmf: r.dtmf.as_ref().map(|d| d.get_ref().clone()),
+                goto,
+            });
         }
         let is_choice = matches!(expect, Expect::Intent | Expect::YesNo);
         if is_choice && intents.is_empty() {
-            self.err(at, format!("gather `{step}` expects an intent but has none"), Some("add [[step.NAME.intent]] tables, or expect = \"number\"/\"date\"/...".into()));
+            self.err(
+                at,
+                format!("gather `{step}` expects an intent but has none"),
+                Some("add [[step.NAME.intent]] tables, or expect = \"number\"/\"date\"/...".into()),
+            );
         }
         if !is_choice && s.next.is_none() {
-            self.err(at, format!("gather `{step}` needs `next` for the value it collects"), Some("add next = \"...\"".into()));
+            self.err(
+                at,
+                format!("gather `{step}` needs `next` for the value it collects"),
+                Some("add next = \"...\"".into()),
+            );
         }
         if !speech && !dtmf {
-            self.err(at, format!("gather `{step}` listens to nothing"), Some("input = [\"speech\", \"dtmf\"]".into()));
+            self.err(
+                at,
+                format!("gather `{step}` listens to nothing"),
+                Some("input = [\"speech\", \"dtmf\"]".into()),
+            );
         }
         let mut hints = BTreeMap::new();
         if let Some(h) = &s.hints {
-            for (k, v) in h.get_ref() {
+            for (k, v) in h {
                 match lang_of(k) {
                     Some(l) => {
                         hints.insert(l, v.clone());
                     }
-                    None => self.err(h.span().start, format!("unknown language `{k}`"), Some("known: da, en".into())),
+                    None => self.err(
+                        key_pos(self.src, at, "hints"),
+                        format!("unknown language `{k}`"),
+                        Some("known: da, en".into()),
+                    ),
                 }
             }
         }
         if let Some(t) = &s.timeout {
             if *t.get_ref() == 0 || *t.get_ref() > 60 {
-                self.err(t.span().start, format!("timeout = {} s is outside 1-60", t.get_ref()), Some("callers get 5-8 seconds in most flows".into()));
+                self.err(
+                    t.span().start,
+                    format!("timeout = {} s is outside 1-60", t.get_ref()),
+                    Some("callers get 5-8 seconds in most flows".into()),
+                );
             }
         }
-        let max_digits = s.max_digits.as_ref().map(|m| *m.get_ref()).unwrap_or(match expect {
-            Expect::Cpr => 10,
-            Expect::Phone => 8,
-            Expect::Date => 8,
-            Expect::Time => 4,
-            Expect::Intent | Expect::YesNo => keys.iter().map(String::len).max().unwrap_or(1) as u32,
-            _ => 12,
-        });
+        let max_digits = s
+            .max_digits
+            .as_ref()
+            .map(|m| *m.get_ref())
+            .unwrap_or(match expect {
+                Expect::Cpr => 10,
+                Expect::Phone => 8,
+                Expect::Date => 8,
+                Expect::Time => 4,
+                Expect::Intent | Expect::YesNo => {
+                    keys.iter().map(String::len).max().unwrap_or(1) as u32
+                }
+                _ => 12,
+            });
         Some(Gather {
             prompt,
             reprompt,
@@ -1097,13 +1709,18 @@ impl<'a> Validator<'a> {
     fn cond(&mut self, c: &S<RawCond>) -> Cond {
         let r = c.get_ref();
         let time = |v: &Option<S<String>>, me: &mut Self| -> Option<NaiveTime> {
-            v.as_ref().and_then(|t| match NaiveTime::parse_from_str(t.get_ref(), "%H:%M") {
-                Ok(x) => Some(x),
-                Err(_) => {
-                    me.err(t.span().start, format!("`{}` is not a time", t.get_ref()), Some("write HH:MM".into()));
-                    None
-                }
-            })
+            v.as_ref()
+                .and_then(|t| match NaiveTime::parse_from_str(t.get_ref(), "%H:%M") {
+                    Ok(x) => Some(x),
+                    Err(_) => {
+                        me.err(
+                            t.span().start,
+                            format!("`{}` is not a time", t.get_ref()),
+                            Some("write HH:MM".into()),
+                        );
+                        None
+                    }
+                })
         };
         let before = time(&r.before, self);
         let after = time(&r.after, self);
@@ -1113,7 +1730,11 @@ impl<'a> Validator<'a> {
         let lang = r.lang.as_ref().and_then(|l| {
             let x = lang_of(l.get_ref());
             if x.is_none() {
-                self.err(l.span().start, format!("unknown language `{}`", l.get_ref()), Some("known: da, en".into()));
+                self.err(
+                    l.span().start,
+                    format!("unknown language `{}`", l.get_ref()),
+                    Some("known: da, en".into()),
+                );
             }
             x
         });
@@ -1123,20 +1744,31 @@ impl<'a> Validator<'a> {
                 .filter_map(|d| {
                     let x = weekday_key(d);
                     if x.is_none() {
-                        self.err(w.span().start, format!("`{d}` is not a weekday"), Some("use mon, tue, wed, thu, fri, sat, sun".into()));
+                        self.err(
+                            w.span().start,
+                            format!("`{d}` is not a weekday"),
+                            Some("use mon, tue, wed, thu, fri, sat, sun".into()),
+                        );
                     }
                     x
                 })
                 .collect()
         });
         if r.equals.is_some() && r.var.is_none() {
-            self.err(c.span().start, "`equals` without `var`", Some("add var = \"...\"".into()));
+            self.err(
+                c.span().start,
+                "`equals` without `var`",
+                Some("add var = \"...\"".into()),
+            );
         }
         Cond {
             open: r.open.as_ref().map(|x| x.get_ref().clone()),
             closed: r.closed.as_ref().map(|x| x.get_ref().clone()),
             lang,
-            caller_prefix: r.caller_prefix.as_ref().map(|x| normalize_number(x.get_ref())),
+            caller_prefix: r
+                .caller_prefix
+                .as_ref()
+                .map(|x| normalize_number(x.get_ref())),
             var: r.var.as_ref().map(|x| x.get_ref().clone()),
             equals: r.equals.as_ref().map(|x| x.get_ref().clone()),
             before,
@@ -1151,7 +1783,10 @@ impl<'a> Validator<'a> {
 /// Steps that move on without waiting for the caller or an integration.
 fn instant_edges(k: &StepKind) -> Vec<String> {
     match k {
-        StepKind::Say { .. } | StepKind::Set { .. } | StepKind::Goto(_) | StepKind::Branch { .. } => k.edges().into_iter().map(|(_, t)| t).collect(),
+        StepKind::Say { .. }
+        | StepKind::Set { .. }
+        | StepKind::Goto(_)
+        | StepKind::Branch { .. } => k.edges().into_iter().map(|(_, t)| t).collect(),
         _ => Vec::new(),
     }
 }
@@ -1160,7 +1795,9 @@ fn busy_cycle(flow: &Flow, from: &str) -> Option<Vec<String>> {
     let mut path = vec![from.to_string()];
     fn dfs(flow: &Flow, path: &mut Vec<String>, seen: &mut BTreeSet<String>) -> bool {
         let cur = path.last().cloned().unwrap_or_default();
-        let Some(st) = flow.steps.get(&cur) else { return false };
+        let Some(st) = flow.steps.get(&cur) else {
+            return false;
+        };
         for n in instant_edges(&st.kind) {
             if n == path[0] {
                 path.push(n);
@@ -1180,6 +1817,14 @@ fn busy_cycle(flow: &Flow, from: &str) -> Option<Vec<String>> {
     dfs(flow, &mut path, &mut seen).then_some(path)
 }
 
+/// The gather itself accepts keys for every choice (a yes/no gather takes 1/2).
+fn has_keys(g: &Gather) -> bool {
+    g.dtmf
+        && (g.expect == Expect::YesNo
+            || !matches!(g.expect, Expect::Intent)
+            || g.intents.iter().all(|i| i.dtmf.is_some()))
+}
+
 fn offers_dtmf_or_human(flow: &Flow, from: &str) -> bool {
     let mut seen = BTreeSet::new();
     let mut todo = vec![from.to_string()];
@@ -1189,8 +1834,7 @@ fn offers_dtmf_or_human(flow: &Flow, from: &str) -> bool {
         }
         match flow.steps.get(&s).map(|x| &x.kind) {
             Some(StepKind::Transfer { .. }) | Some(StepKind::Callback { .. }) => return true,
-            Some(StepKind::Gather(g)) if g.dtmf && g.intents.iter().all(|i| i.dtmf.is_some()) => return true,
-            Some(StepKind::Gather(g)) if g.dtmf && !matches!(g.expect, Expect::Intent | Expect::YesNo) => return true,
+            Some(StepKind::Gather(g)) if has_keys(g) => return true,
             // A sub-flow is trusted to end in a transfer or keys (its own gathers are checked).
             Some(StepKind::Call { .. }) => return true,
             Some(k) => todo.extend(instant_edges(k)),
@@ -1204,29 +1848,78 @@ fn offers_dtmf_or_human(flow: &Flow, from: &str) -> bool {
 /// departments and variables are not checked.
 pub fn parse_flow_file(path: &Path) -> Result<Flow, Vec<Diagnostic>> {
     let mut ctx = Ctx { diags: Vec::new() };
-    let Some(src) = read(path, &mut ctx) else { return Err(ctx.diags) };
-    let Some(raw) = parse_toml::<RawFlow>(&src, &mut ctx) else { return Err(ctx.diags) };
-    let name = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+    let Some(src) = read(path, &mut ctx) else {
+        return Err(ctx.diags);
+    };
+    let Some(raw) = parse_toml::<RawFlow>(&src, &mut ctx) else {
+        return Err(ctx.diags);
+    };
+    let name = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_default();
     let mut departments = BTreeMap::new();
     let mut queues = BTreeMap::new();
-    for (_, s) in &raw.step {
+    for s in raw.step.values() {
         let s = s.get_ref();
         if let Some(d) = &s.department {
-            departments.insert(d.get_ref().clone(), Department { id: d.get_ref().clone(), name: BTreeMap::new(), target: String::new(), mail: Some(String::new()), hours: OpeningHours::default() });
+            departments.insert(
+                d.get_ref().clone(),
+                Department {
+                    id: d.get_ref().clone(),
+                    name: BTreeMap::new(),
+                    target: String::new(),
+                    mail: Some(String::new()),
+                    hours: OpeningHours::default(),
+                },
+            );
         }
         if let Some(q) = &s.queue {
-            queues.insert(q.get_ref().clone(), Queue { id: q.get_ref().clone(), name: BTreeMap::new(), department: String::new(), slot_minutes: 15 });
+            queues.insert(
+                q.get_ref().clone(),
+                Queue {
+                    id: q.get_ref().clone(),
+                    name: BTreeMap::new(),
+                    department: String::new(),
+                    slot_minutes: 15,
+                },
+            );
         }
         for c in s.when.iter().flat_map(|w| w.get_ref().iter()) {
-            for d in [&c.get_ref().open, &c.get_ref().closed].into_iter().flatten() {
-                departments.insert(d.get_ref().clone(), Department { id: d.get_ref().clone(), name: BTreeMap::new(), target: String::new(), mail: None, hours: OpeningHours::default() });
+            for d in [&c.get_ref().open, &c.get_ref().closed]
+                .into_iter()
+                .flatten()
+            {
+                departments.insert(
+                    d.get_ref().clone(),
+                    Department {
+                        id: d.get_ref().clone(),
+                        name: BTreeMap::new(),
+                        target: String::new(),
+                        mail: None,
+                        hours: OpeningHours::default(),
+                    },
+                );
             }
         }
         for r in s.to.iter().flat_map(|t| t.get_ref().iter()) {
-            departments.insert(r.clone(), Department { id: r.clone(), name: BTreeMap::new(), target: String::new(), mail: Some(String::new()), hours: OpeningHours::default() });
+            departments.insert(
+                r.clone(),
+                Department {
+                    id: r.clone(),
+                    name: BTreeMap::new(),
+                    target: String::new(),
+                    mail: Some(String::new()),
+                    hours: OpeningHours::default(),
+                },
+            );
         }
     }
-    let flows: BTreeSet<String> = raw.step.values().filter_map(|s| s.get_ref().flow.as_ref().map(|f| f.get_ref().clone())).collect();
+    let flows: BTreeSet<String> = raw
+        .step
+        .values()
+        .filter_map(|s| s.get_ref().flow.as_ref().map(|f| f.get_ref().clone()))
+        .collect();
     let vars = BTreeSet::new();
     let langs: Vec<Lang> = Vec::new();
     let flow = {

@@ -2,11 +2,7 @@
 //! interpreter runs. Every name here has been checked (steps exist, departments
 //! exist, prompts exist in every language of the municipality).
 
-use std::{
-    collections::BTreeMap,
-    path::PathBuf,
-    sync::Arc,
-};
+use std::{collections::BTreeMap, path::PathBuf, sync::Arc};
 
 use chrono::{DateTime, Utc};
 use ivr_core::Lang;
@@ -154,7 +150,10 @@ pub struct Template {
 impl Template {
     /// The text when it has no variables.
     pub fn as_static(&self) -> Option<&str> {
-        self.parts.iter().all(|p| matches!(p, Part::Lit(_))).then_some(self.source.as_str())
+        self.parts
+            .iter()
+            .all(|p| matches!(p, Part::Lit(_)))
+            .then_some(self.source.as_str())
     }
 }
 
@@ -489,7 +488,9 @@ impl StepKind {
             }
         };
         match self {
-            StepKind::Say { next, .. } | StepKind::Set { next, .. } | StepKind::Call { next, .. } => add("", &Some(next.clone())),
+            StepKind::Say { next, .. }
+            | StepKind::Set { next, .. }
+            | StepKind::Call { next, .. } => add("", &Some(next.clone())),
             StepKind::Gather(g) => {
                 for i in &g.intents {
                     let label = match &i.dtmf {
@@ -513,7 +514,14 @@ impl StepKind {
                 add("ok", &Some(next.clone()));
                 add("error", on_error);
             }
-            StepKind::Frontdesk { next, on_taken, on_empty, on_unavailable, on_error, .. } => {
+            StepKind::Frontdesk {
+                next,
+                on_taken,
+                on_empty,
+                on_unavailable,
+                on_error,
+                ..
+            } => {
                 add("ok", &Some(next.clone()));
                 add("taken", on_taken);
                 add("empty", on_empty);
@@ -572,7 +580,11 @@ pub fn cond_label(c: &Cond) -> String {
         parts.push(format!("{w:?}"));
     }
     if let Some(h) = c.holiday {
-        parts.push(if h { "holiday".into() } else { "not holiday".into() });
+        parts.push(if h {
+            "holiday".into()
+        } else {
+            "not holiday".into()
+        });
     }
     parts.join(", ")
 }

@@ -48,15 +48,22 @@ impl SimulatedIntegrations {
                 self.mails.push(request_line(req));
                 Response::Ok
             }
-            Request::FrontdeskSlots { queue, from, count } => Response::Slots(self.slots(muni, queue, *from, *count)),
+            Request::FrontdeskSlots { queue, from, count } => {
+                Response::Slots(self.slots(muni, queue, *from, *count))
+            }
             Request::FrontdeskBook { slot, .. } => {
                 let reference = format!("SIM-{:04}", self.bookings.len() + 1);
                 self.bookings.push((reference.clone(), slot.id.clone()));
-                Response::Booked { reference, start: slot.start }
+                Response::Booked {
+                    reference,
+                    start: slot.start,
+                }
             }
             Request::FrontdeskCancel { date, .. } => {
                 let start = date.and_then(|d| {
-                    d.and_hms_opt(10, 30, 0).and_then(|n| n.and_local_timezone(Copenhagen).earliest()).map(|t| t.with_timezone(&Utc))
+                    d.and_hms_opt(10, 30, 0)
+                        .and_then(|n| n.and_local_timezone(Copenhagen).earliest())
+                        .map(|t| t.with_timezone(&Utc))
                 });
                 Response::Cancelled { start }
             }
@@ -65,9 +72,19 @@ impl SimulatedIntegrations {
 
     /// Free slots from the day after `from`, inside the queue department's
     /// opening hours; every third slot is taken.
-    pub fn slots(&self, muni: &Municipality, queue: &str, from: DateTime<Utc>, count: usize) -> Vec<Slot> {
-        let Some(q) = muni.queues.get(queue) else { return Vec::new() };
-        let Some(d) = muni.departments.get(&q.department) else { return Vec::new() };
+    pub fn slots(
+        &self,
+        muni: &Municipality,
+        queue: &str,
+        from: DateTime<Utc>,
+        count: usize,
+    ) -> Vec<Slot> {
+        let Some(q) = muni.queues.get(queue) else {
+            return Vec::new();
+        };
+        let Some(d) = muni.departments.get(&q.department) else {
+            return Vec::new();
+        };
         let step = Duration::minutes(i64::from(q.slot_minutes.max(5)));
         let mut out = Vec::new();
         let first_day = from.with_timezone(&Copenhagen).date_naive() + Duration::days(1);
@@ -76,11 +93,17 @@ impl SimulatedIntegrations {
             let date = first_day + Duration::days(off);
             for iv in d.hours.day(date).0 {
                 let mut t = iv.start;
-                while t + step <= iv.end || (t < iv.end && iv.end.signed_duration_since(t) >= step) {
+                while t + step <= iv.end || (t < iv.end && iv.end.signed_duration_since(t) >= step)
+                {
                     n += 1;
-                    if n % 3 != 0 {
-                        if let Some(start) = date.and_time(t).and_local_timezone(Copenhagen).earliest() {
-                            out.push(Slot { id: format!("{queue}-{}", start.format("%Y%m%dT%H%M")), start: start.with_timezone(&Utc) });
+                    if !n.is_multiple_of(3) {
+                        if let Some(start) =
+                            date.and_time(t).and_local_timezone(Copenhagen).earliest()
+                        {
+                            out.push(Slot {
+                                id: format!("{queue}-{}", start.format("%Y%m%dT%H%M")),
+                                start: start.with_timezone(&Utc),
+                            });
                             if out.len() >= count {
                                 return out;
                             }
@@ -99,7 +122,9 @@ impl SimulatedIntegrations {
 }
 
 fn local(t: &DateTime<Utc>) -> String {
-    t.with_timezone(&Copenhagen).format("%Y-%m-%d %H:%M").to_string()
+    t.with_timezone(&Copenhagen)
+        .format("%Y-%m-%d %H:%M")
+        .to_string()
 }
 
 fn quote(s: &str) -> String {
@@ -110,24 +135,48 @@ fn quote(s: &str) -> String {
 /// output and tests only, never for logs.
 pub fn request_line(r: &Request) -> String {
     match r {
-        Request::StoreCallback { department, number, topic, window_start, window_end, lang, .. } => format!(
+        Request::StoreCallback {
+            department,
+            number,
+            topic,
+            window_start,
+            window_end,
+            lang,
+            ..
+        } => format!(
             "callback department={department} number={} window={}..{} lang={lang} topic={}",
             number.expose(),
             local(window_start),
             local(window_end),
             quote(topic.expose())
         ),
-        Request::SendMail { to, subject, body } => format!("mail to={} subject={} body={}", to.join(","), quote(subject.expose()), quote(body.expose())),
-        Request::FrontdeskSlots { queue, from, count } => format!("frontdesk.slots queue={queue} from={} count={count}", local(from)),
-        Request::FrontdeskBook { queue, slot, cpr, .. } => format!(
+        Request::SendMail { to, subject, body } => format!(
+            "mail to={} subject={} body={}",
+            to.join(","),
+            quote(subject.expose()),
+            quote(body.expose())
+        ),
+        Request::FrontdeskSlots { queue, from, count } => format!(
+            "frontdesk.slots queue={queue} from={} count={count}",
+            local(from)
+        ),
+        Request::FrontdeskBook {
+            queue, slot, cpr, ..
+        } => format!(
             "frontdesk.book queue={queue} slot={} at={}{}",
             slot.id,
             local(&slot.start),
-            cpr.as_ref().map(|c| format!(" cpr={}", c.expose())).unwrap_or_default()
+            cpr.as_ref()
+                .map(|c| format!(" cpr={}", c.expose()))
+                .unwrap_or_default()
         ),
-        Request::FrontdeskCancel { queue, cpr, date, .. } => format!(
+        Request::FrontdeskCancel {
+            queue, cpr, date, ..
+        } => format!(
             "frontdesk.cancel queue={queue}{}{}",
-            cpr.as_ref().map(|c| format!(" cpr={}", c.expose())).unwrap_or_default(),
+            cpr.as_ref()
+                .map(|c| format!(" cpr={}", c.expose()))
+                .unwrap_or_default(),
             date.map(|d| format!(" date={d}")).unwrap_or_default()
         ),
     }
@@ -137,9 +186,18 @@ pub fn request_line(r: &Request) -> String {
 pub fn response_line(r: &Response) -> String {
     match r {
         Response::Ok => "ok".into(),
-        Response::Slots(s) => format!("slots {}", s.iter().map(|s| local(&s.start)).collect::<Vec<_>>().join(", ")),
+        Response::Slots(s) => format!(
+            "slots {}",
+            s.iter()
+                .map(|s| local(&s.start))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
         Response::Booked { reference, start } => format!("booked {reference} at {}", local(start)),
-        Response::Cancelled { start } => format!("cancelled{}", start.map(|s| format!(" {}", local(&s))).unwrap_or_default()),
+        Response::Cancelled { start } => format!(
+            "cancelled{}",
+            start.map(|s| format!(" {}", local(&s))).unwrap_or_default()
+        ),
         Response::SlotTaken => "slot taken".into(),
         Response::NotFound => "not found".into(),
         Response::Unavailable => "unavailable".into(),
@@ -152,7 +210,15 @@ pub fn action_line(a: &Action) -> String {
     match a {
         Action::Say { text, lang, .. } => format!("say[{lang}]: {}", text.expose()),
         Action::Play { file, .. } => format!("play: {file}"),
-        Action::Gather { speech, dtmf, hints, lang, timeout, max_digits, barge_in } => {
+        Action::Gather {
+            speech,
+            dtmf,
+            hints,
+            lang,
+            timeout,
+            max_digits,
+            barge_in,
+        } => {
             let mut modes = Vec::new();
             if *speech {
                 modes.push("speech");
@@ -165,13 +231,25 @@ pub fn action_line(a: &Action) -> String {
                 modes.join("+"),
                 timeout.as_secs(),
                 if *barge_in { "" } else { " no-barge-in" },
-                if hints.is_empty() { String::new() } else { format!(" hints={}", hints.join(",")) }
+                if hints.is_empty() {
+                    String::new()
+                } else {
+                    format!(" hints={}", hints.join(","))
+                }
             )
         }
         Action::SetLanguage(l) => format!("language: {l}"),
-        Action::Transfer { department, target, context } => format!(
+        Action::Transfer {
+            department,
+            target,
+            context,
+        } => format!(
             "transfer: {department} -> {target} {{{}}}",
-            context.iter().map(|(k, v)| format!("{k}={}", v.expose())).collect::<Vec<_>>().join(", ")
+            context
+                .iter()
+                .map(|(k, v)| format!("{k}={}", v.expose()))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
         Action::Invoke(r) => format!("invoke: {}", request_line(r)),
         Action::Hangup { outcome } => format!("hangup: {}", outcome.as_str()),
@@ -189,7 +267,12 @@ pub fn parse_turn(line: &str, default_lang: Lang) -> Vec<Event> {
         return vec![Event::Hangup];
     }
     if let Some(keys) = l.strip_prefix("dtmf:") {
-        let mut ev: Vec<Event> = keys.trim().chars().filter_map(|c| Dtmf::from_char(c).ok()).map(Event::Dtmf).collect();
+        let mut ev: Vec<Event> = keys
+            .trim()
+            .chars()
+            .filter_map(|c| Dtmf::from_char(c).ok())
+            .map(Event::Dtmf)
+            .collect();
         // A key entry without '#' ends by the inter-digit timeout.
         if !keys.trim().ends_with('#') && ev.len() > 1 {
             ev.push(Event::NoInput);
@@ -197,7 +280,11 @@ pub fn parse_turn(line: &str, default_lang: Lang) -> Vec<Event> {
         return ev;
     }
     let _ = default_lang;
-    vec![Event::Speech { text: Pii::new(l.to_string()), confidence: 0.9, lang: None }]
+    vec![Event::Speech {
+        text: Pii::new(l.to_string()),
+        confidence: 0.9,
+        lang: None,
+    }]
 }
 
 /// A conversation driven by text turns, with simulated integrations answered
@@ -216,10 +303,20 @@ pub struct Conversation {
 
 impl Conversation {
     /// Starts a conversation; returns it and the first lines.
-    pub fn start(route: Route, ctx: CallContext, now: DateTime<Utc>, integrations: SimulatedIntegrations) -> (Self, Vec<String>) {
+    pub fn start(
+        route: Route,
+        ctx: CallContext,
+        now: DateTime<Utc>,
+        integrations: SimulatedIntegrations,
+    ) -> (Self, Vec<String>) {
         let muni = route.municipality.clone();
         let interp = Interpreter::new(route, ctx);
-        let mut c = Self { interp, muni, integrations, now };
+        let mut c = Self {
+            interp,
+            muni,
+            integrations,
+            now,
+        };
         let actions = c.interp.start(now);
         let lines = c.drive(actions);
         (c, lines)
@@ -313,14 +410,35 @@ pub fn run_script(store: &FlowStore, script: &str) -> Result<Vec<String>, Script
         }
         let (tag, rest) = line.split_at(1);
         let rest = rest.trim();
-        let herr = |m: String| ScriptError::Header { line: line_no, message: m };
+        let herr = |m: String| ScriptError::Header {
+            line: line_no,
+            message: m,
+        };
         match tag {
             "@" => {
                 let (k, v) = rest.split_once(' ').unwrap_or((rest, ""));
                 match k {
-                    "municipality" => route = Some(store.municipality(v.trim()).ok_or_else(|| herr(format!("no municipality `{v}`")))?),
-                    "number" => route = Some(store.route(v.trim()).ok_or_else(|| herr(format!("no tenant for `{v}`")))?),
-                    "at" => at = Some(DateTime::parse_from_rfc3339(v.trim()).map_err(|e| herr(format!("bad time: {e}")))?.with_timezone(&Utc)),
+                    "municipality" => {
+                        route = Some(
+                            store
+                                .municipality(v.trim())
+                                .ok_or_else(|| herr(format!("no municipality `{v}`")))?,
+                        )
+                    }
+                    "number" => {
+                        route = Some(
+                            store
+                                .route(v.trim())
+                                .ok_or_else(|| herr(format!("no tenant for `{v}`")))?,
+                        )
+                    }
+                    "at" => {
+                        at = Some(
+                            DateTime::parse_from_rfc3339(v.trim())
+                                .map_err(|e| herr(format!("bad time: {e}")))?
+                                .with_timezone(&Utc),
+                        )
+                    }
                     "caller" => caller = v.trim().to_string(),
                     "lang" => lang = Some(v.trim().parse().map_err(|e| herr(format!("{e}")))?),
                     "force" => forced.push_back(match v.trim() {
@@ -336,10 +454,23 @@ pub fn run_script(store: &FlowStore, script: &str) -> Result<Vec<String>, Script
             }
             ">" | "<" | "=" => {
                 if conv.is_none() {
-                    let r = route.clone().ok_or_else(|| herr("no `@ municipality` before the first turn".into()))?;
+                    let r = route
+                        .clone()
+                        .ok_or_else(|| herr("no `@ municipality` before the first turn".into()))?;
                     let now = at.ok_or_else(|| herr("no `@ at` before the first turn".into()))?;
-                    let integ = SimulatedIntegrations { forced: std::mem::take(&mut forced), ..Default::default() };
-                    let (c, lines) = Conversation::start(r, CallContext { caller: Pii::new(caller.clone()), lang }, now, integ);
+                    let integ = SimulatedIntegrations {
+                        forced: std::mem::take(&mut forced),
+                        ..Default::default()
+                    };
+                    let (c, lines) = Conversation::start(
+                        r,
+                        CallContext {
+                            caller: Pii::new(caller.clone()),
+                            lang,
+                        },
+                        now,
+                        integ,
+                    );
                     transcript.extend(lines.iter().cloned());
                     pending = lines;
                     conv = Some(c);
@@ -358,19 +489,32 @@ pub fn run_script(store: &FlowStore, script: &str) -> Result<Vec<String>, Script
                             pending.drain(..=p);
                         }
                         None => {
-                            return Err(ScriptError::Missing { line: line_no, expected: rest.to_string(), got: transcript.join("\n") });
+                            return Err(ScriptError::Missing {
+                                line: line_no,
+                                expected: rest.to_string(),
+                                got: transcript.join("\n"),
+                            });
                         }
                     },
                     _ => {
                         let want = rest.strip_prefix("outcome").map(str::trim).unwrap_or(rest);
                         let got = c.interp.record().outcome.map_or("(none)", |o| o.as_str());
                         if got != want {
-                            return Err(ScriptError::Missing { line: line_no, expected: format!("outcome {want}"), got: format!("outcome {got}\n{}", transcript.join("\n")) });
+                            return Err(ScriptError::Missing {
+                                line: line_no,
+                                expected: format!("outcome {want}"),
+                                got: format!("outcome {got}\n{}", transcript.join("\n")),
+                            });
                         }
                     }
                 }
             }
-            _ => return Err(ScriptError::Header { line: line_no, message: format!("a line starts with @, >, <, = or #, not `{tag}`") }),
+            _ => {
+                return Err(ScriptError::Header {
+                    line: line_no,
+                    message: format!("a line starts with @, >, <, = or #, not `{tag}`"),
+                })
+            }
         }
     }
     Ok(transcript)

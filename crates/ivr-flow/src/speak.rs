@@ -10,48 +10,117 @@ use chrono::{Datelike, NaiveDate, NaiveTime, Timelike};
 use ivr_core::Lang;
 
 const DA_UNITS: [&str; 20] = [
-    "nul", "en", "to", "tre", "fire", "fem", "seks", "syv", "otte", "ni", "ti", "elleve", "tolv", "tretten", "fjorten",
-    "femten", "seksten", "sytten", "atten", "nitten",
+    "nul", "en", "to", "tre", "fire", "fem", "seks", "syv", "otte", "ni", "ti", "elleve", "tolv",
+    "tretten", "fjorten", "femten", "seksten", "sytten", "atten", "nitten",
 ];
-const DA_TENS: [&str; 10] = ["", "", "tyve", "tredive", "fyrre", "halvtreds", "tres", "halvfjerds", "firs", "halvfems"];
+const DA_TENS: [&str; 10] = [
+    "",
+    "",
+    "tyve",
+    "tredive",
+    "fyrre",
+    "halvtreds",
+    "tres",
+    "halvfjerds",
+    "firs",
+    "halvfems",
+];
 const EN_UNITS: [&str; 20] = [
-    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
-    "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen",
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
 ];
-const EN_TENS: [&str; 10] = ["", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"];
+const EN_TENS: [&str; 10] = [
+    "", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety",
+];
 
 /// Danish month names, January first.
 pub(crate) const DA_MONTHS: [&str; 12] = [
-    "januar", "februar", "marts", "april", "maj", "juni", "juli", "august", "september", "oktober", "november",
+    "januar",
+    "februar",
+    "marts",
+    "april",
+    "maj",
+    "juni",
+    "juli",
+    "august",
+    "september",
+    "oktober",
+    "november",
     "december",
 ];
 /// English month names, January first.
 pub(crate) const EN_MONTHS: [&str; 12] = [
-    "January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November",
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
     "December",
 ];
 /// Danish weekday names, Monday first.
-pub(crate) const DA_WEEKDAYS: [&str; 7] = ["mandag", "tirsdag", "onsdag", "torsdag", "fredag", "lørdag", "søndag"];
+pub(crate) const DA_WEEKDAYS: [&str; 7] = [
+    "mandag", "tirsdag", "onsdag", "torsdag", "fredag", "lørdag", "søndag",
+];
 /// English weekday names, Monday first.
-pub(crate) const EN_WEEKDAYS: [&str; 7] = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
+pub(crate) const EN_WEEKDAYS: [&str; 7] = [
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
+];
 
 fn da_below_100(n: u64) -> String {
     if n < 20 {
         DA_UNITS[n as usize].to_string()
-    } else if n % 10 == 0 {
+    } else if n.is_multiple_of(10) {
         DA_TENS[(n / 10) as usize].to_string()
     } else {
-        format!("{}og{}", DA_UNITS[(n % 10) as usize], DA_TENS[(n / 10) as usize])
+        format!(
+            "{}og{}",
+            DA_UNITS[(n % 10) as usize],
+            DA_TENS[(n / 10) as usize]
+        )
     }
 }
 
 fn en_below_100(n: u64) -> String {
     if n < 20 {
         EN_UNITS[n as usize].to_string()
-    } else if n % 10 == 0 {
+    } else if n.is_multiple_of(10) {
         EN_TENS[(n / 10) as usize].to_string()
     } else {
-        format!("{}-{}", EN_TENS[(n / 10) as usize], EN_UNITS[(n % 10) as usize])
+        format!(
+            "{}-{}",
+            EN_TENS[(n / 10) as usize],
+            EN_UNITS[(n % 10) as usize]
+        )
     }
 }
 
@@ -61,14 +130,22 @@ fn below_1000(n: u64, lang: Lang, need_and: bool) -> String {
     if h > 0 {
         match lang {
             Lang::En => parts.push(format!("{} hundred", EN_UNITS[h as usize])),
-            _ => parts.push(if h == 1 { "hundrede".to_string() } else { format!("{} hundrede", DA_UNITS[h as usize]) }),
+            _ => parts.push(if h == 1 {
+                "hundrede".to_string()
+            } else {
+                format!("{} hundrede", DA_UNITS[h as usize])
+            }),
         }
     }
     if rest > 0 {
         if h > 0 || need_and {
             parts.push(if lang == Lang::En { "and" } else { "og" }.to_string());
         }
-        parts.push(if lang == Lang::En { en_below_100(rest) } else { da_below_100(rest) });
+        parts.push(if lang == Lang::En {
+            en_below_100(rest)
+        } else {
+            da_below_100(rest)
+        });
     }
     parts.join(" ")
 }
@@ -81,14 +158,22 @@ pub fn number_words(n: u64, lang: Lang) -> String {
         return n.to_string();
     }
     if n < 100 {
-        return if lang == Lang::En { en_below_100(n) } else { da_below_100(n) };
+        return if lang == Lang::En {
+            en_below_100(n)
+        } else {
+            da_below_100(n)
+        };
     }
     let (th, rest) = (n / 1000, n % 1000);
     let mut parts: Vec<String> = Vec::new();
     if th > 0 {
         match lang {
             Lang::En => parts.push(format!("{} thousand", below_1000(th, lang, false))),
-            _ => parts.push(if th == 1 { "tusind".to_string() } else { format!("{} tusind", below_1000(th, lang, false)) }),
+            _ => parts.push(if th == 1 {
+                "tusind".to_string()
+            } else {
+                format!("{} tusind", below_1000(th, lang, false))
+            }),
         }
     }
     if rest > 0 {
@@ -133,8 +218,16 @@ pub fn time_words(t: NaiveTime, lang: Lang) -> String {
             15 => format!("quarter past {}", dial_hour(h, lang)),
             30 => format!("half past {}", dial_hour(h, lang)),
             45 => format!("quarter to {}", dial_hour(next, lang)),
-            5 | 10 | 20 | 25 => format!("{} past {}", number_words(u64::from(m), lang), dial_hour(h, lang)),
-            35 | 40 | 50 | 55 => format!("{} to {}", number_words(u64::from(60 - m), lang), dial_hour(next, lang)),
+            5 | 10 | 20 | 25 => format!(
+                "{} past {}",
+                number_words(u64::from(m), lang),
+                dial_hour(h, lang)
+            ),
+            35 | 40 | 50 | 55 => format!(
+                "{} to {}",
+                number_words(u64::from(60 - m), lang),
+                dial_hour(next, lang)
+            ),
             1..=29 => format!("{} past {}", min(m), dial_hour(h, lang)),
             _ => format!("{} to {}", min(60 - m), dial_hour(next, lang)),
         };
@@ -162,7 +255,13 @@ pub fn date_words(d: NaiveDate, lang: Lang, today: Option<NaiveDate>) -> String 
     };
     match lang {
         Lang::En => format!("{} {} {}{}", EN_WEEKDAYS[wd], d.day(), EN_MONTHS[mi], year),
-        _ => format!("{} den {}. {}{}", DA_WEEKDAYS[wd], d.day(), DA_MONTHS[mi], year),
+        _ => format!(
+            "{} den {}. {}{}",
+            DA_WEEKDAYS[wd],
+            d.day(),
+            DA_MONTHS[mi],
+            year
+        ),
     }
 }
 
@@ -246,7 +345,10 @@ mod tests {
         assert_eq!(number_words(97, Lang::Da), "syvoghalvfems");
         assert_eq!(number_words(105, Lang::Da), "hundrede og fem");
         assert_eq!(number_words(2024, Lang::Da), "to tusind og fireogtyve");
-        assert_eq!(number_words(1350, Lang::Da), "tusind tre hundrede og halvtreds");
+        assert_eq!(
+            number_words(1350, Lang::Da),
+            "tusind tre hundrede og halvtreds"
+        );
     }
 
     #[test]
@@ -277,15 +379,27 @@ mod tests {
     #[test]
     fn dates_and_datetimes_as_in_the_domain_brief() {
         let d = NaiveDate::from_ymd_opt(2024, 12, 3).unwrap();
-        assert_eq!(datetime_words(d, t(10, 30), Lang::Da, None), "tirsdag den 3. december klokken halv elleve");
-        assert_eq!(datetime_words(d, t(10, 30), Lang::En, None), "Tuesday 3 December at half past ten");
+        assert_eq!(
+            datetime_words(d, t(10, 30), Lang::Da, None),
+            "tirsdag den 3. december klokken halv elleve"
+        );
+        assert_eq!(
+            datetime_words(d, t(10, 30), Lang::En, None),
+            "Tuesday 3 December at half past ten"
+        );
         let today = NaiveDate::from_ymd_opt(2024, 12, 2).unwrap();
-        assert_eq!(datetime_words(d, t(8, 0), Lang::Da, Some(today)), "i morgen klokken otte");
+        assert_eq!(
+            datetime_words(d, t(8, 0), Lang::Da, Some(today)),
+            "i morgen klokken otte"
+        );
     }
 
     #[test]
     fn phone_numbers_in_pairs() {
-        assert_eq!(digit_pairs("12345678", Lang::Da), "tolv, fireogtredive, seksoghalvtreds, otteoghalvfjerds");
+        assert_eq!(
+            digit_pairs("12345678", Lang::Da),
+            "tolv, fireogtredive, seksoghalvtreds, otteoghalvfjerds"
+        );
         assert_eq!(digit_pairs("05", Lang::Da), "nul fem");
         assert_eq!(digit_pairs("1234", Lang::En), "one two, three four");
     }

@@ -56,7 +56,13 @@ impl FlowStore {
         let stamp = newest_mtime(&root);
         let loaded = load(&root);
         match loaded.deployment {
-            Some(d) => Ok((Self { root, current: RwLock::new((Arc::new(d), stamp)) }, loaded.diagnostics)),
+            Some(d) => Ok((
+                Self {
+                    root,
+                    current: RwLock::new((Arc::new(d), stamp)),
+                },
+                loaded.diagnostics,
+            )),
             None => Err(StoreError::Invalid(loaded.diagnostics)),
         }
     }
@@ -85,7 +91,11 @@ impl FlowStore {
 
     /// The current version.
     pub fn snapshot(&self) -> Arc<Deployment> {
-        self.current.read().unwrap_or_else(|e| e.into_inner()).0.clone()
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .0
+            .clone()
     }
 
     /// Which municipality and entry flow answer a called number. Numbers
@@ -101,15 +111,25 @@ impl FlowStore {
             })
         })?;
         let m = snap.municipalities.get(&t.municipality)?.clone();
-        Some(Route { municipality: m, entry: t.entry.clone() })
+        Some(Route {
+            municipality: m,
+            entry: t.entry.clone(),
+        })
     }
 
     /// A municipality by folder name, with its first tenant's entry flow (or `main`).
     pub fn municipality(&self, id: &str) -> Option<Route> {
         let snap = self.snapshot();
         let m = snap.municipalities.get(id)?.clone();
-        let entry = snap.tenants.iter().find(|t| t.municipality == id).map_or("main".to_string(), |t| t.entry.clone());
-        Some(Route { municipality: m, entry })
+        let entry = snap
+            .tenants
+            .iter()
+            .find(|t| t.municipality == id)
+            .map_or("main".to_string(), |t| t.entry.clone());
+        Some(Route {
+            municipality: m,
+            entry,
+        })
     }
 
     /// Every static prompt of every municipality plus the built-in ones,

@@ -198,7 +198,12 @@ fn parse_number_tokens(toks: &[&str]) -> Option<u64> {
 pub fn parse_number(text: &str) -> Option<u64> {
     let norm = normalize(text).replace('-', " ");
     let toks = tokens(&norm);
-    let start = toks.iter().position(|t| matches!(num_tok(t), Some(NumTok::Digits(..) | NumTok::Small(_) | NumTok::Hundred | NumTok::Thousand)))?;
+    let start = toks.iter().position(|t| {
+        matches!(
+            num_tok(t),
+            Some(NumTok::Digits(..) | NumTok::Small(_) | NumTok::Hundred | NumTok::Thousand)
+        )
+    })?;
     let mut end = start;
     while end < toks.len() && num_tok(toks[end]).is_some() {
         end += 1;
@@ -225,8 +230,16 @@ pub fn spoken_digits(text: &str) -> String {
             out.push_str(t);
         } else if let Some(v) = word_below_100(t) {
             // English "twenty one" = 21.
-            let next_unit = toks.get(i + 1).and_then(|n| unit_value(n)).filter(|u| (1..10).contains(u));
-            if v >= 20 && v % 10 == 0 && next_unit.is_some() && tens_value(t).is_some() && is_english_tens(t) {
+            let next_unit = toks
+                .get(i + 1)
+                .and_then(|n| unit_value(n))
+                .filter(|u| (1..10).contains(u));
+            if v >= 20
+                && v % 10 == 0
+                && next_unit.is_some()
+                && tens_value(t).is_some()
+                && is_english_tens(t)
+            {
                 out.push_str(&(v + next_unit.unwrap_or(0)).to_string());
                 i += 1;
             } else {
@@ -241,7 +254,10 @@ pub fn spoken_digits(text: &str) -> String {
 }
 
 fn is_english_tens(w: &str) -> bool {
-    matches!(w, "twenty" | "thirty" | "forty" | "fifty" | "sixty" | "seventy" | "eighty" | "ninety")
+    matches!(
+        w,
+        "twenty" | "thirty" | "forty" | "fifty" | "sixty" | "seventy" | "eighty" | "ninety"
+    )
 }
 
 // ---------------------------------------------------------------- yes / no
@@ -251,7 +267,10 @@ fn is_english_tens(w: &str) -> bool {
 pub fn parse_yes_no(text: &str) -> Option<bool> {
     let norm = normalize(text);
     let toks = tokens(&norm);
-    let yes_words = ["ja", "jo", "jep", "yes", "yeah", "yep", "correct", "rigtigt", "rigtig", "korrekt", "okay", "ok", "gerne", "sure", "right"];
+    let yes_words = [
+        "ja", "jo", "jep", "yes", "yeah", "yep", "correct", "rigtigt", "rigtig", "korrekt", "okay",
+        "ok", "gerne", "sure", "right",
+    ];
     let no_words = ["nej", "no", "nope", "forkert", "wrong", "ikke", "not"];
     let yes = toks.iter().any(|t| yes_words.contains(t));
     let no = toks.iter().any(|t| no_words.contains(t));
@@ -283,7 +302,10 @@ pub fn language_request(text: &str) -> Option<Lang> {
     if toks.len() > 6 {
         return None;
     }
-    if toks.iter().any(|t| matches!(*t, "english" | "engelsk" | "englisch" | "inglese")) {
+    if toks
+        .iter()
+        .any(|t| matches!(*t, "english" | "engelsk" | "englisch" | "inglese"))
+    {
         Some(Lang::En)
     } else if toks.iter().any(|t| matches!(*t, "dansk" | "danish")) {
         Some(Lang::Da)
@@ -296,15 +318,54 @@ pub fn language_request(text: &str) -> Option<Lang> {
 
 fn ordinal_day(w: &str) -> Option<u32> {
     let da = [
-        "foerste", "anden", "tredje", "fjerde", "femte", "sjette", "syvende", "ottende", "niende", "tiende", "ellevte",
-        "tolvte", "trettende", "fjortende", "femtende", "sekstende", "syttende", "attende", "nittende", "tyvende",
+        "foerste",
+        "anden",
+        "tredje",
+        "fjerde",
+        "femte",
+        "sjette",
+        "syvende",
+        "ottende",
+        "niende",
+        "tiende",
+        "ellevte",
+        "tolvte",
+        "trettende",
+        "fjortende",
+        "femtende",
+        "sekstende",
+        "syttende",
+        "attende",
+        "nittende",
+        "tyvende",
     ];
     let en = [
-        "first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth", "eleventh",
-        "twelfth", "thirteenth", "fourteenth", "fifteenth", "sixteenth", "seventeenth", "eighteenth", "nineteenth",
+        "first",
+        "second",
+        "third",
+        "fourth",
+        "fifth",
+        "sixth",
+        "seventh",
+        "eighth",
+        "ninth",
+        "tenth",
+        "eleventh",
+        "twelfth",
+        "thirteenth",
+        "fourteenth",
+        "fifteenth",
+        "sixteenth",
+        "seventeenth",
+        "eighteenth",
+        "nineteenth",
         "twentieth",
     ];
-    if let Some(i) = da.iter().position(|x| *x == w).or_else(|| en.iter().position(|x| *x == w)) {
+    if let Some(i) = da
+        .iter()
+        .position(|x| *x == w)
+        .or_else(|| en.iter().position(|x| *x == w))
+    {
         return Some(i as u32 + 1);
     }
     match w {
@@ -357,7 +418,10 @@ fn weekday_of(w: &str) -> Option<Weekday> {
         (["loerdag", "saturday"], Weekday::Sat),
         (["soendag", "sunday"], Weekday::Sun),
     ];
-    names.iter().find(|(ns, _)| ns.contains(&w)).map(|(_, d)| *d)
+    names
+        .iter()
+        .find(|(ns, _)| ns.contains(&w))
+        .map(|(_, d)| *d)
 }
 
 /// Picks the year for a day and month said without one: this year, or next
@@ -378,10 +442,16 @@ pub fn parse_date(text: &str, today: NaiveDate) -> Option<NaiveDate> {
     let norm = normalize(text);
     let toks = tokens(&norm);
     let joined = format!(" {norm} ");
-    if joined.contains(" i overmorgen ") || joined.contains(" overmorgen ") || joined.contains(" day after tomorrow ") {
+    if joined.contains(" i overmorgen ")
+        || joined.contains(" overmorgen ")
+        || joined.contains(" day after tomorrow ")
+    {
         return Some(today + Duration::days(2));
     }
-    if joined.contains(" i morgen ") || joined.contains(" imorgen ") || joined.contains(" tomorrow ") {
+    if joined.contains(" i morgen ")
+        || joined.contains(" imorgen ")
+        || joined.contains(" tomorrow ")
+    {
         return Some(today + Duration::days(1));
     }
     if joined.contains(" i dag ") || joined.contains(" idag ") || joined.contains(" today ") {
@@ -394,11 +464,25 @@ pub fn parse_date(text: &str, today: NaiveDate) -> Option<NaiveDate> {
         }
     }
     // Day + month words, in either order.
-    let month = toks.iter().enumerate().find_map(|(i, t)| month_of(t).map(|m| (i, m)));
+    let month = toks
+        .iter()
+        .enumerate()
+        .find_map(|(i, t)| month_of(t).map(|m| (i, m)));
     if let Some((mi, m)) = month {
-        let day = toks[..mi].iter().rev().take(3).find_map(|t| ordinal_day(t).or_else(|| cardinal_day(t)));
-        let day = day.or_else(|| toks[mi + 1..].iter().take(3).find_map(|t| ordinal_day(t).or_else(|| cardinal_day(t))));
-        let year = toks[mi + 1..].iter().find_map(|t| t.parse::<i32>().ok().filter(|y| (1900..2100).contains(y)));
+        let day = toks[..mi]
+            .iter()
+            .rev()
+            .take(3)
+            .find_map(|t| ordinal_day(t).or_else(|| cardinal_day(t)));
+        let day = day.or_else(|| {
+            toks[mi + 1..]
+                .iter()
+                .take(3)
+                .find_map(|t| ordinal_day(t).or_else(|| cardinal_day(t)))
+        });
+        let year = toks[mi + 1..]
+            .iter()
+            .find_map(|t| t.parse::<i32>().ok().filter(|y| (1900..2100).contains(y)));
         if let Some(day) = day {
             return match year {
                 Some(y) => NaiveDate::from_ymd_opt(y, m, day),
@@ -421,7 +505,11 @@ pub fn parse_date(text: &str, today: NaiveDate) -> Option<NaiveDate> {
             return match this {
                 Some(d) if d >= today => Some(d),
                 _ => {
-                    let (y, m) = if today.month() == 12 { (today.year() + 1, 1) } else { (today.year(), today.month() + 1) };
+                    let (y, m) = if today.month() == 12 {
+                        (today.year() + 1, 1)
+                    } else {
+                        (today.year(), today.month() + 1)
+                    };
                     NaiveDate::from_ymd_opt(y, m, day)
                 }
             };
@@ -431,21 +519,34 @@ pub fn parse_date(text: &str, today: NaiveDate) -> Option<NaiveDate> {
 }
 
 fn cardinal_day(t: &str) -> Option<u32> {
-    word_below_100(t).map(|v| v as u32).filter(|d| (1..=31).contains(d))
+    word_below_100(t)
+        .map(|v| v as u32)
+        .filter(|d| (1..=31).contains(d))
 }
 
 fn numeric_date(t: &str, today: NaiveDate) -> Option<NaiveDate> {
-    if let Some(d) = NaiveDate::parse_from_str(t, "%Y-%m-%d").ok() {
+    if let Ok(d) = NaiveDate::parse_from_str(t, "%Y-%m-%d") {
         return Some(d);
     }
     let parts: Vec<&str> = t.split(['/', '.', '-']).collect();
-    let nums: Vec<u32> = parts.iter().map(|p| p.parse().ok()).collect::<Option<Vec<u32>>>()?;
+    let nums: Vec<u32> = parts
+        .iter()
+        .map(|p| p.parse().ok())
+        .collect::<Option<Vec<u32>>>()?;
     match nums.as_slice() {
         [d, m] if parts.len() == 2 && t.contains(['/', '.']) && !t.contains(':') => {
-            if (1..=12).contains(m) { infer_year(*d, *m, today) } else { None }
+            if (1..=12).contains(m) {
+                infer_year(*d, *m, today)
+            } else {
+                None
+            }
         }
         [d, m, y] => {
-            let y = if *y < 100 { 2000 + *y as i32 } else { *y as i32 };
+            let y = if *y < 100 {
+                2000 + *y as i32
+            } else {
+                *y as i32
+            };
             NaiveDate::from_ymd_opt(y, *m, *d)
         }
         _ => None,
@@ -481,19 +582,37 @@ fn hour_word(t: &str) -> Option<u64> {
 pub fn parse_time(text: &str) -> Option<NaiveTime> {
     let norm = normalize(text).replace('-', " ");
     let toks = tokens(&norm);
-    let pm = toks.iter().any(|t| matches!(*t, "pm" | "eftermiddagen" | "aftenen"));
-    let am = toks.iter().any(|t| matches!(*t, "am" | "morgenen" | "formiddagen"));
+    let pm = toks
+        .iter()
+        .any(|t| matches!(*t, "pm" | "eftermiddagen" | "aftenen"));
+    let am = toks
+        .iter()
+        .any(|t| matches!(*t, "am" | "morgenen" | "formiddagen"));
+    // The office-hours reading applies to the resulting hour: "halv syv" is
+    // 18:30, "halv et" 12:30, "klokken to" 14:00.
     let fix = |h: u32, m: u32| -> Option<NaiveTime> {
-        let h = if pm && h < 12 { h + 12 } else if am && h >= 12 && h < 24 { h - 12 } else { h };
+        let h = if pm && h < 12 {
+            h + 12
+        } else if am && (12..24).contains(&h) {
+            h - 12
+        } else if !am && !pm {
+            office_hour(u64::from(h))?
+        } else {
+            h
+        };
         NaiveTime::from_hms_opt(h % 24, m, 0)
     };
-    let hour_at = |i: usize| -> Option<u32> { toks.get(i).and_then(|t| hour_word(t)).and_then(|h| if am || pm { u32::try_from(h).ok() } else { office_hour(h) }) };
+    let hour_at = |i: usize| -> Option<u32> {
+        toks.get(i)
+            .and_then(|t| hour_word(t))
+            .and_then(|h| u32::try_from(h).ok())
+            .filter(|h| *h <= 24)
+    };
     // hh:mm / hh.mm
     for t in &toks {
         if let Some((h, m)) = t.split_once([':', '.']) {
             if let (Ok(h), Ok(m)) = (h.parse::<u32>(), m.parse::<u32>()) {
                 if h < 24 && m < 60 && m.to_string().len() <= 2 {
-                    let h = if am || pm { h } else { office_hour(u64::from(h))? };
                     return fix(h, m);
                 }
             }
@@ -501,7 +620,12 @@ pub fn parse_time(text: &str) -> Option<NaiveTime> {
     }
     for i in 0..toks.len() {
         let t = toks[i];
-        let prev_hour = |h: u32| if h == 0 { 23 } else { h - 1 };
+        // On the dial the hour before one is twelve.
+        let prev_hour = |h: u32| match h {
+            0 => 23,
+            1 => 12,
+            h => h - 1,
+        };
         match t {
             "halv" => {
                 if let Some(h) = hour_at(i + 1) {
@@ -509,14 +633,16 @@ pub fn parse_time(text: &str) -> Option<NaiveTime> {
                     return fix(prev_hour(h), 30);
                 }
             }
-            "kvart" | "quarter" => {
-                match toks.get(i + 1).copied() {
-                    Some("over" | "past" | "efter") => return hour_at(i + 2).and_then(|h| fix(h, 15)),
-                    Some("i" | "to" | "til" | "before") => return hour_at(i + 2).and_then(|h| fix(prev_hour(h), 45)),
-                    _ => {}
+            "kvart" | "quarter" => match toks.get(i + 1).copied() {
+                Some("over" | "past" | "efter") => return hour_at(i + 2).and_then(|h| fix(h, 15)),
+                Some("i" | "to" | "til" | "before") => {
+                    return hour_at(i + 2).and_then(|h| fix(prev_hour(h), 45))
                 }
+                _ => {}
+            },
+            "half" if toks.get(i + 1) == Some(&"past") => {
+                return hour_at(i + 2).and_then(|h| fix(h, 30))
             }
-            "half" if toks.get(i + 1) == Some(&"past") => return hour_at(i + 2).and_then(|h| fix(h, 30)),
             "over" | "past" | "efter" | "i" | "to" | "til" if i > 0 => {
                 // "<N> [minutter] over|i [halv] <H>".
                 let mut j = i - 1;
@@ -526,7 +652,18 @@ pub fn parse_time(text: &str) -> Option<NaiveTime> {
                     }
                     j -= 1;
                 }
-                let Some(n) = word_below_100(toks[j]).or_else(|| toks[j].parse().ok()).filter(|n| *n < 30) else { continue };
+                // "twenty one minutes" (English compounds arrive split).
+                let tens = j
+                    .checked_sub(1)
+                    .and_then(|k| tens_value(toks[k]))
+                    .unwrap_or(0);
+                let Some(n) = word_below_100(toks[j])
+                    .or_else(|| toks[j].parse().ok())
+                    .map(|n| if n < 10 { n + tens } else { n })
+                    .filter(|n| *n < 30)
+                else {
+                    continue;
+                };
                 let n = n as u32;
                 let forward = matches!(t, "over" | "past" | "efter");
                 if toks.get(i + 1) == Some(&"halv") {
@@ -536,15 +673,25 @@ pub fn parse_time(text: &str) -> Option<NaiveTime> {
                     return fix(mins / 60, mins % 60);
                 }
                 let Some(h) = hour_at(i + 1) else { continue };
-                return if forward { fix(h, n) } else { fix(prev_hour(h), 60 - n) };
-            }
-            "klokken" | "kl" | "at" | "clock" => {
-                if let Some(h) = hour_at(i + 1) {
-                    let m = toks.get(i + 2).and_then(|t| word_below_100(t).or_else(|| t.parse().ok())).filter(|m| *m < 60 && *m > 0);
-                    return fix(h, m.unwrap_or(0) as u32);
-                }
+                return if forward {
+                    fix(h, n)
+                } else {
+                    fix(prev_hour(h), 60 - n)
+                };
             }
             _ => {}
+        }
+    }
+    // "klokken 10 30": only when no relative form ("over", "halv") was said.
+    for i in 0..toks.len() {
+        if matches!(toks[i], "klokken" | "kl" | "at" | "clock") {
+            if let Some(h) = hour_at(i + 1) {
+                let m = toks
+                    .get(i + 2)
+                    .and_then(|t| word_below_100(t).or_else(|| t.parse().ok()))
+                    .filter(|m| *m < 60 && *m > 0);
+                return fix(h, m.unwrap_or(0) as u32);
+            }
         }
     }
     // "ten thirty", "10 30", "ten o'clock", "noon".
@@ -553,12 +700,28 @@ pub fn parse_time(text: &str) -> Option<NaiveTime> {
     }
     if let Some(i) = toks.iter().position(|t| hour_word(t).is_some()) {
         let h = hour_at(i)?;
-        let m = toks.get(i + 1).and_then(|t| word_below_100(t).or_else(|| t.parse().ok()));
-        let m2 = toks.get(i + 2).and_then(|t| unit_value(t)).filter(|u| (1..10).contains(u));
+        let m = toks
+            .get(i + 1)
+            .and_then(|t| word_below_100(t).or_else(|| t.parse().ok()));
+        let m2 = toks
+            .get(i + 2)
+            .and_then(|t| unit_value(t))
+            .filter(|u| (1..10).contains(u));
         return match (m, m2) {
             (Some(m), Some(u)) if m >= 20 && m % 10 == 0 => fix(h, (m + u) as u32),
-            (Some(m), _) if m < 60 && (m >= 10 || toks.get(i + 1).is_some_and(|t| t.len() == 2)) => fix(h, m as u32),
-            _ if toks.iter().any(|t| matches!(*t, "oclock" | "o" | "klokken" | "kl")) => fix(h, 0),
+            (Some(m), _)
+                if m < 60 && (m >= 10 || toks.get(i + 1).is_some_and(|t| t.len() == 2)) =>
+            {
+                fix(h, m as u32)
+            }
+            // A bare hour ("syv", "ten o'clock") is that hour sharp.
+            _ if toks.len() <= 2
+                || toks
+                    .iter()
+                    .any(|t| matches!(*t, "oclock" | "o" | "klokken" | "kl")) =>
+            {
+                fix(h, 0)
+            }
             _ => None,
         };
     }
@@ -619,7 +782,10 @@ pub fn parse_cpr(text: &str) -> Result<Cpr, CprError> {
         }
     };
     let date = NaiveDate::from_ymd_opt(century + yy as i32, mm, dd).ok_or(CprError::BadDate)?;
-    Ok(Cpr { digits: Pii::new(digits), birth_date: Pii::new(date) })
+    Ok(Cpr {
+        digits: Pii::new(digits),
+        birth_date: Pii::new(date),
+    })
 }
 
 // ---------------------------------------------------------------- phone
@@ -635,7 +801,11 @@ pub fn parse_phone(text: &str) -> Option<Pii<String>> {
     if digits.len() == 10 && digits.starts_with("45") {
         digits = digits[2..].to_string();
     }
-    let ok = digits.len() == 8 && digits.chars().next().is_some_and(|c| ('2'..='9').contains(&c));
+    let ok = digits.len() == 8
+        && digits
+            .chars()
+            .next()
+            .is_some_and(|c| ('2'..='9').contains(&c));
     ok.then(|| Pii::new(digits))
 }
 
@@ -661,7 +831,11 @@ fn word_similarity(a: &str, b: &str) -> f64 {
         return 0.0;
     }
     let s = strsim::jaro_winkler(a, b);
-    if s >= 0.88 { s } else { 0.0 }
+    if s >= 0.88 {
+        s
+    } else {
+        0.0
+    }
 }
 
 impl IntentMatcher {
@@ -678,7 +852,10 @@ impl IntentMatcher {
             }
             let mut sum = 0.0;
             for k in &kws {
-                let s = heard.iter().map(|h| word_similarity(h, k).max(compound_similarity(h, k))).fold(0.0, f64::max);
+                let s = heard
+                    .iter()
+                    .map(|h| word_similarity(h, k).max(compound_similarity(h, k)))
+                    .fold(0.0, f64::max);
                 if s == 0.0 {
                     sum = 0.0;
                     break;
@@ -699,7 +876,10 @@ impl IntentMatcher {
             if content.is_empty() {
                 continue;
             }
-            let hit = content.iter().filter(|w| heard.iter().any(|h| word_similarity(h, w) > 0.0)).count();
+            let hit = content
+                .iter()
+                .filter(|w| heard.iter().any(|h| word_similarity(h, w) > 0.0))
+                .count();
             let overlap = hit as f64 / content.len() as f64;
             best = best.max(0.9 * overlap);
         }
@@ -750,10 +930,16 @@ mod tests {
         assert_eq!(parse_date("i morgen", today), Some(d(2026, 11, 24)));
         assert_eq!(parse_date("på tirsdag", today), Some(d(2026, 11, 24)));
         assert_eq!(parse_date("på mandag", today), Some(d(2026, 11, 30)));
-        assert_eq!(parse_date("den tredje december", today), Some(d(2026, 12, 3)));
+        assert_eq!(
+            parse_date("den tredje december", today),
+            Some(d(2026, 12, 3))
+        );
         assert_eq!(parse_date("3/12", today), Some(d(2026, 12, 3)));
         assert_eq!(parse_date("on December 3rd", today), Some(d(2026, 12, 3)));
-        assert_eq!(parse_date("the third of january", today), Some(d(2027, 1, 3)));
+        assert_eq!(
+            parse_date("the third of january", today),
+            Some(d(2027, 1, 3))
+        );
         assert_eq!(parse_date("3. december 2027", today), Some(d(2027, 12, 3)));
         assert_eq!(parse_date("tomorrow", today), Some(d(2026, 11, 24)));
         assert_eq!(parse_date("hvad", today), None);
@@ -777,10 +963,22 @@ mod tests {
     fn cpr_century_rule_and_date_check() {
         let c = parse_cpr("031290-1234").unwrap();
         assert_eq!(*c.birth_date.expose(), d(1990, 12, 3));
-        assert_eq!(*parse_cpr("0101054123").unwrap().birth_date.expose(), d(2005, 1, 1));
-        assert_eq!(*parse_cpr("0101604123").unwrap().birth_date.expose(), d(1960, 1, 1));
-        assert_eq!(*parse_cpr("0101585123").unwrap().birth_date.expose(), d(1858, 1, 1));
-        assert_eq!(*parse_cpr("0101205123").unwrap().birth_date.expose(), d(2020, 1, 1));
+        assert_eq!(
+            *parse_cpr("0101054123").unwrap().birth_date.expose(),
+            d(2005, 1, 1)
+        );
+        assert_eq!(
+            *parse_cpr("0101604123").unwrap().birth_date.expose(),
+            d(1960, 1, 1)
+        );
+        assert_eq!(
+            *parse_cpr("0101585123").unwrap().birth_date.expose(),
+            d(1858, 1, 1)
+        );
+        assert_eq!(
+            *parse_cpr("0101205123").unwrap().birth_date.expose(),
+            d(2020, 1, 1)
+        );
         assert_eq!(parse_cpr("3102901234"), Err(CprError::BadDate));
         assert_eq!(parse_cpr("12345"), Err(CprError::WrongLength(5)));
         let spoken = parse_cpr("nul tre tolv halvfems tolv fireogtredive").unwrap();
@@ -789,9 +987,19 @@ mod tests {
 
     #[test]
     fn phone_numbers_spoken_in_pairs() {
-        assert_eq!(parse_phone("toogtyve fireogtredive seksoghalvtreds otteoghalvfjerds").unwrap().expose(), "22345678");
+        assert_eq!(
+            parse_phone("toogtyve fireogtredive seksoghalvtreds otteoghalvfjerds")
+                .unwrap()
+                .expose(),
+            "22345678"
+        );
         assert_eq!(parse_phone("+45 22 33 44 55").unwrap().expose(), "22334455");
-        assert_eq!(parse_phone("two two three three four four five five").unwrap().expose(), "22334455");
+        assert_eq!(
+            parse_phone("two two three three four four five five")
+                .unwrap()
+                .expose(),
+            "22334455"
+        );
         assert!(parse_phone("123").is_none());
     }
 
@@ -803,12 +1011,18 @@ mod tests {
         assert_eq!(parse_yes_no("måske"), None);
         assert_eq!(language_request("English please"), Some(Lang::En));
         assert_eq!(language_request("kan vi tale dansk"), Some(Lang::Da));
-        assert_eq!(language_request("jeg skal have hjælp til min boligstøtte fra kommunen i dag"), None);
+        assert_eq!(
+            language_request("jeg skal have hjælp til min boligstøtte fra kommunen i dag"),
+            None
+        );
     }
 
     #[test]
     fn keywords_survive_misspellings_and_inflection() {
-        let m = IntentMatcher { examples: vec![], keywords: vec![normalize("boligstøtte")] };
+        let m = IntentMatcher {
+            examples: vec![],
+            keywords: vec![normalize("boligstøtte")],
+        };
         assert!(m.score(&normalize("jeg ringer om min boligstøtte")) > 0.9);
         assert!(m.score(&normalize("boligstotte")) > 0.8);
         assert!(m.score(&normalize("boligstøtten")) > 0.8);
