@@ -140,7 +140,7 @@ async fn run_sipp(bot: SocketAddr, file: &str, calls: u32, rate: u32) -> SippRun
     let csv = std::fs::read_to_string(&stat).unwrap_or_default();
     let mut lines = csv.lines().filter(|l| !l.trim().is_empty());
     let header: Vec<&str> = lines.next().unwrap_or("").split(';').collect();
-    let last: Vec<&str> = lines.last().unwrap_or("").split(';').collect();
+    let last: Vec<&str> = lines.next_back().unwrap_or("").split(';').collect();
     let stats = header
         .iter()
         .zip(last)

@@ -118,8 +118,9 @@ pub enum Event {
         offer: Option<Vec<u8>>,
         /// Where it came from.
         source: SocketAddr,
-        /// All headers, for context (e.g. User-to-User, Diversion).
-        headers: Headers,
+        /// All headers, for context (e.g. User-to-User, Diversion); they carry
+        /// phone numbers, hence `Pii`.
+        headers: Pii<Headers>,
     },
     /// The dialog is confirmed (ACK received for our 2xx, or we ACKed theirs).
     /// `sdp` is the answer carried in the ACK for an offerless INVITE.
@@ -960,7 +961,7 @@ impl Endpoint {
             to: Pii::new(to),
             offer,
             source: src,
-            headers: req.headers.clone(),
+            headers: Pii::new(req.headers.clone()),
         });
         self.calls.insert(
             h,
