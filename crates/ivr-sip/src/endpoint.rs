@@ -118,8 +118,9 @@ pub enum Event {
         offer: Option<Vec<u8>>,
         /// Where it came from.
         source: SocketAddr,
-        /// All headers, for context (e.g. User-to-User, Diversion).
-        headers: Headers,
+        /// All headers, for context (e.g. User-to-User, Diversion); they carry
+        /// phone numbers, hence `Pii`.
+        headers: Pii<Headers>,
     },
     /// The dialog is confirmed (ACK received for our 2xx, or we ACKed theirs).
     /// `sdp` is the answer carried in the ACK for an offerless INVITE.
@@ -744,6 +745,45 @@ impl Endpoint {
         if let Some(e) = self.server.get_mut(key) {
             e.tx.send_response(&resp, now);
         }
+        self.drain_server(key);
+    }
+
+    /// Sends what one server transaction produced, in order (so e.g. the
+    /// 200 for a CANCEL leaves before the 487 for its INVITE).
+    fn drain_server(&mut self, key: &TxKey) {
+        let Some(e) = self.server.get_mut(key) else {
+            return;
+        };
+        let (t, d) = (e.transport, e.dest);
+        let outs: Vec<TxOutput> = std::iter::from_fn(|| e.tx.poll_output()).collect();
+        for o in outs {
+            match o {
+                TxOutput::Transmit(b) => self.send(t, d, b),
+                TxOutput::Terminated => {
+                    self.server.remove(key);
+                }
+                TxOutput::Timeout | TxOutput::Response(_) => {}
+            }
+        }
+    }
+
+    /// Handles what one client transaction produced, in order.
+    fn drain_client(&mut self, key: &TxKey, now: Instant) {
+        let Some(e) = self.client.get_mut(key) else {
+            return;
+        };
+        let (t, d, purpose) = (e.transport, e.dest, e.purpose.clone());
+        let outs: Vec<TxOutput> = std::iter::from_fn(|| e.tx.poll_output()).collect();
+        for o in outs {
+            match o {
+                TxOutput::Transmit(b) => self.send(t, d, b),
+                TxOutput::Terminated => {
+                    self.client.remove(key);
+                }
+                TxOutput::Timeout => self.on_client_final(key, purpose.clone(), None, now),
+                TxOutput::Response(r) => self.on_client_final(key, purpose.clone(), Some(r), now),
+            }
+        }
     }
 
     fn new_server_tx(
@@ -802,6 +842,7 @@ impl Endpoint {
         if let Some(key) = TxKey::server(&req) {
             if let Some(e) = self.server.get_mut(&key) {
                 e.tx.handle_retransmission();
+                self.drain_server(&key);
                 return;
             }
         }
@@ -920,7 +961,7 @@ impl Endpoint {
             to: Pii::new(to),
             offer,
             source: src,
-            headers: req.headers.clone(),
+            headers: Pii::new(req.headers.clone()),
         });
         self.calls.insert(
             h,
@@ -976,6 +1017,7 @@ impl Endpoint {
             if let Some(e) = self.server.get_mut(&key) {
                 if e.tx.is_final() && e.tx.state() != crate::transaction::ServerState::Accepted {
                     e.tx.handle_ack(now);
+                    self.drain_server(&key);
                     return;
                 }
             }
@@ -1120,6 +1162,7 @@ impl Endpoint {
         };
         if let Some(e) = self.client.get_mut(&key) {
             e.tx.handle_response(resp, now);
+            self.drain_client(&key, now);
             return;
         }
         // A 2xx retransmission after the transaction ended: re-send our ACK.
@@ -1308,7 +1351,7 @@ impl Endpoint {
         };
         let tx = ClientTransaction::new(req, transport.reliable(), self.cfg.timers, now);
         self.client.insert(
-            key,
+            key.clone(),
             ClientEntry {
                 tx,
                 transport,
@@ -1316,6 +1359,7 @@ impl Endpoint {
                 purpose,
             },
         );
+        self.drain_client(&key, now);
     }
 
     // ------------------------------------------------------------ commands

@@ -364,17 +364,13 @@ impl ClientTransaction {
                     }
                 }
             }
-            (true, ClientState::Accepted) => {
-                if (200..300).contains(&code) {
-                    // Retransmitted or forked 2xx: the TU re-sends its ACK (RFC 6026 sec. 7.2).
-                    self.out.push_back(TxOutput::Response(resp));
-                }
+            // Retransmitted or forked 2xx: the TU re-sends its ACK (RFC 6026 sec. 7.2).
+            (true, ClientState::Accepted) if (200..300).contains(&code) => {
+                self.out.push_back(TxOutput::Response(resp));
             }
-            (true, ClientState::Completed) => {
-                if code >= 300 {
-                    if let Some(ack) = &self.ack {
-                        self.out.push_back(TxOutput::Transmit(ack.clone()));
-                    }
+            (true, ClientState::Completed) if code >= 300 => {
+                if let Some(ack) = &self.ack {
+                    self.out.push_back(TxOutput::Transmit(ack.clone()));
                 }
             }
             (false, ClientState::Trying | ClientState::Proceeding) => {
@@ -603,8 +599,8 @@ mod tests {
         crate::policy::make_response(r, code, Some("t"))
     }
 
-    fn drain<F: FnMut() -> Option<TxOutput>>(mut f: F) -> Vec<TxOutput> {
-        std::iter::from_fn(|| f()).collect()
+    fn drain<F: FnMut() -> Option<TxOutput>>(f: F) -> Vec<TxOutput> {
+        std::iter::from_fn(f).collect()
     }
 
     #[test]

@@ -360,7 +360,7 @@ impl Peer {
             me = self.me,
             b = self.branch,
             cid = self.call_id,
-            cseq = if method == "ACK" { self.cseq } else { self.cseq },
+            cseq = self.cseq,
         );
         for (n, v) in extra {
             s.push_str(&format!("{n}: {v}\r\n"));
