@@ -1,5 +1,20 @@
 //! The runtime: SIP transport, one task per call, media sessions, STT worker pool, flow reload, admin HTTP API.
 //!
-//! Not implemented yet: see the open issues.
+//! - [`engine::start`] starts everything from an [`config::EngineConfig`] and
+//!   returns a [`engine::Running`] with the bound addresses;
+//!   [`engine::Running::shutdown`] drains calls and stops.
+//! - [`call`]: one task per call (dialog, media session, flow, actions).
+//! - [`services`]: flow requests mapped to the integrations.
+//! - [`speech`]: the shared STT worker pool with its bounded queue.
+//! - [`records`], [`metrics`], [`http`]: the call record, counters, `/health` and `/metrics`.
 
+pub mod call;
+pub mod config;
+pub mod engine;
+pub mod http;
+pub mod metrics;
+pub mod records;
+pub mod services;
 pub mod sip;
+pub mod speech;
+pub mod stt;

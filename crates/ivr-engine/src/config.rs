@@ -1,0 +1,325 @@
+//! The engine's configuration (`ivr serve --config FILE`): one TOML file with
+//! a section per area. Every key has a default and unknown keys are errors, so
+//! a typo names the key instead of being ignored. The shipped, commented file
+//! is `config/default.toml`.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+/// Why the configuration could not be used.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The TOML is malformed or has an unknown key or a wrong type.
+    #[error("{path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What toml says, with line and column.
+        source: toml::de::Error,
+    },
+    /// A value parses but cannot work.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineConfig {
+    /// `[sip]`.
+    pub sip: SipConfig,
+    /// `[media]`.
+    pub media: MediaConfig,
+    /// `[flows]`.
+    pub flows: FlowsConfig,
+    /// `[stt]`.
+    pub stt: SttConfig,
+    /// `[tts]` (see `ivr_tts::Config`).
+    pub tts: ivr_tts::Config,
+    /// `[integrations]` (see `ivr_integrations::config::Config`).
+    pub integrations: ivr_integrations::config::Config,
+    /// `[standins]`.
+    pub standins: StandinsConfig,
+    /// `[http]`.
+    pub http: HttpConfig,
+    /// `[records]`.
+    pub records: RecordsConfig,
+    /// `[shutdown]`.
+    pub shutdown: ShutdownConfig,
+}
+
+impl EngineConfig {
+    /// Reads and validates a file.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the file and, for TOML errors, line and column.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|e| match e {
+            ConfigError::Parse { source, .. } => ConfigError::Parse {
+                path: path.to_path_buf(),
+                source,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses TOML text.
+    ///
+    /// # Errors
+    /// [`ConfigError::Parse`] or [`ConfigError::Invalid`].
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let cfg: EngineConfig = toml::from_str(text).map_err(|source| ConfigError::Parse {
+            path: PathBuf::from("<config>"),
+            source,
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks values that parse but cannot work.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] with the key and the fix.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.sip.udp.is_empty() && self.sip.tcp.is_empty() {
+            return Err(ConfigError::Invalid(
+                "[sip] needs at least one `udp` or `tcp` listen address".into(),
+            ));
+        }
+        if self.media.rtp_port_min >= self.media.rtp_port_max || self.media.rtp_port_min % 2 != 0 {
+            return Err(ConfigError::Invalid(
+                "[media] rtp_port_min must be even and below rtp_port_max".into(),
+            ));
+        }
+        self.sip
+            .sdp
+            .validate()
+            .map_err(|e| ConfigError::Invalid(format!("[sip.sdp]: {e}")))?;
+        self.integrations
+            .validate()
+            .map_err(|e| ConfigError::Invalid(format!("[integrations]: {e}")))?;
+        Ok(())
+    }
+}
+
+/// `[sip]`: signalling.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SipConfig {
+    /// UDP listen addresses (port 0: any free port, printed at start).
+    pub udp: Vec<SocketAddr>,
+    /// TCP listen addresses (port 0: the port of the UDP socket on the same IP).
+    pub tcp: Vec<SocketAddr>,
+    /// Address put in Via/Contact when the listen address is 0.0.0.0/::.
+    pub advertised: Option<SocketAddr>,
+    /// Concurrent calls before new INVITEs get 503.
+    pub max_calls: usize,
+    /// `[sip.sdp]`: codec preference, telephone-event, ptime.
+    pub sdp: ivr_sip::sdp::SdpConfig,
+    /// Where a transfer target that is only a number (no `sip:`) is sent:
+    /// `sip:NUMBER@<transfer_domain>`; empty: the caller's host.
+    pub transfer_domain: String,
+    /// Seconds to wait for the transfer's outcome (NOTIFY) before hanging up anyway.
+    pub transfer_timeout_s: u64,
+}
+
+impl Default for SipConfig {
+    fn default() -> Self {
+        SipConfig {
+            udp: vec![SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 5060)],
+            tcp: Vec::new(),
+            advertised: None,
+            max_calls: 200,
+            sdp: ivr_sip::sdp::SdpConfig::default(),
+            transfer_domain: String::new(),
+            transfer_timeout_s: 30,
+        }
+    }
+}
+
+/// `[media]`: RTP.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MediaConfig {
+    /// Address RTP sockets bind to and SDP announces.
+    pub rtp_ip: IpAddr,
+    /// First RTP port (even; RTCP uses the next odd one).
+    pub rtp_port_min: u16,
+    /// Last RTP port.
+    pub rtp_port_max: u16,
+    /// No RTP from the caller for this long ends the call (seconds).
+    pub media_timeout_s: u64,
+    /// Longest call before the engine hangs up (seconds), a guard against stuck calls.
+    pub max_call_s: u64,
+    /// An integration slower than this plays a filler prompt (milliseconds).
+    pub filler_after_ms: u64,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        MediaConfig {
+            rtp_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            rtp_port_min: 20_000,
+            rtp_port_max: 29_998,
+            media_timeout_s: 30,
+            max_call_s: 1800,
+            filler_after_ms: 1500,
+        }
+    }
+}
+
+/// `[flows]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FlowsConfig {
+    /// The deployment folder (`tenants.toml` and one folder per municipality).
+    pub dir: PathBuf,
+    /// How often to look for changed flow files (milliseconds; 0: never reload).
+    pub reload_poll_ms: u64,
+    /// Pretend it is this instant for opening hours (RFC 3339). For demos
+    /// and tests only: leave unset in production.
+    pub fixed_time: Option<DateTime<Utc>>,
+}
+
+impl Default for FlowsConfig {
+    fn default() -> Self {
+        FlowsConfig {
+            dir: PathBuf::from("flows"),
+            reload_poll_ms: 2000,
+            fixed_time: None,
+        }
+    }
+}
+
+/// `[stt]`: speech to text.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SttConfig {
+    /// The whisper model (ggml) file.
+    pub model: PathBuf,
+    /// Worker threads (0: one per core).
+    pub workers: usize,
+    /// Utterances waiting for a worker before new ones are refused.
+    pub queue: usize,
+}
+
+impl Default for SttConfig {
+    fn default() -> Self {
+        SttConfig {
+            model: PathBuf::from("models/whisper-base/ggml-base-q8_0.bin"),
+            workers: 0,
+            queue: 32,
+        }
+    }
+}
+
+/// `[standins]`: local stand-ins of external systems, started in-process.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StandinsConfig {
+    /// Start the Frontdesk stand-in and point `[integrations.frontdesk]` at it.
+    pub frontdesk: bool,
+    /// Start the Puzzel callback stand-in and point `[integrations.puzzel]` at it.
+    pub puzzel: bool,
+}
+
+impl Default for StandinsConfig {
+    fn default() -> Self {
+        StandinsConfig {
+            frontdesk: true,
+            puzzel: true,
+        }
+    }
+}
+
+/// `[http]`: health and metrics.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Listen address of `/health` and `/metrics`; unset: no HTTP port.
+    pub listen: Option<SocketAddr>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: Some(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080)),
+        }
+    }
+}
+
+/// `[records]`: the per-call record in the database.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecordsConfig {
+    /// Write a record per call (table `call_records`).
+    pub enabled: bool,
+    /// Keep what the caller said (personal data) in the record.
+    pub keep_transcripts: bool,
+    /// Days to keep transcripts; older ones are blanked at start and daily.
+    pub transcript_retention_days: u32,
+}
+
+impl Default for RecordsConfig {
+    fn default() -> Self {
+        RecordsConfig {
+            enabled: true,
+            keep_transcripts: false,
+            transcript_retention_days: 30,
+        }
+    }
+}
+
+/// `[shutdown]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShutdownConfig {
+    /// After SIGINT/SIGTERM, how long calls in progress may continue (seconds).
+    pub drain_s: u64,
+}
+
+impl Default for ShutdownConfig {
+    fn default() -> Self {
+        ShutdownConfig { drain_s: 60 }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_file_gives_the_defaults_with_sip_on_loopback_5060() {
+        let c = EngineConfig::parse("").unwrap();
+        assert_eq!(c.sip.udp, vec!["127.0.0.1:5060".parse().unwrap()]);
+        assert!(c.records.enabled);
+    }
+
+    #[test]
+    fn a_misspelt_key_is_refused_with_its_name() {
+        let e = EngineConfig::parse("[sip]\nmax_call = 3\n").unwrap_err();
+        assert!(e.to_string().contains("max_call"), "{e}");
+    }
+
+    #[test]
+    fn the_shipped_default_config_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/default.toml");
+        EngineConfig::load(&path).unwrap();
+    }
+}

@@ -1,0 +1,152 @@
+//! Counters for `/metrics` in the Prometheus text format (version 0.0.4):
+//! active calls, calls by outcome per municipality, STT queue depth, and a
+//! histogram of turn latency (end of the caller's utterance to the first
+//! packet of reply audio).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Upper bounds of the turn-latency buckets, in seconds.
+pub const LATENCY_BUCKETS: [f64; 10] = [0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0];
+
+/// The engine's counters.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    active: AtomicU64,
+    rejected: AtomicU64,
+    outcomes: Mutex<BTreeMap<(String, String), u64>>,
+    turn_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
+    turn_count: AtomicU64,
+    turn_sum_us: AtomicU64,
+}
+
+impl Metrics {
+    /// A call started.
+    pub fn call_started(&self) {
+        self.active.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A call ended with `outcome` in `municipality`.
+    pub fn call_ended(&self, municipality: &str, outcome: &str) {
+        self.active.fetch_sub(1, Ordering::Relaxed);
+        let mut m = self.outcomes.lock().unwrap_or_else(|p| p.into_inner());
+        *m.entry((municipality.to_string(), outcome.to_string()))
+            .or_default() += 1;
+    }
+
+    /// A call was refused (no route, busy, draining, bad SDP).
+    pub fn call_rejected(&self) {
+        self.rejected.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Calls in progress.
+    pub fn active(&self) -> u64 {
+        self.active.load(Ordering::Relaxed)
+    }
+
+    /// One turn's latency.
+    pub fn observe_turn(&self, d: Duration) {
+        let s = d.as_secs_f64();
+        for (i, b) in LATENCY_BUCKETS.iter().enumerate() {
+            if s <= *b {
+                self.turn_buckets[i].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.turn_count.fetch_add(1, Ordering::Relaxed);
+        self.turn_sum_us
+            .fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// The Prometheus text exposition, with the STT queue depth sampled by the caller.
+    pub fn render(&self, stt_queue_depth: usize) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "# HELP ivr_active_calls Calls in progress.");
+        let _ = writeln!(s, "# TYPE ivr_active_calls gauge");
+        let _ = writeln!(s, "ivr_active_calls {}", self.active());
+        let _ = writeln!(
+            s,
+            "# HELP ivr_calls_rejected_total Calls refused before answer."
+        );
+        let _ = writeln!(s, "# TYPE ivr_calls_rejected_total counter");
+        let _ = writeln!(
+            s,
+            "ivr_calls_rejected_total {}",
+            self.rejected.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            s,
+            "# HELP ivr_calls_total Finished calls by municipality and outcome."
+        );
+        let _ = writeln!(s, "# TYPE ivr_calls_total counter");
+        for ((m, o), n) in self
+            .outcomes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            let _ = writeln!(
+                s,
+                "ivr_calls_total{{municipality=\"{}\",outcome=\"{}\"}} {n}",
+                esc(m),
+                esc(o)
+            );
+        }
+        let _ = writeln!(
+            s,
+            "# HELP ivr_stt_queue_depth Utterances waiting for a speech-to-text worker."
+        );
+        let _ = writeln!(s, "# TYPE ivr_stt_queue_depth gauge");
+        let _ = writeln!(s, "ivr_stt_queue_depth {stt_queue_depth}");
+        let _ = writeln!(
+            s,
+            "# HELP ivr_turn_latency_seconds End of caller speech to first reply audio packet."
+        );
+        let _ = writeln!(s, "# TYPE ivr_turn_latency_seconds histogram");
+        for (i, b) in LATENCY_BUCKETS.iter().enumerate() {
+            let _ = writeln!(
+                s,
+                "ivr_turn_latency_seconds_bucket{{le=\"{b}\"}} {}",
+                self.turn_buckets[i].load(Ordering::Relaxed)
+            );
+        }
+        let count = self.turn_count.load(Ordering::Relaxed);
+        let _ = writeln!(s, "ivr_turn_latency_seconds_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(
+            s,
+            "ivr_turn_latency_seconds_sum {}",
+            self.turn_sum_us.load(Ordering::Relaxed) as f64 / 1e6
+        );
+        let _ = writeln!(s, "ivr_turn_latency_seconds_count {count}");
+        s
+    }
+}
+
+fn esc(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_show_active_calls_outcomes_and_cumulative_latency_buckets() {
+        let m = Metrics::default();
+        m.call_started();
+        m.call_started();
+        m.call_ended("nordby", "transferred");
+        m.observe_turn(Duration::from_millis(400));
+        let t = m.render(3);
+        assert!(t.contains("ivr_active_calls 1\n"), "{t}");
+        assert!(t.contains("ivr_calls_total{municipality=\"nordby\",outcome=\"transferred\"} 1\n"));
+        assert!(t.contains("ivr_stt_queue_depth 3\n"));
+        assert!(t.contains("ivr_turn_latency_seconds_bucket{le=\"0.3\"} 0\n"));
+        assert!(t.contains("ivr_turn_latency_seconds_bucket{le=\"0.5\"} 1\n"));
+        assert!(t.contains("ivr_turn_latency_seconds_count 1\n"));
+    }
+}

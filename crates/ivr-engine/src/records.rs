@@ -1,0 +1,207 @@
+//! The per-call record (table `call_records`, in the integrations database):
+//! municipality, called and calling number (personal data: kept in the
+//! database, never logged), steps taken, outcome, durations, and what the
+//! caller said only when `[records] keep_transcripts` is on, blanked after
+//! the retention period.
+//!
+//! The table is created with `CREATE TABLE IF NOT EXISTS` rather than a sqlx
+//! migration, so the integrations crate's migration set stays its own.
+
+use chrono::{DateTime, Utc};
+use ivr_integrations::db::Db;
+
+/// One finished call.
+#[derive(Debug, Clone)]
+pub struct CallRecordRow {
+    /// Call reference.
+    pub call_ref: String,
+    /// Municipality id.
+    pub municipality: String,
+    /// Called number (personal data).
+    pub called: ivr_core::Pii<String>,
+    /// Calling number (personal data).
+    pub calling: ivr_core::Pii<String>,
+    /// When the INVITE arrived.
+    pub started_at: DateTime<Utc>,
+    /// When the call ended.
+    pub ended_at: DateTime<Utc>,
+    /// Answered to end, in ms.
+    pub talk_ms: i64,
+    /// Steps run, `flow/step`.
+    pub steps: Vec<String>,
+    /// Intents recognised.
+    pub intents: Vec<String>,
+    /// Outcome name (`transferred`, `callback_ordered`, `abandoned`, ...).
+    pub outcome: String,
+    /// Department transferred to.
+    pub transferred_to: Option<String>,
+    /// Language at the end.
+    pub lang: String,
+    /// Caller turns (speech or keys).
+    pub turns: i64,
+    /// What the caller said, when kept (personal data).
+    pub transcript: Option<ivr_core::Pii<String>>,
+}
+
+/// Why a record could not be written.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    /// The database refused or is unreachable.
+    #[error("call record database error: {0}")]
+    Db(#[from] sqlx::Error),
+}
+
+const CREATE: &str = "CREATE TABLE IF NOT EXISTS call_records (
+    call_ref TEXT PRIMARY KEY,
+    municipality TEXT NOT NULL,
+    called TEXT NOT NULL,
+    calling TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    ended_at TEXT NOT NULL,
+    talk_ms BIGINT NOT NULL,
+    steps TEXT NOT NULL,
+    intents TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    transferred_to TEXT,
+    lang TEXT NOT NULL,
+    turns BIGINT NOT NULL,
+    transcript TEXT
+)";
+
+const INSERT: &str = "INSERT INTO call_records (call_ref, municipality, called, calling, started_at, ended_at, talk_ms, steps, intents, outcome, transferred_to, lang, turns, transcript) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (call_ref) DO NOTHING";
+
+const EXPIRE: &str =
+    "UPDATE call_records SET transcript = NULL WHERE transcript IS NOT NULL AND ended_at < $1";
+
+/// Writes call records.
+#[derive(Debug, Clone)]
+pub struct Records {
+    db: Db,
+}
+
+impl Records {
+    /// Creates the table if needed.
+    ///
+    /// # Errors
+    /// [`RecordError::Db`].
+    pub async fn open(db: Db) -> Result<Self, RecordError> {
+        match &db {
+            Db::Sqlite(p) => {
+                sqlx::query(CREATE).execute(p).await?;
+            }
+            Db::Postgres(p) => {
+                sqlx::query(CREATE).execute(p).await?;
+            }
+        };
+        Ok(Records { db })
+    }
+
+    /// Stores one call (idempotent per call reference).
+    ///
+    /// # Errors
+    /// [`RecordError::Db`].
+    pub async fn insert(&self, r: &CallRecordRow) -> Result<(), RecordError> {
+        let steps = serde_json::to_string(&r.steps).unwrap_or_default();
+        let intents = serde_json::to_string(&r.intents).unwrap_or_default();
+        let transcript = r.transcript.as_ref().map(|t| t.expose().clone());
+        macro_rules! run {
+            ($p:expr) => {
+                sqlx::query(INSERT)
+                    .bind(&r.call_ref)
+                    .bind(&r.municipality)
+                    .bind(r.called.expose())
+                    .bind(r.calling.expose())
+                    .bind(r.started_at.to_rfc3339())
+                    .bind(r.ended_at.to_rfc3339())
+                    .bind(r.talk_ms)
+                    .bind(&steps)
+                    .bind(&intents)
+                    .bind(&r.outcome)
+                    .bind(&r.transferred_to)
+                    .bind(&r.lang)
+                    .bind(r.turns)
+                    .bind(&transcript)
+                    .execute($p)
+                    .await?;
+            };
+        }
+        match &self.db {
+            Db::Sqlite(p) => {
+                run!(p);
+            }
+            Db::Postgres(p) => {
+                run!(p);
+            }
+        };
+        Ok(())
+    }
+
+    /// Blanks transcripts of calls that ended before `before`.
+    ///
+    /// # Errors
+    /// [`RecordError::Db`].
+    pub async fn expire_transcripts(&self, before: DateTime<Utc>) -> Result<u64, RecordError> {
+        let n = match &self.db {
+            Db::Sqlite(p) => sqlx::query(EXPIRE)
+                .bind(before.to_rfc3339())
+                .execute(p)
+                .await?
+                .rows_affected(),
+            Db::Postgres(p) => sqlx::query(EXPIRE)
+                .bind(before.to_rfc3339())
+                .execute(p)
+                .await?
+                .rows_affected(),
+        };
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ivr_core::Pii;
+
+    #[tokio::test]
+    async fn a_call_record_keeps_numbers_in_the_database_and_transcripts_expire() {
+        let db = Db::connect("sqlite::memory:").await.unwrap();
+        let rec = Records::open(db.clone()).await.unwrap();
+        let t = Utc::now();
+        let row = CallRecordRow {
+            call_ref: "c1".into(),
+            municipality: "nordby".into(),
+            called: Pii::new("+4570101010".into()),
+            calling: Pii::new("+4512345678".into()),
+            started_at: t,
+            ended_at: t,
+            talk_ms: 1234,
+            steps: vec!["main/welcome".into()],
+            intents: vec!["pas".into()],
+            outcome: "transferred".into(),
+            transferred_to: Some("borgerservice".into()),
+            lang: "da".into(),
+            turns: 1,
+            transcript: Some(Pii::new("jeg skal have et pas".into())),
+        };
+        rec.insert(&row).await.unwrap();
+        rec.insert(&row).await.unwrap();
+        let Db::Sqlite(p) = &db else { unreachable!() };
+        let (calling, outcome): (String, String) =
+            sqlx::query_as("SELECT calling, outcome FROM call_records WHERE call_ref = 'c1'")
+                .fetch_one(p)
+                .await
+                .unwrap();
+        assert_eq!(
+            (calling.as_str(), outcome.as_str()),
+            ("+4512345678", "transferred")
+        );
+        assert_eq!(
+            rec.expire_transcripts(t + chrono::Duration::days(1))
+                .await
+                .unwrap(),
+            1
+        );
+    }
+}

@@ -1,0 +1,234 @@
+//! The integrations a call's flow reaches, and the mapping from the flow's
+//! [`Request`]s to `ivr-integrations` and back to [`Response`]s the flow can
+//! speak about. Details of failures go to the log (without personal data);
+//! the flow only learns the kind.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Days, Utc};
+use chrono_tz::Europe::Copenhagen;
+use ivr_core::{CallId, Lang, Pii};
+use ivr_flow::{Request, Response, Slot};
+use ivr_integrations::callback::{
+    CallbackKind, CallbackRequest, CallbackStore, Enqueued, TimeWindow,
+};
+use ivr_integrations::frontdesk::{BookingRequest, CancelBy, Frontdesk, FrontdeskError};
+use ivr_integrations::mail::{MailKind, OutgoingMail};
+use ivr_integrations::outbox::MailOutbox;
+use ivr_integrations::transfer::{ContextValue, TransferConfig, TransferContext, TransferHeaders};
+
+/// Context fields that are never personal data and may always travel with a transfer.
+const PLAIN_FIELDS: &[&str] = &[
+    "intent",
+    "topic",
+    "queue",
+    "queue_name",
+    "department",
+    "lang",
+    "case",
+];
+
+/// Everything a call's flow can reach.
+#[derive(Clone)]
+pub struct Services {
+    /// The durable callback queue.
+    pub callbacks: CallbackStore,
+    /// The mail outbox.
+    pub outbox: MailOutbox,
+    /// Sender address of mails.
+    pub mail_from: String,
+    /// Frontdesk booking.
+    pub frontdesk: Arc<dyn Frontdesk>,
+    /// How transfer context becomes SIP headers.
+    pub transfer: TransferConfig,
+}
+
+/// Who is asking: the call and its municipality.
+#[derive(Debug, Clone)]
+pub struct Caller<'a> {
+    /// The call reference.
+    pub call_ref: &'a CallId,
+    /// Municipality id.
+    pub municipality: &'a str,
+    /// The flow's current language.
+    pub lang: Lang,
+}
+
+impl Services {
+    /// Performs one flow request.
+    pub async fn execute(&self, who: Caller<'_>, req: Request, now: DateTime<Utc>) -> Response {
+        match req {
+            Request::StoreCallback {
+                municipality,
+                department,
+                number,
+                topic: _,
+                window_start,
+                window_end,
+                lang,
+            } => {
+                // The topic may hold the caller's own words: store the
+                // department (a category), never a transcript.
+                let r = CallbackRequest {
+                    call_ref: who.call_ref.clone(),
+                    kind: CallbackKind::callback(),
+                    municipality,
+                    phone: number,
+                    topic: department,
+                    lang,
+                    window: TimeWindow {
+                        start: window_start,
+                        end: window_end,
+                    },
+                };
+                match self.callbacks.enqueue(&r, now).await {
+                    Ok(Enqueued::New(_) | Enqueued::AlreadyQueued(_)) => Response::Ok,
+                    Err(e) => {
+                        tracing::warn!(call = %who.call_ref, error = %e, "callback not stored");
+                        Response::Unavailable
+                    }
+                }
+            }
+            Request::SendMail { to, subject, body } => {
+                if to.is_empty() {
+                    tracing::warn!(call = %who.call_ref, "mail without recipients");
+                    return Response::Error;
+                }
+                let kind = if subject.expose().to_lowercase().contains("aflys")
+                    || subject.expose().to_lowercase().contains("cancel")
+                {
+                    MailKind::JobcentreCancellation
+                } else {
+                    MailKind::OutOfHoursMessage
+                };
+                for (i, rcpt) in to.iter().enumerate() {
+                    let mail = OutgoingMail {
+                        key: format!("{}:{}:{i}", who.call_ref, kind.as_str()),
+                        municipality: who.municipality.to_string(),
+                        kind,
+                        from: self.mail_from.clone(),
+                        to: rcpt.clone(),
+                        subject: subject.clone(),
+                        body: body.clone(),
+                    };
+                    if let Err(e) = self.outbox.enqueue(&mail, now).await {
+                        tracing::warn!(call = %who.call_ref, error = %e, "mail not queued");
+                        return Response::Unavailable;
+                    }
+                }
+                Response::Ok
+            }
+            Request::FrontdeskSlots { queue, from, count } => {
+                let day = from.with_timezone(&Copenhagen).date_naive();
+                let to = day.checked_add_days(Days::new(14)).unwrap_or(day);
+                match self
+                    .frontdesk
+                    .free_slots(who.municipality, &queue, day, to)
+                    .await
+                {
+                    Ok(slots) => Response::Slots(
+                        slots
+                            .into_iter()
+                            .filter(|s| s.start >= from)
+                            .take(count)
+                            .map(|s| Slot {
+                                id: s.id,
+                                start: s.start,
+                            })
+                            .collect(),
+                    ),
+                    Err(e) => fd_failure(who.call_ref, &e),
+                }
+            }
+            Request::FrontdeskBook {
+                queue,
+                slot,
+                cpr,
+                phone,
+            } => {
+                let r = BookingRequest {
+                    municipality: who.municipality.to_string(),
+                    queue_id: queue,
+                    slot_id: slot.id,
+                    name: Pii::new(String::new()),
+                    phone,
+                    cpr,
+                    call_ref: who.call_ref.clone(),
+                };
+                match self.frontdesk.book(&r).await {
+                    Ok(b) => Response::Booked {
+                        reference: b.reference,
+                        start: b.start,
+                    },
+                    Err(e) => fd_failure(who.call_ref, &e),
+                }
+            }
+            Request::FrontdeskCancel {
+                queue: _,
+                cpr,
+                date: _,
+                phone,
+            } => {
+                let by = CancelBy::Caller { phone, cpr };
+                match self.frontdesk.cancel(who.municipality, &by).await {
+                    Ok(refs) if refs.is_empty() => Response::NotFound,
+                    Ok(_) => Response::Cancelled { start: None },
+                    Err(e) => fd_failure(who.call_ref, &e),
+                }
+            }
+            other => {
+                tracing::warn!(call = %who.call_ref, request = ?std::mem::discriminant(&other), "request not implemented by the engine");
+                Response::Error
+            }
+        }
+    }
+
+    /// The SIP headers that carry a transfer's context.
+    ///
+    /// # Errors
+    /// When the configured header form cannot hold even the call reference.
+    pub fn transfer_headers(
+        &self,
+        who: Caller<'_>,
+        department: &str,
+        context: &[(String, Pii<String>)],
+        intent: Option<String>,
+    ) -> Result<TransferHeaders, ivr_integrations::transfer::TransferError> {
+        let fields = context
+            .iter()
+            .filter(|(k, _)| k != "intent")
+            .map(|(k, v)| {
+                let value = if PLAIN_FIELDS.contains(&k.as_str()) {
+                    ContextValue::Plain(v.expose().clone())
+                } else {
+                    ContextValue::Personal(v.clone())
+                };
+                (k.clone(), value)
+            })
+            .collect();
+        let intent = context
+            .iter()
+            .find(|(k, _)| k == "intent")
+            .map(|(_, v)| v.expose().clone())
+            .or(intent);
+        self.transfer.build(&TransferContext {
+            call_ref: who.call_ref.clone(),
+            intent,
+            lang: who.lang,
+            department: Some(department.to_string()),
+            fields,
+        })
+    }
+}
+
+fn fd_failure(call: &CallId, e: &FrontdeskError) -> Response {
+    tracing::warn!(call = %call, error = %e, "Frontdesk request failed");
+    match e {
+        FrontdeskError::SlotTaken => Response::SlotTaken,
+        FrontdeskError::NotFound(_) => Response::NotFound,
+        FrontdeskError::Timeout | FrontdeskError::Connect(_) | FrontdeskError::Server { .. } => {
+            Response::Unavailable
+        }
+        _ => Response::Error,
+    }
+}
