@@ -1,3 +1,156 @@
-//! Speech to text: the SpeechToText interface, the whisper engine with its worker pool, and a scripted engine for tests.
+//! Speech to text: the [`SpeechToText`] interface, the whisper engine
+//! ([`WhisperStt`]) with its worker pool, and a scripted engine
+//! ([`ScriptedStt`]) for tests of other crates.
 //!
-//! Not implemented yet: see the open issues.
+//! A request is one utterance (16 kHz mono PCM, cut by the media layer's
+//! endpointing), the language or the languages a flow allows, and hints: the
+//! words the question expects, passed to whisper as its initial prompt. The
+//! result carries the text (as [`Pii`], a transcript is personal data), a
+//! confidence from the token probabilities, the language and timing.
+//!
+//! # Back-pressure
+//! The whisper engine has a fixed pool of workers (one whisper state each)
+//! fed by a bounded queue. When the queue is full, [`SpeechToText::transcribe`]
+//! fails at once with [`SttError::Overloaded`]: a caller waiting seconds for a
+//! transcript is worse than the flow's fallback ("please press 1 for ...")
+//! played straight away, and the queue never grows without bound.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use ivr_core::{Lang, Pcm, Pii};
+
+pub mod audio;
+mod config;
+pub mod score;
+mod scripted;
+mod whisper;
+
+pub use config::SttConfig;
+pub use scripted::ScriptedStt;
+pub use whisper::{audio_ctx_for, WhisperStt};
+
+/// Which language an utterance is in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LanguageChoice {
+    /// The flow knows the language (the usual case: set per call).
+    Fixed(Lang),
+    /// Detect, but only among these languages (whisper's own detection over
+    /// its 99 languages picks e.g. Thai for robotic Danish). An empty list
+    /// means every language the engine knows.
+    DetectAmong(Vec<Lang>),
+}
+
+/// One utterance to transcribe.
+#[derive(Debug, Clone)]
+pub struct SttRequest {
+    /// Mono PCM at 16 kHz ([`ivr_core::ENGINE_RATE`]).
+    pub audio: Pcm,
+    /// The language, or the languages to choose from.
+    pub language: LanguageChoice,
+    /// Words the question expects (e.g. `["pas", "kørekort", "affald"]`),
+    /// given to whisper as the initial prompt to bias decoding.
+    pub hints: Vec<String>,
+}
+
+impl SttRequest {
+    /// A request in a known language without hints.
+    pub fn new(audio: Pcm, lang: Lang) -> Self {
+        Self {
+            audio,
+            language: LanguageChoice::Fixed(lang),
+            hints: Vec::new(),
+        }
+    }
+
+    /// Adds hint words.
+    pub fn with_hints<I, S>(mut self, hints: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.hints.extend(hints.into_iter().map(Into::into));
+        self
+    }
+}
+
+/// Where the time of one transcription went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SttTiming {
+    /// Length of the audio.
+    pub audio: Duration,
+    /// Time spent waiting for a worker.
+    pub queued: Duration,
+    /// Time a worker spent on it (detection, encoding and decoding).
+    pub processing: Duration,
+    /// The encoder context used (whisper frames, 50 per second of audio).
+    pub audio_ctx: u32,
+}
+
+/// What was said.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transcript {
+    /// The text, trimmed. Personal data: never log it.
+    pub text: Pii<String>,
+    /// Mean probability of the text tokens, 0..=1 (0 when no text).
+    pub confidence: f32,
+    /// whisper's probability that the audio holds no speech, 0..=1.
+    pub no_speech: f32,
+    /// The language transcribed in.
+    pub language: Lang,
+    /// Timing.
+    pub timing: SttTiming,
+}
+
+/// Why a transcription failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SttError {
+    /// Every worker is busy and the queue is full: play the fallback now.
+    #[error("speech-to-text is overloaded (queue of {queue} full)")]
+    Overloaded {
+        /// The queue length configured.
+        queue: usize,
+    },
+    /// The audio is not at 16 kHz (resample in the media layer first).
+    #[error("audio is {0} Hz; speech-to-text takes 16000 Hz")]
+    WrongSampleRate(u32),
+    /// The utterance is longer than whisper's 30 s window.
+    #[error("utterance of {0:?} is longer than 30 s")]
+    TooLong(Duration),
+    /// The model file does not exist.
+    #[error("whisper model {path} not found: run `make setup`, or set [stt] model to a ggml file")]
+    ModelMissing {
+        /// Configured path.
+        path: String,
+    },
+    /// whisper.cpp refused the model file.
+    #[error("whisper could not load {path}: {reason}")]
+    ModelLoad {
+        /// Configured path.
+        path: String,
+        /// whisper-rs error.
+        reason: String,
+    },
+    /// whisper.cpp failed while transcribing.
+    #[error("whisper failed: {0}")]
+    Engine(String),
+    /// The engine is shutting down (its workers are gone).
+    #[error("speech-to-text engine stopped")]
+    Stopped,
+    /// A scripted engine ran out of scripted answers (tests only).
+    #[error("scripted speech-to-text has no answer left")]
+    ScriptExhausted,
+}
+
+/// The future a [`SpeechToText`] returns.
+pub type SttFuture<'a> = Pin<Box<dyn Future<Output = Result<Transcript, SttError>> + Send + 'a>>;
+
+/// Turns one utterance into text. Object safe: the engine holds an
+/// `Arc<dyn SpeechToText>`.
+pub trait SpeechToText: Send + Sync {
+    /// Transcribes one utterance. Fails fast with [`SttError::Overloaded`]
+    /// rather than queueing without bound.
+    fn transcribe(&self, request: SttRequest) -> SttFuture<'_>;
+}

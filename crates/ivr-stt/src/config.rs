@@ -1,0 +1,103 @@
+//! The `[stt]` section of the `ivr` config file.
+
+use std::path::PathBuf;
+
+use ivr_core::Lang;
+use serde::Deserialize;
+
+/// Speech-to-text settings. Every field has a default; unknown keys are errors.
+///
+/// ```toml
+/// [stt]
+/// model = "models/whisper-base/ggml-base-q8_0.bin"  # any whisper.cpp ggml file
+/// threads = 0        # whisper threads per utterance; 0 = min(cores, 4)
+/// workers = 0        # utterances transcribed at once; 0 = cores / threads
+/// queue = 4          # utterances waiting for a worker; beyond: Overloaded
+/// language = "da"    # language when a flow sets none
+/// min_audio_ctx = 128 # floor of the encoder context (frames of 20 ms)
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SttConfig {
+    /// Path of a whisper.cpp ggml model. A Danish fine-tune (e.g. hviske,
+    /// roest) converted to ggml is dropped in here.
+    pub model: PathBuf,
+    /// whisper threads per utterance (0: the number of cores, at most 4).
+    pub threads: usize,
+    /// Worker count, each with its own whisper state (0: cores / threads, at least 1).
+    pub workers: usize,
+    /// Utterances that may wait for a worker; when full, requests fail with
+    /// `Overloaded` at once.
+    pub queue: usize,
+    /// Language used when the flow does not set one.
+    pub language: Lang,
+    /// Lower bound of the encoder context in whisper frames (50 per second):
+    /// very short contexts make whisper hallucinate.
+    pub min_audio_ctx: u32,
+}
+
+impl Default for SttConfig {
+    fn default() -> Self {
+        Self {
+            model: PathBuf::from("models/whisper-base/ggml-base-q8_0.bin"),
+            threads: 0,
+            workers: 0,
+            queue: 4,
+            language: Lang::Da,
+            min_audio_ctx: 128,
+        }
+    }
+}
+
+impl SttConfig {
+    /// The whisper thread count after applying the automatic default.
+    pub fn effective_threads(&self) -> usize {
+        if self.threads > 0 {
+            self.threads
+        } else {
+            cores().clamp(1, 4)
+        }
+    }
+
+    /// The worker count after applying the automatic default.
+    pub fn effective_workers(&self) -> usize {
+        if self.workers > 0 {
+            self.workers
+        } else {
+            (cores() / self.effective_threads()).max(1)
+        }
+    }
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_section_gives_the_defaults() {
+        let c: SttConfig = toml::from_str("").unwrap();
+        assert_eq!(c, SttConfig::default());
+        assert!(c.effective_threads() >= 1 && c.effective_workers() >= 1);
+    }
+
+    #[test]
+    fn an_operator_can_point_at_a_danish_model() {
+        let c: SttConfig = toml::from_str("model = \"/srv/models/hviske-v2-q8_0.bin\"\nlanguage = \"da\"\nworkers = 2\nthreads = 1\n").unwrap();
+        assert_eq!(c.model, PathBuf::from("/srv/models/hviske-v2-q8_0.bin"));
+        assert_eq!((c.effective_workers(), c.effective_threads()), (2, 1));
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let e = toml::from_str::<SttConfig>("modell = \"x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("modell"), "{e}");
+    }
+}

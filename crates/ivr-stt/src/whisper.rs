@@ -1,0 +1,533 @@
+//! The whisper engine: one model (whisper-rs / whisper.cpp), a pool of
+//! worker threads each owning a whisper state, and a bounded queue in front.
+//!
+//! Decoding is greedy (best of 1, no temperature fallback), without
+//! timestamps, in a single segment, and the encoder context (`audio_ctx`) is
+//! sized to the utterance instead of whisper's fixed 30 s window: encoding a
+//! 3 s utterance in a 30 s context costs several times more for nothing.
+
+use std::path::Path;
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use ivr_core::{Lang, Pii, ENGINE_RATE};
+use whisper_rs::{
+    FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState,
+};
+
+use crate::{
+    LanguageChoice, SpeechToText, SttConfig, SttError, SttFuture, SttRequest, SttTiming, Transcript,
+};
+
+/// whisper frames per second of audio (20 ms each, after the encoder's stride-2 conv).
+const FRAMES_PER_SECOND: f64 = 50.0;
+/// whisper's window: 30 s.
+const MAX_AUDIO_CTX: u32 = 1500;
+/// whisper.cpp ignores input under 1 s: shorter utterances are padded with silence to this.
+const MIN_SAMPLES: usize = ENGINE_RATE as usize + ENGINE_RATE as usize / 10;
+
+/// The encoder context for an utterance: 50 frames per second of audio,
+/// rounded up, at least `floor`, rounded up to a multiple of 8 (ggml kernels
+/// like aligned sizes) and at most 1500 (30 s).
+pub fn audio_ctx_for(audio: Duration, floor: u32) -> u32 {
+    let frames = (audio.as_secs_f64() * FRAMES_PER_SECOND).ceil() as u32;
+    let ctx = frames.max(floor).max(1);
+    ctx.div_ceil(8).saturating_mul(8).min(MAX_AUDIO_CTX)
+}
+
+/// Most tokens a transcription may decode: generous for speech (about 3
+/// words a second), small enough that a hallucination loop ends quickly.
+fn max_tokens_for(audio: Duration) -> i32 {
+    (audio.as_secs_f64() * 12.0).ceil() as i32 + 16
+}
+
+/// A job on its way to a worker.
+pub(crate) struct Job {
+    samples: Vec<f32>,
+    audio: Duration,
+    language: LanguageChoice,
+    prompt: String,
+    enqueued: Instant,
+    reply: tokio::sync::oneshot::Sender<Result<Transcript, SttError>>,
+}
+
+/// What a worker does with one job (whisper in production, a stand-in in the pool's tests).
+pub(crate) type Work = Box<dyn FnMut(&Job) -> Result<Transcript, SttError> + Send>;
+
+/// Fixed worker threads behind a bounded queue.
+pub(crate) struct Pool {
+    tx: Option<SyncSender<Job>>,
+    queue: usize,
+    workers: Vec<JoinHandle<()>>,
+}
+
+impl Pool {
+    /// Starts one thread per `Work`, with `queue` places for waiting jobs.
+    pub(crate) fn start(works: Vec<Work>, queue: usize) -> Self {
+        let (tx, rx) = mpsc::sync_channel::<Job>(queue);
+        let rx = Arc::new(Mutex::new(rx));
+        let workers = works
+            .into_iter()
+            .enumerate()
+            .map(|(i, work)| {
+                let rx = Arc::clone(&rx);
+                std::thread::Builder::new()
+                    .name(format!("stt-worker-{i}"))
+                    .spawn(move || worker_loop(&rx, work))
+                    .expect("spawning a thread fails only when the OS is out of resources")
+            })
+            .collect();
+        Self {
+            tx: Some(tx),
+            queue,
+            workers,
+        }
+    }
+
+    /// Hands a job to the queue; a full queue is `Overloaded` at once.
+    pub(crate) fn submit(&self, job: Job) -> Result<(), SttError> {
+        let tx = self.tx.as_ref().ok_or(SttError::Stopped)?;
+        match tx.try_send(job) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_)) => Err(SttError::Overloaded { queue: self.queue }),
+            Err(TrySendError::Disconnected(_)) => Err(SttError::Stopped),
+        }
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        // Closing the channel ends every worker after its current job.
+        self.tx.take();
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+    }
+}
+
+fn worker_loop(rx: &Mutex<Receiver<Job>>, mut work: Work) {
+    loop {
+        let job = {
+            let Ok(guard) = rx.lock() else { return };
+            match guard.recv() {
+                Ok(job) => job,
+                Err(_) => return,
+            }
+        };
+        let queued = job.enqueued.elapsed();
+        let started = Instant::now();
+        let result = work(&job).map(|mut t| {
+            t.timing.queued = queued;
+            t.timing.processing = started.elapsed();
+            t
+        });
+        // The caller may have gone away (call hung up): nothing to do then.
+        let _ = job.reply.send(result);
+    }
+}
+
+/// The whisper engine. Load once with [`WhisperStt::load`]; share it as an
+/// `Arc<dyn SpeechToText>`. Dropping it lets the workers finish their
+/// current utterance and stop.
+pub struct WhisperStt {
+    pool: Pool,
+    default_language: Lang,
+    workers: usize,
+    threads: usize,
+}
+
+impl std::fmt::Debug for WhisperStt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WhisperStt")
+            .field("workers", &self.workers)
+            .field("threads", &self.threads)
+            .field("queue", &self.pool.queue)
+            .finish()
+    }
+}
+
+impl WhisperStt {
+    /// Loads the model named by the config and starts the workers (each
+    /// runs one short warm-up utterance so the first caller is not slow).
+    pub fn load(config: &SttConfig) -> Result<Self, SttError> {
+        let path = &config.model;
+        if !path.is_file() {
+            return Err(SttError::ModelMissing {
+                path: path.display().to_string(),
+            });
+        }
+        whisper_rs::install_logging_hooks();
+        let ctx = load_context(path)?;
+        let threads = config.effective_threads();
+        let workers = config.effective_workers();
+        let floor = config.min_audio_ctx;
+        let mut works: Vec<Work> = Vec::with_capacity(workers);
+        for _ in 0..workers {
+            let state = ctx.create_state().map_err(|e| SttError::ModelLoad {
+                path: path.display().to_string(),
+                reason: format!("creating a whisper state: {e}"),
+            })?;
+            let mut w = WhisperWorker {
+                state,
+                threads,
+                floor,
+            };
+            w.warm_up();
+            works.push(Box::new(move |job: &Job| w.run(job)));
+        }
+        Ok(Self {
+            pool: Pool::start(works, config.queue),
+            default_language: config.language,
+            workers,
+            threads,
+        })
+    }
+
+    /// The language used when a request's detection list is empty.
+    pub fn default_language(&self) -> Lang {
+        self.default_language
+    }
+}
+
+fn load_context(path: &Path) -> Result<Arc<WhisperContext>, SttError> {
+    let mut params = WhisperContextParameters::default();
+    params.use_gpu(false);
+    let ctx = WhisperContext::new_with_params(path, params).map_err(|e| SttError::ModelLoad {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    Ok(Arc::new(ctx))
+}
+
+impl SpeechToText for WhisperStt {
+    fn transcribe(&self, request: SttRequest) -> SttFuture<'_> {
+        let submitted = self.submit(request);
+        Box::pin(async move {
+            let rx = submitted?;
+            rx.await.map_err(|_| SttError::Stopped)?
+        })
+    }
+}
+
+impl WhisperStt {
+    fn submit(
+        &self,
+        request: SttRequest,
+    ) -> Result<tokio::sync::oneshot::Receiver<Result<Transcript, SttError>>, SttError> {
+        let audio = request.audio.duration();
+        if request.audio.sample_rate != ENGINE_RATE {
+            return Err(SttError::WrongSampleRate(request.audio.sample_rate));
+        }
+        if audio > Duration::from_secs(30) {
+            return Err(SttError::TooLong(audio));
+        }
+        let language = match request.language {
+            LanguageChoice::DetectAmong(ls) if ls.is_empty() => {
+                LanguageChoice::DetectAmong(Lang::ALL.to_vec())
+            }
+            LanguageChoice::DetectAmong(ls) if ls.len() == 1 => LanguageChoice::Fixed(ls[0]),
+            other => other,
+        };
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        let job = Job {
+            samples: request.audio.to_f32(),
+            audio,
+            language,
+            prompt: prompt_from_hints(&request.hints),
+            enqueued: Instant::now(),
+            reply,
+        };
+        self.pool.submit(job)?;
+        Ok(rx)
+    }
+}
+
+/// The initial prompt for a question's expected words: a comma-separated
+/// list, the way such words would appear in a transcript.
+fn prompt_from_hints(hints: &[String]) -> String {
+    hints
+        .iter()
+        .map(|h| h.trim())
+        .filter(|h| !h.is_empty())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+struct WhisperWorker {
+    state: WhisperState,
+    threads: usize,
+    floor: u32,
+}
+
+impl WhisperWorker {
+    fn warm_up(&mut self) {
+        let silence = vec![0.0f32; MIN_SAMPLES];
+        let mut p = self.params(
+            Lang::En,
+            audio_ctx_for(Duration::from_secs(1), self.floor),
+            4,
+        );
+        p.set_max_tokens(1);
+        if let Err(e) = self.state.full(p, &silence) {
+            tracing::warn!(error = %e, "whisper warm-up failed");
+        }
+    }
+
+    fn params(&self, lang: Lang, audio_ctx: u32, max_tokens: i32) -> FullParams<'static, 'static> {
+        let mut p = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
+        p.set_n_threads(self.threads as i32);
+        p.set_language(Some(lang.code()));
+        p.set_translate(false);
+        p.set_no_context(true);
+        p.set_no_timestamps(true);
+        p.set_single_segment(true);
+        p.set_print_special(false);
+        p.set_print_progress(false);
+        p.set_print_realtime(false);
+        p.set_print_timestamps(false);
+        p.set_suppress_blank(true);
+        p.set_suppress_nst(true);
+        p.set_temperature(0.0);
+        p.set_temperature_inc(0.0);
+        p.set_audio_ctx(audio_ctx as i32);
+        p.set_max_tokens(max_tokens);
+        p
+    }
+
+    fn run(&mut self, job: &Job) -> Result<Transcript, SttError> {
+        let engine = |e: whisper_rs::WhisperError| SttError::Engine(e.to_string());
+        let mut samples = job.samples.clone();
+        if samples.len() < MIN_SAMPLES {
+            samples.resize(MIN_SAMPLES, 0.0);
+        }
+        let audio_ctx = audio_ctx_for(job.audio, self.floor);
+        let language = match &job.language {
+            LanguageChoice::Fixed(l) => *l,
+            LanguageChoice::DetectAmong(allowed) => {
+                self.detect(&samples, allowed).map_err(engine)?
+            }
+        };
+        let mut params = self.params(language, audio_ctx, max_tokens_for(job.audio));
+        if !job.prompt.is_empty() {
+            params.set_initial_prompt(&job.prompt);
+        }
+        self.state.full(params, &samples).map_err(engine)?;
+
+        let mut text = String::new();
+        let (mut p_sum, mut p_n) = (0.0f32, 0u32);
+        let mut no_speech = 0.0f32;
+        for seg in self.state.as_iter() {
+            text.push_str(&seg.to_str_lossy().map_err(engine)?);
+            no_speech = no_speech.max(seg.no_speech_probability());
+            for i in 0..seg.n_tokens() {
+                let Some(tok) = seg.get_token(i) else {
+                    continue;
+                };
+                let bytes = tok.to_bytes().unwrap_or_default();
+                // Special tokens print as `[_..._]` / `<|...|>`: leave them out of the confidence.
+                if bytes.starts_with(b"[_") || bytes.starts_with(b"<|") {
+                    continue;
+                }
+                p_sum += tok.token_probability();
+                p_n += 1;
+            }
+        }
+        let text = text.trim().to_string();
+        let confidence = if p_n == 0 || text.is_empty() {
+            0.0
+        } else {
+            (p_sum / p_n as f32).clamp(0.0, 1.0)
+        };
+        Ok(Transcript {
+            text: Pii::new(text),
+            confidence,
+            no_speech,
+            language,
+            timing: SttTiming {
+                audio: job.audio,
+                audio_ctx,
+                ..SttTiming::default()
+            },
+        })
+    }
+
+    /// whisper's language probabilities, restricted to the allowed languages.
+    fn detect(
+        &mut self,
+        samples: &[f32],
+        allowed: &[Lang],
+    ) -> Result<Lang, whisper_rs::WhisperError> {
+        self.state.pcm_to_mel(samples, self.threads)?;
+        let (_, probs) = self.state.lang_detect(0, self.threads)?;
+        let score = |l: &Lang| {
+            whisper_rs::get_lang_id(l.code())
+                .and_then(|id| probs.get(id as usize).copied())
+                .unwrap_or(0.0)
+        };
+        Ok(allowed
+            .iter()
+            .copied()
+            .max_by(|a, b| score(a).total_cmp(&score(b)))
+            .unwrap_or(Lang::Da))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ivr_core::Pcm;
+
+    #[test]
+    fn audio_ctx_follows_the_utterance_with_a_floor_and_a_cap() {
+        assert_eq!(
+            audio_ctx_for(Duration::from_secs(3), 128),
+            152,
+            "150 frames, to a multiple of 8"
+        );
+        assert_eq!(
+            audio_ctx_for(Duration::from_millis(5010), 128),
+            256,
+            "250.5 frames round up to 251, then 256"
+        );
+        assert_eq!(audio_ctx_for(Duration::from_millis(400), 128), 128, "floor");
+        assert_eq!(
+            audio_ctx_for(Duration::from_secs(40), 128),
+            1500,
+            "never past 30 s"
+        );
+        assert_eq!(audio_ctx_for(Duration::ZERO, 0), 8);
+    }
+
+    #[test]
+    fn hints_become_a_comma_separated_prompt() {
+        let h = vec![
+            "pas".to_string(),
+            " kørekort ".into(),
+            "".into(),
+            "affald".into(),
+        ];
+        assert_eq!(prompt_from_hints(&h), "pas, kørekort, affald");
+    }
+
+    fn job(reply: tokio::sync::oneshot::Sender<Result<Transcript, SttError>>) -> Job {
+        Job {
+            samples: vec![],
+            audio: Duration::from_secs(1),
+            language: LanguageChoice::Fixed(Lang::Da),
+            prompt: String::new(),
+            enqueued: Instant::now(),
+            reply,
+        }
+    }
+
+    fn ok(text: &str) -> Transcript {
+        Transcript {
+            text: Pii::new(text.into()),
+            confidence: 1.0,
+            no_speech: 0.0,
+            language: Lang::Da,
+            timing: SttTiming::default(),
+        }
+    }
+
+    /// One worker held busy on a gate, a queue of 2: the third waiting
+    /// utterance is refused at once (the call plays its fallback) and the
+    /// queued ones still complete when the worker frees up.
+    #[test]
+    fn a_full_queue_refuses_at_once_and_queued_work_still_completes() {
+        let (started_tx, started_rx) = mpsc::channel::<()>();
+        let (gate_tx, gate_rx) = mpsc::channel::<()>();
+        let work: Work = Box::new(move |_job: &Job| {
+            started_tx.send(()).unwrap();
+            gate_rx.recv().unwrap();
+            Ok(ok("hej"))
+        });
+        let pool = Pool::start(vec![work], 2);
+        let mut replies = Vec::new();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        pool.submit(job(tx)).unwrap();
+        replies.push(rx);
+        started_rx.recv().unwrap(); // the worker holds job 1
+        for _ in 0..2 {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            pool.submit(job(tx)).unwrap();
+            replies.push(rx);
+        }
+        let (tx, _rx) = tokio::sync::oneshot::channel();
+        match pool.submit(job(tx)) {
+            Err(SttError::Overloaded { queue }) => assert_eq!(queue, 2),
+            other => panic!("expected Overloaded, got {other:?}"),
+        }
+        for _ in 0..3 {
+            gate_tx.send(()).unwrap();
+        }
+        for rx in replies {
+            let t = rx.blocking_recv().unwrap().unwrap();
+            assert_eq!(t.text.expose(), "hej");
+        }
+    }
+
+    #[test]
+    fn a_zero_queue_takes_work_only_when_a_worker_is_idle() {
+        let (gate_tx, gate_rx) = mpsc::channel::<()>();
+        let (started_tx, started_rx) = mpsc::channel::<()>();
+        let work: Work = Box::new(move |_job: &Job| {
+            started_tx.send(()).unwrap();
+            gate_rx.recv().unwrap();
+            Ok(ok("ja"))
+        });
+        let pool = Pool::start(vec![work], 0);
+        // The worker may not be waiting yet: retry until it takes the job.
+        let rx = loop {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            if pool.submit(job(tx)).is_ok() {
+                break rx;
+            }
+            std::thread::yield_now();
+        };
+        started_rx.recv().unwrap();
+        let (tx, _rx) = tokio::sync::oneshot::channel();
+        assert!(matches!(
+            pool.submit(job(tx)),
+            Err(SttError::Overloaded { queue: 0 })
+        ));
+        gate_tx.send(()).unwrap();
+        assert_eq!(rx.blocking_recv().unwrap().unwrap().text.expose(), "ja");
+    }
+
+    #[test]
+    fn a_missing_model_says_run_make_setup() {
+        let c = SttConfig {
+            model: "/nonexistent/ggml.bin".into(),
+            ..SttConfig::default()
+        };
+        let e = WhisperStt::load(&c).unwrap_err().to_string();
+        assert!(
+            e.contains("/nonexistent/ggml.bin") && e.contains("make setup"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn requests_are_checked_before_they_queue() {
+        let stt = WhisperStt {
+            pool: Pool::start(vec![], 1),
+            default_language: Lang::Da,
+            workers: 0,
+            threads: 1,
+        };
+        let e = stt
+            .submit(SttRequest::new(Pcm::new(8000, vec![0; 8000]), Lang::Da))
+            .unwrap_err();
+        assert!(matches!(e, SttError::WrongSampleRate(8000)));
+        let e = stt
+            .submit(SttRequest::new(
+                Pcm::new(16_000, vec![0; 16_000 * 31]),
+                Lang::Da,
+            ))
+            .unwrap_err();
+        assert!(matches!(e, SttError::TooLong(_)));
+    }
+}
