@@ -651,7 +651,7 @@ impl CallTask {
                     let _ = tx
                         .send(Work::Transcript {
                             result: t.result,
-                            stt: t.queued + t.ran,
+                            stt: t.took,
                         })
                         .await;
                 });

@@ -44,8 +44,8 @@ pub struct EngineConfig {
     pub media: MediaConfig,
     /// `[flows]`.
     pub flows: FlowsConfig,
-    /// `[stt]`.
-    pub stt: SttConfig,
+    /// `[stt]` (see `ivr_stt::SttConfig`).
+    pub stt: ivr_stt::SttConfig,
     /// `[tts]` (see `ivr_tts::Config`).
     pub tts: ivr_tts::Config,
     /// `[integrations]` (see `ivr_integrations::config::Config`).
@@ -203,28 +203,6 @@ impl Default for FlowsConfig {
             dir: PathBuf::from("flows"),
             reload_poll_ms: 2000,
             fixed_time: None,
-        }
-    }
-}
-
-/// `[stt]`: speech to text.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SttConfig {
-    /// The whisper model (ggml) file.
-    pub model: PathBuf,
-    /// Worker threads (0: one per core).
-    pub workers: usize,
-    /// Utterances waiting for a worker before new ones are refused.
-    pub queue: usize,
-}
-
-impl Default for SttConfig {
-    fn default() -> Self {
-        SttConfig {
-            model: PathBuf::from("models/whisper-base/ggml-base-q8_0.bin"),
-            workers: 0,
-            queue: 32,
         }
     }
 }

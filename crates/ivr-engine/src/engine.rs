@@ -265,7 +265,7 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
     }
 
     // Speech in.
-    let stt = crate::stt::pool(&cfg.stt);
+    let stt = crate::stt::pool(&cfg.stt).await;
 
     // SIP.
     let metrics = Arc::new(Metrics::default());

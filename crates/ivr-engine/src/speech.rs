@@ -1,24 +1,22 @@
-//! The shared speech-to-text worker pool calls use.
+//! The shared speech-to-text worker pool calls use: `ivr-stt`'s engine
+//! (whisper: model loaded once, a fixed pool of workers fed by a bounded
+//! queue) behind an `Arc<dyn SpeechToText>`, plus the count of utterances
+//! in flight for `/metrics`.
 //!
-//! Recognition is CPU work: it runs on blocking threads, at most `workers`
-//! at once. Utterances waiting for a worker are counted (the STT queue
-//! depth of `/metrics`).
-//!
-//! Queue full (more than `queue` utterances waiting): the utterance is refused
-//! at once with [`SpeechError::Overloaded`]; the call feeds the flow an empty,
-//! zero-confidence transcript, so the caller hears "sorry, I did not
-//! understand" and can repeat or use the keypad. Waiting longer would only
-//! make every caller wait, and the flow's retry/DTMF fallback is the
-//! graceful path under overload.
+//! Queue full: `ivr-stt` refuses at once with `Overloaded`; the call then
+//! feeds the flow an empty, zero-confidence transcript, so the caller hears
+//! "sorry, I did not understand" and can repeat or use the keypad. Waiting
+//! longer would only make every caller wait, and the flow's retry/DTMF
+//! fallback is the graceful path under overload.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ivr_core::{Lang, Pcm, Pii};
-use tokio::sync::Semaphore;
+use ivr_stt::{LanguageChoice, SpeechToText, SttError, SttRequest};
 
-/// What a recogniser heard.
+/// What the recogniser heard.
 #[derive(Debug, Clone)]
 pub struct Recognition {
     /// The words (personal data).
@@ -33,61 +31,41 @@ pub struct Recognition {
 #[non_exhaustive]
 #[derive(Debug, thiserror::Error)]
 pub enum SpeechError {
-    /// The queue was full (see the module docs for what the call does).
-    #[error("speech-to-text queue full")]
-    Overloaded,
     /// No recogniser is configured (the model is missing).
     #[error("speech-to-text is not available: {0}")]
     Unavailable(String),
-    /// The recogniser failed on this utterance.
-    #[error("speech-to-text failed: {0}")]
-    Failed(String),
+    /// The recogniser refused or failed (overloaded, engine error).
+    #[error(transparent)]
+    Stt(#[from] SttError),
 }
 
-/// A speech recogniser (the whisper pool of `ivr-stt`, or a scripted one in tests).
-pub trait Recognizer: Send + Sync + 'static {
-    /// Recognises one utterance (16 kHz mono) in `lang`, with the words the
-    /// question expects as hints. Blocking.
-    ///
-    /// # Errors
-    /// [`SpeechError::Failed`] when recognition fails.
-    fn recognize(
-        &self,
-        pcm: &Pcm,
-        lang: Lang,
-        hints: &[String],
-    ) -> Result<Recognition, SpeechError>;
-}
-
-/// The pool: a recogniser, a worker limit and a bounded queue.
+/// The pool.
 #[derive(Clone)]
 pub struct SpeechPool {
-    inner: Option<Arc<dyn Recognizer>>,
-    workers: Arc<Semaphore>,
-    waiting: Arc<AtomicUsize>,
-    queue: usize,
+    inner: Option<Arc<dyn SpeechToText>>,
+    in_flight: Arc<AtomicUsize>,
+    workers: usize,
     why_unavailable: Arc<String>,
 }
 
-/// A recognition and how long it waited and ran.
+/// A recognition and how long it took.
 #[derive(Debug)]
 pub struct Timed {
     /// The result.
     pub result: Result<Recognition, SpeechError>,
-    /// Time spent waiting for a worker.
+    /// Wall time from request to result (queue + recognition).
+    pub took: Duration,
+    /// Time waiting for a worker, as the engine reported it.
     pub queued: Duration,
-    /// Time spent recognising.
-    pub ran: Duration,
 }
 
 impl SpeechPool {
-    /// A pool over `recognizer` with `workers` threads and `queue` places.
-    pub fn new(recognizer: Arc<dyn Recognizer>, workers: usize, queue: usize) -> Self {
+    /// A pool over `stt`, which runs `workers` utterances at once.
+    pub fn new(stt: Arc<dyn SpeechToText>, workers: usize) -> Self {
         SpeechPool {
-            inner: Some(recognizer),
-            workers: Arc::new(Semaphore::new(workers.max(1))),
-            waiting: Arc::new(AtomicUsize::new(0)),
-            queue,
+            inner: Some(stt),
+            in_flight: Arc::new(AtomicUsize::new(0)),
+            workers: workers.max(1),
             why_unavailable: Arc::new(String::new()),
         }
     }
@@ -97,9 +75,8 @@ impl SpeechPool {
     pub fn unavailable(why: impl Into<String>) -> Self {
         SpeechPool {
             inner: None,
-            workers: Arc::new(Semaphore::new(1)),
-            waiting: Arc::new(AtomicUsize::new(0)),
-            queue: 0,
+            in_flight: Arc::new(AtomicUsize::new(0)),
+            workers: 1,
             why_unavailable: Arc::new(why.into()),
         }
     }
@@ -109,51 +86,40 @@ impl SpeechPool {
         self.inner.is_some()
     }
 
-    /// Utterances waiting for a worker.
+    /// Utterances waiting for a worker (in flight beyond the worker count).
     pub fn queue_depth(&self) -> usize {
-        self.waiting.load(Ordering::Relaxed)
+        self.in_flight.load(Ordering::Relaxed).saturating_sub(self.workers)
     }
 
-    /// Recognises `pcm`; see the module docs for the full-queue decision.
+    /// Recognises `pcm` (16 kHz) in `lang` with `hints`.
     pub async fn recognize(&self, pcm: Pcm, lang: Lang, hints: Vec<String>) -> Timed {
         let start = Instant::now();
-        let Some(rec) = self.inner.clone() else {
+        let Some(stt) = self.inner.clone() else {
             return Timed {
                 result: Err(SpeechError::Unavailable(self.why_unavailable.to_string())),
+                took: Duration::ZERO,
                 queued: Duration::ZERO,
-                ran: Duration::ZERO,
             };
         };
-        let prev = self.waiting.fetch_add(1, Ordering::Relaxed);
-        if prev >= self.queue.max(1) {
-            self.waiting.fetch_sub(1, Ordering::Relaxed);
-            return Timed {
-                result: Err(SpeechError::Overloaded),
-                queued: Duration::ZERO,
-                ran: Duration::ZERO,
-            };
-        }
-        let permit = self.workers.clone().acquire_owned().await;
-        self.waiting.fetch_sub(1, Ordering::Relaxed);
-        let queued = start.elapsed();
-        let Ok(permit) = permit else {
-            return Timed {
-                result: Err(SpeechError::Unavailable("pool closed".into())),
-                queued,
-                ran: Duration::ZERO,
-            };
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        let req = SttRequest {
+            audio: pcm,
+            language: LanguageChoice::Fixed(lang),
+            hints,
         };
-        let t0 = Instant::now();
-        let result = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            rec.recognize(&pcm, lang, &hints)
-        })
-        .await
-        .unwrap_or_else(|e| Err(SpeechError::Failed(format!("worker panicked: {e}"))));
+        let r = stt.transcribe(req).await;
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        let queued = r.as_ref().map(|t| t.timing.queued).unwrap_or_default();
         Timed {
-            result,
+            result: r
+                .map(|t| Recognition {
+                    text: t.text,
+                    confidence: t.confidence,
+                    lang: Some(t.language),
+                })
+                .map_err(SpeechError::from),
+            took: start.elapsed(),
             queued,
-            ran: t0.elapsed(),
         }
     }
 }
@@ -161,39 +127,21 @@ impl SpeechPool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    struct Echo;
-    impl Recognizer for Echo {
-        fn recognize(
-            &self,
-            pcm: &Pcm,
-            _lang: Lang,
-            hints: &[String],
-        ) -> Result<Recognition, SpeechError> {
-            Ok(Recognition {
-                text: Pii::new(format!("{} {}", pcm.samples.len(), hints.join(","))),
-                confidence: 1.0,
-                lang: None,
-            })
-        }
-    }
-
-    #[tokio::test]
-    async fn the_pool_passes_audio_language_and_hints_to_the_recogniser() {
-        let pool = SpeechPool::new(Arc::new(Echo), 1, 4);
-        let t = pool
-            .recognize(Pcm::new(16_000, vec![0; 160]), Lang::Da, vec!["pas".into()])
-            .await;
-        assert_eq!(t.result.unwrap().text.expose(), "160 pas");
-        assert_eq!(pool.queue_depth(), 0);
-    }
+    use ivr_stt::ScriptedStt;
 
     #[tokio::test]
     async fn without_a_model_every_utterance_says_why() {
         let pool = SpeechPool::unavailable("model missing");
-        let t = pool
-            .recognize(Pcm::new(16_000, vec![]), Lang::En, vec![])
-            .await;
+        let t = pool.recognize(Pcm::new(16_000, vec![]), Lang::En, vec![]).await;
         assert!(matches!(t.result, Err(SpeechError::Unavailable(w)) if w == "model missing"));
+    }
+
+    #[tokio::test]
+    async fn the_pool_returns_what_the_recogniser_heard() {
+        let stt = ScriptedStt::with_texts(["jeg skal have et pas"]);
+        let pool = SpeechPool::new(Arc::new(stt), 1);
+        let t = pool.recognize(Pcm::new(16_000, vec![0; 1600]), Lang::Da, vec!["pas".into()]).await;
+        assert_eq!(t.result.unwrap().text.expose(), "jeg skal have et pas");
+        assert_eq!(pool.queue_depth(), 0);
     }
 }

@@ -1,19 +1,27 @@
-//! Building the STT pool from `[stt]`.
-//!
-//! Not implemented yet: the whisper engine lives in `ivr-stt`, which had no
-//! recogniser when this was written; until it is wired here every utterance
-//! fails with "speech-to-text is not available" and the flows fall back to
-//! keys (each question accepts DTMF).
+//! Building the STT pool from `[stt]` (`ivr_stt::SttConfig`): the whisper
+//! model is loaded once at start. A missing model does not stop the engine:
+//! calls then answer speech with "sorry, I did not understand" and the flows
+//! fall back to keys (every question accepts DTMF); `ivr doctor` names the fix.
 
-use crate::config::SttConfig;
+use std::sync::Arc;
+
+use ivr_stt::{SttConfig, WhisperStt};
+
 use crate::speech::SpeechPool;
 
-/// The pool `[stt]` describes.
-pub fn pool(cfg: &SttConfig) -> SpeechPool {
-    let why = format!(
-        "not implemented: the whisper pool of ivr-stt is not wired into the engine yet (model {})",
-        cfg.model.display()
-    );
-    tracing::warn!("{why}");
-    SpeechPool::unavailable(why)
+/// The pool `[stt]` describes (loading the model on a blocking thread).
+pub async fn pool(cfg: &SttConfig) -> SpeechPool {
+    let c = cfg.clone();
+    let workers = cfg.effective_workers();
+    match tokio::task::spawn_blocking(move || WhisperStt::load(&c)).await {
+        Ok(Ok(w)) => {
+            tracing::info!(workers, "speech-to-text ready");
+            SpeechPool::new(Arc::new(w), workers)
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "speech-to-text unavailable; callers must use keys");
+            SpeechPool::unavailable(e.to_string())
+        }
+        Err(e) => SpeechPool::unavailable(format!("model loading panicked: {e}")),
+    }
 }
