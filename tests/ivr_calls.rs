@@ -108,6 +108,7 @@ async fn sipp(target: std::net::SocketAddr, scenario: &str, called: &str, caller
         .args(["-trace_msg", "-message_file", msgs.to_str().unwrap()])
         .args(["-trace_err", "-error_file", errs.to_str().unwrap()])
         .args(["-nostdin"])
+        .current_dir(root().join("tests/calls"))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .output()
@@ -168,7 +169,7 @@ async fn switchboard_call_by_keypad_is_transferred_with_refer_and_context_then_b
     assert_eq!(run.code, Some(0), "sipp failed:\n{}\n{}", run.log, run.messages);
     let fields = uui_fields(&run.messages);
     let get = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
-    assert_eq!(get("department"), Some("omstilling"), "{fields:?}");
+    assert_eq!(get("dept"), Some("omstilling"), "{fields:?}");
     assert_eq!(get("lang"), Some("da"), "{fields:?}");
     assert_eq!(get("intent"), Some("medarbejder"), "{fields:?}");
     wait_idle(&engine).await;
@@ -207,5 +208,47 @@ async fn callback_call_by_sip_info_keys_stores_the_request_and_says_goodbye() {
     assert!(rows[0][1].ends_with("87654321"), "callback to the caller's number, got {:?}", rows[0][1]);
     let rec = sqlite_rows(&db, "SELECT outcome FROM call_records").await;
     assert_eq!(rec, vec![vec!["callback_ordered".to_string()]]);
+    engine.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switchboard_call_by_danish_speech_is_recognised_and_transferred_to_the_benefits_queue() {
+    let s = setup();
+    let engine = ivr_engine::engine::start(s.cfg.clone()).await.unwrap();
+    let run = sipp(
+        engine.sip_udp.unwrap(),
+        "switchboard_speech_da.xml",
+        "+4570101010",
+        "+4512345678",
+        s.dir.path(),
+    )
+    .await;
+    assert_eq!(run.code, Some(0), "sipp failed:\n{}\n{}", run.log, run.messages);
+    let fields = uui_fields(&run.messages);
+    let get = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    assert_eq!(get("dept"), Some("ydelser"), "{fields:?}");
+    assert_eq!(get("intent"), Some("ydelser"), "{fields:?}");
+    wait_idle(&engine).await;
+    engine.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn booking_call_by_keys_books_a_passport_slot_at_the_frontdesk_standin() {
+    let s = setup();
+    let engine = ivr_engine::engine::start(s.cfg.clone()).await.unwrap();
+    let run = sipp(
+        engine.sip_udp.unwrap(),
+        "booking_keys_info.xml",
+        "+4570101010",
+        "+4522334455",
+        s.dir.path(),
+    )
+    .await;
+    assert_eq!(run.code, Some(0), "sipp failed:\n{}\n{}", run.log, run.messages);
+    wait_idle(&engine).await;
+    let fd = engine.frontdesk_standin.as_ref().expect("stand-in started in-process");
+    assert_eq!(fd.booking_count(), 1, "one booking at Frontdesk");
+    let rec = sqlite_rows(&s.dir.path().join("ivr.db"), "SELECT outcome FROM call_records").await;
+    assert_eq!(rec, vec![vec!["booked".to_string()]]);
     engine.shutdown(Duration::from_secs(1)).await;
 }

@@ -196,7 +196,7 @@ impl Services {
     ) -> Result<TransferHeaders, ivr_integrations::transfer::TransferError> {
         let fields = context
             .iter()
-            .filter(|(k, _)| k != "intent")
+            .filter(|(k, _)| !matches!(k.as_str(), "intent" | "lang" | "dept" | "department"))
             .map(|(k, v)| {
                 let value = if PLAIN_FIELDS.contains(&k.as_str()) {
                     ContextValue::Plain(v.expose().clone())
