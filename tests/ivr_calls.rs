@@ -37,11 +37,19 @@ struct Setup {
 }
 
 fn setup() -> Setup {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_test_writer()
+        .try_init();
     let dir = tempfile::tempdir().unwrap();
     let r = root();
     assert!(
         r.join("models/onnxruntime/libonnxruntime.so").exists(),
         "models/onnxruntime missing: run `make setup`"
+    );
+    assert!(
+        r.join("models/whisper-base/ggml-base-q8_0.bin").exists(),
+        "models/whisper-base missing: run `make setup`"
     );
     // The TTS disk cache is shared between tests so the prompts are synthesised once.
     let cache = r.join("target/e2e-tts-cache");
@@ -57,6 +65,8 @@ rtp_port_max = {rtp_max}
 dir = "{flows}"
 reload_poll_ms = 0
 fixed_time = "2026-12-01T09:00:00Z"
+[stt]
+model = "{model}"
 [tts]
 voices_dir = "{voices}"
 onnxruntime = "{ort}"
@@ -79,6 +89,7 @@ tls = "none"
         voices = r.join("voices").display(),
         ort = r.join("models/onnxruntime/libonnxruntime.so").display(),
         cache = cache.display(),
+        model = r.join("models/whisper-base/ggml-base-q8_0.bin").display(),
         db = dir.path().join("ivr.db").display(),
     );
     let cfg = EngineConfig::parse(&text).unwrap();
