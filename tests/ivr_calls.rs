@@ -61,6 +61,8 @@ transfer_timeout_s = 5
 [media]
 rtp_port_min = {rtp_min}
 rtp_port_max = {rtp_max}
+# SIPp sends no RTP between its keys (SIP INFO); a phone would.
+media_timeout_s = 120
 [flows]
 dir = "{flows}"
 reload_poll_ms = 0

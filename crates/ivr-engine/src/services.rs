@@ -28,6 +28,9 @@ const PLAIN_FIELDS: &[&str] = &[
     "case",
 ];
 
+/// The name a booking gets when the flow did not collect one.
+pub const BOOKED_BY_PHONE: &str = "Bestilt via telefonrobot";
+
 /// Everything a call's flow can reach.
 #[derive(Clone)]
 pub struct Services {
@@ -150,7 +153,10 @@ impl Services {
                     municipality: who.municipality.to_string(),
                     queue_id: queue,
                     slot_id: slot.id,
-                    name: Pii::new(String::new()),
+                    // The flow's booking request carries no name (flows do
+                    // not ask for one); Frontdesk requires one, so the
+                    // booking is labelled as made by phone.
+                    name: Pii::new(BOOKED_BY_PHONE.to_string()),
                     phone,
                     cpr,
                     call_ref: who.call_ref.clone(),
