@@ -136,6 +136,19 @@ mod tests {
     }
 
     #[test]
+    fn shipped_default_toml_tts_section_is_valid_and_is_the_default() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/default.toml");
+        let all: toml::Table = toml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let tts = all
+            .get("tts")
+            .expect("[tts] in config/default.toml")
+            .clone();
+        let c: Config = tts.try_into().unwrap();
+        assert_eq!(c, Config::default());
+    }
+
+    #[test]
     fn unknown_keys_are_errors() {
         let e = toml::from_str::<Config>("[voice]\nde = \"x\"\n").unwrap_err();
         assert!(e.to_string().contains("de"), "{e}");

@@ -258,7 +258,17 @@ impl Tts {
         if text.is_empty() {
             return Ok(Pcm::new(spec.sample_rate, Vec::new()));
         }
-        match &*l {
+        let mut pcm = self.synthesize_loaded(&l, text)?;
+        if spec.gain != 1.0 {
+            for s in &mut pcm.samples {
+                *s = (f32::from(*s) * spec.gain).round().clamp(-32768.0, 32767.0) as i16;
+            }
+        }
+        Ok(pcm)
+    }
+
+    fn synthesize_loaded(&self, l: &Loaded, text: &str) -> Result<Pcm, TtsError> {
+        match l {
             Loaded::Piper(p) => {
                 let pcm = p.synthesize(text)?;
                 debug_assert_eq!(pcm.sample_rate, p.sample_rate());

@@ -209,6 +209,19 @@ fn a_missing_onnxruntime_is_an_error_not_a_hang() {
 }
 
 #[test]
+fn every_shipped_voice_loads_and_speaks() {
+    let tts = Tts::new(config(16_000, None)).unwrap();
+    let ids: Vec<String> = tts.registry().iter().map(|v| v.id.clone()).collect();
+    assert!(ids.len() >= 3, "{ids:?}");
+    for id in ids {
+        let p = tts
+            .synthesize("Borgerservice.", &id)
+            .unwrap_or_else(|e| panic!("{id}: {e}"));
+        assert_speech(&p, 16_000, 0.4, 3.0, &id);
+    }
+}
+
+#[test]
 fn empty_text_is_silence_not_an_error() {
     let tts = Tts::new(config(16_000, None)).unwrap();
     assert!(tts
