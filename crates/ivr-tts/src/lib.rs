@@ -16,6 +16,7 @@
 mod audio;
 mod cache;
 mod config;
+pub mod doctor;
 mod error;
 mod espeak;
 mod piper;
@@ -101,7 +102,7 @@ impl Iterator for SpeechStream<'_> {
 
 /// A voice ready to speak.
 enum Loaded {
-    Piper(piper::PiperVoice),
+    Piper(Box<piper::PiperVoice>),
     Espeak { voice: String, rate_wpm: u32 },
 }
 
@@ -223,7 +224,7 @@ impl Tts {
                 model,
                 config,
                 speaker,
-            } => Loaded::Piper(piper::PiperVoice::load(
+            } => Loaded::Piper(Box::new(piper::PiperVoice::load(
                 id,
                 model,
                 config,
@@ -231,7 +232,7 @@ impl Tts {
                 &self.config.onnxruntime,
                 &espeak_data,
                 self.config.piper_threads,
-            )?),
+            )?)),
             EngineSpec::Espeak { voice, rate_wpm } => {
                 // Initialise espeak-ng and check the voice exists now rather than mid-call.
                 espeak::with_espeak(&espeak_data, |e| e.synthesize(voice, *rate_wpm, "")).map_err(

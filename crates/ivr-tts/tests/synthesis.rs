@@ -222,6 +222,23 @@ fn every_shipped_voice_loads_and_speaks() {
 }
 
 #[test]
+fn shipped_voices_pass_the_doctor_checks_after_setup() {
+    let checks = ivr_tts::doctor::checks(&config(16_000, None));
+    let bad: Vec<_> = checks.iter().filter(|c| c.fix.is_some()).collect();
+    assert!(bad.is_empty(), "{bad:#?}");
+    assert!(
+        checks
+            .iter()
+            .any(|c| c.what == "voice piper-en-joe" && c.found.contains("files verified")),
+        "{checks:#?}"
+    );
+    assert!(
+        checks.iter().any(|c| c.what == "onnxruntime"),
+        "{checks:#?}"
+    );
+}
+
+#[test]
 fn empty_text_is_silence_not_an_error() {
     let tts = Tts::new(config(16_000, None)).unwrap();
     assert!(tts
