@@ -22,6 +22,7 @@ mod espeak;
 mod piper;
 mod registry;
 mod resample;
+mod scripted;
 mod sentences;
 
 use std::collections::HashMap;
@@ -41,6 +42,7 @@ pub use registry::{
     DEFAULT_ESPEAK_WPM,
 };
 pub use resample::resample;
+pub use scripted::ScriptedTts;
 pub use sentences::split_sentences;
 
 /// Speech out: what the engine calls to turn a flow's `Say` into audio.
@@ -281,6 +283,20 @@ impl Tts {
                 Ok(Pcm::new(ESPEAK_RATE, samples))
             }
         }
+    }
+
+    /// Synthesises prompts ahead (static prompts of the flows at start-up), so
+    /// their first caller waits for nothing; with a disk cache a restart costs
+    /// nothing either. Returns how many were synthesised now (not already cached).
+    pub fn prerender<'a>(
+        &self,
+        prompts: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<usize, TtsError> {
+        let before = self.cache.stats().misses;
+        for (text, voice) in prompts {
+            self.synthesize(text, voice)?;
+        }
+        Ok((self.cache.stats().misses - before) as usize)
     }
 
     /// A recorded prompt (WAV, MP3, FLAC, Ogg Vorbis), mono at the output rate.

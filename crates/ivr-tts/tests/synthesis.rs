@@ -160,6 +160,25 @@ fn prompts_are_synthesised_once_even_across_a_restart() {
 }
 
 #[test]
+fn prerendered_prompts_cost_nothing_for_the_first_caller() {
+    let tts = Tts::new(config(8_000, None)).unwrap();
+    let prompts = [
+        ("Velkommen til kommunen.", "espeak-da"),
+        ("Welcome.", "piper-en-joe"),
+        ("Velkommen til kommunen.", "espeak-da"),
+    ];
+    assert_eq!(tts.prerender(prompts).unwrap(), 2);
+    let misses = tts.cache().stats().misses;
+    tts.synthesize_lang("Velkommen til kommunen.", Lang::Da)
+        .unwrap();
+    assert_eq!(
+        tts.cache().stats().misses,
+        misses,
+        "the caller's prompt was synthesised again"
+    );
+}
+
+#[test]
 fn an_unknown_voice_in_config_is_refused_at_start() {
     let mut c = config(16_000, None);
     c.voice.da = "piper-da-talesyntese".into();
