@@ -29,7 +29,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use ivr_core::{Lang, Pcm};
+use ivr_core::{Lang, Pcm, Pii};
 
 pub use audio::{decode_file, load_prompt, write_wav};
 pub use cache::{CacheKey, CacheStats, PromptCache};
@@ -57,6 +57,11 @@ pub trait TextToSpeech: Send + Sync {
     /// the same text and voice cost nothing the second time.
     fn synthesize(&self, text: &str, voice: &str) -> Result<Arc<Pcm>, TtsError>;
 
+    /// Synthesises text holding personal data (a name, a CPR number, an address
+    /// read back to the caller): never cached, in memory or on disk, so it does not
+    /// outlive the call in `var/tts-cache/`.
+    fn synthesize_personal(&self, text: &Pii<String>, voice: &str) -> Result<Arc<Pcm>, TtsError>;
+
     /// [`Self::synthesize`] with the language's configured voice.
     fn synthesize_lang(&self, text: &str, lang: Lang) -> Result<Arc<Pcm>, TtsError> {
         let voice = self.voice_for(lang)?;
@@ -71,6 +76,7 @@ pub struct SpeechStream<'a> {
     tts: &'a dyn TextToSpeech,
     voice: String,
     sentences: std::vec::IntoIter<String>,
+    personal: bool,
 }
 
 impl<'a> SpeechStream<'a> {
@@ -84,7 +90,16 @@ impl<'a> SpeechStream<'a> {
             tts,
             voice: voice.to_string(),
             sentences: sentences.into_iter(),
+            personal: false,
         }
+    }
+
+    /// As [`SpeechStream::new`] for text holding personal data: every sentence goes
+    /// through [`TextToSpeech::synthesize_personal`] (never cached).
+    pub fn personal(tts: &'a dyn TextToSpeech, text: &Pii<String>, voice: &str) -> Self {
+        let mut s = Self::new(tts, text.expose(), voice);
+        s.personal = true;
+        s
     }
 
     /// Sentences not yet synthesised.
@@ -98,7 +113,11 @@ impl Iterator for SpeechStream<'_> {
 
     fn next(&mut self) -> Option<Self::Item> {
         let s = self.sentences.next()?;
-        Some(self.tts.synthesize(&s, &self.voice))
+        if self.personal {
+            Some(self.tts.synthesize_personal(&Pii::from(s), &self.voice))
+        } else {
+            Some(self.tts.synthesize(&s, &self.voice))
+        }
     }
 }
 
@@ -335,5 +354,10 @@ impl TextToSpeech for Tts {
             tracing::warn!(voice, error = %e, "prompt cache write failed");
         }
         Ok(pcm)
+    }
+
+    fn synthesize_personal(&self, text: &Pii<String>, voice: &str) -> Result<Arc<Pcm>, TtsError> {
+        let native = self.synthesize_native(text.expose(), voice)?;
+        Ok(Arc::new(resample(&native, self.config.output_rate)?))
     }
 }

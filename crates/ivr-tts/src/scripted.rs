@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use ivr_core::{Lang, Pcm};
+use ivr_core::{Lang, Pcm, Pii};
 
 use crate::{TextToSpeech, TtsError};
 
@@ -65,6 +65,10 @@ impl TextToSpeech for ScriptedTts {
                 .map(|i| ((i as f64 * w).sin() * 8000.0) as i16)
                 .collect(),
         )))
+    }
+
+    fn synthesize_personal(&self, text: &Pii<String>, voice: &str) -> Result<Arc<Pcm>, TtsError> {
+        self.synthesize(text.expose(), voice)
     }
 }
 

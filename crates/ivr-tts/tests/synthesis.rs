@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ivr_core::{Lang, Pcm};
+use ivr_core::{Lang, Pcm, Pii};
 use ivr_tts::{
     CacheConfig, Config, SpeechStream, TextToSpeech, Tts, TtsError, VoiceRegistry, VoiceSpec,
 };
@@ -175,6 +175,25 @@ fn prerendered_prompts_cost_nothing_for_the_first_caller() {
         tts.cache().stats().misses,
         misses,
         "the caller's prompt was synthesised again"
+    );
+}
+
+#[test]
+fn personal_text_never_reaches_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let tts = Tts::new(config(8_000, Some(dir.path()))).unwrap();
+    let cpr = Pii::from("Dit CPR-nummer er 010203-1234. Er det korrekt?".to_string());
+    let p = tts.synthesize_personal(&cpr, "espeak-da").unwrap();
+    assert_speech(&p, 8_000, 2.0, 9.0, "personal");
+    let streamed: Vec<_> = SpeechStream::personal(&tts, &cpr, "espeak-da")
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(streamed.len(), 2);
+    assert_eq!(tts.cache().memory_len(), 0);
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "audio of personal data written to the disk cache"
     );
 }
 
