@@ -277,6 +277,16 @@ fn shipped_voices_pass_the_doctor_checks_after_setup() {
 }
 
 #[test]
+fn a_wrong_espeak_data_folder_is_an_error_with_the_fix() {
+    let mut c = config(16_000, None);
+    c.espeak_data = Some(PathBuf::from("/nonexistent/espeak-ng-data"));
+    let tts = Tts::new(c).unwrap();
+    let e = tts.synthesize_lang("Hej", Lang::Da).unwrap_err();
+    assert!(matches!(e, TtsError::VoiceUnavailable { .. }), "{e:?}");
+    assert!(e.to_string().contains("apt-get install espeak-ng-data"), "{e}");
+}
+
+#[test]
 fn empty_text_is_silence_not_an_error() {
     let tts = Tts::new(config(16_000, None)).unwrap();
     assert!(tts
