@@ -7,6 +7,7 @@
 //! # espeak_data = "/usr/lib/x86_64-linux-gnu/espeak-ng-data"
 //! output_rate = 16000
 //! piper_threads = 1
+//! piper_sessions = 1
 //!
 //! [tts.voice]
 //! da = "espeak-da"
@@ -42,6 +43,10 @@ pub struct Config {
     /// onnxruntime threads per piper synthesis. 1 keeps calls from starving each
     /// other on small machines; raise it for lower latency on idle big ones.
     pub piper_threads: usize,
+    /// onnxruntime sessions per piper voice: how many calls can synthesise with
+    /// the same voice at once; more wait for a free one. Each costs the model's
+    /// memory again (about 100 MB for a medium voice).
+    pub piper_sessions: usize,
     /// The prompt cache.
     pub cache: CacheConfig,
 }
@@ -55,6 +60,7 @@ impl Default for Config {
             voice: LangVoices::default(),
             output_rate: ivr_core::ENGINE_RATE,
             piper_threads: 1,
+            piper_sessions: 1,
             cache: CacheConfig::default(),
         }
     }

@@ -253,6 +253,7 @@ impl Tts {
                 &self.config.onnxruntime,
                 &espeak_data,
                 self.config.piper_threads,
+                self.config.piper_sessions,
             )?)),
             EngineSpec::Espeak { voice, rate_wpm } => {
                 // Initialise espeak-ng and check the voice exists now rather than mid-call.
@@ -316,6 +317,21 @@ impl Tts {
             self.synthesize(text, voice)?;
         }
         Ok((self.cache.stats().misses - before) as usize)
+    }
+
+    /// onnxruntime sessions of a loaded piper voice (0 for espeak-ng voices and
+    /// voices not loaded yet).
+    pub fn piper_sessions(&self, id: &str) -> usize {
+        match self
+            .loaded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .map(|l| &**l)
+        {
+            Some(Loaded::Piper(p)) => p.sessions(),
+            _ => 0,
+        }
     }
 
     /// A recorded prompt (WAV, MP3, FLAC, Ogg Vorbis), mono at the output rate.

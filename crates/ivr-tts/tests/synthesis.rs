@@ -283,7 +283,30 @@ fn a_wrong_espeak_data_folder_is_an_error_with_the_fix() {
     let tts = Tts::new(c).unwrap();
     let e = tts.synthesize_lang("Hej", Lang::Da).unwrap_err();
     assert!(matches!(e, TtsError::VoiceUnavailable { .. }), "{e:?}");
-    assert!(e.to_string().contains("apt-get install espeak-ng-data"), "{e}");
+    assert!(
+        e.to_string().contains("apt-get install espeak-ng-data"),
+        "{e}"
+    );
+}
+
+#[test]
+fn two_calls_speak_with_the_same_piper_voice_at_once() {
+    let mut c = config(8_000, None);
+    c.piper_sessions = 2;
+    let tts = Tts::new(c).unwrap();
+    tts.load_voice("piper-en-joe").unwrap();
+    assert_eq!(tts.piper_sessions("piper-en-joe"), 2);
+    let texts = ["Your appointment is on Tuesday.", "Please hold the line."];
+    let out: Vec<_> = std::thread::scope(|s| {
+        let hs: Vec<_> = texts
+            .iter()
+            .map(|t| s.spawn(|| tts.synthesize(t, "piper-en-joe")))
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap().unwrap()).collect()
+    });
+    for (p, t) in out.iter().zip(texts) {
+        assert_speech(p, 8_000, 0.8, 4.0, t);
+    }
 }
 
 #[test]
