@@ -250,10 +250,8 @@ impl Tts {
                 model,
                 config,
                 *speaker,
-                &self.config.onnxruntime,
+                &self.config,
                 &espeak_data,
-                self.config.piper_threads,
-                self.config.piper_sessions,
             )?)),
             EngineSpec::Espeak { voice, rate_wpm } => {
                 // Initialise espeak-ng and check the voice exists now rather than mid-call.

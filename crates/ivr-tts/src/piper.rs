@@ -61,11 +61,14 @@ impl PiperVoice {
         model: &Path,
         config: &Path,
         speaker: Option<i64>,
-        onnxruntime: &Path,
+        settings: &crate::Config,
         espeak_data: &Path,
-        threads: usize,
-        sessions: usize,
     ) -> Result<Self, TtsError> {
+        let (onnxruntime, threads, sessions) = (
+            settings.onnxruntime.as_path(),
+            settings.piper_threads,
+            settings.piper_sessions,
+        );
         let unavailable = |reason: String| TtsError::VoiceUnavailable {
             voice: id.to_string(),
             reason,
