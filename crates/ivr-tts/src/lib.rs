@@ -19,6 +19,7 @@ mod config;
 pub mod doctor;
 mod error;
 mod espeak;
+mod normalise;
 mod piper;
 mod registry;
 mod resample;
@@ -36,6 +37,7 @@ pub use cache::{CacheKey, CacheStats, PromptCache};
 pub use config::{CacheConfig, Config, LangVoices};
 pub use error::TtsError;
 pub use espeak::{find_data_dir as find_espeak_data, ESPEAK_RATE};
+pub use normalise::normalise_danish;
 pub use piper::ensure_onnxruntime;
 pub use registry::{
     EngineKind, EngineSpec, FileEntry, Source, VoiceManifest, VoiceRegistry, VoiceSpec,
@@ -279,6 +281,13 @@ impl Tts {
         if text.is_empty() {
             return Ok(Pcm::new(spec.sample_rate, Vec::new()));
         }
+        let normalised;
+        let text = if spec.language == Lang::Da {
+            normalised = normalise_danish(text);
+            normalised.as_str()
+        } else {
+            text
+        };
         let mut pcm = self.synthesize_loaded(&l, text)?;
         if spec.gain != 1.0 {
             for s in &mut pcm.samples {

@@ -85,6 +85,27 @@ fn english_piper_joe_speaks_at_16k_and_8k() {
 }
 
 #[test]
+fn danish_clock_times_are_spoken_not_spelled() {
+    let tts = Tts::new(config(16_000, None)).unwrap();
+    // Read as "klokken ti tredive", not spelled "k l ti punktum tredive"
+    // (espeak-ng varies a few samples between runs).
+    let said = tts.synthesize("Vi åbner kl. 10.30.", "espeak-da").unwrap();
+    let words = tts
+        .synthesize("Vi åbner klokken 10 30.", "espeak-da")
+        .unwrap();
+    let spelled = tts
+        .synthesize("Vi åbner k l 10 punktum 30.", "espeak-da")
+        .unwrap();
+    let (a, b, c) = (
+        said.samples.len() as f64,
+        words.samples.len() as f64,
+        spelled.samples.len() as f64,
+    );
+    assert!((a / b - 1.0).abs() < 0.02, "{a} vs {b}");
+    assert!((a / c - 1.0).abs() > 0.1, "{a} vs spelled {c}");
+}
+
+#[test]
 fn longer_text_gives_longer_audio() {
     let tts = Tts::new(config(16_000, None)).unwrap();
     for voice in ["espeak-da", "piper-en-joe"] {
