@@ -177,11 +177,7 @@ impl Tts {
             config.output_rate,
             8_000 | 16_000 | 22_050 | 24_000 | 32_000 | 44_100 | 48_000
         ) {
-            return Err(TtsError::Resample {
-                from: 0,
-                to: config.output_rate,
-                message: "unsupported output rate".into(),
-            });
+            return Err(TtsError::UnsupportedOutputRate(config.output_rate));
         }
         let disk_budget = config.cache.disk_max_mb.saturating_mul(1024 * 1024);
         let cache = PromptCache::new(
