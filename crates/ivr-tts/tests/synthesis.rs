@@ -333,7 +333,10 @@ fn two_calls_speak_with_the_same_piper_voice_at_once() {
 #[test]
 fn an_output_rate_the_media_path_does_not_use_is_refused() {
     let e = Tts::new(config(11_025, None)).unwrap_err();
-    assert!(matches!(e, TtsError::UnsupportedOutputRate(11_025)), "{e:?}");
+    assert!(
+        matches!(e, TtsError::UnsupportedOutputRate(11_025)),
+        "{e:?}"
+    );
 }
 
 #[test]
