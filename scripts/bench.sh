@@ -4,3 +4,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p target/bench
 cargo bench -p ivr-benches
+echo "bench: text to speech (first audio, real-time factor, voice load per voice) in target/bench/tts.json"

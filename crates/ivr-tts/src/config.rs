@@ -7,6 +7,7 @@
 //! # espeak_data = "/usr/lib/x86_64-linux-gnu/espeak-ng-data"
 //! output_rate = 16000
 //! piper_threads = 1
+//! piper_sessions = 1
 //!
 //! [tts.voice]
 //! da = "espeak-da"
@@ -42,6 +43,10 @@ pub struct Config {
     /// onnxruntime threads per piper synthesis. 1 keeps calls from starving each
     /// other on small machines; raise it for lower latency on idle big ones.
     pub piper_threads: usize,
+    /// onnxruntime sessions per piper voice: how many calls can synthesise with
+    /// the same voice at once; more wait for a free one. Each costs the model's
+    /// memory again (about 100 MB for a medium voice).
+    pub piper_sessions: usize,
     /// The prompt cache.
     pub cache: CacheConfig,
 }
@@ -55,6 +60,7 @@ impl Default for Config {
             voice: LangVoices::default(),
             output_rate: ivr_core::ENGINE_RATE,
             piper_threads: 1,
+            piper_sessions: 1,
             cache: CacheConfig::default(),
         }
     }
@@ -133,6 +139,19 @@ mod tests {
         let c: Config = toml::from_str("[voice]\nda = \"piper-da-talesyntese\"\n").unwrap();
         assert_eq!(c.voice.get(Lang::Da), Some("piper-da-talesyntese"));
         assert_eq!(c.voice.get(Lang::En), Some("piper-en-joe"));
+    }
+
+    #[test]
+    fn shipped_default_toml_tts_section_is_valid_and_is_the_default() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/default.toml");
+        let all: toml::Table = toml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let tts = all
+            .get("tts")
+            .expect("[tts] in config/default.toml")
+            .clone();
+        let c: Config = tts.try_into().unwrap();
+        assert_eq!(c, Config::default());
     }
 
     #[test]

@@ -93,6 +93,9 @@ pub enum TtsError {
         /// rubato's message.
         message: String,
     },
+    /// `tts.output_rate` is not a rate the engine's media path uses.
+    #[error("tts.output_rate {0} Hz is not supported (use 16000 or 8000)")]
+    UnsupportedOutputRate(u32),
     /// Writing a WAV file failed.
     #[error("cannot write WAV {path}: {message}")]
     WavWrite {

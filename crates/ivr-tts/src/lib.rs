@@ -16,30 +16,35 @@
 mod audio;
 mod cache;
 mod config;
+pub mod doctor;
 mod error;
 mod espeak;
+mod normalise;
 mod piper;
 mod registry;
 mod resample;
+mod scripted;
 mod sentences;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use ivr_core::{Lang, Pcm};
+use ivr_core::{Lang, Pcm, Pii};
 
 pub use audio::{decode_file, load_prompt, write_wav};
 pub use cache::{CacheKey, CacheStats, PromptCache};
 pub use config::{CacheConfig, Config, LangVoices};
 pub use error::TtsError;
 pub use espeak::{find_data_dir as find_espeak_data, ESPEAK_RATE};
+pub use normalise::normalise_danish;
 pub use piper::ensure_onnxruntime;
 pub use registry::{
     EngineKind, EngineSpec, FileEntry, Source, VoiceManifest, VoiceRegistry, VoiceSpec,
     DEFAULT_ESPEAK_WPM,
 };
 pub use resample::resample;
+pub use scripted::ScriptedTts;
 pub use sentences::split_sentences;
 
 /// Speech out: what the engine calls to turn a flow's `Say` into audio.
@@ -53,6 +58,11 @@ pub trait TextToSpeech: Send + Sync {
     /// Synthesises `text` with voice `voice` at [`Self::output_rate`]. Cached:
     /// the same text and voice cost nothing the second time.
     fn synthesize(&self, text: &str, voice: &str) -> Result<Arc<Pcm>, TtsError>;
+
+    /// Synthesises text holding personal data (a name, a CPR number, an address
+    /// read back to the caller): never cached, in memory or on disk, so it does not
+    /// outlive the call in `var/tts-cache/`.
+    fn synthesize_personal(&self, text: &Pii<String>, voice: &str) -> Result<Arc<Pcm>, TtsError>;
 
     /// [`Self::synthesize`] with the language's configured voice.
     fn synthesize_lang(&self, text: &str, lang: Lang) -> Result<Arc<Pcm>, TtsError> {
@@ -68,6 +78,7 @@ pub struct SpeechStream<'a> {
     tts: &'a dyn TextToSpeech,
     voice: String,
     sentences: std::vec::IntoIter<String>,
+    personal: bool,
 }
 
 impl<'a> SpeechStream<'a> {
@@ -81,7 +92,16 @@ impl<'a> SpeechStream<'a> {
             tts,
             voice: voice.to_string(),
             sentences: sentences.into_iter(),
+            personal: false,
         }
+    }
+
+    /// As [`SpeechStream::new`] for text holding personal data: every sentence goes
+    /// through [`TextToSpeech::synthesize_personal`] (never cached).
+    pub fn personal(tts: &'a dyn TextToSpeech, text: &Pii<String>, voice: &str) -> Self {
+        let mut s = Self::new(tts, text.expose(), voice);
+        s.personal = true;
+        s
     }
 
     /// Sentences not yet synthesised.
@@ -95,13 +115,17 @@ impl Iterator for SpeechStream<'_> {
 
     fn next(&mut self) -> Option<Self::Item> {
         let s = self.sentences.next()?;
-        Some(self.tts.synthesize(&s, &self.voice))
+        if self.personal {
+            Some(self.tts.synthesize_personal(&Pii::from(s), &self.voice))
+        } else {
+            Some(self.tts.synthesize(&s, &self.voice))
+        }
     }
 }
 
 /// A voice ready to speak.
 enum Loaded {
-    Piper(piper::PiperVoice),
+    Piper(Box<piper::PiperVoice>),
     Espeak { voice: String, rate_wpm: u32 },
 }
 
@@ -153,11 +177,7 @@ impl Tts {
             config.output_rate,
             8_000 | 16_000 | 22_050 | 24_000 | 32_000 | 44_100 | 48_000
         ) {
-            return Err(TtsError::Resample {
-                from: 0,
-                to: config.output_rate,
-                message: "unsupported output rate".into(),
-            });
+            return Err(TtsError::UnsupportedOutputRate(config.output_rate));
         }
         let disk_budget = config.cache.disk_max_mb.saturating_mul(1024 * 1024);
         let cache = PromptCache::new(
@@ -223,15 +243,14 @@ impl Tts {
                 model,
                 config,
                 speaker,
-            } => Loaded::Piper(piper::PiperVoice::load(
+            } => Loaded::Piper(Box::new(piper::PiperVoice::load(
                 id,
                 model,
                 config,
                 *speaker,
-                &self.config.onnxruntime,
+                &self.config,
                 &espeak_data,
-                self.config.piper_threads,
-            )?),
+            )?)),
             EngineSpec::Espeak { voice, rate_wpm } => {
                 // Initialise espeak-ng and check the voice exists now rather than mid-call.
                 espeak::with_espeak(&espeak_data, |e| e.synthesize(voice, *rate_wpm, "")).map_err(
@@ -258,7 +277,24 @@ impl Tts {
         if text.is_empty() {
             return Ok(Pcm::new(spec.sample_rate, Vec::new()));
         }
-        match &*l {
+        let normalised;
+        let text = if spec.language == Lang::Da {
+            normalised = normalise_danish(text);
+            normalised.as_str()
+        } else {
+            text
+        };
+        let mut pcm = self.synthesize_loaded(&l, text)?;
+        if spec.gain != 1.0 {
+            for s in &mut pcm.samples {
+                *s = (f32::from(*s) * spec.gain).round().clamp(-32768.0, 32767.0) as i16;
+            }
+        }
+        Ok(pcm)
+    }
+
+    fn synthesize_loaded(&self, l: &Loaded, text: &str) -> Result<Pcm, TtsError> {
+        match l {
             Loaded::Piper(p) => {
                 let pcm = p.synthesize(text)?;
                 debug_assert_eq!(pcm.sample_rate, p.sample_rate());
@@ -269,6 +305,35 @@ impl Tts {
                 let samples = espeak::with_espeak(data, |e| e.synthesize(voice, *rate_wpm, text))?;
                 Ok(Pcm::new(ESPEAK_RATE, samples))
             }
+        }
+    }
+
+    /// Synthesises prompts ahead (static prompts of the flows at start-up), so
+    /// their first caller waits for nothing; with a disk cache a restart costs
+    /// nothing either. Returns how many were synthesised now (not already cached).
+    pub fn prerender<'a>(
+        &self,
+        prompts: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<usize, TtsError> {
+        let before = self.cache.stats().misses;
+        for (text, voice) in prompts {
+            self.synthesize(text, voice)?;
+        }
+        Ok((self.cache.stats().misses - before) as usize)
+    }
+
+    /// onnxruntime sessions of a loaded piper voice (0 for espeak-ng voices and
+    /// voices not loaded yet).
+    pub fn piper_sessions(&self, id: &str) -> usize {
+        match self
+            .loaded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .map(|l| &**l)
+        {
+            Some(Loaded::Piper(p)) => p.sessions(),
+            _ => 0,
         }
     }
 
@@ -308,5 +373,10 @@ impl TextToSpeech for Tts {
             tracing::warn!(voice, error = %e, "prompt cache write failed");
         }
         Ok(pcm)
+    }
+
+    fn synthesize_personal(&self, text: &Pii<String>, voice: &str) -> Result<Arc<Pcm>, TtsError> {
+        let native = self.synthesize_native(text.expose(), voice)?;
+        Ok(Arc::new(resample(&native, self.config.output_rate)?))
     }
 }

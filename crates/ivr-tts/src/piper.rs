@@ -5,7 +5,8 @@
 //! library is missing, so the file is checked before ort is touched.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, OnceLock, TryLockError};
 
 use ivr_core::Pcm;
 use ort::session::Session;
@@ -39,15 +40,18 @@ pub fn ensure_onnxruntime(lib: &Path) -> Result<(), String> {
     .map(|_| ())
 }
 
-/// A loaded piper voice. One synthesis at a time per voice (the session is
-/// borrowed mutably); calls on other voices run in parallel.
+/// A loaded piper voice: a pool of onnxruntime sessions of the same model. Each
+/// session runs one synthesis at a time (piper-rs borrows it mutably), so
+/// `sessions` calls speak in parallel; more wait for a free session (each extra
+/// session costs the model's memory again, about 100 MB for a medium voice).
 pub(crate) struct PiperVoice {
     id: String,
     espeak_voice: String,
     espeak_data: PathBuf,
     speaker: Option<i64>,
     sample_rate: u32,
-    piper: Mutex<Piper>,
+    pool: Vec<Mutex<Piper>>,
+    next: AtomicUsize,
 }
 
 impl PiperVoice {
@@ -57,10 +61,14 @@ impl PiperVoice {
         model: &Path,
         config: &Path,
         speaker: Option<i64>,
-        onnxruntime: &Path,
+        settings: &crate::Config,
         espeak_data: &Path,
-        threads: usize,
     ) -> Result<Self, TtsError> {
+        let (onnxruntime, threads, sessions) = (
+            settings.onnxruntime.as_path(),
+            settings.piper_threads,
+            settings.piper_sessions,
+        );
         let unavailable = |reason: String| TtsError::VoiceUnavailable {
             voice: id.to_string(),
             reason,
@@ -76,30 +84,62 @@ impl PiperVoice {
         ensure_onnxruntime(onnxruntime).map_err(unavailable)?;
         let cfg_text = std::fs::read_to_string(config)
             .map_err(|e| unavailable(format!("{}: {e}", config.display())))?;
-        let cfg: ModelConfig = serde_json_from_str(&cfg_text).map_err(|e| {
-            unavailable(format!(
-                "{} is not a piper voice config: {e}",
-                config.display()
-            ))
-        })?;
+        let parse = || -> Result<ModelConfig, TtsError> {
+            serde_json_from_str(&cfg_text).map_err(|e| {
+                unavailable(format!(
+                    "{} is not a piper voice config: {e}",
+                    config.display()
+                ))
+            })
+        };
+        let cfg = parse()?;
         let espeak_voice = cfg.espeak.voice.clone();
         let sample_rate = cfg.audio.sample_rate;
         let onnx_err = |e: &dyn std::fmt::Display| {
             unavailable(format!("onnxruntime cannot load {}: {e}", model.display()))
         };
-        let builder = Session::builder().map_err(|e| onnx_err(&e))?;
-        let mut builder = builder
-            .with_intra_threads(threads.max(1))
-            .map_err(|e| onnx_err(&e))?;
-        let session = builder.commit_from_file(model).map_err(|e| onnx_err(&e))?;
+        let mut pool = Vec::new();
+        let mut cfg = Some(cfg);
+        for _ in 0..sessions.max(1) {
+            let builder = Session::builder().map_err(|e| onnx_err(&e))?;
+            let mut builder = builder
+                .with_intra_threads(threads.max(1))
+                .map_err(|e| onnx_err(&e))?;
+            let session = builder.commit_from_file(model).map_err(|e| onnx_err(&e))?;
+            let c = match cfg.take() {
+                Some(c) => c,
+                None => parse()?,
+            };
+            pool.push(Mutex::new(Piper::from_session(session, c)));
+        }
         Ok(PiperVoice {
             id: id.to_string(),
             espeak_voice,
             espeak_data: espeak_data.to_path_buf(),
             speaker,
             sample_rate,
-            piper: Mutex::new(Piper::from_session(session, cfg)),
+            pool,
+            next: AtomicUsize::new(0),
         })
+    }
+
+    /// A free session if there is one, else waits for the next in turn.
+    fn session(&self) -> MutexGuard<'_, Piper> {
+        let n = self.pool.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
+        for i in 0..n {
+            match self.pool[(start + i) % n].try_lock() {
+                Ok(g) => return g,
+                Err(TryLockError::Poisoned(p)) => return p.into_inner(),
+                Err(TryLockError::WouldBlock) => {}
+            }
+        }
+        self.pool[start].lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Sessions in the pool.
+    pub(crate) fn sessions(&self) -> usize {
+        self.pool.len()
     }
 
     /// The model's own rate.
@@ -114,7 +154,7 @@ impl PiperVoice {
         let mut out: Vec<i16> = Vec::new();
         for phonemes in sentences.iter().filter(|p| !p.trim().is_empty()) {
             let (audio, _rate) = {
-                let mut p = self.piper.lock().unwrap_or_else(|p| p.into_inner());
+                let mut p = self.session();
                 p.create(phonemes, true, self.speaker, None, None, None)
                     .map_err(|e| TtsError::Piper {
                         voice: self.id.clone(),

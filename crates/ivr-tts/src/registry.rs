@@ -93,6 +93,10 @@ pub struct VoiceManifest {
     /// a little fast on the phone).
     #[serde(default)]
     pub rate_wpm: Option<u32>,
+    /// Loudness correction in dB applied to everything the voice says, so voices
+    /// sound equally loud on the line (default 0).
+    #[serde(default)]
+    pub gain_db: Option<f32>,
     /// Licence of the voice.
     #[serde(default)]
     pub licence: Option<String>,
@@ -139,11 +143,23 @@ pub struct VoiceSpec {
     pub engine: EngineSpec,
     /// The manifest it came from.
     pub manifest: PathBuf,
+    /// Linear gain from `gain_db` (1.0 without).
+    pub gain: f32,
     /// Files the manifest lists, resolved, with their expected sha256.
     pub files: Vec<(PathBuf, String)>,
     /// Changes whenever the manifest changes (new model, other speaker, other rate):
     /// part of the prompt cache key so a swapped voice never plays stale audio.
     pub fingerprint: String,
+}
+
+impl EngineSpec {
+    /// `"piper"` or `"espeak"`, as manifests and reports name the engine.
+    pub fn name(&self) -> &'static str {
+        match self {
+            EngineSpec::Piper { .. } => "piper",
+            EngineSpec::Espeak { .. } => "espeak",
+        }
+    }
 }
 
 /// Default espeak-ng speaking rate.
@@ -194,12 +210,17 @@ impl VoiceSpec {
                 rate_wpm: m.rate_wpm.unwrap_or(DEFAULT_ESPEAK_WPM),
             },
         };
+        let gain_db = m.gain_db.unwrap_or(0.0);
+        if !(-30.0..=30.0).contains(&gain_db) {
+            return Err(invalid(format!("`gain_db` {gain_db} is outside -30..30")));
+        }
         let fingerprint = hex(&Sha256::digest(text.as_bytes()))[..16].to_string();
         Ok(VoiceSpec {
             id: m.id,
             language: m.language,
             sample_rate: m.sample_rate,
             engine,
+            gain: 10f32.powf(gain_db / 20.0),
             manifest: path.to_path_buf(),
             files: m
                 .files

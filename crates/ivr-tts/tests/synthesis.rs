@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ivr_core::{Lang, Pcm};
+use ivr_core::{Lang, Pcm, Pii};
 use ivr_tts::{
     CacheConfig, Config, SpeechStream, TextToSpeech, Tts, TtsError, VoiceRegistry, VoiceSpec,
 };
@@ -85,6 +85,27 @@ fn english_piper_joe_speaks_at_16k_and_8k() {
 }
 
 #[test]
+fn danish_clock_times_are_spoken_not_spelled() {
+    let tts = Tts::new(config(16_000, None)).unwrap();
+    // Read as "klokken ti tredive", not spelled "k l ti punktum tredive"
+    // (espeak-ng varies a few samples between runs).
+    let said = tts.synthesize("Vi åbner kl. 10.30.", "espeak-da").unwrap();
+    let words = tts
+        .synthesize("Vi åbner klokken 10 30.", "espeak-da")
+        .unwrap();
+    let spelled = tts
+        .synthesize("Vi åbner k l 10 punktum 30.", "espeak-da")
+        .unwrap();
+    let (a, b, c) = (
+        said.samples.len() as f64,
+        words.samples.len() as f64,
+        spelled.samples.len() as f64,
+    );
+    assert!((a / b - 1.0).abs() < 0.02, "{a} vs {b}");
+    assert!((a / c - 1.0).abs() > 0.1, "{a} vs spelled {c}");
+}
+
+#[test]
 fn longer_text_gives_longer_audio() {
     let tts = Tts::new(config(16_000, None)).unwrap();
     for voice in ["espeak-da", "piper-en-joe"] {
@@ -160,6 +181,44 @@ fn prompts_are_synthesised_once_even_across_a_restart() {
 }
 
 #[test]
+fn prerendered_prompts_cost_nothing_for_the_first_caller() {
+    let tts = Tts::new(config(8_000, None)).unwrap();
+    let prompts = [
+        ("Velkommen til kommunen.", "espeak-da"),
+        ("Welcome.", "piper-en-joe"),
+        ("Velkommen til kommunen.", "espeak-da"),
+    ];
+    assert_eq!(tts.prerender(prompts).unwrap(), 2);
+    let misses = tts.cache().stats().misses;
+    tts.synthesize_lang("Velkommen til kommunen.", Lang::Da)
+        .unwrap();
+    assert_eq!(
+        tts.cache().stats().misses,
+        misses,
+        "the caller's prompt was synthesised again"
+    );
+}
+
+#[test]
+fn personal_text_never_reaches_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let tts = Tts::new(config(8_000, Some(dir.path()))).unwrap();
+    let cpr = Pii::from("Dit CPR-nummer er 010203-1234. Er det korrekt?".to_string());
+    let p = tts.synthesize_personal(&cpr, "espeak-da").unwrap();
+    assert_speech(&p, 8_000, 2.0, 9.0, "personal");
+    let streamed: Vec<_> = SpeechStream::personal(&tts, &cpr, "espeak-da")
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(streamed.len(), 2);
+    assert_eq!(tts.cache().memory_len(), 0);
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "audio of personal data written to the disk cache"
+    );
+}
+
+#[test]
 fn an_unknown_voice_in_config_is_refused_at_start() {
     let mut c = config(16_000, None);
     c.voice.da = "piper-da-talesyntese".into();
@@ -206,6 +265,78 @@ fn a_missing_onnxruntime_is_an_error_not_a_hang() {
     assert!(e.to_string().contains("make setup"), "{e}");
     // espeak voices do not need it.
     tts.load_voice("espeak-da").unwrap();
+}
+
+#[test]
+fn every_shipped_voice_loads_and_speaks() {
+    let tts = Tts::new(config(16_000, None)).unwrap();
+    let ids: Vec<String> = tts.registry().iter().map(|v| v.id.clone()).collect();
+    assert!(ids.len() >= 3, "{ids:?}");
+    for id in ids {
+        let p = tts
+            .synthesize("Borgerservice.", &id)
+            .unwrap_or_else(|e| panic!("{id}: {e}"));
+        assert_speech(&p, 16_000, 0.4, 3.0, &id);
+    }
+}
+
+#[test]
+fn shipped_voices_pass_the_doctor_checks_after_setup() {
+    let checks = ivr_tts::doctor::checks(&config(16_000, None));
+    let bad: Vec<_> = checks.iter().filter(|c| c.fix.is_some()).collect();
+    assert!(bad.is_empty(), "{bad:#?}");
+    assert!(
+        checks
+            .iter()
+            .any(|c| c.what == "voice piper-en-joe" && c.found.contains("files verified")),
+        "{checks:#?}"
+    );
+    assert!(
+        checks.iter().any(|c| c.what == "onnxruntime"),
+        "{checks:#?}"
+    );
+}
+
+#[test]
+fn a_wrong_espeak_data_folder_is_an_error_with_the_fix() {
+    let mut c = config(16_000, None);
+    c.espeak_data = Some(PathBuf::from("/nonexistent/espeak-ng-data"));
+    let tts = Tts::new(c).unwrap();
+    let e = tts.synthesize_lang("Hej", Lang::Da).unwrap_err();
+    assert!(matches!(e, TtsError::VoiceUnavailable { .. }), "{e:?}");
+    assert!(
+        e.to_string().contains("apt-get install espeak-ng-data"),
+        "{e}"
+    );
+}
+
+#[test]
+fn two_calls_speak_with_the_same_piper_voice_at_once() {
+    let mut c = config(8_000, None);
+    c.piper_sessions = 2;
+    let tts = Tts::new(c).unwrap();
+    tts.load_voice("piper-en-joe").unwrap();
+    assert_eq!(tts.piper_sessions("piper-en-joe"), 2);
+    let texts = ["Your appointment is on Tuesday.", "Please hold the line."];
+    let out: Vec<_> = std::thread::scope(|s| {
+        let hs: Vec<_> = texts
+            .iter()
+            .map(|t| s.spawn(|| tts.synthesize(t, "piper-en-joe")))
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap().unwrap()).collect()
+    });
+    for (p, t) in out.iter().zip(texts) {
+        assert_speech(p, 8_000, 0.8, 4.0, t);
+    }
+}
+
+#[test]
+fn an_output_rate_the_media_path_does_not_use_is_refused() {
+    let e = Tts::new(config(11_025, None)).unwrap_err();
+    assert!(
+        matches!(e, TtsError::UnsupportedOutputRate(11_025)),
+        "{e:?}"
+    );
 }
 
 #[test]

@@ -8,7 +8,7 @@ For every [[utterance]] this writes
 
 Voices:
   espeak-da      espeak-ng, voice `da` (apt espeak-ng, espeak-ng-data)
-  espeak-en      espeak-ng, voice `en-gb`
+  espeak-en      espeak-ng, voice `en`
   piper-en-joe   piper, en_US-joe-medium (voices/en_US-joe-medium/, fetched by
                  `make setup`), run through the Python package `piper-tts`
                  (pip install piper-tts==1.8.0): the same ONNX model the Rust
@@ -30,7 +30,7 @@ import wave
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
 JOE = os.path.join(ROOT, "voices", "en_US-joe-medium", "en_US-joe-medium.onnx")
-ESPEAK = {"espeak-da": "da", "espeak-en": "en-gb"}
+ESPEAK = {"espeak-da": "da", "espeak-en": "en"}
 # A little silence either side, as an endpointer would cut it.
 PAD_S = "0.15"
 
