@@ -252,7 +252,9 @@ impl MediaSession {
         start: Instant,
     ) -> Result<Self, MediaError> {
         let ptime_ms = params.ptime.as_millis();
-        if !(10..=60).contains(&ptime_ms) || ptime_ms % 10 != 0 {
+        #[allow(clippy::manual_is_multiple_of, reason = "is_multiple_of needs Rust 1.87; workspace MSRV is 1.85")]
+        let odd = ptime_ms % 10 != 0;
+        if !(10..=60).contains(&ptime_ms) || odd {
             return Err(MediaError::BadParams(
                 "ptime must be 10, 20, 30, 40, 50 or 60 ms",
             ));

@@ -86,12 +86,9 @@ fn degrade(codec: Codec, jitter_ms: u64, out: &PathBuf) {
             caller.handle_rtp(&b, addr(5000), now).unwrap();
         }
         loop {
-            match caller.poll_output(now) {
-                Output::Timeout(t) => {
-                    next = next.min(t);
-                    break;
-                }
-                _ => {}
+            if let Output::Timeout(t) = caller.poll_output(now) {
+                next = next.min(t);
+                break;
             }
         }
         if let Some((t, _)) = in_flight.first() {
