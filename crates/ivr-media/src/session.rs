@@ -252,7 +252,10 @@ impl MediaSession {
         start: Instant,
     ) -> Result<Self, MediaError> {
         let ptime_ms = params.ptime.as_millis();
-        #[allow(clippy::manual_is_multiple_of, reason = "is_multiple_of needs Rust 1.87; workspace MSRV is 1.85")]
+        #[allow(
+            clippy::manual_is_multiple_of,
+            reason = "is_multiple_of needs Rust 1.87; workspace MSRV is 1.85"
+        )]
         let odd = ptime_ms % 10 != 0;
         if !(10..=60).contains(&ptime_ms) || odd {
             return Err(MediaError::BadParams(
