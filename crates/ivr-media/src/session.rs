@@ -67,7 +67,8 @@ pub struct SessionConfig {
     pub cname: String,
     /// Wall-clock time at the session's start instant (for RTCP NTP timestamps).
     pub wallclock_at_start: SystemTime,
-    /// RTCP report interval (RFC 3550 sec. 6.2 minimum: 5 s).
+    /// Nominal RTCP report interval (RFC 3550 sec. 6.2 minimum: 5 s; each
+    /// interval is randomised to 0.5-1.5x, sec. 6.3.1).
     pub rtcp_interval: Duration,
     /// No RTP for this long: [`MediaEvent::MediaTimeout`].
     pub media_timeout: Duration,
@@ -236,6 +237,7 @@ pub struct MediaSession {
     rtcp_buf: [u8; 256],
     rtcp_pending: Option<usize>,
     next_rtcp: Instant,
+    rtcp_rng: u64,
     last_rtp_at: Instant,
     timed_out: bool,
     last_sr: Option<(u32, Instant)>,
@@ -297,7 +299,8 @@ impl MediaSession {
             rtp_len: 0,
             rtcp_buf: [0; 256],
             rtcp_pending: None,
-            next_rtcp: start + cfg.rtcp_interval,
+            next_rtcp: start + cfg.rtcp_interval / 2,
+            rtcp_rng: u64::from(cfg.ssrc) | 0x9E37_79B9_0000_0000,
             last_rtp_at: start,
             timed_out: false,
             last_sr: None,
@@ -513,6 +516,18 @@ impl MediaSession {
         Ok(())
     }
 
+    /// RFC 3550 sec. 6.3.1: the interval is randomised to [0.5, 1.5] x nominal so
+    /// reports of many calls do not synchronise. Deterministic per SSRC (xorshift).
+    fn rtcp_interval(&mut self) -> Duration {
+        let mut x = self.rtcp_rng;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rtcp_rng = x;
+        let frac = (x >> 11) as f64 / (1u64 << 53) as f64;
+        self.cfg.rtcp_interval.mul_f64(0.5 + frac)
+    }
+
     fn ntp(&self, now: Instant) -> u64 {
         let wall = self.cfg.wallclock_at_start + now.saturating_duration_since(self.start);
         let d = wall.duration_since(UNIX_EPOCH).unwrap_or_default();
@@ -553,7 +568,7 @@ impl MediaSession {
                 self.record(&caller[..nc], &bot[..nb]);
             }
             if now >= self.next_rtcp {
-                self.next_rtcp = now + self.cfg.rtcp_interval;
+                self.next_rtcp = now + self.rtcp_interval();
                 self.rtcp_pending = self.build_rtcp(now).ok();
             }
             let to = self.latch.send_to();
