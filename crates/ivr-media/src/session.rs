@@ -346,13 +346,18 @@ impl MediaSession {
         self.events.push_back(e);
     }
 
-    /// Handles one datagram received on the RTP port.
+    /// Handles one datagram received on the RTP port. RTCP arriving there
+    /// (rtcp-mux, RFC 5761 sec. 4: second byte 200-206) is passed to
+    /// [`MediaSession::handle_rtcp`].
     pub fn handle_rtp(
         &mut self,
         bytes: &[u8],
         from: SocketAddr,
         now: Instant,
     ) -> Result<(), MediaError> {
+        if bytes.get(1).is_some_and(|b| (200..=206).contains(b)) {
+            return self.handle_rtcp(bytes, from, now);
+        }
         let r = self.handle_rtp_inner(bytes, from, now);
         if r.is_err() {
             self.stats.packets_rejected += 1;

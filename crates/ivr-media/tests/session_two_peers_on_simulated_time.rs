@@ -340,6 +340,12 @@ fn latches_to_the_real_source_and_ignores_a_stray_sender() {
     drain(&mut stray, t0, &mut ls, None);
     assert!(bot.handle_rtp(&ls.rtp[0].1, addr(7000), now).is_err());
     assert_eq!(bot.stats().packets_rejected, 1);
+    // RTCP multiplexed on the RTP port (RFC 5761) is taken as RTCP, not rejected.
+    let mut sr = [0u8; 64];
+    let n =
+        ivr_media::rtcp::build_report(&mut sr, 2, Some(Default::default()), None, b"c").unwrap();
+    bot.handle_rtp(&sr[..n], addr(6000), now).unwrap();
+    assert_eq!(bot.stats().packets_rejected, 1);
     // Wrong payload type and garbage are rejected, not panics.
     assert!(bot
         .handle_rtp(
