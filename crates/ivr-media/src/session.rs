@@ -15,6 +15,37 @@
 //! Nothing is encoded ahead of its deadline, so [`MediaSession::flush`] (and an
 //! automatic barge-in) silences outgoing audio from the next packet on.
 //!
+//! The engine's loop for one call (sockets and sleeping are the engine's):
+//!
+//! ```
+//! use std::time::{Duration, Instant};
+//! use ivr_media::{Codec, MediaEvent, MediaParams, MediaSession, Output, PacketKind, SessionConfig};
+//!
+//! let params = MediaParams {
+//!     codec: Codec::Pcma,
+//!     payload_type: 8,
+//!     telephone_event_pt: Some(101),
+//!     ptime: Duration::from_millis(20),
+//!     remote_rtp: "192.0.2.10:30000".parse().unwrap(),
+//!     remote_rtcp: None,
+//! };
+//! let now = Instant::now();
+//! let mut media = MediaSession::new(params, SessionConfig::default(), now).unwrap();
+//! // On a datagram: media.handle_rtp(&buf[..n], from, Instant::now())
+//! let wake_at = loop {
+//!     match media.poll_output(now) {
+//!         Output::Transmit(t) => {
+//!             // rtp_socket.send_to(t.bytes, t.to) (or the RTCP socket for PacketKind::Rtcp)
+//!             assert_eq!(t.kind, PacketKind::Rtp);
+//!         }
+//!         Output::Event(MediaEvent::Utterance(pcm)) => { /* to speech recognition */ let _ = pcm; }
+//!         Output::Event(_other) => {}
+//!         Output::Timeout(at) => break at, // sleep until `at` or the next datagram
+//!     }
+//! };
+//! assert_eq!(wake_at, now + Duration::from_millis(20));
+//! ```
+//!
 //! Bounded queues: events (64; when full the oldest is dropped and counted in
 //! [`SessionStats::events_dropped`]); prompts (`max_play_queue` of audio; a
 //! `play` beyond it is refused with [`MediaError::PlayQueueFull`]).
