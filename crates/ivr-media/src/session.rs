@@ -253,6 +253,7 @@ pub struct MediaSession {
     pacer: Pacer,
     vad: Vad,
     vad_down: Downsampler2x,
+    up: Upsampler2x,
     endpointer: Endpointer,
     prompts: VecDeque<Prompt>,
     queued_samples: usize,
@@ -316,6 +317,7 @@ impl MediaSession {
             pacer: Pacer::new(start, params.ptime),
             vad: Vad::new(cfg.vad),
             vad_down: Downsampler2x::new(),
+            up: Upsampler2x::new(),
             endpointer: Endpointer::new(endpoint),
             prompts: VecDeque::with_capacity(16),
             queued_samples: 0,
@@ -624,12 +626,16 @@ impl MediaSession {
     }
 
     fn receive_tick(&mut self, pcm: &mut [i16; MAX_FRAME_16K]) -> usize {
-        let n16 = (self.params.ptime.as_millis() as usize * 16).min(MAX_FRAME_16K);
-        pcm[..n16].fill(0);
+        // Work at the codec's own rate (8 kHz for G.711: the VAD needs nothing
+        // else), then derive the other rate once.
+        let ms = self.params.ptime.as_millis() as usize;
+        let narrow = self.params.codec.sample_rate() == 8000;
+        let n_native = (ms * self.params.codec.sample_rate() as usize / 1000).min(MAX_FRAME_16K);
+        let mut native = [0i16; MAX_FRAME_16K];
         match self.jb.pop() {
             Playout::Frame(_, payload) => {
-                let n = self.decoder.decode(payload, &mut pcm[..n16]);
-                self.last_frame[..n].copy_from_slice(&pcm[..n]);
+                let n = self.decoder.decode_native(payload, &mut native[..n_native]);
+                self.last_frame[..n].copy_from_slice(&native[..n]);
                 self.last_len = n;
                 self.conceal_run = 0;
             }
@@ -638,20 +644,25 @@ impl MediaSession {
                 self.conceal_run += 1;
                 if self.conceal_run <= 3 {
                     let shift = self.conceal_run;
-                    for (o, s) in pcm[..self.last_len.min(n16)]
-                        .iter_mut()
-                        .zip(&self.last_frame)
-                    {
+                    let n = self.last_len.min(n_native);
+                    for (o, s) in native[..n].iter_mut().zip(&self.last_frame) {
                         *o = *s >> shift;
                     }
                 }
             }
             Playout::Idle => {}
         }
-        let frame = &pcm[..n16];
-        // VAD at 8 kHz, on 20 ms VAD frames.
+        let n16 = (ms * 16).min(MAX_FRAME_16K);
         let mut nb = [0i16; MAX_FRAME_16K / 2];
-        let n8 = self.vad_down.process(frame, &mut nb);
+        let n8 = if narrow {
+            self.up.process(&native[..n_native], &mut pcm[..n16]);
+            nb[..n_native].copy_from_slice(&native[..n_native]);
+            n_native
+        } else {
+            pcm[..n16].copy_from_slice(&native[..n16]);
+            self.vad_down.process(&pcm[..n16], &mut nb)
+        };
+        let frame = &pcm[..n16];
         let barge = self.prompts.front().is_some_and(|p| p.barge_in);
         let mut verdict = Default::default();
         let mut any_speech = false;
