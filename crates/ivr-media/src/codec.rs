@@ -91,6 +91,19 @@ impl AudioDecoder {
     }
 }
 
+impl AudioDecoder {
+    /// Decodes `payload` at the codec's own rate (8 kHz for G.711, 16 kHz for
+    /// G.722) into `out`; returns samples written.
+    pub fn decode_native(&mut self, payload: &[u8], out: &mut [i16]) -> usize {
+        let payload = &payload[..payload.len().min(MAX_PAYLOAD)];
+        match self.codec {
+            Codec::Pcmu => g711::decode_ulaw(payload, out),
+            Codec::Pcma => g711::decode_alaw(payload, out),
+            Codec::G722 => self.g722.decode_into(payload, out).unwrap_or(0),
+        }
+    }
+}
+
 /// Encodes 16 kHz PCM of one codec into payloads.
 pub struct AudioEncoder {
     codec: Codec,

@@ -317,3 +317,36 @@ mod tests {
         assert!(ended || e.in_speech());
     }
 }
+
+#[cfg(test)]
+mod length_tests {
+    use super::*;
+
+    #[test]
+    fn endless_speech_is_cut_at_max_utterance() {
+        let cfg = EndpointConfig {
+            max_utterance: Duration::from_secs(2),
+            ..Default::default()
+        };
+        let mut e = Endpointer::new(cfg);
+        let frame = [0i16; 320];
+        let v = VadFrame {
+            speech: true,
+            voiced: true,
+            ..Default::default()
+        };
+        let mut lens = Vec::new();
+        for _ in 0..250 {
+            if let Some(EndpointEvent::Utterance(p)) = e.push(&frame, v, false) {
+                lens.push(p.duration());
+            }
+        }
+        // 5 s of speech -> two full 2 s utterances, the third still running.
+        assert_eq!(lens.len(), 2, "{lens:?}");
+        assert!(
+            lens.iter()
+                .all(|d| *d <= Duration::from_secs(2) && *d > Duration::from_millis(1900)),
+            "{lens:?}"
+        );
+    }
+}

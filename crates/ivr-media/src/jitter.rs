@@ -10,9 +10,10 @@
 //!   the session conceals it (repeat the last frame with fading, then silence).
 //! - Adaptive target depth: `min_frames + ceil(jitter_factor * jitter / ptime)`,
 //!   with `jitter` the RFC 3550 sec. 6.4.1 interarrival jitter of the source.
-//! - Clock skew: the buffered depth is smoothed; when it stays two frames above
-//!   target one frame is dropped, when it stays one frame below target a
-//!   concealment frame is inserted (playout does not advance).
+//! - Clock skew and changing jitter: when the buffer runs empty, playout holds
+//!   for a frame (a concealment frame is inserted, the delay grows by one
+//!   frame) rather than skipping a packet that is only late; when the smoothed
+//!   depth stays more than two frames above target, one frame is dropped.
 //! - Bounded: `capacity` slots (default 32 = 640 ms at 20 ms). A packet further
 //!   ahead than that means the stream jumped: the buffer restarts from it.
 //!   After `max_underrun` consecutive empty pulls (a silent far end, e.g. hold),
@@ -43,7 +44,7 @@ impl Default for JitterConfig {
     fn default() -> Self {
         JitterConfig {
             ptime: Duration::from_millis(20),
-            min_frames: 2,
+            min_frames: 3,
             max_frames: 12,
             capacity: 32,
             jitter_factor: 3.0,
@@ -222,17 +223,21 @@ impl JitterBuffer {
                 self.max_seq = None;
                 return Playout::Idle;
             }
-            self.next_play = Some(n + 1);
-            self.stats.lost += 1;
+            // Nothing buffered: the next packet is late, not necessarily lost. Hold
+            // playout (insert one concealment frame) instead of skipping it, so
+            // the delay grows to what the network needs; the drop rule below
+            // takes it back when it is more than needed.
+            self.stats.skew_inserted += 1;
             return Playout::Lost;
         }
         self.underruns = 0;
-        self.depth_avg += (depth as f64 - self.depth_avg) * 0.02;
+        self.depth_avg += (depth as f64 - self.depth_avg) * 0.01;
         let target = f64::from(self.target);
         let cap = self.slots.len() as u64;
         let mut n = n;
-        if self.depth_avg > target + 2.0 && depth > u64::from(self.target) {
-            // Too much buffered (sender clock faster, or target lowered): drop one frame.
+        if self.depth_avg > target + 2.0 && depth > u64::from(self.target) + 1 {
+            // Persistently more buffered than needed (sender clock faster, or the
+            // jitter went down): drop one frame.
             let idx = (n % cap) as usize;
             if self.slots[idx].seq == Some(n) {
                 self.slots[idx].seq = None;
@@ -240,11 +245,6 @@ impl JitterBuffer {
             n += 1;
             self.stats.skew_dropped += 1;
             self.depth_avg -= 1.0;
-        } else if self.depth_avg < target - 1.0 && depth < u64::from(self.target) {
-            // Too little buffered (sender clock slower, or target raised): insert a frame.
-            self.stats.skew_inserted += 1;
-            self.depth_avg += 1.0;
-            return Playout::Lost;
         }
         self.next_play = Some(n + 1);
         let idx = (n % cap) as usize;
@@ -319,9 +319,9 @@ mod tests {
     fn target_grows_with_jitter_within_bounds() {
         let mut jb = JitterBuffer::new(JitterConfig::default());
         jb.set_jitter(Duration::ZERO);
-        assert_eq!(jb.target_frames(), 2);
+        assert_eq!(jb.target_frames(), 3);
         jb.set_jitter(Duration::from_millis(20));
-        assert_eq!(jb.target_frames(), 5);
+        assert_eq!(jb.target_frames(), 6);
         jb.set_jitter(Duration::from_secs(5));
         assert_eq!(jb.target_frames(), 12);
     }

@@ -48,11 +48,40 @@ fn sat(x: f32) -> i16 {
     x.round().clamp(-32768.0, 32767.0) as i16
 }
 
+/// Dot product with eight independent accumulators (lets the compiler use SIMD:
+/// float addition is not reassociated automatically).
+#[inline]
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [0f32; 8];
+    let mut ca = a.chunks_exact(8);
+    let mut cb = b.chunks_exact(8);
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        for k in 0..8 {
+            acc[k] += x[k] * y[k];
+        }
+    }
+    let mut sum: f32 = acc.iter().sum();
+    for (x, y) in ca.remainder().iter().zip(cb.remainder()) {
+        sum += x * y;
+    }
+    sum
+}
+
+const EVEN: usize = TAPS / 2 + 1; // 24 even-indexed taps
+const ODD: usize = TAPS / 2; // 23 odd-indexed taps
+
 /// 8 kHz -> 16 kHz, streaming, no allocation after construction.
+///
+/// Polyphase: the zero-stuffed signal is filtered with the even taps for even
+/// outputs and the odd taps for odd outputs. The filter is symmetric, so each
+/// phase's taps read in order are already time-reversed.
 #[derive(Clone)]
 pub struct Upsampler2x {
-    h: [f32; TAPS],
-    hist: [f32; TAPS / 2 + 1],
+    even: [f32; EVEN],
+    odd: [f32; ODD],
+    hist: [f32; EVEN],
 }
 
 impl Default for Upsampler2x {
@@ -64,9 +93,20 @@ impl Default for Upsampler2x {
 impl Upsampler2x {
     /// A fresh filter (silent history).
     pub fn new() -> Self {
+        let h = lowpass();
+        let mut even = [0f32; EVEN];
+        let mut odd = [0f32; ODD];
+        for (i, c) in h.iter().enumerate() {
+            if i % 2 == 0 {
+                even[i / 2] = 2.0 * c;
+            } else {
+                odd[i / 2] = 2.0 * c;
+            }
+        }
         Upsampler2x {
-            h: lowpass(),
-            hist: [0.0; TAPS / 2 + 1],
+            even,
+            odd,
+            hist: [0.0; EVEN],
         }
     }
 
@@ -74,32 +114,17 @@ impl Upsampler2x {
     /// Input beyond [`MAX_FRAME`] or `out.len() / 2` is ignored.
     pub fn process(&mut self, input: &[i16], out: &mut [i16]) -> usize {
         let n = input.len().min(out.len() / 2).min(MAX_FRAME);
-        const H: usize = TAPS / 2 + 1;
-        let mut buf = [0f32; MAX_FRAME + H];
-        buf[..H].copy_from_slice(&self.hist);
-        for (b, s) in buf[H..H + n].iter_mut().zip(input) {
+        let mut buf = [0f32; MAX_FRAME + EVEN];
+        buf[..EVEN].copy_from_slice(&self.hist);
+        for (b, s) in buf[EVEN..EVEN + n].iter_mut().zip(input) {
             *b = f32::from(*s);
         }
-        // Zero-stuffed signal y[2k] = x[k]; out[j] = 2 * sum_i h[i] y[j - i].
-        // Even outputs use even taps, odd outputs odd taps (polyphase).
-        for k in 0..n {
-            let newest = H + k; // index of x[k] in buf
-            let mut even = 0f32;
-            let mut odd = 0f32;
-            let mut i = 0;
-            while i < TAPS {
-                // tap i applies to y[2k - i] for the even output, y[2k+1-i] for the odd output
-                if i % 2 == 0 {
-                    even += self.h[i] * buf[newest - i / 2];
-                } else {
-                    odd += self.h[i] * buf[newest - i / 2];
-                }
-                i += 1;
-            }
-            out[2 * k] = sat(2.0 * even);
-            out[2 * k + 1] = sat(2.0 * odd);
+        for (k, pair) in out[..2 * n].chunks_exact_mut(2).enumerate() {
+            // x[k] sits at buf[EVEN + k]; the even phase needs x[k-23..=k], the odd x[k-22..=k].
+            pair[0] = sat(dot(&self.even, &buf[k + 1..k + 1 + EVEN]));
+            pair[1] = sat(dot(&self.odd, &buf[k + 2..k + 2 + ODD]));
         }
-        self.hist.copy_from_slice(&buf[n..n + H]);
+        self.hist.copy_from_slice(&buf[n..n + EVEN]);
         2 * n
     }
 }
@@ -137,23 +162,15 @@ impl Downsampler2x {
             *b = f32::from(*s);
         }
         let mut w = 0;
-        for j in 0..n {
-            if self.phase {
-                self.phase = false;
-                continue;
-            }
-            self.phase = true;
-            if w >= out.len() {
-                break;
-            }
-            let newest = TAPS + j;
-            let mut acc = 0f32;
-            for (i, c) in self.h.iter().enumerate() {
-                acc += c * buf[newest - i];
-            }
-            out[w] = sat(acc);
+        let mut j = usize::from(self.phase);
+        while j < n && w < out.len() {
+            // Output aligned with input j: the symmetric filter over x[j-46..=j].
+            out[w] = sat(dot(&self.h, &buf[j + 1..j + 1 + TAPS]));
             w += 1;
+            j += 2;
         }
+        // Keep the decimation phase across calls with odd lengths.
+        self.phase = j > n;
         self.hist.copy_from_slice(&buf[n..n + TAPS]);
         w
     }

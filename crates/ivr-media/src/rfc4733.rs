@@ -68,7 +68,7 @@ impl DtmfReceiver {
     }
 
     fn seen(&self, ts: u32) -> bool {
-        self.recent.iter().any(|r| *r == Some(ts))
+        self.recent.contains(&Some(ts))
     }
 
     /// Is a telephone-event in progress (audio during it is the tone; callers may mute VAD)?
@@ -79,7 +79,12 @@ impl DtmfReceiver {
     /// Handles one telephone-event RTP payload with its RTP timestamp; returns
     /// the key if this packet starts a new keypress.
     pub fn handle(&mut self, rtp_ts: u32, payload: &[u8]) -> Result<Option<Dtmf>, MediaError> {
-        if payload.len() % 4 != 0 {
+        #[allow(
+            clippy::manual_is_multiple_of,
+            reason = "is_multiple_of needs Rust 1.87; workspace MSRV is 1.85"
+        )]
+        let misaligned = payload.len() % 4 != 0;
+        if misaligned {
             return Err(MediaError::MalformedTelephoneEvent);
         }
         let ev = parse_event(payload)?;

@@ -15,6 +15,37 @@
 //! Nothing is encoded ahead of its deadline, so [`MediaSession::flush`] (and an
 //! automatic barge-in) silences outgoing audio from the next packet on.
 //!
+//! The engine's loop for one call (sockets and sleeping are the engine's):
+//!
+//! ```
+//! use std::time::{Duration, Instant};
+//! use ivr_media::{Codec, MediaEvent, MediaParams, MediaSession, Output, PacketKind, SessionConfig};
+//!
+//! let params = MediaParams {
+//!     codec: Codec::Pcma,
+//!     payload_type: 8,
+//!     telephone_event_pt: Some(101),
+//!     ptime: Duration::from_millis(20),
+//!     remote_rtp: "192.0.2.10:30000".parse().unwrap(),
+//!     remote_rtcp: None,
+//! };
+//! let now = Instant::now();
+//! let mut media = MediaSession::new(params, SessionConfig::default(), now).unwrap();
+//! // On a datagram: media.handle_rtp(&buf[..n], from, Instant::now())
+//! let wake_at = loop {
+//!     match media.poll_output(now) {
+//!         Output::Transmit(t) => {
+//!             // rtp_socket.send_to(t.bytes, t.to) (or the RTCP socket for PacketKind::Rtcp)
+//!             assert_eq!(t.kind, PacketKind::Rtp);
+//!         }
+//!         Output::Event(MediaEvent::Utterance(pcm)) => { /* to speech recognition */ let _ = pcm; }
+//!         Output::Event(_other) => {}
+//!         Output::Timeout(at) => break at, // sleep until `at` or the next datagram
+//!     }
+//! };
+//! assert_eq!(wake_at, now + Duration::from_millis(20));
+//! ```
+//!
 //! Bounded queues: events (64; when full the oldest is dropped and counted in
 //! [`SessionStats::events_dropped`]); prompts (`max_play_queue` of audio; a
 //! `play` beyond it is refused with [`MediaError::PlayQueueFull`]).
@@ -67,7 +98,8 @@ pub struct SessionConfig {
     pub cname: String,
     /// Wall-clock time at the session's start instant (for RTCP NTP timestamps).
     pub wallclock_at_start: SystemTime,
-    /// RTCP report interval (RFC 3550 sec. 6.2 minimum: 5 s).
+    /// Nominal RTCP report interval (RFC 3550 sec. 6.2 minimum: 5 s; each
+    /// interval is randomised to 0.5-1.5x, sec. 6.3.1).
     pub rtcp_interval: Duration,
     /// No RTP for this long: [`MediaEvent::MediaTimeout`].
     pub media_timeout: Duration,
@@ -221,6 +253,7 @@ pub struct MediaSession {
     pacer: Pacer,
     vad: Vad,
     vad_down: Downsampler2x,
+    up: Upsampler2x,
     endpointer: Endpointer,
     prompts: VecDeque<Prompt>,
     queued_samples: usize,
@@ -236,6 +269,7 @@ pub struct MediaSession {
     rtcp_buf: [u8; 256],
     rtcp_pending: Option<usize>,
     next_rtcp: Instant,
+    rtcp_rng: u64,
     last_rtp_at: Instant,
     timed_out: bool,
     last_sr: Option<(u32, Instant)>,
@@ -252,7 +286,12 @@ impl MediaSession {
         start: Instant,
     ) -> Result<Self, MediaError> {
         let ptime_ms = params.ptime.as_millis();
-        if !(10..=60).contains(&ptime_ms) || ptime_ms % 10 != 0 {
+        #[allow(
+            clippy::manual_is_multiple_of,
+            reason = "is_multiple_of needs Rust 1.87; workspace MSRV is 1.85"
+        )]
+        let odd = ptime_ms % 10 != 0;
+        if !(10..=60).contains(&ptime_ms) || odd {
             return Err(MediaError::BadParams(
                 "ptime must be 10, 20, 30, 40, 50 or 60 ms",
             ));
@@ -278,6 +317,7 @@ impl MediaSession {
             pacer: Pacer::new(start, params.ptime),
             vad: Vad::new(cfg.vad),
             vad_down: Downsampler2x::new(),
+            up: Upsampler2x::new(),
             endpointer: Endpointer::new(endpoint),
             prompts: VecDeque::with_capacity(16),
             queued_samples: 0,
@@ -292,7 +332,8 @@ impl MediaSession {
             rtp_len: 0,
             rtcp_buf: [0; 256],
             rtcp_pending: None,
-            next_rtcp: start + cfg.rtcp_interval,
+            next_rtcp: start + cfg.rtcp_interval / 2,
+            rtcp_rng: u64::from(cfg.ssrc) | 0x9E37_79B9_0000_0000,
             last_rtp_at: start,
             timed_out: false,
             last_sr: None,
@@ -338,13 +379,18 @@ impl MediaSession {
         self.events.push_back(e);
     }
 
-    /// Handles one datagram received on the RTP port.
+    /// Handles one datagram received on the RTP port. RTCP arriving there
+    /// (rtcp-mux, RFC 5761 sec. 4: second byte 200-206) is passed to
+    /// [`MediaSession::handle_rtcp`].
     pub fn handle_rtp(
         &mut self,
         bytes: &[u8],
         from: SocketAddr,
         now: Instant,
     ) -> Result<(), MediaError> {
+        if bytes.get(1).is_some_and(|b| (200..=206).contains(b)) {
+            return self.handle_rtcp(bytes, from, now);
+        }
         let r = self.handle_rtp_inner(bytes, from, now);
         if r.is_err() {
             self.stats.packets_rejected += 1;
@@ -508,6 +554,18 @@ impl MediaSession {
         Ok(())
     }
 
+    /// RFC 3550 sec. 6.3.1: the interval is randomised to [0.5, 1.5] x nominal so
+    /// reports of many calls do not synchronise. Deterministic per SSRC (xorshift).
+    fn rtcp_interval(&mut self) -> Duration {
+        let mut x = self.rtcp_rng;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rtcp_rng = x;
+        let frac = (x >> 11) as f64 / (1u64 << 53) as f64;
+        self.cfg.rtcp_interval.mul_f64(0.5 + frac)
+    }
+
     fn ntp(&self, now: Instant) -> u64 {
         let wall = self.cfg.wallclock_at_start + now.saturating_duration_since(self.start);
         let d = wall.duration_since(UNIX_EPOCH).unwrap_or_default();
@@ -548,7 +606,7 @@ impl MediaSession {
                 self.record(&caller[..nc], &bot[..nb]);
             }
             if now >= self.next_rtcp {
-                self.next_rtcp = now + self.cfg.rtcp_interval;
+                self.next_rtcp = now + self.rtcp_interval();
                 self.rtcp_pending = self.build_rtcp(now).ok();
             }
             let to = self.latch.send_to();
@@ -568,12 +626,16 @@ impl MediaSession {
     }
 
     fn receive_tick(&mut self, pcm: &mut [i16; MAX_FRAME_16K]) -> usize {
-        let n16 = (self.params.ptime.as_millis() as usize * 16).min(MAX_FRAME_16K);
-        pcm[..n16].fill(0);
+        // Work at the codec's own rate (8 kHz for G.711: the VAD needs nothing
+        // else), then derive the other rate once.
+        let ms = self.params.ptime.as_millis() as usize;
+        let narrow = self.params.codec.sample_rate() == 8000;
+        let n_native = (ms * self.params.codec.sample_rate() as usize / 1000).min(MAX_FRAME_16K);
+        let mut native = [0i16; MAX_FRAME_16K];
         match self.jb.pop() {
             Playout::Frame(_, payload) => {
-                let n = self.decoder.decode(payload, &mut pcm[..n16]);
-                self.last_frame[..n].copy_from_slice(&pcm[..n]);
+                let n = self.decoder.decode_native(payload, &mut native[..n_native]);
+                self.last_frame[..n].copy_from_slice(&native[..n]);
                 self.last_len = n;
                 self.conceal_run = 0;
             }
@@ -582,20 +644,25 @@ impl MediaSession {
                 self.conceal_run += 1;
                 if self.conceal_run <= 3 {
                     let shift = self.conceal_run;
-                    for (o, s) in pcm[..self.last_len.min(n16)]
-                        .iter_mut()
-                        .zip(&self.last_frame)
-                    {
+                    let n = self.last_len.min(n_native);
+                    for (o, s) in native[..n].iter_mut().zip(&self.last_frame) {
                         *o = *s >> shift;
                     }
                 }
             }
             Playout::Idle => {}
         }
-        let frame = &pcm[..n16];
-        // VAD at 8 kHz, on 20 ms VAD frames.
+        let n16 = (ms * 16).min(MAX_FRAME_16K);
         let mut nb = [0i16; MAX_FRAME_16K / 2];
-        let n8 = self.vad_down.process(frame, &mut nb);
+        let n8 = if narrow {
+            self.up.process(&native[..n_native], &mut pcm[..n16]);
+            nb[..n_native].copy_from_slice(&native[..n_native]);
+            n_native
+        } else {
+            pcm[..n16].copy_from_slice(&native[..n16]);
+            self.vad_down.process(&pcm[..n16], &mut nb)
+        };
+        let frame = &pcm[..n16];
         let barge = self.prompts.front().is_some_and(|p| p.barge_in);
         let mut verdict = Default::default();
         let mut any_speech = false;

@@ -117,17 +117,23 @@ impl Vad {
         let mut best = 0f32;
         let e0: f32 = cur.iter().map(|v| v * v).sum();
         if e0 > 0.0 {
+            // Energy of the lagged window, slid one sample per lag.
+            let mut el: f32 = x[FRAME_8K - MIN_LAG..2 * FRAME_8K - MIN_LAG]
+                .iter()
+                .map(|v| v * v)
+                .sum();
             for lag in MIN_LAG..=MAX_LAG {
-                let mut num = 0f32;
-                let mut el = 0f32;
-                for n in FRAME_8K..2 * FRAME_8K {
-                    let a = x[n - lag];
-                    num += x[n] * a;
-                    el += a * a;
-                }
-                let r = num / (e0 * el).sqrt().max(1.0);
+                let num =
+                    crate::resample::dot(&x[FRAME_8K..], &x[FRAME_8K - lag..2 * FRAME_8K - lag]);
+                let r = num / (e0 * el.max(0.0)).sqrt().max(1.0);
                 if r > best {
                     best = r;
+                }
+                // Window for lag + 1: gains x[F - lag - 1], loses x[2F - lag - 1].
+                if lag < MAX_LAG {
+                    let gain = x[FRAME_8K - lag - 1];
+                    let lose = x[2 * FRAME_8K - lag - 1];
+                    el += gain * gain - lose * lose;
                 }
             }
         }
