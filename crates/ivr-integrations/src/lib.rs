@@ -15,6 +15,7 @@
 //! - [`standin`]: local stand-in servers (Puzzel, Frontdesk) for tests,
 //!   `ivr simulate` and `make run`.
 //! - [`config`]: the `[integrations]` section of the engine configuration.
+//! - [`service`]: [`Integrations`], the one handle the engine holds.
 
 pub mod backoff;
 pub mod callback;
@@ -25,7 +26,10 @@ pub mod mail;
 pub mod outbox;
 pub mod outcome;
 pub mod puzzel;
+pub mod service;
 pub mod standin;
 pub mod transfer;
 
+pub use config::Config;
 pub use outcome::Outcome;
+pub use service::{IntegrationError, Integrations, MailQueued};
