@@ -513,3 +513,44 @@ async fn a_committed_request_survives_kill_9() {
     assert_eq!(rec.state, CallbackState::Requested);
     assert_eq!(rec.request.phone.expose(), "+4512345678");
 }
+
+#[tokio::test]
+async fn two_engine_instances_handing_off_at_once_send_each_request_once() {
+    for b in common::backends("concurrent").await {
+        let puzzel = serve(listener().await, PuzzelStandinConfig::default())
+            .await
+            .unwrap();
+        let one = CallbackStore::new(b.connect().await);
+        let two = CallbackStore::new(b.connect().await);
+        for i in 0..20 {
+            one.enqueue(&request(&format!("c{i:02}"), "+4512345678"), t(7, 0))
+                .await
+                .unwrap();
+        }
+        let w1 = HandoffWorker::new(
+            one.clone(),
+            PuzzelClient::new(fast_puzzel(puzzel.base_url())).unwrap(),
+        );
+        let w2 = HandoffWorker::new(
+            two.clone(),
+            PuzzelClient::new(fast_puzzel(puzzel.base_url())).unwrap(),
+        );
+        let (r1, r2) = tokio::join!(w1.run_once(t(7, 1)), w2.run_once(t(7, 1)));
+        let (r1, r2) = (r1.unwrap(), r2.unwrap());
+        assert_eq!(
+            r1.handed_off + r2.handed_off,
+            20,
+            "{}: {r1:?} {r2:?}",
+            b.label
+        );
+        assert_eq!(puzzel.posts(), 20, "{}: no request was sent twice", b.label);
+        let open = one
+            .list(&ListFilter {
+                state: Some(CallbackState::Requested),
+                ..ListFilter::default()
+            })
+            .await
+            .unwrap();
+        assert!(open.is_empty());
+    }
+}

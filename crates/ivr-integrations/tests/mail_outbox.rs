@@ -515,3 +515,29 @@ async fn starttls_and_implicit_tls_are_verified_against_the_configured_ca() {
         assert_eq!(got[0]["authenticated_as"], "ivr", "{flag}");
     }
 }
+
+#[tokio::test]
+async fn two_engine_instances_delivering_at_once_send_each_mail_once() {
+    for b in common::backends("mail_concurrent").await {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let sink = SmtpSink::start(port, dir.path(), None);
+        let one = MailOutbox::new(b.connect().await);
+        let two = MailOutbox::new(b.connect().await);
+        for i in 0..8 {
+            let mail = composer()
+                .compose(
+                    MailKind::JobcentreCancellation,
+                    &cancellation(&format!("m{i}")),
+                )
+                .unwrap();
+            one.enqueue(&mail, t(9, 0)).await.unwrap();
+        }
+        let sender = SmtpSender::new(&smtp(port, None)).unwrap();
+        let w1 = OutboxWorker::new(one, sender.clone(), policy(), Duration::from_secs(5));
+        let w2 = OutboxWorker::new(two, sender, policy(), Duration::from_secs(5));
+        let (r1, r2) = tokio::join!(w1.run_once(t(9, 1)), w2.run_once(t(9, 1)));
+        assert_eq!(r1.unwrap().sent + r2.unwrap().sent, 8, "{}", b.label);
+        assert_eq!(sink.received().len(), 8, "{}: no mail sent twice", b.label);
+    }
+}
