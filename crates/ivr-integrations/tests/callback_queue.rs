@@ -554,3 +554,51 @@ async fn two_engine_instances_handing_off_at_once_send_each_request_once() {
         assert!(open.is_empty());
     }
 }
+
+#[tokio::test]
+async fn the_operator_tool_exports_and_marks_requests_done() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("var/ivr.db").display());
+    let store = CallbackStore::open(&url).await.unwrap();
+    store
+        .enqueue(&request("c1", "+4512345678"), t(7, 0))
+        .await
+        .unwrap();
+    let tool = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ivr-callbacks"))
+            .arg("--db")
+            .arg(&url)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let redacted = tool(&["export", "--format", "csv"]);
+    assert!(
+        redacted.contains("c1,callback,aarhus,<redacted>,"),
+        "{redacted}"
+    );
+    let with_phones = tool(&[
+        "export",
+        "--format",
+        "json",
+        "--include-phones",
+        "--state",
+        "requested",
+    ]);
+    assert!(
+        with_phones.contains("\"phone\": \"+4512345678\""),
+        "{with_phones}"
+    );
+    tool(&["done", "c1"]);
+    let rec = store
+        .get(&CallId::new("c1"), &CallbackKind::callback())
+        .await
+        .unwrap();
+    assert_eq!(rec.state, CallbackState::Done);
+}
