@@ -7,8 +7,9 @@
 //! - [`callback`]: the durable callback queue in SQL ([`db`]: SQLite or
 //!   PostgreSQL), listable and exportable; [`puzzel`] hands it off to
 //!   Puzzel's callback web API.
-//! - [`mail`]: job-centre cancellations and out-of-hours messages through an
-//!   SMTP outbox (lettre).
+//! - [`mail`]: job-centre cancellations and out-of-hours messages composed
+//!   from templates; [`outbox`] stores them in SQL and sends them over SMTP
+//!   (lettre) until they are sent.
 //! - [`frontdesk`]: the booking interface and its REST client.
 //! - [`transfer`]: the context that travels with a transfer to Puzzel as SIP
 //!   headers (User-to-User per RFC 7433, or X- headers).
@@ -16,6 +17,13 @@
 //!   `ivr simulate` and `make run`.
 //! - [`config`]: the `[integrations]` section of the engine configuration.
 //! - [`service`]: [`Integrations`], the one handle the engine holds.
+//!
+//! Binaries: `ivr-standin frontdesk|puzzel [--listen ADDR]` (stand-ins for
+//! `make run`) and `ivr-callbacks` (operator tool: list, export, done, retry).
+//!
+//! No in-memory queues: every request lives in the database until it is
+//! done; the workers take at most 50 callbacks / 20 mails per pass, so a
+//! backlog (Puzzel or SMTP down for hours) waits in SQL, not in memory.
 
 pub mod backoff;
 pub mod callback;

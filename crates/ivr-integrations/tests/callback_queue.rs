@@ -602,3 +602,17 @@ async fn the_operator_tool_exports_and_marks_requests_done() {
         .unwrap();
     assert_eq!(rec.state, CallbackState::Done);
 }
+
+#[tokio::test]
+async fn an_in_memory_database_works_for_simulation() {
+    let store = CallbackStore::open("sqlite::memory:").await.unwrap();
+    store
+        .enqueue(&request("c1", "+4512345678"), t(7, 0))
+        .await
+        .unwrap();
+    assert_eq!(store.list(&ListFilter::default()).await.unwrap().len(), 1);
+    let e = CallbackStore::open("mysql://localhost/ivr")
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("mysql"), "{e}");
+}
