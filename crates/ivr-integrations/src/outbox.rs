@@ -447,6 +447,15 @@ impl MailOutbox {
         Ok(())
     }
 
+    /// Deletes `sent` mails sent before `before` (GDPR retention: the body
+    /// holds personal data). Pending and failed mails are kept. Returns the
+    /// number deleted.
+    pub async fn purge_sent(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let sql = "DELETE FROM mail_outbox WHERE state = 'sent' AND sent_at < $1";
+        on_pool!(&self.db, p => sqlx::query(sql).bind(to_ms(before)).execute(p).await.map(|r| r.rows_affected()))
+            .map_err(classify)
+    }
+
     /// Operator action: a `failed` mail goes back to `pending`, due now.
     pub async fn retry_failed(&self, key: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
         let sql = "UPDATE mail_outbox SET state = 'pending', state_changed_at = $1, next_attempt_at = $1, \

@@ -81,6 +81,7 @@ pub struct Integrations {
     transfer: TransferConfig,
     handoff: Option<HandoffWorker>,
     delivery: OutboxWorker,
+    retention_days: u32,
     shutdown: watch::Sender<bool>,
     workers: Vec<JoinHandle<()>>,
 }
@@ -132,6 +133,7 @@ impl Integrations {
             transfer: cfg.transfer.clone(),
             handoff,
             delivery,
+            retention_days: cfg.retention_days,
             shutdown,
             workers: Vec::new(),
         })
@@ -212,6 +214,19 @@ impl Integrations {
         };
         let d = self.delivery.run_once(now).await?;
         Ok((h, d))
+    }
+
+    /// Deletes served callbacks and sent mails older than the retention
+    /// period (`retention_days`; 0 = keep). Returns (callbacks, mails) deleted.
+    pub async fn purge_expired(&self) -> Result<(u64, u64), IntegrationError> {
+        if self.retention_days == 0 {
+            return Ok((0, 0));
+        }
+        let before = self.clock.now_utc() - chrono::Duration::days(i64::from(self.retention_days));
+        Ok((
+            self.callbacks.purge_done(before).await?,
+            self.outbox.purge_sent(before).await?,
+        ))
     }
 
     /// Stops the workers (each finishes its current pass) and closes the

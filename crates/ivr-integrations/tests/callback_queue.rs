@@ -616,3 +616,43 @@ async fn an_in_memory_database_works_for_simulation() {
         .unwrap_err();
     assert!(e.to_string().contains("mysql"), "{e}");
 }
+
+#[tokio::test]
+async fn served_requests_are_purged_after_the_retention_period_and_open_ones_kept() {
+    for b in common::backends("purge").await {
+        let store = CallbackStore::new(b.connect().await);
+        store
+            .enqueue(&request("old-done", "+4511111111"), t(7, 0))
+            .await
+            .unwrap();
+        store
+            .enqueue(&request("new-done", "+4522222222"), t(7, 0))
+            .await
+            .unwrap();
+        store
+            .enqueue(&request("old-open", "+4533333333"), t(7, 0))
+            .await
+            .unwrap();
+        store
+            .mark_done(&CallId::new("old-done"), &CallbackKind::callback(), t(8, 0))
+            .await
+            .unwrap();
+        store
+            .mark_done(
+                &CallId::new("new-done"),
+                &CallbackKind::callback(),
+                t(12, 0),
+            )
+            .await
+            .unwrap();
+        assert_eq!(store.purge_done(t(10, 0)).await.unwrap(), 1, "{}", b.label);
+        let left: Vec<String> = store
+            .list(&ListFilter::default())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.request.call_ref.as_str().to_string())
+            .collect();
+        assert_eq!(left, ["new-done", "old-open"]);
+    }
+}
