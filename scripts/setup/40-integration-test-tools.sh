@@ -6,6 +6,9 @@ set -euo pipefail
 want=1.4.6
 have="$(python3 -c 'import importlib.metadata as m; print(m.version("aiosmtpd"))' 2>/dev/null || true)"
 if [ "$have" != "$want" ]; then
-    python3 -m pip install --quiet "aiosmtpd==$want"
+    # A Debian system python refuses plain pip installs (PEP 668): then
+    # install for this test tool anyway, it has no Debian package at 1.4.6.
+    python3 -m pip install --quiet "aiosmtpd==$want" 2>/dev/null \
+        || python3 -m pip install --quiet --break-system-packages "aiosmtpd==$want"
 fi
 python3 -c 'import aiosmtpd' >/dev/null

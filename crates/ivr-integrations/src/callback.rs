@@ -503,6 +503,16 @@ impl CallbackStore {
         }
     }
 
+    /// Deletes `done` requests whose state changed before `before` (GDPR
+    /// retention: the phone number goes with the row). `requested`,
+    /// `handed_off` and `failed` rows are kept until someone acts on them.
+    /// Returns the number deleted.
+    pub async fn purge_done(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let sql = "DELETE FROM callback_requests WHERE state = 'done' AND state_changed_at < $1";
+        on_pool!(&self.db, p => sqlx::query(sql).bind(to_ms(before)).execute(p).await.map(|r| r.rows_affected()))
+            .map_err(classify)
+    }
+
     /// Writes the records matching `filter` to `out` in `format` (for the
     /// `ivr callbacks export` command and centres that work the queue
     /// themselves). Phone numbers only with [`PhoneExport::Include`].

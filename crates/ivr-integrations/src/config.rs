@@ -33,6 +33,9 @@ pub struct Config {
     pub frontdesk: FrontdeskConfig,
     /// `[integrations.transfer]`: context headers of a transfer.
     pub transfer: TransferConfig,
+    /// Days a served callback request or a sent mail is kept before it is
+    /// deleted (personal data); 0 keeps them forever.
+    pub retention_days: u32,
 }
 
 impl Default for Config {
@@ -44,6 +47,7 @@ impl Default for Config {
             mail: MailConfig::default(),
             frontdesk: FrontdeskConfig::default(),
             transfer: TransferConfig::default(),
+            retention_days: 30,
         }
     }
 }

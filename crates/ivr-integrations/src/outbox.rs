@@ -23,7 +23,10 @@ use chrono::{DateTime, Utc};
 use ivr_core::{Pii, WallClock};
 use lettre::{
     message::{header::ContentType, Mailbox},
-    transport::smtp::authentication::Credentials,
+    transport::smtp::{
+        authentication::Credentials,
+        client::{Certificate, Tls, TlsParameters},
+    },
     AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
 };
 use serde::{Deserialize, Serialize};
@@ -64,6 +67,9 @@ pub struct SmtpConfig {
     pub password: Option<String>,
     /// Timeout of each SMTP command, in milliseconds.
     pub timeout_ms: u64,
+    /// PEM file with extra trusted root certificates (an internal relay
+    /// with the municipality's own CA); the public roots stay trusted.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl Default for SmtpConfig {
@@ -75,6 +81,7 @@ impl Default for SmtpConfig {
             username: None,
             password: None,
             timeout_ms: 10_000,
+            ca_file: None,
         }
     }
 }
@@ -88,6 +95,7 @@ impl std::fmt::Debug for SmtpConfig {
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "<secret>"))
             .field("timeout_ms", &self.timeout_ms)
+            .field("ca_file", &self.ca_file)
             .finish()
     }
 }
@@ -96,9 +104,12 @@ impl std::fmt::Debug for SmtpConfig {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SendError {
-    /// The SMTP configuration cannot work (bad TLS server name, ...).
+    /// The SMTP configuration cannot work (bad TLS server name, bad CA file).
     #[error("invalid SMTP configuration: {0}")]
     InvalidConfig(#[source] lettre::transport::smtp::Error),
+    /// The CA file could not be read.
+    #[error("cannot read the SMTP CA file: {0}")]
+    CaFile(#[source] std::io::Error),
     /// An address of the mail is not a valid mailbox.
     #[error("invalid mail address ({0})")]
     BadAddress(&'static str),
@@ -119,7 +130,9 @@ impl SendError {
         match self {
             SendError::Transient(_) => Outcome::Unavailable,
             SendError::Permanent(_) | SendError::BadAddress(_) => Outcome::Rejected,
-            SendError::InvalidConfig(_) | SendError::Build(_) => Outcome::Internal,
+            SendError::InvalidConfig(_) | SendError::CaFile(_) | SendError::Build(_) => {
+                Outcome::Internal
+            }
         }
     }
 }
@@ -139,14 +152,25 @@ impl std::fmt::Debug for SmtpSender {
 impl SmtpSender {
     /// A sender for `cfg` (connects lazily, on the first mail).
     pub fn new(cfg: &SmtpConfig) -> Result<Self, SendError> {
-        let builder = match cfg.tls {
-            SmtpTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&cfg.host),
-            SmtpTls::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&cfg.host)
-                .map_err(SendError::InvalidConfig)?,
-            SmtpTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&cfg.host)
-                .map_err(SendError::InvalidConfig)?,
+        let tls_params = || -> Result<TlsParameters, SendError> {
+            let mut b = TlsParameters::builder(cfg.host.clone());
+            if let Some(path) = &cfg.ca_file {
+                let pem = std::fs::read(path).map_err(SendError::CaFile)?;
+                b = b.add_root_certificate(
+                    Certificate::from_pem(&pem).map_err(SendError::InvalidConfig)?,
+                );
+            }
+            b.build().map_err(SendError::InvalidConfig)
         };
-        let mut builder = builder
+        let tls = match cfg.tls {
+            SmtpTls::None => Tls::None,
+            // Required: no credentials or mail go out if the upgrade fails
+            // (no downgrade to plain text).
+            SmtpTls::Starttls => Tls::Required(tls_params()?),
+            SmtpTls::Tls => Tls::Wrapper(tls_params()?),
+        };
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&cfg.host)
+            .tls(tls)
             .port(cfg.port)
             .timeout(Some(Duration::from_millis(cfg.timeout_ms.max(1))));
         if let Some(user) = &cfg.username {
@@ -421,6 +445,15 @@ impl MailOutbox {
             .execute(p).await.map(|_| ()))
         .map_err(classify)?;
         Ok(())
+    }
+
+    /// Deletes `sent` mails sent before `before` (GDPR retention: the body
+    /// holds personal data). Pending and failed mails are kept. Returns the
+    /// number deleted.
+    pub async fn purge_sent(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let sql = "DELETE FROM mail_outbox WHERE state = 'sent' AND sent_at < $1";
+        on_pool!(&self.db, p => sqlx::query(sql).bind(to_ms(before)).execute(p).await.map(|r| r.rows_affected()))
+            .map_err(classify)
     }
 
     /// Operator action: a `failed` mail goes back to `pending`, due now.

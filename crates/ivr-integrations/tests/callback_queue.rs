@@ -513,3 +513,146 @@ async fn a_committed_request_survives_kill_9() {
     assert_eq!(rec.state, CallbackState::Requested);
     assert_eq!(rec.request.phone.expose(), "+4512345678");
 }
+
+#[tokio::test]
+async fn two_engine_instances_handing_off_at_once_send_each_request_once() {
+    for b in common::backends("concurrent").await {
+        let puzzel = serve(listener().await, PuzzelStandinConfig::default())
+            .await
+            .unwrap();
+        let one = CallbackStore::new(b.connect().await);
+        let two = CallbackStore::new(b.connect().await);
+        for i in 0..20 {
+            one.enqueue(&request(&format!("c{i:02}"), "+4512345678"), t(7, 0))
+                .await
+                .unwrap();
+        }
+        let w1 = HandoffWorker::new(
+            one.clone(),
+            PuzzelClient::new(fast_puzzel(puzzel.base_url())).unwrap(),
+        );
+        let w2 = HandoffWorker::new(
+            two.clone(),
+            PuzzelClient::new(fast_puzzel(puzzel.base_url())).unwrap(),
+        );
+        let (r1, r2) = tokio::join!(w1.run_once(t(7, 1)), w2.run_once(t(7, 1)));
+        let (r1, r2) = (r1.unwrap(), r2.unwrap());
+        assert_eq!(
+            r1.handed_off + r2.handed_off,
+            20,
+            "{}: {r1:?} {r2:?}",
+            b.label
+        );
+        assert_eq!(puzzel.posts(), 20, "{}: no request was sent twice", b.label);
+        let open = one
+            .list(&ListFilter {
+                state: Some(CallbackState::Requested),
+                ..ListFilter::default()
+            })
+            .await
+            .unwrap();
+        assert!(open.is_empty());
+    }
+}
+
+#[tokio::test]
+async fn the_operator_tool_exports_and_marks_requests_done() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("var/ivr.db").display());
+    let store = CallbackStore::open(&url).await.unwrap();
+    store
+        .enqueue(&request("c1", "+4512345678"), t(7, 0))
+        .await
+        .unwrap();
+    let tool = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ivr-callbacks"))
+            .arg("--db")
+            .arg(&url)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let redacted = tool(&["export", "--format", "csv"]);
+    assert!(
+        redacted.contains("c1,callback,aarhus,<redacted>,"),
+        "{redacted}"
+    );
+    let with_phones = tool(&[
+        "export",
+        "--format",
+        "json",
+        "--include-phones",
+        "--state",
+        "requested",
+    ]);
+    assert!(
+        with_phones.contains("\"phone\": \"+4512345678\""),
+        "{with_phones}"
+    );
+    tool(&["done", "c1"]);
+    let rec = store
+        .get(&CallId::new("c1"), &CallbackKind::callback())
+        .await
+        .unwrap();
+    assert_eq!(rec.state, CallbackState::Done);
+}
+
+#[tokio::test]
+async fn an_in_memory_database_works_for_simulation() {
+    let store = CallbackStore::open("sqlite::memory:").await.unwrap();
+    store
+        .enqueue(&request("c1", "+4512345678"), t(7, 0))
+        .await
+        .unwrap();
+    assert_eq!(store.list(&ListFilter::default()).await.unwrap().len(), 1);
+    let e = CallbackStore::open("mysql://localhost/ivr")
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("mysql"), "{e}");
+}
+
+#[tokio::test]
+async fn served_requests_are_purged_after_the_retention_period_and_open_ones_kept() {
+    for b in common::backends("purge").await {
+        let store = CallbackStore::new(b.connect().await);
+        store
+            .enqueue(&request("old-done", "+4511111111"), t(7, 0))
+            .await
+            .unwrap();
+        store
+            .enqueue(&request("new-done", "+4522222222"), t(7, 0))
+            .await
+            .unwrap();
+        store
+            .enqueue(&request("old-open", "+4533333333"), t(7, 0))
+            .await
+            .unwrap();
+        store
+            .mark_done(&CallId::new("old-done"), &CallbackKind::callback(), t(8, 0))
+            .await
+            .unwrap();
+        store
+            .mark_done(
+                &CallId::new("new-done"),
+                &CallbackKind::callback(),
+                t(12, 0),
+            )
+            .await
+            .unwrap();
+        assert_eq!(store.purge_done(t(10, 0)).await.unwrap(), 1, "{}", b.label);
+        let left: Vec<String> = store
+            .list(&ListFilter::default())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.request.call_ref.as_str().to_string())
+            .collect();
+        assert_eq!(left, ["new-done", "old-open"]);
+    }
+}

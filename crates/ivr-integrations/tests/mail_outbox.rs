@@ -31,12 +31,22 @@ struct SmtpSink {
 
 impl SmtpSink {
     fn start(port: u16, dir: &Path, auth: Option<(&str, &str)>) -> SmtpSink {
+        Self::start_with(port, dir, auth, &[])
+    }
+
+    fn start_with(
+        port: u16,
+        dir: &Path,
+        auth: Option<(&str, &str)>,
+        extra: &[&std::ffi::OsStr],
+    ) -> SmtpSink {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/smtp_sink.py");
         let mut cmd = Command::new("python3");
         cmd.arg(&script).arg(port.to_string()).arg(dir);
         if let Some((u, p)) = auth {
             cmd.arg(u).arg(p);
         }
+        cmd.args(extra);
         let mut child = cmd
             .stdout(Stdio::piped())
             .spawn()
@@ -99,6 +109,7 @@ fn smtp(port: u16, auth: Option<(&str, &str)>) -> SmtpConfig {
         username: auth.map(|a| a.0.to_string()),
         password: auth.map(|a| a.1.to_string()),
         timeout_ms: 5_000,
+        ca_file: None,
     }
 }
 
@@ -371,4 +382,162 @@ async fn an_invalid_recipient_is_rejected_before_it_is_stored() {
     let e = outbox.enqueue(&mail, t(9, 0)).await.unwrap_err();
     assert_eq!(e.outcome(), Outcome::Rejected);
     assert!(outbox.list(None).await.unwrap().is_empty());
+}
+
+/// A throwaway CA and a server certificate for 127.0.0.1 (openssl CLI).
+fn make_certs(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let run = |args: &[&str]| {
+        let st = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stderr(Stdio::null())
+            .status();
+        assert!(
+            st.expect("openssl must be installed (apt package openssl)")
+                .success(),
+            "openssl {args:?}"
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=ivr test CA",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+    (
+        dir.join("ca.pem"),
+        dir.join("server.pem"),
+        dir.join("server.key"),
+    )
+}
+
+#[tokio::test]
+async fn starttls_and_implicit_tls_are_verified_against_the_configured_ca() {
+    let b = common::backends("mail_tls").await.remove(0);
+    let certs = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = make_certs(certs.path());
+    let outbox = MailOutbox::new(b.connect().await);
+    for (i, (flag, mode)) in [("--starttls", SmtpTls::Starttls), ("--tls", SmtpTls::Tls)]
+        .into_iter()
+        .enumerate()
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let sink = SmtpSink::start_with(
+            port,
+            dir.path(),
+            Some(("ivr", "s3cret")),
+            &[flag.as_ref(), cert.as_os_str(), key.as_os_str()],
+        );
+        let mail = composer()
+            .compose(
+                MailKind::JobcentreCancellation,
+                &cancellation(&format!("tls{i}")),
+            )
+            .unwrap();
+        outbox.enqueue(&mail, t(9, 0)).await.unwrap();
+
+        // Without the CA the certificate is not trusted: nothing is sent.
+        let mut cfg = SmtpConfig {
+            tls: mode,
+            ..smtp(port, Some(("ivr", "s3cret")))
+        };
+        let untrusted = OutboxWorker::new(
+            outbox.clone(),
+            SmtpSender::new(&cfg).unwrap(),
+            policy(),
+            Duration::from_secs(5),
+        );
+        assert_eq!(
+            untrusted.run_once(t(9, 0)).await.unwrap().retrying,
+            1,
+            "{flag}"
+        );
+        assert!(
+            sink.received().is_empty(),
+            "{flag}: no mail over an unverified connection"
+        );
+
+        cfg.ca_file = Some(ca.clone());
+        let trusted = OutboxWorker::new(
+            outbox.clone(),
+            SmtpSender::new(&cfg).unwrap(),
+            policy(),
+            Duration::from_secs(5),
+        );
+        assert_eq!(trusted.run_once(t(9, 1)).await.unwrap().sent, 1, "{flag}");
+        let got = sink.received();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0]["tls"], true, "{flag}");
+        assert_eq!(got[0]["authenticated_as"], "ivr", "{flag}");
+    }
+}
+
+#[tokio::test]
+async fn two_engine_instances_delivering_at_once_send_each_mail_once() {
+    for b in common::backends("mail_concurrent").await {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let sink = SmtpSink::start(port, dir.path(), None);
+        let one = MailOutbox::new(b.connect().await);
+        let two = MailOutbox::new(b.connect().await);
+        for i in 0..8 {
+            let mail = composer()
+                .compose(
+                    MailKind::JobcentreCancellation,
+                    &cancellation(&format!("m{i}")),
+                )
+                .unwrap();
+            one.enqueue(&mail, t(9, 0)).await.unwrap();
+        }
+        let sender = SmtpSender::new(&smtp(port, None)).unwrap();
+        let w1 = OutboxWorker::new(one, sender.clone(), policy(), Duration::from_secs(5));
+        let w2 = OutboxWorker::new(two, sender, policy(), Duration::from_secs(5));
+        let (r1, r2) = tokio::join!(w1.run_once(t(9, 1)), w2.run_once(t(9, 1)));
+        assert_eq!(r1.unwrap().sent + r2.unwrap().sent, 8, "{}", b.label);
+        assert_eq!(sink.received().len(), 8, "{}: no mail sent twice", b.label);
+    }
 }

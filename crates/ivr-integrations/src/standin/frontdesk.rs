@@ -276,6 +276,7 @@ fn err(status: StatusCode, code: &str) -> Response {
 }
 
 /// Common request gate: injected failures, bearer token. Returns the guard.
+#[allow(clippy::result_large_err)] // reason: the Err is the HTTP response itself, returned at once
 fn enter<'a>(
     inner: &'a Shared,
     headers: &HeaderMap,
@@ -296,6 +297,7 @@ fn enter<'a>(
     Ok(g)
 }
 
+#[allow(clippy::result_large_err)] // reason: the Err is the HTTP response itself, returned at once
 fn desk<'a>(g: &'a Inner, m: &str) -> Result<&'a MunicipalityDesk, Response> {
     g.cfg
         .municipalities
