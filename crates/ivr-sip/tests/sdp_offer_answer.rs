@@ -416,3 +416,27 @@ fn captured_baresip_offer_gets_pcma_and_dtmf_on_105() {
     assert!(o.to_string().contains("a=minptime:4\r\n"));
     assert_eq!(o.to_string(), vector("baresip_1_0_captured_offer.sdp"));
 }
+
+/// RFC 3264 sec. 5.1: each side receives with the payload numbers of its own
+/// description. An answerer that renumbers telephone-event (96 for our 101)
+/// sends DTMF to us on 101 and expects ours on 96.
+#[test]
+fn renumbered_telephone_event_in_answer_splits_send_and_receive_numbers() {
+    let ours = offer(&local(), &SdpConfig::default());
+    let ans = vector("answer_pcmu_from_trunk.sdp")
+        .replace("RTP/AVP 0 101", "RTP/AVP 0 96")
+        .replace(":101", ":96");
+    let n = accept_answer(&ours, &SessionDescription::parse(&ans).unwrap()).unwrap();
+    let te = n.telephone_event.unwrap();
+    assert_eq!((te.payload_type, te.recv_payload_type), (96, 101));
+    assert_eq!((n.payload_type, n.recv_payload_type), (0, 0));
+}
+
+/// When we answer, we keep the offerer's numbers, so both directions match.
+#[test]
+fn answering_uses_one_number_per_format_both_ways() {
+    let (_, n) = answer_default("dynamic_pt_pcma_offer.sdp").unwrap();
+    assert_eq!((n.payload_type, n.recv_payload_type), (100, 100));
+    let te = n.telephone_event.unwrap();
+    assert_eq!((te.payload_type, te.recv_payload_type), (96, 96));
+}
