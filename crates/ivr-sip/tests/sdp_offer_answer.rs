@@ -440,3 +440,33 @@ fn answering_uses_one_number_per_format_both_ways() {
     let te = n.telephone_event.unwrap();
     assert_eq!((te.payload_type, te.recv_payload_type), (96, 96));
 }
+
+/// RFC 8866 sec. 5's example: every optional session field prints back in
+/// place; the first of two audio streams is taken, the rest rejected.
+#[test]
+fn rfc8866_example_round_trips_and_takes_first_audio() {
+    let text = vector("rfc8866_sec5_seminar_example.sdp");
+    let o = SessionDescription::parse(&text).unwrap();
+    assert_eq!(o.to_string(), text);
+    assert_eq!(o.info.as_deref(), Some("SDP Offer #1"));
+    assert_eq!(o.phones, vec!["+1 617 555-6011"]);
+    let (a, n) = answer(&o, &local(), &SdpConfig::default()).unwrap();
+    assert_eq!(n.media_index, 0);
+    assert_eq!(
+        (n.codec, n.remote_rtp),
+        (Codec::Pcmu, addr("198.51.100.1:49170"))
+    );
+    let ports: Vec<u16> = a.media.iter().map(|m| m.port).collect();
+    assert_eq!(ports, vec![30000, 0, 0]);
+}
+
+/// RFC 3264 sec. 10.1 uses host names in c=. The sans-IO core does not
+/// resolve names: the caller gets a typed error (488 if it does not resolve
+/// and retry), never a guess.
+#[test]
+fn rfc3264_hostname_connection_is_a_typed_error() {
+    let o = parse("rfc3264_sec10_1_alice_hostname_offer.sdp");
+    let e = answer(&o, &local(), &SdpConfig::default()).unwrap_err();
+    assert_eq!(e, SdpError::UnresolvedHost);
+    assert_eq!(e.sip_status(), 488);
+}
