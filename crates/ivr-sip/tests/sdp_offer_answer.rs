@@ -470,3 +470,23 @@ fn rfc3264_hostname_connection_is_a_typed_error() {
     assert_eq!(e, SdpError::UnresolvedHost);
     assert_eq!(e.sip_status(), 488);
 }
+
+/// RFC 4475 sec. 3.1.2.18 (mismatch02) carries SDP without `s=` and `t=`:
+/// tolerated, read as `s=-` and `t=0 0`, and answered.
+#[test]
+fn rfc4475_mismatch02_body_without_s_and_t_is_tolerated() {
+    let o = parse("rfc4475_mismatch02_body_without_s_and_t.sdp");
+    assert_eq!(o.session_name, "-");
+    assert_eq!((o.timings[0].start, o.timings[0].stop), (0, 0));
+    let (_, n) = answer(&o, &local(), &SdpConfig::default()).unwrap();
+    assert_eq!(n.codec, Codec::Pcmu);
+}
+
+/// RFC 4475 sec. 3.4 (inv2543): an RFC 2543 INVITE's body, PCMU only.
+#[test]
+fn rfc4475_inv2543_body_is_answered_with_pcmu() {
+    let (a, n) = answer_default("rfc4475_inv2543_body.sdp").unwrap();
+    assert_eq!((n.codec, n.payload_type), (Codec::Pcmu, 0));
+    assert_eq!(n.remote_rtp, addr("192.0.2.5:49217"));
+    assert_eq!(a.media[0].formats, vec!["0"]);
+}
