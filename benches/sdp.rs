@@ -3,6 +3,7 @@
 //! `cargo bench -p ivr-benches --bench sdp`; the figure for the note is the
 //! median of `sdp/parse_answer_print/kamailio`: what one inbound call's SDP
 //! costs the signalling core.
+#![allow(missing_docs)] // reason: criterion_group! generates an undocumented pub fn
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use ivr_sip::sdp::{answer, LocalMedia, SdpConfig, SessionDescription};

@@ -312,6 +312,29 @@ fn parse_params(input: &str) -> Result<Vec<Param>, AuthError> {
     Ok(out)
 }
 
+/// The parameter list of an already split header: names lowercased,
+/// duplicates refused.
+fn param_list<N: AsRef<str>, V: AsRef<str>>(
+    scheme: &str,
+    params: impl IntoIterator<Item = (N, V)>,
+) -> Result<Vec<Param>, AuthError> {
+    if !scheme.trim().eq_ignore_ascii_case("Digest") {
+        return Err(AuthError::NotDigest);
+    }
+    let mut out: Vec<Param> = Vec::new();
+    for (n, v) in params {
+        let name = n.as_ref().trim().to_ascii_lowercase();
+        if out.iter().any(|p| p.name == name) {
+            return Err(AuthError::DuplicateParam(name));
+        }
+        out.push(Param {
+            name,
+            value: v.as_ref().to_owned(),
+        });
+    }
+    Ok(out)
+}
+
 /// RFC 3261 sec. 25.1 `token` characters (plus `/` which real servers put
 /// unquoted in `nonce` and `opaque` values).
 fn is_token_byte(c: u8) -> bool {
@@ -365,7 +388,22 @@ impl Challenge {
     /// [`AuthError::DuplicateParam`], [`AuthError::MissingParam`] (realm,
     /// nonce), [`AuthError::UnsupportedAlgorithm`], [`AuthError::UnsupportedQop`].
     pub fn parse(value: &str) -> Result<Self, AuthError> {
-        let mut p = parse_params(value)?;
+        Self::from_list(parse_params(value)?)
+    }
+
+    /// Build from a header already split into scheme and `(name, value)`
+    /// pairs with quotes removed (as the SIP message parser gives them).
+    ///
+    /// # Errors
+    /// As [`Challenge::parse`].
+    pub fn from_params<N: AsRef<str>, V: AsRef<str>>(
+        scheme: &str,
+        params: impl IntoIterator<Item = (N, V)>,
+    ) -> Result<Self, AuthError> {
+        Self::from_list(param_list(scheme, params)?)
+    }
+
+    fn from_list(mut p: Vec<Param>) -> Result<Self, AuthError> {
         let realm = take(&mut p, "realm").ok_or(AuthError::MissingParam("realm"))?;
         let nonce = take(&mut p, "nonce").ok_or(AuthError::MissingParam("nonce"))?;
         let algorithm = match take(&mut p, "algorithm") {
@@ -498,7 +536,22 @@ impl Credentials {
     /// [`AuthError::UnsupportedAlgorithm`], [`AuthError::UnsupportedQop`],
     /// [`AuthError::BadNonceCount`].
     pub fn parse(value: &str) -> Result<Self, AuthError> {
-        let mut p = parse_params(value)?;
+        Self::from_list(parse_params(value)?)
+    }
+
+    /// Build from a header already split into scheme and `(name, value)`
+    /// pairs with quotes removed (as the SIP message parser gives them).
+    ///
+    /// # Errors
+    /// As [`Credentials::parse`].
+    pub fn from_params<N: AsRef<str>, V: AsRef<str>>(
+        scheme: &str,
+        params: impl IntoIterator<Item = (N, V)>,
+    ) -> Result<Self, AuthError> {
+        Self::from_list(param_list(scheme, params)?)
+    }
+
+    fn from_list(mut p: Vec<Param>) -> Result<Self, AuthError> {
         let mut need = |n: &'static str| take(&mut p, n).ok_or(AuthError::MissingParam(n));
         let username = need("username")?;
         let realm = need("realm")?;

@@ -324,3 +324,51 @@ fn credentials_missing_fields_are_typed_errors() {
         Err(AuthError::BadNonceCount)
     );
 }
+
+/// The SIP message parser hands headers over already split into scheme and
+/// unquoted `(name, value)` pairs; building from those gives the same result
+/// as parsing the raw value.
+#[test]
+fn from_split_params_equals_parsing_the_raw_value() {
+    let raw = r#"Digest realm="sip.example.dk", nonce="5f2a1c3b4d", algorithm=SHA-256, qop="auth""#;
+    let split = [
+        ("realm", "sip.example.dk"),
+        ("nonce", "5f2a1c3b4d"),
+        ("algorithm", "SHA-256"),
+        ("qop", "auth"),
+    ];
+    assert_eq!(
+        Challenge::from_params("Digest", split),
+        Challenge::parse(raw)
+    );
+    assert_eq!(
+        Challenge::from_params("Basic", split),
+        Err(AuthError::NotDigest)
+    );
+    let reg = Request {
+        method: "REGISTER",
+        uri: "sip:sip.example.dk",
+        body: b"",
+    };
+    let c = respond(
+        &Challenge::parse(raw).unwrap(),
+        &reg,
+        "ivr-trunk",
+        "s3cret!",
+        "0a1b2c3d",
+        2,
+    )
+    .unwrap();
+    let pairs = [
+        ("username", c.username.clone()),
+        ("realm", c.realm.clone()),
+        ("nonce", c.nonce.clone()),
+        ("uri", c.uri.clone()),
+        ("response", c.response.clone()),
+        ("algorithm", "SHA-256".to_owned()),
+        ("cnonce", "0a1b2c3d".to_owned()),
+        ("qop", "auth".to_owned()),
+        ("nc", "00000002".to_owned()),
+    ];
+    assert_eq!(Credentials::from_params("Digest", pairs), Ok(c));
+}

@@ -416,3 +416,77 @@ fn captured_baresip_offer_gets_pcma_and_dtmf_on_105() {
     assert!(o.to_string().contains("a=minptime:4\r\n"));
     assert_eq!(o.to_string(), vector("baresip_1_0_captured_offer.sdp"));
 }
+
+/// RFC 3264 sec. 5.1: each side receives with the payload numbers of its own
+/// description. An answerer that renumbers telephone-event (96 for our 101)
+/// sends DTMF to us on 101 and expects ours on 96.
+#[test]
+fn renumbered_telephone_event_in_answer_splits_send_and_receive_numbers() {
+    let ours = offer(&local(), &SdpConfig::default());
+    let ans = vector("answer_pcmu_from_trunk.sdp")
+        .replace("RTP/AVP 0 101", "RTP/AVP 0 96")
+        .replace(":101", ":96");
+    let n = accept_answer(&ours, &SessionDescription::parse(&ans).unwrap()).unwrap();
+    let te = n.telephone_event.unwrap();
+    assert_eq!((te.payload_type, te.recv_payload_type), (96, 101));
+    assert_eq!((n.payload_type, n.recv_payload_type), (0, 0));
+}
+
+/// When we answer, we keep the offerer's numbers, so both directions match.
+#[test]
+fn answering_uses_one_number_per_format_both_ways() {
+    let (_, n) = answer_default("dynamic_pt_pcma_offer.sdp").unwrap();
+    assert_eq!((n.payload_type, n.recv_payload_type), (100, 100));
+    let te = n.telephone_event.unwrap();
+    assert_eq!((te.payload_type, te.recv_payload_type), (96, 96));
+}
+
+/// RFC 8866 sec. 5's example: every optional session field prints back in
+/// place; the first of two audio streams is taken, the rest rejected.
+#[test]
+fn rfc8866_example_round_trips_and_takes_first_audio() {
+    let text = vector("rfc8866_sec5_seminar_example.sdp");
+    let o = SessionDescription::parse(&text).unwrap();
+    assert_eq!(o.to_string(), text);
+    assert_eq!(o.info.as_deref(), Some("SDP Offer #1"));
+    assert_eq!(o.phones, vec!["+1 617 555-6011"]);
+    let (a, n) = answer(&o, &local(), &SdpConfig::default()).unwrap();
+    assert_eq!(n.media_index, 0);
+    assert_eq!(
+        (n.codec, n.remote_rtp),
+        (Codec::Pcmu, addr("198.51.100.1:49170"))
+    );
+    let ports: Vec<u16> = a.media.iter().map(|m| m.port).collect();
+    assert_eq!(ports, vec![30000, 0, 0]);
+}
+
+/// RFC 3264 sec. 10.1 uses host names in c=. The sans-IO core does not
+/// resolve names: the caller gets a typed error (488 if it does not resolve
+/// and retry), never a guess.
+#[test]
+fn rfc3264_hostname_connection_is_a_typed_error() {
+    let o = parse("rfc3264_sec10_1_alice_hostname_offer.sdp");
+    let e = answer(&o, &local(), &SdpConfig::default()).unwrap_err();
+    assert_eq!(e, SdpError::UnresolvedHost);
+    assert_eq!(e.sip_status(), 488);
+}
+
+/// RFC 4475 sec. 3.1.2.18 (mismatch02) carries SDP without `s=` and `t=`:
+/// tolerated, read as `s=-` and `t=0 0`, and answered.
+#[test]
+fn rfc4475_mismatch02_body_without_s_and_t_is_tolerated() {
+    let o = parse("rfc4475_mismatch02_body_without_s_and_t.sdp");
+    assert_eq!(o.session_name, "-");
+    assert_eq!((o.timings[0].start, o.timings[0].stop), (0, 0));
+    let (_, n) = answer(&o, &local(), &SdpConfig::default()).unwrap();
+    assert_eq!(n.codec, Codec::Pcmu);
+}
+
+/// RFC 4475 sec. 3.4 (inv2543): an RFC 2543 INVITE's body, PCMU only.
+#[test]
+fn rfc4475_inv2543_body_is_answered_with_pcmu() {
+    let (a, n) = answer_default("rfc4475_inv2543_body.sdp").unwrap();
+    assert_eq!((n.codec, n.payload_type), (Codec::Pcmu, 0));
+    assert_eq!(n.remote_rtp, addr("192.0.2.5:49217"));
+    assert_eq!(a.media[0].formats, vec!["0"]);
+}

@@ -159,3 +159,35 @@ impl SdpError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_map_to_the_sip_status_a_caller_sees() {
+        let big = "v=0\r\n".repeat(MAX_SDP_LEN / 5 + 1);
+        let e = SessionDescription::parse(&big).unwrap_err();
+        assert_eq!(
+            (e.clone(), e.sip_status()),
+            (SdpError::TooLarge(big.len()), 413)
+        );
+        assert_eq!(
+            SessionDescription::parse("  \r\n")
+                .unwrap_err()
+                .sip_status(),
+            400
+        );
+        assert_eq!(SdpError::BadMedia { line: 3 }.sip_status(), 400);
+        assert_eq!(SdpError::NoCommonCodec.sip_status(), 488);
+        assert_eq!(SdpError::AnswerRejected.sip_status(), 488);
+    }
+
+    #[test]
+    fn non_utf8_session_name_is_replaced_not_fatal() {
+        let body = b"v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=K\xf8benhavn\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 8\r\n";
+        let sd = SessionDescription::parse_bytes(body).unwrap();
+        assert_eq!(sd.session_name, "K\u{fffd}benhavn");
+        assert_eq!(sd.media[0].port, 4000);
+    }
+}

@@ -148,8 +148,11 @@ impl LocalMedia {
 /// The telephone-event (RFC 4733) stream agreed on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TelephoneEvent {
-    /// Payload type the events are sent and received with.
+    /// Payload type we send events with (the peer's number).
     pub payload_type: u8,
+    /// Payload type the peer sends events to us with (the number in our own
+    /// description; equal to `payload_type` when we answered).
+    pub recv_payload_type: u8,
     /// Its clock rate (equal to the audio codec's RTP clock rate).
     pub clock_rate: u32,
     /// Events both sides support (at most 0-16: DTMF digits and flash).
@@ -168,9 +171,13 @@ pub struct Negotiated {
     pub remote_rtcp: SocketAddr,
     /// The codec.
     pub codec: Codec,
-    /// Its payload type on the wire (both directions; for dynamic types the
-    /// offerer's number is kept).
+    /// Payload type we send with: the number in the peer's description
+    /// (RFC 3264 sec. 5.1: each side receives with the numbers it listed).
     pub payload_type: u8,
+    /// Payload type we receive with: the number in our description. Equal to
+    /// `payload_type` when we answered (we keep the offerer's numbers); may
+    /// differ when we offered and the answerer renumbered.
+    pub recv_payload_type: u8,
     /// RTP clock rate of the codec as declared (8000 for G.722, see [`Codec`]).
     pub clock_rate: u32,
     /// DTMF events, if both sides do RFC 4733.
@@ -237,6 +244,7 @@ fn telephone_event_in(
         let events = theirs.intersect(&our_events());
         (!events.is_empty()).then_some(TelephoneEvent {
             payload_type: pt,
+            recv_payload_type: pt,
             clock_rate,
             events,
         })
@@ -462,6 +470,7 @@ fn answer_inner(
         remote_rtcp,
         codec: p.codec,
         payload_type: p.pt,
+        recv_payload_type: p.pt,
         clock_rate: p.clock_rate,
         telephone_event: p.te,
         ptime_ms: send_ptime(offer, om, cfg.ptime_ms),
@@ -495,6 +504,7 @@ pub fn offer(local: &LocalMedia, cfg: &SdpConfig) -> SessionDescription {
             &mut m,
             &TelephoneEvent {
                 payload_type: cfg.telephone_event_payload_type,
+                recv_payload_type: cfg.telephone_event_payload_type,
                 clock_rate: 8000,
                 events: our_events(),
             },
@@ -548,10 +558,18 @@ pub fn accept_answer(
             .is_some_and(|m| m.encoding.eq_ignore_ascii_case("telephone-event"))
     });
     let telephone_event = if offered_te {
-        telephone_event_in(am, Some(om), clock_rate)
+        telephone_event_in(am, Some(om), clock_rate).map(|mut te| {
+            if let Some(ours) = telephone_event_in(om, None, clock_rate) {
+                te.recv_payload_type = ours.payload_type;
+            }
+            te
+        })
     } else {
         None
     };
+    let recv_payload_type = supported(om, None, &[codec])
+        .next()
+        .map_or(pt, |(p, _, _)| p);
     let (remote_rtp, remote_rtcp) = remote_addrs(answer, am)?;
     let theirs = effective_direction(answer, am);
     let direction = our_offer.media_direction(om).intersect(theirs.reversed());
@@ -562,6 +580,7 @@ pub fn accept_answer(
         remote_rtcp,
         codec,
         payload_type: pt,
+        recv_payload_type,
         clock_rate,
         telephone_event,
         ptime_ms: send_ptime(answer, am, our_ptime),
