@@ -915,6 +915,14 @@ impl Interpreter {
                         return;
                     }
                 }
+                // "Gentag" / "repeat": ask again without counting a failure.
+                if matches!(g.expect, Expect::Intent | Expect::YesNo)
+                    && understand::repeat_request(heard)
+                {
+                    self.dtmf.clear();
+                    self.ask(g, &g.prompt, None, now, out);
+                    return;
+                }
                 if let Some(l) = lang {
                     if l != self.lang
                         && self.muni.languages.contains(&l)
@@ -1499,4 +1507,18 @@ fn national(n: &str) -> String {
         .or_else(|| n.strip_prefix("0045"))
         .unwrap_or(n);
     d.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The engine moves an interpreter into a per-call task.
+    #[test]
+    fn interpreter_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<Interpreter>();
+        check::<Action>();
+        check::<Event>();
+    }
 }
