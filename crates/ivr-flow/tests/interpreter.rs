@@ -155,3 +155,56 @@ fn events_after_the_end_or_out_of_turn_are_ignored() {
     assert!(call.handle(Event::Dtmf(Dtmf::D1), now).is_empty());
     assert_eq!(call.record().outcome, Some(Outcome::Abandoned));
 }
+
+#[test]
+fn the_cancellation_mail_carries_kind_and_structured_fields_for_the_integration() {
+    let s = store("../../flows");
+    let now = at("2026-11-23T10:00:00+01:00");
+    let mut call = Interpreter::new(
+        s.route("+4570101010").unwrap(),
+        CallContext {
+            caller: Pii::new("+4522334455".into()),
+            lang: None,
+        },
+    );
+    call.start(now);
+    for turn in [
+        "dtmf:4",
+        "Jens Hansen",
+        "0312901234",
+        "ja",
+        "på torsdag",
+        "kvart over ti",
+    ] {
+        let ev = match turn.strip_prefix("dtmf:") {
+            Some(k) => Event::Dtmf(Dtmf::from_char(k.chars().next().unwrap()).unwrap()),
+            None => speech(turn),
+        };
+        call.handle(ev, now);
+    }
+    let out = call.handle(speech("ja"), now);
+    let Some(Action::Invoke(ivr_flow::Request::SendMail {
+        municipality,
+        kind,
+        to,
+        fields,
+        ..
+    })) = out.iter().find(|a| matches!(a, Action::Invoke(_)))
+    else {
+        panic!("no mail: {out:?}")
+    };
+    assert_eq!(municipality, "nordby");
+    assert_eq!(kind.as_deref(), Some("jobcentre_cancellation"));
+    assert_eq!(to, &vec!["jobcenter@nordby.example".to_string()]);
+    let f = |k: &str| {
+        fields
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.expose().clone())
+    };
+    assert_eq!(f("name").as_deref(), Some("Jens Hansen"));
+    assert_eq!(f("cpr").as_deref(), Some("0312901234"));
+    assert_eq!(f("date").as_deref(), Some("26-11-2026"));
+    assert_eq!(f("time").as_deref(), Some("10:15"));
+    assert_eq!(f("caller").as_deref(), Some("22334455"));
+}
