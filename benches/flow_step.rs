@@ -1,6 +1,10 @@
 //! Flow step latency (budget: < 1 ms per caller turn, ARCHITECTURE.md):
 //! one caller utterance through intent matching to a transfer, on the
 //! shipped Nordby flow; and loading/validating every shipped flow.
+//!
+//! Run: `cargo bench -p ivr-benches --bench flow_step`.
+
+#![allow(missing_docs)] // reason: criterion_group!/criterion_main! generate undocumented items
 
 use std::path::PathBuf;
 
