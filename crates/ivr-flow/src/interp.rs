@@ -131,15 +131,25 @@ pub enum Request {
     },
     /// Send a mail.
     SendMail {
+        /// Municipality id.
+        municipality: String,
+        /// What the mail is (the step's `kind`, e.g. `jobcentre_cancellation`,
+        /// `out_of_hours_message`), for integrations that compose mails themselves.
+        kind: Option<String>,
         /// Addresses.
         to: Vec<String>,
         /// Subject.
         subject: Pii<String>,
         /// Body.
         body: Pii<String>,
+        /// Every variable the subject and body use, plus `caller` and `lang`,
+        /// as plain text (dates DD-MM-YYYY, times HH:MM).
+        fields: Vec<(String, Pii<String>)>,
     },
     /// Free slots of a queue from an instant.
     FrontdeskSlots {
+        /// Municipality id.
+        municipality: String,
         /// Queue id.
         queue: String,
         /// Earliest start.
@@ -149,10 +159,14 @@ pub enum Request {
     },
     /// Book a slot.
     FrontdeskBook {
+        /// Municipality id.
+        municipality: String,
         /// Queue id.
         queue: String,
         /// The slot.
         slot: Slot,
+        /// The citizen's name (the `name` variable, when the flow asked for it).
+        name: Option<Pii<String>>,
         /// Who (CPR), when asked for.
         cpr: Option<Pii<String>>,
         /// Caller number.
@@ -160,6 +174,8 @@ pub enum Request {
     },
     /// Cancel a booking.
     FrontdeskCancel {
+        /// Municipality id.
+        municipality: String,
         /// Queue id.
         queue: String,
         /// Who (CPR), when asked for.
@@ -640,7 +656,11 @@ impl Interpreter {
                     return;
                 }
                 StepKind::Mail {
-                    to, subject, body, ..
+                    kind,
+                    to,
+                    subject,
+                    body,
+                    ..
                 } => {
                     let to = to
                         .iter()
@@ -655,9 +675,35 @@ impl Interpreter {
                             }
                         })
                         .collect();
+                    let mut fields: Vec<(String, Pii<String>)> = Vec::new();
+                    let mut names = vec!["caller".to_string(), "lang".to_string()];
+                    for p in subject.parts.iter().chain(body.parts.iter()) {
+                        if let Part::Var { name, .. } = p {
+                            if !names.contains(name) {
+                                names.push(name.clone());
+                            }
+                        }
+                    }
+                    for n in names {
+                        let single = Template {
+                            source: format!("{{{n}}}"),
+                            parts: vec![Part::Var {
+                                name: n.clone(),
+                                format: None,
+                            }],
+                        };
+                        fields.push((n, Pii::new(self.render(&single, now, Mode::Plain))));
+                    }
                     let subject = Pii::new(self.render(subject, now, Mode::Plain));
                     let body = Pii::new(self.render(body, now, Mode::Plain));
-                    out.push(Action::Invoke(Request::SendMail { to, subject, body }));
+                    out.push(Action::Invoke(Request::SendMail {
+                        municipality: self.muni.id.clone(),
+                        kind: kind.clone(),
+                        to,
+                        subject,
+                        body,
+                        fields,
+                    }));
                     self.waiting = Waiting::Result { flow, step };
                     return;
                 }
@@ -686,6 +732,7 @@ impl Interpreter {
                     let phone = Pii::new(self.caller.expose().clone());
                     let req = match op {
                         FrontdeskOp::Slots => Request::FrontdeskSlots {
+                            municipality: self.muni.id.clone(),
                             queue: queue.clone(),
                             from: now,
                             count: MAX_SLOTS,
@@ -698,8 +745,10 @@ impl Interpreter {
                                 return;
                             };
                             Request::FrontdeskBook {
+                                municipality: self.muni.id.clone(),
                                 queue: queue.clone(),
                                 slot,
+                                name: self.vars.get("name").map(|v| Pii::new(v.plain())),
                                 cpr,
                                 phone,
                             }
@@ -715,6 +764,7 @@ impl Interpreter {
                                         _ => None,
                                     });
                             Request::FrontdeskCancel {
+                                municipality: self.muni.id.clone(),
                                 queue: queue.clone(),
                                 cpr,
                                 date,
@@ -914,6 +964,14 @@ impl Interpreter {
                         self.ask(g, &g.prompt, None, now, out);
                         return;
                     }
+                }
+                // "Gentag" / "repeat": ask again without counting a failure.
+                if matches!(g.expect, Expect::Intent | Expect::YesNo)
+                    && understand::repeat_request(heard)
+                {
+                    self.dtmf.clear();
+                    self.ask(g, &g.prompt, None, now, out);
+                    return;
                 }
                 if let Some(l) = lang {
                     if l != self.lang
@@ -1499,4 +1557,18 @@ fn national(n: &str) -> String {
         .or_else(|| n.strip_prefix("0045"))
         .unwrap_or(n);
     d.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The engine moves an interpreter into a per-call task.
+    #[test]
+    fn interpreter_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<Interpreter>();
+        check::<Action>();
+        check::<Event>();
+    }
 }

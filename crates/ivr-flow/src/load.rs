@@ -219,6 +219,7 @@ struct RawStep {
     flow: Option<S<String>>,
     goto: Option<S<String>>,
     outcome: Option<S<String>>,
+    kind: Option<S<String>>,
 }
 
 macro_rules! present {
@@ -241,7 +242,7 @@ impl RawStep {
             number => "number", to => "to", subject => "subject", body => "body", op => "op", queue => "queue",
             slot => "slot", cpr => "cpr", date => "date", on_error => "on_error", on_taken => "on_taken",
             on_empty => "on_empty", on_unavailable => "on_unavailable", flow => "flow", goto => "goto",
-            outcome => "outcome";
+            outcome => "outcome", kind => "kind";
             text => "text", prompt => "prompt", reprompt => "reprompt", hints => "hints",
         )
     }
@@ -276,7 +277,10 @@ pub const VERBS: &[(&str, &[&str])] = &[
         "callback",
         &["department", "topic", "number", "next", "on_error"],
     ),
-    ("mail", &["to", "subject", "body", "next", "on_error"]),
+    (
+        "mail",
+        &["kind", "to", "subject", "body", "next", "on_error"],
+    ),
     (
         "frontdesk",
         &[
@@ -1358,6 +1362,7 @@ impl<'a> Validator<'a> {
                     .map(|n| self.target(n))
                     .unwrap_or_default();
                 StepKind::Mail {
+                    kind: s.kind.as_ref().map(|k| k.get_ref().clone()),
                     to,
                     subject: subject?,
                     body: body?,

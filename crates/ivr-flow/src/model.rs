@@ -406,6 +406,8 @@ pub enum StepKind {
     },
     /// Send a mail.
     Mail {
+        /// What the mail is (free name passed to the integration).
+        kind: Option<String>,
         /// Department ids or addresses.
         to: Vec<String>,
         /// Subject.

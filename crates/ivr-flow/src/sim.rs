@@ -48,9 +48,9 @@ impl SimulatedIntegrations {
                 self.mails.push(request_line(req));
                 Response::Ok
             }
-            Request::FrontdeskSlots { queue, from, count } => {
-                Response::Slots(self.slots(muni, queue, *from, *count))
-            }
+            Request::FrontdeskSlots {
+                queue, from, count, ..
+            } => Response::Slots(self.slots(muni, queue, *from, *count)),
             Request::FrontdeskBook { slot, .. } => {
                 let reference = format!("SIM-{:04}", self.bookings.len() + 1);
                 self.bookings.push((reference.clone(), slot.id.clone()));
@@ -150,13 +150,24 @@ pub fn request_line(r: &Request) -> String {
             local(window_end),
             quote(topic.expose())
         ),
-        Request::SendMail { to, subject, body } => format!(
-            "mail to={} subject={} body={}",
+        Request::SendMail {
+            kind,
+            to,
+            subject,
+            body,
+            ..
+        } => format!(
+            "mail to={} subject={} body={}{}",
             to.join(","),
             quote(subject.expose()),
-            quote(body.expose())
+            quote(body.expose()),
+            kind.as_ref()
+                .map(|k| format!(" kind={k}"))
+                .unwrap_or_default()
         ),
-        Request::FrontdeskSlots { queue, from, count } => format!(
+        Request::FrontdeskSlots {
+            queue, from, count, ..
+        } => format!(
             "frontdesk.slots queue={queue} from={} count={count}",
             local(from)
         ),

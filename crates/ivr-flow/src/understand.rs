@@ -314,6 +314,29 @@ pub fn language_request(text: &str) -> Option<Lang> {
     }
 }
 
+/// A request to hear the question again: "gentag", "hvad sagde du",
+/// "undskyld hvad", "repeat", "say that again", "pardon". Only short
+/// utterances count, so an answer that happens to contain "igen" is not one.
+pub fn repeat_request(text: &str) -> bool {
+    let norm = normalize(text);
+    let toks = tokens(&norm);
+    if toks.len() > 5 {
+        return false;
+    }
+    let joined = format!(" {norm} ");
+    toks.iter()
+        .any(|t| matches!(*t, "gentag" | "gentage" | "repeat" | "pardon"))
+        || [
+            " hvad sagde du ",
+            " sig det igen ",
+            " say that again ",
+            " say again ",
+            " what did you say ",
+        ]
+        .iter()
+        .any(|p| joined.contains(p))
+}
+
 // ---------------------------------------------------------------- dates
 
 fn ordinal_day(w: &str) -> Option<u32> {
@@ -1010,6 +1033,11 @@ mod tests {
         assert_eq!(parse_yes_no("yes please"), Some(true));
         assert_eq!(parse_yes_no("måske"), None);
         assert_eq!(language_request("English please"), Some(Lang::En));
+        assert!(repeat_request("Undskyld, hvad sagde du?"));
+        assert!(repeat_request("can you repeat"));
+        assert!(!repeat_request(
+            "jeg vil gerne have en ny tid igen på tirsdag i næste uge tak"
+        ));
         assert_eq!(language_request("kan vi tale dansk"), Some(Lang::Da));
         assert_eq!(
             language_request("jeg skal have hjælp til min boligstøtte fra kommunen i dag"),

@@ -8,7 +8,7 @@ use std::{path::PathBuf, process::ExitCode};
 /// Arguments of `ivr check`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// Deployment folder (with tenants.toml), or a single flow file.
+    /// Deployment folder (with tenants.toml), a municipality folder, or a single flow file.
     #[arg(default_value = "flows")]
     path: PathBuf,
 }
@@ -20,7 +20,24 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
             Ok(_) => Vec::new(),
             Err(d) => d,
         }
+    } else if args.path.join("municipality.toml").is_file() {
+        // One municipality: check it within its deployment (shared flows,
+        // tenants), report what concerns its folder and the shared flows.
+        let root = args.path.parent().map_or_else(|| PathBuf::from("."), PathBuf::from);
+        let root = if root.as_os_str().is_empty() { PathBuf::from(".") } else { root };
+        let shared = root.join("shared");
+        ivr_flow::load(&root)
+            .diagnostics
+            .into_iter()
+            .filter(|d| d.file.starts_with(&args.path) || d.file.starts_with(&shared))
+            .collect()
     } else if args.path.is_dir() {
+        if !args.path.join("tenants.toml").is_file() {
+            anyhow::bail!(
+                "{} is neither a deployment folder (with tenants.toml), a municipality folder (with municipality.toml) nor a flow file",
+                args.path.display()
+            );
+        }
         ivr_flow::load(&args.path).diagnostics
     } else {
         anyhow::bail!("{} does not exist", args.path.display());

@@ -1,0 +1,210 @@
+//! Interpreter guarantees that do not depend on how a flow is written.
+
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use ivr_core::{Dtmf, Pii};
+use ivr_flow::{Action, CallContext, Event, FlowStore, Interpreter, Outcome};
+
+fn at(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+fn store(dir: &str) -> FlowStore {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(dir);
+    FlowStore::load(p).unwrap().0
+}
+
+fn speech(s: &str) -> Event {
+    Event::Speech {
+        text: Pii::new(s.to_string()),
+        confidence: 0.9,
+        lang: None,
+    }
+}
+
+#[test]
+fn a_caller_bounced_between_menus_reaches_a_human_after_four_failed_turns() {
+    let s = store("tests/fixtures/loop_guard");
+    let now = at("2026-11-23T10:00:00+01:00");
+    let mut call = Interpreter::new(
+        s.route("+4570000000").unwrap(),
+        CallContext {
+            caller: Pii::new("+4522334455".into()),
+            lang: None,
+        },
+    );
+    call.start(now);
+    let mut last = Vec::new();
+    for turn in 0..10 {
+        last = call.handle(Event::NoInput, now);
+        if call.is_done() {
+            assert_eq!(turn, 3, "the guard ends the 4th failed turn");
+            break;
+        }
+    }
+    assert!(call.is_done(), "the interpreter must not loop forever");
+    assert!(
+        last.iter().any(
+            |a| matches!(a, Action::Transfer { department, .. } if department == "omstilling")
+        ),
+        "{last:?}"
+    );
+    assert_eq!(call.record().outcome, Some(Outcome::Transferred));
+    assert_eq!(call.record().misunderstood, 4);
+}
+
+#[test]
+fn when_the_fallback_is_closed_the_caller_hears_when_it_opens() {
+    let s = store("tests/fixtures/loop_guard");
+    // Saturday evening: the fallback department is closed.
+    let now = at("2026-11-21T20:00:00+01:00");
+    let mut call = Interpreter::new(
+        s.route("+4570000000").unwrap(),
+        CallContext {
+            caller: Pii::new("+4522334455".into()),
+            lang: None,
+        },
+    );
+    call.start(now);
+    let mut all = Vec::new();
+    // Mumbling at the speech menu, silence at the keys-only menu.
+    for _ in 0..10 {
+        if call.is_done() {
+            break;
+        }
+        all.extend(call.handle(speech("øhm"), now));
+        all.extend(call.handle(Event::NoInput, now));
+    }
+    assert!(call.is_done());
+    let texts: Vec<String> = all
+        .iter()
+        .filter_map(|a| {
+            if let Action::Say { text, .. } = a {
+                Some(text.expose().clone())
+            } else {
+                None
+            }
+        })
+        .collect();
+    assert!(
+        texts
+            .iter()
+            .any(|t| t == "Vi åbner igen mandag den 23. november klokken otte."),
+        "{texts:?}"
+    );
+    assert_eq!(call.record().outcome, Some(Outcome::Failed));
+}
+
+#[test]
+fn keys_and_spoken_menu_numbers_both_choose() {
+    let s = store("tests/fixtures/loop_guard");
+    let now = at("2026-11-23T10:00:00+01:00");
+    let ctx = || CallContext {
+        caller: Pii::new("+4522334455".into()),
+        lang: None,
+    };
+    let mut a = Interpreter::new(s.route("+4570000000").unwrap(), ctx());
+    a.start(now);
+    let out = a.handle(Event::Dtmf(Dtmf::D1), now);
+    assert!(matches!(out.last(), Some(Action::Hangup { .. })), "{out:?}");
+    let mut b = Interpreter::new(s.route("+4570000000").unwrap(), ctx());
+    b.start(now);
+    let out = b.handle(speech("et"), now);
+    assert!(matches!(out.last(), Some(Action::Hangup { .. })), "{out:?}");
+}
+
+#[test]
+fn personal_data_never_shows_in_debug_output() {
+    let s = store("../../flows");
+    let now = at("2026-11-23T10:00:00+01:00");
+    let mut call = Interpreter::new(
+        s.route("+4570101010").unwrap(),
+        CallContext {
+            caller: Pii::new("+4529876543".into()),
+            lang: None,
+        },
+    );
+    call.start(now);
+    call.handle(Event::Dtmf(Dtmf::D4), now);
+    call.handle(speech("Jens Hansen"), now);
+    let out = call.handle(speech("0312901234"), now);
+    let dump = format!("{call:?} {out:?}");
+    for secret in ["0312901234", "29876543", "Jens Hansen"] {
+        assert!(!dump.contains(secret), "{secret} leaked into Debug output");
+    }
+}
+
+#[test]
+fn events_after_the_end_or_out_of_turn_are_ignored() {
+    let s = store("tests/fixtures/loop_guard");
+    let now = at("2026-11-23T10:00:00+01:00");
+    let mut call = Interpreter::new(
+        s.route("+4570000000").unwrap(),
+        CallContext {
+            caller: Pii::new("+4522334455".into()),
+            lang: None,
+        },
+    );
+    call.start(now);
+    assert!(call.handle(Event::PromptDone, now).is_empty());
+    assert!(call
+        .handle(Event::Result(ivr_flow::Response::Ok), now)
+        .is_empty());
+    call.handle(Event::Hangup, now);
+    assert!(call.handle(Event::Dtmf(Dtmf::D1), now).is_empty());
+    assert_eq!(call.record().outcome, Some(Outcome::Abandoned));
+}
+
+#[test]
+fn the_cancellation_mail_carries_kind_and_structured_fields_for_the_integration() {
+    let s = store("../../flows");
+    let now = at("2026-11-23T10:00:00+01:00");
+    let mut call = Interpreter::new(
+        s.route("+4570101010").unwrap(),
+        CallContext {
+            caller: Pii::new("+4522334455".into()),
+            lang: None,
+        },
+    );
+    call.start(now);
+    for turn in [
+        "dtmf:4",
+        "Jens Hansen",
+        "0312901234",
+        "ja",
+        "på torsdag",
+        "kvart over ti",
+    ] {
+        let ev = match turn.strip_prefix("dtmf:") {
+            Some(k) => Event::Dtmf(Dtmf::from_char(k.chars().next().unwrap()).unwrap()),
+            None => speech(turn),
+        };
+        call.handle(ev, now);
+    }
+    let out = call.handle(speech("ja"), now);
+    let Some(Action::Invoke(ivr_flow::Request::SendMail {
+        municipality,
+        kind,
+        to,
+        fields,
+        ..
+    })) = out.iter().find(|a| matches!(a, Action::Invoke(_)))
+    else {
+        panic!("no mail: {out:?}")
+    };
+    assert_eq!(municipality, "nordby");
+    assert_eq!(kind.as_deref(), Some("jobcentre_cancellation"));
+    assert_eq!(to, &vec!["jobcenter@nordby.example".to_string()]);
+    let f = |k: &str| {
+        fields
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.expose().clone())
+    };
+    assert_eq!(f("name").as_deref(), Some("Jens Hansen"));
+    assert_eq!(f("cpr").as_deref(), Some("0312901234"));
+    assert_eq!(f("date").as_deref(), Some("26-11-2026"));
+    assert_eq!(f("time").as_deref(), Some("10:15"));
+    assert_eq!(f("caller").as_deref(), Some("22334455"));
+}
