@@ -953,3 +953,51 @@ fn register_answers_the_digest_challenge_and_refreshes_before_expiry() {
     );
     assert_eq!(seen.lock().unwrap()[0], "Digest abc REGISTER sip:10.0.0.9");
 }
+
+#[test]
+fn responses_follow_rport_and_received_behind_nat() {
+    // RFC 3581: the request comes from a NAT mapping (192.0.2.50:40000) while
+    // its Via names a private address. With `rport` the response goes to the
+    // mapping; without it, to the source IP and the Via port (RFC 3261 sec. 18.2.2).
+    let mut sim = Sim::new(19);
+    let b = sim.add(config(addr(B), 2));
+    for (via_params, expect_dest, expect_via) in [
+        (
+            ";rport",
+            "192.0.2.50:40000",
+            ["received=192.0.2.50", "rport=40000"],
+        ),
+        (
+            "",
+            "192.0.2.50:5070",
+            ["received=192.0.2.50", "received=192.0.2.50"],
+        ),
+    ] {
+        let req = format!(
+            "OPTIONS sip:bot@{b} SIP/2.0\r\nVia: SIP/2.0/UDP 10.1.1.1:5070;branch=z9hG4bKnat{n}{via_params}\r\nMax-Forwards: 70\r\nFrom: <sip:lb@10.1.1.1>;tag=n\r\nTo: <sip:bot@{b}>\r\nCall-ID: nat{n}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+            n = via_params.len()
+        );
+        sim.inject(addr("192.0.2.50:40000"), b, req.into_bytes());
+        sim.run_for(secs(0.1));
+        let p = sim.scripted_inbox.pop().expect("no response");
+        assert_eq!(p.to, addr(expect_dest));
+        let via = p.msg().headers().get(&H::Via).unwrap().to_string();
+        assert!(expect_via.iter().all(|v| via.contains(v)), "{via}");
+    }
+}
+
+#[test]
+fn a_request_retransmission_is_absorbed_and_answered_from_the_transaction() {
+    let mut sim = Sim::new(20);
+    let b = sim.add(config(addr(B), 2));
+    for _ in 0..3 {
+        sim.inject(addr(P), b, options(P, b, 7));
+    }
+    sim.run_for(secs(0.1));
+    let got: Vec<Message> = sim.scripted_inbox.iter().map(|p| p.msg()).collect();
+    assert_eq!(got.len(), 3, "each retransmission gets the stored response");
+    assert!(
+        got.windows(2).all(|w| w[0] == w[1]),
+        "identical responses (same To tag)"
+    );
+}
