@@ -124,7 +124,7 @@ async fn run_sipp_on(bot: SocketAddr, file: &str, calls: u32, rate: u32, transpo
         .args(["-mp", &free_udp_port().to_string()])
         .args([
             "-t",
-            "u1",
+            transport,
             "-timeout",
             "60s",
             "-timeout_error",
@@ -245,6 +245,7 @@ async fn sipp_plain_calls_over_tcp_are_answered_and_torn_down() {
     let tcp = bot.service.handle().local_addr(ivr_sip::Transport::Tcp).unwrap();
     let run = run_sipp_on(tcp, "uac_call.xml", 5, 10, "t1").await;
     assert_all_passed(&run, 5);
+    assert!(run.output.contains("(TCP)"), "sipp did not run over TCP:\n{}", run.output);
     let s = engine_saw(&bot, |s| s.ended_by_peer == 5).await;
     assert_eq!((s.incoming, s.answered, s.confirmed), (5, 5, 5));
 }
