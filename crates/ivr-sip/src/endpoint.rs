@@ -223,15 +223,9 @@ pub enum EndpointError {
     /// The command does not fit the call's state (e.g. answer twice).
     #[error("command not valid in the call's current state")]
     InvalidState,
-    /// The destination host is a name; resolution (RFC 3263) is the owner's job.
-    #[error("destination is not an IP address")]
-    Unresolvable,
     /// A header given by the application is malformed.
     #[error("invalid header: {0}")]
     InvalidHeader(ParseError),
-    /// The digest seam could not produce credentials.
-    #[error("no credentials for the challenge")]
-    NoCredentials,
 }
 
 /// Computes digest credentials for our REGISTER (RFC 3261 sec. 22.2). The
@@ -395,6 +389,8 @@ struct Registration {
     cseq: u32,
     authorized_once: bool,
     next_at: Option<Instant>,
+    /// An un-REGISTER (Expires: 0) is in flight; drop the registration after it.
+    removing: bool,
 }
 
 /// The sans-IO user agent.
@@ -1704,6 +1700,7 @@ impl Endpoint {
             cseq: 0,
             authorized_once: false,
             next_at: None,
+            removing: false,
         };
         self.regs.insert(h, reg);
         self.send_register(h, None, now);
@@ -1780,6 +1777,22 @@ impl Endpoint {
                 }
             }
         }
+        if reg.removing {
+            self.regs.remove(&h);
+            return;
+        }
+        // 423 Interval Too Brief: retry with the registrar's Min-Expires (sec. 10.2.8).
+        if let (Some(resp), 423) = (resp.as_ref(), status) {
+            let min = resp
+                .headers
+                .get(&H::Other("Min-Expires".into()))
+                .and_then(|v| v.trim().parse::<u32>().ok());
+            if let Some(min) = min.filter(|m| *m > reg.cfg.expires) {
+                reg.cfg.expires = min;
+                self.send_register(h, None, now);
+                return;
+            }
+        }
         if (200..300).contains(&status) {
             let resp = resp.as_ref();
             let granted = resp
@@ -1809,9 +1822,16 @@ impl Endpoint {
         }
     }
 
-    /// Stops refreshing a registration (no un-REGISTER is sent).
-    pub fn unregister(&mut self, reg: RegistrationHandle) {
-        self.regs.remove(&reg);
+    /// Removes a registration: sends REGISTER with Expires: 0 (sec. 10.2.2)
+    /// and stops refreshing; the registration is forgotten after the answer.
+    pub fn unregister(&mut self, reg: RegistrationHandle, now: Instant) {
+        let Some(r) = self.regs.get_mut(&reg) else {
+            return;
+        };
+        r.removing = true;
+        r.cfg.expires = 0;
+        self.send_register(reg, None, now);
+        self.drain_transactions(now);
     }
 }
 

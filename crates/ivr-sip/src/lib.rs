@@ -10,6 +10,12 @@
 //! - [`guard`]: source allowlists and per-source rate limiting.
 //!
 //! Time is an input (`std::time::Instant` arguments); outputs are polled.
+//!
+//! SDP offer/answer (`sdp`, RFC 3264) and digest computations (`auth`,
+//! RFC 7616/8760) live in sibling modules of this crate; the endpoint never
+//! interprets SDP (the application passes offers and answers through) and
+//! reaches digest through the [`DigestClient`] and
+//! [`guard::DigestVerifier`] seams.
 
 pub mod dialog;
 pub mod endpoint;

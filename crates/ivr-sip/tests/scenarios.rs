@@ -1001,3 +1001,54 @@ fn a_request_retransmission_is_absorbed_and_answered_from_the_transaction() {
         "identical responses (same To tag)"
     );
 }
+
+#[test]
+fn register_follows_423_min_expires_and_unregister_sends_expires_zero() {
+    let mut sim = Sim::new(21);
+    let a = sim.add(config(addr(A), 1));
+    let now = sim.now;
+    let reg = sim.ep(a).register(reg_cfg(addr(P)), Box::new(NoCreds), now);
+    let mut registrar = Peer::new(P, a);
+    let mut next_request = |sim: &mut Sim| -> Request {
+        sim.run_until(secs(5.0), |s| !s.scripted_inbox.is_empty());
+        match registrar.inbox(sim).into_iter().next() {
+            Some(Message::Request(r)) => r,
+            other => panic!("{other:?}"),
+        }
+    };
+    let first = next_request(&mut sim);
+    assert_eq!(first.headers.expires().unwrap(), Some(120));
+    let mut too_brief = make_response(&first, 423, Some("reg"));
+    too_brief.headers.0.insert(
+        0,
+        ivr_sip::msg::Header {
+            name: H::Other("min-expires".into()),
+            value: "300".into(),
+        },
+    );
+    sim.inject(addr(P), a, too_brief.to_bytes());
+    let second = next_request(&mut sim);
+    assert_eq!(second.headers.expires().unwrap(), Some(300));
+    sim.inject(
+        addr(P),
+        a,
+        make_response(&second, 200, Some("reg")).to_bytes(),
+    );
+    sim.run_for(secs(0.1));
+    assert!(has_event(&sim, a, |e| matches!(
+        e,
+        Event::Registered { expires: 300, .. }
+    )));
+    let now = sim.now;
+    sim.ep(a).unregister(reg, now);
+    let bye = next_request(&mut sim);
+    assert_eq!(bye.headers.expires().unwrap(), Some(0));
+    sim.inject(addr(P), a, make_response(&bye, 200, Some("reg")).to_bytes());
+    let before = sim.sent(a, "REGISTER").len();
+    sim.run_for(secs(600.0));
+    assert_eq!(
+        sim.sent(a, "REGISTER").len(),
+        before,
+        "no refresh after unregister"
+    );
+}
