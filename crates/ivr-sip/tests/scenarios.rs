@@ -1052,3 +1052,54 @@ fn register_follows_423_min_expires_and_unregister_sends_expires_zero() {
         "no refresh after unregister"
     );
 }
+
+#[test]
+fn rfc2543_invite_without_branch_or_contact_is_answered_and_acked() {
+    // RFC 4475 sec. 3.4 (`inv2543`): no branch cookie, no Contact, no Max-Forwards.
+    let mut sim = Sim::new(22);
+    let b = sim.add(config(addr(B), 2));
+    let body = sdp(4000, "sendrecv");
+    let inv = format!(
+        "INVITE sip:bot@{b} SIP/2.0\r\nVia: SIP/2.0/UDP {P}\r\nFrom: <sip:old@{P}>\r\nTo: <sip:bot@{b}>\r\nCall-ID: 2543@{P}\r\nCSeq: 56 INVITE\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let mut bytes = inv.into_bytes();
+    bytes.extend_from_slice(&body);
+    sim.inject(addr(P), b, bytes.clone());
+    sim.inject(addr(P), b, bytes); // retransmission, matched by the RFC 2543 key
+    sim.run_for(secs(0.1));
+    assert_eq!(
+        sim.events
+            .iter()
+            .filter(|(_, _, e)| matches!(e, Event::IncomingCall { .. }))
+            .count(),
+        1
+    );
+    let (call, _) = find_incoming(&sim, b).unwrap();
+    let now = sim.now;
+    sim.ep(b).answer(call, sdp(6000, "sendrecv"), now).unwrap();
+    sim.run_for(secs(0.1));
+    let ok = sim
+        .scripted_inbox
+        .iter()
+        .map(|p| p.msg())
+        .find_map(|m| match m {
+            Message::Response(r) if r.status == 200 => Some(r),
+            _ => None,
+        })
+        .expect("no 200");
+    let tag = ok.headers.to().unwrap().tag().unwrap().to_string();
+    let ack = format!(
+        "ACK sip:bot@{b} SIP/2.0\r\nVia: SIP/2.0/UDP {P}\r\nFrom: <sip:old@{P}>\r\nTo: <sip:bot@{b}>;tag={tag}\r\nCall-ID: 2543@{P}\r\nCSeq: 56 ACK\r\nContent-Length: 0\r\n\r\n"
+    );
+    sim.inject(addr(P), b, ack.into_bytes());
+    sim.run_for(secs(40.0));
+    assert!(has_event(&sim, b, |e| matches!(
+        e,
+        Event::CallConfirmed { .. }
+    )));
+    assert!(
+        !has_event(&sim, b, |e| matches!(e, Event::CallEnded { .. })),
+        "ACK matched: no ACK timeout"
+    );
+}
