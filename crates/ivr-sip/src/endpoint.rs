@@ -686,20 +686,33 @@ impl Endpoint {
             }
             Message::Response(resp) => self.on_response(resp, now),
         }
-        self.drain_transactions(now);
     }
 
     /// Time has advanced to `now`: fire due timers.
     pub fn handle_timeout(&mut self, now: Instant) {
-        for e in self.client.values_mut() {
-            if e.tx.next_deadline().is_some_and(|d| d <= now) {
+        let fired_clients: Vec<TxKey> = self
+            .client
+            .iter_mut()
+            .filter(|(_, e)| e.tx.next_deadline().is_some_and(|d| d <= now))
+            .map(|(k, e)| {
                 e.tx.handle_timeout(now);
-            }
+                k.clone()
+            })
+            .collect();
+        for k in fired_clients {
+            self.drain_client(&k, now);
         }
-        for e in self.server.values_mut() {
-            if e.tx.next_deadline().is_some_and(|d| d <= now) {
+        let fired_servers: Vec<TxKey> = self
+            .server
+            .iter_mut()
+            .filter(|(_, e)| e.tx.next_deadline().is_some_and(|d| d <= now))
+            .map(|(k, e)| {
                 e.tx.handle_timeout(now);
-            }
+                k.clone()
+            })
+            .collect();
+        for k in fired_servers {
+            self.drain_server(&k);
         }
         // 2xx retransmission (sec. 13.3.1.4).
         let mut give_up = Vec::new();
@@ -734,7 +747,6 @@ impl Endpoint {
         for h in due {
             self.send_register(h, None, now);
         }
-        self.drain_transactions(now);
     }
 
     fn respond(&mut self, key: &TxKey, resp: Response, now: Instant) {
@@ -1184,52 +1196,6 @@ impl Endpoint {
 
     // ------------------------------------------------------- transactions
 
-    fn drain_transactions(&mut self, now: Instant) {
-        loop {
-            let mut progressed = false;
-            let mut server_out = Vec::new();
-            for (k, e) in self.server.iter_mut() {
-                while let Some(o) = e.tx.poll_output() {
-                    server_out.push((k.clone(), e.transport, e.dest, e.call, o));
-                }
-            }
-            for (k, t, d, call, o) in server_out {
-                progressed = true;
-                match o {
-                    TxOutput::Transmit(b) => self.send(t, d, b),
-                    TxOutput::Terminated => {
-                        self.server.remove(&k);
-                    }
-                    TxOutput::Timeout => {
-                        // Timer H: ACK for our non-2xx never came. Nothing to tell the app.
-                        let _ = call;
-                    }
-                    TxOutput::Response(_) => {}
-                }
-            }
-            let mut client_out = Vec::new();
-            for (k, e) in self.client.iter_mut() {
-                while let Some(o) = e.tx.poll_output() {
-                    client_out.push((k.clone(), e.transport, e.dest, e.purpose.clone(), o));
-                }
-            }
-            for (k, t, d, purpose, o) in client_out {
-                progressed = true;
-                match o {
-                    TxOutput::Transmit(b) => self.send(t, d, b),
-                    TxOutput::Terminated => {
-                        self.client.remove(&k);
-                    }
-                    TxOutput::Timeout => self.on_client_final(&k, purpose, None, now),
-                    TxOutput::Response(r) => self.on_client_final(&k, purpose, Some(r), now),
-                }
-            }
-            if !progressed {
-                break;
-            }
-        }
-    }
-
     fn on_client_final(
         &mut self,
         key: &TxKey,
@@ -1372,7 +1338,6 @@ impl Endpoint {
         r.headers.push(H::Contact, self.contact(c.transport));
         r.headers.0.extend(cl);
         self.respond(&key, r, now);
-        self.drain_transactions(now);
         Ok(())
     }
 
@@ -1415,7 +1380,6 @@ impl Endpoint {
                 give_up: now + 64 * t1,
             });
         }
-        self.drain_transactions(now);
         Ok(())
     }
 
@@ -1455,7 +1419,6 @@ impl Endpoint {
         let r = make_response(&c.invite, status, Some(&c.local_tag));
         self.respond(&key, r, now);
         self.remove_call(call);
-        self.drain_transactions(now);
         Ok(())
     }
 
@@ -1488,7 +1451,6 @@ impl Endpoint {
                 give_up: now + 64 * t1,
             });
         }
-        self.drain_transactions(now);
         Ok(())
     }
 
@@ -1506,7 +1468,6 @@ impl Endpoint {
         let (key, req) = c.reinvite.take().ok_or(EndpointError::InvalidState)?;
         let r = make_response(&req, status, None);
         self.respond(&key, r, now);
-        self.drain_transactions(now);
         Ok(())
     }
 
@@ -1526,14 +1487,12 @@ impl Endpoint {
             CallState::Early => {
                 c.cancel_wanted = true; // if the 200 races the CANCEL we ACK and BYE
                 self.send_cancel(call, now);
-                self.drain_transactions(now);
                 return Ok(());
             }
             CallState::Answered | CallState::Confirmed => {}
         }
         self.send_bye(call, now)?;
         self.end_call(call, EndReason::LocalHangup);
-        self.drain_transactions(now);
         Ok(())
     }
 
@@ -1639,7 +1598,6 @@ impl Endpoint {
             },
         );
         self.start_client(req, call.transport, call.dest, Purpose::Invite(h), now);
-        self.drain_transactions(now);
         Ok(h)
     }
 
@@ -1679,7 +1637,6 @@ impl Endpoint {
         refer.headers.push(H::ContentLength, "0");
         let dest = d.next_hop().unwrap_or(c.peer);
         self.start_client(refer, transport, dest, Purpose::Refer(call), now);
-        self.drain_transactions(now);
         Ok(())
     }
 
@@ -1704,7 +1661,6 @@ impl Endpoint {
         };
         self.regs.insert(h, reg);
         self.send_register(h, None, now);
-        self.drain_transactions(now);
         h
     }
 
@@ -1831,7 +1787,6 @@ impl Endpoint {
         r.removing = true;
         r.cfg.expires = 0;
         self.send_register(reg, None, now);
-        self.drain_transactions(now);
     }
 }
 
