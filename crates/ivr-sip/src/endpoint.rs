@@ -393,6 +393,50 @@ struct Registration {
     removing: bool,
 }
 
+/// Whose deadline a timer-index entry is.
+#[derive(Debug, Clone)]
+enum TimerOwner {
+    Client(TxKey),
+    Server(TxKey),
+    Call(CallHandle),
+    Reg(RegistrationHandle),
+}
+
+/// All deadlines of the endpoint in one min-heap. Every change of an owner's
+/// deadline pushes a new entry; entries whose owner has since moved on are
+/// skipped when popped (lazy deletion), so each input costs O(log n) rather
+/// than a scan of every transaction.
+#[derive(Debug, Default)]
+struct TimerIndex {
+    heap: std::collections::BinaryHeap<std::cmp::Reverse<(Instant, u64)>>,
+    owners: HashMap<u64, TimerOwner>,
+    seq: u64,
+}
+
+impl TimerIndex {
+    fn push(&mut self, at: Instant, owner: TimerOwner) {
+        self.seq += 1;
+        self.heap.push(std::cmp::Reverse((at, self.seq)));
+        self.owners.insert(self.seq, owner);
+    }
+    fn peek(&self) -> Option<Instant> {
+        self.heap.peek().map(|r| r.0 .0)
+    }
+    fn pop_due(&mut self, now: Instant) -> Vec<TimerOwner> {
+        let mut out = Vec::new();
+        while let Some(std::cmp::Reverse((at, seq))) = self.heap.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.heap.pop();
+            if let Some(o) = self.owners.remove(&seq) {
+                out.push(o);
+            }
+        }
+        out
+    }
+}
+
 /// The sans-IO user agent.
 pub struct Endpoint {
     cfg: EndpointConfig,
@@ -403,6 +447,7 @@ pub struct Endpoint {
     server: HashMap<TxKey, ServerEntry>,
     client: HashMap<TxKey, ClientEntry>,
     regs: HashMap<RegistrationHandle, Registration>,
+    timers: TimerIndex,
     limiter: RateLimiter,
     verifier: Option<Box<dyn DigestVerifier>>,
     transmits: VecDeque<Transmit>,
@@ -560,6 +605,7 @@ impl Endpoint {
             server: HashMap::new(),
             client: HashMap::new(),
             regs: HashMap::new(),
+            timers: TimerIndex::default(),
             verifier: None,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -585,18 +631,11 @@ impl Endpoint {
         self.events.pop_front()
     }
     /// When [`Endpoint::handle_timeout`] must next be called.
+    /// May return a deadline that turns out to have nothing due (an entry
+    /// left by a timer that was since moved); calling `handle_timeout` then
+    /// does nothing. O(1).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let tx = self
-            .client
-            .values()
-            .filter_map(|c| c.tx.next_deadline())
-            .chain(self.server.values().filter_map(|s| s.tx.next_deadline()));
-        let ok = self
-            .calls
-            .values()
-            .filter_map(|c| c.ok.as_ref().map(|o| o.next.min(o.give_up)));
-        let regs = self.regs.values().filter_map(|r| r.next_at);
-        tx.chain(ok).chain(regs).min()
+        self.timers.peek()
     }
 
     fn handle(&mut self) -> u64 {
@@ -690,46 +729,61 @@ impl Endpoint {
 
     /// Time has advanced to `now`: fire due timers.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let fired_clients: Vec<TxKey> = self
-            .client
-            .iter_mut()
-            .filter(|(_, e)| e.tx.next_deadline().is_some_and(|d| d <= now))
-            .map(|(k, e)| {
-                e.tx.handle_timeout(now);
-                k.clone()
-            })
-            .collect();
-        for k in fired_clients {
-            self.drain_client(&k, now);
-        }
-        let fired_servers: Vec<TxKey> = self
-            .server
-            .iter_mut()
-            .filter(|(_, e)| e.tx.next_deadline().is_some_and(|d| d <= now))
-            .map(|(k, e)| {
-                e.tx.handle_timeout(now);
-                k.clone()
-            })
-            .collect();
-        for k in fired_servers {
-            self.drain_server(&k);
-        }
-        // 2xx retransmission (sec. 13.3.1.4).
         let mut give_up = Vec::new();
-        let mut resend = Vec::new();
-        for (h, c) in self.calls.iter_mut() {
-            if let Some(ok) = c.ok.as_mut() {
-                if ok.give_up <= now {
-                    give_up.push(*h);
-                } else if ok.next <= now {
-                    resend.push((c.transport, c.peer, ok.bytes.clone()));
-                    ok.interval = (ok.interval * 2).min(self.cfg.timers.t2);
-                    ok.next = now + ok.interval;
+        for owner in self.timers.pop_due(now) {
+            match owner {
+                TimerOwner::Client(k) => {
+                    let due = self.client.get_mut(&k).is_some_and(|e| {
+                        let due = e.tx.next_deadline().is_some_and(|d| d <= now);
+                        if due {
+                            e.tx.handle_timeout(now);
+                        }
+                        due
+                    });
+                    if due {
+                        self.drain_client(&k, now);
+                    }
+                }
+                TimerOwner::Server(k) => {
+                    let due = self.server.get_mut(&k).is_some_and(|e| {
+                        let due = e.tx.next_deadline().is_some_and(|d| d <= now);
+                        if due {
+                            e.tx.handle_timeout(now);
+                        }
+                        due
+                    });
+                    if due {
+                        self.drain_server(&k);
+                    }
+                }
+                // 2xx retransmission (sec. 13.3.1.4).
+                TimerOwner::Call(h) => {
+                    let t2 = self.cfg.timers.t2;
+                    let Some(c) = self.calls.get_mut(&h) else {
+                        continue;
+                    };
+                    let Some(ok) = c.ok.as_mut() else { continue };
+                    if ok.give_up <= now {
+                        give_up.push(h);
+                    } else if ok.next <= now {
+                        let (t, d, b) = (c.transport, c.peer, ok.bytes.clone());
+                        ok.interval = (ok.interval * 2).min(t2);
+                        ok.next = now + ok.interval;
+                        let at = ok.next.min(ok.give_up);
+                        self.timers.push(at, TimerOwner::Call(h));
+                        self.send(t, d, b);
+                    }
+                }
+                TimerOwner::Reg(h) => {
+                    if self
+                        .regs
+                        .get(&h)
+                        .is_some_and(|r| r.next_at.is_some_and(|t| t <= now))
+                    {
+                        self.send_register(h, None, now);
+                    }
                 }
             }
-        }
-        for (t, d, b) in resend {
-            self.send(t, d, b);
         }
         for h in give_up {
             if let Some(c) = self.calls.get_mut(&h) {
@@ -737,15 +791,6 @@ impl Endpoint {
             }
             let _ = self.send_bye(h, now);
             self.end_call(h, EndReason::AckTimeout);
-        }
-        let due: Vec<RegistrationHandle> = self
-            .regs
-            .iter()
-            .filter(|(_, r)| r.next_at.is_some_and(|t| t <= now))
-            .map(|(h, _)| *h)
-            .collect();
-        for h in due {
-            self.send_register(h, None, now);
         }
     }
 
@@ -759,6 +804,12 @@ impl Endpoint {
     /// Sends what one server transaction produced, in order (so e.g. the
     /// 200 for a CANCEL leaves before the 487 for its INVITE).
     fn drain_server(&mut self, key: &TxKey) {
+        let Some(e) = self.server.get_mut(key) else {
+            return;
+        };
+        if let Some(at) = e.tx.next_deadline() {
+            self.timers.push(at, TimerOwner::Server(key.clone()));
+        }
         let Some(e) = self.server.get_mut(key) else {
             return;
         };
@@ -777,6 +828,12 @@ impl Endpoint {
 
     /// Handles what one client transaction produced, in order.
     fn drain_client(&mut self, key: &TxKey, now: Instant) {
+        let Some(e) = self.client.get_mut(key) else {
+            return;
+        };
+        if let Some(at) = e.tx.next_deadline() {
+            self.timers.push(at, TimerOwner::Client(key.clone()));
+        }
         let Some(e) = self.client.get_mut(key) else {
             return;
         };
@@ -1379,6 +1436,10 @@ impl Endpoint {
                 },
                 give_up: now + 64 * t1,
             });
+            if let Some(ok) = &c.ok {
+                let at = ok.next.min(ok.give_up);
+                self.timers.push(at, TimerOwner::Call(call));
+            }
         }
         Ok(())
     }
@@ -1450,6 +1511,10 @@ impl Endpoint {
                 },
                 give_up: now + 64 * t1,
             });
+            if let Some(ok) = &c.ok {
+                let at = ok.next.min(ok.give_up);
+                self.timers.push(at, TimerOwner::Call(call));
+            }
         }
         Ok(())
     }
@@ -1765,14 +1830,17 @@ impl Endpoint {
                 .unwrap_or(reg.cfg.expires);
             // Refresh before expiry: at half-time for short grants, 30 s before for long ones.
             let lead = (granted / 2).min(30);
-            reg.next_at =
-                Some(now + Duration::from_secs(u64::from(granted.saturating_sub(lead).max(1))));
+            let at = now + Duration::from_secs(u64::from(granted.saturating_sub(lead).max(1)));
+            reg.next_at = Some(at);
+            self.timers.push(at, TimerOwner::Reg(h));
             self.events.push_back(Event::Registered {
                 reg: h,
                 expires: granted,
             });
         } else {
-            reg.next_at = Some(now + reg.cfg.retry_after);
+            let at = now + reg.cfg.retry_after;
+            reg.next_at = Some(at);
+            self.timers.push(at, TimerOwner::Reg(h));
             self.events
                 .push_back(Event::RegistrationFailed { reg: h, status });
         }

@@ -1103,3 +1103,59 @@ fn rfc2543_invite_without_branch_or_contact_is_answered_and_acked() {
         "ACK matched: no ACK timeout"
     );
 }
+
+#[test]
+fn over_tcp_the_200_is_not_retransmitted_but_a_missing_ack_still_ends_the_call() {
+    use ivr_sip::Endpoint;
+    let t0 = std::time::Instant::now();
+    let mut ep = Endpoint::new(config(addr(B), 3));
+    let mut peer = Peer::new(P, addr(B));
+    let inv = peer.request(
+        "INVITE",
+        &[("Content-Type", "application/sdp")],
+        &sdp(4000, "sendrecv"),
+    );
+    let inv = String::from_utf8(inv)
+        .unwrap()
+        .replace("SIP/2.0/UDP", "SIP/2.0/TCP");
+    ep.handle_message(
+        Transport::Tcp,
+        addr(P),
+        Message::parse(inv.as_bytes()).unwrap(),
+        t0,
+    );
+    let call = match ep.poll_event() {
+        Some(Event::IncomingCall { call, .. }) => call,
+        other => panic!("{other:?}"),
+    };
+    ep.answer(call, sdp(6000, "sendrecv"), t0).unwrap();
+    let mut oks = 0;
+    let mut ended_at = None;
+    let mut now = t0;
+    for _ in 0..1000 {
+        while let Some(t) = ep.poll_transmit() {
+            assert_eq!(t.transport, Transport::Tcp);
+            if t.bytes.starts_with(b"SIP/2.0 200") {
+                oks += 1;
+            }
+        }
+        while let Some(e) = ep.poll_event() {
+            if let Event::CallEnded {
+                reason: EndReason::AckTimeout,
+                ..
+            } = e
+            {
+                ended_at = Some(now - t0);
+            }
+        }
+        match ep.poll_timeout() {
+            Some(t) if ended_at.is_none() => {
+                now = t;
+                ep.handle_timeout(now);
+            }
+            _ => break,
+        }
+    }
+    assert_eq!(oks, 1, "reliable transport: no 2xx retransmission");
+    assert_eq!(ended_at, Some(secs(32.0)));
+}
