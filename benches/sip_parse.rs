@@ -5,7 +5,7 @@
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use ivr_sip::msg::Message;
 
-const INVITE: &[u8] = b"INVITE sip:+4533445566@10.0.0.2:5060 SIP/2.0\r\n\
+const INVITE_HEAD: &str = "INVITE sip:+4533445566@10.0.0.2:5060 SIP/2.0\r\n\
 Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK776asdhds;rport\r\n\
 Max-Forwards: 70\r\n\
 To: <sip:+4533445566@10.0.0.2>\r\n\
@@ -17,10 +17,9 @@ Record-Route: <sip:10.0.0.1;lr>\r\n\
 Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REFER, NOTIFY\r\n\
 Supported: replaces, timer\r\n\
 User-Agent: Trunk SBC\r\n\
-Content-Type: application/sdp\r\n\
-Content-Length: 229\r\n\
-\r\n\
-v=0\r\n\
+Content-Type: application/sdp\r\n";
+
+const SDP: &str = "v=0\r\n\
 o=- 2890844526 2890844526 IN IP4 10.0.0.1\r\n\
 s=-\r\n\
 c=IN IP4 10.0.0.1\r\n\
@@ -31,6 +30,10 @@ a=rtpmap:0 PCMU/8000\r\n\
 a=rtpmap:9 G722/8000\r\n\
 a=rtpmap:101 telephone-event/8000\r\n\
 a=ptime:20\r\n";
+
+fn invite() -> Vec<u8> {
+    format!("{INVITE_HEAD}Content-Length: {}\r\n\r\n{SDP}", SDP.len()).into_bytes()
+}
 
 const OK: &[u8] = b"SIP/2.0 200 OK\r\n\
 Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK776asdhds;rport=5060;received=10.0.0.1\r\n\
@@ -56,8 +59,9 @@ fn parse_print(bytes: &[u8]) -> usize {
 fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("sip_parse_print");
     g.throughput(Throughput::Elements(1));
+    let inv = invite();
     g.bench_function("invite_with_sdp", |b| {
-        b.iter(|| parse_print(black_box(INVITE)))
+        b.iter(|| parse_print(black_box(&inv)))
     });
     g.bench_function("response_200", |b| b.iter(|| parse_print(black_box(OK))));
     g.finish();

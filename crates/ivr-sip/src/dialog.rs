@@ -64,7 +64,11 @@ impl Dialog {
     pub fn new_uas(invite: &Request, local_tag: &str) -> Option<Dialog> {
         let from = invite.headers.from().ok()?;
         let to = invite.headers.to().ok()?;
-        let contact = invite.headers.contact().ok().flatten()?;
+        // RFC 2543 peers may omit Contact: the From URI is the target then (RFC 4475 `inv2543`).
+        let target = match invite.headers.contact().ok().flatten() {
+            Some(c) => c.uri,
+            None => from.uri.clone(),
+        };
         let route_set = invite
             .headers
             .get_all(&H::RecordRoute)
@@ -79,7 +83,7 @@ impl Dialog {
             },
             local_uri: strip_tag(&to),
             remote_uri: strip_tag(&from),
-            remote_target: contact.uri,
+            remote_target: target,
             route_set,
             local_cseq: 0,
             remote_cseq: invite.headers.cseq().ok().map(|c| c.seq),
@@ -90,7 +94,10 @@ impl Dialog {
     pub fn new_uac(invite: &Request, resp: &Response) -> Option<Dialog> {
         let from = invite.headers.from().ok()?;
         let to = resp.headers.to().ok()?;
-        let contact = resp.headers.contact().ok().flatten()?;
+        let target = match resp.headers.contact().ok().flatten() {
+            Some(c) => c.uri,
+            None => invite.uri.clone(),
+        };
         let mut route_set: Vec<String> = resp
             .headers
             .get_all(&H::RecordRoute)
@@ -106,7 +113,7 @@ impl Dialog {
             },
             local_uri: strip_tag(&from),
             remote_uri: strip_tag(&to),
-            remote_target: contact.uri,
+            remote_target: target,
             route_set,
             local_cseq: invite.headers.cseq().ok()?.seq,
             remote_cseq: None,

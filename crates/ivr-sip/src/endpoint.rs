@@ -223,15 +223,9 @@ pub enum EndpointError {
     /// The command does not fit the call's state (e.g. answer twice).
     #[error("command not valid in the call's current state")]
     InvalidState,
-    /// The destination host is a name; resolution (RFC 3263) is the owner's job.
-    #[error("destination is not an IP address")]
-    Unresolvable,
     /// A header given by the application is malformed.
     #[error("invalid header: {0}")]
     InvalidHeader(ParseError),
-    /// The digest seam could not produce credentials.
-    #[error("no credentials for the challenge")]
-    NoCredentials,
 }
 
 /// Computes digest credentials for our REGISTER (RFC 3261 sec. 22.2). The
@@ -395,6 +389,52 @@ struct Registration {
     cseq: u32,
     authorized_once: bool,
     next_at: Option<Instant>,
+    /// An un-REGISTER (Expires: 0) is in flight; drop the registration after it.
+    removing: bool,
+}
+
+/// Whose deadline a timer-index entry is.
+#[derive(Debug, Clone)]
+enum TimerOwner {
+    Client(TxKey),
+    Server(TxKey),
+    Call(CallHandle),
+    Reg(RegistrationHandle),
+}
+
+/// All deadlines of the endpoint in one min-heap. Every change of an owner's
+/// deadline pushes a new entry; entries whose owner has since moved on are
+/// skipped when popped (lazy deletion), so each input costs O(log n) rather
+/// than a scan of every transaction.
+#[derive(Debug, Default)]
+struct TimerIndex {
+    heap: std::collections::BinaryHeap<std::cmp::Reverse<(Instant, u64)>>,
+    owners: HashMap<u64, TimerOwner>,
+    seq: u64,
+}
+
+impl TimerIndex {
+    fn push(&mut self, at: Instant, owner: TimerOwner) {
+        self.seq += 1;
+        self.heap.push(std::cmp::Reverse((at, self.seq)));
+        self.owners.insert(self.seq, owner);
+    }
+    fn peek(&self) -> Option<Instant> {
+        self.heap.peek().map(|r| r.0 .0)
+    }
+    fn pop_due(&mut self, now: Instant) -> Vec<TimerOwner> {
+        let mut out = Vec::new();
+        while let Some(std::cmp::Reverse((at, seq))) = self.heap.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.heap.pop();
+            if let Some(o) = self.owners.remove(&seq) {
+                out.push(o);
+            }
+        }
+        out
+    }
 }
 
 /// The sans-IO user agent.
@@ -407,6 +447,7 @@ pub struct Endpoint {
     server: HashMap<TxKey, ServerEntry>,
     client: HashMap<TxKey, ClientEntry>,
     regs: HashMap<RegistrationHandle, Registration>,
+    timers: TimerIndex,
     limiter: RateLimiter,
     verifier: Option<Box<dyn DigestVerifier>>,
     transmits: VecDeque<Transmit>,
@@ -564,6 +605,7 @@ impl Endpoint {
             server: HashMap::new(),
             client: HashMap::new(),
             regs: HashMap::new(),
+            timers: TimerIndex::default(),
             verifier: None,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -589,18 +631,11 @@ impl Endpoint {
         self.events.pop_front()
     }
     /// When [`Endpoint::handle_timeout`] must next be called.
+    /// May return a deadline that turns out to have nothing due (an entry
+    /// left by a timer that was since moved); calling `handle_timeout` then
+    /// does nothing. O(1).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let tx = self
-            .client
-            .values()
-            .filter_map(|c| c.tx.next_deadline())
-            .chain(self.server.values().filter_map(|s| s.tx.next_deadline()));
-        let ok = self
-            .calls
-            .values()
-            .filter_map(|c| c.ok.as_ref().map(|o| o.next.min(o.give_up)));
-        let regs = self.regs.values().filter_map(|r| r.next_at);
-        tx.chain(ok).chain(regs).min()
+        self.timers.peek()
     }
 
     fn handle(&mut self) -> u64 {
@@ -690,37 +725,65 @@ impl Endpoint {
             }
             Message::Response(resp) => self.on_response(resp, now),
         }
-        self.drain_transactions(now);
     }
 
     /// Time has advanced to `now`: fire due timers.
     pub fn handle_timeout(&mut self, now: Instant) {
-        for e in self.client.values_mut() {
-            if e.tx.next_deadline().is_some_and(|d| d <= now) {
-                e.tx.handle_timeout(now);
-            }
-        }
-        for e in self.server.values_mut() {
-            if e.tx.next_deadline().is_some_and(|d| d <= now) {
-                e.tx.handle_timeout(now);
-            }
-        }
-        // 2xx retransmission (sec. 13.3.1.4).
         let mut give_up = Vec::new();
-        let mut resend = Vec::new();
-        for (h, c) in self.calls.iter_mut() {
-            if let Some(ok) = c.ok.as_mut() {
-                if ok.give_up <= now {
-                    give_up.push(*h);
-                } else if ok.next <= now {
-                    resend.push((c.transport, c.peer, ok.bytes.clone()));
-                    ok.interval = (ok.interval * 2).min(self.cfg.timers.t2);
-                    ok.next = now + ok.interval;
+        for owner in self.timers.pop_due(now) {
+            match owner {
+                TimerOwner::Client(k) => {
+                    let due = self.client.get_mut(&k).is_some_and(|e| {
+                        let due = e.tx.next_deadline().is_some_and(|d| d <= now);
+                        if due {
+                            e.tx.handle_timeout(now);
+                        }
+                        due
+                    });
+                    if due {
+                        self.drain_client(&k, now);
+                    }
+                }
+                TimerOwner::Server(k) => {
+                    let due = self.server.get_mut(&k).is_some_and(|e| {
+                        let due = e.tx.next_deadline().is_some_and(|d| d <= now);
+                        if due {
+                            e.tx.handle_timeout(now);
+                        }
+                        due
+                    });
+                    if due {
+                        self.drain_server(&k);
+                    }
+                }
+                // 2xx retransmission (sec. 13.3.1.4).
+                TimerOwner::Call(h) => {
+                    let t2 = self.cfg.timers.t2;
+                    let Some(c) = self.calls.get_mut(&h) else {
+                        continue;
+                    };
+                    let Some(ok) = c.ok.as_mut() else { continue };
+                    if ok.give_up <= now {
+                        give_up.push(h);
+                    } else if ok.next <= now {
+                        let (t, d, b) = (c.transport, c.peer, ok.bytes.clone());
+                        ok.interval = (ok.interval * 2).min(t2);
+                        ok.next = now + ok.interval;
+                        let at = ok.next.min(ok.give_up);
+                        self.timers.push(at, TimerOwner::Call(h));
+                        self.send(t, d, b);
+                    }
+                }
+                TimerOwner::Reg(h) => {
+                    if self
+                        .regs
+                        .get(&h)
+                        .is_some_and(|r| r.next_at.is_some_and(|t| t <= now))
+                    {
+                        self.send_register(h, None, now);
+                    }
                 }
             }
-        }
-        for (t, d, b) in resend {
-            self.send(t, d, b);
         }
         for h in give_up {
             if let Some(c) = self.calls.get_mut(&h) {
@@ -729,16 +792,6 @@ impl Endpoint {
             let _ = self.send_bye(h, now);
             self.end_call(h, EndReason::AckTimeout);
         }
-        let due: Vec<RegistrationHandle> = self
-            .regs
-            .iter()
-            .filter(|(_, r)| r.next_at.is_some_and(|t| t <= now))
-            .map(|(h, _)| *h)
-            .collect();
-        for h in due {
-            self.send_register(h, None, now);
-        }
-        self.drain_transactions(now);
     }
 
     fn respond(&mut self, key: &TxKey, resp: Response, now: Instant) {
@@ -751,6 +804,12 @@ impl Endpoint {
     /// Sends what one server transaction produced, in order (so e.g. the
     /// 200 for a CANCEL leaves before the 487 for its INVITE).
     fn drain_server(&mut self, key: &TxKey) {
+        let Some(e) = self.server.get_mut(key) else {
+            return;
+        };
+        if let Some(at) = e.tx.next_deadline() {
+            self.timers.push(at, TimerOwner::Server(key.clone()));
+        }
         let Some(e) = self.server.get_mut(key) else {
             return;
         };
@@ -769,6 +828,12 @@ impl Endpoint {
 
     /// Handles what one client transaction produced, in order.
     fn drain_client(&mut self, key: &TxKey, now: Instant) {
+        let Some(e) = self.client.get_mut(key) else {
+            return;
+        };
+        if let Some(at) = e.tx.next_deadline() {
+            self.timers.push(at, TimerOwner::Client(key.clone()));
+        }
         let Some(e) = self.client.get_mut(key) else {
             return;
         };
@@ -1188,52 +1253,6 @@ impl Endpoint {
 
     // ------------------------------------------------------- transactions
 
-    fn drain_transactions(&mut self, now: Instant) {
-        loop {
-            let mut progressed = false;
-            let mut server_out = Vec::new();
-            for (k, e) in self.server.iter_mut() {
-                while let Some(o) = e.tx.poll_output() {
-                    server_out.push((k.clone(), e.transport, e.dest, e.call, o));
-                }
-            }
-            for (k, t, d, call, o) in server_out {
-                progressed = true;
-                match o {
-                    TxOutput::Transmit(b) => self.send(t, d, b),
-                    TxOutput::Terminated => {
-                        self.server.remove(&k);
-                    }
-                    TxOutput::Timeout => {
-                        // Timer H: ACK for our non-2xx never came. Nothing to tell the app.
-                        let _ = call;
-                    }
-                    TxOutput::Response(_) => {}
-                }
-            }
-            let mut client_out = Vec::new();
-            for (k, e) in self.client.iter_mut() {
-                while let Some(o) = e.tx.poll_output() {
-                    client_out.push((k.clone(), e.transport, e.dest, e.purpose.clone(), o));
-                }
-            }
-            for (k, t, d, purpose, o) in client_out {
-                progressed = true;
-                match o {
-                    TxOutput::Transmit(b) => self.send(t, d, b),
-                    TxOutput::Terminated => {
-                        self.client.remove(&k);
-                    }
-                    TxOutput::Timeout => self.on_client_final(&k, purpose, None, now),
-                    TxOutput::Response(r) => self.on_client_final(&k, purpose, Some(r), now),
-                }
-            }
-            if !progressed {
-                break;
-            }
-        }
-    }
-
     fn on_client_final(
         &mut self,
         key: &TxKey,
@@ -1376,7 +1395,6 @@ impl Endpoint {
         r.headers.push(H::Contact, self.contact(c.transport));
         r.headers.0.extend(cl);
         self.respond(&key, r, now);
-        self.drain_transactions(now);
         Ok(())
     }
 
@@ -1418,8 +1436,11 @@ impl Endpoint {
                 },
                 give_up: now + 64 * t1,
             });
+            if let Some(ok) = &c.ok {
+                let at = ok.next.min(ok.give_up);
+                self.timers.push(at, TimerOwner::Call(call));
+            }
         }
-        self.drain_transactions(now);
         Ok(())
     }
 
@@ -1459,7 +1480,6 @@ impl Endpoint {
         let r = make_response(&c.invite, status, Some(&c.local_tag));
         self.respond(&key, r, now);
         self.remove_call(call);
-        self.drain_transactions(now);
         Ok(())
     }
 
@@ -1491,8 +1511,11 @@ impl Endpoint {
                 },
                 give_up: now + 64 * t1,
             });
+            if let Some(ok) = &c.ok {
+                let at = ok.next.min(ok.give_up);
+                self.timers.push(at, TimerOwner::Call(call));
+            }
         }
-        self.drain_transactions(now);
         Ok(())
     }
 
@@ -1510,7 +1533,6 @@ impl Endpoint {
         let (key, req) = c.reinvite.take().ok_or(EndpointError::InvalidState)?;
         let r = make_response(&req, status, None);
         self.respond(&key, r, now);
-        self.drain_transactions(now);
         Ok(())
     }
 
@@ -1530,14 +1552,12 @@ impl Endpoint {
             CallState::Early => {
                 c.cancel_wanted = true; // if the 200 races the CANCEL we ACK and BYE
                 self.send_cancel(call, now);
-                self.drain_transactions(now);
                 return Ok(());
             }
             CallState::Answered | CallState::Confirmed => {}
         }
         self.send_bye(call, now)?;
         self.end_call(call, EndReason::LocalHangup);
-        self.drain_transactions(now);
         Ok(())
     }
 
@@ -1643,7 +1663,6 @@ impl Endpoint {
             },
         );
         self.start_client(req, call.transport, call.dest, Purpose::Invite(h), now);
-        self.drain_transactions(now);
         Ok(h)
     }
 
@@ -1683,7 +1702,6 @@ impl Endpoint {
         refer.headers.push(H::ContentLength, "0");
         let dest = d.next_hop().unwrap_or(c.peer);
         self.start_client(refer, transport, dest, Purpose::Refer(call), now);
-        self.drain_transactions(now);
         Ok(())
     }
 
@@ -1704,10 +1722,10 @@ impl Endpoint {
             cseq: 0,
             authorized_once: false,
             next_at: None,
+            removing: false,
         };
         self.regs.insert(h, reg);
         self.send_register(h, None, now);
-        self.drain_transactions(now);
         h
     }
 
@@ -1780,6 +1798,22 @@ impl Endpoint {
                 }
             }
         }
+        if reg.removing {
+            self.regs.remove(&h);
+            return;
+        }
+        // 423 Interval Too Brief: retry with the registrar's Min-Expires (sec. 10.2.8).
+        if let (Some(resp), 423) = (resp.as_ref(), status) {
+            let min = resp
+                .headers
+                .get(&H::Other("Min-Expires".into()))
+                .and_then(|v| v.trim().parse::<u32>().ok());
+            if let Some(min) = min.filter(|m| *m > reg.cfg.expires) {
+                reg.cfg.expires = min;
+                self.send_register(h, None, now);
+                return;
+            }
+        }
         if (200..300).contains(&status) {
             let resp = resp.as_ref();
             let granted = resp
@@ -1796,22 +1830,31 @@ impl Endpoint {
                 .unwrap_or(reg.cfg.expires);
             // Refresh before expiry: at half-time for short grants, 30 s before for long ones.
             let lead = (granted / 2).min(30);
-            reg.next_at =
-                Some(now + Duration::from_secs(u64::from(granted.saturating_sub(lead).max(1))));
+            let at = now + Duration::from_secs(u64::from(granted.saturating_sub(lead).max(1)));
+            reg.next_at = Some(at);
+            self.timers.push(at, TimerOwner::Reg(h));
             self.events.push_back(Event::Registered {
                 reg: h,
                 expires: granted,
             });
         } else {
-            reg.next_at = Some(now + reg.cfg.retry_after);
+            let at = now + reg.cfg.retry_after;
+            reg.next_at = Some(at);
+            self.timers.push(at, TimerOwner::Reg(h));
             self.events
                 .push_back(Event::RegistrationFailed { reg: h, status });
         }
     }
 
-    /// Stops refreshing a registration (no un-REGISTER is sent).
-    pub fn unregister(&mut self, reg: RegistrationHandle) {
-        self.regs.remove(&reg);
+    /// Removes a registration: sends REGISTER with Expires: 0 (sec. 10.2.2)
+    /// and stops refreshing; the registration is forgotten after the answer.
+    pub fn unregister(&mut self, reg: RegistrationHandle, now: Instant) {
+        let Some(r) = self.regs.get_mut(&reg) else {
+            return;
+        };
+        r.removing = true;
+        r.cfg.expires = 0;
+        self.send_register(reg, None, now);
     }
 }
 

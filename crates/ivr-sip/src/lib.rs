@@ -12,6 +12,12 @@
 //! - [`auth`]: HTTP digest (RFC 3261 sec. 22, RFC 2617, RFC 7616/8760), client and server side.
 //!
 //! Time is an input (`std::time::Instant` arguments); outputs are polled.
+//!
+//! SDP offer/answer (`sdp`, RFC 3264) and digest computations (`auth`,
+//! RFC 7616/8760) live in sibling modules of this crate; the endpoint never
+//! interprets SDP (the application passes offers and answers through) and
+//! reaches digest through the [`DigestClient`] and
+//! [`guard::DigestVerifier`] seams.
 
 pub mod auth;
 pub mod dialog;

@@ -953,3 +953,209 @@ fn register_answers_the_digest_challenge_and_refreshes_before_expiry() {
     );
     assert_eq!(seen.lock().unwrap()[0], "Digest abc REGISTER sip:10.0.0.9");
 }
+
+#[test]
+fn responses_follow_rport_and_received_behind_nat() {
+    // RFC 3581: the request comes from a NAT mapping (192.0.2.50:40000) while
+    // its Via names a private address. With `rport` the response goes to the
+    // mapping; without it, to the source IP and the Via port (RFC 3261 sec. 18.2.2).
+    let mut sim = Sim::new(19);
+    let b = sim.add(config(addr(B), 2));
+    for (via_params, expect_dest, expect_via) in [
+        (
+            ";rport",
+            "192.0.2.50:40000",
+            ["received=192.0.2.50", "rport=40000"],
+        ),
+        (
+            "",
+            "192.0.2.50:5070",
+            ["received=192.0.2.50", "received=192.0.2.50"],
+        ),
+    ] {
+        let req = format!(
+            "OPTIONS sip:bot@{b} SIP/2.0\r\nVia: SIP/2.0/UDP 10.1.1.1:5070;branch=z9hG4bKnat{n}{via_params}\r\nMax-Forwards: 70\r\nFrom: <sip:lb@10.1.1.1>;tag=n\r\nTo: <sip:bot@{b}>\r\nCall-ID: nat{n}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+            n = via_params.len()
+        );
+        sim.inject(addr("192.0.2.50:40000"), b, req.into_bytes());
+        sim.run_for(secs(0.1));
+        let p = sim.scripted_inbox.pop().expect("no response");
+        assert_eq!(p.to, addr(expect_dest));
+        let via = p.msg().headers().get(&H::Via).unwrap().to_string();
+        assert!(expect_via.iter().all(|v| via.contains(v)), "{via}");
+    }
+}
+
+#[test]
+fn a_request_retransmission_is_absorbed_and_answered_from_the_transaction() {
+    let mut sim = Sim::new(20);
+    let b = sim.add(config(addr(B), 2));
+    for _ in 0..3 {
+        sim.inject(addr(P), b, options(P, b, 7));
+    }
+    sim.run_for(secs(0.1));
+    let got: Vec<Message> = sim.scripted_inbox.iter().map(|p| p.msg()).collect();
+    assert_eq!(got.len(), 3, "each retransmission gets the stored response");
+    assert!(
+        got.windows(2).all(|w| w[0] == w[1]),
+        "identical responses (same To tag)"
+    );
+}
+
+#[test]
+fn register_follows_423_min_expires_and_unregister_sends_expires_zero() {
+    let mut sim = Sim::new(21);
+    let a = sim.add(config(addr(A), 1));
+    let now = sim.now;
+    let reg = sim.ep(a).register(reg_cfg(addr(P)), Box::new(NoCreds), now);
+    let mut registrar = Peer::new(P, a);
+    let mut next_request = |sim: &mut Sim| -> Request {
+        sim.run_until(secs(5.0), |s| !s.scripted_inbox.is_empty());
+        match registrar.inbox(sim).into_iter().next() {
+            Some(Message::Request(r)) => r,
+            other => panic!("{other:?}"),
+        }
+    };
+    let first = next_request(&mut sim);
+    assert_eq!(first.headers.expires().unwrap(), Some(120));
+    let mut too_brief = make_response(&first, 423, Some("reg"));
+    too_brief.headers.0.insert(
+        0,
+        ivr_sip::msg::Header {
+            name: H::Other("min-expires".into()),
+            value: "300".into(),
+        },
+    );
+    sim.inject(addr(P), a, too_brief.to_bytes());
+    let second = next_request(&mut sim);
+    assert_eq!(second.headers.expires().unwrap(), Some(300));
+    sim.inject(
+        addr(P),
+        a,
+        make_response(&second, 200, Some("reg")).to_bytes(),
+    );
+    sim.run_for(secs(0.1));
+    assert!(has_event(&sim, a, |e| matches!(
+        e,
+        Event::Registered { expires: 300, .. }
+    )));
+    let now = sim.now;
+    sim.ep(a).unregister(reg, now);
+    let bye = next_request(&mut sim);
+    assert_eq!(bye.headers.expires().unwrap(), Some(0));
+    sim.inject(addr(P), a, make_response(&bye, 200, Some("reg")).to_bytes());
+    let before = sim.sent(a, "REGISTER").len();
+    sim.run_for(secs(600.0));
+    assert_eq!(
+        sim.sent(a, "REGISTER").len(),
+        before,
+        "no refresh after unregister"
+    );
+}
+
+#[test]
+fn rfc2543_invite_without_branch_or_contact_is_answered_and_acked() {
+    // RFC 4475 sec. 3.4 (`inv2543`): no branch cookie, no Contact, no Max-Forwards.
+    let mut sim = Sim::new(22);
+    let b = sim.add(config(addr(B), 2));
+    let body = sdp(4000, "sendrecv");
+    let inv = format!(
+        "INVITE sip:bot@{b} SIP/2.0\r\nVia: SIP/2.0/UDP {P}\r\nFrom: <sip:old@{P}>\r\nTo: <sip:bot@{b}>\r\nCall-ID: 2543@{P}\r\nCSeq: 56 INVITE\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let mut bytes = inv.into_bytes();
+    bytes.extend_from_slice(&body);
+    sim.inject(addr(P), b, bytes.clone());
+    sim.inject(addr(P), b, bytes); // retransmission, matched by the RFC 2543 key
+    sim.run_for(secs(0.1));
+    assert_eq!(
+        sim.events
+            .iter()
+            .filter(|(_, _, e)| matches!(e, Event::IncomingCall { .. }))
+            .count(),
+        1
+    );
+    let (call, _) = find_incoming(&sim, b).unwrap();
+    let now = sim.now;
+    sim.ep(b).answer(call, sdp(6000, "sendrecv"), now).unwrap();
+    sim.run_for(secs(0.1));
+    let ok = sim
+        .scripted_inbox
+        .iter()
+        .map(|p| p.msg())
+        .find_map(|m| match m {
+            Message::Response(r) if r.status == 200 => Some(r),
+            _ => None,
+        })
+        .expect("no 200");
+    let tag = ok.headers.to().unwrap().tag().unwrap().to_string();
+    let ack = format!(
+        "ACK sip:bot@{b} SIP/2.0\r\nVia: SIP/2.0/UDP {P}\r\nFrom: <sip:old@{P}>\r\nTo: <sip:bot@{b}>;tag={tag}\r\nCall-ID: 2543@{P}\r\nCSeq: 56 ACK\r\nContent-Length: 0\r\n\r\n"
+    );
+    sim.inject(addr(P), b, ack.into_bytes());
+    sim.run_for(secs(40.0));
+    assert!(has_event(&sim, b, |e| matches!(
+        e,
+        Event::CallConfirmed { .. }
+    )));
+    assert!(
+        !has_event(&sim, b, |e| matches!(e, Event::CallEnded { .. })),
+        "ACK matched: no ACK timeout"
+    );
+}
+
+#[test]
+fn over_tcp_the_200_is_not_retransmitted_but_a_missing_ack_still_ends_the_call() {
+    use ivr_sip::Endpoint;
+    let t0 = std::time::Instant::now();
+    let mut ep = Endpoint::new(config(addr(B), 3));
+    let mut peer = Peer::new(P, addr(B));
+    let inv = peer.request(
+        "INVITE",
+        &[("Content-Type", "application/sdp")],
+        &sdp(4000, "sendrecv"),
+    );
+    let inv = String::from_utf8(inv)
+        .unwrap()
+        .replace("SIP/2.0/UDP", "SIP/2.0/TCP");
+    ep.handle_message(
+        Transport::Tcp,
+        addr(P),
+        Message::parse(inv.as_bytes()).unwrap(),
+        t0,
+    );
+    let call = match ep.poll_event() {
+        Some(Event::IncomingCall { call, .. }) => call,
+        other => panic!("{other:?}"),
+    };
+    ep.answer(call, sdp(6000, "sendrecv"), t0).unwrap();
+    let mut oks = 0;
+    let mut ended_at = None;
+    let mut now = t0;
+    for _ in 0..1000 {
+        while let Some(t) = ep.poll_transmit() {
+            assert_eq!(t.transport, Transport::Tcp);
+            if t.bytes.starts_with(b"SIP/2.0 200") {
+                oks += 1;
+            }
+        }
+        while let Some(e) = ep.poll_event() {
+            if let Event::CallEnded {
+                reason: EndReason::AckTimeout,
+                ..
+            } = e
+            {
+                ended_at = Some(now - t0);
+            }
+        }
+        match ep.poll_timeout() {
+            Some(t) if ended_at.is_none() => {
+                now = t;
+                ep.handle_timeout(now);
+            }
+            _ => break,
+        }
+    }
+    assert_eq!(oks, 1, "reliable transport: no 2xx retransmission");
+    assert_eq!(ended_at, Some(secs(32.0)));
+}

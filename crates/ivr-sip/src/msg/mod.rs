@@ -220,8 +220,9 @@ impl fmt::Display for Method {
 macro_rules! header_names {
     ($( $(#[$doc:meta])* $var:ident => $canon:literal $(, $compact:literal)? ;)*) => {
         /// A header field name; known names are variants, compact forms
-        /// (RFC 3261 sec. 7.3.3) map to them, anything else is kept as received.
-        #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+        /// (RFC 3261 sec. 7.3.3) map to them, anything else is kept as received
+        /// and compares case-insensitively (sec. 7.3.1).
+        #[derive(Debug, Clone)]
         #[non_exhaustive]
         pub enum HeaderName {
             $( $(#[$doc])* $var, )*
@@ -328,6 +329,31 @@ header_names! {
     Warning => "Warning";
     /// Session-Expires (`x`, RFC 4028).
     SessionExpires => "Session-Expires", "x";
+}
+
+impl PartialEq for HeaderName {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (HeaderName::Other(a), HeaderName::Other(b)) => a.eq_ignore_ascii_case(b),
+            (HeaderName::Other(_), _) | (_, HeaderName::Other(_)) => false,
+            (a, b) => std::mem::discriminant(a) == std::mem::discriminant(b),
+        }
+    }
+}
+
+impl Eq for HeaderName {}
+
+impl std::hash::Hash for HeaderName {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        match self {
+            HeaderName::Other(s) => {
+                for b in s.bytes() {
+                    state.write_u8(b.to_ascii_lowercase());
+                }
+            }
+            known => std::mem::discriminant(known).hash(state),
+        }
+    }
 }
 
 impl fmt::Display for HeaderName {
@@ -941,5 +967,21 @@ pub fn reason_phrase(code: u16) -> &'static str {
         505 => "Version Not Supported",
         603 => "Decline",
         _ => "Unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_names_compare_case_insensitively_and_know_compact_forms() {
+        assert_eq!(HeaderName::parse("v"), HeaderName::Via);
+        assert_eq!(HeaderName::parse("cALL-id"), HeaderName::CallId);
+        assert_eq!(
+            HeaderName::parse("min-expires"),
+            HeaderName::Other("Min-Expires".into())
+        );
+        assert_ne!(HeaderName::parse("X-A"), HeaderName::parse("X-B"));
     }
 }
