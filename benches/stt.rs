@@ -4,7 +4,9 @@
 //! latency budget). Audio comes from the speech test set
 //! (`tests/vectors/speech`, or `IVR_SPEECH_VECTORS`): for each length the
 //! utterance closest to it, trimmed or padded with silence to exactly that
-//! length. Writes `target/bench/stt.json` and prints a table.
+//! length. Measures with 1 whisper thread and with min(cores, 4) threads
+//! (`IVR_STT_BENCH_THREADS=1,2` to choose), 3 s also with language detection
+//! between da and en. Writes `target/bench/stt.json` and prints a table.
 //!
 //! `cargo bench -p ivr-benches --bench stt` (part of `make bench`).
 
@@ -30,7 +32,6 @@ struct Utterance {
 }
 
 fn main() {
-    // `cargo bench` passes `--bench`; this harness takes no options.
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let vectors = std::env::var_os("IVR_SPEECH_VECTORS")
         .map(PathBuf::from)
@@ -50,7 +51,11 @@ fn main() {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    let mut thread_counts = vec![1, cores.clamp(1, 4)];
+    // IVR_STT_BENCH_THREADS=1,2 lists the whisper thread counts to measure.
+    let mut thread_counts: Vec<usize> = std::env::var("IVR_STT_BENCH_THREADS")
+        .ok()
+        .map(|v| v.split(',').filter_map(|t| t.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![1, cores.clamp(1, 4)]);
     thread_counts.dedup();
     let mut rows = Vec::new();
     let mut loads = Vec::new();

@@ -3,4 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p target/bench
+# includes benches/stt.rs: STT latency medians (1, 3, 5 s; da, en) -> target/bench/stt.json
 cargo bench -p ivr-benches
