@@ -92,17 +92,20 @@ impl Services {
                     }
                 }
             }
-            Request::SendMail { to, subject, body } => {
+            Request::SendMail {
+                to,
+                subject,
+                body,
+                kind,
+                ..
+            } => {
                 if to.is_empty() {
                     tracing::warn!(call = %who.call_ref, "mail without recipients");
                     return Response::Error;
                 }
-                let kind = if subject.expose().to_lowercase().contains("aflys")
-                    || subject.expose().to_lowercase().contains("cancel")
-                {
-                    MailKind::JobcentreCancellation
-                } else {
-                    MailKind::OutOfHoursMessage
+                let kind = match kind.as_deref() {
+                    Some("jobcentre_cancellation") => MailKind::JobcentreCancellation,
+                    _ => MailKind::OutOfHoursMessage,
                 };
                 for (i, rcpt) in to.iter().enumerate() {
                     let mail = OutgoingMail {
@@ -121,7 +124,9 @@ impl Services {
                 }
                 Response::Ok
             }
-            Request::FrontdeskSlots { queue, from, count } => {
+            Request::FrontdeskSlots {
+                queue, from, count, ..
+            } => {
                 let day = from.with_timezone(&Copenhagen).date_naive();
                 let to = day.checked_add_days(Days::new(14)).unwrap_or(day);
                 match self
@@ -146,17 +151,20 @@ impl Services {
             Request::FrontdeskBook {
                 queue,
                 slot,
+                name,
                 cpr,
                 phone,
+                ..
             } => {
                 let r = BookingRequest {
                     municipality: who.municipality.to_string(),
                     queue_id: queue,
                     slot_id: slot.id,
-                    // The flow's booking request carries no name (flows do
-                    // not ask for one); Frontdesk requires one, so the
-                    // booking is labelled as made by phone.
-                    name: Pii::new(BOOKED_BY_PHONE.to_string()),
+                    // Flows need not ask for a name; Frontdesk requires
+                    // one, so such a booking is labelled as made by phone.
+                    name: name
+                        .filter(|n| !n.expose().trim().is_empty())
+                        .unwrap_or_else(|| Pii::new(BOOKED_BY_PHONE.to_string())),
                     phone,
                     cpr,
                     call_ref: who.call_ref.clone(),
@@ -174,6 +182,7 @@ impl Services {
                 cpr,
                 date: _,
                 phone,
+                ..
             } => {
                 let by = CancelBy::Caller { phone, cpr };
                 match self.frontdesk.cancel(who.municipality, &by).await {
