@@ -1,20 +1,17 @@
 //! The `ivr` configuration file (`config/default.toml` and deployments).
 //!
-//! Parse, don't validate: the file becomes a [`Config`] at load, unknown keys
-//! are errors, and an error names the file, line and column. Each area owns
-//! its section (`[stt]` is `ivr_stt::SttConfig`); every key has a default.
+//! Parse, don't validate: the file becomes the engine's
+//! [`ivr_engine::config::EngineConfig`] at load, unknown keys are errors, and
+//! an error names the file, line and column. Each area owns its section
+//! (`[stt]` is `ivr_stt::SttConfig`, `[tts]` is `ivr_tts::Config`, ...); every
+//! key has a default. Every subcommand that reads `--config` goes through
+//! [`Config::load`], so `ivr doctor`, `ivr transcribe` and `ivr serve` accept
+//! exactly the same files.
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
-
-/// The whole configuration.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub(crate) struct Config {
-    /// `[stt]`: speech to text (model path, workers, queue, default language).
-    pub(crate) stt: ivr_stt::SttConfig,
-}
+/// The whole configuration: one type for every subcommand.
+pub(crate) type Config = ivr_engine::config::EngineConfig;
 
 /// Why a config file could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -40,31 +37,42 @@ pub(crate) enum ConfigError {
         /// What is wrong and, for unknown keys, the keys that exist.
         message: String,
     },
+    /// The file parses but a value cannot work (e.g. no SIP listen address).
+    #[error("{path}: {source}")]
+    Unusable {
+        /// The file.
+        path: PathBuf,
+        /// What the engine's validation says, with the fix.
+        source: ivr_engine::config::ConfigError,
+    },
 }
 
-impl Config {
-    /// Reads and validates a config file.
-    pub(crate) fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Self::parse(path, &text)
-    }
+/// Reads and validates a config file; errors name file, line and column.
+pub(crate) fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse(path, &text)
+}
 
-    /// Parses config text; `path` names it in errors.
-    pub(crate) fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
-        toml::from_str(text).map_err(|e: toml::de::Error| {
-            let offset = e.span().map(|s| s.start).unwrap_or(0);
-            let (line, column) = line_column(text, offset);
-            ConfigError::Invalid {
-                path: path.to_path_buf(),
-                line,
-                column,
-                message: e.message().trim().to_string(),
-            }
-        })
-    }
+/// Parses config text; `path` names it in errors.
+pub(crate) fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+    let config: Config = toml::from_str(text).map_err(|e: toml::de::Error| {
+        let offset = e.span().map(|s| s.start).unwrap_or(0);
+        let (line, column) = line_column(text, offset);
+        ConfigError::Invalid {
+            path: path.to_path_buf(),
+            line,
+            column,
+            message: e.message().trim().to_string(),
+        }
+    })?;
+    config.validate().map_err(|source| ConfigError::Unusable {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(config)
 }
 
 /// 1-based line and column of a byte offset.
@@ -86,13 +94,13 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
-        Config::parse(Path::new("ivr.toml"), text)
+        super::parse(Path::new("ivr.toml"), text)
     }
 
     #[test]
     fn the_shipped_default_config_loads() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/default.toml");
-        let c = Config::load(&path).unwrap();
+        let c = load(&path).unwrap();
         assert_eq!(
             c.stt.model,
             PathBuf::from("models/whisper-base/ggml-base-q8_0.bin")
@@ -122,9 +130,28 @@ mod tests {
 
     #[test]
     fn a_missing_file_names_the_path() {
-        let e = Config::load(Path::new("/nonexistent/ivr.toml"))
+        let e = load(Path::new("/nonexistent/ivr.toml"))
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("/nonexistent/ivr.toml:"), "{e}");
+    }
+
+    #[test]
+    fn every_section_of_the_shipped_config_is_known() {
+        // The shipped file has a section per area ([sip], [tts], [integrations], ...):
+        // doctor and transcribe must accept what serve accepts.
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/default.toml");
+        let c = load(&path).unwrap();
+        assert_eq!(c.tts.voice.da, "espeak-da");
+        assert!(!c.sip.udp.is_empty(), "serve needs a SIP address");
+    }
+
+    #[test]
+    fn a_value_that_cannot_work_is_refused_with_the_file_named() {
+        let e = parse("[sip]\nudp = []\ntcp = []\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("ivr.toml: "), "{e}");
+        assert!(e.contains("[sip]"), "{e}");
     }
 }

@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use crate::config::Config;
+use crate::config::{self, Config};
 
 /// Arguments of `ivr doctor`.
 #[derive(Debug, clap::Args)]
@@ -79,7 +79,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 fn run_checks(args: &Args, env: impl Fn(&str) -> Option<PathBuf>) -> Vec<Check> {
     let mut checks = Vec::new();
-    let config = match Config::load(&args.config) {
+    let config = match config::load(&args.config) {
         Ok(c) => {
             checks.push(Check::ok("config", args.config.display().to_string()));
             c
@@ -94,7 +94,7 @@ fn run_checks(args: &Args, env: impl Fn(&str) -> Option<PathBuf>) -> Vec<Check> 
         }
     };
     checks.push(check_whisper_model(&config.stt.model, &args.models_dir));
-    checks.push(check_onnxruntime(env("ORT_DYLIB_PATH"), &args.models_dir));
+    checks.push(check_onnxruntime(env("ORT_DYLIB_PATH"), &config.tts.onnxruntime));
     let espeak = espeak_data_dir(env("PIPER_ESPEAKNG_DATA_DIRECTORY"));
     checks.push(match &espeak {
         Some(d) => Check::ok("espeak-ng data", d.display().to_string()),
@@ -186,14 +186,12 @@ fn pinning_manifest(
 }
 
 /// The onnxruntime shared library piper needs, checked as a file (ELF), never loaded.
-fn check_onnxruntime(env_path: Option<PathBuf>, models_dir: &Path) -> Check {
+/// `configured` is `[tts] onnxruntime`; `ORT_DYLIB_PATH` wins over it, as in ort itself.
+fn check_onnxruntime(env_path: Option<PathBuf>, configured: &Path) -> Check {
     const WHAT: &str = "onnxruntime";
     let (path, origin) = match env_path {
         Some(p) => (p, "ORT_DYLIB_PATH"),
-        None => (
-            models_dir.join("onnxruntime/libonnxruntime.so"),
-            "default path",
-        ),
+        None => (configured.to_path_buf(), "[tts] onnxruntime"),
     };
     let head = std::fs::File::open(&path).and_then(|mut f| {
         let mut b = [0u8; 4];
@@ -387,7 +385,7 @@ mod tests {
             &t.0.join("models"),
         );
         assert!(c.fix.as_deref().unwrap().contains("make setup"), "{c:?}");
-        let c = check_onnxruntime(None, &t.0.join("models"));
+        let c = check_onnxruntime(None, &t.0.join("models/onnxruntime/libonnxruntime.so"));
         assert!(c.found.contains("libonnxruntime.so missing"), "{c:?}");
         assert!(c.fix.as_deref().unwrap().contains("make setup"));
     }

@@ -9,7 +9,7 @@ use anyhow::Context as _;
 use ivr_core::{Lang, ENGINE_RATE};
 use ivr_stt::{LanguageChoice, SpeechToText, SttRequest, WhisperStt};
 
-use crate::config::Config;
+use crate::config;
 
 /// Arguments of `ivr transcribe`.
 #[derive(Debug, clap::Args)]
@@ -33,7 +33,7 @@ pub(crate) struct Args {
 
 /// Runs `ivr transcribe`.
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let mut config = Config::load(&args.config)?;
+    let mut config = config::load(&args.config)?;
     if let Some(m) = args.model {
         config.stt.model = m;
     }
