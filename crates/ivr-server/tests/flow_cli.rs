@@ -34,7 +34,7 @@ fn check_accepts_the_shipped_flows_and_refuses_a_broken_one() {
 #[test]
 fn simulate_reads_caller_turns_from_stdin_and_prints_each_action() {
     let mut child = ivr()
-        .args(["simulate", "--municipality", "nordby", "--at", "2026-11-23T19:00:00+01:00", "--caller", "+4522334455"])
+        .args(["simulate", "--municipality", "nordby", "--at", "2026-11-23T19:00:00+01:00", "--caller", "+4522334455", "--integrations", "simulated"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

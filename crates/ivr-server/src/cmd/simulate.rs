@@ -5,12 +5,23 @@
 //! `transfer: ...`, `invoke: ...`, `hangup: ...`), so the command works both
 //! interactively and in scripts.
 //!
-//! Integrations: requests go through the [`Integrations`] trait. The only
-//! implementation today is [`Simulated`]: deterministic in-process answers
-//! ("simulated integrations", printed as `result[simulated]: ...`). Frontdesk
-//! slots come from the queue department's opening hours, callbacks and mails
-//! are kept in memory and printed. Wiring the trait to the local stand-in
-//! servers of `ivr-integrations` is left to the merge of that crate.
+//! Integrations: requests go through the [`Integrations`] trait, chosen with
+//! `--integrations`:
+//! - `standins` (default), [`StandIns`]: the engine's own integration path
+//!   ([`ivr_engine::services::Services::execute`]) against local stand-ins.
+//!   The Frontdesk stand-in server runs in-process on `127.0.0.1:0` and the
+//!   REST client talks to it over loopback; callbacks and mails go to the
+//!   SQLite callback store and mail outbox in a temporary directory (or
+//!   `--db URL`). No SMTP server is contacted: mails stay queued. Results
+//!   print as `result[stand-in]: ...`, and after the call a summary of what
+//!   the stand-ins hold (counts, departments, mail kinds and states; never
+//!   phone or CPR numbers).
+//! - `simulated`, [`Simulated`]: deterministic in-process answers of
+//!   `ivr-flow` (`result[simulated]: ...`). Frontdesk slots come from the
+//!   queue department's opening hours, callbacks and mails are kept in memory.
+//!
+//! Both run on the simulation clock (`--at`): it is "now" for the flow, for
+//! the Frontdesk stand-in's free slots and for the stored records.
 
 use std::{
     io::{BufRead, IsTerminal, Write},
@@ -18,12 +29,25 @@ use std::{
     process::ExitCode,
 };
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
-use ivr_core::{Lang, Pii};
+use ivr_core::{CallId, FixedClock, Lang, Pii};
+use ivr_engine::services::{Caller, Services};
 use ivr_flow::{
     model::Municipality,
     sim::{action_line, parse_turn, response_line, SimulatedIntegrations},
     Action, CallContext, Event, FlowStore, Interpreter, Request, Response,
+};
+use ivr_integrations::{
+    callback::{CallbackStore, ListFilter},
+    db::Db,
+    frontdesk::{FrontdeskClient, FrontdeskConfig, QueueInfo},
+    outbox::{MailOutbox, OutboxState},
+    standin::frontdesk::{
+        FrontdeskStandin, FrontdeskStandinConfig, MunicipalityDesk, OpeningHours,
+    },
+    transfer::TransferConfig,
 };
 
 /// Arguments of `ivr simulate`.
@@ -47,14 +71,46 @@ pub(crate) struct Args {
     /// Deployment folder.
     #[arg(long, default_value = "flows")]
     flows: PathBuf,
+    /// Where integration requests go: `standins` runs the engine's
+    /// integrations against local stand-ins (an in-process Frontdesk server,
+    /// callback store and mail outbox on SQLite; mails are queued, never
+    /// sent); `simulated` answers in-process without them.
+    #[arg(long, value_enum, default_value_t = IntegrationsKind::Standins)]
+    integrations: IntegrationsKind,
+    /// Database of the callback store and mail outbox with
+    /// `--integrations standins` (`sqlite:PATH`, `postgres://...`); default a
+    /// fresh SQLite file in a temporary directory, removed afterwards. The
+    /// summary after the call counts everything in that database.
+    #[arg(long, value_name = "URL")]
+    db: Option<String>,
+}
+
+/// Choice of `--integrations`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum IntegrationsKind {
+    /// The engine's integrations against local stand-ins.
+    Standins,
+    /// Deterministic in-process answers.
+    Simulated,
 }
 
 /// Where the simulator sends integration requests.
 pub(crate) trait Integrations {
     /// Shown in the output beside each result.
     fn label(&self) -> &'static str;
-    /// Answers a request.
-    fn handle(&mut self, muni: &Municipality, req: &Request) -> Response;
+    /// Answers a request made at `now` by a call speaking `lang`.
+    fn handle(
+        &mut self,
+        muni: &Municipality,
+        req: &Request,
+        lang: Lang,
+        now: DateTime<Utc>,
+    ) -> Response;
+    /// What the integrations hold after the call, one line each (no
+    /// personal data).
+    fn summary(&mut self) -> anyhow::Result<Vec<String>> {
+        Ok(Vec::new())
+    }
 }
 
 /// In-process, deterministic answers (see the module docs).
@@ -64,8 +120,164 @@ impl Integrations for Simulated {
     fn label(&self) -> &'static str {
         "simulated"
     }
-    fn handle(&mut self, muni: &Municipality, req: &Request) -> Response {
+    fn handle(
+        &mut self,
+        muni: &Municipality,
+        req: &Request,
+        _lang: Lang,
+        _now: DateTime<Utc>,
+    ) -> Response {
         self.0.handle(muni, req)
+    }
+}
+
+/// The engine's integrations ([`Services`]) against local stand-ins (see the
+/// module docs).
+pub(crate) struct StandIns {
+    rt: tokio::runtime::Runtime,
+    services: Services,
+    frontdesk: FrontdeskStandin,
+    call_ref: CallId,
+    /// Where the callback store and outbox live, when not `--db`; removed
+    /// on drop.
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl StandIns {
+    /// Starts the Frontdesk stand-in (serving the realistic municipalities
+    /// plus every municipality of the deployment with its own queues),
+    /// opens the callback store and outbox, and points the engine's services
+    /// at them. `now` is the simulation clock.
+    pub(crate) fn start(
+        munis: &[Arc<Municipality>],
+        db: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Self> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let (dir, url) = match db {
+            Some(u) => (None, u.to_string()),
+            None => {
+                let dir = tempfile::Builder::new().prefix("ivr-simulate-").tempdir()?;
+                let url = format!("sqlite:{}", dir.path().join("simulate.db").display());
+                (Some(dir), url)
+            }
+        };
+        let mut sc = FrontdeskStandinConfig::realistic_at(Arc::new(FixedClock(now)));
+        for m in munis {
+            if sc.municipalities.iter().any(|d| d.id == m.id) {
+                continue;
+            }
+            let queues = m
+                .queues
+                .iter()
+                .map(|(id, q)| QueueInfo {
+                    id: id.clone(),
+                    name_da: q.name.get(&Lang::Da).unwrap_or(id).clone(),
+                    name_en: q.name.get(&Lang::En).unwrap_or(id).clone(),
+                    slot_minutes: q.slot_minutes,
+                })
+                .collect();
+            sc.municipalities.push(MunicipalityDesk {
+                id: m.id.clone(),
+                queues,
+                hours: OpeningHours::borgerservice(),
+            });
+        }
+        let (frontdesk, services) = rt.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            let frontdesk = ivr_integrations::standin::frontdesk::serve(listener, sc).await?;
+            let client = FrontdeskClient::new(&FrontdeskConfig {
+                base_url: frontdesk.base_url(),
+                ..FrontdeskConfig::default()
+            })?;
+            let db = Db::connect(&url)
+                .await
+                .map_err(|e| anyhow::anyhow!("database {}: {e}", redact_url(&url)))?;
+            let services = Services {
+                callbacks: CallbackStore::new(db.clone()),
+                outbox: MailOutbox::new(db),
+                mail_from: ivr_integrations::config::MailConfig::default().from,
+                frontdesk: Arc::new(client),
+                transfer: TransferConfig::default(),
+            };
+            anyhow::Ok((frontdesk, services))
+        })?;
+        Ok(Self {
+            rt,
+            services,
+            frontdesk,
+            call_ref: CallId::new(format!("sim-{}", now.timestamp())),
+            _dir: dir,
+        })
+    }
+
+    /// The Frontdesk stand-in's base URL.
+    pub(crate) fn frontdesk_url(&self) -> String {
+        self.frontdesk.base_url()
+    }
+}
+
+/// A database URL without its user and password, for messages.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}://...{}", &url[..s], &url[at..]),
+        _ => url.to_string(),
+    }
+}
+
+impl Integrations for StandIns {
+    fn label(&self) -> &'static str {
+        "stand-in"
+    }
+    fn handle(
+        &mut self,
+        muni: &Municipality,
+        req: &Request,
+        lang: Lang,
+        now: DateTime<Utc>,
+    ) -> Response {
+        let who = Caller {
+            call_ref: &self.call_ref,
+            municipality: &muni.id,
+            lang,
+        };
+        self.rt
+            .block_on(self.services.execute(who, req.clone(), now))
+    }
+    fn summary(&mut self) -> anyhow::Result<Vec<String>> {
+        let (callbacks, mails) = self.rt.block_on(async {
+            let callbacks = self.services.callbacks.list(&ListFilter::default()).await?;
+            let mails = self.services.outbox.list(None).await?;
+            anyhow::Ok((callbacks, mails))
+        })?;
+        let queued = mails
+            .iter()
+            .filter(|m| m.state == OutboxState::Pending)
+            .count();
+        let mut lines = vec![format!(
+            "stand-ins: callbacks stored={} mails queued={} frontdesk bookings={}",
+            callbacks.len(),
+            queued,
+            self.frontdesk.booking_count()
+        )];
+        for c in &callbacks {
+            lines.push(format!(
+                "stand-in callback: municipality={} department={} state={}",
+                c.request.municipality,
+                c.request.topic,
+                c.state.as_str()
+            ));
+        }
+        for m in &mails {
+            lines.push(format!(
+                "stand-in mail: kind={} state={} (queued, not sent: simulate contacts no SMTP server)",
+                m.mail.kind.as_str(),
+                m.state.as_str()
+            ));
+        }
+        Ok(lines)
     }
 }
 
@@ -82,7 +294,7 @@ fn emit(
         for a in &actions {
             writeln!(out, "{}", action_line(a))?;
             if let Action::Invoke(r) = a {
-                let resp = integ.handle(muni, r);
+                let resp = integ.handle(muni, r, it.lang(), now);
                 writeln!(out, "result[{}]: {}", integ.label(), response_line(&resp))?;
                 next.extend(it.handle(Event::Result(resp), now));
             }
@@ -121,9 +333,23 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let now = args.at.map_or_else(Utc::now, |t| t.with_timezone(&Utc));
     let muni = route.municipality.clone();
-    let mut integ = Simulated(SimulatedIntegrations::default());
+    let (mut integ, what): (Box<dyn Integrations>, String) = match args.integrations {
+        IntegrationsKind::Simulated => (
+            Box::new(Simulated(SimulatedIntegrations::default())),
+            "simulated integrations".into(),
+        ),
+        IntegrationsKind::Standins => {
+            let munis: Vec<_> = store.snapshot().municipalities.values().cloned().collect();
+            let s = StandIns::start(&munis, args.db.as_deref(), now)?;
+            let what = format!(
+                "integrations against local stand-ins (Frontdesk at {}, mails queued, not sent)",
+                s.frontdesk_url()
+            );
+            (Box::new(s), what)
+        }
+    };
     eprintln!(
-        "simulating {} ({}) at {} with simulated integrations; type caller turns (text, dtmf:1#, empty line = silence, (hangup))",
+        "simulating {} ({}) at {} with {what}; type caller turns (text, dtmf:1#, empty line = silence, (hangup))",
         muni.name,
         route.entry,
         now.with_timezone(&chrono_tz::Europe::Copenhagen).format("%Y-%m-%d %H:%M %Z")
@@ -138,7 +364,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let first = it.start(now);
-    emit(&mut out, &mut it, &mut integ, &muni, now, first)?;
+    emit(&mut out, &mut it, integ.as_mut(), &muni, now, first)?;
     let interactive = std::io::stdin().is_terminal();
     let stdin = std::io::stdin();
     let mut lines = stdin.lock().lines();
@@ -160,7 +386,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
                 break;
             }
             let actions = it.handle(ev, now);
-            emit(&mut out, &mut it, &mut integ, &muni, now, actions)?;
+            emit(&mut out, &mut it, integ.as_mut(), &muni, now, actions)?;
         }
     }
     let rec = it.record();
@@ -172,5 +398,22 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         rec.intents.join(","),
         rec.misunderstood
     )?;
+    for line in integ.summary()? {
+        writeln!(out, "{line}")?;
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn a_database_password_never_appears_in_an_error_message() {
+        assert_eq!(
+            redact_url("postgres://ivr:secret@db.example:5432/ivr"),
+            "postgres://...@db.example:5432/ivr"
+        );
+        assert_eq!(redact_url("sqlite:/tmp/x.db"), "sqlite:/tmp/x.db");
+    }
 }
