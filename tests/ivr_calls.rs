@@ -37,6 +37,10 @@ struct Setup {
 }
 
 fn setup() -> Setup {
+    setup_with_smtp(1)
+}
+
+fn setup_with_smtp(smtp_port: u16) -> Setup {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
         .with_test_writer()
@@ -82,8 +86,10 @@ database_url = "sqlite:{db}"
 handoff = false
 [integrations.mail.smtp]
 host = "127.0.0.1"
-port = 1
+port = {smtp_port}
 tls = "none"
+[integrations.mail.delivery]
+poll_interval_ms = 200
 "#,
         rtp_min = 30_000 + (std::process::id() % 100) * 200,
         rtp_max = 30_000 + (std::process::id() % 100) * 200 + 198,
@@ -264,4 +270,55 @@ async fn booking_call_by_keys_books_a_passport_slot_at_the_frontdesk_standin() {
     let rec = sqlite_rows(&s.dir.path().join("ivr.db"), "SELECT outcome FROM call_records").await;
     assert_eq!(rec, vec![vec!["booked".to_string()]]);
     engine.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobcentre_cancellation_by_danish_speech_and_keys_is_mailed_to_the_job_centre() {
+    let smtp_port = free_udp_port();
+    let out = tempfile::tempdir().unwrap();
+    let mut sink = tokio::process::Command::new("python3")
+        .arg(root().join("crates/ivr-integrations/tests/support/smtp_sink.py"))
+        .arg(smtp_port.to_string())
+        .arg(out.path())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("python3 with aiosmtpd (make setup installs it)");
+    {
+        use tokio::io::AsyncBufReadExt;
+        let mut lines = tokio::io::BufReader::new(sink.stdout.take().unwrap()).lines();
+        while let Some(l) = lines.next_line().await.unwrap() {
+            if l.contains("READY") {
+                break;
+            }
+        }
+    }
+    let s = setup_with_smtp(smtp_port);
+    let engine = ivr_engine::engine::start(s.cfg.clone()).await.unwrap();
+    let run = sipp(
+        engine.sip_udp.unwrap(),
+        "jobcentre_cancel_speech_da.xml",
+        "+4570101010",
+        "+4529876543",
+        s.dir.path(),
+    )
+    .await;
+    assert_eq!(run.code, Some(0), "sipp failed:\n{}\n{}", run.log, run.messages);
+    wait_idle(&engine).await;
+    let mut mail = None;
+    for _ in 0..100 {
+        if let Some(e) = std::fs::read_dir(out.path()).unwrap().flatten().find(|e| e.path().extension().is_some_and(|x| x == "json")) {
+            mail = Some(std::fs::read_to_string(e.path()).unwrap());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mail = mail.expect("the cancellation reached the SMTP sink");
+    assert!(mail.contains("jobcenter@nordby.example"), "{mail}");
+    assert!(mail.contains("Aflysning af aftale"), "{mail}");
+    assert!(mail.to_lowercase().contains("karen"), "the caller's name is in the mail: {mail}");
+    let rec = sqlite_rows(&s.dir.path().join("ivr.db"), "SELECT outcome FROM call_records").await;
+    assert_eq!(rec, vec![vec!["mail_sent".to_string()]]);
+    engine.shutdown(Duration::from_secs(1)).await;
+    let _ = sink.kill().await;
 }
