@@ -757,7 +757,14 @@ impl CallTask {
         }
         let t0 = Instant::now();
         let actions = self.interp.handle(ev, self.shared.clock.now_utc());
-        tracing::trace!(
+        tracing::debug!(
+            step = self
+                .interp
+                .record()
+                .steps
+                .last()
+                .map(String::as_str)
+                .unwrap_or(""),
             flow_us = t0.elapsed().as_micros() as u64,
             actions = actions.len(),
             "flow step"
