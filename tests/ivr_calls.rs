@@ -343,3 +343,28 @@ async fn booking_call_by_keys_books_a_passport_slot_at_the_frontdesk_standin() {
 // name by speech) reaches the job-centre flow, but the flow re-asks for the
 // name after whisper's transcript of "Mit navn er Karen Hansen", so the mail
 // step is never reached; the test is left out until that is understood.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_who_says_and_presses_nothing_is_offered_keys_then_put_through_to_a_human() {
+    let s = setup();
+    let engine = ivr_engine::engine::start(s.cfg.clone()).await.unwrap();
+    let run = sipp(
+        engine.sip_udp.unwrap(),
+        "silent_caller.xml",
+        "+4570101010",
+        "+4512121212",
+        s.dir.path(),
+    )
+    .await;
+    assert_eq!(run.code, Some(0), "sipp failed:\n{}\n{}", run.log, run.messages);
+    assert!(
+        run.messages.contains("Refer-To: <sip:omstilling@puzzel.nordby.example>"),
+        "the silent caller ends at the switchboard"
+    );
+    wait_idle(&engine).await;
+    let rec = sqlite_rows(&s.dir.path().join("ivr.db"), "SELECT outcome, steps FROM call_records").await;
+    assert_eq!(rec.len(), 1);
+    assert_eq!(rec[0][0], "transferred");
+    assert!(rec[0][1].contains("main/menu_keys"), "keys were offered first: {}", rec[0][1]);
+    engine.shutdown(Duration::from_secs(1)).await;
+}
