@@ -657,10 +657,8 @@ impl CallTask {
                 });
             }
             MediaEvent::Dtmf(k) => self.on_dtmf(media, k),
-            MediaEvent::PlaybackFinished => {
-                if self.blocker == Blocker::Playout {
-                    self.blocker = Blocker::None;
-                }
+            MediaEvent::PlaybackFinished if self.blocker == Blocker::Playout => {
+                self.blocker = Blocker::None;
             }
             MediaEvent::MediaTimeout => {
                 tracing::info!("no RTP from the caller; ending the call");
