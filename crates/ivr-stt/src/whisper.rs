@@ -59,7 +59,8 @@ pub fn collapse_repetition(text: &str) -> String {
     };
     let keys: Vec<String> = words.iter().map(|w| key(w)).collect();
     let n = keys.len();
-    for period in 1..=n / 2 {
+    // A loop shows at least half of the phrase (and two words) again.
+    for period in (1..n).filter(|p| n - p >= 2 && (n - p) * 2 >= *p) {
         let repeats = (period..n).all(|i| {
             let want = &keys[i % period];
             keys[i] == *want
@@ -445,7 +446,19 @@ mod tests {
             collapse_repetition("I need help with my passport."),
             "I need help with my passport."
         );
+        assert_eq!(
+            collapse_repetition(
+                "Ja, I målge, han bestelte, dintelet kørekort. Ja, I målge han bestelte, dintelet"
+            ),
+            "Ja, I målge, han bestelte, dintelet kørekort.",
+            "the second copy cut short by the token limit"
+        );
         assert_eq!(collapse_repetition("ja"), "ja");
+        assert_eq!(
+            collapse_repetition("ja ja"),
+            "ja ja",
+            "two words are not a loop"
+        );
         assert_eq!(
             collapse_repetition("min min min har"),
             "min min min har",
