@@ -356,15 +356,57 @@ async fn a_caller_who_says_and_presses_nothing_is_offered_keys_then_put_through_
         s.dir.path(),
     )
     .await;
-    assert_eq!(run.code, Some(0), "sipp failed:\n{}\n{}", run.log, run.messages);
+    assert_eq!(
+        run.code,
+        Some(0),
+        "sipp failed:\n{}\n{}",
+        run.log,
+        run.messages
+    );
     assert!(
-        run.messages.contains("Refer-To: <sip:omstilling@puzzel.nordby.example>"),
+        run.messages
+            .contains("Refer-To: <sip:omstilling@puzzel.nordby.example>"),
         "the silent caller ends at the switchboard"
     );
     wait_idle(&engine).await;
-    let rec = sqlite_rows(&s.dir.path().join("ivr.db"), "SELECT outcome, steps FROM call_records").await;
+    let rec = sqlite_rows(
+        &s.dir.path().join("ivr.db"),
+        "SELECT outcome, steps FROM call_records",
+    )
+    .await;
     assert_eq!(rec.len(), 1);
     assert_eq!(rec[0][0], "transferred");
-    assert!(rec[0][1].contains("main/menu_keys"), "keys were offered first: {}", rec[0][1]);
+    assert!(
+        rec[0][1].contains("main/menu_keys"),
+        "keys were offered first: {}",
+        rec[0][1]
+    );
+    engine.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn english_caller_switches_language_by_speech_and_is_transferred_with_lang_en() {
+    let s = setup();
+    let engine = ivr_engine::engine::start(s.cfg.clone()).await.unwrap();
+    let run = sipp(
+        engine.sip_udp.unwrap(),
+        "switchboard_speech_en.xml",
+        "+4570101010",
+        "+4512345678",
+        s.dir.path(),
+    )
+    .await;
+    assert_eq!(
+        run.code,
+        Some(0),
+        "sipp failed:\n{}\n{}",
+        run.log,
+        run.messages
+    );
+    let fields = uui_fields(&run.messages);
+    let get = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    assert_eq!(get("dept"), Some("ydelser"), "{fields:?}");
+    assert_eq!(get("lang"), Some("en"), "{fields:?}");
+    wait_idle(&engine).await;
     engine.shutdown(Duration::from_secs(1)).await;
 }
