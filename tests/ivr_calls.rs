@@ -23,12 +23,20 @@ fn root() -> PathBuf {
 
 fn sipp_binary() -> PathBuf {
     std::env::var_os("PATH")
-        .and_then(|p| std::env::split_paths(&p).map(|d| d.join("sipp")).find(|p| p.is_file()))
+        .and_then(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join("sipp"))
+                .find(|p| p.is_file())
+        })
         .expect("sipp not found on PATH: install it with `make setup` (Debian package sip-tester)")
 }
 
 fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 struct Setup {
@@ -37,8 +45,14 @@ struct Setup {
 }
 
 fn setup() -> Setup {
+    setup_with_smtp(1)
+}
+
+fn setup_with_smtp(smtp_port: u16) -> Setup {
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
         .with_test_writer()
         .try_init();
     let dir = tempfile::tempdir().unwrap();
@@ -82,8 +96,10 @@ database_url = "sqlite:{db}"
 handoff = false
 [integrations.mail.smtp]
 host = "127.0.0.1"
-port = 1
+port = {smtp_port}
 tls = "none"
+[integrations.mail.delivery]
+poll_interval_ms = 200
 "#,
         rtp_min = 30_000 + (std::process::id() % 100) * 200,
         rtp_max = 30_000 + (std::process::id() % 100) * 200 + 198,
@@ -104,14 +120,23 @@ struct SippRun {
     log: String,
 }
 
-async fn sipp(target: std::net::SocketAddr, scenario: &str, called: &str, caller: &str, dir: &Path) -> SippRun {
+async fn sipp(
+    target: std::net::SocketAddr,
+    scenario: &str,
+    called: &str,
+    caller: &str,
+    dir: &Path,
+) -> SippRun {
     let inf = dir.join("callers.csv");
     std::fs::write(&inf, format!("SEQUENTIAL\n{caller};\n")).unwrap();
     let msgs = dir.join("messages.log");
     let errs = dir.join("errors.log");
     let out = tokio::process::Command::new(sipp_binary())
         .arg(target.to_string())
-        .args(["-sf", root().join("tests/calls").join(scenario).to_str().unwrap()])
+        .args([
+            "-sf",
+            root().join("tests/calls").join(scenario).to_str().unwrap(),
+        ])
         .args(["-s", called])
         .args(["-inf", inf.to_str().unwrap()])
         .args(["-m", "1", "-l", "1"])
@@ -150,10 +175,16 @@ fn uui_fields(messages: &str) -> Vec<(String, String)> {
 
 async fn sqlite_rows(db: &Path, sql: &str) -> Vec<Vec<String>> {
     use sqlx::{Connection, Row};
-    let mut c = sqlx::SqliteConnection::connect(&format!("sqlite:{}", db.display())).await.unwrap();
+    let mut c = sqlx::SqliteConnection::connect(&format!("sqlite:{}", db.display()))
+        .await
+        .unwrap();
     let rows = sqlx::query(sql).fetch_all(&mut c).await.unwrap();
     rows.iter()
-        .map(|r| (0..r.len()).map(|i| r.try_get::<String, _>(i).unwrap_or_default()).collect())
+        .map(|r| {
+            (0..r.len())
+                .map(|i| r.try_get::<String, _>(i).unwrap_or_default())
+                .collect()
+        })
         .collect()
 }
 
@@ -179,7 +210,13 @@ async fn switchboard_call_by_keypad_is_transferred_with_refer_and_context_then_b
         s.dir.path(),
     )
     .await;
-    assert_eq!(run.code, Some(0), "sipp failed:\n{}\n{}", run.log, run.messages);
+    assert_eq!(
+        run.code,
+        Some(0),
+        "sipp failed:\n{}\n{}",
+        run.log,
+        run.messages
+    );
     let fields = uui_fields(&run.messages);
     let get = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     assert_eq!(get("dept"), Some("omstilling"), "{fields:?}");
@@ -196,7 +233,10 @@ async fn switchboard_call_by_keypad_is_transferred_with_refer_and_context_then_b
     assert_eq!(rows[0][1], "transferred");
     assert_eq!(rows[0][3], "+4512345678");
     let m = engine.metrics.render(0);
-    assert!(m.contains("ivr_calls_total{municipality=\"nordby\",outcome=\"transferred\"} 1"), "{m}");
+    assert!(
+        m.contains("ivr_calls_total{municipality=\"nordby\",outcome=\"transferred\"} 1"),
+        "{m}"
+    );
     engine.shutdown(Duration::from_secs(1)).await;
 }
 
@@ -212,13 +252,27 @@ async fn callback_call_by_sip_info_keys_stores_the_request_and_says_goodbye() {
         s.dir.path(),
     )
     .await;
-    assert_eq!(run.code, Some(0), "sipp failed:\n{}\n{}", run.log, run.messages);
+    assert_eq!(
+        run.code,
+        Some(0),
+        "sipp failed:\n{}\n{}",
+        run.log,
+        run.messages
+    );
     wait_idle(&engine).await;
     let db = s.dir.path().join("ivr.db");
-    let rows = sqlite_rows(&db, "SELECT municipality, phone, state FROM callback_requests").await;
+    let rows = sqlite_rows(
+        &db,
+        "SELECT municipality, phone, state FROM callback_requests",
+    )
+    .await;
     assert_eq!(rows.len(), 1, "one callback request: {rows:?}");
     assert_eq!(rows[0][0], "nordby");
-    assert!(rows[0][1].ends_with("87654321"), "callback to the caller's number, got {:?}", rows[0][1]);
+    assert!(
+        rows[0][1].ends_with("87654321"),
+        "callback to the caller's number, got {:?}",
+        rows[0][1]
+    );
     let rec = sqlite_rows(&db, "SELECT outcome FROM call_records").await;
     assert_eq!(rec, vec![vec!["callback_ordered".to_string()]]);
     engine.shutdown(Duration::from_secs(1)).await;
@@ -236,7 +290,13 @@ async fn switchboard_call_by_danish_speech_is_recognised_and_transferred_to_the_
         s.dir.path(),
     )
     .await;
-    assert_eq!(run.code, Some(0), "sipp failed:\n{}\n{}", run.log, run.messages);
+    assert_eq!(
+        run.code,
+        Some(0),
+        "sipp failed:\n{}\n{}",
+        run.log,
+        run.messages
+    );
     let fields = uui_fields(&run.messages);
     let get = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     assert_eq!(get("dept"), Some("ydelser"), "{fields:?}");
@@ -257,11 +317,96 @@ async fn booking_call_by_keys_books_a_passport_slot_at_the_frontdesk_standin() {
         s.dir.path(),
     )
     .await;
-    assert_eq!(run.code, Some(0), "sipp failed:\n{}\n{}", run.log, run.messages);
+    assert_eq!(
+        run.code,
+        Some(0),
+        "sipp failed:\n{}\n{}",
+        run.log,
+        run.messages
+    );
     wait_idle(&engine).await;
-    let fd = engine.frontdesk_standin.as_ref().expect("stand-in started in-process");
+    let fd = engine
+        .frontdesk_standin
+        .as_ref()
+        .expect("stand-in started in-process");
     assert_eq!(fd.booking_count(), 1, "one booking at Frontdesk");
-    let rec = sqlite_rows(&s.dir.path().join("ivr.db"), "SELECT outcome FROM call_records").await;
+    let rec = sqlite_rows(
+        &s.dir.path().join("ivr.db"),
+        "SELECT outcome FROM call_records",
+    )
+    .await;
     assert_eq!(rec, vec![vec!["booked".to_string()]]);
+    engine.shutdown(Duration::from_secs(1)).await;
+}
+
+// Not finished: tests/calls/jobcentre_cancel_speech_da.xml (key 4, then the
+// name by speech) reaches the job-centre flow, but the flow re-asks for the
+// name after whisper's transcript of "Mit navn er Karen Hansen", so the mail
+// step is never reached; the test is left out until that is understood.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_who_says_and_presses_nothing_is_offered_keys_then_put_through_to_a_human() {
+    let s = setup();
+    let engine = ivr_engine::engine::start(s.cfg.clone()).await.unwrap();
+    let run = sipp(
+        engine.sip_udp.unwrap(),
+        "silent_caller.xml",
+        "+4570101010",
+        "+4512121212",
+        s.dir.path(),
+    )
+    .await;
+    assert_eq!(
+        run.code,
+        Some(0),
+        "sipp failed:\n{}\n{}",
+        run.log,
+        run.messages
+    );
+    assert!(
+        run.messages
+            .contains("Refer-To: <sip:omstilling@puzzel.nordby.example>"),
+        "the silent caller ends at the switchboard"
+    );
+    wait_idle(&engine).await;
+    let rec = sqlite_rows(
+        &s.dir.path().join("ivr.db"),
+        "SELECT outcome, steps FROM call_records",
+    )
+    .await;
+    assert_eq!(rec.len(), 1);
+    assert_eq!(rec[0][0], "transferred");
+    assert!(
+        rec[0][1].contains("main/menu_keys"),
+        "keys were offered first: {}",
+        rec[0][1]
+    );
+    engine.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn english_caller_switches_language_by_speech_and_is_transferred_with_lang_en() {
+    let s = setup();
+    let engine = ivr_engine::engine::start(s.cfg.clone()).await.unwrap();
+    let run = sipp(
+        engine.sip_udp.unwrap(),
+        "switchboard_speech_en.xml",
+        "+4570101010",
+        "+4512345678",
+        s.dir.path(),
+    )
+    .await;
+    assert_eq!(
+        run.code,
+        Some(0),
+        "sipp failed:\n{}\n{}",
+        run.log,
+        run.messages
+    );
+    let fields = uui_fields(&run.messages);
+    let get = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    assert_eq!(get("dept"), Some("ydelser"), "{fields:?}");
+    assert_eq!(get("lang"), Some("en"), "{fields:?}");
+    wait_idle(&engine).await;
     engine.shutdown(Duration::from_secs(1)).await;
 }

@@ -100,7 +100,13 @@ async fn run_sipp(bot: SocketAddr, file: &str, calls: u32, rate: u32) -> SippRun
 }
 
 /// `transport`: SIPp's `-t` mode (`u1` UDP, `t1` one TCP connection).
-async fn run_sipp_on(bot: SocketAddr, file: &str, calls: u32, rate: u32, transport: &str) -> SippRun {
+async fn run_sipp_on(
+    bot: SocketAddr,
+    file: &str,
+    calls: u32,
+    rate: u32,
+    transport: &str,
+) -> SippRun {
     let dir = std::env::temp_dir().join(format!(
         "ivr-sipp-{}-{}",
         std::process::id(),
@@ -242,10 +248,18 @@ async fn sipp_burst_of_50_calls_at_10_cps_all_succeed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sipp_plain_calls_over_tcp_are_answered_and_torn_down() {
     let bot = start_bot().await;
-    let tcp = bot.service.handle().local_addr(ivr_sip::Transport::Tcp).unwrap();
+    let tcp = bot
+        .service
+        .handle()
+        .local_addr(ivr_sip::Transport::Tcp)
+        .unwrap();
     let run = run_sipp_on(tcp, "uac_call.xml", 5, 10, "t1").await;
     assert_all_passed(&run, 5);
-    assert!(run.output.contains("(TCP)"), "sipp did not run over TCP:\n{}", run.output);
+    assert!(
+        run.output.contains("(TCP)"),
+        "sipp did not run over TCP:\n{}",
+        run.output
+    );
     let s = engine_saw(&bot, |s| s.ended_by_peer == 5).await;
     assert_eq!((s.incoming, s.answered, s.confirmed), (5, 5, 5));
 }

@@ -657,10 +657,8 @@ impl CallTask {
                 });
             }
             MediaEvent::Dtmf(k) => self.on_dtmf(media, k),
-            MediaEvent::PlaybackFinished => {
-                if self.blocker == Blocker::Playout {
-                    self.blocker = Blocker::None;
-                }
+            MediaEvent::PlaybackFinished if self.blocker == Blocker::Playout => {
+                self.blocker = Blocker::None;
             }
             MediaEvent::MediaTimeout => {
                 tracing::info!("no RTP from the caller; ending the call");
@@ -757,7 +755,14 @@ impl CallTask {
         }
         let t0 = Instant::now();
         let actions = self.interp.handle(ev, self.shared.clock.now_utc());
-        tracing::trace!(
+        tracing::debug!(
+            step = self
+                .interp
+                .record()
+                .steps
+                .last()
+                .map(String::as_str)
+                .unwrap_or(""),
             flow_us = t0.elapsed().as_micros() as u64,
             actions = actions.len(),
             "flow step"

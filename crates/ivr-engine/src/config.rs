@@ -102,7 +102,9 @@ impl EngineConfig {
                 "[sip] needs at least one `udp` or `tcp` listen address".into(),
             ));
         }
-        if self.media.rtp_port_min >= self.media.rtp_port_max || self.media.rtp_port_min % 2 != 0 {
+        if self.media.rtp_port_min >= self.media.rtp_port_max
+            || !self.media.rtp_port_min.is_multiple_of(2)
+        {
             return Err(ConfigError::Invalid(
                 "[media] rtp_port_min must be even and below rtp_port_max".into(),
             ));

@@ -202,7 +202,7 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
             let w = OutboxWorker::new(
                 outbox.clone(),
                 sender,
-                cfg.integrations.mail.delivery.clone(),
+                cfg.integrations.mail.delivery,
                 Duration::from_secs(30),
             );
             tokio::spawn(w.run(clock.clone(), stop_rx.clone()));

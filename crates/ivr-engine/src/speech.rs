@@ -88,7 +88,9 @@ impl SpeechPool {
 
     /// Utterances waiting for a worker (in flight beyond the worker count).
     pub fn queue_depth(&self) -> usize {
-        self.in_flight.load(Ordering::Relaxed).saturating_sub(self.workers)
+        self.in_flight
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.workers)
     }
 
     /// Recognises `pcm` (16 kHz) in `lang` with `hints`.
@@ -132,7 +134,9 @@ mod tests {
     #[tokio::test]
     async fn without_a_model_every_utterance_says_why() {
         let pool = SpeechPool::unavailable("model missing");
-        let t = pool.recognize(Pcm::new(16_000, vec![]), Lang::En, vec![]).await;
+        let t = pool
+            .recognize(Pcm::new(16_000, vec![]), Lang::En, vec![])
+            .await;
         assert!(matches!(t.result, Err(SpeechError::Unavailable(w)) if w == "model missing"));
     }
 
@@ -140,7 +144,13 @@ mod tests {
     async fn the_pool_returns_what_the_recogniser_heard() {
         let stt = ScriptedStt::with_texts(["jeg skal have et pas"]);
         let pool = SpeechPool::new(Arc::new(stt), 1);
-        let t = pool.recognize(Pcm::new(16_000, vec![0; 1600]), Lang::Da, vec!["pas".into()]).await;
+        let t = pool
+            .recognize(
+                Pcm::new(16_000, vec![0; 1600]),
+                Lang::Da,
+                vec!["pas".into()],
+            )
+            .await;
         assert_eq!(t.result.unwrap().text.expose(), "jeg skal have et pas");
         assert_eq!(pool.queue_depth(), 0);
     }
