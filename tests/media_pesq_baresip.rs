@@ -135,7 +135,10 @@ fn engine_config(dir: &Path) -> EngineConfig {
     );
     let flows = dir.join("flows");
     write_flows(&flows);
-    let base = 40_000 + (std::process::id() % 100) * 100;
+    // Each engine of this process (the tests run in parallel) its own range.
+    static ENGINES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = ENGINES.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 4;
+    let base = 40_000 + (std::process::id() % 50) * 400 + n * 100;
     let text = format!(
         r#"
 [sip]
