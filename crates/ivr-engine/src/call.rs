@@ -1090,9 +1090,6 @@ impl CallTask {
     async fn finish(self, outcome: Option<Outcome>) {
         let rec = self.interp.record().clone();
         let outcome = outcome.or(rec.outcome).unwrap_or(Outcome::Abandoned);
-        self.shared
-            .metrics
-            .call_ended(&self.route.municipality.id, outcome.as_str());
         tracing::info!(
             outcome = outcome.as_str(),
             steps = rec.steps.len(),
@@ -1121,6 +1118,12 @@ impl CallTask {
                 tracing::warn!(error = %e, "call record not written");
             }
         }
+        // Last: the call stops counting as active only once its record is
+        // committed, so a graceful shutdown (which waits for no active calls)
+        // cannot exit before the record is written.
+        self.shared
+            .metrics
+            .call_ended(&self.route.municipality.id, outcome.as_str());
     }
 }
 

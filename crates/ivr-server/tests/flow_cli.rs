@@ -63,3 +63,15 @@ fn graph_prints_a_mermaid_flowchart() {
     assert!(s.contains("book -- \"taken\" --> taken"), "{s}");
     assert!(s.contains("start((start)) --> book_or_cancel"), "{s}");
 }
+
+#[test]
+fn serve_refuses_a_config_with_an_unknown_key_naming_file_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[sip]\nudp = [\"127.0.0.1:0\"]\nmax_cals = 10\n").unwrap();
+    let out = ivr().arg("serve").arg("--config").arg(&bad).output().unwrap();
+    assert!(!out.status.success(), "serve must not start on a broken config");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.toml:3:1"), "{err}");
+    assert!(err.contains("max_cals"), "{err}");
+}

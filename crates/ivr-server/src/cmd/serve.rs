@@ -9,7 +9,6 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use ivr_engine::config::EngineConfig;
 
 /// Arguments of `ivr serve`.
 #[derive(Debug, clap::Args)]
@@ -28,7 +27,8 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         )
         .with_writer(std::io::stderr)
         .try_init();
-    let cfg = EngineConfig::load(&args.config)?;
+    // file:line:column on a bad key or value, like every other subcommand.
+    let cfg = crate::config::load(&args.config)?;
     let drain = Duration::from_secs(cfg.shutdown.drain_s);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
