@@ -19,19 +19,38 @@ fn flows() -> PathBuf {
 
 fn bench(c: &mut Criterion) {
     let (store, _) = FlowStore::load(flows()).expect("shipped flows load");
-    let now: DateTime<Utc> = DateTime::parse_from_rfc3339("2026-11-23T10:30:00+01:00").unwrap().with_timezone(&Utc);
+    let now: DateTime<Utc> = DateTime::parse_from_rfc3339("2026-11-23T10:30:00+01:00")
+        .unwrap()
+        .with_timezone(&Utc);
     c.bench_function("flow_turn_speech_to_transfer", |b| {
         b.iter_batched(
             || {
-                let mut it = Interpreter::new(store.route("+4570101010").unwrap(), CallContext { caller: Pii::new("+4522334455".into()), lang: None });
+                let mut it = Interpreter::new(
+                    store.route("+4570101010").unwrap(),
+                    CallContext {
+                        caller: Pii::new("+4522334455".into()),
+                        lang: None,
+                    },
+                );
                 it.start(now);
                 it
             },
-            |mut it| it.handle(Event::Speech { text: Pii::new("jeg ringer om min boligstøtte".into()), confidence: 0.9, lang: None }, now),
+            |mut it| {
+                it.handle(
+                    Event::Speech {
+                        text: Pii::new("jeg ringer om min boligstøtte".into()),
+                        confidence: 0.9,
+                        lang: None,
+                    },
+                    now,
+                )
+            },
             criterion::BatchSize::SmallInput,
         )
     });
-    c.bench_function("flow_load_all_shipped", |b| b.iter(|| ivr_flow::load(&flows())));
+    c.bench_function("flow_load_all_shipped", |b| {
+        b.iter(|| ivr_flow::load(&flows()))
+    });
 }
 
 criterion_group!(benches, bench);

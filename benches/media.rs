@@ -27,7 +27,10 @@ use rubato::Resampler;
 use serde_json::json;
 
 fn data(name: &str) -> String {
-    format!("{}/../crates/ivr-media/tests/data/{name}", env!("CARGO_MANIFEST_DIR"))
+    format!(
+        "{}/../crates/ivr-media/tests/data/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    )
 }
 
 fn load(name: &str) -> Vec<i16> {
@@ -66,18 +69,35 @@ fn addr(p: u16) -> SocketAddr {
 }
 
 fn params(codec: Codec, remote: u16) -> MediaParams {
-    MediaParams { codec, payload_type: codec.static_payload_type(), telephone_event_pt: Some(101), ptime: Duration::from_millis(20), remote_rtp: addr(remote), remote_rtcp: None }
+    MediaParams {
+        codec,
+        payload_type: codec.static_payload_type(),
+        telephone_event_pt: Some(101),
+        ptime: Duration::from_millis(20),
+        remote_rtp: addr(remote),
+        remote_rtcp: None,
+    }
 }
 
 /// RTP packets of a caller speaking (speech file looped) for `secs`.
 fn caller_packets(codec: Codec, secs: u64, t0: Instant) -> Vec<Vec<u8>> {
-    let mut caller = MediaSession::new(params(codec, 4000), SessionConfig { ssrc: 2, ..Default::default() }, t0).unwrap();
+    let mut caller = MediaSession::new(
+        params(codec, 4000),
+        SessionConfig {
+            ssrc: 2,
+            ..Default::default()
+        },
+        t0,
+    )
+    .unwrap();
     let speech = load("two_utterances_in_white_noise_8k.wav");
     let mut all = Vec::new();
     while all.len() < (secs as usize + 1) * 8000 {
         all.extend_from_slice(&speech);
     }
-    caller.play(&Pcm::new(8000, all), PlayOptions { barge_in: false }).unwrap();
+    caller
+        .play(&Pcm::new(8000, all), PlayOptions { barge_in: false })
+        .unwrap();
     let mut out = Vec::new();
     let mut now = t0;
     while now < t0 + Duration::from_secs(secs) {
@@ -105,10 +125,26 @@ struct BotCall {
 
 impl BotCall {
     fn new(codec: Codec, t0: Instant) -> Self {
-        let mut bot = MediaSession::new(params(codec, 5000), SessionConfig { ssrc: 1, ..Default::default() }, t0).unwrap();
-        let prompt: Vec<i16> = (0..8000 * 590).map(|i| (3000.0 * (i as f64 * 0.05).sin()) as i16).collect();
-        bot.play(&Pcm::new(8000, prompt), PlayOptions { barge_in: false }).unwrap();
-        BotCall { bot, pkts: caller_packets(codec, 300, t0), i: 0, now: t0 }
+        let mut bot = MediaSession::new(
+            params(codec, 5000),
+            SessionConfig {
+                ssrc: 1,
+                ..Default::default()
+            },
+            t0,
+        )
+        .unwrap();
+        let prompt: Vec<i16> = (0..8000 * 590)
+            .map(|i| (3000.0 * (i as f64 * 0.05).sin()) as i16)
+            .collect();
+        bot.play(&Pcm::new(8000, prompt), PlayOptions { barge_in: false })
+            .unwrap();
+        BotCall {
+            bot,
+            pkts: caller_packets(codec, 300, t0),
+            i: 0,
+            now: t0,
+        }
     }
     fn tick(&mut self) {
         let p = &self.pkts[self.i % self.pkts.len()];
@@ -158,8 +194,20 @@ fn pacer_real_time(streams: usize, secs: u64) -> (f64, f64, f64, usize) {
         .map(|k| {
             // Calls start at arbitrary moments: stagger within the 20 ms period.
             let start = t0 + Duration::from_micros((k as u64 * 7919) % 20_000);
-            let mut s = MediaSession::new(params(Codec::Pcma, 5000), SessionConfig { ssrc: k as u32, ..Default::default() }, start).unwrap();
-            s.play(&Pcm::new(8000, vec![1000; 8000 * (secs as usize + 1)]), PlayOptions { barge_in: false }).unwrap();
+            let mut s = MediaSession::new(
+                params(Codec::Pcma, 5000),
+                SessionConfig {
+                    ssrc: k as u32,
+                    ..Default::default()
+                },
+                start,
+            )
+            .unwrap();
+            s.play(
+                &Pcm::new(8000, vec![1000; 8000 * (secs as usize + 1)]),
+                PlayOptions { barge_in: false },
+            )
+            .unwrap();
             (s, start)
         })
         .collect();
@@ -183,7 +231,8 @@ fn pacer_real_time(streams: usize, secs: u64) -> (f64, f64, f64, usize) {
                 match s.poll_output(Instant::now()) {
                     Output::Transmit(t) => {
                         if t.kind == PacketKind::Rtp {
-                            errors_us.push(Instant::now().duration_since(*deadline).as_secs_f64() * 1e6);
+                            errors_us
+                                .push(Instant::now().duration_since(*deadline).as_secs_f64() * 1e6);
                         }
                         black_box(t.bytes);
                     }
@@ -234,7 +283,10 @@ fn main() {
     let vad_ns = median_ns(2000, || {
         black_box(vad.process(black_box(&frame8)));
     });
-    let mut wvad = webrtc_vad::Vad::new_with_rate_and_mode(webrtc_vad::SampleRate::Rate8kHz, webrtc_vad::VadMode::Aggressive);
+    let mut wvad = webrtc_vad::Vad::new_with_rate_and_mode(
+        webrtc_vad::SampleRate::Rate8kHz,
+        webrtc_vad::VadMode::Aggressive,
+    );
     let wvad_ns = median_ns(2000, || {
         black_box(wvad.is_voice_segment(black_box(&frame8)).unwrap_or(false));
     });
@@ -269,15 +321,28 @@ fn main() {
     let calls_per_core = 20e6 / tick_ns;
 
     // VAD comparison.
-    let files = ["two_utterances_in_white_noise_8k", "utterance_in_brown_noise_8k", "click_and_cough_then_speech_8k"];
+    let files = [
+        "two_utterances_in_white_noise_8k",
+        "utterance_in_brown_noise_8k",
+        "click_and_cough_then_speech_8k",
+    ];
     let mut vad_cmp = serde_json::Map::new();
     for f in files {
         let mut ours = Vad::new(VadConfig::default());
         let (r, s) = vad_accuracy(|fr| ours.process(fr).speech, f);
         let mut entry = serde_json::Map::new();
-        entry.insert("energy_voicing".into(), json!({"raw": r, "hangover_200ms": s}));
-        for (mode, name) in [(webrtc_vad::VadMode::Quality, "webrtc_mode0"), (webrtc_vad::VadMode::LowBitrate, "webrtc_mode1"), (webrtc_vad::VadMode::Aggressive, "webrtc_mode2"), (webrtc_vad::VadMode::VeryAggressive, "webrtc_mode3")] {
-            let mut w = webrtc_vad::Vad::new_with_rate_and_mode(webrtc_vad::SampleRate::Rate8kHz, mode);
+        entry.insert(
+            "energy_voicing".into(),
+            json!({"raw": r, "hangover_200ms": s}),
+        );
+        for (mode, name) in [
+            (webrtc_vad::VadMode::Quality, "webrtc_mode0"),
+            (webrtc_vad::VadMode::LowBitrate, "webrtc_mode1"),
+            (webrtc_vad::VadMode::Aggressive, "webrtc_mode2"),
+            (webrtc_vad::VadMode::VeryAggressive, "webrtc_mode3"),
+        ] {
+            let mut w =
+                webrtc_vad::Vad::new_with_rate_and_mode(webrtc_vad::SampleRate::Rate8kHz, mode);
             let (r, s) = vad_accuracy(|fr| w.is_voice_segment(fr).unwrap_or(false), f);
             entry.insert(name.into(), json!({"raw": r, "hangover_200ms": s}));
         }
@@ -312,7 +377,10 @@ fn main() {
     std::fs::write(format!("{dir}/media.json"), &text).unwrap();
 
     // Criterion's own report of the headline figure.
-    let mut c = Criterion::default().sample_size(20).measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
+    let mut c = Criterion::default()
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(3))
+        .warm_up_time(Duration::from_secs(1));
     c.bench_function("media_session_tick_pcma_20ms", |b| b.iter(|| call.tick()));
     c.final_summary();
 }

@@ -19,7 +19,10 @@ pub struct Pcm {
 impl Pcm {
     /// Wraps samples at a rate.
     pub fn new(sample_rate: u32, samples: Vec<i16>) -> Self {
-        Self { sample_rate, samples }
+        Self {
+            sample_rate,
+            samples,
+        }
     }
 
     /// How long the audio plays.
@@ -32,14 +35,23 @@ impl Pcm {
 
     /// Samples as f32 in [-1, 1] (what whisper takes).
     pub fn to_f32(&self) -> Vec<f32> {
-        self.samples.iter().map(|s| f32::from(*s) / 32768.0).collect()
+        self.samples
+            .iter()
+            .map(|s| f32::from(*s) / 32768.0)
+            .collect()
     }
 }
 
 impl std::fmt::Debug for Pcm {
     // Audio of a caller is personal data too: never dump samples into a log.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Pcm({} Hz, {} samples, {:?})", self.sample_rate, self.samples.len(), self.duration())
+        write!(
+            f,
+            "Pcm({} Hz, {} samples, {:?})",
+            self.sample_rate,
+            self.samples.len(),
+            self.duration()
+        )
     }
 }
 

@@ -53,10 +53,26 @@ pub enum DtmfError {
 }
 
 const KEYS: [Dtmf; 16] = [
-    Dtmf::D0, Dtmf::D1, Dtmf::D2, Dtmf::D3, Dtmf::D4, Dtmf::D5, Dtmf::D6, Dtmf::D7,
-    Dtmf::D8, Dtmf::D9, Dtmf::Star, Dtmf::Hash, Dtmf::A, Dtmf::B, Dtmf::C, Dtmf::D,
+    Dtmf::D0,
+    Dtmf::D1,
+    Dtmf::D2,
+    Dtmf::D3,
+    Dtmf::D4,
+    Dtmf::D5,
+    Dtmf::D6,
+    Dtmf::D7,
+    Dtmf::D8,
+    Dtmf::D9,
+    Dtmf::Star,
+    Dtmf::Hash,
+    Dtmf::A,
+    Dtmf::B,
+    Dtmf::C,
+    Dtmf::D,
 ];
-const CHARS: [char; 16] = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '*', '#', 'A', 'B', 'C', 'D'];
+const CHARS: [char; 16] = [
+    '0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '*', '#', 'A', 'B', 'C', 'D',
+];
 
 impl Dtmf {
     /// The RFC 4733 event code (0-15).
@@ -66,7 +82,9 @@ impl Dtmf {
 
     /// The key for an RFC 4733 event code.
     pub fn from_event_code(code: u8) -> Result<Self, DtmfError> {
-        KEYS.get(usize::from(code)).copied().ok_or(DtmfError::BadEvent(code))
+        KEYS.get(usize::from(code))
+            .copied()
+            .ok_or(DtmfError::BadEvent(code))
     }
 
     /// The key as the character printed on it.
@@ -77,7 +95,11 @@ impl Dtmf {
     /// The key for a character (`a`-`d` accepted in lower case).
     pub fn from_char(c: char) -> Result<Self, DtmfError> {
         let u = c.to_ascii_uppercase();
-        CHARS.iter().position(|x| *x == u).map(|i| KEYS[i]).ok_or(DtmfError::BadChar(c))
+        CHARS
+            .iter()
+            .position(|x| *x == u)
+            .map(|i| KEYS[i])
+            .ok_or(DtmfError::BadChar(c))
     }
 }
 

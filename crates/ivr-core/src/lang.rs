@@ -4,7 +4,9 @@ use std::{fmt, str::FromStr};
 
 /// A language of the conversation. Danish first: it is the default of every
 /// municipality; English is offered by most.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum Lang {
@@ -37,7 +39,9 @@ impl FromStr for Lang {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.trim().to_ascii_lowercase().as_str() {
             "da" | "dan" | "da-dk" | "da_dk" | "danish" | "dansk" => Ok(Lang::Da),
-            "en" | "eng" | "en-gb" | "en-us" | "en_gb" | "en_us" | "english" | "engelsk" => Ok(Lang::En),
+            "en" | "eng" | "en-gb" | "en-us" | "en_gb" | "en_us" | "english" | "engelsk" => {
+                Ok(Lang::En)
+            }
             _ => Err(LangError(s.to_string())),
         }
     }

@@ -66,7 +66,9 @@ mod tests {
         struct Caller {
             number: Pii<String>,
         }
-        let c = Caller { number: Pii::new("+4512345678".into()) };
+        let c = Caller {
+            number: Pii::new("+4512345678".into()),
+        };
         let line = format!("{c:?}");
         assert!(!line.contains("12345678"), "{line}");
         assert_eq!(cpr.expose(), "0101901234");

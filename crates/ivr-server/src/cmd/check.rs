@@ -23,8 +23,15 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else if args.path.join("municipality.toml").is_file() {
         // One municipality: check it within its deployment (shared flows,
         // tenants), report what concerns its folder and the shared flows.
-        let root = args.path.parent().map_or_else(|| PathBuf::from("."), PathBuf::from);
-        let root = if root.as_os_str().is_empty() { PathBuf::from(".") } else { root };
+        let root = args
+            .path
+            .parent()
+            .map_or_else(|| PathBuf::from("."), PathBuf::from);
+        let root = if root.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            root
+        };
         let shared = root.join("shared");
         ivr_flow::load(&root)
             .diagnostics

@@ -94,7 +94,10 @@ fn run_checks(args: &Args, env: impl Fn(&str) -> Option<PathBuf>) -> Vec<Check> 
         }
     };
     checks.push(check_whisper_model(&config.stt.model, &args.models_dir));
-    checks.push(check_onnxruntime(env("ORT_DYLIB_PATH"), &config.tts.onnxruntime));
+    checks.push(check_onnxruntime(
+        env("ORT_DYLIB_PATH"),
+        &config.tts.onnxruntime,
+    ));
     let espeak = espeak_data_dir(env("PIPER_ESPEAKNG_DATA_DIRECTORY"));
     checks.push(match &espeak {
         Some(d) => Check::ok("espeak-ng data", d.display().to_string()),

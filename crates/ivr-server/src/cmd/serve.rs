@@ -39,8 +39,14 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         // One line on stdout that scripts and tests read to find the ports.
         println!(
             "ivr serve: sip udp {} http {}{}{}",
-            running.sip_udp.map(|a| a.to_string()).unwrap_or_else(|| "-".into()),
-            running.http.map(|a| a.to_string()).unwrap_or_else(|| "-".into()),
+            running
+                .sip_udp
+                .map(|a| a.to_string())
+                .unwrap_or_else(|| "-".into()),
+            running
+                .http
+                .map(|a| a.to_string())
+                .unwrap_or_else(|| "-".into()),
             running
                 .frontdesk_standin
                 .as_ref()
