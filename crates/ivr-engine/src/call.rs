@@ -1099,9 +1099,6 @@ impl CallTask {
     async fn finish(self, outcome: Option<Outcome>) {
         let rec = self.interp.record().clone();
         let outcome = outcome.or(rec.outcome).unwrap_or(Outcome::Abandoned);
-        self.shared
-            .metrics
-            .call_ended(&self.route.municipality.id, outcome.as_str());
         tracing::info!(
             outcome = outcome.as_str(),
             steps = rec.steps.len(),
@@ -1130,6 +1127,11 @@ impl CallTask {
                 tracing::warn!(error = %e, "call record not written");
             }
         }
+        // Counted as ended only once its record is written, so a call that
+        // is no longer active can be looked up.
+        self.shared
+            .metrics
+            .call_ended(&self.route.municipality.id, outcome.as_str());
     }
 }
 

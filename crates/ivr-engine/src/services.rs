@@ -102,8 +102,7 @@ impl Services {
                 fields,
                 ..
             } => {
-                let (subject, body) =
-                    finish_mail(&subject, &body, &fields, self.cpr_mask, &who);
+                let (subject, body) = finish_mail(&subject, &body, &fields, self.cpr_mask, &who);
                 if to.is_empty() {
                     tracing::warn!(call = %who.call_ref, "mail without recipients");
                     return Response::Error;
@@ -324,15 +323,34 @@ mod tests {
             "Navn: Karen Hansen\nCPR-nummer: 010203-XXXX\nOpkaldsreference: c00000000000000ab\n"
         );
         let (_, b) = finish_mail(&subject, &body, &fields("0102031234"), CprMask::Full, &who);
-        assert!(b.expose().contains("CPR-nummer: 010203-1234\n"), "{}", b.expose());
-        let (_, b) = finish_mail(&subject, &body, &fields("0102031234"), CprMask::Hidden, &who);
+        assert!(
+            b.expose().contains("CPR-nummer: 010203-1234\n"),
+            "{}",
+            b.expose()
+        );
+        let (_, b) = finish_mail(
+            &subject,
+            &body,
+            &fields("0102031234"),
+            CprMask::Hidden,
+            &who,
+        );
         assert!(!b.expose().contains("0102031234"), "{}", b.expose());
-        assert!(b.expose().contains("CPR-nummer: (udeladt)\n"), "{}", b.expose());
+        assert!(
+            b.expose().contains("CPR-nummer: (udeladt)\n"),
+            "{}",
+            b.expose()
+        );
         let en = Caller {
             lang: Lang::En,
             ..who
         };
         let (_, b) = finish_mail(&subject, &body, &fields("0102031234"), CprMask::Hidden, &en);
-        assert!(b.expose().contains("CPR-nummer: (omitted)\nCall reference: c00000000000000ab\n"), "{}", b.expose());
+        assert!(
+            b.expose()
+                .contains("CPR-nummer: (omitted)\nCall reference: c00000000000000ab\n"),
+            "{}",
+            b.expose()
+        );
     }
 }
