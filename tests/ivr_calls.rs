@@ -2,15 +2,20 @@
 //! (SIP over UDP, RTP with RFC 4733 keys or SIP INFO keys), the engine answers
 //! with its flows, voices and integrations, and the test checks what the
 //! outside world sees: the REFER's target and User-to-User context, the
-//! callback row in SQLite, the call record, the BYE (SIPp's scenario fails
-//! unless every expected message arrives and matches).
+//! callback row in SQLite, the booking at the Frontdesk stand-in, the mail at
+//! a real SMTP server (aiosmtpd, `crates/ivr-integrations/tests/support/smtp_sink.py`),
+//! the call record, the BYE (SIPp's scenario fails unless every expected
+//! message arrives and matches). Two tests play the caller's media from the
+//! test itself (`RtpPeer`): the prompts as heard, transcribed back with
+//! whisper, and a caller talking over the welcome.
 //!
 //! The engine runs in-process (`ivr_engine::engine::start`, the same code as
 //! `ivr serve`) at a fixed time inside opening hours (Tuesday 1 December
 //! 2026, 10:00 Copenhagen), so transfers go through.
 //!
-//! Needs `sipp` (Debian `sip-tester`, installed by `make setup`) and the
-//! voices/onnxruntime from `make setup`; fails clearly when they are missing.
+//! Needs `sipp` (Debian `sip-tester`), `python3` with aiosmtpd, and the
+//! voices, whisper model and onnxruntime, all from `make setup`; fails
+//! clearly when they are missing. Scenarios and audio: `tests/calls/README.md`.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -748,12 +753,15 @@ async fn a_caller_pressing_wrong_keys_twice_is_put_through_to_borgerservice_with
 /// address the engine's audio comes from, paced at 20 ms like a phone.
 struct RtpPeer {
     sock: std::sync::Arc<tokio::net::UdpSocket>,
-    heard: std::sync::Arc<std::sync::Mutex<Vec<(std::time::Instant, Vec<u8>)>>>,
+    heard: std::sync::Arc<std::sync::Mutex<Heard>>,
     engine: std::sync::Arc<std::sync::Mutex<Option<std::net::SocketAddr>>>,
     seq: u16,
     ts: u32,
     recv: tokio::task::JoinHandle<()>,
 }
+
+/// PCMA payloads received from the engine, with their arrival time.
+type Heard = Vec<(std::time::Instant, Vec<u8>)>;
 
 /// Below this RMS (16-bit linear) a 20 ms packet counts as silence (about -50 dBFS).
 const LOUD_RMS: f64 = 100.0;
@@ -818,7 +826,7 @@ impl RtpPeer {
         self.sock.local_addr().unwrap().port()
     }
 
-    fn heard(&self) -> Vec<(std::time::Instant, Vec<u8>)> {
+    fn heard(&self) -> Heard {
         self.heard.lock().unwrap().clone()
     }
 
