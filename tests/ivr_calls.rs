@@ -2,15 +2,20 @@
 //! (SIP over UDP, RTP with RFC 4733 keys or SIP INFO keys), the engine answers
 //! with its flows, voices and integrations, and the test checks what the
 //! outside world sees: the REFER's target and User-to-User context, the
-//! callback row in SQLite, the call record, the BYE (SIPp's scenario fails
-//! unless every expected message arrives and matches).
+//! callback row in SQLite, the booking at the Frontdesk stand-in, the mail at
+//! a real SMTP server (aiosmtpd, `crates/ivr-integrations/tests/support/smtp_sink.py`),
+//! the call record, the BYE (SIPp's scenario fails unless every expected
+//! message arrives and matches). Two tests play the caller's media from the
+//! test itself (`RtpPeer`): the prompts as heard, transcribed back with
+//! whisper, and a caller talking over the welcome.
 //!
 //! The engine runs in-process (`ivr_engine::engine::start`, the same code as
 //! `ivr serve`) at a fixed time inside opening hours (Tuesday 1 December
 //! 2026, 10:00 Copenhagen), so transfers go through.
 //!
-//! Needs `sipp` (Debian `sip-tester`, installed by `make setup`) and the
-//! voices/onnxruntime from `make setup`; fails clearly when they are missing.
+//! Needs `sipp` (Debian `sip-tester`), `python3` with aiosmtpd, and the
+//! voices, whisper model and onnxruntime, all from `make setup`; fails
+//! clearly when they are missing. Scenarios and audio: `tests/calls/README.md`.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -100,6 +105,8 @@ port = {smtp_port}
 tls = "none"
 [integrations.mail.delivery]
 poll_interval_ms = 200
+[records]
+keep_transcripts = true
 "#,
         rtp_min = 30_000 + (std::process::id() % 100) * 200,
         rtp_max = 30_000 + (std::process::id() % 100) * 200 + 198,
@@ -112,6 +119,79 @@ poll_interval_ms = 200
     );
     let cfg = EngineConfig::parse(&text).unwrap();
     Setup { dir, cfg }
+}
+
+/// A real SMTP server (aiosmtpd, the integrations crate's
+/// `tests/support/smtp_sink.py`) on a loopback port; every accepted mail is
+/// written as JSON (envelope, decoded headers, body). Killed on drop.
+struct SmtpSink {
+    child: std::process::Child,
+    dir: PathBuf,
+    port: u16,
+}
+
+impl SmtpSink {
+    fn start(dir: &Path) -> SmtpSink {
+        use std::io::BufRead;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = dir.join("smtp");
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut child = std::process::Command::new("python3")
+            .arg(root().join("crates/ivr-integrations/tests/support/smtp_sink.py"))
+            .arg(port.to_string())
+            .arg(&dir)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3 must be installed (make setup)");
+        let ready = std::io::BufReader::new(child.stdout.take().unwrap())
+            .lines()
+            .next()
+            .and_then(Result::ok);
+        assert_eq!(
+            ready.as_deref(),
+            Some("READY"),
+            "aiosmtpd did not start: run `make setup` (scripts/setup/40-integration-test-tools.sh installs it)"
+        );
+        SmtpSink { child, dir, port }
+    }
+
+    /// The mails received so far, oldest first.
+    fn received(&self) -> Vec<serde_json::Value> {
+        let mut files: Vec<_> = std::fs::read_dir(&self.dir)
+            .unwrap()
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .collect();
+        files.sort();
+        files
+            .iter()
+            .map(|p| serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap())
+            .collect()
+    }
+
+    /// Waits (up to 10 s) until `n` mails have arrived.
+    async fn wait_for(&self, n: usize) -> Vec<serde_json::Value> {
+        for _ in 0..100 {
+            let got = self.received();
+            if got.len() >= n {
+                return got;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        self.received()
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 struct SippRun {
@@ -127,8 +207,19 @@ async fn sipp(
     caller: &str,
     dir: &Path,
 ) -> SippRun {
+    sipp_with_fields(target, scenario, called, &[caller], dir).await
+}
+
+/// SIPp with more `-inf` fields: `[field0]` is the caller, `[field1]`... as given.
+async fn sipp_with_fields(
+    target: std::net::SocketAddr,
+    scenario: &str,
+    called: &str,
+    fields: &[&str],
+    dir: &Path,
+) -> SippRun {
     let inf = dir.join("callers.csv");
-    std::fs::write(&inf, format!("SEQUENTIAL\n{caller};\n")).unwrap();
+    std::fs::write(&inf, format!("SEQUENTIAL\n{};\n", fields.join(";"))).unwrap();
     let msgs = dir.join("messages.log");
     let errs = dir.join("errors.log");
     let out = tokio::process::Command::new(sipp_binary())
@@ -339,11 +430,6 @@ async fn booking_call_by_keys_books_a_passport_slot_at_the_frontdesk_standin() {
     engine.shutdown(Duration::from_secs(1)).await;
 }
 
-// Not finished: tests/calls/jobcentre_cancel_speech_da.xml (key 4, then the
-// name by speech) reaches the job-centre flow, but the flow re-asks for the
-// name after whisper's transcript of "Mit navn er Karen Hansen", so the mail
-// step is never reached; the test is left out until that is understood.
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_caller_who_says_and_presses_nothing_is_offered_keys_then_put_through_to_a_human() {
     let s = setup();
@@ -408,5 +494,588 @@ async fn english_caller_switches_language_by_speech_and_is_transferred_with_lang
     assert_eq!(get("dept"), Some("ydelser"), "{fields:?}");
     assert_eq!(get("lang"), Some("en"), "{fields:?}");
     wait_idle(&engine).await;
+    engine.shutdown(Duration::from_secs(1)).await;
+}
+
+/// Fails with SIPp's log, and what the engine recorded of the call (steps,
+/// transcript), when the scenario did not run to its end.
+async fn assert_sipp_ok(run: &SippRun, db: &Path) {
+    if run.code != Some(0) {
+        let rec = if db.exists() {
+            sqlite_rows(db, "SELECT outcome, steps, transcript FROM call_records").await
+        } else {
+            Vec::new()
+        };
+        panic!(
+            "sipp failed ({:?}); call record: {rec:?}\n{}\n{}",
+            run.code, run.log, run.messages
+        );
+    }
+}
+
+/// The one call record: (call_ref, outcome, lang, steps, transcript).
+async fn the_call_record(db: &Path) -> (String, String, String, String, String) {
+    let rows = sqlite_rows(
+        db,
+        "SELECT call_ref, outcome, lang, steps, COALESCE(transcript, '') FROM call_records",
+    )
+    .await;
+    assert_eq!(rows.len(), 1, "one call record: {rows:?}");
+    let r = &rows[0];
+    (
+        r[0].clone(),
+        r[1].clone(),
+        r[2].clone(),
+        r[3].clone(),
+        r[4].clone(),
+    )
+}
+
+fn body_line<'a>(body: &'a str, label: &str) -> &'a str {
+    body.lines()
+        .find_map(|l| l.strip_prefix(label))
+        .unwrap_or_else(|| panic!("no `{label}` line in the mail:\n{body}"))
+        .trim()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobcentre_cancellation_in_danish_mails_name_masked_cpr_and_appointment_to_the_job_centre()
+{
+    let tmp = tempfile::tempdir().unwrap();
+    let sink = SmtpSink::start(tmp.path());
+    let s = setup_with_smtp(sink.port);
+    let engine = ivr_engine::engine::start(s.cfg.clone()).await.unwrap();
+    let run = sipp(
+        engine.sip_udp.unwrap(),
+        "jobcentre_cancel_speech_da.xml",
+        "+4570101010",
+        "+4523232323",
+        s.dir.path(),
+    )
+    .await;
+    assert_sipp_ok(&run, &s.dir.path().join("ivr.db")).await;
+    wait_idle(&engine).await;
+    let db = s.dir.path().join("ivr.db");
+    let (call_ref, outcome, lang, steps, transcript) = the_call_record(&db).await;
+    assert_eq!(outcome, "mail_sent", "steps: {steps}");
+    assert_eq!(lang, "da");
+    let mails = sink.wait_for(1).await;
+    assert_eq!(mails.len(), 1, "one mail at the SMTP sink: {mails:?}");
+    let m = &mails[0];
+    assert_eq!(
+        m["rcpt_tos"],
+        serde_json::json!(["jobcenter@nordby.example"])
+    );
+    assert_eq!(m["subject"], "Aflysning af aftale 03-12-2026");
+    let body = m["body"].as_str().unwrap();
+    // The name is what whisper heard (espeak-ng Danish is hard for whisper
+    // base: "Mit navn er Karen Hansen" comes out garbled); the mail carries
+    // exactly the transcript the call record kept, and it is not empty.
+    let heard_name = transcript.lines().next().unwrap_or_default().trim();
+    assert!(!heard_name.is_empty(), "the name was heard: {transcript:?}");
+    assert_eq!(body_line(body, "Navn:"), heard_name, "{body}");
+    assert_eq!(body_line(body, "CPR-nummer:"), "010203-XXXX", "{body}");
+    assert!(
+        !body.contains("0102031234"),
+        "full CPR in the mail:\n{body}"
+    );
+    assert_eq!(body_line(body, "Aftale:"), "03-12-2026 kl. 10:30", "{body}");
+    assert!(body_line(body, "Telefon:").ends_with("23232323"), "{body}");
+    assert_eq!(body_line(body, "Sprog:"), "da", "{body}");
+    assert_eq!(body_line(body, "Opkaldsreference:"), call_ref, "{body}");
+    // The recipient can also match the mail to the call by its Message-ID.
+    assert!(m["message_id"].as_str().unwrap().contains(&call_ref), "{m}");
+    let outbox = sqlite_rows(&db, "SELECT kind, state FROM mail_outbox").await;
+    assert_eq!(
+        outbox,
+        vec![vec![
+            "jobcentre_cancellation".to_string(),
+            "sent".to_string()
+        ]]
+    );
+    assert!(run.messages.contains("BYE sip:"), "the engine hung up");
+    engine.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobcentre_cancellation_in_english_by_speech_mails_the_job_centre_with_lang_en() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sink = SmtpSink::start(tmp.path());
+    let s = setup_with_smtp(sink.port);
+    let engine = ivr_engine::engine::start(s.cfg.clone()).await.unwrap();
+    let run = sipp(
+        engine.sip_udp.unwrap(),
+        "jobcentre_cancel_speech_en.xml",
+        "+4570101010",
+        "+4534343434",
+        s.dir.path(),
+    )
+    .await;
+    wait_idle(&engine).await;
+    let db = s.dir.path().join("ivr.db");
+    assert_sipp_ok(&run, &s.dir.path().join("ivr.db")).await;
+    let (call_ref, outcome, lang, steps, transcript) = the_call_record(&db).await;
+    assert_eq!(outcome, "mail_sent", "steps: {steps}\nheard: {transcript}");
+    assert_eq!(lang, "en");
+    let mails = sink.wait_for(1).await;
+    assert_eq!(mails.len(), 1, "one mail at the SMTP sink: {mails:?}");
+    let m = &mails[0];
+    assert_eq!(
+        m["rcpt_tos"],
+        serde_json::json!(["jobcenter@nordby.example"])
+    );
+    let body = m["body"].as_str().unwrap();
+    let name = body_line(body, "Navn:").to_lowercase();
+    assert!(name.contains("karen"), "{body}");
+    assert_eq!(body_line(body, "CPR-nummer:"), "010203-XXXX", "{body}");
+    // "The fifteenth of March" (next March) "... at half past ten".
+    assert_eq!(body_line(body, "Aftale:"), "15-03-2027 kl. 10:30", "{body}");
+    assert!(body_line(body, "Telefon:").ends_with("34343434"), "{body}");
+    assert_eq!(body_line(body, "Sprog:"), "en", "{body}");
+    assert_eq!(body_line(body, "Call reference:"), call_ref, "{body}");
+    engine.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callback_in_english_by_speech_stores_the_request_with_lang_en() {
+    let s = setup();
+    let engine = ivr_engine::engine::start(s.cfg.clone()).await.unwrap();
+    let run = sipp(
+        engine.sip_udp.unwrap(),
+        "callback_speech_en.xml",
+        "+4570101010",
+        "+4545454545",
+        s.dir.path(),
+    )
+    .await;
+    wait_idle(&engine).await;
+    let db = s.dir.path().join("ivr.db");
+    assert_sipp_ok(&run, &s.dir.path().join("ivr.db")).await;
+    let (_, outcome, lang, steps, transcript) = the_call_record(&db).await;
+    assert_eq!(
+        outcome, "callback_ordered",
+        "steps: {steps}\nheard: {transcript}"
+    );
+    assert_eq!(lang, "en");
+    let rows = sqlite_rows(
+        &db,
+        "SELECT municipality, phone, lang, topic, state FROM callback_requests",
+    )
+    .await;
+    assert_eq!(rows.len(), 1, "one callback request: {rows:?}");
+    assert_eq!(rows[0][0], "nordby");
+    assert!(rows[0][1].ends_with("45454545"), "{rows:?}");
+    assert_eq!(rows[0][2], "en");
+    assert_eq!(rows[0][3], "borgerservice");
+    assert_eq!(rows[0][4], "requested", "queued for an agent");
+    engine.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn booking_in_english_books_the_second_passport_slot_at_the_frontdesk_standin() {
+    let s = setup();
+    let engine = ivr_engine::engine::start(s.cfg.clone()).await.unwrap();
+    let run = sipp(
+        engine.sip_udp.unwrap(),
+        "booking_speech_en.xml",
+        "+4570101010",
+        "+4556565656",
+        s.dir.path(),
+    )
+    .await;
+    wait_idle(&engine).await;
+    let db = s.dir.path().join("ivr.db");
+    assert_sipp_ok(&run, &s.dir.path().join("ivr.db")).await;
+    let (_, outcome, lang, steps, transcript) = the_call_record(&db).await;
+    assert_eq!(outcome, "booked", "steps: {steps}\nheard: {transcript}");
+    assert_eq!(lang, "en");
+    let fd = engine
+        .frontdesk_standin
+        .as_ref()
+        .expect("stand-in started in-process");
+    let held = fd.bookings();
+    assert_eq!(held.len(), 1, "one booking at Frontdesk: {held:?}");
+    let b = &held[0];
+    assert_eq!(b.municipality, "nordby");
+    assert_eq!(b.booking.queue_id, "pas");
+    assert!(b.phone.expose().ends_with("56565656"));
+    assert_eq!(
+        b.cpr.as_ref().map(|c| c.expose().as_str()),
+        Some("0102031234")
+    );
+    assert!(
+        b.booking.start > chrono_now_fixed(),
+        "a future slot: {:?}",
+        b.booking.start
+    );
+    assert!(steps.contains("booking/pick2"), "the second slot: {steps}");
+    engine.shutdown(Duration::from_secs(1)).await;
+}
+
+/// The engine's fixed clock in these tests (`[flows] fixed_time`).
+fn chrono_now_fixed() -> chrono::DateTime<chrono::Utc> {
+    "2026-12-01T09:00:00Z".parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_pressing_wrong_keys_twice_is_put_through_to_borgerservice_with_context() {
+    let s = setup();
+    let engine = ivr_engine::engine::start(s.cfg.clone()).await.unwrap();
+    let run = sipp(
+        engine.sip_udp.unwrap(),
+        "wrong_keys_da.xml",
+        "+4570101010",
+        "+4567676767",
+        s.dir.path(),
+    )
+    .await;
+    assert_sipp_ok(&run, &s.dir.path().join("ivr.db")).await;
+    let fields = uui_fields(&run.messages);
+    let get = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    assert_eq!(get("dept"), Some("borgerservice"), "{fields:?}");
+    assert_eq!(get("intent"), Some("booking"), "{fields:?}");
+    assert_eq!(get("queue"), Some("pas"), "{fields:?}");
+    wait_idle(&engine).await;
+    let db = s.dir.path().join("ivr.db");
+    let (_, outcome, _, steps, _) = the_call_record(&db).await;
+    assert_eq!(outcome, "transferred");
+    assert!(steps.contains("booking/book_or_cancel"), "{steps}");
+    assert!(steps.contains("booking/to_borgerservice"), "{steps}");
+    let fd = engine.frontdesk_standin.as_ref().unwrap();
+    assert_eq!(fd.booking_count(), 0, "nothing booked");
+    engine.shutdown(Duration::from_secs(1)).await;
+}
+
+/// The caller's media side played by the test itself: one UDP socket that
+/// the SDP points at (SIPp only signals). It records every PCMA packet the
+/// engine sends (arrival time, payload) and sends the caller's speech (the
+/// A-law payloads of a `make_pcap.py` pcap) and RFC 4733 keys back to the
+/// address the engine's audio comes from, paced at 20 ms like a phone.
+struct RtpPeer {
+    sock: std::sync::Arc<tokio::net::UdpSocket>,
+    heard: std::sync::Arc<std::sync::Mutex<Heard>>,
+    engine: std::sync::Arc<std::sync::Mutex<Option<std::net::SocketAddr>>>,
+    seq: u16,
+    ts: u32,
+    recv: tokio::task::JoinHandle<()>,
+}
+
+/// PCMA payloads received from the engine, with their arrival time.
+type Heard = Vec<(std::time::Instant, Vec<u8>)>;
+
+/// Below this RMS (16-bit linear) a 20 ms packet counts as silence (about -50 dBFS).
+const LOUD_RMS: f64 = 100.0;
+
+fn alaw_rms(payload: &[u8]) -> f64 {
+    let mut pcm = vec![0i16; payload.len()];
+    ivr_media::g711::decode_alaw(payload, &mut pcm);
+    let sum: f64 = pcm.iter().map(|&s| f64::from(s) * f64::from(s)).sum();
+    (sum / pcm.len().max(1) as f64).sqrt()
+}
+
+/// The RTP payloads of a pcap written by `make_pcap.py` (Ethernet, IPv4, UDP, RTP).
+fn pcap_payloads(path: &Path) -> Vec<Vec<u8>> {
+    let d = std::fs::read(path).unwrap();
+    let mut out = Vec::new();
+    let mut off = 24;
+    while off + 16 <= d.len() {
+        let caplen = u32::from_le_bytes(d[off + 8..off + 12].try_into().unwrap()) as usize;
+        let frame = &d[off + 16..off + 16 + caplen];
+        out.push(frame[14 + 20 + 8 + 12..].to_vec());
+        off += 16 + caplen;
+    }
+    out
+}
+
+impl RtpPeer {
+    async fn bind() -> RtpPeer {
+        let sock = std::sync::Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        let heard = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let engine = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let recv = {
+            let (sock, heard, engine) = (sock.clone(), heard.clone(), engine.clone());
+            tokio::spawn(async move {
+                let mut buf = [0u8; 2048];
+                while let Ok((n, from)) = sock.recv_from(&mut buf).await {
+                    let p = &buf[..n];
+                    if n < 12 || p[0] >> 6 != 2 {
+                        continue;
+                    }
+                    let start = 12 + 4 * usize::from(p[0] & 0x0f);
+                    if p[1] & 0x7f == 8 && n > start {
+                        *engine.lock().unwrap() = Some(from);
+                        heard
+                            .lock()
+                            .unwrap()
+                            .push((std::time::Instant::now(), p[start..].to_vec()));
+                    }
+                }
+            })
+        };
+        RtpPeer {
+            sock,
+            heard,
+            engine,
+            seq: 4000,
+            ts: 80_000,
+            recv,
+        }
+    }
+
+    fn port(&self) -> u16 {
+        self.sock.local_addr().unwrap().port()
+    }
+
+    fn heard(&self) -> Heard {
+        self.heard.lock().unwrap().clone()
+    }
+
+    /// Waits for the engine's next prompt after `after`: the first loud
+    /// packet, then until `quiet` passes without one. Returns (first, last)
+    /// loud packet times.
+    async fn next_prompt(
+        &self,
+        after: std::time::Instant,
+        quiet: Duration,
+        max: Duration,
+    ) -> (std::time::Instant, std::time::Instant) {
+        let deadline = tokio::time::Instant::now() + max;
+        loop {
+            let loud: Vec<std::time::Instant> = self
+                .heard()
+                .iter()
+                .filter(|(t, p)| *t >= after && alaw_rms(p) > LOUD_RMS)
+                .map(|(t, _)| *t)
+                .collect();
+            if let (Some(first), Some(last)) = (loud.first(), loud.last()) {
+                if last.elapsed() >= quiet {
+                    return (*first, *last);
+                }
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no complete prompt from the engine within {max:?} (loud packets so far: {})",
+                loud.len()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn send_rtp(&mut self, pt: u8, marker: bool, ts: u32, payload: &[u8]) {
+        let to = self
+            .engine
+            .lock()
+            .unwrap()
+            .expect("the engine sent audio first");
+        let mut pkt = vec![0x80, (u8::from(marker) << 7) | pt];
+        pkt.extend_from_slice(&self.seq.to_be_bytes());
+        pkt.extend_from_slice(&ts.to_be_bytes());
+        pkt.extend_from_slice(&0x5EED_CA11u32.to_be_bytes());
+        pkt.extend_from_slice(payload);
+        self.seq = self.seq.wrapping_add(1);
+        self.sock.send_to(&pkt, to).await.unwrap();
+    }
+
+    /// Says the speech in `pcap` (tests/calls/pcap); returns when the last
+    /// packet is sent, with the time the first one went out.
+    async fn say(&mut self, pcap: &str) -> std::time::Instant {
+        let payloads = pcap_payloads(&root().join("tests/calls").join(pcap));
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        let started = std::time::Instant::now();
+        for (i, p) in payloads.iter().enumerate() {
+            tick.tick().await;
+            let ts = self.ts;
+            self.send_rtp(8, i == 0, ts, p).await;
+            self.ts = self.ts.wrapping_add(p.len() as u32);
+        }
+        started
+    }
+
+    /// Presses `key` (RFC 4733, 100 ms, three end packets).
+    async fn press(&mut self, key: u8) {
+        let start = self.ts;
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        for i in 1..=8u16 {
+            tick.tick().await;
+            let end = i >= 6;
+            let dur = 160 * i.min(5);
+            let payload = [
+                key,
+                if end { 0x80 | 10 } else { 10 },
+                (dur >> 8) as u8,
+                dur as u8,
+            ];
+            self.send_rtp(101, i == 1, start, &payload).await;
+        }
+        self.ts = self.ts.wrapping_add(800);
+    }
+}
+
+impl Drop for RtpPeer {
+    fn drop(&mut self) {
+        self.recv.abort();
+    }
+}
+
+/// Decodes the engine's PCMA between two instants to 16 kHz PCM for whisper.
+fn heard_pcm(
+    heard: &[(std::time::Instant, Vec<u8>)],
+    from: std::time::Instant,
+    to: std::time::Instant,
+) -> ivr_core::Pcm {
+    let mut pcm = Vec::new();
+    for (_, p) in heard.iter().filter(|(t, _)| *t >= from && *t <= to) {
+        let mut buf = vec![0i16; p.len()];
+        ivr_media::g711::decode_alaw(p, &mut buf);
+        pcm.extend_from_slice(&buf);
+    }
+    ivr_media::resample::resample(&ivr_core::Pcm::new(8000, pcm), 16_000).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_caller_hears_the_greeting_and_after_english_please_the_english_menu_prompt() {
+    use ivr_stt::SpeechToText;
+    let s = setup();
+    let engine = ivr_engine::engine::start(s.cfg.clone()).await.unwrap();
+    let mut peer = RtpPeer::bind().await;
+    let port = peer.port().to_string();
+    let sipp_run = {
+        let (target, dir) = (engine.sip_udp.unwrap(), s.dir.path().to_path_buf());
+        tokio::spawn(async move {
+            sipp_with_fields(
+                target,
+                "prompt_heard_en.xml",
+                "+4570101010",
+                &["+4578787878", &port],
+                &dir,
+            )
+            .await
+        })
+    };
+    let t0 = std::time::Instant::now();
+    // Welcome + the Danish menu question, then the engine listens.
+    let (da_first, da_last) = peer
+        .next_prompt(t0, Duration::from_millis(1500), Duration::from_secs(40))
+        .await;
+    let da_len = da_last - da_first;
+    assert!(
+        da_first - t0 < Duration::from_secs(3),
+        "the greeting starts at once, not after {:?}",
+        da_first - t0
+    );
+    assert!(
+        (Duration::from_secs(5)..Duration::from_secs(30)).contains(&da_len),
+        "greeting and question last {da_len:?}"
+    );
+    peer.say("pcap/en-english-please-01.pcap").await;
+    let said = std::time::Instant::now();
+    let (en_first, en_last) = peer
+        .next_prompt(said, Duration::from_millis(1500), Duration::from_secs(40))
+        .await;
+    let heard = peer.heard();
+    // Every packet of the prompts is PCMA at 20 ms (160 bytes).
+    assert!(heard.iter().all(|(_, p)| p.len() == 160));
+    let pcm = heard_pcm(&heard, en_first, en_last);
+    let stt = ivr_stt::WhisperStt::load(&ivr_stt::SttConfig {
+        model: root().join("models/whisper-base/ggml-base-q8_0.bin"),
+        threads: 1,
+        workers: 1,
+        ..ivr_stt::SttConfig::default()
+    })
+    .unwrap();
+    let text = stt
+        .transcribe(ivr_stt::SttRequest::new(pcm, ivr_core::Lang::En))
+        .await
+        .unwrap()
+        .text
+        .expose()
+        .to_lowercase();
+    // "Please tell me in a few words what your call is about. For example
+    // passport, driving licence, job centre or waste."
+    for w in ["few words", "call", "passport", "driving", "waste"] {
+        assert!(
+            text.contains(w),
+            "`{w}` not heard in the English prompt: {text:?}"
+        );
+    }
+    // Key 0 (a member of staff): the engine transfers; SIPp takes the REFER.
+    peer.press(0).await;
+    let run = sipp_run.await.unwrap();
+    assert_sipp_ok(&run, &s.dir.path().join("ivr.db")).await;
+    wait_idle(&engine).await;
+    let (_, outcome, lang, _, _) = the_call_record(&s.dir.path().join("ivr.db")).await;
+    assert_eq!(outcome, "transferred");
+    assert_eq!(lang, "en");
+    engine.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_talking_over_the_welcome_stops_the_prompt_and_is_understood() {
+    let s = setup();
+    let engine = ivr_engine::engine::start(s.cfg.clone()).await.unwrap();
+    let mut peer = RtpPeer::bind().await;
+    let port = peer.port().to_string();
+    let sipp_run = {
+        let (target, dir) = (engine.sip_udp.unwrap(), s.dir.path().to_path_buf());
+        tokio::spawn(async move {
+            sipp_with_fields(
+                target,
+                "barge_in_da.xml",
+                "+4570101010",
+                &["+4589898989", &port],
+                &dir,
+            )
+            .await
+        })
+    };
+    // Wait for the welcome to start, then talk over it 0.8 s in.
+    let t0 = std::time::Instant::now();
+    let first_loud = loop {
+        if let Some((t, _)) = peer
+            .heard()
+            .into_iter()
+            .find(|(_, p)| alaw_rms(p) > LOUD_RMS)
+        {
+            break t;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(20), "no welcome prompt");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    tokio::time::sleep_until((first_loud + Duration::from_millis(800)).into()).await;
+    let pcap = "pcap/da-boligstoette-01.pcap";
+    let started = peer.say(pcap).await;
+    // make_pcap.py puts 300 ms of silence before the speech.
+    let onset = started + Duration::from_millis(300);
+    let speech_end = std::time::Instant::now() - Duration::from_millis(1200);
+    let run = sipp_run.await.unwrap();
+    assert_sipp_ok(&run, &s.dir.path().join("ivr.db")).await;
+    let fields = uui_fields(&run.messages);
+    let get = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    assert_eq!(get("dept"), Some("ydelser"), "{fields:?}");
+    assert_eq!(get("intent"), Some("ydelser"), "{fields:?}");
+    let heard = peer.heard();
+    let loud = |from: std::time::Instant, to: std::time::Instant| {
+        heard
+            .iter()
+            .filter(|(t, p)| *t >= from && *t < to && alaw_rms(p) > LOUD_RMS)
+            .count()
+    };
+    assert!(
+        loud(onset - Duration::from_millis(500), onset) > 10,
+        "the welcome was playing when the caller started talking"
+    );
+    // The voice detector needs a few hundred ms of speech; after that the
+    // prompt must be gone while the caller is still talking.
+    let cut = onset + Duration::from_millis(1000);
+    assert!(speech_end > cut + Duration::from_secs(1));
+    assert_eq!(
+        loud(cut, speech_end),
+        0,
+        "the engine kept talking over the caller"
+    );
+    wait_idle(&engine).await;
+    let (_, outcome, _, steps, _) = the_call_record(&s.dir.path().join("ivr.db")).await;
+    assert_eq!(outcome, "transferred");
+    assert!(!steps.contains("menu_keys"), "understood at once: {steps}");
     engine.shutdown(Duration::from_secs(1)).await;
 }

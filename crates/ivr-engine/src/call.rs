@@ -808,6 +808,15 @@ impl CallTask {
                 }
                 let ev = match result {
                     Ok(r) => {
+                        // What was heard stays out of the log (personal data);
+                        // how sure whisper was and how much it heard do not.
+                        tracing::debug!(
+                            confidence = r.confidence,
+                            words = r.text.expose().split_whitespace().count(),
+                            lang = ?r.lang,
+                            stt_ms = stt.as_millis() as u64,
+                            "transcript"
+                        );
                         if self.shared.keep_transcripts {
                             self.transcript.push(r.text.expose().clone());
                         }

@@ -230,6 +230,7 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
         callbacks,
         outbox,
         mail_from: cfg.integrations.mail.from.clone(),
+        cpr_mask: cfg.integrations.mail.cpr_mask,
         frontdesk,
         transfer: cfg.integrations.transfer.clone(),
     };

@@ -13,7 +13,7 @@ use ivr_integrations::callback::{
     CallbackKind, CallbackRequest, CallbackStore, Enqueued, TimeWindow,
 };
 use ivr_integrations::frontdesk::{BookingRequest, CancelBy, Frontdesk, FrontdeskError};
-use ivr_integrations::mail::{MailKind, OutgoingMail};
+use ivr_integrations::mail::{CprMask, MailKind, OutgoingMail};
 use ivr_integrations::outbox::MailOutbox;
 use ivr_integrations::transfer::{ContextValue, TransferConfig, TransferContext, TransferHeaders};
 
@@ -40,6 +40,8 @@ pub struct Services {
     pub outbox: MailOutbox,
     /// Sender address of mails.
     pub mail_from: String,
+    /// How CPR numbers appear in mails (`[integrations.mail] cpr_mask`).
+    pub cpr_mask: CprMask,
     /// Frontdesk booking.
     pub frontdesk: Arc<dyn Frontdesk>,
     /// How transfer context becomes SIP headers.
@@ -97,8 +99,10 @@ impl Services {
                 subject,
                 body,
                 kind,
+                fields,
                 ..
             } => {
+                let (subject, body) = finish_mail(&subject, &body, &fields, self.cpr_mask, &who);
                 if to.is_empty() {
                     tracing::warn!(call = %who.call_ref, "mail without recipients");
                     return Response::Error;
@@ -236,6 +240,43 @@ impl Services {
     }
 }
 
+/// Variables holding a CPR number: `cpr` and `*_cpr` (the flows' convention).
+fn is_cpr_field(name: &str) -> bool {
+    name == "cpr" || name.ends_with("_cpr")
+}
+
+/// The mail as sent: every CPR number the flow put into the subject or body
+/// masked as configured (`cpr_mask`), and the call reference appended so the
+/// recipient can find the call record.
+fn finish_mail(
+    subject: &Pii<String>,
+    body: &Pii<String>,
+    fields: &[(String, Pii<String>)],
+    mask: CprMask,
+    who: &Caller<'_>,
+) -> (Pii<String>, Pii<String>) {
+    let mut subject = subject.expose().clone();
+    let mut body = body.expose().clone();
+    for (name, value) in fields {
+        let raw = value.expose().trim();
+        if !is_cpr_field(name) || raw.is_empty() {
+            continue;
+        }
+        let masked = mask.apply(value, who.lang);
+        subject = subject.replace(raw, &masked);
+        body = body.replace(raw, &masked);
+    }
+    let label = match who.lang {
+        Lang::Da => "Opkaldsreference",
+        _ => "Call reference",
+    };
+    if !body.ends_with('\n') {
+        body.push('\n');
+    }
+    body.push_str(&format!("{label}: {}\n", who.call_ref));
+    (Pii::new(subject), Pii::new(body))
+}
+
 fn fd_failure(call: &CallId, e: &FrontdeskError) -> Response {
     tracing::warn!(call = %call, error = %e, "Frontdesk request failed");
     match e {
@@ -245,5 +286,71 @@ fn fd_failure(call: &CallId, e: &FrontdeskError) -> Response {
             Response::Unavailable
         }
         _ => Response::Error,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(cpr: &str) -> Vec<(String, Pii<String>)> {
+        vec![
+            ("name".into(), Pii::new("Karen Hansen".into())),
+            ("cpr".into(), Pii::new(cpr.into())),
+        ]
+    }
+
+    #[test]
+    fn a_mail_shows_the_cpr_number_as_configured_and_the_call_reference() {
+        let call = CallId::new("c00000000000000ab");
+        let who = Caller {
+            call_ref: &call,
+            municipality: "nordby",
+            lang: Lang::Da,
+        };
+        let subject = Pii::new("Aflysning 0102031234".to_string());
+        let body = Pii::new("Navn: Karen Hansen\nCPR-nummer: 0102031234".to_string());
+        let (s, b) = finish_mail(
+            &subject,
+            &body,
+            &fields("0102031234"),
+            CprMask::BirthDate,
+            &who,
+        );
+        assert_eq!(s.expose(), "Aflysning 010203-XXXX");
+        assert_eq!(
+            b.expose(),
+            "Navn: Karen Hansen\nCPR-nummer: 010203-XXXX\nOpkaldsreference: c00000000000000ab\n"
+        );
+        let (_, b) = finish_mail(&subject, &body, &fields("0102031234"), CprMask::Full, &who);
+        assert!(
+            b.expose().contains("CPR-nummer: 010203-1234\n"),
+            "{}",
+            b.expose()
+        );
+        let (_, b) = finish_mail(
+            &subject,
+            &body,
+            &fields("0102031234"),
+            CprMask::Hidden,
+            &who,
+        );
+        assert!(!b.expose().contains("0102031234"), "{}", b.expose());
+        assert!(
+            b.expose().contains("CPR-nummer: (udeladt)\n"),
+            "{}",
+            b.expose()
+        );
+        let en = Caller {
+            lang: Lang::En,
+            ..who
+        };
+        let (_, b) = finish_mail(&subject, &body, &fields("0102031234"), CprMask::Hidden, &en);
+        assert!(
+            b.expose()
+                .contains("CPR-nummer: (omitted)\nCall reference: c00000000000000ab\n"),
+            "{}",
+            b.expose()
+        );
     }
 }

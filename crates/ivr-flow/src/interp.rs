@@ -40,7 +40,8 @@ pub const MAX_MISUNDERSTOOD: u32 = 4;
 /// Steps executed without waiting before the interpreter gives up (a guard;
 /// the validator already refuses loops that never wait).
 const STEP_BUDGET: u32 = 200;
-/// Below this STT confidence an utterance counts as not understood.
+/// Below this STT confidence an utterance counts as not understood (except
+/// for `expect = "text"`, whose words are kept as heard).
 const MIN_STT_CONFIDENCE: f32 = 0.3;
 /// Below this intent score an utterance counts as not understood.
 const MIN_INTENT_SCORE: f64 = 0.5;
@@ -983,7 +984,12 @@ impl Interpreter {
                         out.push(Action::SetLanguage(l));
                     }
                 }
-                if confidence < MIN_STT_CONFIDENCE {
+                // Free text (a name, a message) is passed on as heard to a
+                // person who reads it: whisper is rarely sure of names, and
+                // refusing an unsure transcript only makes the caller say it
+                // again, no clearer. Everything the flow must understand
+                // itself needs a confident transcript.
+                if confidence < MIN_STT_CONFIDENCE && g.expect != Expect::Text {
                     return self.fail(&flow, &step, g, Fail::NoMatch, now, out);
                 }
                 let understood = self.understand_speech(g, heard, now);

@@ -208,3 +208,41 @@ fn the_cancellation_mail_carries_kind_and_structured_fields_for_the_integration(
     assert_eq!(f("time").as_deref(), Some("10:15"));
     assert_eq!(f("caller").as_deref(), Some("22334455"));
 }
+
+#[test]
+fn an_unsure_transcript_of_a_name_is_kept_but_an_unsure_menu_answer_is_not() {
+    // Whisper is rarely sure of a name (confidence 0.22 on "Mit navn er
+    // Karen Hansen" spoken by espeak-ng): a free-text answer is kept as heard,
+    // while a question the flow must understand still asks again.
+    let s = store("../../flows");
+    let now = at("2026-11-23T10:00:00+01:00");
+    let unsure = |t: &str| Event::Speech {
+        text: Pii::new(t.to_string()),
+        confidence: 0.2,
+        lang: None,
+    };
+    let mut call = Interpreter::new(
+        s.route("+4570101010").unwrap(),
+        CallContext {
+            caller: Pii::new("+4522334455".into()),
+            lang: None,
+        },
+    );
+    call.start(now);
+    call.handle(Event::Dtmf(Dtmf::D4), now);
+    let out = call.handle(unsure("med Talle Kanhenson"), now);
+    assert_eq!(
+        call.var("name").map(|v| v.plain()).as_deref(),
+        Some("med Talle Kanhenson")
+    );
+    assert_eq!(
+        call.record().steps.last().map(String::as_str),
+        Some("jobcenter_cancel/ask_cpr"),
+        "{out:?}"
+    );
+    assert_eq!(call.record().misunderstood, 0);
+    // The same unsure transcript at the CPR question counts as not understood.
+    call.handle(unsure("nul et nul to nul tre et to tre fire"), now);
+    assert_eq!(call.record().misunderstood, 1);
+    assert!(call.var("cpr").is_none());
+}

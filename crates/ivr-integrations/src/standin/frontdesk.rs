@@ -166,6 +166,19 @@ struct Inner {
 
 type Shared = Arc<Mutex<Inner>>;
 
+/// One booking held by the stand-in.
+#[derive(Debug, Clone)]
+pub struct HeldBooking {
+    /// Municipality id.
+    pub municipality: String,
+    /// The booking (reference, queue, start, end).
+    pub booking: Booking,
+    /// The phone number it was booked with.
+    pub phone: ivr_core::Pii<String>,
+    /// The CPR number it was booked for, if given.
+    pub cpr: Option<ivr_core::Pii<String>>,
+}
+
 /// A running stand-in. Dropping it stops the server.
 pub struct FrontdeskStandin {
     addr: SocketAddr,
@@ -191,6 +204,22 @@ impl FrontdeskStandin {
     /// Number of live bookings.
     pub fn booking_count(&self) -> usize {
         self.lock().bookings.len()
+    }
+    /// The live bookings, oldest reference first: what a test checks arrived.
+    pub fn bookings(&self) -> Vec<HeldBooking> {
+        let mut v: Vec<HeldBooking> = self
+            .lock()
+            .bookings
+            .iter()
+            .map(|((m, _), s)| HeldBooking {
+                municipality: m.clone(),
+                booking: s.booking.clone(),
+                phone: ivr_core::Pii::new(s.phone.clone()),
+                cpr: s.cpr.clone().map(ivr_core::Pii::new),
+            })
+            .collect();
+        v.sort_by(|a, b| a.booking.reference.cmp(&b.booking.reference));
+        v
     }
     /// Requests served so far.
     pub fn requests(&self) -> u32 {

@@ -199,6 +199,7 @@ impl StandIns {
                 callbacks: CallbackStore::new(db.clone()),
                 outbox: MailOutbox::new(db),
                 mail_from: ivr_integrations::config::MailConfig::default().from,
+                cpr_mask: ivr_integrations::config::MailConfig::default().cpr_mask,
                 frontdesk: Arc::new(client),
                 transfer: TransferConfig::default(),
             };
