@@ -43,7 +43,8 @@
 //! caller's first INVITE count.
 //!
 //! Usage: `cargo run --release -p ivr-benches --bin latency -- [--levels 1,10,20]
-//! [--search-levels 3] [--max-calls 60] [--min-turns 6]`
+//! [--search-levels 3] [--max-calls 60] [--min-turns 6] [--stt-threads N]
+//! [--stt-workers N]` (STT defaults: the engine's, as `config/default.toml`).
 //! (part of `make bench`). Writes `target/bench/latency.json` and prints a table.
 
 use std::collections::HashMap;
@@ -713,6 +714,8 @@ struct Args {
     search_levels: usize,
     max_calls: usize,
     min_turns: usize,
+    stt_threads: Option<usize>,
+    stt_workers: Option<usize>,
 }
 
 fn args() -> Args {
@@ -721,6 +724,8 @@ fn args() -> Args {
         search_levels: 3,
         max_calls: 60,
         min_turns: 6,
+        stt_threads: None,
+        stt_workers: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -730,6 +735,8 @@ fn args() -> Args {
             "--search-levels" => a.search_levels = v.parse().expect("--search-levels N"),
             "--max-calls" => a.max_calls = v.parse().expect("--max-calls N"),
             "--min-turns" => a.min_turns = v.parse().expect("--min-turns N"),
+            "--stt-threads" => a.stt_threads = Some(v.parse().expect("--stt-threads N")),
+            "--stt-workers" => a.stt_workers = Some(v.parse().expect("--stt-workers N")),
             "--bench" => {} // cargo bench passes it to every target
             other => panic!("unknown argument {other}; see the doc comment of benches/latency.rs"),
         }
@@ -812,7 +819,13 @@ fn main() {
         speech.threshold_rms
     );
     let dir = tempfile::tempdir().expect("temp dir");
-    let cfg = engine_config(dir.path());
+    let mut cfg = engine_config(dir.path());
+    if let Some(t) = a.stt_threads {
+        cfg.stt.threads = t;
+    }
+    if let Some(w) = a.stt_workers {
+        cfg.stt.workers = w;
+    }
     let stt_desc = serde_json::json!({
         "threads": cfg.stt.effective_threads(),
         "workers": cfg.stt.effective_workers(),
