@@ -40,7 +40,7 @@
 //! answered fast, with "not understood", and must not count as fast).
 //! Callers start staggered over one call's length and redial at once, so
 //! `n` calls are in progress; only turns whose speech ended after the last
-//! caller's first INVITE count.
+//! caller's first INVITE and before the level was stopped count.
 //!
 //! Usage: `cargo run --release -p ivr-benches --bin latency -- [--levels 1,10,20]
 //! [--search-levels 3] [--max-calls 60] [--min-turns 6] [--stt-threads N]
@@ -495,7 +495,9 @@ impl Harness {
 }
 
 /// One concurrency level: `n` callers, staggered over `cycle`, redialling
-/// until `min_turns` counted turns (at least 2 per caller) are in.
+/// until `min_turns` counted turns (at least 2 per caller) are in. Turns
+/// count from the last caller's first INVITE until the level is told to
+/// stop (calls still in progress then finish with fewer calls around them).
 async fn run_level(
     h: &Arc<Harness>,
     n: usize,
@@ -508,10 +510,12 @@ async fn run_level(
     let count_after = t0 + stagger * (n as u32 - 1);
     let want = min_turns.max(2 * n);
     let stop = Arc::new(AtomicBool::new(false));
+    let stopped_at = Arc::new(Mutex::new(None::<Instant>));
     let results = Arc::new(Mutex::new(Vec::new()));
     let mut tasks = Vec::new();
     for i in 0..n {
         let (h, stop, results) = (h.clone(), stop.clone(), results.clone());
+        let stopped_at = stopped_at.clone();
         tasks.push(tokio::spawn(async move {
             tokio::time::sleep(stagger * i as u32).await;
             let caller = format!("+452{:07}", 1000 + i);
@@ -523,6 +527,7 @@ async fn run_level(
                     all.push(r);
                     if all.iter().filter(|r| r.counted).count() >= want {
                         stop.store(true, Ordering::Relaxed);
+                        stopped_at.lock().unwrap().get_or_insert_with(Instant::now);
                     }
                 }
                 if failed_setup {
@@ -532,17 +537,24 @@ async fn run_level(
         }));
     }
     let watchdog = {
-        let stop = stop.clone();
+        let (stop, stopped_at) = (stop.clone(), stopped_at.clone());
         tokio::spawn(async move {
             tokio::time::sleep(max_wall).await;
             stop.store(true, Ordering::Relaxed);
+            stopped_at.lock().unwrap().get_or_insert_with(Instant::now);
         })
     };
     for t in tasks {
         let _ = t.await;
     }
     watchdog.abort();
-    let v = std::mem::take(&mut *results.lock().unwrap());
+    let stopped_at = *stopped_at.lock().unwrap();
+    let mut v = std::mem::take(&mut *results.lock().unwrap());
+    for r in &mut v {
+        if stopped_at.is_some_and(|s| r.speech_end_at > s) {
+            r.counted = false;
+        }
+    }
     v
 }
 
