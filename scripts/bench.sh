@@ -3,10 +3,21 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p target/bench
+# The STT/TTS benches and the latency harness run real models: `make setup` fetches them.
+for f in models/whisper-base/ggml-base-q8_0.bin models/onnxruntime/libonnxruntime.so; do
+	if [ ! -f "$f" ]; then
+		echo "bench: $f is missing: run \`make setup\` first" >&2
+		exit 2
+	fi
+done
 # Criterion benches (benches/*.rs): SIP parse/print, SDP offer/answer, media per
 # call and pacer, flow turn, callback enqueue, STT latency (-> target/bench/stt.json),
 # TTS first audio and real-time factor (-> target/bench/tts.json).
 cargo bench -p ivr-benches
 # SIPp call setup rate against the engine's SIP stack (-> target/bench/sip_load.json).
 cargo run --release -p ivr-benches --bin sip_load -- 20000 2000
+# benches/latency.rs: real calls over loopback into the engine; end of speech ->
+# first reply packet with its breakdown at 1, 10, 20 calls, and the most calls
+# with p95 < 1 s (-> target/bench/latency.json).
+cargo run --release -p ivr-benches --bin latency
 ls -1 target/bench/*.json

@@ -46,6 +46,7 @@ use crate::records::{CallRecordRow, Records};
 use crate::services::{Caller, Services};
 use crate::sip::SipHandle;
 use crate::speech::{SpeechError, SpeechPool};
+use crate::turns::{SttTiming, TurnClock, TurnInput, TurnTimings};
 
 /// Capacity of a call's SIP event queue.
 pub const CALL_INPUT_QUEUE: usize = 32;
@@ -102,6 +103,8 @@ pub struct CallShared {
     pub transfer_timeout: Duration,
     /// Keep transcripts in the call record.
     pub keep_transcripts: bool,
+    /// Where finished turns' timings are published.
+    pub turns: TurnTimings,
 }
 
 /// An accepted call, before its task starts.
@@ -282,16 +285,9 @@ enum Work {
     Filler(Option<Arc<Pcm>>),
     Transcript {
         result: Result<crate::speech::Recognition, SpeechError>,
-        stt: Duration,
+        stt: SttTiming,
     },
     Result(Response),
-}
-
-#[derive(Default)]
-struct Turn {
-    start: Option<Instant>,
-    stt: Duration,
-    waiting_first_packet: bool,
 }
 
 struct CallTask {
@@ -305,6 +301,7 @@ struct CallTask {
     rtp: UdpSocket,
     rtcp: UdpSocket,
     local: LocalMedia,
+    rtp_local: SocketAddr,
     session: sdp::LocalSession,
     negotiated: Option<Negotiated>,
     our_offer: Option<SessionDescription>,
@@ -324,7 +321,7 @@ struct CallTask {
     answered: Instant,
     turns: i64,
     transcript: Vec<String>,
-    turn: Turn,
+    turn: TurnClock,
     transfer_success: Option<bool>,
 }
 
@@ -370,6 +367,7 @@ impl CallTask {
             source: inc.source,
             rtp,
             rtcp,
+            rtp_local: SocketAddr::new(local.address, local.rtp_port),
             local,
             session,
             negotiated,
@@ -389,7 +387,7 @@ impl CallTask {
             answered: Instant::now(),
             turns: 0,
             transcript: Vec::new(),
-            turn: Turn::default(),
+            turn: TurnClock::default(),
             transfer_success: None,
         }
     }
@@ -472,21 +470,32 @@ impl CallTask {
                             PacketKind::Rtp => &self.rtp,
                             PacketKind::Rtcp => &self.rtcp,
                         };
+                        // Taken before sending, so that no receiver can see the
+                        // packet before the instant the turn timing gives it.
+                        let sent_at = Instant::now();
                         // A full socket buffer drops the packet, as the network could.
                         let _ = sock.try_send_to(t.bytes, t.to);
                         if t.kind == PacketKind::Rtp
-                            && self.turn.waiting_first_packet
+                            && self.turn.waiting_first_packet()
                             && media.is_playing()
                         {
-                            self.turn.waiting_first_packet = false;
-                            if let Some(s) = self.turn.start.take() {
-                                let d = s.elapsed();
-                                self.shared.metrics.observe_turn(d);
+                            if let Some(tt) = self.turn.first_packet(
+                                sent_at,
+                                &self.call_ref,
+                                &self.route.municipality.id,
+                                self.rtp_local,
+                            ) {
+                                let ms =
+                                    |d: Option<Duration>| d.map_or(-1, |d| d.as_millis() as i64);
+                                self.shared.metrics.observe_turn(tt.latency());
                                 tracing::debug!(
-                                    turn_ms = d.as_millis() as u64,
-                                    stt_ms = self.turn.stt.as_millis() as u64,
+                                    turn_ms = tt.latency().as_millis() as u64,
+                                    stt_ms = ms(tt.stt_stage()),
+                                    tts_ms = ms(tt.tts_stage()),
+                                    pacing_ms = ms(tt.pacing_stage()),
                                     "turn latency"
                                 );
+                                self.shared.turns.publish(tt);
                             }
                         }
                     }
@@ -601,6 +610,7 @@ impl CallTask {
                     filler: true,
                 };
                 if !media.is_playing() {
+                    self.turn.reply_started(now);
                     let tts = self.shared.tts.clone();
                     let lang = self.lang;
                     let tx = self.work_tx.clone();
@@ -639,19 +649,21 @@ impl CallTask {
                 }
                 g.awaiting_stt = true;
                 g.deadline = None;
-                self.turn = Turn {
-                    start: Some(Instant::now()),
-                    ..Turn::default()
-                };
+                self.turn.begin(TurnInput::Speech, Instant::now());
                 let pool = self.shared.stt.clone();
                 let tx = self.work_tx.clone();
                 let (lang, hints) = (g.lang, g.hints.clone());
                 tokio::spawn(async move {
                     let t = pool.recognize(pcm, lang, hints).await;
+                    let stt = SttTiming {
+                        queued: t.queued,
+                        processing: t.processing,
+                        recognised: t.result.is_ok(),
+                    };
                     let _ = tx
                         .send(Work::Transcript {
                             result: t.result,
-                            stt: t.took,
+                            stt,
                         })
                         .await;
                 });
@@ -721,10 +733,7 @@ impl CallTask {
         }
         g.deadline = Some(Instant::now() + g.timeout.min(Duration::from_secs(5)));
         self.cancel_speech(media);
-        self.turn = Turn {
-            start: Some(Instant::now()),
-            ..Turn::default()
-        };
+        self.turn.begin(TurnInput::Dtmf, Instant::now());
         self.feed(FlowEvent::Dtmf(k));
     }
 
@@ -755,23 +764,23 @@ impl CallTask {
         }
         let t0 = Instant::now();
         let actions = self.interp.handle(ev, self.shared.clock.now_utc());
+        let took = t0.elapsed();
+        let step = self
+            .interp
+            .record()
+            .steps
+            .last()
+            .map(String::as_str)
+            .unwrap_or("");
         tracing::debug!(
-            step = self
-                .interp
-                .record()
-                .steps
-                .last()
-                .map(String::as_str)
-                .unwrap_or(""),
-            flow_us = t0.elapsed().as_micros() as u64,
+            step,
+            flow_us = took.as_micros() as u64,
             actions = actions.len(),
             "flow step"
         );
+        self.turn.flow_step(took, step, !actions.is_empty());
         if !actions.is_empty() {
             self.gather = None;
-            if self.turn.start.is_some() {
-                self.turn.waiting_first_packet = true;
-            }
         }
         self.pending.extend(actions);
     }
@@ -783,13 +792,14 @@ impl CallTask {
                     return;
                 }
                 if let Some(p) = pcm {
-                    if let Err(e) = media.play(
+                    match media.play(
                         &p,
                         PlayOptions {
                             barge_in: self.say_barge_in,
                         },
                     ) {
-                        tracing::warn!(error = %e, "prompt not played");
+                        Ok(()) => self.turn.audio_ready(Instant::now()),
+                        Err(e) => tracing::warn!(error = %e, "prompt not played"),
                     }
                 }
                 if last && self.blocker == Blocker::Synth {
@@ -798,11 +808,13 @@ impl CallTask {
             }
             Work::Filler(pcm) => {
                 if let (Some(p), Blocker::Invoke { .. }) = (pcm, self.blocker) {
-                    let _ = media.play(&p, PlayOptions { barge_in: true });
+                    if media.play(&p, PlayOptions { barge_in: true }).is_ok() {
+                        self.turn.audio_ready(Instant::now());
+                    }
                 }
             }
             Work::Transcript { result, stt } => {
-                self.turn.stt = stt;
+                self.turn.transcript(Instant::now(), stt);
                 if let Some(g) = self.gather.as_mut() {
                     g.awaiting_stt = false;
                 }
@@ -840,7 +852,8 @@ impl CallTask {
                 }
             }
             Work::Result(r) => {
-                if matches!(self.blocker, Blocker::Invoke { .. }) {
+                if let Blocker::Invoke { since, .. } = self.blocker {
+                    self.turn.integration(since.elapsed());
                     self.blocker = Blocker::None;
                     self.feed(FlowEvent::Result(r));
                 }
@@ -942,6 +955,7 @@ impl CallTask {
                     self.synth_gen += 1;
                     self.say_barge_in = barge_in;
                     self.blocker = Blocker::Synth;
+                    self.turn.reply_started(Instant::now());
                     let (gen, tts, tx) = (
                         self.synth_gen,
                         self.shared.tts.clone(),
@@ -955,6 +969,7 @@ impl CallTask {
                     self.synth_gen += 1;
                     self.say_barge_in = barge_in;
                     self.blocker = Blocker::Synth;
+                    self.turn.reply_started(Instant::now());
                     let path = self
                         .shared
                         .flows_dir

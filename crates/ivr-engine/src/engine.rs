@@ -36,6 +36,7 @@ use crate::records::Records;
 use crate::services::Services;
 use crate::sip::{SipListenConfig, SipService};
 use crate::speech::SpeechPool;
+use crate::turns::{TurnTiming, TurnTimings};
 
 /// Why the engine could not start.
 #[non_exhaustive]
@@ -81,6 +82,7 @@ pub struct Running {
     pub puzzel_standin: Option<PuzzelStandin>,
     /// Counters.
     pub metrics: Arc<Metrics>,
+    turns: TurnTimings,
     state: Arc<State>,
     stop_workers: watch::Sender<bool>,
     sip: Option<SipService>,
@@ -270,6 +272,7 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
 
     // SIP.
     let metrics = Arc::new(Metrics::default());
+    let turns = TurnTimings::default();
     let listen = SipListenConfig {
         udp: cfg.sip.udp.clone(),
         tcp: cfg.sip.tcp.clone(),
@@ -300,6 +303,7 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
         transfer_domain: cfg.sip.transfer_domain.clone(),
         transfer_timeout: Duration::from_secs(cfg.sip.transfer_timeout_s),
         keep_transcripts: cfg.records.keep_transcripts,
+        turns: turns.clone(),
     });
     let state = Arc::new(State {
         draining: AtomicBool::new(false),
@@ -366,6 +370,7 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
         frontdesk_standin,
         puzzel_standin,
         metrics,
+        turns,
         state,
         stop_workers,
         sip: Some(sip),
@@ -521,6 +526,12 @@ impl Running {
     /// Calls in progress.
     pub fn active_calls(&self) -> u64 {
         self.metrics.active()
+    }
+
+    /// Timings of every answered turn from now on (see [`crate::turns`]
+    /// for what a record holds and what happens when the receiver lags).
+    pub fn turn_timings(&self) -> tokio::sync::broadcast::Receiver<TurnTiming> {
+        self.turns.subscribe()
     }
 
     /// Stops taking calls, lets calls finish for up to `drain`, hangs up the

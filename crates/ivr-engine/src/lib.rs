@@ -7,6 +7,7 @@
 //! - [`services`]: flow requests mapped to the integrations.
 //! - [`speech`]: the shared STT worker pool with its bounded queue.
 //! - [`records`], [`metrics`], [`http`]: the call record, counters, `/health` and `/metrics`.
+//! - [`turns`]: per-turn timings (endpointing to first reply packet, by stage).
 
 pub mod call;
 pub mod config;
@@ -18,3 +19,4 @@ pub mod services;
 pub mod sip;
 pub mod speech;
 pub mod stt;
+pub mod turns;

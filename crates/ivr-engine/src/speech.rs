@@ -57,6 +57,8 @@ pub struct Timed {
     pub took: Duration,
     /// Time waiting for a worker, as the engine reported it.
     pub queued: Duration,
+    /// Time a worker spent recognising, as the engine reported it.
+    pub processing: Duration,
 }
 
 impl SpeechPool {
@@ -101,6 +103,7 @@ impl SpeechPool {
                 result: Err(SpeechError::Unavailable(self.why_unavailable.to_string())),
                 took: Duration::ZERO,
                 queued: Duration::ZERO,
+                processing: Duration::ZERO,
             };
         };
         self.in_flight.fetch_add(1, Ordering::Relaxed);
@@ -112,6 +115,7 @@ impl SpeechPool {
         let r = stt.transcribe(req).await;
         self.in_flight.fetch_sub(1, Ordering::Relaxed);
         let queued = r.as_ref().map(|t| t.timing.queued).unwrap_or_default();
+        let processing = r.as_ref().map(|t| t.timing.processing).unwrap_or_default();
         Timed {
             result: r
                 .map(|t| Recognition {
@@ -122,6 +126,7 @@ impl SpeechPool {
                 .map_err(SpeechError::from),
             took: start.elapsed(),
             queued,
+            processing,
         }
     }
 }
