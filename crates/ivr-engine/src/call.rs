@@ -826,7 +826,8 @@ impl CallTask {
                             confidence = r.confidence,
                             words = r.text.expose().split_whitespace().count(),
                             lang = ?r.lang,
-                            stt_ms = stt.as_millis() as u64,
+                            stt_ms = stt.processing.as_millis() as u64,
+                            stt_queue_ms = stt.queued.as_millis() as u64,
                             "transcript"
                         );
                         if self.shared.keep_transcripts {
