@@ -45,8 +45,8 @@
 //! Usage: `cargo run --release -p ivr-benches --bin latency -- [--levels 1,10,20]
 //! [--search-levels 3] [--max-calls 60] [--min-turns 6] [--stt-threads N]
 //! [--stt-workers N] [--eager-stt-ms N] [--end-silence-ms N]` (defaults: the
-//! engine's, as `config/default.toml`; `--eager-stt-ms 0` turns the eager
-//! end of turn off). Turns answered from the eager (speculative) transcript
+//! engine's, as `config/default.toml`, where the eager end of turn is off;
+//! `--eager-stt-ms 240` turns it on). Turns answered from the eager (speculative) transcript
 //! are counted per level (`eager_turns`; per turn `eager`), and the totals
 //! are also given apart for eager and other turns.
 //! (part of `make bench`). Writes `target/bench/latency.json` and prints a table.
