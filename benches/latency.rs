@@ -44,7 +44,11 @@
 //!
 //! Usage: `cargo run --release -p ivr-benches --bin latency -- [--levels 1,10,20]
 //! [--search-levels 3] [--max-calls 60] [--min-turns 6] [--stt-threads N]
-//! [--stt-workers N]` (STT defaults: the engine's, as `config/default.toml`).
+//! [--stt-workers N] [--eager-stt-ms N] [--end-silence-ms N]` (defaults: the
+//! engine's, as `config/default.toml`, where the eager end of turn is off;
+//! `--eager-stt-ms 240` turns it on). Turns answered from the eager (speculative) transcript
+//! are counted per level (`eager_turns`; per turn `eager`), and the totals
+//! are also given apart for eager and other turns.
 //! (part of `make bench`). Writes `target/bench/latency.json` and prints a table.
 
 use std::collections::HashMap;
@@ -615,6 +619,16 @@ fn summarise(n: usize, turns: &[TurnResult], wall: Duration) -> LevelSummary {
             "max_ms": v.last().copied().unwrap_or(f64::NAN),
         })
     };
+    let is_eager = |t: &TurnResult| t.engine.as_ref().is_some_and(|e| e.eager);
+    let eager_turns = ok.iter().filter(|t| is_eager(t)).count();
+    let totals_where = |eager: bool| {
+        stat(
+            ok.iter()
+                .filter(|t| is_eager(t) == eager)
+                .filter_map(|t| t.total.map(ms))
+                .collect(),
+        )
+    };
     let mut totals: Vec<f64> = ok.iter().filter_map(|t| t.total.map(ms)).collect();
     totals.sort_by(f64::total_cmp);
     let (med, p95) = (percentile(&totals, 50.0), percentile(&totals, 95.0));
@@ -667,8 +681,9 @@ fn summarise(n: usize, turns: &[TurnResult], wall: Duration) -> LevelSummary {
         && refused == 0
         && p95 < P95_LIMIT.as_secs_f64() * 1000.0;
     let line = format!(
-        "{n:>5} {:>5} {:>6.0}/{:<6.0} {} {:>5.0}/{:<5.0} {:>3} {:>3} {}",
+        "{n:>5} {:>5} {:>5} {:>6.0}/{:<6.0} {} {:>5.0}/{:<5.0} {:>3} {:>3} {}",
         ok.len(),
+        eager_turns,
         med,
         p95,
         stage_cells.join(" "),
@@ -681,6 +696,9 @@ fn summarise(n: usize, turns: &[TurnResult], wall: Duration) -> LevelSummary {
     let json = serde_json::json!({
         "concurrency": n,
         "turns_measured": ok.len(),
+        "eager_turns": eager_turns,
+        "total_eager_turns": totals_where(true),
+        "total_other_turns": totals_where(false),
         "turns_total": turns.len(),
         "turns_counted": counted.len(),
         "turn_errors": errors,
@@ -706,6 +724,7 @@ fn summarise(n: usize, turns: &[TurnResult], wall: Duration) -> LevelSummary {
                 "stt_queued_ms": e.and_then(|e| e.stt).map(|s| ms(s.queued)),
                 "stt_processing_ms": e.and_then(|e| e.stt).map(|s| ms(s.processing)),
                 "recognised": e.and_then(|e| e.stt).map(|s| s.recognised),
+                "eager": e.map(|e| e.eager),
                 "step": e.map(|e| e.step.clone()),
                 "active_calls": t.active_at_speech_end,
                 "prompt_packets_while_speaking": t.overlap_packets,
@@ -728,6 +747,8 @@ struct Args {
     min_turns: usize,
     stt_threads: Option<usize>,
     stt_workers: Option<usize>,
+    eager_stt_ms: Option<u64>,
+    end_silence_ms: Option<u64>,
 }
 
 fn args() -> Args {
@@ -738,6 +759,8 @@ fn args() -> Args {
         min_turns: 6,
         stt_threads: None,
         stt_workers: None,
+        eager_stt_ms: None,
+        end_silence_ms: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -749,6 +772,10 @@ fn args() -> Args {
             "--min-turns" => a.min_turns = v.parse().expect("--min-turns N"),
             "--stt-threads" => a.stt_threads = Some(v.parse().expect("--stt-threads N")),
             "--stt-workers" => a.stt_workers = Some(v.parse().expect("--stt-workers N")),
+            "--eager-stt-ms" => a.eager_stt_ms = Some(v.parse().expect("--eager-stt-ms N")),
+            "--end-silence-ms" => {
+                a.end_silence_ms = Some(v.parse().expect("--end-silence-ms N"));
+            }
             "--bench" => {} // cargo bench passes it to every target
             other => panic!("unknown argument {other}; see the doc comment of benches/latency.rs"),
         }
@@ -838,6 +865,20 @@ fn main() {
     if let Some(w) = a.stt_workers {
         cfg.stt.workers = w;
     }
+    if let Some(ms) = a.eager_stt_ms {
+        cfg.media.eager_stt_ms = ms;
+    }
+    if let Some(ms) = a.end_silence_ms {
+        cfg.media.end_silence_ms = ms;
+    }
+    if let Err(e) = cfg.validate() {
+        eprintln!("latency: {e}");
+        std::process::exit(2);
+    }
+    let media_desc = serde_json::json!({
+        "end_silence_ms": cfg.media.end_silence_ms,
+        "eager_stt_ms": cfg.media.eager_stt_ms,
+    });
     let stt_desc = serde_json::json!({
         "threads": cfg.stt.effective_threads(),
         "workers": cfg.stt.effective_workers(),
@@ -856,7 +897,7 @@ fn main() {
             std::process::exit(2);
         });
     println!(
-        "latency: engine started in {:.1} s (STT {stt_desc})",
+        "latency: engine started in {:.1} s (STT {stt_desc}, media {media_desc})",
         t_start.elapsed().as_secs_f64()
     );
     let engine_sip = engine.sip_udp.expect("engine SIP UDP address");
@@ -950,15 +991,17 @@ fn main() {
             warm.engine.as_ref().map(|e| e.step.as_str()).unwrap_or("?")
         );
         let header = format!(
-            "{:>5} {:>5} {:>13} {} {:>11} {:>3} {:>3} {}\n{:>5} {:>5} {:>13} {} {:>11}",
+            "{:>5} {:>5} {:>5} {:>13} {} {:>11} {:>3} {:>3} {}\n{:>5} {:>5} {:>5} {:>13} {} {:>11}",
             "calls",
             "turns",
+            "eager",
             "total",
             STAGES.map(|s| format!("{s:^11}")).join(" "),
             "stt queue",
             "err",
             "ref",
             "p95<1s",
+            "",
             "",
             "",
             "med/p95 ms",
@@ -1035,7 +1078,7 @@ fn main() {
             "fixed_time": FIXED_TIME,
             "turn": "main/menu after the greeting, outside opening hours",
         },
-        "engine": {"stt": stt_desc},
+        "engine": {"stt": stt_desc, "media": media_desc},
         "caller": {
             "quiet_before_speaking_ms": QUIET.as_millis() as u64,
             "reply_rms_threshold": REPLY_RMS,
@@ -1043,7 +1086,7 @@ fn main() {
         },
         "stages": {
             "endpointing": "end of speech (ground truth) -> engine endpointed the utterance",
-            "stt": "-> transcript back in the call task (queue + recognition + hand-over)",
+            "stt": "-> transcript back in the call task (queue + recognition + hand-over; in eager turns only what was left of the speculative recognition when the end was confirmed)",
             "flow": "-> first reply prompt requested (interpreter + dispatch)",
             "tts": "-> first reply audio handed to the media session",
             "pacing": "-> first reply RTP packet sent (next 20 ms slot)",

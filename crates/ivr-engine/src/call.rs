@@ -18,8 +18,16 @@
 //!   short-lived task that waits for room, so they are never lost.
 //! - Worker results ([`WORK_QUEUE`]): workers `send().await`, so a call that
 //!   is momentarily slow makes its own workers wait; nothing is dropped. A
-//!   call has at most one synthesis, one recognition and one integration
-//!   request in flight, so the queue never holds more than a few items.
+//!   call has at most one synthesis, one integration request and two
+//!   recognitions in flight (a speculative one that was thrown away may
+//!   still be finishing while the next utterance is recognised), so the
+//!   queue never holds more than a few items.
+//!
+//! Eager end of turn (`[media] eager_stt_ms`): at the media session's
+//! `TentativeEnd` the audio so far is recognised on an idle STT worker
+//! (never queued); at `Utterance` that transcript (held, or awaited if
+//! still running) answers the turn instead of a new recognition; at
+//! `SpeechResumed` it is thrown away. The decisions are [`crate::eager`]'s.
 //! - The media session's own bounded queues are documented in `ivr-media`.
 
 use std::collections::VecDeque;
@@ -41,7 +49,8 @@ use ivr_tts::{split_sentences, TextToSpeech, Tts};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
-use crate::metrics::Metrics;
+use crate::eager::{EagerCounts, EagerTurn, OnConfirmed, OnResult, OnTentative};
+use crate::metrics::{EagerOutcome, Metrics};
 use crate::records::{CallRecordRow, Records};
 use crate::services::{Caller, Services};
 use crate::sip::SipHandle;
@@ -286,6 +295,8 @@ enum Work {
     Transcript {
         result: Result<crate::speech::Recognition, SpeechError>,
         stt: SttTiming,
+        /// The generation of a speculative (eager) recognition; `None`: a confirmed utterance's.
+        eager: Option<u64>,
     },
     Result(Response),
 }
@@ -322,8 +333,12 @@ struct CallTask {
     turns: i64,
     transcript: Vec<String>,
     turn: TurnClock,
+    eager: EagerTurn<Heard>,
     transfer_success: Option<bool>,
 }
+
+/// A recognition's result with its timing.
+type Heard = (Result<crate::speech::Recognition, SpeechError>, SttTiming);
 
 /// The wake-up reasons of the call loop.
 enum Wake {
@@ -388,6 +403,7 @@ impl CallTask {
             turns: 0,
             transcript: Vec::new(),
             turn: TurnClock::default(),
+            eager: EagerTurn::default(),
             transfer_success: None,
         }
     }
@@ -442,6 +458,7 @@ impl CallTask {
             cname: format!("ivr-{}", self.call_ref),
             wallclock_at_start: SystemTime::now(),
             media_timeout: Duration::from_secs(self.shared.media.media_timeout_s),
+            endpoint: self.shared.media.endpoint(),
             ..SessionConfig::default()
         };
         let mut media = match MediaSession::new(media_params(&neg), cfg, Instant::now()) {
@@ -493,6 +510,7 @@ impl CallTask {
                                     stt_ms = ms(tt.stt_stage()),
                                     tts_ms = ms(tt.tts_stage()),
                                     pacing_ms = ms(tt.pacing_stage()),
+                                    eager = tt.eager,
                                     "turn latency"
                                 );
                                 self.shared.turns.publish(tt);
@@ -563,12 +581,30 @@ impl CallTask {
                 Wake::Work(None) => {}
                 Wake::Timer => self.on_timer(&mut media).await,
             }
+            self.count_eager();
             if self.ended {
                 break;
             }
         }
         let outcome = self.outcome;
         self.finish(outcome).await;
+    }
+
+    fn count_eager(&mut self) {
+        let EagerCounts {
+            used,
+            discarded,
+            skipped,
+        } = self.eager.take_counts();
+        for (n, o) in [
+            (used, EagerOutcome::Used),
+            (discarded, EagerOutcome::Discarded),
+            (skipped, EagerOutcome::Skipped),
+        ] {
+            for _ in 0..n {
+                self.shared.metrics.eager(o);
+            }
+        }
     }
 
     fn arm_gather(&mut self, media: &MediaSession, now: Instant) {
@@ -638,6 +674,28 @@ impl CallTask {
                 tracing::debug!("barge-in: prompt flushed");
                 self.cancel_speech(media);
             }
+            MediaEvent::TentativeEnd(pcm) => {
+                let listening = self
+                    .gather
+                    .as_ref()
+                    .is_some_and(|g| g.speech && !g.awaiting_stt);
+                if let (OnTentative::Start(gen), Some(g)) =
+                    (self.eager.tentative(listening), self.gather.as_ref())
+                {
+                    match self
+                        .shared
+                        .stt
+                        .recognize_if_idle(pcm, g.lang, g.hints.clone())
+                    {
+                        Some(recognition) => {
+                            self.eager.started(gen);
+                            self.spawn_recognition(recognition, Some(gen));
+                        }
+                        None => self.eager.skipped(gen),
+                    }
+                }
+            }
+            MediaEvent::SpeechResumed => self.eager.resumed(),
             MediaEvent::Utterance(pcm) => {
                 let Some(g) = self.gather.as_mut() else {
                     tracing::debug!("utterance outside a question ignored");
@@ -649,24 +707,20 @@ impl CallTask {
                 }
                 g.awaiting_stt = true;
                 g.deadline = None;
-                self.turn.begin(TurnInput::Speech, Instant::now());
-                let pool = self.shared.stt.clone();
-                let tx = self.work_tx.clone();
                 let (lang, hints) = (g.lang, g.hints.clone());
-                tokio::spawn(async move {
-                    let t = pool.recognize(pcm, lang, hints).await;
-                    let stt = SttTiming {
-                        queued: t.queued,
-                        processing: t.processing,
-                        recognised: t.result.is_ok(),
-                    };
-                    let _ = tx
-                        .send(Work::Transcript {
-                            result: t.result,
-                            stt,
-                        })
-                        .await;
-                });
+                self.turn.begin(TurnInput::Speech, Instant::now());
+                match self.eager.confirmed() {
+                    OnConfirmed::Use((result, stt)) => {
+                        self.turn.eager();
+                        self.on_transcript(result, stt);
+                    }
+                    OnConfirmed::Await => self.turn.eager(),
+                    OnConfirmed::Recognise => {
+                        let pool = self.shared.stt.clone();
+                        let recognition = async move { pool.recognize(pcm, lang, hints).await };
+                        self.spawn_recognition(recognition, None);
+                    }
+                }
             }
             MediaEvent::Dtmf(k) => self.on_dtmf(media, k),
             MediaEvent::PlaybackFinished if self.blocker == Blocker::Playout => {
@@ -683,6 +737,31 @@ impl CallTask {
             }
             _ => {}
         }
+    }
+
+    /// Runs a recognition on its own task; the result comes back as
+    /// [`Work::Transcript`] tagged with `eager` (a speculation's generation).
+    fn spawn_recognition(
+        &self,
+        recognition: impl std::future::Future<Output = crate::speech::Timed> + Send + 'static,
+        eager: Option<u64>,
+    ) {
+        let tx = self.work_tx.clone();
+        tokio::spawn(async move {
+            let t = recognition.await;
+            let stt = SttTiming {
+                queued: t.queued,
+                processing: t.processing,
+                recognised: t.result.is_ok(),
+            };
+            let _ = tx
+                .send(Work::Transcript {
+                    result: t.result,
+                    stt,
+                    eager,
+                })
+                .await;
+        });
     }
 
     /// Stops the prompt and any synthesis still to come.
@@ -745,6 +824,7 @@ impl CallTask {
         lang: Lang,
         timeout: Duration,
     ) {
+        self.eager.reset();
         self.gather = Some(Gather {
             speech,
             dtmf,
@@ -781,6 +861,7 @@ impl CallTask {
         self.turn.flow_step(took, step, !actions.is_empty());
         if !actions.is_empty() {
             self.gather = None;
+            self.eager.reset();
         }
         self.pending.extend(actions);
     }
@@ -813,43 +894,18 @@ impl CallTask {
                     }
                 }
             }
-            Work::Transcript { result, stt } => {
-                self.turn.transcript(Instant::now(), stt);
-                if let Some(g) = self.gather.as_mut() {
-                    g.awaiting_stt = false;
-                }
-                let ev = match result {
-                    Ok(r) => {
-                        // What was heard stays out of the log (personal data);
-                        // how sure whisper was and how much it heard do not.
-                        tracing::debug!(
-                            confidence = r.confidence,
-                            words = r.text.expose().split_whitespace().count(),
-                            lang = ?r.lang,
-                            stt_ms = stt.processing.as_millis() as u64,
-                            stt_queue_ms = stt.queued.as_millis() as u64,
-                            "transcript"
-                        );
-                        if self.shared.keep_transcripts {
-                            self.transcript.push(r.text.expose().clone());
-                        }
-                        FlowEvent::Speech {
-                            text: r.text,
-                            confidence: r.confidence,
-                            lang: r.lang,
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "utterance not recognised");
-                        FlowEvent::Speech {
-                            text: Pii::new(String::new()),
-                            confidence: 0.0,
-                            lang: None,
-                        }
-                    }
-                };
-                if self.gather.is_some() {
-                    self.feed(ev);
+            Work::Transcript {
+                result,
+                stt,
+                eager: None,
+            } => self.on_transcript(result, stt),
+            Work::Transcript {
+                result,
+                stt,
+                eager: Some(gen),
+            } => {
+                if let OnResult::Deliver((result, stt)) = self.eager.result(gen, (result, stt)) {
+                    self.on_transcript(result, stt);
                 }
             }
             Work::Result(r) => {
@@ -859,6 +915,51 @@ impl CallTask {
                     self.feed(FlowEvent::Result(r));
                 }
             }
+        }
+    }
+
+    /// The turn's transcript (or failure) reached the call: to the flow.
+    fn on_transcript(
+        &mut self,
+        result: Result<crate::speech::Recognition, SpeechError>,
+        stt: SttTiming,
+    ) {
+        self.turn.transcript(Instant::now(), stt);
+        if let Some(g) = self.gather.as_mut() {
+            g.awaiting_stt = false;
+        }
+        let ev = match result {
+            Ok(r) => {
+                // What was heard stays out of the log (personal data);
+                // how sure whisper was and how much it heard do not.
+                tracing::debug!(
+                    confidence = r.confidence,
+                    words = r.text.expose().split_whitespace().count(),
+                    lang = ?r.lang,
+                    stt_ms = stt.processing.as_millis() as u64,
+                    stt_queue_ms = stt.queued.as_millis() as u64,
+                    "transcript"
+                );
+                if self.shared.keep_transcripts {
+                    self.transcript.push(r.text.expose().clone());
+                }
+                FlowEvent::Speech {
+                    text: r.text,
+                    confidence: r.confidence,
+                    lang: r.lang,
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "utterance not recognised");
+                FlowEvent::Speech {
+                    text: Pii::new(String::new()),
+                    confidence: 0.0,
+                    lang: None,
+                }
+            }
+        };
+        if self.gather.is_some() {
+            self.feed(ev);
         }
     }
 

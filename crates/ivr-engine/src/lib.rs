@@ -6,11 +6,13 @@
 //! - [`call`]: one task per call (dialog, media session, flow, actions).
 //! - [`services`]: flow requests mapped to the integrations.
 //! - [`speech`]: the shared STT worker pool with its bounded queue.
+//! - [`eager`]: eager end of turn (speculative recognition at a tentative end).
 //! - [`records`], [`metrics`], [`http`]: the call record, counters, `/health` and `/metrics`.
 //! - [`turns`]: per-turn timings (endpointing to first reply packet, by stage).
 
 pub mod call;
 pub mod config;
+pub mod eager;
 pub mod engine;
 pub mod http;
 pub mod metrics;

@@ -1,7 +1,7 @@
 //! Counters for `/metrics` in the Prometheus text format (version 0.0.4):
-//! active calls, calls by outcome per municipality, STT queue depth, and a
+//! active calls, calls by outcome per municipality, STT queue depth, a
 //! histogram of turn latency (end of the caller's utterance to the first
-//! packet of reply audio).
+//! packet of reply audio), and what became of eager (speculative) recognitions.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -21,6 +21,32 @@ pub struct Metrics {
     turn_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
     turn_count: AtomicU64,
     turn_sum_us: AtomicU64,
+    eager: [AtomicU64; EagerOutcome::ALL.len()],
+}
+
+/// What became of a tentative end of utterance (`[media] eager_stt_ms`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EagerOutcome {
+    /// Recognised speculatively and the transcript answered the turn.
+    Used,
+    /// Recognised speculatively, then the caller spoke on: thrown away.
+    Discarded,
+    /// Not started: no STT worker was idle (confirmed utterances come first).
+    Skipped,
+}
+
+impl EagerOutcome {
+    /// Every outcome, in the order of the counters.
+    pub const ALL: [EagerOutcome; 3] = [Self::Used, Self::Discarded, Self::Skipped];
+
+    /// The `outcome` label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Used => "used",
+            Self::Discarded => "discarded",
+            Self::Skipped => "skipped",
+        }
+    }
 }
 
 impl Metrics {
@@ -58,6 +84,16 @@ impl Metrics {
         self.turn_count.fetch_add(1, Ordering::Relaxed);
         self.turn_sum_us
             .fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// A tentative end of utterance came to `outcome`.
+    pub fn eager(&self, outcome: EagerOutcome) {
+        self.eager[outcome as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many tentative ends came to `outcome`.
+    pub fn eager_count(&self, outcome: EagerOutcome) -> u64 {
+        self.eager[outcome as usize].load(Ordering::Relaxed)
     }
 
     /// The Prometheus text exposition, with the STT queue depth sampled by the caller.
@@ -120,6 +156,19 @@ impl Metrics {
             self.turn_sum_us.load(Ordering::Relaxed) as f64 / 1e6
         );
         let _ = writeln!(s, "ivr_turn_latency_seconds_count {count}");
+        let _ = writeln!(
+            s,
+            "# HELP ivr_eager_stt_total Tentative ends of utterance: recognised early and used, thrown away when the caller spoke on, or skipped for want of an idle STT worker."
+        );
+        let _ = writeln!(s, "# TYPE ivr_eager_stt_total counter");
+        for o in EagerOutcome::ALL {
+            let _ = writeln!(
+                s,
+                "ivr_eager_stt_total{{outcome=\"{}\"}} {}",
+                o.as_str(),
+                self.eager_count(o)
+            );
+        }
         s
     }
 }
@@ -141,7 +190,16 @@ mod tests {
         m.call_started();
         m.call_ended("nordby", "transferred");
         m.observe_turn(Duration::from_millis(400));
+        m.eager(EagerOutcome::Used);
+        m.eager(EagerOutcome::Used);
+        m.eager(EagerOutcome::Discarded);
         let t = m.render(3);
+        assert!(
+            t.contains("ivr_eager_stt_total{outcome=\"used\"} 2\n"),
+            "{t}"
+        );
+        assert!(t.contains("ivr_eager_stt_total{outcome=\"discarded\"} 1\n"));
+        assert!(t.contains("ivr_eager_stt_total{outcome=\"skipped\"} 0\n"));
         assert!(t.contains("ivr_active_calls 1\n"), "{t}");
         assert!(t.contains("ivr_calls_total{municipality=\"nordby\",outcome=\"transferred\"} 1\n"));
         assert!(t.contains("ivr_stt_queue_depth 3\n"));

@@ -8,6 +8,11 @@
 //! "sorry, I did not understand" and can repeat or use the keypad. Waiting
 //! longer would only make every caller wait, and the flow's retry/DTMF
 //! fallback is the graceful path under overload.
+//!
+//! Speculative recognitions (eager end of turn, [`SpeechPool::recognize_if_idle`])
+//! are admitted only while fewer utterances are in flight than there are
+//! workers, so one never waits in the queue and never takes a place there
+//! from a finished utterance; when no worker is idle it is not started.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -97,23 +102,59 @@ impl SpeechPool {
 
     /// Recognises `pcm` (16 kHz) in `lang` with `hints`.
     pub async fn recognize(&self, pcm: Pcm, lang: Lang, hints: Vec<String>) -> Timed {
-        let start = Instant::now();
         let Some(stt) = self.inner.clone() else {
-            return Timed {
-                result: Err(SpeechError::Unavailable(self.why_unavailable.to_string())),
-                took: Duration::ZERO,
-                queued: Duration::ZERO,
-                processing: Duration::ZERO,
-            };
+            return self.unavailable_now();
         };
         self.in_flight.fetch_add(1, Ordering::Relaxed);
+        let slot = InFlight(self.in_flight.clone());
+        Self::run(stt, slot, pcm, lang, hints).await
+    }
+
+    /// A speculative recognition: starts only if a worker is idle (fewer
+    /// utterances in flight than workers), taking its place at once, so it
+    /// neither waits in the queue nor delays a confirmed utterance queued
+    /// after it. `None`: no idle worker (or no recogniser); nothing started.
+    pub fn recognize_if_idle(
+        &self,
+        pcm: Pcm,
+        lang: Lang,
+        hints: Vec<String>,
+    ) -> Option<impl std::future::Future<Output = Timed> + Send + 'static> {
+        let stt = self.inner.clone()?;
+        let workers = self.workers;
+        self.in_flight
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < workers).then_some(n + 1)
+            })
+            .ok()?;
+        let slot = InFlight(self.in_flight.clone());
+        Some(Self::run(stt, slot, pcm, lang, hints))
+    }
+
+    fn unavailable_now(&self) -> Timed {
+        Timed {
+            result: Err(SpeechError::Unavailable(self.why_unavailable.to_string())),
+            took: Duration::ZERO,
+            queued: Duration::ZERO,
+            processing: Duration::ZERO,
+        }
+    }
+
+    async fn run(
+        stt: Arc<dyn SpeechToText>,
+        slot: InFlight,
+        pcm: Pcm,
+        lang: Lang,
+        hints: Vec<String>,
+    ) -> Timed {
+        let start = Instant::now();
         let req = SttRequest {
             audio: pcm,
             language: LanguageChoice::Fixed(lang),
             hints,
         };
         let r = stt.transcribe(req).await;
-        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        drop(slot);
         let queued = r.as_ref().map(|t| t.timing.queued).unwrap_or_default();
         let processing = r.as_ref().map(|t| t.timing.processing).unwrap_or_default();
         Timed {
@@ -128,6 +169,15 @@ impl SpeechPool {
             queued,
             processing,
         }
+    }
+}
+
+/// One utterance counted in flight until dropped (also when the future is).
+struct InFlight(Arc<AtomicUsize>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -158,5 +208,65 @@ mod tests {
             .await;
         assert_eq!(t.result.unwrap().text.expose(), "jeg skal have et pas");
         assert_eq!(pool.queue_depth(), 0);
+    }
+
+    /// A recogniser held on a gate: what is in flight stays in flight.
+    struct Gated {
+        gate: tokio::sync::Semaphore,
+    }
+
+    impl SpeechToText for Gated {
+        fn transcribe(&self, _r: SttRequest) -> ivr_stt::SttFuture<'_> {
+            Box::pin(async move {
+                let _p = self.gate.acquire().await.map_err(|_| SttError::Stopped)?;
+                Err(SttError::Stopped)
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn speculation_starts_only_on_an_idle_worker_and_frees_it_when_done() {
+        let stt = Arc::new(Gated {
+            gate: tokio::sync::Semaphore::new(0),
+        });
+        let pool = SpeechPool::new(stt.clone(), 2);
+        let pcm = || Pcm::new(16_000, vec![0; 1600]);
+        let confirmed = {
+            let pool = pool.clone();
+            tokio::spawn(async move { pool.recognize(pcm(), Lang::Da, vec![]).await })
+        };
+        while pool.in_flight.load(Ordering::Relaxed) == 0 {
+            tokio::task::yield_now().await;
+        }
+        let first = pool
+            .recognize_if_idle(pcm(), Lang::Da, vec![])
+            .expect("one of two workers is idle");
+        assert!(
+            pool.recognize_if_idle(pcm(), Lang::Da, vec![]).is_none(),
+            "both workers busy: no speculation"
+        );
+        assert_eq!(pool.queue_depth(), 0, "a speculation never queues");
+        // A confirmed utterance still gets in (it queues, as before).
+        let queued = {
+            let pool = pool.clone();
+            tokio::spawn(async move { pool.recognize(pcm(), Lang::Da, vec![]).await })
+        };
+        while pool.queue_depth() == 0 {
+            tokio::task::yield_now().await;
+        }
+        stt.gate.add_permits(3);
+        let _ = first.await;
+        let _ = confirmed.await;
+        let _ = queued.await;
+        assert_eq!(pool.in_flight.load(Ordering::Relaxed), 0);
+        // Dropped before it ran: its place is given back too.
+        drop(
+            pool.recognize_if_idle(pcm(), Lang::Da, vec![])
+                .expect("idle"),
+        );
+        assert_eq!(pool.in_flight.load(Ordering::Relaxed), 0);
+        assert!(SpeechPool::unavailable("no model")
+            .recognize_if_idle(pcm(), Lang::Da, vec![])
+            .is_none());
     }
 }

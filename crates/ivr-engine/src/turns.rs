@@ -73,6 +73,11 @@ pub struct TurnTiming {
     pub transcript_at: Option<Instant>,
     /// Speech: the recogniser's own account.
     pub stt: Option<SttTiming>,
+    /// Speech: the transcript came from the eager (speculative) recognition
+    /// started at the tentative end of the utterance (`[media] eager_stt_ms`),
+    /// so `transcript_at - input_at` is only what was left of it when the
+    /// end was confirmed (zero if it was already back).
+    pub eager: bool,
     /// Time in the flow interpreter during the turn.
     pub flow: Duration,
     /// Time waiting for integration requests during the turn.
@@ -120,6 +125,7 @@ struct Pending {
     input_at: Instant,
     transcript_at: Option<Instant>,
     stt: Option<SttTiming>,
+    eager: bool,
     flow: Duration,
     integrations: Duration,
     step: String,
@@ -143,6 +149,7 @@ impl TurnClock {
             input_at: at,
             transcript_at: None,
             stt: None,
+            eager: false,
             flow: Duration::ZERO,
             integrations: Duration::ZERO,
             step: String::new(),
@@ -157,6 +164,13 @@ impl TurnClock {
         if let Some(p) = self.cur.as_mut() {
             p.transcript_at = Some(at);
             p.stt = Some(stt);
+        }
+    }
+
+    /// The turn's transcript is the eager (speculative) one.
+    pub fn eager(&mut self) {
+        if let Some(p) = self.cur.as_mut() {
+            p.eager = true;
         }
     }
 
@@ -220,6 +234,7 @@ impl TurnClock {
             input_at: p.input_at,
             transcript_at: p.transcript_at,
             stt: p.stt,
+            eager: p.eager,
             flow: p.flow,
             integrations: p.integrations,
             reply_started_at: p.reply_started_at,
@@ -301,11 +316,44 @@ mod tests {
         assert_eq!(t.step, "main/closed_offer");
         assert_eq!(t.stt.unwrap().queued, ms(20));
         assert_eq!(t.rtp_local, addr());
+        assert!(!t.eager);
         assert!(
             c.first_packet(t0 + ms(372), &id, "nordby", addr())
                 .is_none(),
             "one record per turn"
         );
+    }
+
+    #[test]
+    fn a_turn_answered_from_the_eager_transcript_says_so() {
+        let t0 = Instant::now();
+        let mut c = TurnClock::default();
+        c.eager(); // no turn yet: nothing to mark
+        c.begin(TurnInput::Speech, t0);
+        c.eager();
+        // The speculative transcript was back before the end was confirmed.
+        c.transcript(
+            t0,
+            SttTiming {
+                queued: ms(0),
+                processing: ms(420),
+                recognised: true,
+            },
+        );
+        c.flow_step(ms(0), "main/closed_offer", true);
+        c.audio_ready(t0 + ms(2));
+        let t = c
+            .first_packet(t0 + ms(15), &CallId::from_u64(9), "nordby", addr())
+            .unwrap();
+        assert!(t.eager);
+        assert_eq!(t.stt_stage(), Some(ms(0)));
+        assert_eq!(t.stt.unwrap().processing, ms(420));
+        c.begin(TurnInput::Dtmf, t0 + ms(900));
+        c.flow_step(ms(0), "main/menu", true);
+        let t = c
+            .first_packet(t0 + ms(950), &CallId::from_u64(9), "nordby", addr())
+            .unwrap();
+        assert!(!t.eager, "a new turn starts unmarked");
     }
 
     #[test]
@@ -357,6 +405,7 @@ mod tests {
             input_at: t0,
             transcript_at: None,
             stt: None,
+            eager: false,
             flow: Duration::ZERO,
             integrations: Duration::ZERO,
             reply_started_at: None,

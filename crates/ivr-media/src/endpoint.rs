@@ -10,6 +10,17 @@
 //!   A caller who pauses between the digits of a phone number is not cut off.
 //!   (It never goes below `end_silence`: the VAD already misses the soft tail of
 //!   the last word, so a shorter silence would risk clipping it.)
+//! - Eager end (off when `eager_silence` is zero): after `eager_silence` of
+//!   silence following at least `min_speech` of speech, and while that is
+//!   still shorter than the end silence in force, a [`EndpointEvent::Tentative`]
+//!   carries the audio so far, so the engine can start recognising it while
+//!   the rest of the end silence is waited for. Exactly one of two events
+//!   follows it: [`EndpointEvent::Resumed`] (the caller spoke again: the
+//!   tentative audio is not the utterance) or [`EndpointEvent::Utterance`]
+//!   (the end is confirmed with no speech since the tentative point, so the
+//!   utterance is the tentative audio plus trailing silence). A caller may
+//!   pause several times: each pause can give a tentative, each resumption
+//!   cancels it. Barge-in and the start and end rules are not changed by it.
 //! - Length: utterances with less than `min_speech` of speech are dropped
 //!   (a cough, "eh"); at `max_utterance` the utterance is ended where it is.
 //! - Barge-in (while a prompt that allows it plays): `barge_in_voiced` of voiced
@@ -45,6 +56,9 @@ pub struct EndpointConfig {
     pub preroll: Duration,
     /// Voiced speech within 300 ms needed for barge-in.
     pub barge_in_voiced: Duration,
+    /// Silence after which a tentative end is announced ([`EndpointEvent::Tentative`]);
+    /// zero: never. Only shorter end silences than the one in force matter.
+    pub eager_silence: Duration,
     /// Sample rate of the audio pushed (and of the utterances produced).
     pub sample_rate: u32,
 }
@@ -61,6 +75,7 @@ impl Default for EndpointConfig {
             max_utterance: Duration::from_secs(15),
             preroll: Duration::from_millis(200),
             barge_in_voiced: Duration::from_millis(180),
+            eager_silence: Duration::ZERO,
             sample_rate: 16_000,
         }
     }
@@ -71,7 +86,15 @@ impl Default for EndpointConfig {
 pub enum EndpointEvent {
     /// An utterance began (audio from `preroll` before now is included).
     SpeechStarted,
+    /// The caller has been silent for `eager_silence` after enough speech:
+    /// the audio so far (preroll + speech + that silence), for speculative
+    /// recognition. Followed by exactly one `Resumed` or `Utterance`.
+    Tentative(Pcm),
+    /// Speech again after a `Tentative`: its audio is not the utterance.
+    Resumed,
     /// An utterance ended; its audio (preroll + speech + the trailing silence).
+    /// After a `Tentative` with no `Resumed` in between, it is that audio
+    /// with more trailing silence (no speech was added).
     Utterance(Pcm),
     /// The speech was too short to be an utterance (cough, click, "eh").
     Discarded,
@@ -83,6 +106,18 @@ pub enum EndpointEvent {
 enum State {
     Idle,
     InSpeech,
+}
+
+/// Where the tentative end of the current utterance stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tentative {
+    /// None announced since the last speech.
+    None,
+    /// Announced; no speech since.
+    Announced,
+    /// Announced, then speech: `Resumed` is owed (sent on the first frame
+    /// whose event slot is free, always before the utterance can end).
+    Owed,
 }
 
 /// The endpointer of one call.
@@ -102,6 +137,7 @@ pub struct Endpointer {
     pause_avg_ms: f32,
     end_silence_ms: u32,
     barged: bool,
+    tentative: Tentative,
 }
 
 fn ms(d: Duration) -> u32 {
@@ -126,6 +162,7 @@ impl Endpointer {
             pause_avg_ms: ms(cfg.end_silence) as f32 / 1.5,
             end_silence_ms: ms(cfg.end_silence),
             barged: false,
+            tentative: Tentative::None,
         }
     }
 
@@ -179,6 +216,7 @@ impl Endpointer {
                     self.buf.extend_from_slice(pcm);
                     self.speech_ms = need * self.frame_ms;
                     self.silence_ms = 0;
+                    self.tentative = Tentative::None;
                     event = event.or(Some(EndpointEvent::SpeechStarted));
                 } else {
                     self.push_preroll(pcm);
@@ -198,12 +236,40 @@ impl Endpointer {
                     }
                     self.speech_ms += self.frame_ms;
                     self.silence_ms = 0;
+                    if self.tentative == Tentative::Announced {
+                        self.tentative = Tentative::Owed;
+                    }
                 } else {
                     self.silence_ms += self.frame_ms;
                 }
+                if self.tentative == Tentative::Owed && event.is_none() {
+                    self.tentative = Tentative::None;
+                    event = Some(EndpointEvent::Resumed);
+                }
                 let too_long = self.buf.len() + pcm.len() > self.buf.capacity();
-                if self.silence_ms >= self.end_silence_ms || too_long {
+                // The end waits while a `Resumed` is owed or sent on this frame,
+                // so an `Utterance` after a `Tentative` always means "confirmed".
+                let resumed_now = matches!(event, Some(EndpointEvent::Resumed));
+                let ending = (self.silence_ms >= self.end_silence_ms || too_long)
+                    && self.tentative != Tentative::Owed
+                    && !resumed_now;
+                let eager_ms = ms(self.cfg.eager_silence);
+                if !ending
+                    && eager_ms > 0
+                    && self.tentative == Tentative::None
+                    && event.is_none()
+                    && self.silence_ms >= eager_ms
+                    && self.silence_ms < self.end_silence_ms
+                    && self.speech_ms >= ms(self.cfg.min_speech)
+                {
+                    // One copy per pause (not per frame): the buffer keeps growing.
+                    self.tentative = Tentative::Announced;
+                    let audio = Pcm::new(self.cfg.sample_rate, self.buf.clone());
+                    event = Some(EndpointEvent::Tentative(audio));
+                }
+                if ending {
                     self.state = State::Idle;
+                    self.tentative = Tentative::None;
                     self.speech_hist = 0;
                     let done = if self.speech_ms >= ms(self.cfg.min_speech) {
                         let cap = self.buf.capacity();
@@ -348,5 +414,232 @@ mod length_tests {
                 .all(|d| *d <= Duration::from_secs(2) && *d > Duration::from_millis(1900)),
             "{lens:?}"
         );
+    }
+}
+
+#[cfg(test)]
+mod eager_tests {
+    //! The tentative end (`eager_silence`) on simulated frames: one frame is
+    //! one 20 ms step of simulated time, the frame index is the clock.
+    use super::*;
+
+    fn cfg(eager_ms: u64) -> EndpointConfig {
+        EndpointConfig {
+            eager_silence: Duration::from_millis(eager_ms),
+            ..Default::default()
+        }
+    }
+
+    fn f(speech: bool) -> VadFrame {
+        VadFrame {
+            speech,
+            voiced: speech,
+            ..Default::default()
+        }
+    }
+
+    /// Frames whose samples say which frame they are, so audio can be compared.
+    fn frame(i: usize) -> [i16; 320] {
+        [i as i16; 320]
+    }
+
+    /// Runs `speech(i)` for `n` frames; the events with their frame index.
+    fn run(
+        e: &mut Endpointer,
+        n: usize,
+        speech: impl Fn(usize) -> bool,
+        barge_in: impl Fn(usize) -> bool,
+    ) -> Vec<(usize, EndpointEvent)> {
+        (0..n)
+            .filter_map(|i| {
+                e.push(&frame(i), f(speech(i)), barge_in(i))
+                    .map(|ev| (i, ev))
+            })
+            .collect()
+    }
+
+    fn kinds(events: &[(usize, EndpointEvent)]) -> Vec<(usize, &'static str)> {
+        events
+            .iter()
+            .map(|(i, e)| {
+                let k = match e {
+                    EndpointEvent::SpeechStarted => "started",
+                    EndpointEvent::Tentative(_) => "tentative",
+                    EndpointEvent::Resumed => "resumed",
+                    EndpointEvent::Utterance(_) => "utterance",
+                    EndpointEvent::Discarded => "discarded",
+                    EndpointEvent::BargeIn => "barge-in",
+                };
+                (*i, k)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn off_by_default_and_when_zero() {
+        assert_eq!(EndpointConfig::default().eager_silence, Duration::ZERO);
+        let mut e = Endpointer::new(cfg(0));
+        let ev = run(&mut e, 200, |i| (50..100).contains(&i), |_| false);
+        assert_eq!(kinds(&ev), [(54, "started"), (119, "utterance")]);
+    }
+
+    #[test]
+    fn tentative_then_confirmed_carries_the_same_speech() {
+        let mut e = Endpointer::new(cfg(240));
+        let ev = run(&mut e, 200, |i| (50..100).contains(&i), |_| false);
+        // Last speech frame 99; 240 ms = 12 silent frames -> 111; 400 ms -> 119.
+        assert_eq!(
+            kinds(&ev),
+            [(54, "started"), (111, "tentative"), (119, "utterance")]
+        );
+        let (EndpointEvent::Tentative(t), EndpointEvent::Utterance(u)) = (&ev[1].1, &ev[2].1)
+        else {
+            panic!("{ev:?}")
+        };
+        // preroll 200 ms + frames 54..=111; the utterance adds frames 112..=119 of silence.
+        assert_eq!(t.samples.len(), 3200 + 58 * 320);
+        assert_eq!(u.samples.len(), t.samples.len() + 8 * 320);
+        assert_eq!(&u.samples[..t.samples.len()], &t.samples[..]);
+        assert_eq!(t.sample_rate, 16_000);
+    }
+
+    #[test]
+    fn tentative_then_resumed_speech_cancels_it_and_the_utterance_goes_on() {
+        let mut e = Endpointer::new(cfg(240));
+        // A 300 ms pause (longer than the eager 240 ms, shorter than the end's 400 ms).
+        let speech = |i: usize| (50..100).contains(&i) || (115..150).contains(&i);
+        let ev = run(&mut e, 250, speech, |_| false);
+        let k = kinds(&ev);
+        assert_eq!(
+            k[..4],
+            [
+                (54, "started"),
+                (111, "tentative"),
+                (115, "resumed"),
+                (161, "tentative")
+            ],
+            "{k:?}"
+        );
+        // The pause taught the endpointer a longer end silence (415 ms -> 21 frames).
+        assert_eq!(k[4], (170, "utterance"), "{k:?}");
+        assert_eq!(k.len(), 5);
+        let EndpointEvent::Utterance(u) = &ev[4].1 else {
+            panic!()
+        };
+        // One utterance with both halves of the speech in it.
+        assert!(u.samples.contains(&60) && u.samples.contains(&140));
+    }
+
+    #[test]
+    fn no_tentative_before_min_speech() {
+        let mut e = Endpointer::new(cfg(240));
+        // Started at frame 54 with 100 ms, 160 ms in all: below the 200 ms minimum.
+        let ev = run(&mut e, 150, |i| (50..58).contains(&i), |_| false);
+        assert_eq!(kinds(&ev), [(54, "started"), (77, "discarded")]);
+    }
+
+    #[test]
+    fn no_tentative_when_it_would_not_come_before_the_end() {
+        let mut e = Endpointer::new(cfg(400));
+        let ev = run(&mut e, 200, |i| (50..100).contains(&i), |_| false);
+        assert_eq!(kinds(&ev), [(54, "started"), (119, "utterance")]);
+    }
+
+    #[test]
+    fn barge_in_is_unaffected() {
+        // Speech during a barge-in prompt, with a pause: the same barge-in frame
+        // with and without the eager end.
+        let speech = |i: usize| (10..40).contains(&i) || (55..90).contains(&i);
+        let mut plain = Endpointer::new(cfg(0));
+        let mut eager = Endpointer::new(cfg(200));
+        let a = run(&mut plain, 150, speech, |_| true);
+        let b = run(&mut eager, 150, speech, |_| true);
+        let barge = |v: &[(usize, EndpointEvent)]| {
+            v.iter()
+                .filter(|(_, e)| *e == EndpointEvent::BargeIn)
+                .map(|(i, _)| *i)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(barge(&a), [18]);
+        assert_eq!(barge(&b), [18]);
+        assert!(kinds(&b).contains(&(49, "tentative")), "{:?}", kinds(&b));
+        assert!(kinds(&b).contains(&(55, "resumed")), "{:?}", kinds(&b));
+    }
+
+    /// Seeded pseudo-random talk: bursts and pauses of every length, a prompt
+    /// allowing barge-in now and then (re-armed as a new prompt would be).
+    /// Whatever happens, each tentative is answered by exactly one `Resumed`
+    /// or `Utterance`, a confirmed utterance starts with the tentative audio,
+    /// and the utterances are the ones the endpointer finds without eager ends.
+    #[test]
+    fn tentatives_are_always_answered_and_utterances_do_not_change() {
+        let mut seed = 0x2545_f491_u32;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            seed
+        };
+        let mut speech = Vec::new();
+        let mut barge = Vec::new();
+        while speech.len() < 20_000 {
+            let talk = next() % 2 == 0;
+            let len = 1 + (next() % 40) as usize;
+            let prompt = next() % 3 == 0;
+            for _ in 0..len {
+                speech.push(talk);
+                barge.push(prompt);
+            }
+        }
+        let mut plain = Endpointer::new(cfg(0));
+        let mut eager = Endpointer::new(cfg(220));
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        for i in 0..speech.len() {
+            if i % 500 == 0 {
+                plain.arm_barge_in();
+                eager.arm_barge_in();
+            }
+            if let Some(EndpointEvent::Utterance(p)) = plain.push(&frame(i), f(speech[i]), barge[i])
+            {
+                a.push((i, p));
+            }
+            if let Some(ev) = eager.push(&frame(i), f(speech[i]), barge[i]) {
+                b.push((i, ev));
+            }
+        }
+        let mut open: Option<Pcm> = None;
+        let (mut tentatives, mut resumed, mut confirmed) = (0, 0, 0);
+        let mut utterances = Vec::new();
+        for (i, ev) in b {
+            match ev {
+                EndpointEvent::Tentative(p) => {
+                    assert!(open.is_none(), "frame {i}: two tentatives unanswered");
+                    tentatives += 1;
+                    open = Some(p);
+                }
+                EndpointEvent::Resumed => {
+                    assert!(
+                        open.take().is_some(),
+                        "frame {i}: resumed without tentative"
+                    );
+                    resumed += 1;
+                }
+                EndpointEvent::Utterance(u) => {
+                    if let Some(t) = open.take() {
+                        assert_eq!(&u.samples[..t.samples.len()], &t.samples[..]);
+                        confirmed += 1;
+                    }
+                    utterances.push((i, u));
+                }
+                EndpointEvent::Discarded => assert!(open.is_none()),
+                _ => {}
+            }
+        }
+        assert!(tentatives > 50 && resumed > 10 && confirmed > 10);
+        assert_eq!(
+            tentatives,
+            resumed + confirmed + usize::from(open.is_some())
+        );
+        assert_eq!(utterances, a);
     }
 }

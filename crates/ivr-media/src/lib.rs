@@ -7,7 +7,8 @@
 //! ```text
 //! handle_rtp -> rtp (parse, latch, RFC 3550 A.1/A.8 stats) -+-> rfc4733 -> Event::Dtmf
 //!                                                           +-> jitter -> codec decode -> 16 kHz
-//!                                  16 kHz -> vad (8 kHz) -> endpoint -> Event::{SpeechStarted, Utterance, BargeIn}
+//!                                  16 kHz -> vad (8 kHz) -> endpoint -> Event::{SpeechStarted, TentativeEnd, SpeechResumed,
+//!                                                                   Utterance, BargeIn}
 //! play(Pcm) -> resample (rubato, once) -> prompt queue -> pacer tick -> codec encode -> rtp -> Transmit
 //! every 5 s: rtcp SR + report block -> Transmit;  handle_rtcp -> remote loss/jitter/RTT
 //! ```

@@ -153,6 +153,13 @@ impl Default for PlayOptions {
 pub enum MediaEvent {
     /// The caller started speaking.
     SpeechStarted,
+    /// The caller went quiet long enough that the utterance may be over
+    /// (`EndpointConfig::eager_silence`): the 16 kHz audio so far, to start
+    /// recognising early. Exactly one `SpeechResumed` or `Utterance` follows;
+    /// an `Utterance` then confirms it (the same speech, more trailing silence).
+    TentativeEnd(Pcm),
+    /// The caller spoke again after a `TentativeEnd`: that audio is not the utterance.
+    SpeechResumed,
     /// The caller finished an utterance: 16 kHz audio for speech recognition.
     Utterance(Pcm),
     /// Caller speech during a barge-in prompt; the prompts were flushed.
@@ -682,6 +689,8 @@ impl MediaSession {
         match self.endpointer.push(frame, verdict, barge) {
             Some(EndpointEvent::SpeechStarted) => self.push_event(MediaEvent::SpeechStarted),
             Some(EndpointEvent::Utterance(p)) => self.push_event(MediaEvent::Utterance(p)),
+            Some(EndpointEvent::Tentative(p)) => self.push_event(MediaEvent::TentativeEnd(p)),
+            Some(EndpointEvent::Resumed) => self.push_event(MediaEvent::SpeechResumed),
             Some(EndpointEvent::BargeIn) => {
                 self.flush();
                 self.push_event(MediaEvent::BargeIn);
