@@ -152,8 +152,12 @@ pub struct SipConfig {
     /// Where a transfer target that is only a number (no `sip:`) is sent:
     /// `sip:NUMBER@<transfer_domain>`; empty: the caller's host.
     pub transfer_domain: String,
-    /// Seconds to wait for the transfer's outcome (NOTIFY) before hanging up anyway.
+    /// Seconds to wait for the transfer's outcome (NOTIFY); without one in
+    /// time the transfer counts as failed and the flow hears of it.
     pub transfer_timeout_s: u64,
+    /// Seconds to wait for the ACK of our 200 OK before the call is given up
+    /// (the INVITE transaction itself retransmits the 200 for 64*T1 = 32 s).
+    pub ack_timeout_s: u64,
 }
 
 impl Default for SipConfig {
@@ -166,6 +170,7 @@ impl Default for SipConfig {
             sdp: ivr_sip::sdp::SdpConfig::default(),
             transfer_domain: String::new(),
             transfer_timeout_s: 30,
+            ack_timeout_s: 40,
         }
     }
 }
@@ -186,6 +191,15 @@ pub struct MediaConfig {
     pub max_call_s: u64,
     /// An integration slower than this plays a filler prompt (milliseconds).
     pub filler_after_ms: u64,
+    /// Longest pause between the keys of one entry (milliseconds): after a
+    /// key the question waits at most this long (or its own timeout, if
+    /// shorter) for the next one before the entry counts as complete.
+    pub inter_digit_ms: u64,
+    /// Longest the caller counts as still speaking after speech started
+    /// without an utterance coming of it (milliseconds): the question's
+    /// no-input timer is paused while the caller speaks and resumes after
+    /// this. Keep it above the longest utterance (15 s).
+    pub hearing_cap_ms: u64,
     /// Silence after the caller's speech that ends an utterance (milliseconds):
     /// the start and the floor of the adaptive end silence, which grows up to
     /// 800 ms for a caller who pauses inside sentences.
@@ -210,6 +224,22 @@ pub const END_SILENCE_MS: std::ops::RangeInclusive<u64> = 250..=800;
 /// inside almost every sentence, so nearly every speculation would be wasted.
 pub const EAGER_STT_MIN_MS: u64 = 100;
 
+impl EngineConfig {
+    /// The timing policies of a call ([`crate::call::core::CallTimings`]).
+    pub fn call_timings(&self) -> crate::call::core::CallTimings {
+        let ms = std::time::Duration::from_millis;
+        let s = std::time::Duration::from_secs;
+        crate::call::core::CallTimings {
+            ack_wait: s(self.sip.ack_timeout_s),
+            inter_digit: ms(self.media.inter_digit_ms),
+            hearing_cap: ms(self.media.hearing_cap_ms),
+            filler_after: ms(self.media.filler_after_ms),
+            transfer_timeout: s(self.sip.transfer_timeout_s),
+            max_call: s(self.media.max_call_s),
+        }
+    }
+}
+
 impl MediaConfig {
     /// The endpointing settings of a call's media session.
     pub fn endpoint(&self) -> ivr_media::endpoint::EndpointConfig {
@@ -231,6 +261,8 @@ impl Default for MediaConfig {
             media_timeout_s: 30,
             max_call_s: 1800,
             filler_after_ms: 1500,
+            inter_digit_ms: 5000,
+            hearing_cap_ms: 15_000,
             end_silence_ms: 400,
             eager_stt_ms: 0,
         }

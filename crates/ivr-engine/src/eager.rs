@@ -119,6 +119,21 @@ impl<T> EagerTurn<T> {
         }
     }
 
+    /// The speculation `gen`, reported started, could not run after all (no
+    /// idle worker when the job was placed). Returns true when the end was
+    /// already confirmed, so the utterance must now be recognised as usual.
+    pub fn declined(&mut self, gen: u64) -> bool {
+        match self.state {
+            State::Running(g) | State::Awaiting(g) if g == gen => {
+                let awaiting = matches!(self.state, State::Awaiting(_));
+                self.state = State::Idle;
+                self.counts.skipped += 1;
+                awaiting
+            }
+            _ => false,
+        }
+    }
+
     /// The caller spoke again after the tentative end.
     pub fn resumed(&mut self) {
         self.discard();
@@ -267,6 +282,20 @@ mod tests {
         assert_eq!(e.confirmed(), OnConfirmed::Recognise);
         assert_eq!(e.take_counts().skipped, 1);
         assert_eq!(e.tentative(false), OnTentative::Ignore, "not listening");
+    }
+
+    #[test]
+    fn a_speculation_declined_by_the_pool_falls_back_to_the_normal_path() {
+        let mut e = EagerTurn::<&str>::default();
+        let g = start(&mut e);
+        assert!(!e.declined(g), "not confirmed yet: nothing to recognise");
+        assert_eq!(e.confirmed(), OnConfirmed::Recognise);
+        let g = start(&mut e);
+        assert_eq!(e.confirmed(), OnConfirmed::Await);
+        assert!(e.declined(g), "confirmed meanwhile: recognise it now");
+        assert!(!e.awaiting());
+        assert!(!e.declined(g), "once");
+        assert_eq!(e.take_counts().skipped, 2);
     }
 
     #[test]

@@ -291,7 +291,7 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
 
     let shared = Arc::new(CallShared {
         sip: sip.handle(),
-        tts,
+        tts: tts as Arc<dyn TextToSpeech>,
         stt: stt.clone(),
         services,
         records,
@@ -301,7 +301,7 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
         media: cfg.media.clone(),
         sdp: cfg.sip.sdp.clone(),
         transfer_domain: cfg.sip.transfer_domain.clone(),
-        transfer_timeout: Duration::from_secs(cfg.sip.transfer_timeout_s),
+        timings: cfg.call_timings(),
         keep_transcripts: cfg.records.keep_transcripts,
         turns: turns.clone(),
     });

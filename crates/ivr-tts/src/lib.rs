@@ -64,6 +64,11 @@ pub trait TextToSpeech: Send + Sync {
     /// outlive the call in `var/tts-cache/`.
     fn synthesize_personal(&self, text: &Pii<String>, voice: &str) -> Result<Arc<Pcm>, TtsError>;
 
+    /// A recorded prompt (WAV, MP3, FLAC, Ogg Vorbis), mono at [`Self::output_rate`].
+    fn prompt_file(&self, path: &Path) -> Result<Arc<Pcm>, TtsError> {
+        load_prompt(path, self.output_rate()).map(Arc::new)
+    }
+
     /// [`Self::synthesize`] with the language's configured voice.
     fn synthesize_lang(&self, text: &str, lang: Lang) -> Result<Arc<Pcm>, TtsError> {
         let voice = self.voice_for(lang)?;

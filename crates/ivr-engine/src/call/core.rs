@@ -1,0 +1,1160 @@
+//! The call core: one call's whole decision logic, sans-IO, in the shape of
+//! str0m's `Rtc` (and of `ivr-media`'s [`MediaSession`], which it owns).
+//!
+//! ```text
+//!  Input (+ now) --> handle_input --+                 +--> Output::Transmit  (RTP/RTCP to send now)
+//!   Rtp / Rtcp datagrams            |                 +--> Output::Sip       (BYE, REFER, re-INVITE answers)
+//!   Sip(SipEvent)                   |   CallCore      +--> Output::Job       (recognise, synthesise, play a
+//!   Done(finished job, by id)       +-> MediaSession  |                       file, invoke an integration)
+//!   Timeout                         |   Interpreter   +--> Output::Event     (turn timings, eager outcomes)
+//!                                   |   Listen, eager +--> Output::Finished  (the call record; then done)
+//!                        poll_output(now) -------------+--> Output::Timeout   (call again then, or on input)
+//! ```
+//!
+//! Nothing here opens a socket, spawns, sleeps or reads a clock: instants are
+//! passed in, wall time for the flow comes from the configured
+//! [`WallClock`], and the only other time source is an optional stopwatch
+//! that measures the interpreter's own CPU time for the turn timings (never
+//! used for a decision). The tokio task ([`super::task`]) owns the sockets
+//! and the clock; tests drive the core on simulated time.
+//!
+//! Work the core cannot do itself leaves as a [`Job`] tagged with a
+//! [`JobId`]; its result comes back as [`Done`] with the same id. A result
+//! whose id is no longer awaited (the synthesis of a prompt the caller
+//! barged into, a speculative transcript thrown away, an integration answer
+//! after the caller hung up) is recognised and dropped.
+//!
+//! Execution rules (the interpreter's contract, see `ivr_flow::interp`):
+//! actions run in order; a `Say`/`Play` blocks the next action until its
+//! audio is synthesised (and queued for playing), `Transfer` and `Hangup`
+//! wait until the queued audio has played, `Invoke` blocks until its answer
+//! (with a filler prompt after [`CallTimings::filler_after`]). A `Gather`
+//! starts listening at once ([`super::listen`]): keys during the prompt
+//! answer the question, and its no-input timer starts when the prompt has played.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use chrono::{DateTime, Utc};
+use ivr_core::{CallId, Dtmf, Lang, Pcm, Pii, WallClock};
+use ivr_flow::{Action, CallContext, Event as FlowEvent, Interpreter, Outcome, Route};
+use ivr_media::endpoint::EndpointConfig;
+use ivr_media::{
+    MediaEvent, MediaSession, Output as MediaOutput, PacketKind, PlayOptions, SessionConfig,
+    Transmit,
+};
+use ivr_sip::msg::Uri;
+use ivr_sip::sdp::{LocalMedia, LocalSession, Negotiated, SdpConfig, SessionDescription};
+
+pub use super::io::{CallEvent, Done, Input, Job, JobId, Output, SipCommand, SipEvent};
+use super::listen::{Listen, Question};
+use super::sdp::{self as call_sdp, Answered, ReInviteAnswer};
+use crate::eager::{EagerCounts, EagerTurn, OnConfirmed, OnResult, OnTentative};
+use crate::metrics::EagerOutcome;
+use crate::records::CallRecordRow;
+use crate::speech::{Recognition, SpeechError};
+use crate::turns::{SttTiming, TurnClock, TurnInput};
+
+/// The timing policies of a call (`[sip]` and `[media]` in the engine's
+/// configuration; the defaults are the configuration's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallTimings {
+    /// How long to wait for the ACK of our 200 OK (`[sip] ack_timeout_s`, 40 s).
+    pub ack_wait: Duration,
+    /// Longest pause between the keys of one entry (`[media] inter_digit_ms`, 5 s).
+    pub inter_digit: Duration,
+    /// Longest the caller counts as speaking without an utterance coming of
+    /// it (`[media] hearing_cap_ms`, 15 s).
+    pub hearing_cap: Duration,
+    /// An integration slower than this plays a filler (`[media] filler_after_ms`, 1.5 s).
+    pub filler_after: Duration,
+    /// How long to wait for a transfer's outcome (`[sip] transfer_timeout_s`, 30 s).
+    pub transfer_timeout: Duration,
+    /// Longest call (`[media] max_call_s`, 30 min).
+    pub max_call: Duration,
+}
+
+impl Default for CallTimings {
+    fn default() -> Self {
+        CallTimings {
+            ack_wait: Duration::from_secs(40),
+            inter_digit: Duration::from_secs(5),
+            hearing_cap: Duration::from_secs(15),
+            filler_after: Duration::from_millis(1500),
+            transfer_timeout: Duration::from_secs(30),
+            max_call: Duration::from_secs(1800),
+        }
+    }
+}
+
+/// Measures the interpreter's CPU time for the turn timings only.
+pub type Stopwatch = Arc<dyn Fn() -> Instant + Send + Sync>;
+
+/// What every call of an engine shares.
+#[derive(Clone)]
+pub struct CoreConfig {
+    /// Timing policies.
+    pub timings: CallTimings,
+    /// No RTP for this long ends the call.
+    pub media_timeout: Duration,
+    /// Endpointing (end silence, eager end of turn).
+    pub endpoint: EndpointConfig,
+    /// SDP settings (re-INVITE answers).
+    pub sdp: SdpConfig,
+    /// Domain of transfer targets that are only a number (empty: the caller's host).
+    pub transfer_domain: String,
+    /// Keep what the caller said in the call record.
+    pub keep_transcripts: bool,
+    /// Wall time for the flow (opening hours) and the record.
+    pub clock: Arc<dyn WallClock>,
+    /// Measures the interpreter's time per turn (None: not measured).
+    pub stopwatch: Option<Stopwatch>,
+}
+
+/// One accepted call (its 200 OK sent).
+pub struct CallSetup {
+    /// The call reference.
+    pub call_ref: CallId,
+    /// Where it leads.
+    pub route: Route,
+    /// Caller number.
+    pub calling: Pii<String>,
+    /// Called number.
+    pub called: Pii<String>,
+    /// The caller's signalling address (numeric transfer targets go there).
+    pub source: SocketAddr,
+    /// Our media address and SDP identity.
+    pub local: LocalMedia,
+    /// What our 200 OK carried.
+    pub answered: Answered,
+    /// Folder audio prompts (`Play`) are relative to.
+    pub prompts_dir: PathBuf,
+    /// Randomness for SSRC, first sequence number and timestamp.
+    pub seed: u64,
+}
+
+/// Outputs waiting to be polled.
+#[derive(Debug)]
+enum Queued {
+    Sip(SipCommand),
+    Job(Job),
+    Event(CallEvent),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// 200 sent, waiting for the ACK.
+    Ringing { until: Instant },
+    /// In conversation.
+    Active { max_end: Instant },
+    /// Over; the record is still to be handed out.
+    Ended,
+    /// Over and recorded.
+    Finished,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Filler {
+    /// Not yet due.
+    Due,
+    /// Being synthesised or played.
+    Playing(JobId),
+    /// Not played (a prompt was still playing).
+    Skipped,
+}
+
+/// What the next action waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Blocker {
+    None,
+    /// The audio of the current `Say`/`Play`.
+    Synth {
+        id: JobId,
+        barge_in: bool,
+    },
+    /// The queued audio to finish playing (before a transfer or hang-up).
+    Playout,
+    /// An integration's answer.
+    Invoke {
+        id: JobId,
+        since: Instant,
+        filler: Filler,
+    },
+    /// The transfer's outcome.
+    Transfer {
+        until: Instant,
+    },
+}
+
+/// A recognition's result with its timing.
+type Heard = (Result<Recognition, SpeechError>, SttTiming);
+
+/// One call.
+pub struct CallCore {
+    cfg: CoreConfig,
+    call_ref: CallId,
+    municipality: String,
+    calling: Pii<String>,
+    called: Pii<String>,
+    source: SocketAddr,
+    local: LocalMedia,
+    rtp_local: SocketAddr,
+    session: LocalSession,
+    negotiated: Option<Negotiated>,
+    our_offer: Option<SessionDescription>,
+    prompts_dir: PathBuf,
+    seed: u64,
+    stage: Stage,
+    media: Option<MediaSession>,
+    held: bool,
+    interp: Interpreter,
+    lang: Lang,
+    pending: VecDeque<Action>,
+    blocker: Blocker,
+    listen: Option<Listen>,
+    stt_job: Option<JobId>,
+    /// The utterance answering the question (personal audio, in memory only
+    /// while the question lasts).
+    utterance: Option<Pcm>,
+    speculations: Vec<(JobId, u64)>,
+    eager: EagerTurn<Heard>,
+    turn: TurnClock,
+    next_job: u64,
+    queue: VecDeque<Queued>,
+    outcome: Option<Outcome>,
+    sip_ended: bool,
+    started_at: DateTime<Utc>,
+    created: Instant,
+    answered: Option<Instant>,
+    turns: i64,
+    transcript: Vec<String>,
+    tx_buf: Vec<u8>,
+}
+
+/// The filler's words in a language.
+pub fn filler_text(lang: Lang) -> &'static str {
+    match lang {
+        Lang::En => "One moment, please.",
+        _ => "Et øjeblik.",
+    }
+}
+
+impl CallCore {
+    /// A call whose 200 OK was just sent at `now`: it waits for the ACK.
+    pub fn new(setup: CallSetup, cfg: CoreConfig, now: Instant) -> Self {
+        let interp = Interpreter::new(
+            setup.route.clone(),
+            CallContext {
+                caller: setup.calling.clone(),
+                lang: None,
+            },
+        );
+        let lang = interp.lang();
+        let Answered {
+            negotiated,
+            our_offer,
+            session,
+            ..
+        } = setup.answered;
+        CallCore {
+            started_at: cfg.clock.now_utc(),
+            stage: Stage::Ringing {
+                until: now + cfg.timings.ack_wait,
+            },
+            cfg,
+            call_ref: setup.call_ref,
+            municipality: setup.route.municipality.id.clone(),
+            calling: setup.calling,
+            called: setup.called,
+            source: setup.source,
+            rtp_local: SocketAddr::new(setup.local.address, setup.local.rtp_port),
+            local: setup.local,
+            session,
+            negotiated,
+            our_offer,
+            prompts_dir: setup.prompts_dir,
+            seed: setup.seed,
+            media: None,
+            held: false,
+            interp,
+            lang,
+            pending: VecDeque::new(),
+            blocker: Blocker::None,
+            listen: None,
+            stt_job: None,
+            utterance: None,
+            speculations: Vec::new(),
+            eager: EagerTurn::default(),
+            turn: TurnClock::default(),
+            next_job: 0,
+            queue: VecDeque::new(),
+            outcome: None,
+            sip_ended: false,
+            created: now,
+            answered: None,
+            turns: 0,
+            transcript: Vec::new(),
+            tx_buf: vec![0; 1500],
+        }
+    }
+
+    /// The call reference.
+    pub fn call_ref(&self) -> &CallId {
+        &self.call_ref
+    }
+
+    /// The municipality's id.
+    pub fn municipality(&self) -> &str {
+        &self.municipality
+    }
+
+    /// Whether the call is over and its record was handed out.
+    pub fn is_done(&self) -> bool {
+        self.stage == Stage::Finished
+    }
+
+    /// The question being asked, if the flow is listening.
+    pub fn listening(&self) -> Option<&Question> {
+        self.listen.as_ref().map(|l| &l.question)
+    }
+
+    /// Where the answer to the question stands, if the flow is listening.
+    pub fn listen_phase(&self) -> Option<super::listen::Phase> {
+        self.listen.as_ref().map(Listen::phase)
+    }
+
+    /// The flow's state so far (steps, intents, outcome).
+    pub fn flow_record(&self) -> &ivr_flow::CallRecord {
+        self.interp.record()
+    }
+
+    /// Feeds one input.
+    pub fn handle_input(&mut self, input: Input<'_>, now: Instant) {
+        match input {
+            Input::Rtp { bytes, from } => {
+                if let Some(m) = self.media.as_mut() {
+                    // A malformed or foreign packet is counted by the session and dropped.
+                    let _ = m.handle_rtp(bytes, from, now);
+                }
+            }
+            Input::Rtcp { bytes, from } => {
+                if let Some(m) = self.media.as_mut() {
+                    let _ = m.handle_rtcp(bytes, from, now);
+                }
+            }
+            Input::Sip(ev) => self.on_sip(ev, now),
+            Input::Done(done) => {
+                if matches!(self.stage, Stage::Active { .. }) {
+                    self.on_done(done, now);
+                }
+            }
+            Input::Timeout => self.timers(now),
+        }
+    }
+
+    /// The next output. Call until it returns [`Output::Timeout`], then again
+    /// at that instant or when input arrives.
+    pub fn poll_output(&mut self, now: Instant) -> Output<'_> {
+        loop {
+            if let Some(q) = self.queue.pop_front() {
+                return match q {
+                    Queued::Sip(c) => Output::Sip(c),
+                    Queued::Job(j) => Output::Job(j),
+                    Queued::Event(e) => Output::Event(e),
+                };
+            }
+            match self.stage {
+                Stage::Finished => return Output::Timeout(now + Duration::from_secs(3600)),
+                Stage::Ended => {
+                    let row = self.record(now);
+                    self.stage = Stage::Finished;
+                    return Output::Finished(Box::new(row));
+                }
+                Stage::Ringing { .. } | Stage::Active { .. } => {}
+            }
+            let mut media_next = None;
+            if let Some(media) = self.media.as_mut() {
+                let step = match media.poll_output(now) {
+                    MediaOutput::Transmit(t) => {
+                        let n = t.bytes.len().min(self.tx_buf.len());
+                        self.tx_buf[..n].copy_from_slice(&t.bytes[..n]);
+                        Step::Transmit(t.to, t.kind, n)
+                    }
+                    MediaOutput::Event(e) => Step::Event(e),
+                    MediaOutput::Timeout(at) => Step::Wait(at),
+                };
+                match step {
+                    Step::Transmit(to, kind, n) => {
+                        if kind == PacketKind::Rtp {
+                            if self.held {
+                                // On hold (we do not send): the pacer runs on, nothing leaves.
+                                continue;
+                            }
+                            self.first_packet(now);
+                        }
+                        return Output::Transmit(Transmit {
+                            to,
+                            kind,
+                            bytes: &self.tx_buf[..n],
+                        });
+                    }
+                    Step::Event(e) => {
+                        self.on_media_event(e, now);
+                        continue;
+                    }
+                    Step::Wait(at) => media_next = Some(at),
+                }
+            }
+            self.pump(now);
+            self.timers(now);
+            self.count_eager();
+            if !self.queue.is_empty() || self.stage == Stage::Ended {
+                continue;
+            }
+            return Output::Timeout(self.next_wake(now, media_next));
+        }
+    }
+
+    fn next_job(&mut self) -> JobId {
+        self.next_job += 1;
+        JobId(self.next_job)
+    }
+
+    fn wall(&self) -> DateTime<Utc> {
+        self.cfg.clock.now_utc()
+    }
+
+    fn playing(&self) -> bool {
+        self.media.as_ref().is_some_and(MediaSession::is_playing)
+    }
+
+    /// No prompt pending, being made or playing, and not on hold.
+    fn quiet(&self) -> bool {
+        self.blocker == Blocker::None && self.pending.is_empty() && !self.playing() && !self.held
+    }
+
+    fn next_wake(&self, now: Instant, media_next: Option<Instant>) -> Instant {
+        let mut wake = media_next.unwrap_or(now + Duration::from_secs(3600));
+        match self.stage {
+            Stage::Ringing { until } => wake = wake.min(until),
+            Stage::Active { max_end } => wake = wake.min(max_end),
+            Stage::Ended | Stage::Finished => {}
+        }
+        if let Some(d) = self.listen.as_ref().and_then(Listen::deadline) {
+            wake = wake.min(d);
+        }
+        match self.blocker {
+            Blocker::Transfer { until } => wake = wake.min(until),
+            Blocker::Invoke {
+                since,
+                filler: Filler::Due,
+                ..
+            } => wake = wake.min(since + self.cfg.timings.filler_after),
+            _ => {}
+        }
+        wake
+    }
+
+    /// The reply's first RTP packet leaves now: the turn's timing is complete.
+    fn first_packet(&mut self, now: Instant) {
+        if !self.turn.waiting_first_packet() || !self.playing() {
+            return;
+        }
+        if let Some(tt) =
+            self.turn
+                .first_packet(now, &self.call_ref, &self.municipality, self.rtp_local)
+        {
+            self.queue
+                .push_back(Queued::Event(CallEvent::Turn(Box::new(tt))));
+        }
+    }
+
+    fn count_eager(&mut self) {
+        let EagerCounts {
+            used,
+            discarded,
+            skipped,
+        } = self.eager.take_counts();
+        for (n, o) in [
+            (used, EagerOutcome::Used),
+            (discarded, EagerOutcome::Discarded),
+            (skipped, EagerOutcome::Skipped),
+        ] {
+            for _ in 0..n {
+                self.queue.push_back(Queued::Event(CallEvent::Eager(o)));
+            }
+        }
+    }
+
+    /// The call is over: BYE unless the SIP side ended it or `bye` is false.
+    fn end(&mut self, outcome: Outcome, bye: bool) {
+        if matches!(self.stage, Stage::Ended | Stage::Finished) {
+            return;
+        }
+        if bye && !self.sip_ended {
+            self.queue.push_back(Queued::Sip(SipCommand::Hangup));
+        }
+        self.outcome.get_or_insert(outcome);
+        self.stage = Stage::Ended;
+        self.media = None;
+        self.listen = None;
+    }
+
+    fn record(&self, now: Instant) -> CallRecordRow {
+        let rec = self.interp.record();
+        let outcome = self.outcome.or(rec.outcome).unwrap_or(Outcome::Abandoned);
+        CallRecordRow {
+            call_ref: self.call_ref.to_string(),
+            municipality: self.municipality.clone(),
+            called: self.called.clone(),
+            calling: self.calling.clone(),
+            started_at: self.started_at,
+            ended_at: self.wall(),
+            talk_ms: now
+                .saturating_duration_since(self.answered.unwrap_or(self.created))
+                .as_millis() as i64,
+            steps: rec.steps.clone(),
+            intents: rec.intents.clone(),
+            outcome: outcome.as_str().to_string(),
+            transferred_to: rec.transferred_to.clone(),
+            lang: rec.lang.unwrap_or(self.lang).code().to_string(),
+            turns: self.turns,
+            transcript: (self.cfg.keep_transcripts && !self.transcript.is_empty())
+                .then(|| Pii::new(self.transcript.join("\n"))),
+        }
+    }
+
+    // ---- SIP -------------------------------------------------------------
+
+    fn on_sip(&mut self, ev: SipEvent, now: Instant) {
+        match ev {
+            SipEvent::Confirmed(sdp) => {
+                if matches!(self.stage, Stage::Ringing { .. }) {
+                    self.confirmed(sdp, now);
+                }
+            }
+            SipEvent::Dtmf(k) => {
+                if matches!(self.stage, Stage::Active { .. }) {
+                    self.on_dtmf(k, now);
+                }
+            }
+            SipEvent::ReInvite(offer) => self.on_reinvite(offer.as_deref()),
+            SipEvent::TransferResult { success, status } => {
+                tracing::info!(success, status, "transfer outcome");
+                if matches!(self.blocker, Blocker::Transfer { .. }) {
+                    let outcome = if success {
+                        Outcome::Transferred
+                    } else {
+                        Outcome::Failed
+                    };
+                    self.end(outcome, true);
+                }
+            }
+            SipEvent::Ended(reason) => {
+                tracing::info!(?reason, "call ended by SIP");
+                self.sip_ended = true;
+                if matches!(self.stage, Stage::Ringing { .. }) {
+                    tracing::info!("call ended before it was confirmed");
+                    self.end(Outcome::Abandoned, false);
+                    return;
+                }
+                let _ = self.interp.handle(FlowEvent::Hangup, self.wall());
+                let outcome = self.interp.record().outcome.unwrap_or(Outcome::Abandoned);
+                self.end(outcome, false);
+            }
+            SipEvent::Terminate => {
+                if matches!(self.stage, Stage::Ringing { .. }) {
+                    self.end(Outcome::Abandoned, false);
+                    return;
+                }
+                let outcome = self.interp.record().outcome.unwrap_or(Outcome::Abandoned);
+                self.end(outcome, true);
+            }
+            SipEvent::Gone => self.end(Outcome::Failed, true),
+        }
+    }
+
+    /// The ACK: media starts and the flow begins.
+    fn confirmed(&mut self, ack_sdp: Option<Vec<u8>>, now: Instant) {
+        if self.negotiated.is_none() {
+            match call_sdp::accept_ack(self.our_offer.as_ref(), ack_sdp.as_deref()) {
+                Some(n) => self.negotiated = Some(n),
+                None => {
+                    tracing::warn!("no usable SDP answer in the ACK; hanging up");
+                    self.end(Outcome::Failed, true);
+                    return;
+                }
+            }
+        }
+        let Some(neg) = self.negotiated.clone() else {
+            return;
+        };
+        let seed = self.seed;
+        let wall: SystemTime = self.wall().into();
+        let cfg = SessionConfig {
+            ssrc: (seed >> 32) as u32 | 1,
+            initial_seq: (seed >> 16) as u16,
+            initial_ts: seed as u32,
+            cname: format!("ivr-{}", self.call_ref),
+            wallclock_at_start: wall,
+            media_timeout: self.cfg.media_timeout,
+            endpoint: self.cfg.endpoint,
+            ..SessionConfig::default()
+        };
+        match MediaSession::new(call_sdp::media_params(&neg), cfg, now) {
+            Ok(m) => self.media = Some(m),
+            Err(e) => {
+                tracing::warn!(error = %e, "media session refused the negotiated parameters");
+                self.end(Outcome::Failed, true);
+                return;
+            }
+        }
+        self.held = !neg.direction.sends();
+        self.answered = Some(now);
+        self.stage = Stage::Active {
+            max_end: now + self.cfg.timings.max_call,
+        };
+        let first = self.interp.start(self.wall());
+        self.take_actions(first);
+    }
+
+    fn on_reinvite(&mut self, offer: Option<&[u8]>) {
+        let answer = call_sdp::answer_reinvite(
+            offer,
+            &self.local,
+            &self.cfg.sdp,
+            self.negotiated.as_ref(),
+            &mut self.session,
+        );
+        match answer {
+            ReInviteAnswer::Accept { body, negotiated } => {
+                if let Some(n) = negotiated {
+                    if let Some(m) = self.media.as_mut() {
+                        let moved = n.remote_rtp != m.params().remote_rtp;
+                        // On hold with c=0.0.0.0 the old address stays (nothing is sent meanwhile).
+                        if moved && !n.remote_rtp.ip().is_unspecified() {
+                            m.set_remote(n.remote_rtp, Some(n.remote_rtcp));
+                        }
+                    }
+                    let held = !n.direction.sends();
+                    if held != self.held {
+                        tracing::info!(held, "call hold changed");
+                    }
+                    self.held = held;
+                    self.negotiated = Some(n);
+                }
+                self.queue
+                    .push_back(Queued::Sip(SipCommand::AnswerReInvite(body)));
+            }
+            ReInviteAnswer::Reject(status) => {
+                self.queue
+                    .push_back(Queued::Sip(SipCommand::RejectReInvite(status)));
+            }
+        }
+    }
+
+    // ---- media -------------------------------------------------------------
+
+    fn on_media_event(&mut self, e: MediaEvent, now: Instant) {
+        match e {
+            MediaEvent::SpeechStarted => {
+                if let Some(l) = self.listen.as_mut() {
+                    l.speech_started(now);
+                }
+            }
+            MediaEvent::BargeIn => {
+                self.queue.push_back(Queued::Event(CallEvent::BargeIn));
+                self.cancel_prompts(true);
+            }
+            MediaEvent::TentativeEnd(pcm) => {
+                let quiet = self.quiet();
+                let question = self
+                    .listen
+                    .as_ref()
+                    .filter(|l| l.takes_speech(quiet))
+                    .map(|l| (l.question.lang, l.question.hints.clone()));
+                if let (OnTentative::Start(gen), Some((lang, hints))) =
+                    (self.eager.tentative(question.is_some()), question)
+                {
+                    let id = self.next_job();
+                    self.eager.started(gen);
+                    self.speculations.push((id, gen));
+                    self.queue.push_back(Queued::Job(Job::Recognize {
+                        id,
+                        pcm,
+                        lang,
+                        hints,
+                        eager: true,
+                    }));
+                }
+            }
+            MediaEvent::SpeechResumed => self.eager.resumed(),
+            MediaEvent::Utterance(pcm) => self.on_utterance(pcm, now),
+            MediaEvent::Dtmf(k) => self.on_dtmf(k, now),
+            MediaEvent::PlaybackFinished if self.blocker == Blocker::Playout => {
+                self.blocker = Blocker::None;
+            }
+            MediaEvent::MediaTimeout => {
+                if self.held {
+                    // A held call may send nothing (inactive): not a dead caller.
+                    return;
+                }
+                tracing::info!("no RTP from the caller; ending the call");
+                self.pending.clear();
+                self.listen = None;
+                self.pending.push_back(Action::Hangup {
+                    outcome: Outcome::Abandoned,
+                });
+                if let Some(m) = self.media.as_mut() {
+                    m.flush();
+                }
+                self.blocker = Blocker::None;
+            }
+            MediaEvent::RecordingFailed(e) => {
+                tracing::warn!(error = %e, "call recording stopped");
+            }
+            _ => {}
+        }
+    }
+
+    fn on_utterance(&mut self, pcm: Pcm, now: Instant) {
+        let quiet = self.quiet();
+        let Some(l) = self.listen.as_mut() else {
+            tracing::debug!("utterance outside a question ignored");
+            return;
+        };
+        let takes = l.takes_speech(quiet);
+        l.speech_ended();
+        if !takes {
+            return;
+        }
+        l.recognising();
+        let (lang, hints) = (l.question.lang, l.question.hints.clone());
+        // The caller answered: what is left of the question's prompt is moot.
+        self.cancel_prompts(false);
+        self.turn.begin(TurnInput::Speech, now);
+        self.utterance = Some(pcm.clone());
+        match self.eager.confirmed() {
+            OnConfirmed::Use((result, stt)) => {
+                self.turn.eager();
+                self.on_transcript(result, stt, now);
+            }
+            OnConfirmed::Await => self.turn.eager(),
+            OnConfirmed::Recognise => self.recognise(pcm, lang, hints),
+        }
+    }
+
+    fn recognise(&mut self, pcm: Pcm, lang: Lang, hints: Vec<String>) {
+        let id = self.next_job();
+        self.stt_job = Some(id);
+        self.queue.push_back(Queued::Job(Job::Recognize {
+            id,
+            pcm,
+            lang,
+            hints,
+            eager: false,
+        }));
+    }
+
+    /// Stops the prompt being made or played and drops the prompts queued
+    /// after it (`barge_in_only`: only those that allow barge-in).
+    fn cancel_prompts(&mut self, barge_in_only: bool) {
+        if let Some(m) = self.media.as_mut() {
+            m.flush();
+        }
+        if matches!(self.blocker, Blocker::Synth { .. } | Blocker::Playout) {
+            self.blocker = Blocker::None;
+        }
+        while let Some(a) = self.pending.front() {
+            let drop = match a {
+                Action::Say { barge_in, .. } | Action::Play { barge_in, .. } => {
+                    *barge_in || !barge_in_only
+                }
+                _ => false,
+            };
+            if !drop {
+                break;
+            }
+            self.pending.pop_front();
+        }
+    }
+
+    fn on_dtmf(&mut self, k: Dtmf, now: Instant) {
+        let Some(l) = self.listen.as_mut() else {
+            tracing::debug!("key outside a question ignored");
+            return;
+        };
+        if !l.question.dtmf {
+            return;
+        }
+        l.key(now, self.cfg.timings.inter_digit);
+        // A key during the prompt answers the question that follows it.
+        self.cancel_prompts(false);
+        self.turn.begin(TurnInput::Dtmf, now);
+        self.feed(FlowEvent::Dtmf(k));
+    }
+
+    // ---- the flow ------------------------------------------------------------
+
+    /// Feeds the flow; a non-empty answer ends the current question.
+    fn feed(&mut self, ev: FlowEvent) {
+        if matches!(ev, FlowEvent::Speech { .. } | FlowEvent::Dtmf(_)) {
+            self.turns += 1;
+        }
+        let t0 = self.cfg.stopwatch.as_ref().map(|s| s());
+        let actions = self.interp.handle(ev, self.wall());
+        let took = match (t0, self.cfg.stopwatch.as_ref()) {
+            (Some(t0), Some(s)) => s().saturating_duration_since(t0),
+            _ => Duration::ZERO,
+        };
+        let step = self
+            .interp
+            .record()
+            .steps
+            .last()
+            .map(String::as_str)
+            .unwrap_or("");
+        tracing::debug!(
+            step,
+            flow_us = took.as_micros() as u64,
+            actions = actions.len(),
+            "flow step"
+        );
+        self.turn.flow_step(took, step, !actions.is_empty());
+        self.take_actions(actions);
+    }
+
+    /// A batch of the interpreter's actions: the question it ends with (if
+    /// any) is listened for from now on; the rest runs in order.
+    fn take_actions(&mut self, actions: Vec<Action>) {
+        if actions.is_empty() {
+            return;
+        }
+        self.eager.reset();
+        self.speculations.clear();
+        self.stt_job = None;
+        self.utterance = None;
+        self.listen = None;
+        for a in actions {
+            match a {
+                Action::Gather {
+                    speech,
+                    dtmf,
+                    hints,
+                    lang,
+                    timeout,
+                    barge_in,
+                    ..
+                } => {
+                    self.listen = Some(Listen::new(Question {
+                        speech,
+                        dtmf,
+                        hints,
+                        lang,
+                        timeout,
+                        barge_in,
+                    }));
+                }
+                other => self.pending.push_back(other),
+            }
+        }
+    }
+
+    /// Runs pending actions until one has to wait.
+    fn pump(&mut self, now: Instant) {
+        while self.blocker == Blocker::None && matches!(self.stage, Stage::Active { .. }) {
+            let Some(a) = self.pending.pop_front() else {
+                return;
+            };
+            match a {
+                Action::Say {
+                    text,
+                    lang,
+                    cached,
+                    barge_in,
+                } => {
+                    let id = self.next_job();
+                    self.blocker = Blocker::Synth { id, barge_in };
+                    self.turn.reply_started(now);
+                    self.queue.push_back(Queued::Job(Job::Synthesize {
+                        id,
+                        text,
+                        lang,
+                        cached,
+                    }));
+                }
+                Action::Play { file, barge_in } => {
+                    let id = self.next_job();
+                    self.blocker = Blocker::Synth { id, barge_in };
+                    self.turn.reply_started(now);
+                    let path = self.prompts_dir.join(&file);
+                    self.queue
+                        .push_back(Queued::Job(Job::PlayFile { id, path }));
+                }
+                Action::Gather { .. } => {
+                    // Taken when the batch arrived (take_actions); never queued.
+                }
+                Action::SetLanguage(l) => self.lang = l,
+                Action::Transfer {
+                    department,
+                    target,
+                    context,
+                } => {
+                    if self.playing() {
+                        self.pending.push_front(Action::Transfer {
+                            department,
+                            target,
+                            context,
+                        });
+                        self.blocker = Blocker::Playout;
+                        return;
+                    }
+                    self.transfer(department, &target, context, now);
+                }
+                Action::Invoke(request) => {
+                    let id = self.next_job();
+                    self.blocker = Blocker::Invoke {
+                        id,
+                        since: now,
+                        filler: Filler::Due,
+                    };
+                    let at = self.wall();
+                    self.queue.push_back(Queued::Job(Job::Invoke {
+                        id,
+                        request,
+                        lang: self.lang,
+                        at,
+                    }));
+                }
+                Action::Hangup { outcome } => {
+                    if self.playing() {
+                        self.pending.push_front(Action::Hangup { outcome });
+                        self.blocker = Blocker::Playout;
+                        return;
+                    }
+                    self.end(outcome, true);
+                }
+                _ => tracing::warn!("flow action not implemented by the engine"),
+            }
+        }
+    }
+
+    fn transfer(
+        &mut self,
+        department: String,
+        target: &str,
+        context: Vec<(String, Pii<String>)>,
+        now: Instant,
+    ) {
+        let uri_text = if target.contains(':') {
+            target.to_string()
+        } else {
+            let domain = if self.cfg.transfer_domain.is_empty() {
+                self.source.to_string()
+            } else {
+                self.cfg.transfer_domain.clone()
+            };
+            format!("sip:{target}@{domain}")
+        };
+        let Ok(uri) = Uri::parse(&uri_text) else {
+            tracing::warn!(department, "transfer target is not a SIP URI; hanging up");
+            self.end(Outcome::Failed, true);
+            return;
+        };
+        tracing::info!(department, "transferring");
+        let intent = self.interp.record().intents.last().cloned();
+        self.blocker = Blocker::Transfer {
+            until: now + self.cfg.timings.transfer_timeout,
+        };
+        self.queue.push_back(Queued::Sip(SipCommand::Refer {
+            target: uri,
+            department,
+            context,
+            intent,
+            lang: self.lang,
+        }));
+    }
+
+    // ---- timers ------------------------------------------------------------
+
+    fn timers(&mut self, now: Instant) {
+        match self.stage {
+            Stage::Ringing { until } if now >= until => {
+                tracing::info!("no ACK in time: call ended before it was confirmed");
+                self.end(Outcome::Abandoned, false);
+                return;
+            }
+            Stage::Active { max_end } if now >= max_end => {
+                tracing::warn!("longest call time reached; hanging up");
+                self.end(Outcome::Failed, true);
+                return;
+            }
+            Stage::Active { .. } => {}
+            _ => return,
+        }
+        let quiet = self.quiet();
+        let cap = self.cfg.timings.hearing_cap;
+        if self
+            .listen
+            .as_mut()
+            .is_some_and(|l| l.tick(now, quiet, cap))
+        {
+            self.feed(FlowEvent::NoInput);
+        }
+        match self.blocker {
+            Blocker::Transfer { until } if now >= until => {
+                tracing::warn!("no transfer outcome in time; hanging up");
+                self.end(Outcome::Transferred, true);
+            }
+            Blocker::Invoke {
+                id,
+                since,
+                filler: Filler::Due,
+            } if now.saturating_duration_since(since) >= self.cfg.timings.filler_after => {
+                let filler = if self.playing() {
+                    Filler::Skipped
+                } else {
+                    let job = self.next_job();
+                    self.turn.reply_started(now);
+                    self.queue.push_back(Queued::Job(Job::Synthesize {
+                        id: job,
+                        text: Pii::new(filler_text(self.lang).to_string()),
+                        lang: self.lang,
+                        cached: true,
+                    }));
+                    Filler::Playing(job)
+                };
+                self.blocker = Blocker::Invoke { id, since, filler };
+            }
+            _ => {}
+        }
+    }
+
+    // ---- finished work -----------------------------------------------------
+
+    fn on_done(&mut self, done: Done, now: Instant) {
+        match done {
+            Done::Audio { id, pcm, last } => match self.blocker {
+                Blocker::Synth { id: cur, barge_in } if cur == id => {
+                    if let Some(p) = pcm {
+                        self.play(&p, barge_in, now);
+                    }
+                    if last {
+                        self.blocker = Blocker::None;
+                    }
+                }
+                Blocker::Invoke {
+                    filler: Filler::Playing(f),
+                    ..
+                } if f == id => {
+                    if let Some(p) = pcm {
+                        self.play(&p, true, now);
+                    }
+                }
+                _ => tracing::trace!(job = id.0, "stale audio dropped"),
+            },
+            Done::Transcript { id, result, stt } => {
+                if self.stt_job == Some(id) {
+                    self.stt_job = None;
+                    self.on_transcript(result, stt, now);
+                } else if let Some(pos) = self.speculations.iter().position(|(j, _)| *j == id) {
+                    let (_, gen) = self.speculations.swap_remove(pos);
+                    if let OnResult::Deliver((result, stt)) = self.eager.result(gen, (result, stt))
+                    {
+                        self.on_transcript(result, stt, now);
+                    }
+                } else {
+                    tracing::trace!(job = id.0, "stale transcript dropped");
+                }
+            }
+            Done::Declined { id } => {
+                if let Some(pos) = self.speculations.iter().position(|(j, _)| *j == id) {
+                    let (_, gen) = self.speculations.swap_remove(pos);
+                    let question = self
+                        .listen
+                        .as_ref()
+                        .map(|l| (l.question.lang, l.question.hints.clone()));
+                    if let (true, Some((lang, hints)), Some(pcm)) =
+                        (self.eager.declined(gen), question, self.utterance.clone())
+                    {
+                        // The end was confirmed meanwhile: recognise the utterance as usual.
+                        self.recognise(pcm, lang, hints);
+                    }
+                }
+            }
+            Done::Response { id, response } => match self.blocker {
+                Blocker::Invoke { id: cur, since, .. } if cur == id => {
+                    self.turn.integration(now.saturating_duration_since(since));
+                    self.blocker = Blocker::None;
+                    self.feed(FlowEvent::Result(response));
+                }
+                _ => tracing::trace!(job = id.0, "stale integration answer dropped"),
+            },
+        }
+    }
+
+    fn play(&mut self, pcm: &Pcm, barge_in: bool, now: Instant) {
+        let Some(m) = self.media.as_mut() else {
+            return;
+        };
+        match m.play(pcm, PlayOptions { barge_in }) {
+            Ok(()) => self.turn.audio_ready(now),
+            Err(e) => tracing::warn!(error = %e, "prompt not played"),
+        }
+    }
+
+    /// The turn's transcript (or failure) reached the call: to the flow.
+    fn on_transcript(
+        &mut self,
+        result: Result<Recognition, SpeechError>,
+        stt: SttTiming,
+        now: Instant,
+    ) {
+        self.turn.transcript(now, stt);
+        let Some(l) = self.listen.as_mut() else {
+            return;
+        };
+        l.recognised();
+        let ev = match result {
+            Ok(r) => {
+                // What was heard stays out of the log (personal data);
+                // how sure whisper was and how much it heard do not.
+                tracing::debug!(
+                    confidence = r.confidence,
+                    words = r.text.expose().split_whitespace().count(),
+                    lang = ?r.lang,
+                    stt_ms = stt.processing.as_millis() as u64,
+                    stt_queue_ms = stt.queued.as_millis() as u64,
+                    "transcript"
+                );
+                if self.cfg.keep_transcripts {
+                    self.transcript.push(r.text.expose().clone());
+                }
+                FlowEvent::Speech {
+                    text: r.text,
+                    confidence: r.confidence,
+                    lang: r.lang,
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "utterance not recognised");
+                FlowEvent::Speech {
+                    text: Pii::new(String::new()),
+                    confidence: 0.0,
+                    lang: None,
+                }
+            }
+        };
+        self.feed(ev);
+    }
+}
+
+/// One step of draining the media session.
+enum Step {
+    Transmit(SocketAddr, PacketKind, usize),
+    Event(MediaEvent),
+    Wait(Instant),
+}

@@ -1,0 +1,210 @@
+//! The call core's vocabulary: its inputs ([`Input`]: datagrams, [`SipEvent`]s,
+//! finished [`Done`] jobs, timeouts) and outputs ([`Output`]: datagrams,
+//! [`SipCommand`]s, [`Job`]s, [`CallEvent`]s, the record, the next timeout).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use ivr_core::{Dtmf, Lang, Pcm, Pii};
+use ivr_flow::{Request, Response};
+use ivr_media::Transmit;
+use ivr_sip::msg::Uri;
+use ivr_sip::EndReason;
+
+use crate::metrics::EagerOutcome;
+use crate::records::CallRecordRow;
+use crate::speech::{Recognition, SpeechError};
+use crate::turns::{SttTiming, TurnTiming};
+
+/// A job's tag: its result comes back with the same id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct JobId(pub u64);
+
+/// Work for the world outside the core.
+#[derive(Debug)]
+pub enum Job {
+    /// Recognise an utterance (16 kHz); answer with [`Done::Transcript`].
+    Recognize {
+        /// Tag.
+        id: JobId,
+        /// The audio (personal data: kept in memory only).
+        pcm: Pcm,
+        /// The language.
+        lang: Lang,
+        /// Recogniser hints.
+        hints: Vec<String>,
+        /// A speculative recognition (eager end of turn): start it only on an
+        /// idle worker, else answer [`Done::Declined`].
+        eager: bool,
+    },
+    /// Synthesise speech; answer with one or more [`Done::Audio`] (the last marked).
+    Synthesize {
+        /// Tag.
+        id: JobId,
+        /// The text (may hold personal data read back to the caller).
+        text: Pii<String>,
+        /// Voice language.
+        lang: Lang,
+        /// A static prompt (pre-rendered, cacheable): synthesised whole.
+        cached: bool,
+    },
+    /// Load a recorded prompt; answer with one [`Done::Audio`].
+    PlayFile {
+        /// Tag.
+        id: JobId,
+        /// The file.
+        path: PathBuf,
+    },
+    /// Perform an integration request; answer with [`Done::Response`].
+    Invoke {
+        /// Tag.
+        id: JobId,
+        /// The request.
+        request: Request,
+        /// The flow's language.
+        lang: Lang,
+        /// Wall time of the request.
+        at: DateTime<Utc>,
+    },
+}
+
+/// A finished job.
+#[derive(Debug)]
+pub enum Done {
+    /// A recognition's result.
+    Transcript {
+        /// The job.
+        id: JobId,
+        /// What was heard.
+        result: Result<Recognition, SpeechError>,
+        /// How the recogniser spent the time.
+        stt: SttTiming,
+    },
+    /// A speculative recognition that was not started (no idle worker).
+    Declined {
+        /// The job.
+        id: JobId,
+    },
+    /// Audio of a synthesis (one per sentence) or a prompt file; `None`: it failed.
+    Audio {
+        /// The job.
+        id: JobId,
+        /// The audio.
+        pcm: Option<Arc<Pcm>>,
+        /// The job's last piece.
+        last: bool,
+    },
+    /// An integration's answer.
+    Response {
+        /// The job.
+        id: JobId,
+        /// The answer.
+        response: Response,
+    },
+}
+
+/// What the SIP side tells the call.
+#[derive(Debug)]
+pub enum SipEvent {
+    /// The ACK arrived (with the SDP answer for an offerless INVITE).
+    Confirmed(Option<Vec<u8>>),
+    /// A key from SIP INFO.
+    Dtmf(Dtmf),
+    /// A re-INVITE to answer (its offer, if any).
+    ReInvite(Option<Vec<u8>>),
+    /// The transfer's outcome; `status: None` when the REFER could not be sent.
+    TransferResult {
+        /// The target answered.
+        success: bool,
+        /// The status behind it.
+        status: Option<u16>,
+    },
+    /// The call is over on the SIP side.
+    Ended(EndReason),
+    /// The engine is stopping: hang up now.
+    Terminate,
+    /// The engine is gone (the call's input queue closed).
+    Gone,
+}
+
+/// A SIP command for the call's dialog.
+#[derive(Debug)]
+pub enum SipCommand {
+    /// Send BYE.
+    Hangup,
+    /// Transfer with REFER to `target`; the context becomes headers (see
+    /// `Services::transfer_headers`). Answer with [`SipEvent::TransferResult`].
+    Refer {
+        /// Where to.
+        target: Uri,
+        /// The department (for the headers and the log).
+        department: String,
+        /// Context fields from the flow.
+        context: Vec<(String, Pii<String>)>,
+        /// The caller's last intent.
+        intent: Option<String>,
+        /// The flow's language.
+        lang: Lang,
+    },
+    /// Answer a re-INVITE with 200 and this SDP.
+    AnswerReInvite(Vec<u8>),
+    /// Refuse a re-INVITE with this status.
+    RejectReInvite(u16),
+}
+
+/// Something to count or publish.
+#[derive(Debug)]
+pub enum CallEvent {
+    /// A turn was answered: its timings.
+    Turn(Box<TurnTiming>),
+    /// What a tentative end of utterance came to.
+    Eager(EagerOutcome),
+    /// The caller's speech stopped the prompt (the media session flushed it
+    /// before sending the next packet).
+    BargeIn,
+}
+
+/// One input to the core.
+#[derive(Debug)]
+pub enum Input<'a> {
+    /// A datagram on the RTP port.
+    Rtp {
+        /// Its bytes.
+        bytes: &'a [u8],
+        /// Its source.
+        from: SocketAddr,
+    },
+    /// A datagram on the RTCP port.
+    Rtcp {
+        /// Its bytes.
+        bytes: &'a [u8],
+        /// Its source.
+        from: SocketAddr,
+    },
+    /// A SIP event.
+    Sip(SipEvent),
+    /// A job finished.
+    Done(Done),
+    /// The instant of the last [`Output::Timeout`] came.
+    Timeout,
+}
+
+/// One output of the core.
+#[derive(Debug)]
+pub enum Output<'a> {
+    /// Send this datagram now (before polling again).
+    Transmit(Transmit<'a>),
+    /// Perform this SIP command.
+    Sip(SipCommand),
+    /// Start this job.
+    Job(Job),
+    /// Count or publish this.
+    Event(CallEvent),
+    /// The call is over: its record. The core is done ([`CallCore::is_done`]).
+    Finished(Box<CallRecordRow>),
+    /// Nothing more until this instant (or the next input).
+    Timeout(Instant),
+}

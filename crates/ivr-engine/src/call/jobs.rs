@@ -1,0 +1,253 @@
+//! What the call core asks of the world, performed: its jobs on the
+//! engine's workers (synthesis on blocking threads with `Arc<dyn
+//! TextToSpeech>`, recognition on the shared [`SpeechPool`], integration
+//! requests on [`Services`]; each answer goes back to the call's task as a
+//! [`Done`] tagged with the job's id) and its SIP commands on the dialog.
+
+use std::sync::Arc;
+
+use ivr_core::{CallId, Lang, Pii};
+use ivr_tts::{split_sentences, TextToSpeech};
+use tokio::sync::mpsc;
+
+use ivr_sip::msg::HeaderName;
+use ivr_sip::CallHandle;
+
+use super::core::{Done, Job, JobId, SipCommand, SipEvent};
+use crate::services::{Caller, Services};
+use crate::sip::SipHandle;
+use crate::speech::{SpeechPool, Timed};
+use crate::turns::SttTiming;
+
+/// Where one call's jobs run.
+pub struct Workers {
+    /// Speech out.
+    pub tts: Arc<dyn TextToSpeech>,
+    /// Speech in.
+    pub stt: SpeechPool,
+    /// Integrations.
+    pub services: Services,
+    /// The call (for integration requests).
+    pub call_ref: CallId,
+    /// Its municipality.
+    pub municipality: String,
+    /// Where answers go.
+    pub done: mpsc::Sender<Done>,
+    /// SIP commands.
+    pub sip: SipHandle,
+}
+
+impl Workers {
+    /// Starts a job. An answer known at once (a speculative recognition with
+    /// no idle worker) is returned instead of sent.
+    pub fn start(&self, job: Job) -> Option<Done> {
+        match job {
+            Job::Recognize {
+                id,
+                pcm,
+                lang,
+                hints,
+                eager: true,
+            } => match self.stt.recognize_if_idle(pcm, lang, hints) {
+                Some(recognition) => self.recognition(id, recognition),
+                None => return Some(Done::Declined { id }),
+            },
+            Job::Recognize {
+                id,
+                pcm,
+                lang,
+                hints,
+                eager: false,
+            } => {
+                let pool = self.stt.clone();
+                self.recognition(id, async move { pool.recognize(pcm, lang, hints).await });
+            }
+            Job::Synthesize {
+                id,
+                text,
+                lang,
+                cached,
+            } => {
+                let (tts, tx) = (self.tts.clone(), self.done.clone());
+                tokio::task::spawn_blocking(move || {
+                    synthesize(&*tts, id, &text, lang, cached, |d| {
+                        tx.blocking_send(d).is_ok()
+                    })
+                });
+            }
+            Job::PlayFile { id, path } => {
+                let (tts, tx) = (self.tts.clone(), self.done.clone());
+                tokio::task::spawn_blocking(move || {
+                    let pcm = tts
+                        .prompt_file(&path)
+                        .inspect_err(|e| tracing::warn!(error = %e, "audio prompt not loaded"))
+                        .ok();
+                    let _ = tx.blocking_send(Done::Audio {
+                        id,
+                        pcm,
+                        last: true,
+                    });
+                });
+            }
+            Job::Invoke {
+                id,
+                request,
+                lang,
+                at,
+            } => {
+                let (services, tx) = (self.services.clone(), self.done.clone());
+                let (call_ref, municipality) = (self.call_ref.clone(), self.municipality.clone());
+                tokio::spawn(async move {
+                    let who = Caller {
+                        call_ref: &call_ref,
+                        municipality: &municipality,
+                        lang,
+                    };
+                    let response = services.execute(who, request, at).await;
+                    let _ = tx.send(Done::Response { id, response }).await;
+                });
+            }
+        }
+        None
+    }
+
+    /// Performs a SIP command; a REFER that cannot be sent comes back as its outcome.
+    pub async fn sip(&self, handle: CallHandle, cmd: SipCommand) -> Option<SipEvent> {
+        let sip = &self.sip;
+        match cmd {
+            SipCommand::Hangup => {
+                let _ = sip.hangup(handle).await;
+            }
+            SipCommand::AnswerReInvite(body) => {
+                let _ = sip.answer_reinvite(handle, body).await;
+            }
+            SipCommand::RejectReInvite(status) => {
+                let _ = sip.reject_reinvite(handle, status).await;
+            }
+            SipCommand::Refer {
+                target,
+                department,
+                context,
+                intent,
+                lang,
+            } => {
+                let who = Caller {
+                    call_ref: &self.call_ref,
+                    municipality: &self.municipality,
+                    lang,
+                };
+                let headers = match self.services.transfer_headers(
+                    who,
+                    &department,
+                    &context,
+                    intent,
+                ) {
+                    Ok(h) => h
+                        .headers
+                        .into_iter()
+                        .map(|(n, v)| (HeaderName::parse(&n), v))
+                        .collect(),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "transfer context not built; transferring without it");
+                        Vec::new()
+                    }
+                };
+                if let Err(e) = sip.refer(handle, target, headers).await {
+                    tracing::warn!(error = %e, "REFER not sent");
+                    return Some(SipEvent::TransferResult {
+                        success: false,
+                        status: None,
+                    });
+                }
+            }
+        }
+        None
+    }
+
+    fn recognition(
+        &self,
+        id: JobId,
+        recognition: impl std::future::Future<Output = Timed> + Send + 'static,
+    ) {
+        let tx = self.done.clone();
+        tokio::spawn(async move {
+            let t = recognition.await;
+            let stt = SttTiming {
+                queued: t.queued,
+                processing: t.processing,
+                recognised: t.result.is_ok(),
+            };
+            let _ = tx
+                .send(Done::Transcript {
+                    id,
+                    result: t.result,
+                    stt,
+                })
+                .await;
+        });
+    }
+}
+
+/// Synthesises a `Say` (blocking): static prompts whole through the cached
+/// path (they are pre-rendered, so a cache hit); any other text sentence by
+/// sentence through the non-caching path, so the first sentence plays while
+/// the rest is made and nothing rendered from the caller's data reaches the
+/// prompt cache. `emit` gets each piece and returns false when the call is
+/// gone (synthesis stops).
+pub fn synthesize(
+    tts: &dyn TextToSpeech,
+    id: JobId,
+    text: &Pii<String>,
+    lang: Lang,
+    cached: bool,
+    mut emit: impl FnMut(Done) -> bool,
+) {
+    let voice = match tts.voice_for(lang) {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::warn!(error = %e, "no voice for the language");
+            emit(Done::Audio {
+                id,
+                pcm: None,
+                last: true,
+            });
+            return;
+        }
+    };
+    if cached {
+        let pcm = tts
+            .synthesize(text.expose(), &voice)
+            .inspect_err(|e| tracing::warn!(error = %e, "synthesis failed"))
+            .ok();
+        emit(Done::Audio {
+            id,
+            pcm,
+            last: true,
+        });
+        return;
+    }
+    let parts = split_sentences(text.expose());
+    let n = parts.len();
+    if n == 0 {
+        emit(Done::Audio {
+            id,
+            pcm: None,
+            last: true,
+        });
+        return;
+    }
+    for (i, s) in parts.into_iter().enumerate() {
+        let pcm = tts
+            .synthesize_personal(&Pii::new(s.to_string()), &voice)
+            .inspect_err(|e| tracing::warn!(error = %e, "synthesis failed"))
+            .ok();
+        let piece = Done::Audio {
+            id,
+            pcm,
+            last: i + 1 == n,
+        };
+        if !emit(piece) {
+            return;
+        }
+    }
+}

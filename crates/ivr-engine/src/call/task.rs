@@ -1,0 +1,164 @@
+//! The call's tokio task: a thin loop around [`CallCore`]. It owns the RTP
+//! and RTCP sockets and the clock, feeds the core datagrams, SIP events and
+//! finished jobs, performs what the core asks (send, SIP commands, jobs,
+//! metrics) and sleeps until the core's next timeout. No decision is made
+//! here.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use ivr_sip::CallHandle;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+use super::core::{CallCore, CallEvent, Done, Input, Output, SipEvent};
+use super::jobs::Workers;
+use super::{CallInput, CallShared, WORK_QUEUE};
+use crate::records::CallRecordRow;
+
+/// One call's sockets and queues.
+pub struct CallTask {
+    /// What every call shares.
+    pub shared: Arc<CallShared>,
+    /// The SIP dialog.
+    pub handle: CallHandle,
+    /// RTP socket.
+    pub rtp: UdpSocket,
+    /// RTCP socket.
+    pub rtcp: UdpSocket,
+    /// SIP events from the dispatcher.
+    pub inputs: mpsc::Receiver<CallInput>,
+}
+
+/// What woke the loop.
+enum Wake {
+    Rtp(usize, std::net::SocketAddr),
+    Rtcp(usize, std::net::SocketAddr),
+    Input(Option<CallInput>),
+    Done(Option<Done>),
+    Timer,
+}
+
+impl CallTask {
+    /// Runs the call to its end (its record written, the call counted as over).
+    pub async fn run(mut self, mut core: CallCore) {
+        let (done_tx, mut done_rx) = mpsc::channel(WORK_QUEUE);
+        let workers = Workers {
+            tts: self.shared.tts.clone(),
+            stt: self.shared.stt.clone(),
+            services: self.shared.services.clone(),
+            call_ref: core.call_ref().clone(),
+            municipality: core.municipality().to_string(),
+            done: done_tx,
+            sip: self.shared.sip.clone(),
+        };
+        let (mut buf, mut buf2) = (vec![0u8; 2048], vec![0u8; 1500]);
+        loop {
+            // 1. Everything the core has to say, up to its next deadline.
+            let wake = loop {
+                match core.poll_output(Instant::now()) {
+                    Output::Transmit(t) => {
+                        let sock = match t.kind {
+                            ivr_media::PacketKind::Rtp => &self.rtp,
+                            ivr_media::PacketKind::Rtcp => &self.rtcp,
+                        };
+                        // A full socket buffer drops the packet, as the network could.
+                        let _ = sock.try_send_to(t.bytes, t.to);
+                    }
+                    Output::Sip(cmd) => {
+                        if let Some(ev) = workers.sip(self.handle, cmd).await {
+                            core.handle_input(Input::Sip(ev), Instant::now());
+                        }
+                    }
+                    Output::Job(job) => {
+                        if let Some(done) = workers.start(job) {
+                            core.handle_input(Input::Done(done), Instant::now());
+                        }
+                    }
+                    Output::Event(e) => self.observe(e),
+                    Output::Finished(row) => return self.finish(*row).await,
+                    Output::Timeout(at) => break at,
+                }
+            };
+            // 2. Wait for input or the deadline.
+            let w = tokio::select! {
+                r = self.rtp.recv_from(&mut buf) => r.map_or(Wake::Timer, |(n, a)| Wake::Rtp(n, a)),
+                r = self.rtcp.recv_from(&mut buf2) => r.map_or(Wake::Timer, |(n, a)| Wake::Rtcp(n, a)),
+                i = self.inputs.recv() => Wake::Input(i),
+                d = done_rx.recv() => Wake::Done(d),
+                _ = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => Wake::Timer,
+            };
+            let now = Instant::now();
+            let input = match w {
+                Wake::Rtp(n, from) => Input::Rtp {
+                    bytes: buf.get(..n).unwrap_or_default(),
+                    from,
+                },
+                Wake::Rtcp(n, from) => Input::Rtcp {
+                    bytes: buf2.get(..n).unwrap_or_default(),
+                    from,
+                },
+                Wake::Input(i) => Input::Sip(sip_event(i)),
+                Wake::Done(Some(d)) => Input::Done(d),
+                Wake::Done(None) | Wake::Timer => Input::Timeout,
+            };
+            core.handle_input(input, now);
+        }
+    }
+
+    fn observe(&self, e: CallEvent) {
+        match e {
+            CallEvent::Turn(tt) => {
+                let ms = |d: Option<std::time::Duration>| d.map_or(-1, |d| d.as_millis() as i64);
+                self.shared.metrics.observe_turn(tt.latency());
+                tracing::debug!(
+                    turn_ms = tt.latency().as_millis() as u64,
+                    stt_ms = ms(tt.stt_stage()),
+                    tts_ms = ms(tt.tts_stage()),
+                    pacing_ms = ms(tt.pacing_stage()),
+                    eager = tt.eager,
+                    "turn latency"
+                );
+                self.shared.turns.publish(*tt);
+            }
+            CallEvent::Eager(o) => self.shared.metrics.eager(o),
+            CallEvent::BargeIn => tracing::debug!("barge-in: prompt flushed"),
+        }
+    }
+
+    async fn finish(&self, row: CallRecordRow) {
+        tracing::info!(
+            outcome = row.outcome,
+            steps = row.steps.len(),
+            turns = row.turns,
+            "call finished"
+        );
+        if let Some(records) = &self.shared.records {
+            if let Err(e) = records.insert(&row).await {
+                tracing::warn!(error = %e, "call record not written");
+            }
+        }
+        // Last: the call stops counting as active only once its record is
+        // committed, so a graceful shutdown (which waits for no active calls)
+        // cannot exit before the record is written.
+        self.shared
+            .metrics
+            .call_ended(&row.municipality, &row.outcome);
+    }
+}
+
+/// A SIP event from the dispatcher as the core's input (`None`: the engine is gone).
+fn sip_event(i: Option<CallInput>) -> SipEvent {
+    match i {
+        Some(CallInput::Confirmed(sdp)) => SipEvent::Confirmed(sdp),
+        Some(CallInput::Dtmf(k)) => SipEvent::Dtmf(k),
+        Some(CallInput::ReInvite(offer)) => SipEvent::ReInvite(offer),
+        Some(CallInput::TransferResult { success, status }) => SipEvent::TransferResult {
+            success,
+            status: Some(status),
+        },
+        Some(CallInput::Ended(reason)) => SipEvent::Ended(reason),
+        Some(CallInput::Terminate) => SipEvent::Terminate,
+        None => SipEvent::Gone,
+    }
+}

@@ -1,0 +1,461 @@
+//! What a caller experiences, on simulated time: the call core with a fake
+//! RTP caller, scripted speech in and out, small test flows. No sockets, no
+//! models, no sleeping.
+
+mod support;
+
+use std::time::Duration;
+
+use ivr_core::{Dtmf, Pcm};
+use ivr_engine::call::core::{CallEvent, CallTimings, SipCommand, SipEvent};
+use ivr_engine::metrics::EagerOutcome;
+use ivr_flow::{Request, Response};
+use ivr_media::endpoint::EndpointConfig;
+use support::{cut, offer, utterance, Options, Sim};
+
+const CALLED: &str = "+4570000001";
+
+/// A deployment with one municipality, `testby`, whose entry flow is `main`.
+fn flows(main: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = dir.path();
+    std::fs::write(
+        root.join("tenants.toml"),
+        format!("[[tenant]]\nnumber = \"{CALLED}\"\nmunicipality = \"testby\"\nentry = \"main\"\n"),
+    )
+    .expect("tenants");
+    let muni = root.join("testby");
+    std::fs::create_dir(&muni).expect("folder");
+    std::fs::write(
+        muni.join("municipality.toml"),
+        r#"name = "Testby Kommune"
+languages = ["da"]
+fallback = "omstilling"
+
+[department.omstilling]
+name = { da = "omstillingen" }
+target = "sip:omstilling@pbx.example"
+mail = "kontakt@testby.example"
+hours = { mon = "08:00-16:00", tue = "08:00-16:00", wed = "08:00-16:00", thu = "08:00-16:00", fri = "08:00-16:00" }
+"#,
+    )
+    .expect("municipality");
+    std::fs::write(muni.join("main.toml"), main).expect("flow");
+    dir
+}
+
+/// Welcome, then a menu: 1 (or "pas") ends the call, 2 sends a mail.
+const MENU: &str = r#"
+start = "welcome"
+
+[step.welcome]
+do = "say"
+text.da = "Velkommen til Testby Kommune. Dette er en lang velkomst, som tager flere sekunder at sige færdig."
+next = "menu"
+
+[step.menu]
+do = "gather"
+prompt.da = "Sig pas eller tryk et for pas. Tryk to for at sende en besked til omstillingen."
+hints.da = ["pas"]
+timeout = 5
+retries = 1
+no_input = "to_human"
+no_match = "to_human"
+
+[[step.menu.intent]]
+name = "pas"
+keywords.da = ["pas"]
+dtmf = "1"
+goto = "pas"
+
+[[step.menu.intent]]
+name = "besked"
+keywords.da = ["besked"]
+dtmf = "2"
+goto = "mail"
+
+[step.pas]
+do = "hangup"
+text.da = "Du valgte pas. Farvel."
+outcome = "resolved"
+
+[step.mail]
+do = "mail"
+to = ["omstilling"]
+subject = "Besked"
+body = "Opkald fra {caller}"
+next = "sent"
+on_error = "to_human"
+
+[step.sent]
+do = "hangup"
+text.da = "Beskeden er sendt. Farvel."
+outcome = "mail_sent"
+
+[step.to_human]
+do = "transfer"
+department = "omstilling"
+"#;
+
+fn menu_call(opts: Options) -> (tempfile::TempDir, Sim) {
+    let dir = flows(MENU);
+    let sim = Sim::answered(dir.path(), CALLED, opts);
+    (dir, sim)
+}
+
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+#[test]
+fn a_key_pressed_during_a_prompt_answers_the_question_that_follows_it() {
+    let (_dir, mut sim) = menu_call(Options::default());
+    sim.expect_within(secs(2), "the welcome plays", |s| {
+        s.audio_packets(s.t0, s.now + Duration::from_millis(1)) > 10
+    });
+    assert!(
+        sim.has_said("Tryk to"),
+        "the question's prompt is made (and queued) while the welcome plays"
+    );
+    let pressed = sim.now;
+    sim.press(Dtmf::D1);
+    sim.expect_within(secs(2), "the key answers the menu", |s| {
+        s.has_said("Du valgte pas")
+    });
+    let answered = sim.said_at("Du valgte pas").expect("answered");
+    assert!(
+        answered - pressed < Duration::from_millis(200),
+        "answered {} ms after the key",
+        (answered - pressed).as_millis()
+    );
+    assert_eq!(
+        sim.audio_packets(
+            answered + Duration::from_millis(1),
+            answered + sim.world.tts_delay
+        ),
+        0,
+        "the welcome and the question's prompt stop at the key"
+    );
+    sim.run_for(secs(10));
+    let goodbye = ivr_tts::ScriptedTts::new(8_000).samples_for("Du valgte pas. Farvel.") / 160;
+    let heard = sim.audio_packets(answered, answered + secs(10));
+    assert!(
+        heard.abs_diff(goodbye) <= 2,
+        "after the key only the answer plays ({heard} packets, the answer is {goodbye})"
+    );
+    sim.run_for(secs(10));
+    let rec = sim.record();
+    assert_eq!(rec.intents, ["pas"]);
+    assert_eq!(rec.outcome, "resolved");
+    assert_eq!(rec.turns, 1);
+    assert!(sim.hung_up());
+}
+
+#[test]
+fn barge_in_stops_the_prompt_within_one_packet_and_the_speech_answers() {
+    let (_dir, mut sim) = menu_call(Options::default());
+    sim.stt.push_text("pas", 0.9);
+    // Into the question's prompt (after the welcome).
+    sim.expect_within(secs(15), "the menu prompt plays", |s| {
+        s.said_at("Tryk to")
+            .is_some_and(|at| s.now > at + Duration::from_millis(500))
+    });
+    assert!(sim.audio_packets(sim.now - Duration::from_millis(200), sim.now) >= 9);
+    sim.say(&utterance());
+    sim.expect_within(secs(3), "speech barges in", |s| s.barge_in_at().is_some());
+    let barge = sim.barge_in_at().expect("barge-in");
+    sim.run_for(Duration::from_millis(500));
+    let after = sim.audio_packets(barge + Duration::from_millis(1), barge + secs(1));
+    assert_eq!(
+        after, 0,
+        "no audio more than one packet (20 ms) after the barge-in"
+    );
+    let last = sim.last_audio().expect("the prompt played");
+    assert!(
+        last <= barge + Duration::from_millis(20),
+        "last audio {} ms after the barge-in",
+        (last - barge).as_millis()
+    );
+    sim.expect_within(secs(6), "the utterance answers the menu", |s| {
+        s.has_said("Du valgte pas")
+    });
+    assert_eq!(
+        sim.log.recognitions.len(),
+        1,
+        "one recognition for one utterance"
+    );
+}
+
+fn slow_mail(sim: &mut Sim, delay: Duration) {
+    sim.world.invoke = Box::new(move |r| {
+        assert!(matches!(r, Request::SendMail { .. }), "{r:?}");
+        (delay, Response::Ok)
+    });
+}
+
+#[test]
+fn a_slow_integration_plays_the_filler_after_filler_after_ms_and_not_before() {
+    let timings = CallTimings {
+        filler_after: Duration::from_millis(1500),
+        ..CallTimings::default()
+    };
+    let (_dir, mut sim) = menu_call(Options {
+        timings,
+        ..Options::default()
+    });
+    slow_mail(&mut sim, secs(4));
+    sim.run_for(Duration::from_millis(500));
+    sim.sip(SipEvent::Dtmf(Dtmf::D2));
+    sim.expect_within(secs(1), "the mail is sent", |s| !s.log.invoked.is_empty());
+    let invoked = sim.log.invoked[0].0;
+    sim.expect_within(secs(10), "the call ends", |s| s.done());
+    let filler = sim
+        .said_at("Et øjeblik")
+        .expect("a filler for a 4 s integration");
+    assert_eq!(
+        filler - invoked,
+        Duration::from_millis(1500),
+        "the filler starts exactly filler_after_ms into the wait"
+    );
+    assert!(
+        sim.audio_packets(filler, invoked + secs(4)) > 10,
+        "the caller hears it while waiting"
+    );
+    let sent = sim.said_at("Beskeden er sendt").expect("the answer");
+    assert_eq!(
+        sent - invoked,
+        secs(4),
+        "the answer follows the integration"
+    );
+    assert_eq!(sim.record().outcome, "mail_sent");
+
+    // A quick integration: no filler.
+    let (_dir, mut quick) = menu_call(Options {
+        timings,
+        ..Options::default()
+    });
+    slow_mail(&mut quick, Duration::from_millis(1400));
+    quick.run_for(Duration::from_millis(500));
+    quick.sip(SipEvent::Dtmf(Dtmf::D2));
+    quick.expect_within(secs(10), "the call ends", |s| s.done());
+    assert!(
+        !quick.has_said("Et øjeblik"),
+        "no filler before filler_after_ms: {:?}",
+        quick.said()
+    );
+}
+
+#[test]
+fn a_silent_caller_hears_the_question_again_then_is_put_through_to_a_human() {
+    let (_dir, mut sim) = menu_call(Options::default());
+    sim.world.refer = Box::new(|| {
+        Some((
+            secs(1),
+            SipEvent::TransferResult {
+                success: true,
+                status: Some(200),
+            },
+        ))
+    });
+    sim.expect_within(secs(60), "the caller is asked again", |s| {
+        s.has_said("hørte ikke noget")
+    });
+    let asked_again = sim.said_at("hørte ikke noget").expect("said");
+    let prompt_end = sim
+        .log
+        .rtp
+        .iter()
+        .rev()
+        .find(|(at, audio)| *audio && *at < asked_again)
+        .map(|(at, _)| *at)
+        .expect("the prompt played");
+    let silence = asked_again - prompt_end;
+    assert!(
+        (secs(5)..secs(5) + Duration::from_millis(40)).contains(&silence),
+        "no input counted 5 s after the prompt ended, not from its start: {} ms",
+        silence.as_millis()
+    );
+    sim.expect_within(secs(60), "put through", |s| {
+        s.log
+            .sip
+            .iter()
+            .any(|(_, c)| matches!(c, SipCommand::Refer { department, .. } if department == "omstilling"))
+    });
+    sim.expect_within(secs(5), "the call ends", |s| s.done());
+    assert_eq!(sim.record().outcome, "transferred");
+    assert_eq!(sim.record().turns, 0);
+}
+
+#[test]
+fn the_longest_call_is_hung_up_when_max_call_is_reached() {
+    let flow = MENU.replace("timeout = 5", "timeout = 60");
+    let dir = flows(&flow);
+    let mut sim = Sim::answered(
+        dir.path(),
+        CALLED,
+        Options {
+            timings: CallTimings {
+                max_call: secs(20),
+                ..CallTimings::default()
+            },
+            ..Options::default()
+        },
+    );
+    sim.expect_within(secs(30), "the call ends", |s| s.done());
+    let (bye_at, _) = sim
+        .log
+        .sip
+        .iter()
+        .find(|(_, c)| matches!(c, SipCommand::Hangup))
+        .expect("BYE");
+    assert_eq!(*bye_at - sim.t0, secs(20));
+    assert_eq!(sim.record().outcome, "failed");
+    assert_eq!(sim.record().talk_ms, 20_000);
+}
+
+#[test]
+fn a_call_never_acknowledged_is_given_up_after_the_ack_wait() {
+    let dir = flows(MENU);
+    let mut sim = Sim::ringing(
+        dir.path(),
+        CALLED,
+        Options {
+            timings: CallTimings {
+                ack_wait: secs(40),
+                ..CallTimings::default()
+            },
+            ..Options::default()
+        },
+    );
+    sim.expect_within(secs(41), "the call is given up", |s| s.done());
+    assert_eq!(sim.now - sim.t0, secs(40));
+    assert!(sim.said().is_empty(), "nothing was said");
+    assert!(!sim.hung_up(), "no BYE for a dialog never confirmed");
+    assert_eq!(sim.record().outcome, "abandoned");
+}
+
+fn reinvite_answer(sim: &Sim) -> String {
+    match sim.log.sip.last() {
+        Some((_, SipCommand::AnswerReInvite(body))) => String::from_utf8_lossy(body).into_owned(),
+        other => panic!("expected a re-INVITE answer, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_caller_who_puts_the_call_on_hold_and_back_finds_the_question_still_waiting() {
+    let (_dir, mut sim) = menu_call(Options {
+        media_timeout: secs(5),
+        ..Options::default()
+    });
+    sim.expect_within(secs(20), "the menu waits for an answer", |s| {
+        s.said_at("Tryk to").is_some_and(|at| {
+            s.last_audio()
+                .is_some_and(|l| l > at && s.now > l + secs(1))
+        })
+    });
+    // Hold: sendonly, then inactive with no RTP at all for longer than the
+    // media timeout and the question's timeout.
+    sim.sip(SipEvent::ReInvite(Some(offer(2, "sendonly"))));
+    assert!(reinvite_answer(&sim).contains("a=recvonly"));
+    sim.run_for(secs(3));
+    sim.sip(SipEvent::ReInvite(Some(offer(3, "inactive"))));
+    assert!(reinvite_answer(&sim).contains("a=inactive"));
+    sim.caller_muted = true;
+    let held = sim.now;
+    sim.run_for(secs(12));
+    assert!(!sim.done(), "a held call is not a dead caller");
+    assert!(
+        !sim.has_said("hørte ikke noget"),
+        "no no-input while on hold: {:?}",
+        sim.said()
+    );
+    let sent_while_held = sim.log.rtp.iter().filter(|(at, _)| *at > held).count();
+    assert_eq!(sent_while_held, 0, "nothing is sent while on hold");
+    // Back: the question waits its whole timeout again, then asks again.
+    sim.caller_muted = false;
+    sim.sip(SipEvent::ReInvite(Some(offer(4, "sendrecv"))));
+    assert!(reinvite_answer(&sim).contains("a=sendrecv"));
+    let resumed = sim.now;
+    sim.expect_within(secs(8), "asked again after the timeout", |s| {
+        s.has_said("hørte ikke noget")
+    });
+    let again = sim.said_at("hørte ikke noget").expect("said");
+    assert_eq!(again - resumed, secs(5), "the full timeout after resuming");
+    sim.sip(SipEvent::Dtmf(Dtmf::D1));
+    sim.expect_within(secs(10), "the call goes on", |s| {
+        s.has_said("Du valgte pas")
+    });
+}
+
+#[test]
+fn an_eager_transcript_is_dropped_when_the_caller_speaks_on() {
+    let endpoint = EndpointConfig {
+        end_silence: Duration::from_millis(700),
+        min_end_silence: Duration::from_millis(700),
+        eager_silence: Duration::from_millis(200),
+        ..EndpointConfig::default()
+    };
+    let (_dir, mut sim) = menu_call(Options {
+        endpoint,
+        ..Options::default()
+    });
+    // The speculation hears the first half; the confirmed utterance the whole.
+    sim.stt.push_text("jeg skal have", 0.9);
+    sim.stt.push_text("jeg skal have et nyt pas", 0.9);
+    sim.expect_within(secs(15), "the menu prompt plays", |s| s.has_said("Tryk to"));
+    let u = utterance();
+    let mut samples = cut(&u, 0.7, 1.9);
+    samples.extend(std::iter::repeat_n(0, 3_200)); // 400 ms pause
+    samples.extend(cut(&u, 1.9, 3.2));
+    samples.extend(std::iter::repeat_n(0, 8_000));
+    sim.say(&Pcm::new(8_000, samples));
+    sim.expect_within(secs(10), "the utterance answers the menu", |s| {
+        s.has_said("Du valgte pas")
+    });
+    let eager: Vec<bool> = sim.log.recognitions.iter().map(|(_, e)| *e).collect();
+    assert_eq!(
+        eager,
+        [true, true],
+        "a speculation at the pause, another at the end of the utterance"
+    );
+    let count = |o: EagerOutcome| {
+        sim.log
+            .events
+            .iter()
+            .filter(|(_, e)| matches!(e, CallEvent::Eager(x) if *x == o))
+            .count()
+    };
+    assert_eq!(
+        count(EagerOutcome::Discarded),
+        1,
+        "the pause's, when speech resumed"
+    );
+    assert_eq!(count(EagerOutcome::Used), 1, "the end's answers the turn");
+    assert_eq!(sim.core.flow_record().intents, ["pas"]);
+}
+
+#[test]
+fn speech_outside_a_question_is_not_recognised() {
+    let flow = r#"
+start = "info"
+
+[step.info]
+do = "say"
+text.da = "Borgerservice har åbent fra otte til fire. Tak for opkaldet."
+next = "bye"
+
+[step.bye]
+do = "hangup"
+outcome = "resolved"
+"#;
+    let dir = flows(flow);
+    let mut sim = Sim::answered(dir.path(), CALLED, Options::default());
+    sim.run_for(Duration::from_millis(300));
+    sim.say(&utterance());
+    sim.expect_within(secs(20), "the call ends", |s| s.done());
+    assert!(
+        sim.log.recognitions.is_empty(),
+        "nobody asked the caller anything"
+    );
+    assert_eq!(sim.record().outcome, "resolved");
+}

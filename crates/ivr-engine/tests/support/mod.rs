@@ -1,0 +1,592 @@
+//! A call on simulated time: the engine's [`CallCore`] and a caller made of
+//! `ivr-media`'s own [`MediaSession`] (the fake RTP peer: it plays speech
+//! files and RFC 4733 keys as RTP and hears the core's RTP), with the core's
+//! jobs answered by `ScriptedTts`/`ScriptedStt` (or a real TTS) after
+//! scripted delays. No sockets, no sleeping, no models: time jumps from one
+//! deadline to the next.
+
+#![allow(dead_code, unreachable_pub)] // a test helper module: each test file uses part of it
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use ivr_core::{CallId, Dtmf, FixedClock, Pcm, Pii};
+use ivr_engine::call::core::{
+    CallCore, CallEvent, CallSetup, CallTimings, CoreConfig, Done, Input, Job, Output, SipCommand,
+    SipEvent,
+};
+use ivr_engine::call::{jobs, sdp};
+use ivr_engine::records::CallRecordRow;
+use ivr_engine::speech::SpeechPool;
+use ivr_flow::{FlowStore, Request, Response};
+use ivr_media::endpoint::EndpointConfig;
+use ivr_media::rtp::parse_rtp;
+use ivr_media::{
+    Codec, MediaEvent, MediaParams, MediaSession, Output as MediaOutput, PacketKind, PlayOptions,
+    SessionConfig,
+};
+use ivr_sip::sdp::{LocalMedia, SdpConfig};
+use ivr_stt::ScriptedStt;
+use ivr_tts::{ScriptedTts, TextToSpeech};
+
+/// The engine's RTP address in the simulated call.
+pub const ENGINE_RTP: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 20_000);
+/// The caller's RTP address.
+pub const CALLER_RTP: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 30_000);
+
+/// A Wednesday, 10:00 in Copenhagen: every department of the shipped flows is open.
+pub fn wednesday_morning() -> DateTime<Utc> {
+    "2026-12-02T09:00:00Z".parse().expect("valid instant")
+}
+
+/// The repository's shipped flows.
+pub fn shipped_flows() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../flows")
+}
+
+/// The caller's SDP offer (PCMA + telephone-event) with `direction`.
+pub fn offer(version: u32, direction: &str) -> Vec<u8> {
+    format!(
+        "v=0\r\no=caller 1 {version} IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+         m=audio 30000 RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\n\
+         a=fmtp:101 0-15\r\na=ptime:20\r\na={direction}\r\n"
+    )
+    .into_bytes()
+}
+
+/// A speech file of `ivr-media`'s test data (8 kHz).
+pub fn speech_file(name: &str) -> Pcm {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../ivr-media/tests/data")
+        .join(name);
+    ivr_tts::load_prompt(&path, 8_000).expect("speech test file")
+}
+
+/// One utterance in brown noise: speech from 0.8 s to 3.05 s of 4.05 s.
+pub fn utterance() -> Pcm {
+    speech_file("utterance_in_brown_noise_8k.wav")
+}
+
+/// `pcm` cut to `[from, to)` seconds.
+pub fn cut(pcm: &Pcm, from: f64, to: f64) -> Vec<i16> {
+    let r = f64::from(pcm.sample_rate);
+    let a = ((from * r) as usize).min(pcm.samples.len());
+    let b = ((to * r) as usize).min(pcm.samples.len());
+    pcm.samples[a..b].to_vec()
+}
+
+/// Polls a future that is ready at once (the scripted recogniser's).
+pub fn ready<F: Future>(f: F) -> F::Output {
+    let mut f = pin!(f);
+    match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(v) => v,
+        Poll::Pending => panic!("a scripted job did not finish at once"),
+    }
+}
+
+/// What the world outside the core did, and when.
+#[derive(Default)]
+pub struct Log {
+    /// SIP commands the core gave.
+    pub sip: Vec<(Instant, SipCommand)>,
+    /// Every RTP packet to the caller: whether it carried audio (not silence).
+    pub rtp: Vec<(Instant, bool)>,
+    /// Texts the core asked to synthesise, with `cached`.
+    pub said: Vec<(Instant, String, bool)>,
+    /// Recognitions asked for: whether speculative.
+    pub recognitions: Vec<(Instant, bool)>,
+    /// Integration requests.
+    pub invoked: Vec<(Instant, Request)>,
+    /// Prompt files asked for.
+    pub files: Vec<(Instant, PathBuf)>,
+    /// What the caller's media session noticed (keys it heard, ...).
+    pub caller_events: Vec<(Instant, MediaEvent)>,
+    /// Turn timings and eager outcomes.
+    pub events: Vec<(Instant, CallEvent)>,
+    /// The call record, once the call is over.
+    pub record: Option<(Instant, CallRecordRow)>,
+}
+
+enum Due {
+    Done(Done),
+    Sip(SipEvent),
+}
+
+/// An integration's delay and answer, per request.
+pub type Integrations = Box<dyn FnMut(&Request) -> (Duration, Response)>;
+
+/// How the simulated world answers.
+pub struct World {
+    /// Time to the first synthesised piece (and between pieces).
+    pub tts_delay: Duration,
+    /// Time a recognition takes.
+    pub stt_delay: Duration,
+    /// An integration's delay and answer.
+    pub invoke: Integrations,
+    /// What comes back after a REFER (None: nothing ever).
+    pub refer: Box<dyn FnMut() -> Option<(Duration, SipEvent)>>,
+}
+
+impl Default for World {
+    fn default() -> Self {
+        World {
+            tts_delay: Duration::from_millis(30),
+            stt_delay: Duration::from_millis(300),
+            invoke: Box::new(|_| (Duration::from_millis(100), Response::Ok)),
+            refer: Box::new(|| {
+                Some((
+                    Duration::from_millis(500),
+                    SipEvent::TransferResult {
+                        success: true,
+                        status: Some(200),
+                    },
+                ))
+            }),
+        }
+    }
+}
+
+/// Settings of a simulated call.
+pub struct Options {
+    /// Timing policies.
+    pub timings: CallTimings,
+    /// Endpointing.
+    pub endpoint: EndpointConfig,
+    /// No RTP for this long ends the call.
+    pub media_timeout: Duration,
+    /// Text to speech (default: ScriptedTts at 16 kHz).
+    pub tts: Arc<dyn TextToSpeech>,
+    /// Wall time of the call.
+    pub wall: DateTime<Utc>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            timings: CallTimings::default(),
+            endpoint: EndpointConfig::default(),
+            media_timeout: Duration::from_secs(30),
+            tts: Arc::new(ScriptedTts::new(16_000)),
+            wall: wednesday_morning(),
+        }
+    }
+}
+
+/// One simulated call.
+pub struct Sim {
+    /// The engine's side.
+    pub core: CallCore,
+    /// The caller's media.
+    pub caller: MediaSession,
+    /// The call's start (the 200 OK).
+    pub t0: Instant,
+    /// Simulated now.
+    pub now: Instant,
+    /// The scripted recogniser (push transcripts before the caller speaks).
+    pub stt: Arc<ScriptedStt>,
+    pool: SpeechPool,
+    tts: Arc<dyn TextToSpeech>,
+    /// How the world answers jobs.
+    pub world: World,
+    due: Vec<(Instant, Due)>,
+    core_next: Instant,
+    caller_next: Instant,
+    /// The caller sends no RTP (e.g. while it holds the call `inactive`).
+    pub caller_muted: bool,
+    /// What happened.
+    pub log: Log,
+}
+
+impl Sim {
+    /// A call to `called` in the flows at `flows`, answered (200 sent) but not yet acknowledged.
+    pub fn ringing(flows: &Path, called: &str, opts: Options) -> Sim {
+        let (store, _) = FlowStore::load(flows).expect("flows load");
+        let route = store.route(called).expect("the number is routed");
+        let local = LocalMedia::new(ENGINE_RTP.ip(), ENGINE_RTP.port(), 42);
+        let answered =
+            sdp::answer_invite(Some(&offer(1, "sendrecv")), &local, &SdpConfig::default())
+                .expect("the offer is answered");
+        let setup = CallSetup {
+            call_ref: CallId::from_u64(7),
+            prompts_dir: flows.join(&route.municipality.id),
+            route,
+            calling: Pii::new("+4522334455".into()),
+            called: Pii::new(called.into()),
+            source: "127.0.0.1:5070".parse().expect("address"),
+            local,
+            answered,
+            seed: 0x1234_5678_9abc_def0,
+        };
+        let cfg = CoreConfig {
+            timings: opts.timings,
+            media_timeout: opts.media_timeout,
+            endpoint: opts.endpoint,
+            sdp: SdpConfig::default(),
+            transfer_domain: String::new(),
+            keep_transcripts: false,
+            clock: Arc::new(FixedClock(opts.wall)),
+            stopwatch: None,
+        };
+        let t0 = Instant::now();
+        let core = CallCore::new(setup, cfg, t0);
+        let params = MediaParams {
+            codec: Codec::Pcma,
+            payload_type: 8,
+            telephone_event_pt: Some(101),
+            ptime: Duration::from_millis(20),
+            remote_rtp: ENGINE_RTP,
+            remote_rtcp: None,
+        };
+        // The caller starts sending RTP (comfort noise) when it sends the ACK.
+        let caller = MediaSession::new(
+            params,
+            SessionConfig {
+                ssrc: 0xca11e4,
+                ..SessionConfig::default()
+            },
+            t0,
+        )
+        .expect("caller media");
+        let stt = Arc::new(ScriptedStt::new());
+        Sim {
+            core,
+            caller,
+            t0,
+            now: t0,
+            pool: SpeechPool::new(stt.clone(), 2),
+            stt,
+            tts: opts.tts,
+            world: World::default(),
+            due: Vec::new(),
+            core_next: t0,
+            caller_next: t0,
+            caller_muted: false,
+            log: Log::default(),
+        }
+    }
+
+    /// A call to `called`, acknowledged at once.
+    pub fn answered(flows: &Path, called: &str, opts: Options) -> Sim {
+        let mut s = Sim::ringing(flows, called, opts);
+        s.sip(SipEvent::Confirmed(None));
+        s
+    }
+
+    /// Milliseconds since the 200 OK.
+    pub fn ms(&self, at: Instant) -> u128 {
+        at.saturating_duration_since(self.t0).as_millis()
+    }
+
+    /// A SIP event reaches the call now.
+    pub fn sip(&mut self, ev: SipEvent) {
+        self.core.handle_input(Input::Sip(ev), self.now);
+        self.drain_core();
+    }
+
+    /// The caller starts saying `pcm` now.
+    pub fn say(&mut self, pcm: &Pcm) {
+        self.caller
+            .play(pcm, PlayOptions { barge_in: false })
+            .expect("caller audio queued");
+    }
+
+    /// The caller presses a key now (RFC 4733 in the RTP stream).
+    pub fn press(&mut self, key: Dtmf) {
+        self.caller.send_dtmf(key).expect("telephone-event");
+    }
+
+    /// The call is over (its record handed out).
+    pub fn done(&self) -> bool {
+        self.log.record.is_some()
+    }
+
+    /// Runs the call for `d` of simulated time (or until it is over).
+    pub fn run_for(&mut self, d: Duration) {
+        let until = self.now + d;
+        self.run_until(until, |_| false);
+    }
+
+    /// Runs until `stop` holds (true) or `until` passes / the call ends (false).
+    pub fn run_until(&mut self, until: Instant, mut stop: impl FnMut(&Sim) -> bool) -> bool {
+        loop {
+            self.deliver_due();
+            self.drain_core();
+            self.drain_caller();
+            if stop(self) {
+                return true;
+            }
+            if self.done() {
+                return false;
+            }
+            let next_due = self.due.iter().map(|(t, _)| *t).min();
+            let next = [Some(self.core_next), Some(self.caller_next), next_due]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or(until);
+            if next > until {
+                self.now = until;
+                self.drain_core();
+                return stop(self);
+            }
+            if next > self.now {
+                self.now = next;
+            }
+            if self.now >= self.core_next {
+                self.core.handle_input(Input::Timeout, self.now);
+            }
+        }
+    }
+
+    /// Runs until `stop` holds, for at most `max`; panics otherwise.
+    pub fn expect_within(&mut self, max: Duration, what: &str, stop: impl FnMut(&Sim) -> bool) {
+        let until = self.now + max;
+        assert!(
+            self.run_until(until, stop),
+            "{what}: not within {max:?} (at {} ms; said {:?}; sip {:?})",
+            self.ms(self.now),
+            self.said(),
+            self.log.sip.iter().map(|(_, c)| c).collect::<Vec<_>>()
+        );
+    }
+
+    /// Every text the core had synthesised, in order.
+    pub fn said(&self) -> Vec<String> {
+        self.log.said.iter().map(|(_, t, _)| t.clone()).collect()
+    }
+
+    /// Whether a text containing `needle` was asked for.
+    pub fn has_said(&self, needle: &str) -> bool {
+        self.log.said.iter().any(|(_, t, _)| t.contains(needle))
+    }
+
+    /// When the first barge-in happened.
+    pub fn barge_in_at(&self) -> Option<Instant> {
+        self.log
+            .events
+            .iter()
+            .find(|(_, e)| matches!(e, CallEvent::BargeIn))
+            .map(|(at, _)| *at)
+    }
+
+    /// When the first text containing `needle` was asked for.
+    pub fn said_at(&self, needle: &str) -> Option<Instant> {
+        self.log
+            .said
+            .iter()
+            .find(|(_, t, _)| t.contains(needle))
+            .map(|(at, _, _)| *at)
+    }
+
+    /// RTP packets with audio sent in `[from, to)`.
+    pub fn audio_packets(&self, from: Instant, to: Instant) -> usize {
+        self.log
+            .rtp
+            .iter()
+            .filter(|(at, audio)| *audio && *at >= from && *at < to)
+            .count()
+    }
+
+    /// The last RTP packet with audio.
+    pub fn last_audio(&self) -> Option<Instant> {
+        self.log
+            .rtp
+            .iter()
+            .rev()
+            .find(|(_, a)| *a)
+            .map(|(at, _)| *at)
+    }
+
+    /// Whether the core asked for a BYE.
+    pub fn hung_up(&self) -> bool {
+        self.log
+            .sip
+            .iter()
+            .any(|(_, c)| matches!(c, SipCommand::Hangup))
+    }
+
+    /// The call record (panics before the end).
+    pub fn record(&self) -> &CallRecordRow {
+        &self.log.record.as_ref().expect("the call is over").1
+    }
+
+    fn deliver_due(&mut self) {
+        let now = self.now;
+        let (ready, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.due)
+            .into_iter()
+            .partition(|(t, _)| *t <= now);
+        self.due = later;
+        let mut ready = ready;
+        ready.sort_by_key(|(t, _)| *t);
+        for (_, d) in ready {
+            let input = match d {
+                Due::Done(d) => Input::Done(d),
+                Due::Sip(e) => Input::Sip(e),
+            };
+            self.core.handle_input(input, now);
+        }
+    }
+
+    fn drain_core(&mut self) {
+        let now = self.now;
+        loop {
+            match self.core.poll_output(now) {
+                Output::Transmit(t) => match t.kind {
+                    PacketKind::Rtp => {
+                        let audio = parse_rtp(t.bytes).is_ok_and(|p| {
+                            p.payload_type == 8 && {
+                                let e: f64 = p
+                                    .payload
+                                    .iter()
+                                    .map(|b| f64::from(ivr_media::g711::alaw_to_linear(*b)).powi(2))
+                                    .sum();
+                                (e / p.payload.len().max(1) as f64).sqrt() > 100.0
+                            }
+                        });
+                        self.log.rtp.push((now, audio));
+                        let bytes = t.bytes.to_vec();
+                        let _ = self.caller.handle_rtp(&bytes, ENGINE_RTP, now);
+                    }
+                    PacketKind::Rtcp => {
+                        let bytes = t.bytes.to_vec();
+                        let _ = self.caller.handle_rtcp(&bytes, ENGINE_RTP, now);
+                    }
+                },
+                Output::Sip(cmd) => {
+                    if let SipCommand::Refer { .. } = &cmd {
+                        if let Some((d, ev)) = (self.world.refer)() {
+                            self.due.push((now + d, Due::Sip(ev)));
+                        }
+                    }
+                    self.log.sip.push((now, cmd));
+                }
+                Output::Job(job) => self.job(job),
+                Output::Event(e) => self.log.events.push((now, e)),
+                Output::Finished(row) => {
+                    self.log.record = Some((now, *row));
+                    self.core_next = now + Duration::from_secs(3600);
+                    return;
+                }
+                Output::Timeout(at) => {
+                    self.core_next = at;
+                    return;
+                }
+            }
+        }
+    }
+
+    fn drain_caller(&mut self) {
+        let now = self.now;
+        loop {
+            match self.caller.poll_output(now) {
+                MediaOutput::Transmit(t) => {
+                    let bytes = t.bytes.to_vec();
+                    if self.log.record.is_some() || self.caller_muted {
+                        continue;
+                    }
+                    let input = match t.kind {
+                        PacketKind::Rtp => Input::Rtp {
+                            bytes: &bytes,
+                            from: CALLER_RTP,
+                        },
+                        PacketKind::Rtcp => Input::Rtcp {
+                            bytes: &bytes,
+                            from: SocketAddr::new(CALLER_RTP.ip(), CALLER_RTP.port() + 1),
+                        },
+                    };
+                    self.core.handle_input(input, now);
+                }
+                MediaOutput::Event(e) => self.log.caller_events.push((now, e)),
+                MediaOutput::Timeout(at) => {
+                    self.caller_next = at;
+                    return;
+                }
+            }
+        }
+    }
+
+    fn job(&mut self, job: Job) {
+        let now = self.now;
+        match job {
+            Job::Synthesize {
+                id,
+                text,
+                lang,
+                cached,
+            } => {
+                self.log.said.push((now, text.expose().clone(), cached));
+                let mut at = now;
+                let delay = self.world.tts_delay;
+                let mut pieces = Vec::new();
+                jobs::synthesize(&*self.tts, id, &text, lang, cached, |d| {
+                    pieces.push(d);
+                    true
+                });
+                for p in pieces {
+                    at += delay;
+                    self.due.push((at, Due::Done(p)));
+                }
+            }
+            Job::PlayFile { id, path } => {
+                self.log.files.push((now, path.clone()));
+                let pcm = self.tts.prompt_file(&path).ok();
+                self.due.push((
+                    now + self.world.tts_delay,
+                    Due::Done(Done::Audio {
+                        id,
+                        pcm,
+                        last: true,
+                    }),
+                ));
+            }
+            Job::Recognize {
+                id,
+                pcm,
+                lang,
+                hints,
+                eager,
+            } => {
+                self.log.recognitions.push((now, eager));
+                let timed = if eager {
+                    match self.pool.recognize_if_idle(pcm, lang, hints) {
+                        Some(f) => ready(f),
+                        None => {
+                            self.core
+                                .handle_input(Input::Done(Done::Declined { id }), now);
+                            return;
+                        }
+                    }
+                } else {
+                    ready(self.pool.recognize(pcm, lang, hints))
+                };
+                let stt = ivr_engine::turns::SttTiming {
+                    queued: timed.queued,
+                    processing: timed.processing,
+                    recognised: timed.result.is_ok(),
+                };
+                self.due.push((
+                    now + self.world.stt_delay,
+                    Due::Done(Done::Transcript {
+                        id,
+                        result: timed.result,
+                        stt,
+                    }),
+                ));
+            }
+            Job::Invoke { id, request, .. } => {
+                let (d, response) = (self.world.invoke)(&request);
+                self.log.invoked.push((now, request));
+                self.due
+                    .push((now + d, Due::Done(Done::Response { id, response })));
+            }
+        }
+    }
+}
