@@ -3,7 +3,8 @@
 //! - [`engine::start`] starts everything from an [`config::EngineConfig`] and
 //!   returns a [`engine::Running`] with the bound addresses;
 //!   [`engine::Running::shutdown`] drains calls and stops.
-//! - [`call`]: one task per call (dialog, media session, flow, actions).
+//! - [`call`]: one call: the sans-IO [`call::core::CallCore`] (media session,
+//!   flow, listening, timers, the record) and the thin tokio task driving it.
 //! - [`services`]: flow requests mapped to the integrations.
 //! - [`speech`]: the shared STT worker pool with its bounded queue.
 //! - [`eager`]: eager end of turn (speculative recognition at a tentative end).
