@@ -319,3 +319,84 @@ async fn run_connection(
     }
     let _ = net.send(NetInput::Closed { peer, conn }).await;
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use ivr_sip::EndpointConfig;
+    use tokio::sync::oneshot;
+
+    use super::*;
+
+    fn invite(n: u16) -> NetInput {
+        let src: SocketAddr = format!("127.0.0.1:{}", 5100 + n).parse().unwrap();
+        let bytes = format!(
+            "INVITE sip:bot@127.0.0.1:5060 SIP/2.0\r\n\
+             Via: SIP/2.0/UDP {src};branch=z9hG4bK-driver-{n}\r\n\
+             Max-Forwards: 70\r\n\
+             From: <sip:caller@127.0.0.1>;tag=t{n}\r\n\
+             To: <sip:bot@127.0.0.1>\r\n\
+             Call-ID: driver-{n}@test\r\n\
+             CSeq: 1 INVITE\r\n\
+             Contact: <sip:caller@{src}>\r\n\
+             Content-Length: 0\r\n\r\n"
+        )
+        .into_bytes();
+        NetInput::Datagram { src, bytes }
+    }
+
+    fn source(e: Option<Event>) -> u16 {
+        match e {
+            Some(Event::IncomingCall { source, .. }) => source.port(),
+            other => panic!("expected an incoming call, got {other:?}"),
+        }
+    }
+
+    /// The application awaits a command while its event queue is full: the
+    /// driver serves the command (no deadlock), holds the events in order,
+    /// and takes no more network input until the application reads.
+    #[tokio::test]
+    async fn a_full_event_queue_stops_network_input_but_not_commands() {
+        let sock = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        let ep = Endpoint::new(EndpointConfig::new(sock.local_addr().unwrap()));
+        let (net_tx, net_rx) = mpsc::channel(8);
+        let (cmd_tx, cmd_rx) = mpsc::channel::<Command>(1);
+        let (events_tx, mut events) = mpsc::channel(1);
+        let driver = Driver::new(
+            ep,
+            vec![(true, sock)],
+            net_tx.clone(),
+            Arc::new(Counters::default()),
+        );
+        let task = tokio::spawn(driver.run(net_rx, cmd_rx, events_tx));
+        for n in 1..=3 {
+            net_tx.send(invite(n)).await.unwrap();
+        }
+        // Wait until the driver holds one event in the queue and one in its
+        // backlog: the third INVITE then stays unread.
+        let calls = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                let (tx, rx) = oneshot::channel();
+                cmd_tx
+                    .send(Box::new(move |ep: &mut Endpoint, _| {
+                        let _ = tx.send(ep.call_count());
+                    }))
+                    .await
+                    .unwrap();
+                let n = rx.await.unwrap();
+                if n >= 2 {
+                    return n;
+                }
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("commands are served while the event queue is full");
+        assert_eq!(calls, 2, "network input taken despite a backlog");
+        assert_eq!(source(events.recv().await), 5101);
+        assert_eq!(source(events.recv().await), 5102);
+        assert_eq!(source(events.recv().await), 5103);
+        task.abort();
+    }
+}
