@@ -17,8 +17,12 @@ use tokio::sync::mpsc;
 use super::TCP_WRITE_QUEUE;
 
 /// An application command: runs on the driver with the endpoint and the
-/// time; it sends its own result back (a oneshot captured by the closure).
-pub(super) type Command = Box<dyn FnOnce(&mut Endpoint, Instant) + Send>;
+/// time, and gives back the reply (sending its result on a oneshot), which
+/// the driver calls once the transmits the command made are handed to the
+/// sockets.
+pub(super) type Command = Box<dyn FnOnce(&mut Endpoint, Instant) -> Reply + Send>;
+/// Sends a command's result.
+pub(super) type Reply = Box<dyn FnOnce() + Send>;
 
 /// What the socket tasks hand to the driver.
 pub(super) enum NetInput {
@@ -107,7 +111,11 @@ impl Driver {
             tokio::select! {
                 biased;
                 cmd = cmds.recv() => match cmd {
-                    Some(cmd) => cmd(&mut self.ep, Instant::now()),
+                    Some(cmd) => {
+                        let reply = cmd(&mut self.ep, Instant::now());
+                        self.pump(&events);
+                        reply();
+                    }
                     None => return,
                 },
                 permit = events.reserve(), if !self.backlog.is_empty() => match permit {
@@ -153,6 +161,11 @@ impl Driver {
     /// Sends what the endpoint wants sent and moves its events towards the
     /// application, keeping order: while a backlog exists, new events join it.
     fn pump(&mut self, events: &mpsc::Sender<Event>) {
+        // Counted before the events leave, so an application that saw a
+        // call end sees it gone from the count.
+        self.counters
+            .calls
+            .store(self.ep.call_count(), Ordering::Relaxed);
         while let Some(t) = self.ep.poll_transmit() {
             self.send(t);
         }
@@ -170,9 +183,6 @@ impl Driver {
                 Err(mpsc::error::TrySendError::Closed(_)) => self.app_gone = true,
             }
         }
-        self.counters
-            .calls
-            .store(self.ep.call_count(), Ordering::Relaxed);
     }
 
     fn send(&mut self, t: Transmit) {
@@ -380,7 +390,10 @@ mod tests {
                 let (tx, rx) = oneshot::channel();
                 cmd_tx
                     .send(Box::new(move |ep: &mut Endpoint, _| {
-                        let _ = tx.send(ep.call_count());
+                        let n = ep.call_count();
+                        Box::new(move || {
+                            let _ = tx.send(n);
+                        })
                     }))
                     .await
                     .unwrap();

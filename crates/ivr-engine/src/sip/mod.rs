@@ -19,8 +19,9 @@
 //!   a connection to the destination, or open one (messages queue while it
 //!   connects).
 //! - Commands ([`SipHandle`] methods) are closures run by the driver on the
-//!   endpoint with the current time; the result comes back on a oneshot.
-//!   No lock: nothing but the driver touches the endpoint.
+//!   endpoint with the current time; the result comes back on a oneshot once
+//!   the messages the command made are handed to the sockets. No lock:
+//!   nothing but the driver touches the endpoint.
 //!
 //! Queues and what happens when full:
 //! - network input ([`INPUT_QUEUE`], shared by all sockets): a UDP datagram
@@ -251,7 +252,10 @@ impl SipHandle {
     ) -> Option<T> {
         let (tx, rx) = oneshot::channel();
         let cmd: Command = Box::new(move |ep, now| {
-            let _ = tx.send(f(ep, now));
+            let r = f(ep, now);
+            Box::new(move || {
+                let _ = tx.send(r);
+            })
         });
         self.cmds.send(cmd).await.ok()?;
         rx.await.ok()
