@@ -5,6 +5,7 @@
 //!   [`engine::Running::shutdown`] drains calls and stops.
 //! - [`call`]: one call: the sans-IO [`call::core::CallCore`] (media session,
 //!   flow, listening, timers, the record) and the thin tokio task driving it.
+//! - [`dispatch`]: SIP events to per-call tasks; each call's set-up on its own task.
 //! - [`services`]: flow requests mapped to the integrations.
 //! - [`speech`]: the shared STT worker pool with its bounded queue.
 //! - [`eager`]: eager end of turn (speculative recognition at a tentative end).
@@ -13,6 +14,7 @@
 
 pub mod call;
 pub mod config;
+pub mod dispatch;
 pub mod eager;
 pub mod engine;
 pub mod http;

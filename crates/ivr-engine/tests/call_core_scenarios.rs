@@ -17,6 +17,11 @@ const CALLED: &str = "+4570000001";
 
 /// A deployment with one municipality, `testby`, whose entry flow is `main`.
 fn flows(main: &str) -> tempfile::TempDir {
+    flows_in(main, r#"["da"]"#)
+}
+
+/// As [`flows`], the municipality speaking `languages` (a TOML list).
+fn flows_in(main: &str, languages: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temp dir");
     let root = dir.path();
     std::fs::write(
@@ -28,16 +33,18 @@ fn flows(main: &str) -> tempfile::TempDir {
     std::fs::create_dir(&muni).expect("folder");
     std::fs::write(
         muni.join("municipality.toml"),
-        r#"name = "Testby Kommune"
-languages = ["da"]
+        format!(
+            r#"name = "Testby Kommune"
+languages = {languages}
 fallback = "omstilling"
 
 [department.omstilling]
-name = { da = "omstillingen" }
+name = {{ da = "omstillingen", en = "the switchboard" }}
 target = "sip:omstilling@pbx.example"
 mail = "kontakt@testby.example"
-hours = { mon = "08:00-16:00", tue = "08:00-16:00", wed = "08:00-16:00", thu = "08:00-16:00", fri = "08:00-16:00" }
-"#,
+hours = {{ mon = "08:00-16:00", tue = "08:00-16:00", wed = "08:00-16:00", thu = "08:00-16:00", fri = "08:00-16:00" }}
+"#
+        ),
     )
     .expect("municipality");
     std::fs::write(muni.join("main.toml"), main).expect("flow");
@@ -95,6 +102,12 @@ outcome = "mail_sent"
 [step.to_human]
 do = "transfer"
 department = "omstilling"
+if_failed = "no_answer"
+
+[step.no_answer]
+do = "hangup"
+text.da = "Omstillingen svarer ikke lige nu. Ring igen senere."
+outcome = "failed"
 "#;
 
 fn menu_call(opts: Options) -> (tempfile::TempDir, Sim) {
@@ -137,7 +150,11 @@ fn a_key_pressed_during_a_prompt_answers_the_question_that_follows_it() {
         "the welcome and the question's prompt stop at the key"
     );
     sim.run_for(secs(10));
-    let goodbye = ivr_tts::ScriptedTts::new(8_000).samples_for("Du valgte pas. Farvel.") / 160;
+    let tts = ivr_tts::ScriptedTts::new(8_000);
+    let goodbye: usize = ivr_tts::split_sentences("Du valgte pas. Farvel.")
+        .into_iter()
+        .map(|s| tts.samples_for(s) / 160)
+        .sum();
     let heard = sim.audio_packets(answered, answered + secs(10));
     assert!(
         heard.abs_diff(goodbye) <= 2,
@@ -457,5 +474,183 @@ outcome = "resolved"
         sim.log.recognitions.is_empty(),
         "nobody asked the caller anything"
     );
+    assert_eq!(sim.record().outcome, "resolved");
+}
+
+fn refer_at(sim: &Sim) -> Option<std::time::Instant> {
+    sim.log
+        .sip
+        .iter()
+        .find(|(_, c)| matches!(c, SipCommand::Refer { .. }))
+        .map(|(at, _)| *at)
+}
+
+#[test]
+fn a_refused_transfer_comes_back_to_the_flow_which_tells_the_caller() {
+    let (_dir, mut sim) = menu_call(Options::default());
+    sim.world.refer = Box::new(|| {
+        Some((
+            secs(2),
+            SipEvent::TransferResult {
+                success: false,
+                status: Some(486),
+            },
+        ))
+    });
+    sim.run_for(Duration::from_millis(500));
+    sim.sip(SipEvent::Dtmf(Dtmf::D9)); // not a choice: twice, then a human
+    sim.expect_within(secs(20), "asked again", |s| s.has_said("forstod jeg ikke"));
+    sim.sip(SipEvent::Dtmf(Dtmf::D9));
+    sim.expect_within(secs(30), "put through", |s| refer_at(s).is_some());
+    let refer = refer_at(&sim).expect("REFER");
+    sim.expect_within(secs(30), "the call ends", |s| s.done());
+    let told = sim
+        .said_at("svarer ikke")
+        .expect("the flow's if_failed step");
+    assert_eq!(told - refer, secs(2), "right when the refusal came");
+    assert_eq!(
+        sim.log
+            .sip
+            .iter()
+            .filter(|(_, c)| matches!(c, SipCommand::Hangup))
+            .count(),
+        1,
+        "one BYE, after the apology"
+    );
+    assert!(
+        sim.last_audio().is_some_and(|l| l > told),
+        "the caller heard it"
+    );
+    assert_eq!(sim.record().outcome, "failed");
+    assert_eq!(
+        sim.record().steps.last().map(String::as_str),
+        Some("main/no_answer")
+    );
+}
+
+#[test]
+fn a_transfer_without_an_outcome_times_out_back_to_the_flow() {
+    let dir = flows(MENU);
+    let mut sim = Sim::answered(
+        dir.path(),
+        CALLED,
+        Options {
+            timings: CallTimings {
+                transfer_timeout: secs(10),
+                ..CallTimings::default()
+            },
+            ..Options::default()
+        },
+    );
+    sim.world.refer = Box::new(|| None);
+    sim.expect_within(secs(60), "put through after silence", |s| {
+        refer_at(s).is_some()
+    });
+    let refer = refer_at(&sim).expect("REFER");
+    sim.expect_within(secs(30), "the call ends", |s| s.done());
+    let told = sim
+        .said_at("svarer ikke")
+        .expect("the flow's if_failed step");
+    assert_eq!(told - refer, secs(10), "after transfer_timeout");
+    assert_eq!(sim.record().outcome, "failed");
+}
+
+const TWO_LANGUAGES: &str = r#"
+start = "menu"
+
+[step.menu]
+do = "gather"
+prompt.da = "Sig pas eller kørekort."
+prompt.en = "Say passport or driving licence."
+timeout = 5
+no_match = "to_human"
+no_input = "to_human"
+
+[[step.menu.intent]]
+name = "pas"
+keywords.da = ["pas"]
+keywords.en = ["passport"]
+goto = "sure"
+
+[step.sure]
+do = "gather"
+expect = "yesno"
+prompt.da = "Vil du bestille en tid til pas?"
+prompt.en = "Do you want to book a passport appointment?"
+no_match = "to_human"
+no_input = "to_human"
+
+[[step.sure.intent]]
+name = "yes"
+goto = "bye"
+
+[[step.sure.intent]]
+name = "no"
+goto = "to_human"
+
+[step.bye]
+do = "hangup"
+text.da = "Godt. Farvel."
+text.en = "Good. Goodbye."
+outcome = "resolved"
+
+[step.to_human]
+do = "transfer"
+department = "omstilling"
+"#;
+
+#[test]
+fn a_caller_not_understood_is_heard_again_with_the_language_identified() {
+    let dir = flows_in(TWO_LANGUAGES, r#"["da", "en"]"#);
+    let mut sim = Sim::answered(dir.path(), CALLED, Options::default());
+    let waiting = |s: &Sim| {
+        matches!(
+            s.core.listen_phase(),
+            Some(ivr_engine::call::listen::Phase::Waiting { .. })
+        )
+    };
+    // First spoken turn: identified among the municipality's languages.
+    sim.expect_within(secs(20), "the menu waits", waiting);
+    sim.stt.push_text("pas", 0.9);
+    sim.say(&utterance());
+    sim.expect_within(secs(10), "the next question", |s| {
+        s.has_said("Vil du bestille")
+    });
+    // Second turn, in Danish, not understood: the same audio again, identified.
+    sim.expect_within(secs(20), "the question waits", waiting);
+    sim.stt.push_text("hmm øh", 0.9);
+    sim.stt.push_text("ja", 0.9);
+    sim.say(&utterance());
+    sim.expect_within(secs(10), "understood the second time", |s| {
+        s.has_said("Godt. Farvel.")
+    });
+    let choices: Vec<String> = sim
+        .log
+        .choices
+        .iter()
+        .map(|(_, c)| format!("{c:?}"))
+        .collect();
+    assert_eq!(
+        choices,
+        [
+            "DetectAmong([Da, En])",
+            "Fixed(Da)",
+            "DetectAmong([Da, En])"
+        ],
+        "identify on the first turn; fixed, then again identifying, on the second"
+    );
+    let utterances = sim
+        .log
+        .recognitions
+        .iter()
+        .filter(|(_, eager)| !eager)
+        .count();
+    assert_eq!(utterances, 3, "three recognitions of two utterances");
+    assert!(
+        !sim.has_said("forstod jeg ikke"),
+        "no failure counted before the second hearing: {:?}",
+        sim.said()
+    );
+    sim.expect_within(secs(10), "the call ends", |s| s.done());
     assert_eq!(sim.record().outcome, "resolved");
 }

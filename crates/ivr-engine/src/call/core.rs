@@ -39,7 +39,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use chrono::{DateTime, Utc};
-use ivr_core::{CallId, Dtmf, Lang, Pcm, Pii, WallClock};
+use ivr_core::{CallId, Dtmf, Lang, Pcm, Pii, Speech, WallClock};
 use ivr_flow::{Action, CallContext, Event as FlowEvent, Interpreter, Outcome, Route};
 use ivr_media::endpoint::EndpointConfig;
 use ivr_media::{
@@ -48,6 +48,7 @@ use ivr_media::{
 };
 use ivr_sip::msg::Uri;
 use ivr_sip::sdp::{LocalMedia, LocalSession, Negotiated, SdpConfig, SessionDescription};
+use ivr_stt::LanguageChoice;
 
 pub use super::io::{CallEvent, Done, Input, Job, JobId, Output, SipCommand, SipEvent};
 use super::listen::{Listen, Question};
@@ -189,8 +190,8 @@ enum Blocker {
     },
 }
 
-/// A recognition's result with its timing.
-type Heard = (Result<Recognition, SpeechError>, SttTiming);
+/// A recognition's result, its timing, and whether its language was identified.
+type Heard = (Result<Recognition, SpeechError>, SttTiming, bool);
 
 /// One call.
 pub struct CallCore {
@@ -215,11 +216,13 @@ pub struct CallCore {
     pending: VecDeque<Action>,
     blocker: Blocker,
     listen: Option<Listen>,
-    stt_job: Option<JobId>,
+    /// The recognition answering the question, and whether it identifies the language.
+    stt_job: Option<(JobId, bool)>,
     /// The utterance answering the question (personal audio, in memory only
     /// while the question lasts).
     utterance: Option<Pcm>,
-    speculations: Vec<(JobId, u64)>,
+    /// Speculative recognitions in flight: job, eager generation, identifying.
+    speculations: Vec<(JobId, u64, bool)>,
     eager: EagerTurn<Heard>,
     turn: TurnClock,
     next_job: u64,
@@ -545,12 +548,11 @@ impl CallCore {
             SipEvent::TransferResult { success, status } => {
                 tracing::info!(success, status, "transfer outcome");
                 if matches!(self.blocker, Blocker::Transfer { .. }) {
-                    let outcome = if success {
-                        Outcome::Transferred
+                    if success {
+                        self.end(Outcome::Transferred, true);
                     } else {
-                        Outcome::Failed
-                    };
-                    self.end(outcome, true);
+                        self.transfer_failed(status);
+                    }
                 }
             }
             SipEvent::Ended(reason) => {
@@ -675,17 +677,17 @@ impl CallCore {
                     .listen
                     .as_ref()
                     .filter(|l| l.takes_speech(quiet))
-                    .map(|l| (l.question.lang, l.question.hints.clone()));
-                if let (OnTentative::Start(gen), Some((lang, hints))) =
+                    .map(|l| (choice(&l.question), l.question.hints.clone()));
+                if let (OnTentative::Start(gen), Some((choice, hints))) =
                     (self.eager.tentative(question.is_some()), question)
                 {
                     let id = self.next_job();
                     self.eager.started(gen);
-                    self.speculations.push((id, gen));
+                    self.speculations.push((id, gen, identifies(&choice)));
                     self.queue.push_back(Queued::Job(Job::Recognize {
                         id,
                         pcm,
-                        lang,
+                        choice,
                         hints,
                         eager: true,
                     }));
@@ -732,31 +734,46 @@ impl CallCore {
             return;
         }
         l.recognising();
-        let (lang, hints) = (l.question.lang, l.question.hints.clone());
+        let (choice, hints) = (choice(&l.question), l.question.hints.clone());
         // The caller answered: what is left of the question's prompt is moot.
         self.cancel_prompts(false);
         self.turn.begin(TurnInput::Speech, now);
         self.utterance = Some(pcm.clone());
         match self.eager.confirmed() {
-            OnConfirmed::Use((result, stt)) => {
+            OnConfirmed::Use((result, stt, identified)) => {
                 self.turn.eager();
-                self.on_transcript(result, stt, now);
+                self.on_transcript(result, stt, identified, now);
             }
             OnConfirmed::Await => self.turn.eager(),
-            OnConfirmed::Recognise => self.recognise(pcm, lang, hints),
+            OnConfirmed::Recognise => self.recognise(pcm, choice, hints),
         }
     }
 
-    fn recognise(&mut self, pcm: Pcm, lang: Lang, hints: Vec<String>) {
+    fn recognise(&mut self, pcm: Pcm, choice: LanguageChoice, hints: Vec<String>) {
         let id = self.next_job();
-        self.stt_job = Some(id);
+        self.stt_job = Some((id, identifies(&choice)));
         self.queue.push_back(Queued::Job(Job::Recognize {
             id,
             pcm,
-            lang,
+            choice,
             hints,
             eager: false,
         }));
+    }
+
+    /// The flow did not understand the utterance in the current language:
+    /// the same audio again, identifying its language among `among`.
+    fn recognise_again(&mut self, among: Vec<Lang>) {
+        let (Some(l), Some(pcm)) = (self.listen.as_mut(), self.utterance.clone()) else {
+            tracing::warn!("asked to recognise again without an utterance");
+            return;
+        };
+        l.recognising();
+        let (choice, hints) = (
+            identify_among(l.question.lang, &among),
+            l.question.hints.clone(),
+        );
+        self.recognise(pcm, choice, hints);
     }
 
     /// Stops the prompt being made or played and drops the prompts queued
@@ -833,6 +850,12 @@ impl CallCore {
         if actions.is_empty() {
             return;
         }
+        // Alone, `RecognizeAgain` keeps the question: the same utterance is heard again.
+        if let [Action::RecognizeAgain { among }] = actions.as_slice() {
+            let among = among.clone();
+            self.recognise_again(among);
+            return;
+        }
         self.eager.reset();
         self.speculations.clear();
         self.stt_job = None;
@@ -846,9 +869,11 @@ impl CallCore {
                     hints,
                     lang,
                     timeout,
+                    max_digits: _,
                     barge_in,
-                    ..
+                    identify,
                 } => {
+                    // (`max_digits` is the interpreter's: it completes the entry.)
                     self.listen = Some(Listen::new(Question {
                         speech,
                         dtmf,
@@ -856,6 +881,7 @@ impl CallCore {
                         lang,
                         timeout,
                         barge_in,
+                        identify,
                     }));
                 }
                 other => self.pending.push_back(other),
@@ -871,20 +897,15 @@ impl CallCore {
             };
             match a {
                 Action::Say {
-                    text,
+                    speech,
                     lang,
-                    cached,
                     barge_in,
                 } => {
                     let id = self.next_job();
                     self.blocker = Blocker::Synth { id, barge_in };
                     self.turn.reply_started(now);
-                    self.queue.push_back(Queued::Job(Job::Synthesize {
-                        id,
-                        text,
-                        lang,
-                        cached,
-                    }));
+                    self.queue
+                        .push_back(Queued::Job(Job::Synthesize { id, speech, lang }));
                 }
                 Action::Play { file, barge_in } => {
                     let id = self.next_job();
@@ -897,6 +918,7 @@ impl CallCore {
                 Action::Gather { .. } => {
                     // Taken when the batch arrived (take_actions); never queued.
                 }
+                Action::RecognizeAgain { among } => self.recognise_again(among),
                 Action::SetLanguage(l) => self.lang = l,
                 Action::Transfer {
                     department,
@@ -937,7 +959,6 @@ impl CallCore {
                     }
                     self.end(outcome, true);
                 }
-                _ => tracing::warn!("flow action not implemented by the engine"),
             }
         }
     }
@@ -960,8 +981,11 @@ impl CallCore {
             format!("sip:{target}@{domain}")
         };
         let Ok(uri) = Uri::parse(&uri_text) else {
-            tracing::warn!(department, "transfer target is not a SIP URI; hanging up");
-            self.end(Outcome::Failed, true);
+            tracing::warn!(
+                department,
+                "transfer target is not a SIP URI; back to the flow"
+            );
+            self.feed(FlowEvent::TransferFailed { status: None });
             return;
         };
         tracing::info!(department, "transferring");
@@ -976,6 +1000,12 @@ impl CallCore {
             intent,
             lang: self.lang,
         }));
+    }
+
+    /// The transfer failed or timed out: the caller is still here, the flow decides.
+    fn transfer_failed(&mut self, status: Option<u16>) {
+        self.blocker = Blocker::None;
+        self.feed(FlowEvent::TransferFailed { status });
     }
 
     // ---- timers ------------------------------------------------------------
@@ -1006,8 +1036,8 @@ impl CallCore {
         }
         match self.blocker {
             Blocker::Transfer { until } if now >= until => {
-                tracing::warn!("no transfer outcome in time; hanging up");
-                self.end(Outcome::Transferred, true);
+                tracing::warn!("no transfer outcome in time; back to the flow");
+                self.transfer_failed(None);
             }
             Blocker::Invoke {
                 id,
@@ -1021,9 +1051,8 @@ impl CallCore {
                     self.turn.reply_started(now);
                     self.queue.push_back(Queued::Job(Job::Synthesize {
                         id: job,
-                        text: Pii::new(filler_text(self.lang).to_string()),
+                        speech: Speech::Static(filler_text(self.lang).to_string()),
                         lang: self.lang,
-                        cached: true,
                     }));
                     Filler::Playing(job)
                 };
@@ -1057,31 +1086,32 @@ impl CallCore {
                 _ => tracing::trace!(job = id.0, "stale audio dropped"),
             },
             Done::Transcript { id, result, stt } => {
-                if self.stt_job == Some(id) {
+                if let Some((_, identified)) = self.stt_job.filter(|(j, _)| *j == id) {
                     self.stt_job = None;
-                    self.on_transcript(result, stt, now);
-                } else if let Some(pos) = self.speculations.iter().position(|(j, _)| *j == id) {
-                    let (_, gen) = self.speculations.swap_remove(pos);
-                    if let OnResult::Deliver((result, stt)) = self.eager.result(gen, (result, stt))
+                    self.on_transcript(result, stt, identified, now);
+                } else if let Some(pos) = self.speculations.iter().position(|(j, ..)| *j == id) {
+                    let (_, gen, identified) = self.speculations.swap_remove(pos);
+                    if let OnResult::Deliver((result, stt, identified)) =
+                        self.eager.result(gen, (result, stt, identified))
                     {
-                        self.on_transcript(result, stt, now);
+                        self.on_transcript(result, stt, identified, now);
                     }
                 } else {
                     tracing::trace!(job = id.0, "stale transcript dropped");
                 }
             }
             Done::Declined { id } => {
-                if let Some(pos) = self.speculations.iter().position(|(j, _)| *j == id) {
-                    let (_, gen) = self.speculations.swap_remove(pos);
+                if let Some(pos) = self.speculations.iter().position(|(j, ..)| *j == id) {
+                    let (_, gen, _) = self.speculations.swap_remove(pos);
                     let question = self
                         .listen
                         .as_ref()
-                        .map(|l| (l.question.lang, l.question.hints.clone()));
-                    if let (true, Some((lang, hints)), Some(pcm)) =
+                        .map(|l| (choice(&l.question), l.question.hints.clone()));
+                    if let (true, Some((choice, hints)), Some(pcm)) =
                         (self.eager.declined(gen), question, self.utterance.clone())
                     {
                         // The end was confirmed meanwhile: recognise the utterance as usual.
-                        self.recognise(pcm, lang, hints);
+                        self.recognise(pcm, choice, hints);
                     }
                 }
             }
@@ -1111,6 +1141,7 @@ impl CallCore {
         &mut self,
         result: Result<Recognition, SpeechError>,
         stt: SttTiming,
+        identified: bool,
         now: Instant,
     ) {
         self.turn.transcript(now, stt);
@@ -1137,6 +1168,7 @@ impl CallCore {
                     text: r.text,
                     confidence: r.confidence,
                     lang: r.lang,
+                    identified,
                 }
             }
             Err(e) => {
@@ -1145,11 +1177,34 @@ impl CallCore {
                     text: Pii::new(String::new()),
                     confidence: 0.0,
                     lang: None,
+                    identified,
                 }
             }
         };
         self.feed(ev);
     }
+}
+
+/// How to recognise an answer to `q`: in its language, or identifying the
+/// caller's language among the ones it lists.
+fn choice(q: &Question) -> LanguageChoice {
+    if q.identify.is_empty() {
+        LanguageChoice::Fixed(q.lang)
+    } else {
+        identify_among(q.lang, &q.identify)
+    }
+}
+
+/// Identification among `among`, the current language first.
+fn identify_among(current: Lang, among: &[Lang]) -> LanguageChoice {
+    let mut langs = vec![current];
+    langs.extend(among.iter().copied().filter(|l| *l != current));
+    LanguageChoice::DetectAmong(langs)
+}
+
+/// Whether a recognition identifies the language.
+fn identifies(choice: &LanguageChoice) -> bool {
+    !matches!(choice, LanguageChoice::Fixed(_))
 }
 
 /// One step of draining the media session.

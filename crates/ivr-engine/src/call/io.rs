@@ -8,11 +8,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
-use ivr_core::{Dtmf, Lang, Pcm, Pii};
+use ivr_core::{Dtmf, Lang, Pcm, Pii, Speech};
 use ivr_flow::{Request, Response};
 use ivr_media::Transmit;
 use ivr_sip::msg::Uri;
 use ivr_sip::EndReason;
+use ivr_stt::LanguageChoice;
 
 use crate::metrics::EagerOutcome;
 use crate::records::CallRecordRow;
@@ -32,24 +33,23 @@ pub enum Job {
         id: JobId,
         /// The audio (personal data: kept in memory only).
         pcm: Pcm,
-        /// The language.
-        lang: Lang,
+        /// The language, or the languages to identify it among.
+        choice: LanguageChoice,
         /// Recogniser hints.
         hints: Vec<String>,
         /// A speculative recognition (eager end of turn): start it only on an
         /// idle worker, else answer [`Done::Declined`].
         eager: bool,
     },
-    /// Synthesise speech; answer with one or more [`Done::Audio`] (the last marked).
+    /// Synthesise speech; answer with one [`Done::Audio`] per sentence (the
+    /// last marked). [`Speech::Personal`] only through the non-caching path.
     Synthesize {
         /// Tag.
         id: JobId,
-        /// The text (may hold personal data read back to the caller).
-        text: Pii<String>,
+        /// What to say.
+        speech: Speech,
         /// Voice language.
         lang: Lang,
-        /// A static prompt (pre-rendered, cacheable): synthesised whole.
-        cached: bool,
     },
     /// Load a recorded prompt; answer with one [`Done::Audio`].
     PlayFile {

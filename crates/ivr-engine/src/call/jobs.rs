@@ -6,8 +6,9 @@
 
 use std::sync::Arc;
 
-use ivr_core::{CallId, Lang, Pii};
-use ivr_tts::{split_sentences, TextToSpeech};
+use ivr_core::{CallId, Lang, Speech};
+use ivr_stt::LanguageChoice;
+use ivr_tts::{SpeechStream, TextToSpeech};
 use tokio::sync::mpsc;
 
 use ivr_sip::msg::HeaderName;
@@ -45,34 +46,28 @@ impl Workers {
             Job::Recognize {
                 id,
                 pcm,
-                lang,
+                choice,
                 hints,
                 eager: true,
-            } => match self.stt.recognize_if_idle(pcm, lang, hints) {
+            } => match self.stt.recognize_if_idle(pcm, pool_lang(&choice), hints) {
                 Some(recognition) => self.recognition(id, recognition),
                 None => return Some(Done::Declined { id }),
             },
             Job::Recognize {
                 id,
                 pcm,
-                lang,
+                choice,
                 hints,
                 eager: false,
             } => {
                 let pool = self.stt.clone();
+                let lang = pool_lang(&choice);
                 self.recognition(id, async move { pool.recognize(pcm, lang, hints).await });
             }
-            Job::Synthesize {
-                id,
-                text,
-                lang,
-                cached,
-            } => {
+            Job::Synthesize { id, speech, lang } => {
                 let (tts, tx) = (self.tts.clone(), self.done.clone());
                 tokio::task::spawn_blocking(move || {
-                    synthesize(&*tts, id, &text, lang, cached, |d| {
-                        tx.blocking_send(d).is_ok()
-                    })
+                    synthesize(&*tts, id, &speech, lang, |d| tx.blocking_send(d).is_ok())
                 });
             }
             Job::PlayFile { id, path } => {
@@ -188,22 +183,31 @@ impl Workers {
     }
 }
 
-/// Synthesises a `Say` (blocking): static prompts whole through the cached
-/// path (they are pre-rendered, so a cache hit); any other text sentence by
-/// sentence through the non-caching path, so the first sentence plays while
-/// the rest is made and nothing rendered from the caller's data reaches the
-/// prompt cache. `emit` gets each piece and returns false when the call is
-/// gone (synthesis stops).
+/// The language the pool recognises in for a choice. The pool takes one
+/// fixed language; identification among several uses the first (the
+/// current language) until the pool identifies.
+fn pool_lang(choice: &LanguageChoice) -> Lang {
+    match choice {
+        LanguageChoice::Fixed(l) => *l,
+        LanguageChoice::DetectAmong(ls) => ls.first().copied().unwrap_or(Lang::Da),
+    }
+}
+
+/// Synthesises a `Say` (blocking), sentence by sentence so the first
+/// sentence plays while the rest is made: [`Speech::Static`] through the
+/// cache (static prompts are pre-rendered, so cache hits),
+/// [`Speech::Personal`] only through the non-caching path, so nothing
+/// rendered from the caller's data reaches the prompt cache. `emit` gets
+/// each piece and returns false when the call is gone (synthesis stops).
 pub fn synthesize(
     tts: &dyn TextToSpeech,
     id: JobId,
-    text: &Pii<String>,
+    speech: &Speech,
     lang: Lang,
-    cached: bool,
     mut emit: impl FnMut(Done) -> bool,
 ) {
-    let voice = match tts.voice_for(lang) {
-        Ok(v) => v,
+    let stream = match SpeechStream::speech(tts, speech, lang) {
+        Ok(s) => s,
         Err(e) => {
             tracing::warn!(error = %e, "no voice for the language");
             emit(Done::Audio {
@@ -214,20 +218,7 @@ pub fn synthesize(
             return;
         }
     };
-    if cached {
-        let pcm = tts
-            .synthesize(text.expose(), &voice)
-            .inspect_err(|e| tracing::warn!(error = %e, "synthesis failed"))
-            .ok();
-        emit(Done::Audio {
-            id,
-            pcm,
-            last: true,
-        });
-        return;
-    }
-    let parts = split_sentences(text.expose());
-    let n = parts.len();
+    let n = stream.remaining();
     if n == 0 {
         emit(Done::Audio {
             id,
@@ -236,9 +227,8 @@ pub fn synthesize(
         });
         return;
     }
-    for (i, s) in parts.into_iter().enumerate() {
-        let pcm = tts
-            .synthesize_personal(&Pii::new(s.to_string()), &voice)
+    for (i, r) in stream.enumerate() {
+        let pcm = r
             .inspect_err(|e| tracing::warn!(error = %e, "synthesis failed"))
             .ok();
         let piece = Done::Audio {

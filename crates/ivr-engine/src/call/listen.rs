@@ -41,6 +41,8 @@ pub struct Question {
     pub timeout: Duration,
     /// Speech during the question's prompt stops it and answers.
     pub barge_in: bool,
+    /// Non-empty: identify the caller's language among these on this turn.
+    pub identify: Vec<Lang>,
 }
 
 /// Where the answer stands.
@@ -175,6 +177,7 @@ mod tests {
             lang: Lang::Da,
             timeout: Duration::from_secs(6),
             barge_in,
+            identify: Vec::new(),
         }
     }
 

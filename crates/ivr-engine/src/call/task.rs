@@ -153,9 +153,10 @@ fn sip_event(i: Option<CallInput>) -> SipEvent {
         Some(CallInput::Confirmed(sdp)) => SipEvent::Confirmed(sdp),
         Some(CallInput::Dtmf(k)) => SipEvent::Dtmf(k),
         Some(CallInput::ReInvite(offer)) => SipEvent::ReInvite(offer),
+        // Status 0: the subscription ended without one.
         Some(CallInput::TransferResult { success, status }) => SipEvent::TransferResult {
             success,
-            status: Some(status),
+            status: (status != 0).then_some(status),
         },
         Some(CallInput::Ended(reason)) => SipEvent::Ended(reason),
         Some(CallInput::Terminate) => SipEvent::Terminate,

@@ -32,7 +32,7 @@ use ivr_media::{
     SessionConfig,
 };
 use ivr_sip::sdp::{LocalMedia, SdpConfig};
-use ivr_stt::ScriptedStt;
+use ivr_stt::{LanguageChoice, ScriptedStt};
 use ivr_tts::{ScriptedTts, TextToSpeech};
 
 /// The engine's RTP address in the simulated call.
@@ -99,8 +99,10 @@ pub struct Log {
     pub sip: Vec<(Instant, SipCommand)>,
     /// Every RTP packet to the caller: whether it carried audio (not silence).
     pub rtp: Vec<(Instant, bool)>,
-    /// Texts the core asked to synthesise, with `cached`.
+    /// Texts the core asked to synthesise, and whether they were personal.
     pub said: Vec<(Instant, String, bool)>,
+    /// Recognitions asked for: the language choice.
+    pub choices: Vec<(Instant, LanguageChoice)>,
     /// Recognitions asked for: whether speculative.
     pub recognitions: Vec<(Instant, bool)>,
     /// Integration requests.
@@ -516,17 +518,14 @@ impl Sim {
     fn job(&mut self, job: Job) {
         let now = self.now;
         match job {
-            Job::Synthesize {
-                id,
-                text,
-                lang,
-                cached,
-            } => {
-                self.log.said.push((now, text.expose().clone(), cached));
+            Job::Synthesize { id, speech, lang } => {
+                self.log
+                    .said
+                    .push((now, speech.expose().to_string(), speech.is_personal()));
                 let mut at = now;
                 let delay = self.world.tts_delay;
                 let mut pieces = Vec::new();
-                jobs::synthesize(&*self.tts, id, &text, lang, cached, |d| {
+                jobs::synthesize(&*self.tts, id, &speech, lang, |d| {
                     pieces.push(d);
                     true
                 });
@@ -550,11 +549,16 @@ impl Sim {
             Job::Recognize {
                 id,
                 pcm,
-                lang,
+                choice,
                 hints,
                 eager,
             } => {
                 self.log.recognitions.push((now, eager));
+                self.log.choices.push((now, choice.clone()));
+                let lang = match choice {
+                    LanguageChoice::Fixed(l) => l,
+                    LanguageChoice::DetectAmong(ls) => ls[0],
+                };
                 let timed = if eager {
                     match self.pool.recognize_if_idle(pcm, lang, hints) {
                         Some(f) => ready(f),
