@@ -407,6 +407,27 @@ mod tests {
     }
 
     #[test]
+    fn call_timing_policies_default_to_the_core_defaults_and_are_configurable() {
+        let d = EngineConfig::parse("").unwrap().call_timings();
+        assert_eq!(d, crate::call::core::CallTimings::default());
+        let c = EngineConfig::parse(
+            "[sip]\nack_timeout_s = 20\ntransfer_timeout_s = 12\n\
+             [media]\ninter_digit_ms = 3000\nhearing_cap_ms = 20000\nfiller_after_ms = 900\nmax_call_s = 600\n",
+        )
+        .unwrap()
+        .call_timings();
+        let (ms, s) = (
+            std::time::Duration::from_millis,
+            std::time::Duration::from_secs,
+        );
+        assert_eq!(
+            (c.ack_wait, c.transfer_timeout, c.inter_digit, c.hearing_cap),
+            (s(20), s(12), ms(3000), ms(20_000))
+        );
+        assert_eq!((c.filler_after, c.max_call), (ms(900), s(600)));
+    }
+
+    #[test]
     fn the_shipped_default_config_parses() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/default.toml");
         EngineConfig::load(&path).unwrap();
