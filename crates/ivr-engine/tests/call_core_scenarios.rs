@@ -662,3 +662,42 @@ fn a_caller_not_understood_is_heard_again_with_the_language_identified() {
     sim.expect_within(secs(10), "the call ends", |s| s.done());
     assert_eq!(sim.record().outcome, "resolved");
 }
+
+#[test]
+fn a_caller_who_hangs_up_mid_question_is_recorded_as_abandoned_without_a_bye() {
+    let (_dir, mut sim) = menu_call(Options::default());
+    sim.expect_within(secs(20), "the menu is asked", |s| {
+        s.core.listening().is_some()
+    });
+    sim.run_for(secs(2));
+    sim.sip(SipEvent::Ended(ivr_sip::EndReason::RemoteBye));
+    sim.run_for(Duration::from_millis(100));
+    assert!(sim.done());
+    assert!(!sim.hung_up(), "the caller's BYE ended the dialog");
+    assert_eq!(sim.record().outcome, "abandoned");
+}
+
+#[test]
+fn a_caller_whose_audio_stops_is_hung_up_after_the_media_timeout() {
+    let (_dir, mut sim) = menu_call(Options {
+        media_timeout: secs(8),
+        ..Options::default()
+    });
+    sim.run_for(secs(1));
+    sim.caller_muted = true;
+    let gone = sim.now;
+    sim.expect_within(secs(30), "the call ends", |s| s.done());
+    let (bye, _) = sim
+        .log
+        .sip
+        .iter()
+        .find(|(_, c)| matches!(c, SipCommand::Hangup))
+        .expect("BYE");
+    let after = *bye - gone;
+    assert!(
+        (secs(8)..secs(9)).contains(&after),
+        "BYE {} ms after the last RTP",
+        after.as_millis()
+    );
+    assert_eq!(sim.record().outcome, "abandoned");
+}
