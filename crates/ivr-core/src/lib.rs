@@ -9,6 +9,8 @@
 //!   `Debug`/`Display` redact, so a log line cannot leak it by accident.
 //! - [`Lang`]: the languages a flow speaks.
 //! - [`Dtmf`]: one telephone keypad key (RFC 4733 event codes 0-15).
+//! - [`Speech`]: what the bot says, cacheable ([`Speech::Static`]) or
+//!   personal ([`Speech::Personal`], never cached or logged).
 //! - [`Pcm`]: mono 16-bit PCM audio at a known sample rate.
 //! - [`WallClock`]: wall-clock time as an input, so tests can stand at 16:59
 //!   on Christmas Eve. Monotonic time is passed to sans-IO cores as
@@ -20,6 +22,7 @@ mod dtmf;
 mod ids;
 mod lang;
 mod pii;
+mod speech;
 
 pub use audio::{Pcm, ENGINE_RATE, NARROWBAND_RATE};
 pub use clock::{FixedClock, SystemClock, WallClock};
@@ -27,3 +30,4 @@ pub use dtmf::{Dtmf, DtmfError};
 pub use ids::CallId;
 pub use lang::{Lang, LangError};
 pub use pii::Pii;
+pub use speech::Speech;

@@ -244,7 +244,7 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
         let (ok, failed) = tokio::task::spawn_blocking(move || {
             let (mut ok, mut failed) = (0usize, 0usize);
             for (lang, text) in &prompts {
-                match tts.synthesize_lang(text, *lang) {
+                match tts.prerender_lang(text, *lang) {
                     Ok(_) => ok += 1,
                     Err(e) => {
                         failed += 1;
