@@ -10,12 +10,14 @@
 //! - [`Lang`]: the languages a flow speaks.
 //! - [`Dtmf`]: one telephone keypad key (RFC 4733 event codes 0-15).
 //! - [`Pcm`]: mono 16-bit PCM audio at a known sample rate.
+//! - [`dates`]: month and weekday names in Danish and English.
 //! - [`WallClock`]: wall-clock time as an input, so tests can stand at 16:59
 //!   on Christmas Eve. Monotonic time is passed to sans-IO cores as
 //!   `std::time::Instant` arguments, never read by them.
 
 mod audio;
 mod clock;
+pub mod dates;
 mod dtmf;
 mod ids;
 mod lang;
