@@ -10,6 +10,7 @@
 //! - [`Lang`]: the languages a flow speaks.
 //! - [`Dtmf`]: one telephone keypad key (RFC 4733 event codes 0-15).
 //! - [`Pcm`]: mono 16-bit PCM audio at a known sample rate.
+//! - `resample` (feature `resample`): whole-clip sample-rate conversion.
 //! - [`dates`]: month and weekday names in Danish and English.
 //! - [`WallClock`]: wall-clock time as an input, so tests can stand at 16:59
 //!   on Christmas Eve. Monotonic time is passed to sans-IO cores as
@@ -22,6 +23,8 @@ mod dtmf;
 mod ids;
 mod lang;
 mod pii;
+#[cfg(feature = "resample")]
+pub mod resample;
 
 pub use audio::{Pcm, ENGINE_RATE, NARROWBAND_RATE};
 pub use clock::{FixedClock, SystemClock, WallClock};
