@@ -10,7 +10,7 @@ use ivr_core::{Dtmf, Pcm};
 use ivr_engine::call::core::{CallEvent, CallTimings, SipCommand, SipEvent};
 use ivr_engine::metrics::EagerOutcome;
 use ivr_flow::{Request, Response};
-use ivr_media::endpoint::EndpointConfig;
+use ivr_media::endpointing::EndpointingConfig;
 use support::{cut, offer, utterance, Options, Sim};
 
 const CALLED: &str = "+4570000001";
@@ -414,14 +414,14 @@ fn a_caller_who_puts_the_call_on_hold_and_back_finds_the_question_still_waiting(
 
 #[test]
 fn an_eager_transcript_is_dropped_when_the_caller_speaks_on() {
-    let endpoint = EndpointConfig {
+    let endpointing = EndpointingConfig {
         end_silence: Duration::from_millis(700),
         min_end_silence: Duration::from_millis(700),
         eager_silence: Duration::from_millis(200),
-        ..EndpointConfig::default()
+        ..EndpointingConfig::default()
     };
     let (_dir, mut sim) = menu_call(Options {
-        endpoint,
+        endpointing,
         ..Options::default()
     });
     // The speculation hears the first half; the confirmed utterance the whole.

@@ -41,7 +41,7 @@ use std::time::{Duration, Instant, SystemTime};
 use chrono::{DateTime, Utc};
 use ivr_core::{CallId, Dtmf, Lang, Pcm, Pii, Speech, WallClock};
 use ivr_flow::{Action, CallContext, Event as FlowEvent, Interpreter, Outcome, Route};
-use ivr_media::endpoint::EndpointConfig;
+use ivr_media::endpointing::EndpointingConfig;
 use ivr_media::{
     MediaEvent, MediaSession, Output as MediaOutput, PacketKind, PlayOptions, SessionConfig,
     Transmit,
@@ -102,7 +102,7 @@ pub struct CoreConfig {
     /// No RTP for this long ends the call.
     pub media_timeout: Duration,
     /// Endpointing (end silence, eager end of turn).
-    pub endpoint: EndpointConfig,
+    pub endpointing: EndpointingConfig,
     /// SDP settings (re-INVITE answers).
     pub sdp: SdpConfig,
     /// Domain of transfer targets that are only a number (empty: the caller's host).
@@ -603,7 +603,7 @@ impl CallCore {
             cname: format!("ivr-{}", self.call_ref),
             wallclock_at_start: wall,
             media_timeout: self.cfg.media_timeout,
-            endpoint: self.cfg.endpoint,
+            endpointing: self.cfg.endpointing,
             ..SessionConfig::default()
         };
         match MediaSession::new(call_sdp::media_params(&neg), cfg, now) {

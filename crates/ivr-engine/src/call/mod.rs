@@ -119,7 +119,7 @@ impl CallShared {
         CoreConfig {
             timings: self.timings,
             media_timeout: Duration::from_secs(self.media.media_timeout_s),
-            endpoint: self.media.endpoint(),
+            endpointing: self.media.endpointing(),
             sdp: self.sdp.clone(),
             transfer_domain: self.transfer_domain.clone(),
             keep_transcripts: self.keep_transcripts,

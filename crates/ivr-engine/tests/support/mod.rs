@@ -25,7 +25,7 @@ use ivr_engine::call::{jobs, sdp};
 use ivr_engine::records::CallRecordRow;
 use ivr_engine::speech::SpeechPool;
 use ivr_flow::{FlowStore, Request, Response};
-use ivr_media::endpoint::EndpointConfig;
+use ivr_media::endpointing::EndpointingConfig;
 use ivr_media::rtp::parse_rtp;
 use ivr_media::{
     Codec, MediaEvent, MediaParams, MediaSession, Output as MediaOutput, PacketKind, PlayOptions,
@@ -161,7 +161,7 @@ pub struct Options {
     /// Timing policies.
     pub timings: CallTimings,
     /// Endpointing.
-    pub endpoint: EndpointConfig,
+    pub endpointing: EndpointingConfig,
     /// No RTP for this long ends the call.
     pub media_timeout: Duration,
     /// Text to speech (default: ScriptedTts at 16 kHz).
@@ -174,7 +174,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             timings: CallTimings::default(),
-            endpoint: EndpointConfig::default(),
+            endpointing: EndpointingConfig::default(),
             media_timeout: Duration::from_secs(30),
             tts: Arc::new(ScriptedTts::new(16_000)),
             wall: wednesday_morning(),
@@ -230,7 +230,7 @@ impl Sim {
         let cfg = CoreConfig {
             timings: opts.timings,
             media_timeout: opts.media_timeout,
-            endpoint: opts.endpoint,
+            endpointing: opts.endpointing,
             sdp: SdpConfig::default(),
             transfer_domain: String::new(),
             keep_transcripts: false,
