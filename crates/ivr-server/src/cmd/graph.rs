@@ -24,13 +24,11 @@ fn esc(s: &str) -> String {
 /// The Mermaid text of a flow.
 pub(crate) fn mermaid(flow: &ivr_flow::Flow) -> String {
     let mut out = String::from("flowchart TD\n");
-    for name in &flow.order {
-        let Some(st) = flow.steps.get(name) else {
-            continue;
-        };
+    for st in &flow.steps {
+        let name = &st.name;
         let detail = match &st.kind {
             StepKind::Transfer { department, .. } => format!("transfer {department}"),
-            StepKind::Call { flow, .. } => format!("call {flow}"),
+            StepKind::Call { flow, .. } => format!("call {}", flow.name),
             StepKind::Frontdesk { op, queue, .. } => {
                 format!("frontdesk {op:?} {queue}").to_lowercase()
             }
@@ -52,20 +50,21 @@ pub(crate) fn mermaid(flow: &ivr_flow::Flow) -> String {
             shape.1
         ));
     }
-    out.push_str(&format!("    start((start)) --> {}\n", id(&flow.start)));
-    for name in &flow.order {
-        let Some(st) = flow.steps.get(name) else {
-            continue;
-        };
-        for (label, to) in st.kind.edges() {
+    out.push_str(&format!(
+        "    start((start)) --> {}\n",
+        id(flow.name_of(flow.start))
+    ));
+    for st in &flow.steps {
+        let name = &st.name;
+        for (label, to) in flow.edges(st) {
             if label.is_empty() {
-                out.push_str(&format!("    {} --> {}\n", id(name), id(&to)));
+                out.push_str(&format!("    {} --> {}\n", id(name), id(to)));
             } else {
                 out.push_str(&format!(
                     "    {} -- \"{}\" --> {}\n",
                     id(name),
                     esc(&label),
-                    id(&to)
+                    id(to)
                 ));
             }
         }
