@@ -462,7 +462,7 @@ impl CallTask {
             cname: format!("ivr-{}", self.call_ref),
             wallclock_at_start: SystemTime::now(),
             media_timeout: Duration::from_secs(self.shared.media.media_timeout_s),
-            endpoint: self.shared.media.endpoint(),
+            endpointing: self.shared.media.endpointing(),
             ..SessionConfig::default()
         };
         let mut media = match MediaSession::new(media_params(&neg), cfg, Instant::now()) {

@@ -15,15 +15,9 @@ use std::time::{Duration, Instant};
 
 use ivr_core::{FixedClock, SystemClock, WallClock};
 use ivr_flow::FlowStore;
-use ivr_integrations::callback::CallbackStore;
-use ivr_integrations::db::Db;
-use ivr_integrations::frontdesk::{Frontdesk, FrontdeskClient, QueueInfo};
-use ivr_integrations::outbox::{MailOutbox, OutboxWorker, SmtpSender};
-use ivr_integrations::puzzel::{HandoffWorker, PuzzelClient};
-use ivr_integrations::standin::frontdesk::{
-    FrontdeskStandin, FrontdeskStandinConfig, MunicipalityDesk, OpeningHours,
-};
+use ivr_integrations::standin::frontdesk::FrontdeskStandin;
 use ivr_integrations::standin::puzzel::PuzzelStandin;
+use ivr_integrations::Integrations;
 use ivr_sip::{EndpointConfig, Transport};
 use ivr_tts::{TextToSpeech, Tts};
 use tokio::sync::watch;
@@ -85,6 +79,7 @@ pub struct Running {
     turns: TurnTimings,
     state: Arc<State>,
     stop_workers: watch::Sender<bool>,
+    integrations: Arc<Integrations>,
     sip: Option<SipService>,
     dispatch: Dispatch,
 }
@@ -92,19 +87,6 @@ pub struct Running {
 struct State {
     draining: Arc<AtomicBool>,
     stt: SpeechPool,
-}
-
-fn db_path_prepare(url: &str) {
-    // sqlx does not create the folder of an SQLite file.
-    if let Some(path) = url.strip_prefix("sqlite:") {
-        let path = path.trim_start_matches("//");
-        let path = path.split('?').next().unwrap_or(path);
-        if path != ":memory:" {
-            if let Some(dir) = std::path::Path::new(path).parent() {
-                let _ = std::fs::create_dir_all(dir);
-            }
-        }
-    }
 }
 
 async fn bind_local(what: &'static str) -> Result<tokio::net::TcpListener, EngineError> {
@@ -132,29 +114,9 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
     // Stand-ins (make run, tests): started in-process, the clients pointed at them.
     let mut frontdesk_standin = None;
     if cfg.standins.frontdesk {
-        let mut sc = FrontdeskStandinConfig::realistic_at(clock.clone());
-        for m in flows.snapshot().municipalities.values() {
-            if sc.municipalities.iter().any(|d| d.id == m.id) {
-                continue;
-            }
-            let queues = m
-                .queues
-                .iter()
-                .map(|(id, q)| QueueInfo {
-                    id: id.clone(),
-                    name_da: q.name.get(&ivr_core::Lang::Da).unwrap_or(id).to_string(),
-                    name_en: q.name.get(&ivr_core::Lang::En).unwrap_or(id).to_string(),
-                    slot_minutes: q.slot_minutes,
-                })
-                .collect();
-            sc.municipalities.push(MunicipalityDesk {
-                id: m.id.clone(),
-                queues,
-                hours: OpeningHours::borgerservice(),
-            });
-        }
-        let l = bind_local("Frontdesk stand-in").await?;
-        let s = ivr_integrations::standin::frontdesk::serve(l, sc)
+        let snapshot = flows.snapshot();
+        let munis = snapshot.municipalities.values().map(|m| &**m);
+        let s = crate::services::start_frontdesk_standin(munis, clock.clone())
             .await
             .map_err(|source| EngineError::Bind {
                 what: "Frontdesk stand-in",
@@ -179,11 +141,15 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
     }
 
     // Database, integrations and their workers.
-    db_path_prepare(&cfg.integrations.database_url);
-    let db = Db::connect(&cfg.integrations.database_url).await?;
-    db.migrate().await?;
+    let mut integrations = Integrations::start(&cfg.integrations, clock.clone())
+        .await
+        .map_err(|e| EngineError::Integrations(e.to_string()))?;
+    integrations.spawn_workers(Duration::from_millis(
+        cfg.integrations.callbacks.poll_interval_ms.max(100),
+    ));
+    let integrations = Arc::new(integrations);
     let records = if cfg.records.enabled {
-        let r = Records::open(db.clone()).await?;
+        let r = Records::open(integrations.db().clone()).await?;
         let before = clock.now_utc()
             - chrono::Duration::days(i64::from(cfg.records.transcript_retention_days));
         if let Err(e) = r.expire_transcripts(before).await {
@@ -194,45 +160,7 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
         None
     };
     let (stop_workers, stop_rx) = watch::channel(false);
-    let callbacks = CallbackStore::new(db.clone());
-    let outbox = MailOutbox::new(db.clone());
-    match SmtpSender::new(&cfg.integrations.mail.smtp) {
-        Ok(sender) => {
-            let w = OutboxWorker::new(
-                outbox.clone(),
-                sender,
-                cfg.integrations.mail.delivery,
-                Duration::from_secs(30),
-            );
-            tokio::spawn(w.run(clock.clone(), stop_rx.clone()));
-        }
-        Err(e) => tracing::warn!(error = %e, "SMTP not configured: mails stay in the outbox"),
-    }
-    if cfg.integrations.callbacks.handoff {
-        match PuzzelClient::new(cfg.integrations.puzzel.clone()) {
-            Ok(client) => {
-                let w = HandoffWorker::new(callbacks.clone(), client);
-                tokio::spawn(w.run(
-                    clock.clone(),
-                    Duration::from_millis(cfg.integrations.callbacks.poll_interval_ms.max(100)),
-                    stop_rx.clone(),
-                ));
-            }
-            Err(e) => tracing::warn!(error = %e, "Puzzel hand-off not started"),
-        }
-    }
-    let frontdesk: Arc<dyn Frontdesk> = Arc::new(
-        FrontdeskClient::new(&cfg.integrations.frontdesk)
-            .map_err(|e| EngineError::Integrations(e.to_string()))?,
-    );
-    let services = Services {
-        callbacks,
-        outbox,
-        mail_from: cfg.integrations.mail.from.clone(),
-        cpr_mask: cfg.integrations.mail.cpr_mask,
-        frontdesk,
-        transfer: cfg.integrations.transfer.clone(),
-    };
+    let services = Services::new(integrations.clone());
 
     // Speech out: every static prompt rendered now, so it plays with no synthesis delay.
     let tts = Arc::new(Tts::new(cfg.tts.clone())?);
@@ -377,6 +305,7 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
         turns,
         state,
         stop_workers,
+        integrations,
         sip: Some(sip),
         dispatch,
     })
@@ -439,6 +368,8 @@ impl Running {
         // Let the last BYEs leave before the sockets close.
         tokio::time::sleep(Duration::from_millis(200)).await;
         let _ = self.stop_workers.send(true);
+        // The hand-off and mail workers finish their pass; the database closes.
+        self.integrations.shutdown().await;
         if let Some(s) = self.sip.take() {
             s.shutdown();
         }

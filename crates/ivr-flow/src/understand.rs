@@ -7,9 +7,10 @@
 //! punctuation removed except inside numbers (`10:30`, `3/12`).
 
 use chrono::{Datelike, Duration, NaiveDate, NaiveTime, Weekday};
-use ivr_core::{Lang, Pii};
-
-use crate::speak::{DA_MONTHS, EN_MONTHS};
+use ivr_core::{
+    dates::{month_names, weekday_names},
+    Lang, Pii,
+};
 
 /// Lower-cases, folds `æøå` to `ae oe aa`, strips accents we meet in names,
 /// and turns punctuation into spaces (keeping `:` `/` `.` `-` `+` between
@@ -417,12 +418,12 @@ fn ordinal_day(w: &str) -> Option<u32> {
 
 fn month_of(w: &str) -> Option<u32> {
     let short = |m: &str| -> String { m.chars().take(3).collect() };
-    for (i, m) in DA_MONTHS.iter().enumerate() {
+    for (i, m) in month_names(Lang::Da).iter().enumerate() {
         if normalize(m) == w {
             return Some(i as u32 + 1);
         }
     }
-    for (i, m) in EN_MONTHS.iter().enumerate() {
+    for (i, m) in month_names(Lang::En).iter().enumerate() {
         let m = m.to_lowercase();
         if m == w || (w.len() >= 3 && short(&m) == w) {
             return Some(i as u32 + 1);
@@ -432,19 +433,10 @@ fn month_of(w: &str) -> Option<u32> {
 }
 
 fn weekday_of(w: &str) -> Option<Weekday> {
-    let names = [
-        (["mandag", "monday"], Weekday::Mon),
-        (["tirsdag", "tuesday"], Weekday::Tue),
-        (["onsdag", "wednesday"], Weekday::Wed),
-        (["torsdag", "thursday"], Weekday::Thu),
-        (["fredag", "friday"], Weekday::Fri),
-        (["loerdag", "saturday"], Weekday::Sat),
-        (["soendag", "sunday"], Weekday::Sun),
-    ];
-    names
-        .iter()
-        .find(|(ns, _)| ns.contains(&w))
-        .map(|(_, d)| *d)
+    Lang::ALL.iter().find_map(|&lang| {
+        let i = weekday_names(lang).iter().position(|n| normalize(n) == w)?;
+        Weekday::try_from(u8::try_from(i).ok()?).ok()
+    })
 }
 
 /// Picks the year for a day and month said without one: this year, or next

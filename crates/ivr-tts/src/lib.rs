@@ -30,7 +30,6 @@ mod espeak;
 mod normalise;
 mod piper;
 mod registry;
-mod resample;
 mod scripted;
 mod sentences;
 
@@ -45,13 +44,14 @@ pub use cache::{CacheKey, CacheStats, PromptCache};
 pub use config::{CacheConfig, Config, LangVoices};
 pub use error::TtsError;
 pub use espeak::{find_data_dir as find_espeak_data, ESPEAK_RATE};
+/// Whole-clip sample-rate conversion (the workspace's one clip resampler).
+pub use ivr_core::resample::resample;
 pub use normalise::normalise_danish;
 pub use piper::ensure_onnxruntime;
 pub use registry::{
     EngineKind, EngineSpec, FileEntry, Source, VoiceManifest, VoiceRegistry, VoiceSpec,
     DEFAULT_ESPEAK_WPM,
 };
-pub use resample::resample;
 pub use scripted::{ScriptedTts, SynthesisCounts};
 pub use sentences::split_sentences;
 

@@ -179,15 +179,9 @@ impl SipService {
         let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
         let mut tasks = Vec::new();
         let mut sockets = Vec::new();
-        for s in udp {
-            let v4 = s
-                .local_addr()
-                .map_err(|source| SipTransportError::Bind {
-                    addr: first,
-                    source,
-                })?
-                .is_ipv4();
-            sockets.push((v4, s.clone()));
+        let bound_udp = local.iter().filter(|(t, _)| *t == Transport::Udp);
+        for (s, (_, bound)) in udp.into_iter().zip(bound_udp) {
+            sockets.push((bound.is_ipv4(), s.clone()));
             tasks.push(tokio::spawn(driver::udp_loop(
                 s,
                 net_tx.clone(),
