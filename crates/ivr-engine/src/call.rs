@@ -682,11 +682,11 @@ impl CallTask {
                 if let (OnTentative::Start(gen), Some(g)) =
                     (self.eager.tentative(listening), self.gather.as_ref())
                 {
-                    match self
-                        .shared
-                        .stt
-                        .recognize_if_idle(pcm, g.lang, g.hints.clone())
-                    {
+                    match self.shared.stt.recognize_if_idle(
+                        pcm,
+                        ivr_stt::LanguageChoice::Fixed(g.lang),
+                        g.hints.clone(),
+                    ) {
                         Some(recognition) => {
                             self.eager.started(gen);
                             self.spawn_recognition(recognition, Some(gen));
@@ -717,7 +717,10 @@ impl CallTask {
                     OnConfirmed::Await => self.turn.eager(),
                     OnConfirmed::Recognise => {
                         let pool = self.shared.stt.clone();
-                        let recognition = async move { pool.recognize(pcm, lang, hints).await };
+                        let recognition = async move {
+                            pool.recognize(pcm, ivr_stt::LanguageChoice::Fixed(lang), hints)
+                                .await
+                        };
                         self.spawn_recognition(recognition, None);
                     }
                 }
