@@ -404,6 +404,10 @@ impl WhisperWorker {
             .map(|id| id.chosen)
             .unwrap_or_else(|| stated_language(&job.language));
         let mut params = self.params(language, audio_ctx, max_tokens_for(job.audio));
+        // The hints are words of the current language: not for another.
+        // (Adding the languages' names to the prompt of a turn that may
+        // switch was tried: whisper base then "hears" "English" in robotic
+        // Danish it cannot make out, a false switch; see tests/language_id.rs.)
         if hints_apply && !job.prompt.is_empty() {
             params.set_initial_prompt(&job.prompt);
         }

@@ -24,6 +24,11 @@ use serde::Deserialize;
 // espeak-ng's robotic Danish is hard for Whisper base (see MODELS.md);
 // detection between da and en: English 20/20, Danish 1/20 (robotic Danish
 // sounds English to it: flows should set the language).
+// 2026-12-05, with 5 language-switch phrases added (45 utterances): English
+// WER clean 0.123 (16/130), G.711 0.115; Danish keyword hits 9/33 clean and
+// G.711; detection English 22/22, Danish 1/23 (now at the utterance's own
+// encoder context). How a call identifies the language (with its current
+// language as the prior) is measured in language_id.rs.
 // The limits leave a margin of about two utterances.
 /// English WER (16 kHz) must stay at or below this.
 const MAX_EN_WER_CLEAN: f64 = 0.16;
