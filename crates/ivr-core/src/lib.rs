@@ -9,17 +9,25 @@
 //!   `Debug`/`Display` redact, so a log line cannot leak it by accident.
 //! - [`Lang`]: the languages a flow speaks.
 //! - [`Dtmf`]: one telephone keypad key (RFC 4733 event codes 0-15).
+//! - [`Speech`]: what the bot says, cacheable ([`Speech::Static`]) or
+//!   personal ([`Speech::Personal`], never cached or logged).
 //! - [`Pcm`]: mono 16-bit PCM audio at a known sample rate.
+//! - `resample` (feature `resample`): whole-clip sample-rate conversion.
+//! - [`dates`]: month and weekday names in Danish and English.
 //! - [`WallClock`]: wall-clock time as an input, so tests can stand at 16:59
 //!   on Christmas Eve. Monotonic time is passed to sans-IO cores as
 //!   `std::time::Instant` arguments, never read by them.
 
 mod audio;
 mod clock;
+pub mod dates;
 mod dtmf;
 mod ids;
 mod lang;
 mod pii;
+mod speech;
+#[cfg(feature = "resample")]
+pub mod resample;
 
 pub use audio::{Pcm, ENGINE_RATE, NARROWBAND_RATE};
 pub use clock::{FixedClock, SystemClock, WallClock};
@@ -27,3 +35,4 @@ pub use dtmf::{Dtmf, DtmfError};
 pub use ids::CallId;
 pub use lang::{Lang, LangError};
 pub use pii::Pii;
+pub use speech::Speech;

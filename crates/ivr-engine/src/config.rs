@@ -212,9 +212,9 @@ pub const EAGER_STT_MIN_MS: u64 = 100;
 
 impl MediaConfig {
     /// The endpointing settings of a call's media session.
-    pub fn endpoint(&self) -> ivr_media::endpoint::EndpointConfig {
+    pub fn endpointing(&self) -> ivr_media::endpointing::EndpointingConfig {
         let ms = std::time::Duration::from_millis;
-        ivr_media::endpoint::EndpointConfig {
+        ivr_media::endpointing::EndpointingConfig {
             end_silence: ms(self.end_silence_ms),
             eager_silence: ms(self.eager_stt_ms),
             ..Default::default()
@@ -352,9 +352,9 @@ mod tests {
     fn eager_stt_is_off_by_default_and_must_come_before_the_end_silence() {
         let c = EngineConfig::parse("").unwrap();
         assert_eq!((c.media.end_silence_ms, c.media.eager_stt_ms), (400, 0));
-        assert!(c.media.endpoint().eager_silence.is_zero());
+        assert!(c.media.endpointing().eager_silence.is_zero());
         let on = EngineConfig::parse("[media]\neager_stt_ms = 240\n").unwrap();
-        let ep = on.media.endpoint();
+        let ep = on.media.endpointing();
         assert_eq!(ep.end_silence, std::time::Duration::from_millis(400));
         assert_eq!(ep.eager_silence, std::time::Duration::from_millis(240));
         for bad in [
@@ -369,7 +369,7 @@ mod tests {
         assert!(e.to_string().contains("end_silence_ms"), "{e}");
         let c = EngineConfig::parse("[media]\nend_silence_ms = 300\neager_stt_ms = 200\n").unwrap();
         assert_eq!(
-            c.media.endpoint().end_silence,
+            c.media.endpointing().end_silence,
             std::time::Duration::from_millis(300)
         );
     }

@@ -1,36 +1,30 @@
 //! Starting and stopping the engine: flows, database, stand-ins,
 //! integrations workers, TTS (static prompts pre-rendered), STT pool, SIP
-//! transport, the dispatcher that turns SIP events into per-call tasks, and
-//! the HTTP port (`/health`, `/metrics`).
+//! transport, the dispatcher that turns SIP events into per-call tasks
+//! ([`crate::dispatch`]), and the HTTP port (`/health`, `/metrics`).
 //!
 //! Graceful shutdown ([`Running::shutdown`]): new INVITEs get 503 and
 //! `/health` answers 503 (so a load balancer stops sending), calls in
 //! progress continue until they end or the drain deadline passes, then they
 //! are hung up (BYE) and the engine stops.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ivr_core::{CallId, FixedClock, Pii, SystemClock, WallClock};
+use ivr_core::{FixedClock, SystemClock, WallClock};
 use ivr_flow::FlowStore;
-use ivr_integrations::callback::CallbackStore;
-use ivr_integrations::db::Db;
-use ivr_integrations::frontdesk::{Frontdesk, FrontdeskClient, QueueInfo};
-use ivr_integrations::outbox::{MailOutbox, OutboxWorker, SmtpSender};
-use ivr_integrations::puzzel::{HandoffWorker, PuzzelClient};
-use ivr_integrations::standin::frontdesk::{
-    FrontdeskStandin, FrontdeskStandinConfig, MunicipalityDesk, OpeningHours,
-};
+use ivr_integrations::standin::frontdesk::FrontdeskStandin;
 use ivr_integrations::standin::puzzel::PuzzelStandin;
-use ivr_sip::{EndpointConfig, Event, Transport};
+use ivr_integrations::Integrations;
+use ivr_sip::{EndpointConfig, Transport};
 use ivr_tts::{TextToSpeech, Tts};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
-use crate::call::{self, CallInput, CallShared, Incoming};
+use crate::call::{self, CallShared};
 use crate::config::EngineConfig;
+use crate::dispatch::{AcceptCalls, Dispatch, Dispatcher};
 use crate::metrics::Metrics;
 use crate::records::Records;
 use crate::services::Services;
@@ -85,29 +79,14 @@ pub struct Running {
     turns: TurnTimings,
     state: Arc<State>,
     stop_workers: watch::Sender<bool>,
+    integrations: Arc<Integrations>,
     sip: Option<SipService>,
-    dispatcher: tokio::task::JoinHandle<()>,
+    dispatch: Dispatch,
 }
 
 struct State {
-    draining: AtomicBool,
-    calls: std::sync::Mutex<HashMap<u64, mpsc::Sender<CallInput>>>,
-    tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    draining: Arc<AtomicBool>,
     stt: SpeechPool,
-    metrics: Arc<Metrics>,
-}
-
-fn db_path_prepare(url: &str) {
-    // sqlx does not create the folder of an SQLite file.
-    if let Some(path) = url.strip_prefix("sqlite:") {
-        let path = path.trim_start_matches("//");
-        let path = path.split('?').next().unwrap_or(path);
-        if path != ":memory:" {
-            if let Some(dir) = std::path::Path::new(path).parent() {
-                let _ = std::fs::create_dir_all(dir);
-            }
-        }
-    }
 }
 
 async fn bind_local(what: &'static str) -> Result<tokio::net::TcpListener, EngineError> {
@@ -135,29 +114,9 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
     // Stand-ins (make run, tests): started in-process, the clients pointed at them.
     let mut frontdesk_standin = None;
     if cfg.standins.frontdesk {
-        let mut sc = FrontdeskStandinConfig::realistic_at(clock.clone());
-        for m in flows.snapshot().municipalities.values() {
-            if sc.municipalities.iter().any(|d| d.id == m.id) {
-                continue;
-            }
-            let queues = m
-                .queues
-                .iter()
-                .map(|(id, q)| QueueInfo {
-                    id: id.clone(),
-                    name_da: q.name.get(&ivr_core::Lang::Da).unwrap_or(id).to_string(),
-                    name_en: q.name.get(&ivr_core::Lang::En).unwrap_or(id).to_string(),
-                    slot_minutes: q.slot_minutes,
-                })
-                .collect();
-            sc.municipalities.push(MunicipalityDesk {
-                id: m.id.clone(),
-                queues,
-                hours: OpeningHours::borgerservice(),
-            });
-        }
-        let l = bind_local("Frontdesk stand-in").await?;
-        let s = ivr_integrations::standin::frontdesk::serve(l, sc)
+        let snapshot = flows.snapshot();
+        let munis = snapshot.municipalities.values().map(|m| &**m);
+        let s = crate::services::start_frontdesk_standin(munis, clock.clone())
             .await
             .map_err(|source| EngineError::Bind {
                 what: "Frontdesk stand-in",
@@ -182,11 +141,15 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
     }
 
     // Database, integrations and their workers.
-    db_path_prepare(&cfg.integrations.database_url);
-    let db = Db::connect(&cfg.integrations.database_url).await?;
-    db.migrate().await?;
+    let mut integrations = Integrations::start(&cfg.integrations, clock.clone())
+        .await
+        .map_err(|e| EngineError::Integrations(e.to_string()))?;
+    integrations.spawn_workers(Duration::from_millis(
+        cfg.integrations.callbacks.poll_interval_ms.max(100),
+    ));
+    let integrations = Arc::new(integrations);
     let records = if cfg.records.enabled {
-        let r = Records::open(db.clone()).await?;
+        let r = Records::open(integrations.db().clone()).await?;
         let before = clock.now_utc()
             - chrono::Duration::days(i64::from(cfg.records.transcript_retention_days));
         if let Err(e) = r.expire_transcripts(before).await {
@@ -197,45 +160,7 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
         None
     };
     let (stop_workers, stop_rx) = watch::channel(false);
-    let callbacks = CallbackStore::new(db.clone());
-    let outbox = MailOutbox::new(db.clone());
-    match SmtpSender::new(&cfg.integrations.mail.smtp) {
-        Ok(sender) => {
-            let w = OutboxWorker::new(
-                outbox.clone(),
-                sender,
-                cfg.integrations.mail.delivery,
-                Duration::from_secs(30),
-            );
-            tokio::spawn(w.run(clock.clone(), stop_rx.clone()));
-        }
-        Err(e) => tracing::warn!(error = %e, "SMTP not configured: mails stay in the outbox"),
-    }
-    if cfg.integrations.callbacks.handoff {
-        match PuzzelClient::new(cfg.integrations.puzzel.clone()) {
-            Ok(client) => {
-                let w = HandoffWorker::new(callbacks.clone(), client);
-                tokio::spawn(w.run(
-                    clock.clone(),
-                    Duration::from_millis(cfg.integrations.callbacks.poll_interval_ms.max(100)),
-                    stop_rx.clone(),
-                ));
-            }
-            Err(e) => tracing::warn!(error = %e, "Puzzel hand-off not started"),
-        }
-    }
-    let frontdesk: Arc<dyn Frontdesk> = Arc::new(
-        FrontdeskClient::new(&cfg.integrations.frontdesk)
-            .map_err(|e| EngineError::Integrations(e.to_string()))?,
-    );
-    let services = Services {
-        callbacks,
-        outbox,
-        mail_from: cfg.integrations.mail.from.clone(),
-        cpr_mask: cfg.integrations.mail.cpr_mask,
-        frontdesk,
-        transfer: cfg.integrations.transfer.clone(),
-    };
+    let services = Services::new(integrations.clone());
 
     // Speech out: every static prompt rendered now, so it plays with no synthesis delay.
     let tts = Arc::new(Tts::new(cfg.tts.clone())?);
@@ -247,7 +172,7 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
         let (ok, failed) = tokio::task::spawn_blocking(move || {
             let (mut ok, mut failed) = (0usize, 0usize);
             for (lang, text) in &prompts {
-                match tts.synthesize_lang(text, *lang) {
+                match tts.prerender_lang(text, *lang) {
                     Ok(_) => ok += 1,
                     Err(e) => {
                         failed += 1;
@@ -306,13 +231,20 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
         turns: turns.clone(),
     });
     let state = Arc::new(State {
-        draining: AtomicBool::new(false),
-        calls: std::sync::Mutex::new(HashMap::new()),
-        tasks: std::sync::Mutex::new(Vec::new()),
+        draining: Arc::new(AtomicBool::new(false)),
         stt,
-        metrics: metrics.clone(),
     });
-    let dispatcher = tokio::spawn(dispatch(shared, flows.clone(), state.clone(), events));
+    let dispatch = crate::dispatch::spawn(
+        Dispatcher {
+            sip: sip.handle(),
+            flows: flows.clone(),
+            setup: Arc::new(AcceptCalls(shared)),
+            metrics: metrics.clone(),
+            draining: state.draining.clone(),
+            max_setups: max_calls,
+        },
+        events,
+    );
 
     // Flow reload.
     if cfg.flows.reload_poll_ms > 0 {
@@ -373,8 +305,9 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
         turns,
         state,
         stop_workers,
+        integrations,
         sip: Some(sip),
-        dispatcher,
+        dispatch,
     })
 }
 
@@ -384,142 +317,12 @@ impl crate::http::Draining for State {
     }
 }
 
-fn rand_seed() -> u64 {
+/// A per-process seed (SIP tags and branches, call references).
+pub(crate) fn rand_seed() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u64(std::process::id().into());
     h.finish()
-}
-
-static NEXT_CALL: AtomicU64 = AtomicU64::new(1);
-
-async fn dispatch(
-    shared: Arc<CallShared>,
-    flows: Arc<FlowStore>,
-    state: Arc<State>,
-    mut events: mpsc::Receiver<Event>,
-) {
-    let seed = rand_seed();
-    while let Some(ev) = events.recv().await {
-        match ev {
-            Event::IncomingCall {
-                call,
-                from,
-                to,
-                offer,
-                source,
-                ..
-            } => {
-                if state.draining.load(Ordering::Relaxed) {
-                    state.metrics.call_rejected();
-                    let _ = shared.sip.reject(call, 503).await;
-                    continue;
-                }
-                let called = call::user_part(to.expose());
-                let Some(route) = flows.route(&called) else {
-                    tracing::info!("no municipality for the called number; 404");
-                    state.metrics.call_rejected();
-                    let _ = shared.sip.reject(call, 404).await;
-                    continue;
-                };
-                let n = NEXT_CALL.fetch_add(1, Ordering::Relaxed);
-                let call_ref =
-                    CallId::from_u64(seed.rotate_left(17) ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15));
-                let inc = Incoming {
-                    handle: call,
-                    call_ref: call_ref.clone(),
-                    route,
-                    calling: Pii::new(call::user_part(from.expose())),
-                    called: Pii::new(called),
-                    offer,
-                    source,
-                };
-                match call::accept(shared.clone(), inc).await {
-                    Ok(acc) => {
-                        tracing::info!(call = %call_ref, "call answered");
-                        state
-                            .calls
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .insert(call.0, acc.inputs);
-                        let mut tasks = state.tasks.lock().unwrap_or_else(|p| p.into_inner());
-                        tasks.retain(|t| !t.is_finished());
-                        tasks.push(acc.task);
-                    }
-                    Err(call::Refused(status)) => {
-                        tracing::info!(call = %call_ref, status, "call refused");
-                        state.metrics.call_rejected();
-                        let _ = shared.sip.reject(call, status).await;
-                    }
-                }
-            }
-            Event::CallConfirmed { call, sdp } => {
-                deliver(&state, call.0, CallInput::Confirmed(sdp))
-            }
-            Event::Dtmf { call, digit, .. } => deliver(&state, call.0, CallInput::Dtmf(digit)),
-            Event::ReInvite { call, offer } => {
-                if !state
-                    .calls
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .contains_key(&call.0)
-                {
-                    let _ = shared.sip.reject_reinvite(call, 481).await;
-                } else {
-                    deliver(&state, call.0, CallInput::ReInvite(offer));
-                }
-            }
-            Event::TransferResult {
-                call,
-                success,
-                status,
-            } => {
-                deliver(
-                    &state,
-                    call.0,
-                    CallInput::TransferResult { success, status },
-                );
-            }
-            Event::CallEnded { call, reason } => {
-                let tx = state
-                    .calls
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&call.0);
-                if let Some(tx) = tx {
-                    forward(tx, CallInput::Ended(reason));
-                }
-            }
-            _ => {}
-        }
-    }
-}
-
-/// Delivers a SIP event to a call; see the queue decision in [`crate::call`].
-fn deliver(state: &State, call: u64, input: CallInput) {
-    let tx = state
-        .calls
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .get(&call)
-        .cloned();
-    let Some(tx) = tx else { return };
-    match tx.try_send(input) {
-        Ok(()) => {}
-        Err(mpsc::error::TrySendError::Full(i)) => match i {
-            CallInput::Dtmf(_) => tracing::warn!("call input queue full; key dropped"),
-            other => forward(tx, other),
-        },
-        Err(mpsc::error::TrySendError::Closed(_)) => {}
-    }
-}
-
-fn forward(tx: mpsc::Sender<CallInput>, input: CallInput) {
-    if let Err(mpsc::error::TrySendError::Full(i)) = tx.try_send(input) {
-        tokio::spawn(async move {
-            let _ = tx.send(i).await;
-        });
-    }
 }
 
 impl Running {
@@ -543,41 +346,33 @@ impl Running {
             "draining: new calls get 503"
         );
         let deadline = Instant::now() + drain;
-        while self.metrics.active() > 0 && Instant::now() < deadline {
+        let busy = |r: &Running| r.metrics.active() > 0 || r.dispatch.setting_up() > 0;
+        while busy(&self) && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        if self.metrics.active() > 0 {
+        if busy(&self) {
             tracing::warn!(
                 active = self.metrics.active(),
                 "drain deadline reached; hanging up"
             );
-            let calls: Vec<_> = self
-                .state
-                .calls
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .values()
-                .cloned()
-                .collect();
-            for tx in calls {
-                forward(tx, CallInput::Terminate);
-            }
-            let until = Instant::now() + Duration::from_secs(3);
-            while self.metrics.active() > 0 && Instant::now() < until {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
         }
-        let tasks: Vec<_> =
-            std::mem::take(&mut *self.state.tasks.lock().unwrap_or_else(|p| p.into_inner()));
+        // Every call still up (or still being set up) is told to hang up.
+        let tasks = self.dispatch.finish().await;
+        let until = Instant::now() + Duration::from_secs(3);
+        while self.metrics.active() > 0 && Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         for t in tasks {
             let _ = tokio::time::timeout(Duration::from_secs(2), t).await;
         }
         // Let the last BYEs leave before the sockets close.
         tokio::time::sleep(Duration::from_millis(200)).await;
         let _ = self.stop_workers.send(true);
+        // The hand-off and mail workers finish their pass; the database closes.
+        self.integrations.shutdown().await;
         if let Some(s) = self.sip.take() {
             s.shutdown();
         }
-        self.dispatcher.abort();
+        self.dispatch.abort();
     }
 }

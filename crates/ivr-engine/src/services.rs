@@ -1,21 +1,28 @@
-//! The integrations a call's flow reaches, and the mapping from the flow's
-//! [`Request`]s to `ivr-integrations` and back to [`Response`]s the flow can
-//! speak about. Details of failures go to the log (without personal data);
-//! the flow only learns the kind.
+//! The integrations a call's flow reaches: the mapping from the flow's
+//! [`Request`]s onto [`Integrations`] (the one handle `ivr-integrations`
+//! starts: database, callback store, mail outbox, Frontdesk, transfer
+//! context, workers) and back to [`Response`]s the flow can speak about.
+//! Details of failures go to the log (without personal data); the flow only
+//! learns the kind.
+//!
+//! Also the Frontdesk stand-in as the flows see it
+//! ([`start_frontdesk_standin`]): `ivr serve` with `[standins]` and
+//! `ivr simulate` serve every municipality's own queues from it.
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Days, Utc};
 use chrono_tz::Europe::Copenhagen;
-use ivr_core::{CallId, Lang, Pii};
-use ivr_flow::{Request, Response, Slot};
-use ivr_integrations::callback::{
-    CallbackKind, CallbackRequest, CallbackStore, Enqueued, TimeWindow,
-};
-use ivr_integrations::frontdesk::{BookingRequest, CancelBy, Frontdesk, FrontdeskError};
+use ivr_core::{CallId, Lang, Pii, WallClock};
+use ivr_flow::{model::Municipality, Request, Response, Slot};
+use ivr_integrations::callback::{CallbackKind, CallbackRequest, Enqueued, TimeWindow};
+use ivr_integrations::frontdesk::{BookingRequest, CancelBy, FrontdeskError, QueueInfo};
 use ivr_integrations::mail::{CprMask, MailKind, OutgoingMail};
-use ivr_integrations::outbox::MailOutbox;
-use ivr_integrations::transfer::{ContextValue, TransferConfig, TransferContext, TransferHeaders};
+use ivr_integrations::standin::frontdesk::{
+    FrontdeskStandin, FrontdeskStandinConfig, MunicipalityDesk, OpeningHours,
+};
+use ivr_integrations::transfer::{ContextValue, TransferContext, TransferHeaders};
+use ivr_integrations::Integrations;
 
 /// Context fields that are never personal data and may always travel with a transfer.
 const PLAIN_FIELDS: &[&str] = &[
@@ -31,21 +38,11 @@ const PLAIN_FIELDS: &[&str] = &[
 /// The name a booking gets when the flow did not collect one.
 pub const BOOKED_BY_PHONE: &str = "Bestilt via telefonrobot";
 
-/// Everything a call's flow can reach.
+/// Everything a call's flow can reach: the started [`Integrations`], shared
+/// by every call.
 #[derive(Clone)]
 pub struct Services {
-    /// The durable callback queue.
-    pub callbacks: CallbackStore,
-    /// The mail outbox.
-    pub outbox: MailOutbox,
-    /// Sender address of mails.
-    pub mail_from: String,
-    /// How CPR numbers appear in mails (`[integrations.mail] cpr_mask`).
-    pub cpr_mask: CprMask,
-    /// Frontdesk booking.
-    pub frontdesk: Arc<dyn Frontdesk>,
-    /// How transfer context becomes SIP headers.
-    pub transfer: TransferConfig,
+    integrations: Arc<Integrations>,
 }
 
 /// Who is asking: the call and its municipality.
@@ -60,6 +57,16 @@ pub struct Caller<'a> {
 }
 
 impl Services {
+    /// The flows' view of started integrations.
+    pub fn new(integrations: Arc<Integrations>) -> Self {
+        Self { integrations }
+    }
+
+    /// The integrations behind the flows' requests (stores, workers).
+    pub fn integrations(&self) -> &Arc<Integrations> {
+        &self.integrations
+    }
+
     /// Performs one flow request.
     pub async fn execute(&self, who: Caller<'_>, req: Request, now: DateTime<Utc>) -> Response {
         match req {
@@ -86,7 +93,7 @@ impl Services {
                         end: window_end,
                     },
                 };
-                match self.callbacks.enqueue(&r, now).await {
+                match self.integrations.callbacks().enqueue(&r, now).await {
                     Ok(Enqueued::New(_) | Enqueued::AlreadyQueued(_)) => Response::Ok,
                     Err(e) => {
                         tracing::warn!(call = %who.call_ref, error = %e, "callback not stored");
@@ -102,7 +109,8 @@ impl Services {
                 fields,
                 ..
             } => {
-                let (subject, body) = finish_mail(&subject, &body, &fields, self.cpr_mask, &who);
+                let mask = self.integrations.cpr_mask();
+                let (subject, body) = finish_mail(&subject, &body, &fields, mask, &who);
                 if to.is_empty() {
                     tracing::warn!(call = %who.call_ref, "mail without recipients");
                     return Response::Error;
@@ -116,12 +124,12 @@ impl Services {
                         key: format!("{}:{}:{i}", who.call_ref, kind.as_str()),
                         municipality: who.municipality.to_string(),
                         kind,
-                        from: self.mail_from.clone(),
+                        from: self.integrations.mail_from().to_string(),
                         to: rcpt.clone(),
                         subject: subject.clone(),
                         body: body.clone(),
                     };
-                    if let Err(e) = self.outbox.enqueue(&mail, now).await {
+                    if let Err(e) = self.integrations.outbox().enqueue(&mail, now).await {
                         tracing::warn!(call = %who.call_ref, error = %e, "mail not queued");
                         return Response::Unavailable;
                     }
@@ -134,7 +142,8 @@ impl Services {
                 let day = from.with_timezone(&Copenhagen).date_naive();
                 let to = day.checked_add_days(Days::new(14)).unwrap_or(day);
                 match self
-                    .frontdesk
+                    .integrations
+                    .frontdesk()
                     .free_slots(who.municipality, &queue, day, to)
                     .await
                 {
@@ -173,7 +182,7 @@ impl Services {
                     cpr,
                     call_ref: who.call_ref.clone(),
                 };
-                match self.frontdesk.book(&r).await {
+                match self.integrations.frontdesk().book(&r).await {
                     Ok(b) => Response::Booked {
                         reference: b.reference,
                         start: b.start,
@@ -189,7 +198,12 @@ impl Services {
                 ..
             } => {
                 let by = CancelBy::Caller { phone, cpr };
-                match self.frontdesk.cancel(who.municipality, &by).await {
+                match self
+                    .integrations
+                    .frontdesk()
+                    .cancel(who.municipality, &by)
+                    .await
+                {
                     Ok(refs) if refs.is_empty() => Response::NotFound,
                     Ok(_) => Response::Cancelled { start: None },
                     Err(e) => fd_failure(who.call_ref, &e),
@@ -230,7 +244,7 @@ impl Services {
             .find(|(k, _)| k == "intent")
             .map(|(_, v)| v.expose().clone())
             .or(intent);
-        self.transfer.build(&TransferContext {
+        self.integrations.transfer().build(&TransferContext {
             call_ref: who.call_ref.clone(),
             intent,
             lang: who.lang,
@@ -238,6 +252,52 @@ impl Services {
             fields,
         })
     }
+}
+
+/// The Frontdesk stand-in's configuration: its realistic municipalities at
+/// `clock`'s time, plus every municipality of the deployment it does not
+/// know, with that municipality's own `[queue.*]` (Borgerservice hours).
+pub fn frontdesk_standin_config<'a>(
+    municipalities: impl IntoIterator<Item = &'a Municipality>,
+    clock: Arc<dyn WallClock>,
+) -> FrontdeskStandinConfig {
+    let mut sc = FrontdeskStandinConfig::realistic_at(clock);
+    for m in municipalities {
+        if sc.municipalities.iter().any(|d| d.id == m.id) {
+            continue;
+        }
+        let queues = m
+            .queues
+            .iter()
+            .map(|(id, q)| QueueInfo {
+                id: id.clone(),
+                name_da: q.name.get(&Lang::Da).unwrap_or(id).clone(),
+                name_en: q.name.get(&Lang::En).unwrap_or(id).clone(),
+                slot_minutes: q.slot_minutes,
+            })
+            .collect();
+        sc.municipalities.push(MunicipalityDesk {
+            id: m.id.clone(),
+            queues,
+            hours: OpeningHours::borgerservice(),
+        });
+    }
+    sc
+}
+
+/// Starts the Frontdesk stand-in on a free loopback port with
+/// [`frontdesk_standin_config`]; point `[integrations.frontdesk] base_url`
+/// at its [`FrontdeskStandin::base_url`].
+///
+/// # Errors
+/// When the loopback port cannot be bound.
+pub async fn start_frontdesk_standin<'a>(
+    municipalities: impl IntoIterator<Item = &'a Municipality>,
+    clock: Arc<dyn WallClock>,
+) -> std::io::Result<FrontdeskStandin> {
+    let config = frontdesk_standin_config(municipalities, clock);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    ivr_integrations::standin::frontdesk::serve(listener, config).await
 }
 
 /// Variables holding a CPR number: `cpr` and `*_cpr` (the flows' convention).

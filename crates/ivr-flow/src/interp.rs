@@ -19,12 +19,52 @@
 //!   municipality's fallback department. After [`MAX_MISUNDERSTOOD`] failed
 //!   turns in one call the caller is always handed to a human (or, when
 //!   closed, told when it opens) whatever the flow says: no endless loops.
+//! - After `Transfer` the interpreter waits: `Event::Hangup` means the call
+//!   left the bot (outcome `transferred`); `Event::TransferFailed` goes to the
+//!   step's `if_failed`, or, without one, the caller hears an apology and is
+//!   put through to the fallback department (once, when it is open and was
+//!   not the one that failed) or told to call again later (outcome `failed`).
+//!
+//! # Personal speech
+//!
+//! Every `Say` carries a [`Speech`]: [`Speech::Static`] may be cached on disk
+//! and in memory, [`Speech::Personal`] never is. The rule is safe by default:
+//! a prompt is personal when its template is marked `personal = true` in the
+//! flow, or when it renders any variable that is not known to be public.
+//! Public are only values the engine itself produced from public sources:
+//! - built-ins `municipality`, `lang`, `today`, `now`;
+//! - template functions `{next_open:..}`, `{window:..}`, `{department:..}`,
+//!   `{queue:..}` (opening-hours words, department and queue names);
+//! - `intent`, and a `save_as` of an intent or yes/no gather (the intent's
+//!   name, chosen from the flow's own list);
+//! - `slot_count` and `slot1`..`slot3`: free times Frontdesk offers anyone;
+//! - a `set` variable whose template uses only public parts (`queue = "pas"`,
+//!   `chosen = "{slot1}"`, `dept_opens = "{next_open:jobcenter}"`).
+//!
+//! Everything else is personal: `caller`, every value a caller said or keyed
+//! (`save_as` of `text`, `cpr`, `phone`, `digits`, `number`, `date`, `time`),
+//! the booking reference and time of the caller's own appointment
+//! (`booking_ref`, `booked_at`, `cancelled_at`), any `set` variable built
+//! from one of them, and any variable not set at all. Built-in prompts
+//! ("Sorry, I did not understand that.") and "We open again ..." are static.
+//!
+//! # Language of the caller
+//!
+//! When the municipality allows several languages:
+//! - until the first speech turn of the call, `Gather::identify` lists them:
+//!   the engine identifies the language of that turn among exactly those;
+//! - a transcript not understood in the current language and not yet
+//!   identified is answered with only `RecognizeAgain` (no failure counted);
+//! - an identified transcript in another allowed language switches the
+//!   conversation to it (`SetLanguage`) and is understood in it;
+//! - "English please", "engelsk", "Can I speak English", "dansk tak", "på
+//!   dansk" switch in either direction and ask the question again.
 
 use std::{collections::BTreeMap, fmt, sync::Arc, time::Duration};
 
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, Timelike, Utc};
 use chrono_tz::{Europe::Copenhagen, Tz};
-use ivr_core::{Dtmf, Lang, Pii, WallClock};
+use ivr_core::{Dtmf, Lang, Pii, Speech, WallClock};
 
 use crate::{
     hours::holiday_on,
@@ -219,17 +259,24 @@ pub enum Response {
 }
 
 /// What the engine tells the interpreter.
+///
+/// Exhaustive on purpose: every consumer in the workspace matches it, so a new
+/// event is a compile error where it must be handled.
 #[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
 pub enum Event {
-    /// A final transcript.
+    /// A final transcript of the caller's turn.
     Speech {
         /// The words.
         text: Pii<String>,
         /// STT confidence 0..1.
         confidence: f32,
-        /// Language the recogniser detected, if it detects.
+        /// The language the words were transcribed in, if known.
         lang: Option<Lang>,
+        /// True when `lang` was identified among the municipality's languages
+        /// for this transcript (asked for by [`Action::Gather::identify`] or
+        /// [`Action::RecognizeAgain`]); false when the recogniser was told the
+        /// language.
+        identified: bool,
     },
     /// One key.
     Dtmf(Dtmf),
@@ -237,24 +284,31 @@ pub enum Event {
     NoInput,
     /// The answer to the last `Invoke`.
     Result(Response),
-    /// Queued audio finished playing.
-    PromptDone,
-    /// The caller hung up.
+    /// The transfer asked for by the last [`Action::Transfer`] failed: the
+    /// REFER was refused or the target did not answer (`Some(status)`), or no
+    /// outcome came in time (`None`). The call is still with the bot.
+    TransferFailed {
+        /// The SIP status behind the failure, if one came.
+        status: Option<u16>,
+    },
+    /// The caller hung up (after a transfer: the call has left the bot).
     Hangup,
 }
 
 /// What the interpreter asks the engine to do.
+///
+/// Exhaustive on purpose: every consumer in the workspace matches it, so a new
+/// action is a compile error in the engine rather than a warning at run time.
 #[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
 pub enum Action {
-    /// Speak text (TTS; static prompts are pre-rendered).
+    /// Speak (TTS). [`Speech::Static`] may be cached (static prompts are
+    /// pre-rendered); [`Speech::Personal`] goes through the non-caching
+    /// synthesis only. See the module docs for which is which.
     Say {
-        /// The text (may contain read-back personal data).
-        text: Pii<String>,
+        /// What to say.
+        speech: Speech,
         /// Voice language.
         lang: Lang,
-        /// True when the text is a static prompt of the flow (cache hit).
-        cached: bool,
         /// Caller speech interrupts it.
         barge_in: bool,
     },
@@ -265,7 +319,8 @@ pub enum Action {
         /// Caller speech interrupts it.
         barge_in: bool,
     },
-    /// Listen.
+    /// Listen: the question is open once the audio queued before it has
+    /// played (keys pressed during that audio already answer it).
     Gather {
         /// Listen for speech.
         speech: bool,
@@ -275,16 +330,36 @@ pub enum Action {
         hints: Vec<String>,
         /// Language for STT.
         lang: Lang,
-        /// Silence before `NoInput`.
+        /// Silence before `NoInput` (also the pause between keys that ends an
+        /// entry without `#`, capped by the engine's inter-key limit).
         timeout: Duration,
-        /// Keys that end an entry.
+        /// The most keys of one entry: the interpreter completes the entry
+        /// itself at this many keys (or at `#`), so the engine stops the
+        /// inter-key timer once it has fed this many keys.
         max_digits: u32,
-        /// Speech during the prompt cuts it.
+        /// Whether caller speech (or a key) during the prompts queued before
+        /// this gather cuts them; the same value those prompts' `Say` carries.
         barge_in: bool,
+        /// Non-empty: recognise this turn with language identification among
+        /// exactly these languages (whisper's probabilities restricted to
+        /// them) and answer with `Event::Speech { identified: true, .. }`. Set
+        /// until the first speech turn of a call whose municipality allows
+        /// several languages.
+        identify: Vec<Lang>,
+    },
+    /// The last transcript was not understood in the current language and the
+    /// municipality allows several: recognise the SAME utterance again with
+    /// language identification among `among` and feed `Event::Speech` again
+    /// with `identified = true`. No failure is counted until it arrives.
+    RecognizeAgain {
+        /// The languages to identify among (the municipality's).
+        among: Vec<Lang>,
     },
     /// The conversation language changed (STT and voice follow).
     SetLanguage(Lang),
-    /// Hand the call to a human queue.
+    /// Hand the call to a human queue. The interpreter then waits for
+    /// `Event::TransferFailed` (the flow goes on) or `Event::Hangup` (the call
+    /// left the bot: transferred).
     Transfer {
         /// Department id.
         department: String,
@@ -384,10 +459,24 @@ pub struct CallRecord {
 #[derive(Debug, Clone, PartialEq)]
 enum Waiting {
     Nothing,
-    Gather { flow: String, step: String },
-    Result { flow: String, step: String },
+    /// For the caller, at this gather step.
+    Gather(StepId),
+    /// For the answer of this step's integration request.
+    Result(StepId),
+    /// A transfer is under way; `from` is the flow step that asked for it
+    /// (`None`: the interpreter's own fallback transfer).
+    Transfer {
+        from: Option<StepId>,
+        department: String,
+    },
     Done,
 }
+
+/// Failed transfers per call after which no more transfers are tried.
+pub const MAX_TRANSFER_FAILURES: u32 = 3;
+
+/// Variables the interpreter computes itself that hold no personal data.
+const PUBLIC_BUILTINS: &[&str] = &["lang", "today", "now"];
 
 /// One call's conversation.
 #[derive(Debug)]
@@ -397,7 +486,8 @@ pub struct Interpreter {
     caller: Pii<String>,
     lang: Lang,
     vars: BTreeMap<String, Value>,
-    stack: Vec<(String, String)>,
+    /// Where each running `call` step continues after its flow returns.
+    stack: Vec<StepId>,
     waiting: Waiting,
     attempts: u32,
     dtmf: String,
@@ -405,6 +495,14 @@ pub struct Interpreter {
     record: CallRecord,
     /// A language switch detected while understanding, applied before moving on.
     pending_lang: Option<Lang>,
+    /// Variables known to hold no personal data (see the module docs).
+    public: std::collections::BTreeSet<String>,
+    /// A speech turn has been heard in this call.
+    heard_speech: bool,
+    /// `RecognizeAgain` was asked for; the identified transcript is awaited.
+    recognizing_again: bool,
+    /// Departments whose transfer failed in this call, in order.
+    failed_transfers: Vec<String>,
 }
 
 enum Fail {
@@ -427,6 +525,10 @@ fn sys(key: &str, lang: Lang) -> &'static str {
         ("goodbye", _) => "Tak for opkaldet. Farvel.",
         ("error", Lang::En) => "Sorry, something went wrong.",
         ("error", _) => "Beklager, der gik noget galt.",
+        ("transfer_failed", Lang::En) => "Sorry, nobody could take your call just now.",
+        ("transfer_failed", _) => "Beklager, ingen kunne tage dit opkald lige nu.",
+        ("call_later", Lang::En) => "Please call again later. Goodbye.",
+        ("call_later", _) => "Prøv at ringe igen senere. Farvel.",
         _ => "",
     }
 }
@@ -435,7 +537,16 @@ fn sys(key: &str, lang: Lang) -> &'static str {
 pub fn builtin_prompts() -> Vec<(Lang, String)> {
     let mut v = Vec::new();
     for l in Lang::ALL {
-        for k in ["sorry", "silence", "to_human", "closed", "goodbye", "error"] {
+        for k in [
+            "sorry",
+            "silence",
+            "to_human",
+            "closed",
+            "goodbye",
+            "error",
+            "transfer_failed",
+            "call_later",
+        ] {
             v.push((l, sys(k, l).to_string()));
         }
     }
@@ -464,6 +575,7 @@ impl Interpreter {
             "municipality".to_string(),
             Value::Text(route.municipality.name.clone()),
         );
+        let public = ["municipality".to_string()].into_iter().collect();
         Self {
             muni: route.municipality,
             entry: route.entry,
@@ -477,7 +589,39 @@ impl Interpreter {
             achieved: None,
             record: CallRecord::default(),
             pending_lang: None,
+            public,
+            heard_speech: false,
+            recognizing_again: false,
+            failed_transfers: Vec::new(),
         }
+    }
+
+    /// Sets a variable; `public` says it holds no personal data (see the
+    /// module docs). Every assignment goes through here.
+    fn set_var(&mut self, name: &str, value: Value, public: bool) {
+        if public {
+            self.public.insert(name.to_string());
+        } else {
+            self.public.remove(name);
+        }
+        self.vars.insert(name.to_string(), value);
+    }
+
+    fn unset_var(&mut self, name: &str) {
+        self.public.remove(name);
+        self.vars.remove(name);
+    }
+
+    /// Whether rendering `t` may put personal data into the text.
+    fn is_personal(&self, t: &Template) -> bool {
+        t.personal
+            || t.parts.iter().any(|p| match p {
+                Part::Lit(_) | Part::Func { .. } => false,
+                Part::Var { name, .. } => {
+                    !(PUBLIC_BUILTINS.contains(&name.as_str())
+                        || self.public.contains(name.as_str()))
+                }
+            })
     }
 
     /// The current language.
@@ -485,9 +629,15 @@ impl Interpreter {
         self.lang
     }
 
-    /// True once the call has ended (hangup or transfer).
+    /// True once the call has ended (hangup, or a transfer that went through).
     pub fn is_done(&self) -> bool {
         self.waiting == Waiting::Done
+    }
+
+    /// True while a transfer is under way: the interpreter waits for
+    /// `Event::TransferFailed` or `Event::Hangup`.
+    pub fn is_transferring(&self) -> bool {
+        matches!(self.waiting, Waiting::Transfer { .. })
     }
 
     /// The record so far.
@@ -508,11 +658,11 @@ impl Interpreter {
                 self.say_text(&a.text, false, now, &mut out);
             }
         }
-        let Some(flow) = self.muni.flows.get(&self.entry).cloned() else {
+        let Some(start) = self.muni.flow_named(&self.entry).map(|f| f.start) else {
             self.give_up(now, &mut out);
             return out;
         };
-        self.run(flow.name.clone(), flow.start.clone(), now, &mut out);
+        self.run(start, now, &mut out);
         out
     }
 
@@ -529,26 +679,30 @@ impl Interpreter {
     /// Feeds one event; returns what to do next.
     pub fn handle(&mut self, event: Event, now: DateTime<Utc>) -> Vec<Action> {
         let mut out = Vec::new();
-        if event == Event::Hangup {
-            if self.waiting != Waiting::Done {
-                self.finish(Outcome::Abandoned);
-            }
-            return out;
-        }
         match (self.waiting.clone(), event) {
-            (Waiting::Gather { flow, step }, ev) => self.on_gather(flow, step, ev, now, &mut out),
-            (Waiting::Result { flow, step }, Event::Result(r)) => {
-                self.on_result(flow, step, r, now, &mut out)
+            (Waiting::Done, _) => {}
+            (Waiting::Transfer { .. }, Event::Hangup) => self.finish(Outcome::Transferred),
+            (_, Event::Hangup) => self.finish(Outcome::Abandoned),
+            (Waiting::Transfer { from, department }, Event::TransferFailed { status }) => {
+                let _ = status;
+                self.on_transfer_failed(from, &department, now, &mut out)
             }
-            _ => {}
+            (Waiting::Gather(id), ev) => self.on_gather(id, ev, now, &mut out),
+            (Waiting::Result(id), Event::Result(r)) => self.on_result(id, r, now, &mut out),
+            (
+                Waiting::Nothing | Waiting::Result(_) | Waiting::Transfer { .. },
+                Event::Speech { .. }
+                | Event::Dtmf(_)
+                | Event::NoInput
+                | Event::Result(_)
+                | Event::TransferFailed { .. },
+            ) => {}
         }
         out
     }
 
-    fn step(&self, flow: &str, step: &str) -> Option<(Arc<Flow>, Step)> {
-        let f = self.muni.flows.get(flow)?.clone();
-        let s = f.steps.get(step)?.clone();
-        Some((f, s))
+    fn step(&self, id: StepId) -> Option<Step> {
+        self.muni.step(id).cloned()
     }
 
     fn finish(&mut self, outcome: Outcome) {
@@ -557,20 +711,14 @@ impl Interpreter {
         self.record.lang = Some(self.lang);
     }
 
-    fn run(
-        &mut self,
-        mut flow: String,
-        mut step: String,
-        now: DateTime<Utc>,
-        out: &mut Vec<Action>,
-    ) {
+    fn run(&mut self, mut step: StepId, now: DateTime<Utc>, out: &mut Vec<Action>) {
         for _ in 0..STEP_BUDGET {
-            let Some((_, st)) = self.step(&flow, &step) else {
+            let Some(st) = self.step(step) else {
                 self.give_up(now, out);
                 return;
             };
-            self.record.steps.push(format!("{flow}/{step}"));
-            let next: String = match &st.kind {
+            self.record.steps.push(self.muni.step_path(step));
+            let next: StepId = match &st.kind {
                 StepKind::Say { text, audio, next } => {
                     if let Some(a) = audio {
                         out.push(Action::Play {
@@ -580,23 +728,24 @@ impl Interpreter {
                     } else if let Some(t) = text {
                         self.say_text(t, true, now, out);
                     }
-                    next.clone()
+                    *next
                 }
                 StepKind::Gather(g) => {
                     self.attempts = 0;
                     self.dtmf.clear();
                     self.ask(g, &g.prompt, None, now, out);
-                    self.waiting = Waiting::Gather { flow, step };
+                    self.waiting = Waiting::Gather(step);
                     return;
                 }
                 StepKind::Branch { when, otherwise } => when
                     .iter()
                     .find(|c| self.cond(c, now))
-                    .map_or(otherwise.clone(), |c| c.goto.clone()),
+                    .map_or(*otherwise, |c| c.goto),
                 StepKind::Set { vars, next } => {
                     for (k, t) in vars {
                         let v = self.eval(t, now);
-                        if k == "lang" {
+                        let public = !self.is_personal(t);
+                        if k.as_str() == "lang" {
                             if let Ok(l) = v.plain().parse::<Lang>() {
                                 if l != self.lang && self.muni.languages.contains(&l) {
                                     self.lang = l;
@@ -604,26 +753,32 @@ impl Interpreter {
                                 }
                             }
                         }
-                        self.vars.insert(k.clone(), v);
+                        self.set_var(k.as_str(), v, public);
                     }
-                    next.clone()
+                    *next
                 }
                 StepKind::Transfer {
                     department,
                     context,
                     if_closed,
+                    ..
                 } => {
+                    if self.failed_transfers.len() as u32 >= MAX_TRANSFER_FAILURES {
+                        self.say_sys("call_later", out);
+                        self.hangup(Outcome::Failed, out);
+                        return;
+                    }
                     let open = self
                         .muni
                         .departments
                         .get(department)
                         .is_some_and(|d| d.hours.is_open(now));
                     if open {
-                        self.transfer(department, context, now, out);
+                        self.transfer(department, context, Some(step), now, out);
                         return;
                     }
                     match if_closed {
-                        Some(t) => t.clone(),
+                        Some(t) => *t,
                         None => {
                             self.say_closed(department, now, out);
                             self.hangup(Outcome::Resolved, out);
@@ -640,7 +795,7 @@ impl Interpreter {
                     let (ws, we) = self.window(department, now);
                     let number = self
                         .vars
-                        .get(number_var)
+                        .get(number_var.as_str())
                         .map(Value::plain)
                         .unwrap_or_default();
                     let topic = self.render(topic, now, Mode::Plain);
@@ -653,7 +808,7 @@ impl Interpreter {
                         window_end: we,
                         lang: self.lang,
                     }));
-                    self.waiting = Waiting::Result { flow, step };
+                    self.waiting = Waiting::Result(step);
                     return;
                 }
                 StepKind::Mail {
@@ -665,19 +820,15 @@ impl Interpreter {
                 } => {
                     let to = to
                         .iter()
-                        .filter_map(|r| {
-                            if let Some(var) = r.strip_prefix('{').and_then(|x| x.strip_suffix('}'))
-                            {
-                                self.vars.get(var).map(Value::plain)
-                            } else if r.contains('@') {
-                                Some(r.clone())
-                            } else {
-                                self.muni.departments.get(r).and_then(|d| d.mail.clone())
-                            }
+                        .filter_map(|r| match r {
+                            Ref::Fixed(address) => Some(address.clone()),
+                            Ref::Var(v) => self.vars.get(v.as_str()).map(Value::plain),
                         })
+                        .filter(|a| !a.trim().is_empty())
                         .collect();
                     let mut fields: Vec<(String, Pii<String>)> = Vec::new();
-                    let mut names = vec!["caller".to_string(), "lang".to_string()];
+                    let mut names =
+                        vec![VarName("caller".to_string()), VarName("lang".to_string())];
                     for p in subject.parts.iter().chain(body.parts.iter()) {
                         if let Part::Var { name, .. } = p {
                             if !names.contains(name) {
@@ -685,15 +836,13 @@ impl Interpreter {
                             }
                         }
                     }
+                    let today = now.with_timezone(&Copenhagen).date_naive();
                     for n in names {
-                        let single = Template {
-                            source: format!("{{{n}}}"),
-                            parts: vec![Part::Var {
-                                name: n.clone(),
-                                format: None,
-                            }],
-                        };
-                        fields.push((n, Pii::new(self.render(&single, now, Mode::Plain))));
+                        let v = self
+                            .var_value(&n, now)
+                            .map(|v| self.speak_value(&v, None, Mode::Plain, today))
+                            .unwrap_or_default();
+                        fields.push((n.0, Pii::new(v)));
                     }
                     let subject = Pii::new(self.render(subject, now, Mode::Plain));
                     let body = Pii::new(self.render(body, now, Mode::Plain));
@@ -705,7 +854,7 @@ impl Interpreter {
                         body,
                         fields,
                     }));
-                    self.waiting = Waiting::Result { flow, step };
+                    self.waiting = Waiting::Result(step);
                     return;
                 }
                 StepKind::Frontdesk {
@@ -716,9 +865,14 @@ impl Interpreter {
                     date_var,
                     ..
                 } => {
-                    let queue = match queue.strip_prefix('{').and_then(|q| q.strip_suffix('}')) {
-                        Some(var) => self.vars.get(var).map(Value::plain).unwrap_or_default(),
-                        None => queue.clone(),
+                    // A fixed queue was checked at load; a variable's value now.
+                    let queue = match queue {
+                        Ref::Fixed(q) => q.clone(),
+                        Ref::Var(v) => self
+                            .vars
+                            .get(v.as_str())
+                            .map(Value::plain)
+                            .unwrap_or_default(),
                     };
                     if !self.muni.queues.contains_key(&queue) {
                         self.say_sys("error", out);
@@ -728,7 +882,7 @@ impl Interpreter {
                     let queue = &queue;
                     let cpr = cpr_var
                         .as_ref()
-                        .and_then(|v| self.vars.get(v))
+                        .and_then(|v| self.vars.get(v.as_str()))
                         .map(|v| Pii::new(v.plain()));
                     let phone = Pii::new(self.caller.expose().clone());
                     let req = match op {
@@ -739,8 +893,10 @@ impl Interpreter {
                             count: MAX_SLOTS,
                         },
                         FrontdeskOp::Book => {
-                            let Some(Value::Slot(slot)) =
-                                slot_var.as_ref().and_then(|v| self.vars.get(v)).cloned()
+                            let Some(Value::Slot(slot)) = slot_var
+                                .as_ref()
+                                .and_then(|v| self.vars.get(v.as_str()))
+                                .cloned()
                             else {
                                 self.give_up(now, out);
                                 return;
@@ -755,15 +911,14 @@ impl Interpreter {
                             }
                         }
                         FrontdeskOp::Cancel => {
-                            let date =
-                                date_var
-                                    .as_ref()
-                                    .and_then(|v| self.vars.get(v))
-                                    .and_then(|v| match v {
-                                        Value::Date(d) => Some(*d),
-                                        Value::DateTime(dt) => Some(dt.date()),
-                                        _ => None,
-                                    });
+                            let date = date_var
+                                .as_ref()
+                                .and_then(|v| self.vars.get(v.as_str()))
+                                .and_then(|v| match v {
+                                    Value::Date(d) => Some(*d),
+                                    Value::DateTime(dt) => Some(dt.date()),
+                                    _ => None,
+                                });
                             Request::FrontdeskCancel {
                                 municipality: self.muni.id.clone(),
                                 queue: queue.clone(),
@@ -774,26 +929,20 @@ impl Interpreter {
                         }
                     };
                     out.push(Action::Invoke(req));
-                    self.waiting = Waiting::Result { flow, step };
+                    self.waiting = Waiting::Result(step);
                     return;
                 }
-                StepKind::Goto(t) => t.clone(),
+                StepKind::Goto(t) => *t,
                 StepKind::Call { flow: sub, next } => {
-                    let Some(f) = self.muni.flows.get(sub).cloned() else {
+                    let Some(start) = self.muni.flow(sub.id).map(|f| f.start) else {
                         self.give_up(now, out);
                         return;
                     };
-                    self.stack.push((flow.clone(), next.clone()));
-                    flow = f.name.clone();
-                    step = f.start.clone();
-                    continue;
+                    self.stack.push(*next);
+                    start
                 }
                 StepKind::Return => match self.stack.pop() {
-                    Some((f, s)) => {
-                        flow = f;
-                        step = s;
-                        continue;
-                    }
+                    Some(back) => back,
                     None => {
                         self.say_sys("goodbye", out);
                         self.hangup(Outcome::Resolved, out);
@@ -826,6 +975,7 @@ impl Interpreter {
         &mut self,
         department: &str,
         context: &[(String, Template)],
+        from: Option<StepId>,
         now: DateTime<Utc>,
         out: &mut Vec<Action>,
     ) {
@@ -851,23 +1001,61 @@ impl Interpreter {
             context: ctx,
         });
         self.record.transferred_to = Some(department.to_string());
-        self.finish(Outcome::Transferred);
+        self.record.outcome = Some(Outcome::Transferred);
+        self.record.lang = Some(self.lang);
+        self.waiting = Waiting::Transfer {
+            from,
+            department: department.to_string(),
+        };
+    }
+
+    /// The transfer did not go through: the step's `if_failed`, or an
+    /// apology and [`Self::give_up`] (which does not try a department that
+    /// failed again).
+    fn on_transfer_failed(
+        &mut self,
+        from: Option<StepId>,
+        department: &str,
+        now: DateTime<Utc>,
+        out: &mut Vec<Action>,
+    ) {
+        self.failed_transfers.push(department.to_string());
+        self.record.transferred_to = None;
+        self.record.outcome = None;
+        self.waiting = Waiting::Nothing;
+        if (self.failed_transfers.len() as u32) < MAX_TRANSFER_FAILURES {
+            if let Some(StepKind::Transfer {
+                if_failed: Some(t), ..
+            }) = from.and_then(|id| self.muni.step(id)).map(|s| &s.kind)
+            {
+                let t = *t;
+                self.run(t, now, out);
+                return;
+            }
+        }
+        self.say_sys("transfer_failed", out);
+        self.give_up(now, out);
     }
 
     /// The caller cannot be helped by the flow: a human in the fallback
     /// department, or when it is closed, when it opens.
     fn give_up(&mut self, now: DateTime<Utc>, out: &mut Vec<Action>) {
         let fb = self.muni.fallback.clone();
-        if self
+        let open = self
             .muni
             .departments
             .get(&fb)
-            .is_some_and(|d| d.hours.is_open(now))
-        {
+            .is_some_and(|d| d.hours.is_open(now));
+        let may_transfer = !self.failed_transfers.contains(&fb)
+            && (self.failed_transfers.len() as u32) < MAX_TRANSFER_FAILURES;
+        if open && may_transfer {
             self.say_sys("to_human", out);
-            self.transfer(&fb, &[], now, out);
-        } else {
+            self.transfer(&fb, &[], None, now, out);
+        } else if !open {
             self.say_closed(&fb, now, out);
+            self.hangup(Outcome::Failed, out);
+        } else {
+            self.say_sys("call_later", out);
             self.hangup(Outcome::Failed, out);
         }
     }
@@ -879,30 +1067,33 @@ impl Interpreter {
             Lang::En => format!("We open again {when}."),
             _ => format!("Vi åbner igen {when}."),
         };
+        // Opening-hours words: public, cacheable.
         out.push(Action::Say {
-            text: Pii::new(text),
+            speech: Speech::Static(text),
             lang: self.lang,
-            cached: false,
             barge_in: false,
         });
     }
 
     fn say_sys(&self, key: &str, out: &mut Vec<Action>) {
         out.push(Action::Say {
-            text: Pii::new(sys(key, self.lang).to_string()),
+            speech: Speech::Static(sys(key, self.lang).to_string()),
             lang: self.lang,
-            cached: true,
             barge_in: false,
         });
     }
 
     fn say_text(&self, t: &Text, barge_in: bool, now: DateTime<Utc>, out: &mut Vec<Action>) {
         if let Some(tpl) = t.get(self.lang) {
-            let cached = tpl.as_static().is_some();
+            let text = self.render(tpl, now, Mode::Speech);
+            let speech = if self.is_personal(tpl) {
+                Speech::Personal(Pii::new(text))
+            } else {
+                Speech::Static(text)
+            };
             out.push(Action::Say {
-                text: Pii::new(self.render(tpl, now, Mode::Speech)),
+                speech,
                 lang: self.lang,
-                cached,
                 barge_in,
             });
         }
@@ -920,6 +1111,13 @@ impl Interpreter {
             self.say_sys(p, out);
         }
         self.say_text(prompt, g.barge_in, now, out);
+        // Until the caller has spoken once, the turn could be in any of the
+        // municipality's languages.
+        let identify = if g.speech && !self.heard_speech && self.muni.languages.len() > 1 {
+            self.muni.languages.clone()
+        } else {
+            Vec::new()
+        };
         out.push(Action::Gather {
             speech: g.speech,
             dtmf: g.dtmf,
@@ -928,18 +1126,12 @@ impl Interpreter {
             timeout: Duration::from_secs(u64::from(g.timeout_secs)),
             max_digits: g.max_digits,
             barge_in: g.barge_in,
+            identify,
         });
     }
 
-    fn on_gather(
-        &mut self,
-        flow: String,
-        step: String,
-        ev: Event,
-        now: DateTime<Utc>,
-        out: &mut Vec<Action>,
-    ) {
-        let Some((_, st)) = self.step(&flow, &step) else {
+    fn on_gather(&mut self, id: StepId, ev: Event, now: DateTime<Utc>, out: &mut Vec<Action>) {
+        let Some(st) = self.step(id) else {
             return;
         };
         let StepKind::Gather(g) = &st.kind else {
@@ -950,11 +1142,24 @@ impl Interpreter {
                 text,
                 confidence,
                 lang,
+                identified,
             } => {
                 if !g.speech {
                     return;
                 }
+                self.heard_speech = true;
+                let again = std::mem::take(&mut self.recognizing_again);
                 let heard = text.expose();
+                // The language was identified for this very utterance: the
+                // caller speaks it, so the conversation does too.
+                if identified {
+                    if let Some(l) = lang {
+                        if l != self.lang && self.muni.languages.contains(&l) {
+                            self.lang = l;
+                            out.push(Action::SetLanguage(l));
+                        }
+                    }
+                }
                 if let Some(l) = understand::language_request(heard) {
                     if self.muni.languages.contains(&l) {
                         if l != self.lang {
@@ -974,25 +1179,16 @@ impl Interpreter {
                     self.ask(g, &g.prompt, None, now, out);
                     return;
                 }
-                if let Some(l) = lang {
-                    if l != self.lang
-                        && self.muni.languages.contains(&l)
-                        && confidence >= 0.6
-                        && heard.split_whitespace().count() >= 3
-                    {
-                        self.lang = l;
-                        out.push(Action::SetLanguage(l));
-                    }
-                }
                 // Free text (a name, a message) is passed on as heard to a
                 // person who reads it: whisper is rarely sure of names, and
                 // refusing an unsure transcript only makes the caller say it
                 // again, no clearer. Everything the flow must understand
                 // itself needs a confident transcript.
-                if confidence < MIN_STT_CONFIDENCE && g.expect != Expect::Text {
-                    return self.fail(&flow, &step, g, Fail::NoMatch, now, out);
-                }
-                let understood = self.understand_speech(g, heard, now);
+                let understood = if confidence < MIN_STT_CONFIDENCE && g.expect != Expect::Text {
+                    None
+                } else {
+                    self.understand_speech(g, heard, now)
+                };
                 if let Some(l) = self.pending_lang.take() {
                     if l != self.lang {
                         self.lang = l;
@@ -1000,14 +1196,27 @@ impl Interpreter {
                     }
                 }
                 match understood {
-                    Some(target) => self.waiting_then_run(flow, target, now, out),
-                    None => self.fail(&flow, &step, g, Fail::NoMatch, now, out),
+                    Some(target) => self.waiting_then_run(target, now, out),
+                    // Not understood in this language: perhaps it was
+                    // another one. Same audio again, with identification.
+                    None if !identified
+                        && !again
+                        && self.muni.languages.len() > 1
+                        && !heard.trim().is_empty() =>
+                    {
+                        self.recognizing_again = true;
+                        out.push(Action::RecognizeAgain {
+                            among: self.muni.languages.clone(),
+                        });
+                    }
+                    None => self.fail(g, Fail::NoMatch, now, out),
                 }
             }
             Event::Dtmf(k) => {
                 if !g.dtmf {
                     return;
                 }
+                self.recognizing_again = false;
                 match k {
                     // A lone '#' (e.g. after an entry already complete) is not an entry.
                     Dtmf::Hash if self.dtmf.is_empty() => return,
@@ -1030,66 +1239,56 @@ impl Interpreter {
                         })
                 };
                 if complete {
-                    self.complete_dtmf(flow, step, g, now, out);
+                    self.complete_dtmf(g, now, out);
                 }
             }
             Event::NoInput => {
+                self.recognizing_again = false;
                 if !self.dtmf.is_empty() {
-                    self.complete_dtmf(flow, step, g, now, out);
+                    self.complete_dtmf(g, now, out);
                 } else {
-                    self.fail(&flow, &step, g, Fail::NoInput, now, out);
+                    self.fail(g, Fail::NoInput, now, out);
                 }
             }
-            _ => {}
+            Event::Result(_) | Event::TransferFailed { .. } | Event::Hangup => {}
         }
     }
 
-    fn complete_dtmf(
-        &mut self,
-        flow: String,
-        step: String,
-        g: &Gather,
-        now: DateTime<Utc>,
-        out: &mut Vec<Action>,
-    ) {
+    fn complete_dtmf(&mut self, g: &Gather, now: DateTime<Utc>, out: &mut Vec<Action>) {
         let keys = std::mem::take(&mut self.dtmf);
         match self.understand_keys(g, &keys, now) {
-            Some(target) => self.waiting_then_run(flow, target, now, out),
-            None => self.fail(&flow, &step, g, Fail::NoMatch, now, out),
+            Some(target) => self.waiting_then_run(target, now, out),
+            None => self.fail(g, Fail::NoMatch, now, out),
         }
     }
 
-    fn waiting_then_run(
-        &mut self,
-        flow: String,
-        target: String,
-        now: DateTime<Utc>,
-        out: &mut Vec<Action>,
-    ) {
+    fn waiting_then_run(&mut self, target: StepId, now: DateTime<Utc>, out: &mut Vec<Action>) {
         self.waiting = Waiting::Nothing;
-        self.run(flow, target, now, out);
+        self.run(target, now, out);
     }
 
-    fn choose(&mut self, g: &Gather, i: &Intent) -> String {
+    fn choose(&mut self, g: &Gather, i: &Intent) -> StepId {
         let name = i.name.clone();
         self.record.intents.push(name.clone());
+        // The intent's name comes from the flow: public.
         if matches!(g.expect, Expect::Intent) {
-            self.vars.insert("intent".into(), Value::Text(name.clone()));
+            self.set_var("intent", Value::Text(name.clone()), true);
         }
         if let Some(s) = &g.save_as {
-            self.vars.insert(s.clone(), Value::Text(name));
+            self.set_var(s.as_str(), Value::Text(name), true);
         }
-        i.goto.clone()
+        i.goto
     }
 
-    fn save(&mut self, g: &Gather, v: Value) -> Option<String> {
+    /// Keeps what the caller said or keyed: personal.
+    fn save(&mut self, g: &Gather, v: Value) -> Option<StepId> {
         if let Some(s) = &g.save_as {
-            self.vars.insert(s.clone(), v);
+            self.set_var(s.as_str(), v, false);
         }
-        g.next.clone()
+        g.next
     }
 
-    fn understand_speech(&mut self, g: &Gather, heard: &str, now: DateTime<Utc>) -> Option<String> {
+    fn understand_speech(&mut self, g: &Gather, heard: &str, now: DateTime<Utc>) -> Option<StepId> {
         let today = now.with_timezone(&Copenhagen).date_naive();
         let norm = normalize(heard);
         match g.expect {
@@ -1178,7 +1377,7 @@ impl Interpreter {
         }
     }
 
-    fn understand_keys(&mut self, g: &Gather, keys: &str, now: DateTime<Utc>) -> Option<String> {
+    fn understand_keys(&mut self, g: &Gather, keys: &str, now: DateTime<Utc>) -> Option<StepId> {
         let today = now.with_timezone(&Copenhagen).date_naive();
         match g.expect {
             Expect::Intent | Expect::YesNo => {
@@ -1231,15 +1430,7 @@ impl Interpreter {
         }
     }
 
-    fn fail(
-        &mut self,
-        flow: &str,
-        step: &str,
-        g: &Gather,
-        why: Fail,
-        now: DateTime<Utc>,
-        out: &mut Vec<Action>,
-    ) {
+    fn fail(&mut self, g: &Gather, why: Fail, now: DateTime<Utc>, out: &mut Vec<Action>) {
         self.attempts += 1;
         self.record.misunderstood += 1;
         self.dtmf.clear();
@@ -1258,8 +1449,8 @@ impl Interpreter {
             return;
         }
         let target = match why {
-            Fail::NoInput => g.no_input.clone().or_else(|| g.no_match.clone()),
-            Fail::NoMatch => g.no_match.clone(),
+            Fail::NoInput => g.no_input.or(g.no_match),
+            Fail::NoMatch => g.no_match,
         };
         self.waiting = Waiting::Nothing;
         match target {
@@ -1269,37 +1460,27 @@ impl Interpreter {
                     Fail::NoMatch => "sorry",
                 };
                 self.say_sys(prefix, out);
-                self.run(flow.to_string(), t, now, out)
+                self.run(t, now, out)
             }
-            None => {
-                let _ = step;
-                self.give_up(now, out)
-            }
+            None => self.give_up(now, out),
         }
     }
 
-    fn on_result(
-        &mut self,
-        flow: String,
-        step: String,
-        r: Response,
-        now: DateTime<Utc>,
-        out: &mut Vec<Action>,
-    ) {
-        let Some((_, st)) = self.step(&flow, &step) else {
+    fn on_result(&mut self, id: StepId, r: Response, now: DateTime<Utc>, out: &mut Vec<Action>) {
+        let Some(st) = self.step(id) else {
             return;
         };
         self.waiting = Waiting::Nothing;
-        let fallback_err = |on_error: &Option<String>| on_error.clone();
-        let target: Option<String> = match (&st.kind, r) {
+        let fallback_err = |on_error: &Option<StepId>| *on_error;
+        let target: Option<StepId> = match (&st.kind, r) {
             (StepKind::Callback { next, .. }, Response::Ok) => {
                 self.achieved = Some(Outcome::CallbackOrdered);
-                Some(next.clone())
+                Some(*next)
             }
             (StepKind::Callback { on_error, .. }, _) => fallback_err(on_error),
             (StepKind::Mail { next, .. }, Response::Ok) => {
                 self.achieved = Some(Outcome::MailSent);
-                Some(next.clone())
+                Some(*next)
             }
             (StepKind::Mail { on_error, .. }, _) => fallback_err(on_error),
             (
@@ -1312,53 +1493,57 @@ impl Interpreter {
                 Response::Slots(slots),
             ) => {
                 if slots.is_empty() {
-                    on_empty.clone().or_else(|| on_error.clone())
+                    (*on_empty).or(*on_error)
                 } else {
+                    // Free times offered to anyone: public.
                     for i in 1..=MAX_SLOTS {
-                        self.vars.remove(&format!("slot{i}"));
+                        self.unset_var(&format!("slot{i}"));
                     }
-                    self.vars.insert(
-                        "slot_count".into(),
+                    self.set_var(
+                        "slot_count",
                         Value::Number(slots.len().min(MAX_SLOTS) as u64),
+                        true,
                     );
                     for (i, s) in slots.into_iter().take(MAX_SLOTS).enumerate() {
-                        self.vars.insert(format!("slot{}", i + 1), Value::Slot(s));
+                        self.set_var(&format!("slot{}", i + 1), Value::Slot(s), true);
                     }
-                    Some(next.clone())
+                    Some(*next)
                 }
             }
             (StepKind::Frontdesk { next, .. }, Response::Booked { reference, start }) => {
                 self.achieved = Some(Outcome::Booked);
-                self.vars
-                    .insert("booking_ref".into(), Value::Text(reference));
-                self.vars.insert(
-                    "booked_at".into(),
+                // The caller's own appointment: personal.
+                self.set_var("booking_ref", Value::Text(reference), false);
+                self.set_var(
+                    "booked_at",
                     Value::Slot(Slot {
                         id: String::new(),
                         start,
                     }),
+                    false,
                 );
-                Some(next.clone())
+                Some(*next)
             }
             (StepKind::Frontdesk { next, .. }, Response::Cancelled { start }) => {
                 self.achieved = Some(Outcome::Cancelled);
                 if let Some(s) = start {
-                    self.vars.insert(
-                        "cancelled_at".into(),
+                    self.set_var(
+                        "cancelled_at",
                         Value::Slot(Slot {
                             id: String::new(),
                             start: s,
                         }),
+                        false,
                     );
                 }
-                Some(next.clone())
+                Some(*next)
             }
             (
                 StepKind::Frontdesk {
                     on_taken, on_error, ..
                 },
                 Response::SlotTaken | Response::NotFound,
-            ) => on_taken.clone().or_else(|| on_error.clone()),
+            ) => (*on_taken).or(*on_error),
             (
                 StepKind::Frontdesk {
                     on_unavailable,
@@ -1366,12 +1551,12 @@ impl Interpreter {
                     ..
                 },
                 Response::Unavailable,
-            ) => on_unavailable.clone().or_else(|| on_error.clone()),
-            (StepKind::Frontdesk { on_error, .. }, _) => on_error.clone(),
+            ) => (*on_unavailable).or(*on_error),
+            (StepKind::Frontdesk { on_error, .. }, _) => *on_error,
             _ => None,
         };
         match target {
-            Some(t) => self.run(flow, t, now, out),
+            Some(t) => self.run(t, now, out),
             None => {
                 self.say_sys("error", out);
                 self.give_up(now, out)
@@ -1396,8 +1581,8 @@ impl Interpreter {
             })
             && c.var
                 .as_ref()
-                .is_none_or(|v| match (self.vars.get(v), &c.equals) {
-                    (Some(val), Some(e)) => normalize(&val.plain()) == normalize(e),
+                .is_none_or(|v| match (self.vars.get(v.as_str()), &c.equals) {
+                    (Some(val), Some(e)) => normalize(&val.plain()) == *e,
                     (Some(_), None) => true,
                     (None, _) => false,
                 })
@@ -1413,7 +1598,7 @@ impl Interpreter {
     /// Evaluates a `set` template: `"{x}"` copies the value with its type.
     fn eval(&self, t: &Template, now: DateTime<Utc>) -> Value {
         if let [Part::Var { name, format: None }] = t.parts.as_slice() {
-            if let Some(v) = self.vars.get(name) {
+            if let Some(v) = self.vars.get(name.as_str()) {
                 return v.clone();
             }
         }
@@ -1451,6 +1636,17 @@ impl Interpreter {
         }
     }
 
+    /// A variable's value, the computed ones (`lang`, `today`, `now`) included.
+    fn var_value(&self, name: &VarName, now: DateTime<Utc>) -> Option<Value> {
+        let local = now.with_timezone(&Copenhagen);
+        match name.as_str() {
+            "lang" => Some(Value::Text(self.lang.code().into())),
+            "today" => Some(Value::Date(local.date_naive())),
+            "now" => Some(Value::DateTime(local.naive_local())),
+            other => self.vars.get(other).cloned(),
+        }
+    }
+
     fn render(&self, t: &Template, now: DateTime<Utc>, mode: Mode) -> String {
         let mut s = String::new();
         let today = now.with_timezone(&Copenhagen).date_naive();
@@ -1458,15 +1654,7 @@ impl Interpreter {
             match p {
                 Part::Lit(l) => s.push_str(l),
                 Part::Var { name, format } => {
-                    let v = match name.as_str() {
-                        "lang" => Some(Value::Text(self.lang.code().into())),
-                        "today" => Some(Value::Date(today)),
-                        "now" => Some(Value::DateTime(
-                            now.with_timezone(&Copenhagen).naive_local(),
-                        )),
-                        _ => self.vars.get(name).cloned(),
-                    };
-                    if let Some(v) = v {
+                    if let Some(v) = self.var_value(name, now) {
                         s.push_str(&self.speak_value(&v, *format, mode, today));
                     }
                 }

@@ -7,7 +7,10 @@
 //! ("Tuesday 3 December at half past ten").
 
 use chrono::{Datelike, NaiveDate, NaiveTime, Timelike};
-use ivr_core::Lang;
+use ivr_core::{
+    dates::{month_name, weekday_name},
+    Lang,
+};
 
 const DA_UNITS: [&str; 20] = [
     "nul", "en", "to", "tre", "fire", "fem", "seks", "syv", "otte", "ni", "ti", "elleve", "tolv",
@@ -49,51 +52,6 @@ const EN_UNITS: [&str; 20] = [
 ];
 const EN_TENS: [&str; 10] = [
     "", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety",
-];
-
-/// Danish month names, January first.
-pub(crate) const DA_MONTHS: [&str; 12] = [
-    "januar",
-    "februar",
-    "marts",
-    "april",
-    "maj",
-    "juni",
-    "juli",
-    "august",
-    "september",
-    "oktober",
-    "november",
-    "december",
-];
-/// English month names, January first.
-pub(crate) const EN_MONTHS: [&str; 12] = [
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-];
-/// Danish weekday names, Monday first.
-pub(crate) const DA_WEEKDAYS: [&str; 7] = [
-    "mandag", "tirsdag", "onsdag", "torsdag", "fredag", "lørdag", "søndag",
-];
-/// English weekday names, Monday first.
-pub(crate) const EN_WEEKDAYS: [&str; 7] = [
-    "Monday",
-    "Tuesday",
-    "Wednesday",
-    "Thursday",
-    "Friday",
-    "Saturday",
-    "Sunday",
 ];
 
 fn da_below_100(n: u64) -> String {
@@ -247,21 +205,14 @@ pub fn time_words(t: NaiveTime, lang: Lang) -> String {
 /// A date as spoken: "tirsdag den 3. december" / "Tuesday 3 December".
 /// The year is added when it differs from `today`'s.
 pub fn date_words(d: NaiveDate, lang: Lang, today: Option<NaiveDate>) -> String {
-    let wd = d.weekday().num_days_from_monday() as usize;
-    let mi = d.month0() as usize;
+    let (weekday, month) = (weekday_name(lang, &d), month_name(lang, &d));
     let year = match today {
         Some(t) if t.year() != d.year() => format!(" {}", d.year()),
         _ => String::new(),
     };
     match lang {
-        Lang::En => format!("{} {} {}{}", EN_WEEKDAYS[wd], d.day(), EN_MONTHS[mi], year),
-        _ => format!(
-            "{} den {}. {}{}",
-            DA_WEEKDAYS[wd],
-            d.day(),
-            DA_MONTHS[mi],
-            year
-        ),
+        Lang::En => format!("{weekday} {} {month}{year}", d.day()),
+        _ => format!("{weekday} den {}. {month}{year}", d.day()),
     }
 }
 

@@ -7,9 +7,10 @@
 //! punctuation removed except inside numbers (`10:30`, `3/12`).
 
 use chrono::{Datelike, Duration, NaiveDate, NaiveTime, Weekday};
-use ivr_core::{Lang, Pii};
-
-use crate::speak::{DA_MONTHS, EN_MONTHS};
+use ivr_core::{
+    dates::{month_names, weekday_names},
+    Lang, Pii,
+};
 
 /// Lower-cases, folds `æøå` to `ae oe aa`, strips accents we meet in names,
 /// and turns punctuation into spaces (keeping `:` `/` `.` `-` `+` between
@@ -417,12 +418,12 @@ fn ordinal_day(w: &str) -> Option<u32> {
 
 fn month_of(w: &str) -> Option<u32> {
     let short = |m: &str| -> String { m.chars().take(3).collect() };
-    for (i, m) in DA_MONTHS.iter().enumerate() {
+    for (i, m) in month_names(Lang::Da).iter().enumerate() {
         if normalize(m) == w {
             return Some(i as u32 + 1);
         }
     }
-    for (i, m) in EN_MONTHS.iter().enumerate() {
+    for (i, m) in month_names(Lang::En).iter().enumerate() {
         let m = m.to_lowercase();
         if m == w || (w.len() >= 3 && short(&m) == w) {
             return Some(i as u32 + 1);
@@ -432,19 +433,10 @@ fn month_of(w: &str) -> Option<u32> {
 }
 
 fn weekday_of(w: &str) -> Option<Weekday> {
-    let names = [
-        (["mandag", "monday"], Weekday::Mon),
-        (["tirsdag", "tuesday"], Weekday::Tue),
-        (["onsdag", "wednesday"], Weekday::Wed),
-        (["torsdag", "thursday"], Weekday::Thu),
-        (["fredag", "friday"], Weekday::Fri),
-        (["loerdag", "saturday"], Weekday::Sat),
-        (["soendag", "sunday"], Weekday::Sun),
-    ];
-    names
-        .iter()
-        .find(|(ns, _)| ns.contains(&w))
-        .map(|(_, d)| *d)
+    Lang::ALL.iter().find_map(|&lang| {
+        let i = weekday_names(lang).iter().position(|n| normalize(n) == w)?;
+        Weekday::try_from(u8::try_from(i).ok()?).ok()
+    })
 }
 
 /// Picks the year for a day and month said without one: this year, or next
@@ -601,7 +593,7 @@ fn hour_word(t: &str) -> Option<u64> {
 /// (10:30), "ti minutter i tolv" (11:50), "fem minutter i halv ti" (9:25),
 /// "klokken 14", "10:30", "10.30", "half past ten", "quarter to eleven",
 /// "ten to twelve", "ten thirty". Hours 1-6 without a.m./p.m. are read as
-/// afternoon (see [`office_hour`]).
+/// afternoon (see `office_hour`).
 pub fn parse_time(text: &str) -> Option<NaiveTime> {
     let norm = normalize(text).replace('-', " ");
     let toks = tokens(&norm);
@@ -1043,6 +1035,32 @@ mod tests {
             language_request("jeg skal have hjælp til min boligstøtte fra kommunen i dag"),
             None
         );
+    }
+
+    #[test]
+    fn the_language_switch_phrases_callers_use_switch_in_either_direction() {
+        for en in [
+            "English please",
+            "English, please.",
+            "engelsk",
+            "Engelsk.",
+            "Can I speak English?",
+            "kan vi tale engelsk",
+            "på engelsk tak",
+        ] {
+            assert_eq!(language_request(en), Some(Lang::En), "{en}");
+        }
+        for da in [
+            "dansk tak",
+            "Dansk, tak.",
+            "på dansk",
+            "På dansk, tak!",
+            "Danish please",
+            "Can we speak Danish?",
+        ] {
+            assert_eq!(language_request(da), Some(Lang::Da), "{da}");
+        }
+        assert_eq!(language_request("I need a new passport"), None);
     }
 
     #[test]

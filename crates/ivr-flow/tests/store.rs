@@ -40,7 +40,7 @@ fn said(actions: &[Action]) -> Vec<String> {
     actions
         .iter()
         .filter_map(|a| match a {
-            Action::Say { text, .. } => Some(text.expose().clone()),
+            Action::Say { speech, .. } => Some(speech.expose().to_string()),
             _ => None,
         })
         .collect()
@@ -63,7 +63,7 @@ fn shipped_flows_pass_check_without_errors_or_warnings() {
     for m in d.municipalities.values() {
         assert_eq!(m.languages, vec![Lang::Da, Lang::En], "{}", m.id);
         for f in ["main", "callback", "booking", "jobcenter_cancel"] {
-            assert!(m.flows.contains_key(f), "{} lacks flow {f}", m.id);
+            assert!(m.flow_named(f).is_some(), "{} lacks flow {f}", m.id);
         }
         for q in ["pas", "koerekort", "mitid"] {
             assert!(
@@ -139,6 +139,7 @@ fn reload_serves_new_calls_while_old_calls_keep_their_version() {
             text: Pii::new("hjemmehjælp".into()),
             confidence: 0.9,
             lang: None,
+            identified: false,
         },
         now,
     );

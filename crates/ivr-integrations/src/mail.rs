@@ -14,7 +14,10 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Timelike, Utc};
 use chrono_tz::Europe::Copenhagen;
-use ivr_core::{CallId, Lang, Pii};
+use ivr_core::{
+    dates::{month_name, weekday_name},
+    CallId, Lang, Pii,
+};
 use serde::Deserialize;
 
 use crate::outcome::Outcome;
@@ -346,79 +349,22 @@ impl TemplateSet {
     }
 }
 
-const DA_WEEKDAYS: [&str; 7] = [
-    "mandag", "tirsdag", "onsdag", "torsdag", "fredag", "lørdag", "søndag",
-];
-const EN_WEEKDAYS: [&str; 7] = [
-    "Monday",
-    "Tuesday",
-    "Wednesday",
-    "Thursday",
-    "Friday",
-    "Saturday",
-    "Sunday",
-];
-const DA_MONTHS: [&str; 12] = [
-    "januar",
-    "februar",
-    "marts",
-    "april",
-    "maj",
-    "juni",
-    "juli",
-    "august",
-    "september",
-    "oktober",
-    "november",
-    "december",
-];
-const EN_MONTHS: [&str; 12] = [
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-];
-
 /// "tirsdag den 3. december 2026 kl. 10:30" / "Tuesday 3 December 2026 at 10:30".
 pub fn format_datetime(t: NaiveDateTime, lang: Lang) -> String {
-    let wd = t.weekday().num_days_from_monday() as usize;
-    let m = t.month0() as usize;
+    let (weekday, month) = (weekday_name(lang, &t), month_name(lang, &t));
+    let (day, year, hour, minute) = (t.day(), t.year(), t.hour(), t.minute());
     match lang {
-        Lang::Da => format!(
-            "{} den {}. {} {} kl. {:02}:{:02}",
-            DA_WEEKDAYS[wd % 7],
-            t.day(),
-            DA_MONTHS[m % 12],
-            t.year(),
-            t.hour(),
-            t.minute()
-        ),
-        _ => format!(
-            "{} {} {} {} at {:02}:{:02}",
-            EN_WEEKDAYS[wd % 7],
-            t.day(),
-            EN_MONTHS[m % 12],
-            t.year(),
-            t.hour(),
-            t.minute()
-        ),
+        Lang::Da => format!("{weekday} den {day}. {month} {year} kl. {hour:02}:{minute:02}"),
+        _ => format!("{weekday} {day} {month} {year} at {hour:02}:{minute:02}"),
     }
 }
 
 /// "3. december 1990" / "3 December 1990".
 pub fn format_date(d: NaiveDate, lang: Lang) -> String {
-    let m = d.month0() as usize;
+    let month = month_name(lang, &d);
     match lang {
-        Lang::Da => format!("{}. {} {}", d.day(), DA_MONTHS[m % 12], d.year()),
-        _ => format!("{} {} {}", d.day(), EN_MONTHS[m % 12], d.year()),
+        Lang::Da => format!("{}. {month} {}", d.day(), d.year()),
+        _ => format!("{} {month} {}", d.day(), d.year()),
     }
 }
 

@@ -1,9 +1,17 @@
 //! [`Integrations`]: everything the engine needs from this crate behind one
-//! handle, started from the `[integrations]` configuration. Each method
+//! handle, started from the `[integrations]` configuration: the database
+//! (migrated), the callback store and mail outbox on it, the Frontdesk
+//! client, the transfer context form, and the hand-off and mail delivery
+//! workers. The engine (`ivr serve`), `ivr simulate` and the tests all start
+//! the integrations through [`Integrations::start`]; the engine's mapping of
+//! flow requests onto them lives in `ivr_engine::services`. Each method
 //! returns only after the request is durable or answered, and every error
 //! maps to an [`Outcome`] through [`IntegrationError::outcome`].
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use ivr_core::WallClock;
 use tokio::{sync::watch, task::JoinHandle};
@@ -13,7 +21,7 @@ use crate::{
     config::{Config, ConfigError},
     db::{Db, StoreError},
     frontdesk::{Frontdesk, FrontdeskClient, FrontdeskError},
-    mail::{MailComposer, MailError, MailFields, MailKind},
+    mail::{CprMask, MailComposer, MailError, MailFields, MailKind},
     outbox::{DeliveryReport, MailOutbox, OutboxWorker, SendError, SmtpSender},
     outcome::Outcome,
     puzzel::{HandoffReport, HandoffWorker, PuzzelClient, PuzzelError},
@@ -77,13 +85,16 @@ pub struct Integrations {
     callbacks: CallbackStore,
     outbox: MailOutbox,
     composer: MailComposer,
+    mail_from: String,
+    cpr_mask: CprMask,
     frontdesk: Arc<dyn Frontdesk>,
     transfer: TransferConfig,
     handoff: Option<HandoffWorker>,
     delivery: OutboxWorker,
     retention_days: u32,
     shutdown: watch::Sender<bool>,
-    workers: Vec<JoinHandle<()>>,
+    /// Taken (emptied) by [`Integrations::shutdown`].
+    workers: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for Integrations {
@@ -92,15 +103,15 @@ impl std::fmt::Debug for Integrations {
             f,
             "Integrations({:?}, {} workers)",
             self.db.backend(),
-            self.workers.len()
+            self.workers.lock().map_or(0, |w| w.len())
         )
     }
 }
 
 impl Integrations {
-    /// Validates `cfg`, connects the database (applying migrations) and
-    /// builds the clients. No background worker runs until
-    /// [`Integrations::spawn_workers`].
+    /// Validates `cfg`, connects the database (creating an SQLite file's
+    /// folder, applying migrations) and builds the clients. No background
+    /// worker runs until [`Integrations::spawn_workers`].
     pub async fn start(cfg: &Config, clock: Arc<dyn WallClock>) -> Result<Self, IntegrationError> {
         cfg.validate()?;
         let db = Db::connect(&cfg.database_url).await?;
@@ -129,26 +140,28 @@ impl Integrations {
             callbacks,
             outbox,
             composer,
+            mail_from: cfg.mail.from.clone(),
+            cpr_mask: cfg.mail.cpr_mask,
             frontdesk,
             transfer: cfg.transfer.clone(),
             handoff,
             delivery,
             retention_days: cfg.retention_days,
             shutdown,
-            workers: Vec::new(),
+            workers: Mutex::new(Vec::new()),
         })
     }
 
     /// Starts the hand-off and mail delivery workers on the current tokio
     /// runtime, polling every `callback_poll` / the delivery policy's interval.
     pub fn spawn_workers(&mut self, callback_poll: Duration) {
+        let workers = self.workers.get_mut().unwrap_or_else(|p| p.into_inner());
         if let Some(h) = self.handoff.clone() {
             let rx = self.shutdown.subscribe();
-            self.workers
-                .push(tokio::spawn(h.run(self.clock.clone(), callback_poll, rx)));
+            workers.push(tokio::spawn(h.run(self.clock.clone(), callback_poll, rx)));
         }
         let rx = self.shutdown.subscribe();
-        self.workers.push(tokio::spawn(
+        workers.push(tokio::spawn(
             self.delivery.clone().run(self.clock.clone(), rx),
         ));
     }
@@ -184,6 +197,26 @@ impl Integrations {
     /// The booking system.
     pub fn frontdesk(&self) -> &Arc<dyn Frontdesk> {
         &self.frontdesk
+    }
+
+    /// The database (the engine keeps its call records in it too).
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// Sender address of mails (`[integrations.mail] from`).
+    pub fn mail_from(&self) -> &str {
+        &self.mail_from
+    }
+
+    /// How CPR numbers appear in mails (`[integrations.mail] cpr_mask`).
+    pub fn cpr_mask(&self) -> CprMask {
+        self.cpr_mask
+    }
+
+    /// How transfer context becomes SIP headers (`[integrations.transfer]`).
+    pub fn transfer(&self) -> &TransferConfig {
+        &self.transfer
     }
 
     /// SIP headers carrying `ctx` with a transfer.
@@ -231,9 +264,10 @@ impl Integrations {
 
     /// Stops the workers (each finishes its current pass) and closes the
     /// database.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(&self) {
         let _ = self.shutdown.send(true);
-        for w in self.workers {
+        let workers = std::mem::take(&mut *self.workers.lock().unwrap_or_else(|p| p.into_inner()));
+        for w in workers {
             let _ = w.await;
         }
         self.db.close().await;

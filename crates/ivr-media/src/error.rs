@@ -26,17 +26,9 @@ pub enum MediaError {
     /// A payload does not fit the fixed per-packet buffers (more than 60 ms of audio).
     #[error("payload of {0} bytes is larger than the {1}-byte frame buffer")]
     PayloadTooLarge(usize, usize),
-    /// The audio sample rate is not one the media core can convert.
-    #[error("cannot resample {from} Hz to {to} Hz")]
-    UnsupportedRate {
-        /// Rate of the audio given.
-        from: u32,
-        /// Rate wanted.
-        to: u32,
-    },
-    /// The resampler library failed (construction or processing).
-    #[error("resampler failed: {0}")]
-    Resampler(String),
+    /// A prompt's audio cannot be converted to the session's rate.
+    #[error(transparent)]
+    Resample(#[from] ivr_core::resample::ResampleError),
     /// The negotiated parameters cannot be used (e.g. ptime 0, unknown codec).
     #[error("unusable media parameters: {0}")]
     BadParams(&'static str),

@@ -7,7 +7,7 @@
 //! ```text
 //! handle_rtp -> rtp (parse, latch, RFC 3550 A.1/A.8 stats) -+-> rfc4733 -> Event::Dtmf
 //!                                                           +-> jitter -> codec decode -> 16 kHz
-//!                                  16 kHz -> vad (8 kHz) -> endpoint -> Event::{SpeechStarted, TentativeEnd, SpeechResumed,
+//!                                  16 kHz -> vad (8 kHz) -> endpointing -> Event::{SpeechStarted, TentativeEnd, SpeechResumed,
 //!                                                                   Utterance, BargeIn}
 //! play(Pcm) -> resample (rubato, once) -> prompt queue -> pacer tick -> codec encode -> rtp -> Transmit
 //! every 5 s: rtcp SR + report block -> Transmit;  handle_rtcp -> remote loss/jitter/RTT
@@ -16,12 +16,12 @@
 //! Modules: [`rtp`] (RFC 3550 sec. 5.1, A.1, A.3, A.8; latching), [`rtcp`]
 //! (RFC 3550 sec. 6.4), [`g711`] (ITU-T G.711), [`codec`] (RFC 3551 PCMU/PCMA/G722),
 //! [`resample`], [`rfc4733`] (RFC 4733 sec. 2.5), [`jitter`], [`pacer`], [`vad`],
-//! [`endpoint`], [`session`].
+//! [`endpointing`], [`session`].
 
 mod error;
 
 pub mod codec;
-pub mod endpoint;
+pub mod endpointing;
 pub mod g711;
 pub mod jitter;
 pub mod pacer;

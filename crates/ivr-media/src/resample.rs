@@ -1,17 +1,15 @@
 //! Sample-rate conversion.
 //!
 //! - Prompts (any rate, e.g. 22.05 kHz from a TTS voice) are converted once per
-//!   `play()` with `rubato` (FFT resampler): [`resample`].
+//!   `play()` by the workspace's one clip resampler, [`resample`]
+//!   (`ivr_core::resample`, rubato's FFT resampler).
 //! - The per-packet hot path only ever converts 8 <-> 16 kHz (G.711 narrowband to
 //!   the 16 kHz engine rate and back). For that a fixed 2:1 polyphase half-band
 //!   FIR ([`Upsampler2x`], [`Downsampler2x`]) with state in fixed arrays is used:
 //!   it allocates nothing and costs ~48 multiply-adds per output sample. The
 //!   bench `media` compares it with rubato per 20 ms frame.
 
-use ivr_core::Pcm;
-use rubato::{FftFixedInOut, Resampler};
-
-use crate::MediaError;
+pub use ivr_core::resample::{resample, ResampleError};
 
 /// Taps of the half-band low-pass (odd length, linear phase).
 const TAPS: usize = 47;
@@ -176,50 +174,6 @@ impl Downsampler2x {
     }
 }
 
-/// Converts a whole clip to `to` Hz with rubato (used once per prompt, not per packet).
-/// The resampler's delay is removed so the output lines up with the input.
-pub fn resample(pcm: &Pcm, to: u32) -> Result<Pcm, MediaError> {
-    if pcm.sample_rate == to {
-        return Ok(pcm.clone());
-    }
-    if pcm.sample_rate == 0 || to == 0 {
-        return Err(MediaError::UnsupportedRate {
-            from: pcm.sample_rate,
-            to,
-        });
-    }
-    let mut rs = FftFixedInOut::<f32>::new(pcm.sample_rate as usize, to as usize, 1024, 1)
-        .map_err(|e| MediaError::Resampler(e.to_string()))?;
-    let delay = rs.output_delay();
-    let want = (pcm.samples.len() as u64 * u64::from(to) / u64::from(pcm.sample_rate)) as usize;
-    let input: Vec<f32> = pcm
-        .samples
-        .iter()
-        .map(|s| f32::from(*s) / 32768.0)
-        .collect();
-    let mut out: Vec<f32> = Vec::with_capacity(want + delay + 2048);
-    let mut pos = 0;
-    let mut outbuf = vec![vec![0f32; rs.output_frames_max()]];
-    while out.len() < want + delay {
-        let need = rs.input_frames_next();
-        let mut chunk = vec![0f32; need];
-        if pos < input.len() {
-            let end = (pos + need).min(input.len());
-            chunk[..end - pos].copy_from_slice(&input[pos..end]);
-        }
-        pos += need;
-        let (_, produced) = rs
-            .process_into_buffer(&[&chunk], &mut outbuf, None)
-            .map_err(|e| MediaError::Resampler(e.to_string()))?;
-        out.extend_from_slice(&outbuf[0][..produced]);
-    }
-    let samples = out[delay..delay + want]
-        .iter()
-        .map(|x| sat(x * 32768.0))
-        .collect();
-    Ok(Pcm::new(to, samples))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -258,14 +212,5 @@ mod tests {
         d.process(&tone(16000, 6000.0, 1600)[..960], &mut out);
         let stop = rms(&out[100..480]);
         assert!(pass > 5000.0 && stop < 100.0, "pass {pass} stop {stop}");
-    }
-
-    #[test]
-    fn rubato_prompt_conversion_keeps_length_and_level() {
-        let p = Pcm::new(22050, tone(22050, 440.0, 22050));
-        let q = resample(&p, 8000).unwrap();
-        assert_eq!(q.samples.len(), 8000);
-        let r = rms(&q.samples[500..7500]) / rms(&p.samples[1000..20000]);
-        assert!((0.95..1.05).contains(&r), "gain {r}");
     }
 }

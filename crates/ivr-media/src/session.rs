@@ -58,7 +58,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use ivr_core::{Dtmf, Pcm};
 
 use crate::codec::{AudioDecoder, AudioEncoder, Codec, MAX_FRAME_16K, MAX_PAYLOAD};
-use crate::endpoint::{EndpointConfig, EndpointEvent, Endpointer};
+use crate::endpointing::{Endpointer, EndpointingConfig, EndpointingEvent};
 use crate::jitter::{JitterBuffer, JitterConfig, JitterStats, Playout};
 use crate::pacer::Pacer;
 use crate::resample::{Downsampler2x, Upsampler2x};
@@ -110,7 +110,7 @@ pub struct SessionConfig {
     /// VAD thresholds.
     pub vad: VadConfig,
     /// Endpointing and barge-in.
-    pub endpoint: EndpointConfig,
+    pub endpointing: EndpointingConfig,
     /// Latching rules.
     pub latch: LatchPolicy,
 }
@@ -128,7 +128,7 @@ impl Default for SessionConfig {
             max_play_queue: Duration::from_secs(600),
             jitter: JitterConfig::default(),
             vad: VadConfig::default(),
-            endpoint: EndpointConfig::default(),
+            endpointing: EndpointingConfig::default(),
             latch: LatchPolicy::default(),
         }
     }
@@ -154,7 +154,7 @@ pub enum MediaEvent {
     /// The caller started speaking.
     SpeechStarted,
     /// The caller went quiet long enough that the utterance may be over
-    /// (`EndpointConfig::eager_silence`): the 16 kHz audio so far, to start
+    /// (`EndpointingConfig::eager_silence`): the 16 kHz audio so far, to start
     /// recognising early. Exactly one `SpeechResumed` or `Utterance` follows;
     /// an `Utterance` then confirms it (the same speech, more trailing silence).
     TentativeEnd(Pcm),
@@ -307,10 +307,10 @@ impl MediaSession {
             ptime: params.ptime,
             ..cfg.jitter
         };
-        let endpoint = EndpointConfig {
+        let endpointing = EndpointingConfig {
             frame: params.ptime,
             sample_rate: 16_000,
-            ..cfg.endpoint
+            ..cfg.endpointing
         };
         Ok(MediaSession {
             latch: Latch::new(params.remote_rtp, cfg.latch),
@@ -325,7 +325,7 @@ impl MediaSession {
             vad: Vad::new(cfg.vad),
             vad_down: Downsampler2x::new(),
             up: Upsampler2x::new(),
-            endpointer: Endpointer::new(endpoint),
+            endpointer: Endpointer::new(endpointing),
             prompts: VecDeque::with_capacity(16),
             queued_samples: 0,
             talkspurt: false,
@@ -687,15 +687,15 @@ impl MediaSession {
             verdict = Default::default();
         }
         match self.endpointer.push(frame, verdict, barge) {
-            Some(EndpointEvent::SpeechStarted) => self.push_event(MediaEvent::SpeechStarted),
-            Some(EndpointEvent::Utterance(p)) => self.push_event(MediaEvent::Utterance(p)),
-            Some(EndpointEvent::Tentative(p)) => self.push_event(MediaEvent::TentativeEnd(p)),
-            Some(EndpointEvent::Resumed) => self.push_event(MediaEvent::SpeechResumed),
-            Some(EndpointEvent::BargeIn) => {
+            Some(EndpointingEvent::SpeechStarted) => self.push_event(MediaEvent::SpeechStarted),
+            Some(EndpointingEvent::Utterance(p)) => self.push_event(MediaEvent::Utterance(p)),
+            Some(EndpointingEvent::Tentative(p)) => self.push_event(MediaEvent::TentativeEnd(p)),
+            Some(EndpointingEvent::Resumed) => self.push_event(MediaEvent::SpeechResumed),
+            Some(EndpointingEvent::BargeIn) => {
                 self.flush();
                 self.push_event(MediaEvent::BargeIn);
             }
-            Some(EndpointEvent::Discarded) | None => {}
+            Some(EndpointingEvent::Discarded) | None => {}
         }
         n16
     }

@@ -1,4 +1,4 @@
-//! The tentative end (`EndpointConfig::eager_silence`) and the end silence on
+//! The tentative end (`EndpointingConfig::eager_silence`) and the end silence on
 //! the speech test set (`tests/vectors/speech/g711`, 40 single utterances as a
 //! phone call delivers them, some with digits read in groups) and the noisy
 //! recordings of `tests/data`.
@@ -12,7 +12,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use ivr_media::endpoint::{EndpointConfig, EndpointEvent, Endpointer};
+use ivr_media::endpointing::{Endpointer, EndpointingConfig, EndpointingEvent};
 use ivr_media::resample::Upsampler2x;
 use ivr_media::vad::{Vad, VadConfig, FRAME_8K};
 
@@ -55,7 +55,7 @@ struct Run {
     confirmed: usize,
 }
 
-fn endpoint(pcm: &[i16], cfg: EndpointConfig) -> Run {
+fn endpoint(pcm: &[i16], cfg: EndpointingConfig) -> Run {
     let mut vad = Vad::new(VadConfig::default());
     let mut ep = Endpointer::new(cfg);
     let mut up = Upsampler2x::new();
@@ -69,17 +69,17 @@ fn endpoint(pcm: &[i16], cfg: EndpointConfig) -> Run {
         let mut wide = [0i16; 320];
         up.process(frame, &mut wide);
         match ep.push(&wide, vad.process(frame), false) {
-            Some(EndpointEvent::Tentative(_)) => {
+            Some(EndpointingEvent::Tentative(_)) => {
                 assert!(!open, "a tentative left unanswered");
                 open = true;
                 run.tentatives += 1;
             }
-            Some(EndpointEvent::Resumed) => {
+            Some(EndpointingEvent::Resumed) => {
                 assert!(open, "resumed without a tentative");
                 open = false;
                 run.resumed += 1;
             }
-            Some(EndpointEvent::Utterance(p)) => {
+            Some(EndpointingEvent::Utterance(p)) => {
                 if std::mem::take(&mut open) {
                     run.confirmed += 1;
                 }
@@ -92,8 +92,8 @@ fn endpoint(pcm: &[i16], cfg: EndpointConfig) -> Run {
     run
 }
 
-fn cfg(end_ms: u64, eager_ms: u64) -> EndpointConfig {
-    EndpointConfig {
+fn cfg(end_ms: u64, eager_ms: u64) -> EndpointingConfig {
+    EndpointingConfig {
         end_silence: Duration::from_millis(end_ms),
         eager_silence: Duration::from_millis(eager_ms),
         ..Default::default()

@@ -2,7 +2,7 @@
 //! (tests/data/*.wav, made by tests/data/make-test-audio.sh; the .labels files
 //! hold the true speech segments in seconds).
 
-use ivr_media::endpoint::{EndpointConfig, EndpointEvent, Endpointer};
+use ivr_media::endpointing::{Endpointer, EndpointingConfig, EndpointingEvent};
 use ivr_media::resample::Upsampler2x;
 use ivr_media::vad::{Vad, VadConfig, FRAME_8K};
 
@@ -57,7 +57,7 @@ struct Run {
 fn endpoint(name: &str, barge_in: bool) -> Run {
     let (pcm, _) = load(name);
     let mut vad = Vad::new(VadConfig::default());
-    let mut ep = Endpointer::new(EndpointConfig::default());
+    let mut ep = Endpointer::new(EndpointingConfig::default());
     let mut up = Upsampler2x::new();
     let mut run = Run {
         starts: vec![],
@@ -72,11 +72,11 @@ fn endpoint(name: &str, barge_in: bool) -> Run {
         let mut wide = [0i16; 320];
         up.process(frame, &mut wide);
         match ep.push(&wide, vad.process(frame), barge_in) {
-            Some(EndpointEvent::SpeechStarted) => run.starts.push(t_end),
-            Some(EndpointEvent::Utterance(p)) => {
+            Some(EndpointingEvent::SpeechStarted) => run.starts.push(t_end),
+            Some(EndpointingEvent::Utterance(p)) => {
                 run.utterances.push((t_end, p.duration().as_secs_f64()))
             }
-            Some(EndpointEvent::BargeIn) => run.barge_ins.push(t_end),
+            Some(EndpointingEvent::BargeIn) => run.barge_ins.push(t_end),
             _ => {}
         }
     }

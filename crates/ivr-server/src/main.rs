@@ -27,7 +27,7 @@ enum Command {
     Check(cmd::check::Args),
     /// Hold a text conversation with a municipality's flow.
     Simulate(cmd::simulate::Args),
-    /// Draw a flow as a Mermaid diagram.
+    /// Draw a flow as a Mermaid diagram or an SVG picture.
     Graph(cmd::graph::Args),
     /// Check models, voices, onnxruntime, espeak-ng data and the config.
     Doctor(cmd::doctor::Args),

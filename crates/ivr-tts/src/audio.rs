@@ -17,7 +17,7 @@ use symphonia::core::io::MediaSourceStream;
 use symphonia::core::meta::MetadataOptions;
 use symphonia::core::probe::Hint;
 
-use crate::{resample, TtsError};
+use crate::TtsError;
 
 /// Decodes an audio file to mono PCM at its own rate (channels are averaged).
 pub fn decode_file(path: &Path) -> Result<Pcm, TtsError> {
@@ -89,7 +89,7 @@ pub fn decode_file(path: &Path) -> Result<Pcm, TtsError> {
 
 /// Decodes an audio prompt and converts it to `rate` Hz mono.
 pub fn load_prompt(path: &Path, rate: u32) -> Result<Pcm, TtsError> {
-    resample::resample(&decode_file(path)?, rate)
+    Ok(ivr_core::resample::resample(&decode_file(path)?, rate)?)
 }
 
 /// Writes mono 16-bit PCM as a WAV file.

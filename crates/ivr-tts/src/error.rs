@@ -84,15 +84,8 @@ pub enum TtsError {
         message: String,
     },
     /// Resampling failed (the rates are zero or out of the resampler's range).
-    #[error("cannot resample {from} Hz to {to} Hz: {message}")]
-    Resample {
-        /// Input rate.
-        from: u32,
-        /// Output rate.
-        to: u32,
-        /// rubato's message.
-        message: String,
-    },
+    #[error(transparent)]
+    Resample(#[from] ivr_core::resample::ResampleError),
     /// `tts.output_rate` is not a rate the engine's media path uses.
     #[error("tts.output_rate {0} Hz is not supported (use 16000 or 8000)")]
     UnsupportedOutputRate(u32),

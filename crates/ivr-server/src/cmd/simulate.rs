@@ -32,22 +32,15 @@ use std::{
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use ivr_core::{CallId, FixedClock, Lang, Pii};
-use ivr_engine::services::{Caller, Services};
+use ivr_core::{CallId, FixedClock, Lang, Pii, WallClock};
+use ivr_engine::services::{start_frontdesk_standin, Caller, Services};
 use ivr_flow::{
     model::Municipality,
     sim::{action_line, parse_turn, response_line, SimulatedIntegrations},
     Action, CallContext, Event, FlowStore, Interpreter, Request, Response,
 };
 use ivr_integrations::{
-    callback::{CallbackStore, ListFilter},
-    db::Db,
-    frontdesk::{FrontdeskClient, FrontdeskConfig, QueueInfo},
-    outbox::{MailOutbox, OutboxState},
-    standin::frontdesk::{
-        FrontdeskStandin, FrontdeskStandinConfig, MunicipalityDesk, OpeningHours,
-    },
-    transfer::TransferConfig,
+    callback::ListFilter, outbox::OutboxState, standin::frontdesk::FrontdeskStandin,
 };
 
 /// Arguments of `ivr simulate`.
@@ -135,7 +128,8 @@ impl Integrations for Simulated {
 /// module docs).
 pub(crate) struct StandIns {
     rt: tokio::runtime::Runtime,
-    services: Services,
+    /// `None` only while dropping (see the `Drop` impl).
+    services: Option<Services>,
     frontdesk: FrontdeskStandin,
     call_ref: CallId,
     /// Where the callback store and outbox live, when not `--db`; removed
@@ -164,50 +158,26 @@ impl StandIns {
                 (Some(dir), url)
             }
         };
-        let mut sc = FrontdeskStandinConfig::realistic_at(Arc::new(FixedClock(now)));
-        for m in munis {
-            if sc.municipalities.iter().any(|d| d.id == m.id) {
-                continue;
-            }
-            let queues = m
-                .queues
-                .iter()
-                .map(|(id, q)| QueueInfo {
-                    id: id.clone(),
-                    name_da: q.name.get(&Lang::Da).unwrap_or(id).clone(),
-                    name_en: q.name.get(&Lang::En).unwrap_or(id).clone(),
-                    slot_minutes: q.slot_minutes,
-                })
-                .collect();
-            sc.municipalities.push(MunicipalityDesk {
-                id: m.id.clone(),
-                queues,
-                hours: OpeningHours::borgerservice(),
-            });
-        }
+        let clock: Arc<dyn WallClock> = Arc::new(FixedClock(now));
         let (frontdesk, services) = rt.block_on(async {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-            let frontdesk = ivr_integrations::standin::frontdesk::serve(listener, sc).await?;
-            let client = FrontdeskClient::new(&FrontdeskConfig {
-                base_url: frontdesk.base_url(),
-                ..FrontdeskConfig::default()
-            })?;
-            let db = Db::connect(&url)
-                .await
-                .map_err(|e| anyhow::anyhow!("database {}: {e}", redact_url(&url)))?;
-            let services = Services {
-                callbacks: CallbackStore::new(db.clone()),
-                outbox: MailOutbox::new(db),
-                mail_from: ivr_integrations::config::MailConfig::default().from,
-                cpr_mask: ivr_integrations::config::MailConfig::default().cpr_mask,
-                frontdesk: Arc::new(client),
-                transfer: TransferConfig::default(),
+            let frontdesk =
+                start_frontdesk_standin(munis.iter().map(|m| &**m), clock.clone()).await?;
+            // The engine's integrations, minus the workers: nothing is
+            // handed to Puzzel and no mail is sent.
+            let mut cfg = ivr_integrations::Config {
+                database_url: url.clone(),
+                ..Default::default()
             };
-            anyhow::Ok((frontdesk, services))
+            cfg.frontdesk.base_url = frontdesk.base_url();
+            cfg.callbacks.handoff = false;
+            let integrations = ivr_integrations::Integrations::start(&cfg, clock)
+                .await
+                .map_err(|e| anyhow::anyhow!("integrations on {}: {e}", redact_url(&url)))?;
+            anyhow::Ok((frontdesk, Services::new(Arc::new(integrations))))
         })?;
         Ok(Self {
             rt,
-            services,
+            services: Some(services),
             frontdesk,
             call_ref: CallId::new(format!("sim-{}", now.timestamp())),
             _dir: dir,
@@ -217,6 +187,18 @@ impl StandIns {
     /// The Frontdesk stand-in's base URL.
     pub(crate) fn frontdesk_url(&self) -> String {
         self.frontdesk.base_url()
+    }
+}
+
+impl Drop for StandIns {
+    fn drop(&mut self) {
+        if let Some(services) = self.services.take() {
+            // Close the database; the integrations' SMTP pool spawns a task
+            // when dropped, so they are dropped inside the runtime.
+            self.rt.block_on(services.integrations().shutdown());
+            let _inside = self.rt.enter();
+            drop(services);
+        }
     }
 }
 
@@ -244,13 +226,23 @@ impl Integrations for StandIns {
             municipality: &muni.id,
             lang,
         };
-        self.rt
-            .block_on(self.services.execute(who, req.clone(), now))
+        match &self.services {
+            Some(services) => self.rt.block_on(services.execute(who, req.clone(), now)),
+            None => Response::Error,
+        }
     }
     fn summary(&mut self) -> anyhow::Result<Vec<String>> {
         let (callbacks, mails) = self.rt.block_on(async {
-            let callbacks = self.services.callbacks.list(&ListFilter::default()).await?;
-            let mails = self.services.outbox.list(None).await?;
+            let integrations = self
+                .services
+                .as_ref()
+                .ok_or_else(|| anyhow::anyhow!("the stand-ins are stopped"))?
+                .integrations();
+            let callbacks = integrations
+                .callbacks()
+                .list(&ListFilter::default())
+                .await?;
+            let mails = integrations.outbox().list(None).await?;
             anyhow::Ok((callbacks, mails))
         })?;
         let queued = mails
@@ -289,15 +281,45 @@ fn emit(
     muni: &Municipality,
     now: DateTime<Utc>,
     mut actions: Vec<Action>,
+    last_speech: &mut Option<Event>,
 ) -> std::io::Result<()> {
     while !actions.is_empty() {
         let mut next = Vec::new();
         for a in &actions {
             writeln!(out, "{}", action_line(a))?;
-            if let Action::Invoke(r) = a {
-                let resp = integ.handle(muni, r, it.lang(), now);
-                writeln!(out, "result[{}]: {}", integ.label(), response_line(&resp))?;
-                next.extend(it.handle(Event::Result(resp), now));
+            match a {
+                Action::Invoke(r) => {
+                    let resp = integ.handle(muni, r, it.lang(), now);
+                    writeln!(out, "result[{}]: {}", integ.label(), response_line(&resp))?;
+                    next.extend(it.handle(Event::Result(resp), now));
+                }
+                // No audio to recognise again: the typed words stand, with
+                // no language identified (type `[en] words` for that).
+                Action::RecognizeAgain { .. } => {
+                    if let Some(Event::Speech {
+                        text,
+                        confidence,
+                        lang,
+                        ..
+                    }) = last_speech.take()
+                    {
+                        next.extend(it.handle(
+                            Event::Speech {
+                                text,
+                                confidence,
+                                lang,
+                                identified: true,
+                            },
+                            now,
+                        ));
+                    }
+                }
+                Action::Say { .. }
+                | Action::Play { .. }
+                | Action::Gather { .. }
+                | Action::SetLanguage(_)
+                | Action::Transfer { .. }
+                | Action::Hangup { .. } => {}
             }
         }
         actions = next;
@@ -350,7 +372,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     };
     eprintln!(
-        "simulating {} ({}) at {} with {what}; type caller turns (text, dtmf:1#, empty line = silence, (hangup))",
+        "simulating {} ({}) at {} with {what}; type caller turns (text, [en] text = language identified, dtmf:1#, empty line = silence, (hangup), (transfer failed))",
         muni.name,
         route.entry,
         now.with_timezone(&chrono_tz::Europe::Copenhagen).format("%Y-%m-%d %H:%M %Z")
@@ -364,8 +386,17 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     );
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
+    let mut last_speech = None;
     let first = it.start(now);
-    emit(&mut out, &mut it, integ.as_mut(), &muni, now, first)?;
+    emit(
+        &mut out,
+        &mut it,
+        integ.as_mut(),
+        &muni,
+        now,
+        first,
+        &mut last_speech,
+    )?;
     let interactive = std::io::stdin().is_terminal();
     let stdin = std::io::stdin();
     let mut lines = stdin.lock().lines();
@@ -386,8 +417,26 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
             if it.is_done() {
                 break;
             }
+            // During a transfer, anything but `(transfer failed)` means it
+            // went through: the call leaves the bot.
+            let ev = match ev {
+                Event::TransferFailed { .. } => ev,
+                _ if it.is_transferring() => Event::Hangup,
+                _ => ev,
+            };
+            if matches!(ev, Event::Speech { .. }) {
+                last_speech = Some(ev.clone());
+            }
             let actions = it.handle(ev, now);
-            emit(&mut out, &mut it, integ.as_mut(), &muni, now, actions)?;
+            emit(
+                &mut out,
+                &mut it,
+                integ.as_mut(),
+                &muni,
+                now,
+                actions,
+                &mut last_speech,
+            )?;
         }
     }
     let rec = it.record();

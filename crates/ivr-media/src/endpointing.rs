@@ -12,11 +12,11 @@
 //!   the last word, so a shorter silence would risk clipping it.)
 //! - Eager end (off when `eager_silence` is zero): after `eager_silence` of
 //!   silence following at least `min_speech` of speech, and while that is
-//!   still shorter than the end silence in force, a [`EndpointEvent::Tentative`]
+//!   still shorter than the end silence in force, a [`EndpointingEvent::Tentative`]
 //!   carries the audio so far, so the engine can start recognising it while
 //!   the rest of the end silence is waited for. Exactly one of two events
-//!   follows it: [`EndpointEvent::Resumed`] (the caller spoke again: the
-//!   tentative audio is not the utterance) or [`EndpointEvent::Utterance`]
+//!   follows it: [`EndpointingEvent::Resumed`] (the caller spoke again: the
+//!   tentative audio is not the utterance) or [`EndpointingEvent::Utterance`]
 //!   (the end is confirmed with no speech since the tentative point, so the
 //!   utterance is the tentative audio plus trailing silence). A caller may
 //!   pause several times: each pause can give a tentative, each resumption
@@ -37,7 +37,7 @@ use crate::vad::VadFrame;
 
 /// Endpointing and barge-in settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct EndpointConfig {
+pub struct EndpointingConfig {
     /// Frame length.
     pub frame: Duration,
     /// Speech within the start window needed to start an utterance.
@@ -56,16 +56,16 @@ pub struct EndpointConfig {
     pub preroll: Duration,
     /// Voiced speech within 300 ms needed for barge-in.
     pub barge_in_voiced: Duration,
-    /// Silence after which a tentative end is announced ([`EndpointEvent::Tentative`]);
+    /// Silence after which a tentative end is announced ([`EndpointingEvent::Tentative`]);
     /// zero: never. Only shorter end silences than the one in force matter.
     pub eager_silence: Duration,
     /// Sample rate of the audio pushed (and of the utterances produced).
     pub sample_rate: u32,
 }
 
-impl Default for EndpointConfig {
+impl Default for EndpointingConfig {
     fn default() -> Self {
-        EndpointConfig {
+        EndpointingConfig {
             frame: Duration::from_millis(20),
             start_speech: Duration::from_millis(100),
             end_silence: Duration::from_millis(400),
@@ -83,7 +83,7 @@ impl Default for EndpointConfig {
 
 /// What the endpointer noticed on a frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EndpointEvent {
+pub enum EndpointingEvent {
     /// An utterance began (audio from `preroll` before now is included).
     SpeechStarted,
     /// The caller has been silent for `eager_silence` after enough speech:
@@ -123,7 +123,7 @@ enum Tentative {
 /// The endpointer of one call.
 #[derive(Debug, Clone)]
 pub struct Endpointer {
-    cfg: EndpointConfig,
+    cfg: EndpointingConfig,
     state: State,
     frame_ms: u32,
     /// Recent speech flags (bit 0 = newest frame).
@@ -146,7 +146,7 @@ fn ms(d: Duration) -> u32 {
 
 impl Endpointer {
     /// An endpointer; allocates the preroll ring and the first utterance buffer.
-    pub fn new(cfg: EndpointConfig) -> Self {
+    pub fn new(cfg: EndpointingConfig) -> Self {
         let per_ms = cfg.sample_rate as usize / 1000;
         Endpointer {
             cfg,
@@ -188,7 +188,7 @@ impl Endpointer {
 
     /// Pushes one frame of audio (at `sample_rate`) with its VAD verdict.
     /// `barge_in` says whether a prompt that allows barge-in is playing.
-    pub fn push(&mut self, pcm: &[i16], vad: VadFrame, barge_in: bool) -> Option<EndpointEvent> {
+    pub fn push(&mut self, pcm: &[i16], vad: VadFrame, barge_in: bool) -> Option<EndpointingEvent> {
         self.speech_hist = (self.speech_hist << 1) | u32::from(vad.speech);
         self.voiced_hist = (self.voiced_hist << 1) | u32::from(vad.voiced && vad.speech);
         let mut event = None;
@@ -200,7 +200,7 @@ impl Endpointer {
             && (self.voiced_hist & mask).count_ones() >= self.frames_in(self.cfg.barge_in_voiced)
         {
             self.barged = true;
-            event = Some(EndpointEvent::BargeIn);
+            event = Some(EndpointingEvent::BargeIn);
         }
         match self.state {
             State::Idle => {
@@ -217,7 +217,7 @@ impl Endpointer {
                     self.speech_ms = need * self.frame_ms;
                     self.silence_ms = 0;
                     self.tentative = Tentative::None;
-                    event = event.or(Some(EndpointEvent::SpeechStarted));
+                    event = event.or(Some(EndpointingEvent::SpeechStarted));
                 } else {
                     self.push_preroll(pcm);
                 }
@@ -244,12 +244,12 @@ impl Endpointer {
                 }
                 if self.tentative == Tentative::Owed && event.is_none() {
                     self.tentative = Tentative::None;
-                    event = Some(EndpointEvent::Resumed);
+                    event = Some(EndpointingEvent::Resumed);
                 }
                 let too_long = self.buf.len() + pcm.len() > self.buf.capacity();
                 // The end waits while a `Resumed` is owed or sent on this frame,
                 // so an `Utterance` after a `Tentative` always means "confirmed".
-                let resumed_now = matches!(event, Some(EndpointEvent::Resumed));
+                let resumed_now = matches!(event, Some(EndpointingEvent::Resumed));
                 let ending = (self.silence_ms >= self.end_silence_ms || too_long)
                     && self.tentative != Tentative::Owed
                     && !resumed_now;
@@ -265,7 +265,7 @@ impl Endpointer {
                     // One copy per pause (not per frame): the buffer keeps growing.
                     self.tentative = Tentative::Announced;
                     let audio = Pcm::new(self.cfg.sample_rate, self.buf.clone());
-                    event = Some(EndpointEvent::Tentative(audio));
+                    event = Some(EndpointingEvent::Tentative(audio));
                 }
                 if ending {
                     self.state = State::Idle;
@@ -274,9 +274,9 @@ impl Endpointer {
                     let done = if self.speech_ms >= ms(self.cfg.min_speech) {
                         let cap = self.buf.capacity();
                         let audio = std::mem::replace(&mut self.buf, Vec::with_capacity(cap));
-                        EndpointEvent::Utterance(Pcm::new(self.cfg.sample_rate, audio))
+                        EndpointingEvent::Utterance(Pcm::new(self.cfg.sample_rate, audio))
                     } else {
-                        EndpointEvent::Discarded
+                        EndpointingEvent::Discarded
                     };
                     // Barge-in fires within 180 ms of speech, long before an utterance can end,
                     // so the end event never hides one.
@@ -313,7 +313,7 @@ mod tests {
 
     #[test]
     fn utterance_ends_after_end_silence_and_keeps_preroll() {
-        let mut e = Endpointer::new(EndpointConfig::default());
+        let mut e = Endpointer::new(EndpointingConfig::default());
         let frame = [1i16; 320];
         let mut events = Vec::new();
         for i in 0..200 {
@@ -322,8 +322,8 @@ mod tests {
                 events.push((i, ev));
             }
         }
-        assert_eq!(events[0], (54, EndpointEvent::SpeechStarted));
-        let (at, EndpointEvent::Utterance(pcm)) = &events[1] else {
+        assert_eq!(events[0], (54, EndpointingEvent::SpeechStarted));
+        let (at, EndpointingEvent::Utterance(pcm)) = &events[1] else {
             panic!("{events:?}")
         };
         // 400 ms of silence = 20 frames after the last speech frame (99).
@@ -335,7 +335,7 @@ mod tests {
 
     #[test]
     fn short_burst_is_discarded_and_does_not_barge_in() {
-        let mut e = Endpointer::new(EndpointConfig::default());
+        let mut e = Endpointer::new(EndpointingConfig::default());
         let frame = [0i16; 320];
         let mut events = Vec::new();
         for i in 0..100 {
@@ -345,17 +345,17 @@ mod tests {
         }
         assert_eq!(
             events,
-            [EndpointEvent::SpeechStarted, EndpointEvent::Discarded]
+            [EndpointingEvent::SpeechStarted, EndpointingEvent::Discarded]
         );
     }
 
     #[test]
     fn barge_in_fires_once_after_180ms_voiced() {
-        let mut e = Endpointer::new(EndpointConfig::default());
+        let mut e = Endpointer::new(EndpointingConfig::default());
         let frame = [0i16; 320];
         let mut barge_at = Vec::new();
         for i in 0..100 {
-            if e.push(&frame, f(i >= 10), true) == Some(EndpointEvent::BargeIn) {
+            if e.push(&frame, f(i >= 10), true) == Some(EndpointingEvent::BargeIn) {
                 barge_at.push(i);
             }
         }
@@ -364,13 +364,13 @@ mod tests {
 
     #[test]
     fn end_silence_adapts_to_a_caller_who_pauses() {
-        let mut e = Endpointer::new(EndpointConfig::default());
+        let mut e = Endpointer::new(EndpointingConfig::default());
         let frame = [0i16; 320];
         // Speech with 300 ms pauses (15 frames on, 15 off) must not be cut.
         let mut ended = false;
         for i in 0..180 {
             let speech = i < 150 && (i / 15) % 2 == 0;
-            if let Some(EndpointEvent::Utterance(_)) = e.push(&frame, f(speech), false) {
+            if let Some(EndpointingEvent::Utterance(_)) = e.push(&frame, f(speech), false) {
                 ended = true;
                 assert!(i >= 150, "cut at frame {i}");
             }
@@ -390,7 +390,7 @@ mod length_tests {
 
     #[test]
     fn endless_speech_is_cut_at_max_utterance() {
-        let cfg = EndpointConfig {
+        let cfg = EndpointingConfig {
             max_utterance: Duration::from_secs(2),
             ..Default::default()
         };
@@ -403,7 +403,7 @@ mod length_tests {
         };
         let mut lens = Vec::new();
         for _ in 0..250 {
-            if let Some(EndpointEvent::Utterance(p)) = e.push(&frame, v, false) {
+            if let Some(EndpointingEvent::Utterance(p)) = e.push(&frame, v, false) {
                 lens.push(p.duration());
             }
         }
@@ -423,8 +423,8 @@ mod eager_tests {
     //! one 20 ms step of simulated time, the frame index is the clock.
     use super::*;
 
-    fn cfg(eager_ms: u64) -> EndpointConfig {
-        EndpointConfig {
+    fn cfg(eager_ms: u64) -> EndpointingConfig {
+        EndpointingConfig {
             eager_silence: Duration::from_millis(eager_ms),
             ..Default::default()
         }
@@ -449,7 +449,7 @@ mod eager_tests {
         n: usize,
         speech: impl Fn(usize) -> bool,
         barge_in: impl Fn(usize) -> bool,
-    ) -> Vec<(usize, EndpointEvent)> {
+    ) -> Vec<(usize, EndpointingEvent)> {
         (0..n)
             .filter_map(|i| {
                 e.push(&frame(i), f(speech(i)), barge_in(i))
@@ -458,17 +458,17 @@ mod eager_tests {
             .collect()
     }
 
-    fn kinds(events: &[(usize, EndpointEvent)]) -> Vec<(usize, &'static str)> {
+    fn kinds(events: &[(usize, EndpointingEvent)]) -> Vec<(usize, &'static str)> {
         events
             .iter()
             .map(|(i, e)| {
                 let k = match e {
-                    EndpointEvent::SpeechStarted => "started",
-                    EndpointEvent::Tentative(_) => "tentative",
-                    EndpointEvent::Resumed => "resumed",
-                    EndpointEvent::Utterance(_) => "utterance",
-                    EndpointEvent::Discarded => "discarded",
-                    EndpointEvent::BargeIn => "barge-in",
+                    EndpointingEvent::SpeechStarted => "started",
+                    EndpointingEvent::Tentative(_) => "tentative",
+                    EndpointingEvent::Resumed => "resumed",
+                    EndpointingEvent::Utterance(_) => "utterance",
+                    EndpointingEvent::Discarded => "discarded",
+                    EndpointingEvent::BargeIn => "barge-in",
                 };
                 (*i, k)
             })
@@ -477,7 +477,7 @@ mod eager_tests {
 
     #[test]
     fn off_by_default_and_when_zero() {
-        assert_eq!(EndpointConfig::default().eager_silence, Duration::ZERO);
+        assert_eq!(EndpointingConfig::default().eager_silence, Duration::ZERO);
         let mut e = Endpointer::new(cfg(0));
         let ev = run(&mut e, 200, |i| (50..100).contains(&i), |_| false);
         assert_eq!(kinds(&ev), [(54, "started"), (119, "utterance")]);
@@ -492,7 +492,7 @@ mod eager_tests {
             kinds(&ev),
             [(54, "started"), (111, "tentative"), (119, "utterance")]
         );
-        let (EndpointEvent::Tentative(t), EndpointEvent::Utterance(u)) = (&ev[1].1, &ev[2].1)
+        let (EndpointingEvent::Tentative(t), EndpointingEvent::Utterance(u)) = (&ev[1].1, &ev[2].1)
         else {
             panic!("{ev:?}")
         };
@@ -523,7 +523,7 @@ mod eager_tests {
         // The pause taught the endpointer a longer end silence (415 ms -> 21 frames).
         assert_eq!(k[4], (170, "utterance"), "{k:?}");
         assert_eq!(k.len(), 5);
-        let EndpointEvent::Utterance(u) = &ev[4].1 else {
+        let EndpointingEvent::Utterance(u) = &ev[4].1 else {
             panic!()
         };
         // One utterance with both halves of the speech in it.
@@ -554,9 +554,9 @@ mod eager_tests {
         let mut eager = Endpointer::new(cfg(200));
         let a = run(&mut plain, 150, speech, |_| true);
         let b = run(&mut eager, 150, speech, |_| true);
-        let barge = |v: &[(usize, EndpointEvent)]| {
+        let barge = |v: &[(usize, EndpointingEvent)]| {
             v.iter()
-                .filter(|(_, e)| *e == EndpointEvent::BargeIn)
+                .filter(|(_, e)| *e == EndpointingEvent::BargeIn)
                 .map(|(i, _)| *i)
                 .collect::<Vec<_>>()
         };
@@ -599,7 +599,8 @@ mod eager_tests {
                 plain.arm_barge_in();
                 eager.arm_barge_in();
             }
-            if let Some(EndpointEvent::Utterance(p)) = plain.push(&frame(i), f(speech[i]), barge[i])
+            if let Some(EndpointingEvent::Utterance(p)) =
+                plain.push(&frame(i), f(speech[i]), barge[i])
             {
                 a.push((i, p));
             }
@@ -612,26 +613,26 @@ mod eager_tests {
         let mut utterances = Vec::new();
         for (i, ev) in b {
             match ev {
-                EndpointEvent::Tentative(p) => {
+                EndpointingEvent::Tentative(p) => {
                     assert!(open.is_none(), "frame {i}: two tentatives unanswered");
                     tentatives += 1;
                     open = Some(p);
                 }
-                EndpointEvent::Resumed => {
+                EndpointingEvent::Resumed => {
                     assert!(
                         open.take().is_some(),
                         "frame {i}: resumed without tentative"
                     );
                     resumed += 1;
                 }
-                EndpointEvent::Utterance(u) => {
+                EndpointingEvent::Utterance(u) => {
                     if let Some(t) = open.take() {
                         assert_eq!(&u.samples[..t.samples.len()], &t.samples[..]);
                         confirmed += 1;
                     }
                     utterances.push((i, u));
                 }
-                EndpointEvent::Discarded => assert!(open.is_none()),
+                EndpointingEvent::Discarded => assert!(open.is_none()),
                 _ => {}
             }
         }
