@@ -28,8 +28,12 @@ pub struct Recognition {
     pub text: Pii<String>,
     /// 0..1.
     pub confidence: f32,
-    /// The language, if the recogniser detected it.
+    /// The language transcribed in.
     pub lang: Option<Lang>,
+    /// The language was identified among the allowed ones (the request was
+    /// [`LanguageChoice::Identify`] or [`LanguageChoice::DetectAmong`]),
+    /// not fixed by the call.
+    pub identified: bool,
 }
 
 /// Why an utterance was not recognised.
@@ -100,14 +104,15 @@ impl SpeechPool {
             .saturating_sub(self.workers)
     }
 
-    /// Recognises `pcm` (16 kHz) in `lang` with `hints`.
-    pub async fn recognize(&self, pcm: Pcm, lang: Lang, hints: Vec<String>) -> Timed {
+    /// Recognises `pcm` (16 kHz) in the language `choice` gives (fixed, or
+    /// identified among the allowed ones) with `hints`.
+    pub async fn recognize(&self, pcm: Pcm, choice: LanguageChoice, hints: Vec<String>) -> Timed {
         let Some(stt) = self.inner.clone() else {
             return self.unavailable_now();
         };
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         let slot = InFlight(self.in_flight.clone());
-        Self::run(stt, slot, pcm, lang, hints).await
+        Self::run(stt, slot, pcm, choice, hints).await
     }
 
     /// A speculative recognition: starts only if a worker is idle (fewer
@@ -117,7 +122,7 @@ impl SpeechPool {
     pub fn recognize_if_idle(
         &self,
         pcm: Pcm,
-        lang: Lang,
+        choice: LanguageChoice,
         hints: Vec<String>,
     ) -> Option<impl std::future::Future<Output = Timed> + Send + 'static> {
         let stt = self.inner.clone()?;
@@ -128,7 +133,7 @@ impl SpeechPool {
             })
             .ok()?;
         let slot = InFlight(self.in_flight.clone());
-        Some(Self::run(stt, slot, pcm, lang, hints))
+        Some(Self::run(stt, slot, pcm, choice, hints))
     }
 
     fn unavailable_now(&self) -> Timed {
@@ -144,13 +149,14 @@ impl SpeechPool {
         stt: Arc<dyn SpeechToText>,
         slot: InFlight,
         pcm: Pcm,
-        lang: Lang,
+        choice: LanguageChoice,
         hints: Vec<String>,
     ) -> Timed {
         let start = Instant::now();
+        let identified = !matches!(choice, LanguageChoice::Fixed(_));
         let req = SttRequest {
             audio: pcm,
-            language: LanguageChoice::Fixed(lang),
+            language: choice,
             hints,
         };
         let r = stt.transcribe(req).await;
@@ -163,6 +169,7 @@ impl SpeechPool {
                     text: t.text,
                     confidence: t.confidence,
                     lang: Some(t.language),
+                    identified,
                 })
                 .map_err(SpeechError::from),
             took: start.elapsed(),
@@ -190,7 +197,11 @@ mod tests {
     async fn without_a_model_every_utterance_says_why() {
         let pool = SpeechPool::unavailable("model missing");
         let t = pool
-            .recognize(Pcm::new(16_000, vec![]), Lang::En, vec![])
+            .recognize(
+                Pcm::new(16_000, vec![]),
+                LanguageChoice::Fixed(Lang::En),
+                vec![],
+            )
             .await;
         assert!(matches!(t.result, Err(SpeechError::Unavailable(w)) if w == "model missing"));
     }
@@ -202,12 +213,37 @@ mod tests {
         let t = pool
             .recognize(
                 Pcm::new(16_000, vec![0; 1600]),
-                Lang::Da,
+                LanguageChoice::Fixed(Lang::Da),
                 vec!["pas".into()],
             )
             .await;
-        assert_eq!(t.result.unwrap().text.expose(), "jeg skal have et pas");
+        let r = t.result.unwrap();
+        assert_eq!(r.text.expose(), "jeg skal have et pas");
+        assert_eq!((r.lang, r.identified), (Some(Lang::Da), false));
         assert_eq!(pool.queue_depth(), 0);
+    }
+
+    fn da() -> LanguageChoice {
+        LanguageChoice::Fixed(Lang::Da)
+    }
+
+    #[tokio::test]
+    async fn an_identifying_request_says_the_language_was_identified() {
+        let stt = ScriptedStt::new();
+        stt.push_text_in("English please", 0.9, Lang::En);
+        let pool = SpeechPool::new(Arc::new(stt), 1);
+        let t = pool
+            .recognize(
+                Pcm::new(16_000, vec![0; 1600]),
+                LanguageChoice::Identify {
+                    current: Lang::Da,
+                    among: vec![Lang::Da, Lang::En],
+                },
+                vec![],
+            )
+            .await;
+        let r = t.result.unwrap();
+        assert_eq!((r.lang, r.identified), (Some(Lang::En), true));
     }
 
     /// A recogniser held on a gate: what is in flight stays in flight.
@@ -233,23 +269,23 @@ mod tests {
         let pcm = || Pcm::new(16_000, vec![0; 1600]);
         let confirmed = {
             let pool = pool.clone();
-            tokio::spawn(async move { pool.recognize(pcm(), Lang::Da, vec![]).await })
+            tokio::spawn(async move { pool.recognize(pcm(), da(), vec![]).await })
         };
         while pool.in_flight.load(Ordering::Relaxed) == 0 {
             tokio::task::yield_now().await;
         }
         let first = pool
-            .recognize_if_idle(pcm(), Lang::Da, vec![])
+            .recognize_if_idle(pcm(), da(), vec![])
             .expect("one of two workers is idle");
         assert!(
-            pool.recognize_if_idle(pcm(), Lang::Da, vec![]).is_none(),
+            pool.recognize_if_idle(pcm(), da(), vec![]).is_none(),
             "both workers busy: no speculation"
         );
         assert_eq!(pool.queue_depth(), 0, "a speculation never queues");
         // A confirmed utterance still gets in (it queues, as before).
         let queued = {
             let pool = pool.clone();
-            tokio::spawn(async move { pool.recognize(pcm(), Lang::Da, vec![]).await })
+            tokio::spawn(async move { pool.recognize(pcm(), da(), vec![]).await })
         };
         while pool.queue_depth() == 0 {
             tokio::task::yield_now().await;
@@ -260,13 +296,10 @@ mod tests {
         let _ = queued.await;
         assert_eq!(pool.in_flight.load(Ordering::Relaxed), 0);
         // Dropped before it ran: its place is given back too.
-        drop(
-            pool.recognize_if_idle(pcm(), Lang::Da, vec![])
-                .expect("idle"),
-        );
+        drop(pool.recognize_if_idle(pcm(), da(), vec![]).expect("idle"));
         assert_eq!(pool.in_flight.load(Ordering::Relaxed), 0);
         assert!(SpeechPool::unavailable("no model")
-            .recognize_if_idle(pcm(), Lang::Da, vec![])
+            .recognize_if_idle(pcm(), da(), vec![])
             .is_none());
     }
 }

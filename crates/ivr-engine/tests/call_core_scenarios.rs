@@ -641,9 +641,9 @@ fn a_caller_not_understood_is_heard_again_with_the_language_identified() {
     assert_eq!(
         choices,
         [
-            "DetectAmong([Da, En])",
+            "Identify { current: Da, among: [Da, En] }",
             "Fixed(Da)",
-            "DetectAmong([Da, En])"
+            "Identify { current: Da, among: [Da, En] }"
         ],
         "identify on the first turn; fixed, then again identifying, on the second"
     );
@@ -700,4 +700,44 @@ fn a_caller_whose_audio_stops_is_hung_up_after_the_media_timeout() {
         after.as_millis()
     );
     assert_eq!(sim.record().outcome, "abandoned");
+}
+
+#[test]
+fn a_caller_who_answers_the_first_question_in_english_is_answered_in_english() {
+    let dir = flows_in(TWO_LANGUAGES, r#"["da", "en"]"#);
+    let mut sim = Sim::answered(dir.path(), CALLED, Options::default());
+    sim.expect_within(secs(20), "the menu waits", |s| {
+        matches!(
+            s.core.listen_phase(),
+            Some(ivr_engine::call::listen::Phase::Waiting { .. })
+        )
+    });
+    sim.stt
+        .push_text_in("passport please", 0.9, ivr_core::Lang::En);
+    sim.say(&utterance());
+    sim.expect_within(secs(10), "the next question, in English", |s| {
+        s.has_said("Do you want to book")
+    });
+    sim.expect_within(secs(20), "the question waits", |s| {
+        matches!(
+            s.core.listen_phase(),
+            Some(ivr_engine::call::listen::Phase::Waiting { .. })
+        )
+    });
+    sim.stt.push_text("yes", 0.9);
+    sim.say(&utterance());
+    sim.expect_within(secs(10), "understood", |s| s.has_said("Goodbye"));
+    let choices: Vec<String> = sim
+        .log
+        .choices
+        .iter()
+        .map(|(_, c)| format!("{c:?}"))
+        .collect();
+    assert_eq!(
+        choices,
+        ["Identify { current: Da, among: [Da, En] }", "Fixed(En)"],
+        "identified on the first turn, then recognised in English"
+    );
+    sim.expect_within(secs(10), "the call ends", |s| s.done());
+    assert_eq!(sim.record().lang, "en");
 }

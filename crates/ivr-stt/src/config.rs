@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use ivr_core::Lang;
 use serde::Deserialize;
 
+use crate::IdentifyConfig;
+
 /// Speech-to-text settings. Every field has a default; unknown keys are errors.
 ///
 /// ```toml
@@ -15,8 +17,12 @@ use serde::Deserialize;
 /// queue = 4          # utterances waiting for a worker; beyond: Overloaded
 /// language = "da"    # language when a flow sets none
 /// min_audio_ctx = 128 # floor of the encoder context (frames of 20 ms)
+///
+/// [stt.identify]     # identifying the caller's language (see IdentifyConfig)
+/// margin = 1.0
+/// bias = { da = 5.0 }
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SttConfig {
     /// Path of a whisper.cpp ggml model. A Danish fine-tune (e.g. hviske,
@@ -40,6 +46,8 @@ pub struct SttConfig {
     /// Lower bound of the encoder context in whisper frames (50 per second):
     /// very short contexts make whisper hallucinate.
     pub min_audio_ctx: u32,
+    /// The decision rule of language identification.
+    pub identify: IdentifyConfig,
 }
 
 impl Default for SttConfig {
@@ -51,6 +59,7 @@ impl Default for SttConfig {
             queue: 4,
             language: Lang::Da,
             min_audio_ctx: 128,
+            identify: IdentifyConfig::default(),
         }
     }
 }

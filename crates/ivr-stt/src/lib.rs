@@ -23,11 +23,13 @@ use ivr_core::{Lang, Pcm, Pii};
 
 pub mod audio;
 mod config;
+mod identify;
 pub mod score;
 mod scripted;
 mod whisper;
 
 pub use config::SttConfig;
+pub use identify::{IdentifyConfig, LanguageId, DEFAULT_DA_BIAS, DEFAULT_MARGIN};
 pub use scripted::ScriptedStt;
 pub use whisper::{audio_ctx_for, collapse_repetition, WhisperStt};
 
@@ -38,8 +40,20 @@ pub enum LanguageChoice {
     Fixed(Lang),
     /// Detect, but only among these languages (whisper's own detection over
     /// its 99 languages picks e.g. Thai for robotic Danish). An empty list
-    /// means every language the engine knows.
+    /// means every language the engine knows. The plain arg-max of whisper's
+    /// scores among them: no prior, no bias (see [`LanguageChoice::Identify`]).
     DetectAmong(Vec<Lang>),
+    /// The turn may be a language switch: identify the caller's language
+    /// among `among` (the languages the flow allows) with the decision rule
+    /// of [`IdentifyConfig`] (the call's `current` language as the prior),
+    /// then transcribe in the chosen one. The hints are words of `current`:
+    /// they are passed only when `current` is chosen.
+    Identify {
+        /// The call's language so far.
+        current: Lang,
+        /// The languages the flow allows (`current` among them).
+        among: Vec<Lang>,
+    },
 }
 
 /// One utterance to transcribe.
@@ -86,6 +100,9 @@ pub struct SttTiming {
     pub processing: Duration,
     /// The encoder context used (whisper frames, 50 per second of audio).
     pub audio_ctx: u32,
+    /// Part of `processing` spent identifying the language (zero for a
+    /// fixed language).
+    pub identification: Duration,
 }
 
 /// What was said.
@@ -99,6 +116,9 @@ pub struct Transcript {
     pub no_speech: f32,
     /// The language transcribed in.
     pub language: Lang,
+    /// How the language was identified: `Some` when the request was
+    /// [`LanguageChoice::Identify`] or [`LanguageChoice::DetectAmong`].
+    pub identified: Option<LanguageId>,
     /// Timing.
     pub timing: SttTiming,
 }

@@ -6,12 +6,21 @@ use std::sync::Mutex;
 
 use ivr_core::{Lang, Pii};
 
-use crate::{LanguageChoice, SpeechToText, SttError, SttFuture, SttRequest, SttTiming, Transcript};
+use crate::whisper::stated_language;
+use crate::{
+    LanguageChoice, LanguageId, SpeechToText, SttError, SttFuture, SttRequest, SttTiming,
+    Transcript,
+};
 
 /// One prepared answer.
 #[derive(Debug, Clone)]
 enum Answer {
-    Text { text: String, confidence: f32 },
+    Text {
+        text: String,
+        confidence: f32,
+        /// The language a detecting or identifying request "identifies".
+        lang: Option<Lang>,
+    },
     Fail(fn() -> SttError),
 }
 
@@ -47,6 +56,19 @@ impl ScriptedStt {
         self.lock_answers().push_back(Answer::Text {
             text: text.into(),
             confidence,
+            lang: None,
+        });
+        self
+    }
+
+    /// Queues an answer in `lang`: a request that detects or identifies the
+    /// language (`DetectAmong`, `Identify`) comes back identified as `lang`
+    /// (when allowed); a fixed-language request keeps its language.
+    pub fn push_text_in(&self, text: impl Into<String>, confidence: f32, lang: Lang) -> &Self {
+        self.lock_answers().push_back(Answer::Text {
+            text: text.into(),
+            confidence,
+            lang: Some(lang),
         });
         self
     }
@@ -70,10 +92,13 @@ impl ScriptedStt {
 
 impl SpeechToText for ScriptedStt {
     fn transcribe(&self, request: SttRequest) -> SttFuture<'_> {
-        let language = match &request.language {
-            LanguageChoice::Fixed(l) => *l,
-            LanguageChoice::DetectAmong(ls) => ls.first().copied().unwrap_or(Lang::Da),
+        let stated = stated_language(&request.language);
+        let allowed: Vec<Lang> = match &request.language {
+            LanguageChoice::Fixed(_) => Vec::new(),
+            LanguageChoice::DetectAmong(ls) => ls.clone(),
+            LanguageChoice::Identify { among, .. } => among.clone(),
         };
+        let detecting = !matches!(request.language, LanguageChoice::Fixed(_));
         self.seen
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -84,16 +109,30 @@ impl SpeechToText for ScriptedStt {
             match answer {
                 None => Err(SttError::ScriptExhausted),
                 Some(Answer::Fail(f)) => Err(f()),
-                Some(Answer::Text { text, confidence }) => Ok(Transcript {
-                    text: Pii::new(text),
+                Some(Answer::Text {
+                    text,
                     confidence,
-                    no_speech: 0.0,
-                    language,
-                    timing: SttTiming {
-                        audio,
-                        ..SttTiming::default()
-                    },
-                }),
+                    lang,
+                }) => {
+                    let language = lang
+                        .filter(|l| detecting && (allowed.is_empty() || allowed.contains(l)))
+                        .unwrap_or(stated);
+                    let identified = detecting.then(|| LanguageId {
+                        chosen: language,
+                        scores: vec![(language, 1.0)],
+                    });
+                    Ok(Transcript {
+                        text: Pii::new(text),
+                        confidence,
+                        no_speech: 0.0,
+                        language,
+                        identified,
+                        timing: SttTiming {
+                            audio,
+                            ..SttTiming::default()
+                        },
+                    })
+                }
             }
         })
     }
@@ -126,6 +165,36 @@ mod tests {
         assert_eq!(stt.requests()[0].1, vec!["pas".to_string()]);
     }
 
+    #[tokio::test]
+    async fn an_identifying_request_comes_back_in_the_scripted_language() {
+        let stt = ScriptedStt::new();
+        stt.push_text_in("English please", 0.9, Lang::En);
+        stt.push_text_in("English please", 0.9, Lang::En);
+        stt.push_text("ja", 0.9);
+        let pcm = || Pcm::new(16_000, vec![0; 16_000]);
+        let identify = || SttRequest {
+            audio: pcm(),
+            language: LanguageChoice::Identify {
+                current: Lang::Da,
+                among: vec![Lang::Da, Lang::En],
+            },
+            hints: vec![],
+        };
+        let t = stt.transcribe(identify()).await.unwrap();
+        assert_eq!(t.language, Lang::En);
+        assert_eq!(t.identified.map(|id| id.chosen), Some(Lang::En));
+        // A fixed request is not identified: it stays in its language.
+        let t = stt
+            .transcribe(SttRequest::new(pcm(), Lang::Da))
+            .await
+            .unwrap();
+        assert_eq!((t.language, t.identified), (Lang::Da, None));
+        // No scripted language: the current one.
+        let t = stt.transcribe(identify()).await.unwrap();
+        assert_eq!(t.language, Lang::Da);
+        assert_eq!(t.identified.map(|id| id.chosen), Some(Lang::Da));
+    }
+
     #[test]
     fn a_transcript_never_shows_in_debug_output() {
         let t = Transcript {
@@ -133,6 +202,7 @@ mod tests {
             confidence: 1.0,
             no_speech: 0.0,
             language: Lang::Da,
+            identified: None,
             timing: SttTiming::default(),
         };
         assert!(!format!("{t:?}").contains("010190"));

@@ -18,7 +18,8 @@ use whisper_rs::{
 };
 
 use crate::{
-    LanguageChoice, SpeechToText, SttConfig, SttError, SttFuture, SttRequest, SttTiming, Transcript,
+    IdentifyConfig, LanguageChoice, LanguageId, SpeechToText, SttConfig, SttError, SttFuture,
+    SttRequest, SttTiming, Transcript,
 };
 
 /// whisper frames per second of audio (20 ms each, after the encoder's stride-2 conv).
@@ -203,6 +204,7 @@ impl WhisperStt {
                 state,
                 threads,
                 floor,
+                identify: config.identify.clone(),
             };
             w.warm_up();
             works.push(Box::new(move |job: &Job| w.run(job)));
@@ -258,6 +260,13 @@ impl WhisperStt {
                 LanguageChoice::DetectAmong(Lang::ALL.to_vec())
             }
             LanguageChoice::DetectAmong(ls) if ls.len() == 1 => LanguageChoice::Fixed(ls[0]),
+            LanguageChoice::Identify { current, among } => {
+                let mut among = dedup(among);
+                if among.is_empty() {
+                    among.push(current);
+                }
+                LanguageChoice::Identify { current, among }
+            }
             other => other,
         };
         let (reply, rx) = tokio::sync::oneshot::channel();
@@ -285,10 +294,31 @@ fn prompt_from_hints(hints: &[String]) -> String {
         .join(", ")
 }
 
+/// The language a request names without identification: the fixed one, the
+/// current one, or the first allowed.
+pub(crate) fn stated_language(choice: &LanguageChoice) -> Lang {
+    match choice {
+        LanguageChoice::Fixed(l) | LanguageChoice::Identify { current: l, .. } => *l,
+        LanguageChoice::DetectAmong(ls) => ls.first().copied().unwrap_or(Lang::Da),
+    }
+}
+
+/// The languages in their first order, each once.
+fn dedup(langs: Vec<Lang>) -> Vec<Lang> {
+    let mut out = Vec::with_capacity(langs.len());
+    for l in langs {
+        if !out.contains(&l) {
+            out.push(l);
+        }
+    }
+    out
+}
+
 struct WhisperWorker {
     state: WhisperState,
     threads: usize,
     floor: u32,
+    identify: IdentifyConfig,
 }
 
 impl WhisperWorker {
@@ -333,14 +363,52 @@ impl WhisperWorker {
             samples.resize(MIN_SAMPLES, 0.0);
         }
         let audio_ctx = audio_ctx_for(job.audio, self.floor);
-        let language = match &job.language {
-            LanguageChoice::Fixed(l) => *l,
+        let identifying = Instant::now();
+        let (identified, hints_apply) = match &job.language {
+            LanguageChoice::Fixed(_) => (None, true),
             LanguageChoice::DetectAmong(allowed) => {
-                self.detect(&samples, allowed).map_err(engine)?
+                let probs = self
+                    .language_probs(&samples, audio_ctx, allowed)
+                    .map_err(engine)?;
+                let plain = IdentifyConfig {
+                    margin: 0.0,
+                    bias: Default::default(),
+                };
+                (Some(plain.choose(None, &probs)), true)
+            }
+            LanguageChoice::Identify { current, among } if among.len() < 2 => {
+                let only = among.first().copied().unwrap_or(*current);
+                let id = LanguageId {
+                    chosen: only,
+                    scores: vec![(only, 1.0)],
+                };
+                (Some(id), only == *current)
+            }
+            LanguageChoice::Identify { current, among } => {
+                let probs = self
+                    .language_probs(&samples, audio_ctx, among)
+                    .map_err(engine)?;
+                let prior = among.contains(current).then_some(*current);
+                let id = self.identify.choose(prior, &probs);
+                let same = id.chosen == *current;
+                (Some(id), same)
             }
         };
+        let identification = if identified.is_some() {
+            identifying.elapsed()
+        } else {
+            Duration::ZERO
+        };
+        let language = identified
+            .as_ref()
+            .map(|id| id.chosen)
+            .unwrap_or_else(|| stated_language(&job.language));
         let mut params = self.params(language, audio_ctx, max_tokens_for(job.audio));
-        if !job.prompt.is_empty() {
+        // The hints are words of the current language: not for another.
+        // (Adding the languages' names to the prompt of a turn that may
+        // switch was tried: whisper base then "hears" "English" in robotic
+        // Danish it cannot make out, a false switch; see tests/language_id.rs.)
+        if hints_apply && !job.prompt.is_empty() {
             params.set_initial_prompt(&job.prompt);
         }
         self.state.full(params, &samples).map_err(engine)?;
@@ -375,32 +443,49 @@ impl WhisperWorker {
             confidence,
             no_speech,
             language,
+            identified,
             timing: SttTiming {
                 audio: job.audio,
                 audio_ctx,
+                identification,
                 ..SttTiming::default()
             },
         })
     }
 
-    /// whisper's language probabilities, restricted to the allowed languages.
-    fn detect(
+    /// whisper's probability of each allowed language (among all of its
+    /// languages), from the utterance's own encoder context.
+    ///
+    /// `whisper_lang_auto_detect` encodes with the state's `audio_ctx`, which
+    /// only `whisper_full` sets (and only after its own language detection):
+    /// left alone, detection would run with the previous utterance's context
+    /// (or the full 30 s window, 1500 frames, on a fresh state: several
+    /// seconds of encoder on one core). So a `whisper_full` call of 100 ms
+    /// duration first computes the mel spectrogram of the whole utterance
+    /// and sets the context, and stops before its main loop encodes anything
+    /// (whisper.cpp skips the loop when at most 100 ms are left). Detection
+    /// then costs one encoder pass at the utterance's context and one decoder
+    /// step; the transcription that follows encodes again (whisper_full
+    /// always does).
+    fn language_probs(
         &mut self,
         samples: &[f32],
+        audio_ctx: u32,
         allowed: &[Lang],
-    ) -> Result<Lang, whisper_rs::WhisperError> {
-        self.state.pcm_to_mel(samples, self.threads)?;
+    ) -> Result<Vec<(Lang, f32)>, whisper_rs::WhisperError> {
+        let mut prime = self.params(allowed.first().copied().unwrap_or(Lang::Da), audio_ctx, 1);
+        prime.set_duration_ms(100);
+        self.state.full(prime, samples)?;
         let (_, probs) = self.state.lang_detect(0, self.threads)?;
-        let score = |l: &Lang| {
-            whisper_rs::get_lang_id(l.code())
-                .and_then(|id| probs.get(id as usize).copied())
-                .unwrap_or(0.0)
-        };
         Ok(allowed
             .iter()
-            .copied()
-            .max_by(|a, b| score(a).total_cmp(&score(b)))
-            .unwrap_or(Lang::Da))
+            .map(|l| {
+                let p = whisper_rs::get_lang_id(l.code())
+                    .and_then(|id| probs.get(id as usize).copied())
+                    .unwrap_or(0.0);
+                (*l, p)
+            })
+            .collect())
     }
 }
 
@@ -495,6 +580,7 @@ mod tests {
             confidence: 1.0,
             no_speech: 0.0,
             language: Lang::Da,
+            identified: None,
             timing: SttTiming::default(),
         }
     }

@@ -24,6 +24,14 @@ use serde::Deserialize;
 // espeak-ng's robotic Danish is hard for Whisper base (see MODELS.md);
 // detection between da and en: English 20/20, Danish 1/20 (robotic Danish
 // sounds English to it: flows should set the language).
+// 2026-12-05, with 5 language-switch phrases added (45 utterances) and the
+// resampling in ivr-core: English WER clean 0.123 (16/130), G.711 0.115;
+// Danish keyword hits clean 9/33 (0.273), G.711 8/33 (0.242): none of the
+// three new Danish keywords ("engelsk", "dansk" twice) is heard, so the G.711
+// floor moved from 0.23 to 0.18 to keep its margin of two keywords;
+// detection English 22/22, Danish 1/23 (now at the utterance's own encoder
+// context). How a call identifies the language (with its current
+// language as the prior) is measured in language_id.rs.
 // The limits leave a margin of about two utterances.
 /// English WER (16 kHz) must stay at or below this.
 const MAX_EN_WER_CLEAN: f64 = 0.16;
@@ -32,7 +40,7 @@ const MAX_EN_WER_G711: f64 = 0.16;
 /// Danish keyword hit rate (16 kHz, hints passed) must stay at or above this.
 const MIN_DA_KEYWORDS_CLEAN: f64 = 0.20;
 /// Danish keyword hit rate (G.711, hints passed) must stay at or above this.
-const MIN_DA_KEYWORDS_G711: f64 = 0.23;
+const MIN_DA_KEYWORDS_G711: f64 = 0.18;
 /// Share of English utterances (16 kHz) that detection between da and en calls English.
 const MIN_EN_DETECTED: f64 = 0.85;
 

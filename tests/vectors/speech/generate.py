@@ -55,8 +55,10 @@ def synth(voice, text, out_raw):
     if voice in ESPEAK:
         subprocess.run(["espeak-ng", "-v", ESPEAK[voice], "-s", "150", "-w", out_raw, text], check=True)
     elif voice == "piper-en-joe":
+        # Load first: an error inside the `with` would be hidden by wave's own.
+        joe = piper_voice()
         with wave.open(out_raw, "wb") as w:
-            piper_voice().synthesize_wav(text, w)
+            joe.synthesize_wav(text, w)
     else:
         sys.exit(f"generate.py: unknown voice {voice}")
 

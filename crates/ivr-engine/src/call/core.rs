@@ -1195,11 +1195,13 @@ fn choice(q: &Question) -> LanguageChoice {
     }
 }
 
-/// Identification among `among`, the current language first.
+/// Identification of the caller's language among `among`, `current` as the prior.
 fn identify_among(current: Lang, among: &[Lang]) -> LanguageChoice {
-    let mut langs = vec![current];
-    langs.extend(among.iter().copied().filter(|l| *l != current));
-    LanguageChoice::DetectAmong(langs)
+    let mut among = among.to_vec();
+    if !among.contains(&current) {
+        among.insert(0, current);
+    }
+    LanguageChoice::Identify { current, among }
 }
 
 /// Whether a recognition identifies the language.

@@ -7,7 +7,6 @@
 use std::sync::Arc;
 
 use ivr_core::{CallId, Lang, Speech};
-use ivr_stt::LanguageChoice;
 use ivr_tts::{SpeechStream, TextToSpeech};
 use tokio::sync::mpsc;
 
@@ -49,7 +48,7 @@ impl Workers {
                 choice,
                 hints,
                 eager: true,
-            } => match self.stt.recognize_if_idle(pcm, pool_lang(&choice), hints) {
+            } => match self.stt.recognize_if_idle(pcm, choice, hints) {
                 Some(recognition) => self.recognition(id, recognition),
                 None => return Some(Done::Declined { id }),
             },
@@ -61,8 +60,7 @@ impl Workers {
                 eager: false,
             } => {
                 let pool = self.stt.clone();
-                let lang = pool_lang(&choice);
-                self.recognition(id, async move { pool.recognize(pcm, lang, hints).await });
+                self.recognition(id, async move { pool.recognize(pcm, choice, hints).await });
             }
             Job::Synthesize { id, speech, lang } => {
                 let (tts, tx) = (self.tts.clone(), self.done.clone());
@@ -180,16 +178,6 @@ impl Workers {
                 })
                 .await;
         });
-    }
-}
-
-/// The language the pool recognises in for a choice. The pool takes one
-/// fixed language; identification among several uses the first (the
-/// current language) until the pool identifies.
-fn pool_lang(choice: &LanguageChoice) -> Lang {
-    match choice {
-        LanguageChoice::Fixed(l) => *l,
-        LanguageChoice::DetectAmong(ls) => ls.first().copied().unwrap_or(Lang::Da),
     }
 }
 

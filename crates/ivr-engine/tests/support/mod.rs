@@ -555,12 +555,8 @@ impl Sim {
             } => {
                 self.log.recognitions.push((now, eager));
                 self.log.choices.push((now, choice.clone()));
-                let lang = match choice {
-                    LanguageChoice::Fixed(l) => l,
-                    LanguageChoice::DetectAmong(ls) => ls[0],
-                };
                 let timed = if eager {
-                    match self.pool.recognize_if_idle(pcm, lang, hints) {
+                    match self.pool.recognize_if_idle(pcm, choice, hints) {
                         Some(f) => ready(f),
                         None => {
                             self.core
@@ -569,7 +565,7 @@ impl Sim {
                         }
                     }
                 } else {
-                    ready(self.pool.recognize(pcm, lang, hints))
+                    ready(self.pool.recognize(pcm, choice, hints))
                 };
                 let stt = ivr_engine::turns::SttTiming {
                     queued: timed.queued,
