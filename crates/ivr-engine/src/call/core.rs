@@ -31,6 +31,13 @@
 //! (with a filler prompt after [`CallTimings::filler_after`]). A `Gather`
 //! starts listening at once ([`super::listen`]): keys during the prompt
 //! answer the question, and its no-input timer starts when the prompt has played.
+//! A refused, unsent or unanswered transfer (after
+//! [`CallTimings::transfer_timeout`]) comes back to the flow as
+//! `Event::TransferFailed`. `RecognizeAgain` recognises the question's
+//! utterance (kept in memory only while the question lasts) again,
+//! identifying its language. On hold (a re-INVITE that leaves us not
+//! sending) no RTP leaves, the question's timer waits, and a caller sending
+//! nothing (`inactive`) is not taken for gone by the media timeout.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;

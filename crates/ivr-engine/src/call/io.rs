@@ -203,7 +203,7 @@ pub enum Output<'a> {
     Job(Job),
     /// Count or publish this.
     Event(CallEvent),
-    /// The call is over: its record. The core is done ([`CallCore::is_done`]).
+    /// The call is over: its record. The core is done ([`super::core::CallCore::is_done`]).
     Finished(Box<CallRecordRow>),
     /// Nothing more until this instant (or the next input).
     Timeout(Instant),
