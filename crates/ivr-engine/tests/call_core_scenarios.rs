@@ -741,3 +741,34 @@ fn a_caller_who_answers_the_first_question_in_english_is_answered_in_english() {
     sim.expect_within(secs(10), "the call ends", |s| s.done());
     assert_eq!(sim.record().lang, "en");
 }
+
+#[test]
+fn a_question_without_barge_in_plays_its_prompt_to_the_end_and_then_listens() {
+    let flow = MENU.replace(
+        "timeout = 5\nretries = 1",
+        "timeout = 5\nretries = 1\nbarge_in = false",
+    );
+    let dir = flows(&flow);
+    let mut sim = Sim::answered(dir.path(), CALLED, Options::default());
+    // The welcome (5.7 s of scripted audio) plays, then the menu prompt (4.7 s).
+    sim.expect_within(secs(15), "the menu prompt plays", |s| {
+        s.said_at("Tryk to")
+            .is_some_and(|at| s.now > at + Duration::from_millis(6500))
+    });
+    sim.say(&utterance());
+    sim.run_for(secs(4));
+    assert!(sim.barge_in_at().is_none(), "the prompt is not cut");
+    assert!(
+        sim.log.recognitions.is_empty(),
+        "speech during the prompt does not answer"
+    );
+    sim.expect_within(secs(10), "the prompt has played", |s| {
+        s.last_audio()
+            .is_some_and(|l| s.now > l + Duration::from_millis(300))
+    });
+    sim.stt.push_text("pas", 0.9);
+    sim.say(&utterance());
+    sim.expect_within(secs(10), "speech after the prompt answers", |s| {
+        s.has_said("Du valgte pas")
+    });
+}

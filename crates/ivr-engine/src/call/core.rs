@@ -676,7 +676,7 @@ impl CallCore {
             }
             MediaEvent::BargeIn => {
                 self.queue.push_back(Queued::Event(CallEvent::BargeIn));
-                self.cancel_prompts(true);
+                self.cancel_prompts();
             }
             MediaEvent::TentativeEnd(pcm) => {
                 let quiet = self.quiet();
@@ -743,7 +743,7 @@ impl CallCore {
         l.recognising();
         let (choice, hints) = (choice(&l.question), l.question.hints.clone());
         // The caller answered: what is left of the question's prompt is moot.
-        self.cancel_prompts(false);
+        self.cancel_prompts();
         self.turn.begin(TurnInput::Speech, now);
         self.utterance = Some(pcm.clone());
         match self.eager.confirmed() {
@@ -784,24 +784,18 @@ impl CallCore {
     }
 
     /// Stops the prompt being made or played and drops the prompts queued
-    /// after it (`barge_in_only`: only those that allow barge-in).
-    fn cancel_prompts(&mut self, barge_in_only: bool) {
+    /// after it, as the media session does at a barge-in.
+    fn cancel_prompts(&mut self) {
         if let Some(m) = self.media.as_mut() {
             m.flush();
         }
         if matches!(self.blocker, Blocker::Synth { .. } | Blocker::Playout) {
             self.blocker = Blocker::None;
         }
-        while let Some(a) = self.pending.front() {
-            let drop = match a {
-                Action::Say { barge_in, .. } | Action::Play { barge_in, .. } => {
-                    *barge_in || !barge_in_only
-                }
-                _ => false,
-            };
-            if !drop {
-                break;
-            }
+        while matches!(
+            self.pending.front(),
+            Some(Action::Say { .. } | Action::Play { .. })
+        ) {
             self.pending.pop_front();
         }
     }
@@ -816,7 +810,7 @@ impl CallCore {
         }
         l.key(now, self.cfg.timings.inter_digit);
         // A key during the prompt answers the question that follows it.
-        self.cancel_prompts(false);
+        self.cancel_prompts();
         self.turn.begin(TurnInput::Dtmf, now);
         self.feed(FlowEvent::Dtmf(k));
     }
