@@ -83,21 +83,12 @@ fn every_shipped_flow_draws_as_well_formed_svg_naming_each_step() {
 fn svg_flag_writes_the_picture_to_a_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("booking.svg");
-    let out = Command::new(env!("CARGO_BIN_EXE_ivr"))
-        .current_dir(repo())
-        .args(["graph", "flows/shared/booking.toml", "--svg"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.stdout.is_empty(),
-        "nothing on stdout when writing a file"
-    );
+    let stdout = graph([
+        "flows/shared/booking.toml".as_ref(),
+        "--svg".as_ref(),
+        path.as_os_str(),
+    ]);
+    assert!(stdout.is_empty(), "nothing on stdout when writing a file");
     let svg = std::fs::read_to_string(&path).unwrap();
     assert!(roxmltree::Document::parse(&svg).is_ok());
 }
