@@ -41,6 +41,7 @@ fn bench(c: &mut Criterion) {
                         text: Pii::new("jeg ringer om min boligstøtte".into()),
                         confidence: 0.9,
                         lang: None,
+                        identified: false,
                     },
                     now,
                 )

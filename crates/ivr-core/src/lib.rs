@@ -9,6 +9,8 @@
 //!   `Debug`/`Display` redact, so a log line cannot leak it by accident.
 //! - [`Lang`]: the languages a flow speaks.
 //! - [`Dtmf`]: one telephone keypad key (RFC 4733 event codes 0-15).
+//! - [`Speech`]: what the bot says, cacheable ([`Speech::Static`]) or
+//!   personal ([`Speech::Personal`], never cached or logged).
 //! - [`Pcm`]: mono 16-bit PCM audio at a known sample rate.
 //! - `resample` (feature `resample`): whole-clip sample-rate conversion.
 //! - [`dates`]: month and weekday names in Danish and English.
@@ -23,6 +25,7 @@ mod dtmf;
 mod ids;
 mod lang;
 mod pii;
+mod speech;
 #[cfg(feature = "resample")]
 pub mod resample;
 
@@ -32,3 +35,4 @@ pub use dtmf::{Dtmf, DtmfError};
 pub use ids::CallId;
 pub use lang::{Lang, LangError};
 pub use pii::Pii;
+pub use speech::Speech;

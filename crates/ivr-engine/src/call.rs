@@ -37,7 +37,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use chrono::{DateTime, Utc};
-use ivr_core::{CallId, Dtmf, Lang, Pcm, Pii, WallClock};
+use ivr_core::{CallId, Dtmf, Lang, Pcm, Pii, Speech, WallClock};
 use ivr_flow::{Action, CallContext, Event as FlowEvent, Interpreter, Outcome, Response, Route};
 use ivr_media::{
     MediaEvent, MediaParams, MediaSession, Output, PacketKind, PlayOptions, SessionConfig,
@@ -45,7 +45,7 @@ use ivr_media::{
 use ivr_sip::msg::{HeaderName, Uri};
 use ivr_sip::sdp::{self, LocalMedia, Negotiated, SdpConfig, SessionDescription};
 use ivr_sip::{CallHandle, EndReason};
-use ivr_tts::{split_sentences, TextToSpeech, Tts};
+use ivr_tts::{SpeechStream, TextToSpeech, Tts};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
@@ -335,6 +335,9 @@ struct CallTask {
     turn: TurnClock,
     eager: EagerTurn<Heard>,
     transfer_success: Option<bool>,
+    /// The last transcript fed to the flow, fed again as identified on
+    /// `RecognizeAgain` (this loop cannot re-recognise with identification).
+    last_speech: Option<FlowEvent>,
 }
 
 /// A recognition's result with its timing.
@@ -405,6 +408,7 @@ impl CallTask {
             turn: TurnClock::default(),
             eager: EagerTurn::default(),
             transfer_success: None,
+            last_speech: None,
         }
     }
 
@@ -631,9 +635,10 @@ impl CallTask {
         }
         match self.blocker {
             Blocker::Transfer { until } if now >= until => {
-                tracing::warn!("no transfer outcome in time; hanging up");
+                tracing::warn!("no transfer outcome in time; back to the flow");
                 self.transfer_success = Some(false);
-                self.hangup(Outcome::Transferred).await;
+                self.blocker = Blocker::None;
+                self.feed(FlowEvent::TransferFailed { status: None });
             }
             Blocker::Invoke {
                 since,
@@ -947,6 +952,7 @@ impl CallTask {
                     text: r.text,
                     confidence: r.confidence,
                     lang: r.lang,
+                    identified: false,
                 }
             }
             Err(e) => {
@@ -955,10 +961,12 @@ impl CallTask {
                     text: Pii::new(String::new()),
                     confidence: 0.0,
                     lang: None,
+                    identified: false,
                 }
             }
         };
         if self.gather.is_some() {
+            self.last_speech = Some(ev.clone());
             self.feed(ev);
         }
     }
@@ -1008,12 +1016,16 @@ impl CallTask {
                 tracing::info!(success, status, "transfer outcome");
                 if matches!(self.blocker, Blocker::Transfer { .. }) {
                     self.transfer_success = Some(success);
-                    let outcome = if success {
-                        Outcome::Transferred
+                    if success {
+                        self.hangup(Outcome::Transferred).await;
                     } else {
-                        Outcome::Failed
-                    };
-                    self.hangup(outcome).await;
+                        // The caller is still with us: the flow decides.
+                        self.blocker = Blocker::None;
+                        // Status 0: the subscription ended without one.
+                        self.feed(FlowEvent::TransferFailed {
+                            status: (status != 0).then_some(status),
+                        });
+                    }
                 }
             }
             CallInput::Ended(reason) => {
@@ -1049,9 +1061,8 @@ impl CallTask {
             };
             match a {
                 Action::Say {
-                    text,
+                    speech,
                     lang,
-                    cached,
                     barge_in,
                 } => {
                     self.synth_gen += 1;
@@ -1063,9 +1074,7 @@ impl CallTask {
                         self.shared.tts.clone(),
                         self.work_tx.clone(),
                     );
-                    tokio::task::spawn_blocking(move || {
-                        synthesize(&tts, text, lang, cached, gen, &tx)
-                    });
+                    tokio::task::spawn_blocking(move || synthesize(&tts, &speech, lang, gen, &tx));
                 }
                 Action::Play { file, barge_in } => {
                     self.synth_gen += 1;
@@ -1084,7 +1093,7 @@ impl CallTask {
                     );
                     tokio::task::spawn_blocking(move || {
                         let pcm = match tts.prompt_file(&path) {
-                            Ok(p) => Some(Arc::new(p)),
+                            Ok(p) => Some(p),
                             Err(e) => {
                                 tracing::warn!(error = %e, "audio prompt not loaded");
                                 None
@@ -1106,6 +1115,25 @@ impl CallTask {
                     ..
                 } => {
                     self.start_gather(speech, dtmf, hints, lang, timeout);
+                }
+                Action::RecognizeAgain { .. } => {
+                    // This loop cannot recognise the audio again with language
+                    // identification: the words stand, as identified, so the
+                    // flow counts the failure instead of waiting.
+                    if let Some(FlowEvent::Speech {
+                        text,
+                        confidence,
+                        lang,
+                        ..
+                    }) = self.last_speech.take()
+                    {
+                        self.feed(FlowEvent::Speech {
+                            text,
+                            confidence,
+                            lang,
+                            identified: true,
+                        });
+                    }
                 }
                 Action::SetLanguage(l) => self.lang = l,
                 Action::Transfer {
@@ -1152,7 +1180,6 @@ impl CallTask {
                     }
                     self.hangup(outcome).await;
                 }
-                _ => tracing::warn!("flow action not implemented by the engine"),
             }
         }
     }
@@ -1195,8 +1222,11 @@ impl CallTask {
             format!("sip:{target}@{domain}")
         };
         let Ok(uri) = Uri::parse(&uri_text) else {
-            tracing::warn!(department, "transfer target is not a SIP URI; hanging up");
-            self.hangup(Outcome::Failed).await;
+            tracing::warn!(
+                department,
+                "transfer target is not a SIP URI; back to the flow"
+            );
+            self.feed(FlowEvent::TransferFailed { status: None });
             return;
         };
         tracing::info!(department, "transferring");
@@ -1207,8 +1237,8 @@ impl CallTask {
                 };
             }
             Err(e) => {
-                tracing::warn!(error = %e, "REFER not sent; hanging up");
-                self.hangup(Outcome::Failed).await;
+                tracing::warn!(error = %e, "REFER not sent; back to the flow");
+                self.feed(FlowEvent::TransferFailed { status: None });
             }
         }
     }
@@ -1268,19 +1298,13 @@ pub fn filler_prompts() -> Vec<(Lang, String)> {
         .collect()
 }
 
-/// Synthesises a Say on a blocking thread: static prompts whole (they are
-/// pre-rendered, so a cache hit), dynamic text sentence by sentence so the
-/// first sentence plays while the rest is made.
-fn synthesize(
-    tts: &Tts,
-    text: Pii<String>,
-    lang: Lang,
-    cached: bool,
-    gen: u64,
-    tx: &mpsc::Sender<Work>,
-) {
-    let voice = match tts.voice_for(lang) {
-        Ok(v) => v,
+/// Synthesises a Say on a blocking thread, sentence by sentence so the
+/// first sentence plays while the rest is made: static speech through the
+/// cache (static prompts are pre-rendered, so cache hits), personal speech
+/// only through the non-caching path.
+fn synthesize(tts: &Tts, speech: &Speech, lang: Lang, gen: u64, tx: &mpsc::Sender<Work>) {
+    let stream = match SpeechStream::speech(tts, speech, lang) {
+        Ok(s) => s,
         Err(e) => {
             tracing::warn!(error = %e, "no voice for the language");
             let _ = tx.blocking_send(Work::Audio {
@@ -1291,12 +1315,7 @@ fn synthesize(
             return;
         }
     };
-    let parts: Vec<&str> = if cached {
-        vec![text.expose().as_str()]
-    } else {
-        split_sentences(text.expose())
-    };
-    let n = parts.len();
+    let n = stream.remaining();
     if n == 0 {
         let _ = tx.blocking_send(Work::Audio {
             gen,
@@ -1305,8 +1324,8 @@ fn synthesize(
         });
         return;
     }
-    for (i, s) in parts.into_iter().enumerate() {
-        let pcm = match tts.synthesize(s, &voice) {
+    for (i, r) in stream.enumerate() {
+        let pcm = match r {
             Ok(p) => Some(p),
             Err(e) => {
                 tracing::warn!(error = %e, "synthesis failed");

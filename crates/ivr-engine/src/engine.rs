@@ -1,30 +1,30 @@
 //! Starting and stopping the engine: flows, database, stand-ins,
 //! integrations workers, TTS (static prompts pre-rendered), STT pool, SIP
-//! transport, the dispatcher that turns SIP events into per-call tasks, and
-//! the HTTP port (`/health`, `/metrics`).
+//! transport, the dispatcher that turns SIP events into per-call tasks
+//! ([`crate::dispatch`]), and the HTTP port (`/health`, `/metrics`).
 //!
 //! Graceful shutdown ([`Running::shutdown`]): new INVITEs get 503 and
 //! `/health` answers 503 (so a load balancer stops sending), calls in
 //! progress continue until they end or the drain deadline passes, then they
 //! are hung up (BYE) and the engine stops.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ivr_core::{CallId, FixedClock, Pii, SystemClock, WallClock};
+use ivr_core::{FixedClock, SystemClock, WallClock};
 use ivr_flow::FlowStore;
 use ivr_integrations::standin::frontdesk::FrontdeskStandin;
 use ivr_integrations::standin::puzzel::PuzzelStandin;
 use ivr_integrations::Integrations;
-use ivr_sip::{EndpointConfig, Event, Transport};
+use ivr_sip::{EndpointConfig, Transport};
 use ivr_tts::{TextToSpeech, Tts};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
-use crate::call::{self, CallInput, CallShared, Incoming};
+use crate::call::{self, CallShared};
 use crate::config::EngineConfig;
+use crate::dispatch::{AcceptCalls, Dispatch, Dispatcher};
 use crate::metrics::Metrics;
 use crate::records::Records;
 use crate::services::Services;
@@ -81,15 +81,12 @@ pub struct Running {
     stop_workers: watch::Sender<bool>,
     integrations: Arc<Integrations>,
     sip: Option<SipService>,
-    dispatcher: tokio::task::JoinHandle<()>,
+    dispatch: Dispatch,
 }
 
 struct State {
-    draining: AtomicBool,
-    calls: std::sync::Mutex<HashMap<u64, mpsc::Sender<CallInput>>>,
-    tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    draining: Arc<AtomicBool>,
     stt: SpeechPool,
-    metrics: Arc<Metrics>,
 }
 
 async fn bind_local(what: &'static str) -> Result<tokio::net::TcpListener, EngineError> {
@@ -175,7 +172,7 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
         let (ok, failed) = tokio::task::spawn_blocking(move || {
             let (mut ok, mut failed) = (0usize, 0usize);
             for (lang, text) in &prompts {
-                match tts.synthesize_lang(text, *lang) {
+                match tts.prerender_lang(text, *lang) {
                     Ok(_) => ok += 1,
                     Err(e) => {
                         failed += 1;
@@ -234,13 +231,20 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
         turns: turns.clone(),
     });
     let state = Arc::new(State {
-        draining: AtomicBool::new(false),
-        calls: std::sync::Mutex::new(HashMap::new()),
-        tasks: std::sync::Mutex::new(Vec::new()),
+        draining: Arc::new(AtomicBool::new(false)),
         stt,
-        metrics: metrics.clone(),
     });
-    let dispatcher = tokio::spawn(dispatch(shared, flows.clone(), state.clone(), events));
+    let dispatch = crate::dispatch::spawn(
+        Dispatcher {
+            sip: sip.handle(),
+            flows: flows.clone(),
+            setup: Arc::new(AcceptCalls(shared)),
+            metrics: metrics.clone(),
+            draining: state.draining.clone(),
+            max_setups: max_calls,
+        },
+        events,
+    );
 
     // Flow reload.
     if cfg.flows.reload_poll_ms > 0 {
@@ -303,7 +307,7 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
         stop_workers,
         integrations,
         sip: Some(sip),
-        dispatcher,
+        dispatch,
     })
 }
 
@@ -313,142 +317,12 @@ impl crate::http::Draining for State {
     }
 }
 
-fn rand_seed() -> u64 {
+/// A per-process seed (SIP tags and branches, call references).
+pub(crate) fn rand_seed() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u64(std::process::id().into());
     h.finish()
-}
-
-static NEXT_CALL: AtomicU64 = AtomicU64::new(1);
-
-async fn dispatch(
-    shared: Arc<CallShared>,
-    flows: Arc<FlowStore>,
-    state: Arc<State>,
-    mut events: mpsc::Receiver<Event>,
-) {
-    let seed = rand_seed();
-    while let Some(ev) = events.recv().await {
-        match ev {
-            Event::IncomingCall {
-                call,
-                from,
-                to,
-                offer,
-                source,
-                ..
-            } => {
-                if state.draining.load(Ordering::Relaxed) {
-                    state.metrics.call_rejected();
-                    let _ = shared.sip.reject(call, 503).await;
-                    continue;
-                }
-                let called = call::user_part(to.expose());
-                let Some(route) = flows.route(&called) else {
-                    tracing::info!("no municipality for the called number; 404");
-                    state.metrics.call_rejected();
-                    let _ = shared.sip.reject(call, 404).await;
-                    continue;
-                };
-                let n = NEXT_CALL.fetch_add(1, Ordering::Relaxed);
-                let call_ref =
-                    CallId::from_u64(seed.rotate_left(17) ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15));
-                let inc = Incoming {
-                    handle: call,
-                    call_ref: call_ref.clone(),
-                    route,
-                    calling: Pii::new(call::user_part(from.expose())),
-                    called: Pii::new(called),
-                    offer,
-                    source,
-                };
-                match call::accept(shared.clone(), inc).await {
-                    Ok(acc) => {
-                        tracing::info!(call = %call_ref, "call answered");
-                        state
-                            .calls
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .insert(call.0, acc.inputs);
-                        let mut tasks = state.tasks.lock().unwrap_or_else(|p| p.into_inner());
-                        tasks.retain(|t| !t.is_finished());
-                        tasks.push(acc.task);
-                    }
-                    Err(call::Refused(status)) => {
-                        tracing::info!(call = %call_ref, status, "call refused");
-                        state.metrics.call_rejected();
-                        let _ = shared.sip.reject(call, status).await;
-                    }
-                }
-            }
-            Event::CallConfirmed { call, sdp } => {
-                deliver(&state, call.0, CallInput::Confirmed(sdp))
-            }
-            Event::Dtmf { call, digit, .. } => deliver(&state, call.0, CallInput::Dtmf(digit)),
-            Event::ReInvite { call, offer } => {
-                if !state
-                    .calls
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .contains_key(&call.0)
-                {
-                    let _ = shared.sip.reject_reinvite(call, 481).await;
-                } else {
-                    deliver(&state, call.0, CallInput::ReInvite(offer));
-                }
-            }
-            Event::TransferResult {
-                call,
-                success,
-                status,
-            } => {
-                deliver(
-                    &state,
-                    call.0,
-                    CallInput::TransferResult { success, status },
-                );
-            }
-            Event::CallEnded { call, reason } => {
-                let tx = state
-                    .calls
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&call.0);
-                if let Some(tx) = tx {
-                    forward(tx, CallInput::Ended(reason));
-                }
-            }
-            _ => {}
-        }
-    }
-}
-
-/// Delivers a SIP event to a call; see the queue decision in [`crate::call`].
-fn deliver(state: &State, call: u64, input: CallInput) {
-    let tx = state
-        .calls
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .get(&call)
-        .cloned();
-    let Some(tx) = tx else { return };
-    match tx.try_send(input) {
-        Ok(()) => {}
-        Err(mpsc::error::TrySendError::Full(i)) => match i {
-            CallInput::Dtmf(_) => tracing::warn!("call input queue full; key dropped"),
-            other => forward(tx, other),
-        },
-        Err(mpsc::error::TrySendError::Closed(_)) => {}
-    }
-}
-
-fn forward(tx: mpsc::Sender<CallInput>, input: CallInput) {
-    if let Err(mpsc::error::TrySendError::Full(i)) = tx.try_send(input) {
-        tokio::spawn(async move {
-            let _ = tx.send(i).await;
-        });
-    }
 }
 
 impl Running {
@@ -472,32 +346,22 @@ impl Running {
             "draining: new calls get 503"
         );
         let deadline = Instant::now() + drain;
-        while self.metrics.active() > 0 && Instant::now() < deadline {
+        let busy = |r: &Running| r.metrics.active() > 0 || r.dispatch.setting_up() > 0;
+        while busy(&self) && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        if self.metrics.active() > 0 {
+        if busy(&self) {
             tracing::warn!(
                 active = self.metrics.active(),
                 "drain deadline reached; hanging up"
             );
-            let calls: Vec<_> = self
-                .state
-                .calls
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .values()
-                .cloned()
-                .collect();
-            for tx in calls {
-                forward(tx, CallInput::Terminate);
-            }
-            let until = Instant::now() + Duration::from_secs(3);
-            while self.metrics.active() > 0 && Instant::now() < until {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
         }
-        let tasks: Vec<_> =
-            std::mem::take(&mut *self.state.tasks.lock().unwrap_or_else(|p| p.into_inner()));
+        // Every call still up (or still being set up) is told to hang up.
+        let tasks = self.dispatch.finish().await;
+        let until = Instant::now() + Duration::from_secs(3);
+        while self.metrics.active() > 0 && Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         for t in tasks {
             let _ = tokio::time::timeout(Duration::from_secs(2), t).await;
         }
@@ -509,6 +373,6 @@ impl Running {
         if let Some(s) = self.sip.take() {
             s.shutdown();
         }
-        self.dispatcher.abort();
+        self.dispatch.abort();
     }
 }

@@ -4,6 +4,7 @@
 //!   returns a [`engine::Running`] with the bound addresses;
 //!   [`engine::Running::shutdown`] drains calls and stops.
 //! - [`call`]: one task per call (dialog, media session, flow, actions).
+//! - [`dispatch`]: SIP events to per-call tasks; each call's set-up on its own task.
 //! - [`services`]: flow requests mapped to the integrations.
 //! - [`speech`]: the shared STT worker pool with its bounded queue.
 //! - [`eager`]: eager end of turn (speculative recognition at a tentative end).
@@ -12,6 +13,7 @@
 
 pub mod call;
 pub mod config;
+pub mod dispatch;
 pub mod eager;
 pub mod engine;
 pub mod http;

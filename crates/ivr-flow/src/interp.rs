@@ -19,12 +19,52 @@
 //!   municipality's fallback department. After [`MAX_MISUNDERSTOOD`] failed
 //!   turns in one call the caller is always handed to a human (or, when
 //!   closed, told when it opens) whatever the flow says: no endless loops.
+//! - After `Transfer` the interpreter waits: `Event::Hangup` means the call
+//!   left the bot (outcome `transferred`); `Event::TransferFailed` goes to the
+//!   step's `if_failed`, or, without one, the caller hears an apology and is
+//!   put through to the fallback department (once, when it is open and was
+//!   not the one that failed) or told to call again later (outcome `failed`).
+//!
+//! # Personal speech
+//!
+//! Every `Say` carries a [`Speech`]: [`Speech::Static`] may be cached on disk
+//! and in memory, [`Speech::Personal`] never is. The rule is safe by default:
+//! a prompt is personal when its template is marked `personal = true` in the
+//! flow, or when it renders any variable that is not known to be public.
+//! Public are only values the engine itself produced from public sources:
+//! - built-ins `municipality`, `lang`, `today`, `now`;
+//! - template functions `{next_open:..}`, `{window:..}`, `{department:..}`,
+//!   `{queue:..}` (opening-hours words, department and queue names);
+//! - `intent`, and a `save_as` of an intent or yes/no gather (the intent's
+//!   name, chosen from the flow's own list);
+//! - `slot_count` and `slot1`..`slot3`: free times Frontdesk offers anyone;
+//! - a `set` variable whose template uses only public parts (`queue = "pas"`,
+//!   `chosen = "{slot1}"`, `dept_opens = "{next_open:jobcenter}"`).
+//!
+//! Everything else is personal: `caller`, every value a caller said or keyed
+//! (`save_as` of `text`, `cpr`, `phone`, `digits`, `number`, `date`, `time`),
+//! the booking reference and time of the caller's own appointment
+//! (`booking_ref`, `booked_at`, `cancelled_at`), any `set` variable built
+//! from one of them, and any variable not set at all. Built-in prompts
+//! ("Sorry, I did not understand that.") and "We open again ..." are static.
+//!
+//! # Language of the caller
+//!
+//! When the municipality allows several languages:
+//! - until the first speech turn of the call, `Gather::identify` lists them:
+//!   the engine identifies the language of that turn among exactly those;
+//! - a transcript not understood in the current language and not yet
+//!   identified is answered with only `RecognizeAgain` (no failure counted);
+//! - an identified transcript in another allowed language switches the
+//!   conversation to it (`SetLanguage`) and is understood in it;
+//! - "English please", "engelsk", "Can I speak English", "dansk tak", "på
+//!   dansk" switch in either direction and ask the question again.
 
 use std::{collections::BTreeMap, fmt, sync::Arc, time::Duration};
 
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, Timelike, Utc};
 use chrono_tz::{Europe::Copenhagen, Tz};
-use ivr_core::{Dtmf, Lang, Pii, WallClock};
+use ivr_core::{Dtmf, Lang, Pii, Speech, WallClock};
 
 use crate::{
     hours::holiday_on,
@@ -219,17 +259,24 @@ pub enum Response {
 }
 
 /// What the engine tells the interpreter.
+///
+/// Exhaustive on purpose: every consumer in the workspace matches it, so a new
+/// event is a compile error where it must be handled.
 #[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
 pub enum Event {
-    /// A final transcript.
+    /// A final transcript of the caller's turn.
     Speech {
         /// The words.
         text: Pii<String>,
         /// STT confidence 0..1.
         confidence: f32,
-        /// Language the recogniser detected, if it detects.
+        /// The language the words were transcribed in, if known.
         lang: Option<Lang>,
+        /// True when `lang` was identified among the municipality's languages
+        /// for this transcript (asked for by [`Action::Gather::identify`] or
+        /// [`Action::RecognizeAgain`]); false when the recogniser was told the
+        /// language.
+        identified: bool,
     },
     /// One key.
     Dtmf(Dtmf),
@@ -237,24 +284,31 @@ pub enum Event {
     NoInput,
     /// The answer to the last `Invoke`.
     Result(Response),
-    /// Queued audio finished playing.
-    PromptDone,
-    /// The caller hung up.
+    /// The transfer asked for by the last [`Action::Transfer`] failed: the
+    /// REFER was refused or the target did not answer (`Some(status)`), or no
+    /// outcome came in time (`None`). The call is still with the bot.
+    TransferFailed {
+        /// The SIP status behind the failure, if one came.
+        status: Option<u16>,
+    },
+    /// The caller hung up (after a transfer: the call has left the bot).
     Hangup,
 }
 
 /// What the interpreter asks the engine to do.
+///
+/// Exhaustive on purpose: every consumer in the workspace matches it, so a new
+/// action is a compile error in the engine rather than a warning at run time.
 #[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
 pub enum Action {
-    /// Speak text (TTS; static prompts are pre-rendered).
+    /// Speak (TTS). [`Speech::Static`] may be cached (static prompts are
+    /// pre-rendered); [`Speech::Personal`] goes through the non-caching
+    /// synthesis only. See the module docs for which is which.
     Say {
-        /// The text (may contain read-back personal data).
-        text: Pii<String>,
+        /// What to say.
+        speech: Speech,
         /// Voice language.
         lang: Lang,
-        /// True when the text is a static prompt of the flow (cache hit).
-        cached: bool,
         /// Caller speech interrupts it.
         barge_in: bool,
     },
@@ -265,7 +319,8 @@ pub enum Action {
         /// Caller speech interrupts it.
         barge_in: bool,
     },
-    /// Listen.
+    /// Listen: the question is open once the audio queued before it has
+    /// played (keys pressed during that audio already answer it).
     Gather {
         /// Listen for speech.
         speech: bool,
@@ -275,16 +330,36 @@ pub enum Action {
         hints: Vec<String>,
         /// Language for STT.
         lang: Lang,
-        /// Silence before `NoInput`.
+        /// Silence before `NoInput` (also the pause between keys that ends an
+        /// entry without `#`, capped by the engine's inter-key limit).
         timeout: Duration,
-        /// Keys that end an entry.
+        /// The most keys of one entry: the interpreter completes the entry
+        /// itself at this many keys (or at `#`), so the engine stops the
+        /// inter-key timer once it has fed this many keys.
         max_digits: u32,
-        /// Speech during the prompt cuts it.
+        /// Whether caller speech (or a key) during the prompts queued before
+        /// this gather cuts them; the same value those prompts' `Say` carries.
         barge_in: bool,
+        /// Non-empty: recognise this turn with language identification among
+        /// exactly these languages (whisper's probabilities restricted to
+        /// them) and answer with `Event::Speech { identified: true, .. }`. Set
+        /// until the first speech turn of a call whose municipality allows
+        /// several languages.
+        identify: Vec<Lang>,
+    },
+    /// The last transcript was not understood in the current language and the
+    /// municipality allows several: recognise the SAME utterance again with
+    /// language identification among `among` and feed `Event::Speech` again
+    /// with `identified = true`. No failure is counted until it arrives.
+    RecognizeAgain {
+        /// The languages to identify among (the municipality's).
+        among: Vec<Lang>,
     },
     /// The conversation language changed (STT and voice follow).
     SetLanguage(Lang),
-    /// Hand the call to a human queue.
+    /// Hand the call to a human queue. The interpreter then waits for
+    /// `Event::TransferFailed` (the flow goes on) or `Event::Hangup` (the call
+    /// left the bot: transferred).
     Transfer {
         /// Department id.
         department: String,
@@ -384,10 +459,28 @@ pub struct CallRecord {
 #[derive(Debug, Clone, PartialEq)]
 enum Waiting {
     Nothing,
-    Gather { flow: String, step: String },
-    Result { flow: String, step: String },
+    Gather {
+        flow: String,
+        step: String,
+    },
+    Result {
+        flow: String,
+        step: String,
+    },
+    /// A transfer is under way; `from` is the flow step that asked for it
+    /// (`None`: the interpreter's own fallback transfer).
+    Transfer {
+        from: Option<(String, String)>,
+        department: String,
+    },
     Done,
 }
+
+/// Failed transfers per call after which no more transfers are tried.
+pub const MAX_TRANSFER_FAILURES: u32 = 3;
+
+/// Variables the interpreter computes itself that hold no personal data.
+const PUBLIC_BUILTINS: &[&str] = &["lang", "today", "now"];
 
 /// One call's conversation.
 #[derive(Debug)]
@@ -405,6 +498,14 @@ pub struct Interpreter {
     record: CallRecord,
     /// A language switch detected while understanding, applied before moving on.
     pending_lang: Option<Lang>,
+    /// Variables known to hold no personal data (see the module docs).
+    public: std::collections::BTreeSet<String>,
+    /// A speech turn has been heard in this call.
+    heard_speech: bool,
+    /// `RecognizeAgain` was asked for; the identified transcript is awaited.
+    recognizing_again: bool,
+    /// Departments whose transfer failed in this call, in order.
+    failed_transfers: Vec<String>,
 }
 
 enum Fail {
@@ -427,6 +528,10 @@ fn sys(key: &str, lang: Lang) -> &'static str {
         ("goodbye", _) => "Tak for opkaldet. Farvel.",
         ("error", Lang::En) => "Sorry, something went wrong.",
         ("error", _) => "Beklager, der gik noget galt.",
+        ("transfer_failed", Lang::En) => "Sorry, nobody could take your call just now.",
+        ("transfer_failed", _) => "Beklager, ingen kunne tage dit opkald lige nu.",
+        ("call_later", Lang::En) => "Please call again later. Goodbye.",
+        ("call_later", _) => "Prøv at ringe igen senere. Farvel.",
         _ => "",
     }
 }
@@ -435,7 +540,16 @@ fn sys(key: &str, lang: Lang) -> &'static str {
 pub fn builtin_prompts() -> Vec<(Lang, String)> {
     let mut v = Vec::new();
     for l in Lang::ALL {
-        for k in ["sorry", "silence", "to_human", "closed", "goodbye", "error"] {
+        for k in [
+            "sorry",
+            "silence",
+            "to_human",
+            "closed",
+            "goodbye",
+            "error",
+            "transfer_failed",
+            "call_later",
+        ] {
             v.push((l, sys(k, l).to_string()));
         }
     }
@@ -464,6 +578,7 @@ impl Interpreter {
             "municipality".to_string(),
             Value::Text(route.municipality.name.clone()),
         );
+        let public = ["municipality".to_string()].into_iter().collect();
         Self {
             muni: route.municipality,
             entry: route.entry,
@@ -477,7 +592,38 @@ impl Interpreter {
             achieved: None,
             record: CallRecord::default(),
             pending_lang: None,
+            public,
+            heard_speech: false,
+            recognizing_again: false,
+            failed_transfers: Vec::new(),
         }
+    }
+
+    /// Sets a variable; `public` says it holds no personal data (see the
+    /// module docs). Every assignment goes through here.
+    fn set_var(&mut self, name: &str, value: Value, public: bool) {
+        if public {
+            self.public.insert(name.to_string());
+        } else {
+            self.public.remove(name);
+        }
+        self.vars.insert(name.to_string(), value);
+    }
+
+    fn unset_var(&mut self, name: &str) {
+        self.public.remove(name);
+        self.vars.remove(name);
+    }
+
+    /// Whether rendering `t` may put personal data into the text.
+    fn is_personal(&self, t: &Template) -> bool {
+        t.personal
+            || t.parts.iter().any(|p| match p {
+                Part::Lit(_) | Part::Func { .. } => false,
+                Part::Var { name, .. } => {
+                    !(PUBLIC_BUILTINS.contains(&name.as_str()) || self.public.contains(name))
+                }
+            })
     }
 
     /// The current language.
@@ -485,9 +631,15 @@ impl Interpreter {
         self.lang
     }
 
-    /// True once the call has ended (hangup or transfer).
+    /// True once the call has ended (hangup, or a transfer that went through).
     pub fn is_done(&self) -> bool {
         self.waiting == Waiting::Done
+    }
+
+    /// True while a transfer is under way: the interpreter waits for
+    /// `Event::TransferFailed` or `Event::Hangup`.
+    pub fn is_transferring(&self) -> bool {
+        matches!(self.waiting, Waiting::Transfer { .. })
     }
 
     /// The record so far.
@@ -529,18 +681,26 @@ impl Interpreter {
     /// Feeds one event; returns what to do next.
     pub fn handle(&mut self, event: Event, now: DateTime<Utc>) -> Vec<Action> {
         let mut out = Vec::new();
-        if event == Event::Hangup {
-            if self.waiting != Waiting::Done {
-                self.finish(Outcome::Abandoned);
-            }
-            return out;
-        }
         match (self.waiting.clone(), event) {
+            (Waiting::Done, _) => {}
+            (Waiting::Transfer { .. }, Event::Hangup) => self.finish(Outcome::Transferred),
+            (_, Event::Hangup) => self.finish(Outcome::Abandoned),
+            (Waiting::Transfer { from, department }, Event::TransferFailed { status }) => {
+                let _ = status;
+                self.on_transfer_failed(from, &department, now, &mut out)
+            }
             (Waiting::Gather { flow, step }, ev) => self.on_gather(flow, step, ev, now, &mut out),
             (Waiting::Result { flow, step }, Event::Result(r)) => {
                 self.on_result(flow, step, r, now, &mut out)
             }
-            _ => {}
+            (
+                Waiting::Nothing | Waiting::Result { .. } | Waiting::Transfer { .. },
+                Event::Speech { .. }
+                | Event::Dtmf(_)
+                | Event::NoInput
+                | Event::Result(_)
+                | Event::TransferFailed { .. },
+            ) => {}
         }
         out
     }
@@ -596,6 +756,7 @@ impl Interpreter {
                 StepKind::Set { vars, next } => {
                     for (k, t) in vars {
                         let v = self.eval(t, now);
+                        let public = !self.is_personal(t);
                         if k == "lang" {
                             if let Ok(l) = v.plain().parse::<Lang>() {
                                 if l != self.lang && self.muni.languages.contains(&l) {
@@ -604,7 +765,7 @@ impl Interpreter {
                                 }
                             }
                         }
-                        self.vars.insert(k.clone(), v);
+                        self.set_var(k, v, public);
                     }
                     next.clone()
                 }
@@ -612,14 +773,20 @@ impl Interpreter {
                     department,
                     context,
                     if_closed,
+                    ..
                 } => {
+                    if self.failed_transfers.len() as u32 >= MAX_TRANSFER_FAILURES {
+                        self.say_sys("call_later", out);
+                        self.hangup(Outcome::Failed, out);
+                        return;
+                    }
                     let open = self
                         .muni
                         .departments
                         .get(department)
                         .is_some_and(|d| d.hours.is_open(now));
                     if open {
-                        self.transfer(department, context, now, out);
+                        self.transfer(department, context, Some((flow, step)), now, out);
                         return;
                     }
                     match if_closed {
@@ -692,6 +859,7 @@ impl Interpreter {
                                 name: n.clone(),
                                 format: None,
                             }],
+                            personal: true,
                         };
                         fields.push((n, Pii::new(self.render(&single, now, Mode::Plain))));
                     }
@@ -826,6 +994,7 @@ impl Interpreter {
         &mut self,
         department: &str,
         context: &[(String, Template)],
+        from: Option<(String, String)>,
         now: DateTime<Utc>,
         out: &mut Vec<Action>,
     ) {
@@ -851,23 +1020,64 @@ impl Interpreter {
             context: ctx,
         });
         self.record.transferred_to = Some(department.to_string());
-        self.finish(Outcome::Transferred);
+        self.record.outcome = Some(Outcome::Transferred);
+        self.record.lang = Some(self.lang);
+        self.waiting = Waiting::Transfer {
+            from,
+            department: department.to_string(),
+        };
+    }
+
+    /// The transfer did not go through: the step's `if_failed`, or an
+    /// apology and [`Self::give_up`] (which does not try a department that
+    /// failed again).
+    fn on_transfer_failed(
+        &mut self,
+        from: Option<(String, String)>,
+        department: &str,
+        now: DateTime<Utc>,
+        out: &mut Vec<Action>,
+    ) {
+        self.failed_transfers.push(department.to_string());
+        self.record.transferred_to = None;
+        self.record.outcome = None;
+        self.waiting = Waiting::Nothing;
+        if (self.failed_transfers.len() as u32) < MAX_TRANSFER_FAILURES {
+            if let Some((flow, step)) = from {
+                if let Some((_, st)) = self.step(&flow, &step) {
+                    if let StepKind::Transfer {
+                        if_failed: Some(t), ..
+                    } = &st.kind
+                    {
+                        self.run(flow, t.clone(), now, out);
+                        return;
+                    }
+                }
+            }
+        }
+        self.say_sys("transfer_failed", out);
+        self.give_up(now, out);
     }
 
     /// The caller cannot be helped by the flow: a human in the fallback
     /// department, or when it is closed, when it opens.
     fn give_up(&mut self, now: DateTime<Utc>, out: &mut Vec<Action>) {
         let fb = self.muni.fallback.clone();
-        if self
+        let open = self
             .muni
             .departments
             .get(&fb)
-            .is_some_and(|d| d.hours.is_open(now))
-        {
+            .is_some_and(|d| d.hours.is_open(now));
+        let may_transfer = !self.failed_transfers.contains(&fb)
+            && (self.failed_transfers.len() as u32) < MAX_TRANSFER_FAILURES;
+        if open && may_transfer {
             self.say_sys("to_human", out);
-            self.transfer(&fb, &[], now, out);
-        } else {
+            self.transfer(&fb, &[], None, now, out);
+        } else if !open {
             self.say_closed(&fb, now, out);
+            self.hangup(Outcome::Failed, out);
+        } else {
+            self.say_sys("call_later", out);
             self.hangup(Outcome::Failed, out);
         }
     }
@@ -879,30 +1089,33 @@ impl Interpreter {
             Lang::En => format!("We open again {when}."),
             _ => format!("Vi åbner igen {when}."),
         };
+        // Opening-hours words: public, cacheable.
         out.push(Action::Say {
-            text: Pii::new(text),
+            speech: Speech::Static(text),
             lang: self.lang,
-            cached: false,
             barge_in: false,
         });
     }
 
     fn say_sys(&self, key: &str, out: &mut Vec<Action>) {
         out.push(Action::Say {
-            text: Pii::new(sys(key, self.lang).to_string()),
+            speech: Speech::Static(sys(key, self.lang).to_string()),
             lang: self.lang,
-            cached: true,
             barge_in: false,
         });
     }
 
     fn say_text(&self, t: &Text, barge_in: bool, now: DateTime<Utc>, out: &mut Vec<Action>) {
         if let Some(tpl) = t.get(self.lang) {
-            let cached = tpl.as_static().is_some();
+            let text = self.render(tpl, now, Mode::Speech);
+            let speech = if self.is_personal(tpl) {
+                Speech::Personal(Pii::new(text))
+            } else {
+                Speech::Static(text)
+            };
             out.push(Action::Say {
-                text: Pii::new(self.render(tpl, now, Mode::Speech)),
+                speech,
                 lang: self.lang,
-                cached,
                 barge_in,
             });
         }
@@ -920,6 +1133,13 @@ impl Interpreter {
             self.say_sys(p, out);
         }
         self.say_text(prompt, g.barge_in, now, out);
+        // Until the caller has spoken once, the turn could be in any of the
+        // municipality's languages.
+        let identify = if g.speech && !self.heard_speech && self.muni.languages.len() > 1 {
+            self.muni.languages.clone()
+        } else {
+            Vec::new()
+        };
         out.push(Action::Gather {
             speech: g.speech,
             dtmf: g.dtmf,
@@ -928,6 +1148,7 @@ impl Interpreter {
             timeout: Duration::from_secs(u64::from(g.timeout_secs)),
             max_digits: g.max_digits,
             barge_in: g.barge_in,
+            identify,
         });
     }
 
@@ -950,11 +1171,24 @@ impl Interpreter {
                 text,
                 confidence,
                 lang,
+                identified,
             } => {
                 if !g.speech {
                     return;
                 }
+                self.heard_speech = true;
+                let again = std::mem::take(&mut self.recognizing_again);
                 let heard = text.expose();
+                // The language was identified for this very utterance: the
+                // caller speaks it, so the conversation does too.
+                if identified {
+                    if let Some(l) = lang {
+                        if l != self.lang && self.muni.languages.contains(&l) {
+                            self.lang = l;
+                            out.push(Action::SetLanguage(l));
+                        }
+                    }
+                }
                 if let Some(l) = understand::language_request(heard) {
                     if self.muni.languages.contains(&l) {
                         if l != self.lang {
@@ -974,25 +1208,16 @@ impl Interpreter {
                     self.ask(g, &g.prompt, None, now, out);
                     return;
                 }
-                if let Some(l) = lang {
-                    if l != self.lang
-                        && self.muni.languages.contains(&l)
-                        && confidence >= 0.6
-                        && heard.split_whitespace().count() >= 3
-                    {
-                        self.lang = l;
-                        out.push(Action::SetLanguage(l));
-                    }
-                }
                 // Free text (a name, a message) is passed on as heard to a
                 // person who reads it: whisper is rarely sure of names, and
                 // refusing an unsure transcript only makes the caller say it
                 // again, no clearer. Everything the flow must understand
                 // itself needs a confident transcript.
-                if confidence < MIN_STT_CONFIDENCE && g.expect != Expect::Text {
-                    return self.fail(&flow, &step, g, Fail::NoMatch, now, out);
-                }
-                let understood = self.understand_speech(g, heard, now);
+                let understood = if confidence < MIN_STT_CONFIDENCE && g.expect != Expect::Text {
+                    None
+                } else {
+                    self.understand_speech(g, heard, now)
+                };
                 if let Some(l) = self.pending_lang.take() {
                     if l != self.lang {
                         self.lang = l;
@@ -1001,6 +1226,18 @@ impl Interpreter {
                 }
                 match understood {
                     Some(target) => self.waiting_then_run(flow, target, now, out),
+                    // Not understood in this language: perhaps it was
+                    // another one. Same audio again, with identification.
+                    None if !identified
+                        && !again
+                        && self.muni.languages.len() > 1
+                        && !heard.trim().is_empty() =>
+                    {
+                        self.recognizing_again = true;
+                        out.push(Action::RecognizeAgain {
+                            among: self.muni.languages.clone(),
+                        });
+                    }
                     None => self.fail(&flow, &step, g, Fail::NoMatch, now, out),
                 }
             }
@@ -1008,6 +1245,7 @@ impl Interpreter {
                 if !g.dtmf {
                     return;
                 }
+                self.recognizing_again = false;
                 match k {
                     // A lone '#' (e.g. after an entry already complete) is not an entry.
                     Dtmf::Hash if self.dtmf.is_empty() => return,
@@ -1034,13 +1272,14 @@ impl Interpreter {
                 }
             }
             Event::NoInput => {
+                self.recognizing_again = false;
                 if !self.dtmf.is_empty() {
                     self.complete_dtmf(flow, step, g, now, out);
                 } else {
                     self.fail(&flow, &step, g, Fail::NoInput, now, out);
                 }
             }
-            _ => {}
+            Event::Result(_) | Event::TransferFailed { .. } | Event::Hangup => {}
         }
     }
 
@@ -1073,18 +1312,20 @@ impl Interpreter {
     fn choose(&mut self, g: &Gather, i: &Intent) -> String {
         let name = i.name.clone();
         self.record.intents.push(name.clone());
+        // The intent's name comes from the flow: public.
         if matches!(g.expect, Expect::Intent) {
-            self.vars.insert("intent".into(), Value::Text(name.clone()));
+            self.set_var("intent", Value::Text(name.clone()), true);
         }
         if let Some(s) = &g.save_as {
-            self.vars.insert(s.clone(), Value::Text(name));
+            self.set_var(s, Value::Text(name), true);
         }
         i.goto.clone()
     }
 
+    /// Keeps what the caller said or keyed: personal.
     fn save(&mut self, g: &Gather, v: Value) -> Option<String> {
         if let Some(s) = &g.save_as {
-            self.vars.insert(s.clone(), v);
+            self.set_var(s, v, false);
         }
         g.next.clone()
     }
@@ -1314,41 +1555,45 @@ impl Interpreter {
                 if slots.is_empty() {
                     on_empty.clone().or_else(|| on_error.clone())
                 } else {
+                    // Free times offered to anyone: public.
                     for i in 1..=MAX_SLOTS {
-                        self.vars.remove(&format!("slot{i}"));
+                        self.unset_var(&format!("slot{i}"));
                     }
-                    self.vars.insert(
-                        "slot_count".into(),
+                    self.set_var(
+                        "slot_count",
                         Value::Number(slots.len().min(MAX_SLOTS) as u64),
+                        true,
                     );
                     for (i, s) in slots.into_iter().take(MAX_SLOTS).enumerate() {
-                        self.vars.insert(format!("slot{}", i + 1), Value::Slot(s));
+                        self.set_var(&format!("slot{}", i + 1), Value::Slot(s), true);
                     }
                     Some(next.clone())
                 }
             }
             (StepKind::Frontdesk { next, .. }, Response::Booked { reference, start }) => {
                 self.achieved = Some(Outcome::Booked);
-                self.vars
-                    .insert("booking_ref".into(), Value::Text(reference));
-                self.vars.insert(
-                    "booked_at".into(),
+                // The caller's own appointment: personal.
+                self.set_var("booking_ref", Value::Text(reference), false);
+                self.set_var(
+                    "booked_at",
                     Value::Slot(Slot {
                         id: String::new(),
                         start,
                     }),
+                    false,
                 );
                 Some(next.clone())
             }
             (StepKind::Frontdesk { next, .. }, Response::Cancelled { start }) => {
                 self.achieved = Some(Outcome::Cancelled);
                 if let Some(s) = start {
-                    self.vars.insert(
-                        "cancelled_at".into(),
+                    self.set_var(
+                        "cancelled_at",
                         Value::Slot(Slot {
                             id: String::new(),
                             start: s,
                         }),
+                        false,
                     );
                 }
                 Some(next.clone())

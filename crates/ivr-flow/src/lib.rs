@@ -26,6 +26,7 @@ pub use interp::{
     Action, CallContext, CallRecord, Event, Interpreter, Outcome, Request, Response, Route, Slot,
     Value,
 };
+pub use ivr_core::Speech;
 pub use load::{load, Deployment, Loaded, Tenant};
 pub use model::{Flow, Municipality};
 pub use store::{FlowStore, StoreError};

@@ -202,6 +202,8 @@ struct RawStep {
     department: Option<S<String>>,
     context: Option<S<BTreeMap<String, S<String>>>>,
     if_closed: Option<S<String>>,
+    if_failed: Option<S<String>>,
+    personal: Option<S<bool>>,
     topic: Option<S<String>>,
     number: Option<S<String>>,
     to: Option<S<Vec<String>>>,
@@ -238,7 +240,8 @@ impl RawStep {
             input => "input", timeout => "timeout", retries => "retries", barge_in => "barge_in",
             expect => "expect", intent => "intent", save_as => "save_as", max_digits => "max_digits",
             no_input => "no_input", no_match => "no_match", when => "when", otherwise => "else", vars => "vars",
-            department => "department", context => "context", if_closed => "if_closed", topic => "topic",
+            department => "department", context => "context", if_closed => "if_closed", if_failed => "if_failed",
+            personal => "personal", topic => "topic",
             number => "number", to => "to", subject => "subject", body => "body", op => "op", queue => "queue",
             slot => "slot", cpr => "cpr", date => "date", on_error => "on_error", on_taken => "on_taken",
             on_empty => "on_empty", on_unavailable => "on_unavailable", flow => "flow", goto => "goto",
@@ -250,7 +253,7 @@ impl RawStep {
 
 /// Verbs and the fields each accepts.
 pub const VERBS: &[(&str, &[&str])] = &[
-    ("say", &["text", "audio", "next"]),
+    ("say", &["text", "audio", "next", "personal"]),
     (
         "gather",
         &[
@@ -268,11 +271,15 @@ pub const VERBS: &[(&str, &[&str])] = &[
             "max_digits",
             "no_input",
             "no_match",
+            "personal",
         ],
     ),
     ("branch", &["when", "else"]),
     ("set", &["vars", "next"]),
-    ("transfer", &["department", "context", "if_closed"]),
+    (
+        "transfer",
+        &["department", "context", "if_closed", "if_failed"],
+    ),
     (
         "callback",
         &["department", "topic", "number", "next", "on_error"],
@@ -299,7 +306,7 @@ pub const VERBS: &[(&str, &[&str])] = &[
     ("goto", &["goto"]),
     ("call", &["flow", "next"]),
     ("return", &[]),
-    ("hangup", &["text", "outcome"]),
+    ("hangup", &["text", "outcome", "personal"]),
 ];
 
 /// Variables every call has.
@@ -1022,6 +1029,28 @@ impl<'a> Validator<'a> {
         Template {
             source: s.to_string(),
             parts,
+            personal: false,
+        }
+    }
+
+    /// The step's `personal` flag: `true` makes its prompts personal speech.
+    /// `personal = false` cannot make a prompt with personal variables
+    /// cacheable, so it is refused: it would mislead the reader.
+    fn personal(&mut self, s: &RawStep) -> bool {
+        match &s.personal {
+            Some(p) if !*p.get_ref() => {
+                self.err(
+                    p.span().start,
+                    "`personal = false` cannot make a prompt cacheable",
+                    Some(
+                        "prompts with personal variables are personal anyway; remove the key, or write personal = true"
+                            .into(),
+                    ),
+                );
+                false
+            }
+            Some(_) => true,
+            None => false,
         }
     }
 
@@ -1236,10 +1265,12 @@ impl<'a> Validator<'a> {
                         Some("add text = { da = \"...\", en = \"...\" }".into()),
                     );
                 }
+                let personal = self.personal(s);
                 let text = s
                     .text
                     .as_ref()
-                    .map(|t| self.text(t, &format!("step `{step_name}`"), at, "text"));
+                    .map(|t| self.text(t, &format!("step `{step_name}`"), at, "text"))
+                    .map(|t| t.marked_personal(personal));
                 let next = self
                     .required(&s.next, "next", verb, at)
                     .map(|n| self.target(n))
@@ -1292,6 +1323,7 @@ impl<'a> Validator<'a> {
                     department,
                     context,
                     if_closed: self.opt_target(&s.if_closed),
+                    if_failed: self.opt_target(&s.if_failed),
                 }
             }
             "callback" => {
@@ -1459,10 +1491,12 @@ impl<'a> Validator<'a> {
             }
             "return" => StepKind::Return,
             "hangup" => {
+                let personal = self.personal(s);
                 let text = s
                     .text
                     .as_ref()
-                    .map(|t| self.text(t, &format!("step `{step_name}`"), at, "text"));
+                    .map(|t| self.text(t, &format!("step `{step_name}`"), at, "text"))
+                    .map(|t| t.marked_personal(personal));
                 let outcome = match s.outcome.as_ref() {
                     None => Outcome::Resolved,
                     Some(o) => match Outcome::parse(o.get_ref()) {
@@ -1488,11 +1522,15 @@ impl<'a> Validator<'a> {
             );
             return None;
         };
-        let prompt = self.text(raw_prompt, &format!("step `{step}`"), at, "prompt");
+        let personal = self.personal(s);
+        let prompt = self
+            .text(raw_prompt, &format!("step `{step}`"), at, "prompt")
+            .marked_personal(personal);
         let reprompt = s
             .reprompt
             .as_ref()
-            .map(|p| self.text(p, &format!("step `{step}` reprompt"), at, "reprompt"));
+            .map(|p| self.text(p, &format!("step `{step}` reprompt"), at, "reprompt"))
+            .map(|t| t.marked_personal(personal));
         let (mut speech, mut dtmf) = (true, true);
         if let Some(i) = &s.input {
             speech = false;

@@ -38,7 +38,8 @@ impl Municipality {
         self.languages.first().copied().unwrap_or(Lang::Da)
     }
 
-    /// Every static prompt (no variables) of every flow, for TTS pre-rendering.
+    /// Every static prompt (no variables, not marked `personal`) of every
+    /// flow, for TTS pre-rendering.
     pub fn static_prompts(&self) -> Vec<(Lang, String)> {
         let mut out: Vec<(Lang, String)> = Vec::new();
         let mut push = |t: &Text| {
@@ -136,6 +137,16 @@ impl Text {
     pub fn get(&self, lang: Lang) -> Option<&Template> {
         self.0.get(&lang).or_else(|| self.0.values().next())
     }
+
+    /// The same text, every language marked personal when `personal`.
+    pub fn marked_personal(mut self, personal: bool) -> Self {
+        if personal {
+            for t in self.0.values_mut() {
+                t.personal = true;
+            }
+        }
+        self
+    }
 }
 
 /// A prompt with `{variables}`.
@@ -145,14 +156,16 @@ pub struct Template {
     pub source: String,
     /// Parsed pieces.
     pub parts: Vec<Part>,
+    /// The flow marks it `personal = true`: spoken as personal speech (never
+    /// cached) whatever its variables hold.
+    pub personal: bool,
 }
 
 impl Template {
-    /// The text when it has no variables.
+    /// The text when it has no variables and is not marked personal (a
+    /// prompt that can be pre-rendered and cached).
     pub fn as_static(&self) -> Option<&str> {
-        self.parts
-            .iter()
-            .all(|p| matches!(p, Part::Lit(_)))
+        (!self.personal && self.parts.iter().all(|p| matches!(p, Part::Lit(_))))
             .then_some(self.source.as_str())
     }
 }
@@ -390,6 +403,10 @@ pub enum StepKind {
         /// Where to go when the department is closed (default: say when it
         /// opens and offer nothing more: hang up politely).
         if_closed: Option<String>,
+        /// Where to go when the transfer fails (refused, no answer, timed
+        /// out). Default: apologise and put the caller through to the
+        /// fallback department, or tell them to call again later.
+        if_failed: Option<String>,
     },
     /// Store a callback request.
     Callback {
@@ -511,7 +528,14 @@ impl StepKind {
                 }
                 add("else", &Some(otherwise.clone()));
             }
-            StepKind::Transfer { if_closed, .. } => add("closed", if_closed),
+            StepKind::Transfer {
+                if_closed,
+                if_failed,
+                ..
+            } => {
+                add("closed", if_closed);
+                add("failed", if_failed);
+            }
             StepKind::Callback { next, on_error, .. } | StepKind::Mail { next, on_error, .. } => {
                 add("ok", &Some(next.clone()));
                 add("error", on_error);

@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 
 use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Europe::Copenhagen;
-use ivr_core::{Dtmf, Lang, Pii};
+use ivr_core::{Dtmf, Lang, Pii, Speech};
 
 use crate::{
     interp::{Action, CallContext, Event, Interpreter, Request, Response, Route, Slot},
@@ -219,7 +219,10 @@ pub fn response_line(r: &Response) -> String {
 /// One line for an action (shows personal data: simulator and tests only).
 pub fn action_line(a: &Action) -> String {
     match a {
-        Action::Say { text, lang, .. } => format!("say[{lang}]: {}", text.expose()),
+        Action::Say { speech, lang, .. } => match speech {
+            Speech::Static(t) => format!("say[{lang}]: {t}"),
+            Speech::Personal(t) => format!("say[{lang}]: {} (personal)", t.expose()),
+        },
         Action::Play { file, .. } => format!("play: {file}"),
         Action::Gather {
             speech,
@@ -229,6 +232,7 @@ pub fn action_line(a: &Action) -> String {
             timeout,
             max_digits,
             barge_in,
+            identify,
         } => {
             let mut modes = Vec::new();
             if *speech {
@@ -238,7 +242,7 @@ pub fn action_line(a: &Action) -> String {
                 modes.push("dtmf");
             }
             format!(
-                "listen[{lang}]: {} timeout={}s max_digits={max_digits}{}{}",
+                "listen[{lang}]: {} timeout={}s max_digits={max_digits}{}{}{}",
                 modes.join("+"),
                 timeout.as_secs(),
                 if *barge_in { "" } else { " no-barge-in" },
@@ -246,9 +250,25 @@ pub fn action_line(a: &Action) -> String {
                     String::new()
                 } else {
                     format!(" hints={}", hints.join(","))
+                },
+                if identify.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " identify={}",
+                        identify
+                            .iter()
+                            .map(|l| l.code())
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    )
                 }
             )
         }
+        Action::RecognizeAgain { among } => format!(
+            "recognize again among {}",
+            among.iter().map(|l| l.code()).collect::<Vec<_>>().join(",")
+        ),
         Action::SetLanguage(l) => format!("language: {l}"),
         Action::Transfer {
             department,
@@ -268,7 +288,11 @@ pub fn action_line(a: &Action) -> String {
 }
 
 /// A caller turn as typed in a script or at the simulator prompt:
-/// text is speech; `dtmf:12#` keys; `(silence)` no input; `(hangup)`.
+/// text is speech; `dtmf:12#` keys; `(silence)` no input; `(hangup)`;
+/// `(transfer failed)` the transfer under way was refused (`(transfer
+/// timeout)`: no answer in time). `[en] text` is speech whose language was
+/// identified as English (what the engine feeds after language
+/// identification).
 pub fn parse_turn(line: &str, default_lang: Lang) -> Vec<Event> {
     let l = line.trim();
     if l.is_empty() || l == "(silence)" {
@@ -276,6 +300,12 @@ pub fn parse_turn(line: &str, default_lang: Lang) -> Vec<Event> {
     }
     if l == "(hangup)" {
         return vec![Event::Hangup];
+    }
+    if l == "(transfer failed)" {
+        return vec![Event::TransferFailed { status: Some(486) }];
+    }
+    if l == "(transfer timeout)" {
+        return vec![Event::TransferFailed { status: None }];
     }
     if let Some(keys) = l.strip_prefix("dtmf:") {
         let mut ev: Vec<Event> = keys
@@ -291,10 +321,23 @@ pub fn parse_turn(line: &str, default_lang: Lang) -> Vec<Event> {
         return ev;
     }
     let _ = default_lang;
+    if let Some((code, text)) = l
+        .strip_prefix('[')
+        .and_then(|r| r.split_once(']'))
+        .and_then(|(c, t)| c.parse::<Lang>().ok().map(|c| (c, t)))
+    {
+        return vec![Event::Speech {
+            text: Pii::new(text.trim().to_string()),
+            confidence: 0.9,
+            lang: Some(code),
+            identified: true,
+        }];
+    }
     vec![Event::Speech {
         text: Pii::new(l.to_string()),
         confidence: 0.9,
         lang: None,
+        identified: false,
     }]
 }
 
@@ -310,6 +353,8 @@ pub struct Conversation {
     pub integrations: SimulatedIntegrations,
     /// Current time.
     pub now: DateTime<Utc>,
+    /// The last speech turn, fed again (as identified) on `RecognizeAgain`.
+    last_speech: Option<Event>,
 }
 
 impl Conversation {
@@ -327,18 +372,40 @@ impl Conversation {
             muni,
             integrations,
             now,
+            last_speech: None,
         };
         let actions = c.interp.start(now);
         let lines = c.drive(actions);
         (c, lines)
     }
 
-    /// Feeds one typed turn.
+    /// Feeds one typed turn. During a transfer, any turn but `(transfer
+    /// failed)` / `(transfer timeout)` means the transfer went through (the
+    /// call leaves the bot).
     pub fn turn(&mut self, line: &str) -> Vec<String> {
         let mut lines = Vec::new();
         for ev in parse_turn(line, self.interp.lang()) {
             if self.interp.is_done() {
                 break;
+            }
+            let ev = match ev {
+                Event::TransferFailed { .. } => ev,
+                _ if self.interp.is_transferring() => Event::Hangup,
+                _ => ev,
+            };
+            if let Event::Speech {
+                text,
+                confidence,
+                lang,
+                ..
+            } = &ev
+            {
+                self.last_speech = Some(Event::Speech {
+                    text: text.clone(),
+                    confidence: *confidence,
+                    lang: *lang,
+                    identified: true,
+                });
             }
             let actions = self.interp.handle(ev, self.now);
             lines.extend(self.drive(actions));
@@ -352,10 +419,25 @@ impl Conversation {
             let mut next = Vec::new();
             for a in &actions {
                 lines.push(action_line(a));
-                if let Action::Invoke(r) = a {
-                    let resp = self.integrations.handle(&self.muni, r);
-                    lines.push(format!("result[simulated]: {}", response_line(&resp)));
-                    next.extend(self.interp.handle(Event::Result(resp), self.now));
+                match a {
+                    Action::Invoke(r) => {
+                        let resp = self.integrations.handle(&self.muni, r);
+                        lines.push(format!("result[simulated]: {}", response_line(&resp)));
+                        next.extend(self.interp.handle(Event::Result(resp), self.now));
+                    }
+                    // The simulator has no audio to recognise again: the
+                    // typed words stand, with no language identified.
+                    Action::RecognizeAgain { .. } => {
+                        if let Some(ev) = self.last_speech.take() {
+                            next.extend(self.interp.handle(ev, self.now));
+                        }
+                    }
+                    Action::Say { .. }
+                    | Action::Play { .. }
+                    | Action::Gather { .. }
+                    | Action::SetLanguage(_)
+                    | Action::Transfer { .. }
+                    | Action::Hangup { .. } => {}
                 }
             }
             if next.is_empty() {

@@ -1038,6 +1038,32 @@ mod tests {
     }
 
     #[test]
+    fn the_language_switch_phrases_callers_use_switch_in_either_direction() {
+        for en in [
+            "English please",
+            "English, please.",
+            "engelsk",
+            "Engelsk.",
+            "Can I speak English?",
+            "kan vi tale engelsk",
+            "på engelsk tak",
+        ] {
+            assert_eq!(language_request(en), Some(Lang::En), "{en}");
+        }
+        for da in [
+            "dansk tak",
+            "Dansk, tak.",
+            "på dansk",
+            "På dansk, tak!",
+            "Danish please",
+            "Can we speak Danish?",
+        ] {
+            assert_eq!(language_request(da), Some(Lang::Da), "{da}");
+        }
+        assert_eq!(language_request("I need a new passport"), None);
+    }
+
+    #[test]
     fn keywords_survive_misspellings_and_inflection() {
         let m = IntentMatcher {
             examples: vec![],

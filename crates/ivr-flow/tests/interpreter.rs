@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
-use ivr_core::{Dtmf, Pii};
+use ivr_core::{Dtmf, Lang, Pii};
 use ivr_flow::{Action, CallContext, Event, FlowStore, Interpreter, Outcome};
 
 fn at(s: &str) -> DateTime<Utc> {
@@ -20,6 +20,7 @@ fn speech(s: &str) -> Event {
         text: Pii::new(s.to_string()),
         confidence: 0.9,
         lang: None,
+        identified: false,
     }
 }
 
@@ -38,12 +39,15 @@ fn a_caller_bounced_between_menus_reaches_a_human_after_four_failed_turns() {
     let mut last = Vec::new();
     for turn in 0..10 {
         last = call.handle(Event::NoInput, now);
-        if call.is_done() {
+        if call.is_transferring() {
             assert_eq!(turn, 3, "the guard ends the 4th failed turn");
             break;
         }
     }
-    assert!(call.is_done(), "the interpreter must not loop forever");
+    assert!(
+        call.is_transferring(),
+        "the interpreter must not loop forever"
+    );
     assert!(
         last.iter().any(
             |a| matches!(a, Action::Transfer { department, .. } if department == "omstilling")
@@ -80,8 +84,8 @@ fn when_the_fallback_is_closed_the_caller_hears_when_it_opens() {
     let texts: Vec<String> = all
         .iter()
         .filter_map(|a| {
-            if let Action::Say { text, .. } = a {
-                Some(text.expose().clone())
+            if let Action::Say { speech, .. } = a {
+                Some(speech.expose().to_string())
             } else {
                 None
             }
@@ -147,7 +151,9 @@ fn events_after_the_end_or_out_of_turn_are_ignored() {
         },
     );
     call.start(now);
-    assert!(call.handle(Event::PromptDone, now).is_empty());
+    assert!(call
+        .handle(Event::TransferFailed { status: Some(503) }, now)
+        .is_empty());
     assert!(call
         .handle(Event::Result(ivr_flow::Response::Ok), now)
         .is_empty());
@@ -220,6 +226,7 @@ fn an_unsure_transcript_of_a_name_is_kept_but_an_unsure_menu_answer_is_not() {
         text: Pii::new(t.to_string()),
         confidence: 0.2,
         lang: None,
+        identified: false,
     };
     let mut call = Interpreter::new(
         s.route("+4570101010").unwrap(),
@@ -241,8 +248,26 @@ fn an_unsure_transcript_of_a_name_is_kept_but_an_unsure_menu_answer_is_not() {
         "{out:?}"
     );
     assert_eq!(call.record().misunderstood, 0);
-    // The same unsure transcript at the CPR question counts as not understood.
-    call.handle(unsure("nul et nul to nul tre et to tre fire"), now);
+    // The same unsure transcript at the CPR question counts as not understood,
+    // once it is confirmed by language identification (the engine recognises
+    // the same audio again and finds Danish).
+    let out = call.handle(unsure("nul et nul to nul tre et to tre fire"), now);
+    assert_eq!(
+        out,
+        [Action::RecognizeAgain {
+            among: vec![Lang::Da, Lang::En]
+        }]
+    );
+    assert_eq!(call.record().misunderstood, 0);
+    call.handle(
+        Event::Speech {
+            text: Pii::new("nul et nul to nul tre et to tre fire".into()),
+            confidence: 0.2,
+            lang: Some(Lang::Da),
+            identified: true,
+        },
+        now,
+    );
     assert_eq!(call.record().misunderstood, 1);
     assert!(call.var("cpr").is_none());
 }

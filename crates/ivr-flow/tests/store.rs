@@ -40,7 +40,7 @@ fn said(actions: &[Action]) -> Vec<String> {
     actions
         .iter()
         .filter_map(|a| match a {
-            Action::Say { text, .. } => Some(text.expose().clone()),
+            Action::Say { speech, .. } => Some(speech.expose().to_string()),
             _ => None,
         })
         .collect()
@@ -139,6 +139,7 @@ fn reload_serves_new_calls_while_old_calls_keep_their_version() {
             text: Pii::new("hjemmehjælp".into()),
             confidence: 0.9,
             lang: None,
+            identified: false,
         },
         now,
     );

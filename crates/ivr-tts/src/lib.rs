@@ -8,10 +8,18 @@
 //!      --> PromptCache (memory LRU + disk WAVs keyed by text, voice, rate)
 //! ```
 //!
-//! The engine holds one [`Tts`] for the process and calls it from a blocking
-//! worker (synthesis is CPU work): [`TextToSpeech::synthesize`] for a whole
-//! prompt, [`SpeechStream`] to start playing the first sentence of a long reply
-//! while the rest is synthesised, [`Tts::prompt_file`] for recorded prompts.
+//! The engine holds one [`Tts`] for the process (as `Arc<dyn TextToSpeech>`)
+//! and calls it from a blocking worker (synthesis is CPU work):
+//! [`TextToSpeech::speak`](trait.TextToSpeech.html#method.speak) /
+//! [`SpeechStream::speech`] for a flow's [`Speech`], sentence by sentence so
+//! the first plays while the rest is made, [`TextToSpeech::prompt_file`] for
+//! recorded prompts.
+//!
+//! Personal data never reaches the cache: [`Speech::Personal`] goes only
+//! through [`TextToSpeech::synthesize_personal`]; [`Speech::Static`] through
+//! the cached [`TextToSpeech::synthesize`]. Static prompts are pre-rendered
+//! sentence by sentence ([`TextToSpeech::prerender_lang`]), the same pieces
+//! [`SpeechStream`] asks for, so the first caller waits for nothing.
 
 mod audio;
 mod cache;
@@ -29,7 +37,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use ivr_core::{Lang, Pcm, Pii};
+use ivr_core::{Lang, Pcm, Pii, Speech};
 
 pub use audio::{decode_file, load_prompt, write_wav};
 pub use cache::{CacheKey, CacheStats, PromptCache};
@@ -44,7 +52,7 @@ pub use registry::{
     EngineKind, EngineSpec, FileEntry, Source, VoiceManifest, VoiceRegistry, VoiceSpec,
     DEFAULT_ESPEAK_WPM,
 };
-pub use scripted::ScriptedTts;
+pub use scripted::{ScriptedTts, SynthesisCounts};
 pub use sentences::split_sentences;
 
 /// Speech out: what the engine calls to turn a flow's `Say` into audio.
@@ -64,10 +72,33 @@ pub trait TextToSpeech: Send + Sync {
     /// outlive the call in `var/tts-cache/`.
     fn synthesize_personal(&self, text: &Pii<String>, voice: &str) -> Result<Arc<Pcm>, TtsError>;
 
+    /// A recorded prompt (WAV, MP3, FLAC, Ogg Vorbis), mono at
+    /// [`Self::output_rate`].
+    fn prompt_file(&self, path: &Path) -> Result<Arc<Pcm>, TtsError>;
+
     /// [`Self::synthesize`] with the language's configured voice.
     fn synthesize_lang(&self, text: &str, lang: Lang) -> Result<Arc<Pcm>, TtsError> {
         let voice = self.voice_for(lang)?;
         self.synthesize(text, &voice)
+    }
+
+    /// Puts a static prompt into the cache the way [`SpeechStream`] will ask
+    /// for it (sentence by sentence, with the language's voice).
+    fn prerender_lang(&self, text: &str, lang: Lang) -> Result<(), TtsError> {
+        let voice = self.voice_for(lang)?;
+        for s in split_sentences(text) {
+            self.synthesize(s, &voice)?;
+        }
+        Ok(())
+    }
+}
+
+impl<'t> dyn TextToSpeech + 't {
+    /// Speaks a flow's [`Speech`] with the language's voice, sentence by
+    /// sentence: [`Speech::Static`] through the cache, [`Speech::Personal`]
+    /// only through [`TextToSpeech::synthesize_personal`].
+    pub fn speak(&self, speech: &Speech, lang: Lang) -> Result<SpeechStream<'_>, TtsError> {
+        SpeechStream::speech(self, speech, lang)
     }
 }
 
@@ -102,6 +133,26 @@ impl<'a> SpeechStream<'a> {
         let mut s = Self::new(tts, text.expose(), voice);
         s.personal = true;
         s
+    }
+
+    /// A flow's [`Speech`] in the language's voice: [`Speech::Static`] as
+    /// [`SpeechStream::new`] (cached), [`Speech::Personal`] as
+    /// [`SpeechStream::personal`] (never cached).
+    pub fn speech(
+        tts: &'a dyn TextToSpeech,
+        speech: &Speech,
+        lang: Lang,
+    ) -> Result<Self, TtsError> {
+        let voice = tts.voice_for(lang)?;
+        Ok(match speech {
+            Speech::Static(text) => Self::new(tts, text, &voice),
+            Speech::Personal(text) => Self::personal(tts, text, &voice),
+        })
+    }
+
+    /// True when the sentences go through the non-caching path.
+    pub fn is_personal(&self) -> bool {
+        self.personal
     }
 
     /// Sentences not yet synthesised.
@@ -310,14 +361,18 @@ impl Tts {
 
     /// Synthesises prompts ahead (static prompts of the flows at start-up), so
     /// their first caller waits for nothing; with a disk cache a restart costs
-    /// nothing either. Returns how many were synthesised now (not already cached).
+    /// nothing either. Each prompt is cached sentence by sentence, as
+    /// [`SpeechStream`] asks for it. Returns how many sentences were
+    /// synthesised now (not already cached).
     pub fn prerender<'a>(
         &self,
         prompts: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> Result<usize, TtsError> {
         let before = self.cache.stats().misses;
         for (text, voice) in prompts {
-            self.synthesize(text, voice)?;
+            for s in split_sentences(text) {
+                self.synthesize(s, voice)?;
+            }
         }
         Ok((self.cache.stats().misses - before) as usize)
     }
@@ -335,11 +390,6 @@ impl Tts {
             Some(Loaded::Piper(p)) => p.sessions(),
             _ => 0,
         }
-    }
-
-    /// A recorded prompt (WAV, MP3, FLAC, Ogg Vorbis), mono at the output rate.
-    pub fn prompt_file(&self, path: &Path) -> Result<Pcm, TtsError> {
-        load_prompt(path, self.config.output_rate)
     }
 }
 
@@ -378,5 +428,9 @@ impl TextToSpeech for Tts {
     fn synthesize_personal(&self, text: &Pii<String>, voice: &str) -> Result<Arc<Pcm>, TtsError> {
         let native = self.synthesize_native(text.expose(), voice)?;
         Ok(Arc::new(resample(&native, self.config.output_rate)?))
+    }
+
+    fn prompt_file(&self, path: &Path) -> Result<Arc<Pcm>, TtsError> {
+        load_prompt(path, self.config.output_rate).map(Arc::new)
     }
 }

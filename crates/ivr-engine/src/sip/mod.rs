@@ -1,43 +1,79 @@
-//! SIP transport: tokio UDP and TCP sockets (IPv4 and IPv6) driving the
-//! sans-IO [`ivr_sip::Endpoint`] with real time (RFC 3261 sec. 18).
+//! SIP transport: tokio UDP and TCP sockets (IPv4 and IPv6) around the
+//! sans-IO [`ivr_sip::Endpoint`], driven with real time (RFC 3261 sec. 18).
+//!
+//! One task, the driver, owns the endpoint (architecture principle 13):
+//!
+//! ```text
+//! UDP recv tasks --(datagrams, INPUT_QUEUE, try_send)--+
+//! TCP conn tasks --(framed messages, INPUT_QUEUE)------+--> driver --(EVENT_QUEUE)--> application
+//! SipHandle      --(commands + oneshot, COMMAND_QUEUE)-+      |  owns the Endpoint; alone polls
+//!                                                             |  transmits, events and the next
+//!         UDP try_send_to / TCP write queues <----------------+  timeout, and sleeps until it
+//! ```
 //!
 //! - UDP: one receive task per socket; responses go to the address RFC 3581
 //!   gives (the endpoint stamps `received`/`rport` on the top Via).
 //! - TCP: one task per connection; messages are framed with
 //!   [`ivr_sip::msg::framer::StreamFramer`] (Content-Length, bounded sizes;
 //!   a framing error closes the connection). Requests we send over TCP reuse
-//!   a connection to the destination, or open one.
-//! - Timers: one task sleeps until [`Endpoint::poll_timeout`] and is woken
-//!   whenever an input may have changed it.
+//!   a connection to the destination, or open one (messages queue while it
+//!   connects).
+//! - Commands ([`SipHandle`] methods) are closures run by the driver on the
+//!   endpoint with the current time; the result comes back on a oneshot once
+//!   the messages the command made are handed to the sockets. No lock:
+//!   nothing but the driver touches the endpoint.
 //!
 //! Queues and what happens when full:
-//! - events to the application: bounded ([`EVENT_QUEUE`]); when full the
-//!   SIP tasks wait (backpressure: datagrams queue in the kernel and SIP
-//!   retransmission recovers what the kernel drops);
-//! - per-connection TCP writes: bounded ([`TCP_WRITE_QUEUE`]); when full the
-//!   message is dropped and the connection closed, since a peer that does not
-//!   read would otherwise hold memory without bound;
+//! - network input ([`INPUT_QUEUE`], shared by all sockets): a UDP datagram
+//!   that finds it full is dropped and counted
+//!   ([`SipHandle::dropped_datagrams`]), as the network could have dropped
+//!   it; SIP retransmission recovers it. A TCP connection waits for room
+//!   (TCP flow control then pushes back on the peer; dropping a message from
+//!   a reliable stream would lose it for good).
+//! - commands ([`COMMAND_QUEUE`]): the caller waits for room. The driver
+//!   serves commands first and never waits on anything but its queues, so
+//!   the wait is short.
+//! - events to the application ([`EVENT_QUEUE`]): the driver never blocks on
+//!   it (the application awaits commands while it consumes events, so a
+//!   blocking driver could deadlock with it). Events that find it full wait,
+//!   in order, in the driver's backlog; while the backlog is not empty the
+//!   driver takes no network input (which then queues in [`INPUT_QUEUE`] and
+//!   the kernel, and is dropped there as above), but keeps serving commands
+//!   and timers. Those only make events about calls and transactions that
+//!   already exist, so the backlog is bounded by the endpoint's own limits
+//!   (`max_calls`, the per-source rate limit).
+//! - per-connection TCP writes ([`TCP_WRITE_QUEUE`]): when full the message
+//!   is dropped and the connection closed, since a peer that does not read
+//!   would otherwise hold memory without bound;
 //! - UDP sends use `try_send_to`: a full socket buffer drops the datagram,
 //!   as the network could have.
 
-use std::collections::HashMap;
+mod answer;
+mod driver;
+
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Instant;
 
-use ivr_sip::msg::framer::{Framed, StreamFramer};
-use ivr_sip::msg::{HeaderName, DEFAULT_MAX_BODY, DEFAULT_MAX_HEAD};
+use ivr_sip::msg::HeaderName;
 use ivr_sip::{
     CallHandle, DigestClient, Endpoint, EndpointConfig, EndpointError, Event, OutgoingCall,
-    RegistrationConfig, RegistrationHandle, Transmit, Transport,
+    RegistrationConfig, RegistrationHandle, Transport,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::{mpsc, Notify};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
+
+pub use answer::{answer_calls, AnswerSdp, AnswerStats, FixedPcmaAnswer};
+use driver::{Command, Counters, Driver};
 
 /// Capacity of the event channel to the application.
 pub const EVENT_QUEUE: usize = 1024;
+/// Capacity of the driver's network input queue (datagrams and framed TCP messages).
+pub const INPUT_QUEUE: usize = 1024;
+/// Capacity of the driver's command queue.
+pub const COMMAND_QUEUE: usize = 256;
 /// Capacity of each TCP connection's write queue (messages).
 pub const TCP_WRITE_QUEUE: usize = 256;
 
@@ -72,14 +108,6 @@ pub enum SipTransportError {
     UnspecifiedAdvertised(SocketAddr),
 }
 
-struct Shared {
-    ep: Mutex<Endpoint>,
-    wake: Notify,
-    udp: Vec<Arc<UdpSocket>>,
-    conns: Mutex<HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>>,
-    events: mpsc::Sender<Event>,
-}
-
 /// The running SIP transport; drop or [`SipService::shutdown`] to stop it.
 pub struct SipService {
     handle: SipHandle,
@@ -89,13 +117,9 @@ pub struct SipService {
 /// A cheap, cloneable handle for application commands.
 #[derive(Clone)]
 pub struct SipHandle {
-    shared: Arc<Shared>,
+    cmds: mpsc::Sender<Command>,
+    counters: Arc<Counters>,
     local: Arc<Vec<(Transport, SocketAddr)>>,
-}
-
-fn lock(m: &Mutex<Endpoint>) -> MutexGuard<'_, Endpoint> {
-    // A panic while holding the lock would be a bug in ivr-sip; keep serving.
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl SipService {
@@ -150,23 +174,33 @@ impl SipService {
             return Err(SipTransportError::UnspecifiedAdvertised(advertised));
         }
         let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
-        let shared = Arc::new(Shared {
-            ep: Mutex::new(Endpoint::new(endpoint(advertised))),
-            wake: Notify::new(),
-            udp: udp.clone(),
-            conns: Mutex::new(HashMap::new()),
-            events: events_tx,
-        });
+        let counters = Arc::new(Counters::default());
+        let (net_tx, net_rx) = mpsc::channel(INPUT_QUEUE);
+        let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
         let mut tasks = Vec::new();
-        for s in udp {
-            tasks.push(tokio::spawn(udp_loop(shared.clone(), s)));
+        let mut sockets = Vec::new();
+        let bound_udp = local.iter().filter(|(t, _)| *t == Transport::Udp);
+        for (s, (_, bound)) in udp.into_iter().zip(bound_udp) {
+            sockets.push((bound.is_ipv4(), s.clone()));
+            tasks.push(tokio::spawn(driver::udp_loop(
+                s,
+                net_tx.clone(),
+                counters.clone(),
+            )));
         }
         for l in listeners {
-            tasks.push(tokio::spawn(tcp_accept_loop(shared.clone(), l)));
+            tasks.push(tokio::spawn(driver::tcp_accept_loop(l, net_tx.clone())));
         }
-        tasks.push(tokio::spawn(timer_loop(shared.clone())));
+        let driver = Driver::new(
+            Endpoint::new(endpoint(advertised)),
+            sockets,
+            net_tx,
+            counters.clone(),
+        );
+        tasks.push(tokio::spawn(driver.run(net_rx, cmd_rx, events_tx)));
         let handle = SipHandle {
-            shared,
+            cmds: cmd_tx,
+            counters,
             local: Arc::new(local),
         };
         Ok((SipService { handle, tasks }, events_rx))
@@ -191,177 +225,6 @@ impl Drop for SipService {
     }
 }
 
-async fn flush(shared: &Arc<Shared>) {
-    let (tx, ev): (Vec<Transmit>, Vec<Event>) = {
-        let mut ep = lock(&shared.ep);
-        (
-            std::iter::from_fn(|| ep.poll_transmit()).collect(),
-            std::iter::from_fn(|| ep.poll_event()).collect(),
-        )
-    };
-    for t in tx {
-        send(shared, t);
-    }
-    for e in ev {
-        if shared.events.send(e).await.is_err() {
-            break; // application gone
-        }
-    }
-    shared.wake.notify_one();
-}
-
-fn send(shared: &Arc<Shared>, t: Transmit) {
-    match t.transport {
-        Transport::Udp => {
-            let sock = shared.udp.iter().find(|s| {
-                s.local_addr()
-                    .is_ok_and(|a| a.is_ipv4() == t.dest.is_ipv4())
-            });
-            match sock {
-                Some(s) => {
-                    if let Err(e) = s.try_send_to(&t.bytes, t.dest) {
-                        tracing::debug!(dest = %t.dest, error = %e, "UDP send dropped");
-                    }
-                }
-                None => tracing::warn!(dest = %t.dest, "no UDP socket for address family"),
-            }
-        }
-        Transport::Tcp => {
-            let existing = shared
-                .conns
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get(&t.dest)
-                .cloned();
-            match existing {
-                Some(w) => {
-                    if w.try_send(t.bytes).is_err() {
-                        tracing::warn!(dest = %t.dest, "TCP write queue full; closing connection");
-                        shared
-                            .conns
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .remove(&t.dest);
-                    }
-                }
-                None => {
-                    let shared = shared.clone();
-                    tokio::spawn(async move {
-                        match TcpStream::connect(t.dest).await {
-                            Ok(stream) => {
-                                let w = spawn_connection(shared, stream, t.dest);
-                                let _ = w.try_send(t.bytes);
-                            }
-                            Err(e) => {
-                                tracing::warn!(dest = %t.dest, error = %e, "TCP connect failed")
-                            }
-                        }
-                    });
-                }
-            }
-        }
-    }
-}
-
-async fn udp_loop(shared: Arc<Shared>, sock: Arc<UdpSocket>) {
-    let mut buf = vec![0u8; 65_535];
-    loop {
-        let (n, src) = match sock.recv_from(&mut buf).await {
-            Ok(x) => x,
-            Err(e) => {
-                // ICMP port unreachable surfaces here on some OSes; keep going.
-                tracing::debug!(error = %e, "UDP receive error");
-                continue;
-            }
-        };
-        lock(&shared.ep).handle_datagram(src, &buf[..n], Instant::now());
-        flush(&shared).await;
-    }
-}
-
-async fn tcp_accept_loop(shared: Arc<Shared>, l: TcpListener) {
-    loop {
-        match l.accept().await {
-            Ok((stream, peer)) => {
-                spawn_connection(shared.clone(), stream, peer);
-            }
-            Err(e) => tracing::warn!(error = %e, "TCP accept failed"),
-        }
-    }
-}
-
-fn spawn_connection(
-    shared: Arc<Shared>,
-    stream: TcpStream,
-    peer: SocketAddr,
-) -> mpsc::Sender<Vec<u8>> {
-    let (mut rd, mut wr) = stream.into_split();
-    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(TCP_WRITE_QUEUE);
-    shared
-        .conns
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(peer, tx.clone());
-    tokio::spawn(async move {
-        while let Some(b) = rx.recv().await {
-            if wr.write_all(&b).await.is_err() {
-                break;
-            }
-        }
-    });
-    let reader_shared = shared.clone();
-    let my_tx = tx.clone();
-    tokio::spawn(async move {
-        let shared = reader_shared;
-        let mut framer = StreamFramer::new(DEFAULT_MAX_HEAD, DEFAULT_MAX_BODY);
-        let mut buf = vec![0u8; 16 * 1024];
-        'conn: loop {
-            let n = match rd.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => n,
-            };
-            framer.push(&buf[..n]);
-            loop {
-                match framer.next_message() {
-                    Ok(Framed::Message(m)) => {
-                        lock(&shared.ep).handle_message(Transport::Tcp, peer, *m, Instant::now());
-                        flush(&shared).await;
-                    }
-                    Ok(Framed::NeedMore) => break,
-                    Err(e) => {
-                        tracing::warn!(%peer, error = %e, "SIP stream framing error; closing");
-                        break 'conn;
-                    }
-                }
-            }
-        }
-        let mut conns = shared.conns.lock().unwrap_or_else(|p| p.into_inner());
-        if conns.get(&peer).is_some_and(|c| c.same_channel(&my_tx)) {
-            conns.remove(&peer);
-        }
-    });
-    tx
-}
-
-async fn timer_loop(shared: Arc<Shared>) {
-    loop {
-        let next = lock(&shared.ep).poll_timeout();
-        match next {
-            Some(at) => {
-                let at = tokio::time::Instant::from_std(at);
-                tokio::select! {
-                    _ = tokio::time::sleep_until(at) => {
-                        lock(&shared.ep).handle_timeout(Instant::now());
-                        flush(&shared).await;
-                    }
-                    _ = shared.wake.notified() => {}
-                }
-            }
-            None => shared.wake.notified().await,
-        }
-    }
-}
-
 impl SipHandle {
     /// The bound sockets.
     pub fn local_addrs(&self) -> &[(Transport, SocketAddr)] {
@@ -376,23 +239,43 @@ impl SipHandle {
             .map(|(_, a)| *a)
     }
 
-    async fn run<T>(&self, f: impl FnOnce(&mut Endpoint, Instant) -> T) -> T {
-        let r = f(&mut lock(&self.shared.ep), Instant::now());
-        flush(&self.shared).await;
-        r
+    /// Runs `f` on the driver; `None` when the service has stopped.
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Endpoint, Instant) -> T + Send + 'static,
+    ) -> Option<T> {
+        let (tx, rx) = oneshot::channel();
+        let cmd: Command = Box::new(move |ep, now| {
+            let r = f(ep, now);
+            Box::new(move || {
+                let _ = tx.send(r);
+            })
+        });
+        self.cmds.send(cmd).await.ok()?;
+        rx.await.ok()
+    }
+
+    /// Runs a call command; a stopped service has no calls.
+    async fn call_cmd<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Endpoint, Instant) -> Result<T, EndpointError> + Send + 'static,
+    ) -> Result<T, EndpointError> {
+        self.run(f).await.unwrap_or(Err(EndpointError::UnknownCall))
     }
 
     /// 180 Ringing.
     pub async fn ringing(&self, call: CallHandle) -> Result<(), EndpointError> {
-        self.run(|ep, now| ep.ringing(call, now)).await
+        self.call_cmd(move |ep, now| ep.ringing(call, now)).await
     }
     /// 200 OK with the SDP answer.
     pub async fn answer(&self, call: CallHandle, sdp: Vec<u8>) -> Result<(), EndpointError> {
-        self.run(|ep, now| ep.answer(call, sdp, now)).await
+        self.call_cmd(move |ep, now| ep.answer(call, sdp, now))
+            .await
     }
     /// Refuse an incoming call.
     pub async fn reject(&self, call: CallHandle, status: u16) -> Result<(), EndpointError> {
-        self.run(|ep, now| ep.reject(call, status, now)).await
+        self.call_cmd(move |ep, now| ep.reject(call, status, now))
+            .await
     }
     /// Answer a re-INVITE.
     pub async fn answer_reinvite(
@@ -400,7 +283,8 @@ impl SipHandle {
         call: CallHandle,
         sdp: Vec<u8>,
     ) -> Result<(), EndpointError> {
-        self.run(|ep, now| ep.answer_reinvite(call, sdp, now)).await
+        self.call_cmd(move |ep, now| ep.answer_reinvite(call, sdp, now))
+            .await
     }
     /// Refuse a re-INVITE.
     pub async fn reject_reinvite(
@@ -408,12 +292,12 @@ impl SipHandle {
         call: CallHandle,
         status: u16,
     ) -> Result<(), EndpointError> {
-        self.run(|ep, now| ep.reject_reinvite(call, status, now))
+        self.call_cmd(move |ep, now| ep.reject_reinvite(call, status, now))
             .await
     }
     /// Hang up.
     pub async fn hangup(&self, call: CallHandle) -> Result<(), EndpointError> {
-        self.run(|ep, now| ep.hangup(call, now)).await
+        self.call_cmd(move |ep, now| ep.hangup(call, now)).await
     }
     /// Blind transfer.
     pub async fn refer(
@@ -422,138 +306,29 @@ impl SipHandle {
         target: ivr_sip::msg::Uri,
         context: Vec<(HeaderName, String)>,
     ) -> Result<(), EndpointError> {
-        self.run(|ep, now| ep.refer(call, &target, context, now))
+        self.call_cmd(move |ep, now| ep.refer(call, &target, context, now))
             .await
     }
     /// Outbound call.
     pub async fn invite(&self, call: OutgoingCall) -> Result<CallHandle, EndpointError> {
-        self.run(|ep, now| ep.invite(call, now)).await
+        self.call_cmd(move |ep, now| ep.invite(call, now)).await
     }
-    /// Register to a trunk.
+    /// Register to a trunk; `None` when the service has stopped.
     pub async fn register(
         &self,
         cfg: RegistrationConfig,
         auth: Box<dyn DigestClient>,
-    ) -> RegistrationHandle {
-        self.run(|ep, now| ep.register(cfg, auth, now)).await
+    ) -> Option<RegistrationHandle> {
+        self.run(move |ep, now| ep.register(cfg, auth, now)).await
     }
-    /// Calls in progress.
+    /// Calls in the endpoint after the driver's last step (events about a
+    /// call leave the driver after the step that counted it).
     pub fn call_count(&self) -> usize {
-        lock(&self.shared.ep).call_count()
+        self.counters.calls.load(Ordering::Relaxed)
     }
-}
 
-/// Decides the SDP answer for a call; the engine's media layer implements
-/// it for real calls.
-pub trait AnswerSdp: Send + 'static {
-    /// The answer to `offer` (or our offer when `None`); `None` refuses with 488.
-    fn answer(&mut self, offer: Option<&[u8]>) -> Option<Vec<u8>>;
-    /// Whether to answer the call to this Request-URI/To user, or only ring (tests of CANCEL).
-    fn should_answer(&mut self, _to: &str) -> bool {
-        true
-    }
-}
-
-/// A fixed minimal PCMA answer, for transport tests until the SDP module is
-/// wired in: it does not negotiate.
-#[derive(Debug, Clone)]
-pub struct FixedPcmaAnswer {
-    /// Address in `c=`.
-    pub ip: std::net::IpAddr,
-    /// RTP port in `m=`.
-    pub port: u16,
-}
-
-impl AnswerSdp for FixedPcmaAnswer {
-    fn answer(&mut self, offer: Option<&[u8]>) -> Option<Vec<u8>> {
-        let family = if self.ip.is_ipv4() { "IP4" } else { "IP6" };
-        let dir = match offer.map(String::from_utf8_lossy) {
-            Some(o) if o.contains("a=sendonly") => "recvonly",
-            Some(o) if o.contains("a=inactive") => "inactive",
-            _ => "sendrecv",
-        };
-        Some(
-            format!(
-                "v=0\r\no=ivr 1 1 IN {family} {ip}\r\ns=ivr\r\nc=IN {family} {ip}\r\nt=0 0\r\nm=audio {port} RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\na=ptime:20\r\na={dir}\r\n",
-                ip = self.ip,
-                port = self.port
-            )
-            .into_bytes(),
-        )
-    }
-    fn should_answer(&mut self, to: &str) -> bool {
-        !to.starts_with("sip:ring")
-    }
-}
-
-/// Counts of what an answering loop saw.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct AnswerStats {
-    /// IncomingCall events.
-    pub incoming: u64,
-    /// Calls answered with 200.
-    pub answered: u64,
-    /// ACKs received.
-    pub confirmed: u64,
-    /// re-INVITEs answered.
-    pub reinvites: u64,
-    /// Calls ended by the peer's BYE.
-    pub ended_by_peer: u64,
-    /// Calls cancelled before answer.
-    pub cancelled: u64,
-    /// Other call ends (ACK timeout, local hangup).
-    pub ended_other: u64,
-}
-
-/// Answers every call with `sdp` (after 180), answers re-INVITEs, and keeps
-/// counts until the event channel closes. The hook tests and `ivr serve`
-/// without a flow use.
-pub async fn answer_calls(
-    handle: SipHandle,
-    mut events: mpsc::Receiver<Event>,
-    mut sdp: impl AnswerSdp,
-    stats: Arc<Mutex<AnswerStats>>,
-) {
-    while let Some(e) = events.recv().await {
-        let bump =
-            |f: fn(&mut AnswerStats)| f(&mut stats.lock().unwrap_or_else(|p| p.into_inner()));
-        match e {
-            Event::IncomingCall {
-                call, offer, to, ..
-            } => {
-                bump(|s| s.incoming += 1);
-                let _ = handle.ringing(call).await;
-                if !sdp.should_answer(to.expose()) {
-                    continue;
-                }
-                match sdp.answer(offer.as_deref()) {
-                    Some(a) => {
-                        if handle.answer(call, a).await.is_ok() {
-                            bump(|s| s.answered += 1);
-                        }
-                    }
-                    None => {
-                        let _ = handle.reject(call, 488).await;
-                    }
-                }
-            }
-            Event::CallConfirmed { .. } => bump(|s| s.confirmed += 1),
-            Event::ReInvite { call, offer } => match sdp.answer(offer.as_deref()) {
-                Some(a) => {
-                    if handle.answer_reinvite(call, a).await.is_ok() {
-                        bump(|s| s.reinvites += 1);
-                    }
-                }
-                None => {
-                    let _ = handle.reject_reinvite(call, 488).await;
-                }
-            },
-            Event::CallEnded { reason, .. } => match reason {
-                ivr_sip::EndReason::RemoteBye => bump(|s| s.ended_by_peer += 1),
-                ivr_sip::EndReason::Cancelled => bump(|s| s.cancelled += 1),
-                _ => bump(|s| s.ended_other += 1),
-            },
-            _ => {}
-        }
+    /// UDP datagrams dropped so far because the driver's input queue was full.
+    pub fn dropped_datagrams(&self) -> u64 {
+        self.counters.dropped_datagrams.load(Ordering::Relaxed)
     }
 }

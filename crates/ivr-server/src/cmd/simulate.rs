@@ -281,15 +281,45 @@ fn emit(
     muni: &Municipality,
     now: DateTime<Utc>,
     mut actions: Vec<Action>,
+    last_speech: &mut Option<Event>,
 ) -> std::io::Result<()> {
     while !actions.is_empty() {
         let mut next = Vec::new();
         for a in &actions {
             writeln!(out, "{}", action_line(a))?;
-            if let Action::Invoke(r) = a {
-                let resp = integ.handle(muni, r, it.lang(), now);
-                writeln!(out, "result[{}]: {}", integ.label(), response_line(&resp))?;
-                next.extend(it.handle(Event::Result(resp), now));
+            match a {
+                Action::Invoke(r) => {
+                    let resp = integ.handle(muni, r, it.lang(), now);
+                    writeln!(out, "result[{}]: {}", integ.label(), response_line(&resp))?;
+                    next.extend(it.handle(Event::Result(resp), now));
+                }
+                // No audio to recognise again: the typed words stand, with
+                // no language identified (type `[en] words` for that).
+                Action::RecognizeAgain { .. } => {
+                    if let Some(Event::Speech {
+                        text,
+                        confidence,
+                        lang,
+                        ..
+                    }) = last_speech.take()
+                    {
+                        next.extend(it.handle(
+                            Event::Speech {
+                                text,
+                                confidence,
+                                lang,
+                                identified: true,
+                            },
+                            now,
+                        ));
+                    }
+                }
+                Action::Say { .. }
+                | Action::Play { .. }
+                | Action::Gather { .. }
+                | Action::SetLanguage(_)
+                | Action::Transfer { .. }
+                | Action::Hangup { .. } => {}
             }
         }
         actions = next;
@@ -342,7 +372,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     };
     eprintln!(
-        "simulating {} ({}) at {} with {what}; type caller turns (text, dtmf:1#, empty line = silence, (hangup))",
+        "simulating {} ({}) at {} with {what}; type caller turns (text, [en] text = language identified, dtmf:1#, empty line = silence, (hangup), (transfer failed))",
         muni.name,
         route.entry,
         now.with_timezone(&chrono_tz::Europe::Copenhagen).format("%Y-%m-%d %H:%M %Z")
@@ -356,8 +386,17 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     );
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
+    let mut last_speech = None;
     let first = it.start(now);
-    emit(&mut out, &mut it, integ.as_mut(), &muni, now, first)?;
+    emit(
+        &mut out,
+        &mut it,
+        integ.as_mut(),
+        &muni,
+        now,
+        first,
+        &mut last_speech,
+    )?;
     let interactive = std::io::stdin().is_terminal();
     let stdin = std::io::stdin();
     let mut lines = stdin.lock().lines();
@@ -378,8 +417,26 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
             if it.is_done() {
                 break;
             }
+            // During a transfer, anything but `(transfer failed)` means it
+            // went through: the call leaves the bot.
+            let ev = match ev {
+                Event::TransferFailed { .. } => ev,
+                _ if it.is_transferring() => Event::Hangup,
+                _ => ev,
+            };
+            if matches!(ev, Event::Speech { .. }) {
+                last_speech = Some(ev.clone());
+            }
             let actions = it.handle(ev, now);
-            emit(&mut out, &mut it, integ.as_mut(), &muni, now, actions)?;
+            emit(
+                &mut out,
+                &mut it,
+                integ.as_mut(),
+                &muni,
+                now,
+                actions,
+                &mut last_speech,
+            )?;
         }
     }
     let rec = it.record();

@@ -1,0 +1,415 @@
+//! The one task that owns the [`Endpoint`], and the socket tasks that feed
+//! it. See the [module docs](super) for the queues and their policies.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use ivr_sip::msg::framer::{Framed, StreamFramer};
+use ivr_sip::msg::{Message, DEFAULT_MAX_BODY, DEFAULT_MAX_HEAD};
+use ivr_sip::{Endpoint, Event, Transmit, Transport};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::mpsc;
+
+use super::TCP_WRITE_QUEUE;
+
+/// An application command: runs on the driver with the endpoint and the
+/// time, and gives back the reply (sending its result on a oneshot), which
+/// the driver calls once the transmits the command made are handed to the
+/// sockets.
+pub(super) type Command = Box<dyn FnOnce(&mut Endpoint, Instant) -> Reply + Send>;
+/// Sends a command's result.
+pub(super) type Reply = Box<dyn FnOnce() + Send>;
+
+/// What the socket tasks hand to the driver.
+pub(super) enum NetInput {
+    /// A UDP datagram.
+    Datagram { src: SocketAddr, bytes: Vec<u8> },
+    /// A message framed from a TCP connection.
+    Stream { peer: SocketAddr, msg: Box<Message> },
+    /// An accepted TCP connection's write queue.
+    Opened {
+        peer: SocketAddr,
+        conn: u64,
+        writer: mpsc::Sender<Vec<u8>>,
+    },
+    /// A TCP connection ended (or an outbound connect failed).
+    Closed { peer: SocketAddr, conn: u64 },
+}
+
+/// Counters the driver keeps for [`super::SipHandle`].
+#[derive(Default)]
+pub(super) struct Counters {
+    /// Calls in the endpoint after the driver's last step.
+    pub(super) calls: AtomicUsize,
+    /// UDP datagrams dropped because the input queue was full.
+    pub(super) dropped_datagrams: AtomicU64,
+}
+
+static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
+
+struct Conn {
+    id: u64,
+    writer: mpsc::Sender<Vec<u8>>,
+}
+
+pub(super) struct Driver {
+    pub(super) ep: Endpoint,
+    /// UDP sockets with their address family (true: IPv4).
+    pub(super) udp: Vec<(bool, Arc<UdpSocket>)>,
+    /// A sender of the input queue, for connections the driver opens.
+    pub(super) net_tx: mpsc::Sender<NetInput>,
+    pub(super) counters: Arc<Counters>,
+    conns: HashMap<SocketAddr, Conn>,
+    /// Events the application queue had no room for, oldest first.
+    backlog: VecDeque<Event>,
+    /// The application dropped its event receiver: events are discarded.
+    app_gone: bool,
+}
+
+impl Driver {
+    pub(super) fn new(
+        ep: Endpoint,
+        udp: Vec<(bool, Arc<UdpSocket>)>,
+        net_tx: mpsc::Sender<NetInput>,
+        counters: Arc<Counters>,
+    ) -> Self {
+        Driver {
+            ep,
+            udp,
+            net_tx,
+            counters,
+            conns: HashMap::new(),
+            backlog: VecDeque::new(),
+            app_gone: false,
+        }
+    }
+
+    /// Runs until every command sender is gone (the service was dropped)
+    /// or the task is aborted.
+    pub(super) async fn run(
+        mut self,
+        mut net: mpsc::Receiver<NetInput>,
+        mut cmds: mpsc::Receiver<Command>,
+        events: mpsc::Sender<Event>,
+    ) {
+        loop {
+            self.pump(&events);
+            let deadline = self.ep.poll_timeout().map(tokio::time::Instant::from_std);
+            let sleep = async move {
+                match deadline {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            // Local work first (commands, then the application's room for
+            // events, then timers); the network, the one source whose rate
+            // we do not control, last, and only while events flow.
+            tokio::select! {
+                biased;
+                cmd = cmds.recv() => match cmd {
+                    Some(cmd) => {
+                        let reply = cmd(&mut self.ep, Instant::now());
+                        self.pump(&events);
+                        reply();
+                    }
+                    None => return,
+                },
+                permit = events.reserve(), if !self.backlog.is_empty() => match permit {
+                    Ok(p) => {
+                        if let Some(e) = self.backlog.pop_front() {
+                            p.send(e);
+                        }
+                    }
+                    Err(_) => {
+                        self.app_gone = true;
+                        self.backlog.clear();
+                    }
+                },
+                () = sleep => self.ep.handle_timeout(Instant::now()),
+                input = net.recv(), if self.backlog.is_empty() => match input {
+                    Some(i) => self.input(i),
+                    None => return,
+                },
+            }
+        }
+    }
+
+    fn input(&mut self, input: NetInput) {
+        match input {
+            NetInput::Datagram { src, bytes } => {
+                self.ep.handle_datagram(src, &bytes, Instant::now());
+            }
+            NetInput::Stream { peer, msg } => {
+                self.ep
+                    .handle_message(Transport::Tcp, peer, *msg, Instant::now());
+            }
+            NetInput::Opened { peer, conn, writer } => {
+                self.conns.insert(peer, Conn { id: conn, writer });
+            }
+            NetInput::Closed { peer, conn } => {
+                if self.conns.get(&peer).is_some_and(|c| c.id == conn) {
+                    self.conns.remove(&peer);
+                }
+            }
+        }
+    }
+
+    /// Sends what the endpoint wants sent and moves its events towards the
+    /// application, keeping order: while a backlog exists, new events join it.
+    fn pump(&mut self, events: &mpsc::Sender<Event>) {
+        // Counted before the events leave, so an application that saw a
+        // call end sees it gone from the count.
+        self.counters
+            .calls
+            .store(self.ep.call_count(), Ordering::Relaxed);
+        while let Some(t) = self.ep.poll_transmit() {
+            self.send(t);
+        }
+        while let Some(e) = self.ep.poll_event() {
+            if self.app_gone {
+                continue;
+            }
+            if !self.backlog.is_empty() {
+                self.backlog.push_back(e);
+                continue;
+            }
+            match events.try_send(e) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(e)) => self.backlog.push_back(e),
+                Err(mpsc::error::TrySendError::Closed(_)) => self.app_gone = true,
+            }
+        }
+    }
+
+    fn send(&mut self, t: Transmit) {
+        match t.transport {
+            Transport::Udp => {
+                let v4 = t.dest.is_ipv4();
+                match self.udp.iter().find(|(is_v4, _)| *is_v4 == v4) {
+                    Some((_, s)) => {
+                        if let Err(e) = s.try_send_to(&t.bytes, t.dest) {
+                            tracing::debug!(dest = %t.dest, error = %e, "UDP send dropped");
+                        }
+                    }
+                    None => tracing::warn!(dest = %t.dest, "no UDP socket for address family"),
+                }
+            }
+            Transport::Tcp => match self.conns.get(&t.dest) {
+                Some(c) => {
+                    if c.writer.try_send(t.bytes).is_err() {
+                        tracing::warn!(dest = %t.dest, "TCP write queue full; closing connection");
+                        self.conns.remove(&t.dest);
+                    }
+                }
+                None => {
+                    // Queue now, connect in the background: later messages to
+                    // the same peer wait in the same queue, in order.
+                    let (writer, rx) = mpsc::channel(TCP_WRITE_QUEUE);
+                    let conn = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
+                    let _ = writer.try_send(t.bytes);
+                    self.conns.insert(t.dest, Conn { id: conn, writer });
+                    tokio::spawn(connect(t.dest, conn, rx, self.net_tx.clone()));
+                }
+            },
+        }
+    }
+}
+
+async fn connect(
+    peer: SocketAddr,
+    conn: u64,
+    rx: mpsc::Receiver<Vec<u8>>,
+    net: mpsc::Sender<NetInput>,
+) {
+    match TcpStream::connect(peer).await {
+        Ok(stream) => run_connection(stream, peer, conn, rx, net).await,
+        Err(e) => {
+            tracing::warn!(dest = %peer, error = %e, "TCP connect failed");
+            let _ = net.send(NetInput::Closed { peer, conn }).await;
+        }
+    }
+}
+
+/// Receives UDP datagrams into the driver's input queue; a full queue drops
+/// the datagram and counts it.
+pub(super) async fn udp_loop(
+    sock: Arc<UdpSocket>,
+    net: mpsc::Sender<NetInput>,
+    counters: Arc<Counters>,
+) {
+    let mut buf = vec![0u8; 65_535];
+    loop {
+        let (n, src) = match sock.recv_from(&mut buf).await {
+            Ok(x) => x,
+            Err(e) => {
+                // ICMP port unreachable surfaces here on some OSes; keep going.
+                tracing::debug!(error = %e, "UDP receive error");
+                continue;
+            }
+        };
+        let bytes = buf.get(..n).unwrap_or_default().to_vec();
+        match net.try_send(NetInput::Datagram { src, bytes }) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                counters.dropped_datagrams.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(%src, "SIP input queue full; datagram dropped");
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => return,
+        }
+    }
+}
+
+/// Accepts TCP connections; each gets a write queue the driver learns of
+/// before the first message read from it.
+pub(super) async fn tcp_accept_loop(l: TcpListener, net: mpsc::Sender<NetInput>) {
+    loop {
+        match l.accept().await {
+            Ok((stream, peer)) => {
+                let (writer, rx) = mpsc::channel(TCP_WRITE_QUEUE);
+                let conn = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
+                if net
+                    .send(NetInput::Opened { peer, conn, writer })
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                tokio::spawn(run_connection(stream, peer, conn, rx, net.clone()));
+            }
+            Err(e) => tracing::warn!(error = %e, "TCP accept failed"),
+        }
+    }
+}
+
+/// Writes the connection's queue and frames what it reads
+/// ([`StreamFramer`], bounded sizes); a framing error closes it. Messages
+/// read wait for room in the driver's input queue (TCP flow control pushes
+/// back on the peer).
+async fn run_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    conn: u64,
+    mut rx: mpsc::Receiver<Vec<u8>>,
+    net: mpsc::Sender<NetInput>,
+) {
+    let (mut rd, mut wr) = stream.into_split();
+    tokio::spawn(async move {
+        while let Some(b) = rx.recv().await {
+            if wr.write_all(&b).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut framer = StreamFramer::new(DEFAULT_MAX_HEAD, DEFAULT_MAX_BODY);
+    let mut buf = vec![0u8; 16 * 1024];
+    'conn: loop {
+        let n = match rd.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        framer.push(buf.get(..n).unwrap_or_default());
+        loop {
+            match framer.next_message() {
+                Ok(Framed::Message(msg)) => {
+                    if net.send(NetInput::Stream { peer, msg }).await.is_err() {
+                        return; // the driver stopped
+                    }
+                }
+                Ok(Framed::NeedMore) => break,
+                Err(e) => {
+                    tracing::warn!(%peer, error = %e, "SIP stream framing error; closing");
+                    break 'conn;
+                }
+            }
+        }
+    }
+    let _ = net.send(NetInput::Closed { peer, conn }).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use ivr_sip::EndpointConfig;
+    use tokio::sync::oneshot;
+
+    use super::*;
+
+    fn invite(n: u16) -> NetInput {
+        let src: SocketAddr = format!("127.0.0.1:{}", 5100 + n).parse().unwrap();
+        let bytes = format!(
+            "INVITE sip:bot@127.0.0.1:5060 SIP/2.0\r\n\
+             Via: SIP/2.0/UDP {src};branch=z9hG4bK-driver-{n}\r\n\
+             Max-Forwards: 70\r\n\
+             From: <sip:caller@127.0.0.1>;tag=t{n}\r\n\
+             To: <sip:bot@127.0.0.1>\r\n\
+             Call-ID: driver-{n}@test\r\n\
+             CSeq: 1 INVITE\r\n\
+             Contact: <sip:caller@{src}>\r\n\
+             Content-Length: 0\r\n\r\n"
+        )
+        .into_bytes();
+        NetInput::Datagram { src, bytes }
+    }
+
+    fn source(e: Option<Event>) -> u16 {
+        match e {
+            Some(Event::IncomingCall { source, .. }) => source.port(),
+            other => panic!("expected an incoming call, got {other:?}"),
+        }
+    }
+
+    /// The application awaits a command while its event queue is full: the
+    /// driver serves the command (no deadlock), holds the events in order,
+    /// and takes no more network input until the application reads.
+    #[tokio::test]
+    async fn a_full_event_queue_stops_network_input_but_not_commands() {
+        let sock = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        let ep = Endpoint::new(EndpointConfig::new(sock.local_addr().unwrap()));
+        let (net_tx, net_rx) = mpsc::channel(8);
+        let (cmd_tx, cmd_rx) = mpsc::channel::<Command>(1);
+        let (events_tx, mut events) = mpsc::channel(1);
+        let driver = Driver::new(
+            ep,
+            vec![(true, sock)],
+            net_tx.clone(),
+            Arc::new(Counters::default()),
+        );
+        let task = tokio::spawn(driver.run(net_rx, cmd_rx, events_tx));
+        for n in 1..=3 {
+            net_tx.send(invite(n)).await.unwrap();
+        }
+        // Wait until the driver holds one event in the queue and one in its
+        // backlog: the third INVITE then stays unread.
+        let calls = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                let (tx, rx) = oneshot::channel();
+                cmd_tx
+                    .send(Box::new(move |ep: &mut Endpoint, _| {
+                        let n = ep.call_count();
+                        Box::new(move || {
+                            let _ = tx.send(n);
+                        })
+                    }))
+                    .await
+                    .unwrap();
+                let n = rx.await.unwrap();
+                if n >= 2 {
+                    return n;
+                }
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("commands are served while the event queue is full");
+        assert_eq!(calls, 2, "network input taken despite a backlog");
+        assert_eq!(source(events.recv().await), 5101);
+        assert_eq!(source(events.recv().await), 5102);
+        assert_eq!(source(events.recv().await), 5103);
+        task.abort();
+    }
+}

@@ -1,0 +1,300 @@
+//! Which prompts of the shipped flows are personal speech (never cached) and
+//! which are static (cacheable): read-backs of CPR numbers, phone numbers,
+//! names and the caller's own appointment are personal; prompts, opening
+//! hours, department names and the free slots Frontdesk offers are not.
+
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use ivr_core::{Dtmf, Lang, Pii, Speech};
+use ivr_flow::{Action, CallContext, Event, FlowStore, Interpreter, Response};
+
+fn at(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+fn shipped() -> FlowStore {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../flows");
+    FlowStore::load(p).unwrap().0
+}
+
+/// Feeds an event the way the engine does: `RecognizeAgain` is answered with
+/// the same words, identified as Danish.
+fn feed(call: &mut Interpreter, ev: Event, now: DateTime<Utc>) -> Vec<Action> {
+    let again = ev.clone();
+    let mut out = call.handle(ev, now);
+    if out
+        .iter()
+        .any(|a| matches!(a, Action::RecognizeAgain { .. }))
+    {
+        let Event::Speech {
+            text, confidence, ..
+        } = again
+        else {
+            unreachable!("only speech is recognised again")
+        };
+        out.extend(call.handle(
+            Event::Speech {
+                text,
+                confidence,
+                lang: Some(Lang::Da),
+                identified: true,
+            },
+            now,
+        ));
+    }
+    out
+}
+
+fn speech(s: &str) -> Event {
+    Event::Speech {
+        text: Pii::new(s.to_string()),
+        confidence: 0.9,
+        lang: None,
+        identified: false,
+    }
+}
+
+fn keys(call: &mut Interpreter, k: &str, now: DateTime<Utc>) -> Vec<Action> {
+    let mut out = Vec::new();
+    for c in k.chars() {
+        out.extend(call.handle(Event::Dtmf(Dtmf::from_char(c).unwrap()), now));
+    }
+    out
+}
+
+fn says(actions: &[Action]) -> Vec<Speech> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Say { speech, .. } => Some(speech.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn call(store: &FlowStore, number: &str, caller: &str) -> Interpreter {
+    Interpreter::new(
+        store.route(number).unwrap(),
+        CallContext {
+            caller: Pii::new(caller.into()),
+            lang: None,
+        },
+    )
+}
+
+/// Every say of a conversation, and a check that no static one holds any of
+/// the caller's personal data.
+fn assert_no_static_say_holds(all: &[Speech], secrets: &[&str]) {
+    for s in all {
+        if let Speech::Static(t) = s {
+            for secret in secrets {
+                assert!(
+                    !t.contains(secret),
+                    "static (cacheable) speech holds `{secret}`: {t}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn the_job_centre_cancellation_reads_back_cpr_date_and_name_as_personal_speech() {
+    let store = shipped();
+    let now = at("2026-11-23T10:00:00+01:00");
+    let mut c = call(&store, "+4570202030", "+4522334455");
+    let mut all = says(&c.start(now));
+    assert_eq!(
+        all[0],
+        Speech::Static("Du har ringet til Jobcenter Sydhavn.".into())
+    );
+    all.extend(says(&keys(&mut c, "1", now)));
+    all.extend(says(&feed(&mut c, speech("Jens Hansen"), now)));
+    let confirm_cpr = says(&keys(&mut c, "0312901234", now));
+    assert_eq!(confirm_cpr.len(), 1, "{confirm_cpr:?}");
+    assert!(confirm_cpr[0].is_personal(), "{confirm_cpr:?}");
+    assert!(confirm_cpr[0]
+        .expose()
+        .starts_with("Jeg hørte nul tre, tolv"));
+    all.extend(confirm_cpr);
+    all.extend(says(&feed(&mut c, speech("ja"), now)));
+    all.extend(says(&feed(&mut c, speech("den 26. november"), now)));
+    let confirm = says(&feed(&mut c, speech("kvart over ti"), now));
+    assert!(
+        confirm.iter().all(Speech::is_personal),
+        "the appointment read back: {confirm:?}"
+    );
+    all.extend(confirm);
+    let mail = feed(&mut c, speech("ja"), now);
+    assert!(mail.iter().any(|a| matches!(a, Action::Invoke(_))));
+    let sent = says(&c.handle(Event::Result(Response::Ok), now));
+    let thanks = sent
+        .iter()
+        .find(|s| s.expose().starts_with("Tak, Jens Hansen"))
+        .expect("the confirmation names the caller");
+    assert!(thanks.is_personal());
+    assert!(
+        sent.iter()
+            .any(|s| *s == Speech::Static("Tak for opkaldet. Farvel.".into())),
+        "the goodbye stays cacheable: {sent:?}"
+    );
+    all.extend(sent);
+    assert_no_static_say_holds(
+        &all,
+        &[
+            "Jens",
+            "Hansen",
+            "0312901234",
+            "nul tre, tolv",
+            "26. november",
+        ],
+    );
+    // The flow's own prompts stay cacheable.
+    assert!(all.contains(&Speech::Static(
+        "Sig eller tast dit CPR-nummer, ti cifre.".into()
+    )));
+}
+
+#[test]
+fn a_callback_reads_back_the_callers_number_as_personal_and_the_window_as_static() {
+    let store = shipped();
+    // Monday evening: the job centre is closed, a callback is offered.
+    let now = at("2026-11-23T19:00:00+01:00");
+    let mut c = call(&store, "+4570101010", "+4522334455");
+    let mut all = says(&c.start(now));
+    let closed = says(&feed(&mut c, speech("jobcenter"), now));
+    assert!(
+        closed.iter().all(|s| !s.is_personal()),
+        "department name and opening hours are public: {closed:?}"
+    );
+    assert!(closed[0]
+        .expose()
+        .starts_with("Jobcentret har lukket nu. Vi åbner igen i morgen"));
+    all.extend(closed);
+    let number = says(&keys(&mut c, "1", now));
+    assert!(number[0].is_personal(), "{number:?}");
+    assert!(number[0].expose().contains("toogtyve, treogtredive"));
+    all.extend(number);
+    // Another number, read back: personal too.
+    all.extend(says(&feed(&mut c, speech("nej"), now)));
+    let new_number = says(&keys(&mut c, "87654321", now));
+    assert!(new_number[0].is_personal(), "{new_number:?}");
+    all.extend(new_number);
+    let window = says(&feed(&mut c, speech("ja"), now));
+    assert!(
+        window[0]
+            .expose()
+            .starts_with("Vi ringer dig op i morgen mellem"),
+        "{window:?}"
+    );
+    assert!(!window[0].is_personal(), "the callback window is public");
+    all.extend(window);
+    assert_no_static_say_holds(
+        &all,
+        &[
+            "toogtyve, treogtredive",
+            "22334455",
+            "syvogfirs",
+            "87654321",
+        ],
+    );
+}
+
+#[test]
+fn offered_slots_are_static_while_the_cpr_and_the_booking_read_back_are_personal() {
+    let store = shipped();
+    let now = at("2026-11-23T10:00:00+01:00");
+    let mut c = call(&store, "+4570101010", "+4522334455");
+    c.start(now);
+    feed(&mut c, speech("jeg skal have nyt pas"), now);
+    let find = keys(&mut c, "1", now);
+    let Some(Action::Invoke(ivr_flow::Request::FrontdeskSlots { from, .. })) = find.first() else {
+        panic!("no slot request: {find:?}")
+    };
+    let slot = |h: u32, m: u32| ivr_flow::Slot {
+        id: format!("pas-{h}{m}"),
+        start: *from
+            + chrono::Duration::hours(24 + i64::from(h) - 10)
+            + chrono::Duration::minutes(i64::from(m)),
+    };
+    let offer = says(&c.handle(
+        Event::Result(Response::Slots(vec![
+            slot(10, 0),
+            slot(10, 15),
+            slot(10, 45),
+        ])),
+        now,
+    ));
+    assert!(
+        offer[0]
+            .expose()
+            .starts_with("Den første ledige tid er tirsdag"),
+        "{offer:?}"
+    );
+    assert!(!offer[0].is_personal(), "free slots are offered to anyone");
+    let confirm = says(&feed(&mut c, speech("den anden"), now));
+    assert_eq!(confirm.len(), 1);
+    let confirm = says(&keys(&mut c, "0312901234", now));
+    assert!(confirm[0].is_personal(), "{confirm:?}");
+    let book = feed(&mut c, speech("ja"), now);
+    assert!(book.iter().any(|a| matches!(a, Action::Invoke(_))));
+    let booked = says(&c.handle(
+        Event::Result(Response::Booked {
+            reference: "FD-77".into(),
+            start: slot(10, 15).start,
+        }),
+        now,
+    ));
+    assert!(booked[0].expose().contains("FD-77"));
+    assert!(
+        booked[0].is_personal(),
+        "the caller's own booking: {booked:?}"
+    );
+}
+
+#[test]
+fn a_prompt_marked_personal_is_personal_speech_and_is_not_pre_rendered() {
+    let root = std::env::temp_dir().join(format!("ivr-flow-personal-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(root.join("testby")).unwrap();
+    let base = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/invalid/_base");
+    std::fs::copy(base.join("tenants.toml"), root.join("tenants.toml")).unwrap();
+    std::fs::copy(
+        base.join("municipality.toml"),
+        root.join("testby/municipality.toml"),
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("testby/main.toml"),
+        r#"start = "secret"
+[step.secret]
+do = "say"
+personal = true
+text = { da = "Din kode er rød.", en = "Your code is red." }
+next = "bye"
+[step.bye]
+do = "hangup"
+text = { da = "Farvel.", en = "Goodbye." }
+"#,
+    )
+    .unwrap();
+    let (store, diags) = FlowStore::load(root.clone()).unwrap();
+    assert!(diags.is_empty(), "{diags:?}");
+    let prompts = store.static_prompts();
+    assert!(prompts.iter().any(|(_, t)| t == "Farvel."));
+    assert!(
+        !prompts.iter().any(|(_, t)| t.contains("kode")),
+        "a personal prompt would be pre-rendered into the cache"
+    );
+    let number = store.snapshot().tenants[0].number.clone();
+    let mut c = call(&store, &number, "+4522334455");
+    let out = says(&c.start(at("2026-11-23T10:00:00+01:00")));
+    assert_eq!(
+        out,
+        [
+            Speech::Personal(Pii::new("Din kode er rød.".into())),
+            Speech::Static("Farvel.".into())
+        ]
+    );
+    let _ = std::fs::remove_dir_all(root);
+}
