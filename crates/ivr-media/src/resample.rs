@@ -8,8 +8,9 @@
 //!   FIR ([`Upsampler2x`], [`Downsampler2x`]) with state in fixed arrays is used:
 //!   it allocates nothing and costs ~48 multiply-adds per output sample. Why
 //!   not rubato here too: rubato's `FftFixedInOut` with `process_into_buffer`
-//!   allocates nothing either and costs about the same per 20 ms frame (bench
-//!   `media`: ~1.2 us against the FIR's ~1.8 us), but it delays the audio by its
+//!   allocates nothing either and costs about the same per 20 ms frame (~1.2 us
+//!   against the FIR's ~1.8 us, release build on the 2-core dev machine under
+//!   load; the bench `media` measures both), but it delays the audio by its
 //!   FFT block, 10 ms each way at 20 ms packets, against the FIR's
 //!   [`GROUP_DELAY_16K`] samples (1.4 ms), and it takes only the block size it
 //!   was built for, where packets arrive as 10-60 ms of audio (ptime, a
