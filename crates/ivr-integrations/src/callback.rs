@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 use ivr_core::{CallId, Lang, Pii};
 use serde::Serialize;
 
-use crate::db::{classify, from_ms, on_pool, to_ms, Db, LeasedTable, StoreError};
+use crate::db::{classify, from_ms, on_pool, one_row, to_ms, Db, LeasedTable, StoreError};
 
 /// Why a callback was ordered; part of the idempotency key together with the
 /// call reference. Lowercase ASCII letters, digits, `_` and `-`, 1-32 chars.
@@ -430,11 +430,7 @@ impl CallbackStore {
             }
         }
         .map_err(classify)?;
-        if n == 1 {
-            Ok(())
-        } else {
-            Err(StoreError::NotFound)
-        }
+        one_row(n)
     }
 
     /// Marks a request served (`requested` or `handed_off` -> `done`), e.g.
@@ -478,11 +474,7 @@ impl CallbackStore {
             .bind(now_ms).bind(text).bind(call_ref.as_str()).bind(kind.as_str())
             .execute(p).await.map(|r| r.rows_affected()))
         .map_err(classify)?;
-        if n == 1 {
-            Ok(())
-        } else {
-            Err(StoreError::NotFound)
-        }
+        one_row(n)
     }
 
     /// Deletes `done` requests whose state changed before `before` (GDPR

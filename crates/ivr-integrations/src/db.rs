@@ -214,6 +214,17 @@ impl Db {
 }
 
 /// Milliseconds since the Unix epoch, as stored.
+/// An update meant for exactly one row: [`StoreError::NotFound`] when it
+/// changed none (the key is unknown or the row is not in the state the
+/// update expects).
+pub(crate) fn one_row(rows_affected: u64) -> Result<(), StoreError> {
+    if rows_affected == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::NotFound)
+    }
+}
+
 pub(crate) fn to_ms(t: chrono::DateTime<chrono::Utc>) -> i64 {
     t.timestamp_millis()
 }

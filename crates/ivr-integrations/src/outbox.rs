@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     backoff::Backoff,
-    db::{classify, from_ms, on_pool, to_ms, Db, LeasedTable, StoreError},
+    db::{classify, from_ms, on_pool, one_row, to_ms, Db, LeasedTable, StoreError},
     mail::{MailKind, OutgoingMail},
     outcome::Outcome,
 };
@@ -454,11 +454,7 @@ impl MailOutbox {
         let n = on_pool!(&self.db, p => sqlx::query(sql).bind(to_ms(now)).bind(key)
             .execute(p).await.map(|r| r.rows_affected()))
         .map_err(classify)?;
-        if n == 1 {
-            Ok(())
-        } else {
-            Err(StoreError::NotFound)
-        }
+        one_row(n)
     }
 }
 
