@@ -459,18 +459,14 @@ pub struct CallRecord {
 #[derive(Debug, Clone, PartialEq)]
 enum Waiting {
     Nothing,
-    Gather {
-        flow: String,
-        step: String,
-    },
-    Result {
-        flow: String,
-        step: String,
-    },
+    /// For the caller, at this gather step.
+    Gather(StepId),
+    /// For the answer of this step's integration request.
+    Result(StepId),
     /// A transfer is under way; `from` is the flow step that asked for it
     /// (`None`: the interpreter's own fallback transfer).
     Transfer {
-        from: Option<(String, String)>,
+        from: Option<StepId>,
         department: String,
     },
     Done,
@@ -490,7 +486,8 @@ pub struct Interpreter {
     caller: Pii<String>,
     lang: Lang,
     vars: BTreeMap<String, Value>,
-    stack: Vec<(String, String)>,
+    /// Where each running `call` step continues after its flow returns.
+    stack: Vec<StepId>,
     waiting: Waiting,
     attempts: u32,
     dtmf: String,
@@ -621,7 +618,8 @@ impl Interpreter {
             || t.parts.iter().any(|p| match p {
                 Part::Lit(_) | Part::Func { .. } => false,
                 Part::Var { name, .. } => {
-                    !(PUBLIC_BUILTINS.contains(&name.as_str()) || self.public.contains(name))
+                    !(PUBLIC_BUILTINS.contains(&name.as_str())
+                        || self.public.contains(name.as_str()))
                 }
             })
     }
@@ -660,11 +658,11 @@ impl Interpreter {
                 self.say_text(&a.text, false, now, &mut out);
             }
         }
-        let Some(flow) = self.muni.flows.get(&self.entry).cloned() else {
+        let Some(start) = self.muni.flow_named(&self.entry).map(|f| f.start) else {
             self.give_up(now, &mut out);
             return out;
         };
-        self.run(flow.name.clone(), flow.start.clone(), now, &mut out);
+        self.run(start, now, &mut out);
         out
     }
 
@@ -689,12 +687,10 @@ impl Interpreter {
                 let _ = status;
                 self.on_transfer_failed(from, &department, now, &mut out)
             }
-            (Waiting::Gather { flow, step }, ev) => self.on_gather(flow, step, ev, now, &mut out),
-            (Waiting::Result { flow, step }, Event::Result(r)) => {
-                self.on_result(flow, step, r, now, &mut out)
-            }
+            (Waiting::Gather(id), ev) => self.on_gather(id, ev, now, &mut out),
+            (Waiting::Result(id), Event::Result(r)) => self.on_result(id, r, now, &mut out),
             (
-                Waiting::Nothing | Waiting::Result { .. } | Waiting::Transfer { .. },
+                Waiting::Nothing | Waiting::Result(_) | Waiting::Transfer { .. },
                 Event::Speech { .. }
                 | Event::Dtmf(_)
                 | Event::NoInput
@@ -705,10 +701,8 @@ impl Interpreter {
         out
     }
 
-    fn step(&self, flow: &str, step: &str) -> Option<(Arc<Flow>, Step)> {
-        let f = self.muni.flows.get(flow)?.clone();
-        let s = f.steps.get(step)?.clone();
-        Some((f, s))
+    fn step(&self, id: StepId) -> Option<Step> {
+        self.muni.step(id).cloned()
     }
 
     fn finish(&mut self, outcome: Outcome) {
@@ -717,20 +711,14 @@ impl Interpreter {
         self.record.lang = Some(self.lang);
     }
 
-    fn run(
-        &mut self,
-        mut flow: String,
-        mut step: String,
-        now: DateTime<Utc>,
-        out: &mut Vec<Action>,
-    ) {
+    fn run(&mut self, mut step: StepId, now: DateTime<Utc>, out: &mut Vec<Action>) {
         for _ in 0..STEP_BUDGET {
-            let Some((_, st)) = self.step(&flow, &step) else {
+            let Some(st) = self.step(step) else {
                 self.give_up(now, out);
                 return;
             };
-            self.record.steps.push(format!("{flow}/{step}"));
-            let next: String = match &st.kind {
+            self.record.steps.push(self.muni.step_path(step));
+            let next: StepId = match &st.kind {
                 StepKind::Say { text, audio, next } => {
                     if let Some(a) = audio {
                         out.push(Action::Play {
@@ -740,24 +728,24 @@ impl Interpreter {
                     } else if let Some(t) = text {
                         self.say_text(t, true, now, out);
                     }
-                    next.clone()
+                    *next
                 }
                 StepKind::Gather(g) => {
                     self.attempts = 0;
                     self.dtmf.clear();
                     self.ask(g, &g.prompt, None, now, out);
-                    self.waiting = Waiting::Gather { flow, step };
+                    self.waiting = Waiting::Gather(step);
                     return;
                 }
                 StepKind::Branch { when, otherwise } => when
                     .iter()
                     .find(|c| self.cond(c, now))
-                    .map_or(otherwise.clone(), |c| c.goto.clone()),
+                    .map_or(*otherwise, |c| c.goto),
                 StepKind::Set { vars, next } => {
                     for (k, t) in vars {
                         let v = self.eval(t, now);
                         let public = !self.is_personal(t);
-                        if k == "lang" {
+                        if k.as_str() == "lang" {
                             if let Ok(l) = v.plain().parse::<Lang>() {
                                 if l != self.lang && self.muni.languages.contains(&l) {
                                     self.lang = l;
@@ -765,9 +753,9 @@ impl Interpreter {
                                 }
                             }
                         }
-                        self.set_var(k, v, public);
+                        self.set_var(k.as_str(), v, public);
                     }
-                    next.clone()
+                    *next
                 }
                 StepKind::Transfer {
                     department,
@@ -786,11 +774,11 @@ impl Interpreter {
                         .get(department)
                         .is_some_and(|d| d.hours.is_open(now));
                     if open {
-                        self.transfer(department, context, Some((flow, step)), now, out);
+                        self.transfer(department, context, Some(step), now, out);
                         return;
                     }
                     match if_closed {
-                        Some(t) => t.clone(),
+                        Some(t) => *t,
                         None => {
                             self.say_closed(department, now, out);
                             self.hangup(Outcome::Resolved, out);
@@ -807,7 +795,7 @@ impl Interpreter {
                     let (ws, we) = self.window(department, now);
                     let number = self
                         .vars
-                        .get(number_var)
+                        .get(number_var.as_str())
                         .map(Value::plain)
                         .unwrap_or_default();
                     let topic = self.render(topic, now, Mode::Plain);
@@ -820,7 +808,7 @@ impl Interpreter {
                         window_end: we,
                         lang: self.lang,
                     }));
-                    self.waiting = Waiting::Result { flow, step };
+                    self.waiting = Waiting::Result(step);
                     return;
                 }
                 StepKind::Mail {
@@ -832,19 +820,15 @@ impl Interpreter {
                 } => {
                     let to = to
                         .iter()
-                        .filter_map(|r| {
-                            if let Some(var) = r.strip_prefix('{').and_then(|x| x.strip_suffix('}'))
-                            {
-                                self.vars.get(var).map(Value::plain)
-                            } else if r.contains('@') {
-                                Some(r.clone())
-                            } else {
-                                self.muni.departments.get(r).and_then(|d| d.mail.clone())
-                            }
+                        .filter_map(|r| match r {
+                            Ref::Fixed(address) => Some(address.clone()),
+                            Ref::Var(v) => self.vars.get(v.as_str()).map(Value::plain),
                         })
+                        .filter(|a| !a.trim().is_empty())
                         .collect();
                     let mut fields: Vec<(String, Pii<String>)> = Vec::new();
-                    let mut names = vec!["caller".to_string(), "lang".to_string()];
+                    let mut names =
+                        vec![VarName("caller".to_string()), VarName("lang".to_string())];
                     for p in subject.parts.iter().chain(body.parts.iter()) {
                         if let Part::Var { name, .. } = p {
                             if !names.contains(name) {
@@ -852,16 +836,13 @@ impl Interpreter {
                             }
                         }
                     }
+                    let today = now.with_timezone(&Copenhagen).date_naive();
                     for n in names {
-                        let single = Template {
-                            source: format!("{{{n}}}"),
-                            parts: vec![Part::Var {
-                                name: n.clone(),
-                                format: None,
-                            }],
-                            personal: true,
-                        };
-                        fields.push((n, Pii::new(self.render(&single, now, Mode::Plain))));
+                        let v = self
+                            .var_value(&n, now)
+                            .map(|v| self.speak_value(&v, None, Mode::Plain, today))
+                            .unwrap_or_default();
+                        fields.push((n.0, Pii::new(v)));
                     }
                     let subject = Pii::new(self.render(subject, now, Mode::Plain));
                     let body = Pii::new(self.render(body, now, Mode::Plain));
@@ -873,7 +854,7 @@ impl Interpreter {
                         body,
                         fields,
                     }));
-                    self.waiting = Waiting::Result { flow, step };
+                    self.waiting = Waiting::Result(step);
                     return;
                 }
                 StepKind::Frontdesk {
@@ -884,9 +865,14 @@ impl Interpreter {
                     date_var,
                     ..
                 } => {
-                    let queue = match queue.strip_prefix('{').and_then(|q| q.strip_suffix('}')) {
-                        Some(var) => self.vars.get(var).map(Value::plain).unwrap_or_default(),
-                        None => queue.clone(),
+                    // A fixed queue was checked at load; a variable's value now.
+                    let queue = match queue {
+                        Ref::Fixed(q) => q.clone(),
+                        Ref::Var(v) => self
+                            .vars
+                            .get(v.as_str())
+                            .map(Value::plain)
+                            .unwrap_or_default(),
                     };
                     if !self.muni.queues.contains_key(&queue) {
                         self.say_sys("error", out);
@@ -896,7 +882,7 @@ impl Interpreter {
                     let queue = &queue;
                     let cpr = cpr_var
                         .as_ref()
-                        .and_then(|v| self.vars.get(v))
+                        .and_then(|v| self.vars.get(v.as_str()))
                         .map(|v| Pii::new(v.plain()));
                     let phone = Pii::new(self.caller.expose().clone());
                     let req = match op {
@@ -907,8 +893,10 @@ impl Interpreter {
                             count: MAX_SLOTS,
                         },
                         FrontdeskOp::Book => {
-                            let Some(Value::Slot(slot)) =
-                                slot_var.as_ref().and_then(|v| self.vars.get(v)).cloned()
+                            let Some(Value::Slot(slot)) = slot_var
+                                .as_ref()
+                                .and_then(|v| self.vars.get(v.as_str()))
+                                .cloned()
                             else {
                                 self.give_up(now, out);
                                 return;
@@ -923,15 +911,14 @@ impl Interpreter {
                             }
                         }
                         FrontdeskOp::Cancel => {
-                            let date =
-                                date_var
-                                    .as_ref()
-                                    .and_then(|v| self.vars.get(v))
-                                    .and_then(|v| match v {
-                                        Value::Date(d) => Some(*d),
-                                        Value::DateTime(dt) => Some(dt.date()),
-                                        _ => None,
-                                    });
+                            let date = date_var
+                                .as_ref()
+                                .and_then(|v| self.vars.get(v.as_str()))
+                                .and_then(|v| match v {
+                                    Value::Date(d) => Some(*d),
+                                    Value::DateTime(dt) => Some(dt.date()),
+                                    _ => None,
+                                });
                             Request::FrontdeskCancel {
                                 municipality: self.muni.id.clone(),
                                 queue: queue.clone(),
@@ -942,26 +929,20 @@ impl Interpreter {
                         }
                     };
                     out.push(Action::Invoke(req));
-                    self.waiting = Waiting::Result { flow, step };
+                    self.waiting = Waiting::Result(step);
                     return;
                 }
-                StepKind::Goto(t) => t.clone(),
+                StepKind::Goto(t) => *t,
                 StepKind::Call { flow: sub, next } => {
-                    let Some(f) = self.muni.flows.get(sub).cloned() else {
+                    let Some(start) = self.muni.flow(sub.id).map(|f| f.start) else {
                         self.give_up(now, out);
                         return;
                     };
-                    self.stack.push((flow.clone(), next.clone()));
-                    flow = f.name.clone();
-                    step = f.start.clone();
-                    continue;
+                    self.stack.push(*next);
+                    start
                 }
                 StepKind::Return => match self.stack.pop() {
-                    Some((f, s)) => {
-                        flow = f;
-                        step = s;
-                        continue;
-                    }
+                    Some(back) => back,
                     None => {
                         self.say_sys("goodbye", out);
                         self.hangup(Outcome::Resolved, out);
@@ -994,7 +975,7 @@ impl Interpreter {
         &mut self,
         department: &str,
         context: &[(String, Template)],
-        from: Option<(String, String)>,
+        from: Option<StepId>,
         now: DateTime<Utc>,
         out: &mut Vec<Action>,
     ) {
@@ -1033,7 +1014,7 @@ impl Interpreter {
     /// failed again).
     fn on_transfer_failed(
         &mut self,
-        from: Option<(String, String)>,
+        from: Option<StepId>,
         department: &str,
         now: DateTime<Utc>,
         out: &mut Vec<Action>,
@@ -1043,16 +1024,13 @@ impl Interpreter {
         self.record.outcome = None;
         self.waiting = Waiting::Nothing;
         if (self.failed_transfers.len() as u32) < MAX_TRANSFER_FAILURES {
-            if let Some((flow, step)) = from {
-                if let Some((_, st)) = self.step(&flow, &step) {
-                    if let StepKind::Transfer {
-                        if_failed: Some(t), ..
-                    } = &st.kind
-                    {
-                        self.run(flow, t.clone(), now, out);
-                        return;
-                    }
-                }
+            if let Some(StepKind::Transfer {
+                if_failed: Some(t), ..
+            }) = from.and_then(|id| self.muni.step(id)).map(|s| &s.kind)
+            {
+                let t = *t;
+                self.run(t, now, out);
+                return;
             }
         }
         self.say_sys("transfer_failed", out);
@@ -1152,15 +1130,8 @@ impl Interpreter {
         });
     }
 
-    fn on_gather(
-        &mut self,
-        flow: String,
-        step: String,
-        ev: Event,
-        now: DateTime<Utc>,
-        out: &mut Vec<Action>,
-    ) {
-        let Some((_, st)) = self.step(&flow, &step) else {
+    fn on_gather(&mut self, id: StepId, ev: Event, now: DateTime<Utc>, out: &mut Vec<Action>) {
+        let Some(st) = self.step(id) else {
             return;
         };
         let StepKind::Gather(g) = &st.kind else {
@@ -1225,7 +1196,7 @@ impl Interpreter {
                     }
                 }
                 match understood {
-                    Some(target) => self.waiting_then_run(flow, target, now, out),
+                    Some(target) => self.waiting_then_run(target, now, out),
                     // Not understood in this language: perhaps it was
                     // another one. Same audio again, with identification.
                     None if !identified
@@ -1238,7 +1209,7 @@ impl Interpreter {
                             among: self.muni.languages.clone(),
                         });
                     }
-                    None => self.fail(&flow, &step, g, Fail::NoMatch, now, out),
+                    None => self.fail(g, Fail::NoMatch, now, out),
                 }
             }
             Event::Dtmf(k) => {
@@ -1268,48 +1239,35 @@ impl Interpreter {
                         })
                 };
                 if complete {
-                    self.complete_dtmf(flow, step, g, now, out);
+                    self.complete_dtmf(g, now, out);
                 }
             }
             Event::NoInput => {
                 self.recognizing_again = false;
                 if !self.dtmf.is_empty() {
-                    self.complete_dtmf(flow, step, g, now, out);
+                    self.complete_dtmf(g, now, out);
                 } else {
-                    self.fail(&flow, &step, g, Fail::NoInput, now, out);
+                    self.fail(g, Fail::NoInput, now, out);
                 }
             }
             Event::Result(_) | Event::TransferFailed { .. } | Event::Hangup => {}
         }
     }
 
-    fn complete_dtmf(
-        &mut self,
-        flow: String,
-        step: String,
-        g: &Gather,
-        now: DateTime<Utc>,
-        out: &mut Vec<Action>,
-    ) {
+    fn complete_dtmf(&mut self, g: &Gather, now: DateTime<Utc>, out: &mut Vec<Action>) {
         let keys = std::mem::take(&mut self.dtmf);
         match self.understand_keys(g, &keys, now) {
-            Some(target) => self.waiting_then_run(flow, target, now, out),
-            None => self.fail(&flow, &step, g, Fail::NoMatch, now, out),
+            Some(target) => self.waiting_then_run(target, now, out),
+            None => self.fail(g, Fail::NoMatch, now, out),
         }
     }
 
-    fn waiting_then_run(
-        &mut self,
-        flow: String,
-        target: String,
-        now: DateTime<Utc>,
-        out: &mut Vec<Action>,
-    ) {
+    fn waiting_then_run(&mut self, target: StepId, now: DateTime<Utc>, out: &mut Vec<Action>) {
         self.waiting = Waiting::Nothing;
-        self.run(flow, target, now, out);
+        self.run(target, now, out);
     }
 
-    fn choose(&mut self, g: &Gather, i: &Intent) -> String {
+    fn choose(&mut self, g: &Gather, i: &Intent) -> StepId {
         let name = i.name.clone();
         self.record.intents.push(name.clone());
         // The intent's name comes from the flow: public.
@@ -1317,20 +1275,20 @@ impl Interpreter {
             self.set_var("intent", Value::Text(name.clone()), true);
         }
         if let Some(s) = &g.save_as {
-            self.set_var(s, Value::Text(name), true);
+            self.set_var(s.as_str(), Value::Text(name), true);
         }
-        i.goto.clone()
+        i.goto
     }
 
     /// Keeps what the caller said or keyed: personal.
-    fn save(&mut self, g: &Gather, v: Value) -> Option<String> {
+    fn save(&mut self, g: &Gather, v: Value) -> Option<StepId> {
         if let Some(s) = &g.save_as {
-            self.set_var(s, v, false);
+            self.set_var(s.as_str(), v, false);
         }
-        g.next.clone()
+        g.next
     }
 
-    fn understand_speech(&mut self, g: &Gather, heard: &str, now: DateTime<Utc>) -> Option<String> {
+    fn understand_speech(&mut self, g: &Gather, heard: &str, now: DateTime<Utc>) -> Option<StepId> {
         let today = now.with_timezone(&Copenhagen).date_naive();
         let norm = normalize(heard);
         match g.expect {
@@ -1419,7 +1377,7 @@ impl Interpreter {
         }
     }
 
-    fn understand_keys(&mut self, g: &Gather, keys: &str, now: DateTime<Utc>) -> Option<String> {
+    fn understand_keys(&mut self, g: &Gather, keys: &str, now: DateTime<Utc>) -> Option<StepId> {
         let today = now.with_timezone(&Copenhagen).date_naive();
         match g.expect {
             Expect::Intent | Expect::YesNo => {
@@ -1472,15 +1430,7 @@ impl Interpreter {
         }
     }
 
-    fn fail(
-        &mut self,
-        flow: &str,
-        step: &str,
-        g: &Gather,
-        why: Fail,
-        now: DateTime<Utc>,
-        out: &mut Vec<Action>,
-    ) {
+    fn fail(&mut self, g: &Gather, why: Fail, now: DateTime<Utc>, out: &mut Vec<Action>) {
         self.attempts += 1;
         self.record.misunderstood += 1;
         self.dtmf.clear();
@@ -1499,8 +1449,8 @@ impl Interpreter {
             return;
         }
         let target = match why {
-            Fail::NoInput => g.no_input.clone().or_else(|| g.no_match.clone()),
-            Fail::NoMatch => g.no_match.clone(),
+            Fail::NoInput => g.no_input.or(g.no_match),
+            Fail::NoMatch => g.no_match,
         };
         self.waiting = Waiting::Nothing;
         match target {
@@ -1510,37 +1460,27 @@ impl Interpreter {
                     Fail::NoMatch => "sorry",
                 };
                 self.say_sys(prefix, out);
-                self.run(flow.to_string(), t, now, out)
+                self.run(t, now, out)
             }
-            None => {
-                let _ = step;
-                self.give_up(now, out)
-            }
+            None => self.give_up(now, out),
         }
     }
 
-    fn on_result(
-        &mut self,
-        flow: String,
-        step: String,
-        r: Response,
-        now: DateTime<Utc>,
-        out: &mut Vec<Action>,
-    ) {
-        let Some((_, st)) = self.step(&flow, &step) else {
+    fn on_result(&mut self, id: StepId, r: Response, now: DateTime<Utc>, out: &mut Vec<Action>) {
+        let Some(st) = self.step(id) else {
             return;
         };
         self.waiting = Waiting::Nothing;
-        let fallback_err = |on_error: &Option<String>| on_error.clone();
-        let target: Option<String> = match (&st.kind, r) {
+        let fallback_err = |on_error: &Option<StepId>| *on_error;
+        let target: Option<StepId> = match (&st.kind, r) {
             (StepKind::Callback { next, .. }, Response::Ok) => {
                 self.achieved = Some(Outcome::CallbackOrdered);
-                Some(next.clone())
+                Some(*next)
             }
             (StepKind::Callback { on_error, .. }, _) => fallback_err(on_error),
             (StepKind::Mail { next, .. }, Response::Ok) => {
                 self.achieved = Some(Outcome::MailSent);
-                Some(next.clone())
+                Some(*next)
             }
             (StepKind::Mail { on_error, .. }, _) => fallback_err(on_error),
             (
@@ -1553,7 +1493,7 @@ impl Interpreter {
                 Response::Slots(slots),
             ) => {
                 if slots.is_empty() {
-                    on_empty.clone().or_else(|| on_error.clone())
+                    (*on_empty).or(*on_error)
                 } else {
                     // Free times offered to anyone: public.
                     for i in 1..=MAX_SLOTS {
@@ -1567,7 +1507,7 @@ impl Interpreter {
                     for (i, s) in slots.into_iter().take(MAX_SLOTS).enumerate() {
                         self.set_var(&format!("slot{}", i + 1), Value::Slot(s), true);
                     }
-                    Some(next.clone())
+                    Some(*next)
                 }
             }
             (StepKind::Frontdesk { next, .. }, Response::Booked { reference, start }) => {
@@ -1582,7 +1522,7 @@ impl Interpreter {
                     }),
                     false,
                 );
-                Some(next.clone())
+                Some(*next)
             }
             (StepKind::Frontdesk { next, .. }, Response::Cancelled { start }) => {
                 self.achieved = Some(Outcome::Cancelled);
@@ -1596,14 +1536,14 @@ impl Interpreter {
                         false,
                     );
                 }
-                Some(next.clone())
+                Some(*next)
             }
             (
                 StepKind::Frontdesk {
                     on_taken, on_error, ..
                 },
                 Response::SlotTaken | Response::NotFound,
-            ) => on_taken.clone().or_else(|| on_error.clone()),
+            ) => (*on_taken).or(*on_error),
             (
                 StepKind::Frontdesk {
                     on_unavailable,
@@ -1611,12 +1551,12 @@ impl Interpreter {
                     ..
                 },
                 Response::Unavailable,
-            ) => on_unavailable.clone().or_else(|| on_error.clone()),
-            (StepKind::Frontdesk { on_error, .. }, _) => on_error.clone(),
+            ) => (*on_unavailable).or(*on_error),
+            (StepKind::Frontdesk { on_error, .. }, _) => *on_error,
             _ => None,
         };
         match target {
-            Some(t) => self.run(flow, t, now, out),
+            Some(t) => self.run(t, now, out),
             None => {
                 self.say_sys("error", out);
                 self.give_up(now, out)
@@ -1641,8 +1581,8 @@ impl Interpreter {
             })
             && c.var
                 .as_ref()
-                .is_none_or(|v| match (self.vars.get(v), &c.equals) {
-                    (Some(val), Some(e)) => normalize(&val.plain()) == normalize(e),
+                .is_none_or(|v| match (self.vars.get(v.as_str()), &c.equals) {
+                    (Some(val), Some(e)) => normalize(&val.plain()) == *e,
                     (Some(_), None) => true,
                     (None, _) => false,
                 })
@@ -1658,7 +1598,7 @@ impl Interpreter {
     /// Evaluates a `set` template: `"{x}"` copies the value with its type.
     fn eval(&self, t: &Template, now: DateTime<Utc>) -> Value {
         if let [Part::Var { name, format: None }] = t.parts.as_slice() {
-            if let Some(v) = self.vars.get(name) {
+            if let Some(v) = self.vars.get(name.as_str()) {
                 return v.clone();
             }
         }
@@ -1696,6 +1636,17 @@ impl Interpreter {
         }
     }
 
+    /// A variable's value, the computed ones (`lang`, `today`, `now`) included.
+    fn var_value(&self, name: &VarName, now: DateTime<Utc>) -> Option<Value> {
+        let local = now.with_timezone(&Copenhagen);
+        match name.as_str() {
+            "lang" => Some(Value::Text(self.lang.code().into())),
+            "today" => Some(Value::Date(local.date_naive())),
+            "now" => Some(Value::DateTime(local.naive_local())),
+            other => self.vars.get(other).cloned(),
+        }
+    }
+
     fn render(&self, t: &Template, now: DateTime<Utc>, mode: Mode) -> String {
         let mut s = String::new();
         let today = now.with_timezone(&Copenhagen).date_naive();
@@ -1703,15 +1654,7 @@ impl Interpreter {
             match p {
                 Part::Lit(l) => s.push_str(l),
                 Part::Var { name, format } => {
-                    let v = match name.as_str() {
-                        "lang" => Some(Value::Text(self.lang.code().into())),
-                        "today" => Some(Value::Date(today)),
-                        "now" => Some(Value::DateTime(
-                            now.with_timezone(&Copenhagen).naive_local(),
-                        )),
-                        _ => self.vars.get(name).cloned(),
-                    };
-                    if let Some(v) = v {
+                    if let Some(v) = self.var_value(name, now) {
                         s.push_str(&self.speak_value(&v, *format, mode, today));
                     }
                 }

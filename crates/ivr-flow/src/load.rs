@@ -491,7 +491,7 @@ pub fn load(root: &Path) -> Loaded {
                         .entry
                         .as_ref()
                         .map_or("main".to_string(), |e| e.get_ref().clone());
-                    if !m.flows.contains_key(&entry) {
+                    if m.flow_named(&entry).is_none() {
                         let at = t
                             .entry
                             .as_ref()
@@ -502,7 +502,11 @@ pub fn load(root: &Path) -> Loaded {
                             format!("municipality `{mid}` has no flow `{entry}`"),
                             Some(format!(
                                 "flows: {}",
-                                m.flows.keys().cloned().collect::<Vec<_>>().join(", ")
+                                m.flows
+                                    .iter()
+                                    .map(|f| f.name.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
                             )),
                         );
                     }
@@ -746,7 +750,7 @@ fn load_municipality(
     if apath.exists() {
         if let Some(asrc) = read(&apath, ctx) {
             if let Some(a) = parse_toml::<RawAnnouncement>(&asrc, ctx) {
-                let (no_flows, no_vars) = (BTreeSet::new(), BTreeSet::new());
+                let (no_flows, no_vars) = (BTreeMap::new(), BTreeSet::new());
                 let mut v = Validator::new(
                     &asrc,
                     &languages,
@@ -807,24 +811,30 @@ fn load_municipality(
             raws.push((stem, s.clone(), copy));
         }
     }
-    let flow_names: BTreeSet<String> = raws.iter().map(|(n, _, _)| n.clone()).collect();
+    // A flow's id is its place in name order.
+    raws.sort_by(|a, b| a.0.cmp(&b.0));
+    let flow_ids: BTreeMap<String, FlowId> = raws
+        .iter()
+        .enumerate()
+        .map(|(i, (n, _, _))| (n.clone(), FlowId(i as u32)))
+        .collect();
     let mut vars: BTreeSet<String> = BUILTIN_VARS.iter().map(|s| s.to_string()).collect();
     for (_, _, rf) in &raws {
         collect_vars(rf, &mut vars);
     }
-    let mut flows = BTreeMap::new();
-    for (name, fsrc, rf) in &raws {
+    let mut flows = Vec::with_capacity(raws.len());
+    for (i, (name, fsrc, rf)) in raws.iter().enumerate() {
         let mut v = Validator::new(
             fsrc,
             &languages,
             &departments,
             &queues,
-            &flow_names,
+            &flow_ids,
             &vars,
             ctx,
         );
-        let flow = v.flow(name, rf);
-        flows.insert(name.clone(), Arc::new(flow));
+        let flow = v.flow(FlowId(i as u32), name, rf);
+        flows.push(Arc::new(flow));
     }
     let after = ctx.diags.iter().filter(|d| d.is_error()).count();
     if after > before {
@@ -915,10 +925,15 @@ struct Validator<'a> {
     langs: &'a [Lang],
     departments: &'a BTreeMap<String, Department>,
     queues: &'a BTreeMap<String, Queue>,
-    flows: &'a BTreeSet<String>,
+    flows: &'a BTreeMap<String, FlowId>,
     vars: &'a BTreeSet<String>,
     ctx: &'a mut Ctx,
-    steps: BTreeSet<String>,
+    /// The flow being validated and its steps' places (file order).
+    flow_id: FlowId,
+    steps: BTreeMap<String, u32>,
+    /// A flow file on its own (`ivr graph`): departments and queues of the
+    /// municipality are unknown, so not checked.
+    lenient: bool,
 }
 
 impl<'a> Validator<'a> {
@@ -927,7 +942,7 @@ impl<'a> Validator<'a> {
         langs: &'a [Lang],
         departments: &'a BTreeMap<String, Department>,
         queues: &'a BTreeMap<String, Queue>,
-        flows: &'a BTreeSet<String>,
+        flows: &'a BTreeMap<String, FlowId>,
         vars: &'a BTreeSet<String>,
         ctx: &'a mut Ctx,
     ) -> Self {
@@ -939,7 +954,9 @@ impl<'a> Validator<'a> {
             flows,
             vars,
             ctx,
-            steps: BTreeSet::new(),
+            flow_id: FlowId(0),
+            steps: BTreeMap::new(),
+            lenient: false,
         }
     }
 
@@ -982,7 +999,7 @@ impl<'a> Validator<'a> {
                 };
                 let arg = arg.trim().to_string();
                 if func == Func::Queue {
-                    if !self.queues.contains_key(&arg) {
+                    if !self.lenient && !self.queues.contains_key(&arg) {
                         self.err(
                             at,
                             format!("unknown queue `{arg}`"),
@@ -1021,7 +1038,10 @@ impl<'a> Validator<'a> {
                     hint.or(Some("set it with `save_as` or a `set` step first".into())),
                 );
             }
-            parts.push(Part::Var { name, format });
+            parts.push(Part::Var {
+                name: VarName(name),
+                format,
+            });
         }
         if !rest.is_empty() {
             parts.push(Part::Lit(rest.to_string()));
@@ -1080,7 +1100,7 @@ impl<'a> Validator<'a> {
     }
 
     fn department(&mut self, name: &str, at: usize) {
-        if !self.departments.contains_key(name) {
+        if !self.lenient && !self.departments.contains_key(name) {
             let hint = closest(name, self.departments.keys().map(String::as_str))
                 .map(|k| format!("did you mean `{k}`?"));
             self.err(
@@ -1098,24 +1118,74 @@ impl<'a> Validator<'a> {
         }
     }
 
-    fn target(&mut self, t: &S<String>) -> String {
+    /// Resolves a step name of the flow being validated. An unknown one is
+    /// an error (and the flow is not used; the id returned is a stand-in).
+    fn target(&mut self, t: &S<String>) -> StepId {
         let name = t.get_ref();
-        if !self.steps.contains(name) {
-            let hint = closest(name, self.steps.iter().map(String::as_str))
-                .map(|k| format!("did you mean `{k}`?"));
-            self.err(
-                t.span().start,
-                format!("goes to unknown step `{name}`"),
-                hint.or(Some(
-                    "to run another flow use do = \"call\" with flow = \"...\"".into(),
-                )),
-            );
+        let step = match self.steps.get(name) {
+            Some(i) => *i,
+            None => {
+                let hint = closest(name, self.steps.keys().map(String::as_str))
+                    .map(|k| format!("did you mean `{k}`?"));
+                self.err(
+                    t.span().start,
+                    format!("goes to unknown step `{name}`"),
+                    hint.or(Some(
+                        "to run another flow use do = \"call\" with flow = \"...\"".into(),
+                    )),
+                );
+                0
+            }
+        };
+        StepId {
+            flow: self.flow_id,
+            step,
         }
-        name.clone()
     }
 
-    fn opt_target(&mut self, t: &Option<S<String>>) -> Option<String> {
+    /// A required target: missing is an error (and a stand-in id is used).
+    fn required_target(
+        &mut self,
+        t: &Option<S<String>>,
+        field: &str,
+        verb: &str,
+        at: usize,
+    ) -> StepId {
+        match self.required(t, field, verb, at) {
+            Some(t) => self.target(t),
+            None => StepId {
+                flow: self.flow_id,
+                step: 0,
+            },
+        }
+    }
+
+    fn opt_target(&mut self, t: &Option<S<String>>) -> Option<StepId> {
         t.as_ref().map(|t| self.target(t))
+    }
+
+    /// A variable a step reads: it must be set somewhere in the
+    /// municipality's flows (unless the vars are unknown: `ivr graph`).
+    fn var(&mut self, name: &str, at: usize) -> VarName {
+        if !self.vars.is_empty() && !self.vars.contains(name) {
+            let hint = closest(name, self.vars.iter().map(String::as_str))
+                .map(|k| format!("did you mean `{k}`?"));
+            self.err(
+                at,
+                format!("unknown variable `{name}`"),
+                hint.or(Some("set it with `save_as` or a `set` step first".into())),
+            );
+        }
+        VarName(name.to_string())
+    }
+
+    /// `"{name}"` (a variable) or a fixed value.
+    fn var_or_fixed(&mut self, v: &S<String>) -> Ref<String> {
+        let raw = v.get_ref().trim();
+        match raw.strip_prefix('{').and_then(|r| r.strip_suffix('}')) {
+            Some(name) => Ref::Var(self.var(name.trim(), v.span().start)),
+            None => Ref::Fixed(raw.to_string()),
+        }
     }
 
     fn required<'b, T>(
@@ -1135,73 +1205,80 @@ impl<'a> Validator<'a> {
         v.as_ref()
     }
 
-    fn flow(&mut self, name: &str, rf: &RawFlow) -> Flow {
-        self.steps = rf.step.keys().map(|k| k.get_ref().clone()).collect();
-        let start = self.target(&rf.start);
-        let mut order: Vec<(usize, String)> = rf
-            .step
-            .keys()
-            .map(|k| (k.span().start, k.get_ref().clone()))
+    fn flow(&mut self, id: FlowId, name: &str, rf: &RawFlow) -> Flow {
+        // Steps in file order; a step's place there is its id.
+        let mut order: Vec<(&S<String>, &S<RawStep>)> = rf.step.iter().collect();
+        order.sort_by_key(|(k, _)| k.span().start);
+        self.flow_id = id;
+        self.steps = order
+            .iter()
+            .enumerate()
+            .map(|(i, (k, _))| (k.get_ref().clone(), i as u32))
             .collect();
-        order.sort();
-        let mut steps = BTreeMap::new();
-        for (k, s) in &rf.step {
-            if let Some(kind) = self.step(k, s.get_ref()) {
-                let line = self.src.line_col(k.span().start).0;
-                steps.insert(
-                    k.get_ref().clone(),
-                    Step {
-                        name: k.get_ref().clone(),
-                        line,
-                        kind,
-                    },
-                );
-            }
+        let start = self.target(&rf.start);
+        let mut steps = Vec::with_capacity(order.len());
+        for (k, s) in &order {
+            let line = self.src.line_col(k.span().start).0;
+            // A step with errors is kept as a stand-in so ids stay in place;
+            // the flow is not used (the error is reported).
+            let kind = self.step(k, s.get_ref()).unwrap_or(StepKind::Return);
+            steps.push(Step {
+                name: k.get_ref().clone(),
+                line,
+                kind,
+            });
         }
         let flow = Flow {
             name: name.to_string(),
+            id,
             file: self.src.path.clone(),
             start,
             steps,
-            order: order.into_iter().map(|(_, n)| n).collect(),
         };
         // Unreachable steps (warning).
         let mut seen = BTreeSet::new();
-        let mut todo = vec![flow.start.clone()];
+        let mut todo = vec![flow.start];
         while let Some(s) = todo.pop() {
-            if !seen.insert(s.clone()) {
+            if !seen.insert(s) {
                 continue;
             }
-            if let Some(st) = flow.steps.get(&s) {
+            if let Some(st) = flow.step(s) {
                 todo.extend(st.kind.edges().into_iter().map(|(_, t)| t));
             }
         }
-        for k in rf.step.keys() {
-            if !seen.contains(k.get_ref()) && flow.steps.contains_key(k.get_ref()) {
+        for (i, (k, _)) in order.iter().enumerate() {
+            let sid = StepId {
+                flow: id,
+                step: i as u32,
+            };
+            if !seen.contains(&sid) {
                 self.ctx.warn(
                     self.src,
                     k.span().start,
                     format!("step `{}` is unreachable", k.get_ref()),
                     Some(format!(
                         "no step goes to it from `{}`; remove it or add a goto",
-                        flow.start
+                        flow.name_of(flow.start)
                     )),
                 );
             }
         }
         // Loops that never wait for the caller.
-        for st in flow.steps.values() {
-            if let Some(cycle) = busy_cycle(&flow, &st.name) {
-                let at = rf
-                    .step
-                    .keys()
-                    .find(|k| k.get_ref() == &st.name)
-                    .map_or(0, |k| k.span().start);
+        for (i, (k, _)) in order.iter().enumerate() {
+            let sid = StepId {
+                flow: id,
+                step: i as u32,
+            };
+            if let Some(cycle) = busy_cycle(&flow, sid) {
                 self.err(
-                    at,
+                    k.span().start,
                     format!(
                         "steps loop without asking the caller: {}",
-                        cycle.join(" -> ")
+                        cycle
+                            .iter()
+                            .map(|s| flow.name_of(*s))
+                            .collect::<Vec<_>>()
+                            .join(" -> ")
                     ),
                     Some("put a gather in the loop or end it with hangup/transfer".into()),
                 );
@@ -1209,19 +1286,16 @@ impl<'a> Validator<'a> {
             }
         }
         // Not understood twice -> DTMF or a human.
-        for g in flow.steps.values() {
+        for (g, (_, raw)) in flow.steps.iter().zip(&order) {
             if let StepKind::Gather(gt) = &g.kind {
-                if let Some(nm) = &gt.no_match {
+                if let Some(nm) = gt.no_match {
                     if !has_keys(gt) && !offers_dtmf_or_human(&flow, nm) {
-                        let raw = rf
-                            .step
-                            .iter()
-                            .find(|(k, _)| k.get_ref() == &g.name)
-                            .and_then(|(_, s)| {
-                                s.get_ref().no_match.as_ref().map(|x| x.span().start)
-                            })
-                            .unwrap_or(0);
-                        self.err(raw, format!("`no_match` of `{}` goes to `{nm}`, which offers neither keys nor a human", g.name), Some("a caller not understood twice must reach a gather with DTMF keys or a transfer".into()));
+                        let at = raw
+                            .get_ref()
+                            .no_match
+                            .as_ref()
+                            .map_or(0, |x| x.span().start);
+                        self.err(at, format!("`no_match` of `{}` goes to `{}`, which offers neither keys nor a human", g.name, flow.name_of(nm)), Some("a caller not understood twice must reach a gather with DTMF keys or a transfer".into()));
                     }
                 }
             }
@@ -1271,10 +1345,7 @@ impl<'a> Validator<'a> {
                     .as_ref()
                     .map(|t| self.text(t, &format!("step `{step_name}`"), at, "text"))
                     .map(|t| t.marked_personal(personal));
-                let next = self
-                    .required(&s.next, "next", verb, at)
-                    .map(|n| self.target(n))
-                    .unwrap_or_default();
+                let next = self.required_target(&s.next, "next", verb, at);
                 StepKind::Say {
                     text,
                     audio: s.audio.as_ref().map(|a| a.get_ref().clone()),
@@ -1287,10 +1358,7 @@ impl<'a> Validator<'a> {
                 for c in s.when.iter().flat_map(|w| w.get_ref().iter()) {
                     when.push(self.cond(c));
                 }
-                let otherwise = self
-                    .required(&s.otherwise, "else", verb, at)
-                    .map(|n| self.target(n))
-                    .unwrap_or_default();
+                let otherwise = self.required_target(&s.otherwise, "else", verb, at);
                 StepKind::Branch { when, otherwise }
             }
             "set" => {
@@ -1298,13 +1366,10 @@ impl<'a> Validator<'a> {
                 if let Some(vs) = self.required(&s.vars, "vars", verb, at) {
                     for (k, v) in vs.get_ref() {
                         let t = self.template(v.get_ref(), v.span().start);
-                        vars.push((k.clone(), t));
+                        vars.push((VarName(k.clone()), t));
                     }
                 }
-                let next = self
-                    .required(&s.next, "next", verb, at)
-                    .map(|n| self.target(n))
-                    .unwrap_or_default();
+                let next = self.required_target(&s.next, "next", verb, at);
                 StepKind::Set { vars, next }
             }
             "transfer" => {
@@ -1337,13 +1402,19 @@ impl<'a> Validator<'a> {
                     Some(t) => self.template(t.get_ref(), t.span().start),
                     None => self.template("{intent}", at),
                 };
-                let number_var = s.number.as_ref().map_or("caller".to_string(), |n| {
-                    n.get_ref().trim_matches(['{', '}']).to_string()
-                });
-                let next = self
-                    .required(&s.next, "next", verb, at)
-                    .map(|n| self.target(n))
-                    .unwrap_or_default();
+                let number_var = match &s.number {
+                    Some(n) => {
+                        let name = n
+                            .get_ref()
+                            .trim()
+                            .trim_matches(['{', '}'])
+                            .trim()
+                            .to_string();
+                        self.var(&name, n.span().start)
+                    }
+                    None => VarName("caller".into()),
+                };
+                let next = self.required_target(&s.next, "next", verb, at);
                 StepKind::Callback {
                     department,
                     topic,
@@ -1355,23 +1426,29 @@ impl<'a> Validator<'a> {
             "mail" => {
                 let mut to = Vec::new();
                 if let Some(t) = self.required(&s.to, "to", verb, at) {
+                    let pos = t.span().start;
                     for r in t.get_ref() {
-                        if r.starts_with('{') {
-                            let _ = self.template(r, t.span().start);
-                        } else if !r.contains('@') {
-                            self.department(r, t.span().start);
-                            if self.departments.get(r).is_some_and(|d| d.mail.is_none()) {
-                                self.err(
-                                    t.span().start,
+                        let r = r.trim();
+                        if let Some(name) = r.strip_prefix('{').and_then(|x| x.strip_suffix('}')) {
+                            to.push(Ref::Var(self.var(name.trim(), pos)));
+                        } else if r.contains('@') {
+                            to.push(Ref::Fixed(r.to_string()));
+                        } else {
+                            // A department: its mailbox, resolved now.
+                            self.department(r, pos);
+                            match self.departments.get(r).map(|d| d.mail.clone()) {
+                                Some(Some(m)) => to.push(Ref::Fixed(m)),
+                                Some(None) => self.err(
+                                    pos,
                                     format!("department `{r}` has no `mail` address"),
                                     Some(
                                         "add mail = \"...\" to the department in municipality.toml"
                                             .into(),
                                     ),
-                                );
+                                ),
+                                None => {}
                             }
                         }
-                        to.push(r.clone());
                     }
                 }
                 let subject = s
@@ -1389,10 +1466,7 @@ impl<'a> Validator<'a> {
                         Some("add subject = \"...\" and body = \"...\"".into()),
                     );
                 }
-                let next = self
-                    .required(&s.next, "next", verb, at)
-                    .map(|n| self.target(n))
-                    .unwrap_or_default();
+                let next = self.required_target(&s.next, "next", verb, at);
                 StepKind::Mail {
                     kind: s.kind.as_ref().map(|k| k.get_ref().clone()),
                     to,
@@ -1420,30 +1494,18 @@ impl<'a> Validator<'a> {
                     }
                     None => return None,
                 };
-                let queue = self.required(&s.queue, "queue", verb, at)?;
-                if let Some(var) = queue
-                    .get_ref()
-                    .strip_prefix('{')
-                    .and_then(|q| q.strip_suffix('}'))
-                {
-                    if !self.vars.is_empty() && !self.vars.contains(var) {
+                let raw_queue = self.required(&s.queue, "queue", verb, at)?;
+                let queue = self.var_or_fixed(raw_queue);
+                if let Ref::Fixed(q) = &queue {
+                    if !self.lenient && !self.queues.contains_key(q) {
+                        let hint = closest(q, self.queues.keys().map(String::as_str))
+                            .map(|k| format!("did you mean `{k}`?"));
                         self.err(
-                            queue.span().start,
-                            format!("unknown variable `{var}`"),
-                            Some(
-                                "set it with a `set` step before, e.g. vars = { queue = \"pas\" }"
-                                    .into(),
-                            ),
+                            raw_queue.span().start,
+                            format!("unknown queue `{q}`"),
+                            hint.or(Some("add [queue.NAME] to municipality.toml".into())),
                         );
                     }
-                } else if !self.queues.contains_key(queue.get_ref()) {
-                    let hint = closest(queue.get_ref(), self.queues.keys().map(String::as_str))
-                        .map(|k| format!("did you mean `{k}`?"));
-                    self.err(
-                        queue.span().start,
-                        format!("unknown queue `{}`", queue.get_ref()),
-                        hint.or(Some("add [queue.NAME] to municipality.toml".into())),
-                    );
                 }
                 if op == FrontdeskOp::Book && s.slot.is_none() {
                     self.err(
@@ -1452,16 +1514,18 @@ impl<'a> Validator<'a> {
                         Some("slot = \"chosen\"".into()),
                     );
                 }
-                let next = self
-                    .required(&s.next, "next", verb, at)
-                    .map(|n| self.target(n))
-                    .unwrap_or_default();
+                let next = self.required_target(&s.next, "next", verb, at);
+                let mut var_field = |v: &Option<S<String>>| {
+                    v.as_ref().map(|x| self.var(x.get_ref(), x.span().start))
+                };
+                let (slot_var, cpr_var, date_var) =
+                    (var_field(&s.slot), var_field(&s.cpr), var_field(&s.date));
                 StepKind::Frontdesk {
                     op,
-                    queue: queue.get_ref().clone(),
-                    slot_var: s.slot.as_ref().map(|x| x.get_ref().clone()),
-                    cpr_var: s.cpr.as_ref().map(|x| x.get_ref().clone()),
-                    date_var: s.date.as_ref().map(|x| x.get_ref().clone()),
+                    queue,
+                    slot_var,
+                    cpr_var,
+                    date_var,
                     next,
                     on_taken: self.opt_target(&s.on_taken),
                     on_empty: self.opt_target(&s.on_empty),
@@ -1475,17 +1539,23 @@ impl<'a> Validator<'a> {
             ),
             "call" => {
                 let flow = self.required(&s.flow, "flow", verb, at)?;
-                if !self.flows.contains(flow.get_ref()) {
-                    let hint = closest(flow.get_ref(), self.flows.iter().map(String::as_str))
-                        .map(|k| format!("did you mean `{k}`?"));
-                    self.err(flow.span().start, format!("unknown flow `{}`", flow.get_ref()), hint.or(Some("flows are the .toml files of the municipality folder and of flows/shared/".into())));
-                }
+                let id = match self.flows.get(flow.get_ref()) {
+                    Some(id) => *id,
+                    None => {
+                        let hint = closest(flow.get_ref(), self.flows.keys().map(String::as_str))
+                            .map(|k| format!("did you mean `{k}`?"));
+                        self.err(flow.span().start, format!("unknown flow `{}`", flow.get_ref()), hint.or(Some("flows are the .toml files of the municipality folder and of flows/shared/".into())));
+                        FlowId(0)
+                    }
+                };
                 let next = self
                     .required(&s.next, "next", verb, at)
-                    .map(|n| self.target(n))
-                    .unwrap_or_default();
+                    .map(|n| self.target(n))?;
                 StepKind::Call {
-                    flow: flow.get_ref().clone(),
+                    flow: FlowRef {
+                        id,
+                        name: flow.get_ref().clone(),
+                    },
                     next,
                 }
             }
@@ -1741,7 +1811,7 @@ impl<'a> Validator<'a> {
             barge_in: s.barge_in.as_ref().is_none_or(|b| *b.get_ref()),
             expect,
             intents,
-            save_as: s.save_as.as_ref().map(|x| x.get_ref().clone()),
+            save_as: s.save_as.as_ref().map(|x| VarName(x.get_ref().clone())),
             next: self.opt_target(&s.next),
             max_digits,
             no_input: self.opt_target(&s.no_input),
@@ -1812,8 +1882,11 @@ impl<'a> Validator<'a> {
                 .caller_prefix
                 .as_ref()
                 .map(|x| normalize_number(x.get_ref())),
-            var: r.var.as_ref().map(|x| x.get_ref().clone()),
-            equals: r.equals.as_ref().map(|x| x.get_ref().clone()),
+            var: r
+                .var
+                .as_ref()
+                .map(|x| self.var(x.get_ref(), x.span().start)),
+            equals: r.equals.as_ref().map(|x| normalize(x.get_ref())),
             before,
             after,
             weekday,
@@ -1824,7 +1897,7 @@ impl<'a> Validator<'a> {
 }
 
 /// Steps that move on without waiting for the caller or an integration.
-fn instant_edges(k: &StepKind) -> Vec<String> {
+fn instant_edges(k: &StepKind) -> Vec<StepId> {
     match k {
         StepKind::Say { .. }
         | StepKind::Set { .. }
@@ -1834,19 +1907,18 @@ fn instant_edges(k: &StepKind) -> Vec<String> {
     }
 }
 
-fn busy_cycle(flow: &Flow, from: &str) -> Option<Vec<String>> {
-    let mut path = vec![from.to_string()];
-    fn dfs(flow: &Flow, path: &mut Vec<String>, seen: &mut BTreeSet<String>) -> bool {
-        let cur = path.last().cloned().unwrap_or_default();
-        let Some(st) = flow.steps.get(&cur) else {
+/// A loop of steps from `from` back to it that never waits, if there is one.
+fn busy_cycle(flow: &Flow, from: StepId) -> Option<Vec<StepId>> {
+    fn dfs(flow: &Flow, path: &mut Vec<StepId>, seen: &mut BTreeSet<StepId>) -> bool {
+        let Some(st) = path.last().and_then(|cur| flow.step(*cur)) else {
             return false;
         };
         for n in instant_edges(&st.kind) {
-            if n == path[0] {
+            if Some(&n) == path.first() {
                 path.push(n);
                 return true;
             }
-            if seen.insert(n.clone()) {
+            if seen.insert(n) {
                 path.push(n);
                 if dfs(flow, path, seen) {
                     return true;
@@ -1856,6 +1928,7 @@ fn busy_cycle(flow: &Flow, from: &str) -> Option<Vec<String>> {
         }
         false
     }
+    let mut path = vec![from];
     let mut seen = BTreeSet::new();
     dfs(flow, &mut path, &mut seen).then_some(path)
 }
@@ -1868,14 +1941,14 @@ fn has_keys(g: &Gather) -> bool {
             || g.intents.iter().all(|i| i.dtmf.is_some()))
 }
 
-fn offers_dtmf_or_human(flow: &Flow, from: &str) -> bool {
+fn offers_dtmf_or_human(flow: &Flow, from: StepId) -> bool {
     let mut seen = BTreeSet::new();
-    let mut todo = vec![from.to_string()];
+    let mut todo = vec![from];
     while let Some(s) = todo.pop() {
-        if !seen.insert(s.clone()) {
+        if !seen.insert(s) {
             continue;
         }
-        match flow.steps.get(&s).map(|x| &x.kind) {
+        match flow.step(s).map(|x| &x.kind) {
             Some(StepKind::Transfer { .. }) | Some(StepKind::Callback { .. }) => return true,
             Some(StepKind::Gather(g)) if has_keys(g) => return true,
             // A sub-flow is trusted to end in a transfer or keys (its own gathers are checked).
@@ -1958,16 +2031,20 @@ pub fn parse_flow_file(path: &Path) -> Result<Flow, Vec<Diagnostic>> {
             );
         }
     }
-    let flows: BTreeSet<String> = raw
-        .step
-        .values()
-        .filter_map(|s| s.get_ref().flow.as_ref().map(|f| f.get_ref().clone()))
-        .collect();
+    // The flow is 0; the flows it calls get stand-in ids after it.
+    let mut flows: BTreeMap<String, FlowId> = BTreeMap::new();
+    for s in raw.step.values() {
+        if let Some(f) = &s.get_ref().flow {
+            let next = FlowId(flows.len() as u32 + 1);
+            flows.entry(f.get_ref().clone()).or_insert(next);
+        }
+    }
     let vars = BTreeSet::new();
     let langs: Vec<Lang> = Vec::new();
     let flow = {
         let mut v = Validator::new(&src, &langs, &departments, &queues, &flows, &vars, &mut ctx);
-        v.flow(&name, &raw)
+        v.lenient = true;
+        v.flow(FlowId(0), &name, &raw)
     };
     if ctx.diags.iter().any(Diagnostic::is_error) {
         Err(ctx.diags)

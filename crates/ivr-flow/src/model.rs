@@ -1,8 +1,11 @@
 //! Validated flows and municipalities: what the loader produces and the
-//! interpreter runs. Every name here has been checked (steps exist, departments
-//! exist, prompts exist in every language of the municipality).
+//! interpreter runs. Every reference here has been resolved or checked at
+//! load: step targets are [`StepId`]s, sub-flows [`FlowId`]s, departments and
+//! queues exist, a value that may come from a variable is a [`Ref`], prompts
+//! exist in every language of the municipality. Nothing parses `{…}` at run
+//! time.
 
-use std::{collections::BTreeMap, path::PathBuf, sync::Arc};
+use std::{collections::BTreeMap, fmt, path::PathBuf, sync::Arc};
 
 use chrono::{DateTime, Utc};
 use ivr_core::Lang;
@@ -24,8 +27,9 @@ pub struct Municipality {
     pub departments: BTreeMap<String, Department>,
     /// Frontdesk queues by id.
     pub queues: BTreeMap<String, Queue>,
-    /// Flows by name (file stem), own and shared.
-    pub flows: BTreeMap<String, Arc<Flow>>,
+    /// Flows, own and shared, sorted by name (file stem); a flow's
+    /// [`FlowId`] is its place here.
+    pub flows: Vec<Arc<Flow>>,
     /// Closures and special days.
     pub calendar: Calendar,
     /// Played before every flow when present (crisis preparedness).
@@ -36,6 +40,29 @@ impl Municipality {
     /// The default language.
     pub fn default_lang(&self) -> Lang {
         self.languages.first().copied().unwrap_or(Lang::Da)
+    }
+
+    /// A flow by id.
+    pub fn flow(&self, id: FlowId) -> Option<&Arc<Flow>> {
+        self.flows.get(id.index())
+    }
+
+    /// A flow by name (file stem).
+    pub fn flow_named(&self, name: &str) -> Option<&Arc<Flow>> {
+        self.flows.iter().find(|f| f.name == name)
+    }
+
+    /// A step by id.
+    pub fn step(&self, id: StepId) -> Option<&Step> {
+        self.flow(id.flow)?.step(id)
+    }
+
+    /// `flow/step` for traces and the call record.
+    pub fn step_path(&self, id: StepId) -> String {
+        match self.flow(id.flow) {
+            Some(f) => format!("{}/{}", f.name, f.name_of(id)),
+            None => String::from("?"),
+        }
     }
 
     /// Every static prompt (no variables, not marked `personal`) of every
@@ -54,8 +81,8 @@ impl Municipality {
         if let Some(a) = &self.announcement {
             push(&a.text);
         }
-        for f in self.flows.values() {
-            for s in f.steps.values() {
+        for f in &self.flows {
+            for s in &f.steps {
                 for t in s.kind.texts() {
                     push(t);
                 }
@@ -102,19 +129,123 @@ pub struct Queue {
     pub slot_minutes: u32,
 }
 
-/// A flow: named steps and where it starts.
+/// A flow of a municipality, resolved at load: its place in
+/// [`Municipality::flows`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FlowId(pub(crate) u32);
+
+impl FlowId {
+    /// The place in [`Municipality::flows`].
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// A step resolved at load: its flow and its place in that flow's
+/// [`Flow::steps`]. Targets of steps (`next`, `goto`, `no_match`, ...) are
+/// these, so running a flow never looks a step up by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StepId {
+    /// The flow.
+    pub flow: FlowId,
+    pub(crate) step: u32,
+}
+
+impl StepId {
+    /// The place in the flow's [`Flow::steps`].
+    pub fn index(self) -> usize {
+        self.step as usize
+    }
+}
+
+/// The name of a variable as a flow writes it (without braces), checked at
+/// load to be set somewhere.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct VarName(pub(crate) String);
+
+impl VarName {
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for VarName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A value the flow fixes (checked at load) or reads from a variable when
+/// the step runs (`queue = "{queue}"`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ref<T> {
+    /// Given in the flow.
+    Fixed(T),
+    /// The value of this variable.
+    Var(VarName),
+}
+
+impl<T: fmt::Display> fmt::Display for Ref<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Ref::Fixed(v) => v.fmt(f),
+            Ref::Var(v) => write!(f, "{{{v}}}"),
+        }
+    }
+}
+
+/// A sub-flow a `call` step runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowRef {
+    /// Resolved at load.
+    pub id: FlowId,
+    /// Its name (file stem), for graphs and traces.
+    pub name: String,
+}
+
+/// A flow: steps in file order and where it starts.
 #[derive(Debug, Clone)]
 pub struct Flow {
     /// File stem (`main`, `callback`).
     pub name: String,
+    /// Its place in [`Municipality::flows`].
+    pub id: FlowId,
     /// The file it came from.
     pub file: PathBuf,
     /// First step.
-    pub start: String,
-    /// Steps by name.
-    pub steps: BTreeMap<String, Step>,
-    /// Step names in file order (for `ivr graph`).
-    pub order: Vec<String>,
+    pub start: StepId,
+    /// Steps in file order; a [`StepId`] of this flow indexes it.
+    pub steps: Vec<Step>,
+}
+
+impl Flow {
+    /// A step of this flow by id.
+    pub fn step(&self, id: StepId) -> Option<&Step> {
+        if id.flow != self.id {
+            return None;
+        }
+        self.steps.get(id.index())
+    }
+
+    /// A step by name (tools and tests; the interpreter uses ids).
+    pub fn step_named(&self, name: &str) -> Option<&Step> {
+        self.steps.iter().find(|s| s.name == name)
+    }
+
+    /// The name of a step of this flow (`?` for an id of another flow).
+    pub fn name_of(&self, id: StepId) -> &str {
+        self.step(id).map_or("?", |s| s.name.as_str())
+    }
+
+    /// The steps a step can go to, with a label, by name (for graphs).
+    pub fn edges(&self, step: &Step) -> Vec<(String, &str)> {
+        step.kind
+            .edges()
+            .into_iter()
+            .map(|(label, to)| (label, self.name_of(to)))
+            .collect()
+    }
 }
 
 /// One step.
@@ -178,7 +309,7 @@ pub enum Part {
     /// `{name}` or `{name|format}`.
     Var {
         /// Variable name.
-        name: String,
+        name: VarName,
         /// How to speak it.
         format: Option<Format>,
     },
@@ -186,7 +317,7 @@ pub enum Part {
     Func {
         /// Function.
         func: Func,
-        /// Its argument (department or queue id).
+        /// Its argument (department or queue id, checked at load).
         arg: String,
     },
 }
@@ -290,7 +421,7 @@ pub struct Intent {
     /// Key that selects it.
     pub dtmf: Option<String>,
     /// Where to go.
-    pub goto: String,
+    pub goto: StepId,
 }
 
 /// A `gather` step.
@@ -317,19 +448,19 @@ pub struct Gather {
     /// Intents (for `intent`/`yesno`).
     pub intents: Vec<Intent>,
     /// Variable that receives the value.
-    pub save_as: Option<String>,
+    pub save_as: Option<VarName>,
     /// Where a value goes (slot gathers).
-    pub next: Option<String>,
+    pub next: Option<StepId>,
     /// Most keys of a DTMF entry (`#` ends earlier).
     pub max_digits: u32,
     /// Where to go after the last failed attempt with no input.
-    pub no_input: Option<String>,
+    pub no_input: Option<StepId>,
     /// Where to go after the last failed attempt not understood.
-    pub no_match: Option<String>,
+    pub no_match: Option<StepId>,
 }
 
 /// A condition of a `branch`: every field given must hold.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Cond {
     /// Department open now.
     pub open: Option<String>,
@@ -340,8 +471,9 @@ pub struct Cond {
     /// Caller number starts with.
     pub caller_prefix: Option<String>,
     /// Variable compared with `equals`, or tested for being set.
-    pub var: Option<String>,
-    /// Value the variable must have (text compare).
+    pub var: Option<VarName>,
+    /// Value the variable must have (compared normalised: case, æøå,
+    /// punctuation; normalised at load).
     pub equals: Option<String>,
     /// Local time before (HH:MM).
     pub before: Option<chrono::NaiveTime>,
@@ -352,7 +484,7 @@ pub struct Cond {
     /// Today is a public holiday (true) / is not (false).
     pub holiday: Option<bool>,
     /// Where to go.
-    pub goto: String,
+    pub goto: StepId,
 }
 
 /// Frontdesk operation.
@@ -376,7 +508,7 @@ pub enum StepKind {
         /// Audio file to play instead (relative to the municipality folder).
         audio: Option<String>,
         /// Next step.
-        next: String,
+        next: StepId,
     },
     /// Ask and listen.
     Gather(Box<Gather>),
@@ -385,88 +517,90 @@ pub enum StepKind {
         /// Conditions.
         when: Vec<Cond>,
         /// Default.
-        otherwise: String,
+        otherwise: StepId,
     },
     /// Set variables from templates (`"{x}"` copies a value with its type).
     Set {
         /// Name -> template.
-        vars: Vec<(String, Template)>,
+        vars: Vec<(VarName, Template)>,
         /// Next step.
-        next: String,
+        next: StepId,
     },
     /// Hand the call to a department.
     Transfer {
-        /// Department id.
+        /// Department id (checked at load).
         department: String,
         /// Context fields travelling with the call.
         context: Vec<(String, Template)>,
         /// Where to go when the department is closed (default: say when it
         /// opens and offer nothing more: hang up politely).
-        if_closed: Option<String>,
+        if_closed: Option<StepId>,
         /// Where to go when the transfer fails (refused, no answer, timed
         /// out). Default: apologise and put the caller through to the
         /// fallback department, or tell them to call again later.
-        if_failed: Option<String>,
+        if_failed: Option<StepId>,
     },
     /// Store a callback request.
     Callback {
-        /// Department that calls back.
+        /// Department that calls back (checked at load).
         department: String,
         /// Topic.
         topic: Template,
         /// Variable holding the number (default `caller`).
-        number_var: String,
+        number_var: VarName,
         /// After storing.
-        next: String,
+        next: StepId,
         /// When storing failed.
-        on_error: Option<String>,
+        on_error: Option<StepId>,
     },
     /// Send a mail.
     Mail {
         /// What the mail is (free name passed to the integration).
         kind: Option<String>,
-        /// Department ids or addresses.
-        to: Vec<String>,
+        /// Addresses: given in the flow (a department's `mail`, resolved at
+        /// load, or an address) or read from a variable.
+        to: Vec<Ref<String>>,
         /// Subject.
         subject: Template,
         /// Body (personal data: sent, never logged).
         body: Template,
         /// After sending.
-        next: String,
+        next: StepId,
         /// When sending failed.
-        on_error: Option<String>,
+        on_error: Option<StepId>,
     },
     /// Frontdesk booking.
     Frontdesk {
         /// Operation.
         op: FrontdeskOp,
-        /// Queue id.
-        queue: String,
+        /// Queue id (a fixed one is checked at load; a variable's value when
+        /// the step runs).
+        queue: Ref<String>,
         /// Variable with the chosen slot (book).
-        slot_var: Option<String>,
+        slot_var: Option<VarName>,
         /// Variable with the CPR number.
-        cpr_var: Option<String>,
+        cpr_var: Option<VarName>,
         /// Variable with the appointment date (cancel).
-        date_var: Option<String>,
+        date_var: Option<VarName>,
         /// On success.
-        next: String,
+        next: StepId,
         /// Slot was taken meanwhile (book), or nothing to cancel.
-        on_taken: Option<String>,
+        on_taken: Option<StepId>,
         /// No free slots (slots).
-        on_empty: Option<String>,
+        on_empty: Option<StepId>,
         /// Frontdesk unreachable or timed out.
-        on_unavailable: Option<String>,
+        on_unavailable: Option<StepId>,
         /// Any other failure.
-        on_error: Option<String>,
+        on_error: Option<StepId>,
     },
     /// Jump.
-    Goto(String),
+    Goto(StepId),
     /// Run another flow (own or shared) and come back to `next`.
     Call {
-        /// Flow name.
-        flow: String,
+        /// The flow.
+        flow: FlowRef,
         /// Where to continue after its `return`.
-        next: String,
+        next: StepId,
     },
     /// Return from a called flow.
     Return,
@@ -498,25 +632,26 @@ impl StepKind {
         }
     }
 
-    /// Steps this one can go to, with a label (for reachability and graphs).
-    pub fn edges(&self) -> Vec<(String, String)> {
-        let mut e: Vec<(String, String)> = Vec::new();
-        let mut add = |label: &str, t: &Option<String>| {
+    /// Steps this one can go to, with a label (for reachability and graphs;
+    /// names through [`Flow::edges`]).
+    pub fn edges(&self) -> Vec<(String, StepId)> {
+        let mut e: Vec<(String, StepId)> = Vec::new();
+        let mut add = |label: &str, t: &Option<StepId>| {
             if let Some(t) = t {
-                e.push((label.to_string(), t.clone()));
+                e.push((label.to_string(), *t));
             }
         };
         match self {
             StepKind::Say { next, .. }
             | StepKind::Set { next, .. }
-            | StepKind::Call { next, .. } => add("", &Some(next.clone())),
+            | StepKind::Call { next, .. } => add("", &Some(*next)),
             StepKind::Gather(g) => {
                 for i in &g.intents {
                     let label = match &i.dtmf {
                         Some(d) => format!("{} [{}]", i.name, d),
                         None => i.name.clone(),
                     };
-                    add(&label, &Some(i.goto.clone()));
+                    add(&label, &Some(i.goto));
                 }
                 add("value", &g.next);
                 add("no input", &g.no_input);
@@ -524,9 +659,9 @@ impl StepKind {
             }
             StepKind::Branch { when, otherwise } => {
                 for c in when {
-                    add(&cond_label(c), &Some(c.goto.clone()));
+                    add(&cond_label(c), &Some(c.goto));
                 }
-                add("else", &Some(otherwise.clone()));
+                add("else", &Some(*otherwise));
             }
             StepKind::Transfer {
                 if_closed,
@@ -537,7 +672,7 @@ impl StepKind {
                 add("failed", if_failed);
             }
             StepKind::Callback { next, on_error, .. } | StepKind::Mail { next, on_error, .. } => {
-                add("ok", &Some(next.clone()));
+                add("ok", &Some(*next));
                 add("error", on_error);
             }
             StepKind::Frontdesk {
@@ -548,13 +683,13 @@ impl StepKind {
                 on_error,
                 ..
             } => {
-                add("ok", &Some(next.clone()));
+                add("ok", &Some(*next));
                 add("taken", on_taken);
                 add("empty", on_empty);
                 add("unavailable", on_unavailable);
                 add("error", on_error);
             }
-            StepKind::Goto(t) => add("", &Some(t.clone())),
+            StepKind::Goto(t) => add("", &Some(*t)),
             StepKind::Return | StepKind::Hangup { .. } => {}
         }
         e

@@ -593,7 +593,7 @@ fn hour_word(t: &str) -> Option<u64> {
 /// (10:30), "ti minutter i tolv" (11:50), "fem minutter i halv ti" (9:25),
 /// "klokken 14", "10:30", "10.30", "half past ten", "quarter to eleven",
 /// "ten to twelve", "ten thirty". Hours 1-6 without a.m./p.m. are read as
-/// afternoon (see [`office_hour`]).
+/// afternoon (see `office_hour`).
 pub fn parse_time(text: &str) -> Option<NaiveTime> {
     let norm = normalize(text).replace('-', " ");
     let toks = tokens(&norm);

@@ -10,7 +10,7 @@
 //!
 //! The engine holds one [`Tts`] for the process (as `Arc<dyn TextToSpeech>`)
 //! and calls it from a blocking worker (synthesis is CPU work):
-//! [`TextToSpeech::speak`](trait.TextToSpeech.html#method.speak) /
+//! `speak` on a `dyn TextToSpeech` /
 //! [`SpeechStream::speech`] for a flow's [`Speech`], sentence by sentence so
 //! the first plays while the rest is made, [`TextToSpeech::prompt_file`] for
 //! recorded prompts.

@@ -107,3 +107,101 @@ fn a_prerendered_static_prompt_is_a_cache_hit_when_spoken_and_survives_a_restart
     let stats = tts_impl.cache().stats();
     assert_eq!((stats.disk_hits, stats.misses), (2, 0), "{stats:?}");
 }
+
+/// Everything the Danish job-centre cancellation says, in order, as the
+/// interpreter gives it (keys and words of a caller named Jens Hansen).
+fn jobcentre_call_speech() -> Vec<Speech> {
+    use ivr_core::Dtmf;
+    use ivr_flow::{Action, CallContext, Event, FlowStore, Interpreter, Response};
+    let (store, _) = FlowStore::load(root().join("flows")).unwrap();
+    let now = chrono::DateTime::parse_from_rfc3339("2026-11-23T10:00:00+01:00")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let mut call = Interpreter::new(
+        store.route("+4570202030").unwrap(),
+        CallContext {
+            caller: Pii::new("+4522334455".into()),
+            lang: None,
+        },
+    );
+    let speech = |t: &str| Event::Speech {
+        text: Pii::new(t.into()),
+        confidence: 0.9,
+        lang: Some(Lang::Da),
+        identified: true,
+    };
+    let keys = |k: &str| -> Vec<Event> {
+        k.chars()
+            .map(|c| Event::Dtmf(Dtmf::from_char(c).unwrap()))
+            .collect()
+    };
+    let mut actions = call.start(now);
+    let mut turns: Vec<Event> = keys("1");
+    turns.push(speech("Jens Hansen"));
+    turns.extend(keys("0312901234"));
+    turns.push(speech("ja"));
+    turns.push(speech("den 26. november"));
+    turns.push(speech("kvart over ti"));
+    turns.push(speech("ja"));
+    turns.push(Event::Result(Response::Ok));
+    for ev in turns {
+        actions.extend(call.handle(ev, now));
+    }
+    assert!(call.is_done(), "the call ran to its end");
+    actions
+        .into_iter()
+        .filter_map(|a| match a {
+            Action::Say { speech, .. } => Some(speech),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn personal_speech_never_reaches_the_prompt_cache() {
+    let said = jobcentre_call_speech();
+    let personal: Vec<&Speech> = said.iter().filter(|s| s.is_personal()).collect();
+    let statics: Vec<&Speech> = said.iter().filter(|s| !s.is_personal()).collect();
+    assert!(
+        personal.len() >= 3,
+        "CPR, appointment and name read back: {said:?}"
+    );
+    assert!(statics.len() >= 5, "{said:?}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let tts_impl = espeak_tts(dir.path());
+    let tts: &dyn TextToSpeech = &tts_impl;
+    for s in &said {
+        for pcm in tts.speak(s, Lang::Da).unwrap() {
+            assert!(!pcm.unwrap().samples.is_empty());
+        }
+    }
+    // The cache holds exactly the static sentences: one file each.
+    let static_sentences: std::collections::BTreeSet<&str> = statics
+        .iter()
+        .flat_map(|s| ivr_tts::split_sentences(s.expose()))
+        .collect();
+    assert_eq!(wavs(dir.path()), static_sentences.len());
+    assert_eq!(tts_impl.cache().memory_len(), static_sentences.len());
+    // No file for any sentence of personal speech (the file names are the
+    // cache keys: every static sentence has its file under its key).
+    let voice = tts_impl.registry().get("espeak-da").unwrap();
+    let file = |sentence: &str| {
+        let key = ivr_tts::CacheKey::new(&voice.id, &voice.fingerprint, 8_000, sentence.trim());
+        dir.path().join(format!("{}.wav", key.as_str()))
+    };
+    assert!(static_sentences.iter().all(|s| file(s).exists()));
+    for p in &personal {
+        for sentence in ivr_tts::split_sentences(p.expose()) {
+            assert!(!file(sentence).exists(), "personal speech cached on disk");
+        }
+    }
+    // A second caller: every static prompt is a cache hit.
+    let misses = tts_impl.cache().stats().misses;
+    for s in &statics {
+        tts.speak(s, Lang::Da).unwrap().for_each(|r| {
+            r.unwrap();
+        });
+    }
+    assert_eq!(tts_impl.cache().stats().misses, misses);
+}

@@ -81,13 +81,12 @@ struct Node {
 }
 
 fn nodes(flow: &Flow) -> Vec<Node> {
-    flow.order
+    flow.steps
         .iter()
-        .filter_map(|name| {
-            let st = flow.steps.get(name)?;
+        .map(|st| {
             let detail = match &st.kind {
                 StepKind::Transfer { department, .. } => format!("transfer {department}"),
-                StepKind::Call { flow, .. } => format!("call {flow}"),
+                StepKind::Call { flow, .. } => format!("call {}", flow.name),
                 StepKind::Frontdesk { op, queue, .. } => {
                     format!("frontdesk {op:?} {queue}").to_lowercase()
                 }
@@ -102,11 +101,11 @@ fn nodes(flow: &Flow) -> Vec<Node> {
                 }
                 _ => Shape::Plain,
             };
-            Some(Node {
-                name: name.clone(),
+            Node {
+                name: st.name.clone(),
                 detail,
                 shape,
-            })
+            }
         })
         .collect()
 }
@@ -130,20 +129,21 @@ pub(crate) fn mermaid(flow: &Flow) -> String {
             shape.1
         ));
     }
-    out.push_str(&format!("    start((start)) --> {}\n", id(&flow.start)));
-    for name in &flow.order {
-        let Some(st) = flow.steps.get(name) else {
-            continue;
-        };
-        for (label, to) in st.kind.edges() {
+    out.push_str(&format!(
+        "    start((start)) --> {}\n",
+        id(flow.name_of(flow.start))
+    ));
+    for st in &flow.steps {
+        let name = &st.name;
+        for (label, to) in flow.edges(st) {
             if label.is_empty() {
-                out.push_str(&format!("    {} --> {}\n", id(name), id(&to)));
+                out.push_str(&format!("    {} --> {}\n", id(name), id(to)));
             } else {
                 out.push_str(&format!(
                     "    {} -- \"{}\" --> {}\n",
                     id(name),
                     esc(&label),
-                    id(&to)
+                    id(to)
                 ));
             }
         }
@@ -185,15 +185,15 @@ pub(crate) fn svg(flow: &Flow) -> String {
         a.look.font_size = 11;
         a
     };
-    if let Some(first) = handles.get(&flow.start) {
+    if let Some(first) = handles.get(flow.name_of(flow.start)) {
         vg.add_edge(edge(""), start, *first);
     }
-    for name in &flow.order {
-        let (Some(st), Some(from)) = (flow.steps.get(name), handles.get(name)) else {
+    for st in &flow.steps {
+        let Some(from) = handles.get(&st.name) else {
             continue;
         };
-        for (label, to) in st.kind.edges() {
-            if let Some(to) = handles.get(&to) {
+        for (label, to) in flow.edges(st) {
+            if let Some(to) = handles.get(to) {
                 vg.add_edge(edge(&label), *from, *to);
             }
         }
@@ -237,7 +237,7 @@ fn load_flow(file: &Path) -> anyhow::Result<Result<Arc<Flow>, Vec<Diagnostic>>> 
     let found = deployment
         .municipalities
         .values()
-        .flat_map(|m| m.flows.values())
+        .flat_map(|m| m.flows.iter())
         .find(|f| f.file.canonicalize().is_ok_and(|p| p == wanted))
         .cloned();
     Ok(match found {
