@@ -363,6 +363,12 @@ fn main() {
             "downsample_2x_polyphase": down_ns,
             "upsample_2x_rubato_fft": rubato_ns,
         },
+        // What the rubato alternative would add to every call's audio, each
+        // way: its FFT block delay, against the half-band FIR's group delay.
+        "upsample_2x_delay_ms": {
+            "polyphase": ivr_media::resample::GROUP_DELAY_16K as f64 / 16.0,
+            "rubato_fft": rb.output_delay() as f64 / 16.0,
+        },
         "session_tick_ns": {"pcma": tick_ns, "g722": tick722_ns},
         "calls_per_core_pcma": calls_per_core,
         "calls_per_core_g722": 20e6 / tick722_ns,

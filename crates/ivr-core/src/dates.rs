@@ -7,45 +7,29 @@ use chrono::Datelike;
 
 use crate::Lang;
 
+#[rustfmt::skip] // reason: the names read as a calendar, one line per quarter
 const DA_MONTHS: [&str; 12] = [
-    "januar",
-    "februar",
-    "marts",
-    "april",
-    "maj",
-    "juni",
-    "juli",
-    "august",
-    "september",
-    "oktober",
-    "november",
-    "december",
+    "januar", "februar", "marts",
+    "april", "maj", "juni",
+    "juli", "august", "september",
+    "oktober", "november", "december",
 ];
+#[rustfmt::skip] // reason: as above
 const EN_MONTHS: [&str; 12] = [
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
+    "January", "February", "March",
+    "April", "May", "June",
+    "July", "August", "September",
+    "October", "November", "December",
 ];
+#[rustfmt::skip] // reason: as above, the working week and the weekend
 const DA_WEEKDAYS: [&str; 7] = [
-    "mandag", "tirsdag", "onsdag", "torsdag", "fredag", "lørdag", "søndag",
+    "mandag", "tirsdag", "onsdag", "torsdag", "fredag",
+    "lørdag", "søndag",
 ];
+#[rustfmt::skip] // reason: as above
 const EN_WEEKDAYS: [&str; 7] = [
-    "Monday",
-    "Tuesday",
-    "Wednesday",
-    "Thursday",
-    "Friday",
-    "Saturday",
-    "Sunday",
+    "Monday", "Tuesday", "Wednesday", "Thursday", "Friday",
+    "Saturday", "Sunday",
 ];
 
 /// The month names of `lang`, January first.

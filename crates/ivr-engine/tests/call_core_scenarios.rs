@@ -772,3 +772,34 @@ fn a_question_without_barge_in_plays_its_prompt_to_the_end_and_then_listens() {
         s.has_said("Du valgte pas")
     });
 }
+
+#[test]
+fn a_danish_first_answer_misidentified_as_english_is_heard_again_in_danish() {
+    let dir = flows_in(TWO_LANGUAGES, r#"["da", "en"]"#);
+    let mut sim = Sim::answered(dir.path(), CALLED, Options::default());
+    sim.expect_within(secs(20), "the menu waits", |s| {
+        matches!(
+            s.core.listen_phase(),
+            Some(ivr_engine::call::listen::Phase::Waiting { .. })
+        )
+    });
+    // Identified as English, but nothing an English caller would say here.
+    sim.stt.push_text_in("bass", 0.9, ivr_core::Lang::En);
+    sim.stt.push_text("pas", 0.9);
+    sim.say(&utterance());
+    sim.expect_within(secs(10), "the next question, in Danish", |s| {
+        s.has_said("Vil du bestille")
+    });
+    let choices: Vec<String> = sim
+        .log
+        .choices
+        .iter()
+        .map(|(_, c)| format!("{c:?}"))
+        .collect();
+    assert_eq!(
+        choices,
+        ["Identify { current: Da, among: [Da, En] }", "Fixed(Da)"],
+        "the same audio again, in the call's language"
+    );
+    assert!(!sim.has_said("Do you want"), "no switch to English");
+}

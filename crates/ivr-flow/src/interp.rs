@@ -56,7 +56,14 @@
 //! - a transcript not understood in the current language and not yet
 //!   identified is answered with only `RecognizeAgain` (no failure counted);
 //! - an identified transcript in another allowed language switches the
-//!   conversation to it (`SetLanguage`) and is understood in it;
+//!   conversation to it (`SetLanguage`) when it is a language request, is
+//!   understood in that language, or answers a `RecognizeAgain` after the
+//!   current language failed; on the first turn, otherwise, the same audio is
+//!   recognised again in the current language (`RecognizeAgain` with only that
+//!   language),
+//!   because whisper base identifies short or robotic Danish as English often
+//!   (`crates/ivr-stt/tests/language_id.rs`) and a wrong switch costs the
+//!   caller more than one more recognition;
 //! - "English please", "engelsk", "Can I speak English", "dansk tak", "på
 //!   dansk" switch in either direction and ask the question again.
 
@@ -351,8 +358,12 @@ pub enum Action {
     /// municipality allows several: recognise the SAME utterance again with
     /// language identification among `among` and feed `Event::Speech` again
     /// with `identified = true`. No failure is counted until it arrives.
+    /// With only the current language in `among`, the utterance was identified
+    /// as another language but not understood in it: recognise it again in the
+    /// current language.
     RecognizeAgain {
-        /// The languages to identify among (the municipality's).
+        /// The languages to identify among (the municipality's, or only the
+        /// current one).
         among: Vec<Lang>,
     },
     /// The conversation language changed (STT and voice follow).
@@ -1150,16 +1161,14 @@ impl Interpreter {
                 self.heard_speech = true;
                 let again = std::mem::take(&mut self.recognizing_again);
                 let heard = text.expose();
-                // The language was identified for this very utterance: the
-                // caller speaks it, so the conversation does too.
-                if identified {
-                    if let Some(l) = lang {
-                        if l != self.lang && self.muni.languages.contains(&l) {
-                            self.lang = l;
-                            out.push(Action::SetLanguage(l));
-                        }
-                    }
-                }
+                // The language was identified for this very utterance as
+                // another allowed one. Identification alone does not switch
+                // the call: whisper base calls much robotic or short Danish
+                // English. The transcript (made in that language) must be a
+                // language request or be understood in it; otherwise the same
+                // audio is recognised again in the current language.
+                let foreign = lang
+                    .filter(|l| identified && *l != self.lang && self.muni.languages.contains(l));
                 if let Some(l) = understand::language_request(heard) {
                     if self.muni.languages.contains(&l) {
                         if l != self.lang {
@@ -1184,6 +1193,43 @@ impl Interpreter {
                 // refusing an unsure transcript only makes the caller say it
                 // again, no clearer. Everything the flow must understand
                 // itself needs a confident transcript.
+                if let Some(l) = foreign {
+                    let current = self.lang;
+                    let understood = if confidence < MIN_STT_CONFIDENCE || g.expect == Expect::Text
+                    {
+                        None
+                    } else {
+                        self.lang = l;
+                        let u = self.understand_speech(g, heard, now);
+                        self.lang = current;
+                        u
+                    };
+                    self.pending_lang = None;
+                    match understood {
+                        Some(target) => {
+                            self.lang = l;
+                            out.push(Action::SetLanguage(l));
+                            self.waiting_then_run(target, now, out);
+                        }
+                        // Identified on the first turn, with no transcript in
+                        // the current language yet: make one.
+                        None if !again => {
+                            self.recognizing_again = true;
+                            out.push(Action::RecognizeAgain {
+                                among: vec![current],
+                            });
+                        }
+                        // Already not understood in the current language, and
+                        // identified as this one: the caller speaks it; ask
+                        // again in it.
+                        None => {
+                            self.lang = l;
+                            out.push(Action::SetLanguage(l));
+                            self.fail(g, Fail::NoMatch, now, out);
+                        }
+                    }
+                    return;
+                }
                 let understood = if confidence < MIN_STT_CONFIDENCE && g.expect != Expect::Text {
                     None
                 } else {

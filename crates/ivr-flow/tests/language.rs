@@ -246,3 +246,37 @@ text.da = "Farvel."
     assert_eq!(c.record().misunderstood, 1);
     let _ = std::fs::remove_dir_all(root);
 }
+
+#[test]
+fn a_danish_first_turn_identified_as_english_but_not_understood_in_english_is_heard_again_in_danish(
+) {
+    // whisper base calls robotic or short Danish English about half the time
+    // (crates/ivr-stt/tests/language_id.rs); the English transcript of Danish
+    // words means nothing in English, so the call must not switch.
+    let store = shipped();
+    let mut c = nordby(&store);
+    c.start(now());
+    let out = c.handle(identified("I care, fan your mitt purse.", Lang::En), now());
+    assert_eq!(
+        out,
+        [Action::RecognizeAgain {
+            among: vec![Lang::Da]
+        }],
+        "the same audio again, in the call's language, and nothing said meanwhile"
+    );
+    assert_eq!(c.lang(), Lang::Da);
+    assert_eq!(c.record().misunderstood, 0);
+    // The Danish transcript of the same audio routes in Danish.
+    let out = c.handle(identified("jeg skal have nyt pas", Lang::Da), now());
+    assert!(
+        !out.iter().any(|a| matches!(a, Action::SetLanguage(_))),
+        "{out:?}"
+    );
+    assert!(
+        out.iter()
+            .any(|a| matches!(a, Action::Say { lang: Lang::Da, .. })),
+        "{out:?}"
+    );
+    assert_eq!(c.lang(), Lang::Da);
+    assert_eq!(c.record().misunderstood, 0);
+}

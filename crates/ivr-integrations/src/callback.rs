@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 use ivr_core::{CallId, Lang, Pii};
 use serde::Serialize;
 
-use crate::db::{classify, from_ms, on_pool, to_ms, Db, StoreError};
+use crate::db::{classify, from_ms, on_pool, one_row, to_ms, Db, LeasedTable, StoreError};
 
 /// Why a callback was ordered; part of the idempotency key together with the
 /// call reference. Lowercase ASCII letters, digits, `_` and `-`, 1-32 chars.
@@ -370,37 +370,19 @@ impl CallbackStore {
         lease: std::time::Duration,
         limit: u32,
     ) -> Result<Vec<CallbackRecord>, StoreError> {
-        let now_ms = to_ms(now);
-        let until = now_ms.saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
-        let sql = format!(
-            "SELECT {COLUMNS} FROM callback_requests WHERE state = 'requested' AND next_attempt_at <= $1 \
-             AND (lease_until IS NULL OR lease_until <= $1) ORDER BY next_attempt_at, created_at LIMIT $2"
-        );
-        let rows: Vec<Row> = on_pool!(&self.db, p => sqlx::query_as(&sql)
-            .bind(now_ms)
-            .bind(i64::from(limit))
-            .fetch_all(p)
-            .await)
-        .map_err(classify)?;
-        let claim =
-            "UPDATE callback_requests SET lease_until = $1 WHERE call_ref = $2 AND kind = $3 \
-                     AND state = 'requested' AND (lease_until IS NULL OR lease_until <= $4)";
-        let mut claimed = Vec::with_capacity(rows.len());
-        for row in rows {
-            let n = on_pool!(&self.db, p => sqlx::query(claim)
-                .bind(until)
-                .bind(&row.call_ref)
-                .bind(&row.kind)
-                .bind(now_ms)
-                .execute(p)
-                .await
-                .map(|r| r.rows_affected()))
-            .map_err(classify)?;
-            if n == 1 {
-                claimed.push(row.into_record()?);
-            }
-        }
-        Ok(claimed)
+        let queue = LeasedTable {
+            table: "callback_requests",
+            columns: COLUMNS,
+            ready_state: "requested",
+            key: &["call_ref", "kind"],
+        };
+        let rows: Vec<Row> = self
+            .db
+            .claim_due(&queue, now, lease, limit, |r: &Row| {
+                vec![r.call_ref.clone(), r.kind.clone()]
+            })
+            .await?;
+        rows.into_iter().map(Row::into_record).collect()
     }
 
     /// `requested` -> `handed_off` with the contact centre's id.
@@ -448,11 +430,7 @@ impl CallbackStore {
             }
         }
         .map_err(classify)?;
-        if n == 1 {
-            Ok(())
-        } else {
-            Err(StoreError::NotFound)
-        }
+        one_row(n)
     }
 
     /// Marks a request served (`requested` or `handed_off` -> `done`), e.g.
@@ -496,11 +474,7 @@ impl CallbackStore {
             .bind(now_ms).bind(text).bind(call_ref.as_str()).bind(kind.as_str())
             .execute(p).await.map(|r| r.rows_affected()))
         .map_err(classify)?;
-        if n == 1 {
-            Ok(())
-        } else {
-            Err(StoreError::NotFound)
-        }
+        one_row(n)
     }
 
     /// Deletes `done` requests whose state changed before `before` (GDPR

@@ -214,6 +214,17 @@ impl Db {
 }
 
 /// Milliseconds since the Unix epoch, as stored.
+/// An update meant for exactly one row: [`StoreError::NotFound`] when it
+/// changed none (the key is unknown or the row is not in the state the
+/// update expects).
+pub(crate) fn one_row(rows_affected: u64) -> Result<(), StoreError> {
+    if rows_affected == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::NotFound)
+    }
+}
+
 pub(crate) fn to_ms(t: chrono::DateTime<chrono::Utc>) -> i64 {
     t.timestamp_millis()
 }
@@ -221,4 +232,81 @@ pub(crate) fn to_ms(t: chrono::DateTime<chrono::Utc>) -> i64 {
 /// Back from stored milliseconds.
 pub(crate) fn from_ms(ms: i64) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+/// A table of durable work (callback requests, outgoing mails) that workers
+/// take by lease: rows in `ready_state` whose `next_attempt_at` has come and
+/// whose `lease_until` is unset or past. Table and column names are
+/// constants of this crate, never input.
+pub(crate) struct LeasedTable {
+    /// The table.
+    pub(crate) table: &'static str,
+    /// The columns selected for a row (the store's `COLUMNS`).
+    pub(crate) columns: &'static str,
+    /// The state of rows waiting for an attempt.
+    pub(crate) ready_state: &'static str,
+    /// The columns that identify one row.
+    pub(crate) key: &'static [&'static str],
+}
+
+impl Db {
+    /// Claims up to `limit` rows of `t` due at `now`, oldest due first, each
+    /// leased until `now + lease` so no other worker (or engine instance)
+    /// takes it meanwhile. A row another worker leased between the select and
+    /// the claim is left to it. `key` gives the values of `t.key` of a row.
+    pub(crate) async fn claim_due<R>(
+        &self,
+        t: &LeasedTable,
+        now: chrono::DateTime<chrono::Utc>,
+        lease: Duration,
+        limit: u32,
+        key: impl Fn(&R) -> Vec<String>,
+    ) -> Result<Vec<R>, StoreError>
+    where
+        R: Send + Unpin,
+        R: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>,
+        R: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
+    {
+        let now_ms = to_ms(now);
+        let until = now_ms.saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
+        let select = format!(
+            "SELECT {} FROM {} WHERE state = '{}' AND next_attempt_at <= $1 \
+             AND (lease_until IS NULL OR lease_until <= $1) \
+             ORDER BY next_attempt_at, created_at LIMIT $2",
+            t.columns, t.table, t.ready_state
+        );
+        let rows: Vec<R> = on_pool!(self, p => sqlx::query_as(&select)
+            .bind(now_ms)
+            .bind(i64::from(limit))
+            .fetch_all(p)
+            .await)
+        .map_err(classify)?;
+        let key_match: String = t
+            .key
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!(" AND {c} = ${}", i + 3))
+            .collect();
+        let claim = format!(
+            "UPDATE {} SET lease_until = $1 WHERE state = '{}' \
+             AND (lease_until IS NULL OR lease_until <= $2){key_match}",
+            t.table, t.ready_state
+        );
+        let mut claimed = Vec::with_capacity(rows.len());
+        for row in rows {
+            let values = key(&row);
+            let n = on_pool!(self, p => {
+                let mut q = sqlx::query(&claim).bind(until).bind(now_ms);
+                for v in &values {
+                    q = q.bind(v);
+                }
+                q.execute(p).await.map(|r| r.rows_affected())
+            })
+            .map_err(classify)?;
+            if n == 1 {
+                claimed.push(row);
+            }
+        }
+        Ok(claimed)
+    }
 }

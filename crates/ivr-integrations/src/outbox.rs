@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     backoff::Backoff,
-    db::{classify, from_ms, on_pool, to_ms, Db, StoreError},
+    db::{classify, from_ms, on_pool, one_row, to_ms, Db, LeasedTable, StoreError},
     mail::{MailKind, OutgoingMail},
     outcome::Outcome,
 };
@@ -391,28 +391,19 @@ impl MailOutbox {
         lease: Duration,
         limit: u32,
     ) -> Result<Vec<OutboxRecord>, StoreError> {
-        let now_ms = to_ms(now);
-        let until = now_ms.saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
-        let sql = format!(
-            "SELECT {COLUMNS} FROM mail_outbox WHERE state = 'pending' AND next_attempt_at <= $1 \
-             AND (lease_until IS NULL OR lease_until <= $1) ORDER BY next_attempt_at, created_at LIMIT $2"
-        );
-        let rows: Vec<Row> = on_pool!(&self.db, p => sqlx::query_as(&sql)
-            .bind(now_ms).bind(i64::from(limit)).fetch_all(p).await)
-        .map_err(classify)?;
-        let claim = "UPDATE mail_outbox SET lease_until = $1 WHERE idempotency_key = $2 AND state = 'pending' \
-                     AND (lease_until IS NULL OR lease_until <= $3)";
-        let mut out = Vec::new();
-        for row in rows {
-            let n = on_pool!(&self.db, p => sqlx::query(claim)
-                .bind(until).bind(&row.idempotency_key).bind(now_ms)
-                .execute(p).await.map(|r| r.rows_affected()))
-            .map_err(classify)?;
-            if n == 1 {
-                out.push(row.into_record()?);
-            }
-        }
-        Ok(out)
+        let queue = LeasedTable {
+            table: "mail_outbox",
+            columns: COLUMNS,
+            ready_state: "pending",
+            key: &["idempotency_key"],
+        };
+        let rows: Vec<Row> = self
+            .db
+            .claim_due(&queue, now, lease, limit, |r: &Row| {
+                vec![r.idempotency_key.clone()]
+            })
+            .await?;
+        rows.into_iter().map(Row::into_record).collect()
     }
 
     async fn mark_sent(&self, key: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
@@ -463,11 +454,7 @@ impl MailOutbox {
         let n = on_pool!(&self.db, p => sqlx::query(sql).bind(to_ms(now)).bind(key)
             .execute(p).await.map(|r| r.rows_affected()))
         .map_err(classify)?;
-        if n == 1 {
-            Ok(())
-        } else {
-            Err(StoreError::NotFound)
-        }
+        one_row(n)
     }
 }
 

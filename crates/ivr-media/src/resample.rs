@@ -6,13 +6,24 @@
 //! - The per-packet hot path only ever converts 8 <-> 16 kHz (G.711 narrowband to
 //!   the 16 kHz engine rate and back). For that a fixed 2:1 polyphase half-band
 //!   FIR ([`Upsampler2x`], [`Downsampler2x`]) with state in fixed arrays is used:
-//!   it allocates nothing and costs ~48 multiply-adds per output sample. The
-//!   bench `media` compares it with rubato per 20 ms frame.
+//!   it allocates nothing and costs ~48 multiply-adds per output sample. Why
+//!   not rubato here too: rubato's `FftFixedInOut` with `process_into_buffer`
+//!   allocates nothing either and costs about the same per 20 ms frame (~1.2 us
+//!   against the FIR's ~1.8 us, release build on the 2-core dev machine under
+//!   load; the bench `media` measures both), but it delays the audio by its
+//!   FFT block, 10 ms each way at 20 ms packets, against the FIR's
+//!   [`GROUP_DELAY_16K`] samples (1.4 ms), and it takes only the block size it
+//!   was built for, where packets arrive as 10-60 ms of audio (ptime, a
+//!   re-INVITE changing it mid-call, concealment frames). The bench prints both
+//!   delays (`upsample_2x_delay_ms`).
 
 pub use ivr_core::resample::{resample, ResampleError};
 
 /// Taps of the half-band low-pass (odd length, linear phase).
 const TAPS: usize = 47;
+/// Delay of the half-band filter in 16 kHz samples (it is linear phase:
+/// half its length).
+pub const GROUP_DELAY_16K: usize = (TAPS - 1) / 2;
 /// Largest input frame the fixed resamplers take (60 ms at 16 kHz).
 pub const MAX_FRAME: usize = 960;
 

@@ -1,7 +1,7 @@
 //! `ivr graph --format svg` draws every shipped flow as well-formed SVG that
 //! names each of its steps.
 
-use std::{path::PathBuf, process::Command};
+use std::{ffi::OsStr, path::PathBuf, process::Command};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -28,6 +28,16 @@ fn shipped_flows() -> Vec<PathBuf> {
     out
 }
 
+/// Runs `ivr graph ARGS` from the repository's root; its standard output.
+fn graph<I: AsRef<OsStr>>(args: impl IntoIterator<Item = I>) -> Vec<u8> {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ivr"));
+    cmd.current_dir(repo()).arg("graph").args(args);
+    let out = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{cmd:?}: {stderr}");
+    out.stdout
+}
+
 /// The `[step.NAME]` names of a flow file.
 fn step_names(file: &PathBuf) -> Vec<String> {
     let src = std::fs::read_to_string(file).unwrap();
@@ -43,20 +53,12 @@ fn every_shipped_flow_draws_as_well_formed_svg_naming_each_step() {
     let flows = shipped_flows();
     assert!(flows.len() >= 5, "{flows:?}");
     for file in flows {
-        let out = Command::new(env!("CARGO_BIN_EXE_ivr"))
-            .current_dir(repo())
-            .arg("graph")
-            .arg(&file)
-            .args(["--format", "svg"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}: {}",
-            file.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let svg = String::from_utf8(out.stdout).unwrap();
+        let svg = String::from_utf8(graph([
+            file.as_os_str(),
+            "--format".as_ref(),
+            "svg".as_ref(),
+        ]))
+        .unwrap();
         let doc = roxmltree::Document::parse(&svg)
             .unwrap_or_else(|e| panic!("{}: not well-formed XML: {e}", file.display()));
         let root = doc.root_element();
@@ -81,21 +83,12 @@ fn every_shipped_flow_draws_as_well_formed_svg_naming_each_step() {
 fn svg_flag_writes_the_picture_to_a_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("booking.svg");
-    let out = Command::new(env!("CARGO_BIN_EXE_ivr"))
-        .current_dir(repo())
-        .args(["graph", "flows/shared/booking.toml", "--svg"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.stdout.is_empty(),
-        "nothing on stdout when writing a file"
-    );
+    let stdout = graph([
+        "flows/shared/booking.toml".as_ref(),
+        "--svg".as_ref(),
+        path.as_os_str(),
+    ]);
+    assert!(stdout.is_empty(), "nothing on stdout when writing a file");
     let svg = std::fs::read_to_string(&path).unwrap();
     assert!(roxmltree::Document::parse(&svg).is_ok());
 }

@@ -1196,13 +1196,21 @@ fn choice(q: &Question) -> LanguageChoice {
     }
 }
 
-/// Identification of the caller's language among `among`, `current` as the prior.
+/// Identification of the caller's language among `among`, `current` as the
+/// prior; with a single language (`RecognizeAgain` in the call's language
+/// after a first turn identified as another), recognition in that one.
 fn identify_among(current: Lang, among: &[Lang]) -> LanguageChoice {
-    let mut among = among.to_vec();
-    if !among.contains(&current) {
-        among.insert(0, current);
+    match among {
+        [] => LanguageChoice::Fixed(current),
+        [only] => LanguageChoice::Fixed(*only),
+        _ => {
+            let mut among = among.to_vec();
+            if !among.contains(&current) {
+                among.insert(0, current);
+            }
+            LanguageChoice::Identify { current, among }
+        }
     }
-    LanguageChoice::Identify { current, among }
 }
 
 /// Whether a recognition identifies the language.

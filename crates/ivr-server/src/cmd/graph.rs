@@ -154,7 +154,22 @@ pub(crate) fn mermaid(flow: &Flow) -> String {
 /// The SVG picture of a flow: steps top to bottom from `start`, each box
 /// with the step's name and what it does, coloured by kind, edges labelled
 /// with the intent, key or condition that takes them.
-pub(crate) fn svg(flow: &Flow) -> String {
+///
+/// # Errors
+/// When the layout library gives up on the graph (it asserts its own
+/// invariants); the Mermaid form always works.
+pub(crate) fn svg(flow: &Flow) -> anyhow::Result<String> {
+    // The flow is checked input, but a panic inside the layout library
+    // must not be how a flow author learns about it.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| lay_out(flow))).map_err(|_| {
+        anyhow::anyhow!(
+            "cannot lay out {} as SVG; `--format mermaid` draws it",
+            flow.file.display()
+        )
+    })
+}
+
+fn lay_out(flow: &Flow) -> String {
     let mut vg = VisualGraph::new(Orientation::TopToBottom);
     let look = |fill: &str| StyleAttr::new(Color::fast("black"), 1, Some(Color::fast(fill)), 0, 13);
     // A top-to-bottom graph lays its shapes out in the flipped direction
@@ -265,7 +280,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let text = match format {
         Format::Mermaid => mermaid(&flow),
-        Format::Svg => svg(&flow),
+        Format::Svg => svg(&flow)?,
     };
     match output {
         Some(path) => std::fs::write(&path, text)
