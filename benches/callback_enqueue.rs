@@ -4,6 +4,7 @@
 //! call (idempotent no-op). PostgreSQL too when IVR_TEST_POSTGRES_URL is set
 //! (scripts/with-test-services.sh).
 #![allow(missing_docs)] // reason: criterion_group! generates an undocumented pub fn
+#![allow(clippy::unwrap_used)] // reason: a bench: a failed unwrap aborts the measurement
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -3,7 +3,7 @@
 //! shipped Nordby flow; and loading/validating every shipped flow.
 //!
 //! Run: `cargo bench -p ivr-benches --bench flow_step`.
-
+#![allow(clippy::unwrap_used)] // reason: a bench: a failed unwrap aborts the measurement
 #![allow(missing_docs)] // reason: criterion_group!/criterion_main! generate undocumented items
 
 use std::path::PathBuf;

@@ -50,6 +50,7 @@
 //! are counted per level (`eager_turns`; per turn `eager`), and the totals
 //! are also given apart for eager and other turns.
 //! (part of `make bench`). Writes `target/bench/latency.json` and prints a table.
+#![allow(clippy::unwrap_used)] // reason: a bench: a failed unwrap aborts the measurement
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

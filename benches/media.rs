@@ -12,6 +12,7 @@
 //!   frame for our energy+voicing VAD and for webrtc-vad (modes 0-3).
 //!
 //! Medians of repeated batches; criterion runs the headline tick bench too.
+#![allow(clippy::unwrap_used)] // reason: a bench: a failed unwrap aborts the measurement
 
 use std::hint::black_box;
 use std::net::SocketAddr;

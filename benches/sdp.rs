@@ -4,6 +4,7 @@
 //! median of `sdp/parse_answer_print/kamailio`: what one inbound call's SDP
 //! costs the signalling core.
 #![allow(missing_docs)] // reason: criterion_group! generates an undocumented pub fn
+#![allow(clippy::unwrap_used)] // reason: a bench: a failed unwrap aborts the measurement
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use ivr_sip::sdp::{answer, LocalMedia, SdpConfig, SessionDescription};

@@ -5,6 +5,7 @@
 //!
 //! Usage: `cargo run --release -p ivr-benches --bin sip_load -- <calls> <rate_cps>`
 //! Writes `target/bench/sip_load.json`.
+#![allow(clippy::unwrap_used)] // reason: a bench: a failed unwrap aborts the measurement
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

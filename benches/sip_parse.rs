@@ -1,6 +1,7 @@
 //! Parse+print throughput of SIP messages (one message = parse a datagram,
 //! read the headers a UAS needs, print it back). Criterion reports
 //! elements/s = messages per second on one core.
+#![allow(clippy::unwrap_used)] // reason: a bench: a failed unwrap aborts the measurement
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use ivr_sip::msg::Message;

@@ -16,6 +16,7 @@
 //! Needs `sipp` (Debian `sip-tester`), `python3` with aiosmtpd, and the
 //! voices, whisper model and onnxruntime, all from `make setup`; fails
 //! clearly when they are missing. Scenarios and audio: `tests/calls/README.md`.
+#![allow(clippy::unwrap_used)] // reason: test code: a failed unwrap is a failed test
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -12,6 +12,7 @@
 //! Needs baresip (Debian `baresip-core`), python3 with `pesq`, numpy and scipy
 //! (`scripts/setup/30-python-test-tools.sh`), voices and onnxruntime from
 //! `make setup`; fails with a clear message when any is missing.
+#![allow(clippy::unwrap_used)] // reason: test code: a failed unwrap is a failed test
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -2,6 +2,7 @@
 //! UDP, the engine answers (fixed PCMA answer), baresip hangs up.
 //! baresip runs with a temporary config dir bound to 127.0.0.1 and is driven
 //! through its stdin command interface (`/dial`, `/hangup`, `/quit`).
+#![allow(clippy::unwrap_used)] // reason: test code: a failed unwrap is a failed test
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};

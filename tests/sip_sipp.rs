@@ -2,6 +2,7 @@
 //! plain call, CANCEL, re-INVITE (hold), OPTIONS, and a burst of calls.
 //! Each asserts SIPp's exit code (0 = every call passed its scenario) and the
 //! success/failure counts from its statistics file, plus what the engine saw.
+#![allow(clippy::unwrap_used)] // reason: test code: a failed unwrap is a failed test
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

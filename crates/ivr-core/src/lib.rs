@@ -25,9 +25,9 @@ mod dtmf;
 mod ids;
 mod lang;
 mod pii;
-mod speech;
 #[cfg(feature = "resample")]
 pub mod resample;
+mod speech;
 
 pub use audio::{Pcm, ENGINE_RATE, NARROWBAND_RATE};
 pub use clock::{FixedClock, SystemClock, WallClock};

@@ -4,6 +4,7 @@
 //! answers like `call::accept` does (180, 200 with SDP, a task reading the
 //! call's inputs) without media, so no models or RTP are involved; the
 //! dispatcher, the SIP driver and the endpoints are the real ones.
+#![allow(clippy::unwrap_used)] // reason: test code: a failed unwrap is a failed test
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,5 +1,6 @@
 //! The SIP transport over real loopback sockets: one service places a call,
 //! another answers it (UDP and TCP, IPv4 and IPv6), then the caller hangs up.
+#![allow(clippy::unwrap_used)] // reason: test code: a failed unwrap is a failed test
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

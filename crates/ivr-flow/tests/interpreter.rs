@@ -1,4 +1,5 @@
 //! Interpreter guarantees that do not depend on how a flow is written.
+#![allow(clippy::unwrap_used)] // reason: test code: a failed unwrap is a failed test
 
 use std::path::PathBuf;
 

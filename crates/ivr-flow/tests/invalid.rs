@@ -3,6 +3,7 @@
 //! `# expect: LINE:COL: message | hint` (message and hint are substrings).
 //! Files named `municipality-*.toml` / `tenants-*.toml` replace that file of
 //! the base deployment in `tests/invalid/_base/`; others replace its flow.
+#![allow(clippy::unwrap_used)] // reason: test code: a failed unwrap is a failed test
 
 use std::path::{Path, PathBuf};
 

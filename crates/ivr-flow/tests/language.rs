@@ -1,6 +1,7 @@
 //! The caller's language: identified on the first speech turn, identified
 //! again when a turn is not understood, switched on request in either
 //! direction, and never asked for when the municipality speaks one language.
+#![allow(clippy::unwrap_used)] // reason: test code: a failed unwrap is a failed test
 
 use std::path::PathBuf;
 

@@ -2,6 +2,7 @@
 //! which are static (cacheable): read-backs of CPR numbers, phone numbers,
 //! names and the caller's own appointment are personal; prompts, opening
 //! hours, department names and the free slots Frontdesk offers are not.
+#![allow(clippy::unwrap_used)] // reason: test code: a failed unwrap is a failed test
 
 use std::path::PathBuf;
 

@@ -1,6 +1,7 @@
 //! Flows are resolved at load: step targets are ids into the flow, sub-flows
 //! ids into the municipality, queues and mail recipients are fixed values
 //! (checked) or variables (read when the step runs).
+#![allow(clippy::unwrap_used)] // reason: test code: a failed unwrap is a failed test
 
 use std::path::PathBuf;
 

@@ -2,6 +2,7 @@
 //! new calls get the new version, calls in progress keep theirs, a broken
 //! file is refused with file:line:column while the old version keeps
 //! serving, and an announcement is put in front of every flow on reload.
+#![allow(clippy::unwrap_used)] // reason: test code: a failed unwrap is a failed test
 
 use std::path::{Path, PathBuf};
 

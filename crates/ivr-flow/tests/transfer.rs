@@ -1,6 +1,7 @@
 //! After a transfer the flow waits: a transfer that went through ends the
 //! call as transferred; one that failed comes back to the flow (`if_failed`)
 //! or, without it, the caller hears an apology and is helped otherwise.
+#![allow(clippy::unwrap_used)] // reason: test code: a failed unwrap is a failed test
 
 use std::path::PathBuf;
 

@@ -1,5 +1,6 @@
 //! The callback queue against real databases (SQLite file; PostgreSQL from
 //! scripts/with-test-services.sh) and the hand-off to the Puzzel stand-in.
+#![allow(clippy::unwrap_used)] // reason: test code: a failed unwrap is a failed test
 
 mod common;
 

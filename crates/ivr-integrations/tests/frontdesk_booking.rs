@@ -1,5 +1,6 @@
 //! The Frontdesk REST client against the stand-in server on loopback, and
 //! against sockets that never answer.
+#![allow(clippy::unwrap_used)] // reason: test code: a failed unwrap is a failed test
 
 use std::sync::Arc;
 

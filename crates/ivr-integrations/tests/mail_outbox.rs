@@ -1,5 +1,6 @@
 //! The mail outbox against a real SMTP server on loopback (aiosmtpd, from
 //! scripts/setup/40-integration-test-tools.sh), on SQLite and PostgreSQL.
+#![allow(clippy::unwrap_used)] // reason: test code: a failed unwrap is a failed test
 
 mod common;
 

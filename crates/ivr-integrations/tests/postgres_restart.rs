@@ -2,6 +2,7 @@
 //! `Unavailable` while it is down and succeed after it is back, through the
 //! same pool (it reconnects). Its own test binary, because stopping the
 //! server would disturb other tests running in parallel threads.
+#![allow(clippy::unwrap_used)] // reason: test code: a failed unwrap is a failed test
 
 mod common;
 

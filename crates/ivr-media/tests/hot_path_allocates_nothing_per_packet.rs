@@ -3,6 +3,7 @@
 //! global allocator checks it over 10 s of two-way audio with a prompt playing.
 //! (Utterance and prompt buffers are allocated per utterance / per play() call,
 //! outside the measured loop: the caller audio here is noise, not speech.)
+#![allow(clippy::unwrap_used)] // reason: test code: a failed unwrap is a failed test
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::SocketAddr;

@@ -1,5 +1,6 @@
 //! Network input never panics: random and mutated datagrams through the RTP,
 //! RTCP and RFC 4733 parsers and through a whole `MediaSession`.
+#![allow(clippy::unwrap_used)] // reason: test code: a failed unwrap is a failed test
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

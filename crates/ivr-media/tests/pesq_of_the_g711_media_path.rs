@@ -4,6 +4,7 @@
 //! decoder -> 16 kHz recording. Scored with tests/pesq/pesq.py (PyPI `pesq`,
 //! installed by scripts/setup/30-python-test-tools.sh). The engine-to-baresip
 //! check over real sockets is the end-to-end version of this test.
+#![allow(clippy::unwrap_used)] // reason: test code: a failed unwrap is a failed test
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -1,6 +1,7 @@
 //! Two `MediaSession`s talking to each other in one process on simulated time
 //! (no sockets, no sleeping): prompts, pacing, barge-in, DTMF, endpointing,
 //! RTCP and recording, end to end through encoder -> RTP -> jitter buffer -> decoder.
+#![allow(clippy::unwrap_used)] // reason: test code: a failed unwrap is a failed test
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

@@ -1,6 +1,7 @@
 //! VAD, endpointing and barge-in on Danish speech in noise with known boundaries
 //! (tests/data/*.wav, made by tests/data/make-test-audio.sh; the .labels files
 //! hold the true speech segments in seconds).
+#![allow(clippy::unwrap_used)] // reason: test code: a failed unwrap is a failed test
 
 use ivr_media::endpointing::{Endpointer, EndpointingConfig, EndpointingEvent};
 use ivr_media::resample::Upsampler2x;

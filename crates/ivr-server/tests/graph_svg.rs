@@ -1,5 +1,6 @@
 //! `ivr graph --format svg` draws every shipped flow as well-formed SVG that
 //! names each of its steps.
+#![allow(clippy::unwrap_used)] // reason: test code: a failed unwrap is a failed test
 
 use std::{ffi::OsStr, path::PathBuf, process::Command};
 

@@ -6,6 +6,7 @@
 //! Left out: `ivr serve` (it runs until stopped; its configuration is tested
 //! in `flow_cli.rs`) and commands that need models or a running engine
 //! (listed in [`NEEDS_MORE`]).
+#![allow(clippy::unwrap_used)] // reason: test code: a failed unwrap is a failed test
 
 use std::{
     path::{Path, PathBuf},

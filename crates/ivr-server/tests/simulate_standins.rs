@@ -3,6 +3,7 @@
 //! server, the SQLite callback store and mail outbox). Each test books,
 //! orders or mails as a caller would and checks the stand-in answered and
 //! holds the result, without personal data in the summary.
+#![allow(clippy::unwrap_used)] // reason: test code: a failed unwrap is a failed test
 
 use std::{
     io::Write,

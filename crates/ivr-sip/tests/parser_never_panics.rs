@@ -1,6 +1,7 @@
 //! Network input never panics: random bytes and mutated RFC 4475 messages
 //! go through the datagram parser, the stream framer, every typed header
 //! accessor and the UAS policy.
+#![allow(clippy::unwrap_used)] // reason: test code: a failed unwrap is a failed test
 
 use ivr_sip::msg::framer::{Framed, StreamFramer};
 use ivr_sip::msg::{HeaderName, Message};

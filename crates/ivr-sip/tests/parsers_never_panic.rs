@@ -3,6 +3,7 @@
 //! offer/answer code. Whatever parses must print back to the same value.
 //!
 //! More cases: `PROPTEST_CASES=100000 cargo test -p ivr-sip --test parsers_never_panic`.
+#![allow(clippy::unwrap_used)] // reason: test code: a failed unwrap is a failed test
 
 use ivr_sip::auth::{Challenge, Credentials};
 use ivr_sip::sdp::{accept_answer, answer, offer, LocalMedia, SdpConfig, SessionDescription};

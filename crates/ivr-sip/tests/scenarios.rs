@@ -1,6 +1,7 @@
 //! Endpoint scenarios on simulated time: two endpoints over a seeded lossy
 //! network, or an endpoint against a scripted peer. Each test names the
 //! behaviour a caller or a trunk would notice if it broke.
+#![allow(clippy::unwrap_used)] // reason: test code: a failed unwrap is a failed test
 
 mod support;
 

@@ -2,6 +2,7 @@
 //! each file is named for the peer or situation it represents, and each test
 //! asserts what a caller would notice (wrong codec = garbled audio, wrong
 //! address = silence, wrong direction = one-way audio, no 488 = hung call).
+#![allow(clippy::unwrap_used)] // reason: test code: a failed unwrap is a failed test
 
 use std::net::SocketAddr;
 

@@ -14,6 +14,7 @@
 //! calls now use (identification on the first turn, English after), so a
 //! CPU that hears one borderline phrase differently does not fail here; the
 //! table says which phrase is borderline.
+#![allow(clippy::unwrap_used)] // reason: test code: a failed unwrap is a failed test
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -1,5 +1,6 @@
 //! A flow's speech through the real espeak-ng voices: static speech is cached
 //! in memory and on disk, personal speech (a CPR number read back) never is.
+#![allow(clippy::unwrap_used)] // reason: test code: a failed unwrap is a failed test
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -2,6 +2,7 @@
 //! when `IVR_TEST_POSTGRES_URL` is set (by `scripts/with-test-services.sh`),
 //! against a fresh PostgreSQL database. Under CI a missing URL is a failure.
 #![allow(dead_code)] // reason: each test binary uses a subset
+#![allow(clippy::unwrap_used)] // reason: test code: a failed unwrap is a failed test
 
 use std::sync::atomic::{AtomicU32, Ordering};
 

@@ -3,7 +3,7 @@
 //! Nodes are either [`Endpoint`]s or scripted peers (the test reads what
 //! arrives at a scripted address and writes replies by hand). Nothing
 //! sleeps: time jumps to the next delivery or timer.
-
+#![allow(clippy::unwrap_used)] // reason: test code: a failed unwrap is a failed test
 #![allow(dead_code, unreachable_pub)] // reason: test support module; scenario files use different subsets
 
 use std::collections::BTreeMap;
