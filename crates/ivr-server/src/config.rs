@@ -42,8 +42,9 @@ pub(crate) enum ConfigError {
     Unusable {
         /// The file.
         path: PathBuf,
-        /// What the engine's validation says, with the fix.
-        source: ivr_engine::config::ConfigError,
+        /// What the engine's validation says, with the fix (boxed: the
+        /// engine's error is large and config errors are rare).
+        source: Box<ivr_engine::config::ConfigError>,
     },
 }
 
@@ -70,7 +71,7 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
     })?;
     config.validate().map_err(|source| ConfigError::Unusable {
         path: path.to_path_buf(),
-        source,
+        source: Box::new(source),
     })?;
     Ok(config)
 }
