@@ -411,12 +411,22 @@ async fn prompt_scores_pesq_nb(lang: &str, number: &str, text: &str, law: Law) -
         })
         .unwrap();
     tts.load_voice(&voice).unwrap();
+    // The engine speaks (and pre-renders) a prompt sentence by sentence, so
+    // the reference is its sentences back to back, each from the cache.
+    let sentences = ivr_tts::split_sentences(text);
     assert_eq!(
         tts.prerender([(text, voice.as_str())]).unwrap(),
-        1,
-        "prompt rendered into the cache"
+        sentences.len(),
+        "every sentence of the prompt rendered into the cache"
     );
-    let prompt = tts.synthesize(text, &voice).unwrap();
+    let mut samples = Vec::new();
+    let mut rate = 0;
+    for s in sentences {
+        let part = tts.synthesize(s, &voice).unwrap();
+        rate = part.sample_rate;
+        samples.extend_from_slice(&part.samples);
+    }
+    let prompt = ivr_core::Pcm::new(rate, samples);
     let reference = ivr_tts::resample(&prompt, 8000).unwrap();
     drop(tts);
 
