@@ -1,5 +1,7 @@
-//! `ivr transcribe FILE [--lang da|en] [--hint WORDS]`: runs the configured
-//! speech-to-text model on a WAV file and prints the text and the time it took.
+//! `ivr transcribe FILE [--lang da|en | --identify-from da|en] [--hint WORDS]`:
+//! runs the configured speech-to-text model on a WAV file and prints the text
+//! and the time it took; with `--identify-from`, the language is identified
+//! as a call in that language does (`[stt.identify]`), and the scores shown.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -16,9 +18,14 @@ use crate::config;
 pub(crate) struct Args {
     /// WAV file (any rate and channel count; resampled to 16 kHz mono).
     file: PathBuf,
-    /// Language of the speech: da or en. Without it, detected between da and en.
-    #[arg(long)]
+    /// Language of the speech: da or en. Without it (and without
+    /// --identify-from), detected between da and en by whisper alone.
+    #[arg(long, conflicts_with = "identify_from")]
     lang: Option<Lang>,
+    /// Identify the language among da and en as the engine does on a call
+    /// that is in this language (its `[stt.identify]` rule), then transcribe.
+    #[arg(long)]
+    identify_from: Option<Lang>,
     /// Words the question expects, passed to whisper as its prompt
     /// (repeat the flag or separate with commas).
     #[arg(long, value_delimiter = ',')]
@@ -39,9 +46,13 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let pcm = ivr_stt::audio::read_wav(&args.file)?;
     let pcm = ivr_stt::audio::resample(&pcm, ENGINE_RATE)?;
-    let language = match args.lang {
-        Some(l) => LanguageChoice::Fixed(l),
-        None => LanguageChoice::DetectAmong(Lang::ALL.to_vec()),
+    let language = match (args.lang, args.identify_from) {
+        (Some(l), _) => LanguageChoice::Fixed(l),
+        (None, Some(current)) => LanguageChoice::Identify {
+            current,
+            among: Lang::ALL.to_vec(),
+        },
+        (None, None) => LanguageChoice::DetectAmong(Lang::ALL.to_vec()),
     };
     let request = SttRequest {
         audio: pcm,
@@ -71,5 +82,17 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         t.timing.audio_ctx,
         load_time.as_secs_f64(),
     );
+    if let Some(id) = &t.identified {
+        let scores: Vec<String> = id
+            .scores
+            .iter()
+            .map(|(l, p)| format!("{l} {p:.3}"))
+            .collect();
+        eprintln!(
+            "identified {} (probabilities among the allowed: {})",
+            id.chosen,
+            scores.join(", ")
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
