@@ -282,6 +282,7 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
             let app = crate::http::router(crate::http::HttpState {
                 metrics: metrics.clone(),
                 stt: state.stt.clone(),
+                sip: sip.handle(),
                 draining: state.clone() as Arc<dyn crate::http::Draining>,
             });
             let mut stop = stop_rx.clone();

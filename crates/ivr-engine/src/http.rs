@@ -9,7 +9,8 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Sampled};
+use crate::sip::SipHandle;
 use crate::speech::SpeechPool;
 
 /// Whether the engine is shutting down.
@@ -25,6 +26,8 @@ pub struct HttpState {
     pub metrics: Arc<Metrics>,
     /// The STT pool (queue depth).
     pub stt: SpeechPool,
+    /// The SIP driver (datagrams dropped at its full input queue).
+    pub sip: SipHandle,
     /// Shutdown state.
     pub draining: Arc<dyn Draining>,
 }
@@ -48,6 +51,9 @@ async fn health(State(s): State<HttpState>) -> impl IntoResponse {
 async fn metrics(State(s): State<HttpState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        s.metrics.render(s.stt.queue_depth()),
+        s.metrics.render(Sampled {
+            stt_queue_depth: s.stt.queue_depth(),
+            sip_dropped_datagrams: s.sip.dropped_datagrams(),
+        }),
     )
 }

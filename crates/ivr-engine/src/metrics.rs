@@ -96,8 +96,13 @@ impl Metrics {
         self.eager[outcome as usize].load(Ordering::Relaxed)
     }
 
-    /// The Prometheus text exposition, with the STT queue depth sampled by the caller.
-    pub fn render(&self, stt_queue_depth: usize) -> String {
+    /// The Prometheus text exposition, with the values other parts of the
+    /// engine own sampled by the caller.
+    pub fn render(&self, sampled: Sampled) -> String {
+        let Sampled {
+            stt_queue_depth,
+            sip_dropped_datagrams,
+        } = sampled;
         let mut s = String::new();
         let _ = writeln!(s, "# HELP ivr_active_calls Calls in progress.");
         let _ = writeln!(s, "# TYPE ivr_active_calls gauge");
@@ -138,6 +143,12 @@ impl Metrics {
         let _ = writeln!(s, "ivr_stt_queue_depth {stt_queue_depth}");
         let _ = writeln!(
             s,
+            "# HELP ivr_sip_dropped_datagrams_total SIP datagrams dropped because the SIP driver's input queue was full (the sender retransmits)."
+        );
+        let _ = writeln!(s, "# TYPE ivr_sip_dropped_datagrams_total counter");
+        let _ = writeln!(s, "ivr_sip_dropped_datagrams_total {sip_dropped_datagrams}");
+        let _ = writeln!(
+            s,
             "# HELP ivr_turn_latency_seconds End of caller speech to first reply audio packet."
         );
         let _ = writeln!(s, "# TYPE ivr_turn_latency_seconds histogram");
@@ -173,6 +184,16 @@ impl Metrics {
     }
 }
 
+/// Values owned elsewhere (the STT pool, the SIP driver), read when
+/// `/metrics` is served.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Sampled {
+    /// Utterances waiting for a speech-to-text worker.
+    pub stt_queue_depth: usize,
+    /// SIP datagrams dropped at the driver's full input queue, since start.
+    pub sip_dropped_datagrams: u64,
+}
+
 fn esc(v: &str) -> String {
     v.replace('\\', "\\\\")
         .replace('"', "\\\"")
@@ -193,7 +214,10 @@ mod tests {
         m.eager(EagerOutcome::Used);
         m.eager(EagerOutcome::Used);
         m.eager(EagerOutcome::Discarded);
-        let t = m.render(3);
+        let t = m.render(Sampled {
+            stt_queue_depth: 3,
+            sip_dropped_datagrams: 7,
+        });
         assert!(
             t.contains("ivr_eager_stt_total{outcome=\"used\"} 2\n"),
             "{t}"
@@ -203,6 +227,7 @@ mod tests {
         assert!(t.contains("ivr_active_calls 1\n"), "{t}");
         assert!(t.contains("ivr_calls_total{municipality=\"nordby\",outcome=\"transferred\"} 1\n"));
         assert!(t.contains("ivr_stt_queue_depth 3\n"));
+        assert!(t.contains("ivr_sip_dropped_datagrams_total 7\n"), "{t}");
         assert!(t.contains("ivr_turn_latency_seconds_bucket{le=\"0.3\"} 0\n"));
         assert!(t.contains("ivr_turn_latency_seconds_bucket{le=\"0.5\"} 1\n"));
         assert!(t.contains("ivr_turn_latency_seconds_count 1\n"));
