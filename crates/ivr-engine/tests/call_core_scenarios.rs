@@ -120,6 +120,31 @@ fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
 }
 
+/// A call to the municipality of [`TWO_LANGUAGES`], speaking Danish and
+/// English.
+fn two_language_call() -> (tempfile::TempDir, Sim) {
+    let dir = flows_in(TWO_LANGUAGES, r#"["da", "en"]"#);
+    let sim = Sim::answered(dir.path(), CALLED, Options::default());
+    (dir, sim)
+}
+
+/// The question has been asked and the call waits for the caller to speak.
+fn waiting(s: &Sim) -> bool {
+    matches!(
+        s.core.listen_phase(),
+        Some(ivr_engine::call::listen::Phase::Waiting { .. })
+    )
+}
+
+/// The language choice of every recognition so far, as `Debug` text.
+fn choices(sim: &Sim) -> Vec<String> {
+    sim.log
+        .choices
+        .iter()
+        .map(|(_, c)| format!("{c:?}"))
+        .collect()
+}
+
 #[test]
 fn a_key_pressed_during_a_prompt_answers_the_question_that_follows_it() {
     let (_dir, mut sim) = menu_call(Options::default());
@@ -609,14 +634,7 @@ department = "omstilling"
 
 #[test]
 fn a_caller_not_understood_is_heard_again_with_the_language_identified() {
-    let dir = flows_in(TWO_LANGUAGES, r#"["da", "en"]"#);
-    let mut sim = Sim::answered(dir.path(), CALLED, Options::default());
-    let waiting = |s: &Sim| {
-        matches!(
-            s.core.listen_phase(),
-            Some(ivr_engine::call::listen::Phase::Waiting { .. })
-        )
-    };
+    let (_dir, mut sim) = two_language_call();
     // First spoken turn: identified among the municipality's languages.
     sim.expect_within(secs(20), "the menu waits", waiting);
     sim.stt.push_text("pas", 0.9);
@@ -632,14 +650,8 @@ fn a_caller_not_understood_is_heard_again_with_the_language_identified() {
     sim.expect_within(secs(10), "understood the second time", |s| {
         s.has_said("Godt. Farvel.")
     });
-    let choices: Vec<String> = sim
-        .log
-        .choices
-        .iter()
-        .map(|(_, c)| format!("{c:?}"))
-        .collect();
     assert_eq!(
-        choices,
+        choices(&sim),
         [
             "Identify { current: Da, among: [Da, En] }",
             "Fixed(Da)",
@@ -704,37 +716,20 @@ fn a_caller_whose_audio_stops_is_hung_up_after_the_media_timeout() {
 
 #[test]
 fn a_caller_who_answers_the_first_question_in_english_is_answered_in_english() {
-    let dir = flows_in(TWO_LANGUAGES, r#"["da", "en"]"#);
-    let mut sim = Sim::answered(dir.path(), CALLED, Options::default());
-    sim.expect_within(secs(20), "the menu waits", |s| {
-        matches!(
-            s.core.listen_phase(),
-            Some(ivr_engine::call::listen::Phase::Waiting { .. })
-        )
-    });
+    let (_dir, mut sim) = two_language_call();
+    sim.expect_within(secs(20), "the menu waits", waiting);
     sim.stt
         .push_text_in("passport please", 0.9, ivr_core::Lang::En);
     sim.say(&utterance());
     sim.expect_within(secs(10), "the next question, in English", |s| {
         s.has_said("Do you want to book")
     });
-    sim.expect_within(secs(20), "the question waits", |s| {
-        matches!(
-            s.core.listen_phase(),
-            Some(ivr_engine::call::listen::Phase::Waiting { .. })
-        )
-    });
+    sim.expect_within(secs(20), "the question waits", waiting);
     sim.stt.push_text("yes", 0.9);
     sim.say(&utterance());
     sim.expect_within(secs(10), "understood", |s| s.has_said("Goodbye"));
-    let choices: Vec<String> = sim
-        .log
-        .choices
-        .iter()
-        .map(|(_, c)| format!("{c:?}"))
-        .collect();
     assert_eq!(
-        choices,
+        choices(&sim),
         ["Identify { current: Da, among: [Da, En] }", "Fixed(En)"],
         "identified on the first turn, then recognised in English"
     );
@@ -775,14 +770,8 @@ fn a_question_without_barge_in_plays_its_prompt_to_the_end_and_then_listens() {
 
 #[test]
 fn a_danish_first_answer_misidentified_as_english_is_heard_again_in_danish() {
-    let dir = flows_in(TWO_LANGUAGES, r#"["da", "en"]"#);
-    let mut sim = Sim::answered(dir.path(), CALLED, Options::default());
-    sim.expect_within(secs(20), "the menu waits", |s| {
-        matches!(
-            s.core.listen_phase(),
-            Some(ivr_engine::call::listen::Phase::Waiting { .. })
-        )
-    });
+    let (_dir, mut sim) = two_language_call();
+    sim.expect_within(secs(20), "the menu waits", waiting);
     // Identified as English, but nothing an English caller would say here.
     sim.stt.push_text_in("bass", 0.9, ivr_core::Lang::En);
     sim.stt.push_text("pas", 0.9);
@@ -790,14 +779,8 @@ fn a_danish_first_answer_misidentified_as_english_is_heard_again_in_danish() {
     sim.expect_within(secs(10), "the next question, in Danish", |s| {
         s.has_said("Vil du bestille")
     });
-    let choices: Vec<String> = sim
-        .log
-        .choices
-        .iter()
-        .map(|(_, c)| format!("{c:?}"))
-        .collect();
     assert_eq!(
-        choices,
+        choices(&sim),
         ["Identify { current: Da, among: [Da, En] }", "Fixed(Da)"],
         "the same audio again, in the call's language"
     );

@@ -1,41 +1,17 @@
 //! Interpreter guarantees that do not depend on how a flow is written.
 #![allow(clippy::unwrap_used)] // reason: test code: a failed unwrap is a failed test
 
-use std::path::PathBuf;
+mod support;
 
-use chrono::{DateTime, Utc};
 use ivr_core::{Dtmf, Lang, Pii};
-use ivr_flow::{Action, CallContext, Event, FlowStore, Interpreter, Outcome};
-
-fn at(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
-}
-
-fn store(dir: &str) -> FlowStore {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(dir);
-    FlowStore::load(p).unwrap().0
-}
-
-fn speech(s: &str) -> Event {
-    Event::Speech {
-        text: Pii::new(s.to_string()),
-        confidence: 0.9,
-        lang: None,
-        identified: false,
-    }
-}
+use ivr_flow::{Action, Event, Outcome};
+use support::{at, call, call_from, speech, store};
 
 #[test]
 fn a_caller_bounced_between_menus_reaches_a_human_after_four_failed_turns() {
     let s = store("tests/fixtures/loop_guard");
     let now = at("2026-11-23T10:00:00+01:00");
-    let mut call = Interpreter::new(
-        s.route("+4570000000").unwrap(),
-        CallContext {
-            caller: Pii::new("+4522334455".into()),
-            lang: None,
-        },
-    );
+    let mut call = call(&s, "+4570000000");
     call.start(now);
     let mut last = Vec::new();
     for turn in 0..10 {
@@ -64,13 +40,7 @@ fn when_the_fallback_is_closed_the_caller_hears_when_it_opens() {
     let s = store("tests/fixtures/loop_guard");
     // Saturday evening: the fallback department is closed.
     let now = at("2026-11-21T20:00:00+01:00");
-    let mut call = Interpreter::new(
-        s.route("+4570000000").unwrap(),
-        CallContext {
-            caller: Pii::new("+4522334455".into()),
-            lang: None,
-        },
-    );
+    let mut call = call(&s, "+4570000000");
     call.start(now);
     let mut all = Vec::new();
     // Mumbling at the speech menu, silence at the keys-only menu.
@@ -105,15 +75,11 @@ fn when_the_fallback_is_closed_the_caller_hears_when_it_opens() {
 fn keys_and_spoken_menu_numbers_both_choose() {
     let s = store("tests/fixtures/loop_guard");
     let now = at("2026-11-23T10:00:00+01:00");
-    let ctx = || CallContext {
-        caller: Pii::new("+4522334455".into()),
-        lang: None,
-    };
-    let mut a = Interpreter::new(s.route("+4570000000").unwrap(), ctx());
+    let mut a = call(&s, "+4570000000");
     a.start(now);
     let out = a.handle(Event::Dtmf(Dtmf::D1), now);
     assert!(matches!(out.last(), Some(Action::Hangup { .. })), "{out:?}");
-    let mut b = Interpreter::new(s.route("+4570000000").unwrap(), ctx());
+    let mut b = call(&s, "+4570000000");
     b.start(now);
     let out = b.handle(speech("et"), now);
     assert!(matches!(out.last(), Some(Action::Hangup { .. })), "{out:?}");
@@ -123,13 +89,7 @@ fn keys_and_spoken_menu_numbers_both_choose() {
 fn personal_data_never_shows_in_debug_output() {
     let s = store("../../flows");
     let now = at("2026-11-23T10:00:00+01:00");
-    let mut call = Interpreter::new(
-        s.route("+4570101010").unwrap(),
-        CallContext {
-            caller: Pii::new("+4529876543".into()),
-            lang: None,
-        },
-    );
+    let mut call = call_from(&s, "+4570101010", "+4529876543");
     call.start(now);
     call.handle(Event::Dtmf(Dtmf::D4), now);
     call.handle(speech("Jens Hansen"), now);
@@ -144,13 +104,7 @@ fn personal_data_never_shows_in_debug_output() {
 fn events_after_the_end_or_out_of_turn_are_ignored() {
     let s = store("tests/fixtures/loop_guard");
     let now = at("2026-11-23T10:00:00+01:00");
-    let mut call = Interpreter::new(
-        s.route("+4570000000").unwrap(),
-        CallContext {
-            caller: Pii::new("+4522334455".into()),
-            lang: None,
-        },
-    );
+    let mut call = call(&s, "+4570000000");
     call.start(now);
     assert!(call
         .handle(Event::TransferFailed { status: Some(503) }, now)
@@ -167,13 +121,7 @@ fn events_after_the_end_or_out_of_turn_are_ignored() {
 fn the_cancellation_mail_carries_kind_and_structured_fields_for_the_integration() {
     let s = store("../../flows");
     let now = at("2026-11-23T10:00:00+01:00");
-    let mut call = Interpreter::new(
-        s.route("+4570101010").unwrap(),
-        CallContext {
-            caller: Pii::new("+4522334455".into()),
-            lang: None,
-        },
-    );
+    let mut call = call(&s, "+4570101010");
     call.start(now);
     for turn in [
         "dtmf:4",
@@ -229,13 +177,7 @@ fn an_unsure_transcript_of_a_name_is_kept_but_an_unsure_menu_answer_is_not() {
         lang: None,
         identified: false,
     };
-    let mut call = Interpreter::new(
-        s.route("+4570101010").unwrap(),
-        CallContext {
-            caller: Pii::new("+4522334455".into()),
-            lang: None,
-        },
-    );
+    let mut call = call(&s, "+4570101010");
     call.start(now);
     call.handle(Event::Dtmf(Dtmf::D4), now);
     let out = call.handle(unsure("med Talle Kanhenson"), now);

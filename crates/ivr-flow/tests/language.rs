@@ -3,58 +3,17 @@
 //! direction, and never asked for when the municipality speaks one language.
 #![allow(clippy::unwrap_used)] // reason: test code: a failed unwrap is a failed test
 
-use std::path::PathBuf;
+mod support;
 
-use chrono::{DateTime, Utc};
-use ivr_core::{Lang, Pii};
-use ivr_flow::{Action, CallContext, Event, FlowStore, Interpreter};
-
-fn at(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
-}
-
-fn shipped() -> FlowStore {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../flows");
-    FlowStore::load(p).unwrap().0
-}
-
-fn nordby(store: &FlowStore) -> Interpreter {
-    Interpreter::new(
-        store.route("+4570101010").unwrap(),
-        CallContext {
-            caller: Pii::new("+4522334455".into()),
-            lang: None,
-        },
-    )
-}
-
-fn heard(s: &str) -> Event {
-    Event::Speech {
-        text: Pii::new(s.to_string()),
-        confidence: 0.9,
-        lang: Some(Lang::Da),
-        identified: false,
-    }
-}
-
-fn identified(s: &str, lang: Lang) -> Event {
-    Event::Speech {
-        text: Pii::new(s.to_string()),
-        confidence: 0.9,
-        lang: Some(lang),
-        identified: true,
-    }
-}
+use ivr_core::Lang;
+use ivr_flow::{Action, Event};
+use support::{base_municipality, call, deployment, heard, identified, nordby, now, shipped};
 
 fn gather_identify(actions: &[Action]) -> Option<Vec<Lang>> {
     actions.iter().find_map(|a| match a {
         Action::Gather { identify, .. } => Some(identify.clone()),
         _ => None,
     })
-}
-
-fn now() -> DateTime<Utc> {
-    at("2026-11-23T10:30:00+01:00")
 }
 
 #[test]
@@ -197,17 +156,9 @@ fn english_please_and_dansk_tak_switch_in_either_direction() {
 
 #[test]
 fn a_municipality_with_one_language_never_identifies_or_recognises_again() {
-    let root = std::env::temp_dir().join(format!("ivr-flow-one-lang-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
-    std::fs::create_dir_all(root.join("testby")).unwrap();
-    let base = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/invalid/_base");
-    std::fs::copy(base.join("tenants.toml"), root.join("tenants.toml")).unwrap();
-    let muni = std::fs::read_to_string(base.join("municipality.toml"))
-        .unwrap()
-        .replace(r#"languages = ["da", "en"]"#, r#"languages = ["da"]"#);
-    std::fs::write(root.join("testby/municipality.toml"), muni).unwrap();
-    std::fs::write(
-        root.join("testby/main.toml"),
+    let (store, number, root) = deployment(
+        "one-lang",
+        &base_municipality().replace(r#"languages = ["da", "en"]"#, r#"languages = ["da"]"#),
         r#"start = "ask"
 [step.ask]
 do = "gather"
@@ -225,18 +176,8 @@ department = "omstilling"
 do = "hangup"
 text.da = "Farvel."
 "#,
-    )
-    .unwrap();
-    let (store, diags) = FlowStore::load(root.clone()).unwrap();
-    assert!(diags.is_empty(), "{diags:?}");
-    let number = store.snapshot().tenants[0].number.clone();
-    let mut c = Interpreter::new(
-        store.route(&number).unwrap(),
-        CallContext {
-            caller: Pii::new("+4522334455".into()),
-            lang: None,
-        },
     );
+    let mut c = call(&store, &number);
     assert_eq!(gather_identify(&c.start(now())), Some(vec![]));
     let out = c.handle(heard("indrush please"), now());
     assert!(

@@ -4,20 +4,12 @@
 //! hours, department names and the free slots Frontdesk offers are not.
 #![allow(clippy::unwrap_used)] // reason: test code: a failed unwrap is a failed test
 
-use std::path::PathBuf;
+mod support;
 
 use chrono::{DateTime, Utc};
-use ivr_core::{Dtmf, Lang, Pii, Speech};
-use ivr_flow::{Action, CallContext, Event, FlowStore, Interpreter, Response};
-
-fn at(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
-}
-
-fn shipped() -> FlowStore {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../flows");
-    FlowStore::load(p).unwrap().0
-}
+use ivr_core::{Lang, Pii, Speech};
+use ivr_flow::{Action, Event, Interpreter, Response};
+use support::{at, call, call_from, keys, says, shipped, speech, with_flow};
 
 /// Feeds an event the way the engine does: `RecognizeAgain` is answered with
 /// the same words, identified as Danish.
@@ -47,43 +39,6 @@ fn feed(call: &mut Interpreter, ev: Event, now: DateTime<Utc>) -> Vec<Action> {
     out
 }
 
-fn speech(s: &str) -> Event {
-    Event::Speech {
-        text: Pii::new(s.to_string()),
-        confidence: 0.9,
-        lang: None,
-        identified: false,
-    }
-}
-
-fn keys(call: &mut Interpreter, k: &str, now: DateTime<Utc>) -> Vec<Action> {
-    let mut out = Vec::new();
-    for c in k.chars() {
-        out.extend(call.handle(Event::Dtmf(Dtmf::from_char(c).unwrap()), now));
-    }
-    out
-}
-
-fn says(actions: &[Action]) -> Vec<Speech> {
-    actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::Say { speech, .. } => Some(speech.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
-fn call(store: &FlowStore, number: &str, caller: &str) -> Interpreter {
-    Interpreter::new(
-        store.route(number).unwrap(),
-        CallContext {
-            caller: Pii::new(caller.into()),
-            lang: None,
-        },
-    )
-}
-
 /// Every say of a conversation, and a check that no static one holds any of
 /// the caller's personal data.
 fn assert_no_static_say_holds(all: &[Speech], secrets: &[&str]) {
@@ -103,7 +58,7 @@ fn assert_no_static_say_holds(all: &[Speech], secrets: &[&str]) {
 fn the_job_centre_cancellation_reads_back_cpr_date_and_name_as_personal_speech() {
     let store = shipped();
     let now = at("2026-11-23T10:00:00+01:00");
-    let mut c = call(&store, "+4570202030", "+4522334455");
+    let mut c = call_from(&store, "+4570202030", "+4522334455");
     let mut all = says(&c.start(now));
     assert_eq!(
         all[0],
@@ -161,7 +116,7 @@ fn a_callback_reads_back_the_callers_number_as_personal_and_the_window_as_static
     let store = shipped();
     // Monday evening: the job centre is closed, a callback is offered.
     let now = at("2026-11-23T19:00:00+01:00");
-    let mut c = call(&store, "+4570101010", "+4522334455");
+    let mut c = call_from(&store, "+4570101010", "+4522334455");
     let mut all = says(&c.start(now));
     let closed = says(&feed(&mut c, speech("jobcenter"), now));
     assert!(
@@ -205,7 +160,7 @@ fn a_callback_reads_back_the_callers_number_as_personal_and_the_window_as_static
 fn offered_slots_are_static_while_the_cpr_and_the_booking_read_back_are_personal() {
     let store = shipped();
     let now = at("2026-11-23T10:00:00+01:00");
-    let mut c = call(&store, "+4570101010", "+4522334455");
+    let mut c = call_from(&store, "+4570101010", "+4522334455");
     c.start(now);
     feed(&mut c, speech("jeg skal have nyt pas"), now);
     let find = keys(&mut c, "1", now);
@@ -255,18 +210,8 @@ fn offered_slots_are_static_while_the_cpr_and_the_booking_read_back_are_personal
 
 #[test]
 fn a_prompt_marked_personal_is_personal_speech_and_is_not_pre_rendered() {
-    let root = std::env::temp_dir().join(format!("ivr-flow-personal-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
-    std::fs::create_dir_all(root.join("testby")).unwrap();
-    let base = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/invalid/_base");
-    std::fs::copy(base.join("tenants.toml"), root.join("tenants.toml")).unwrap();
-    std::fs::copy(
-        base.join("municipality.toml"),
-        root.join("testby/municipality.toml"),
-    )
-    .unwrap();
-    std::fs::write(
-        root.join("testby/main.toml"),
+    let (store, number, root) = with_flow(
+        "personal",
         r#"start = "secret"
 [step.secret]
 do = "say"
@@ -277,18 +222,14 @@ next = "bye"
 do = "hangup"
 text = { da = "Farvel.", en = "Goodbye." }
 "#,
-    )
-    .unwrap();
-    let (store, diags) = FlowStore::load(root.clone()).unwrap();
-    assert!(diags.is_empty(), "{diags:?}");
+    );
     let prompts = store.static_prompts();
     assert!(prompts.iter().any(|(_, t)| t == "Farvel."));
     assert!(
         !prompts.iter().any(|(_, t)| t.contains("kode")),
         "a personal prompt would be pre-rendered into the cache"
     );
-    let number = store.snapshot().tenants[0].number.clone();
-    let mut c = call(&store, &number, "+4522334455");
+    let mut c = call(&store, &number);
     let out = says(&c.start(at("2026-11-23T10:00:00+01:00")));
     assert_eq!(
         out,

@@ -4,11 +4,13 @@
 //! serving, and an announcement is put in front of every flow on reload.
 #![allow(clippy::unwrap_used)] // reason: test code: a failed unwrap is a failed test
 
+mod support;
+
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, Utc};
 use ivr_core::{Lang, Pii};
-use ivr_flow::{Action, CallContext, Event, FlowStore, Interpreter, StoreError};
+use ivr_flow::{Action, Event, FlowStore, StoreError};
+use support::{at, call, nordby, said};
 
 fn flows_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../flows")
@@ -31,27 +33,6 @@ fn temp_flows(tag: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&root);
     copy_dir(&flows_dir(), &root);
     root
-}
-
-fn at(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
-}
-
-fn said(actions: &[Action]) -> Vec<String> {
-    actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::Say { speech, .. } => Some(speech.expose().to_string()),
-            _ => None,
-        })
-        .collect()
-}
-
-fn ctx() -> CallContext {
-    CallContext {
-        caller: Pii::new("+4522334455".into()),
-        lang: None,
-    }
 }
 
 #[test]
@@ -117,7 +98,7 @@ fn reload_serves_new_calls_while_old_calls_keep_their_version() {
     let root = temp_flows("reload");
     let (store, _) = FlowStore::load(&root).unwrap();
     let now = at("2026-11-23T10:00:00+01:00");
-    let mut old_call = Interpreter::new(store.route("+4570101010").unwrap(), ctx());
+    let mut old_call = nordby(&store);
     assert!(said(&old_call.start(now))[0].starts_with("Velkommen til Nordby Kommune"));
 
     let main = root.join("nordby/main.toml");
@@ -132,7 +113,7 @@ fn reload_serves_new_calls_while_old_calls_keep_their_version() {
     .unwrap();
     store.reload().expect("valid change reloads");
 
-    let mut new_call = Interpreter::new(store.route("+4570101010").unwrap(), ctx());
+    let mut new_call = nordby(&store);
     assert!(said(&new_call.start(now))[0].starts_with("Goddag og velkommen"));
     // The call in progress finishes on its version.
     let a = old_call.handle(
@@ -160,7 +141,7 @@ fn reload_serves_new_calls_while_old_calls_keep_their_version() {
         .expect("dangling goto reported");
     assert!(d.file.ends_with("nordby/main.toml") && d.line > 0 && d.col > 0);
     assert_eq!(d.hint.as_deref(), Some("did you mean `menu`?"));
-    let mut after = Interpreter::new(store.route("+4570101010").unwrap(), ctx());
+    let mut after = nordby(&store);
     assert!(said(&after.start(now))[0].starts_with("Goddag og velkommen"));
     let _ = std::fs::remove_dir_all(root);
 }
@@ -179,7 +160,7 @@ fn an_announcement_goes_in_front_of_every_flow_after_reload() {
     .unwrap();
     store.reload().unwrap();
     for number in ["+4570202020", "+4570202030"] {
-        let mut call = Interpreter::new(store.route(number).unwrap(), ctx());
+        let mut call = call(&store, number);
         let s = said(&call.start(now));
         assert!(
             s[0].starts_with("Vi har mange opkald om skattebrevet"),
@@ -187,9 +168,9 @@ fn an_announcement_goes_in_front_of_every_flow_after_reload() {
         );
     }
     // Nordby is not affected, and the announcement expires by itself.
-    let mut n = Interpreter::new(store.route("+4570101010").unwrap(), ctx());
+    let mut n = nordby(&store);
     assert!(said(&n.start(now))[0].starts_with("Velkommen til Nordby"));
-    let mut later = Interpreter::new(store.route("+4570202020").unwrap(), ctx());
+    let mut later = call(&store, "+4570202020");
     assert!(
         said(&later.start(at("2026-12-01T10:00:00+01:00")))[0].starts_with("Velkommen til Sydhavn")
     );
@@ -200,7 +181,7 @@ fn an_announcement_goes_in_front_of_every_flow_after_reload() {
 fn the_call_record_shows_where_a_caller_gave_up() {
     let (store, _) = FlowStore::load(flows_dir()).unwrap();
     let now = at("2026-11-23T10:00:00+01:00");
-    let mut call = Interpreter::new(store.route("+4570101010").unwrap(), ctx());
+    let mut call = nordby(&store);
     call.start(now);
     call.handle(Event::Dtmf(ivr_core::Dtmf::D4), now);
     assert!(call.handle(Event::Hangup, now).is_empty());

@@ -3,81 +3,16 @@
 //! or, without it, the caller hears an apology and is helped otherwise.
 #![allow(clippy::unwrap_used)] // reason: test code: a failed unwrap is a failed test
 
-use std::path::PathBuf;
+mod support;
 
-use chrono::{DateTime, Utc};
-use ivr_core::{Dtmf, Pii};
-use ivr_flow::{Action, CallContext, Event, FlowStore, Interpreter, Outcome};
-
-fn at(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
-}
-
-fn now() -> DateTime<Utc> {
-    at("2026-11-23T10:30:00+01:00")
-}
-
-fn shipped() -> FlowStore {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../flows");
-    FlowStore::load(p).unwrap().0
-}
-
-fn ctx() -> CallContext {
-    CallContext {
-        caller: Pii::new("+4522334455".into()),
-        lang: None,
-    }
-}
-
-fn speech(s: &str) -> Event {
-    Event::Speech {
-        text: Pii::new(s.to_string()),
-        confidence: 0.9,
-        lang: None,
-        identified: false,
-    }
-}
-
-fn transferred_to(actions: &[Action]) -> Option<&str> {
-    actions.iter().find_map(|a| match a {
-        Action::Transfer { department, .. } => Some(department.as_str()),
-        _ => None,
-    })
-}
-
-fn said(actions: &[Action]) -> Vec<String> {
-    actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::Say { speech, .. } => Some(speech.expose().to_string()),
-            _ => None,
-        })
-        .collect()
-}
-
-/// A deployment of the test municipality with `flow` as its main flow.
-fn with_flow(tag: &str, flow: &str) -> (FlowStore, String, PathBuf) {
-    let root = std::env::temp_dir().join(format!("ivr-flow-transfer-{}-{tag}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
-    std::fs::create_dir_all(root.join("testby")).unwrap();
-    let base = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/invalid/_base");
-    std::fs::copy(base.join("tenants.toml"), root.join("tenants.toml")).unwrap();
-    std::fs::copy(
-        base.join("municipality.toml"),
-        root.join("testby/municipality.toml"),
-    )
-    .unwrap();
-    std::fs::write(root.join("testby/main.toml"), flow).unwrap();
-    let (store, diags) = FlowStore::load(root.clone()).unwrap();
-    assert!(diags.is_empty(), "{diags:?}");
-    let number = store.snapshot().tenants[0].number.clone();
-    (store, number, root)
-}
+use ivr_core::Dtmf;
+use ivr_flow::{Action, Event, Outcome};
+use support::{call, nordby, now, said, shipped, speech, transferred_to, with_flow};
 
 #[test]
 fn the_interpreter_waits_after_a_transfer_and_a_hangup_means_transferred() {
     let store = shipped();
-    let mut c = Interpreter::new(store.route("+4570101010").unwrap(), ctx());
+    let mut c = nordby(&store);
     c.start(now());
     let out = c.handle(speech("jobcenter"), now());
     assert_eq!(transferred_to(&out), Some("jobcenter"));
@@ -93,7 +28,7 @@ fn the_interpreter_waits_after_a_transfer_and_a_hangup_means_transferred() {
 #[test]
 fn a_failed_transfer_without_if_failed_apologises_and_tries_the_switchboard_once() {
     let store = shipped();
-    let mut c = Interpreter::new(store.route("+4570101010").unwrap(), ctx());
+    let mut c = nordby(&store);
     c.start(now());
     c.handle(speech("jobcenter"), now());
     let out = c.handle(Event::TransferFailed { status: Some(486) }, now());
@@ -141,7 +76,7 @@ text = { da = "Alle er optaget. Ring igen senere.", en = "Everybody is busy. Ple
 outcome = "failed"
 "#,
     );
-    let mut c = Interpreter::new(store.route(&number).unwrap(), ctx());
+    let mut c = call(&store, &number);
     assert_eq!(transferred_to(&c.start(now())), Some("omstilling"));
     let out = c.handle(Event::TransferFailed { status: Some(603) }, now());
     assert_eq!(said(&out), ["Alle er optaget. Ring igen senere."]);
@@ -168,7 +103,7 @@ text = { da = "Vi prøver igen.", en = "We try again." }
 next = "to_staff"
 "#,
     );
-    let mut c = Interpreter::new(store.route(&number).unwrap(), ctx());
+    let mut c = call(&store, &number);
     c.start(now());
     let mut transfers = 1;
     for _ in 0..10 {
@@ -189,7 +124,7 @@ next = "to_staff"
 #[test]
 fn a_key_entry_ends_at_max_digits_without_waiting_for_hash_or_silence() {
     let store = shipped();
-    let mut c = Interpreter::new(store.route("+4570202030").unwrap(), ctx());
+    let mut c = call(&store, "+4570202030");
     c.start(now());
     c.handle(Event::Dtmf(Dtmf::D1), now());
     c.handle(speech("Jens Hansen"), now());

@@ -16,15 +16,18 @@
 //! table says which phrase is borderline.
 #![allow(clippy::unwrap_used)] // reason: test code: a failed unwrap is a failed test
 
+mod support;
+
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use chrono::{Datelike, NaiveDate, Timelike};
 use ivr_core::{Lang, Pcm};
 use ivr_flow::understand;
 use ivr_media::{Codec, MediaEvent, MediaParams, MediaSession, Output, SessionConfig};
-use ivr_stt::{LanguageChoice, SpeechToText, SttConfig, SttRequest, Transcript, WhisperStt};
+use ivr_stt::{LanguageChoice, SpeechToText, SttRequest, Transcript};
+use support::{load, repo_root, stt_config, threads_from_env};
 
 const MENU_DA: &str = "pas, kørekort, MitID, jobcenter, boligstøtte, storskrald, hjemmehjælp";
 const MENU_EN: &str =
@@ -72,22 +75,6 @@ const UTTERANCES: [(&str, Hints, Needs); 9] = [
     ("en-yes-correct-01", None, Needs::YesNo(true)),
     ("en-no-01", None, Needs::YesNo(false)),
 ];
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn model_path() -> PathBuf {
-    let p = std::env::var_os("IVR_STT_MODEL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("models/whisper-base/ggml-base-q8_0.bin"));
-    assert!(
-        p.is_file(),
-        "whisper model missing: {} (run `make setup`)",
-        p.display()
-    );
-    p
-}
 
 /// The RTP packets of a pcap written by `tests/calls/make_pcap.py`
 /// (Ethernet, IPv4, UDP: 42 bytes of headers before RTP).
@@ -190,17 +177,8 @@ fn meets(needs: Needs, t: &Transcript) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
 async fn the_english_calls_utterances_are_understood_through_the_media_path() {
-    let threads = std::env::var("IVR_STT_THREADS")
-        .ok()
-        .and_then(|t| t.parse().ok())
-        .unwrap_or(1);
-    let stt = WhisperStt::load(&SttConfig {
-        model: model_path(),
-        workers: 1,
-        threads,
-        ..SttConfig::default()
-    })
-    .unwrap();
+    let threads = threads_from_env();
+    let stt = load(&stt_config(threads));
     let dir = repo_root().join("tests/calls/pcap");
     let mut needed = (0usize, 0usize);
     println!("{threads} thread(s)");

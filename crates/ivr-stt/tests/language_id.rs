@@ -14,13 +14,15 @@
 //! phrase differently does not fail the test.
 #![allow(clippy::unwrap_used)] // reason: test code: a failed unwrap is a failed test
 
-use std::path::{Path, PathBuf};
+mod support;
+
+use std::path::Path;
 use std::time::Duration;
 
-use ivr_core::{Lang, ENGINE_RATE};
+use ivr_core::Lang;
 use ivr_flow::understand::language_request;
-use ivr_stt::{audio, LanguageChoice, SpeechToText, SttConfig, SttRequest, Transcript, WhisperStt};
-use serde::Deserialize;
+use ivr_stt::{LanguageChoice, SpeechToText, SttRequest, Transcript, WhisperStt};
+use support::{engine_pcm, load, stt_config, test_set, threads_from_env};
 
 // Measured 2026-12-05, Whisper base q8_0, default rule (margin 1, bias da 5),
 // 45 utterances (22 English by piper Joe, 23 Danish by espeak-ng), each at
@@ -86,61 +88,14 @@ const SWITCHES: [(&str, Lang, Lang); 8] = [
     ("en-danish-01", Lang::En, Lang::Da),
 ];
 
-#[derive(Debug, Deserialize)]
-struct TestSet {
-    utterance: Vec<Utterance>,
-}
-
-#[derive(Debug, Deserialize)]
-struct Utterance {
-    id: String,
-    lang: Lang,
-}
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn vectors_dir() -> PathBuf {
-    let dir = std::env::var_os("IVR_SPEECH_VECTORS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("tests/vectors/speech"));
-    assert!(
-        dir.join("utterances.toml").is_file(),
-        "speech test set missing: {} has no utterances.toml",
-        dir.display()
-    );
-    dir
-}
-
-fn model_path() -> PathBuf {
-    let p = std::env::var_os("IVR_STT_MODEL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("models/whisper-base/ggml-base-q8_0.bin"));
-    assert!(
-        p.is_file(),
-        "whisper model missing: {} (run `make setup`)",
-        p.display()
-    );
-    p
-}
-
-fn threads() -> usize {
-    std::env::var("IVR_STT_THREADS")
-        .ok()
-        .and_then(|t| t.parse().ok())
-        .unwrap_or(1)
-}
-
 fn hints(lang: Lang) -> Vec<String> {
     let words: &[&str] = if lang == Lang::Da { &MENU_DA } else { &MENU_EN };
     words.iter().map(|w| w.to_string()).collect()
 }
 
 async fn identify(stt: &WhisperStt, path: &Path, current: Lang) -> Transcript {
-    let pcm = audio::read_wav(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let req = SttRequest {
-        audio: audio::resample(&pcm, ENGINE_RATE).unwrap(),
+        audio: engine_pcm(path),
         language: LanguageChoice::Identify {
             current,
             among: vec![Lang::Da, Lang::En],
@@ -152,18 +107,10 @@ async fn identify(stt: &WhisperStt, path: &Path, current: Lang) -> Transcript {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
 async fn language_identification_on_the_speech_test_set() {
-    let dir = vectors_dir();
-    let set: TestSet =
-        toml::from_str(&std::fs::read_to_string(dir.join("utterances.toml")).unwrap()).unwrap();
-    let config = SttConfig {
-        model: model_path(),
-        workers: 1,
-        threads: threads(),
-        queue: 8,
-        ..SttConfig::default()
-    };
+    let (dir, set) = test_set();
+    let config = stt_config(threads_from_env());
     let rule = config.identify.clone();
-    let stt = WhisperStt::load(&config).unwrap();
+    let stt = load(&config);
 
     // right[current][lang] = (right, total); index 0 = da, 1 = en.
     let idx = |l: Lang| usize::from(l == Lang::En);
