@@ -324,7 +324,7 @@ async fn switchboard_call_by_keypad_is_transferred_with_refer_and_context_then_b
     assert_eq!(rows[0][0], "nordby");
     assert_eq!(rows[0][1], "transferred");
     assert_eq!(rows[0][3], "+4512345678");
-    let m = engine.metrics.render(0);
+    let m = engine.metrics.render(ivr_engine::metrics::Sampled::default());
     assert!(
         m.contains("ivr_calls_total{municipality=\"nordby\",outcome=\"transferred\"} 1"),
         "{m}"
