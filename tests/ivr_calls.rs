@@ -37,12 +37,32 @@ fn sipp_binary() -> PathBuf {
         .expect("sipp not found on PATH: install it with `make setup` (Debian package sip-tester)")
 }
 
-fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// Ports for one SIPp caller: `(sip, media)`. SIPp binds four media sockets
+/// from `-mp` on (audio RTP/RTCP, video RTP/RTCP) and fails the whole call if
+/// any is taken, so one free port from the kernel is not enough: a port two
+/// above it may belong to another test's socket (seen: "Unable to bind video
+/// RTP socket ... Address already in use"). The blocks come from 10000-19999,
+/// below the kernel's ephemeral range (where other tests' sockets get their
+/// ports) and the engines' RTP ranges, each checked free as a whole.
+fn sipp_ports() -> (u16, u16) {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    const BASE: u32 = 10_000;
+    const SPAN: u32 = 10_000;
+    const BLOCK: u32 = 6;
+    let first = (std::process::id() % 50) * 200;
+    for _ in 0..SPAN / BLOCK {
+        let offset = (first + NEXT.fetch_add(BLOCK, Ordering::Relaxed)) % (SPAN - BLOCK);
+        let media = u16::try_from(BASE + offset - offset % 2).unwrap();
+        let free = (0..BLOCK as u16).all(|i| {
+            std::net::UdpSocket::bind(("127.0.0.1", media + i)).is_ok()
+                && std::net::TcpListener::bind(("127.0.0.1", media + i)).is_ok()
+        });
+        if free {
+            return (media + 4, media);
+        }
+    }
+    panic!("no block of {BLOCK} free UDP ports in {BASE}-{}", BASE + SPAN);
 }
 
 struct Setup {
@@ -223,6 +243,7 @@ async fn sipp_with_fields(
     std::fs::write(&inf, format!("SEQUENTIAL\n{};\n", fields.join(";"))).unwrap();
     let msgs = dir.join("messages.log");
     let errs = dir.join("errors.log");
+    let (sip_port, media_port) = sipp_ports();
     let out = tokio::process::Command::new(sipp_binary())
         .arg(target.to_string())
         .args([
@@ -232,8 +253,8 @@ async fn sipp_with_fields(
         .args(["-s", called])
         .args(["-inf", inf.to_str().unwrap()])
         .args(["-m", "1", "-l", "1"])
-        .args(["-i", "127.0.0.1", "-p", &free_udp_port().to_string()])
-        .args(["-mi", "127.0.0.1", "-mp", &free_udp_port().to_string()])
+        .args(["-i", "127.0.0.1", "-p", &sip_port.to_string()])
+        .args(["-mi", "127.0.0.1", "-mp", &media_port.to_string()])
         .args(["-timeout", "150s", "-timeout_error"])
         .args(["-trace_msg", "-message_file", msgs.to_str().unwrap()])
         .args(["-trace_err", "-error_file", errs.to_str().unwrap()])
