@@ -124,6 +124,17 @@ impl EngineConfig {
                 self.media.end_silence_ms
             )));
         }
+        if !self
+            .sip
+            .server_header
+            .bytes()
+            .all(|b| b == b' ' || b.is_ascii_graphic())
+        {
+            return Err(ConfigError::Invalid(
+                "[sip] server_header must be printable ASCII on one line (or empty for none)"
+                    .into(),
+            ));
+        }
         self.sip
             .sdp
             .validate()
@@ -158,6 +169,10 @@ pub struct SipConfig {
     /// Seconds to wait for the ACK of our 200 OK before the call is given up
     /// (the INVITE transaction itself retransmits the 200 for 64*T1 = 32 s).
     pub ack_timeout_s: u64,
+    /// Value of the `Server` header on responses and `User-Agent` on our
+    /// requests. Default `ivr-engine`, without a version (a version tells a
+    /// scanner which known flaws to try); empty: no such header at all.
+    pub server_header: String,
 }
 
 impl Default for SipConfig {
@@ -171,6 +186,7 @@ impl Default for SipConfig {
             transfer_domain: String::new(),
             transfer_timeout_s: 30,
             ack_timeout_s: 40,
+            server_header: "ivr-engine".into(),
         }
     }
 }
@@ -372,6 +388,16 @@ mod tests {
         let c = EngineConfig::parse("").unwrap();
         assert_eq!(c.sip.udp, vec!["127.0.0.1:5060".parse().unwrap()]);
         assert!(c.records.enabled);
+    }
+
+    #[test]
+    fn the_server_header_defaults_to_no_version_and_refuses_a_line_break() {
+        let c = EngineConfig::parse("").unwrap();
+        assert_eq!(c.sip.server_header, "ivr-engine");
+        let none = EngineConfig::parse("[sip]\nserver_header = \"\"\n").unwrap();
+        assert_eq!(none.sip.server_header, "");
+        let e = EngineConfig::parse("[sip]\nserver_header = \"x\\r\\nVia: evil\"\n").unwrap_err();
+        assert!(e.to_string().contains("server_header"), "{e}");
     }
 
     #[test]

@@ -33,7 +33,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use ivr_core::{CallId, Pii};
@@ -107,7 +107,6 @@ pub fn spawn(d: Dispatcher, events: mpsc::Receiver<Event>) -> Dispatch {
         tasks: Vec::new(),
         terminating: false,
         finish: None,
-        seed: crate::engine::rand_seed(),
     };
     let task = tokio::spawn(state.run(events, ctl_rx));
     Dispatch {
@@ -160,10 +159,7 @@ struct Loop {
     tasks: Vec<JoinHandle<()>>,
     terminating: bool,
     finish: Option<oneshot::Sender<Vec<JoinHandle<()>>>>,
-    seed: u64,
 }
-
-static NEXT_CALL: AtomicU64 = AtomicU64::new(1);
 
 impl Loop {
     async fn run(mut self, mut events: mpsc::Receiver<Event>, mut ctl: mpsc::Receiver<Control>) {
@@ -222,10 +218,9 @@ impl Loop {
                     self.refuse(call, 404).await;
                     return;
                 };
-                let n = NEXT_CALL.fetch_add(1, Ordering::Relaxed);
-                let call_ref = CallId::from_u64(
-                    self.seed.rotate_left(17) ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15),
-                );
+                // From the OS CSPRNG: one call's reference says nothing
+                // about the next one's.
+                let call_ref = CallId::from_u64(ivr_sip::ids::secure_u64());
                 let inc = Incoming {
                     handle: call,
                     call_ref: call_ref.clone(),

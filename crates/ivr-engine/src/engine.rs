@@ -204,11 +204,11 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
         advertised: cfg.sip.advertised,
     };
     let max_calls = cfg.sip.max_calls;
+    let server_header = cfg.sip.server_header.clone();
     let (sip, events) = SipService::start(listen, move |adv| {
         let mut e = EndpointConfig::new(adv);
         e.max_calls = max_calls;
-        e.user_agent = "ivr-engine/0.1".into();
-        e.seed = rand_seed();
+        e.user_agent = server_header;
         e
     })
     .await?;
@@ -316,14 +316,6 @@ impl crate::http::Draining for State {
     fn draining(&self) -> bool {
         self.draining.load(Ordering::Relaxed)
     }
-}
-
-/// A per-process seed (SIP tags and branches, call references).
-pub(crate) fn rand_seed() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(std::process::id().into());
-    h.finish()
 }
 
 impl Running {

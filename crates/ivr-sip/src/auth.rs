@@ -16,7 +16,8 @@
 //!
 //! Sans-IO: the caller passes the time (seconds since an epoch of its choice,
 //! Unix time normally) and the client nonce (`cnonce`), so nothing here reads a
-//! clock or draws random numbers.
+//! clock or draws random numbers (except [`NonceIssuer::with_random_secret`],
+//! which draws its secret once from the OS CSPRNG).
 //!
 //! Not done: `userhash` (RFC 7616 sec. 3.4.4) and nonce-count replay tracking
 //! on the server (nonces are stateless and expire instead).
@@ -813,6 +814,20 @@ impl NonceIssuer {
         }
     }
 
+    /// An issuer whose secret is 32 bytes from the OS-seeded CSPRNG
+    /// ([`crate::ids::secure_bytes`]): nonces cannot be forged or computed
+    /// ahead by anyone, and do not survive a restart (a client then gets a
+    /// fresh challenge).
+    #[must_use]
+    pub fn with_random_secret(realm: &str, algorithm: Algorithm, lifetime_secs: u64) -> Self {
+        Self::new(
+            &crate::ids::secure_bytes::<32>(),
+            realm,
+            algorithm,
+            lifetime_secs,
+        )
+    }
+
     fn mac(&self, ts: u64) -> String {
         let msg = format!("{ts:016x}:{}", self.realm);
         hex(&hmac_sha256(&self.secret, msg.as_bytes())[..16])
@@ -932,6 +947,18 @@ mod tests {
             )),
             "f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8"
         );
+    }
+
+    #[test]
+    fn issuers_with_random_secrets_issue_different_nonces_for_the_same_time() {
+        let a = NonceIssuer::with_random_secret("r", Algorithm::Sha256, 300);
+        let b = NonceIssuer::with_random_secret("r", Algorithm::Sha256, 300);
+        let (na, nb) = (
+            a.challenge(1_000, false).nonce,
+            b.challenge(1_000, false).nonce,
+        );
+        assert_ne!(na, nb);
+        assert_ne!(a.mac(1_000), b.mac(1_000));
     }
 
     #[test]

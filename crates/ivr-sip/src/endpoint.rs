@@ -37,7 +37,7 @@ use ivr_core::{Dtmf, Pii};
 
 use crate::dialog::{uri_socket_addr, Dialog, DialogId};
 use crate::guard::{Access, DigestVerifier, RateLimit, RateLimiter, TrunkAccess};
-use crate::ids::IdGen;
+use crate::ids::{IdGen, IdSource};
 use crate::msg::header::split_list;
 use crate::msg::{
     Challenge, HeaderName as H, Headers, Host, Message, Method, NameAddr, ParseError, Request,
@@ -282,7 +282,8 @@ pub struct EndpointConfig {
     pub advertised: SocketAddr,
     /// User part of our Contact.
     pub contact_user: String,
-    /// User-Agent / Server header value.
+    /// User-Agent (requests) / Server (responses) header value; empty: the
+    /// header is left out. The default carries no version.
     pub user_agent: String,
     /// What we accept (Allow/Supported/Accept).
     pub policy: UasPolicy,
@@ -294,8 +295,9 @@ pub struct EndpointConfig {
     pub trunks: Option<Vec<TrunkAccess>>,
     /// Per-source limit for requests outside dialogs.
     pub rate_limit: RateLimit,
-    /// Seed for tags, branches, Call-IDs.
-    pub seed: u64,
+    /// Randomness for tags, branches, Call-IDs: the OS CSPRNG unless a
+    /// simulation test asks for a seeded (predictable) sequence.
+    pub ids: IdSource,
 }
 
 impl EndpointConfig {
@@ -304,13 +306,13 @@ impl EndpointConfig {
         EndpointConfig {
             advertised,
             contact_user: "ivr".into(),
-            user_agent: "ivr-sip/0.1".into(),
+            user_agent: "ivr-sip".into(),
             policy: UasPolicy::default(),
             timers: TimerConfig::default(),
             max_calls: 200,
             trunks: None,
             rate_limit: RateLimit::default(),
-            seed: 1,
+            ids: IdSource::Os,
         }
     }
 }
@@ -596,7 +598,7 @@ impl Endpoint {
     /// A new endpoint.
     pub fn new(cfg: EndpointConfig) -> Self {
         Endpoint {
-            ids: IdGen::new(cfg.seed),
+            ids: IdGen::new(cfg.ids),
             limiter: RateLimiter::new(cfg.rate_limit),
             cfg,
             next_handle: 1,
@@ -892,7 +894,7 @@ impl Endpoint {
         for (n, v) in extra {
             r.headers.push(n, v);
         }
-        r.headers.push(H::Server, self.cfg.user_agent.clone());
+        self.push_product(&mut r.headers, H::Server);
         if let Some(cl) = cl {
             r.headers.0.push(cl);
         }
@@ -1444,6 +1446,13 @@ impl Endpoint {
         Ok(())
     }
 
+    /// Adds `Server`/`User-Agent` with our product name, unless configured empty.
+    fn push_product(&self, headers: &mut Headers, name: H) {
+        if !self.cfg.user_agent.is_empty() {
+            headers.push(name, self.cfg.user_agent.clone());
+        }
+    }
+
     fn ok_response(
         &self,
         req: &Request,
@@ -1460,7 +1469,7 @@ impl Endpoint {
         ok.headers.push(H::Allow, self.cfg.policy.allow_header());
         ok.headers
             .push(H::Supported, self.cfg.policy.supported_header());
-        ok.headers.push(H::Server, self.cfg.user_agent.clone());
+        self.push_product(&mut ok.headers, H::Server);
         ok.set_body(Some("application/sdp"), sdp);
         ok
     }
@@ -1637,7 +1646,7 @@ impl Endpoint {
         req.headers.push(H::Allow, self.cfg.policy.allow_header());
         req.headers
             .push(H::Supported, self.cfg.policy.supported_header());
-        req.headers.push(H::UserAgent, self.cfg.user_agent.clone());
+        self.push_product(&mut req.headers, H::UserAgent);
         for (n, v) in call.headers {
             req.headers.push(n, v);
         }

@@ -35,7 +35,9 @@ impl Default for UasPolicy {
                 Method::Info,
                 Method::Notify,
             ],
-            supported: vec!["replaces".into(), "norefersub".into()],
+            // Only what is implemented: `replaces` (RFC 3891) is not, so a
+            // Require: replaces gets 420 rather than a call that ignores it.
+            supported: vec!["norefersub".into()],
             accepted: vec![
                 "application/sdp".into(),
                 "application/dtmf-relay".into(),

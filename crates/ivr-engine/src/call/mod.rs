@@ -35,7 +35,7 @@ pub mod task;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use ivr_core::{CallId, Lang, Pii, WallClock};
 use ivr_flow::Route;
@@ -141,23 +141,18 @@ pub struct Accepted {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Refused(pub u16);
 
+/// 64 bits from the OS-seeded CSPRNG: SSRC, RTP sequence and timestamp
+/// starts, SDP session id and the RTP port are not guessable from one call.
 fn random_u64() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos(),
-    );
-    h.finish()
+    ivr_sip::ids::secure_u64()
 }
 
 /// Binds an even RTP port and the RTCP port above it from the configured range.
-async fn bind_rtp(cfg: &crate::config::MediaConfig, start: u16) -> Option<(UdpSocket, UdpSocket)> {
+/// The search starts at a random even port (`start` is random bits).
+async fn bind_rtp(cfg: &crate::config::MediaConfig, start: u64) -> Option<(UdpSocket, UdpSocket)> {
     let span = u32::from(cfg.rtp_port_max.saturating_sub(cfg.rtp_port_min)) / 2 + 1;
     for i in 0..span.min(200) {
-        let off = (u32::from(start) / 2 + i) % span;
+        let off = ((start % u64::from(span)) as u32 + i) % span;
         let port = cfg.rtp_port_min as u32 + off * 2;
         let Ok(port) = u16::try_from(port) else {
             continue;
@@ -209,7 +204,7 @@ pub struct Incoming {
 /// # Errors
 /// [`Refused`] with the status to reject with (488 for SDP, 503 without ports).
 pub async fn accept(shared: Arc<CallShared>, inc: Incoming) -> Result<Accepted, Refused> {
-    let (rtp, rtcp) = bind_rtp(&shared.media, (random_u64() % 10_000) as u16)
+    let (rtp, rtcp) = bind_rtp(&shared.media, random_u64())
         .await
         .ok_or(Refused(503))?;
     let port = rtp.local_addr().map_err(|_| Refused(503))?.port();

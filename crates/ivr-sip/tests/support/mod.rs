@@ -58,7 +58,7 @@ pub fn addr(s: &str) -> SocketAddr {
 
 pub fn config(a: SocketAddr, seed: u64) -> EndpointConfig {
     let mut c = EndpointConfig::new(a);
-    c.seed = seed;
+    c.ids = ivr_sip::ids::IdSource::Seeded(seed);
     c
 }
 
