@@ -150,7 +150,8 @@ impl BotCall {
     fn tick(&mut self) {
         let p = &self.pkts[self.i % self.pkts.len()];
         self.i += 1;
-        let _ = self.bot.handle_rtp(p, addr(4000), self.now);
+        // From the caller's negotiated address (anything else is dropped unread).
+        let _ = self.bot.handle_rtp(p, addr(5000), self.now);
         loop {
             match self.bot.poll_output(self.now) {
                 Output::Transmit(t) => {

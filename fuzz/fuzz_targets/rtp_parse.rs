@@ -23,9 +23,9 @@ fuzz_target!(|data: &[u8]| {
     };
     let now = Instant::now();
     if let Ok(mut s) = MediaSession::new(p, SessionConfig::default(), now) {
-        let from = SocketAddr::from(([10, 0, 0, 1], 9));
-        let _ = s.handle_rtp(data, from, now);
-        let _ = s.handle_rtcp(data, from, now);
+        // From the negotiated addresses: anything else is dropped unread.
+        let _ = s.handle_rtp(data, SocketAddr::from(([127, 0, 0, 1], 4000)), now);
+        let _ = s.handle_rtcp(data, SocketAddr::from(([127, 0, 0, 1], 4001)), now);
         let _ = s.poll_output(now);
     }
 });

@@ -203,6 +203,15 @@ pub struct MediaConfig {
     pub rtp_port_max: u16,
     /// No RTP from the caller for this long ends the call (seconds).
     pub media_timeout_s: u64,
+    /// Symmetric RTP for a far end behind NAT (default false, strict).
+    /// Strict: RTP is taken only from the address and port the SDP
+    /// negotiated and RTCP only from its `a=rtcp` address (else RTP port +
+    /// 1); anything else is dropped and counted
+    /// (`ivr_rtp_dropped_foreign_total`), so nobody else can hear the call
+    /// or key for the caller. On: the first source on the negotiated IP is
+    /// latched, whatever its port, once; nothing else is taken while the call
+    /// is up. Only a re-INVITE moves the address.
+    pub latch: bool,
     /// Longest call before the engine hangs up (seconds), a guard against stuck calls.
     pub max_call_s: u64,
     /// An integration slower than this plays a filler prompt (milliseconds).
@@ -275,6 +284,7 @@ impl Default for MediaConfig {
             rtp_port_min: 20_000,
             rtp_port_max: 29_998,
             media_timeout_s: 30,
+            latch: false,
             max_call_s: 1800,
             filler_after_ms: 1500,
             inter_digit_ms: 5000,

@@ -22,6 +22,7 @@ pub struct Metrics {
     turn_count: AtomicU64,
     turn_sum_us: AtomicU64,
     eager: [AtomicU64; EagerOutcome::ALL.len()],
+    foreign_media: AtomicU64,
 }
 
 /// What became of a tentative end of utterance (`[media] eager_stt_ms`).
@@ -96,6 +97,12 @@ impl Metrics {
         self.eager[outcome as usize].load(Ordering::Relaxed)
     }
 
+    /// An RTP or RTCP datagram from an address the call's SDP did not
+    /// negotiate was dropped.
+    pub fn foreign_media_dropped(&self) {
+        self.foreign_media.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// The Prometheus text exposition, with the values other parts of the
     /// engine own sampled by the caller.
     pub fn render(&self, sampled: Sampled) -> String {
@@ -147,6 +154,16 @@ impl Metrics {
         );
         let _ = writeln!(s, "# TYPE ivr_sip_dropped_datagrams_total counter");
         let _ = writeln!(s, "ivr_sip_dropped_datagrams_total {sip_dropped_datagrams}");
+        let _ = writeln!(
+            s,
+            "# HELP ivr_rtp_dropped_foreign_total RTP and RTCP datagrams dropped because they came from an address the call's SDP did not negotiate."
+        );
+        let _ = writeln!(s, "# TYPE ivr_rtp_dropped_foreign_total counter");
+        let _ = writeln!(
+            s,
+            "ivr_rtp_dropped_foreign_total {}",
+            self.foreign_media.load(Ordering::Relaxed)
+        );
         let _ = writeln!(
             s,
             "# HELP ivr_turn_latency_seconds End of caller speech to first reply audio packet."
@@ -214,6 +231,8 @@ mod tests {
         m.eager(EagerOutcome::Used);
         m.eager(EagerOutcome::Used);
         m.eager(EagerOutcome::Discarded);
+        m.foreign_media_dropped();
+        m.foreign_media_dropped();
         let t = m.render(Sampled {
             stt_queue_depth: 3,
             sip_dropped_datagrams: 7,
@@ -228,6 +247,7 @@ mod tests {
         assert!(t.contains("ivr_calls_total{municipality=\"nordby\",outcome=\"transferred\"} 1\n"));
         assert!(t.contains("ivr_stt_queue_depth 3\n"));
         assert!(t.contains("ivr_sip_dropped_datagrams_total 7\n"), "{t}");
+        assert!(t.contains("ivr_rtp_dropped_foreign_total 2\n"), "{t}");
         assert!(t.contains("ivr_turn_latency_seconds_bucket{le=\"0.3\"} 0\n"));
         assert!(t.contains("ivr_turn_latency_seconds_bucket{le=\"0.5\"} 1\n"));
         assert!(t.contains("ivr_turn_latency_seconds_count 1\n"));

@@ -7,10 +7,13 @@ mod support;
 use std::time::Duration;
 
 use ivr_core::{Dtmf, Pcm};
-use ivr_engine::call::core::{CallEvent, CallTimings, SipCommand, SipEvent};
+use ivr_engine::call::core::{CallEvent, CallTimings, Input, SipCommand, SipEvent};
 use ivr_engine::metrics::EagerOutcome;
 use ivr_flow::{Request, Response};
 use ivr_media::endpointing::EndpointingConfig;
+use ivr_media::{
+    Codec, MediaParams, MediaSession, Output as MediaOutput, PacketKind, SessionConfig,
+};
 use support::{cut, offer, utterance, Options, Sim};
 
 const CALLED: &str = "+4570000001";
@@ -435,6 +438,77 @@ fn a_caller_who_puts_the_call_on_hold_and_back_finds_the_question_still_waiting(
     sim.expect_within(secs(10), "the call goes on", |s| {
         s.has_said("Du valgte pas")
     });
+}
+
+/// Issue 14, defect 1: a caller who keys by SIP INFO sends no RTP; a
+/// stranger who finds the call's port (from the caller's host on another port,
+/// or from anywhere) and sends RFC 4733 keys does not answer the caller's
+/// menu. Its packets are counted as dropped; the caller's own key still works.
+#[test]
+fn a_strangers_rtp_keys_do_not_answer_the_menu_of_a_caller_who_keys_by_sip_info() {
+    let (_dir, mut sim) = menu_call(Options::default());
+    sim.caller_muted = true;
+    sim.expect_within(secs(20), "the menu is asked", |s| s.has_said("Tryk to"));
+    let strangers: [std::net::SocketAddr; 2] = [
+        "127.0.0.1:30002".parse().expect("address"),
+        "203.0.113.66:30000".parse().expect("address"),
+    ];
+    for from in strangers {
+        let mut stranger = MediaSession::new(
+            MediaParams {
+                codec: Codec::Pcma,
+                payload_type: 8,
+                telephone_event_pt: Some(101),
+                ptime: Duration::from_millis(20),
+                remote_rtp: support::ENGINE_RTP,
+                remote_rtcp: None,
+            },
+            SessionConfig {
+                ssrc: 0x0bad,
+                ..SessionConfig::default()
+            },
+            sim.now,
+        )
+        .expect("stranger media");
+        stranger.send_dtmf(Dtmf::D1).expect("key");
+        stranger.send_dtmf(Dtmf::D2).expect("key");
+        for _ in 0..50 {
+            let now = sim.now;
+            while let MediaOutput::Transmit(t) = stranger.poll_output(now) {
+                let bytes = t.bytes.to_vec();
+                let input = match t.kind {
+                    PacketKind::Rtp => Input::Rtp {
+                        bytes: &bytes,
+                        from,
+                    },
+                    PacketKind::Rtcp => Input::Rtcp {
+                        bytes: &bytes,
+                        from,
+                    },
+                };
+                sim.core.handle_input(input, now);
+            }
+            sim.run_for(Duration::from_millis(20));
+        }
+    }
+    assert!(!sim.has_said("Du valgte pas"), "{:?}", sim.said());
+    assert!(sim.log.invoked.is_empty(), "no mail on a stranger's key 2");
+    let dropped = sim
+        .log
+        .events
+        .iter()
+        .filter(|(_, e)| matches!(e, CallEvent::ForeignMediaDropped))
+        .count();
+    assert!(
+        dropped >= 2 * 8,
+        "each stranger's key packets are counted: {dropped}"
+    );
+    sim.sip(SipEvent::Dtmf(Dtmf::D1));
+    sim.expect_within(secs(2), "the caller's own key answers", |s| {
+        s.has_said("Du valgte pas")
+    });
+    sim.run_for(secs(10));
+    assert_eq!(sim.record().intents, ["pas"]);
 }
 
 #[test]

@@ -19,10 +19,10 @@ pub enum MediaError {
     /// The RTP payload type was not negotiated for this call.
     #[error("payload type {0} was not negotiated")]
     UnexpectedPayloadType(u8),
-    /// The packet came from a source other than the latched one and was ignored
-    /// (symmetric RTP, RFC 4961 / latching).
-    #[error("packet from an unlatched source ignored")]
-    UnlatchedSource,
+    /// The packet came from an address the SDP did not negotiate (or, with NAT
+    /// latching, not the one latched) and was dropped unread.
+    #[error("packet from an address the SDP did not negotiate dropped")]
+    ForeignSource,
     /// A payload does not fit the fixed per-packet buffers (more than 60 ms of audio).
     #[error("payload of {0} bytes is larger than the {1}-byte frame buffer")]
     PayloadTooLarge(usize, usize),

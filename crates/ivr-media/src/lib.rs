@@ -5,8 +5,8 @@
 //! for datagrams to send, events and the next timer.
 //!
 //! ```text
-//! handle_rtp -> rtp (parse, latch, RFC 3550 A.1/A.8 stats) -+-> rfc4733 -> Event::Dtmf
-//!                                                           +-> jitter -> codec decode -> 16 kHz
+//! handle_rtp -> rtp (SDP address only, parse, RFC 3550 A.1/A.8) -+-> rfc4733 -> Event::Dtmf
+//!                                                                +-> jitter -> codec decode -> 16 kHz
 //!                                  16 kHz -> vad (8 kHz) -> endpointing -> Event::{SpeechStarted, TentativeEnd, SpeechResumed,
 //!                                                                   Utterance, BargeIn}
 //! play(Pcm) -> resample (rubato, once) -> prompt queue -> pacer tick -> codec encode -> rtp -> Transmit

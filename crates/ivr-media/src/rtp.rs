@@ -239,104 +239,148 @@ impl SourceStats {
     }
 }
 
-/// How the far end's media source is chosen (symmetric RTP latching).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which far-end addresses a session takes media from (issue 14: a call's
+/// media must not be taken over by whoever sends first or sends later).
+///
+/// Off (the default): RTP only from the address and port the SDP negotiated,
+/// RTCP only from the negotiated RTCP address. On: symmetric RTP for a far
+/// end behind NAT (RFC 4961 sec. 3; the comedia rule of RFC 4145 sec. 4
+/// applied to RTP): the first packet from the negotiated IP latches its port,
+/// once; nothing else is ever latched while the call is up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct LatchPolicy {
-    /// A packet from another address is accepted (and the latch moves) only after
-    /// the latched source has been silent this long: an SBC re-anchoring media,
-    /// not a stray or spoofed packet interleaved with the real stream.
-    pub relatch_after: Duration,
-}
-
-impl Default for LatchPolicy {
-    fn default() -> Self {
-        LatchPolicy {
-            relatch_after: Duration::from_millis(1000),
-        }
-    }
+    /// Latch once to the first source on the negotiated IP (any port).
+    pub nat: bool,
 }
 
 /// What the latch decided about an incoming packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LatchVerdict {
-    /// From the latched source.
+    /// From the accepted source, same stream.
     Same,
-    /// The first packet of the call, or a new source that replaced a silent one:
-    /// receive state (sequence, jitter buffer) must restart.
+    /// The first packet of the call (or after a re-INVITE): receive state
+    /// (sequence, jitter buffer) must start.
     Latched,
     /// Same address, new SSRC (the far end restarted its stream, e.g. after a transfer):
     /// receive state must restart.
     NewSsrc,
-    /// From another source while the latched one is alive: ignore.
-    Ignore,
+    /// From an address the SDP did not negotiate: drop it.
+    Foreign,
 }
 
-/// Symmetric RTP latching: which address we send to and whose packets we accept.
+/// Whether two addresses are the same host and port (an IPv4-mapped IPv6
+/// address is its IPv4 address).
+fn same_addr(a: SocketAddr, b: SocketAddr) -> bool {
+    a.port() == b.port() && a.ip().to_canonical() == b.ip().to_canonical()
+}
+
+/// The one far-end address packets of one kind (RTP or RTCP) are taken from
+/// and sent to: the negotiated address, or with [`LatchPolicy::nat`] the
+/// first source on the negotiated IP, fixed from then on.
+#[derive(Debug, Clone, Copy)]
+pub struct AddressGate {
+    negotiated: SocketAddr,
+    latched: Option<SocketAddr>,
+    nat: bool,
+}
+
+impl AddressGate {
+    /// Accepts `negotiated` (or, with `policy.nat`, the first port on its IP).
+    pub fn new(negotiated: SocketAddr, policy: LatchPolicy) -> Self {
+        AddressGate {
+            negotiated,
+            latched: None,
+            nat: policy.nat,
+        }
+    }
+
+    /// Whether a packet from `from` would be taken (changes nothing).
+    pub fn accepts(&self, from: SocketAddr) -> bool {
+        match self.latched {
+            Some(a) => same_addr(a, from),
+            None => {
+                same_addr(self.negotiated, from)
+                    || (self.nat && from.ip().to_canonical() == self.negotiated.ip().to_canonical())
+            }
+        }
+    }
+
+    /// Takes a packet from `from` if it is acceptable, latching the first one.
+    pub fn admit(&mut self, from: SocketAddr) -> bool {
+        let ok = self.accepts(from);
+        if ok && self.latched.is_none() {
+            self.latched = Some(from);
+        }
+        ok
+    }
+
+    /// Where to send: the latched source, else the negotiated address.
+    pub fn send_to(&self) -> SocketAddr {
+        self.latched.unwrap_or(self.negotiated)
+    }
+
+    /// A new negotiated address (re-INVITE): the latch starts over.
+    pub fn reset(&mut self, negotiated: SocketAddr) {
+        self.negotiated = negotiated;
+        self.latched = None;
+    }
+}
+
+/// Which RTP source is the caller's: an [`AddressGate`] plus the stream's SSRC.
 ///
-/// Rules: (1) before any packet, send to the SDP address; (2) the first valid
-/// RTP packet (negotiated payload type) latches address and SSRC; (3) a new SSRC
-/// from the latched address is accepted at once; (4) another address is
-/// accepted only after the latched source was silent for
-/// [`LatchPolicy::relatch_after`]; (5) [`Latch::reset`] (re-INVITE with new SDP)
-/// starts over.
+/// Rules: (1) only the negotiated address (or with [`LatchPolicy::nat`] the
+/// first port on the negotiated IP) is accepted, and RTP is sent there; (2)
+/// the first valid packet fixes the source and its SSRC; (3) a new SSRC from
+/// that address is accepted at once; (4) any other address is
+/// [`LatchVerdict::Foreign`], however long the source has been silent; (5)
+/// [`Latch::reset`] (re-INVITE with new SDP) starts over at the new address.
 #[derive(Debug, Clone)]
 pub struct Latch {
-    sdp_addr: SocketAddr,
-    latched: Option<(SocketAddr, u32)>,
-    last_seen: Option<Instant>,
-    policy: LatchPolicy,
+    gate: AddressGate,
+    ssrc: Option<u32>,
 }
 
 impl Latch {
     /// Starts unlatched, sending to the address from the SDP.
     pub fn new(sdp_addr: SocketAddr, policy: LatchPolicy) -> Self {
         Latch {
-            sdp_addr,
-            latched: None,
-            last_seen: None,
-            policy,
+            gate: AddressGate::new(sdp_addr, policy),
+            ssrc: None,
         }
     }
 
-    /// Forgets the latch and sends to a new SDP address (re-INVITE).
+    /// Forgets the latch and accepts and sends to a new SDP address (re-INVITE).
     pub fn reset(&mut self, sdp_addr: SocketAddr) {
-        self.sdp_addr = sdp_addr;
-        self.latched = None;
-        self.last_seen = None;
+        self.gate.reset(sdp_addr);
+        self.ssrc = None;
     }
 
     /// Where outgoing RTP goes: the latched source, else the SDP address.
     pub fn send_to(&self) -> SocketAddr {
-        self.latched.map(|(a, _)| a).unwrap_or(self.sdp_addr)
+        self.gate.send_to()
+    }
+
+    /// Whether a packet from `from` would be accepted (changes nothing).
+    pub fn accepts(&self, from: SocketAddr) -> bool {
+        self.gate.accepts(from)
     }
 
     /// The latched source, if any.
     pub fn source(&self) -> Option<(SocketAddr, u32)> {
-        self.latched
+        self.ssrc.map(|s| (self.gate.send_to(), s))
     }
 
-    /// Decides about a valid packet from `from` with `ssrc` at `now`.
-    pub fn check(&mut self, from: SocketAddr, ssrc: u32, now: Instant) -> LatchVerdict {
-        let verdict = match self.latched {
-            None => LatchVerdict::Latched,
-            Some((a, s)) if a == from && s == ssrc => LatchVerdict::Same,
-            Some((a, _)) if a == from => LatchVerdict::NewSsrc,
-            Some(_) => {
-                let silent = self
-                    .last_seen
-                    .map(|t| now.saturating_duration_since(t) >= self.policy.relatch_after)
-                    .unwrap_or(true);
-                if silent {
-                    LatchVerdict::Latched
-                } else {
-                    LatchVerdict::Ignore
-                }
-            }
-        };
-        if verdict != LatchVerdict::Ignore {
-            self.latched = Some((from, ssrc));
-            self.last_seen = Some(now);
+    /// Decides about a valid packet from `from` with `ssrc`.
+    pub fn check(&mut self, from: SocketAddr, ssrc: u32) -> LatchVerdict {
+        if !self.gate.admit(from) {
+            return LatchVerdict::Foreign;
         }
+        let verdict = match self.ssrc {
+            None => LatchVerdict::Latched,
+            Some(s) if s == ssrc => LatchVerdict::Same,
+            Some(_) => LatchVerdict::NewSsrc,
+        };
+        self.ssrc = Some(ssrc);
         verdict
     }
 }
@@ -438,29 +482,31 @@ mod tests {
     }
 
     #[test]
-    fn latch_follows_first_source_and_ignores_strays_until_silence() {
-        let t0 = Instant::now();
+    fn strict_latch_takes_only_the_negotiated_address_and_never_moves() {
         let mut l = Latch::new(addr(4000), LatchPolicy::default());
         assert_eq!(l.send_to(), addr(4000));
-        assert_eq!(l.check(addr(5000), 1, t0), LatchVerdict::Latched);
-        assert_eq!(l.send_to(), addr(5000));
-        assert_eq!(l.check(addr(5000), 1, t0), LatchVerdict::Same);
-        assert_eq!(
-            l.check(addr(6000), 9, t0 + Duration::from_millis(100)),
-            LatchVerdict::Ignore
-        );
-        assert_eq!(l.send_to(), addr(5000));
-        assert_eq!(
-            l.check(addr(5000), 2, t0 + Duration::from_millis(120)),
-            LatchVerdict::NewSsrc
-        );
-        // Latched source silent for 1 s: the new one takes over.
-        assert_eq!(
-            l.check(addr(6000), 9, t0 + Duration::from_millis(1200)),
-            LatchVerdict::Latched
-        );
-        assert_eq!(l.send_to(), addr(6000));
+        assert_eq!(l.check(addr(5000), 1), LatchVerdict::Foreign);
+        assert_eq!(l.check(addr(4000), 1), LatchVerdict::Latched);
+        assert_eq!(l.check(addr(4000), 1), LatchVerdict::Same);
+        assert_eq!(l.check(addr(6000), 9), LatchVerdict::Foreign);
+        assert_eq!(l.check(addr(4000), 2), LatchVerdict::NewSsrc);
+        let mapped: SocketAddr = "[::ffff:127.0.0.1]:4000".parse().unwrap();
+        assert_eq!(l.check(mapped, 2), LatchVerdict::Same);
         l.reset(addr(7000));
         assert_eq!(l.send_to(), addr(7000));
+        assert_eq!(l.check(addr(4000), 2), LatchVerdict::Foreign);
+        assert_eq!(l.check(addr(7000), 2), LatchVerdict::Latched);
+    }
+
+    #[test]
+    fn nat_latch_takes_the_first_port_on_the_negotiated_ip_once() {
+        let mut l = Latch::new(addr(4000), LatchPolicy { nat: true });
+        let other_host = SocketAddr::from(([127, 0, 0, 2], 4000));
+        assert_eq!(l.check(other_host, 1), LatchVerdict::Foreign);
+        assert_eq!(l.check(addr(5000), 1), LatchVerdict::Latched);
+        assert_eq!(l.send_to(), addr(5000));
+        assert_eq!(l.check(addr(4000), 1), LatchVerdict::Foreign);
+        assert_eq!(l.check(addr(5002), 1), LatchVerdict::Foreign);
+        assert_eq!(l.send_to(), addr(5000));
     }
 }

@@ -64,7 +64,9 @@ use crate::pacer::Pacer;
 use crate::resample::{Downsampler2x, Upsampler2x};
 use crate::rfc4733::{DtmfReceiver, DtmfSender};
 use crate::rtcp::{build_report, parse_rtcp, ReportBlock, SenderInfo};
-use crate::rtp::{build_rtp, parse_rtp, Latch, LatchPolicy, LatchVerdict, SeqVerdict, SourceStats};
+use crate::rtp::{
+    build_rtp, parse_rtp, AddressGate, Latch, LatchPolicy, LatchVerdict, SeqVerdict, SourceStats,
+};
 use crate::vad::{Vad, VadConfig, FRAME_8K};
 use crate::MediaError;
 
@@ -79,9 +81,11 @@ pub struct MediaParams {
     pub telephone_event_pt: Option<u8>,
     /// Packet interval (`a=ptime`, usually 20 ms).
     pub ptime: Duration,
-    /// Where the SDP says to send RTP (until latching finds the real source).
+    /// Where the SDP says the far end's RTP is: the only address RTP is taken
+    /// from and sent to (with NAT latching: its IP, any one port).
     pub remote_rtp: SocketAddr,
-    /// Where to send RTCP (default: RTP port + 1, RFC 3550 sec. 11).
+    /// The far end's RTCP address (`a=rtcp`; default: RTP port + 1 on the same
+    /// IP, RFC 3550 sec. 11): the only address RTCP is taken from and sent to.
     pub remote_rtcp: Option<SocketAddr>,
 }
 
@@ -111,7 +115,7 @@ pub struct SessionConfig {
     pub vad: VadConfig,
     /// Endpointing and barge-in.
     pub endpointing: EndpointingConfig,
-    /// Latching rules.
+    /// Which source addresses are taken (strict, or NAT latching).
     pub latch: LatchPolicy,
 }
 
@@ -212,8 +216,11 @@ pub struct SessionStats {
     pub packets_sent: u64,
     /// RTP packets received and accepted.
     pub packets_received: u64,
-    /// Packets ignored (unlatched source, wrong payload type, malformed).
+    /// Packets from the far end ignored (wrong payload type, malformed).
     pub packets_rejected: u64,
+    /// RTP and RTCP datagrams from an address the SDP did not negotiate,
+    /// dropped unread.
+    pub packets_foreign: u64,
     /// Jitter buffer counters.
     pub jitter_buffer: JitterStats,
     /// Our measured interarrival jitter of the far end's stream.
@@ -280,7 +287,7 @@ pub struct MediaSession {
     last_rtp_at: Instant,
     timed_out: bool,
     last_sr: Option<(u32, Instant)>,
-    rtcp_from: Option<SocketAddr>,
+    rtcp_gate: AddressGate,
     recorder: Option<(hound::WavWriter<Box<dyn RecordSink>>, Upsampler2x)>,
     stats: SessionStats,
 }
@@ -344,7 +351,7 @@ impl MediaSession {
             last_rtp_at: start,
             timed_out: false,
             last_sr: None,
-            rtcp_from: None,
+            rtcp_gate: AddressGate::new(rtcp_addr(&params), cfg.latch),
             recorder: None,
             stats: SessionStats::default(),
             start,
@@ -370,12 +377,18 @@ impl MediaSession {
         s
     }
 
-    /// New remote address after a re-INVITE: latching starts over.
+    /// New remote address after a re-INVITE: media is taken from (and sent
+    /// to) the new address only, and latching starts over there.
     pub fn set_remote(&mut self, remote_rtp: SocketAddr, remote_rtcp: Option<SocketAddr>) {
         self.params.remote_rtp = remote_rtp;
         self.params.remote_rtcp = remote_rtcp;
         self.latch.reset(remote_rtp);
-        self.rtcp_from = None;
+        self.rtcp_gate.reset(rtcp_addr(&self.params));
+    }
+
+    fn foreign(&mut self) -> Result<(), MediaError> {
+        self.stats.packets_foreign += 1;
+        Err(MediaError::ForeignSource)
     }
 
     fn push_event(&mut self, e: MediaEvent) {
@@ -386,17 +399,22 @@ impl MediaSession {
         self.events.push_back(e);
     }
 
-    /// Handles one datagram received on the RTP port. RTCP arriving there
-    /// (rtcp-mux, RFC 5761 sec. 4: second byte 200-206) is passed to
-    /// [`MediaSession::handle_rtcp`].
+    /// Handles one datagram received on the RTP port. A datagram from any
+    /// address but the far end's RTP address is counted and dropped unread
+    /// ([`MediaError::ForeignSource`]). RTCP arriving there from the far end's
+    /// RTP address (rtcp-mux, RFC 5761 sec. 4: second byte 200-206) is read
+    /// as RTCP.
     pub fn handle_rtp(
         &mut self,
         bytes: &[u8],
         from: SocketAddr,
         now: Instant,
     ) -> Result<(), MediaError> {
+        if !self.latch.accepts(from) {
+            return self.foreign();
+        }
         if bytes.get(1).is_some_and(|b| (200..=206).contains(b)) {
-            return self.handle_rtcp(bytes, from, now);
+            return self.read_rtcp(bytes, now);
         }
         let r = self.handle_rtp_inner(bytes, from, now);
         if r.is_err() {
@@ -419,8 +437,8 @@ impl MediaSession {
         if p.payload.len() > MAX_PAYLOAD {
             return Err(MediaError::PayloadTooLarge(p.payload.len(), MAX_PAYLOAD));
         }
-        match self.latch.check(from, p.ssrc, now) {
-            LatchVerdict::Ignore => return Err(MediaError::UnlatchedSource),
+        match self.latch.check(from, p.ssrc) {
+            LatchVerdict::Foreign => return self.foreign(),
             LatchVerdict::Latched | LatchVerdict::NewSsrc => {
                 self.source = Some(SourceStats::new(
                     p.sequence,
@@ -458,21 +476,24 @@ impl MediaSession {
     }
 
     /// Handles one datagram received on the RTCP port (RFC 3550 sec. 6.4).
+    /// A datagram from any address but the far end's RTCP address is counted
+    /// and dropped unread ([`MediaError::ForeignSource`]).
     pub fn handle_rtcp(
         &mut self,
         bytes: &[u8],
         from: SocketAddr,
         now: Instant,
     ) -> Result<(), MediaError> {
-        let info = parse_rtcp(bytes)?;
-        // Symmetric RTCP: answer where reports come from, once media is latched to that host.
-        if self
-            .latch
-            .source()
-            .is_some_and(|(a, _)| a.ip() == from.ip())
-        {
-            self.rtcp_from = Some(from);
+        if !self.rtcp_gate.accepts(from) {
+            return self.foreign();
         }
+        self.read_rtcp(bytes, now)?;
+        self.rtcp_gate.admit(from);
+        Ok(())
+    }
+
+    fn read_rtcp(&mut self, bytes: &[u8], now: Instant) -> Result<(), MediaError> {
+        let info = parse_rtcp(bytes)?;
         if let Some(si) = info.sender_info {
             self.last_sr = Some((((si.ntp >> 16) & 0xFFFF_FFFF) as u32, now));
         }
@@ -587,13 +608,7 @@ impl MediaSession {
     /// The next thing to do. Call repeatedly until it returns [`Output::Timeout`].
     pub fn poll_output(&mut self, now: Instant) -> Output<'_> {
         if let Some(n) = self.rtcp_pending.take() {
-            let to = self
-                .rtcp_from
-                .or(self.params.remote_rtcp)
-                .unwrap_or_else(|| {
-                    let a = self.latch.send_to();
-                    SocketAddr::new(a.ip(), a.port().wrapping_add(1))
-                });
+            let to = self.rtcp_gate.send_to();
             return Output::Transmit(Transmit {
                 to,
                 kind: PacketKind::Rtcp,
@@ -851,4 +866,11 @@ impl MediaSession {
             self.cfg.cname.as_bytes(),
         )
     }
+}
+
+/// The far end's RTCP address: `a=rtcp`, else RTP port + 1 on the same IP
+/// (RFC 3550 sec. 11).
+fn rtcp_addr(p: &MediaParams) -> SocketAddr {
+    p.remote_rtcp
+        .unwrap_or_else(|| SocketAddr::new(p.remote_rtp.ip(), p.remote_rtp.port().wrapping_add(1)))
 }

@@ -101,6 +101,8 @@ fn run(codec: Codec) -> usize {
             if rtp {
                 peer.handle_rtp(&buf[..n], from, now).unwrap();
             } else {
+                // RTCP comes from the port above RTP (RFC 3550 sec. 11).
+                let from = SocketAddr::new(from.ip(), from.port() + 1);
                 peer.handle_rtcp(&buf[..n], from, now).unwrap();
             }
         }

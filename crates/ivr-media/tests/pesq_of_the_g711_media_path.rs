@@ -84,7 +84,8 @@ fn degrade(codec: Codec, jitter_ms: u64, out: &PathBuf) {
         in_flight.sort_by_key(|(t, _)| *t);
         while in_flight.first().is_some_and(|(t, _)| *t <= now) {
             let (_, b) = in_flight.remove(0);
-            caller.handle_rtp(&b, addr(5000), now).unwrap();
+            // From the bot's address, the one in the caller's SDP.
+            caller.handle_rtp(&b, addr(4000), now).unwrap();
         }
         loop {
             if let Output::Timeout(t) = caller.poll_output(now) {

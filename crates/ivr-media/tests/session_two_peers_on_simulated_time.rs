@@ -71,7 +71,9 @@ fn drain(
                     }
                     PacketKind::Rtcp => {
                         if let Some((p, from)) = peer.as_mut() {
-                            p.handle_rtcp(&bytes, *from, now).unwrap();
+                            // RTCP comes from the port above RTP (RFC 3550 sec. 11).
+                            let from = SocketAddr::new(from.ip(), from.port() + 1);
+                            p.handle_rtcp(&bytes, from, now).unwrap();
                         }
                         log.rtcp += 1;
                     }
@@ -313,9 +315,14 @@ fn dtmf_sent_by_one_peer_arrives_once_at_the_other_and_rtcp_reports_flow() {
 }
 
 #[test]
-fn latches_to_the_real_source_and_ignores_a_stray_sender() {
+fn with_nat_latching_latches_to_the_real_source_and_ignores_a_stray_sender() {
     let t0 = Instant::now();
-    let mut bot = session(Codec::Pcma, 5000, 1, t0);
+    let cfg = SessionConfig {
+        ssrc: 1,
+        latch: ivr_media::rtp::LatchPolicy { nat: true },
+        ..Default::default()
+    };
+    let mut bot = MediaSession::new(params(Codec::Pcma, 5000), cfg, t0).unwrap();
     let mut caller = session(Codec::Pcma, 4000, 2, t0);
     let mut lc = Log::default();
     drain(&mut caller, t0, &mut lc, None);
@@ -340,13 +347,13 @@ fn latches_to_the_real_source_and_ignores_a_stray_sender() {
     let mut ls = Log::default();
     drain(&mut stray, t0, &mut ls, None);
     assert!(bot.handle_rtp(&ls.rtp[0].1, addr(7000), now).is_err());
-    assert_eq!(bot.stats().packets_rejected, 1);
+    assert_eq!(bot.stats().packets_foreign, 1);
     // RTCP multiplexed on the RTP port (RFC 5761) is taken as RTCP, not rejected.
     let mut sr = [0u8; 64];
     let n =
         ivr_media::rtcp::build_report(&mut sr, 2, Some(Default::default()), None, b"c").unwrap();
     bot.handle_rtp(&sr[..n], addr(6000), now).unwrap();
-    assert_eq!(bot.stats().packets_rejected, 1);
+    assert_eq!(bot.stats().packets_rejected, 0);
     // Wrong payload type and garbage are rejected, not panics.
     assert!(bot
         .handle_rtp(

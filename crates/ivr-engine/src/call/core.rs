@@ -49,9 +49,10 @@ use chrono::{DateTime, Utc};
 use ivr_core::{CallId, Dtmf, Lang, Pcm, Pii, Speech, WallClock};
 use ivr_flow::{Action, CallContext, Event as FlowEvent, Interpreter, Outcome, Route};
 use ivr_media::endpointing::EndpointingConfig;
+use ivr_media::rtp::LatchPolicy;
 use ivr_media::{
-    MediaEvent, MediaSession, Output as MediaOutput, PacketKind, PlayOptions, SessionConfig,
-    Transmit,
+    MediaError, MediaEvent, MediaSession, Output as MediaOutput, PacketKind, PlayOptions,
+    SessionConfig, Transmit,
 };
 use ivr_sip::msg::Uri;
 use ivr_sip::sdp::{LocalMedia, LocalSession, Negotiated, SdpConfig, SessionDescription};
@@ -108,6 +109,8 @@ pub struct CoreConfig {
     pub timings: CallTimings,
     /// No RTP for this long ends the call.
     pub media_timeout: Duration,
+    /// Which source addresses the call's media is taken from (`[media] latch`).
+    pub latch: LatchPolicy,
     /// Endpointing (end silence, eager end of turn).
     pub endpointing: EndpointingConfig,
     /// SDP settings (re-INVITE answers).
@@ -242,6 +245,8 @@ pub struct CallCore {
     turns: i64,
     transcript: Vec<String>,
     tx_buf: Vec<u8>,
+    /// Datagrams from addresses the SDP did not negotiate, dropped.
+    foreign_media: u64,
 }
 
 /// The filler's words in a language.
@@ -308,6 +313,7 @@ impl CallCore {
             turns: 0,
             transcript: Vec::new(),
             tx_buf: vec![0; 1500],
+            foreign_media: 0,
         }
     }
 
@@ -347,12 +353,14 @@ impl CallCore {
             Input::Rtp { bytes, from } => {
                 if let Some(m) = self.media.as_mut() {
                     // A malformed or foreign packet is counted by the session and dropped.
-                    let _ = m.handle_rtp(bytes, from, now);
+                    let r = m.handle_rtp(bytes, from, now);
+                    self.count_foreign(&r, from, PacketKind::Rtp);
                 }
             }
             Input::Rtcp { bytes, from } => {
                 if let Some(m) = self.media.as_mut() {
-                    let _ = m.handle_rtcp(bytes, from, now);
+                    let r = m.handle_rtcp(bytes, from, now);
+                    self.count_foreign(&r, from, PacketKind::Rtcp);
                 }
             }
             Input::Sip(ev) => self.on_sip(ev, now),
@@ -363,6 +371,21 @@ impl CallCore {
             }
             Input::Timeout => self.timers(now),
         }
+    }
+
+    /// A datagram from an address the SDP did not negotiate was dropped:
+    /// counted for `/metrics`, and noted once per call (a probe or a
+    /// misconfigured trunk, not something to log per packet).
+    fn count_foreign(&mut self, r: &Result<(), MediaError>, from: SocketAddr, kind: PacketKind) {
+        if r != &Err(MediaError::ForeignSource) {
+            return;
+        }
+        self.foreign_media += 1;
+        if self.foreign_media == 1 {
+            tracing::warn!(%from, ?kind, "media from an address the SDP did not negotiate dropped");
+        }
+        self.queue
+            .push_back(Queued::Event(CallEvent::ForeignMediaDropped));
     }
 
     /// The next output. Call until it returns [`Output::Timeout`], then again
@@ -611,6 +634,7 @@ impl CallCore {
             wallclock_at_start: wall,
             media_timeout: self.cfg.media_timeout,
             endpointing: self.cfg.endpointing,
+            latch: self.cfg.latch,
             ..SessionConfig::default()
         };
         match MediaSession::new(call_sdp::media_params(&neg), cfg, now) {
@@ -642,7 +666,8 @@ impl CallCore {
             ReInviteAnswer::Accept { body, negotiated } => {
                 if let Some(n) = negotiated {
                     if let Some(m) = self.media.as_mut() {
-                        let moved = n.remote_rtp != m.params().remote_rtp;
+                        let moved = n.remote_rtp != m.params().remote_rtp
+                            || Some(n.remote_rtcp) != m.params().remote_rtcp;
                         // On hold with c=0.0.0.0 the old address stays (nothing is sent meanwhile).
                         if moved && !n.remote_rtp.ip().is_unspecified() {
                             m.set_remote(n.remote_rtp, Some(n.remote_rtcp));

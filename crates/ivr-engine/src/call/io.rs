@@ -165,6 +165,9 @@ pub enum CallEvent {
     /// The caller's speech stopped the prompt (the media session flushed it
     /// before sending the next packet).
     BargeIn,
+    /// An RTP or RTCP datagram from an address the SDP did not negotiate was
+    /// dropped (`ivr_rtp_dropped_foreign_total`).
+    ForeignMediaDropped,
 }
 
 /// One input to the core.

@@ -119,6 +119,9 @@ impl CallShared {
         CoreConfig {
             timings: self.timings,
             media_timeout: Duration::from_secs(self.media.media_timeout_s),
+            latch: ivr_media::rtp::LatchPolicy {
+                nat: self.media.latch,
+            },
             endpointing: self.media.endpointing(),
             sdp: self.sdp.clone(),
             transfer_domain: self.transfer_domain.clone(),

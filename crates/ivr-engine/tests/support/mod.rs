@@ -26,7 +26,7 @@ use ivr_engine::records::CallRecordRow;
 use ivr_engine::speech::SpeechPool;
 use ivr_flow::{FlowStore, Request, Response};
 use ivr_media::endpointing::EndpointingConfig;
-use ivr_media::rtp::parse_rtp;
+use ivr_media::rtp::{parse_rtp, LatchPolicy};
 use ivr_media::{
     Codec, MediaEvent, MediaParams, MediaSession, Output as MediaOutput, PacketKind, PlayOptions,
     SessionConfig,
@@ -164,6 +164,8 @@ pub struct Options {
     pub endpointing: EndpointingConfig,
     /// No RTP for this long ends the call.
     pub media_timeout: Duration,
+    /// Which source addresses the call's media is taken from.
+    pub latch: LatchPolicy,
     /// Text to speech (default: ScriptedTts at 16 kHz).
     pub tts: Arc<dyn TextToSpeech>,
     /// Wall time of the call.
@@ -176,6 +178,7 @@ impl Default for Options {
             timings: CallTimings::default(),
             endpointing: EndpointingConfig::default(),
             media_timeout: Duration::from_secs(30),
+            latch: LatchPolicy::default(),
             tts: Arc::new(ScriptedTts::new(16_000)),
             wall: wednesday_morning(),
         }
@@ -230,6 +233,7 @@ impl Sim {
         let cfg = CoreConfig {
             timings: opts.timings,
             media_timeout: opts.media_timeout,
+            latch: opts.latch,
             endpointing: opts.endpointing,
             sdp: SdpConfig::default(),
             transfer_domain: String::new(),
@@ -459,7 +463,8 @@ impl Sim {
                     }
                     PacketKind::Rtcp => {
                         let bytes = t.bytes.to_vec();
-                        let _ = self.caller.handle_rtcp(&bytes, ENGINE_RTP, now);
+                        let from = SocketAddr::new(ENGINE_RTP.ip(), ENGINE_RTP.port() + 1);
+                        let _ = self.caller.handle_rtcp(&bytes, from, now);
                     }
                 },
                 Output::Sip(cmd) => {
