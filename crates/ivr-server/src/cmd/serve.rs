@@ -23,8 +23,12 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                // whisper.cpp reports every buffer it allocates at info.
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,whisper_rs=warn")),
+                // whisper.cpp reports every buffer it allocates at info, and
+                // onnxruntime (ort) every graph node it places (~600 lines at
+                // start): the engine's own info lines would drown.
+                .unwrap_or_else(|_| {
+                    tracing_subscriber::EnvFilter::new("info,whisper_rs=warn,ort=warn")
+                }),
         )
         .with_writer(std::io::stderr)
         .try_init();
