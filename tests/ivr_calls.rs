@@ -62,7 +62,10 @@ fn sipp_ports() -> (u16, u16) {
             return (media + 4, media);
         }
     }
-    panic!("no block of {BLOCK} free UDP ports in {BASE}-{}", BASE + SPAN);
+    panic!(
+        "no block of {BLOCK} free UDP ports in {BASE}-{}",
+        BASE + SPAN
+    );
 }
 
 struct Setup {
@@ -345,7 +348,9 @@ async fn switchboard_call_by_keypad_is_transferred_with_refer_and_context_then_b
     assert_eq!(rows[0][0], "nordby");
     assert_eq!(rows[0][1], "transferred");
     assert_eq!(rows[0][3], "+4512345678");
-    let m = engine.metrics.render(ivr_engine::metrics::Sampled::default());
+    let m = engine
+        .metrics
+        .render(ivr_engine::metrics::Sampled::default());
     assert!(
         m.contains("ivr_calls_total{municipality=\"nordby\",outcome=\"transferred\"} 1"),
         "{m}"
