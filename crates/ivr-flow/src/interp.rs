@@ -1199,10 +1199,7 @@ impl Interpreter {
                     {
                         None
                     } else {
-                        self.lang = l;
-                        let u = self.understand_speech(g, heard, now);
-                        self.lang = current;
-                        u
+                        self.understand_speech(g, heard, l, now)
                     };
                     self.pending_lang = None;
                     match understood {
@@ -1233,7 +1230,7 @@ impl Interpreter {
                 let understood = if confidence < MIN_STT_CONFIDENCE && g.expect != Expect::Text {
                     None
                 } else {
-                    self.understand_speech(g, heard, now)
+                    self.understand_speech(g, heard, self.lang, now)
                 };
                 if let Some(l) = self.pending_lang.take() {
                     if l != self.lang {
@@ -1334,20 +1331,28 @@ impl Interpreter {
         g.next
     }
 
-    fn understand_speech(&mut self, g: &Gather, heard: &str, now: DateTime<Utc>) -> Option<StepId> {
+    /// What `heard` answers, read as `lang` (the call's language, or the
+    /// one a transcript was identified in).
+    fn understand_speech(
+        &mut self,
+        g: &Gather,
+        heard: &str,
+        lang: Lang,
+        now: DateTime<Utc>,
+    ) -> Option<StepId> {
         let today = now.with_timezone(&Copenhagen).date_naive();
         let norm = normalize(heard);
         match g.expect {
             Expect::Intent => {
                 let mut best: Option<(f64, &Intent, Option<Lang>)> = None;
                 for i in &g.intents {
-                    let own = i.matcher.get(&self.lang).map_or(0.0, |m| m.score(&norm));
+                    let own = i.matcher.get(&lang).map_or(0.0, |m| m.score(&norm));
                     let (mut s, mut switch) = (own, None);
                     // The other language's phrases count a little less; when
                     // only they match, the caller speaks that language.
                     for (l, m) in &i.matcher {
                         let other = m.score(&norm);
-                        if *l != self.lang
+                        if *l != lang
                             && other > own
                             && other >= MIN_INTENT_SCORE
                             && self.muni.languages.contains(l)
