@@ -14,8 +14,10 @@
 pub mod diag;
 pub mod hours;
 pub mod interp;
+pub mod lexical;
 pub mod load;
 pub mod model;
+pub mod semantic;
 pub mod sim;
 pub mod speak;
 pub mod store;
