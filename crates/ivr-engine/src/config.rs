@@ -612,12 +612,37 @@ impl Default for StandinsConfig {
 pub struct HttpConfig {
     /// Listen address of `/health` and `/metrics`; unset: no HTTP port.
     pub listen: Option<SocketAddr>,
+    /// Seconds within which a request head must arrive whole; a keep-alive
+    /// connection idle this long is closed too.
+    pub header_read_timeout_s: u64,
+    /// Seconds a request may take before it is answered 503.
+    pub request_timeout_s: u64,
+    /// Open connections at most (beyond it new ones are closed at once).
+    pub max_connections: usize,
+    /// Open connections per client address at most.
+    pub max_connections_per_ip: usize,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             listen: Some(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080)),
+            header_read_timeout_s: 10,
+            request_timeout_s: 30,
+            max_connections: 256,
+            max_connections_per_ip: 32,
+        }
+    }
+}
+
+impl HttpConfig {
+    /// The listener's limits.
+    pub fn limits(&self) -> crate::http::ServeLimits {
+        crate::http::ServeLimits {
+            header_read_timeout: std::time::Duration::from_secs(self.header_read_timeout_s.max(1)),
+            request_timeout: std::time::Duration::from_secs(self.request_timeout_s.max(1)),
+            max_connections: self.max_connections.max(1),
+            max_connections_per_ip: self.max_connections_per_ip.max(1),
         }
     }
 }

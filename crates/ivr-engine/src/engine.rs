@@ -305,13 +305,10 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
                 draining: state.clone() as Arc<dyn crate::http::Draining>,
             });
             let mut stop = stop_rx.clone();
-            tokio::spawn(async move {
-                let _ = axum::serve(l, app)
-                    .with_graceful_shutdown(async move {
-                        let _ = stop.changed().await;
-                    })
-                    .await;
-            });
+            let limits = cfg.http.limits();
+            tokio::spawn(crate::http::serve(l, app, limits, async move {
+                let _ = stop.changed().await;
+            }));
             bound
         }
         None => None,
