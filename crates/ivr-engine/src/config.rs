@@ -22,13 +22,19 @@ pub enum ConfigError {
         /// The OS error.
         source: std::io::Error,
     },
-    /// The TOML is malformed or has an unknown key or a wrong type.
-    #[error("{path}: {source}")]
+    /// The TOML is malformed or has an unknown key or a wrong type. Only
+    /// toml's message is kept, not its quote of the line, which could hold
+    /// a secret read from `*_env` / `*_file`.
+    #[error("{path}:{line}:{column}: {message}")]
     Parse {
         /// The file.
         path: PathBuf,
-        /// What toml says, with line and column.
-        source: toml::de::Error,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column (characters).
+        column: usize,
+        /// What toml says.
+        message: String,
     },
     /// A value parses but cannot work.
     #[error("invalid configuration: {0}")]
@@ -67,6 +73,24 @@ pub struct EngineConfig {
     pub records: RecordsConfig,
     /// `[shutdown]`.
     pub shutdown: ShutdownConfig,
+    /// `[retention]`.
+    pub retention: RetentionConfig,
+}
+
+/// `[retention]`: the background purge of personal data (see
+/// [`crate::retention`]; how long each kind is kept is set beside it:
+/// `[records]`, `[integrations] retention_days`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// Seconds between passes (the first runs at start).
+    pub interval_s: u64,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig { interval_s: 3600 }
+    }
 }
 
 impl Default for EngineConfig {
@@ -83,6 +107,7 @@ impl Default for EngineConfig {
             http: HttpConfig::default(),
             records: RecordsConfig::default(),
             shutdown: ShutdownConfig::default(),
+            retention: RetentionConfig::default(),
         }
     }
 }
@@ -98,9 +123,16 @@ impl EngineConfig {
             source,
         })?;
         Self::parse(&text).map_err(|e| match e {
-            ConfigError::Parse { source, .. } => ConfigError::Parse {
+            ConfigError::Parse {
+                line,
+                column,
+                message,
+                ..
+            } => ConfigError::Parse {
                 path: path.to_path_buf(),
-                source,
+                line,
+                column,
+                message,
             },
             other => other,
         })
@@ -123,9 +155,14 @@ impl EngineConfig {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
         let text = crate::secrets::resolve(text, env)?;
-        let cfg: EngineConfig = toml::from_str(&text).map_err(|source| ConfigError::Parse {
-            path: PathBuf::from("<config>"),
-            source,
+        let cfg: EngineConfig = toml::from_str(&text).map_err(|e: toml::de::Error| {
+            let (line, column) = line_column(&text, e.span().map_or(0, |s| s.start));
+            ConfigError::Parse {
+                path: PathBuf::from("<config>"),
+                line,
+                column,
+                message: e.message().trim().to_string(),
+            }
         })?;
         cfg.validate()?;
         Ok(cfg)
@@ -184,6 +221,15 @@ impl EngineConfig {
             .map_err(|e| ConfigError::Invalid(format!("[integrations]: {e}")))?;
         Ok(())
     }
+}
+
+/// 1-based line and column of a byte offset.
+pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
 }
 
 /// `[sip]`: signalling.
@@ -655,8 +701,11 @@ pub struct RecordsConfig {
     pub enabled: bool,
     /// Keep what the caller said (personal data) in the record.
     pub keep_transcripts: bool,
-    /// Days to keep transcripts; older ones are blanked at start and daily.
+    /// Days to keep transcripts; older ones are blanked by the retention
+    /// task (0: forever).
     pub transcript_retention_days: u32,
+    /// Days to keep whole call rows, with the calling number (0: forever).
+    pub retention_days: u32,
 }
 
 impl Default for RecordsConfig {
@@ -665,6 +714,7 @@ impl Default for RecordsConfig {
             enabled: true,
             keep_transcripts: false,
             transcript_retention_days: 30,
+            retention_days: 90,
         }
     }
 }
@@ -800,7 +850,10 @@ mod tests {
                 "[[trunk]]\nname = \"x\"\nsources = [\"10.0.0.1\"]\nnumbers = [\"70 10\"]\n",
                 "70 10",
             ),
-            ("[sip]\nunknown_sources = \"drop\"\n", "unknown_sources"),
+            (
+                "[sip]\nunknown_sources = \"drop\"\n",
+                "2:19: unknown variant `drop`",
+            ),
         ] {
             let e = EngineConfig::parse(bad).unwrap_err();
             assert!(e.to_string().contains(key), "{bad}: {e}");

@@ -213,6 +213,30 @@ impl Db {
     }
 }
 
+/// Tables of personal data whose oldest row `ivr doctor` and `/metrics`
+/// report, with the column of each row's creation time (Unix ms).
+pub const PERSONAL_TABLES: [(&str, &str, &str); 2] = [
+    ("callbacks", "callback_requests", "created_at"),
+    ("mails", "mail_outbox", "created_at"),
+];
+
+impl Db {
+    /// When the oldest row of each of [`PERSONAL_TABLES`] was created
+    /// (`None`: the table is empty), by kind.
+    pub async fn oldest_personal(
+        &self,
+    ) -> Result<Vec<(&'static str, Option<chrono::DateTime<chrono::Utc>>)>, StoreError> {
+        let mut out = Vec::new();
+        for (kind, table, column) in PERSONAL_TABLES {
+            let sql = format!("SELECT MIN({column}) FROM {table}");
+            let ms: Option<i64> = on_pool!(self, p => sqlx::query_scalar(&sql).fetch_one(p).await)
+                .map_err(classify)?;
+            out.push((kind, ms.map(from_ms)));
+        }
+        Ok(out)
+    }
+}
+
 /// Milliseconds since the Unix epoch, as stored.
 /// An update meant for exactly one row: [`StoreError::NotFound`] when it
 /// changed none (the key is unknown or the row is not in the state the
