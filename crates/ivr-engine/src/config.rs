@@ -518,6 +518,11 @@ pub struct MediaConfig {
     pub rtp_port_max: u16,
     /// No RTP from the caller for this long ends the call (seconds).
     pub media_timeout_s: u64,
+    /// Nothing (RTP or RTCP) from the caller within this many seconds of
+    /// the ACK ends the call (0: off). What we stream to the SDP address
+    /// before the far end is heard from is bounded by it: a forged SDP
+    /// address (amplification towards a victim) gets at most this much.
+    pub first_media_timeout_s: u64,
     /// Symmetric RTP for a far end behind NAT (default false, strict).
     /// Strict: RTP is taken only from the address and port the SDP
     /// negotiated and RTCP only from its `a=rtcp` address (else RTP port +
@@ -599,6 +604,7 @@ impl Default for MediaConfig {
             rtp_port_min: 20_000,
             rtp_port_max: 29_998,
             media_timeout_s: 30,
+            first_media_timeout_s: 5,
             latch: false,
             max_call_s: 1800,
             filler_after_ms: 1500,

@@ -957,6 +957,38 @@ impl Endpoint {
         self.respond(&key, r, now);
     }
 
+    /// A response sent once, without a server transaction (RFC 3261 sec.
+    /// 8.2.7): refusals of requests outside the trunks. A stateful 403 or
+    /// 401 over UDP is retransmitted until an ACK that a forged source
+    /// never sends, which would return several times the bytes it came with.
+    fn reply_stateless(
+        &mut self,
+        transport: Transport,
+        src: SocketAddr,
+        req: &Request,
+        status: u16,
+        extra: Vec<(H, String)>,
+    ) {
+        if req.method == Method::Ack {
+            return;
+        }
+        let Ok(via) = req.headers.top_via() else {
+            return;
+        };
+        let tag = self.ids.tag();
+        let mut r = make_response(req, status, Some(&tag));
+        let cl = r.headers.0.pop();
+        for (n, v) in extra {
+            r.headers.push(n, v);
+        }
+        self.push_product(&mut r.headers, H::Server);
+        if let Some(cl) = cl {
+            r.headers.0.push(cl);
+        }
+        let dest = response_dest(&via, src, transport);
+        self.send(transport, dest, r.to_bytes());
+    }
+
     fn on_request(&mut self, transport: Transport, src: SocketAddr, req: Request, now: Instant) {
         if req.method == Method::Ack {
             self.on_ack(req, now);
@@ -982,19 +1014,12 @@ impl Endpoint {
                 Admission::Drop => return,
                 Admission::Challenge(c) => {
                     self.stats.challenged += 1;
-                    self.reply(
-                        transport,
-                        src,
-                        &req,
-                        401,
-                        vec![(H::WwwAuthenticate, c)],
-                        now,
-                    );
+                    self.reply_stateless(transport, src, &req, 401, vec![(H::WwwAuthenticate, c)]);
                     return;
                 }
                 Admission::Forbidden => {
                     self.stats.forbidden += 1;
-                    self.reply(transport, src, &req, 403, vec![], now);
+                    self.reply_stateless(transport, src, &req, 403, vec![]);
                     return;
                 }
             }

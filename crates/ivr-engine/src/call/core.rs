@@ -109,6 +109,10 @@ pub struct CoreConfig {
     pub timings: CallTimings,
     /// No RTP for this long ends the call.
     pub media_timeout: Duration,
+    /// Nothing (RTP or RTCP) from the caller within this long of the ACK
+    /// ends the call (zero: off): audio streamed to an SDP address that
+    /// never answers stops after this.
+    pub first_media_timeout: Duration,
     /// Which source addresses the call's media is taken from (`[media] latch`).
     pub latch: LatchPolicy,
     /// Endpointing (end silence, eager end of turn).
@@ -633,6 +637,7 @@ impl CallCore {
             cname: format!("ivr-{}", self.call_ref),
             wallclock_at_start: wall,
             media_timeout: self.cfg.media_timeout,
+            first_media_timeout: self.cfg.first_media_timeout,
             endpointing: self.cfg.endpointing,
             latch: self.cfg.latch,
             ..SessionConfig::default()

@@ -119,6 +119,7 @@ impl CallShared {
         CoreConfig {
             timings: self.timings,
             media_timeout: Duration::from_secs(self.media.media_timeout_s),
+            first_media_timeout: Duration::from_secs(self.media.first_media_timeout_s),
             latch: ivr_media::rtp::LatchPolicy {
                 nat: self.media.latch,
             },
