@@ -757,6 +757,15 @@ impl Endpoint {
         match Message::parse_datagram(bytes) {
             Ok(m) => self.handle_message(Transport::Udp, src, m, now),
             Err(_) => {
+                // Towards strangers the same rules as for parseable
+                // requests: silence if configured, else rate-limited.
+                if self.is_stranger(src) {
+                    let silent = self.cfg.unknown_sources == UnknownSource::Silence
+                        && self.verifier.is_none();
+                    if silent || !self.limiter.allow(src.ip(), now) {
+                        return;
+                    }
+                }
                 let tag = self.ids.tag();
                 if let Some(r) = policy::bad_request_for_unframed(bytes, &tag) {
                     if let Ok(via) = r.headers.top_via() {
@@ -1048,6 +1057,17 @@ impl Endpoint {
                 self.reply(transport, src, &req, 405, allow, now);
             }
         }
+    }
+
+    /// Whether `src` is outside every trunk's sources, with no trunk that
+    /// takes any source (false when no trunks are configured).
+    fn is_stranger(&self, src: SocketAddr) -> bool {
+        self.cfg.trunks.as_ref().is_some_and(|ts| {
+            !ts.iter().any(|t| {
+                t.allow.iter().any(|n| n.contains(src.ip()))
+                    || (t.allow.is_empty() && t.digest.is_some())
+            })
+        })
     }
 
     /// The guard for a request outside a dialog (see [`crate::guard`]): which
