@@ -171,6 +171,17 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
     let services = Services::new(integrations.clone());
 
     // Speech out: every static prompt rendered now, so it plays with no synthesis delay.
+    // The prompt cache's folder is ours alone (0700) when we create it.
+    if let Some(dir) = cfg.tts.cache.dir.as_deref().filter(|d| !d.exists()) {
+        use std::os::unix::fs::DirBuilderExt;
+        if let Err(e) = std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+        {
+            tracing::warn!(error = %e, "cannot create the prompt cache folder");
+        }
+    }
     let tts = Arc::new(Tts::new(cfg.tts.clone())?);
     {
         let mut prompts = flows.static_prompts();
