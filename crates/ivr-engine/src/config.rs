@@ -468,6 +468,15 @@ impl EngineConfig {
                     "give both `username` and `password` (or `password_env` / `password_file`), or neither".into(),
                 );
             }
+            if t.latch == Some(true) && t.sources.len() > ivr_media::rtp::LatchPolicy::MAX_NETS {
+                return bad(
+                    &t.name,
+                    format!(
+                        "symmetric RTP (`latch`) takes at most {} `sources` networks; give the media networks as wider CIDRs",
+                        ivr_media::rtp::LatchPolicy::MAX_NETS
+                    ),
+                );
+            }
             if t.sources.is_empty() && t.username.is_none() {
                 return bad(
                     &t.name,
