@@ -58,6 +58,8 @@ pub struct EngineConfig {
     pub records: RecordsConfig,
     /// `[shutdown]`.
     pub shutdown: ShutdownConfig,
+    /// `[console]` (see [`crate::console::ConsoleConfig`]).
+    pub console: crate::console::ConsoleConfig,
 }
 
 impl EngineConfig {
