@@ -235,6 +235,7 @@ fn scoped_endpoints(m: &str) -> Vec<(Method, String, Option<Value>)> {
         (Method::GET, format!("{p}/calls"), None),
         (Method::GET, format!("{p}/calls/{m}-1"), None),
         (Method::GET, format!("{p}/flows"), None),
+        (Method::GET, format!("{p}/flows/main/graph.svg"), None),
         (Method::GET, format!("{p}/announcement"), None),
         (
             Method::PUT,

@@ -1164,6 +1164,30 @@ async fn flows(
     }))
 }
 
+/// The flow `name` of municipality `m` drawn as an SVG picture.
+#[utoipa::path(get, path = "/api/v1/municipalities/{m}/flows/{name}/graph.svg",
+    responses((status = 200, description = "image/svg+xml"), (status = 404, body = ErrorBody)))]
+async fn flow_graph(
+    State(s): State<ConsoleState>,
+    a: Authed,
+    Path((m, name)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    visible(&s, &a.op, &m)?;
+    let snap = s.inner.flows.snapshot();
+    let muni = snap.municipalities.get(&m).ok_or(ApiError::NotFound)?;
+    let flow = muni
+        .flows
+        .iter()
+        .find(|f| f.name == name)
+        .cloned()
+        .ok_or(ApiError::NotFound)?;
+    let svg = tokio::task::spawn_blocking(move || super::graph::svg(&flow))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    Ok(([(header::CONTENT_TYPE, "image/svg+xml")], svg).into_response())
+}
+
 // ---- announcements -------------------------------------------------------------
 
 /// A crisis announcement to set.
@@ -1460,6 +1484,7 @@ pub fn router(state: ConsoleState) -> Router {
         .route(&format!("{m}/calls"), get(calls))
         .route(&format!("{m}/calls/{{call_ref}}"), get(transcript))
         .route(&format!("{m}/flows"), get(flows))
+        .route(&format!("{m}/flows/{{name}}/graph.svg"), get(flow_graph))
         .route(
             &format!("{m}/announcement"),
             get(announcement)

@@ -28,6 +28,7 @@ pub mod announce;
 pub mod api;
 pub mod audit;
 pub mod auth;
+pub mod graph;
 pub mod kpi;
 pub mod pages;
 
