@@ -31,6 +31,13 @@ pub struct LiveCall {
     pub last_intent: Option<String>,
     /// When the call arrived.
     pub started_at: DateTime<Utc>,
+    /// Seconds since it was answered (from the engine's monotonic clock,
+    /// so a deployment on a fixed or skewed wall clock still shows it right).
+    pub seconds: u64,
+    /// When it was answered (monotonic).
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub since: std::time::Instant,
 }
 
 /// The call core's view of itself (see [`crate::call::core::CallCore::live_view`]).
@@ -107,6 +114,10 @@ impl LiveCalls {
             .values()
             .filter(|c| visible(&c.municipality))
             .cloned()
+            .map(|mut c| {
+                c.seconds = c.since.elapsed().as_secs();
+                c
+            })
             .collect();
         v.sort_by_key(|c| c.started_at);
         v
@@ -140,6 +151,8 @@ mod tests {
                 step: String::new(),
                 last_intent: None,
                 started_at: Utc::now(),
+                seconds: 0,
+                since: std::time::Instant::now(),
             });
         }
         live.update(

@@ -546,7 +546,7 @@ async fn the_kpis_and_the_quarterly_export_count_exactly_the_recorded_calls() {
     assert_eq!(k["misunderstood_turns"], 3);
     assert_eq!(
         k["gather_steps"],
-        json!([{"step": "main/menu", "turns": 7, "misunderstood": 3}])
+        json!([{"step": "main/menu", "turns": 7, "misunderstood": 3, "no_input": 0}])
     );
     // Latencies 300, 500, 700, 900, 1100: nearest-rank p50 = 700, p95 = 1100.
     assert_eq!(

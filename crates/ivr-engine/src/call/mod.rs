@@ -238,6 +238,8 @@ pub async fn accept(shared: Arc<CallShared>, inc: Incoming) -> Result<Accepted, 
         step: String::new(),
         last_intent: None,
         started_at: shared.clock.now_utc(),
+        seconds: 0,
+        since: std::time::Instant::now(),
     });
     let span = tracing::info_span!("call", call = %inc.call_ref, municipality = %inc.route.municipality.id);
     // A crisis announcement set in the console plays before the flow.

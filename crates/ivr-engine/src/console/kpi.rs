@@ -150,6 +150,8 @@ pub struct GatherStep {
     pub turns: u64,
     /// Of them not understood.
     pub misunderstood: u64,
+    /// Times the caller said and pressed nothing there (not counted in `turns`).
+    pub no_input: u64,
 }
 
 /// The callback queue's figures for calls in the range.
@@ -341,7 +343,7 @@ pub async fn report(
     r.funnel
         .sort_by(|a, b| b.reached.cmp(&a.reached).then(a.step.cmp(&b.step)));
 
-    let mut gather: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    let mut gather: BTreeMap<String, (u64, u64, u64)> = BTreeMap::new();
     let mut latencies = Vec::new();
     for (step, input, mis, latency) in &turns {
         if let Some(l) = latency {
@@ -355,6 +357,8 @@ pub async fn report(
                 g.1 += 1;
                 r.misunderstood_turns += 1;
             }
+        } else if input == "no_input" {
+            gather.entry(step.clone()).or_default().2 += 1;
         }
     }
     latencies.sort_unstable();
@@ -362,10 +366,11 @@ pub async fn report(
     r.latency_p95_ms = percentile(&latencies, 95.0);
     r.gather_steps = gather
         .into_iter()
-        .map(|(step, (turns, misunderstood))| GatherStep {
+        .map(|(step, (turns, misunderstood, no_input))| GatherStep {
             step,
             turns,
             misunderstood,
+            no_input,
         })
         .collect();
 

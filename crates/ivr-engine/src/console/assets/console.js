@@ -111,13 +111,12 @@ PAGES.live = async (main) => {
   main.innerHTML = `<p class="hint">Calls in progress in the municipalities you see. Refreshed every 2 seconds.</p><div id="live"></div>`;
   const draw = async () => {
     const calls = await api("GET", "/api/v1/live");
-    const now = Date.now();
     $("#live").innerHTML = `<p class="count"><strong id="live-count">${calls.length}</strong> call(s) in progress</p>` + table([
       ["Municipality", (c) => esc(c.municipality)],
       ["Caller", (c) => `<span class="mono">${esc(c.caller)}</span>`],
       ["Language", (c) => esc(c.lang)],
       ["Step", (c) => `<span class="mono">${esc(c.step || "(starting)")}</span>`],
-      ["Time in call", (c) => fmtDuration(now - new Date(c.started_at).getTime())],
+      ["Time in call", (c) => fmtDuration(1000 * c.seconds)],
       ["Last intent", (c) => esc(c.last_intent || "")],
     ], calls, "No calls right now.");
   };
@@ -162,7 +161,7 @@ PAGES.kpis = async (main) => {
       `</div><h2>Where callers hang up</h2>` +
       table([["Step", (s) => `<span class="mono">${esc(s.step)}</span>`], ["Reached", (s) => s.reached], ["Hung up here", (s) => s.hung_up]], k.funnel) +
       `<h2>Misunderstood turns per question</h2>` +
-      table([["Step", (s) => `<span class="mono">${esc(s.step)}</span>`], ["Turns", (s) => s.turns], ["Misunderstood", (s) => s.misunderstood], ["Share", (s) => pct(s.turns ? s.misunderstood / s.turns : 0)]], k.gather_steps);
+      table([["Step", (s) => `<span class="mono">${esc(s.step)}</span>`], ["Turns", (s) => s.turns], ["Misunderstood", (s) => s.misunderstood], ["Share", (s) => pct(s.turns ? s.misunderstood / s.turns : 0)], ["Silences (no input)", (s) => s.no_input]], k.gather_steps);
   };
   $("#kpiform").addEventListener("submit", (e) => { e.preventDefault(); draw().catch((err) => flash(err.message, true)); });
   await draw();
@@ -241,7 +240,7 @@ PAGES.calls = async (main) => {
         ["Input", (r) => esc(r.input)],
         ["Step", (r) => `<span class="mono">${esc(r.step)}</span>`],
         ["Heard", (r) => r.heard == null ? `<span class="empty">not kept</span>` : esc(r.heard)],
-        ["Intent", (r) => esc(r.intent || "") + (r.misunderstood ? ` <span class="state failed">not understood</span>` : "")],
+        ["Intent", (r) => esc(r.intent || "") + (r.input === "no_input" ? ` <span class="state">no input</span>` : r.misunderstood ? ` <span class="state failed">not understood</span>` : "")],
         ["Latency", (r) => r.latency_ms == null ? "" : `${r.latency_ms} ms`],
         ["Bot said", (r) => r.said.map(esc).join("<br>")],
       ], t.turns);
