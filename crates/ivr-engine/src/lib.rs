@@ -24,6 +24,7 @@ pub mod http;
 pub mod live;
 pub mod metrics;
 pub mod records;
+pub mod secrets;
 pub mod services;
 pub mod sip;
 pub mod speech;
