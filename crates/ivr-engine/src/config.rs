@@ -85,6 +85,7 @@ impl Default for EngineConfig {
             http: HttpConfig::default(),
             records: RecordsConfig::default(),
             shutdown: ShutdownConfig::default(),
+            console: crate::console::ConsoleConfig::default(),
         }
     }
 }
