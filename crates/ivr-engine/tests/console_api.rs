@@ -33,11 +33,44 @@ struct Console {
 }
 
 async fn start() -> Console {
+    start_on("sqlite::memory:").await
+}
+
+/// A fresh PostgreSQL database for one test, when `IVR_TEST_POSTGRES_URL`
+/// is set (`scripts/with-test-services.sh`); under CI it must be.
+async fn postgres() -> Option<String> {
+    let Some(url) = std::env::var("IVR_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "IVR_TEST_POSTGRES_URL is not set under CI: run the suite through scripts/with-test-services.sh"
+        );
+        eprintln!("SKIP postgres backend: IVR_TEST_POSTGRES_URL not set (run through scripts/with-test-services.sh)");
+        return None;
+    };
+    use sqlx::Connection;
+    let name = format!("console_{:016x}", ivr_sip::ids::secure_u64());
+    let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut c)
+        .await
+        .unwrap();
+    let (base, _) = url.rsplit_once('/').unwrap();
+    let query = url
+        .split_once('?')
+        .map(|(_, q)| format!("?{q}"))
+        .unwrap_or_default();
+    Some(format!("{base}/{name}{query}"))
+}
+
+async fn start_on(database_url: &str) -> Console {
     let flows_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../flows");
     let (flows, _) = FlowStore::load(&flows_dir).unwrap();
     let clock: Arc<dyn WallClock> = Arc::new(FixedClock(now()));
     let icfg = ivr_integrations::config::Config {
-        database_url: "sqlite::memory:".into(),
+        database_url: database_url.into(),
         ..Default::default()
     };
     let integrations = Arc::new(Integrations::start(&icfg, clock.clone()).await.unwrap());
@@ -249,7 +282,20 @@ fn scoped_endpoints(m: &str) -> Vec<(Method, String, Option<Value>)> {
 
 #[tokio::test]
 async fn a_nordby_operator_gets_404_for_every_sydhavn_endpoint_and_changes_nothing_there() {
-    let c = start().await;
+    scoping_holds(start().await).await;
+}
+
+#[tokio::test]
+async fn on_postgresql_scoping_and_the_kpis_hold_as_on_sqlite() {
+    if let Some(url) = postgres().await {
+        scoping_holds(start_on(&url).await).await;
+    }
+    if let Some(url) = postgres().await {
+        kpis_count_exactly(start_on(&url).await).await;
+    }
+}
+
+async fn scoping_holds(c: Console) {
     let s = c.login("nordby-op").await;
     for (method, path, body) in scoped_endpoints("sydhavn") {
         let (st, v) = c.req(Some(&s), method.clone(), &path, body).await;
@@ -488,7 +534,10 @@ async fn an_api_token_works_without_csrf_and_stops_working_when_revoked() {
 
 #[tokio::test]
 async fn the_kpis_and_the_quarterly_export_count_exactly_the_recorded_calls() {
-    let c = start().await;
+    kpis_count_exactly(start().await).await;
+}
+
+async fn kpis_count_exactly(c: Console) {
     // Besides the one transferred call from start(): 7 more Nordby calls in
     // Q4 with known outcomes, turns and latencies, and one in Q3 that must not count.
     let plan = [

@@ -268,7 +268,7 @@ PAGES.announcement = async (main) => {
       (may ? `<h2>Set an announcement</h2><form id="annform" class="stack">
         <label>Danish <textarea name="text_da" rows="3" maxlength="1000"></textarea></label>
         <label>English <textarea name="text_en" rows="3" maxlength="1000"></textarea></label>
-        <label>Plays for <input name="minutes" type="number" min="1" max="44640" value="60"> minutes</label>
+        <label class="inline">Plays for <input name="minutes" type="number" min="1" max="44640" value="60" size="6"> minutes</label>
         <button type="submit">Set announcement</button></form>
         <p class="hint">New calls hear it before the menu within seconds; it is synthesised at once. Every change is audited.</p>` : "");
     if ($("#clear")) $("#clear").onclick = async () => { await api("DELETE", `${muniPath()}/announcement`); await draw(); flash("Cleared."); };
