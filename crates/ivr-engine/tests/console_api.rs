@@ -679,3 +679,73 @@ async fn the_openapi_description_lists_every_route() {
         assert!(paths.contains_key(p), "{p} missing");
     }
 }
+
+async fn serve(app: axum::Router) -> String {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(
+            l,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+        .unwrap();
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn metrics_can_be_restricted_to_a_token_or_to_addresses_and_health_stays_open() {
+    let app = || {
+        axum::Router::new()
+            .route(
+                "/metrics",
+                axum::routing::get(|| async { "ivr_active_calls 0\n" }),
+            )
+            .route("/health", axum::routing::get(|| async { "ok\n" }))
+    };
+    let http = reqwest::Client::new();
+    let token_only = ConsoleConfig {
+        metrics_token: Some("s3cret-scrape".into()),
+        ..ConsoleConfig::default()
+    };
+    let base = serve(console::guard_metrics(app(), &token_only)).await;
+    let get = |path: &str, bearer: Option<&str>| {
+        let mut r = http.get(format!("{base}{path}"));
+        if let Some(b) = bearer {
+            r = r.bearer_auth(b);
+        }
+        r.send()
+    };
+    assert_eq!(
+        get("/metrics", None).await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        get("/metrics", Some("wrong")).await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        get("/metrics", Some("s3cret-scrape"))
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(get("/health", None).await.unwrap().status(), StatusCode::OK);
+    // Allowed by address: loopback may, without a token.
+    let by_addr = ConsoleConfig {
+        metrics_allow: vec!["127.0.0.1".parse().unwrap()],
+        ..ConsoleConfig::default()
+    };
+    let base = serve(console::guard_metrics(app(), &by_addr)).await;
+    let r = http.get(format!("{base}/metrics")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let elsewhere = ConsoleConfig {
+        metrics_allow: vec!["10.9.8.7".parse().unwrap()],
+        ..ConsoleConfig::default()
+    };
+    let base = serve(console::guard_metrics(app(), &elsewhere)).await;
+    let r = http.get(format!("{base}/metrics")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}
