@@ -231,10 +231,10 @@ async fn a_nordby_operator_sets_an_announcement_a_real_call_hears_it_and_shows_l
         .fetch_one(pool)
         .await
         .unwrap();
-    let said: Vec<String> = serde_json::from_str(&said).unwrap();
+    let said: Vec<serde_json::Value> = serde_json::from_str(&said).unwrap();
     assert_eq!(
-        said.first().map(String::as_str),
-        Some(ANNOUNCEMENT_DA),
+        said.first(),
+        Some(&serde_json::json!({"text": ANNOUNCEMENT_DA, "personal": false})),
         "{said:?}"
     );
     assert!(

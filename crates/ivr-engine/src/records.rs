@@ -66,9 +66,10 @@ pub struct TurnLog {
     pub misunderstood: bool,
     /// End of the caller's turn to the first reply packet, in ms.
     pub latency_ms: Option<i64>,
-    /// What the bot said in reply (personal prompts only when transcripts
-    /// are kept, `[personal]` otherwise).
-    pub said: Vec<ivr_core::Pii<String>>,
+    /// What the bot said in reply, each with whether it holds personal
+    /// data (personal prompts only when transcripts are kept, `[personal]`
+    /// otherwise). Stored as `[{"text": ..., "personal": bool}]`.
+    pub said: Vec<(ivr_core::Pii<String>, bool)>,
 }
 
 impl TurnLog {
@@ -208,7 +209,11 @@ impl Records {
             }
         };
         for (seq, t) in r.turn_log.iter().enumerate() {
-            let said: Vec<&String> = t.said.iter().map(|s| s.expose()).collect();
+            let said: Vec<serde_json::Value> = t
+                .said
+                .iter()
+                .map(|(s, personal)| serde_json::json!({"text": s.expose(), "personal": personal}))
+                .collect();
             let said = serde_json::to_string(&said).unwrap_or_default();
             let heard = t.heard.as_ref().map(|h| h.expose().clone());
             macro_rules! turn {

@@ -186,7 +186,15 @@ fn call(call_ref: &str, m: &str, outcome: &str, at: DateTime<Utc>) -> CallRecord
         lang: "da".into(),
         turns: 1,
         transcript: Some(Pii::new("jeg skal have et pas".into())),
-        turn_log: vec![TurnLog::new("start", "")],
+        turn_log: vec![TurnLog::new("start", ""), {
+            let mut t = TurnLog::new("speech", "main/menu");
+            t.heard = Some(Pii::new("ring mig op på 12345678".into()));
+            t.said = vec![
+                (Pii::new("Jeg ringer dig op på".into()), false),
+                (Pii::new("12 34 56 78".into()), true),
+            ];
+            t
+        }],
     }
 }
 
@@ -433,7 +441,26 @@ async fn a_viewer_reads_but_may_not_change_and_sees_numbers_masked() {
         )
         .await;
     assert_eq!(v["unmasked"], false);
+    let shown = v.to_string();
+    assert!(
+        !shown.contains("12345678") && !shown.contains("12 34 56 78"),
+        "{shown}"
+    );
+    assert_eq!(
+        v["turns"][1]["said"],
+        json!(["Jeg ringer dig op på", "••• (personal)"])
+    );
     let central = c.login("central").await;
+    let (_, v) = c
+        .req(
+            Some(&central),
+            Method::GET,
+            "/api/v1/municipalities/nordby/calls/nordby-1",
+            None,
+        )
+        .await;
+    assert_eq!(v["turns"][1]["said"][1], "12 34 56 78");
+    assert_eq!(v["turns"][1]["heard"], "ring mig op på 12345678");
     let (_, v) = c
         .req(
             Some(&central),
@@ -442,16 +469,29 @@ async fn a_viewer_reads_but_may_not_change_and_sees_numbers_masked() {
             None,
         )
         .await;
-    let views: Vec<&Value> = v["items"]
+    let views: Vec<_> = v["items"]
         .as_array()
         .unwrap()
         .iter()
         .filter(|e| e["action"] == "transcript.view")
+        .map(|e| {
+            (
+                e["username"].as_str(),
+                e["target"].as_str(),
+                e["detail"].as_str(),
+            )
+        })
         .collect();
-    assert_eq!(views.len(), 1, "{v}");
+    // Same instant on the test's fixed clock: in any order.
+    let mut views = views;
+    views.sort();
     assert_eq!(
-        (views[0]["username"].as_str(), views[0]["target"].as_str()),
-        (Some("nordby-viewer"), Some("nordby-1"))
+        views,
+        [
+            (Some("central"), Some("nordby-1"), Some("unmasked")),
+            (Some("nordby-viewer"), Some("nordby-1"), Some("masked")),
+        ],
+        "{v}"
     );
 }
 
@@ -556,6 +596,8 @@ async fn kpis_count_exactly(c: Console) {
             outcome,
             now() + Duration::hours(i as i64),
         );
+        // Only the planned turn: not the fixture's.
+        r.turn_log.truncate(1);
         let mut t = TurnLog::new("speech", "main/menu");
         t.latency_ms = *latency;
         t.misunderstood = *mis;
@@ -591,11 +633,12 @@ async fn kpis_count_exactly(c: Console) {
     assert_eq!(k["outcomes"]["abandoned"], 2);
     assert_eq!(k["transfers"]["borgerservice"], 2);
     assert_eq!(k["languages"], json!({"da": 7, "en": 1}));
-    assert_eq!(k["turns"], 7);
+    // The 7 planned turns and the fixture call's one.
+    assert_eq!(k["turns"], 8);
     assert_eq!(k["misunderstood_turns"], 3);
     assert_eq!(
         k["gather_steps"],
-        json!([{"step": "main/menu", "turns": 7, "misunderstood": 3, "no_input": 0}])
+        json!([{"step": "main/menu", "turns": 8, "misunderstood": 3, "no_input": 0}])
     );
     // Latencies 300, 500, 700, 900, 1100: nearest-rank p50 = 700, p95 = 1100.
     assert_eq!(
@@ -652,7 +695,7 @@ async fn kpis_count_exactly(c: Console) {
     );
     assert!(
         lines[1].starts_with(
-            "ivr-kpi-quarter-v1,nordby,2026Q4,8,4,0.5000,2,1,0,1,0,2,2,0,7,3,700,1100,7,1,"
+            "ivr-kpi-quarter-v1,nordby,2026Q4,8,4,0.5000,2,1,0,1,0,2,2,0,8,3,700,1100,7,1,"
         ),
         "{csv}"
     );

@@ -1303,13 +1303,15 @@ impl CallCore {
                 Action::Say {
                     speech: Speech::Static(s),
                     ..
-                } => t.said.push(Pii::new(s.clone())),
+                } => t.said.push((Pii::new(s.clone()), false)),
                 Action::Say {
                     speech: Speech::Personal(p),
                     ..
-                } if keep => t.said.push(p.clone()),
-                Action::Say { .. } => t.said.push(Pii::new("[personal]".into())),
-                Action::Play { file, .. } => t.said.push(Pii::new(format!("[audio {file}]"))),
+                } if keep => t.said.push((p.clone(), true)),
+                Action::Say { .. } => t.said.push((Pii::new("[personal]".into()), false)),
+                Action::Play { file, .. } => {
+                    t.said.push((Pii::new(format!("[audio {file}]")), false))
+                }
                 _ => {}
             }
         }

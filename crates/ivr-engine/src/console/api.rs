@@ -997,6 +997,26 @@ async fn calls(
     }))
 }
 
+/// What the bot said, from the stored `[{"text", "personal"}]`: personal
+/// prompts masked unless `unmasked`.
+fn said_texts(stored: &str, unmasked: bool) -> Vec<String> {
+    #[derive(Deserialize)]
+    struct Said {
+        text: String,
+        personal: bool,
+    }
+    let said: Vec<Said> = serde_json::from_str(stored).unwrap_or_default();
+    said.into_iter()
+        .map(|s| {
+            if s.personal && !unmasked {
+                "••• (personal)".to_string()
+            } else {
+                s.text
+            }
+        })
+        .collect()
+}
+
 /// A `call_turns` row: input, step, intent, misunderstood, latency, heard, said.
 type TurnDbRow = (
     String,
@@ -1112,7 +1132,7 @@ async fn transcript(
                     misunderstood: mis != 0,
                     latency_ms,
                     heard: heard.map(mask),
-                    said: serde_json::from_str(&said).unwrap_or_default(),
+                    said: said_texts(&said, unmasked),
                 },
             )
             .collect(),
