@@ -116,7 +116,8 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
     let reloads = crate::console::FlowReloads::default();
     reloads.loaded(clock.now_utc());
     let live = crate::live::LiveCalls::default();
-    let announcements = crate::console::announce::Announcements::default();
+    let announcements =
+        crate::console::announce::Announcements::new(cfg.console.announcements_dir.clone());
 
     // Stand-ins (make run, tests): started in-process, the clients pointed at them.
     let mut frontdesk_standin = None;

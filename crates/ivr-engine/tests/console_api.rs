@@ -27,6 +27,7 @@ fn now() -> DateTime<Utc> {
 }
 
 struct Console {
+    _dir: tempfile::TempDir,
     base: String,
     http: reqwest::Client,
     records: Records,
@@ -66,6 +67,7 @@ async fn postgres() -> Option<String> {
 }
 
 async fn start_on(database_url: &str) -> Console {
+    let dir = tempfile::tempdir().unwrap();
     let flows_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../flows");
     let (flows, _) = FlowStore::load(&flows_dir).unwrap();
     let clock: Arc<dyn WallClock> = Arc::new(FixedClock(now()));
@@ -81,7 +83,9 @@ async fn start_on(database_url: &str) -> Console {
         flows: Arc::new(flows),
         reloads: console::FlowReloads::default(),
         live: Default::default(),
-        announcements: Default::default(),
+        announcements: ivr_engine::console::announce::Announcements::new(
+            dir.path().join("announcements"),
+        ),
         integrations: Some(integrations.clone()),
         tts: None,
         clock: clock.clone(),
@@ -164,6 +168,7 @@ async fn start_on(database_url: &str) -> Console {
         .unwrap();
     });
     Console {
+        _dir: dir,
         base: format!("http://{addr}"),
         http: reqwest::Client::new(),
         records,
@@ -791,4 +796,49 @@ async fn metrics_can_be_restricted_to_a_token_or_to_addresses_and_health_stays_o
     let base = serve(console::guard_metrics(app(), &elsewhere)).await;
     let r = http.get(format!("{base}/metrics")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_recorded_announcement_is_stored_and_a_wrong_format_refused() {
+    use base64::Engine as _;
+    let c = start().await;
+    let s = c.login("nordby-op").await;
+    let p = "/api/v1/municipalities/nordby/announcement";
+    let wav = base64::engine::general_purpose::STANDARD.encode(b"RIFF\x24\0\0\0WAVEfmt ");
+    let (st, v) = c
+        .req(
+            Some(&s),
+            Method::PUT,
+            p,
+            Some(json!({"audio_base64": wav, "audio_format": "exe", "minutes": 5})),
+        )
+        .await;
+    assert_eq!(
+        (st, v["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("bad_request"))
+    );
+    let (st, v) = c
+        .req(
+            Some(&s),
+            Method::PUT,
+            p,
+            Some(json!({"audio_base64": "not base64!", "audio_format": "wav", "minutes": 5})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+    let (st, v) = c
+        .req(
+            Some(&s),
+            Method::PUT,
+            p,
+            Some(json!({"audio_base64": wav, "audio_format": "wav", "minutes": 5})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (_, v) = c.req(Some(&s), Method::GET, p, None).await;
+    assert_eq!(v["has_audio"], true, "{v}");
+    let (st, _) = c
+        .req(Some(&s), Method::PUT, p, Some(json!({"minutes": 5})))
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "neither text nor recording");
 }

@@ -144,6 +144,9 @@ pub struct CallSetup {
     pub answered: Answered,
     /// Folder audio prompts (`Play`) are relative to.
     pub prompts_dir: PathBuf,
+    /// A recorded crisis announcement played before the flow (set in the
+    /// console; a text announcement reaches the flow itself instead).
+    pub announcement_audio: Option<PathBuf>,
     /// Randomness for SSRC, first sequence number and timestamp.
     pub seed: u64,
 }
@@ -218,6 +221,7 @@ pub struct CallCore {
     negotiated: Option<Negotiated>,
     our_offer: Option<SessionDescription>,
     prompts_dir: PathBuf,
+    announcement_audio: Option<PathBuf>,
     seed: u64,
     stage: Stage,
     media: Option<MediaSession>,
@@ -296,6 +300,7 @@ impl CallCore {
             negotiated,
             our_offer,
             prompts_dir: setup.prompts_dir,
+            announcement_audio: setup.announcement_audio,
             seed: setup.seed,
             media: None,
             held: false,
@@ -676,7 +681,17 @@ impl CallCore {
         self.stage = Stage::Active {
             max_end: now + self.cfg.timings.max_call,
         };
-        let first = self.interp.start(self.wall());
+        // A recorded announcement plays first, not interruptible.
+        let mut first: Vec<Action> = self
+            .announcement_audio
+            .take()
+            .map(|p| Action::Play {
+                file: p.to_string_lossy().into_owned(),
+                barge_in: false,
+            })
+            .into_iter()
+            .collect();
+        first.extend(self.interp.start(self.wall()));
         self.flow_moves += 1;
         self.turn_log.push(TurnLog::new("start", ""));
         self.log_said(&first);

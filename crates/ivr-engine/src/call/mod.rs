@@ -245,11 +245,12 @@ pub async fn accept(shared: Arc<CallShared>, inc: Incoming) -> Result<Accepted, 
     });
     let span = tracing::info_span!("call", call = %inc.call_ref, municipality = %inc.route.municipality.id);
     // A crisis announcement set in the console plays before the flow.
-    let route = shared
+    let (route, announcement_audio) = shared
         .announcements
         .apply(inc.route, shared.clock.now_utc());
     let setup = CallSetup {
         prompts_dir: shared.flows_dir.join(&route.municipality.id),
+        announcement_audio,
         call_ref: inc.call_ref,
         route,
         calling: inc.calling,

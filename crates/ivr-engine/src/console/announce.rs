@@ -1,7 +1,12 @@
 //! Crisis announcements (table `crisis_announcements`): per municipality a
-//! Danish and an English text with an expiry time, set or cleared in the
-//! console. New calls hear it before their flow, in the call's language
-//! (the other language when only one is given).
+//! Danish and an English text, or a recorded audio file, with an expiry
+//! time, set or cleared in the console. New calls hear it before their
+//! flow: the recording when there is one, else the text in the call's
+//! language (the other language when only one is given).
+//!
+//! A recording is stored in the database (base64, so several engines share
+//! it) and written once per engine to `[console] announcements_dir`; the
+//! call plays that file before its flow starts.
 //!
 //! Calls read an in-memory copy ([`Announcements`]), updated at once when an
 //! announcement is set through this engine and re-read from the database
@@ -15,12 +20,14 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use ivr_core::Lang;
 use ivr_flow::model::{Announcement as FlowAnnouncement, Part, Template, Text};
 use ivr_flow::Route;
 use ivr_integrations::db::Db;
 use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
 
 use super::on_pool;
 
@@ -39,6 +46,8 @@ pub struct Crisis {
     pub text_da: Option<String>,
     /// English text.
     pub text_en: Option<String>,
+    /// A recording plays instead of the text.
+    pub has_audio: bool,
     /// Stops playing at this time.
     pub expires_at: DateTime<Utc>,
     /// Who set it.
@@ -70,16 +79,48 @@ impl Crisis {
     }
 }
 
+/// An announcement and, for a recording, its file on this engine.
+#[derive(Debug, Clone)]
+struct Entry {
+    crisis: Crisis,
+    audio: Option<PathBuf>,
+}
+
+/// A recording to announce: the file's bytes and its format (`wav`, `mp3`,
+/// `ogg`, `flac`: the extension the decoder is told).
+#[derive(Debug, Clone)]
+pub struct Recording {
+    /// The file.
+    pub bytes: Vec<u8>,
+    /// Its format.
+    pub format: String,
+}
+
+/// Formats a recording may have.
+pub const AUDIO_FORMATS: [&str; 4] = ["wav", "mp3", "ogg", "flac"];
+
+/// Largest recording, in bytes.
+pub const MAX_AUDIO: usize = 8 * 1024 * 1024;
+
 /// The announcements in force, by municipality. Cheap to clone.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Announcements {
-    current: Arc<RwLock<BTreeMap<String, Crisis>>>,
+    current: Arc<RwLock<BTreeMap<String, Entry>>>,
+    dir: PathBuf,
+}
+
+impl Default for Announcements {
+    fn default() -> Self {
+        Announcements::new(PathBuf::from("var/announcements"))
+    }
 }
 
 const CREATE: &str = "CREATE TABLE IF NOT EXISTS crisis_announcements (
     municipality TEXT PRIMARY KEY,
     text_da TEXT,
     text_en TEXT,
+    audio TEXT,
+    audio_format TEXT,
     expires_at BIGINT NOT NULL,
     set_by TEXT NOT NULL,
     set_at BIGINT NOT NULL
@@ -94,7 +135,15 @@ pub async fn create_tables(db: &Db) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
-type Row = (String, Option<String>, Option<String>, i64, String, i64);
+type Row = (
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    i64,
+    String,
+    i64,
+);
 
 fn literal(text: &str) -> Template {
     Template {
@@ -105,16 +154,37 @@ fn literal(text: &str) -> Template {
 }
 
 impl Announcements {
+    /// Recordings are written to `dir`.
+    pub fn new(dir: PathBuf) -> Self {
+        Announcements {
+            current: Arc::default(),
+            dir,
+        }
+    }
+
+    fn file(&self, c: &Crisis, format: &str) -> PathBuf {
+        self.dir.join(format!(
+            "{}-{}.{format}",
+            c.municipality,
+            c.set_at.timestamp_millis()
+        ))
+    }
+
     /// `route` with the municipality's announcement in front of its flow, if
-    /// one is in force at `now` (else `route` as it is).
-    pub fn apply(&self, route: Route, now: DateTime<Utc>) -> Route {
+    /// one is in force at `now` (else `route` as it is); for a recording,
+    /// the route as it is and the file to play first.
+    pub fn apply(&self, route: Route, now: DateTime<Utc>) -> (Route, Option<PathBuf>) {
         let current = self.current.read().unwrap_or_else(|p| p.into_inner());
-        let Some(c) = current
+        let Some(e) = current
             .get(&route.municipality.id)
-            .filter(|c| c.expires_at > now)
+            .filter(|e| e.crisis.expires_at > now)
         else {
-            return route;
+            return (route, None);
         };
+        if let Some(audio) = &e.audio {
+            return (route, Some(audio.clone()));
+        }
+        let c = &e.crisis;
         let text = Text(
             c.texts()
                 .into_iter()
@@ -126,10 +196,13 @@ impl Announcements {
             text,
             until: Some(c.expires_at),
         });
-        Route {
-            municipality: Arc::new(m),
-            entry: route.entry,
-        }
+        (
+            Route {
+                municipality: Arc::new(m),
+                entry: route.entry,
+            },
+            None,
+        )
     }
 
     /// The announcement of `m` in force at `now`.
@@ -138,53 +211,99 @@ impl Announcements {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(m)
-            .filter(|c| c.expires_at > now)
-            .cloned()
+            .filter(|e| e.crisis.expires_at > now)
+            .map(|e| e.crisis.clone())
     }
 
     /// Re-reads every announcement from the database.
     ///
     /// # Errors
     /// The database's.
+    /// A recording set by another engine is fetched and written once.
     pub async fn refresh(&self, db: &Db) -> Result<(), sqlx::Error> {
         let rows: Vec<Row> = on_pool!(db, p => sqlx::query_as(
-            "SELECT municipality, text_da, text_en, expires_at, set_by, set_at FROM crisis_announcements")
+            "SELECT municipality, text_da, text_en, audio_format, expires_at, set_by, set_at FROM crisis_announcements")
             .fetch_all(p).await)?;
-        let map = rows
-            .into_iter()
-            .map(|(m, da, en, exp, by, at)| {
-                (
-                    m.clone(),
-                    Crisis {
-                        municipality: m,
-                        text_da: da,
-                        text_en: en,
-                        expires_at: DateTime::from_timestamp_millis(exp).unwrap_or_default(),
-                        set_by: by,
-                        set_at: DateTime::from_timestamp_millis(at).unwrap_or_default(),
-                    },
-                )
-            })
-            .collect();
+        let mut map = BTreeMap::new();
+        for (m, da, en, format, exp, by, at) in rows {
+            let crisis = Crisis {
+                municipality: m.clone(),
+                text_da: da,
+                text_en: en,
+                has_audio: format.is_some(),
+                expires_at: DateTime::from_timestamp_millis(exp).unwrap_or_default(),
+                set_by: by,
+                set_at: DateTime::from_timestamp_millis(at).unwrap_or_default(),
+            };
+            let mut audio = None;
+            if let Some(format) = format {
+                let file = self.file(&crisis, &format);
+                if !file.exists() {
+                    let (b64,): (Option<String>,) = on_pool!(db, p => sqlx::query_as(
+                        "SELECT audio FROM crisis_announcements WHERE municipality = $1")
+                        .bind(&m).fetch_one(p).await)?;
+                    let bytes =
+                        b64.and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok());
+                    if let Some(bytes) = bytes {
+                        if let Err(e) = self.write(&file, &bytes) {
+                            tracing::warn!(error = %e, "crisis recording not written; the text plays");
+                        }
+                    }
+                }
+                audio = file.exists().then_some(file);
+            }
+            map.insert(m, Entry { crisis, audio });
+        }
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = map;
         Ok(())
+    }
+
+    fn write(&self, file: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+        std::fs::create_dir_all(&self.dir)?;
+        let tmp = file.with_extension("part");
+        std::fs::write(&tmp, bytes)?;
+        std::fs::rename(&tmp, file)
+    }
+
+    /// Writes `rec` where [`Announcements::set`] would put it for `c`, so it
+    /// can be checked (decoded) before it is set.
+    ///
+    /// # Errors
+    /// The file system's.
+    pub fn stage(&self, c: &Crisis, rec: &Recording) -> std::io::Result<PathBuf> {
+        let file = self.file(c, &rec.format);
+        self.write(&file, &rec.bytes)?;
+        Ok(file)
     }
 
     /// Stores `c` (replacing the municipality's previous one) and puts it in force.
     ///
     /// # Errors
     /// The database's.
-    pub async fn set(&self, db: &Db, c: Crisis) -> Result<(), sqlx::Error> {
+    /// A recording (`rec`, staged with [`Announcements::stage`]) plays instead of the text.
+    ///
+    /// # Errors
+    /// The database's.
+    pub async fn set(
+        &self,
+        db: &Db,
+        mut c: Crisis,
+        rec: Option<&Recording>,
+    ) -> Result<(), sqlx::Error> {
+        c.has_audio = rec.is_some();
+        let b64 = rec.map(|r| base64::engine::general_purpose::STANDARD.encode(&r.bytes));
+        let format = rec.map(|r| r.format.clone());
         on_pool!(db, p => sqlx::query(
-            "INSERT INTO crisis_announcements (municipality, text_da, text_en, expires_at, set_by, set_at) VALUES ($1, $2, $3, $4, $5, $6) \
-             ON CONFLICT (municipality) DO UPDATE SET text_da = $2, text_en = $3, expires_at = $4, set_by = $5, set_at = $6")
-            .bind(&c.municipality).bind(&c.text_da).bind(&c.text_en)
+            "INSERT INTO crisis_announcements (municipality, text_da, text_en, audio, audio_format, expires_at, set_by, set_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (municipality) DO UPDATE SET text_da = $2, text_en = $3, audio = $4, audio_format = $5, expires_at = $6, set_by = $7, set_at = $8")
+            .bind(&c.municipality).bind(&c.text_da).bind(&c.text_en).bind(&b64).bind(&format)
             .bind(c.expires_at.timestamp_millis()).bind(&c.set_by).bind(c.set_at.timestamp_millis())
             .execute(p).await.map(|r| r.rows_affected()))?;
+        let audio = rec.map(|r| self.file(&c, &r.format)).filter(|f| f.exists());
         self.current
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(c.municipality.clone(), c);
+            .insert(c.municipality.clone(), Entry { crisis: c, audio });
         Ok(())
     }
 

@@ -1221,6 +1221,10 @@ pub struct SetAnnouncement {
     pub expires_at: Option<DateTime<Utc>>,
     /// Plays for this many minutes from now.
     pub minutes: Option<u32>,
+    /// A recording to play instead of the text (base64 of the file, at most 8 MiB).
+    pub audio_base64: Option<String>,
+    /// Its format: `wav`, `mp3`, `ogg` or `flac`.
+    pub audio_format: Option<String>,
 }
 
 /// The announcement of municipality `m` (null: none in force).
@@ -1249,8 +1253,36 @@ async fn set_announcement(
     may_change(&a.op)?;
     let clean = |t: Option<String>| t.map(|t| t.trim().to_string()).filter(|t| !t.is_empty());
     let (da, en) = (clean(b.text_da), clean(b.text_en));
-    if da.is_none() && en.is_none() {
-        return Err(ApiError::BadRequest("give text_da or text_en".into()));
+    let rec = match (
+        b.audio_base64.as_deref().filter(|a| !a.is_empty()),
+        b.audio_format.as_deref(),
+    ) {
+        (None, _) => None,
+        (Some(a), Some(f)) if super::announce::AUDIO_FORMATS.contains(&f) => {
+            use base64::Engine as _;
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(a.trim())
+                .map_err(|_| ApiError::BadRequest("audio_base64 is not base64".into()))?;
+            if bytes.is_empty() || bytes.len() > super::announce::MAX_AUDIO {
+                return Err(ApiError::BadRequest(
+                    "the recording is empty or over 8 MiB".into(),
+                ));
+            }
+            Some(super::announce::Recording {
+                bytes,
+                format: f.to_string(),
+            })
+        }
+        (Some(_), _) => {
+            return Err(ApiError::BadRequest(
+                "audio_format: wav, mp3, ogg or flac".into(),
+            ))
+        }
+    };
+    if da.is_none() && en.is_none() && rec.is_none() {
+        return Err(ApiError::BadRequest(
+            "give text_da, text_en or a recording".into(),
+        ));
     }
     if [&da, &en].iter().any(|t| {
         t.as_ref()
@@ -1276,10 +1308,31 @@ async fn set_announcement(
         municipality: m.clone(),
         text_da: da,
         text_en: en,
+        has_audio: rec.is_some(),
         expires_at,
         set_by: a.op.username.clone(),
         set_at: now,
     };
+    // A recording is written and decoded now: one that cannot be played is refused.
+    if let Some(r) = &rec {
+        let file = s
+            .inner
+            .announcements
+            .stage(&c, r)
+            .map_err(ApiError::internal)?;
+        if let Some(tts) = s.inner.tts.clone() {
+            let check = file.clone();
+            let ok = tokio::task::spawn_blocking(move || tts.prompt_file(&check).is_ok())
+                .await
+                .unwrap_or(false);
+            if !ok {
+                let _ = std::fs::remove_file(&file);
+                return Err(ApiError::BadRequest(
+                    "the recording cannot be decoded as the format given".into(),
+                ));
+            }
+        }
+    }
     // Synthesised now, so the first caller hears it without delay.
     if let Some(tts) = s.inner.tts.clone() {
         let texts: Vec<(Lang, String)> = c
@@ -1299,7 +1352,7 @@ async fn set_announcement(
     }
     s.inner
         .announcements
-        .set(s.db(), c.clone())
+        .set(s.db(), c.clone(), rec.as_ref())
         .await
         .map_err(ApiError::internal)?;
     audit(
@@ -1308,7 +1361,11 @@ async fn set_announcement(
         "announcement.set",
         &m,
         &m,
-        &format!("until {}", expires_at.to_rfc3339()),
+        &format!(
+            "until {}{}",
+            expires_at.to_rfc3339(),
+            if rec.is_some() { ", recording" } else { "" }
+        ),
     )
     .await?;
     Ok(Json(c))

@@ -75,6 +75,8 @@ pub struct ConsoleConfig {
     pub login_failures: u32,
     /// The window of `login_failures`, in seconds.
     pub login_window_s: u64,
+    /// Where crisis recordings are written for the calls to play.
+    pub announcements_dir: std::path::PathBuf,
     /// `/metrics` only for these client addresses (empty: any).
     pub metrics_allow: Vec<IpAddr>,
     /// `/metrics` also for requests with `Authorization: Bearer <token>`
@@ -90,6 +92,7 @@ impl Default for ConsoleConfig {
             session_hours: 12,
             login_failures: 5,
             login_window_s: 300,
+            announcements_dir: "var/announcements".into(),
             metrics_allow: Vec::new(),
             metrics_token: None,
         }

@@ -263,11 +263,12 @@ PAGES.announcement = async (main) => {
     const a = await api("GET", `${muniPath()}/announcement`);
     const may = ctx.me.operator.role !== "viewer";
     main.innerHTML = `<div id="current">${a ? `<div class="notice"><strong>In force until ${fmtTime(a.expires_at)}</strong> (set by ${esc(a.set_by)} ${fmtTime(a.set_at)})<br>
-        ${a.text_da ? `<span class="lang">da</span> ${esc(a.text_da)}<br>` : ""}${a.text_en ? `<span class="lang">en</span> ${esc(a.text_en)}` : ""}</div>
+        ${a.has_audio ? `<span class="lang">recording</span> a recorded message plays<br>` : ""}${a.text_da ? `<span class="lang">da</span> ${esc(a.text_da)}<br>` : ""}${a.text_en ? `<span class="lang">en</span> ${esc(a.text_en)}` : ""}</div>
         ${may ? `<button id="clear" class="danger">Clear announcement</button>` : ""}` : `<p id="none">No announcement in force.</p>`}</div>` +
       (may ? `<h2>Set an announcement</h2><form id="annform" class="stack">
         <label>Danish <textarea name="text_da" rows="3" maxlength="1000"></textarea></label>
         <label>English <textarea name="text_en" rows="3" maxlength="1000"></textarea></label>
+        <label>Or a recording (WAV, MP3, OGG or FLAC, at most 8 MiB; plays instead of the text) <input name="audio" type="file" accept=".wav,.mp3,.ogg,.flac,audio/*"></label>
         <label class="inline">Plays for <input name="minutes" type="number" min="1" max="44640" value="60" size="6"> minutes</label>
         <button type="submit">Set announcement</button></form>
         <p class="hint">New calls hear it before the menu within seconds; it is synthesised at once. Every change is audited.</p>` : "");
@@ -275,8 +276,15 @@ PAGES.announcement = async (main) => {
     if ($("#annform")) $("#annform").addEventListener("submit", async (e) => {
       e.preventDefault();
       const f = new FormData(e.target);
+      const body = { text_da: f.get("text_da"), text_en: f.get("text_en"), minutes: Number(f.get("minutes")) };
+      const file = f.get("audio");
+      if (file && file.size) {
+        const url = await new Promise((ok, bad) => { const r = new FileReader(); r.onload = () => ok(r.result); r.onerror = bad; r.readAsDataURL(file); });
+        body.audio_base64 = String(url).split(",")[1];
+        body.audio_format = file.name.split(".").pop().toLowerCase();
+      }
       try {
-        await api("PUT", `${muniPath()}/announcement`, { text_da: f.get("text_da"), text_en: f.get("text_en"), minutes: Number(f.get("minutes")) });
+        await api("PUT", `${muniPath()}/announcement`, body);
         await draw();
         flash("Announcement set.");
       } catch (err) { flash(err.message, true); }
