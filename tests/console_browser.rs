@@ -87,20 +87,22 @@ fn sipp_ports() -> (u16, u16) {
     panic!("no free ports for SIPp");
 }
 
-/// A silent caller to Nordby (the call lasts through the menu's re-prompts
-/// until the flow transfers it): SIPp's exit code and its log.
-async fn silent_call(target: std::net::SocketAddr, dir: &Path) -> (Option<i32>, String) {
+/// A SIPp call to Nordby from `caller` playing `scenario` (`tests/calls/`):
+/// SIPp's exit code and its log.
+async fn sipp_call(
+    target: std::net::SocketAddr,
+    dir: &Path,
+    scenario: &str,
+    caller: &str,
+) -> (Option<i32>, String) {
     let inf = dir.join("callers.csv");
-    std::fs::write(&inf, "SEQUENTIAL\n+4512345678;\n").unwrap();
+    std::fs::write(&inf, format!("SEQUENTIAL\n{caller};\n")).unwrap();
     let (sip, media) = sipp_ports();
     let out = tokio::process::Command::new("sipp")
         .arg(target.to_string())
         .args([
             "-sf",
-            root()
-                .join("tests/calls/silent_caller.xml")
-                .to_str()
-                .unwrap(),
+            root().join("tests/calls").join(scenario).to_str().unwrap(),
         ])
         .args(["-s", "+4570101010", "-inf", inf.to_str().unwrap()])
         .args([
@@ -203,7 +205,9 @@ async fn a_nordby_operator_sets_an_announcement_a_real_call_hears_it_and_shows_l
     // A real call, now.
     let call = {
         let (target, d) = (engine.sip_udp.unwrap(), dir.path().to_path_buf());
-        tokio::spawn(async move { silent_call(target, &d).await })
+        // A silent caller: the call lasts through the menu's re-prompts until
+        // the flow transfers it, long enough to be seen live.
+        tokio::spawn(async move { sipp_call(target, &d, "silent_caller.xml", "+4512345678").await })
     };
     for _ in 0..100 {
         if engine.active_calls() > 0 {
@@ -243,7 +247,36 @@ async fn a_nordby_operator_sets_an_announcement_a_real_call_hears_it_and_shows_l
     );
     to_browser.write_all(b"GO 1\n").await.unwrap();
     until_step(&mut lines, "cleared").await;
-    to_browser.write_all(b"GO\n").await.unwrap();
+    // Cleared: the next call, which orders a callback by keys, starts with the flow itself.
+    let (code, log) = sipp_call(
+        engine.sip_udp.unwrap(),
+        dir.path(),
+        "callback_keys_info.xml",
+        "+4587654321",
+    )
+    .await;
+    assert_eq!(code, Some(0), "sipp: {log}");
+    for _ in 0..100 {
+        if engine.active_calls() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let starts: Vec<(String,)> =
+        sqlx::query_as("SELECT said FROM call_turns WHERE input = 'start' ORDER BY said")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+    assert_eq!(starts.len(), 2);
+    assert_eq!(
+        starts
+            .iter()
+            .filter(|(s,)| s.contains(ANNOUNCEMENT_DA))
+            .count(),
+        1,
+        "only the first call heard the announcement: {starts:?}"
+    );
+    to_browser.write_all(b"GO 2\n").await.unwrap();
     let mut done = false;
     while let Some(l) = lines.next_line().await.unwrap() {
         eprintln!("browser: {l}");

@@ -122,7 +122,20 @@ try {
   check(audit.includes("announcement.set") && audit.includes("announcement.clear") && audit.includes("transcript.view"),
     "the audit log shows the announcement set and cleared and the transcript viewed");
   await shot("15-audit");
-  await step("cleared");
+  // The test places a second call, which orders a callback.
+  const total = await step("cleared");
+  await visit("kpis");
+  await page.waitForFunction((n) => document.querySelector("#kpi-calls .value")?.textContent === n, total, { timeout: 10000 });
+  const resolved = await page.textContent("#kpi-resolved .value");
+  check(resolved.startsWith("1 (50.0 %)"), `the KPI page counts ${total} calls, one resolved by the bot (${resolved})`);
+  await shot("16-kpis-two-calls");
+  await visit("callbacks");
+  const cb = await page.textContent("#cbs table");
+  check(cb.includes("requested") && cb.includes("••") && !cb.includes("87654321"), "the callback is listed with its number masked");
+  await page.click("button[data-act=done]");
+  await page.waitForFunction(() => document.querySelector("#cbs table")?.textContent.includes("nordby-op"), null, { timeout: 10000 });
+  check((await page.textContent("#cbs table")).includes("done"), "the operator marks the callback done and is named beside it");
+  await shot("17-callback-done");
   say("DONE");
 } catch (e) {
   await shot("failure").catch(() => {});
