@@ -70,8 +70,8 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
                     .context("--scope: `central` or a municipality id (a-z, 0-9, _ or -)")?;
                 let role = Role::parse(&role).context("--role: viewer, operator or supervisor")?;
                 let password = match std::env::var("IVR_ADMIN_PASSWORD") {
-                    Ok(p) => p,
-                    Err(_) => {
+                    Ok(p) if !p.is_empty() => p,
+                    _ => {
                         eprintln!("password (one line on standard input):");
                         let mut line = String::new();
                         std::io::stdin().lock().read_line(&mut line)?;
