@@ -70,7 +70,13 @@ impl Audit {
     /// # Errors
     /// The database's.
     pub async fn write(&self, e: &AuditEntry) -> Result<(), sqlx::Error> {
-        let id = super::accounts::random_token();
+        // Ordered by when it was written, also among entries of the same
+        // wall-clock millisecond (or a fixed test clock): the system clock's
+        // nanoseconds first, then randomness to keep ids unique.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let id = format!("{nanos:024}-{}", super::accounts::random_token());
         on_pool!(&self.db, p => sqlx::query(
             "INSERT INTO console_audit (id, at, username, action, municipality, target, detail) VALUES ($1, $2, $3, $4, $5, $6, $7)")
             .bind(id).bind(e.at.timestamp_millis()).bind(&e.username).bind(&e.action)
@@ -92,7 +98,7 @@ impl Audit {
     ) -> Result<Vec<AuditEntry>, sqlx::Error> {
         let rows: Vec<Row> = on_pool!(&self.db, p => sqlx::query_as(
             "SELECT at, username, action, municipality, target, detail FROM console_audit \
-             WHERE (CAST($1 AS TEXT) IS NULL OR municipality = $1) ORDER BY at DESC, id LIMIT $2 OFFSET $3")
+             WHERE (CAST($1 AS TEXT) IS NULL OR municipality = $1) ORDER BY at DESC, id DESC LIMIT $2 OFFSET $3")
             .bind(m).bind(i64::from(limit)).bind(i64::from(offset))
             .fetch_all(p).await)?;
         Ok(rows
