@@ -64,18 +64,33 @@ try {
   check(true, "the operator logs in");
 
   // Only Nordby.
+  await page.waitForSelector("#muni option", { state: "attached" });
   const munis = await page.$$eval("#muni option", (os) => os.map((o) => o.value));
   check(JSON.stringify(munis) === '["nordby"]', `the municipality picker offers only nordby (${munis})`);
   const api = await page.evaluate(async () => (await fetch("/api/v1/municipalities/sydhavn/kpis")).status);
   check(api === 404, "the browser session gets 404 for Sydhavn's KPIs");
 
   // Every page renders without script errors.
-  for (const [i, p] of ["live", "kpis", "callbacks", "calls", "flows", "announcement", "audit"].entries()) {
+  for (const [i, p] of ["live", "kpis", "callbacks", "calls", "flows", "announcement", "audit", "account"].entries()) {
     await visit(p);
     if (p === "flows") await page.waitForFunction(() => [...document.images].every((i) => i.complete && i.naturalWidth > 0));
     await shot(`${String(i + 2).padStart(2, "0")}-${p}`);
     check(errors.length === 0, `page ${p} renders without script errors ${errors.join("; ")}`);
   }
+
+  // An API token for scripts: shown once, works, revoked.
+  await visit("account");
+  await page.fill("#tokform input[name=name]", "kpi export script");
+  await page.click("#tokform button[type=submit]");
+  await page.waitForSelector("#newtoken .notice");
+  const secret = (await page.textContent("#newtoken .mono")).trim();
+  check(secret.startsWith("ivr_"), "an API token is issued and shown once");
+  await shot("09-account-token");
+  const byToken = await page.evaluate(async (t) => (await fetch("/api/v1/municipalities/nordby/kpis", { credentials: "omit", headers: { Authorization: `Bearer ${t}` } })).status, secret);
+  check(byToken === 200, "the token reads Nordby's KPIs without the session");
+  await page.click("button[data-revoke]");
+  await page.waitForFunction(() => document.querySelector("#content").textContent.includes("No tokens."));
+  check(true, "the token is revoked");
 
   // The crisis announcement.
   await visit("announcement");

@@ -16,7 +16,7 @@ use axum::Router;
 use super::ConsoleState;
 
 /// The pages: id (URL and renderer) and title.
-pub const PAGES: [(&str, &str); 7] = [
+pub const PAGES: [(&str, &str); 8] = [
     ("live", "Live calls"),
     ("kpis", "KPIs"),
     ("callbacks", "Callbacks & mail"),
@@ -24,6 +24,7 @@ pub const PAGES: [(&str, &str); 7] = [
     ("flows", "Flows"),
     ("announcement", "Crisis announcement"),
     ("audit", "Audit log"),
+    ("account", "Account & tokens"),
 ];
 
 const JS: &str = include_str!("assets/console.js");

@@ -304,6 +304,53 @@ PAGES.audit = async (main) => {
   ], p.items, "Nothing audited yet.");
 };
 
+PAGES.account = async (main) => {
+  const draw = async () => {
+    const tokens = await api("GET", "/api/v1/tokens");
+    const op = ctx.me.operator;
+    const admin = op.scope === "central" && op.role === "supervisor";
+    main.innerHTML = `<div class="cards">${card("User", op.username)}${card("Scope", typeof op.scope === "string" ? op.scope : op.scope.municipality)}${card("Role", op.role)}</div>
+      <h2>API tokens</h2><p class="hint">For scripts: send <span class="mono">Authorization: Bearer &lt;token&gt;</span>; a token acts as you. The API is described at <a href="/api/v1/openapi.json">/api/v1/openapi.json</a>.</p>
+      <div id="newtoken"></div>` +
+      table([["Id", (t) => `<span class="mono">${esc(t.id)}</span>`], ["Name", (t) => esc(t.name)], ["Created", (t) => fmtTime(t.created_at)],
+        ["", (t) => `<button data-revoke="${esc(t.id)}" class="danger">Revoke</button>`]], tokens, "No tokens.") +
+      `<form id="tokform" class="row"><label>Name <input name="name" required maxlength="80"></label><button type="submit">Issue token</button></form>` +
+      (admin ? `<h2>Accounts</h2><div id="users"></div><form id="userform" class="row">
+        <label>User name <input name="username" required pattern="[a-z0-9_-]+"></label>
+        <label>Password <input name="password" type="password" minlength="10" required></label>
+        <label>Scope <input name="scope" value="central" required></label>
+        <label>Role <select name="role"><option>viewer</option><option selected>operator</option><option>supervisor</option></select></label>
+        <button type="submit">Add account</button></form>` : "");
+    if (admin) {
+      const users = await api("GET", "/api/v1/users");
+      $("#users").innerHTML = table([["User", (u) => esc(u.username)], ["Scope", (u) => esc(typeof u.scope === "string" ? u.scope : u.scope.municipality)], ["Role", (u) => esc(u.role)], ["Created", (u) => fmtTime(u.created_at)]], users);
+      $("#userform").addEventListener("submit", async (e) => {
+        e.preventDefault();
+        const f = new FormData(e.target);
+        try {
+          await api("POST", "/api/v1/users", { username: f.get("username"), password: f.get("password"), scope: f.get("scope"), role: f.get("role") });
+          await draw();
+          flash("Account added.");
+        } catch (err) { flash(err.message, true); }
+      });
+    }
+    $("#tokform").addEventListener("submit", async (e) => {
+      e.preventDefault();
+      try {
+        const t = await api("POST", "/api/v1/tokens", { name: new FormData(e.target).get("name") });
+        await draw();
+        $("#newtoken").innerHTML = `<div class="notice">New token (shown once; copy it now): <span class="mono">${esc(t.secret)}</span></div>`;
+      } catch (err) { flash(err.message, true); }
+    });
+    main.querySelectorAll("button[data-revoke]").forEach((b) => b.addEventListener("click", async () => {
+      await api("DELETE", `/api/v1/tokens/${encodeURIComponent(b.dataset.revoke)}`);
+      await draw();
+      flash("Token revoked.");
+    }));
+  };
+  await draw();
+};
+
 async function boot() {
   const page = document.body.dataset.page;
   const content = $("#content");
