@@ -35,6 +35,8 @@ enum Command {
     Transcribe(cmd::transcribe::Args),
     /// Synthesise text with a voice into a WAV file.
     Say(cmd::say::Args),
+    /// Console accounts (`add-user`, `list-users`).
+    Admin(cmd::admin::Args),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +49,7 @@ fn main() -> ExitCode {
         Command::Doctor(a) => cmd::doctor::run(a),
         Command::Transcribe(a) => cmd::transcribe::run(a),
         Command::Say(a) => cmd::say::run(a),
+        Command::Admin(a) => cmd::admin::run(a),
     };
     match result {
         Ok(code) => code,

@@ -581,6 +581,7 @@ mod tests {
                 lang: "da".into(),
                 turns: 0,
                 transcript: None,
+                turn_log: vec![],
             })
             .await
             .unwrap();
