@@ -12,6 +12,7 @@
 //! The flow language is documented in `docs/flows.md`.
 
 pub mod diag;
+pub mod eval;
 pub mod hours;
 pub mod interp;
 pub mod lexical;

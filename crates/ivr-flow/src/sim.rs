@@ -393,24 +393,30 @@ impl Conversation {
                 _ if self.interp.is_transferring() => Event::Hangup,
                 _ => ev,
             };
-            if let Event::Speech {
-                text,
-                confidence,
-                lang,
-                ..
-            } = &ev
-            {
-                self.last_speech = Some(Event::Speech {
-                    text: text.clone(),
-                    confidence: *confidence,
-                    lang: *lang,
-                    identified: true,
-                });
-            }
-            let actions = self.interp.handle(ev, self.now);
-            lines.extend(self.drive(actions));
+            lines.extend(self.hear(ev));
         }
         lines
+    }
+
+    /// Feeds one event as it is (e.g. speech with its identified language);
+    /// returns the printed lines.
+    pub fn hear(&mut self, ev: Event) -> Vec<String> {
+        if let Event::Speech {
+            text,
+            confidence,
+            lang,
+            ..
+        } = &ev
+        {
+            self.last_speech = Some(Event::Speech {
+                text: text.clone(),
+                confidence: *confidence,
+                lang: *lang,
+                identified: true,
+            });
+        }
+        let actions = self.interp.handle(ev, self.now);
+        self.drive(actions)
     }
 
     fn drive(&mut self, mut actions: Vec<Action>) -> Vec<String> {

@@ -328,23 +328,26 @@ fn emit(
 }
 
 /// Runs `ivr simulate`.
-pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let (store, warnings) = match FlowStore::load(&args.flows) {
+/// Loads the deployment as the engine does; warnings go to stderr.
+pub(crate) fn load_store(flows: &std::path::Path) -> anyhow::Result<FlowStore> {
+    let (store, warnings) = match FlowStore::load(flows) {
         Ok(s) => s,
         Err(ivr_flow::StoreError::Invalid(diags)) => {
             for d in diags {
                 eprintln!("{d}");
             }
-            anyhow::bail!(
-                "the flows in {} do not pass `ivr check`",
-                args.flows.display()
-            );
+            anyhow::bail!("the flows in {} do not pass `ivr check`", flows.display());
         }
         Err(e) => return Err(e.into()),
     };
     for w in warnings {
         eprintln!("{w}");
     }
+    Ok(store)
+}
+
+pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let store = load_store(&args.flows)?;
     let route = match (&args.municipality, &args.number) {
         (Some(m), _) => store
             .municipality(m)
