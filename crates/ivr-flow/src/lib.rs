@@ -11,6 +11,7 @@
 //!
 //! The flow language is documented in `docs/flows.md`.
 
+pub mod carry;
 pub mod diag;
 pub mod eval;
 pub mod hours;

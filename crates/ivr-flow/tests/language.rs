@@ -38,7 +38,10 @@ fn an_english_first_turn_identified_as_english_switches_and_is_understood_in_eng
     let store = shipped();
     let mut c = nordby(&store);
     c.start(now());
-    let out = c.handle(identified("I need a new passport", Lang::En), now());
+    let out = c.handle(
+        identified("I am calling about my passport", Lang::En),
+        now(),
+    );
     assert_eq!(out.first(), Some(&Action::SetLanguage(Lang::En)), "{out:?}");
     assert_eq!(c.lang(), Lang::En);
     assert!(

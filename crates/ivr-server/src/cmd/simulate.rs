@@ -76,6 +76,11 @@ pub(crate) struct Args {
     /// summary after the call counts everything in that database.
     #[arg(long, value_name = "URL")]
     db: Option<String>,
+    /// Print the reasons behind each decision as `explain:` lines: intent
+    /// candidates with their scores, the values heard in each turn, and
+    /// answers taken from what the caller said earlier.
+    #[arg(long)]
+    explain: bool,
 }
 
 /// Choice of `--integrations`.
@@ -284,6 +289,7 @@ fn emit(
     last_speech: &mut Option<Event>,
 ) -> std::io::Result<()> {
     while !actions.is_empty() {
+        explain(out, it)?;
         let mut next = Vec::new();
         for a in &actions {
             writeln!(out, "{}", action_line(a))?;
@@ -324,7 +330,16 @@ fn emit(
         }
         actions = next;
     }
+    explain(out, it)?;
     out.flush()
+}
+
+/// The interpreter's explanations so far (only with `--explain`).
+fn explain(out: &mut impl Write, it: &mut Interpreter) -> std::io::Result<()> {
+    for l in it.take_explanations() {
+        writeln!(out, "explain: {}", l.expose())?;
+    }
+    Ok(())
 }
 
 /// Runs `ivr simulate`.
@@ -387,6 +402,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
             lang: args.lang,
         },
     );
+    it.set_explain(args.explain);
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let mut last_speech = None;
