@@ -1514,7 +1514,10 @@ impl Interpreter {
         match &g.prefill_prompt {
             Some(t) => self.say_text(t, g.barge_in, now, out),
             None => {
-                let v = self.spoken_answer(g, now).unwrap_or_default();
+                let mut v = self.spoken_answer(g, now).unwrap_or_default();
+                if g.expect == Expect::Time && self.lang == Lang::Da {
+                    v = format!("klokken {v}");
+                }
                 let text = match self.lang {
                     Lang::En => format!("I heard {v}. Is that correct?"),
                     _ => format!("Jeg hørte {v}. Er det rigtigt?"),
