@@ -41,35 +41,3 @@ fn every_conversation_script_passes() {
         failures.join("\n\n")
     );
 }
-
-/// What the caller already said counts (`tests/vectors/caller_turns/conversations/`):
-/// a cancellation, a booking and a callback said in one sentence go straight
-/// to the step that still needs an answer, in Danish and English.
-#[test]
-fn one_sentence_errands_go_straight_to_the_step_that_still_needs_an_answer() {
-    let (store, _) = FlowStore::load(flows_dir()).expect("shipped flows load");
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/vectors/caller_turns/conversations");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "txt"))
-        .collect();
-    files.sort();
-    assert!(files.len() >= 8, "found {} scripts", files.len());
-    let mut failures = Vec::new();
-    for f in &files {
-        let script = std::fs::read_to_string(f).unwrap();
-        if let Err(e) = run_script(&store, &script) {
-            failures.push(format!("{}: {e}", f.file_name().unwrap().to_string_lossy()));
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "{} of {} scripts failed:\n\n{}",
-        failures.len(),
-        files.len(),
-        failures.join("\n\n")
-    );
-}

@@ -47,7 +47,7 @@ use ivr_integrations::{
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     /// Municipality folder name (e.g. `nordby`).
-    #[arg(long, required_unless_present = "number")]
+    #[arg(long, required_unless_present_any = ["number", "script"])]
     municipality: Option<String>,
     /// Called number instead of a municipality (routes through tenants.toml).
     #[arg(long)]
@@ -76,6 +76,12 @@ pub(crate) struct Args {
     /// summary after the call counts everything in that database.
     #[arg(long, value_name = "URL")]
     db: Option<String>,
+    /// Run a conversation script instead of reading turns from stdin
+    /// (format: `crates/ivr-flow/tests/conversations/README.md`; the script
+    /// names the municipality and time), against simulated integrations.
+    /// Prints the transcript; exit 1 when an expectation of the script fails.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["municipality", "number"])]
+    script: Option<PathBuf>,
     /// Print the reasons behind each decision as `explain:` lines: intent
     /// candidates with their scores, the values heard in each turn, and
     /// answers taken from what the caller said earlier.
@@ -334,6 +340,25 @@ fn emit(
     out.flush()
 }
 
+/// `--script FILE`: runs a conversation script; exit 1 when it fails.
+fn run_script_file(store: &FlowStore, file: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let script =
+        std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    match ivr_flow::sim::run_script(store, &script) {
+        Ok(transcript) => {
+            for l in transcript {
+                println!("{l}");
+            }
+            println!("ok: {}", file.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("error: {}: {e}", file.display());
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
 /// The interpreter's explanations so far (only with `--explain`).
 fn explain(out: &mut impl Write, it: &mut Interpreter) -> std::io::Result<()> {
     for l in it.take_explanations() {
@@ -363,6 +388,9 @@ pub(crate) fn load_store(flows: &std::path::Path) -> anyhow::Result<FlowStore> {
 
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     let store = load_store(&args.flows)?;
+    if let Some(file) = &args.script {
+        return run_script_file(&store, file);
+    }
     let route = match (&args.municipality, &args.number) {
         (Some(m), _) => store
             .municipality(m)
