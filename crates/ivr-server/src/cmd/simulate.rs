@@ -76,12 +76,12 @@ pub(crate) struct Args {
     /// summary after the call counts everything in that database.
     #[arg(long, value_name = "URL")]
     db: Option<String>,
-    /// Run a conversation script instead of reading turns from stdin
-    /// (format: `crates/ivr-flow/tests/conversations/README.md`; the script
-    /// names the municipality and time), against simulated integrations.
-    /// Prints the transcript; exit 1 when an expectation of the script fails.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["municipality", "number"])]
-    script: Option<PathBuf>,
+    /// Run conversation scripts instead of reading turns from stdin
+    /// (format: `crates/ivr-flow/tests/conversations/README.md`; each script
+    /// names its municipality and time), against simulated integrations.
+    /// Prints each transcript; exit 1 when an expectation of any fails.
+    #[arg(long, value_name = "FILE", num_args = 1.., conflicts_with_all = ["municipality", "number"])]
+    script: Vec<PathBuf>,
     /// Print the reasons behind each decision as `explain:` lines: intent
     /// candidates with their scores, the values heard in each turn, and
     /// answers taken from what the caller said earlier.
@@ -340,22 +340,31 @@ fn emit(
     out.flush()
 }
 
-/// `--script FILE`: runs a conversation script; exit 1 when it fails.
-fn run_script_file(store: &FlowStore, file: &std::path::Path) -> anyhow::Result<ExitCode> {
-    let script =
-        std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-    match ivr_flow::sim::run_script(store, &script) {
-        Ok(transcript) => {
-            for l in transcript {
-                println!("{l}");
+/// `--script FILE...`: runs conversation scripts (the flows loaded once);
+/// exit 1 when any fails.
+fn run_script_files(store: &FlowStore, files: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    let mut failed = 0;
+    for file in files {
+        let script = std::fs::read_to_string(file)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+        match ivr_flow::sim::run_script(store, &script) {
+            Ok(transcript) => {
+                for l in transcript {
+                    println!("{l}");
+                }
+                println!("ok: {}", file.display());
             }
-            println!("ok: {}", file.display());
-            Ok(ExitCode::SUCCESS)
+            Err(e) => {
+                eprintln!("error: {}: {e}", file.display());
+                failed += 1;
+            }
         }
-        Err(e) => {
-            eprintln!("error: {}: {e}", file.display());
-            Ok(ExitCode::FAILURE)
-        }
+    }
+    if failed > 0 {
+        eprintln!("error: {failed} of {} scripts failed", files.len());
+        Ok(ExitCode::FAILURE)
+    } else {
+        Ok(ExitCode::SUCCESS)
     }
 }
 
@@ -388,8 +397,8 @@ pub(crate) fn load_store(flows: &std::path::Path) -> anyhow::Result<FlowStore> {
 
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     let store = load_store(&args.flows)?;
-    if let Some(file) = &args.script {
-        return run_script_file(&store, file);
+    if !args.script.is_empty() {
+        return run_script_files(&store, &args.script);
     }
     let route = match (&args.municipality, &args.number) {
         (Some(m), _) => store
