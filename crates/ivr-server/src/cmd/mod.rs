@@ -3,6 +3,7 @@
 pub(crate) mod admin;
 pub(crate) mod check;
 pub(crate) mod doctor;
+pub(crate) mod eval;
 pub(crate) mod graph;
 pub(crate) mod say;
 pub(crate) mod serve;
