@@ -75,6 +75,7 @@ use ivr_core::{Dtmf, Lang, Pii, Speech, WallClock};
 
 use crate::{
     hours::holiday_on,
+    intents::{self, Decision},
     model::*,
     speak,
     understand::{self, normalize},
@@ -90,8 +91,6 @@ const STEP_BUDGET: u32 = 200;
 /// Below this STT confidence an utterance counts as not understood (except
 /// for `expect = "text"`, whose words are kept as heard).
 const MIN_STT_CONFIDENCE: f32 = 0.3;
-/// Below this intent score an utterance counts as not understood.
-const MIN_INTENT_SCORE: f64 = 0.5;
 
 /// How a call ended, for the call record and statistics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -514,6 +513,12 @@ pub struct Interpreter {
     recognizing_again: bool,
     /// Departments whose transfer failed in this call, in order.
     failed_transfers: Vec<String>,
+    /// The clarifying question asked at the current gather: the two intents
+    /// (places in its `intents`) the next answer chooses between.
+    clarifying: Option<(usize, usize)>,
+    /// Set while understanding a turn: two intents scored too close to
+    /// choose; the gather asks which one instead of failing.
+    clarify_request: Option<(usize, usize)>,
 }
 
 enum Fail {
@@ -604,6 +609,8 @@ impl Interpreter {
             heard_speech: false,
             recognizing_again: false,
             failed_transfers: Vec::new(),
+            clarifying: None,
+            clarify_request: None,
         }
     }
 
@@ -1176,6 +1183,7 @@ impl Interpreter {
                             out.push(Action::SetLanguage(l));
                         }
                         self.dtmf.clear();
+                        self.clarifying = None;
                         self.ask(g, &g.prompt, None, now, out);
                         return;
                     }
@@ -1185,7 +1193,10 @@ impl Interpreter {
                     && understand::repeat_request(heard)
                 {
                     self.dtmf.clear();
-                    self.ask(g, &g.prompt, None, now, out);
+                    match self.clarifying.take() {
+                        Some((a, b)) => self.ask_clarification(g, a, b, now, out),
+                        None => self.ask(g, &g.prompt, None, now, out),
+                    }
                     return;
                 }
                 // Free text (a name, a message) is passed on as heard to a
@@ -1202,11 +1213,21 @@ impl Interpreter {
                         self.understand_speech(g, heard, l, now)
                     };
                     self.pending_lang = None;
+                    let clarify = self.clarify_request.take();
                     match understood {
                         Some(target) => {
                             self.lang = l;
                             out.push(Action::SetLanguage(l));
                             self.waiting_then_run(target, now, out);
+                        }
+                        // Understood in that language, between two intents:
+                        // ask which, in it.
+                        None if clarify.is_some() => {
+                            self.lang = l;
+                            out.push(Action::SetLanguage(l));
+                            if let Some((a, b)) = clarify {
+                                self.ask_clarification(g, a, b, now, out);
+                            }
                         }
                         // Identified on the first turn, with no transcript in
                         // the current language yet: make one.
@@ -1238,8 +1259,15 @@ impl Interpreter {
                         out.push(Action::SetLanguage(l));
                     }
                 }
+                let clarify = self.clarify_request.take();
                 match understood {
                     Some(target) => self.waiting_then_run(target, now, out),
+                    // Two intents too close to choose: ask which.
+                    None if clarify.is_some() => {
+                        if let Some((a, b)) = clarify {
+                            self.ask_clarification(g, a, b, now, out);
+                        }
+                    }
                     // Not understood in this language: perhaps it was
                     // another one. Same audio again, with identification.
                     None if !identified
@@ -1260,6 +1288,7 @@ impl Interpreter {
                     return;
                 }
                 self.recognizing_again = false;
+                self.clarifying = None;
                 match k {
                     // A lone '#' (e.g. after an entry already complete) is not an entry.
                     Dtmf::Hash if self.dtmf.is_empty() => return,
@@ -1287,6 +1316,7 @@ impl Interpreter {
             }
             Event::NoInput => {
                 self.recognizing_again = false;
+                self.clarifying = None;
                 if !self.dtmf.is_empty() {
                     self.complete_dtmf(g, now, out);
                 } else {
@@ -1344,36 +1374,51 @@ impl Interpreter {
         let norm = normalize(heard);
         match g.expect {
             Expect::Intent => {
-                let mut best: Option<(f64, &Intent, Option<Lang>)> = None;
-                for i in &g.intents {
-                    let own = i.matcher.get(&lang).map_or(0.0, |m| m.score(&norm));
-                    let (mut s, mut switch) = (own, None);
-                    // The other language's phrases count a little less; when
-                    // only they match, the caller speaks that language.
-                    for (l, m) in &i.matcher {
-                        let other = m.score(&norm);
-                        if *l != lang
-                            && other > own
-                            && other >= MIN_INTENT_SCORE
-                            && self.muni.languages.contains(l)
-                        {
-                            if 0.9 * other > s {
-                                s = 0.9 * other;
-                            }
-                            switch = Some(*l);
-                        }
-                    }
-                    if best.as_ref().is_none_or(|(b, _, _)| s > *b) {
-                        best = Some((s, i, switch));
-                    }
+                // The turn's meaning, once (the municipality's encoder; a
+                // failure to embed leaves the words alone to decide).
+                let query = self
+                    .muni
+                    .encoder
+                    .as_ref()
+                    .and_then(|e| e.embed(heard, crate::semantic::Role::Query).ok());
+                let langs = self.muni.languages.clone();
+                if let Some((a, b)) = self.clarifying.take() {
+                    let picked = intents::resolve_clarification(
+                        g,
+                        a,
+                        b,
+                        heard,
+                        lang,
+                        &langs,
+                        query.as_deref(),
+                    );
+                    return picked
+                        .and_then(|i| g.intents.get(i))
+                        .map(|i| self.choose(g, i));
                 }
-                if let Some((s, i, switch)) = best {
-                    if s >= MIN_INTENT_SCORE {
-                        if let Some(l) = switch {
-                            self.pending_lang = Some(l);
+                let scored = intents::score(g, heard, lang, &langs, query.as_deref());
+                let understanding = match &self.waiting {
+                    Waiting::Gather(id) => self
+                        .muni
+                        .flow(id.flow)
+                        .map(|f| f.understanding)
+                        .unwrap_or_default(),
+                    _ => Understanding::default(),
+                };
+                match intents::decide(&scored, g, &understanding) {
+                    Decision::Chosen { intent, lang } => {
+                        if let Some(i) = g.intents.get(intent) {
+                            if let Some(l) = lang {
+                                self.pending_lang = Some(l);
+                            }
+                            return Some(self.choose(g, i));
                         }
-                        return Some(self.choose(g, i));
                     }
+                    Decision::Clarify { first, second } => {
+                        self.clarify_request = Some((first, second));
+                        return None;
+                    }
+                    Decision::NotUnderstood => {}
                 }
                 // "et" / "one" / "tryk 1" for a menu key.
                 if norm.split(' ').count() <= 3 {
@@ -1479,6 +1524,34 @@ impl Interpreter {
                 .and_then(|p| self.save(g, Value::Digits(p.into_inner()))),
             Expect::Digits | Expect::Text => self.save(g, Value::Digits(keys.to_string())),
         }
+    }
+
+    /// Asks which of two close intents the caller meant, and listens again
+    /// at the same gather for the answer.
+    fn ask_clarification(
+        &mut self,
+        g: &Gather,
+        first: usize,
+        second: usize,
+        now: DateTime<Utc>,
+        out: &mut Vec<Action>,
+    ) {
+        let q = intents::clarify_question(g, first, second, self.lang);
+        let text = Text(
+            [(
+                self.lang,
+                Template {
+                    source: q.clone(),
+                    parts: vec![Part::Lit(q)],
+                    personal: false,
+                },
+            )]
+            .into_iter()
+            .collect(),
+        );
+        self.dtmf.clear();
+        self.clarifying = Some((first, second));
+        self.ask(g, &text, None, now, out);
     }
 
     fn fail(&mut self, g: &Gather, why: Fail, now: DateTime<Utc>, out: &mut Vec<Action>) {

@@ -13,6 +13,7 @@
 
 pub mod diag;
 pub mod hours;
+pub mod intents;
 pub mod interp;
 pub mod lexical;
 pub mod load;

@@ -826,13 +826,22 @@ pub fn parse_phone(text: &str) -> Option<Pii<String>> {
 
 // ---------------------------------------------------------------- intents
 
-/// What an intent is recognised by.
+/// What an intent is recognised by, in one language.
 #[derive(Debug, Clone, Default)]
 pub struct IntentMatcher {
     /// Normalised example phrases.
     pub examples: Vec<String>,
     /// Normalised keywords (one or more words each).
     pub keywords: Vec<String>,
+    /// Stemmed content words of each example ([`crate::lexical::Terms`]).
+    pub example_terms: Vec<Vec<String>>,
+    /// Stemmed words of each keyword: its content words when it has two or
+    /// more, else every word ([`crate::lexical::Terms::stems`]).
+    pub keyword_terms: Vec<Vec<String>>,
+    /// Examples as written, for the sentence encoder.
+    pub example_texts: Vec<String>,
+    /// Keywords as written.
+    pub keyword_texts: Vec<String>,
 }
 
 /// Similarity of a heard word to a keyword word: exact 1.0, otherwise
@@ -842,7 +851,7 @@ fn word_similarity(a: &str, b: &str) -> f64 {
     if a == b {
         return 1.0;
     }
-    if a.len() < 4 || b.len() < 4 {
+    if a.len() < 5 || b.len() < 5 {
         return 0.0;
     }
     let s = strsim::jaro_winkler(a, b);
@@ -854,6 +863,34 @@ fn word_similarity(a: &str, b: &str) -> f64 {
 }
 
 impl IntentMatcher {
+    /// Adds examples and keywords written in `lang` (normalised, stemmed).
+    pub fn add(
+        &mut self,
+        lang: Lang,
+        examples: &[String],
+        keywords: &[String],
+        terms: &crate::lexical::Terms,
+    ) {
+        for e in examples {
+            self.examples.push(normalize(e));
+            self.example_terms.push(terms.of(e, lang));
+            self.example_texts.push(e.clone());
+        }
+        for k in keywords {
+            self.keywords.push(normalize(k));
+            // Content words when there are two or more ("det gule kort":
+            // gul, kort); every word when the small ones carry the meaning
+            // ("ring mig op", "tale med").
+            let content = terms.of(k, lang);
+            self.keyword_terms.push(if content.len() >= 2 {
+                content
+            } else {
+                terms.stems(k, lang)
+            });
+            self.keyword_texts.push(k.clone());
+        }
+    }
+
     /// A score in [0, 1] for a normalised utterance: a keyword heard (each of
     /// its words found, allowing small misspellings) gives up to 0.95; an
     /// example phrase contributes its word overlap.
@@ -887,7 +924,10 @@ impl IntentMatcher {
             if ex == utterance {
                 return 1.0;
             }
-            let content: Vec<&&str> = exs.iter().filter(|w| w.len() > 2).collect();
+            let content: Vec<&&str> = exs
+                .iter()
+                .filter(|w| w.len() > 2 && !crate::lexical::is_stop_word(w))
+                .collect();
             if content.is_empty() {
                 continue;
             }
@@ -897,6 +937,30 @@ impl IntentMatcher {
                 .count();
             let overlap = hit as f64 / content.len() as f64;
             best = best.max(0.9 * overlap);
+        }
+        best
+    }
+
+    /// [`IntentMatcher::score`], or the same measures on stemmed words, so
+    /// "aflysningen", "aflyste" and "aflyse" meet: every stemmed word of a
+    /// keyword heard (`stems`: [`crate::lexical::Terms::stems`] of the
+    /// utterance) gives 0.95; an example gives 0.9 times the share of its
+    /// stemmed content words heard (`content`: [`crate::lexical::Terms::of`]).
+    pub fn lexical(&self, utterance: &str, stems: &[String], content: &[String]) -> f64 {
+        let mut best = self.score(utterance);
+        for k in &self.keyword_terms {
+            if !k.is_empty() && k.iter().all(|t| stems.contains(t) || content.contains(t)) {
+                best = best.max(0.95);
+            }
+        }
+        for e in &self.example_terms {
+            if e.is_empty() {
+                continue;
+            }
+            // An example of one content word ("ringes op" -> "ring") says
+            // too little on its own: at most half.
+            let hit = e.iter().filter(|t| content.contains(t)).count();
+            best = best.max(0.9 * hit as f64 / e.len().max(2) as f64);
         }
         best
     }
@@ -1066,8 +1130,8 @@ mod tests {
     #[test]
     fn keywords_survive_misspellings_and_inflection() {
         let m = IntentMatcher {
-            examples: vec![],
             keywords: vec![normalize("boligstøtte")],
+            ..Default::default()
         };
         assert!(m.score(&normalize("jeg ringer om min boligstøtte")) > 0.9);
         assert!(m.score(&normalize("boligstotte")) > 0.8);

@@ -64,6 +64,11 @@ pub(crate) struct Args {
     /// Deployment folder.
     #[arg(long, default_value = "flows")]
     flows: PathBuf,
+    /// Sentence-embedding model for intents, as the engine uses it
+    /// (`[understanding] model`); when it cannot be loaded, intents are
+    /// recognised by their words alone and a note says so.
+    #[arg(long, default_value = "models/e5-small/e5-small-q4.bin")]
+    model: PathBuf,
     /// Where integration requests go: `standins` runs the engine's
     /// integrations against local stand-ins (an in-process Frontdesk server,
     /// callback store and mail outbox on SQLite; mails are queued, never
@@ -329,7 +334,8 @@ fn emit(
 
 /// Runs `ivr simulate`.
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let (store, warnings) = match FlowStore::load(&args.flows) {
+    let encoder = crate::cmd::check::encoder_or_note(&args.model);
+    let (store, warnings) = match FlowStore::load_with(&args.flows, encoder) {
         Ok(s) => s,
         Err(ivr_flow::StoreError::Invalid(diags)) => {
             for d in diags {
