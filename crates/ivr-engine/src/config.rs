@@ -78,6 +78,7 @@ impl Default for EngineConfig {
             trunks: vec![TrunkConfig::loopback()],
             media: MediaConfig::default(),
             flows: FlowsConfig::default(),
+            understanding: UnderstandingConfig::default(),
             stt: ivr_stt::SttConfig::default(),
             tts: ivr_tts::Config::default(),
             integrations: ivr_integrations::config::Config::default(),

@@ -293,6 +293,56 @@ pub fn parse_yes_no(text: &str) -> Option<bool> {
     }
 }
 
+// ---------------------------------------------------------------- corrections
+
+/// What a caller corrected to, when they corrected themselves in the turn
+/// ("til min skat... nej, til min pension", "a passport, no sorry, a driving
+/// licence", "jeg mener"): the words after the last correction; otherwise
+/// the whole turn.
+pub fn corrected(text: &str) -> &str {
+    let lower = text.to_lowercase();
+    const MARKERS: &[&str] = &[
+        "... nej",
+        "…nej",
+        "… nej",
+        "...nej",
+        ", nej,",
+        ", nej ",
+        "nej undskyld",
+        "nej vent",
+        "nej nej",
+        "eller nej",
+        "jeg mener",
+        "undskyld, jeg mener",
+        ", no,",
+        ", no ",
+        "no sorry",
+        "no wait",
+        "sorry, i mean",
+        "i mean",
+        "... no",
+        "...no",
+    ];
+    let cut = MARKERS
+        .iter()
+        .filter_map(|m| lower.rfind(m).map(|i| i + m.len()))
+        .max();
+    match cut {
+        // Byte offsets of the lower-cased text match the original only when
+        // lower-casing kept every length (true for Danish and English text).
+        Some(i) if lower.len() == text.len() && text.is_char_boundary(i) => {
+            let rest = &text[i..];
+            // Something must be left to understand.
+            if normalize(rest).split(' ').filter(|w| w.len() > 2).count() >= 1 {
+                rest
+            } else {
+                text
+            }
+        }
+        _ => text,
+    }
+}
+
 // ---------------------------------------------------------------- language
 
 /// A request to switch language: "English please", "can we speak English",
@@ -895,7 +945,13 @@ impl IntentMatcher {
     /// its words found, allowing small misspellings) gives up to 0.95; an
     /// example phrase contributes its word overlap.
     pub fn score(&self, utterance: &str) -> f64 {
-        let heard = tokens(utterance);
+        let mut heard = tokens(utterance);
+        // Speech recognisers split compounds ("kør kort", "bolig støtte",
+        // "mit i d"): the joined neighbours count as heard words too.
+        let joined: Vec<String> = (2..=3)
+            .flat_map(|n| heard.windows(n).map(|w| w.concat()))
+            .collect();
+        heard.extend(joined.iter().map(String::as_str));
         let mut best: f64 = 0.0;
         for kw in &self.keywords {
             let kws = tokens(kw);
