@@ -1184,6 +1184,35 @@ mod tests {
     }
 
     #[test]
+    fn a_correction_in_the_turn_leaves_what_the_caller_corrected_to() {
+        assert_eq!(
+            corrected("til min skat... nej, til min pension").trim(),
+            ", til min pension"
+        );
+        assert_eq!(
+            corrected("a passport, no sorry, a driving licence").trim(),
+            ", a driving licence"
+        );
+        // No correction, or nothing after it: the whole turn.
+        assert_eq!(
+            corrected("nej tak, jeg vil gerne have et pas"),
+            "nej tak, jeg vil gerne have et pas"
+        );
+        assert_eq!(corrected("jeg mener"), "jeg mener");
+    }
+
+    #[test]
+    fn compounds_a_recogniser_split_still_match_their_keyword() {
+        let m = IntentMatcher {
+            keywords: vec![normalize("kørekort"), normalize("mitid")],
+            ..Default::default()
+        };
+        assert!(m.score(&normalize("jeg har mistet mit kør kort")) > 0.8);
+        assert!(m.score(&normalize("jeg kan ikke logge på mit i d")) > 0.9);
+        assert!(m.score(&normalize("jeg skal have et pas")) < 0.5);
+    }
+
+    #[test]
     fn keywords_survive_misspellings_and_inflection() {
         let m = IntentMatcher {
             keywords: vec![normalize("boligstøtte")],
