@@ -171,6 +171,7 @@ pub fn score(
             })
     };
     let heard_content = terms.of(heard, lang);
+    let vocab = vocabularies(g, lang);
     let mut out: Vec<Scored> = g
         .intents
         .iter()
@@ -194,7 +195,7 @@ pub fn score(
                 }
             }
             if lexical > 0.0 {
-                lexical = (lexical + coverage_bonus(g, i, lang, &heard_content)).min(1.0);
+                lexical = (lexical + coverage_bonus(&vocab, i, &heard_content)).min(1.0);
             }
             let cosine = query.and_then(|q| intent.vectors.best(q));
             Scored {
@@ -210,41 +211,48 @@ pub fn score(
     out
 }
 
+/// The stemmed words each intent of a gather uses in `lang` (its examples'
+/// content words and its keywords).
+fn vocabularies(g: &Gather, lang: Lang) -> Vec<std::collections::BTreeSet<&str>> {
+    g.intents
+        .iter()
+        .map(|x| {
+            x.matcher
+                .get(&lang)
+                .map(|m| {
+                    m.example_terms
+                        .iter()
+                        .chain(&m.keyword_terms)
+                        .flatten()
+                        .map(String::as_str)
+                        .collect()
+                })
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
 /// A little more for an intent when the turn holds several of the words
 /// that only it (or one other intent) of the gather uses: "aflyse ... møde
 /// ... jobcentret" is more of the cancellation intent (whose examples speak
 /// of all three) than of the job centre (which shares only "jobcentret").
 /// 0.04 per distinctive word after the first, at most 0.12.
-fn coverage_bonus(g: &Gather, i: usize, lang: Lang, heard: &[String]) -> f32 {
-    fn vocab(x: &Intent, lang: Lang) -> std::collections::BTreeSet<&str> {
-        x.matcher
-            .get(&lang)
-            .map(|m| {
-                m.example_terms
-                    .iter()
-                    .chain(&m.keyword_terms)
-                    .flatten()
-                    .map(String::as_str)
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-    let Some(me) = g.intents.get(i) else {
+fn coverage_bonus(vocab: &[std::collections::BTreeSet<&str>], i: usize, heard: &[String]) -> f32 {
+    let Some(mine) = vocab.get(i) else {
         return 0.0;
     };
-    let mine = vocab(me, lang);
-    let others: Vec<std::collections::BTreeSet<&str>> = g
-        .intents
-        .iter()
-        .enumerate()
-        .filter(|(j, _)| *j != i)
-        .map(|(_, x)| vocab(x, lang))
-        .collect();
     let mut seen = std::collections::BTreeSet::new();
     let distinctive = heard
         .iter()
         .filter(|t| mine.contains(t.as_str()) && seen.insert(t.as_str()))
-        .filter(|t| others.iter().filter(|o| o.contains(t.as_str())).count() <= 1)
+        .filter(|t| {
+            vocab
+                .iter()
+                .enumerate()
+                .filter(|(j, v)| *j != i && v.contains(t.as_str()))
+                .count()
+                <= 1
+        })
         .count();
     0.04 * (distinctive.saturating_sub(1).min(3) as f32)
 }

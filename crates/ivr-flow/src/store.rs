@@ -38,8 +38,6 @@ pub struct FlowStore {
     current: RwLock<(Arc<Deployment>, Option<SystemTime>)>,
     /// Embeds intent examples at each (re)load; `None`: words only.
     encoder: Option<Arc<dyn SentenceEncoder>>,
-    /// Example vectors by text, kept across reloads (flow text only).
-    vectors: Mutex<HashMap<String, Arc<[f32]>>>,
 }
 
 fn newest_mtime(root: &Path) -> Option<SystemTime> {
@@ -58,18 +56,41 @@ fn newest_mtime(root: &Path) -> Option<SystemTime> {
     newest
 }
 
+/// Example vectors by encoder and text, kept for the life of the process:
+/// a reload, and every store of the same flows (tests start many engines),
+/// embeds only texts it has not seen. Flow text only, never what a caller
+/// said; emptied if it ever holds more than [`MAX_CACHED_VECTORS`].
+type VectorCache = HashMap<(String, String), Arc<[f32]>>;
+static VECTORS: std::sync::OnceLock<Mutex<VectorCache>> = std::sync::OnceLock::new();
+/// Bound of the example-vector cache (about 1.5 kB a vector).
+const MAX_CACHED_VECTORS: usize = 50_000;
+
 /// Attaches the encoder and example vectors to every municipality.
 fn embed(
     encoder: Option<&Arc<dyn SentenceEncoder>>,
-    vectors: &Mutex<HashMap<String, Arc<[f32]>>>,
     mut d: Deployment,
 ) -> Result<Deployment, StoreError> {
     let Some(enc) = encoder else {
         return Ok(d);
     };
-    let mut cache = vectors.lock().unwrap_or_else(|e| e.into_inner());
+    let mut all = VECTORS
+        .get_or_init(|| Mutex::new(HashMap::new()))
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if all.len() > MAX_CACHED_VECTORS {
+        all.clear();
+    }
+    let name = enc.name().to_string();
+    let mut cache: HashMap<String, Arc<[f32]>> = all
+        .iter()
+        .filter(|((n, _), _)| *n == name)
+        .map(|((_, t), v)| (t.clone(), v.clone()))
+        .collect();
     for m in d.municipalities.values_mut() {
         crate::intents::embed_examples(Arc::make_mut(m), enc, &mut cache)?;
+    }
+    for (t, v) in cache {
+        all.insert((name.clone(), t), v);
     }
     Ok(d)
 }
@@ -95,13 +116,11 @@ impl FlowStore {
         let loaded = load(&root);
         match loaded.deployment {
             Some(d) => {
-                let vectors = Mutex::new(HashMap::new());
-                let d = embed(encoder.as_ref(), &vectors, d)?;
+                let d = embed(encoder.as_ref(), d)?;
                 let store = Self {
                     root,
                     current: RwLock::new((Arc::new(d), stamp)),
                     encoder,
-                    vectors,
                 };
                 Ok((store, loaded.diagnostics))
             }
@@ -121,7 +140,7 @@ impl FlowStore {
         let loaded = load(&self.root);
         match loaded.deployment {
             Some(d) => {
-                let d = embed(self.encoder.as_ref(), &self.vectors, d)?;
+                let d = embed(self.encoder.as_ref(), d)?;
                 let mut cur = self.current.write().unwrap_or_else(|e| e.into_inner());
                 *cur = (Arc::new(d), stamp);
                 Ok(loaded.diagnostics)

@@ -901,7 +901,9 @@ fn word_similarity(a: &str, b: &str) -> f64 {
     if a == b {
         return 1.0;
     }
-    if a.len() < 5 || b.len() < 5 {
+    // Short words must match exactly; words of very different length are
+    // different words (and the similarity is not worth computing).
+    if a.len() < 5 || b.len() < 5 || a.len().abs_diff(b.len()) > 3 {
         return 0.0;
     }
     let s = strsim::jaro_winkler(a, b);
@@ -945,12 +947,14 @@ impl IntentMatcher {
     /// its words found, allowing small misspellings) gives up to 0.95; an
     /// example phrase contributes its word overlap.
     pub fn score(&self, utterance: &str) -> f64 {
-        let mut heard = tokens(utterance);
+        let words = tokens(utterance);
         // Speech recognisers split compounds ("kør kort", "bolig støtte",
-        // "mit i d"): the joined neighbours count as heard words too.
+        // "mit i d"): for keywords, the joined neighbours count as heard
+        // words too.
         let joined: Vec<String> = (2..=3)
-            .flat_map(|n| heard.windows(n).map(|w| w.concat()))
+            .flat_map(|n| words.windows(n).map(|w| w.concat()))
             .collect();
+        let mut heard = words.clone();
         heard.extend(joined.iter().map(String::as_str));
         let mut best: f64 = 0.0;
         for kw in &self.keywords {
@@ -989,7 +993,7 @@ impl IntentMatcher {
             }
             let hit = content
                 .iter()
-                .filter(|w| heard.iter().any(|h| word_similarity(h, w) > 0.0))
+                .filter(|w| words.iter().any(|h| word_similarity(h, w) > 0.0))
                 .count();
             let overlap = hit as f64 / content.len() as f64;
             best = best.max(0.9 * overlap);
