@@ -7,9 +7,10 @@
 //! Flags: `-O3` in every profile (the encoder runs in tests too), no OpenMP
 //! (one turn is embedded on one core; calls run in parallel instead, beside
 //! whisper), and `-march=native` so the AVX2 integer kernels are used on the
-//! machine that builds and runs the engine. Set `IVR_E5_PORTABLE=1` to build
-//! for the baseline x86-64 instead (a binary for other machines; about twice
-//! as slow).
+//! machine that builds and runs the engine. A binary built for other
+//! machines (a container image) sets `IVR_E5_MARCH` (e.g. `x86-64-v3`: AVX2,
+//! every x86 server since about 2015) or `IVR_E5_PORTABLE=1` (baseline
+//! x86-64, about twice as slow).
 
 use std::path::PathBuf;
 
@@ -17,6 +18,7 @@ fn main() {
     println!("cargo::rustc-check-cfg=cfg(e5_engine)");
     println!("cargo:rerun-if-env-changed=IVR_E5_SRC");
     println!("cargo:rerun-if-env-changed=IVR_E5_PORTABLE");
+    println!("cargo:rerun-if-env-changed=IVR_E5_MARCH");
     let dir = match std::env::var_os("IVR_E5_SRC") {
         Some(d) => PathBuf::from(d),
         None => {
@@ -48,8 +50,14 @@ fn main() {
     let portable = std::env::var_os("IVR_E5_PORTABLE").is_some_and(|v| v != "0" && !v.is_empty());
     let target = std::env::var("TARGET").unwrap_or_default();
     let host = std::env::var("HOST").unwrap_or_default();
-    if !portable && target == host {
-        b.flag_if_supported("-march=native");
+    match std::env::var("IVR_E5_MARCH") {
+        Ok(march) if !march.is_empty() => {
+            b.flag(format!("-march={march}"));
+        }
+        _ if !portable && target == host => {
+            b.flag_if_supported("-march=native");
+        }
+        _ => {}
     }
     b.compile("e5");
     println!("cargo:rustc-link-lib=m");
