@@ -142,6 +142,10 @@ fn setup_with_smtp(smtp_port: u16) -> Setup {
         r.join("models/whisper-base/ggml-base-q8_0.bin").exists(),
         "models/whisper-base missing: run `make setup`"
     );
+    assert!(
+        r.join("models/e5-small/e5-small-q4.bin").exists(),
+        "models/e5-small missing: run `make setup`"
+    );
     // The TTS disk cache is shared between tests so the prompts are synthesised once.
     let cache = r.join("target/e2e-tts-cache");
     let text = format!(
@@ -162,6 +166,9 @@ reload_poll_ms = 0
 fixed_time = "2026-12-01T09:00:00Z"
 [stt]
 model = "{model}"
+[understanding]
+model = "{e5}"
+required = true
 [tts]
 voices_dir = "{voices}"
 onnxruntime = "{ort}"
@@ -189,6 +196,7 @@ keep_transcripts = true
         ort = r.join("models/onnxruntime/libonnxruntime.so").display(),
         cache = cache.display(),
         model = r.join("models/whisper-base/ggml-base-q8_0.bin").display(),
+        e5 = r.join("models/e5-small/e5-small-q4.bin").display(),
         db = dir.path().join("ivr.db").display(),
     );
     let cfg = EngineConfig::parse(&text).unwrap();

@@ -59,6 +59,8 @@ pub struct EngineConfig {
     pub media: MediaConfig,
     /// `[flows]`.
     pub flows: FlowsConfig,
+    /// `[understanding]`.
+    pub understanding: UnderstandingConfig,
     /// `[stt]` (see `ivr_stt::SttConfig`).
     pub stt: ivr_stt::SttConfig,
     /// `[tts]` (see `ivr_tts::Config`).
@@ -102,6 +104,7 @@ impl Default for EngineConfig {
             trunks: vec![TrunkConfig::loopback()],
             media: MediaConfig::default(),
             flows: FlowsConfig::default(),
+            understanding: UnderstandingConfig::default(),
             stt: ivr_stt::SttConfig::default(),
             tts: ivr_tts::Config::default(),
             integrations: ivr_integrations::config::Config::default(),
@@ -647,6 +650,28 @@ impl Default for FlowsConfig {
             dir: PathBuf::from("flows"),
             reload_poll_ms: 2000,
             fixed_time: None,
+        }
+    }
+}
+
+/// `[understanding]`: the sentence-embedding model behind intent
+/// recognition (`ivr_flow::intents`, crate `ivr-embed`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UnderstandingConfig {
+    /// multilingual-e5-small, 4-bit (`make setup` fetches it here).
+    pub model: PathBuf,
+    /// Refuse to start when the model cannot be loaded. False (the
+    /// default): start anyway, log an error, and recognise intents by their
+    /// words alone (keywords, stemming), as `ivr doctor` also reports.
+    pub required: bool,
+}
+
+impl Default for UnderstandingConfig {
+    fn default() -> Self {
+        UnderstandingConfig {
+            model: PathBuf::from("models/e5-small/e5-small-q4.bin"),
+            required: false,
         }
     }
 }

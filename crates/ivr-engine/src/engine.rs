@@ -57,6 +57,10 @@ pub enum EngineError {
     /// An integration's configuration is unusable.
     #[error("integrations: {0}")]
     Integrations(String),
+    /// The sentence-embedding model cannot be loaded and
+    /// `[understanding] required = true`.
+    #[error("understanding: {0}")]
+    Understanding(#[from] ivr_embed::LoadError),
     /// A socket (HTTP, stand-in) cannot be bound.
     #[error("cannot bind {what}: {source}")]
     Bind {
@@ -92,6 +96,30 @@ struct State {
     stt: SpeechPool,
 }
 
+/// The sentence encoder of `[understanding]`: `None` (with an error in the
+/// log) when it cannot be loaded and is not `required`.
+fn load_encoder(
+    cfg: &crate::config::UnderstandingConfig,
+) -> Result<Option<Arc<dyn ivr_flow::semantic::SentenceEncoder>>, EngineError> {
+    match ivr_embed::E5Encoder::load(&cfg.model) {
+        Ok(e) => {
+            tracing::info!(
+                model = %cfg.model.display(),
+                load_ms = e.load_time().as_millis() as u64,
+                "sentence encoder loaded: intents are recognised by meaning and words"
+            );
+            Ok(Some(Arc::new(e)))
+        }
+        Err(e) if cfg.required => Err(e.into()),
+        Err(e) => {
+            tracing::error!(
+                "{e}; intents are recognised by their words alone (set [understanding] required = true to refuse to start instead)"
+            );
+            Ok(None)
+        }
+    }
+}
+
 async fn bind_local(what: &'static str) -> Result<tokio::net::TcpListener, EngineError> {
     tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -107,8 +135,9 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
         Some(t) => Arc::new(FixedClock(t)),
         None => Arc::new(SystemClock),
     };
-    // Flows.
-    let (flows, warnings) = FlowStore::load(&cfg.flows.dir)?;
+    // Flows, with the sentence encoder for intents when it loads.
+    let encoder = load_encoder(&cfg.understanding)?;
+    let (flows, warnings) = FlowStore::load_with(&cfg.flows.dir, encoder)?;
     for w in &warnings {
         tracing::warn!(file = %w.file.display(), line = w.line, "{}", w.message);
     }

@@ -76,6 +76,7 @@ use ivr_core::{Dtmf, Lang, Pii, Speech, WallClock};
 use crate::{
     carry::Heard,
     hours::holiday_on,
+    intents::{self, Decision},
     model::*,
     speak,
     understand::{self, normalize},
@@ -91,8 +92,6 @@ const STEP_BUDGET: u32 = 200;
 /// Below this STT confidence an utterance counts as not understood (except
 /// for `expect = "text"`, whose words are kept as heard).
 const MIN_STT_CONFIDENCE: f32 = 0.3;
-/// Below this intent score an utterance counts as not understood.
-const MIN_INTENT_SCORE: f64 = 0.5;
 
 /// How a call ended, for the call record and statistics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -548,6 +547,12 @@ pub struct Interpreter {
     /// Explanations of decisions (scores, answers from earlier turns), when
     /// asked for (`ivr simulate --explain`). They quote the caller: personal.
     explain: Option<Vec<Pii<String>>>,
+    /// The clarifying question asked at the current gather: the two intents
+    /// (places in its `intents`) the next answer chooses between.
+    clarifying: Option<(usize, usize)>,
+    /// Set while understanding a turn: two intents scored too close to
+    /// choose; the gather asks which one instead of failing.
+    clarify_request: Option<(usize, usize)>,
 }
 
 enum Fail {
@@ -642,6 +647,8 @@ impl Interpreter {
             prefilling: false,
             confirm_undo: None,
             explain: None,
+            clarifying: None,
+            clarify_request: None,
         }
     }
 
@@ -1254,6 +1261,7 @@ impl Interpreter {
                             out.push(Action::SetLanguage(l));
                         }
                         self.dtmf.clear();
+                        self.clarifying = None;
                         self.ask(g, &g.prompt, None, now, out);
                         return;
                     }
@@ -1263,7 +1271,10 @@ impl Interpreter {
                     && understand::repeat_request(heard)
                 {
                     self.dtmf.clear();
-                    self.ask(g, &g.prompt, None, now, out);
+                    match self.clarifying.take() {
+                        Some((a, b)) => self.ask_clarification(g, a, b, now, out),
+                        None => self.ask(g, &g.prompt, None, now, out),
+                    }
                     return;
                 }
                 // Kept for the questions still to come in this call.
@@ -1289,11 +1300,21 @@ impl Interpreter {
                         self.understand_speech(g, heard, l, now)
                     };
                     self.pending_lang = None;
+                    let clarify = self.clarify_request.take();
                     match understood {
                         Some(target) => {
                             self.lang = l;
                             out.push(Action::SetLanguage(l));
                             self.waiting_then_run(target, now, out);
+                        }
+                        // Understood in that language, between two intents:
+                        // ask which, in it.
+                        None if clarify.is_some() => {
+                            self.lang = l;
+                            out.push(Action::SetLanguage(l));
+                            if let Some((a, b)) = clarify {
+                                self.ask_clarification(g, a, b, now, out);
+                            }
                         }
                         // Identified on the first turn, with no transcript in
                         // the current language yet: make one.
@@ -1325,8 +1346,15 @@ impl Interpreter {
                         out.push(Action::SetLanguage(l));
                     }
                 }
+                let clarify = self.clarify_request.take();
                 match understood {
                     Some(target) => self.waiting_then_run(target, now, out),
+                    // Two intents too close to choose: ask which.
+                    None if clarify.is_some() => {
+                        if let Some((a, b)) = clarify {
+                            self.ask_clarification(g, a, b, now, out);
+                        }
+                    }
                     // Not understood in this language: perhaps it was
                     // another one. Same audio again, with identification.
                     None if !identified
@@ -1347,6 +1375,7 @@ impl Interpreter {
                     return;
                 }
                 self.recognizing_again = false;
+                self.clarifying = None;
                 match k {
                     // A lone '#' (e.g. after an entry already complete) is not an entry.
                     Dtmf::Hash if self.dtmf.is_empty() => return,
@@ -1374,6 +1403,7 @@ impl Interpreter {
             }
             Event::NoInput => {
                 self.recognizing_again = false;
+                self.clarifying = None;
                 if !self.dtmf.is_empty() {
                     self.complete_dtmf(g, now, out);
                 } else {
@@ -1675,65 +1705,96 @@ impl Interpreter {
         let norm = normalize(heard);
         match g.expect {
             Expect::Intent => {
-                let mut best: Option<(f64, &Intent, Option<Lang>)> = None;
-                let mut scores: Vec<(f64, &str)> = Vec::new();
-                for i in &g.intents {
-                    let own = i.matcher.get(&lang).map_or(0.0, |m| m.score(&norm));
-                    let (mut s, mut switch) = (own, None);
-                    // The other language's phrases count a little less; when
-                    // only they match, the caller speaks that language.
-                    for (l, m) in &i.matcher {
-                        let other = m.score(&norm);
-                        if *l != lang
-                            && other > own
-                            && other >= MIN_INTENT_SCORE
-                            && self.muni.languages.contains(l)
-                        {
-                            if 0.9 * other > s {
-                                s = 0.9 * other;
-                            }
-                            switch = Some(*l);
-                        }
-                    }
-                    scores.push((s, i.name.as_str()));
-                    if best.as_ref().is_none_or(|(b, _, _)| s > *b) {
-                        best = Some((s, i, switch));
-                    }
+                // The turn's meaning, once (the municipality's encoder; a
+                // failure to embed leaves the words alone to decide).
+                let query = self
+                    .muni
+                    .encoder
+                    .as_ref()
+                    .and_then(|e| e.embed(heard, crate::semantic::Role::Query).ok());
+                let langs = self.muni.languages.clone();
+                // (Words said earlier are no answer to a clarifying question.)
+                if let Some((a, b)) = self.clarifying.take().filter(|_| !self.prefilling) {
+                    let picked = intents::resolve_clarification(
+                        g,
+                        a,
+                        b,
+                        heard,
+                        lang,
+                        &langs,
+                        query.as_deref(),
+                    );
+                    return picked
+                        .and_then(|i| g.intents.get(i))
+                        .map(|i| self.choose(g, i));
                 }
-                scores.sort_by(|a, b| b.0.total_cmp(&a.0));
-                let explained: Vec<String> = scores
-                    .iter()
-                    .filter(|(s, _)| *s > 0.0)
-                    .map(|(s, n)| format!("{n} {s:.2}"))
-                    .collect();
-                let tie = scores.len() > 1 && scores[0].0 - scores[1].0 < 0.05;
+                let scored = intents::score(g, heard, lang, &langs, query.as_deref());
+                let understanding = match &self.waiting {
+                    Waiting::Gather(id) => self
+                        .muni
+                        .flow(id.flow)
+                        .map(|f| f.understanding)
+                        .unwrap_or_default(),
+                    _ => Understanding::default(),
+                };
                 self.explain(|me| {
                     let at = match &me.waiting {
                         Waiting::Gather(id) => me.muni.step_path(*id),
                         _ => String::from("?"),
                     };
+                    let shown: Vec<String> = scored
+                        .iter()
+                        .filter(|s| s.score > 0.0 || s.cosine.is_some())
+                        .take(5)
+                        .filter_map(|s| {
+                            let name = &g.intents.get(s.intent)?.name;
+                            Some(match s.cosine {
+                                Some(c) => format!(
+                                    "{name} {:.2} (words {:.2}, meaning {c:.2})",
+                                    s.score, s.lexical
+                                ),
+                                None => format!("{name} {:.2} (words)", s.score),
+                            })
+                        })
+                        .collect();
                     format!(
                         "{at}: intent scores [{lang}]{}: {}",
                         if me.prefilling { " (earlier turn)" } else { "" },
-                        if explained.is_empty() {
+                        if shown.is_empty() {
                             "none".to_string()
                         } else {
-                            explained.join(", ")
+                            shown.join(", ")
                         }
                     )
                 });
                 // Words said earlier answer a question only when they pick
-                // one of its intents clearly.
-                if self.prefilling && tie {
-                    return None;
-                }
-                if let Some((s, i, switch)) = best {
-                    if s >= MIN_INTENT_SCORE {
-                        if let Some(l) = switch {
-                            self.pending_lang = Some(l);
+                // one of its intents clearly (a close runner-up to another
+                // destination: the question is asked).
+                if self.prefilling {
+                    let goto = |x: &intents::Scored| g.intents.get(x.intent).map(|i| i.goto);
+                    if let Some(best) = scored.first() {
+                        let close = scored.iter().skip(1).find(|x| goto(x) != goto(best));
+                        if close.is_some_and(|r| best.score - r.score < understanding.margin) {
+                            return None;
                         }
-                        return Some(self.choose(g, i));
                     }
+                }
+                match intents::decide(&scored, g, &understanding) {
+                    Decision::Chosen { intent, lang } => {
+                        if let Some(i) = g.intents.get(intent) {
+                            if let Some(l) = lang {
+                                self.pending_lang = Some(l);
+                            }
+                            return Some(self.choose(g, i));
+                        }
+                    }
+                    Decision::Clarify { first, second } => {
+                        if !self.prefilling {
+                            self.clarify_request = Some((first, second));
+                        }
+                        return None;
+                    }
+                    Decision::NotUnderstood => {}
                 }
                 // "et" / "one" / "tryk 1" for a menu key (an answer to this
                 // question, not words said earlier).
@@ -1840,6 +1901,34 @@ impl Interpreter {
                 .and_then(|p| self.save(g, Value::Digits(p.into_inner()))),
             Expect::Digits | Expect::Text => self.save(g, Value::Digits(keys.to_string())),
         }
+    }
+
+    /// Asks which of two close intents the caller meant, and listens again
+    /// at the same gather for the answer.
+    fn ask_clarification(
+        &mut self,
+        g: &Gather,
+        first: usize,
+        second: usize,
+        now: DateTime<Utc>,
+        out: &mut Vec<Action>,
+    ) {
+        let q = intents::clarify_question(g, first, second, self.lang);
+        let text = Text(
+            [(
+                self.lang,
+                Template {
+                    source: q.clone(),
+                    parts: vec![Part::Lit(q)],
+                    personal: false,
+                },
+            )]
+            .into_iter()
+            .collect(),
+        );
+        self.dtmf.clear();
+        self.clarifying = Some((first, second));
+        self.ask(g, &text, None, now, out);
     }
 
     fn fail(&mut self, g: &Gather, why: Fail, now: DateTime<Utc>, out: &mut Vec<Action>) {

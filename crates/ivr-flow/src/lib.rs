@@ -15,6 +15,7 @@ pub mod carry;
 pub mod diag;
 pub mod eval;
 pub mod hours;
+pub mod intents;
 pub mod interp;
 pub mod lexical;
 pub mod load;

@@ -123,6 +123,8 @@ struct RawDepartment {
     target: S<String>,
     mail: Option<S<String>>,
     hours: BTreeMap<S<String>, S<String>>,
+    /// Other words citizens use for the department, per language.
+    synonyms: Option<LangMap<Vec<String>>>,
 }
 
 #[derive(Deserialize)]
@@ -146,7 +148,17 @@ struct RawFlow {
     #[allow(dead_code)] // reason: documentation for operators and `ivr graph`
     description: Option<String>,
     start: S<String>,
+    understanding: Option<RawUnderstanding>,
     step: BTreeMap<S<String>, S<RawStep>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUnderstanding {
+    accept: Option<S<f32>>,
+    margin: Option<S<f32>>,
+    clarify: Option<bool>,
+    auto_intents: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -155,6 +167,7 @@ struct RawIntent {
     name: S<String>,
     examples: Option<LangMap<Vec<String>>>,
     keywords: Option<LangMap<Vec<String>>>,
+    clarify: Option<LangMap<String>>,
     dtmf: Option<S<String>>,
     goto: S<String>,
 }
@@ -225,6 +238,7 @@ struct RawStep {
     kind: Option<S<String>>,
     prefill: Option<S<String>>,
     prefill_prompt: Option<LangMap<String>>,
+    auto_intents: Option<S<bool>>,
 }
 
 macro_rules! present {
@@ -248,7 +262,7 @@ impl RawStep {
             number => "number", to => "to", subject => "subject", body => "body", op => "op", queue => "queue",
             slot => "slot", cpr => "cpr", date => "date", on_error => "on_error", on_taken => "on_taken",
             on_empty => "on_empty", on_unavailable => "on_unavailable", flow => "flow", goto => "goto",
-            outcome => "outcome", kind => "kind", prefill => "prefill";
+            outcome => "outcome", kind => "kind", prefill => "prefill", auto_intents => "auto_intents";
             text => "text", prompt => "prompt", reprompt => "reprompt", hints => "hints",
             prefill_prompt => "prefill_prompt",
         )
@@ -278,6 +292,7 @@ pub const VERBS: &[(&str, &[&str])] = &[
             "personal",
             "prefill",
             "prefill_prompt",
+            "auto_intents",
         ],
     ),
     ("branch", &["when", "else"]),
@@ -689,6 +704,18 @@ fn load_municipality(
             ctx,
             &format!("department `{}`", k.get_ref()),
         );
+        let mut synonyms: BTreeMap<Lang, Vec<String>> = BTreeMap::new();
+        for (code, words) in d.synonyms.iter().flatten() {
+            match lang_of(code) {
+                Some(l) => synonyms.entry(l).or_default().extend(words.iter().cloned()),
+                None => ctx.err(
+                    &src,
+                    key_pos(&src, k.span().start, "synonyms"),
+                    format!("unknown language `{code}`"),
+                    Some("known: da, en".into()),
+                ),
+            }
+        }
         departments.insert(
             k.get_ref().clone(),
             Department {
@@ -697,6 +724,7 @@ fn load_municipality(
                 target: d.target.get_ref().clone(),
                 mail: d.mail.as_ref().map(|m| m.get_ref().clone()),
                 hours,
+                synonyms,
             },
         );
     }
@@ -846,7 +874,7 @@ fn load_municipality(
     if after > before {
         return None;
     }
-    Some(Municipality {
+    let mut m = Municipality {
         id,
         name: raw.name.get_ref().clone(),
         languages,
@@ -856,7 +884,10 @@ fn load_municipality(
         flows,
         calendar,
         announcement,
-    })
+        encoder: None,
+    };
+    crate::intents::add_auto_intents(&mut m);
+    Some(m)
 }
 
 fn lang_names(
@@ -1234,12 +1265,14 @@ impl<'a> Validator<'a> {
                 kind,
             });
         }
+        let understanding = self.understanding(rf.understanding.as_ref());
         let flow = Flow {
             name: name.to_string(),
             id,
             file: self.src.path.clone(),
             start,
             steps,
+            understanding,
         };
         // Unreachable steps (warning).
         let mut seen = BTreeSet::new();
@@ -1307,6 +1340,41 @@ impl<'a> Validator<'a> {
             }
         }
         flow
+    }
+
+    /// The flow's `[understanding]` table, defaults for what it leaves out.
+    fn understanding(&mut self, u: Option<&RawUnderstanding>) -> Understanding {
+        let mut out = Understanding::default();
+        let Some(u) = u else {
+            return out;
+        };
+        for (v, field, slot) in [
+            (&u.accept, "accept", &mut out.accept),
+            (&u.margin, "margin", &mut out.margin),
+        ] {
+            if let Some(x) = v {
+                if (0.0..=1.0).contains(x.get_ref()) {
+                    *slot = *x.get_ref();
+                } else {
+                    self.err(
+                        x.span().start,
+                        format!("[understanding] {field} = {} is outside 0..1", x.get_ref()),
+                        Some(format!(
+                            "the defaults are accept = {}, margin = {}",
+                            crate::intents::DEFAULT_ACCEPT,
+                            crate::intents::DEFAULT_MARGIN
+                        )),
+                    );
+                }
+            }
+        }
+        if let Some(c) = u.clarify {
+            out.clarify = c;
+        }
+        if let Some(a) = u.auto_intents {
+            out.auto_intents = a;
+        }
+        out
     }
 
     fn step(&mut self, name: &S<String>, s: &RawStep) -> Option<StepKind> {
@@ -1660,6 +1728,7 @@ impl<'a> Validator<'a> {
         for ri in s.intent.iter().flat_map(|v| v.get_ref().iter()) {
             let r = ri.get_ref();
             let mut matcher: BTreeMap<Lang, IntentMatcher> = BTreeMap::new();
+            let terms = crate::lexical::Terms::default();
             for (field, map) in [("examples", &r.examples), ("keywords", &r.keywords)] {
                 if let Some(m) = map {
                     for (k, words) in m {
@@ -1672,15 +1741,22 @@ impl<'a> Validator<'a> {
                             continue;
                         };
                         let e = matcher.entry(l).or_default();
-                        let list: Vec<String> = words.iter().map(|w| normalize(w)).collect();
                         if field == "examples" {
-                            e.examples.extend(list);
+                            e.add(l, words, &[], &terms);
                         } else {
-                            e.keywords.extend(list);
+                            e.add(l, &[], words, &terms);
                         }
                     }
                 }
             }
+            let clarify = r.clarify.as_ref().map(|c| {
+                self.text(
+                    c,
+                    &format!("intent `{}` clarify", r.name.get_ref()),
+                    r.name.span().start,
+                    "clarify",
+                )
+            });
             let builtin =
                 expect == Expect::YesNo && matches!(r.name.get_ref().as_str(), "yes" | "no");
             if expect == Expect::YesNo && !builtin {
@@ -1744,6 +1820,9 @@ impl<'a> Validator<'a> {
                 matcher,
                 dtmf: r.dtmf.as_ref().map(|d| d.get_ref().clone()),
                 goto,
+                clarify,
+                origin: IntentOrigin::Flow,
+                vectors: Default::default(),
             });
         }
         let is_choice = matches!(expect, Expect::Intent | Expect::YesNo);
@@ -1875,6 +1954,7 @@ impl<'a> Validator<'a> {
             max_digits,
             no_input: self.opt_target(&s.no_input),
             no_match: self.opt_target(&s.no_match),
+            auto_intents: s.auto_intents.as_ref().map(|a| *a.get_ref()),
         })
     }
 
@@ -2061,6 +2141,7 @@ pub fn parse_flow_file(path: &Path) -> Result<Flow, Vec<Diagnostic>> {
                     target: String::new(),
                     mail: Some(String::new()),
                     hours: OpeningHours::default(),
+                    synonyms: BTreeMap::new(),
                 },
             );
         }
@@ -2088,6 +2169,7 @@ pub fn parse_flow_file(path: &Path) -> Result<Flow, Vec<Diagnostic>> {
                         target: String::new(),
                         mail: None,
                         hours: OpeningHours::default(),
+                        synonyms: BTreeMap::new(),
                     },
                 );
             }
@@ -2101,6 +2183,7 @@ pub fn parse_flow_file(path: &Path) -> Result<Flow, Vec<Diagnostic>> {
                     target: String::new(),
                     mail: Some(String::new()),
                     hours: OpeningHours::default(),
+                    synonyms: BTreeMap::new(),
                 },
             );
         }

@@ -34,6 +34,10 @@ pub struct Municipality {
     pub calendar: Calendar,
     /// Played before every flow when present (crisis preparedness).
     pub announcement: Option<Announcement>,
+    /// The sentence encoder the intents' example vectors were made with
+    /// (see [`crate::intents`]); `None`: intents are recognised by their
+    /// words alone. Set by [`crate::FlowStore::load_with`].
+    pub encoder: Option<Arc<dyn crate::semantic::SentenceEncoder>>,
 }
 
 impl Municipality {
@@ -114,6 +118,10 @@ pub struct Department {
     pub mail: Option<String>,
     /// Opening hours.
     pub hours: OpeningHours,
+    /// Other words citizens use for it, per language (`synonyms` in
+    /// municipality.toml): with [`Department::name`] they make it an intent
+    /// of menu gathers (see [`crate::intents`]).
+    pub synonyms: BTreeMap<Lang, Vec<String>>,
 }
 
 /// A Frontdesk queue (appointment type).
@@ -204,6 +212,33 @@ pub struct FlowRef {
     pub name: String,
 }
 
+/// How a flow's intent gathers decide (the flow's `[understanding]` table;
+/// see [`crate::intents`] and docs/flows.md).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Understanding {
+    /// The best intent needs at least this score (0..1) to be chosen.
+    pub accept: f32,
+    /// When the runner-up (another destination) scores within this much of
+    /// the best, the caller is asked which of the two they meant.
+    pub margin: f32,
+    /// Ask that question (false: take the best).
+    pub clarify: bool,
+    /// Departments and Frontdesk queues of the municipality are intents of
+    /// this flow's menu gathers (a gather's `auto_intents` overrides).
+    pub auto_intents: bool,
+}
+
+impl Default for Understanding {
+    fn default() -> Self {
+        Understanding {
+            accept: crate::intents::DEFAULT_ACCEPT,
+            margin: crate::intents::DEFAULT_MARGIN,
+            clarify: true,
+            auto_intents: true,
+        }
+    }
+}
+
 /// A flow: steps in file order and where it starts.
 #[derive(Debug, Clone)]
 pub struct Flow {
@@ -215,8 +250,11 @@ pub struct Flow {
     pub file: PathBuf,
     /// First step.
     pub start: StepId,
-    /// Steps in file order; a [`StepId`] of this flow indexes it.
+    /// Steps in file order; a [`StepId`] of this flow indexes it. Steps the
+    /// loader adds (a transfer for a department intent) come last.
     pub steps: Vec<Step>,
+    /// Thresholds of its intent gathers.
+    pub understanding: Understanding,
 }
 
 impl Flow {
@@ -476,6 +514,27 @@ pub struct Intent {
     pub dtmf: Option<String>,
     /// Where to go.
     pub goto: StepId,
+    /// What the option is called in a clarifying question ("aflyse en aftale
+    /// i jobcentret"), per language: the flow's `clarify`, or made from the
+    /// department or queue it leads to.
+    pub clarify: Option<Text>,
+    /// Where the intent comes from.
+    pub origin: IntentOrigin,
+    /// Embeddings of its examples and keywords, made once per load when an
+    /// encoder is present.
+    pub vectors: crate::intents::ExampleVectors,
+}
+
+/// Where an intent of a gather comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IntentOrigin {
+    /// Written in the flow (it may also carry the words of the department or
+    /// queue it leads to).
+    Flow,
+    /// Added for a department of the municipality (named after its id).
+    Department(String),
+    /// Added for a Frontdesk queue (named after its id).
+    Queue(String),
 }
 
 /// A `gather` step.
@@ -516,6 +575,8 @@ pub struct Gather {
     /// Said instead of the prompt when an earlier answer is confirmed
     /// (default: "Jeg hørte ... Er det rigtigt?").
     pub prefill_prompt: Option<Text>,
+    /// The gather's `auto_intents` (`None`: the flow's setting, for menus).
+    pub auto_intents: Option<bool>,
 }
 
 /// A condition of a `branch`: every field given must hold.

@@ -33,11 +33,16 @@ pub(crate) struct Args {
     /// Also print every turn routed wrong (expected, recognised, text).
     #[arg(long)]
     misses: bool,
+    /// Sentence-embedding model for intents, as the engine uses it
+    /// (`[understanding] model`); when it cannot be loaded, intents are
+    /// recognised by their words alone and a note says so.
+    #[arg(long, default_value = "models/e5-small/e5-small-q4.bin")]
+    model: PathBuf,
 }
 
 /// Runs `ivr eval`.
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let store = super::simulate::load_store(&args.flows)?;
+    let store = super::simulate::load_store(&args.flows, &args.model)?;
     let route = store.municipality(&args.municipality).ok_or_else(|| {
         anyhow::anyhow!(
             "no municipality `{}` in {}",

@@ -64,6 +64,11 @@ pub(crate) struct Args {
     /// Deployment folder.
     #[arg(long, default_value = "flows")]
     flows: PathBuf,
+    /// Sentence-embedding model for intents, as the engine uses it
+    /// (`[understanding] model`); when it cannot be loaded, intents are
+    /// recognised by their words alone and a note says so.
+    #[arg(long, default_value = "models/e5-small/e5-small-q4.bin")]
+    model: PathBuf,
     /// Where integration requests go: `standins` runs the engine's
     /// integrations against local stand-ins (an in-process Frontdesk server,
     /// callback store and mail outbox on SQLite; mails are queued, never
@@ -377,9 +382,15 @@ fn explain(out: &mut impl Write, it: &mut Interpreter) -> std::io::Result<()> {
 }
 
 /// Runs `ivr simulate`.
-/// Loads the deployment as the engine does; warnings go to stderr.
-pub(crate) fn load_store(flows: &std::path::Path) -> anyhow::Result<FlowStore> {
-    let (store, warnings) = match FlowStore::load(flows) {
+/// Loads the deployment as the engine does (intents by meaning when the
+/// sentence encoder at `model` loads, by words alone otherwise, with a note);
+/// warnings go to stderr.
+pub(crate) fn load_store(
+    flows: &std::path::Path,
+    model: &std::path::Path,
+) -> anyhow::Result<FlowStore> {
+    let encoder = crate::cmd::check::encoder_or_note(model);
+    let (store, warnings) = match FlowStore::load_with(flows, encoder) {
         Ok(s) => s,
         Err(ivr_flow::StoreError::Invalid(diags)) => {
             for d in diags {
@@ -396,7 +407,7 @@ pub(crate) fn load_store(flows: &std::path::Path) -> anyhow::Result<FlowStore> {
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let store = load_store(&args.flows)?;
+    let store = load_store(&args.flows, &args.model)?;
     if !args.script.is_empty() {
         return run_script_files(&store, &args.script);
     }
