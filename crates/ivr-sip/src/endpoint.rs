@@ -53,18 +53,26 @@ pub enum Transport {
     Udp,
     /// TCP (reliable).
     Tcp,
+    /// TLS over TCP (reliable; RFC 3261 sec. 26.2, RFC 5630): Via
+    /// `SIP/2.0/TLS`, our Contact a `sips:` URI.
+    Tls,
 }
 
 impl Transport {
     /// Whether the transport is reliable (sec. 17: no retransmissions).
     pub fn reliable(self) -> bool {
-        matches!(self, Transport::Tcp)
+        matches!(self, Transport::Tcp | Transport::Tls)
+    }
+    /// Whether the transport is encrypted and authenticated (TLS).
+    pub fn secure(self) -> bool {
+        matches!(self, Transport::Tls)
     }
     /// The Via transport token.
     pub fn as_str(self) -> &'static str {
         match self {
             Transport::Udp => "UDP",
             Transport::Tcp => "TCP",
+            Transport::Tls => "TLS",
         }
     }
 }
@@ -118,6 +126,9 @@ pub enum Event {
         offer: Option<Vec<u8>>,
         /// Where it came from.
         source: SocketAddr,
+        /// The transport it came over (the call's signalling stays on it:
+        /// responses and our in-dialog requests use the same connection).
+        transport: Transport,
         /// All headers, for context (e.g. User-to-User, Diversion); they carry
         /// phone numbers, hence `Pii`.
         headers: Pii<Headers>,
@@ -280,6 +291,9 @@ pub struct OutgoingCall {
 pub struct EndpointConfig {
     /// The address we advertise in Via and Contact.
     pub advertised: SocketAddr,
+    /// The address we advertise in Via and Contact for TLS (the TLS
+    /// listener's port, usually 5061); `None`: `advertised`.
+    pub advertised_tls: Option<SocketAddr>,
     /// User part of our Contact.
     pub contact_user: String,
     /// User-Agent (requests) / Server (responses) header value; empty: the
@@ -305,6 +319,7 @@ impl EndpointConfig {
     pub fn new(advertised: SocketAddr) -> Self {
         EndpointConfig {
             advertised,
+            advertised_tls: None,
             contact_user: "ivr".into(),
             user_agent: "ivr-sip".into(),
             policy: UasPolicy::default(),
@@ -462,6 +477,19 @@ impl std::fmt::Debug for Endpoint {
             .field("calls", &self.calls.len())
             .finish_non_exhaustive()
     }
+}
+
+/// Where a request inside a dialog goes. Over TLS: back over the connection
+/// the dialog was set up on (`peer`: the connection's remote address), as
+/// RFC 5923 reuses connections: the trunk authenticated that connection,
+/// and a caller behind NAT or a trunk that accepts no inbound connections
+/// cannot be reached at its Contact anyway. Otherwise the route set's
+/// first hop or the remote target (RFC 3261 sec. 12.2.1.1).
+fn in_dialog_dest(transport: Transport, d: &Dialog, peer: SocketAddr) -> SocketAddr {
+    if transport == Transport::Tls {
+        return peer;
+    }
+    d.next_hop().unwrap_or(peer)
 }
 
 fn response_dest(via: &Via, src: SocketAddr, transport: Transport) -> SocketAddr {
@@ -653,8 +681,16 @@ impl Endpoint {
         });
     }
 
+    /// The address we advertise for `transport`.
+    fn advertised(&self, transport: Transport) -> SocketAddr {
+        match (transport, self.cfg.advertised_tls) {
+            (Transport::Tls, Some(a)) => a,
+            _ => self.cfg.advertised,
+        }
+    }
+
     fn via(&mut self, transport: Transport) -> String {
-        let a = self.cfg.advertised;
+        let a = self.advertised(transport);
         let host = match a.ip() {
             std::net::IpAddr::V6(v6) => format!("[{v6}]"),
             v4 => v4.to_string(),
@@ -667,18 +703,24 @@ impl Endpoint {
         )
     }
 
+    /// Our Contact: over TLS a `sips:` URI (RFC 5630 sec. 3.1.2: the
+    /// `transport=tls` parameter is deprecated), over TCP `;transport=tcp`.
     fn contact(&self, transport: Transport) -> String {
-        let a = self.cfg.advertised;
+        let a = self.advertised(transport);
         let host = match a.ip() {
             std::net::IpAddr::V6(v6) => format!("[{v6}]"),
             v4 => v4.to_string(),
         };
-        let t = if transport == Transport::Tcp {
-            ";transport=tcp"
-        } else {
-            ""
+        let (scheme, t) = match transport {
+            Transport::Tcp => ("sip", ";transport=tcp"),
+            Transport::Tls => ("sips", ""),
+            Transport::Udp => ("sip", ""),
         };
-        format!("<sip:{}@{host}:{}{t}>", self.cfg.contact_user, a.port())
+        format!(
+            "<{scheme}:{}@{host}:{}{t}>",
+            self.cfg.contact_user,
+            a.port()
+        )
     }
 
     fn our_uri(&self) -> String {
@@ -1028,6 +1070,7 @@ impl Endpoint {
             to: Pii::new(to),
             offer,
             source: src,
+            transport,
             headers: Pii::new(req.headers.clone()),
         });
         self.calls.insert(
@@ -1340,7 +1383,7 @@ impl Endpoint {
         let mut ack = dialog.request(Method::Ack, &via, &contact, Some(cseq));
         ack.headers.push(H::ContentLength, "0");
         let ack_bytes = ack.to_bytes();
-        let dest = dialog.next_hop().unwrap_or(peer);
+        let dest = in_dialog_dest(transport, &dialog, peer);
         self.dialogs.insert(dialog.id.clone(), h);
         if let Some(c) = self.calls.get_mut(&h) {
             c.dialog = Some(dialog);
@@ -1604,7 +1647,7 @@ impl Endpoint {
         let d = c.dialog.as_mut().ok_or(EndpointError::InvalidState)?;
         let mut bye = d.request(Method::Bye, &via, &contact, None);
         bye.headers.push(H::ContentLength, "0");
-        let dest = d.next_hop().unwrap_or(c.peer);
+        let dest = in_dialog_dest(transport, d, c.peer);
         self.start_client(bye, transport, dest, Purpose::Bye, now);
         Ok(())
     }
@@ -1709,7 +1752,7 @@ impl Endpoint {
             refer.headers.push(n, v);
         }
         refer.headers.push(H::ContentLength, "0");
-        let dest = d.next_hop().unwrap_or(c.peer);
+        let dest = in_dialog_dest(transport, d, c.peer);
         self.start_client(refer, transport, dest, Purpose::Refer(call), now);
         Ok(())
     }
