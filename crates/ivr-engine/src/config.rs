@@ -97,9 +97,28 @@ impl EngineConfig {
     /// # Errors
     /// [`ConfigError::Invalid`] with the key and the fix.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.sip.udp.is_empty() && self.sip.tcp.is_empty() {
+        if self.sip.udp.is_empty() && self.sip.tcp.is_empty() && self.sip.tls.listen.is_empty() {
             return Err(ConfigError::Invalid(
-                "[sip] needs at least one `udp` or `tcp` listen address".into(),
+                "[sip] needs at least one `udp` or `tcp` listen address (or [sip.tls] listen)"
+                    .into(),
+            ));
+        }
+        let tls = &self.sip.tls;
+        if !tls.listen.is_empty() && tls.settings().is_none() {
+            return Err(ConfigError::Invalid(
+                "[sip.tls] listen needs cert_file and key_file (PEM)".into(),
+            ));
+        }
+        if tls.client_auth != crate::sip::ClientAuth::None && tls.ca_file.is_none() {
+            return Err(ConfigError::Invalid(
+                "[sip.tls] client_auth needs ca_file: the roots client certificates are checked against"
+                    .into(),
+            ));
+        }
+        if self.media.srtp == ivr_sip::sdp::SrtpPolicy::Required && tls.listen.is_empty() {
+            return Err(ConfigError::Invalid(
+                "[media] srtp = \"required\" needs [sip.tls] listen: SRTP keys are only exchanged over TLS"
+                    .into(),
             ));
         }
         if self.media.rtp_port_min >= self.media.rtp_port_max
@@ -173,6 +192,76 @@ pub struct SipConfig {
     /// requests. Default `ivr-engine`, without a version (a version tells a
     /// scanner which known flaws to try); empty: no such header at all.
     pub server_header: String,
+    /// `[sip.tls]`: SIP over TLS.
+    pub tls: SipTlsConfig,
+}
+
+/// `[sip.tls]`: SIP over TLS (RFC 3261 sec. 26.2, RFC 5630). Off while
+/// `listen` is empty.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SipTlsConfig {
+    /// TLS listen addresses (usually port 5061).
+    pub listen: Vec<SocketAddr>,
+    /// Address put in Via/Contact of TLS messages when the listen address
+    /// is 0.0.0.0/:: (default: `[sip] advertised`'s IP with the TLS port).
+    pub advertised: Option<SocketAddr>,
+    /// Our certificate chain, PEM, leaf first.
+    pub cert_file: Option<PathBuf>,
+    /// Our private key, PEM (read once at start, never logged).
+    pub key_file: Option<PathBuf>,
+    /// Roots (PEM) the trunks' certificates are verified against: client
+    /// certificates on the listener, server certificates on connections we
+    /// open. Without it we open no TLS connection.
+    pub ca_file: Option<PathBuf>,
+    /// Client certificates on the listener: "none", "optional" or "required".
+    pub client_auth: crate::sip::ClientAuth,
+    /// Name the trunk's certificate must carry on connections we open
+    /// (empty: the IP address we connect to).
+    pub server_name: String,
+    /// Longest TLS handshake (milliseconds).
+    pub handshake_timeout_ms: u64,
+    /// A connection with no traffic for this long is closed (seconds; 0: never).
+    pub idle_timeout_s: u64,
+    /// TLS connections open at once; more are closed on accept.
+    pub max_connections: usize,
+}
+
+impl Default for SipTlsConfig {
+    fn default() -> Self {
+        SipTlsConfig {
+            listen: Vec::new(),
+            advertised: None,
+            cert_file: None,
+            key_file: None,
+            ca_file: None,
+            client_auth: crate::sip::ClientAuth::None,
+            server_name: String::new(),
+            handshake_timeout_ms: 5000,
+            idle_timeout_s: 3600,
+            max_connections: 1000,
+        }
+    }
+}
+
+impl SipTlsConfig {
+    /// The transport's settings, when TLS is configured (`cert_file` and
+    /// `key_file` set).
+    pub fn settings(&self) -> Option<crate::sip::TlsSettings> {
+        Some(crate::sip::TlsSettings {
+            cert_file: self.cert_file.clone()?,
+            key_file: self.key_file.clone()?,
+            ca_file: self.ca_file.clone(),
+            client_auth: self.client_auth,
+            server_name: self.server_name.clone(),
+            limits: crate::sip::StreamLimits {
+                max_connections: self.max_connections,
+                handshake_timeout: std::time::Duration::from_millis(self.handshake_timeout_ms),
+                idle_timeout: (self.idle_timeout_s > 0)
+                    .then(|| std::time::Duration::from_secs(self.idle_timeout_s)),
+            },
+        })
+    }
 }
 
 impl Default for SipConfig {
@@ -187,6 +276,7 @@ impl Default for SipConfig {
             transfer_timeout_s: 30,
             ack_timeout_s: 40,
             server_header: "ivr-engine".into(),
+            tls: SipTlsConfig::default(),
         }
     }
 }
@@ -240,6 +330,12 @@ pub struct MediaConfig {
     /// words, so recognition on the shorter audio needs an accuracy check
     /// on the speech test set before it is turned on by default.
     pub eager_stt_ms: u64,
+    /// SRTP with SDES keys (RFC 4568): "off" (plain RTP; RTP/SAVP offers
+    /// get 488), "optional" (SRTP when a call over TLS offers it, else
+    /// plain RTP) or "required" (only SRTP over TLS signalling; a plain
+    /// offer or a call over UDP/TCP gets 488). Keys are only ever exchanged
+    /// over TLS, since they travel in the SDP; ours are fresh per call.
+    pub srtp: ivr_sip::sdp::SrtpPolicy,
 }
 
 /// Bounds of `[media] end_silence_ms`: below 250 ms the VAD's soft word
@@ -291,6 +387,7 @@ impl Default for MediaConfig {
             hearing_cap_ms: 15_000,
             end_silence_ms: 400,
             eager_stt_ms: 0,
+            srtp: ivr_sip::sdp::SrtpPolicy::Off,
         }
     }
 }

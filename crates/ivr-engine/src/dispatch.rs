@@ -201,6 +201,7 @@ impl Loop {
                 to,
                 offer,
                 source,
+                transport,
                 ..
             } => {
                 if self.d.draining.load(Ordering::Relaxed) || self.terminating {
@@ -229,6 +230,7 @@ impl Loop {
                     called: Pii::new(called),
                     offer,
                     source,
+                    transport,
                 };
                 self.calls.insert(
                     call.0,

@@ -107,6 +107,7 @@ async fn rig(at: HoldAt) -> Rig {
         udp: vec!["127.0.0.1:0".parse().unwrap()],
         tcp: vec![],
         advertised: None,
+        ..Default::default()
     };
     let (bot, bot_events) = SipService::start(listen.clone(), EndpointConfig::new)
         .await
