@@ -485,6 +485,11 @@ impl std::fmt::Debug for Endpoint {
 /// and a caller behind NAT or a trunk that accepts no inbound connections
 /// cannot be reached at its Contact anyway. Otherwise the route set's
 /// first hop or the remote target (RFC 3261 sec. 12.2.1.1).
+/// Whether `u` is a `sips:` URI.
+fn is_sips(u: &Uri) -> bool {
+    matches!(u, Uri::Sip(s) if s.secure)
+}
+
 fn in_dialog_dest(transport: Transport, d: &Dialog, peer: SocketAddr) -> SocketAddr {
     if transport == Transport::Tls {
         return peer;
@@ -703,9 +708,12 @@ impl Endpoint {
         )
     }
 
-    /// Our Contact: over TLS a `sips:` URI (RFC 5630 sec. 3.1.2: the
-    /// `transport=tls` parameter is deprecated), over TCP `;transport=tcp`.
-    fn contact(&self, transport: Transport) -> String {
+    /// Our Contact. Over TLS: a `sips:` URI when the dialog's request was
+    /// addressed to one (RFC 3261 sec. 12.1.1 requires it then, and RFC
+    /// 5630 prefers it), else `sip:` with `;transport=tls`, which is what
+    /// peers that do not route `sips:` (baresip/libre 1.x, older PBXs)
+    /// understand; over TCP `;transport=tcp`.
+    fn contact(&self, transport: Transport, sips: bool) -> String {
         let a = self.advertised(transport);
         let host = match a.ip() {
             std::net::IpAddr::V6(v6) => format!("[{v6}]"),
@@ -713,7 +721,8 @@ impl Endpoint {
         };
         let (scheme, t) = match transport {
             Transport::Tcp => ("sip", ";transport=tcp"),
-            Transport::Tls => ("sips", ""),
+            Transport::Tls if sips => ("sips", ""),
+            Transport::Tls => ("sip", ";transport=tls"),
             Transport::Udp => ("sip", ""),
         };
         format!(
@@ -1379,7 +1388,7 @@ impl Endpoint {
         };
         let cseq = invite.headers.cseq().map(|c| c.seq).unwrap_or(1);
         let via = self.via(transport);
-        let contact = self.contact(transport);
+        let contact = self.contact(transport, is_sips(&invite.uri));
         let mut ack = dialog.request(Method::Ack, &via, &contact, Some(cseq));
         ack.headers.push(H::ContentLength, "0");
         let ack_bytes = ack.to_bytes();
@@ -1437,7 +1446,10 @@ impl Endpoint {
         let key = c.invite_key.clone().ok_or(EndpointError::InvalidState)?;
         let mut r = make_response(&c.invite, 180, Some(&c.local_tag));
         let cl = r.headers.0.pop();
-        r.headers.push(H::Contact, self.contact(c.transport));
+        r.headers.push(
+            H::Contact,
+            self.contact(c.transport, is_sips(&c.invite.uri)),
+        );
         r.headers.0.extend(cl);
         self.respond(&key, r, now);
         Ok(())
@@ -1508,7 +1520,8 @@ impl Endpoint {
         for rr in req.headers.get_all(&H::RecordRoute) {
             ok.headers.push(H::RecordRoute, rr.to_string());
         }
-        ok.headers.push(H::Contact, self.contact(transport));
+        ok.headers
+            .push(H::Contact, self.contact(transport, is_sips(&req.uri)));
         ok.headers.push(H::Allow, self.cfg.policy.allow_header());
         ok.headers
             .push(H::Supported, self.cfg.policy.supported_header());
@@ -1637,9 +1650,9 @@ impl Endpoint {
 
     fn send_bye(&mut self, call: CallHandle, now: Instant) -> Result<(), EndpointError> {
         let c = self.calls.get(&call).ok_or(EndpointError::UnknownCall)?;
-        let transport = c.transport;
+        let (transport, sips) = (c.transport, is_sips(&c.invite.uri));
         let via = self.via(transport);
-        let contact = self.contact(transport);
+        let contact = self.contact(transport, sips);
         let c = self
             .calls
             .get_mut(&call)
@@ -1675,7 +1688,7 @@ impl Endpoint {
     ) -> Result<CallHandle, EndpointError> {
         let h = CallHandle(self.handle());
         let via = self.via(call.transport);
-        let contact = self.contact(call.transport);
+        let contact = self.contact(call.transport, is_sips(&call.target));
         let host = self.cfg.advertised.ip().to_string();
         let mut req = Request::new(Method::Invite, call.target.clone());
         req.headers.push(H::Via, via);
@@ -1732,9 +1745,9 @@ impl Endpoint {
         if c.state != CallState::Confirmed {
             return Err(EndpointError::InvalidState);
         }
-        let transport = c.transport;
+        let (transport, sips) = (c.transport, is_sips(&c.invite.uri));
         let via = self.via(transport);
-        let contact = self.contact(transport);
+        let contact = self.contact(transport, sips);
         let referred_by = format!("<{}>", self.our_uri());
         let c = self
             .calls
@@ -1788,9 +1801,9 @@ impl Endpoint {
         now: Instant,
     ) {
         let Some(r) = self.regs.get(&h) else { return };
-        let transport = r.cfg.transport;
+        let (transport, sips) = (r.cfg.transport, is_sips(&r.cfg.registrar_uri));
         let via = self.via(transport);
-        let contact = self.contact(transport);
+        let contact = self.contact(transport, sips);
         let Some(r) = self.regs.get_mut(&h) else {
             return;
         };
