@@ -1,7 +1,7 @@
 //! Real peers calling the whole engine over SIP-over-TLS with SRTP media,
 //! on loopback, with a throwaway CA made at test time (rcgen): the engine
-//! requires client certificates from the trunk and SRTP (`[media] srtp =
-//! "required"`).
+//! requires client certificates, and the trunk is configured with
+//! `transport = "tls"` and `srtp = "required"`.
 //!
 //! - baresip (TLS, `mediaenc=srtp-mand`: RTP/SAVP with an SDES key) calls
 //!   the Danish switchboard, hears the menu, presses 0 (an RFC 4733 event,
@@ -80,8 +80,8 @@ struct Setup {
     cfg: EngineConfig,
 }
 
-/// The engine's configuration: TLS only, client certificates required,
-/// SRTP required; flows copied with the Puzzel queue URIs pointing at
+/// The engine's configuration: TLS only, client certificates required, one
+/// trunk (loopback) that must call over TLS with SRTP; flows copied with the Puzzel queue URIs pointing at
 /// `queue` (the test's stand-in transfer target).
 fn setup(queue: SocketAddr) -> Setup {
     let _ = tracing_subscriber::fmt()
@@ -122,6 +122,10 @@ client_auth = "required"
 rtp_port_min = {rtp_min}
 rtp_port_max = {rtp_max}
 media_timeout_s = 120
+[[trunk]]
+name = "sbc"
+sources = ["127.0.0.0/8"]
+transport = "tls"
 srtp = "required"
 [flows]
 dir = "{flows}"
@@ -437,12 +441,14 @@ impl TlsTunnel {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
+        let tunnel = TlsTunnel { child, port };
         for _ in 0..100 {
             if std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
-                return TlsTunnel { child, port };
+                return tunnel;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+        drop(tunnel);
         panic!("socat did not start listening on {port}");
     }
 }

@@ -79,6 +79,9 @@ pub struct Dispatcher {
     pub draining: Arc<AtomicBool>,
     /// Set-ups in flight before new INVITEs get 503.
     pub max_setups: usize,
+    /// The `[[trunk]]` settings, for the numbers each trunk may reach and
+    /// its media latching (empty: any number, `[media] latch`).
+    pub trunks: Arc<Vec<crate::config::TrunkConfig>>,
 }
 
 enum Control {
@@ -202,6 +205,7 @@ impl Loop {
                 offer,
                 source,
                 transport,
+                trunk,
                 ..
             } => {
                 if self.d.draining.load(Ordering::Relaxed) || self.terminating {
@@ -214,6 +218,26 @@ impl Loop {
                     return;
                 }
                 let called = call::user_part(to.expose());
+                let trunk = trunk.and_then(|t| self.d.trunks.iter().find(|c| c.name == t));
+                // A number the trunk may not reach is answered exactly as a
+                // number with no route: a scan learns nothing from the difference.
+                if trunk.is_some_and(|t| !t.permits(&called)) {
+                    tracing::info!(
+                        trunk = trunk.map(|t| t.name.as_str()),
+                        "called number not open to this trunk; 404"
+                    );
+                    self.refuse(call, 404).await;
+                    return;
+                }
+                if trunk.is_some_and(|t| !t.transport.admits(transport)) {
+                    tracing::info!(
+                        trunk = trunk.map(|t| t.name.as_str()),
+                        ?transport,
+                        "trunk takes calls over TLS only; 403"
+                    );
+                    self.refuse(call, 403).await;
+                    return;
+                }
                 let Some(route) = self.d.flows.route(&called) else {
                     tracing::info!("no municipality for the called number; 404");
                     self.refuse(call, 404).await;
@@ -231,6 +255,8 @@ impl Loop {
                     offer,
                     source,
                     transport,
+                    latch: trunk.and_then(|t| t.latch),
+                    srtp: trunk.and_then(|t| t.srtp),
                 };
                 self.calls.insert(
                     call.0,

@@ -135,6 +135,7 @@ async fn rig(at: HoldAt) -> Rig {
             metrics: Arc::new(Metrics::default()),
             draining: draining.clone(),
             max_setups: 16,
+            trunks: Arc::new(Vec::new()),
         },
         bot_events,
     );

@@ -203,6 +203,10 @@ pub struct Incoming {
     pub source: SocketAddr,
     /// The transport the INVITE came over (SRTP keys only over TLS).
     pub transport: ivr_sip::Transport,
+    /// The trunk's symmetric-RTP setting (`None`: `[media] latch`).
+    pub latch: Option<bool>,
+    /// The trunk's SRTP setting (`None`: `[media] srtp`).
+    pub srtp: Option<ivr_sip::sdp::SrtpPolicy>,
 }
 
 /// Our SRTP side for a call under `policy` that came over `transport`:
@@ -245,7 +249,7 @@ pub async fn accept(shared: Arc<CallShared>, inc: Incoming) -> Result<Accepted, 
         .ok_or(Refused(503))?;
     let port = rtp.local_addr().map_err(|_| Refused(503))?.port();
     let mut local = LocalMedia::new(shared.media.rtp_ip, port, random_u64() >> 1);
-    local.srtp = local_srtp(shared.media.srtp, inc.transport)?;
+    local.srtp = local_srtp(inc.srtp.unwrap_or(shared.media.srtp), inc.transport)?;
     let answered =
         sdp::answer_invite(inc.offer.as_deref(), &local, &shared.sdp).map_err(Refused)?;
     shared
@@ -272,7 +276,11 @@ pub async fn accept(shared: Arc<CallShared>, inc: Incoming) -> Result<Accepted, 
         answered,
         seed: random_u64(),
     };
-    let core = CallCore::new(setup, shared.core_config(), std::time::Instant::now());
+    let mut core_cfg = shared.core_config();
+    if let Some(nat) = inc.latch {
+        core_cfg.latch.nat = nat;
+    }
+    let core = CallCore::new(setup, core_cfg, std::time::Instant::now());
     let call = task::CallTask {
         shared,
         handle: inc.handle,

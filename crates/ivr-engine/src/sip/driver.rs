@@ -60,6 +60,10 @@ pub(super) struct Counters {
     /// TLS connections refused: over the connection limit, or a handshake
     /// that failed or timed out.
     pub(super) tls_refused: AtomicU64,
+    /// Datagrams from outside the trunks dropped because their own queue was full.
+    pub(super) dropped_outside: AtomicU64,
+    /// The endpoint's guard decisions after the driver's last step.
+    pub(super) guard: std::sync::Mutex<ivr_sip::guard::GuardStats>,
 }
 
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
@@ -110,6 +114,7 @@ impl Driver {
     pub(super) async fn run(
         mut self,
         mut net: mpsc::Receiver<NetInput>,
+        mut outside: mpsc::Receiver<NetInput>,
         mut cmds: mpsc::Receiver<Command>,
         events: mpsc::Sender<Event>,
     ) {
@@ -151,6 +156,9 @@ impl Driver {
                     Some(i) => self.input(i),
                     None => return,
                 },
+                // Datagrams from outside the trunks last: a flood of them
+                // waits (and is dropped) in its own queue, never ahead of a trunk's.
+                Some(i) = outside.recv(), if self.backlog.is_empty() => self.input(i),
             }
         }
     }
@@ -198,6 +206,9 @@ impl Driver {
         self.counters
             .calls
             .store(self.ep.call_count(), Ordering::Relaxed);
+        if let Ok(mut g) = self.counters.guard.lock() {
+            *g = self.ep.guard_stats();
+        }
         while let Some(t) = self.ep.poll_transmit() {
             self.send(t);
         }
@@ -288,7 +299,8 @@ async fn connect(
         }
     };
     let Some(tls) = tls else {
-        run_connection(stream, Transport::Tcp, peer, conn, rx, net, None).await;
+        let limits = super::TcpLimits::default();
+        run_connection(stream, Transport::Tcp, peer, conn, rx, net, limits).await;
         return;
     };
     let Some(connector) = tls.connector.clone() else {
@@ -300,7 +312,8 @@ async fn connect(
     let limits = tls.limits;
     match tokio::time::timeout(limits.handshake_timeout, connector.connect(name, stream)).await {
         Ok(Ok(s)) => {
-            run_connection(s, Transport::Tls, peer, conn, rx, net, limits.idle_timeout).await;
+            let reading = limits.reading();
+            run_connection(s, Transport::Tls, peer, conn, rx, net, reading).await;
         }
         Ok(Err(e)) => {
             tracing::warn!(dest = %peer, error = %e, "TLS handshake with the trunk failed");
@@ -314,10 +327,14 @@ async fn connect(
 }
 
 /// Receives UDP datagrams into the driver's input queue; a full queue drops
-/// the datagram and counts it.
+/// the datagram and counts it. Datagrams from sources outside `trunks` go
+/// to their own queue (`outside`), which the driver reads only when the
+/// trunks' is empty (when `trunks` is empty, everything is a trunk's).
 pub(super) async fn udp_loop(
     sock: Arc<UdpSocket>,
     net: mpsc::Sender<NetInput>,
+    outside: mpsc::Sender<NetInput>,
+    trunks: Arc<Vec<ivr_sip::guard::IpNet>>,
     counters: Arc<Counters>,
 ) {
     let mut buf = vec![0u8; 65_535];
@@ -331,11 +348,17 @@ pub(super) async fn udp_loop(
             }
         };
         let bytes = buf.get(..n).unwrap_or_default().to_vec();
-        match net.try_send(NetInput::Datagram { src, bytes }) {
+        let from_trunk = trunks.is_empty() || trunks.iter().any(|t| t.contains(src.ip()));
+        let (queue, dropped) = if from_trunk {
+            (&net, &counters.dropped_datagrams)
+        } else {
+            (&outside, &counters.dropped_outside)
+        };
+        match queue.try_send(NetInput::Datagram { src, bytes }) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
-                counters.dropped_datagrams.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(%src, "SIP input queue full; datagram dropped");
+                dropped.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(%src, from_trunk, "SIP input queue full; datagram dropped");
             }
             Err(mpsc::error::TrySendError::Closed(_)) => return,
         }
@@ -344,10 +367,23 @@ pub(super) async fn udp_loop(
 
 /// Accepts TCP connections; each gets a write queue the driver learns of
 /// before the first message read from it.
-pub(super) async fn tcp_accept_loop(l: TcpListener, net: mpsc::Sender<NetInput>) {
+pub(super) async fn tcp_accept_loop(
+    l: TcpListener,
+    net: mpsc::Sender<NetInput>,
+    limits: super::TcpLimits,
+) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     loop {
         match l.accept().await {
             Ok((stream, peer)) => {
+                // At the limit a new connection is closed at once: the
+                // descriptor is freed and the connections already open
+                // (a trunk's) keep working.
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    tracing::debug!(%peer, "SIP TCP connection limit reached; closed");
+                    drop(stream);
+                    continue;
+                };
                 let (writer, rx) = mpsc::channel(TCP_WRITE_QUEUE);
                 let conn = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
                 let opened = NetInput::Opened {
@@ -359,15 +395,11 @@ pub(super) async fn tcp_accept_loop(l: TcpListener, net: mpsc::Sender<NetInput>)
                 if net.send(opened).await.is_err() {
                     return;
                 }
-                tokio::spawn(run_connection(
-                    stream,
-                    Transport::Tcp,
-                    peer,
-                    conn,
-                    rx,
-                    net.clone(),
-                    None,
-                ));
+                let net = net.clone();
+                tokio::spawn(async move {
+                    run_connection(stream, Transport::Tcp, peer, conn, rx, net, limits).await;
+                    drop(slot);
+                });
             }
             Err(e) => tracing::warn!(error = %e, "TCP accept failed"),
         }
@@ -435,7 +467,7 @@ pub(super) async fn tls_accept_loop(
                 conn,
                 rx,
                 net,
-                limits.idle_timeout,
+                limits.reading(),
             )
             .await;
         });
@@ -454,32 +486,50 @@ async fn run_connection<S>(
     conn: u64,
     mut rx: mpsc::Receiver<Vec<u8>>,
     net: mpsc::Sender<NetInput>,
-    idle: Option<Duration>,
+    limits: super::TcpLimits,
 ) where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let (mut rd, mut wr) = tokio::io::split(stream);
     let mut framer = StreamFramer::new(DEFAULT_MAX_HEAD, DEFAULT_MAX_BODY);
     let mut buf = vec![0u8; 16 * 1024];
-    let far = Duration::from_secs(86_400 * 365);
-    let mut deadline = tokio::time::Instant::now() + idle.unwrap_or(far);
+    let later = |t: tokio::time::Instant, d: Duration| {
+        t.checked_add(d)
+            .unwrap_or_else(|| t + Duration::from_secs(86_400 * 365))
+    };
+    let mut last_read = tokio::time::Instant::now();
+    // When the message being read began (its first byte), if one is.
+    let mut partial_since: Option<tokio::time::Instant> = None;
     'conn: loop {
+        let deadline = match partial_since {
+            Some(t) => later(t, limits.message_timeout),
+            None => later(last_read, limits.idle_timeout),
+        };
         tokio::select! {
             r = rd.read(&mut buf) => {
                 let n = match r {
                     Ok(0) | Err(_) => break,
                     Ok(n) => n,
                 };
+                last_read = tokio::time::Instant::now();
                 framer.push(buf.get(..n).unwrap_or_default());
                 loop {
                     match framer.next_message() {
                         Ok(Framed::Message(msg)) => {
+                            partial_since = None;
                             let input = NetInput::Stream { transport, peer, msg };
                             if net.send(input).await.is_err() {
                                 return; // the driver stopped
                             }
                         }
-                        Ok(Framed::NeedMore) => break,
+                        Ok(Framed::NeedMore) => {
+                            if framer.buffered() == 0 {
+                                partial_since = None;
+                            } else if partial_since.is_none() {
+                                partial_since = Some(tokio::time::Instant::now());
+                            }
+                            break;
+                        }
                         Err(e) => {
                             tracing::warn!(%peer, error = %e, "SIP stream framing error; closing");
                             break 'conn;
@@ -496,11 +546,10 @@ async fn run_connection<S>(
                 None => break,
             },
             () = tokio::time::sleep_until(deadline) => {
-                tracing::debug!(%peer, ?transport, "idle stream connection closed");
+                tracing::debug!(%peer, ?transport, partial = partial_since.is_some(), "SIP stream connection timed out; closing");
                 break;
             }
         }
-        deadline = tokio::time::Instant::now() + idle.unwrap_or(far);
     }
     let _ = wr.shutdown().await;
     let _ = net
@@ -555,6 +604,7 @@ mod tests {
         let (net_tx, net_rx) = mpsc::channel(8);
         let (cmd_tx, cmd_rx) = mpsc::channel::<Command>(1);
         let (events_tx, mut events) = mpsc::channel(1);
+        let (_outside_tx, outside_rx) = mpsc::channel(1);
         let driver = Driver::new(
             ep,
             vec![(true, sock)],
@@ -562,7 +612,7 @@ mod tests {
             Arc::new(Counters::default()),
             None,
         );
-        let task = tokio::spawn(driver.run(net_rx, cmd_rx, events_tx));
+        let task = tokio::spawn(driver.run(net_rx, outside_rx, cmd_rx, events_tx));
         for n in 1..=3 {
             net_tx.send(invite(n)).await.unwrap();
         }

@@ -59,7 +59,7 @@ pub struct TlsSettings {
     pub limits: StreamLimits,
 }
 
-/// Bounds of stream connections (TLS; TCP uses [`StreamLimits::unbounded`]).
+/// Bounds of TLS connections (TCP has [`super::TcpLimits`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StreamLimits {
     /// Connections accepted at once; more are closed on accept.
@@ -72,12 +72,13 @@ pub struct StreamLimits {
 }
 
 impl StreamLimits {
-    /// No limits (SIP over TCP as it was).
-    pub fn unbounded() -> Self {
-        StreamLimits {
-            max_connections: usize::MAX,
-            handshake_timeout: Duration::MAX,
-            idle_timeout: None,
+    /// The limits of reading a handshaken connection: idle as configured,
+    /// a message whole within TCP's default message timeout.
+    pub(super) fn reading(&self) -> super::TcpLimits {
+        super::TcpLimits {
+            max_connections: self.max_connections,
+            idle_timeout: self.idle_timeout.unwrap_or(Duration::MAX),
+            message_timeout: super::TcpLimits::default().message_timeout,
         }
     }
 }
