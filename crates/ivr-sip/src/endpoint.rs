@@ -28,6 +28,11 @@
 //!   (RFC 3515 sec. 2.4.5) to progress and a final success/failure.
 //! - REGISTER client with digest challenge (sec. 10.2, 22.2) and refresh before expiry.
 //! - Inbound protection and rate limiting ([`crate::guard`]); 503 above the call limit.
+//! - Transports UDP, TCP and TLS (sec. 18, 26.2; RFC 5630): over TLS our
+//!   Via is `SIP/2.0/TLS` with [`EndpointConfig::advertised_tls`], our
+//!   Contact `sips:` when the dialog's request was `sips:` (sec. 12.1.1) and
+//!   `sip:...;transport=tls` otherwise, and our requests inside the dialog
+//!   go back over the connection the call came in on.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
