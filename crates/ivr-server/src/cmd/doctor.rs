@@ -108,7 +108,23 @@ fn run_checks(args: &Args, env: impl Fn(&str) -> Option<PathBuf>) -> Vec<Check> 
         ),
     });
     checks.extend(check_voices(&args.voices_dir, espeak.as_deref()));
+    if let Some(tls) = config.sip.tls.settings() {
+        checks.push(check_tls(&tls));
+    }
     checks
+}
+
+/// The TLS certificate, key and roots load as `ivr serve` would load them
+/// (names files, never prints their contents).
+fn check_tls(s: &ivr_engine::sip::TlsSettings) -> Check {
+    match ivr_engine::sip::Tls::load(s) {
+        Ok(_) => Check::ok("SIP TLS", s.cert_file.display().to_string()),
+        Err(e) => Check::problem(
+            "SIP TLS",
+            e.to_string(),
+            "point [sip.tls] cert_file/key_file/ca_file at PEM files (chain leaf first, the key that matches it)",
+        ),
+    }
 }
 
 /// The model file exists, is a ggml file, and matches its manifest when one pins it.
@@ -468,5 +484,36 @@ mod tests {
             checks.iter().filter(|c| c.fix.is_some()).count() >= 3,
             "config, model, onnxruntime, voices"
         );
+    }
+
+    #[test]
+    fn a_tls_key_that_does_not_load_is_a_problem_naming_the_file_not_its_contents() {
+        let t = Tmp::new("tls");
+        let cert = t.0.join("ivr.pem");
+        let key = t.0.join("ivr.key");
+        std::fs::write(&cert, "not a certificate, a secret-ish line\n").unwrap();
+        let cfg = t.0.join("ivr.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "[sip.tls]\nlisten = [\"127.0.0.1:5061\"]\ncert_file = \"{}\"\nkey_file = \"{}\"\n",
+                cert.display(),
+                key.display()
+            ),
+        )
+        .unwrap();
+        let args = Args {
+            config: cfg,
+            models_dir: t.0.join("models"),
+            voices_dir: t.0.join("voices"),
+        };
+        let checks = run_checks(&args, |_| None);
+        let tls = checks
+            .iter()
+            .find(|c| c.what == "SIP TLS")
+            .expect("a TLS check");
+        assert!(tls.fix.is_some(), "{tls:?}");
+        assert!(tls.found.contains("ivr.pem"), "{tls:?}");
+        assert!(!tls.found.contains("secret-ish"), "{tls:?}");
     }
 }
