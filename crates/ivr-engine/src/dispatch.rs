@@ -257,6 +257,7 @@ impl Loop {
                     transport,
                     latch: trunk.and_then(|t| t.latch),
                     srtp: trunk.and_then(|t| t.srtp),
+                    trunk_nets: trunk.map(|t| t.sources.clone()).unwrap_or_default(),
                 };
                 self.calls.insert(
                     call.0,

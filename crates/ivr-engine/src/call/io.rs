@@ -172,6 +172,10 @@ pub enum CallEvent {
     /// arrived in clear on an SRTP call, and was dropped
     /// (`ivr_srtp_refused_total`).
     SrtpRefused,
+    /// The flow took a step: the call's record so far (outcome
+    /// [`crate::records::IN_PROGRESS`]), to be written now so a crash loses
+    /// at most the step after it.
+    Progress(Box<CallRecordRow>),
 }
 
 /// One input to the core.

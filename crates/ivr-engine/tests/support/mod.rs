@@ -192,6 +192,8 @@ pub struct Options {
     pub endpointing: EndpointingConfig,
     /// No RTP for this long ends the call.
     pub media_timeout: Duration,
+    /// Nothing from the caller within this long ends the call (zero: off).
+    pub first_media_timeout: Duration,
     /// Which source addresses the call's media is taken from.
     pub latch: LatchPolicy,
     /// Text to speech (default: ScriptedTts at 16 kHz).
@@ -200,6 +202,8 @@ pub struct Options {
     pub wall: DateTime<Utc>,
     /// The call is SRTP (RTP/SAVP with SDES keys both ways; SRTP required).
     pub srtp: bool,
+    /// Crisis announcements in force (as the console sets them).
+    pub crisis: Option<ivr_engine::console::announce::Announcements>,
 }
 
 impl Default for Options {
@@ -208,10 +212,12 @@ impl Default for Options {
             timings: CallTimings::default(),
             endpointing: EndpointingConfig::default(),
             media_timeout: Duration::from_secs(30),
+            first_media_timeout: Duration::ZERO,
             latch: LatchPolicy::default(),
             tts: Arc::new(ScriptedTts::new(16_000)),
             wall: wednesday_morning(),
             srtp: false,
+            crisis: None,
         }
     }
 }
@@ -248,6 +254,10 @@ impl Sim {
     pub fn ringing(flows: &Path, called: &str, opts: Options) -> Sim {
         let (store, _) = FlowStore::load(flows).expect("flows load");
         let route = store.route(called).expect("the number is routed");
+        let (route, announcement_audio) = match &opts.crisis {
+            Some(a) => a.apply(route, opts.wall),
+            None => (route, None),
+        };
         let mut local = LocalMedia::new(ENGINE_RTP.ip(), ENGINE_RTP.port(), 42);
         let caller_keys = SrtpKeyMaterial::new([0xca; SrtpKeyMaterial::LEN]);
         let suite = SrtpSuite::AesCm128HmacSha1_80;
@@ -279,6 +289,7 @@ impl Sim {
         let setup = CallSetup {
             call_ref: CallId::from_u64(7),
             prompts_dir: flows.join(&route.municipality.id),
+            announcement_audio,
             route,
             calling: Pii::new("+4522334455".into()),
             called: Pii::new(called.into()),
@@ -290,6 +301,7 @@ impl Sim {
         let cfg = CoreConfig {
             timings: opts.timings,
             media_timeout: opts.media_timeout,
+            first_media_timeout: opts.first_media_timeout,
             latch: opts.latch,
             endpointing: opts.endpointing,
             sdp: SdpConfig::default(),
