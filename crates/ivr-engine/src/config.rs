@@ -179,9 +179,28 @@ impl EngineConfig {
     /// # Errors
     /// [`ConfigError::Invalid`] with the key and the fix.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.sip.udp.is_empty() && self.sip.tcp.is_empty() {
+        if self.sip.udp.is_empty() && self.sip.tcp.is_empty() && self.sip.tls.listen.is_empty() {
             return Err(ConfigError::Invalid(
-                "[sip] needs at least one `udp` or `tcp` listen address".into(),
+                "[sip] needs at least one `udp` or `tcp` listen address (or [sip.tls] listen)"
+                    .into(),
+            ));
+        }
+        let tls = &self.sip.tls;
+        if !tls.listen.is_empty() && tls.settings().is_none() {
+            return Err(ConfigError::Invalid(
+                "[sip.tls] listen needs cert_file and key_file (PEM)".into(),
+            ));
+        }
+        if tls.client_auth != crate::sip::ClientAuth::None && tls.ca_file.is_none() {
+            return Err(ConfigError::Invalid(
+                "[sip.tls] client_auth needs ca_file: the roots client certificates are checked against"
+                    .into(),
+            ));
+        }
+        if self.media.srtp == ivr_sip::sdp::SrtpPolicy::Required && tls.listen.is_empty() {
+            return Err(ConfigError::Invalid(
+                "[media] srtp = \"required\" needs [sip.tls] listen: SRTP keys are only exchanged over TLS"
+                    .into(),
             ));
         }
         if self.media.rtp_port_min >= self.media.rtp_port_max
@@ -282,6 +301,8 @@ pub struct SipConfig {
     /// SIP over TCP: a message must arrive whole within this many seconds
     /// of its first byte, or the connection is closed (slow senders).
     pub tcp_message_timeout_s: u64,
+    /// `[sip.tls]`: SIP over TLS.
+    pub tls: SipTlsConfig,
 }
 
 /// `[sip] unknown_sources`.
@@ -316,6 +337,74 @@ impl RateConfig {
     }
 }
 
+/// `[sip.tls]`: SIP over TLS (RFC 3261 sec. 26.2, RFC 5630). Off while
+/// `listen` is empty.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SipTlsConfig {
+    /// TLS listen addresses (usually port 5061).
+    pub listen: Vec<SocketAddr>,
+    /// Address put in Via/Contact of TLS messages when the listen address
+    /// is 0.0.0.0/:: (default: `[sip] advertised`'s IP with the TLS port).
+    pub advertised: Option<SocketAddr>,
+    /// Our certificate chain, PEM, leaf first.
+    pub cert_file: Option<PathBuf>,
+    /// Our private key, PEM (read once at start, never logged).
+    pub key_file: Option<PathBuf>,
+    /// Roots (PEM) the trunks' certificates are verified against: client
+    /// certificates on the listener, server certificates on connections we
+    /// open. Without it we open no TLS connection.
+    pub ca_file: Option<PathBuf>,
+    /// Client certificates on the listener: "none", "optional" or "required".
+    pub client_auth: crate::sip::ClientAuth,
+    /// Name the trunk's certificate must carry on connections we open
+    /// (empty: the IP address we connect to).
+    pub server_name: String,
+    /// Longest TLS handshake (milliseconds).
+    pub handshake_timeout_ms: u64,
+    /// A connection with no traffic for this long is closed (seconds; 0: never).
+    pub idle_timeout_s: u64,
+    /// TLS connections open at once; more are closed on accept.
+    pub max_connections: usize,
+}
+
+impl Default for SipTlsConfig {
+    fn default() -> Self {
+        SipTlsConfig {
+            listen: Vec::new(),
+            advertised: None,
+            cert_file: None,
+            key_file: None,
+            ca_file: None,
+            client_auth: crate::sip::ClientAuth::None,
+            server_name: String::new(),
+            handshake_timeout_ms: 5000,
+            idle_timeout_s: 3600,
+            max_connections: 1000,
+        }
+    }
+}
+
+impl SipTlsConfig {
+    /// The transport's settings, when TLS is configured (`cert_file` and
+    /// `key_file` set).
+    pub fn settings(&self) -> Option<crate::sip::TlsSettings> {
+        Some(crate::sip::TlsSettings {
+            cert_file: self.cert_file.clone()?,
+            key_file: self.key_file.clone()?,
+            ca_file: self.ca_file.clone(),
+            client_auth: self.client_auth,
+            server_name: self.server_name.clone(),
+            limits: crate::sip::StreamLimits {
+                max_connections: self.max_connections,
+                handshake_timeout: std::time::Duration::from_millis(self.handshake_timeout_ms),
+                idle_timeout: (self.idle_timeout_s > 0)
+                    .then(|| std::time::Duration::from_secs(self.idle_timeout_s)),
+            },
+        })
+    }
+}
+
 /// `[[trunk]]`: one SIP trunk (SBC, operator, PBX) allowed to send calls.
 /// A request outside a dialog belongs to the first trunk whose `sources`
 /// hold its address; with `username`/`password` it must also answer a
@@ -344,6 +433,30 @@ pub struct TrunkConfig {
     pub burst: f64,
     /// Symmetric RTP for this trunk (overrides `[media] latch`).
     pub latch: Option<bool>,
+    /// How this trunk's calls must arrive: "any" (default) or "tls" (a
+    /// call from the trunk over UDP or TCP gets 403).
+    pub transport: TrunkTransport,
+    /// SRTP for this trunk's calls (overrides `[media] srtp`): "off",
+    /// "optional" or "required".
+    pub srtp: Option<ivr_sip::sdp::SrtpPolicy>,
+}
+
+/// `[[trunk]] transport`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrunkTransport {
+    /// UDP, TCP or TLS.
+    #[default]
+    Any,
+    /// TLS only.
+    Tls,
+}
+
+impl TrunkTransport {
+    /// Whether a call over `t` is acceptable.
+    pub fn admits(self, t: ivr_sip::Transport) -> bool {
+        self == TrunkTransport::Any || t == ivr_sip::Transport::Tls
+    }
 }
 
 impl std::fmt::Debug for TrunkConfig {
@@ -358,6 +471,8 @@ impl std::fmt::Debug for TrunkConfig {
             .field("calls_per_second", &self.calls_per_second)
             .field("burst", &self.burst)
             .field("latch", &self.latch)
+            .field("transport", &self.transport)
+            .field("srtp", &self.srtp)
             .finish()
     }
 }
@@ -374,6 +489,8 @@ impl Default for TrunkConfig {
             calls_per_second: 50.0,
             burst: 100.0,
             latch: None,
+            transport: TrunkTransport::Any,
+            srtp: None,
         }
     }
 }
@@ -449,6 +566,7 @@ impl Default for SipConfig {
             tcp_max_connections: 256,
             tcp_idle_timeout_s: 120,
             tcp_message_timeout_s: 10,
+            tls: SipTlsConfig::default(),
         }
     }
 }
@@ -493,6 +611,14 @@ impl EngineConfig {
                 return bad(
                     &t.name,
                     "`calls_per_second` must be above 0 and `burst` at least 1".into(),
+                );
+            }
+            let secure = t.transport == TrunkTransport::Tls
+                || t.srtp == Some(ivr_sip::sdp::SrtpPolicy::Required);
+            if secure && self.sip.tls.listen.is_empty() {
+                return bad(
+                    &t.name,
+                    "`transport = \"tls\"` and `srtp = \"required\"` need [sip.tls] listen".into(),
                 );
             }
             for n in &t.numbers {
@@ -575,6 +701,12 @@ pub struct MediaConfig {
     /// words, so recognition on the shorter audio needs an accuracy check
     /// on the speech test set before it is turned on by default.
     pub eager_stt_ms: u64,
+    /// SRTP with SDES keys (RFC 4568): "off" (plain RTP; RTP/SAVP offers
+    /// get 488), "optional" (SRTP when a call over TLS offers it, else
+    /// plain RTP) or "required" (only SRTP over TLS signalling; a plain
+    /// offer or a call over UDP/TCP gets 488). Keys are only ever exchanged
+    /// over TLS, since they travel in the SDP; ours are fresh per call.
+    pub srtp: ivr_sip::sdp::SrtpPolicy,
 }
 
 /// Bounds of `[media] end_silence_ms`: below 250 ms the VAD's soft word
@@ -627,6 +759,7 @@ impl Default for MediaConfig {
             hearing_cap_ms: 15_000,
             end_silence_ms: 400,
             eager_stt_ms: 0,
+            srtp: ivr_sip::sdp::SrtpPolicy::Off,
         }
     }
 }

@@ -54,6 +54,9 @@ pub enum EngineError {
     /// The SIP sockets cannot be bound.
     #[error("SIP: {0}")]
     Sip(#[from] crate::sip::SipTransportError),
+    /// The TLS certificate, key or roots cannot be used.
+    #[error("SIP TLS: {0}")]
+    Tls(#[from] crate::sip::TlsError),
     /// An integration's configuration is unusable.
     #[error("integrations: {0}")]
     Integrations(String),
@@ -75,6 +78,8 @@ pub enum EngineError {
 pub struct Running {
     /// The bound SIP UDP address.
     pub sip_udp: Option<SocketAddr>,
+    /// The bound SIP TLS address.
+    pub sip_tls: Option<SocketAddr>,
     /// The bound HTTP address.
     pub http: Option<SocketAddr>,
     /// The Frontdesk stand-in, when started in-process.
@@ -254,10 +259,17 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
 
     // SIP.
     let turns = TurnTimings::default();
+    let tls_config = match cfg.sip.tls.settings() {
+        Some(s) => Some(Arc::new(crate::sip::Tls::load(&s)?)),
+        None => None,
+    };
     let listen = SipListenConfig {
         udp: cfg.sip.udp.clone(),
         tcp: cfg.sip.tcp.clone(),
         advertised: cfg.sip.advertised,
+        tls: cfg.sip.tls.listen.clone(),
+        advertised_tls: cfg.sip.tls.advertised,
+        tls_config,
         trunk_sources: cfg
             .trunks
             .iter()
@@ -287,6 +299,7 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
     })
     .await?;
     let sip_udp = sip.handle().local_addr(Transport::Udp);
+    let sip_tls = sip.handle().local_addr(Transport::Tls);
 
     let shared = Arc::new(CallShared {
         sip: sip.handle(),
@@ -417,6 +430,7 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
     };
     Ok(Running {
         sip_udp,
+        sip_tls,
         http,
         frontdesk_standin,
         puzzel_standin,

@@ -61,6 +61,7 @@ use ivr_stt::LanguageChoice;
 pub use super::io::{CallEvent, Done, Input, Job, JobId, Output, SipCommand, SipEvent};
 use super::listen::{Listen, Question};
 use super::sdp::{self as call_sdp, Answered, ReInviteAnswer};
+use super::srtp::{SrtpError, SrtpSession};
 use crate::eager::{EagerCounts, EagerTurn, OnConfirmed, OnResult, OnTentative};
 use crate::live::LiveView;
 use crate::metrics::EagerOutcome;
@@ -256,6 +257,10 @@ pub struct CallCore {
     tx_buf: Vec<u8>,
     /// Datagrams from addresses the SDP did not negotiate, dropped.
     foreign_media: u64,
+    /// SRTP contexts, when the SDP negotiated SDES keys.
+    srtp: Option<SrtpSession>,
+    /// SRTP/SRTCP packets refused (authentication, replay, format).
+    srtp_refused: u64,
     /// Flow steps in the last progress record handed out.
     recorded_steps: usize,
     /// Changes whenever the flow moved (the live view may have changed).
@@ -330,6 +335,8 @@ impl CallCore {
             transcript: Vec::new(),
             tx_buf: vec![0; 1500],
             foreign_media: 0,
+            srtp: None,
+            srtp_refused: 0,
             recorded_steps: 0,
             flow_moves: 0,
             turn_log: Vec::new(),
@@ -385,15 +392,25 @@ impl CallCore {
     pub fn handle_input(&mut self, input: Input<'_>, now: Instant) {
         match input {
             Input::Rtp { bytes, from } => {
+                let plain = match self.srtp.as_mut().map(|s| s.unprotect_rtp(bytes)) {
+                    None => None,
+                    Some(Ok(p)) => Some(p),
+                    Some(Err(e)) => return self.count_srtp_refused(&e, from),
+                };
                 if let Some(m) = self.media.as_mut() {
                     // A malformed or foreign packet is counted by the session and dropped.
-                    let r = m.handle_rtp(bytes, from, now);
+                    let r = m.handle_rtp(plain.as_deref().unwrap_or(bytes), from, now);
                     self.count_foreign(&r, from, PacketKind::Rtp);
                 }
             }
             Input::Rtcp { bytes, from } => {
+                let plain = match self.srtp.as_mut().map(|s| s.unprotect_rtcp(bytes)) {
+                    None => None,
+                    Some(Ok(p)) => Some(p),
+                    Some(Err(e)) => return self.count_srtp_refused(&e, from),
+                };
                 if let Some(m) = self.media.as_mut() {
-                    let r = m.handle_rtcp(bytes, from, now);
+                    let r = m.handle_rtcp(plain.as_deref().unwrap_or(bytes), from, now);
                     self.count_foreign(&r, from, PacketKind::Rtcp);
                 }
             }
@@ -405,6 +422,16 @@ impl CallCore {
             }
             Input::Timeout => self.timers(now),
         }
+    }
+
+    /// An SRTP/SRTCP packet that failed authentication or replay checks
+    /// (or plain RTP on an SRTP call) was dropped: counted, noted once per call.
+    fn count_srtp_refused(&mut self, e: &SrtpError, from: SocketAddr) {
+        self.srtp_refused += 1;
+        if self.srtp_refused == 1 {
+            tracing::warn!(%from, error = %e, "SRTP packet refused");
+        }
+        self.queue.push_back(Queued::Event(CallEvent::SrtpRefused));
     }
 
     /// A datagram from an address the SDP did not negotiate was dropped:
@@ -445,11 +472,28 @@ impl CallCore {
             let mut media_next = None;
             if let Some(media) = self.media.as_mut() {
                 let step = match media.poll_output(now) {
-                    MediaOutput::Transmit(t) => {
-                        let n = t.bytes.len().min(self.tx_buf.len());
-                        self.tx_buf[..n].copy_from_slice(&t.bytes[..n]);
-                        Step::Transmit(t.to, t.kind, n)
-                    }
+                    MediaOutput::Transmit(t) => match self.srtp.as_mut() {
+                        None => {
+                            let n = t.bytes.len().min(self.tx_buf.len());
+                            self.tx_buf[..n].copy_from_slice(&t.bytes[..n]);
+                            Step::Transmit(t.to, t.kind, n)
+                        }
+                        Some(s) => {
+                            let protected = match t.kind {
+                                PacketKind::Rtp => s.protect_rtp(t.bytes),
+                                PacketKind::Rtcp => s.protect_rtcp(t.bytes),
+                            };
+                            match protected {
+                                Ok(p) => {
+                                    let n = p.len().min(self.tx_buf.len());
+                                    self.tx_buf[..n].copy_from_slice(&p[..n]);
+                                    Step::Transmit(t.to, t.kind, n)
+                                }
+                                // Our own packet did not parse: nothing leaves in clear.
+                                Err(_) => continue,
+                            }
+                        }
+                    },
                     MediaOutput::Event(e) => Step::Event(e),
                     MediaOutput::Timeout(at) => Step::Wait(at),
                 };
@@ -691,6 +735,16 @@ impl CallCore {
             latch: self.cfg.latch,
             ..SessionConfig::default()
         };
+        if let Some(p) = &neg.srtp {
+            match SrtpSession::new(p) {
+                Ok(s) => self.srtp = Some(s),
+                Err(e) => {
+                    tracing::warn!(error = %e, "SRTP contexts could not be set up");
+                    self.end(Outcome::Failed, true);
+                    return;
+                }
+            }
+        }
         match MediaSession::new(call_sdp::media_params(&neg), cfg, now) {
             Ok(m) => self.media = Some(m),
             Err(e) => {
@@ -731,13 +785,29 @@ impl CallCore {
         );
         match answer {
             ReInviteAnswer::Accept { body, negotiated } => {
-                if let Some(n) = negotiated {
+                if let Some(n) = negotiated.map(|n| *n) {
                     if let Some(m) = self.media.as_mut() {
                         let moved = n.remote_rtp != m.params().remote_rtp
                             || Some(n.remote_rtcp) != m.params().remote_rtcp;
                         // On hold with c=0.0.0.0 the old address stays (nothing is sent meanwhile).
                         if moved && !n.remote_rtp.ip().is_unspecified() {
                             m.set_remote(n.remote_rtp, Some(n.remote_rtcp));
+                        }
+                    }
+                    match (&n.srtp, self.srtp.as_mut()) {
+                        (Some(p), Some(s)) => {
+                            if s.renegotiated(p).is_err() {
+                                self.queue
+                                    .push_back(Queued::Sip(SipCommand::RejectReInvite(488)));
+                                return;
+                            }
+                        }
+                        (None, None) => {}
+                        // SRTP cannot be switched on or off mid-call.
+                        _ => {
+                            self.queue
+                                .push_back(Queued::Sip(SipCommand::RejectReInvite(488)));
+                            return;
                         }
                     }
                     let held = !n.direction.sends();

@@ -165,6 +165,7 @@ impl CallTask {
             CallEvent::Eager(o) => self.shared.metrics.eager(o),
             CallEvent::BargeIn => tracing::debug!("barge-in: prompt flushed"),
             CallEvent::ForeignMediaDropped => self.shared.metrics.foreign_media_dropped(),
+            CallEvent::SrtpRefused => self.shared.metrics.srtp_refused(),
             CallEvent::Progress(_) => {}
         }
     }

@@ -113,8 +113,24 @@ fn run_checks(args: &Args, env: impl Fn(&str) -> Option<PathBuf>) -> Vec<Check> 
         ),
     });
     checks.extend(check_voices(&args.voices_dir, espeak.as_deref()));
+    if let Some(tls) = config.sip.tls.settings() {
+        checks.push(check_tls(&tls));
+    }
     checks.extend(check_personal_data(&config));
     checks
+}
+
+/// The TLS certificate, key and roots load as `ivr serve` would load them
+/// (names files, never prints their contents).
+fn check_tls(s: &ivr_engine::sip::TlsSettings) -> Check {
+    match ivr_engine::sip::Tls::load(s) {
+        Ok(_) => Check::ok("SIP TLS", s.cert_file.display().to_string()),
+        Err(e) => Check::problem(
+            "SIP TLS",
+            e.to_string(),
+            "point [sip.tls] cert_file/key_file/ca_file at PEM files (chain leaf first, the key that matches it)",
+        ),
+    }
 }
 
 /// The oldest row of personal data per kind, against its retention period
