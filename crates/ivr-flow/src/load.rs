@@ -1654,6 +1654,7 @@ impl<'a> Validator<'a> {
         for ri in s.intent.iter().flat_map(|v| v.get_ref().iter()) {
             let r = ri.get_ref();
             let mut matcher: BTreeMap<Lang, IntentMatcher> = BTreeMap::new();
+            let mut keywords: BTreeMap<Lang, Vec<String>> = BTreeMap::new();
             for (field, map) in [("examples", &r.examples), ("keywords", &r.keywords)] {
                 if let Some(m) = map {
                     for (k, words) in m {
@@ -1665,6 +1666,12 @@ impl<'a> Validator<'a> {
                             );
                             continue;
                         };
+                        if field == "keywords" {
+                            keywords
+                                .entry(l)
+                                .or_default()
+                                .extend(words.iter().map(|w| w.trim().to_string()));
+                        }
                         let e = matcher.entry(l).or_default();
                         let list: Vec<String> = words.iter().map(|w| normalize(w)).collect();
                         if field == "examples" {
@@ -1736,6 +1743,7 @@ impl<'a> Validator<'a> {
             intents.push(Intent {
                 name: r.name.get_ref().clone(),
                 matcher,
+                keywords,
                 dtmf: r.dtmf.as_ref().map(|d| d.get_ref().clone()),
                 goto,
             });

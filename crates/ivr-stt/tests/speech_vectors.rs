@@ -68,6 +68,7 @@ async fn speech_test_set_accuracy_does_not_fall() {
             audio: engine_pcm(&dir.join("wav").join(format!("{}.wav", u.id))),
             language: LanguageChoice::DetectAmong(vec![Lang::Da, Lang::En]),
             hints: Vec::new(),
+            candidates: Vec::new(),
         };
         let got = stt.transcribe(req).await.unwrap().language;
         let d = &mut detected[usize::from(u.lang == Lang::Da)];
