@@ -82,20 +82,30 @@ pub enum Decode {
 /// decoder's own first choice at each place are summed ("gap", 0 when the
 /// unbiased decoder would have written it anyway).
 ///
+/// Of the answers that pass, the best is kept when it beats every other
+/// answer's best by `margin`; otherwise all are taken out (several answers
+/// at once are not a guess between them).
+///
 /// ```toml
 /// [stt.spot]
-/// accept = -6.0   # an answer whose gap is below this is taken out of the text
+/// accept = -8.0   # an answer whose gap is below this is taken out of the text
+/// margin = 2.0    # nats the best answer must beat any other passing one by
 /// ```
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SpotConfig {
     /// Least gap (nats, at most 0) an expected answer may have to be kept.
     pub accept: f32,
+    /// Nats by which the best answer's gap must beat any other's.
+    pub margin: f32,
 }
 
 impl Default for SpotConfig {
     fn default() -> Self {
-        Self { accept: -6.0 }
+        Self {
+            accept: -8.0,
+            margin: 2.0,
+        }
     }
 }
 

@@ -70,9 +70,9 @@ pub struct SttRequest {
     /// given to whisper as the initial prompt to bias decoding.
     pub hints: Vec<String>,
     /// The answers a closed question expects (a menu's intents with their
-    /// phrases, yes/no), scored against the audio when the free transcript
-    /// holds none of them. Empty for free answers (names, messages). Like
-    /// the hints, they are words of the call's current language.
+    /// phrases, yes/no): those whisper writes are checked against the audio
+    /// (`[stt.spot]`). Empty for free answers (names, messages). Like the
+    /// hints, they are words of the call's current language.
     pub candidates: Vec<Candidate>,
 }
 
@@ -86,18 +86,19 @@ pub struct Candidate {
     pub phrases: Vec<String>,
 }
 
-/// A candidate heard by scoring it against the audio (not in the free
-/// transcript: whisper wrote other words where the caller said it).
+/// An expected answer heard: whisper wrote it and it passed the check
+/// against the audio.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Spotted {
     /// The candidate's label.
     pub label: String,
-    /// The phrase heard (now in [`Transcript::text`] instead of the words
-    /// whisper wrote there).
+    /// The phrase heard (in [`Transcript::text`]).
     pub phrase: String,
-    /// Its mean token log-probability at that place.
+    /// Its check against the audio: the log-probability its tokens lose
+    /// against the unbiased decoder's first choice (0: none lost).
     pub logprob: f32,
-    /// How much likelier (nats per token) it was than the best other candidate's phrase.
+    /// By how much (nats) it beat the next answer that also passed
+    /// (infinite when none did).
     pub margin: f32,
 }
 impl SttRequest {
@@ -166,7 +167,7 @@ pub struct Transcript {
     /// Why whisper's text was dropped (then `text` is empty): no speech,
     /// a loop, a known invention.
     pub dropped: Option<Dropped>,
-    /// A candidate the request gave, heard by scoring it against the audio.
+    /// An expected answer the request gave, heard and checked against the audio.
     pub spotted: Option<Spotted>,
     /// The language transcribed in.
     pub language: Lang,

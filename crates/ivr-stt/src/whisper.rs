@@ -489,8 +489,11 @@ impl WhisperWorker {
                 let gaps = if prompt.is_empty() {
                     vec![0.0; tokens.len()]
                 } else {
-                    let (g, n) = decoder.force(lang_token, &tokens).map_err(engine)?;
+                    // Forced only as far as the last answer found.
+                    let last = found.iter().map(|o| o.end).max().unwrap_or(0);
+                    let (mut g, n) = decoder.force(lang_token, &tokens[..last]).map_err(engine)?;
                     steps += n;
+                    g.resize(tokens.len(), 0.0);
                     g
                 };
                 let mut heard: Vec<(Occurrence, f32)> = Vec::new();
@@ -499,8 +502,9 @@ impl WhisperWorker {
                     let gap: f32 = gaps[o.start..o.end].iter().sum();
                     if std::env::var_os("IVR_STT_DEBUG_SPOT").is_some() {
                         eprintln!(
-                            "found {:?} gap {gap:.2}",
-                            candidates[o.candidate].phrases[o.phrase]
+                            "found {:?} gap {gap:.2} per token {:?}",
+                            candidates[o.candidate].phrases[o.phrase],
+                            &gaps[o.start..o.end]
                         );
                     }
                     if gap >= self.spot.accept {
@@ -509,23 +513,39 @@ impl WhisperWorker {
                         remove[o.start..o.end].iter_mut().for_each(|r| *r = true);
                     }
                 }
-                let labels: std::collections::BTreeSet<usize> =
-                    heard.iter().map(|(o, _)| o.candidate).collect();
-                if labels.len() > 1 {
-                    // Several answers at once: not a guess between them.
-                    for (o, _) in &heard {
-                        remove[o.start..o.end].iter_mut().for_each(|r| *r = true);
+                // The best-checked answer, if no other answer was heard
+                // nearly as well: several answers at once are not a guess
+                // between them.
+                let best = heard.iter().copied().max_by(|a, b| a.1.total_cmp(&b.1));
+                let rival = best.and_then(|(b, _)| {
+                    heard
+                        .iter()
+                        .filter(|(o, _)| o.candidate != b.candidate)
+                        .map(|(_, g)| *g)
+                        .reduce(f32::max)
+                });
+                match (best, rival) {
+                    (Some((o, gap)), rival)
+                        if rival.is_none_or(|r| gap - r >= self.spot.margin) =>
+                    {
+                        for (other, _) in heard.iter().filter(|(h, _)| h.candidate != o.candidate) {
+                            remove[other.start..other.end]
+                                .iter_mut()
+                                .for_each(|r| *r = true);
+                        }
+                        let c = &candidates[o.candidate];
+                        spotted = Some(Spotted {
+                            label: c.label.clone(),
+                            phrase: c.phrases[o.phrase].clone(),
+                            logprob: gap,
+                            margin: rival.map_or(f32::INFINITY, |r| gap - r),
+                        });
                     }
-                } else if let Some((o, gap)) =
-                    heard.iter().copied().max_by(|a, b| a.1.total_cmp(&b.1))
-                {
-                    let c = &candidates[o.candidate];
-                    spotted = Some(Spotted {
-                        label: c.label.clone(),
-                        phrase: c.phrases[o.phrase].clone(),
-                        logprob: gap,
-                        margin: 0.0,
-                    });
+                    _ => {
+                        for (o, _) in &heard {
+                            remove[o.start..o.end].iter_mut().for_each(|r| *r = true);
+                        }
+                    }
                 }
                 tokens = tokens
                     .iter()
