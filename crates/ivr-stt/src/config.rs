@@ -82,29 +82,32 @@ pub enum Decode {
 /// decoder's own first choice at each place are summed ("gap", 0 when the
 /// unbiased decoder would have written it anyway).
 ///
-/// Of the answers that pass, the best is kept when it beats every other
-/// answer's best by `margin`; otherwise all are taken out (several answers
-/// at once are not a guess between them).
+/// When answers of several labels are found (whisper base often writes
+/// the hint list back), each must reach `accept`; those that pass stay (a
+/// caller may say "can someone call me back"; the flow decides). A lone
+/// answer has to reach `accept_alone`: long Danish words whisper wrote
+/// rightly ("boligstøtte") lose more in the check than short ones.
 ///
 /// ```toml
 /// [stt.spot]
-/// accept = -8.0   # an answer whose gap is below this is taken out of the text
-/// margin = 2.0    # nats the best answer must beat any other passing one by
+/// accept = -8.0         # gap an answer needs when others were found too
+/// accept_alone = -12.0  # gap a lone answer needs
 /// ```
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SpotConfig {
-    /// Least gap (nats, at most 0) an expected answer may have to be kept.
+    /// Least gap (nats, at most 0) an expected answer needs when answers of
+    /// other labels were found too.
     pub accept: f32,
-    /// Nats by which the best answer's gap must beat any other's.
-    pub margin: f32,
+    /// Least gap a lone expected answer needs.
+    pub accept_alone: f32,
 }
 
 impl Default for SpotConfig {
     fn default() -> Self {
         Self {
             accept: -8.0,
-            margin: 2.0,
+            accept_alone: -12.0,
         }
     }
 }

@@ -52,7 +52,7 @@ pub fn audio_ctx_for(audio: Duration, floor: u32) -> u32 {
 /// words, 4-6 tokens, a second), small enough that a repetition loop (see
 /// [`collapse_repetition`]) ends quickly.
 fn max_tokens_for(audio: Duration) -> i32 {
-    (audio.as_secs_f64() * 8.0).ceil() as i32 + 12
+    (audio.as_secs_f64() * 10.0).ceil() as i32 + 16
 }
 
 /// Greedy decoding without temperature fallback sometimes loops: "Kan jeg
@@ -464,7 +464,9 @@ impl WhisperWorker {
         let decoding = Instant::now();
         let vocab = Arc::clone(&self.vocab);
         let mut decoder = Decoder::new(&mut self.state, &vocab, self.threads);
-        let max_tokens = usize::try_from(max_tokens_for(job.audio)).unwrap_or(32);
+        // From the settled length, so the speculative and the confirmed audio
+        // (the same samples once settled) get the same limit.
+        let max_tokens = usize::try_from(max_tokens_for(settled)).unwrap_or(32);
         let greedy = decoder
             .greedy(lang_token, &prompt, max_tokens)
             .map_err(engine)?;
@@ -500,52 +502,40 @@ impl WhisperWorker {
                 let mut remove = vec![false; tokens.len()];
                 for o in &found {
                     let gap: f32 = gaps[o.start..o.end].iter().sum();
-                    if std::env::var_os("IVR_STT_DEBUG_SPOT").is_some() {
-                        eprintln!(
-                            "found {:?} gap {gap:.2} per token {:?}",
-                            candidates[o.candidate].phrases[o.phrase],
-                            &gaps[o.start..o.end]
-                        );
-                    }
-                    if gap >= self.spot.accept {
+                    // The answer's index and its check only: which answer
+                    // a caller gave is theirs (no phrase in the log).
+                    tracing::trace!(candidate = o.candidate, gap, "expected answer checked");
+                    // A lone answer only has to be plausible; answers of
+                    // several labels at once (the prompt's list read back)
+                    // must each pass the check.
+                    let alone = found.iter().all(|f| f.candidate == o.candidate);
+                    let bar = if alone {
+                        self.spot.accept_alone
+                    } else {
+                        self.spot.accept
+                    };
+                    if gap >= bar {
                         heard.push((*o, gap));
                     } else {
                         remove[o.start..o.end].iter_mut().for_each(|r| *r = true);
                     }
                 }
-                // The best-checked answer, if no other answer was heard
-                // nearly as well: several answers at once are not a guess
-                // between them.
-                let best = heard.iter().copied().max_by(|a, b| a.1.total_cmp(&b.1));
-                let rival = best.and_then(|(b, _)| {
-                    heard
+                // The best-checked answer is the one reported; answers of
+                // other labels that passed too stay in the text (a caller
+                // may say "can someone call me back": the flow decides).
+                if let Some((o, gap)) = heard.iter().copied().max_by(|a, b| a.1.total_cmp(&b.1)) {
+                    let rival = heard
                         .iter()
-                        .filter(|(o, _)| o.candidate != b.candidate)
+                        .filter(|(h, _)| h.candidate != o.candidate)
                         .map(|(_, g)| *g)
-                        .reduce(f32::max)
-                });
-                match (best, rival) {
-                    (Some((o, gap)), rival)
-                        if rival.is_none_or(|r| gap - r >= self.spot.margin) =>
-                    {
-                        for (other, _) in heard.iter().filter(|(h, _)| h.candidate != o.candidate) {
-                            remove[other.start..other.end]
-                                .iter_mut()
-                                .for_each(|r| *r = true);
-                        }
-                        let c = &candidates[o.candidate];
-                        spotted = Some(Spotted {
-                            label: c.label.clone(),
-                            phrase: c.phrases[o.phrase].clone(),
-                            logprob: gap,
-                            margin: rival.map_or(f32::INFINITY, |r| gap - r),
-                        });
-                    }
-                    _ => {
-                        for (o, _) in &heard {
-                            remove[o.start..o.end].iter_mut().for_each(|r| *r = true);
-                        }
-                    }
+                        .reduce(f32::max);
+                    let c = &candidates[o.candidate];
+                    spotted = Some(Spotted {
+                        label: c.label.clone(),
+                        phrase: c.phrases[o.phrase].clone(),
+                        logprob: gap,
+                        margin: rival.map_or(f32::INFINITY, |r| gap - r),
+                    });
                 }
                 tokens = tokens
                     .iter()
