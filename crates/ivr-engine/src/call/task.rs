@@ -16,6 +16,9 @@ use super::jobs::Workers;
 use super::{CallInput, CallShared, WORK_QUEUE};
 use crate::records::CallRecordRow;
 
+/// Record snapshots waiting to be written, per call.
+const PROGRESS_QUEUE: usize = 4;
+
 /// One call's sockets and queues.
 pub struct CallTask {
     /// What every call shares.
@@ -53,6 +56,27 @@ impl CallTask {
             sip: self.shared.sip.clone(),
         };
         let (mut buf, mut buf2) = (vec![0u8; 2048], vec![0u8; 1500]);
+        // The record as the call goes: written off the call's loop, in
+        // order, by one writer; a snapshot that finds its queue full is
+        // skipped (the next one, or the final row, holds its steps).
+        let (progress, writer) = match self.shared.records.clone() {
+            Some(records) => {
+                let (tx, mut rx) = mpsc::channel::<Box<CallRecordRow>>(PROGRESS_QUEUE);
+                let writer = tokio::spawn(async move {
+                    while let Some(row) = rx.recv().await {
+                        if let Err(e) = records.upsert(&row).await {
+                            tracing::warn!(error = %e, "call record progress not written");
+                        }
+                    }
+                });
+                (Some(tx), Some(writer))
+            }
+            None => (None, None),
+        };
+        let mut progress = progress;
+        let mut writer = writer;
+        let call_ref = core.call_ref().to_string();
+        let mut published = 0u64;
         loop {
             // 1. Everything the core has to say, up to its next deadline.
             let wake = loop {
@@ -75,11 +99,28 @@ impl CallTask {
                             core.handle_input(Input::Done(done), Instant::now());
                         }
                     }
+                    Output::Event(CallEvent::Progress(row)) => {
+                        if let Some(tx) = &progress {
+                            let _ = tx.try_send(row);
+                        }
+                    }
                     Output::Event(e) => self.observe(e),
-                    Output::Finished(row) => return self.finish(*row).await,
+                    Output::Finished(row) => {
+                        // The last snapshots land before the final row.
+                        drop(progress.take());
+                        if let Some(w) = writer.take() {
+                            let _ = w.await;
+                        }
+                        return self.finish(*row).await;
+                    }
                     Output::Timeout(at) => break at,
                 }
             };
+            // The live page follows the flow (copied only when it moved).
+            if core.flow_moves() != published {
+                published = core.flow_moves();
+                self.shared.live.update(&call_ref, &core.live_view());
+            }
             // 2. Wait for input or the deadline.
             let w = tokio::select! {
                 r = self.rtp.recv_from(&mut buf) => r.map_or(Wake::Timer, |(n, a)| Wake::Rtp(n, a)),
@@ -124,6 +165,7 @@ impl CallTask {
             CallEvent::Eager(o) => self.shared.metrics.eager(o),
             CallEvent::BargeIn => tracing::debug!("barge-in: prompt flushed"),
             CallEvent::ForeignMediaDropped => self.shared.metrics.foreign_media_dropped(),
+            CallEvent::Progress(_) => {}
         }
     }
 
@@ -139,6 +181,7 @@ impl CallTask {
                 tracing::warn!(error = %e, "call record not written");
             }
         }
+        self.shared.live.end(&row.call_ref);
         // Last: the call stops counting as active only once its record is
         // committed, so a graceful shutdown (which waits for no active calls)
         // cannot exit before the record is written.

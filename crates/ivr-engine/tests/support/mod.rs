@@ -164,12 +164,16 @@ pub struct Options {
     pub endpointing: EndpointingConfig,
     /// No RTP for this long ends the call.
     pub media_timeout: Duration,
+    /// Nothing from the caller within this long ends the call (zero: off).
+    pub first_media_timeout: Duration,
     /// Which source addresses the call's media is taken from.
     pub latch: LatchPolicy,
     /// Text to speech (default: ScriptedTts at 16 kHz).
     pub tts: Arc<dyn TextToSpeech>,
     /// Wall time of the call.
     pub wall: DateTime<Utc>,
+    /// Crisis announcements in force (as the console sets them).
+    pub crisis: Option<ivr_engine::console::announce::Announcements>,
 }
 
 impl Default for Options {
@@ -178,9 +182,11 @@ impl Default for Options {
             timings: CallTimings::default(),
             endpointing: EndpointingConfig::default(),
             media_timeout: Duration::from_secs(30),
+            first_media_timeout: Duration::ZERO,
             latch: LatchPolicy::default(),
             tts: Arc::new(ScriptedTts::new(16_000)),
             wall: wednesday_morning(),
+            crisis: None,
         }
     }
 }
@@ -215,6 +221,10 @@ impl Sim {
     pub fn ringing(flows: &Path, called: &str, opts: Options) -> Sim {
         let (store, _) = FlowStore::load(flows).expect("flows load");
         let route = store.route(called).expect("the number is routed");
+        let (route, announcement_audio) = match &opts.crisis {
+            Some(a) => a.apply(route, opts.wall),
+            None => (route, None),
+        };
         let local = LocalMedia::new(ENGINE_RTP.ip(), ENGINE_RTP.port(), 42);
         let answered =
             sdp::answer_invite(Some(&offer(1, "sendrecv")), &local, &SdpConfig::default())
@@ -222,6 +232,7 @@ impl Sim {
         let setup = CallSetup {
             call_ref: CallId::from_u64(7),
             prompts_dir: flows.join(&route.municipality.id),
+            announcement_audio,
             route,
             calling: Pii::new("+4522334455".into()),
             called: Pii::new(called.into()),
@@ -233,6 +244,7 @@ impl Sim {
         let cfg = CoreConfig {
             timings: opts.timings,
             media_timeout: opts.media_timeout,
+            first_media_timeout: opts.first_media_timeout,
             latch: opts.latch,
             endpointing: opts.endpointing,
             sdp: SdpConfig::default(),
