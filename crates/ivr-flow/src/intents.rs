@@ -493,9 +493,11 @@ pub fn add_auto_intents(m: &mut Municipality) {
                         });
                         base + added_steps.len() - 1
                     });
+                let keywords = department_keywords(&snapshot, d_id);
                 new_intents.push(Intent {
                     name: d_id.clone(),
-                    matcher: department_words(&snapshot, d_id, &terms),
+                    matcher: matchers_of(&keywords, &terms),
+                    keywords,
                     dtmf: None,
                     goto: StepId {
                         flow: f.id,
@@ -522,9 +524,11 @@ pub fn add_auto_intents(m: &mut Municipality) {
                 }) else {
                     continue;
                 };
+                let keywords = queue_keywords(&snapshot, q_id);
                 new_intents.push(Intent {
                     name: q_id.clone(),
-                    matcher: queue_words(&snapshot, q_id, &terms),
+                    matcher: matchers_of(&keywords, &terms),
+                    keywords,
                     dtmf: None,
                     goto: StepId {
                         flow: f.id,
@@ -544,20 +548,20 @@ pub fn add_auto_intents(m: &mut Municipality) {
                 };
                 let (words, clarify) = match &dest {
                     Destination::Department(d) => (
-                        department_words(&snapshot, d, &terms),
+                        department_keywords(&snapshot, d),
                         snapshot
                             .departments
                             .get(d)
                             .map(|x| department_clarify(&snapshot, x)),
                     ),
                     Destination::Queue(q) => (
-                        queue_words(&snapshot, q, &terms),
+                        queue_keywords(&snapshot, q),
                         Some(queue_clarify(&snapshot, q)),
                     ),
                 };
                 for (l, w) in words {
-                    let e = intent.matcher.entry(l).or_default();
-                    e.add(l, &[], &w.keyword_texts, &terms);
+                    intent.matcher.entry(l).or_default().add(l, &[], &w, &terms);
+                    intent.keywords.entry(l).or_default().extend(w);
                 }
                 if intent.clarify.is_none() {
                     intent.clarify = clarify;
@@ -573,8 +577,10 @@ fn auto_step_name(department: &str) -> String {
     format!("{department} (department intent)")
 }
 
-fn department_words(m: &Municipality, d: &str, terms: &Terms) -> BTreeLangMatchers {
-    let mut out = BTreeLangMatchers::new();
+/// The municipality's own words for a department (its name and synonyms),
+/// per language, as written: what speech-to-text scores against the audio.
+fn department_keywords(m: &Municipality, d: &str) -> std::collections::BTreeMap<Lang, Vec<String>> {
+    let mut out = std::collections::BTreeMap::new();
     let Some(dep) = m.departments.get(d) else {
         return out;
     };
@@ -584,20 +590,30 @@ fn department_words(m: &Municipality, d: &str, terms: &Terms) -> BTreeLangMatche
             words.push(n.clone());
         }
         words.extend(dep.synonyms.get(&l).cloned().unwrap_or_default());
-        let e: &mut IntentMatcher = out.entry(l).or_default();
-        e.add(l, &[], &words, terms);
+        out.insert(l, words);
     }
     out
 }
 
-fn queue_words(m: &Municipality, q: &str, terms: &Terms) -> BTreeLangMatchers {
-    let mut out = BTreeLangMatchers::new();
+/// A queue's name per language, as written.
+fn queue_keywords(m: &Municipality, q: &str) -> std::collections::BTreeMap<Lang, Vec<String>> {
+    let mut out = std::collections::BTreeMap::new();
     let Some(queue) = m.queues.get(q) else {
         return out;
     };
     for &l in &m.languages {
-        let words: Vec<String> = queue.name.get(&l).cloned().into_iter().collect();
-        out.entry(l).or_default().add(l, &[], &words, terms);
+        out.insert(l, queue.name.get(&l).cloned().into_iter().collect());
+    }
+    out
+}
+
+fn matchers_of(
+    keywords: &std::collections::BTreeMap<Lang, Vec<String>>,
+    terms: &Terms,
+) -> BTreeLangMatchers {
+    let mut out = BTreeLangMatchers::new();
+    for (&l, words) in keywords {
+        out.entry(l).or_default().add(l, &[], words, terms);
     }
     out
 }

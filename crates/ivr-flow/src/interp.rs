@@ -335,6 +335,11 @@ pub enum Action {
         dtmf: bool,
         /// STT hints.
         hints: Vec<String>,
+        /// The answers this question expects, for STT to score against the
+        /// audio: each intent's name with its keywords in `lang` (yes/no
+        /// questions: "yes"/"no" with their words). Empty for free answers
+        /// (names, numbers, dates), which stay free.
+        candidates: Vec<(String, Vec<String>)>,
         /// Language for STT.
         lang: Lang,
         /// Silence before `NoInput` (also the pause between keys that ends an
@@ -1218,6 +1223,7 @@ impl Interpreter {
             speech: g.speech,
             dtmf: g.dtmf,
             hints: g.hints.get(&self.lang).cloned().unwrap_or_default(),
+            candidates: candidates(g, self.lang),
             lang: self.lang,
             timeout: Duration::from_secs(u64::from(g.timeout_secs)),
             max_digits: g.max_digits,
@@ -1563,6 +1569,9 @@ impl Interpreter {
             speech: true,
             dtmf: g.dtmf,
             hints: Vec::new(),
+            // "Jeg hørte ... Er det rigtigt?": yes or no. Without hints no
+            // prompt is given, so the answers found are kept unchecked.
+            candidates: yes_no_candidates(self.lang),
             lang: self.lang,
             timeout: Duration::from_secs(u64::from(g.timeout_secs)),
             max_digits: 1,
@@ -2253,6 +2262,38 @@ fn national(n: &str) -> String {
         .or_else(|| n.strip_prefix("0045"))
         .unwrap_or(n);
     d.to_string()
+}
+
+/// What a gather expects, as [`Action::Gather::candidates`] says.
+fn candidates(g: &Gather, lang: Lang) -> Vec<(String, Vec<String>)> {
+    match g.expect {
+        Expect::Intent => g
+            .intents
+            .iter()
+            .filter_map(|i| {
+                let words = i.keywords.get(&lang)?.clone();
+                (!words.is_empty()).then(|| (i.name.clone(), words))
+            })
+            .collect(),
+        Expect::YesNo => yes_no_candidates(lang),
+        _ => Vec::new(),
+    }
+}
+
+/// Yes and no as expected answers in `lang`.
+fn yes_no_candidates(lang: Lang) -> Vec<(String, Vec<String>)> {
+    let (yes, no): (&[&str], &[&str]) = match lang {
+        Lang::Da => (
+            &["ja", "jo", "ja tak", "det er rigtigt"],
+            &["nej", "nej tak", "forkert"],
+        ),
+        _ => (
+            &["yes", "yeah", "yes please", "that's right"],
+            &["no", "no thanks", "wrong"],
+        ),
+    };
+    let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect();
+    vec![("yes".into(), words(yes)), ("no".into(), words(no))]
 }
 
 #[cfg(test)]

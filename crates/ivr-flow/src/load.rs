@@ -1729,6 +1729,7 @@ impl<'a> Validator<'a> {
             let r = ri.get_ref();
             let mut matcher: BTreeMap<Lang, IntentMatcher> = BTreeMap::new();
             let terms = crate::lexical::Terms::default();
+            let mut keywords: BTreeMap<Lang, Vec<String>> = BTreeMap::new();
             for (field, map) in [("examples", &r.examples), ("keywords", &r.keywords)] {
                 if let Some(m) = map {
                     for (k, words) in m {
@@ -1740,6 +1741,12 @@ impl<'a> Validator<'a> {
                             );
                             continue;
                         };
+                        if field == "keywords" {
+                            keywords
+                                .entry(l)
+                                .or_default()
+                                .extend(words.iter().map(|w| w.trim().to_string()));
+                        }
                         let e = matcher.entry(l).or_default();
                         if field == "examples" {
                             e.add(l, words, &[], &terms);
@@ -1818,6 +1825,7 @@ impl<'a> Validator<'a> {
             intents.push(Intent {
                 name: r.name.get_ref().clone(),
                 matcher,
+                keywords,
                 dtmf: r.dtmf.as_ref().map(|d| d.get_ref().clone()),
                 goto,
                 clarify,

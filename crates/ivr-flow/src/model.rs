@@ -510,6 +510,9 @@ pub struct Intent {
     pub name: String,
     /// Matchers per language.
     pub matcher: BTreeMap<Lang, crate::understand::IntentMatcher>,
+    /// The keywords per language as the flow writes them (with `æøå`):
+    /// what speech-to-text scores against the audio.
+    pub keywords: BTreeMap<Lang, Vec<String>>,
     /// Key that selects it.
     pub dtmf: Option<String>,
     /// Where to go.

@@ -228,6 +228,7 @@ pub fn action_line(a: &Action) -> String {
             speech,
             dtmf,
             hints,
+            candidates: _,
             lang,
             timeout,
             max_digits,

@@ -56,7 +56,7 @@ use ivr_media::{
 };
 use ivr_sip::msg::Uri;
 use ivr_sip::sdp::{LocalMedia, LocalSession, Negotiated, SdpConfig, SessionDescription};
-use ivr_stt::LanguageChoice;
+use ivr_stt::{Candidate, LanguageChoice};
 
 pub use super::io::{CallEvent, Done, Input, Job, JobId, Output, SipCommand, SipEvent};
 use super::listen::{Listen, Question};
@@ -66,7 +66,7 @@ use crate::eager::{EagerCounts, EagerTurn, OnConfirmed, OnResult, OnTentative};
 use crate::live::LiveView;
 use crate::metrics::EagerOutcome;
 use crate::records::{CallRecordRow, TurnLog};
-use crate::speech::{Recognition, SpeechError};
+use crate::speech::{Hints, Recognition, SpeechError};
 use crate::turns::{SttTiming, TurnClock, TurnInput};
 
 /// The timing policies of a call (`[sip]` and `[media]` in the engine's
@@ -846,7 +846,7 @@ impl CallCore {
                     .listen
                     .as_ref()
                     .filter(|l| l.takes_speech(quiet))
-                    .map(|l| (choice(&l.question), l.question.hints.clone()));
+                    .map(|l| (choice(&l.question), l.question.stt_hints()));
                 if let (OnTentative::Start(gen), Some((choice, hints))) =
                     (self.eager.tentative(question.is_some()), question)
                 {
@@ -903,7 +903,7 @@ impl CallCore {
             return;
         }
         l.recognising();
-        let (choice, hints) = (choice(&l.question), l.question.hints.clone());
+        let (choice, hints) = (choice(&l.question), l.question.stt_hints());
         // The caller answered: what is left of the question's prompt is moot.
         self.cancel_prompts();
         self.turn.begin(TurnInput::Speech, now);
@@ -918,7 +918,7 @@ impl CallCore {
         }
     }
 
-    fn recognise(&mut self, pcm: Pcm, choice: LanguageChoice, hints: Vec<String>) {
+    fn recognise(&mut self, pcm: Pcm, choice: LanguageChoice, hints: Hints) {
         let id = self.next_job();
         self.stt_job = Some((id, identifies(&choice)));
         self.queue.push_back(Queued::Job(Job::Recognize {
@@ -940,7 +940,7 @@ impl CallCore {
         l.recognising();
         let (choice, hints) = (
             identify_among(l.question.lang, &among),
-            l.question.hints.clone(),
+            l.question.stt_hints(),
         );
         self.recognise(pcm, choice, hints);
     }
@@ -1036,6 +1036,7 @@ impl CallCore {
                     speech,
                     dtmf,
                     hints,
+                    candidates,
                     lang,
                     timeout,
                     max_digits: _,
@@ -1047,6 +1048,10 @@ impl CallCore {
                         speech,
                         dtmf,
                         hints,
+                        candidates: candidates
+                            .into_iter()
+                            .map(|(label, phrases)| Candidate { label, phrases })
+                            .collect(),
                         lang,
                         timeout,
                         barge_in,
@@ -1275,7 +1280,7 @@ impl CallCore {
                     let question = self
                         .listen
                         .as_ref()
-                        .map(|l| (choice(&l.question), l.question.hints.clone()));
+                        .map(|l| (choice(&l.question), l.question.stt_hints()));
                     if let (true, Some((choice, hints)), Some(pcm)) =
                         (self.eager.declined(gen), question, self.utterance.clone())
                     {

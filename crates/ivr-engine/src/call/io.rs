@@ -35,8 +35,8 @@ pub enum Job {
         pcm: Pcm,
         /// The language, or the languages to identify it among.
         choice: LanguageChoice,
-        /// Recogniser hints.
-        hints: Vec<String>,
+        /// Recogniser hints and the answers the question expects.
+        hints: crate::speech::Hints,
         /// A speculative recognition (eager end of turn): start it only on an
         /// idle worker, else answer [`Done::Declined`].
         eager: bool,
