@@ -99,6 +99,20 @@ pub fn stt_config(threads: usize) -> SttConfig {
     {
         c.spot.accept = a;
     }
+    // IVR_STT_SPOT_NEAR=0: without answers written almost right;
+    // IVR_STT_SPOT_ACCEPT_NEAR=-8: another bar for them.
+    if let Some(n) = std::env::var("IVR_STT_SPOT_NEAR")
+        .ok()
+        .and_then(|a| a.parse().ok())
+    {
+        c.spot.near = n;
+    }
+    if let Some(a) = std::env::var("IVR_STT_SPOT_ACCEPT_NEAR")
+        .ok()
+        .and_then(|a| a.parse().ok())
+    {
+        c.spot.accept_near = a;
+    }
     // IVR_STT_DECODE=full: the earlier whisper_full path, to compare with.
     if std::env::var("IVR_STT_DECODE").is_ok_and(|d| d == "full") {
         c.decode = ivr_stt::Decode::Full;
