@@ -11,7 +11,7 @@ use crate::{GuardConfig, IdentifyConfig};
 ///
 /// ```toml
 /// [stt]
-/// model = "models/whisper-base/ggml-base-q8_0.bin"  # any whisper.cpp ggml file
+/// model = "models/whisper-base/ggml-base-q4_0.bin"  # any whisper.cpp ggml file
 /// threads = 0        # whisper threads per utterance; 0 = cores / 4, 1 to 4
 /// workers = 0        # utterances transcribed at once; 0 = cores / threads
 /// queue = 4          # utterances waiting for a worker; beyond: Overloaded
@@ -99,7 +99,7 @@ pub enum Decode {
 /// [stt.spot]
 /// accept = -8.0         # gap an answer needs when others were found too
 /// accept_alone = -12.0  # gap a lone answer needs
-/// near = 0.0            # edits per letter of an answer written almost right (0: off)
+/// near = 0.3            # edits per letter of an answer written almost right (0: off)
 /// accept_near = -12.0   # gap such an answer needs in its place
 /// near_checks = 3       # at most this many checked (nearest first)
 /// ```
@@ -127,7 +127,7 @@ impl Default for SpotConfig {
         Self {
             accept: -8.0,
             accept_alone: -12.0,
-            near: 0.0,
+            near: 0.3,
             accept_near: -12.0,
             near_checks: 3,
         }
@@ -137,7 +137,7 @@ impl Default for SpotConfig {
 impl Default for SttConfig {
     fn default() -> Self {
         Self {
-            model: PathBuf::from("models/whisper-base/ggml-base-q8_0.bin"),
+            model: PathBuf::from("models/whisper-base/ggml-base-q4_0.bin"),
             threads: 0,
             workers: 0,
             queue: 4,

@@ -65,7 +65,7 @@ pub fn test_set() -> (PathBuf, TestSet) {
 pub fn model_path() -> PathBuf {
     let p = std::env::var_os("IVR_STT_MODEL")
         .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("models/whisper-base/ggml-base-q8_0.bin"));
+        .unwrap_or_else(|| repo_root().join(SttConfig::default().model));
     assert!(
         p.is_file(),
         "whisper model missing: {} (run `make setup`)",
