@@ -41,6 +41,9 @@ pub struct CallRecordRow {
     pub turns: i64,
     /// What the caller said, when kept (personal data).
     pub transcript: Option<ivr_core::Pii<String>>,
+    /// Questions answered from the knowledge base: the entry (`None`:
+    /// declined) and whether the caller confirmed it helped.
+    pub questions: Vec<ivr_flow::QuestionRecord>,
 }
 
 /// Why a record could not be written.
@@ -66,11 +69,15 @@ const CREATE: &str = "CREATE TABLE IF NOT EXISTS call_records (
     transferred_to TEXT,
     lang TEXT NOT NULL,
     turns BIGINT NOT NULL,
-    transcript TEXT
+    transcript TEXT,
+    questions TEXT
 )";
 
-const INSERT: &str = "INSERT INTO call_records (call_ref, municipality, called, calling, started_at, ended_at, talk_ms, steps, intents, outcome, transferred_to, lang, turns, transcript) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (call_ref) DO NOTHING";
+/// Tables made before the knowledge base have no `questions` column.
+const ADD_QUESTIONS: &str = "ALTER TABLE call_records ADD COLUMN questions TEXT";
+
+const INSERT: &str = "INSERT INTO call_records (call_ref, municipality, called, calling, started_at, ended_at, talk_ms, steps, intents, outcome, transferred_to, lang, turns, transcript, questions) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) ON CONFLICT (call_ref) DO NOTHING";
 
 const EXPIRE: &str =
     "UPDATE call_records SET transcript = NULL WHERE transcript IS NOT NULL AND ended_at < $1";
@@ -87,12 +94,15 @@ impl Records {
     /// # Errors
     /// [`RecordError::Db`].
     pub async fn open(db: Db) -> Result<Self, RecordError> {
+        // The column may exist already: its error is the expected one.
         match &db {
             Db::Sqlite(p) => {
                 sqlx::query(CREATE).execute(p).await?;
+                let _ = sqlx::query(ADD_QUESTIONS).execute(p).await;
             }
             Db::Postgres(p) => {
                 sqlx::query(CREATE).execute(p).await?;
+                let _ = sqlx::query(ADD_QUESTIONS).execute(p).await;
             }
         };
         Ok(Records { db })
@@ -106,6 +116,7 @@ impl Records {
         let steps = serde_json::to_string(&r.steps).unwrap_or_default();
         let intents = serde_json::to_string(&r.intents).unwrap_or_default();
         let transcript = r.transcript.as_ref().map(|t| t.expose().clone());
+        let questions = questions_json(&r.questions);
         macro_rules! run {
             ($p:expr) => {
                 sqlx::query(INSERT)
@@ -123,6 +134,7 @@ impl Records {
                     .bind(&r.lang)
                     .bind(r.turns)
                     .bind(&transcript)
+                    .bind(&questions)
                     .execute($p)
                     .await?;
             };
@@ -159,6 +171,15 @@ impl Records {
     }
 }
 
+/// `[{"entry":"pas-pris","confirmed":true},{"entry":null,"confirmed":null}]`.
+fn questions_json(q: &[ivr_flow::QuestionRecord]) -> String {
+    let list: Vec<serde_json::Value> = q
+        .iter()
+        .map(|x| serde_json::json!({ "entry": x.entry, "confirmed": x.confirmed }))
+        .collect();
+    serde_json::Value::Array(list).to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,6 +205,10 @@ mod tests {
             lang: "da".into(),
             turns: 1,
             transcript: Some(Pii::new("jeg skal have et pas".into())),
+            questions: vec![ivr_flow::QuestionRecord {
+                entry: Some("pas-pris".into()),
+                confirmed: Some(true),
+            }],
         };
         rec.insert(&row).await.unwrap();
         rec.insert(&row).await.unwrap();
@@ -197,6 +222,12 @@ mod tests {
             (calling.as_str(), outcome.as_str()),
             ("+4512345678", "transferred")
         );
+        let (questions,): (String,) =
+            sqlx::query_as("SELECT questions FROM call_records WHERE call_ref = 'c1'")
+                .fetch_one(p)
+                .await
+                .unwrap();
+        assert_eq!(questions, r#"[{"confirmed":true,"entry":"pas-pris"}]"#);
         assert_eq!(
             rec.expire_transcripts(t + chrono::Duration::days(1))
                 .await

@@ -14,6 +14,7 @@
 pub mod diag;
 pub mod hours;
 pub mod interp;
+pub mod knowledge;
 pub mod lexical;
 pub mod load;
 pub mod model;
@@ -25,10 +26,11 @@ pub mod understand;
 
 pub use diag::{Diagnostic, Severity};
 pub use interp::{
-    Action, CallContext, CallRecord, Event, Interpreter, Outcome, Request, Response, Route, Slot,
-    Value,
+    Action, CallContext, CallRecord, Event, Interpreter, Outcome, QuestionRecord, Request,
+    Response, Route, Slot, Value,
 };
 pub use ivr_core::Speech;
+pub use knowledge::KnowledgeBase;
 pub use load::{load, Deployment, Loaded, Tenant};
 pub use model::{Flow, Municipality};
 pub use store::{FlowStore, StoreError};

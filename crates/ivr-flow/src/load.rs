@@ -146,7 +146,17 @@ struct RawFlow {
     #[allow(dead_code)] // reason: documentation for operators and `ivr graph`
     description: Option<String>,
     start: S<String>,
+    questions: Option<S<RawQuestions>>,
     step: BTreeMap<S<String>, S<RawStep>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawQuestions {
+    answer: Option<bool>,
+    resume: Option<S<String>>,
+    decline: Option<S<String>>,
+    unresolved: Option<S<String>>,
 }
 
 #[derive(Deserialize)]
@@ -222,6 +232,7 @@ struct RawStep {
     goto: Option<S<String>>,
     outcome: Option<S<String>>,
     kind: Option<S<String>>,
+    questions: Option<S<bool>>,
 }
 
 macro_rules! present {
@@ -245,7 +256,7 @@ impl RawStep {
             number => "number", to => "to", subject => "subject", body => "body", op => "op", queue => "queue",
             slot => "slot", cpr => "cpr", date => "date", on_error => "on_error", on_taken => "on_taken",
             on_empty => "on_empty", on_unavailable => "on_unavailable", flow => "flow", goto => "goto",
-            outcome => "outcome", kind => "kind";
+            outcome => "outcome", kind => "kind", questions => "questions";
             text => "text", prompt => "prompt", reprompt => "reprompt", hints => "hints",
         )
     }
@@ -272,6 +283,7 @@ pub const VERBS: &[(&str, &[&str])] = &[
             "no_input",
             "no_match",
             "personal",
+            "questions",
         ],
     ),
     ("branch", &["when", "else"]),
@@ -836,11 +848,20 @@ fn load_municipality(
         let flow = v.flow(FlowId(i as u32), name, rf);
         flows.push(Arc::new(flow));
     }
+    // Knowledge: answers to general questions.
+    let (knowledge, kdiags) =
+        crate::knowledge::load_dir(&dir.join("knowledge"), &languages, &departments);
+    for d in kdiags {
+        if !ctx.diags.contains(&d) {
+            ctx.diags.push(d);
+        }
+    }
     let after = ctx.diags.iter().filter(|d| d.is_error()).count();
     if after > before {
         return None;
     }
     Some(Municipality {
+        knowledge: Arc::new(knowledge.unwrap_or_default()),
         id,
         name: raw.name.get_ref().clone(),
         languages,
@@ -1234,10 +1255,16 @@ impl<'a> Validator<'a> {
             file: self.src.path.clone(),
             start,
             steps,
+            questions: None,
         };
+        let mut flow = flow;
+        flow.questions = self.questions(rf);
         // Unreachable steps (warning).
         let mut seen = BTreeSet::new();
         let mut todo = vec![flow.start];
+        if let Some(q) = &flow.questions {
+            todo.extend([q.resume, q.decline, q.unresolved].into_iter().flatten());
+        }
         while let Some(s) = todo.pop() {
             if !seen.insert(s) {
                 continue;
@@ -1301,6 +1328,19 @@ impl<'a> Validator<'a> {
             }
         }
         flow
+    }
+
+    /// The flow's `[questions]` table (see `docs/knowledge.md`).
+    fn questions(&mut self, rf: &RawFlow) -> Option<Questions> {
+        let q = rf.questions.as_ref()?.get_ref();
+        if q.answer == Some(false) {
+            return None;
+        }
+        Some(Questions {
+            resume: self.opt_target(&q.resume),
+            decline: self.opt_target(&q.decline),
+            unresolved: self.opt_target(&q.unresolved),
+        })
     }
 
     fn step(&mut self, name: &S<String>, s: &RawStep) -> Option<StepKind> {
@@ -1816,6 +1856,7 @@ impl<'a> Validator<'a> {
             max_digits,
             no_input: self.opt_target(&s.no_input),
             no_match: self.opt_target(&s.no_match),
+            questions: s.questions.as_ref().is_none_or(|q| *q.get_ref()),
         })
     }
 

@@ -34,6 +34,8 @@ pub struct Municipality {
     pub calendar: Calendar,
     /// Played before every flow when present (crisis preparedness).
     pub announcement: Option<Announcement>,
+    /// Answers to general questions (`knowledge/*.toml`; empty when none).
+    pub knowledge: Arc<crate::knowledge::KnowledgeBase>,
 }
 
 impl Municipality {
@@ -217,6 +219,24 @@ pub struct Flow {
     pub start: StepId,
     /// Steps in file order; a [`StepId`] of this flow indexes it.
     pub steps: Vec<Step>,
+    /// Whether callers' questions are answered at this flow's gathers, and
+    /// where the flow goes on (`[questions]`; `None`: not answered here).
+    pub questions: Option<Questions>,
+}
+
+/// A flow's `[questions]` table: questions asked at its gathers are
+/// answered from the knowledge base (see `docs/knowledge.md`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Questions {
+    /// After an answer the caller confirmed (default: the interrupted
+    /// question is asked again).
+    pub resume: Option<StepId>,
+    /// A question the bot cannot answer (default: a human in the fallback
+    /// department, or when closed, when it opens).
+    pub decline: Option<StepId>,
+    /// The caller said the answer did not help (default: the entry's
+    /// department, when open; otherwise as `decline`).
+    pub unresolved: Option<StepId>,
 }
 
 impl Flow {
@@ -457,6 +477,9 @@ pub struct Gather {
     pub no_input: Option<StepId>,
     /// Where to go after the last failed attempt not understood.
     pub no_match: Option<StepId>,
+    /// Questions are answered here when the flow answers questions
+    /// (`questions = false` turns it off for this gather).
+    pub questions: bool,
 }
 
 /// A condition of a `branch`: every field given must hold.

@@ -15,6 +15,7 @@ use crate::{
     diag::Diagnostic,
     interp::{builtin_prompts, Route},
     load::{load, normalize_number, Deployment},
+    semantic::SentenceEncoder,
 };
 
 /// Why a load or reload was refused.
@@ -31,6 +32,40 @@ pub enum StoreError {
 pub struct FlowStore {
     root: PathBuf,
     current: RwLock<(Arc<Deployment>, Option<SystemTime>)>,
+    /// Embeds knowledge entries at every (re)load, when set.
+    encoder: Option<Arc<dyn SentenceEncoder>>,
+}
+
+/// Gives every municipality's knowledge base the semantic signal: its
+/// entries are embedded now, once per load. An entry the encoder cannot
+/// embed leaves that knowledge base lexical only (a warning).
+fn embed_knowledge(
+    d: &mut Deployment,
+    encoder: &Arc<dyn SentenceEncoder>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    for m in d.municipalities.values_mut() {
+        if m.knowledge.is_empty() {
+            continue;
+        }
+        let mut kb = (*m.knowledge).clone();
+        match kb.embed(encoder.clone()) {
+            Ok(()) => {
+                let mut muni = (**m).clone();
+                muni.knowledge = Arc::new(kb);
+                *m = Arc::new(muni);
+            }
+            Err(e) => diags.push(Diagnostic {
+                severity: crate::diag::Severity::Warning,
+                file: d.root.join(&m.id).join("knowledge"),
+                line: 0,
+                col: 0,
+                message: format!("knowledge is matched by words only: {e}"),
+                hint: None,
+                source_line: None,
+            }),
+        }
+    }
 }
 
 fn newest_mtime(root: &Path) -> Option<SystemTime> {
@@ -52,18 +87,34 @@ fn newest_mtime(root: &Path) -> Option<SystemTime> {
 impl FlowStore {
     /// Loads a deployment folder (`flows/`). Warnings are returned beside the store.
     pub fn load(root: impl Into<PathBuf>) -> Result<(Self, Vec<Diagnostic>), StoreError> {
+        Self::load_with_encoder(root, None)
+    }
+
+    /// [`FlowStore::load`] with a sentence encoder for knowledge retrieval:
+    /// knowledge entries are embedded at this load and every reload.
+    pub fn load_with_encoder(
+        root: impl Into<PathBuf>,
+        encoder: Option<Arc<dyn SentenceEncoder>>,
+    ) -> Result<(Self, Vec<Diagnostic>), StoreError> {
         let root = root.into();
         let stamp = newest_mtime(&root);
         let loaded = load(&root);
+        let mut diags = loaded.diagnostics;
         match loaded.deployment {
-            Some(d) => Ok((
-                Self {
-                    root,
-                    current: RwLock::new((Arc::new(d), stamp)),
-                },
-                loaded.diagnostics,
-            )),
-            None => Err(StoreError::Invalid(loaded.diagnostics)),
+            Some(mut d) => {
+                if let Some(enc) = &encoder {
+                    embed_knowledge(&mut d, enc, &mut diags);
+                }
+                Ok((
+                    Self {
+                        root,
+                        current: RwLock::new((Arc::new(d), stamp)),
+                        encoder,
+                    },
+                    diags,
+                ))
+            }
+            None => Err(StoreError::Invalid(diags)),
         }
     }
 
@@ -72,13 +123,17 @@ impl FlowStore {
     pub fn reload(&self) -> Result<Vec<Diagnostic>, StoreError> {
         let stamp = newest_mtime(&self.root);
         let loaded = load(&self.root);
+        let mut diags = loaded.diagnostics;
         match loaded.deployment {
-            Some(d) => {
+            Some(mut d) => {
+                if let Some(enc) = &self.encoder {
+                    embed_knowledge(&mut d, enc, &mut diags);
+                }
                 let mut cur = self.current.write().unwrap_or_else(|e| e.into_inner());
                 *cur = (Arc::new(d), stamp);
-                Ok(loaded.diagnostics)
+                Ok(diags)
             }
-            None => Err(StoreError::Invalid(loaded.diagnostics)),
+            None => Err(StoreError::Invalid(diags)),
         }
     }
 

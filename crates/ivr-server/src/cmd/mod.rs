@@ -1,5 +1,6 @@
 //! One module per subcommand; each has `Args` and `run(Args) -> anyhow::Result<ExitCode>`.
 
+pub(crate) mod ask;
 pub(crate) mod check;
 pub(crate) mod doctor;
 pub(crate) mod graph;
