@@ -1248,6 +1248,9 @@ impl Interpreter {
                             out.push(Action::SetLanguage(l));
                             self.waiting_then_run(target, now, out);
                         }
+                        // A question in that language the knowledge base
+                        // cannot answer: declined in it (questions.rs).
+                        None if self.question_last_in(id, g, heard, confidence, l, now, out) => {}
                         // Identified on the first turn, with no transcript in
                         // the current language yet: make one.
                         None if !again => {

@@ -114,6 +114,29 @@ impl Interpreter {
         true
     }
 
+    /// [`Self::question_last`] for a turn identified in another of the
+    /// municipality's languages: declined in that language.
+    #[allow(clippy::too_many_arguments)] // reason: one turn's facts, passed as they are
+    pub(super) fn question_last_in(
+        &mut self,
+        id: StepId,
+        g: &Gather,
+        heard: &str,
+        confidence: f32,
+        lang: Lang,
+        now: DateTime<Utc>,
+        out: &mut Vec<Action>,
+    ) -> bool {
+        if confidence < MIN_STT_CONFIDENCE
+            || !knowledge::looks_like_question(heard)
+            || self.questions_here(id, g).is_none()
+        {
+            return false;
+        }
+        self.speak_in(lang, out);
+        self.question_last(id, g, heard, confidence, now, out)
+    }
+
     fn speak_in(&mut self, lang: Lang, out: &mut Vec<Action>) {
         if lang != self.lang && self.muni.languages.contains(&lang) {
             self.lang = lang;
