@@ -1724,6 +1724,57 @@ mod tests {
         assert_eq!(k.choose_between(0, 1, "ved ikke", Lang::Da), None);
     }
 
+    /// A deterministic stand-in for multilingual-e5: letter-trigram counts,
+    /// unit length; counts its calls.
+    #[derive(Debug, Default)]
+    struct Trigrams {
+        calls: std::sync::atomic::AtomicUsize,
+    }
+
+    impl SentenceEncoder for Trigrams {
+        fn embed(&self, text: &str, _: Role) -> Result<Vec<f32>, crate::semantic::EncodeError> {
+            self.calls
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let mut v = vec![0f32; 64];
+            let chars: Vec<char> = normalize(text).chars().collect();
+            for w in chars.windows(3) {
+                let h = w
+                    .iter()
+                    .fold(7u32, |h, c| h.wrapping_mul(31).wrapping_add(*c as u32));
+                v[(h % 64) as usize] += 1.0;
+            }
+            let n = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-6);
+            Ok(v.into_iter().map(|x| x / n).collect())
+        }
+        fn dim(&self) -> usize {
+            64
+        }
+        fn name(&self) -> &str {
+            "trigrams"
+        }
+    }
+
+    #[test]
+    fn entries_are_embedded_once_and_each_question_once_when_asked() {
+        let enc = Arc::new(Trigrams::default());
+        let mut k = kb();
+        k.embed(enc.clone()).unwrap();
+        let phrasings: usize = k
+            .entries()
+            .iter()
+            .map(|e| e.questions.values().map(Vec::len).sum::<usize>())
+            .sum();
+        let calls = || enc.calls.load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(calls(), phrasings);
+        let r = k.retrieve("hvad koster et pas", Lang::Da, day());
+        assert_eq!(calls(), phrasings + 1, "one query embedding per question");
+        let top = r.candidates[0];
+        assert_eq!(top.entry, 0);
+        assert!(top.semantic.is_some_and(|s| s > 0.0), "{top:?}");
+        assert_eq!(k.encoder_name(), Some("trigrams"));
+        assert_eq!(k.thresholds(), Thresholds::COMBINED);
+    }
+
     #[test]
     fn questions_are_told_from_errands() {
         assert!(looks_like_question("Hvad koster et pas?"));
