@@ -822,6 +822,23 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_site_sample_config_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/site/engine-1.toml");
+        let secret = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(secret.path(), "postgres://ivr@db.example/ivr\n").unwrap();
+        let text = std::fs::read_to_string(path).unwrap().replace(
+            "/etc/ivr/secrets/db-url",
+            &secret.path().display().to_string(),
+        );
+        let cfg = EngineConfig::parse(&text).unwrap();
+        assert_eq!(
+            cfg.integrations.database_url,
+            "postgres://ivr@db.example/ivr"
+        );
+        assert!(!cfg.standins.puzzel && !cfg.standins.frontdesk);
+    }
+
+    #[test]
     fn the_shipped_default_config_parses() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/default.toml");
         EngineConfig::load(&path).unwrap();

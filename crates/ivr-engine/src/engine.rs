@@ -353,6 +353,9 @@ impl Running {
     /// rest and stops.
     pub async fn shutdown(mut self, drain: Duration) {
         self.state.draining.store(true, Ordering::Relaxed);
+        if let Some(sip) = &self.sip {
+            sip.handle().set_draining(true).await;
+        }
         tracing::info!(
             active = self.metrics.active(),
             "draining: new calls get 503"

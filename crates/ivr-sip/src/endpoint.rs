@@ -479,6 +479,9 @@ pub struct Endpoint {
     /// The instant nonce times count from.
     epoch: Option<Instant>,
     stats: GuardStats,
+    /// Shutting down: OPTIONS probes get 503, so a load balancer stops
+    /// sending new calls (the application refuses INVITEs itself).
+    draining: bool,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
 }
@@ -651,6 +654,7 @@ impl Endpoint {
             nonces: NonceIssuer::with_random_secret(&cfg.digest_realm, cfg.digest_algorithm, 300),
             epoch: None,
             stats: GuardStats::default(),
+            draining: false,
             cfg,
             next_handle: 1,
             calls: HashMap::new(),
@@ -668,6 +672,14 @@ impl Endpoint {
     /// Challenge sources outside the trunk allowlists with digest instead of 403.
     pub fn set_digest_verifier(&mut self, v: Box<dyn DigestVerifier>) {
         self.verifier = Some(v);
+    }
+
+    /// Marks the endpoint as draining (graceful shutdown): OPTIONS probes
+    /// outside a dialog are answered 503 with `Retry-After`, so a load
+    /// balancer (Kamailio's dispatcher) takes this instance out of its set
+    /// while the calls in progress finish.
+    pub fn set_draining(&mut self, on: bool) {
+        self.draining = on;
     }
 
     /// Counts of the inbound guard's decisions so far.
@@ -1007,6 +1019,10 @@ impl Endpoint {
             Method::Cancel => self.on_cancel(transport, src, req, now),
             Method::Invite if !in_dialog => self.on_invite(transport, src, req, trunk, now),
             Method::Invite => self.on_reinvite(transport, src, req, now),
+            Method::Options if self.draining && !in_dialog => {
+                let extra = vec![(H::RetryAfter, "60".to_string())];
+                self.reply(transport, src, &req, 503, extra, now);
+            }
             Method::Options => {
                 let extra = vec![
                     (H::Allow, self.cfg.policy.allow_header()),
