@@ -168,3 +168,57 @@ const FLOOR_RIGHT: [f64; 2] = [65.0, 60.0];
 const FLOOR_DECLINED: [f64; 2] = [86.0, 82.0];
 /// Answered wrong, % of all questions (da, en).
 const CEILING_WRONG: [f64; 2] = [4.0, 4.0];
+
+/// Retrieval time over 500 entries (the shipped Nordby entries repeated with
+/// their own ids and a distinguishing word), lexical signal, one thread. The
+/// criterion bench `benches/knowledge.rs` is the reference; this runs without
+/// the engine's release build:
+///
+///     cargo test --release -p ivr-flow --test knowledge_questions -- --ignored --nocapture
+#[test]
+#[ignore = "a timing, run in release"]
+fn retrieval_over_500_entries_takes_under_10_ms() {
+    let loaded = ivr_flow::load(&root().join("flows"));
+    let dep = loaded.deployment.expect("shipped flows load");
+    let base = dep.municipalities["nordby"].knowledge.entries().to_vec();
+    let mut entries = Vec::new();
+    let mut round = 0;
+    while entries.len() < 500 {
+        for e in &base {
+            if entries.len() == 500 {
+                break;
+            }
+            let mut e = e.clone();
+            e.id = format!("{}-{round}", e.id);
+            for qs in e.questions.values_mut() {
+                for q in qs.iter_mut() {
+                    q.push_str(&format!(" sted{round}"));
+                }
+            }
+            entries.push(e);
+        }
+        round += 1;
+    }
+    let kb = KnowledgeBase::new(entries);
+    let today = NaiveDate::from_ymd_opt(2026, 12, 1).unwrap_or_default();
+    let qs = [
+        (
+            "øh hvad skal jeg betale for et nyt pas til min datter",
+            Lang::Da,
+        ),
+        ("how much do I have to pay for a new passport", Lang::En),
+    ];
+    for (q, lang) in qs {
+        let n = 200;
+        let t = std::time::Instant::now();
+        for _ in 0..n {
+            std::hint::black_box(kb.retrieve(q, lang, today));
+        }
+        let per = t.elapsed() / n;
+        println!(
+            "{lang}: {per:?} per retrieval over {} entries",
+            kb.entries().len()
+        );
+        assert!(per < std::time::Duration::from_millis(10), "{per:?}");
+    }
+}
