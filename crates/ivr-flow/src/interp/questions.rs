@@ -37,7 +37,8 @@ pub struct QuestionRecord {
 impl Interpreter {
     /// The flow's `[questions]` when questions are answered at this gather.
     fn questions_here(&self, id: StepId, g: &Gather) -> Option<Questions> {
-        if !g.questions || self.muni.knowledge.is_empty() {
+        // Free text (a message, a name) is kept as the caller said it.
+        if !g.questions || g.expect == Expect::Text || self.muni.knowledge.is_empty() {
             return None;
         }
         self.muni.flow(id.flow)?.questions.clone()
