@@ -108,12 +108,12 @@ fn an_identified_english_turn_later_in_the_call_switches_the_conversation_and_re
     c.handle(heard("jeg skal have nyt pas"), now());
     // Neither Danish nor English words of the question: not understood.
     assert_eq!(
-        c.handle(heard("what about the other thing"), now()),
+        c.handle(heard("the other thing please"), now()),
         [Action::RecognizeAgain {
             among: vec![Lang::Da, Lang::En]
         }]
     );
-    let out = c.handle(identified("what about the other thing", Lang::En), now());
+    let out = c.handle(identified("the other thing please", Lang::En), now());
     assert_eq!(out.first(), Some(&Action::SetLanguage(Lang::En)));
     assert!(
         out.iter()
