@@ -96,6 +96,8 @@ udp = ["{sip}"]
 rtp_port_min = {rtp_base}
 rtp_port_max = {rtp_max}
 media_timeout_s = 120
+# SIPp keys by SIP INFO and sends no RTP at all (a phone would).
+first_media_timeout_s = 0
 [flows]
 dir = "{flows}"
 reload_poll_ms = 0
