@@ -780,8 +780,11 @@ async fn jobcentre_cancellation_in_english_by_speech_mails_the_job_centre_with_l
     let name = body_line(body, "Navn:").to_lowercase();
     assert!(name.contains("karen"), "{body}");
     assert_eq!(body_line(body, "CPR-nummer:"), "010203-XXXX", "{body}");
-    // "The fifteenth of March" (next March) "... at half past ten".
-    assert_eq!(body_line(body, "Aftale:"), "15-03-2027 kl. 10:30", "{body}");
+    // "The 15th of March at 9 o'clock" answers the day (next March) and,
+    // said already, the time: the time question is not asked, so "Next
+    // Tuesday at half past ten" meets the final confirmation, which does not
+    // take it (not a yes or no), and "Yes, that is correct" confirms 9:00.
+    assert_eq!(body_line(body, "Aftale:"), "15-03-2027 kl. 09:00", "{body}");
     assert!(body_line(body, "Telefon:").ends_with("34343434"), "{body}");
     assert_eq!(body_line(body, "Sprog:"), "en", "{body}");
     assert_eq!(body_line(body, "Call reference:"), call_ref, "{body}");

@@ -73,6 +73,8 @@ pub struct EngineConfig {
     pub records: RecordsConfig,
     /// `[shutdown]`.
     pub shutdown: ShutdownConfig,
+    /// `[console]` (see [`crate::console::ConsoleConfig`]).
+    pub console: crate::console::ConsoleConfig,
     /// `[retention]`.
     pub retention: RetentionConfig,
 }
@@ -108,6 +110,7 @@ impl Default for EngineConfig {
             records: RecordsConfig::default(),
             shutdown: ShutdownConfig::default(),
             retention: RetentionConfig::default(),
+            console: crate::console::ConsoleConfig::default(),
         }
     }
 }

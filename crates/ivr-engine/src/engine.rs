@@ -42,6 +42,9 @@ pub enum EngineError {
     /// The database cannot be opened or migrated.
     #[error("database: {0}")]
     Db(#[from] ivr_integrations::db::StoreError),
+    /// The console's tables cannot be created.
+    #[error("console: {0}")]
+    Console(#[from] crate::console::ConsoleError),
     /// The call record table cannot be created.
     #[error("call records: {0}")]
     Records(#[from] crate::records::RecordError),
@@ -110,6 +113,11 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
         tracing::warn!(file = %w.file.display(), line = w.line, "{}", w.message);
     }
     let flows = Arc::new(flows);
+    let reloads = crate::console::FlowReloads::default();
+    reloads.loaded(clock.now_utc());
+    let live = crate::live::LiveCalls::default();
+    let announcements =
+        crate::console::announce::Announcements::new(cfg.console.announcements_dir.clone());
 
     // Stand-ins (make run, tests): started in-process, the clients pointed at them.
     let mut frontdesk_standin = None;
@@ -183,6 +191,7 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
         }
     }
     let tts = Arc::new(Tts::new(cfg.tts.clone())?);
+    let console_tts: Arc<dyn TextToSpeech> = tts.clone();
     {
         let mut prompts = flows.static_prompts();
         prompts.extend(call::filler_prompts());
@@ -257,7 +266,7 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
         services,
         records,
         metrics: metrics.clone(),
-        clock,
+        clock: clock.clone(),
         flows_dir: cfg.flows.dir.clone(),
         media: cfg.media.clone(),
         sdp: cfg.sip.sdp.clone(),
@@ -265,6 +274,8 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
         timings: cfg.call_timings(),
         keep_transcripts: cfg.records.keep_transcripts,
         turns: turns.clone(),
+        live: live.clone(),
+        announcements: announcements.clone(),
     });
     let state = Arc::new(State {
         draining: Arc::new(AtomicBool::new(false)),
@@ -286,6 +297,8 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
     // Flow reload.
     if cfg.flows.reload_poll_ms > 0 {
         let flows = flows.clone();
+        let reloads = reloads.clone();
+        let clock = clock.clone();
         let every = Duration::from_millis(cfg.flows.reload_poll_ms);
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {
@@ -296,8 +309,28 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
                 }
                 if flows.changed() {
                     match flows.reload() {
-                        Ok(_) => tracing::info!("flows reloaded; new calls get the new version"),
+                        Ok(_) => {
+                            reloads.loaded(clock.now_utc());
+                            tracing::info!("flows reloaded; new calls get the new version")
+                        }
                         Err(e) => {
+                            let errors = match &e {
+                                ivr_flow::StoreError::Invalid(diags) => diags
+                                    .iter()
+                                    .filter(|d| d.is_error())
+                                    .map(|d| {
+                                        format!(
+                                            "{}:{}:{}: {}",
+                                            d.file.display(),
+                                            d.line,
+                                            d.col,
+                                            d.message
+                                        )
+                                    })
+                                    .collect(),
+                                other => vec![other.to_string()],
+                            };
+                            reloads.failed(clock.now_utc(), errors);
                             tracing::warn!(error = %e, "flows changed but do not load; the old version keeps serving")
                         }
                     }
@@ -316,12 +349,34 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
                     source,
                 })?;
             let bound = l.local_addr().ok();
-            let app = crate::http::router(crate::http::HttpState {
+            let mut app = crate::http::router(crate::http::HttpState {
                 metrics: metrics.clone(),
                 stt: state.stt.clone(),
                 sip: sip.handle(),
                 draining: state.clone() as Arc<dyn crate::http::Draining>,
             });
+            if cfg.console.enabled {
+                let console = crate::console::ConsoleState::open(crate::console::ConsoleParts {
+                    cfg: cfg.console.clone(),
+                    db: integrations.db().clone(),
+                    flows: flows.clone(),
+                    reloads: reloads.clone(),
+                    live: live.clone(),
+                    announcements: announcements.clone(),
+                    integrations: Some(integrations.clone()),
+                    tts: Some(console_tts.clone()),
+                    clock: clock.clone(),
+                    records: crate::console::RecordsView {
+                        enabled: cfg.records.enabled,
+                        keep_transcripts: cfg.records.keep_transcripts,
+                        retention_days: cfg.records.transcript_retention_days,
+                    },
+                })
+                .await?;
+                announcements.spawn_refresh(integrations.db().clone(), stop_rx.clone());
+                app = app.merge(crate::console::router(console));
+            }
+            let app = crate::console::guard_metrics(app, &cfg.console);
             let mut stop = stop_rx.clone();
             let limits = cfg.http.limits();
             tokio::spawn(crate::http::serve(l, app, limits, async move {

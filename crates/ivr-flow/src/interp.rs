@@ -74,6 +74,7 @@ use chrono_tz::{Europe::Copenhagen, Tz};
 use ivr_core::{Dtmf, Lang, Pii, Speech, WallClock};
 
 use crate::{
+    carry::Heard,
     hours::holiday_on,
     model::*,
     speak,
@@ -485,7 +486,31 @@ enum Waiting {
         from: Option<StepId>,
         department: String,
     },
+    /// For a yes/no to an answer of gather `step` taken from what the
+    /// caller said earlier; "yes" goes on to `target`.
+    Confirm {
+        step: StepId,
+        target: StepId,
+    },
     Done,
+}
+
+/// What to restore when the caller rejects an answer taken from earlier.
+#[derive(Debug, Clone)]
+struct Undo {
+    vars: BTreeMap<String, Value>,
+    public: std::collections::BTreeSet<String>,
+    intents: usize,
+}
+
+/// The outcome of trying to answer a gather from earlier utterances.
+enum Prefilled {
+    /// Answered without a word: go on here.
+    Go(StepId),
+    /// Answered; the confirmation is asked.
+    Confirming,
+    /// Nothing earlier answers it: ask.
+    Ask,
 }
 
 /// Failed transfers per call after which no more transfers are tried.
@@ -521,6 +546,15 @@ pub struct Interpreter {
     failed_transfers: Vec<String>,
     /// A question being answered at the current gather (`questions.rs`).
     question: Option<questions::Pending>,
+    /// Everything the caller said in this call (see [`crate::carry`]).
+    heard: Heard,
+    /// True while an earlier utterance is offered to a gather.
+    prefilling: bool,
+    /// Restores the variables when a confirmed earlier answer is rejected.
+    confirm_undo: Option<Box<Undo>>,
+    /// Explanations of decisions (scores, answers from earlier turns), when
+    /// asked for (`ivr simulate --explain`). They quote the caller: personal.
+    explain: Option<Vec<Pii<String>>>,
 }
 
 enum Fail {
@@ -628,7 +662,42 @@ impl Interpreter {
             recognizing_again: false,
             failed_transfers: Vec::new(),
             question: None,
+            heard: Heard::default(),
+            prefilling: false,
+            confirm_undo: None,
+            explain: None,
         }
+    }
+
+    /// Collects explanations of each decision from now on (see
+    /// [`Interpreter::take_explanations`]); off by default.
+    pub fn set_explain(&mut self, on: bool) {
+        self.explain = on.then(Vec::new);
+    }
+
+    /// The explanations collected since the last call: intent candidates
+    /// with their scores, values heard in each turn, answers taken from
+    /// earlier turns. They quote the caller (personal): for the simulator
+    /// and tests, never for logs.
+    pub fn take_explanations(&mut self) -> Vec<Pii<String>> {
+        self.explain
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    fn explain(&mut self, f: impl FnOnce(&Self) -> String) {
+        if self.explain.is_some() {
+            let line = f(self);
+            if let Some(v) = self.explain.as_mut() {
+                v.push(Pii::new(line));
+            }
+        }
+    }
+
+    /// What the caller has said in this call.
+    pub fn heard(&self) -> &Heard {
+        &self.heard
     }
 
     /// Sets a variable; `public` says it holds no personal data (see the
@@ -723,6 +792,9 @@ impl Interpreter {
                 self.on_transfer_failed(from, &department, now, &mut out)
             }
             (Waiting::Gather(id), ev) => self.on_gather(id, ev, now, &mut out),
+            (Waiting::Confirm { step, target }, ev) => {
+                self.on_confirm(step, target, ev, now, &mut out)
+            }
             (Waiting::Result(id), Event::Result(r)) => self.on_result(id, r, now, &mut out),
             (
                 Waiting::Nothing | Waiting::Result(_) | Waiting::Transfer { .. },
@@ -768,9 +840,15 @@ impl Interpreter {
                 StepKind::Gather(g) => {
                     self.attempts = 0;
                     self.dtmf.clear();
-                    self.ask(g, &g.prompt, None, now, out);
-                    self.waiting = Waiting::Gather(step);
-                    return;
+                    match self.prefill(step, g, now, out) {
+                        Prefilled::Go(target) => target,
+                        Prefilled::Confirming => return,
+                        Prefilled::Ask => {
+                            self.ask(g, &g.prompt, None, now, out);
+                            self.waiting = Waiting::Gather(step);
+                            return;
+                        }
+                    }
                 }
                 StepKind::Branch { when, otherwise } => when
                     .iter()
@@ -1216,6 +1294,15 @@ impl Interpreter {
                     self.ask(g, &g.prompt, None, now, out);
                     return;
                 }
+                // Kept for the questions still to come in this call.
+                if confidence >= MIN_STT_CONFIDENCE {
+                    let l = lang
+                        .filter(|l| self.muni.languages.contains(l))
+                        .unwrap_or(self.lang);
+                    if self.heard.keep(&text, l, now, id, g.expect, again) {
+                        self.explain_turn(id);
+                    }
+                }
                 // Free text (a name, a message) is passed on as heard to a
                 // person who reads it: whisper is rarely sure of names, and
                 // refusing an unsure transcript only makes the caller say it
@@ -1341,6 +1428,250 @@ impl Interpreter {
         }
     }
 
+    fn explain_turn(&mut self, at: StepId) {
+        self.explain(|me| {
+            let Some(u) = me.heard.all().last() else {
+                return String::new();
+            };
+            let values: Vec<String> = u
+                .values
+                .iter()
+                .map(|(k, v)| format!("{}={}", k.as_str(), v.expose()))
+                .collect();
+            format!(
+                "turn {} at {} [{}]: \"{}\"{}",
+                u.turn,
+                me.muni.step_path(at),
+                u.lang,
+                u.text.expose(),
+                if values.is_empty() {
+                    String::new()
+                } else {
+                    format!(" heard {}", values.join(" "))
+                }
+            )
+        });
+    }
+
+    fn undo_point(&self) -> Undo {
+        Undo {
+            vars: self.vars.clone(),
+            public: self.public.clone(),
+            intents: self.record.intents.len(),
+        }
+    }
+
+    fn restore(&mut self, u: Undo) {
+        self.vars = u.vars;
+        self.public = u.public;
+        self.record.intents.truncate(u.intents);
+    }
+
+    /// What gather `g` took as its answer, for explanations.
+    fn answer_words(&self, g: &Gather) -> String {
+        match g.expect {
+            Expect::Intent | Expect::YesNo => {
+                self.record.intents.last().cloned().unwrap_or_default()
+            }
+            _ => g
+                .save_as
+                .as_ref()
+                .and_then(|n| self.vars.get(n.as_str()))
+                .map(Value::plain)
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Before gather `step` asks: the newest earlier utterance of the call
+    /// that the gather's own understanding reads as an answer, taken without
+    /// a word or confirmed (`prefill`, see [`crate::carry`]).
+    fn prefill(
+        &mut self,
+        step: StepId,
+        g: &Gather,
+        now: DateTime<Utc>,
+        out: &mut Vec<Action>,
+    ) -> Prefilled {
+        if g.prefill == Prefill::Off || !g.speech {
+            return Prefilled::Ask;
+        }
+        for i in self.heard.candidates(step) {
+            let Some(u) = self.heard.get(i).cloned() else {
+                continue;
+            };
+            let undo = self.undo_point();
+            // Understood as an answer at this gather (per-flow settings
+            // are read from the gather waited at).
+            let before = std::mem::replace(&mut self.waiting, Waiting::Gather(step));
+            self.prefilling = true;
+            let got = self.understand_speech(g, u.text.expose(), u.lang, u.at);
+            self.prefilling = false;
+            self.pending_lang = None;
+            self.waiting = before;
+            let Some(target) = got else {
+                self.restore(undo);
+                continue;
+            };
+            self.heard.mark_used(i, step);
+            let confirm = g.prefill == Prefill::Confirm
+                && (g.prefill_prompt.is_some() || self.spoken_answer(g, now).is_some());
+            self.explain(|me| {
+                format!(
+                    "{}: answered from turn {}: {}{}",
+                    me.muni.step_path(step),
+                    u.turn,
+                    me.answer_words(g),
+                    if confirm { " (asking to confirm)" } else { "" }
+                )
+            });
+            if !confirm {
+                return Prefilled::Go(target);
+            }
+            self.confirm_undo = Some(Box::new(undo));
+            self.ask_confirm(g, now, out);
+            self.waiting = Waiting::Confirm { step, target };
+            return Prefilled::Confirming;
+        }
+        Prefilled::Ask
+    }
+
+    /// The value gather `g` saved, as spoken ("mandag den 7. december").
+    fn spoken_answer(&self, g: &Gather, now: DateTime<Utc>) -> Option<String> {
+        let v = self.vars.get(g.save_as.as_ref()?.as_str())?;
+        let format = match g.expect {
+            Expect::Date => Format::Date,
+            Expect::Time => Format::Time,
+            Expect::Phone => Format::Phone,
+            Expect::Cpr => Format::Cpr,
+            Expect::Number => Format::Number,
+            Expect::Digits => Format::Digits,
+            Expect::Intent | Expect::YesNo | Expect::Text => return None,
+        };
+        let today = now.with_timezone(&Copenhagen).date_naive();
+        Some(self.speak_value(v, Some(format), Mode::Speech, today))
+    }
+
+    /// "Du vil aflyse din tid til pas mandag den 7. december, er det
+    /// rigtigt?" (the gather's `prefill_prompt`) or "Jeg hørte ... Er det
+    /// rigtigt?", then a yes/no listen (1 = yes, 2 = no).
+    fn ask_confirm(&mut self, g: &Gather, now: DateTime<Utc>, out: &mut Vec<Action>) {
+        match &g.prefill_prompt {
+            Some(t) => self.say_text(t, g.barge_in, now, out),
+            None => {
+                let mut v = self.spoken_answer(g, now).unwrap_or_default();
+                if g.expect == Expect::Time && self.lang == Lang::Da {
+                    v = format!("klokken {v}");
+                }
+                let text = match self.lang {
+                    Lang::En => format!("I heard {v}. Is that correct?"),
+                    _ => format!("Jeg hørte {v}. Er det rigtigt?"),
+                };
+                out.push(Action::Say {
+                    speech: Speech::Personal(Pii::new(text)),
+                    lang: self.lang,
+                    barge_in: g.barge_in,
+                });
+            }
+        }
+        out.push(Action::Gather {
+            speech: true,
+            dtmf: g.dtmf,
+            hints: Vec::new(),
+            lang: self.lang,
+            timeout: Duration::from_secs(u64::from(g.timeout_secs)),
+            max_digits: 1,
+            barge_in: g.barge_in,
+            identify: Vec::new(),
+        });
+    }
+
+    /// The caller's answer to a confirmation of an earlier answer: "ja"
+    /// goes on; "nej" (or anything else) undoes it and asks the question,
+    /// unless the same words answer it ("nej, på tirsdag").
+    fn on_confirm(
+        &mut self,
+        step: StepId,
+        target: StepId,
+        ev: Event,
+        now: DateTime<Utc>,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(st) = self.step(step) else {
+            return;
+        };
+        let StepKind::Gather(g) = &st.kind else {
+            return;
+        };
+        let mut said = None;
+        let yes = match &ev {
+            Event::Speech {
+                text,
+                confidence,
+                lang,
+                ..
+            } => {
+                self.heard_speech = true;
+                let heard = text.expose();
+                if let Some(l) = understand::language_request(heard) {
+                    if self.muni.languages.contains(&l) {
+                        if l != self.lang {
+                            self.lang = l;
+                            out.push(Action::SetLanguage(l));
+                        }
+                        self.ask_confirm(g, now, out);
+                        return;
+                    }
+                }
+                if understand::repeat_request(heard) {
+                    self.ask_confirm(g, now, out);
+                    return;
+                }
+                let l = lang
+                    .filter(|l| self.muni.languages.contains(l))
+                    .unwrap_or(self.lang);
+                if *confidence >= MIN_STT_CONFIDENCE {
+                    said = Some((text.clone(), l));
+                    understand::parse_yes_no(heard)
+                } else {
+                    None
+                }
+            }
+            Event::Dtmf(Dtmf::D1) if g.dtmf => Some(true),
+            Event::Dtmf(Dtmf::D2) if g.dtmf => Some(false),
+            Event::Dtmf(_) | Event::NoInput => None,
+            Event::Result(_) | Event::TransferFailed { .. } | Event::Hangup => return,
+        };
+        self.waiting = Waiting::Nothing;
+        let undo = self.confirm_undo.take();
+        if let Some((text, l)) = &said {
+            if self.heard.keep(text, *l, now, step, g.expect, false) {
+                self.explain_turn(step);
+            }
+        }
+        if yes == Some(true) {
+            self.explain(|me| format!("{}: confirmed", me.muni.step_path(step)));
+            self.run(target, now, out);
+            return;
+        }
+        if let Some(u) = undo {
+            self.restore(*u);
+        }
+        self.explain(|me| format!("{}: not confirmed: asking", me.muni.step_path(step)));
+        // "Nej, på tirsdag": the same words may answer the question.
+        if let Some((text, l)) = said {
+            if g.expect != Expect::YesNo {
+                if let Some(t) = self.understand_speech(g, text.expose(), l, now) {
+                    self.run(t, now, out);
+                    return;
+                }
+            }
+        }
+        self.attempts = 0;
+        self.dtmf.clear();
+        self.ask(g, &g.prompt, None, now, out);
+        self.waiting = Waiting::Gather(step);
+    }
+
     fn complete_dtmf(&mut self, g: &Gather, now: DateTime<Utc>, out: &mut Vec<Action>) {
         let keys = std::mem::take(&mut self.dtmf);
         match self.understand_keys(g, &keys, now) {
@@ -1389,6 +1720,7 @@ impl Interpreter {
         match g.expect {
             Expect::Intent => {
                 let mut best: Option<(f64, &Intent, Option<Lang>)> = None;
+                let mut scores: Vec<(f64, &str)> = Vec::new();
                 for i in &g.intents {
                     let own = i.matcher.get(&lang).map_or(0.0, |m| m.score(&norm));
                     let (mut s, mut switch) = (own, None);
@@ -1407,9 +1739,37 @@ impl Interpreter {
                             switch = Some(*l);
                         }
                     }
+                    scores.push((s, i.name.as_str()));
                     if best.as_ref().is_none_or(|(b, _, _)| s > *b) {
                         best = Some((s, i, switch));
                     }
+                }
+                scores.sort_by(|a, b| b.0.total_cmp(&a.0));
+                let explained: Vec<String> = scores
+                    .iter()
+                    .filter(|(s, _)| *s > 0.0)
+                    .map(|(s, n)| format!("{n} {s:.2}"))
+                    .collect();
+                let tie = scores.len() > 1 && scores[0].0 - scores[1].0 < 0.05;
+                self.explain(|me| {
+                    let at = match &me.waiting {
+                        Waiting::Gather(id) => me.muni.step_path(*id),
+                        _ => String::from("?"),
+                    };
+                    format!(
+                        "{at}: intent scores [{lang}]{}: {}",
+                        if me.prefilling { " (earlier turn)" } else { "" },
+                        if explained.is_empty() {
+                            "none".to_string()
+                        } else {
+                            explained.join(", ")
+                        }
+                    )
+                });
+                // Words said earlier answer a question only when they pick
+                // one of its intents clearly.
+                if self.prefilling && tie {
+                    return None;
                 }
                 if let Some((s, i, switch)) = best {
                     if s >= MIN_INTENT_SCORE {
@@ -1419,8 +1779,9 @@ impl Interpreter {
                         return Some(self.choose(g, i));
                     }
                 }
-                // "et" / "one" / "tryk 1" for a menu key.
-                if norm.split(' ').count() <= 3 {
+                // "et" / "one" / "tryk 1" for a menu key (an answer to this
+                // question, not words said earlier).
+                if !self.prefilling && norm.split(' ').count() <= 3 {
                     if let Some(n) = understand::parse_number(&norm) {
                         let key = n.to_string();
                         if let Some(i) = g
@@ -1688,6 +2049,7 @@ impl Interpreter {
                 .is_none_or(|w| w.contains(&local.weekday()))
             && c.holiday
                 .is_none_or(|h| holiday_on(local.date_naive()).is_some() == h)
+            && c.heard.is_none_or(|e| self.heard.has(e))
     }
 
     /// Evaluates a `set` template: `"{x}"` copies the value with its type.

@@ -11,7 +11,9 @@
 //!
 //! The flow language is documented in `docs/flows.md`.
 
+pub mod carry;
 pub mod diag;
+pub mod eval;
 pub mod hours;
 pub mod interp;
 pub mod knowledge;

@@ -182,6 +182,7 @@ struct RawCond {
     after: Option<S<String>>,
     weekday: Option<S<Vec<String>>>,
     holiday: Option<bool>,
+    heard: Option<S<String>>,
     goto: S<String>,
 }
 
@@ -233,6 +234,8 @@ struct RawStep {
     outcome: Option<S<String>>,
     kind: Option<S<String>>,
     questions: Option<S<bool>>,
+    prefill: Option<S<String>>,
+    prefill_prompt: Option<LangMap<String>>,
 }
 
 macro_rules! present {
@@ -256,8 +259,9 @@ impl RawStep {
             number => "number", to => "to", subject => "subject", body => "body", op => "op", queue => "queue",
             slot => "slot", cpr => "cpr", date => "date", on_error => "on_error", on_taken => "on_taken",
             on_empty => "on_empty", on_unavailable => "on_unavailable", flow => "flow", goto => "goto",
-            outcome => "outcome", kind => "kind", questions => "questions";
+            outcome => "outcome", kind => "kind", questions => "questions", prefill => "prefill";
             text => "text", prompt => "prompt", reprompt => "reprompt", hints => "hints",
+            prefill_prompt => "prefill_prompt",
         )
     }
 }
@@ -284,6 +288,8 @@ pub const VERBS: &[(&str, &[&str])] = &[
             "no_match",
             "personal",
             "questions",
+            "prefill",
+            "prefill_prompt",
         ],
     ),
     ("branch", &["when", "else"]),
@@ -1840,7 +1846,60 @@ impl<'a> Validator<'a> {
                 }
                 _ => 12,
             });
+        let prefill = match &s.prefill {
+            None => Prefill::default_for(expect),
+            Some(p) => match Prefill::parse(p.get_ref()) {
+                Some(x) => x,
+                None => {
+                    self.err(
+                        p.span().start,
+                        format!("unknown prefill `{}`", p.get_ref()),
+                        Some("confirm, use or off".into()),
+                    );
+                    Prefill::Off
+                }
+            },
+        };
+        let prefill_prompt = s.prefill_prompt.as_ref().map(|p| {
+            self.text(
+                p,
+                &format!("step `{step}` prefill_prompt"),
+                at,
+                "prefill_prompt",
+            )
+            .marked_personal(personal)
+        });
+        if let Some(p) = &s.prefill {
+            if prefill != Prefill::Off && !speech {
+                self.err(
+                    p.span().start,
+                    format!(
+                        "gather `{step}` listens to keys only: nothing said earlier can answer it"
+                    ),
+                    Some("remove `prefill`, or add \"speech\" to `input`".into()),
+                );
+            }
+            let no_value = matches!(expect, Expect::Intent | Expect::YesNo) || s.save_as.is_none();
+            if prefill == Prefill::Confirm && no_value && prefill_prompt.is_none() {
+                self.err(
+                    p.span().start,
+                    format!("gather `{step}` confirms an earlier answer but has no `prefill_prompt` to say what it heard"),
+                    Some("add prefill_prompt.da = \"Du vil ..., er det rigtigt?\" (and .en), or use prefill = \"use\"".into()),
+                );
+            }
+        }
+        if prefill_prompt.is_some() && prefill != Prefill::Confirm {
+            self.err(
+                key_pos(self.src, at, "prefill_prompt"),
+                format!(
+                    "gather `{step}` has a `prefill_prompt` but does not confirm earlier answers"
+                ),
+                Some("add prefill = \"confirm\"".into()),
+            );
+        }
         Some(Gather {
+            prefill,
+            prefill_prompt,
             prompt,
             reprompt,
             speech,
@@ -1908,6 +1967,20 @@ impl<'a> Validator<'a> {
                 })
                 .collect()
         });
+        let heard = r
+            .heard
+            .as_ref()
+            .and_then(|h| match Expect::parse(h.get_ref()) {
+                Some(e @ (Expect::Date | Expect::Time | Expect::Phone | Expect::Cpr)) => Some(e),
+                _ => {
+                    self.err(
+                        h.span().start,
+                        format!("`heard` cannot test for `{}`", h.get_ref()),
+                        Some("heard = \"date\", \"time\", \"phone\" or \"cpr\"".into()),
+                    );
+                    None
+                }
+            });
         if r.equals.is_some() && r.var.is_none() {
             self.err(
                 c.span().start,
@@ -1932,6 +2005,7 @@ impl<'a> Validator<'a> {
             after,
             weekday,
             holiday: r.holiday,
+            heard,
             goto: self.target(&r.goto),
         }
     }

@@ -431,6 +431,60 @@ impl Expect {
     }
 }
 
+impl Expect {
+    /// The name in the flow language (`expect = "..."`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Intent => "intent",
+            Self::YesNo => "yesno",
+            Self::Number => "number",
+            Self::Date => "date",
+            Self::Time => "time",
+            Self::Cpr => "cpr",
+            Self::Phone => "phone",
+            Self::Digits => "digits",
+            Self::Text => "text",
+        }
+    }
+}
+
+/// What a gather does when the caller already said its answer earlier in
+/// the call (`prefill = "..."`; see `docs/flows.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prefill {
+    /// Take the earlier answer and ask "..., er det rigtigt?" instead of the
+    /// question; "nej" asks the question. Default for dates, times, phone
+    /// and CPR numbers.
+    Confirm,
+    /// Take the earlier answer without a word (a later step confirms it, or
+    /// it is a choice the caller made plainly). Default for intents.
+    Use,
+    /// Always ask. Default for yes/no, free text, numbers and digits, whose
+    /// earlier words seldom answer this question.
+    Off,
+}
+
+impl Prefill {
+    /// Parses the `prefill` value.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "confirm" => Self::Confirm,
+            "use" => Self::Use,
+            "off" => Self::Off,
+            _ => return None,
+        })
+    }
+
+    /// The default for a gather expecting `e`.
+    pub fn default_for(e: Expect) -> Self {
+        match e {
+            Expect::Intent => Self::Use,
+            Expect::Date | Expect::Time | Expect::Phone | Expect::Cpr => Self::Confirm,
+            Expect::YesNo | Expect::Number | Expect::Digits | Expect::Text => Self::Off,
+        }
+    }
+}
+
 /// An intent of a gather.
 #[derive(Debug, Clone)]
 pub struct Intent {
@@ -480,6 +534,11 @@ pub struct Gather {
     /// Questions are answered here when the flow answers questions
     /// (`questions = false` turns it off for this gather).
     pub questions: bool,
+    /// What to do when the caller already said the answer earlier.
+    pub prefill: Prefill,
+    /// Said instead of the prompt when an earlier answer is confirmed
+    /// (default: "Jeg hørte ... Er det rigtigt?").
+    pub prefill_prompt: Option<Text>,
 }
 
 /// A condition of a `branch`: every field given must hold.
@@ -506,6 +565,9 @@ pub struct Cond {
     pub weekday: Option<Vec<chrono::Weekday>>,
     /// Today is a public holiday (true) / is not (false).
     pub holiday: Option<bool>,
+    /// The caller has said a value of this kind (date, time, phone, cpr)
+    /// earlier in the call.
+    pub heard: Option<Expect>,
     /// Where to go.
     pub goto: StepId,
 }
@@ -727,6 +789,9 @@ impl StepKind {
                 if let Some(r) = &g.reprompt {
                     v.push(r);
                 }
+                if let Some(r) = &g.prefill_prompt {
+                    v.push(r);
+                }
                 v
             }
             _ => Vec::new(),
@@ -762,6 +827,9 @@ pub fn cond_label(c: &Cond) -> String {
     }
     if let Some(w) = &c.weekday {
         parts.push(format!("{w:?}"));
+    }
+    if let Some(e) = c.heard {
+        parts.push(format!("heard {}", e.as_str()));
     }
     if let Some(h) = c.holiday {
         parts.push(if h {

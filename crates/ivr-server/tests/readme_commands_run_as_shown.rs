@@ -57,7 +57,7 @@ fn ivr_commands(markdown: &str) -> Vec<String> {
 /// the repository. `bin` holds `ivr`, first on the `PATH`.
 fn sandbox() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    for d in ["flows", "config"] {
+    for d in ["flows", "config", "tests"] {
         std::os::unix::fs::symlink(repo().join(d).canonicalize().unwrap(), dir.path().join(d))
             .unwrap();
     }

@@ -62,8 +62,9 @@ pub use super::io::{CallEvent, Done, Input, Job, JobId, Output, SipCommand, SipE
 use super::listen::{Listen, Question};
 use super::sdp::{self as call_sdp, Answered, ReInviteAnswer};
 use crate::eager::{EagerCounts, EagerTurn, OnConfirmed, OnResult, OnTentative};
+use crate::live::LiveView;
 use crate::metrics::EagerOutcome;
-use crate::records::CallRecordRow;
+use crate::records::{CallRecordRow, TurnLog};
 use crate::speech::{Recognition, SpeechError};
 use crate::turns::{SttTiming, TurnClock, TurnInput};
 
@@ -147,6 +148,9 @@ pub struct CallSetup {
     pub answered: Answered,
     /// Folder audio prompts (`Play`) are relative to.
     pub prompts_dir: PathBuf,
+    /// A recorded crisis announcement played before the flow (set in the
+    /// console; a text announcement reaches the flow itself instead).
+    pub announcement_audio: Option<PathBuf>,
     /// Randomness for SSRC, first sequence number and timestamp.
     pub seed: u64,
 }
@@ -221,6 +225,7 @@ pub struct CallCore {
     negotiated: Option<Negotiated>,
     our_offer: Option<SessionDescription>,
     prompts_dir: PathBuf,
+    announcement_audio: Option<PathBuf>,
     seed: u64,
     stage: Stage,
     media: Option<MediaSession>,
@@ -253,6 +258,10 @@ pub struct CallCore {
     foreign_media: u64,
     /// Flow steps in the last progress record handed out.
     recorded_steps: usize,
+    /// Changes whenever the flow moved (the live view may have changed).
+    flow_moves: u64,
+    /// One entry per caller turn (the first: what the call began with).
+    turn_log: Vec<TurnLog>,
 }
 
 /// The filler's words in a language.
@@ -297,6 +306,7 @@ impl CallCore {
             negotiated,
             our_offer,
             prompts_dir: setup.prompts_dir,
+            announcement_audio: setup.announcement_audio,
             seed: setup.seed,
             media: None,
             held: false,
@@ -321,6 +331,8 @@ impl CallCore {
             tx_buf: vec![0; 1500],
             foreign_media: 0,
             recorded_steps: 0,
+            flow_moves: 0,
+            turn_log: Vec::new(),
         }
     }
 
@@ -347,6 +359,21 @@ impl CallCore {
     /// Where the answer to the question stands, if the flow is listening.
     pub fn listen_phase(&self) -> Option<super::listen::Phase> {
         self.listen.as_ref().map(Listen::phase)
+    }
+
+    /// Changes whenever the flow moved; compare before copying [`Self::live_view`].
+    pub fn flow_moves(&self) -> u64 {
+        self.flow_moves
+    }
+
+    /// What the console's live page shows of this call.
+    pub fn live_view(&self) -> LiveView {
+        let rec = self.interp.record();
+        LiveView {
+            lang: self.lang,
+            step: rec.steps.last().cloned().unwrap_or_default(),
+            last_intent: rec.intents.last().cloned(),
+        }
     }
 
     /// The flow's state so far (steps, intents, outcome).
@@ -508,6 +535,9 @@ impl CallCore {
             self.turn
                 .first_packet(now, &self.call_ref, &self.municipality, self.rtp_local)
         {
+            if let Some(t) = self.turn_log.last_mut().filter(|t| t.latency_ms.is_none()) {
+                t.latency_ms = Some(tt.latency().as_millis() as i64);
+            }
             self.queue
                 .push_back(Queued::Event(CallEvent::Turn(Box::new(tt))));
         }
@@ -580,6 +610,7 @@ impl CallCore {
             transcript: (self.cfg.keep_transcripts && !self.transcript.is_empty())
                 .then(|| Pii::new(self.transcript.join("\n"))),
             questions: rec.questions.clone(),
+            turn_log: self.turn_log.clone(),
         }
     }
 
@@ -674,7 +705,20 @@ impl CallCore {
         self.stage = Stage::Active {
             max_end: now + self.cfg.timings.max_call,
         };
-        let first = self.interp.start(self.wall());
+        // A recorded announcement plays first, not interruptible.
+        let mut first: Vec<Action> = self
+            .announcement_audio
+            .take()
+            .map(|p| Action::Play {
+                file: p.to_string_lossy().into_owned(),
+                barge_in: false,
+            })
+            .into_iter()
+            .collect();
+        first.extend(self.interp.start(self.wall()));
+        self.flow_moves += 1;
+        self.turn_log.push(TurnLog::new("start", ""));
+        self.log_said(&first);
         self.take_actions(first);
     }
 
@@ -871,8 +915,14 @@ impl CallCore {
         if matches!(ev, FlowEvent::Speech { .. } | FlowEvent::Dtmf(_)) {
             self.turns += 1;
         }
+        let before = self.log_before(&ev);
         let t0 = self.cfg.stopwatch.as_ref().map(|s| s());
         let actions = self.interp.handle(ev, self.wall());
+        self.flow_moves += 1;
+        match before {
+            Some(before) => self.log_turn(before, &actions),
+            None => self.log_said(&actions),
+        }
         let took = match (t0, self.cfg.stopwatch.as_ref()) {
             (Some(t0), Some(s)) => s().saturating_duration_since(t0),
             _ => Duration::ZERO,
@@ -1232,6 +1282,78 @@ impl CallCore {
             }
         };
         self.feed(ev);
+    }
+}
+
+/// What a turn's log entry needs from before the flow handled its input.
+struct TurnBefore {
+    step: String,
+    input: &'static str,
+    heard: Option<Pii<String>>,
+    intents: usize,
+    misunderstood: u32,
+}
+
+impl CallCore {
+    /// The state a caller turn starts from (None: not a caller turn).
+    fn log_before(&self, ev: &FlowEvent) -> Option<TurnBefore> {
+        let (input, heard) = match ev {
+            FlowEvent::Speech { text, .. } => {
+                ("speech", self.cfg.keep_transcripts.then(|| text.clone()))
+            }
+            FlowEvent::Dtmf(_) => ("dtmf", None),
+            FlowEvent::NoInput => ("no_input", None),
+            _ => return None,
+        };
+        let rec = self.interp.record();
+        Some(TurnBefore {
+            step: rec.steps.last().cloned().unwrap_or_default(),
+            input,
+            heard,
+            intents: rec.intents.len(),
+            misunderstood: rec.misunderstood,
+        })
+    }
+
+    /// A caller turn was handled: its log entry (a turn the flow only asks to
+    /// recognise again is logged when the second recognition comes back).
+    fn log_turn(&mut self, b: TurnBefore, actions: &[Action]) {
+        if matches!(actions, [Action::RecognizeAgain { .. }]) {
+            return;
+        }
+        let rec = self.interp.record();
+        let mut t = TurnLog::new(b.input, &b.step);
+        t.heard = b.heard;
+        t.intent = rec.intents.get(b.intents..).and_then(|i| i.last().cloned());
+        t.misunderstood = rec.misunderstood > b.misunderstood;
+        self.turn_log.push(t);
+        self.log_said(actions);
+    }
+
+    /// What the bot says in reply, on the last log entry: static prompts as
+    /// they are, personal ones only when transcripts are kept.
+    fn log_said(&mut self, actions: &[Action]) {
+        let keep = self.cfg.keep_transcripts;
+        let Some(t) = self.turn_log.last_mut() else {
+            return;
+        };
+        for a in actions {
+            match a {
+                Action::Say {
+                    speech: Speech::Static(s),
+                    ..
+                } => t.said.push((Pii::new(s.clone()), false)),
+                Action::Say {
+                    speech: Speech::Personal(p),
+                    ..
+                } if keep => t.said.push((p.clone(), true)),
+                Action::Say { .. } => t.said.push((Pii::new("[personal]".into()), false)),
+                Action::Play { file, .. } => {
+                    t.said.push((Pii::new(format!("[audio {file}]")), false))
+                }
+                _ => {}
+            }
+        }
     }
 }
 

@@ -111,6 +111,10 @@ pub struct CallShared {
     pub keep_transcripts: bool,
     /// Where finished turns' timings are published.
     pub turns: TurnTimings,
+    /// Calls in progress (the console's live page).
+    pub live: crate::live::LiveCalls,
+    /// Crisis announcements set from the console, put in front of new calls.
+    pub announcements: crate::console::announce::Announcements,
 }
 
 impl CallShared {
@@ -233,11 +237,27 @@ pub async fn accept(shared: Arc<CallShared>, inc: Incoming) -> Result<Accepted, 
         .await
         .map_err(|_| Refused(500))?;
     shared.metrics.call_started();
+    shared.live.begin(crate::live::LiveCall {
+        call_ref: inc.call_ref.to_string(),
+        municipality: inc.route.municipality.id.clone(),
+        caller: crate::live::mask_number(inc.calling.expose()),
+        lang: inc.route.municipality.default_lang().code().to_string(),
+        step: String::new(),
+        last_intent: None,
+        started_at: shared.clock.now_utc(),
+        seconds: 0,
+        since: std::time::Instant::now(),
+    });
     let span = tracing::info_span!("call", call = %inc.call_ref, municipality = %inc.route.municipality.id);
+    // A crisis announcement set in the console plays before the flow.
+    let (route, announcement_audio) = shared
+        .announcements
+        .apply(inc.route, shared.clock.now_utc());
     let setup = CallSetup {
-        prompts_dir: shared.flows_dir.join(&inc.route.municipality.id),
+        prompts_dir: shared.flows_dir.join(&route.municipality.id),
+        announcement_audio,
         call_ref: inc.call_ref,
-        route: inc.route,
+        route,
         calling: inc.calling,
         called: inc.called,
         source: inc.source,

@@ -75,6 +75,8 @@ impl CallTask {
         };
         let mut progress = progress;
         let mut writer = writer;
+        let call_ref = core.call_ref().to_string();
+        let mut published = 0u64;
         loop {
             // 1. Everything the core has to say, up to its next deadline.
             let wake = loop {
@@ -114,6 +116,11 @@ impl CallTask {
                     Output::Timeout(at) => break at,
                 }
             };
+            // The live page follows the flow (copied only when it moved).
+            if core.flow_moves() != published {
+                published = core.flow_moves();
+                self.shared.live.update(&call_ref, &core.live_view());
+            }
             // 2. Wait for input or the deadline.
             let w = tokio::select! {
                 r = self.rtp.recv_from(&mut buf) => r.map_or(Wake::Timer, |(n, a)| Wake::Rtp(n, a)),
@@ -174,6 +181,7 @@ impl CallTask {
                 tracing::warn!(error = %e, "call record not written");
             }
         }
+        self.shared.live.end(&row.call_ref);
         // Last: the call stops counting as active only once its record is
         // committed, so a graceful shutdown (which waits for no active calls)
         // cannot exit before the record is written.

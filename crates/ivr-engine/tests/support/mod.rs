@@ -172,6 +172,8 @@ pub struct Options {
     pub tts: Arc<dyn TextToSpeech>,
     /// Wall time of the call.
     pub wall: DateTime<Utc>,
+    /// Crisis announcements in force (as the console sets them).
+    pub crisis: Option<ivr_engine::console::announce::Announcements>,
 }
 
 impl Default for Options {
@@ -184,6 +186,7 @@ impl Default for Options {
             latch: LatchPolicy::default(),
             tts: Arc::new(ScriptedTts::new(16_000)),
             wall: wednesday_morning(),
+            crisis: None,
         }
     }
 }
@@ -218,6 +221,10 @@ impl Sim {
     pub fn ringing(flows: &Path, called: &str, opts: Options) -> Sim {
         let (store, _) = FlowStore::load(flows).expect("flows load");
         let route = store.route(called).expect("the number is routed");
+        let (route, announcement_audio) = match &opts.crisis {
+            Some(a) => a.apply(route, opts.wall),
+            None => (route, None),
+        };
         let local = LocalMedia::new(ENGINE_RTP.ip(), ENGINE_RTP.port(), 42);
         let answered =
             sdp::answer_invite(Some(&offer(1, "sendrecv")), &local, &SdpConfig::default())
@@ -225,6 +232,7 @@ impl Sim {
         let setup = CallSetup {
             call_ref: CallId::from_u64(7),
             prompts_dir: flows.join(&route.municipality.id),
+            announcement_audio,
             route,
             calling: Pii::new("+4522334455".into()),
             called: Pii::new(called.into()),

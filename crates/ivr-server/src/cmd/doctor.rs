@@ -582,6 +582,7 @@ mod tests {
                 turns: 0,
                 transcript: None,
                 questions: vec![],
+                turn_log: vec![],
             })
             .await
             .unwrap();

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Browser tests of the operator console (tests/console_browser.rs): playwright-core
+# from the npm registry, pinned by tests/console/package-lock.json, drives Debian's
+# chromium (apt-packages.txt; no browser download). Idempotent: `npm ci` only when
+# the installed version differs from the pinned one.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+dir=tests/console
+want="$(node -p "require('./$dir/package-lock.json').packages['node_modules/playwright-core'].version")"
+have="$(node -p "try { require('./$dir/node_modules/playwright-core/package.json').version } catch (e) { '' }")"
+if [ "$want" != "$have" ]; then
+    npm ci --prefix "$dir" --no-audit --no-fund --silent
+fi
+command -v chromium >/dev/null || { echo "chromium missing: add it to scripts/setup/apt-packages.txt" >&2; exit 1; }
+printf 'setup: console browser tests ready (playwright-core %s)\n' "$want"
