@@ -41,12 +41,17 @@ transfer_timeout_s = 5
 rtp_port_min = {rtp_min}
 rtp_port_max = {rtp_max}
 media_timeout_s = 120
+# SIPp's keypad scenarios send no RTP at all (keys by SIP INFO).
+first_media_timeout_s = 0
 [flows]
 dir = "{flows}"
 reload_poll_ms = 0
 fixed_time = "2026-12-01T09:00:00Z"
 [stt]
 model = "{model}"
+[understanding]
+model = "{e5}"
+required = true
 [tts]
 voices_dir = "{voices}"
 onnxruntime = "{ort}"
@@ -68,6 +73,7 @@ keep_transcripts = true
         ort = r.join("models/onnxruntime/libonnxruntime.so").display(),
         cache = r.join("target/e2e-tts-cache").display(),
         model = r.join("models/whisper-base/ggml-base-q8_0.bin").display(),
+        e5 = r.join("models/e5-small/e5-small-q4.bin").display(),
         db = dir.join("ivr.db").display(),
     );
     EngineConfig::parse(&text).unwrap()

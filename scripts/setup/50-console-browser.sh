@@ -6,6 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 dir=tests/console
+command -v node >/dev/null && command -v npm >/dev/null \
+    || { echo "setup: node and npm are needed for the console browser tests (the machine's Node.js)" >&2; exit 1; }
 want="$(node -p "require('./$dir/package-lock.json').packages['node_modules/playwright-core'].version")"
 have="$(node -p "try { require('./$dir/node_modules/playwright-core/package.json').version } catch (e) { '' }")"
 if [ "$want" != "$have" ]; then
