@@ -761,6 +761,12 @@ impl Interpreter {
         &self.record
     }
 
+    /// True while the call waits for the answer to a question back: which of
+    /// two intents, or which of two knowledge entries, the caller meant.
+    pub fn is_asking_back(&self) -> bool {
+        self.clarifying.is_some() || self.question.as_ref().is_some_and(|q| q.is_clarify())
+    }
+
     /// A variable (tests and the simulator).
     pub fn var(&self, name: &str) -> Option<&Value> {
         self.vars.get(name)

@@ -175,6 +175,9 @@ pub struct Candidate {
     pub lexical: f32,
     /// The semantic score (rescaled cosine 0..1), when an encoder is set.
     pub semantic: Option<f32>,
+    /// The raw cosine of the entry's closest phrasing, when an encoder is
+    /// set: comparable with an intent example's (same encoder, same roles).
+    pub cosine: Option<f32>,
 }
 
 /// The outcome of a retrieval: candidates best first, and the decision.
@@ -554,9 +557,9 @@ impl KnowledgeBase {
         }
         let semantic: Option<Vec<f32>> = self.semantic.as_ref().and_then(|sx| {
             let qv = sx.encoder.embed(text, Role::Query).ok()?;
-            let mut best = vec![0f32; self.entries.len()];
+            let mut best = vec![f32::MIN; self.entries.len()];
             for (e, v) in &sx.vectors {
-                let c = rescale_cosine(cosine(&qv, v));
+                let c = cosine(&qv, v);
                 if c > best[*e] {
                     best[*e] = c;
                 }
@@ -569,7 +572,8 @@ impl KnowledgeBase {
             .enumerate()
             .filter(|(_, e)| e.valid_on(today))
             .map(|(i, _)| {
-                let sem = semantic.as_ref().map(|s| s[i]);
+                let raw = semantic.as_ref().map(|s| s[i]).filter(|c| *c > f32::MIN);
+                let sem = semantic.as_ref().map(|s| rescale_cosine(s[i]));
                 let score = match sem {
                     Some(s) => 0.5 * lexical[i] + 0.5 * s,
                     None => lexical[i],
@@ -579,6 +583,7 @@ impl KnowledgeBase {
                     score,
                     lexical: lexical[i],
                     semantic: sem,
+                    cosine: raw,
                 }
             })
             .filter(|c| c.score > 0.0)

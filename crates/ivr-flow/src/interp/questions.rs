@@ -24,6 +24,13 @@ pub(super) enum Pending {
     },
 }
 
+impl Pending {
+    /// True for "do you mean A or B?".
+    pub(super) fn is_clarify(&self) -> bool {
+        matches!(self, Pending::Clarify { .. })
+    }
+}
+
 /// One question of a call, for the call record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QuestionRecord {
@@ -79,6 +86,11 @@ impl Interpreter {
         {
             return false;
         }
+        if !matches!(r.decision, Decision::Decline)
+            && self.errand_rather_than_question(g, heard, lang, &r)
+        {
+            return false;
+        }
         match r.decision {
             Decision::Answer(e) => {
                 self.speak_in(lang, out);
@@ -92,6 +104,40 @@ impl Interpreter {
             }
             Decision::Decline => false,
         }
+    }
+
+    /// True when the turn reads more like one of the gather's errands than
+    /// like the knowledge base's best question ("kan jeg flytte min tid til
+    /// pas?" is a booking, not a question about passports): the meaning of
+    /// the closest intent example is closer than the closest phrasing of the
+    /// best entry (raw cosines of the same encoder, so comparable). Without
+    /// an encoder the question is answered as before.
+    fn errand_rather_than_question(
+        &self,
+        g: &Gather,
+        heard: &str,
+        lang: Lang,
+        r: &knowledge::Retrieval,
+    ) -> bool {
+        if g.expect != Expect::Intent {
+            return false;
+        }
+        let Some(entry_cos) = r.candidates.first().and_then(|c| c.cosine) else {
+            return false;
+        };
+        let Some(query) = self
+            .muni
+            .encoder
+            .as_ref()
+            .and_then(|e| e.embed(heard, crate::semantic::Role::Query).ok())
+        else {
+            return false;
+        };
+        let langs = self.muni.languages.clone();
+        intents::score(g, heard, lang, &langs, Some(&query))
+            .iter()
+            .filter_map(|s| s.cosine)
+            .any(|c| c > entry_cos)
     }
 
     /// After the gather did not understand the turn: a question is declined
