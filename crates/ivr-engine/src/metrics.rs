@@ -24,12 +24,19 @@ pub struct Metrics {
     eager: [AtomicU64; EagerOutcome::ALL.len()],
     foreign_media: AtomicU64,
     srtp_refused: AtomicU64,
+    /// Caller turns by input, in the order of [`TURN_INPUTS`].
+    caller_turns: [AtomicU64; TURN_INPUTS.len()],
     /// Retention: rows purged per data kind, passes run, and the age of the
     /// oldest personal row per kind after the last pass (seconds; -1: none).
     purged: Mutex<BTreeMap<&'static str, u64>>,
     retention_runs: AtomicU64,
     oldest: Mutex<BTreeMap<&'static str, i64>>,
 }
+
+/// The inputs a caller turn is counted by (`ivr_caller_turns_total{input}`):
+/// served by speech, by keys, no input, and speech the recogniser could not
+/// take (the call moved to keys).
+pub const TURN_INPUTS: [&str; 4] = ["speech", "dtmf", "no_input", "stt_busy"];
 
 /// What became of a tentative end of utterance (`[media] eager_stt_ms`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,6 +103,22 @@ impl Metrics {
     /// A tentative end of utterance came to `outcome`.
     pub fn eager(&self, outcome: EagerOutcome) {
         self.eager[outcome as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A caller turn reached the flow by `input` (one of [`TURN_INPUTS`];
+    /// others are not counted).
+    pub fn caller_turn(&self, input: &str) {
+        if let Some(i) = TURN_INPUTS.iter().position(|t| *t == input) {
+            self.caller_turns[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// How many caller turns came by `input`.
+    pub fn caller_turns(&self, input: &str) -> u64 {
+        TURN_INPUTS
+            .iter()
+            .position(|t| *t == input)
+            .map_or(0, |i| self.caller_turns[i].load(Ordering::Relaxed))
     }
 
     /// How many tentative ends came to `outcome`.
@@ -275,6 +298,18 @@ impl Metrics {
         let _ = writeln!(s, "ivr_turn_latency_seconds_count {count}");
         let _ = writeln!(
             s,
+            "# HELP ivr_caller_turns_total Caller turns by input: speech, keys (dtmf), no input, or speech the recogniser could not take (stt_busy: the call moved to keys)."
+        );
+        let _ = writeln!(s, "# TYPE ivr_caller_turns_total counter");
+        for input in TURN_INPUTS {
+            let _ = writeln!(
+                s,
+                "ivr_caller_turns_total{{input=\"{input}\"}} {}",
+                self.caller_turns(input)
+            );
+        }
+        let _ = writeln!(
+            s,
             "# HELP ivr_eager_stt_total Tentative ends of utterance: recognised early and used, thrown away when the caller spoke on, or skipped for want of an idle STT worker."
         );
         let _ = writeln!(s, "# TYPE ivr_eager_stt_total counter");
@@ -326,6 +361,10 @@ mod tests {
         m.eager(EagerOutcome::Discarded);
         m.foreign_media_dropped();
         m.foreign_media_dropped();
+        m.caller_turn("speech");
+        m.caller_turn("stt_busy");
+        m.caller_turn("dtmf");
+        m.caller_turn("dtmf");
         let t = m.render(Sampled {
             stt_queue_depth: 3,
             sip_dropped_datagrams: 7,
@@ -336,6 +375,12 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("ivr_eager_stt_total{outcome=\"discarded\"} 1\n"));
+        assert!(
+            t.contains("ivr_caller_turns_total{input=\"dtmf\"} 2\n"),
+            "{t}"
+        );
+        assert!(t.contains("ivr_caller_turns_total{input=\"stt_busy\"} 1\n"));
+        assert!(t.contains("ivr_caller_turns_total{input=\"no_input\"} 0\n"));
         assert!(t.contains("ivr_eager_stt_total{outcome=\"skipped\"} 0\n"));
         assert!(t.contains("ivr_active_calls 1\n"), "{t}");
         assert!(t.contains("ivr_calls_total{municipality=\"nordby\",outcome=\"transferred\"} 1\n"));

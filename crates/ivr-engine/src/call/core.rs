@@ -981,7 +981,10 @@ impl CallCore {
 
     /// Feeds the flow; a non-empty answer ends the current question.
     fn feed(&mut self, ev: FlowEvent) {
-        if matches!(ev, FlowEvent::Speech { .. } | FlowEvent::Dtmf(_)) {
+        if matches!(
+            ev,
+            FlowEvent::Speech { .. } | FlowEvent::Dtmf(_) | FlowEvent::SpeechUnavailable
+        ) {
             self.turns += 1;
         }
         let before = self.log_before(&ev);
@@ -1345,6 +1348,11 @@ impl CallCore {
                     identified,
                 }
             }
+            Err(e) if e.is_capacity() => {
+                // No recogniser free (or none at all): keys, not silence.
+                tracing::info!(error = %e, "utterance not taken by the recogniser; keys instead");
+                FlowEvent::SpeechUnavailable
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "utterance not recognised");
                 FlowEvent::Speech {
@@ -1377,6 +1385,7 @@ impl CallCore {
             }
             FlowEvent::Dtmf(_) => ("dtmf", None),
             FlowEvent::NoInput => ("no_input", None),
+            FlowEvent::SpeechUnavailable => ("stt_busy", None),
             _ => return None,
         };
         let rec = self.interp.record();
@@ -1395,6 +1404,8 @@ impl CallCore {
         if matches!(actions, [Action::RecognizeAgain { .. }]) {
             return;
         }
+        self.queue
+            .push_back(Queued::Event(CallEvent::CallerTurn(b.input)));
         let rec = self.interp.record();
         let mut t = TurnLog::new(b.input, &b.step);
         t.heard = b.heard;

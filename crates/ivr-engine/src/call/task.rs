@@ -163,6 +163,7 @@ impl CallTask {
                 self.shared.turns.publish(*tt);
             }
             CallEvent::Eager(o) => self.shared.metrics.eager(o),
+            CallEvent::CallerTurn(input) => self.shared.metrics.caller_turn(input),
             CallEvent::BargeIn => tracing::debug!("barge-in: prompt flushed"),
             CallEvent::ForeignMediaDropped => self.shared.metrics.foreign_media_dropped(),
             CallEvent::SrtpRefused => self.shared.metrics.srtp_refused(),
