@@ -148,7 +148,9 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
     }
     let flows = Arc::new(flows);
     let reloads = crate::console::FlowReloads::default();
-    reloads.loaded(clock.now_utc());
+    let version = crate::version::folder_version_or_unreadable(&cfg.flows.dir);
+    tracing::info!(dir = %cfg.flows.dir.display(), version, "flows loaded");
+    reloads.loaded(clock.now_utc(), version);
     let live = crate::live::LiveCalls::default();
     let announcements =
         crate::console::announce::Announcements::new(cfg.console.announcements_dir.clone());
@@ -342,6 +344,7 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
         let reloads = reloads.clone();
         let clock = clock.clone();
         let every = Duration::from_millis(cfg.flows.reload_poll_ms);
+        let dir = cfg.flows.dir.clone();
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {
             loop {
@@ -352,8 +355,12 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
                 if flows.changed() {
                     match flows.reload() {
                         Ok(_) => {
-                            reloads.loaded(clock.now_utc());
-                            tracing::info!("flows reloaded; new calls get the new version")
+                            let version = crate::version::folder_version_or_unreadable(&dir);
+                            tracing::info!(
+                                version,
+                                "flows reloaded; new calls get the new version"
+                            );
+                            reloads.loaded(clock.now_utc(), version);
                         }
                         Err(e) => {
                             let errors = match &e {
@@ -396,6 +403,8 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
                 stt: state.stt.clone(),
                 sip: sip.handle(),
                 draining: state.clone() as Arc<dyn crate::http::Draining>,
+                reloads: reloads.clone(),
+                announcements: announcements.clone(),
             });
             if cfg.console.enabled {
                 let console = crate::console::ConsoleState::open(crate::console::ConsoleParts {
