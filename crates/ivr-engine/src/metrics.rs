@@ -12,8 +12,77 @@ use std::time::Duration;
 /// Upper bounds of the turn-latency buckets, in seconds.
 pub const LATENCY_BUCKETS: [f64; 10] = [0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0];
 
+/// Upper bounds of the RTP pacing-lateness buckets (send time after the
+/// pacer's deadline), in seconds.
+pub const LATENESS_BUCKETS: [f64; 9] = [0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.02, 0.05, 0.1];
+/// Upper bounds of the RTP packet-gap buckets (between a call's packets;
+/// 20 ms is the packet interval), in seconds.
+pub const GAP_BUCKETS: [f64; 10] = [
+    0.019, 0.0205, 0.021, 0.022, 0.025, 0.03, 0.04, 0.06, 0.1, 0.5,
+];
+/// Upper bounds of the greeting-delay buckets (answer to the first packet
+/// of prompt audio), in seconds.
+pub const GREETING_BUCKETS: [f64; 10] = [0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 5.0];
+
+/// A Prometheus histogram over fixed bounds (seconds).
+#[derive(Debug)]
+pub struct Histogram {
+    bounds: &'static [f64],
+    buckets: Vec<AtomicU64>,
+    count: AtomicU64,
+    sum_ns: AtomicU64,
+}
+
+impl Histogram {
+    /// A histogram over `bounds` (ascending, seconds).
+    pub fn new(bounds: &'static [f64]) -> Self {
+        Histogram {
+            bounds,
+            buckets: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
+            count: AtomicU64::new(0),
+            sum_ns: AtomicU64::new(0),
+        }
+    }
+
+    /// One observation (one bucket increment: the exposition sums them).
+    pub fn observe(&self, d: Duration) {
+        let s = d.as_secs_f64();
+        if let Some(i) = self.bounds.iter().position(|b| s <= *b) {
+            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_ns.fetch_add(
+            d.as_nanos().min(u128::from(u64::MAX)) as u64,
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Observations so far.
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    fn render(&self, s: &mut String, name: &str, help: &str) {
+        let _ = writeln!(s, "# HELP {name} {help}");
+        let _ = writeln!(s, "# TYPE {name} histogram");
+        let mut cumulative = 0;
+        for (b, n) in self.bounds.iter().zip(&self.buckets) {
+            cumulative += n.load(Ordering::Relaxed);
+            let _ = writeln!(s, "{name}_bucket{{le=\"{b}\"}} {cumulative}");
+        }
+        let count = self.count();
+        let _ = writeln!(s, "{name}_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(
+            s,
+            "{name}_sum {}",
+            self.sum_ns.load(Ordering::Relaxed) as f64 / 1e9
+        );
+        let _ = writeln!(s, "{name}_count {count}");
+    }
+}
+
 /// The engine's counters.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Metrics {
     active: AtomicU64,
     rejected: AtomicU64,
@@ -26,6 +95,12 @@ pub struct Metrics {
     srtp_refused: AtomicU64,
     /// Caller turns by input, in the order of [`TURN_INPUTS`].
     caller_turns: [AtomicU64; TURN_INPUTS.len()],
+    /// RTP packets: how late against the pacer's deadline, and the gap
+    /// between a call's packets.
+    rtp_lateness: Histogram,
+    rtp_gap: Histogram,
+    /// Answer to the first packet of prompt audio.
+    greeting: Histogram,
     /// Retention: rows purged per data kind, passes run, and the age of the
     /// oldest personal row per kind after the last pass (seconds; -1: none).
     purged: Mutex<BTreeMap<&'static str, u64>>,
@@ -63,7 +138,46 @@ impl EagerOutcome {
     }
 }
 
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            active: AtomicU64::default(),
+            rejected: AtomicU64::default(),
+            outcomes: Mutex::default(),
+            turn_buckets: Default::default(),
+            turn_count: AtomicU64::default(),
+            turn_sum_us: AtomicU64::default(),
+            eager: Default::default(),
+            foreign_media: AtomicU64::default(),
+            srtp_refused: AtomicU64::default(),
+            caller_turns: Default::default(),
+            rtp_lateness: Histogram::new(&LATENESS_BUCKETS),
+            rtp_gap: Histogram::new(&GAP_BUCKETS),
+            greeting: Histogram::new(&GREETING_BUCKETS),
+            purged: Mutex::default(),
+            retention_runs: AtomicU64::default(),
+            oldest: Mutex::default(),
+        }
+    }
+}
+
 impl Metrics {
+    /// An RTP packet left `late` after its pacer deadline, `gap` after the
+    /// call's previous one (None: the call's first).
+    pub fn rtp_sent(&self, late: Option<Duration>, gap: Option<Duration>) {
+        if let Some(l) = late {
+            self.rtp_lateness.observe(l);
+        }
+        if let Some(g) = gap {
+            self.rtp_gap.observe(g);
+        }
+    }
+
+    /// A call's first prompt audio left `after` its answer.
+    pub fn greeting(&self, after: Duration) {
+        self.greeting.observe(after);
+    }
+
     /// A call started.
     pub fn call_started(&self) {
         self.active.fetch_add(1, Ordering::Relaxed);
@@ -296,6 +410,21 @@ impl Metrics {
             self.turn_sum_us.load(Ordering::Relaxed) as f64 / 1e6
         );
         let _ = writeln!(s, "ivr_turn_latency_seconds_count {count}");
+        self.rtp_lateness.render(
+            &mut s,
+            "ivr_rtp_pacing_lateness_seconds",
+            "RTP packets sent: time after the pacer's deadline (scheduling delay under load).",
+        );
+        self.rtp_gap.render(
+            &mut s,
+            "ivr_rtp_packet_gap_seconds",
+            "RTP packets sent: time since the call's previous packet (20 ms when on time).",
+        );
+        self.greeting.render(
+            &mut s,
+            "ivr_greeting_delay_seconds",
+            "Calls: answer (200 OK) to the first packet of prompt audio.",
+        );
         let _ = writeln!(
             s,
             "# HELP ivr_caller_turns_total Caller turns by input: speech, keys (dtmf), no input, or speech the recogniser could not take (stt_busy: the call moved to keys)."
@@ -365,6 +494,12 @@ mod tests {
         m.caller_turn("stt_busy");
         m.caller_turn("dtmf");
         m.caller_turn("dtmf");
+        m.rtp_sent(Some(Duration::from_micros(300)), None);
+        m.rtp_sent(
+            Some(Duration::from_millis(4)),
+            Some(Duration::from_millis(20)),
+        );
+        m.greeting(Duration::from_millis(400));
         let t = m.render(Sampled {
             stt_queue_depth: 3,
             sip_dropped_datagrams: 7,
@@ -381,6 +516,16 @@ mod tests {
         );
         assert!(t.contains("ivr_caller_turns_total{input=\"stt_busy\"} 1\n"));
         assert!(t.contains("ivr_caller_turns_total{input=\"no_input\"} 0\n"));
+        assert!(
+            t.contains("ivr_rtp_pacing_lateness_seconds_bucket{le=\"0.0005\"} 1\n"),
+            "{t}"
+        );
+        assert!(t.contains("ivr_rtp_pacing_lateness_seconds_bucket{le=\"0.005\"} 2\n"));
+        assert!(t.contains("ivr_rtp_pacing_lateness_seconds_count 2\n"));
+        assert!(t.contains("ivr_rtp_packet_gap_seconds_bucket{le=\"0.0205\"} 1\n"));
+        assert!(t.contains("ivr_rtp_packet_gap_seconds_count 1\n"));
+        assert!(t.contains("ivr_greeting_delay_seconds_bucket{le=\"0.3\"} 0\n"));
+        assert!(t.contains("ivr_greeting_delay_seconds_bucket{le=\"0.5\"} 1\n"));
         assert!(t.contains("ivr_eager_stt_total{outcome=\"skipped\"} 0\n"));
         assert!(t.contains("ivr_active_calls 1\n"), "{t}");
         assert!(t.contains("ivr_calls_total{municipality=\"nordby\",outcome=\"transferred\"} 1\n"));

@@ -267,6 +267,8 @@ pub struct CallCore {
     flow_moves: u64,
     /// One entry per caller turn (the first: what the call began with).
     turn_log: Vec<TurnLog>,
+    /// The first packet of prompt audio has left (the greeting is heard).
+    greeted: bool,
 }
 
 /// The filler's words in a language.
@@ -340,7 +342,14 @@ impl CallCore {
             recorded_steps: 0,
             flow_moves: 0,
             turn_log: Vec::new(),
+            greeted: false,
         }
+    }
+
+    /// The pacer deadline of the RTP packet last handed out by
+    /// [`Self::poll_output`] (the task measures how late it left).
+    pub fn last_packet_due(&self) -> Option<Instant> {
+        self.media.as_ref().and_then(MediaSession::last_packet_due)
     }
 
     /// The call reference.
@@ -505,6 +514,12 @@ impl CallCore {
                                 continue;
                             }
                             self.first_packet(now);
+                            if !self.greeted && self.playing() {
+                                self.greeted = true;
+                                let after = now.saturating_duration_since(self.created);
+                                self.queue
+                                    .push_back(Queued::Event(CallEvent::Greeting(after)));
+                            }
                         }
                         return Output::Transmit(Transmit {
                             to,
@@ -1246,7 +1261,7 @@ impl CallCore {
             Done::Audio { id, pcm, last } => match self.blocker {
                 Blocker::Synth { id: cur, barge_in } if cur == id => {
                     if let Some(p) = pcm {
-                        self.play(&p, barge_in, now);
+                        self.play(p, barge_in, now);
                     }
                     if last {
                         self.blocker = Blocker::None;
@@ -1257,7 +1272,7 @@ impl CallCore {
                     ..
                 } if f == id => {
                     if let Some(p) = pcm {
-                        self.play(&p, true, now);
+                        self.play(p, true, now);
                     }
                 }
                 _ => tracing::trace!(job = id.0, "stale audio dropped"),
@@ -1303,11 +1318,13 @@ impl CallCore {
         }
     }
 
-    fn play(&mut self, pcm: &Pcm, barge_in: bool, now: Instant) {
+    /// Queues prompt audio: the `Arc` is kept, not copied (a cached prompt
+    /// is in memory once however many calls play it).
+    fn play(&mut self, pcm: Arc<Pcm>, barge_in: bool, now: Instant) {
         let Some(m) = self.media.as_mut() else {
             return;
         };
-        match m.play(pcm, PlayOptions { barge_in }) {
+        match m.play_shared(pcm, PlayOptions { barge_in }) {
             Ok(()) => self.turn.audio_ready(now),
             Err(e) => tracing::warn!(error = %e, "prompt not played"),
         }
