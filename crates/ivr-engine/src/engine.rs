@@ -125,6 +125,40 @@ fn load_encoder(
     }
 }
 
+/// Descriptors a call holds (its RTP and RTCP sockets), and those the engine
+/// needs besides (SIP, HTTP, database, models, log).
+const FDS_PER_CALL: u64 = 2;
+const FDS_BESIDES_CALLS: u64 = 256;
+
+/// The open-file limit (soft) from `/proc/self/limits`, if readable.
+pub fn open_file_limit() -> Option<u64> {
+    std::fs::read_to_string("/proc/self/limits")
+        .ok()?
+        .lines()
+        .find(|l| l.starts_with("Max open files"))?
+        .split_whitespace()
+        .nth(3)?
+        .parse()
+        .ok()
+}
+
+/// Warns at start when the process may run out of descriptors below the
+/// call limit: calls would then be refused (503, no RTP port) for want of
+/// descriptors, not because the limit was reached. systemd's unit sets
+/// `LimitNOFILE`; a shell's `ulimit -n` is often 1024.
+fn check_descriptor_limit(max_calls: u64) {
+    let need = max_calls * FDS_PER_CALL + FDS_BESIDES_CALLS;
+    if let Some(limit) = open_file_limit().filter(|l| *l < need) {
+        tracing::warn!(
+            limit,
+            need,
+            max_calls,
+            "the open-file limit is below what [sip] max_calls needs: calls beyond about {} would be refused; raise it (systemd LimitNOFILE, or ulimit -n)",
+            limit.saturating_sub(FDS_BESIDES_CALLS) / FDS_PER_CALL
+        );
+    }
+}
+
 async fn bind_local(what: &'static str) -> Result<tokio::net::TcpListener, EngineError> {
     tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -284,6 +318,7 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
         },
     };
     let max_calls = cfg.sip.max_calls;
+    check_descriptor_limit(max_calls as u64);
     let endpoint_sip = cfg.sip.clone();
     let trunk_access: Vec<_> = cfg.trunks.iter().map(|t| t.access()).collect();
     let (sip, events) = SipService::start(listen, move |adv| {
@@ -511,5 +546,15 @@ impl Running {
             s.shutdown();
         }
         self.dispatch.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_open_file_limit_is_read_from_proc() {
+        // Linux only (the engine's platform); the test machine has one.
+        let l = super::open_file_limit().expect("/proc/self/limits");
+        assert!(l >= 64, "{l}");
     }
 }
