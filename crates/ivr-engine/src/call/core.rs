@@ -267,6 +267,8 @@ pub struct CallCore {
     flow_moves: u64,
     /// One entry per caller turn (the first: what the call began with).
     turn_log: Vec<TurnLog>,
+    /// The first packet of prompt audio has left (the greeting is heard).
+    greeted: bool,
 }
 
 /// The filler's words in a language.
@@ -340,7 +342,14 @@ impl CallCore {
             recorded_steps: 0,
             flow_moves: 0,
             turn_log: Vec::new(),
+            greeted: false,
         }
+    }
+
+    /// The pacer deadline of the RTP packet last handed out by
+    /// [`Self::poll_output`] (the task measures how late it left).
+    pub fn last_packet_due(&self) -> Option<Instant> {
+        self.media.as_ref().and_then(MediaSession::last_packet_due)
     }
 
     /// The call reference.
@@ -505,6 +514,12 @@ impl CallCore {
                                 continue;
                             }
                             self.first_packet(now);
+                            if !self.greeted && self.playing() {
+                                self.greeted = true;
+                                let after = now.saturating_duration_since(self.created);
+                                self.queue
+                                    .push_back(Queued::Event(CallEvent::Greeting(after)));
+                            }
                         }
                         return Output::Transmit(Transmit {
                             to,
@@ -653,6 +668,7 @@ impl CallCore {
             turns: self.turns,
             transcript: (self.cfg.keep_transcripts && !self.transcript.is_empty())
                 .then(|| Pii::new(self.transcript.join("\n"))),
+            questions: rec.questions.clone(),
             turn_log: self.turn_log.clone(),
         }
     }
@@ -981,7 +997,10 @@ impl CallCore {
 
     /// Feeds the flow; a non-empty answer ends the current question.
     fn feed(&mut self, ev: FlowEvent) {
-        if matches!(ev, FlowEvent::Speech { .. } | FlowEvent::Dtmf(_)) {
+        if matches!(
+            ev,
+            FlowEvent::Speech { .. } | FlowEvent::Dtmf(_) | FlowEvent::SpeechUnavailable
+        ) {
             self.turns += 1;
         }
         let before = self.log_before(&ev);
@@ -1243,7 +1262,7 @@ impl CallCore {
             Done::Audio { id, pcm, last } => match self.blocker {
                 Blocker::Synth { id: cur, barge_in } if cur == id => {
                     if let Some(p) = pcm {
-                        self.play(&p, barge_in, now);
+                        self.play(p, barge_in, now);
                     }
                     if last {
                         self.blocker = Blocker::None;
@@ -1254,7 +1273,7 @@ impl CallCore {
                     ..
                 } if f == id => {
                     if let Some(p) = pcm {
-                        self.play(&p, true, now);
+                        self.play(p, true, now);
                     }
                 }
                 _ => tracing::trace!(job = id.0, "stale audio dropped"),
@@ -1300,11 +1319,13 @@ impl CallCore {
         }
     }
 
-    fn play(&mut self, pcm: &Pcm, barge_in: bool, now: Instant) {
+    /// Queues prompt audio: the `Arc` is kept, not copied (a cached prompt
+    /// is in memory once however many calls play it).
+    fn play(&mut self, pcm: Arc<Pcm>, barge_in: bool, now: Instant) {
         let Some(m) = self.media.as_mut() else {
             return;
         };
-        match m.play(pcm, PlayOptions { barge_in }) {
+        match m.play_shared(pcm, PlayOptions { barge_in }) {
             Ok(()) => self.turn.audio_ready(now),
             Err(e) => tracing::warn!(error = %e, "prompt not played"),
         }
@@ -1345,6 +1366,11 @@ impl CallCore {
                     identified,
                 }
             }
+            Err(e) if e.is_capacity() => {
+                // No recogniser free (or none at all): keys, not silence.
+                tracing::info!(error = %e, "utterance not taken by the recogniser; keys instead");
+                FlowEvent::SpeechUnavailable
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "utterance not recognised");
                 FlowEvent::Speech {
@@ -1377,6 +1403,7 @@ impl CallCore {
             }
             FlowEvent::Dtmf(_) => ("dtmf", None),
             FlowEvent::NoInput => ("no_input", None),
+            FlowEvent::SpeechUnavailable => ("stt_busy", None),
             _ => return None,
         };
         let rec = self.interp.record();
@@ -1395,6 +1422,8 @@ impl CallCore {
         if matches!(actions, [Action::RecognizeAgain { .. }]) {
             return;
         }
+        self.queue
+            .push_back(Queued::Event(CallEvent::CallerTurn(b.input)));
         let rec = self.interp.record();
         let mut t = TurnLog::new(b.input, &b.step);
         t.heard = b.heard;

@@ -77,17 +77,27 @@ impl CallTask {
         let mut writer = writer;
         let call_ref = core.call_ref().to_string();
         let mut published = 0u64;
+        // When the last RTP packet left (packet gaps for `/metrics`).
+        let mut last_rtp: Option<Instant> = None;
         loop {
             // 1. Everything the core has to say, up to its next deadline.
             let wake = loop {
                 match core.poll_output(Instant::now()) {
                     Output::Transmit(t) => {
-                        let sock = match t.kind {
-                            ivr_media::PacketKind::Rtp => &self.rtp,
-                            ivr_media::PacketKind::Rtcp => &self.rtcp,
-                        };
+                        let rtp = t.kind == ivr_media::PacketKind::Rtp;
+                        let sock = if rtp { &self.rtp } else { &self.rtcp };
                         // A full socket buffer drops the packet, as the network could.
                         let _ = sock.try_send_to(t.bytes, t.to);
+                        if rtp {
+                            // How late against the pacer's deadline, and the gap since the last.
+                            let sent = Instant::now();
+                            let late = core
+                                .last_packet_due()
+                                .map(|due| sent.saturating_duration_since(due));
+                            let gap = last_rtp.map(|l| sent.saturating_duration_since(l));
+                            last_rtp = Some(sent);
+                            self.shared.metrics.rtp_sent(late, gap);
+                        }
                     }
                     Output::Sip(cmd) => {
                         if let Some(ev) = workers.sip(self.handle, cmd).await {
@@ -163,6 +173,8 @@ impl CallTask {
                 self.shared.turns.publish(*tt);
             }
             CallEvent::Eager(o) => self.shared.metrics.eager(o),
+            CallEvent::CallerTurn(input) => self.shared.metrics.caller_turn(input),
+            CallEvent::Greeting(after) => self.shared.metrics.greeting(after),
             CallEvent::BargeIn => tracing::debug!("barge-in: prompt flushed"),
             CallEvent::ForeignMediaDropped => self.shared.metrics.foreign_media_dropped(),
             CallEvent::SrtpRefused => self.shared.metrics.srtp_refused(),
