@@ -16,6 +16,7 @@ pub mod call;
 pub mod config;
 pub mod dispatch;
 pub mod eager;
+pub mod endofturn;
 pub mod engine;
 pub mod http;
 pub mod metrics;
