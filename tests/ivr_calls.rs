@@ -94,6 +94,11 @@ fn setup_with_smtp(smtp_port: u16) -> Setup {
         r.join("models/whisper-base/ggml-base-q8_0.bin").exists(),
         "models/whisper-base missing: run `make setup`"
     );
+    assert!(
+        r.join("models/turn/smart-turn-v3.2-cpu.onnx").exists()
+            && r.join("models/turn/silero_vad.onnx").exists(),
+        "models/turn missing: run `make setup`"
+    );
     // The TTS disk cache is shared between tests so the prompts are synthesised once.
     let cache = r.join("target/e2e-tts-cache");
     let text = format!(
@@ -112,6 +117,11 @@ reload_poll_ms = 0
 fixed_time = "2026-12-01T09:00:00Z"
 [stt]
 model = "{model}"
+# The default end of turn (Silero VAD, Smart Turn), with the models found
+# from the workspace root.
+[turn]
+silero_model = "{silero}"
+smart_turn_model = "{smart}"
 [tts]
 voices_dir = "{voices}"
 onnxruntime = "{ort}"
@@ -139,6 +149,8 @@ keep_transcripts = true
         ort = r.join("models/onnxruntime/libonnxruntime.so").display(),
         cache = cache.display(),
         model = r.join("models/whisper-base/ggml-base-q8_0.bin").display(),
+        silero = r.join("models/turn/silero_vad.onnx").display(),
+        smart = r.join("models/turn/smart-turn-v3.2-cpu.onnx").display(),
         db = dir.path().join("ivr.db").display(),
     );
     let cfg = EngineConfig::parse(&text).unwrap();
