@@ -1171,6 +1171,7 @@ fn main() {
                 udp: vec!["127.0.0.1:0".parse().expect("addr")],
                 tcp: vec![],
                 advertised: None,
+                ..Default::default()
             },
             |adv| {
                 let mut c = EndpointConfig::new(adv);

@@ -30,6 +30,7 @@ async fn main() {
         udp: vec!["127.0.0.1:0".parse().unwrap()],
         tcp: vec![],
         advertised: None,
+        ..Default::default()
     };
     let (service, events) = SipService::start(listen, |a| {
         let mut c = EndpointConfig::new(a);

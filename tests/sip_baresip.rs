@@ -78,6 +78,7 @@ async fn baresip_calls_the_engine_and_hangs_up() {
         udp: vec!["127.0.0.1:0".parse().unwrap()],
         tcp: vec![],
         advertised: None,
+        ..Default::default()
     };
     let (service, events) = SipService::start(listen, EndpointConfig::new)
         .await

@@ -47,6 +47,7 @@ async fn start_bot() -> Bot {
         udp: vec!["127.0.0.1:0".parse().unwrap()],
         tcp: vec!["127.0.0.1:0".parse().unwrap()],
         advertised: None,
+        ..Default::default()
     };
     let (service, events) = SipService::start(listen, |a| {
         let mut c = EndpointConfig::new(a);

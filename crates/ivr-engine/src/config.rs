@@ -7,6 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
+use ivr_sip::guard::IpNet;
 use serde::Deserialize;
 
 /// Why the configuration could not be used.
@@ -32,14 +33,22 @@ pub enum ConfigError {
     /// A value parses but cannot work.
     #[error("invalid configuration: {0}")]
     Invalid(String),
+    /// A secret given by `*_env` or `*_file` cannot be had (the message
+    /// names the key and the variable or file, never a value).
+    #[error("{0}")]
+    Secret(#[from] crate::secrets::SecretError),
 }
 
 /// The whole configuration.
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EngineConfig {
     /// `[sip]`.
     pub sip: SipConfig,
+    /// `[[trunk]]`: who may send calls. Default: one trunk, `loopback`
+    /// (127.0.0.0/8 and ::1), so `make run` and the tests can call.
+    #[serde(rename = "trunk")]
+    pub trunks: Vec<TrunkConfig>,
     /// `[media]`.
     pub media: MediaConfig,
     /// `[turn]`: voice activity and end-of-turn models.
@@ -60,6 +69,24 @@ pub struct EngineConfig {
     pub records: RecordsConfig,
     /// `[shutdown]`.
     pub shutdown: ShutdownConfig,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            sip: SipConfig::default(),
+            trunks: vec![TrunkConfig::loopback()],
+            media: MediaConfig::default(),
+            flows: FlowsConfig::default(),
+            stt: ivr_stt::SttConfig::default(),
+            tts: ivr_tts::Config::default(),
+            integrations: ivr_integrations::config::Config::default(),
+            standins: StandinsConfig::default(),
+            http: HttpConfig::default(),
+            records: RecordsConfig::default(),
+            shutdown: ShutdownConfig::default(),
+        }
+    }
 }
 
 impl EngineConfig {
@@ -86,7 +113,19 @@ impl EngineConfig {
     /// # Errors
     /// [`ConfigError::Parse`] or [`ConfigError::Invalid`].
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
-        let cfg: EngineConfig = toml::from_str(text).map_err(|source| ConfigError::Parse {
+        Self::parse_with_env(text, &|k| std::env::var(k).ok())
+    }
+
+    /// [`EngineConfig::parse`] with the environment given (tests).
+    ///
+    /// # Errors
+    /// [`ConfigError::Parse`], [`ConfigError::Invalid`] or [`ConfigError::Secret`].
+    pub fn parse_with_env(
+        text: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let text = crate::secrets::resolve(text, env)?;
+        let cfg: EngineConfig = toml::from_str(&text).map_err(|source| ConfigError::Parse {
             path: PathBuf::from("<config>"),
             source,
         })?;
@@ -138,6 +177,7 @@ impl EngineConfig {
                     .into(),
             ));
         }
+        self.validate_trunks()?;
         self.sip
             .sdp
             .validate()
@@ -176,6 +216,167 @@ pub struct SipConfig {
     /// requests. Default `ivr-engine`, without a version (a version tells a
     /// scanner which known flaws to try); empty: no such header at all.
     pub server_header: String,
+    /// What a request from a source outside every `[[trunk]]` gets:
+    /// `"forbidden"` (403) or `"silence"` (no reply at all).
+    pub unknown_sources: UnknownSources,
+    /// Rate limit per source address outside the trunks (requests outside
+    /// dialogs; beyond it they are dropped). Trunks have their own buckets.
+    pub outside_rate: RateConfig,
+    /// Realm of digest challenges to trunks with credentials.
+    pub digest_realm: String,
+    /// SIP over TCP: most connections open at once (beyond it new ones
+    /// are closed at once).
+    pub tcp_max_connections: usize,
+    /// SIP over TCP: a connection with nothing received for this long is
+    /// closed (seconds; trunks send CRLF keep-alives more often).
+    pub tcp_idle_timeout_s: u64,
+    /// SIP over TCP: a message must arrive whole within this many seconds
+    /// of its first byte, or the connection is closed (slow senders).
+    pub tcp_message_timeout_s: u64,
+}
+
+/// `[sip] unknown_sources`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum UnknownSources {
+    /// 403 Forbidden, the same for every number.
+    #[default]
+    Forbidden,
+    /// No reply (the port looks closed).
+    Silence,
+}
+
+/// A token bucket: sustained requests per second and burst.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateConfig {
+    /// Sustained requests per second.
+    pub per_second: f64,
+    /// Bucket size.
+    pub burst: f64,
+}
+
+impl RateConfig {
+    /// As the SIP guard's limit (`max_sources` bounds tracked sources).
+    pub fn limit(self, max_sources: usize) -> ivr_sip::guard::RateLimit {
+        ivr_sip::guard::RateLimit {
+            per_second: self.per_second,
+            burst: self.burst,
+            max_sources,
+        }
+    }
+}
+
+/// `[[trunk]]`: one SIP trunk (SBC, operator, PBX) allowed to send calls.
+/// A request outside a dialog belongs to the first trunk whose `sources`
+/// hold its address; with `username`/`password` it must also answer a
+/// digest challenge. Everything else gets `[sip] unknown_sources`.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrunkConfig {
+    /// Name, for logs, metrics and the call record.
+    pub name: String,
+    /// Source addresses or CIDR networks (`192.0.2.10`, `198.51.100.0/28`).
+    /// Empty: any source, and then credentials are required.
+    pub sources: Vec<IpNet>,
+    /// Digest user name the trunk authenticates with (optional).
+    pub username: Option<String>,
+    /// Digest password (or `password_env` / `password_file`).
+    pub password: Option<String>,
+    /// Called numbers this trunk may reach: exact (`+4570101010`) or a
+    /// prefix ending in `*` (`+457010*`); empty: every routed number. A
+    /// number outside gets the same 404 as a number with no route.
+    pub numbers: Vec<String>,
+    /// Concurrent calls from this trunk before 503 (0: only `[sip] max_calls`).
+    pub max_calls: usize,
+    /// New requests per second from this trunk (all its sources together).
+    pub calls_per_second: f64,
+    /// Burst above `calls_per_second`.
+    pub burst: f64,
+    /// Symmetric RTP for this trunk (overrides `[media] latch`).
+    pub latch: Option<bool>,
+}
+
+impl std::fmt::Debug for TrunkConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrunkConfig")
+            .field("name", &self.name)
+            .field("sources", &self.sources)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<secret>"))
+            .field("numbers", &self.numbers)
+            .field("max_calls", &self.max_calls)
+            .field("calls_per_second", &self.calls_per_second)
+            .field("burst", &self.burst)
+            .field("latch", &self.latch)
+            .finish()
+    }
+}
+
+impl Default for TrunkConfig {
+    fn default() -> Self {
+        TrunkConfig {
+            name: String::new(),
+            sources: Vec::new(),
+            username: None,
+            password: None,
+            numbers: Vec::new(),
+            max_calls: 0,
+            calls_per_second: 50.0,
+            burst: 100.0,
+            latch: None,
+        }
+    }
+}
+
+impl TrunkConfig {
+    /// The default trunk: this machine (127.0.0.0/8, ::1).
+    pub fn loopback() -> Self {
+        TrunkConfig {
+            name: "loopback".into(),
+            sources: vec![
+                IpNet {
+                    addr: IpAddr::V4(Ipv4Addr::LOCALHOST),
+                    prefix: 8,
+                },
+                IpNet {
+                    addr: IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+                    prefix: 128,
+                },
+            ],
+            ..TrunkConfig::default()
+        }
+    }
+
+    /// Whether this trunk may reach `called` (a user part).
+    pub fn permits(&self, called: &str) -> bool {
+        self.numbers.is_empty()
+            || self.numbers.iter().any(|p| match p.strip_suffix('*') {
+                Some(prefix) => called.starts_with(prefix),
+                None => called == p,
+            })
+    }
+
+    /// The SIP guard's view of this trunk.
+    pub fn access(&self) -> ivr_sip::guard::TrunkAccess {
+        ivr_sip::guard::TrunkAccess {
+            name: self.name.clone(),
+            allow: self.sources.clone(),
+            digest: match (&self.username, &self.password) {
+                (Some(u), Some(p)) => Some(ivr_sip::guard::TrunkCredentials {
+                    username: u.clone(),
+                    password: p.clone(),
+                }),
+                _ => None,
+            },
+            max_calls: self.max_calls,
+            rate: Some(ivr_sip::guard::RateLimit {
+                per_second: self.calls_per_second,
+                burst: self.burst,
+                max_sources: 1,
+            }),
+        }
+    }
 }
 
 impl Default for SipConfig {
@@ -190,7 +391,75 @@ impl Default for SipConfig {
             transfer_timeout_s: 30,
             ack_timeout_s: 40,
             server_header: "ivr-engine".into(),
+            unknown_sources: UnknownSources::Forbidden,
+            outside_rate: RateConfig {
+                per_second: 5.0,
+                burst: 10.0,
+            },
+            digest_realm: "ivr".into(),
+            tcp_max_connections: 256,
+            tcp_idle_timeout_s: 120,
+            tcp_message_timeout_s: 10,
         }
+    }
+}
+
+impl EngineConfig {
+    fn validate_trunks(&self) -> Result<(), ConfigError> {
+        let bad = |name: &str, what: String| {
+            Err(ConfigError::Invalid(format!("[[trunk]] `{name}`: {what}")))
+        };
+        let mut names = std::collections::HashSet::new();
+        for t in &self.trunks {
+            if t.name.trim().is_empty() {
+                return Err(ConfigError::Invalid(
+                    "every [[trunk]] needs a `name`".into(),
+                ));
+            }
+            if !names.insert(t.name.as_str()) {
+                return bad(&t.name, "the name is used twice".into());
+            }
+            if t.username.is_some() != t.password.is_some() {
+                return bad(
+                    &t.name,
+                    "give both `username` and `password` (or `password_env` / `password_file`), or neither".into(),
+                );
+            }
+            if t.sources.is_empty() && t.username.is_none() {
+                return bad(
+                    &t.name,
+                    "no `sources` and no credentials would admit anyone; list its addresses".into(),
+                );
+            }
+            if !(t.calls_per_second > 0.0 && t.burst >= 1.0) {
+                return bad(
+                    &t.name,
+                    "`calls_per_second` must be above 0 and `burst` at least 1".into(),
+                );
+            }
+            for n in &t.numbers {
+                let digits = n.strip_suffix('*').unwrap_or(n);
+                let digits = digits.strip_prefix('+').unwrap_or(digits);
+                if !digits.bytes().all(|b| b.is_ascii_alphanumeric()) || n.is_empty() {
+                    return bad(
+                        &t.name,
+                        format!("number pattern `{n}` must be digits, optionally with a leading + and a trailing *"),
+                    );
+                }
+            }
+        }
+        let r = self.sip.outside_rate;
+        if !(r.per_second > 0.0 && r.burst >= 1.0) {
+            return Err(ConfigError::Invalid(
+                "[sip] outside_rate needs per_second above 0 and burst at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The trunk of this name.
+    pub fn trunk(&self, name: &str) -> Option<&TrunkConfig> {
+        self.trunks.iter().find(|t| t.name == name)
     }
 }
 
@@ -596,6 +865,95 @@ mod tests {
             (s(20), s(12), ms(3000), ms(20_000))
         );
         assert_eq!((c.filler_after, c.max_call), (ms(900), s(600)));
+    }
+
+    #[test]
+    fn without_trunks_only_loopback_may_call_and_a_trunk_section_replaces_it() {
+        let c = EngineConfig::parse("").unwrap();
+        assert_eq!(c.trunks.len(), 1);
+        assert_eq!(c.trunks[0].name, "loopback");
+        let t = c.trunks[0].access();
+        assert!(t
+            .allow
+            .iter()
+            .any(|n| n.contains("127.0.0.1".parse().unwrap())));
+        assert!(!t
+            .allow
+            .iter()
+            .any(|n| n.contains("192.0.2.1".parse().unwrap())));
+        let c = EngineConfig::parse(
+            "[[trunk]]\nname = \"sbc\"\nsources = [\"198.51.100.0/28\"]\n\
+             numbers = [\"+4570101010\", \"+457020*\"]\nmax_calls = 30\nlatch = true\n",
+        )
+        .unwrap();
+        assert_eq!(c.trunks.len(), 1);
+        let sbc = c.trunk("sbc").unwrap();
+        assert!(sbc.permits("+4570101010") && sbc.permits("+4570202020"));
+        assert!(!sbc.permits("+4570101011"));
+        assert_eq!((sbc.max_calls, sbc.latch), (30, Some(true)));
+    }
+
+    #[test]
+    fn a_trunk_that_would_admit_anyone_or_is_half_configured_is_refused() {
+        for (bad, key) in [
+            ("[[trunk]]\nname = \"x\"\n", "admit anyone"),
+            (
+                "[[trunk]]\nname = \"x\"\nsources = [\"10.0.0.1\"]\nusername = \"u\"\n",
+                "password",
+            ),
+            ("[[trunk]]\nsources = [\"10.0.0.1\"]\n", "name"),
+            (
+                "[[trunk]]\nname = \"x\"\nsources = [\"10.0.0.1/40\"]\n",
+                "10.0.0.1/40",
+            ),
+            (
+                "[[trunk]]\nname = \"x\"\nsources = [\"10.0.0.1\"]\nnumbers = [\"70 10\"]\n",
+                "70 10",
+            ),
+            ("[sip]\nunknown_sources = \"drop\"\n", "unknown_sources"),
+        ] {
+            let e = EngineConfig::parse(bad).unwrap_err();
+            assert!(e.to_string().contains(key), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_password_from_the_environment_or_a_file_is_used_and_never_printed() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pw");
+        std::fs::write(&file, "from-a-file\n").unwrap();
+        let text = format!(
+            "[integrations]\ndatabase_url_env = \"IVR_DB\"\n\
+             [integrations.frontdesk]\napi_key_file = \"{}\"\n\
+             [[trunk]]\nname = \"sbc\"\nsources = [\"10.0.0.1\"]\nusername = \"u\"\npassword_env = \"IVR_TRUNK_PW\"\n",
+            file.display()
+        );
+        let env = |k: &str| match k {
+            "IVR_TRUNK_PW" => Some("from-the-env".to_string()),
+            "IVR_DB" => Some("sqlite::memory:".to_string()),
+            _ => None,
+        };
+        let c = EngineConfig::parse_with_env(&text, &env).unwrap();
+        assert_eq!(c.trunks[0].password.as_deref(), Some("from-the-env"));
+        assert_eq!(
+            c.integrations.frontdesk.api_key.as_deref(),
+            Some("from-a-file")
+        );
+        assert_eq!(c.integrations.database_url, "sqlite::memory:");
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("from-the-env") && !shown.contains("from-a-file"),
+            "{shown}"
+        );
+        // A missing variable is named; no value appears in any error.
+        let e = EngineConfig::parse_with_env(&text, &|_| None).unwrap_err();
+        assert!(e.to_string().contains("IVR_DB"), "{e}");
+        let e = EngineConfig::parse_with_env(
+            "[[trunk]]\nname = \"x\"\nsources = [\"10.0.0.1\"]\nusername = \"u\"\npassword_env = \"P\"\nmax_calls = \"many\"\n",
+            &|_| Some("hunter2".into()),
+        )
+        .unwrap_err();
+        assert!(!e.to_string().contains("hunter2"), "{e}");
     }
 
     #[test]

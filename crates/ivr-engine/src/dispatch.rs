@@ -79,6 +79,9 @@ pub struct Dispatcher {
     pub draining: Arc<AtomicBool>,
     /// Set-ups in flight before new INVITEs get 503.
     pub max_setups: usize,
+    /// The `[[trunk]]` settings, for the numbers each trunk may reach and
+    /// its media latching (empty: any number, `[media] latch`).
+    pub trunks: Arc<Vec<crate::config::TrunkConfig>>,
 }
 
 enum Control {
@@ -201,6 +204,7 @@ impl Loop {
                 to,
                 offer,
                 source,
+                trunk,
                 ..
             } => {
                 if self.d.draining.load(Ordering::Relaxed) || self.terminating {
@@ -213,6 +217,17 @@ impl Loop {
                     return;
                 }
                 let called = call::user_part(to.expose());
+                let trunk = trunk.and_then(|t| self.d.trunks.iter().find(|c| c.name == t));
+                // A number the trunk may not reach is answered exactly as a
+                // number with no route: a scan learns nothing from the difference.
+                if trunk.is_some_and(|t| !t.permits(&called)) {
+                    tracing::info!(
+                        trunk = trunk.map(|t| t.name.as_str()),
+                        "called number not open to this trunk; 404"
+                    );
+                    self.refuse(call, 404).await;
+                    return;
+                }
                 let Some(route) = self.d.flows.route(&called) else {
                     tracing::info!("no municipality for the called number; 404");
                     self.refuse(call, 404).await;
@@ -229,6 +244,7 @@ impl Loop {
                     called: Pii::new(called),
                     offer,
                     source,
+                    latch: trunk.and_then(|t| t.latch),
                 };
                 self.calls.insert(
                     call.0,

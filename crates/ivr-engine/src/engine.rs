@@ -209,13 +209,31 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
         udp: cfg.sip.udp.clone(),
         tcp: cfg.sip.tcp.clone(),
         advertised: cfg.sip.advertised,
+        trunk_sources: cfg
+            .trunks
+            .iter()
+            .flat_map(|t| t.sources.iter().copied())
+            .collect(),
+        tcp_limits: crate::sip::TcpLimits {
+            max_connections: cfg.sip.tcp_max_connections,
+            idle_timeout: Duration::from_secs(cfg.sip.tcp_idle_timeout_s),
+            message_timeout: Duration::from_secs(cfg.sip.tcp_message_timeout_s),
+        },
     };
     let max_calls = cfg.sip.max_calls;
-    let server_header = cfg.sip.server_header.clone();
+    let endpoint_sip = cfg.sip.clone();
+    let trunk_access: Vec<_> = cfg.trunks.iter().map(|t| t.access()).collect();
     let (sip, events) = SipService::start(listen, move |adv| {
         let mut e = EndpointConfig::new(adv);
         e.max_calls = max_calls;
-        e.user_agent = server_header;
+        e.user_agent = endpoint_sip.server_header;
+        e.trunks = Some(trunk_access);
+        e.unknown_sources = match endpoint_sip.unknown_sources {
+            crate::config::UnknownSources::Forbidden => ivr_sip::guard::UnknownSource::Forbidden,
+            crate::config::UnknownSources::Silence => ivr_sip::guard::UnknownSource::Silence,
+        };
+        e.rate_limit = endpoint_sip.outside_rate.limit(4096);
+        e.digest_realm = endpoint_sip.digest_realm;
         e
     })
     .await?;
@@ -251,6 +269,7 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
             metrics: metrics.clone(),
             draining: state.draining.clone(),
             max_setups: max_calls,
+            trunks: Arc::new(cfg.trunks.clone()),
         },
         events,
     );

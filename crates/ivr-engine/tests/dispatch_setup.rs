@@ -107,6 +107,7 @@ async fn rig(at: HoldAt) -> Rig {
         udp: vec!["127.0.0.1:0".parse().unwrap()],
         tcp: vec![],
         advertised: None,
+        ..Default::default()
     };
     let (bot, bot_events) = SipService::start(listen.clone(), EndpointConfig::new)
         .await
@@ -134,6 +135,7 @@ async fn rig(at: HoldAt) -> Rig {
             metrics: Arc::new(Metrics::default()),
             draining: draining.clone(),
             max_setups: 16,
+            trunks: Arc::new(Vec::new()),
         },
         bot_events,
     );

@@ -32,6 +32,7 @@ async fn call_round_trip(ip: &str, transport: Transport) {
         udp: vec![any],
         tcp: vec![any],
         advertised: None,
+        ..Default::default()
     };
     let cfg = |a| EndpointConfig::new(a);
     let (bot, bot_events) = SipService::start(listen.clone(), cfg).await.unwrap();
@@ -120,6 +121,7 @@ async fn unspecified_advertised_address_is_refused() {
         udp: vec!["0.0.0.0:0".parse().unwrap()],
         tcp: vec![],
         advertised: None,
+        ..Default::default()
     };
     let r = SipService::start(listen, EndpointConfig::new).await;
     assert!(matches!(

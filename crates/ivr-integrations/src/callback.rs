@@ -148,6 +148,14 @@ pub struct CallbackRecord {
     pub done_at: Option<DateTime<Utc>>,
     /// When it was given up.
     pub failed_at: Option<DateTime<Utc>>,
+    /// A hand-off started at this time and its outcome was never recorded
+    /// (the worker died or lost the database mid-send): the contact centre
+    /// may already hold the request.
+    pub sent_at: Option<DateTime<Utc>>,
+    /// How many times the request was sent again after such an unknown
+    /// outcome: each may have become a duplicate callback at the contact
+    /// centre (which has no idempotency key).
+    pub uncertain_sends: u32,
 }
 
 /// Result of [`CallbackStore::enqueue`].
@@ -200,6 +208,8 @@ struct Row {
     handed_off_at: Option<i64>,
     done_at: Option<i64>,
     failed_at: Option<i64>,
+    sent_at: Option<i64>,
+    uncertain_sends: i64,
 }
 
 impl Row {
@@ -234,12 +244,15 @@ impl Row {
             handed_off_at: self.handed_off_at.map(from_ms),
             done_at: self.done_at.map(from_ms),
             failed_at: self.failed_at.map(from_ms),
+            sent_at: self.sent_at.map(from_ms),
+            uncertain_sends: u32::try_from(self.uncertain_sends).unwrap_or(u32::MAX),
         })
     }
 }
 
 const COLUMNS: &str = "call_ref, kind, municipality, phone, topic, lang, window_start, window_end, created_at, \
-     state, state_changed_at, attempts, next_attempt_at, last_error, external_ref, handed_off_at, done_at, failed_at";
+     state, state_changed_at, attempts, next_attempt_at, last_error, external_ref, handed_off_at, done_at, failed_at, \
+     sent_at, uncertain_sends";
 
 /// The callback queue in SQL. Cheap to clone (shares the pool).
 #[derive(Clone, Debug)]
@@ -394,10 +407,48 @@ impl CallbackStore {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let sql = "UPDATE callback_requests SET state = 'handed_off', state_changed_at = $1, handed_off_at = $1, \
-                   attempts = attempts + 1, lease_until = NULL, last_error = NULL, external_ref = $2 \
+                   attempts = attempts + 1, lease_until = NULL, last_error = NULL, external_ref = $2, sent_at = NULL \
                    WHERE call_ref = $3 AND kind = $4 AND state = 'requested'";
         self.update(sql, to_ms(now), Some(external_ref), call_ref, kind)
             .await
+    }
+
+    /// Commits, before a claimed request is sent to the contact centre, that
+    /// a send starts at `now`. When the row already carried an unfinished
+    /// send (its worker died before learning the outcome), the new send is
+    /// counted in `uncertain_sends`.
+    pub async fn mark_sending(
+        &self,
+        call_ref: &CallId,
+        kind: &CallbackKind,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let sql = "UPDATE callback_requests SET \
+                   uncertain_sends = uncertain_sends + CASE WHEN sent_at IS NULL THEN 0 ELSE 1 END, \
+                   sent_at = $1 WHERE call_ref = $2 AND kind = $3 AND state = 'requested'";
+        let n = on_pool!(&self.db, p => sqlx::query(sql)
+            .bind(to_ms(now)).bind(call_ref.as_str()).bind(kind.as_str())
+            .execute(p).await.map(|r| r.rows_affected()))
+        .map_err(classify)?;
+        one_row(n)
+    }
+
+    /// Puts a claimed request back without counting an attempt, due again at
+    /// `until` (e.g. its time window starts later than the contact centre
+    /// accepts requests ahead).
+    pub async fn defer(
+        &self,
+        call_ref: &CallId,
+        kind: &CallbackKind,
+        until: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let sql = "UPDATE callback_requests SET next_attempt_at = $1, lease_until = NULL \
+                   WHERE call_ref = $2 AND kind = $3 AND state = 'requested'";
+        let n = on_pool!(&self.db, p => sqlx::query(sql)
+            .bind(to_ms(until)).bind(call_ref.as_str()).bind(kind.as_str())
+            .execute(p).await.map(|r| r.rows_affected()))
+        .map_err(classify)?;
+        one_row(n)
     }
 
     /// Records a failed hand-off attempt: back to `requested` with the next
@@ -414,7 +465,7 @@ impl CallbackStore {
         let n = match retry_at {
             Some(at) => {
                 let sql = "UPDATE callback_requests SET attempts = attempts + 1, last_error = $1, \
-                           next_attempt_at = $2, lease_until = NULL \
+                           next_attempt_at = $2, lease_until = NULL, sent_at = NULL \
                            WHERE call_ref = $3 AND kind = $4 AND state = 'requested'";
                 on_pool!(&self.db, p => sqlx::query(sql)
                     .bind(&err).bind(to_ms(at)).bind(call_ref.as_str()).bind(kind.as_str())
@@ -422,7 +473,7 @@ impl CallbackStore {
             }
             None => {
                 let sql = "UPDATE callback_requests SET state = 'failed', state_changed_at = $2, failed_at = $2, \
-                           attempts = attempts + 1, last_error = $1, lease_until = NULL \
+                           attempts = attempts + 1, last_error = $1, lease_until = NULL, sent_at = NULL \
                            WHERE call_ref = $3 AND kind = $4 AND state = 'requested'";
                 on_pool!(&self.db, p => sqlx::query(sql)
                     .bind(&err).bind(to_ms(now)).bind(call_ref.as_str()).bind(kind.as_str())

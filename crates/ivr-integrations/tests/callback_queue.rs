@@ -41,7 +41,7 @@ fn request(call: &str, phone: &str) -> CallbackRequest {
 fn fast_puzzel(base_url: String) -> PuzzelConfig {
     PuzzelConfig {
         base_url,
-        queue_id: "q-aarhus-callback".into(),
+        queue_key: "q-aarhus-callback".into(),
         request_timeout_ms: 5_000,
         tries_per_attempt: 3,
         retry_backoff: Backoff {
@@ -258,25 +258,36 @@ async fn handoff_sends_the_request_to_puzzel_and_marks_it_handed_off() {
             HandoffReport {
                 handed_off: 1,
                 retrying: 0,
-                failed: 0
+                failed: 0,
+                deferred: 0,
             },
             "{}",
             b.label
         );
         let got = puzzel.accepted();
         assert_eq!(got.len(), 1);
-        assert_eq!(got[0].idempotency_key, "c1:callback");
-        assert_eq!(got[0].body["phoneNumber"], "+4512345678");
-        assert_eq!(got[0].body["queueId"], "q-aarhus-callback");
-        assert_eq!(got[0].body["preferredFrom"], "2026-11-23T08:00:00Z");
-        assert_eq!(got[0].body["language"], "da");
+        let form = &got[0].form;
+        assert_eq!(
+            form["callbackNumber"], "004512345678",
+            "international, 00 prefix"
+        );
+        assert_eq!(form["queueKey"], "q-aarhus-callback");
+        assert_eq!(form["countryCode"], "45");
+        assert_eq!(form["ciqType"], "CallAgentFirst");
+        assert_eq!(
+            form["scheduledDateTime"], "2026-11-23T09:00:00",
+            "08:00 UTC is 09:00 in Copenhagen, sent as local time without a zone"
+        );
+        assert!(form["requestDescription"].contains("ref c1:callback"));
+        assert_eq!(form["requestCategory"], "boligstoette");
         let rec = store
             .get(&CallId::new("c1"), &CallbackKind::callback())
             .await
             .unwrap();
         assert_eq!(rec.state, CallbackState::HandedOff);
-        assert_eq!(rec.external_ref.as_deref(), Some("pz-1"));
+        assert_eq!(rec.external_ref.as_deref(), Some("cow:c1:callback"));
         assert_eq!((rec.attempts, rec.handed_off_at), (1, Some(t(7, 1))));
+        assert_eq!((rec.sent_at, rec.uncertain_sends), (None, 0));
         // Nothing left to do: a second pass sends nothing.
         assert_eq!(
             worker.run_once(t(7, 2)).await.unwrap(),
@@ -384,7 +395,7 @@ async fn a_rejected_request_fails_at_once_and_unreachable_puzzel_is_unavailable(
             .get(&CallId::new("c1"), &CallbackKind::callback())
             .await
             .unwrap();
-        let e = client.submit(&rec).await.unwrap_err();
+        let e = client.submit(&rec, t(7, 1)).await.unwrap_err();
         assert_eq!(e.outcome(), Outcome::Rejected, "{}: {e}", b.label);
         puzzel.fail_next(1, 422);
         let worker = HandoffWorker::new(store.clone(), client);
@@ -397,7 +408,7 @@ async fn a_rejected_request_fails_at_once_and_unreachable_puzzel_is_unavailable(
         drop(dead);
         let e = PuzzelClient::new(fast_puzzel(url))
             .unwrap()
-            .submit(&rec)
+            .submit(&rec, t(7, 1))
             .await
             .unwrap_err();
         assert_eq!(e.outcome(), Outcome::Unavailable, "{e}");
@@ -405,36 +416,132 @@ async fn a_rejected_request_fails_at_once_and_unreachable_puzzel_is_unavailable(
 }
 
 #[tokio::test]
-async fn a_crash_after_puzzel_accepted_does_not_queue_the_callback_twice() {
-    let b = common::backends("crash_dup").await.remove(0);
+async fn a_send_whose_outcome_was_lost_is_sent_again_and_marked_uncertain() {
+    for b in common::backends("crash_dup").await {
+        let store = CallbackStore::new(b.connect().await);
+        let puzzel = serve(listener().await, PuzzelStandinConfig::default())
+            .await
+            .unwrap();
+        store
+            .enqueue(&request("c1", "+4512345678"), t(7, 0))
+            .await
+            .unwrap();
+        let client = PuzzelClient::new(fast_puzzel(puzzel.base_url())).unwrap();
+        // A worker claims the request, commits that a send starts, Puzzel
+        // accepts it, and the engine dies before committing handed_off.
+        let lease = Duration::from_secs(60);
+        let rec = store.claim_due(t(7, 1), lease, 10).await.unwrap().remove(0);
+        store
+            .mark_sending(&rec.request.call_ref, &rec.request.kind, t(7, 1))
+            .await
+            .unwrap();
+        client.submit(&rec, t(7, 1)).await.unwrap();
+        // Leased: no other worker touches it meanwhile.
+        let worker = HandoffWorker::new(store.clone(), client);
+        assert_eq!(
+            worker.run_once(t(7, 1)).await.unwrap(),
+            HandoffReport::default()
+        );
+        // After the lease the next pass sends it again rather than lose it.
+        let report = worker.run_once(t(7, 3)).await.unwrap();
+        assert_eq!(report.handed_off, 1, "{}", b.label);
+        assert_eq!(
+            puzzel.accepted().len(),
+            2,
+            "Puzzel has no idempotency key: the lost outcome costs one duplicate"
+        );
+        let rec = store
+            .get(&CallId::new("c1"), &CallbackKind::callback())
+            .await
+            .unwrap();
+        assert_eq!(rec.state, CallbackState::HandedOff);
+        assert_eq!(
+            (rec.uncertain_sends, rec.sent_at),
+            (1, None),
+            "the possible duplicate is visible to operators"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_full_queue_is_retried_later_and_a_denied_number_fails_at_once() {
+    for b in common::backends("full_deny").await {
+        let store = CallbackStore::new(b.connect().await);
+        let puzzel = serve(
+            listener().await,
+            PuzzelStandinConfig {
+                deny_numbers: vec!["004599999999".into()],
+                ..PuzzelStandinConfig::default()
+            },
+        )
+        .await
+        .unwrap();
+        let worker = HandoffWorker::new(
+            store.clone(),
+            PuzzelClient::new(fast_puzzel(puzzel.base_url())).unwrap(),
+        );
+        store
+            .enqueue(&request("c1", "+4512345678"), t(7, 0))
+            .await
+            .unwrap();
+        puzzel.set_full(true);
+        assert_eq!(
+            worker.run_once(t(7, 1)).await.unwrap().retrying,
+            1,
+            "{}",
+            b.label
+        );
+        let rec = store
+            .get(&CallId::new("c1"), &CallbackKind::callback())
+            .await
+            .unwrap();
+        assert_eq!(rec.state, CallbackState::Requested);
+        assert!(rec.last_error.as_deref().unwrap().contains("full"));
+        puzzel.set_full(false);
+        assert_eq!(worker.run_once(t(7, 2)).await.unwrap().handed_off, 1);
+
+        store
+            .enqueue(&request("c2", "99999999"), t(7, 0))
+            .await
+            .unwrap();
+        assert_eq!(worker.run_once(t(7, 3)).await.unwrap().failed, 1);
+        let rec = store
+            .get(&CallId::new("c2"), &CallbackKind::callback())
+            .await
+            .unwrap();
+        assert_eq!(rec.state, CallbackState::Failed);
+        assert!(rec.last_error.as_deref().unwrap().contains("redirectError"));
+        assert_eq!(puzzel.accepted().len(), 1);
+    }
+}
+
+#[tokio::test]
+async fn a_window_beyond_puzzels_72_hours_waits_in_our_queue_without_an_attempt() {
+    let b = common::backends("horizon").await.remove(0);
     let store = CallbackStore::new(b.connect().await);
     let puzzel = serve(listener().await, PuzzelStandinConfig::default())
         .await
         .unwrap();
-    store
-        .enqueue(&request("c1", "+4512345678"), t(7, 0))
-        .await
-        .unwrap();
-    let client = PuzzelClient::new(fast_puzzel(puzzel.base_url())).unwrap();
-    // The engine sent the request, then died before committing handed_off.
-    let rec = store
-        .get(&CallId::new("c1"), &CallbackKind::callback())
-        .await
-        .unwrap();
-    client.submit(&rec).await.unwrap();
-    // After restart the lease has expired and the worker sends it again.
-    let worker = HandoffWorker::new(store.clone(), client);
-    assert_eq!(worker.run_once(t(8, 0)).await.unwrap().handed_off, 1);
-    assert_eq!(
-        puzzel.accepted().len(),
-        1,
-        "Puzzel deduplicates on the Idempotency-Key"
+    let mut req = request("c1", "+4512345678");
+    req.window = TimeWindow {
+        start: t(8, 0) + chrono::Duration::days(5),
+        end: t(12, 0) + chrono::Duration::days(5),
+    };
+    store.enqueue(&req, t(7, 0)).await.unwrap();
+    let worker = HandoffWorker::new(
+        store.clone(),
+        PuzzelClient::new(fast_puzzel(puzzel.base_url())).unwrap(),
     );
+    assert_eq!(worker.run_once(t(7, 1)).await.unwrap().deferred, 1);
+    assert_eq!(puzzel.posts(), 0);
     let rec = store
         .get(&CallId::new("c1"), &CallbackKind::callback())
         .await
         .unwrap();
-    assert_eq!(rec.external_ref.as_deref(), Some("pz-1"));
+    assert_eq!(rec.attempts, 0);
+    let due = req.window.start - chrono::Duration::hours(71);
+    assert_eq!(rec.next_attempt_at, due);
+    assert_eq!(worker.run_once(due).await.unwrap().handed_off, 1);
 }
 
 #[tokio::test]

@@ -60,7 +60,7 @@ async fn the_engine_handle_queues_callbacks_and_mails_and_books() {
 database_url = "sqlite:{db}"
 [puzzel]
 base_url = "{puzzel}"
-queue_id = "q1"
+queue_key = "q1"
 [mail]
 from = "ivr@aarhus.example"
 [mail.smtp]
@@ -136,7 +136,7 @@ form = "x-headers"
 
     let (h, d) = ivr.run_pending().await.unwrap();
     assert_eq!((h.handed_off, d.sent), (1, 1));
-    assert_eq!(puzzel.accepted()[0].body["queueId"], "q1");
+    assert_eq!(puzzel.accepted()[0].form["queueKey"], "q1");
     let rec = ivr
         .callbacks()
         .get(&CallId::new("c1"), &CallbackKind::callback())

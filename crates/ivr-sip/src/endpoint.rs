@@ -35,8 +35,12 @@ use std::time::{Duration, Instant};
 
 use ivr_core::{Dtmf, Pii};
 
+use crate::auth::{Algorithm, Credentials, NonceIssuer, Secret};
 use crate::dialog::{uri_socket_addr, Dialog, DialogId};
-use crate::guard::{Access, DigestVerifier, RateLimit, RateLimiter, TrunkAccess};
+use crate::guard::{
+    Access, DigestVerifier, GuardStats, RateLimit, RateLimiter, TokenBucket, TrunkAccess,
+    UnknownSource,
+};
 use crate::ids::{IdGen, IdSource};
 use crate::msg::header::split_list;
 use crate::msg::{
@@ -118,6 +122,9 @@ pub enum Event {
         offer: Option<Vec<u8>>,
         /// Where it came from.
         source: SocketAddr,
+        /// The trunk it came in on (`EndpointConfig::trunks`), by name;
+        /// `None` when no trunks are configured.
+        trunk: Option<String>,
         /// All headers, for context (e.g. User-to-User, Diversion); they carry
         /// phone numbers, hence `Pii`.
         headers: Pii<Headers>,
@@ -293,8 +300,16 @@ pub struct EndpointConfig {
     pub max_calls: usize,
     /// `None`: accept from any source; `Some`: only these trunks (or digest), else 403.
     pub trunks: Option<Vec<TrunkAccess>>,
-    /// Per-source limit for requests outside dialogs.
+    /// Per-source limit for requests outside dialogs from sources outside
+    /// every trunk (a trunk has its own bucket, so a flood from elsewhere
+    /// does not take from it).
     pub rate_limit: RateLimit,
+    /// What a request from a source outside every trunk gets: 403 or nothing.
+    pub unknown_sources: UnknownSource,
+    /// Realm of the digest challenges to trunks with credentials.
+    pub digest_realm: String,
+    /// Algorithm of those challenges.
+    pub digest_algorithm: Algorithm,
     /// Randomness for tags, branches, Call-IDs: the OS CSPRNG unless a
     /// simulation test asks for a seeded (predictable) sequence.
     pub ids: IdSource,
@@ -312,6 +327,9 @@ impl EndpointConfig {
             max_calls: 200,
             trunks: None,
             rate_limit: RateLimit::default(),
+            unknown_sources: UnknownSource::Forbidden,
+            digest_realm: "ivr".into(),
+            digest_algorithm: Algorithm::Sha256,
             ids: IdSource::Os,
         }
     }
@@ -356,6 +374,8 @@ struct Call {
     /// UAC: ACK for the 2xx, re-sent on 2xx retransmissions.
     ack: Option<Vec<u8>>,
     transfer_done: bool,
+    /// UAS: the trunk the INVITE came in on (index into `cfg.trunks`).
+    trunk: Option<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -452,6 +472,13 @@ pub struct Endpoint {
     timers: TimerIndex,
     limiter: RateLimiter,
     verifier: Option<Box<dyn DigestVerifier>>,
+    /// One bucket per trunk (same order as `cfg.trunks`), made on first use.
+    trunk_buckets: Vec<Option<TokenBucket>>,
+    /// Nonces of the challenges to trunks with credentials (random secret).
+    nonces: NonceIssuer,
+    /// The instant nonce times count from.
+    epoch: Option<Instant>,
+    stats: GuardStats,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
 }
@@ -462,6 +489,26 @@ impl std::fmt::Debug for Endpoint {
             .field("calls", &self.calls.len())
             .finish_non_exhaustive()
     }
+}
+
+/// The guard's decision on a request outside a dialog.
+enum Admission {
+    /// Process it; it came in on this trunk (`None`: no trunks configured,
+    /// or admitted by the [`DigestVerifier`]).
+    Trunk(Option<usize>),
+    /// Drop it without a reply (rate limit, or silence towards strangers).
+    Drop,
+    /// Answer 401 with this WWW-Authenticate value.
+    Challenge(String),
+    /// Answer 403.
+    Forbidden,
+}
+
+/// Whether the `uri` of digest credentials names the Request-URI (RFC 3261
+/// sec. 22.4 leaves the comparison to the server: compared as parsed URIs,
+/// so a client's different but equal spelling still matches).
+fn uri_names(creds_uri: &str, req_uri: &Uri) -> bool {
+    Uri::parse(creds_uri).is_ok_and(|u| u == *req_uri) || creds_uri == req_uri.to_string()
 }
 
 fn response_dest(via: &Via, src: SocketAddr, transport: Transport) -> SocketAddr {
@@ -600,6 +647,10 @@ impl Endpoint {
         Endpoint {
             ids: IdGen::new(cfg.ids),
             limiter: RateLimiter::new(cfg.rate_limit),
+            trunk_buckets: vec![None; cfg.trunks.as_ref().map_or(0, Vec::len)],
+            nonces: NonceIssuer::with_random_secret(&cfg.digest_realm, cfg.digest_algorithm, 300),
+            epoch: None,
+            stats: GuardStats::default(),
             cfg,
             next_handle: 1,
             calls: HashMap::new(),
@@ -617,6 +668,11 @@ impl Endpoint {
     /// Challenge sources outside the trunk allowlists with digest instead of 403.
     pub fn set_digest_verifier(&mut self, v: Box<dyn DigestVerifier>) {
         self.verifier = Some(v);
+    }
+
+    /// Counts of the inbound guard's decisions so far.
+    pub fn guard_stats(&self) -> GuardStats {
+        self.stats
     }
 
     /// Number of calls in progress.
@@ -919,13 +975,13 @@ impl Endpoint {
             .ok()
             .and_then(|t| t.tag().map(str::to_string))
             .is_some();
+        let mut trunk = None;
         if !in_dialog && req.method != Method::Cancel {
-            if !self.limiter.allow(src.ip(), now) {
-                return;
-            }
-            match self.access(&req, src, now) {
-                Access::Allowed => {}
-                Access::Challenge(c) => {
+            match self.admit(&req, src, now) {
+                Admission::Trunk(t) => trunk = t,
+                Admission::Drop => return,
+                Admission::Challenge(c) => {
+                    self.stats.challenged += 1;
                     self.reply(
                         transport,
                         src,
@@ -936,7 +992,8 @@ impl Endpoint {
                     );
                     return;
                 }
-                Access::Forbidden => {
+                Admission::Forbidden => {
+                    self.stats.forbidden += 1;
                     self.reply(transport, src, &req, 403, vec![], now);
                     return;
                 }
@@ -948,7 +1005,7 @@ impl Endpoint {
         }
         match req.method {
             Method::Cancel => self.on_cancel(transport, src, req, now),
-            Method::Invite if !in_dialog => self.on_invite(transport, src, req, now),
+            Method::Invite if !in_dialog => self.on_invite(transport, src, req, trunk, now),
             Method::Invite => self.on_reinvite(transport, src, req, now),
             Method::Options => {
                 let extra = vec![
@@ -968,32 +1025,133 @@ impl Endpoint {
         }
     }
 
-    fn access(&mut self, req: &Request, src: SocketAddr, now: Instant) -> Access {
+    /// The guard for a request outside a dialog (see [`crate::guard`]): which
+    /// trunk it belongs to, its rate limit, its credentials.
+    fn admit(&mut self, req: &Request, src: SocketAddr, now: Instant) -> Admission {
         let Some(trunks) = &self.cfg.trunks else {
-            return Access::Allowed;
+            if !self.limiter.allow(src.ip(), now) {
+                self.stats.rate_limited += 1;
+                return Admission::Drop;
+            }
+            return Admission::Trunk(None);
         };
-        if trunks
+        let by_source = trunks
             .iter()
-            .any(|t| t.allow.iter().any(|n| n.contains(src.ip())))
-        {
-            return Access::Allowed;
-        }
-        let Some(v) = self.verifier.as_mut() else {
-            return Access::Forbidden;
+            .position(|t| t.allow.iter().any(|n| n.contains(src.ip())));
+        let open = trunks
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.allow.is_empty() && t.digest.is_some())
+            .map(|(i, _)| i)
+            .collect::<Vec<_>>();
+        // Rate: a trunk's own bucket for its sources; the per-source
+        // outside limiter for everyone else (a flood from outside never
+        // takes a trunk's tokens).
+        let within = match by_source {
+            Some(i) => match (self.trunk_buckets.get_mut(i), trunks[i].rate) {
+                (Some(slot), Some(rate)) => slot
+                    .get_or_insert_with(|| TokenBucket::new(rate, now))
+                    .allow(now),
+                _ => true,
+            },
+            None => {
+                if open.is_empty()
+                    && self.verifier.is_none()
+                    && self.cfg.unknown_sources == UnknownSource::Silence
+                {
+                    self.stats.ignored += 1;
+                    return Admission::Drop;
+                }
+                self.limiter.allow(src.ip(), now)
+            }
         };
+        if !within {
+            self.stats.rate_limited += 1;
+            return Admission::Drop;
+        }
+        let candidates: Vec<usize> = by_source.into_iter().chain(open).collect();
+        if candidates.is_empty() {
+            return match self.access_legacy(req, now) {
+                Some(Access::Allowed) => Admission::Trunk(None),
+                Some(Access::Challenge(c)) => Admission::Challenge(c),
+                _ => Admission::Forbidden,
+            };
+        }
+        if let Some(&i) = candidates.iter().find(|&&i| trunks[i].digest.is_none()) {
+            return Admission::Trunk(Some(i));
+        }
+        // Every candidate wants a digest answer (RFC 3261 sec. 22.4).
+        let epoch = *self.epoch.get_or_insert(now);
+        let secs = now.saturating_duration_since(epoch).as_secs();
+        let mut stale = false;
+        for h in req.headers.0.iter().filter(|h| h.name == H::Authorization) {
+            let Ok(creds) = Credentials::parse(&h.value) else {
+                continue;
+            };
+            if !uri_names(&creds.uri, &req.uri) {
+                continue;
+            }
+            let Some(&i) = candidates.iter().find(|&&i| {
+                trunks[i]
+                    .digest
+                    .as_ref()
+                    .is_some_and(|d| d.username == creds.username)
+            }) else {
+                continue;
+            };
+            let Some(d) = trunks[i].digest.as_ref() else {
+                continue;
+            };
+            match self.nonces.verify(
+                &creds,
+                req.method.as_str(),
+                &req.body,
+                Secret::Password(&d.password),
+                secs,
+            ) {
+                Ok(()) => return Admission::Trunk(Some(i)),
+                Err(crate::auth::AuthError::StaleNonce) => stale = true,
+                Err(_) => {}
+            }
+        }
+        Admission::Challenge(self.nonces.challenge(secs, stale).to_string())
+    }
+
+    /// Sources outside every trunk with a [`DigestVerifier`] set: challenged.
+    fn access_legacy(&mut self, req: &Request, now: Instant) -> Option<Access> {
+        let v = self.verifier.as_mut()?;
         if let Ok(creds) = req.headers.challenges(&H::Authorization) {
             if creds
                 .iter()
                 .any(|c| c.scheme.eq_ignore_ascii_case("Digest") && v.verify(req, c, now))
             {
-                return Access::Allowed;
+                return Some(Access::Allowed);
             }
         }
-        Access::Challenge(v.challenge(now))
+        Some(Access::Challenge(v.challenge(now)))
     }
 
-    fn on_invite(&mut self, transport: Transport, src: SocketAddr, req: Request, now: Instant) {
-        if self.calls.len() >= self.cfg.max_calls {
+    fn on_invite(
+        &mut self,
+        transport: Transport,
+        src: SocketAddr,
+        req: Request,
+        trunk: Option<usize>,
+        now: Instant,
+    ) {
+        let trunk_full = trunk.is_some_and(|i| {
+            let limit = self
+                .cfg
+                .trunks
+                .as_ref()
+                .and_then(|t| t.get(i))
+                .map_or(0, |t| t.max_calls);
+            limit > 0 && self.calls.values().filter(|c| c.trunk == Some(i)).count() >= limit
+        });
+        if trunk_full {
+            self.stats.trunk_busy += 1;
+        }
+        if trunk_full || self.calls.len() >= self.cfg.max_calls {
             self.reply(
                 transport,
                 src,
@@ -1028,6 +1186,13 @@ impl Endpoint {
             to: Pii::new(to),
             offer,
             source: src,
+            trunk: trunk.and_then(|i| {
+                self.cfg
+                    .trunks
+                    .as_ref()
+                    .and_then(|t| t.get(i))
+                    .map(|t| t.name.clone())
+            }),
             headers: Pii::new(req.headers.clone()),
         });
         self.calls.insert(
@@ -1045,6 +1210,7 @@ impl Endpoint {
                 cancel_wanted: false,
                 ack: None,
                 transfer_done: false,
+                trunk,
             },
         );
     }
@@ -1669,6 +1835,7 @@ impl Endpoint {
                 cancel_wanted: false,
                 ack: None,
                 transfer_done: false,
+                trunk: None,
             },
         );
         self.start_client(req, call.transport, call.dest, Purpose::Invite(h), now);

@@ -57,6 +57,22 @@ impl std::str::FromStr for IpNet {
     }
 }
 
+impl std::fmt::Display for IpNet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for IpNet {
+    /// From a string: `192.0.2.0/24`, `2001:db8::/32` or a bare address.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        s.parse().map_err(|e| {
+            serde::de::Error::custom(format!("`{s}` is not an address or CIDR network: {e}"))
+        })
+    }
+}
+
 impl IpNet {
     /// Whether `ip` lies in this network (IPv4-mapped IPv6 compares as IPv4).
     pub fn contains(&self, ip: IpAddr) -> bool {
@@ -87,12 +103,98 @@ impl IpNet {
 }
 
 /// One trunk allowed to send us calls.
+///
+/// A request outside a dialog belongs to the first trunk whose `allow`
+/// holds its source address; a trunk with credentials also needs a valid
+/// digest answer (RFC 3261 sec. 22.2). A trunk with credentials and no
+/// `allow` networks takes authenticated requests from any source.
 #[derive(Debug, Clone, Default)]
 pub struct TrunkAccess {
-    /// A name for logs.
+    /// A name for logs and metrics.
     pub name: String,
-    /// Source networks accepted without authentication.
+    /// Source networks of the trunk.
     pub allow: Vec<IpNet>,
+    /// Digest credentials the trunk must answer a challenge with; `None`:
+    /// the source address alone admits.
+    pub digest: Option<TrunkCredentials>,
+    /// Concurrent calls from this trunk before 503 (0: only the endpoint's
+    /// `max_calls`).
+    pub max_calls: usize,
+    /// The trunk's own token bucket for requests outside dialogs (all its
+    /// sources together); `None`: not limited beyond the endpoint's limits.
+    pub rate: Option<RateLimit>,
+}
+
+/// A trunk's digest user name and password (the password never prints).
+#[derive(Clone, Default)]
+pub struct TrunkCredentials {
+    /// User name expected in the Authorization header.
+    pub username: String,
+    /// The shared secret.
+    pub password: String,
+}
+
+impl std::fmt::Debug for TrunkCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TrunkCredentials({}, <secret>)", self.username)
+    }
+}
+
+/// What happens to a request outside a dialog from a source no trunk
+/// covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UnknownSource {
+    /// Answer 403 Forbidden (one response per request: no amplification,
+    /// and the same answer for every number).
+    #[default]
+    Forbidden,
+    /// Drop it without a reply (the port looks closed to a scanner).
+    Silence,
+}
+
+/// Counts of the inbound guard's decisions, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GuardStats {
+    /// Requests from sources outside every trunk answered 403.
+    pub forbidden: u64,
+    /// Requests from sources outside every trunk dropped without reply.
+    pub ignored: u64,
+    /// Requests outside dialogs dropped by a rate limit (trunk or outside).
+    pub rate_limited: u64,
+    /// Challenges (401) sent.
+    pub challenged: u64,
+    /// INVITEs refused 503 at a trunk's own call limit.
+    pub trunk_busy: u64,
+}
+
+/// One token bucket; time is passed in.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenBucket {
+    cfg: RateLimit,
+    bucket: Bucket,
+}
+
+impl TokenBucket {
+    /// A full bucket.
+    pub fn new(cfg: RateLimit, now: Instant) -> Self {
+        TokenBucket {
+            cfg,
+            bucket: Bucket {
+                tokens: cfg.burst,
+                last: now,
+            },
+        }
+    }
+    /// Takes one token; `false` means over the limit.
+    pub fn allow(&mut self, now: Instant) -> bool {
+        RateLimiter::refill(&self.cfg, &mut self.bucket, now);
+        if self.bucket.tokens >= 1.0 {
+            self.bucket.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 /// Verifies digest credentials on inbound requests (RFC 3261 sec. 22.4). The

@@ -718,6 +718,7 @@ fn only_allowlisted_trunks_may_call_others_get_403() {
     cfg.trunks = Some(vec![TrunkAccess {
         name: "puzzel".into(),
         allow: vec!["10.0.0.0/29".parse::<IpNet>().unwrap()],
+        ..Default::default()
     }]);
     let b = sim.add(cfg);
     let mut stranger = Peer::new(P, b); // 10.0.0.9 is outside 10.0.0.0/29

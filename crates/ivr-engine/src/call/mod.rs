@@ -212,6 +212,8 @@ pub struct Incoming {
     pub offer: Option<Vec<u8>>,
     /// The caller's signalling address (for numeric transfer targets).
     pub source: SocketAddr,
+    /// The trunk's symmetric-RTP setting (`None`: `[media] latch`).
+    pub latch: Option<bool>,
 }
 
 /// Negotiates media, answers 200 and starts the call's task.
@@ -250,7 +252,11 @@ pub async fn accept(shared: Arc<CallShared>, inc: Incoming) -> Result<Accepted, 
         answered,
         seed: random_u64(),
     };
-    let core = CallCore::new(setup, shared.core_config(), std::time::Instant::now());
+    let mut core_cfg = shared.core_config();
+    if let Some(nat) = inc.latch {
+        core_cfg.latch.nat = nat;
+    }
+    let core = CallCore::new(setup, core_cfg, std::time::Instant::now());
     let call = task::CallTask {
         shared,
         handle: inc.handle,

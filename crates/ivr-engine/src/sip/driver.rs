@@ -47,6 +47,10 @@ pub(super) struct Counters {
     pub(super) calls: AtomicUsize,
     /// UDP datagrams dropped because the input queue was full.
     pub(super) dropped_datagrams: AtomicU64,
+    /// Datagrams from outside the trunks dropped because their own queue was full.
+    pub(super) dropped_outside: AtomicU64,
+    /// The endpoint's guard decisions after the driver's last step.
+    pub(super) guard: std::sync::Mutex<ivr_sip::guard::GuardStats>,
 }
 
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
@@ -93,6 +97,7 @@ impl Driver {
     pub(super) async fn run(
         mut self,
         mut net: mpsc::Receiver<NetInput>,
+        mut outside: mpsc::Receiver<NetInput>,
         mut cmds: mpsc::Receiver<Command>,
         events: mpsc::Sender<Event>,
     ) {
@@ -134,6 +139,9 @@ impl Driver {
                     Some(i) => self.input(i),
                     None => return,
                 },
+                // Datagrams from outside the trunks last: a flood of them
+                // waits (and is dropped) in its own queue, never ahead of a trunk's.
+                Some(i) = outside.recv(), if self.backlog.is_empty() => self.input(i),
             }
         }
     }
@@ -166,6 +174,9 @@ impl Driver {
         self.counters
             .calls
             .store(self.ep.call_count(), Ordering::Relaxed);
+        if let Ok(mut g) = self.counters.guard.lock() {
+            *g = self.ep.guard_stats();
+        }
         while let Some(t) = self.ep.poll_transmit() {
             self.send(t);
         }
@@ -226,7 +237,9 @@ async fn connect(
     net: mpsc::Sender<NetInput>,
 ) {
     match TcpStream::connect(peer).await {
-        Ok(stream) => run_connection(stream, peer, conn, rx, net).await,
+        Ok(stream) => {
+            run_connection(stream, peer, conn, rx, net, super::TcpLimits::default()).await
+        }
         Err(e) => {
             tracing::warn!(dest = %peer, error = %e, "TCP connect failed");
             let _ = net.send(NetInput::Closed { peer, conn }).await;
@@ -235,10 +248,14 @@ async fn connect(
 }
 
 /// Receives UDP datagrams into the driver's input queue; a full queue drops
-/// the datagram and counts it.
+/// the datagram and counts it. Datagrams from sources outside `trunks` go
+/// to their own queue (`outside`), which the driver reads only when the
+/// trunks' is empty (when `trunks` is empty, everything is a trunk's).
 pub(super) async fn udp_loop(
     sock: Arc<UdpSocket>,
     net: mpsc::Sender<NetInput>,
+    outside: mpsc::Sender<NetInput>,
+    trunks: Arc<Vec<ivr_sip::guard::IpNet>>,
     counters: Arc<Counters>,
 ) {
     let mut buf = vec![0u8; 65_535];
@@ -252,11 +269,17 @@ pub(super) async fn udp_loop(
             }
         };
         let bytes = buf.get(..n).unwrap_or_default().to_vec();
-        match net.try_send(NetInput::Datagram { src, bytes }) {
+        let from_trunk = trunks.is_empty() || trunks.iter().any(|t| t.contains(src.ip()));
+        let (queue, dropped) = if from_trunk {
+            (&net, &counters.dropped_datagrams)
+        } else {
+            (&outside, &counters.dropped_outside)
+        };
+        match queue.try_send(NetInput::Datagram { src, bytes }) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
-                counters.dropped_datagrams.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(%src, "SIP input queue full; datagram dropped");
+                dropped.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(%src, from_trunk, "SIP input queue full; datagram dropped");
             }
             Err(mpsc::error::TrySendError::Closed(_)) => return,
         }
@@ -265,10 +288,23 @@ pub(super) async fn udp_loop(
 
 /// Accepts TCP connections; each gets a write queue the driver learns of
 /// before the first message read from it.
-pub(super) async fn tcp_accept_loop(l: TcpListener, net: mpsc::Sender<NetInput>) {
+pub(super) async fn tcp_accept_loop(
+    l: TcpListener,
+    net: mpsc::Sender<NetInput>,
+    limits: super::TcpLimits,
+) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     loop {
         match l.accept().await {
             Ok((stream, peer)) => {
+                // At the limit a new connection is closed at once: the
+                // descriptor is freed and the connections already open
+                // (a trunk's) keep working.
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    tracing::debug!(%peer, "SIP TCP connection limit reached; closed");
+                    drop(stream);
+                    continue;
+                };
                 let (writer, rx) = mpsc::channel(TCP_WRITE_QUEUE);
                 let conn = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
                 if net
@@ -278,7 +314,11 @@ pub(super) async fn tcp_accept_loop(l: TcpListener, net: mpsc::Sender<NetInput>)
                 {
                     return;
                 }
-                tokio::spawn(run_connection(stream, peer, conn, rx, net.clone()));
+                let net = net.clone();
+                tokio::spawn(async move {
+                    run_connection(stream, peer, conn, rx, net, limits).await;
+                    drop(slot);
+                });
             }
             Err(e) => tracing::warn!(error = %e, "TCP accept failed"),
         }
@@ -295,6 +335,7 @@ async fn run_connection(
     conn: u64,
     mut rx: mpsc::Receiver<Vec<u8>>,
     net: mpsc::Sender<NetInput>,
+    limits: super::TcpLimits,
 ) {
     let (mut rd, mut wr) = stream.into_split();
     tokio::spawn(async move {
@@ -306,20 +347,38 @@ async fn run_connection(
     });
     let mut framer = StreamFramer::new(DEFAULT_MAX_HEAD, DEFAULT_MAX_BODY);
     let mut buf = vec![0u8; 16 * 1024];
+    // When the message being read began (its first byte), if one is.
+    let mut partial_since: Option<tokio::time::Instant> = None;
     'conn: loop {
-        let n = match rd.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
+        let deadline = match partial_since {
+            Some(t) => t + limits.message_timeout,
+            None => tokio::time::Instant::now() + limits.idle_timeout,
+        };
+        let n = match tokio::time::timeout_at(deadline, rd.read(&mut buf)).await {
+            Ok(Ok(0) | Err(_)) => break,
+            Ok(Ok(n)) => n,
+            Err(_) => {
+                tracing::debug!(%peer, partial = partial_since.is_some(), "SIP TCP connection timed out; closing");
+                break;
+            }
         };
         framer.push(buf.get(..n).unwrap_or_default());
         loop {
             match framer.next_message() {
                 Ok(Framed::Message(msg)) => {
+                    partial_since = None;
                     if net.send(NetInput::Stream { peer, msg }).await.is_err() {
                         return; // the driver stopped
                     }
                 }
-                Ok(Framed::NeedMore) => break,
+                Ok(Framed::NeedMore) => {
+                    if framer.buffered() == 0 {
+                        partial_since = None;
+                    } else if partial_since.is_none() {
+                        partial_since = Some(tokio::time::Instant::now());
+                    }
+                    break;
+                }
                 Err(e) => {
                     tracing::warn!(%peer, error = %e, "SIP stream framing error; closing");
                     break 'conn;
@@ -373,13 +432,14 @@ mod tests {
         let (net_tx, net_rx) = mpsc::channel(8);
         let (cmd_tx, cmd_rx) = mpsc::channel::<Command>(1);
         let (events_tx, mut events) = mpsc::channel(1);
+        let (_outside_tx, outside_rx) = mpsc::channel(1);
         let driver = Driver::new(
             ep,
             vec![(true, sock)],
             net_tx.clone(),
             Arc::new(Counters::default()),
         );
-        let task = tokio::spawn(driver.run(net_rx, cmd_rx, events_tx));
+        let task = tokio::spawn(driver.run(net_rx, outside_rx, cmd_rx, events_tx));
         for n in 1..=3 {
             net_tx.send(invite(n)).await.unwrap();
         }

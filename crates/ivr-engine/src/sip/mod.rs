@@ -74,6 +74,8 @@ pub const EVENT_QUEUE: usize = 1024;
 pub const INPUT_QUEUE: usize = 1024;
 /// Capacity of the driver's command queue.
 pub const COMMAND_QUEUE: usize = 256;
+/// Capacity of the queue of datagrams from sources outside the trunks.
+pub const OUTSIDE_QUEUE: usize = 256;
 /// Capacity of each TCP connection's write queue (messages).
 pub const TCP_WRITE_QUEUE: usize = 256;
 
@@ -86,6 +88,34 @@ pub struct SipListenConfig {
     pub tcp: Vec<SocketAddr>,
     /// Address put in Via/Contact; default: the first bound socket (must not be unspecified).
     pub advertised: Option<SocketAddr>,
+    /// Source networks of the trunks: their datagrams have the input
+    /// queue to themselves, everyone else's wait in [`OUTSIDE_QUEUE`]
+    /// (empty: one queue for all).
+    pub trunk_sources: Vec<ivr_sip::guard::IpNet>,
+    /// Limits of SIP over TCP connections.
+    pub tcp_limits: TcpLimits,
+}
+
+/// Limits of SIP over TCP connections (RFC 3261 sec. 18.3 leaves them to
+/// the implementation; without them idle or slow peers hold descriptors).
+#[derive(Debug, Clone, Copy)]
+pub struct TcpLimits {
+    /// Most connections open at once; beyond it a new one is closed at once.
+    pub max_connections: usize,
+    /// Nothing received for this long closes the connection.
+    pub idle_timeout: std::time::Duration,
+    /// A message must arrive whole within this long of its first byte.
+    pub message_timeout: std::time::Duration,
+}
+
+impl Default for TcpLimits {
+    fn default() -> Self {
+        TcpLimits {
+            max_connections: 256,
+            idle_timeout: std::time::Duration::from_secs(120),
+            message_timeout: std::time::Duration::from_secs(10),
+        }
+    }
 }
 
 /// Why the transport could not start.
@@ -176,6 +206,8 @@ impl SipService {
         let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
         let counters = Arc::new(Counters::default());
         let (net_tx, net_rx) = mpsc::channel(INPUT_QUEUE);
+        let (outside_tx, outside_rx) = mpsc::channel(OUTSIDE_QUEUE);
+        let trunk_sources = Arc::new(listen.trunk_sources.clone());
         let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
         let mut tasks = Vec::new();
         let mut sockets = Vec::new();
@@ -185,11 +217,17 @@ impl SipService {
             tasks.push(tokio::spawn(driver::udp_loop(
                 s,
                 net_tx.clone(),
+                outside_tx.clone(),
+                trunk_sources.clone(),
                 counters.clone(),
             )));
         }
         for l in listeners {
-            tasks.push(tokio::spawn(driver::tcp_accept_loop(l, net_tx.clone())));
+            tasks.push(tokio::spawn(driver::tcp_accept_loop(
+                l,
+                net_tx.clone(),
+                listen.tcp_limits,
+            )));
         }
         let driver = Driver::new(
             Endpoint::new(endpoint(advertised)),
@@ -197,7 +235,9 @@ impl SipService {
             net_tx,
             counters.clone(),
         );
-        tasks.push(tokio::spawn(driver.run(net_rx, cmd_rx, events_tx)));
+        tasks.push(tokio::spawn(
+            driver.run(net_rx, outside_rx, cmd_rx, events_tx),
+        ));
         let handle = SipHandle {
             cmds: cmd_tx,
             counters,
@@ -330,5 +370,15 @@ impl SipHandle {
     /// UDP datagrams dropped so far because the driver's input queue was full.
     pub fn dropped_datagrams(&self) -> u64 {
         self.counters.dropped_datagrams.load(Ordering::Relaxed)
+    }
+
+    /// Datagrams from outside the trunks dropped at their full queue.
+    pub fn dropped_outside(&self) -> u64 {
+        self.counters.dropped_outside.load(Ordering::Relaxed)
+    }
+
+    /// The SIP guard's decisions so far (403s, silence, rate limits, 401s).
+    pub fn guard_stats(&self) -> ivr_sip::guard::GuardStats {
+        self.counters.guard.lock().map(|g| *g).unwrap_or_default()
     }
 }
