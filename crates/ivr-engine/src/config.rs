@@ -77,6 +77,7 @@ impl Default for EngineConfig {
             sip: SipConfig::default(),
             trunks: vec![TrunkConfig::loopback()],
             media: MediaConfig::default(),
+            turn: TurnConfig::default(),
             flows: FlowsConfig::default(),
             stt: ivr_stt::SttConfig::default(),
             tts: ivr_tts::Config::default(),
