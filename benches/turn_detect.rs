@@ -22,9 +22,12 @@
 //! - Per configuration: false cut-off rate (the turn ended before its true
 //!   end), and over the other turns the wait (decision - true end): median
 //!   and p95. Per method, the configuration with the lowest median wait at
-//!   <= 5 % cut-offs; and the engine's default configuration.
+//!   <= 5 % cut-offs; the old 400 ms end silence; Smart Turn with the
+//!   `[turn]` settings it has when turned on.
 //!
-//! Usage: `cargo run --release -p ivr-benches --bin turn_detect` (part of
+//! Usage: `cargo run --release -p ivr-benches --bin turn_detect [-- --vads
+//! energy,silero --quick]` (`--vads`: only these detectors; `--quick`: Smart
+//! Turn asked after 200 ms only, thresholds 0.5 and 0.85) (part of
 //! `make bench`; needs `make setup` for the models and python3 + piper-tts +
 //! espeak-ng + sox to render the turns once). Writes
 //! `target/bench/turn_detect.json` and prints a table.
@@ -285,6 +288,28 @@ fn describe(s: &Score) -> String {
 }
 
 fn main() {
+    let mut only: Option<Vec<String>> = None;
+    let mut quick = false;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--vads" => {
+                only = Some(
+                    args.next()
+                        .unwrap_or_default()
+                        .split(',')
+                        .map(str::to_string)
+                        .collect(),
+                );
+            }
+            "--quick" => quick = true,
+            "--bench" => {}
+            other => {
+                panic!("unknown argument {other}; see the doc comment of benches/turn_detect.rs")
+            }
+        }
+    }
+    let wanted = |name: &str| only.as_ref().is_none_or(|v| v.iter().any(|x| x == name));
     let files = load_files();
     let n = files.len();
     let with_pauses = files.iter().filter(|f| f.pauses > 0).count();
@@ -370,11 +395,20 @@ fn main() {
     let mut cache = HashMap::new();
     let mut results = serde_json::Map::new();
     let mut summary = Vec::new();
+    // The [turn] defaults for when Smart Turn is on.
     let default_setting = Setting {
         end_silence_ms: 700,
         smart: Some((200, 0.5)),
     };
+    let (silences, thresholds): (&[u32], &[f32]) = if quick {
+        (&[200], &[0.5, 0.85])
+    } else {
+        (&[150, 200, 250, 300], &[0.3, 0.5, 0.7, 0.85])
+    };
     for (vi, (name, vads)) in vad_sets.iter().enumerate() {
+        if !wanted(name) {
+            continue;
+        }
         // Silence only.
         let plain: Vec<Score> = (200..=2000)
             .step_by(50)
@@ -388,8 +422,8 @@ fn main() {
             .collect();
         // With Smart Turn.
         let mut smart = Vec::new();
-        for t in [150, 200, 250, 300] {
-            for th in [0.3f32, 0.5, 0.7, 0.85] {
+        for &t in silences {
+            for &th in thresholds {
                 for x in (400..=2000).step_by(100) {
                     let s = Setting {
                         end_silence_ms: x,
@@ -434,7 +468,7 @@ fn main() {
             Some(s) => println!("  best with Smart Turn      {}", describe(s)),
             None => println!("  with Smart Turn: no setting reaches <= 5 % cut-offs"),
         }
-        println!("  engine default (ST)       {}", describe(&at_default));
+        println!("  ST 200 ms, p>=0.5, fb 700  {}", describe(&at_default));
         summary.push((name.to_string(), bp.clone(), bs.clone()));
         results.insert(
             name.to_string(),
@@ -442,7 +476,7 @@ fn main() {
                 "silence_400": engine_400.as_ref().map(score_json),
                 "best_silence_only": bp.as_ref().map(score_json),
                 "best_with_smart_turn": bs.as_ref().map(score_json),
-                "engine_default": score_json(&at_default),
+                "smart_turn_200_threshold_05_fallback_700": score_json(&at_default),
                 "sweep_silence_only": plain.iter().map(score_json).collect::<Vec<_>>(),
             }),
         );
@@ -457,7 +491,7 @@ fn main() {
         "silero_us_per_frame": silero_us_per_frame,
         "smart_turn_run_ms_median": model_ms,
         "smart_turn_runs": runs.len(),
-        "engine_default": {"end_silence_ms": default_setting.end_silence_ms, "smart_turn": default_setting.smart},
+        "engine_default": "energy VAD, 400 ms end silence, Smart Turn off (the silence_400 row of energy)",
         "vads": results,
     });
     let out = root().join("target/bench");

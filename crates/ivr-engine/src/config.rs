@@ -612,9 +612,9 @@ pub struct TurnConfig {
 impl Default for TurnConfig {
     fn default() -> Self {
         TurnConfig {
-            vad: VadKind::Silero,
+            vad: VadKind::Energy,
             silero_model: PathBuf::from("models/turn/silero_vad.onnx"),
-            smart_turn: true,
+            smart_turn: false,
             smart_turn_model: PathBuf::from("models/turn/smart-turn-v3.2-cpu.onnx"),
             smart_turn_silence_ms: 200,
             smart_turn_threshold: 0.5,
@@ -628,13 +628,20 @@ impl TurnConfig {
     /// The endpointing of a call: `[media]`'s, and with Smart Turn loaded a
     /// tentative end after `smart_turn_silence_ms` for it to judge, with
     /// `fallback_silence_ms` as the end silence when it says "not finished".
+    /// With Silero loaded the utterance keeps 400 ms of audio from before its
+    /// detected start (Silero says "speech" a chunk or two after the onset,
+    /// later than the energy VAD, and 200 ms clipped first syllables).
     pub fn endpointing(
         &self,
         media: &MediaConfig,
         smart_turn_loaded: bool,
+        silero_loaded: bool,
     ) -> ivr_media::endpointing::EndpointingConfig {
         let ms = std::time::Duration::from_millis;
-        let base = media.endpointing();
+        let mut base = media.endpointing();
+        if silero_loaded {
+            base.preroll = ms(400);
+        }
         if !smart_turn_loaded {
             return base;
         }
@@ -802,14 +809,20 @@ mod tests {
     fn smart_turn_asks_after_the_short_silence_and_its_fallback_replaces_the_end_silence() {
         let c = EngineConfig::parse("").unwrap();
         let ms = std::time::Duration::from_millis;
-        let on = c.turn.endpointing(&c.media, true);
+        let on = c.turn.endpointing(&c.media, true, false);
         assert_eq!((on.turn_silence, on.end_silence), (ms(200), ms(700)));
         assert!(on.min_end_silence <= on.end_silence && on.end_silence <= on.max_end_silence);
         // Without the model (missing, or turned off) the [media] end silence is as before.
-        let off = c.turn.endpointing(&c.media, false);
+        let off = c.turn.endpointing(&c.media, false, false);
         assert_eq!((off.turn_silence, off.end_silence), (ms(0), ms(400)));
         let long = EngineConfig::parse("[turn]\nfallback_silence_ms = 1500\n").unwrap();
-        assert_eq!(long.turn.endpointing(&long.media, true).max_end_silence, ms(1500));
+        assert_eq!(
+            long.turn
+                .endpointing(&long.media, true, false)
+                .max_end_silence,
+            ms(1500)
+        );
+        assert_eq!(c.turn.endpointing(&c.media, true, true).preroll, ms(400));
         for bad in [
             "[turn]\nsmart_turn_silence_ms = 50\n",
             "[turn]\nfallback_silence_ms = 150\nsmart_turn_silence_ms = 200\n",

@@ -1,4 +1,4 @@
-//! The end-of-turn models of `[turn]`, loaded once at start and shared by
+//! The end-of-turn models of `[turn]` (both off by default), loaded once at start and shared by
 //! every call: Silero VAD (run inline on each call's frames, through
 //! `ivr_media::vad::FrameVad`) and Smart Turn (run as a call job on a
 //! blocking thread, see `call::jobs`). A missing model or onnxruntime does

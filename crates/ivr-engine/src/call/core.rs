@@ -262,6 +262,12 @@ pub struct CallCore {
     foreign_media: u64,
 }
 
+/// Silence appended to an utterance the end-of-turn model ended, so it
+/// reaches the recogniser with the trailing silence of one the end silence
+/// ended (the model ends it after ~200 ms of silence, the end silence after
+/// 400 ms or more).
+const MODEL_END_PAD_MS: usize = 300;
+
 /// The filler's words in a language.
 pub fn filler_text(lang: Lang) -> &'static str {
     match lang {
@@ -809,8 +815,15 @@ impl CallCore {
         // The caller answered: what is left of the question's prompt is moot.
         self.cancel_prompts();
         self.turn.begin(TurnInput::Speech, now);
+        let mut pcm = pcm;
         if let Some(took) = by_model {
             self.turn.ended_by_model(took);
+            // Ended at the short silence: give the recogniser the trailing
+            // silence an end-silence utterance has. whisper's encoder context
+            // follows the audio's length, and a last word at its very edge is
+            // misheard ("English please" as "indrush please").
+            let pad = (pcm.sample_rate as usize) * MODEL_END_PAD_MS / 1000;
+            pcm.samples.extend(std::iter::repeat_n(0, pad));
         }
         self.utterance = Some(pcm.clone());
         match self.eager.confirmed() {

@@ -126,9 +126,11 @@ impl CallShared {
             latch: ivr_media::rtp::LatchPolicy {
                 nat: self.media.latch,
             },
-            endpointing: self
-                .turn
-                .endpointing(&self.media, self.turn_models.smart_turn.is_some()),
+            endpointing: self.turn.endpointing(
+                &self.media,
+                self.turn_models.smart_turn.is_some(),
+                self.turn_models.silero.is_some(),
+            ),
             vad: self.turn_models.vad_factory(),
             smart_turn_threshold: self
                 .turn_models
