@@ -24,4 +24,8 @@ cargo run --release -p ivr-benches --bin turn_detect
 # first reply packet with its breakdown at 1, 10, 20 calls, and the most calls
 # with p95 < 1 s (-> target/bench/latency.json).
 cargo run --release -p ivr-benches --bin latency
+# benches/security_probe.rs: issue 14's probe again: a call's set-up delay and
+# RTP pacing with and without a 2,000/s INVITE flood from outside the trunks,
+# the 503 at the call limit, and a flood spoofing the trunk (-> stdout, JSON).
+cargo run --release -p ivr-benches --bin security_probe | tee target/bench/security_probe.txt
 ls -1 target/bench/*.json

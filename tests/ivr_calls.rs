@@ -21,51 +21,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use ivr_e2e::{sipp_binary, sipp_ports};
 use ivr_engine::config::EngineConfig;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn sipp_binary() -> PathBuf {
-    std::env::var_os("PATH")
-        .and_then(|p| {
-            std::env::split_paths(&p)
-                .map(|d| d.join("sipp"))
-                .find(|p| p.is_file())
-        })
-        .expect("sipp not found on PATH: install it with `make setup` (Debian package sip-tester)")
-}
-
-/// Ports for one SIPp caller: `(sip, media)`. SIPp binds four media sockets
-/// from `-mp` on (audio RTP/RTCP, video RTP/RTCP) and fails the whole call if
-/// any is taken, so one free port from the kernel is not enough: a port two
-/// above it may belong to another test's socket (seen: "Unable to bind video
-/// RTP socket ... Address already in use"). The blocks come from 10000-19999,
-/// below the kernel's ephemeral range (where other tests' sockets get their
-/// ports) and the engines' RTP ranges, each checked free as a whole.
-fn sipp_ports() -> (u16, u16) {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    const BASE: u32 = 10_000;
-    const SPAN: u32 = 10_000;
-    const BLOCK: u32 = 6;
-    let first = (std::process::id() % 50) * 200;
-    for _ in 0..SPAN / BLOCK {
-        let offset = (first + NEXT.fetch_add(BLOCK, Ordering::Relaxed)) % (SPAN - BLOCK);
-        let media = u16::try_from(BASE + offset - offset % 2).unwrap();
-        let free = (0..BLOCK as u16).all(|i| {
-            std::net::UdpSocket::bind(("127.0.0.1", media + i)).is_ok()
-                && std::net::TcpListener::bind(("127.0.0.1", media + i)).is_ok()
-        });
-        if free {
-            return (media + 4, media);
-        }
-    }
-    panic!(
-        "no block of {BLOCK} free UDP ports in {BASE}-{}",
-        BASE + SPAN
-    );
 }
 
 struct Setup {
@@ -73,16 +33,104 @@ struct Setup {
     cfg: EngineConfig,
 }
 
+/// Every log line of every call in this binary, at debug level (the
+/// log-hygiene check reads it); warnings and errors also go to the test's
+/// own output.
+static LOG: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
+
+/// A log writer: the line into [`LOG`], and, for warnings and errors, into
+/// the test harness's captured output too.
+struct Tee {
+    echo: bool,
+}
+
+impl std::io::Write for Tee {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        LOG.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(buf);
+        if self.echo {
+            eprint!("{}", String::from_utf8_lossy(buf));
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+struct TeeWriter;
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for TeeWriter {
+    type Writer = Tee;
+    fn make_writer(&'a self) -> Tee {
+        Tee { echo: false }
+    }
+    fn make_writer_for(&'a self, meta: &tracing::Metadata<'_>) -> Tee {
+        Tee {
+            echo: *meta.level() <= tracing::Level::WARN,
+        }
+    }
+}
+
+/// What the test callers give that is personal: their numbers (as sent and
+/// as national digits), the CPR number keyed, the name said, the words of
+/// the name utterances. None may appear in any log line (issue 14: the
+/// log-hygiene test). Checked after every test, over the log of all calls
+/// so far, so the last test to finish has seen every call.
+const PERSONAL: [&str; 20] = [
+    "+4512345678",
+    "12345678",
+    "+4587654321",
+    "87654321",
+    "+4522334455",
+    "22334455",
+    "+4512121212",
+    "12121212",
+    "+4523232323",
+    "23232323",
+    "+4534343434",
+    "34343434",
+    "+4545454545",
+    "45454545",
+    "+4556565656",
+    "56565656",
+    "0102031234",
+    "010203-1234",
+    "karen",
+    "hansen",
+];
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        let log =
+            String::from_utf8_lossy(&LOG.lock().unwrap_or_else(|p| p.into_inner())).to_lowercase();
+        assert!(log.len() > 1000, "the debug log was not captured");
+        for line in log.lines() {
+            for p in PERSONAL {
+                assert!(
+                    !line.contains(p) && !line.contains("my name is") && !line.contains("mit navn"),
+                    "personal data `{p}` in a log line: {line}"
+                );
+            }
+        }
+    }
+}
+
 fn setup() -> Setup {
     setup_with_smtp(1)
 }
 
 fn setup_with_smtp(smtp_port: u16) -> Setup {
+    // Debug level for everything: the log-hygiene check (Setup's drop)
+    // reads every line. onnxruntime's per-node lines say nothing of calls.
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_test_writer()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("debug,ort=warn"))
+        .with_writer(TeeWriter)
+        .with_ansi(false)
         .try_init();
     let dir = tempfile::tempdir().unwrap();
     let r = root();
@@ -109,8 +157,10 @@ transfer_timeout_s = 5
 [media]
 rtp_port_min = {rtp_min}
 rtp_port_max = {rtp_max}
-# SIPp sends no RTP between its keys (SIP INFO); a phone would.
+# SIPp sends no RTP between its keys (SIP INFO), nor before its first
+# one; a phone would.
 media_timeout_s = 120
+first_media_timeout_s = 0
 [flows]
 dir = "{flows}"
 reload_poll_ms = 0

@@ -22,13 +22,19 @@ pub enum ConfigError {
         /// The OS error.
         source: std::io::Error,
     },
-    /// The TOML is malformed or has an unknown key or a wrong type.
-    #[error("{path}: {source}")]
+    /// The TOML is malformed or has an unknown key or a wrong type. Only
+    /// toml's message is kept, not its quote of the line, which could hold
+    /// a secret read from `*_env` / `*_file`.
+    #[error("{path}:{line}:{column}: {message}")]
     Parse {
         /// The file.
         path: PathBuf,
-        /// What toml says, with line and column.
-        source: toml::de::Error,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column (characters).
+        column: usize,
+        /// What toml says.
+        message: String,
     },
     /// A value parses but cannot work.
     #[error("invalid configuration: {0}")]
@@ -69,6 +75,24 @@ pub struct EngineConfig {
     pub records: RecordsConfig,
     /// `[shutdown]`.
     pub shutdown: ShutdownConfig,
+    /// `[retention]`.
+    pub retention: RetentionConfig,
+}
+
+/// `[retention]`: the background purge of personal data (see
+/// [`crate::retention`]; how long each kind is kept is set beside it:
+/// `[records]`, `[integrations] retention_days`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// Seconds between passes (the first runs at start).
+    pub interval_s: u64,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig { interval_s: 3600 }
+    }
 }
 
 impl Default for EngineConfig {
@@ -86,6 +110,7 @@ impl Default for EngineConfig {
             http: HttpConfig::default(),
             records: RecordsConfig::default(),
             shutdown: ShutdownConfig::default(),
+            retention: RetentionConfig::default(),
         }
     }
 }
@@ -101,9 +126,16 @@ impl EngineConfig {
             source,
         })?;
         Self::parse(&text).map_err(|e| match e {
-            ConfigError::Parse { source, .. } => ConfigError::Parse {
+            ConfigError::Parse {
+                line,
+                column,
+                message,
+                ..
+            } => ConfigError::Parse {
                 path: path.to_path_buf(),
-                source,
+                line,
+                column,
+                message,
             },
             other => other,
         })
@@ -126,9 +158,14 @@ impl EngineConfig {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
         let text = crate::secrets::resolve(text, env)?;
-        let cfg: EngineConfig = toml::from_str(&text).map_err(|source| ConfigError::Parse {
-            path: PathBuf::from("<config>"),
-            source,
+        let cfg: EngineConfig = toml::from_str(&text).map_err(|e: toml::de::Error| {
+            let (line, column) = line_column(&text, e.span().map_or(0, |s| s.start));
+            ConfigError::Parse {
+                path: PathBuf::from("<config>"),
+                line,
+                column,
+                message: e.message().trim().to_string(),
+            }
         })?;
         cfg.validate()?;
         Ok(cfg)
@@ -188,6 +225,15 @@ impl EngineConfig {
             .map_err(|e| ConfigError::Invalid(format!("[integrations]: {e}")))?;
         Ok(())
     }
+}
+
+/// 1-based line and column of a byte offset.
+pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
 }
 
 /// `[sip]`: signalling.
@@ -426,6 +472,15 @@ impl EngineConfig {
                     "give both `username` and `password` (or `password_env` / `password_file`), or neither".into(),
                 );
             }
+            if t.latch == Some(true) && t.sources.len() > ivr_media::rtp::LatchPolicy::MAX_NETS {
+                return bad(
+                    &t.name,
+                    format!(
+                        "symmetric RTP (`latch`) takes at most {} `sources` networks; give the media networks as wider CIDRs",
+                        ivr_media::rtp::LatchPolicy::MAX_NETS
+                    ),
+                );
+            }
             if t.sources.is_empty() && t.username.is_none() {
                 return bad(
                     &t.name,
@@ -476,6 +531,11 @@ pub struct MediaConfig {
     pub rtp_port_max: u16,
     /// No RTP from the caller for this long ends the call (seconds).
     pub media_timeout_s: u64,
+    /// Nothing (RTP or RTCP) from the caller within this many seconds of
+    /// the ACK ends the call (0: off). What we stream to the SDP address
+    /// before the far end is heard from is bounded by it: a forged SDP
+    /// address (amplification towards a victim) gets at most this much.
+    pub first_media_timeout_s: u64,
     /// Symmetric RTP for a far end behind NAT (default false, strict).
     /// Strict: RTP is taken only from the address and port the SDP
     /// negotiated and RTCP only from its `a=rtcp` address (else RTP port +
@@ -557,6 +617,7 @@ impl Default for MediaConfig {
             rtp_port_min: 20_000,
             rtp_port_max: 29_998,
             media_timeout_s: 30,
+            first_media_timeout_s: 5,
             latch: false,
             max_call_s: 1800,
             filler_after_ms: 1500,
@@ -732,12 +793,37 @@ impl Default for StandinsConfig {
 pub struct HttpConfig {
     /// Listen address of `/health` and `/metrics`; unset: no HTTP port.
     pub listen: Option<SocketAddr>,
+    /// Seconds within which a request head must arrive whole; a keep-alive
+    /// connection idle this long is closed too.
+    pub header_read_timeout_s: u64,
+    /// Seconds a request may take before it is answered 503.
+    pub request_timeout_s: u64,
+    /// Open connections at most (beyond it new ones are closed at once).
+    pub max_connections: usize,
+    /// Open connections per client address at most.
+    pub max_connections_per_ip: usize,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             listen: Some(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080)),
+            header_read_timeout_s: 10,
+            request_timeout_s: 30,
+            max_connections: 256,
+            max_connections_per_ip: 32,
+        }
+    }
+}
+
+impl HttpConfig {
+    /// The listener's limits.
+    pub fn limits(&self) -> crate::http::ServeLimits {
+        crate::http::ServeLimits {
+            header_read_timeout: std::time::Duration::from_secs(self.header_read_timeout_s.max(1)),
+            request_timeout: std::time::Duration::from_secs(self.request_timeout_s.max(1)),
+            max_connections: self.max_connections.max(1),
+            max_connections_per_ip: self.max_connections_per_ip.max(1),
         }
     }
 }
@@ -750,8 +836,11 @@ pub struct RecordsConfig {
     pub enabled: bool,
     /// Keep what the caller said (personal data) in the record.
     pub keep_transcripts: bool,
-    /// Days to keep transcripts; older ones are blanked at start and daily.
+    /// Days to keep transcripts; older ones are blanked by the retention
+    /// task (0: forever).
     pub transcript_retention_days: u32,
+    /// Days to keep whole call rows, with the calling number (0: forever).
+    pub retention_days: u32,
 }
 
 impl Default for RecordsConfig {
@@ -760,6 +849,7 @@ impl Default for RecordsConfig {
             enabled: true,
             keep_transcripts: false,
             transcript_retention_days: 30,
+            retention_days: 90,
         }
     }
 }
@@ -924,7 +1014,10 @@ mod tests {
                 "[[trunk]]\nname = \"x\"\nsources = [\"10.0.0.1\"]\nnumbers = [\"70 10\"]\n",
                 "70 10",
             ),
-            ("[sip]\nunknown_sources = \"drop\"\n", "unknown_sources"),
+            (
+                "[sip]\nunknown_sources = \"drop\"\n",
+                "2:19: unknown variant `drop`",
+            ),
         ] {
             let e = EngineConfig::parse(bad).unwrap_err();
             assert!(e.to_string().contains(key), "{bad}: {e}");
@@ -968,6 +1061,23 @@ mod tests {
         )
         .unwrap_err();
         assert!(!e.to_string().contains("hunter2"), "{e}");
+    }
+
+    #[test]
+    fn the_shipped_site_sample_config_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/site/engine-1.toml");
+        let secret = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(secret.path(), "postgres://ivr@db.example/ivr\n").unwrap();
+        let text = std::fs::read_to_string(path).unwrap().replace(
+            "/etc/ivr/secrets/db-url",
+            &secret.path().display().to_string(),
+        );
+        let cfg = EngineConfig::parse(&text).unwrap();
+        assert_eq!(
+            cfg.integrations.database_url,
+            "postgres://ivr@db.example/ivr"
+        );
+        assert!(!cfg.standins.puzzel && !cfg.standins.frontdesk);
     }
 
     #[test]

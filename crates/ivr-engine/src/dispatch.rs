@@ -245,6 +245,7 @@ impl Loop {
                     offer,
                     source,
                     latch: trunk.and_then(|t| t.latch),
+                    trunk_nets: trunk.map(|t| t.sources.clone()).unwrap_or_default(),
                 };
                 self.calls.insert(
                     call.0,

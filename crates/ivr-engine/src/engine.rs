@@ -149,20 +149,39 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
     ));
     let integrations = Arc::new(integrations);
     let records = if cfg.records.enabled {
-        let r = Records::open(integrations.db().clone()).await?;
-        let before = clock.now_utc()
-            - chrono::Duration::days(i64::from(cfg.records.transcript_retention_days));
-        if let Err(e) = r.expire_transcripts(before).await {
-            tracing::warn!(error = %e, "transcript retention pass failed");
-        }
-        Some(r)
+        Some(Records::open(integrations.db().clone()).await?)
     } else {
         None
     };
     let (stop_workers, stop_rx) = watch::channel(false);
+    let metrics = Arc::new(Metrics::default());
+    // Retention: a pass now, then every interval (crate::retention).
+    crate::retention::Retention {
+        integrations: integrations.clone(),
+        records: records.clone(),
+        metrics: metrics.clone(),
+        clock: clock.clone(),
+        record_days: cfg.records.retention_days,
+        transcript_days: cfg.records.transcript_retention_days,
+    }
+    .spawn(
+        Duration::from_secs(cfg.retention.interval_s.max(1)),
+        stop_rx.clone(),
+    );
     let services = Services::new(integrations.clone());
 
     // Speech out: every static prompt rendered now, so it plays with no synthesis delay.
+    // The prompt cache's folder is ours alone (0700) when we create it.
+    if let Some(dir) = cfg.tts.cache.dir.as_deref().filter(|d| !d.exists()) {
+        use std::os::unix::fs::DirBuilderExt;
+        if let Err(e) = std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+        {
+            tracing::warn!(error = %e, "cannot create the prompt cache folder");
+        }
+    }
     let tts = Arc::new(Tts::new(cfg.tts.clone())?);
     {
         let mut prompts = flows.static_prompts();
@@ -203,7 +222,6 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
     };
 
     // SIP.
-    let metrics = Arc::new(Metrics::default());
     let turns = TurnTimings::default();
     let listen = SipListenConfig {
         udp: cfg.sip.udp.clone(),
@@ -314,13 +332,10 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
                 draining: state.clone() as Arc<dyn crate::http::Draining>,
             });
             let mut stop = stop_rx.clone();
-            tokio::spawn(async move {
-                let _ = axum::serve(l, app)
-                    .with_graceful_shutdown(async move {
-                        let _ = stop.changed().await;
-                    })
-                    .await;
-            });
+            let limits = cfg.http.limits();
+            tokio::spawn(crate::http::serve(l, app, limits, async move {
+                let _ = stop.changed().await;
+            }));
             bound
         }
         None => None,
@@ -362,6 +377,9 @@ impl Running {
     /// rest and stops.
     pub async fn shutdown(mut self, drain: Duration) {
         self.state.draining.store(true, Ordering::Relaxed);
+        if let Some(sip) = &self.sip {
+            sip.handle().set_draining(true).await;
+        }
         tracing::info!(
             active = self.metrics.active(),
             "draining: new calls get 503"

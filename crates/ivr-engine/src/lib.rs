@@ -21,6 +21,7 @@ pub mod engine;
 pub mod http;
 pub mod metrics;
 pub mod records;
+pub mod retention;
 pub mod secrets;
 pub mod services;
 pub mod sip;

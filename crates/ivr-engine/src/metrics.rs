@@ -23,6 +23,11 @@ pub struct Metrics {
     turn_sum_us: AtomicU64,
     eager: [AtomicU64; EagerOutcome::ALL.len()],
     foreign_media: AtomicU64,
+    /// Retention: rows purged per data kind, passes run, and the age of the
+    /// oldest personal row per kind after the last pass (seconds; -1: none).
+    purged: Mutex<BTreeMap<&'static str, u64>>,
+    retention_runs: AtomicU64,
+    oldest: Mutex<BTreeMap<&'static str, i64>>,
 }
 
 /// What became of a tentative end of utterance (`[media] eager_stt_ms`).
@@ -103,12 +108,32 @@ impl Metrics {
         self.foreign_media.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// A retention pass deleted (or blanked) `n` rows of `kind`.
+    pub fn purged(&self, kind: &'static str, n: u64) {
+        if let Ok(mut m) = self.purged.lock() {
+            *m.entry(kind).or_insert(0) += n;
+        }
+    }
+
+    /// A retention pass finished; `oldest` gives, per kind, the age in
+    /// seconds of the oldest personal row left (`None`: no row).
+    pub fn retention_pass(&self, oldest: &[(&'static str, Option<i64>)]) {
+        self.retention_runs.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut m) = self.oldest.lock() {
+            for (k, age) in oldest {
+                m.insert(k, age.unwrap_or(-1));
+            }
+        }
+    }
+
     /// The Prometheus text exposition, with the values other parts of the
     /// engine own sampled by the caller.
     pub fn render(&self, sampled: Sampled) -> String {
         let Sampled {
             stt_queue_depth,
             sip_dropped_datagrams,
+            sip_dropped_outside,
+            sip_guard,
         } = sampled;
         let mut s = String::new();
         let _ = writeln!(s, "# HELP ivr_active_calls Calls in progress.");
@@ -166,6 +191,53 @@ impl Metrics {
         );
         let _ = writeln!(
             s,
+            "# HELP ivr_sip_dropped_outside_total SIP datagrams from outside the trunks dropped because their own queue was full."
+        );
+        let _ = writeln!(s, "# TYPE ivr_sip_dropped_outside_total counter");
+        let _ = writeln!(s, "ivr_sip_dropped_outside_total {sip_dropped_outside}");
+        let _ = writeln!(
+            s,
+            "# HELP ivr_sip_guard_total Requests outside dialogs the SIP guard refused: 403 to a source outside the trunks, silence towards one, dropped over a rate limit, challenged (401), 503 at a trunk's call limit."
+        );
+        let _ = writeln!(s, "# TYPE ivr_sip_guard_total counter");
+        for (d, n) in [
+            ("forbidden", sip_guard.forbidden),
+            ("ignored", sip_guard.ignored),
+            ("rate_limited", sip_guard.rate_limited),
+            ("challenged", sip_guard.challenged),
+            ("trunk_busy", sip_guard.trunk_busy),
+        ] {
+            let _ = writeln!(s, "ivr_sip_guard_total{{decision=\"{d}\"}} {n}");
+        }
+        let _ = writeln!(
+            s,
+            "# HELP ivr_retention_purged_total Rows of personal data deleted (or transcripts blanked) by the retention task, per kind."
+        );
+        let _ = writeln!(s, "# TYPE ivr_retention_purged_total counter");
+        if let Ok(m) = self.purged.lock() {
+            for (k, n) in m.iter() {
+                let _ = writeln!(s, "ivr_retention_purged_total{{kind=\"{k}\"}} {n}");
+            }
+        }
+        let _ = writeln!(s, "# HELP ivr_retention_runs_total Retention passes run.");
+        let _ = writeln!(s, "# TYPE ivr_retention_runs_total counter");
+        let _ = writeln!(
+            s,
+            "ivr_retention_runs_total {}",
+            self.retention_runs.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            s,
+            "# HELP ivr_retention_oldest_age_seconds Age of the oldest row of personal data left after the last retention pass, per kind (-1: none)."
+        );
+        let _ = writeln!(s, "# TYPE ivr_retention_oldest_age_seconds gauge");
+        if let Ok(m) = self.oldest.lock() {
+            for (k, a) in m.iter() {
+                let _ = writeln!(s, "ivr_retention_oldest_age_seconds{{kind=\"{k}\"}} {a}");
+            }
+        }
+        let _ = writeln!(
+            s,
             "# HELP ivr_turn_latency_seconds End of caller speech to first reply audio packet."
         );
         let _ = writeln!(s, "# TYPE ivr_turn_latency_seconds histogram");
@@ -209,6 +281,10 @@ pub struct Sampled {
     pub stt_queue_depth: usize,
     /// SIP datagrams dropped at the driver's full input queue, since start.
     pub sip_dropped_datagrams: u64,
+    /// Datagrams from outside the trunks dropped at their full queue.
+    pub sip_dropped_outside: u64,
+    /// The SIP guard's decisions.
+    pub sip_guard: ivr_sip::guard::GuardStats,
 }
 
 fn esc(v: &str) -> String {
@@ -236,6 +312,7 @@ mod tests {
         let t = m.render(Sampled {
             stt_queue_depth: 3,
             sip_dropped_datagrams: 7,
+            ..Default::default()
         });
         assert!(
             t.contains("ivr_eager_stt_total{outcome=\"used\"} 2\n"),

@@ -2,7 +2,13 @@
 //! municipality, called and calling number (personal data: kept in the
 //! database, never logged), steps taken, outcome, durations, and what the
 //! caller said only when `[records] keep_transcripts` is on, blanked after
-//! the retention period.
+//! the retention period; whole rows (with the calling number) are deleted
+//! after `[records] retention_days` by the retention task
+//! ([`crate::retention`]).
+//!
+//! A call's row is written as the call goes ([`Records::upsert`] after each
+//! flow step, outcome `in_progress`) and completed at its end, so a crash
+//! (kill -9) loses at most the last step.
 //!
 //! The table is created with `CREATE TABLE IF NOT EXISTS` rather than a sqlx
 //! migration, so the integrations crate's migration set stays its own.
@@ -70,7 +76,19 @@ const CREATE: &str = "CREATE TABLE IF NOT EXISTS call_records (
 )";
 
 const INSERT: &str = "INSERT INTO call_records (call_ref, municipality, called, calling, started_at, ended_at, talk_ms, steps, intents, outcome, transferred_to, lang, turns, transcript) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (call_ref) DO NOTHING";
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+     ON CONFLICT (call_ref) DO UPDATE SET ended_at = excluded.ended_at, talk_ms = excluded.talk_ms, \
+     steps = excluded.steps, intents = excluded.intents, outcome = excluded.outcome, \
+     transferred_to = excluded.transferred_to, lang = excluded.lang, turns = excluded.turns, \
+     transcript = excluded.transcript \
+     WHERE call_records.outcome = 'in_progress'";
+
+/// The outcome of a row written while its call is still up.
+pub const IN_PROGRESS: &str = "in_progress";
+
+const PURGE: &str = "DELETE FROM call_records WHERE ended_at < $1";
+
+const OLDEST: &str = "SELECT MIN(started_at) FROM call_records";
 
 const EXPIRE: &str =
     "UPDATE call_records SET transcript = NULL WHERE transcript IS NOT NULL AND ended_at < $1";
@@ -103,6 +121,15 @@ impl Records {
     /// # Errors
     /// [`RecordError::Db`].
     pub async fn insert(&self, r: &CallRecordRow) -> Result<(), RecordError> {
+        self.upsert(r).await
+    }
+
+    /// Writes a call's row: a new row, or the newer state of a row still
+    /// `in_progress` (a finished row is never overwritten).
+    ///
+    /// # Errors
+    /// [`RecordError::Db`].
+    pub async fn upsert(&self, r: &CallRecordRow) -> Result<(), RecordError> {
         let steps = serde_json::to_string(&r.steps).unwrap_or_default();
         let intents = serde_json::to_string(&r.intents).unwrap_or_default();
         let transcript = r.transcript.as_ref().map(|t| t.expose().clone());
@@ -136,6 +163,33 @@ impl Records {
             }
         };
         Ok(())
+    }
+
+    /// Deletes the rows of calls that ended before `before` (the calling
+    /// number goes with them). Returns how many.
+    ///
+    /// # Errors
+    /// [`RecordError::Db`].
+    pub async fn purge(&self, before: DateTime<Utc>) -> Result<u64, RecordError> {
+        let b = before.to_rfc3339();
+        let n = match &self.db {
+            Db::Sqlite(p) => sqlx::query(PURGE).bind(b).execute(p).await?.rows_affected(),
+            Db::Postgres(p) => sqlx::query(PURGE).bind(b).execute(p).await?.rows_affected(),
+        };
+        Ok(n)
+    }
+
+    /// When the oldest call still on record started (`None`: no rows).
+    ///
+    /// # Errors
+    /// [`RecordError::Db`].
+    pub async fn oldest(&self) -> Result<Option<DateTime<Utc>>, RecordError> {
+        let t: Option<String> = match &self.db {
+            Db::Sqlite(p) => sqlx::query_scalar(OLDEST).fetch_one(p).await?,
+            Db::Postgres(p) => sqlx::query_scalar(OLDEST).fetch_one(p).await?,
+        };
+        Ok(t.and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+            .map(|t| t.with_timezone(&Utc)))
     }
 
     /// Blanks transcripts of calls that ended before `before`.

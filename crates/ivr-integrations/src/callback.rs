@@ -538,6 +538,16 @@ impl CallbackStore {
             .map_err(classify)
     }
 
+    /// Deletes `handed_off` requests handed to Puzzel before `before`: the
+    /// centre has had them for the whole retention period, and our copy of
+    /// the phone number is no longer needed. Returns the number deleted.
+    pub async fn purge_handed_off(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let sql =
+            "DELETE FROM callback_requests WHERE state = 'handed_off' AND state_changed_at < $1";
+        on_pool!(&self.db, p => sqlx::query(sql).bind(to_ms(before)).execute(p).await.map(|r| r.rows_affected()))
+            .map_err(classify)
+    }
+
     /// Writes the records matching `filter` to `out` in `format` (for the
     /// `ivr callbacks export` command and centres that work the queue
     /// themselves). Phone numbers only with [`PhoneExport::Include`].

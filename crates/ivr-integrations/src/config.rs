@@ -17,7 +17,7 @@ use crate::{
 };
 
 /// `[integrations]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// `sqlite:var/ivr.db` (embedded, the default) or
@@ -36,6 +36,36 @@ pub struct Config {
     /// Days a served callback request or a sent mail is kept before it is
     /// deleted (personal data); 0 keeps them forever.
     pub retention_days: u32,
+}
+
+impl std::fmt::Debug for Config {
+    /// The database URL without its password (`postgres://ivr:<secret>@db/ivr`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("database_url", &redact_url(&self.database_url))
+            .field("callbacks", &self.callbacks)
+            .field("puzzel", &self.puzzel)
+            .field("mail", &self.mail)
+            .field("frontdesk", &self.frontdesk)
+            .field("transfer", &self.transfer)
+            .field("retention_days", &self.retention_days)
+            .finish()
+    }
+}
+
+/// `scheme://user:password@host/...` with the password replaced.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (auth, host) = match rest.rsplit_once('@') {
+        Some(x) => x,
+        None => return url.to_string(),
+    };
+    match auth.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:<secret>@{host}"),
+        None => url.to_string(),
+    }
 }
 
 impl Default for Config {
@@ -167,6 +197,19 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_database_password_never_prints() {
+        let c: Config =
+            toml::from_str("database_url = \"postgres://ivr:hunter2@db.example:5432/ivr\"\n")
+                .unwrap();
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(
+            shown.contains("postgres://ivr:<secret>@db.example:5432/ivr"),
+            "{shown}"
+        );
+    }
 
     #[test]
     fn an_empty_section_gives_working_defaults() {

@@ -127,6 +127,39 @@ pub(crate) fn classify(e: sqlx::Error) -> StoreError {
     }
 }
 
+/// Makes `file` (an SQLite database) readable by its owner only before
+/// SQLite opens it: its folder is created 0700 if missing, the file 0600
+/// (created empty if missing; SQLite gives its -wal and -shm files the
+/// database file's mode). An existing file with wider rights is narrowed.
+/// The database holds calling numbers and callback requests.
+fn private_file(file: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+    if let Some(dir) = file.parent() {
+        if !dir.as_os_str().is_empty() && !dir.exists() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)?;
+        }
+    }
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(file)?;
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut p = file.as_os_str().to_owned();
+        p.push(suffix);
+        let p = std::path::PathBuf::from(p);
+        if let Ok(m) = std::fs::metadata(&p) {
+            if m.permissions().mode() & 0o077 != 0 {
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Which backend a [`Db`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -160,11 +193,10 @@ impl Db {
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Full)
                 .busy_timeout(Duration::from_secs(5));
-            let file = opts.get_filename();
-            if let Some(dir) = Path::new(file).parent() {
-                if !dir.as_os_str().is_empty() && file != Path::new(":memory:") {
-                    std::fs::create_dir_all(dir).map_err(StoreError::CreateDir)?;
-                }
+            let file = opts.get_filename().to_path_buf();
+            let on_disk = file != Path::new(":memory:") && !url.contains(":memory:");
+            if on_disk {
+                private_file(&file).map_err(StoreError::CreateDir)?;
             }
             // An in-memory database exists once per connection: keep one.
             let max = if url.contains(":memory:") { 1 } else { 4 };
@@ -210,6 +242,30 @@ impl Db {
     /// Closes every connection (waits for running statements).
     pub async fn close(&self) {
         on_pool!(self, p => p.close().await)
+    }
+}
+
+/// Tables of personal data whose oldest row `ivr doctor` and `/metrics`
+/// report, with the column of each row's creation time (Unix ms).
+pub const PERSONAL_TABLES: [(&str, &str, &str); 2] = [
+    ("callbacks", "callback_requests", "created_at"),
+    ("mails", "mail_outbox", "created_at"),
+];
+
+impl Db {
+    /// When the oldest row of each of [`PERSONAL_TABLES`] was created
+    /// (`None`: the table is empty), by kind.
+    pub async fn oldest_personal(
+        &self,
+    ) -> Result<Vec<(&'static str, Option<chrono::DateTime<chrono::Utc>>)>, StoreError> {
+        let mut out = Vec::new();
+        for (kind, table, column) in PERSONAL_TABLES {
+            let sql = format!("SELECT MIN({column}) FROM {table}");
+            let ms: Option<i64> = on_pool!(self, p => sqlx::query_scalar(&sql).fetch_one(p).await)
+                .map_err(classify)?;
+            out.push((kind, ms.map(from_ms)));
+        }
+        Ok(out)
     }
 }
 
@@ -308,5 +364,36 @@ impl Db {
             }
         }
         Ok(claimed)
+    }
+}
+
+#[cfg(test)]
+mod file_mode_tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::Db;
+
+    fn mode(p: &std::path::Path) -> u32 {
+        std::fs::metadata(p)
+            .map(|m| m.permissions().mode() & 0o777)
+            .unwrap_or(0)
+    }
+
+    /// Issue 14, defect 7: the database (calling numbers, callback requests)
+    /// was 0644 under a 0755 folder.
+    #[tokio::test]
+    async fn the_sqlite_database_and_its_folder_are_readable_by_the_owner_only() {
+        let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let file = tmp.path().join("var/ivr.db");
+        let db = Db::connect(&format!("sqlite:{}", file.display()))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(mode(&tmp.path().join("var")), 0o700);
+        for f in ["ivr.db", "ivr.db-wal", "ivr.db-shm"] {
+            let p = tmp.path().join("var").join(f);
+            assert!(p.exists(), "{f} missing");
+            assert_eq!(mode(&p), 0o600, "{f}");
+        }
+        db.close().await;
     }
 }

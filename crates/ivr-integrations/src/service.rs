@@ -249,17 +249,18 @@ impl Integrations {
         Ok((h, d))
     }
 
-    /// Deletes served callbacks and sent mails older than the retention
-    /// period (`retention_days`; 0 = keep). Returns (callbacks, mails) deleted.
+    /// Deletes served and handed-off callbacks and sent mails older than
+    /// the retention period (`retention_days`; 0 = keep). Returns
+    /// (callbacks, mails) deleted. The engine's retention task runs it on a
+    /// schedule.
     pub async fn purge_expired(&self) -> Result<(u64, u64), IntegrationError> {
         if self.retention_days == 0 {
             return Ok((0, 0));
         }
         let before = self.clock.now_utc() - chrono::Duration::days(i64::from(self.retention_days));
-        Ok((
-            self.callbacks.purge_done(before).await?,
-            self.outbox.purge_sent(before).await?,
-        ))
+        let callbacks = self.callbacks.purge_done(before).await?
+            + self.callbacks.purge_handed_off(before).await?;
+        Ok((callbacks, self.outbox.purge_sent(before).await?))
     }
 
     /// Stops the workers (each finishes its current pass) and closes the

@@ -9,7 +9,7 @@
 //!   from another address than its SDP says; we answer to the source we
 //!   actually see.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use rtp_rs::{RtpPacketBuilder, RtpReader, Seq};
@@ -245,12 +245,47 @@ impl SourceStats {
 /// Off (the default): RTP only from the address and port the SDP negotiated,
 /// RTCP only from the negotiated RTCP address. On: symmetric RTP for a far
 /// end behind NAT (RFC 4961 sec. 3; the comedia rule of RFC 4145 sec. 4
-/// applied to RTP): the first packet from the negotiated IP latches its port,
-/// once; nothing else is ever latched while the call is up.
+/// applied to RTP): the first packet from the negotiated IP, or from one of
+/// the trunk's own networks ([`LatchPolicy::trunk_nets`], for a far end whose
+/// SDP names its private address), latches its address, once; nothing else
+/// is ever latched while the call is up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct LatchPolicy {
-    /// Latch once to the first source on the negotiated IP (any port).
+    /// Latch once to the first source on the negotiated IP (any port), or
+    /// in `trunk_nets`.
     pub nat: bool,
+    /// The trunk's source networks (address, prefix length) a latch may
+    /// also take; at most [`LatchPolicy::MAX_NETS`] (fixed size: the policy
+    /// is copied into every session without allocating).
+    pub trunk_nets: [Option<(IpAddr, u8)>; LatchPolicy::MAX_NETS],
+}
+
+impl LatchPolicy {
+    /// Trunk networks a policy holds at most.
+    pub const MAX_NETS: usize = 8;
+
+    /// Whether `ip` lies in one of the trunk networks.
+    pub fn in_trunk(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.trunk_nets
+            .iter()
+            .flatten()
+            .any(|&(net, prefix)| match (net.to_canonical(), ip) {
+                (IpAddr::V4(n), IpAddr::V4(a)) => {
+                    let m = u32::MAX
+                        .checked_shl(32 - u32::from(prefix.min(32)))
+                        .unwrap_or(0);
+                    u32::from(n) & m == u32::from(a) & m
+                }
+                (IpAddr::V6(n), IpAddr::V6(a)) => {
+                    let m = u128::MAX
+                        .checked_shl(128 - u32::from(prefix.min(128)))
+                        .unwrap_or(0);
+                    u128::from(n) & m == u128::from(a) & m
+                }
+                _ => false,
+            })
+    }
 }
 
 /// What the latch decided about an incoming packet.
@@ -282,6 +317,7 @@ pub struct AddressGate {
     negotiated: SocketAddr,
     latched: Option<SocketAddr>,
     nat: bool,
+    policy: LatchPolicy,
 }
 
 impl AddressGate {
@@ -291,6 +327,7 @@ impl AddressGate {
             negotiated,
             latched: None,
             nat: policy.nat,
+            policy,
         }
     }
 
@@ -300,7 +337,9 @@ impl AddressGate {
             Some(a) => same_addr(a, from),
             None => {
                 same_addr(self.negotiated, from)
-                    || (self.nat && from.ip().to_canonical() == self.negotiated.ip().to_canonical())
+                    || (self.nat
+                        && (from.ip().to_canonical() == self.negotiated.ip().to_canonical()
+                            || self.policy.in_trunk(from.ip())))
             }
         }
     }
@@ -500,7 +539,13 @@ mod tests {
 
     #[test]
     fn nat_latch_takes_the_first_port_on_the_negotiated_ip_once() {
-        let mut l = Latch::new(addr(4000), LatchPolicy { nat: true });
+        let mut l = Latch::new(
+            addr(4000),
+            LatchPolicy {
+                nat: true,
+                ..Default::default()
+            },
+        );
         let other_host = SocketAddr::from(([127, 0, 0, 2], 4000));
         assert_eq!(l.check(other_host, 1), LatchVerdict::Foreign);
         assert_eq!(l.check(addr(5000), 1), LatchVerdict::Latched);
@@ -508,5 +553,27 @@ mod tests {
         assert_eq!(l.check(addr(4000), 1), LatchVerdict::Foreign);
         assert_eq!(l.check(addr(5002), 1), LatchVerdict::Foreign);
         assert_eq!(l.send_to(), addr(5000));
+    }
+
+    #[test]
+    fn nat_latch_takes_a_source_in_the_trunks_networks_but_nobody_else_and_only_once() {
+        // The SDP names a private address; the trunk's media comes from its
+        // public network 198.51.100.0/28.
+        let private = SocketAddr::from(([10, 1, 2, 3], 4000));
+        let mut policy = LatchPolicy {
+            nat: true,
+            ..Default::default()
+        };
+        policy.trunk_nets[0] = Some(("198.51.100.0".parse().unwrap(), 28));
+        let mut l = Latch::new(private, policy);
+        let stranger = SocketAddr::from(([203, 0, 113, 9], 4000));
+        assert_eq!(l.check(stranger, 1), LatchVerdict::Foreign);
+        let trunk = SocketAddr::from(([198, 51, 100, 7], 31_000));
+        assert_eq!(l.check(trunk, 1), LatchVerdict::Latched);
+        assert_eq!(l.send_to(), trunk);
+        // Another address of the trunk's own network cannot move it.
+        let trunk2 = SocketAddr::from(([198, 51, 100, 8], 31_000));
+        assert_eq!(l.check(trunk2, 1), LatchVerdict::Foreign);
+        assert_eq!(l.send_to(), trunk);
     }
 }

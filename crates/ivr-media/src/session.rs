@@ -107,6 +107,11 @@ pub struct SessionConfig {
     pub rtcp_interval: Duration,
     /// No RTP for this long: [`MediaEvent::MediaTimeout`].
     pub media_timeout: Duration,
+    /// Nothing at all (RTP or RTCP) accepted from the far end within this
+    /// long of the start: [`MediaEvent::MediaTimeout`] (zero: off). Bounds
+    /// what is streamed to an SDP address that never answers (a forged one:
+    /// amplification towards a victim) to this much audio.
+    pub first_media_timeout: Duration,
     /// Most audio queued for playing.
     pub max_play_queue: Duration,
     /// Jitter buffer tuning.
@@ -129,6 +134,7 @@ impl Default for SessionConfig {
             wallclock_at_start: UNIX_EPOCH,
             rtcp_interval: Duration::from_secs(5),
             media_timeout: Duration::from_secs(30),
+            first_media_timeout: Duration::ZERO,
             max_play_queue: Duration::from_secs(600),
             jitter: JitterConfig::default(),
             vad: VadConfig::default(),
@@ -285,6 +291,8 @@ pub struct MediaSession {
     next_rtcp: Instant,
     rtcp_rng: u64,
     last_rtp_at: Instant,
+    /// Anything (RTP or RTCP) accepted from the far end yet.
+    heard: bool,
     timed_out: bool,
     last_sr: Option<(u32, Instant)>,
     rtcp_gate: AddressGate,
@@ -349,6 +357,7 @@ impl MediaSession {
             next_rtcp: start + cfg.rtcp_interval / 2,
             rtcp_rng: u64::from(cfg.ssrc) | 0x9E37_79B9_0000_0000,
             last_rtp_at: start,
+            heard: false,
             timed_out: false,
             last_sr: None,
             rtcp_gate: AddressGate::new(rtcp_addr(&params), cfg.latch),
@@ -482,6 +491,7 @@ impl MediaSession {
             SeqVerdict::Accept(e) => e,
         };
         self.last_rtp_at = now;
+        self.heard = true;
         self.timed_out = false;
         self.stats.packets_received += 1;
         if is_event {
@@ -510,6 +520,7 @@ impl MediaSession {
         }
         self.read_rtcp(bytes, now)?;
         self.rtcp_gate.admit(from);
+        self.heard = true;
         Ok(())
     }
 
@@ -659,9 +670,11 @@ impl MediaSession {
                 bytes: &self.rtp_buf[..self.rtp_len],
             });
         }
-        if !self.timed_out
-            && now.saturating_duration_since(self.last_rtp_at) >= self.cfg.media_timeout
-        {
+        let silent = now.saturating_duration_since(self.last_rtp_at) >= self.cfg.media_timeout;
+        let never_heard = !self.heard
+            && !self.cfg.first_media_timeout.is_zero()
+            && now.saturating_duration_since(self.start) >= self.cfg.first_media_timeout;
+        if !self.timed_out && (silent || never_heard) {
             self.timed_out = true;
             return Output::Event(MediaEvent::MediaTimeout);
         }

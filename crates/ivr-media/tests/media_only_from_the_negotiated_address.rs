@@ -44,7 +44,10 @@ fn bot(t0: Instant, latch: bool) -> MediaSession {
 fn bot_with(p: MediaParams, t0: Instant, latch: bool) -> MediaSession {
     let cfg = SessionConfig {
         ssrc: 1,
-        latch: LatchPolicy { nat: latch },
+        latch: LatchPolicy {
+            nat: latch,
+            ..Default::default()
+        },
         ..Default::default()
     };
     MediaSession::new(p, cfg, t0).unwrap()

@@ -319,7 +319,10 @@ fn with_nat_latching_latches_to_the_real_source_and_ignores_a_stray_sender() {
     let t0 = Instant::now();
     let cfg = SessionConfig {
         ssrc: 1,
-        latch: ivr_media::rtp::LatchPolicy { nat: true },
+        latch: ivr_media::rtp::LatchPolicy {
+            nat: true,
+            ..Default::default()
+        },
         ..Default::default()
     };
     let mut bot = MediaSession::new(params(Codec::Pcma, 5000), cfg, t0).unwrap();

@@ -37,6 +37,14 @@ pub(crate) enum ConfigError {
         /// What is wrong and, for unknown keys, the keys that exist.
         message: String,
     },
+    /// A secret given by `*_env` / `*_file` cannot be had.
+    #[error("{path}: {source}")]
+    Secret {
+        /// The file.
+        path: PathBuf,
+        /// Which key and which variable or file.
+        source: ivr_engine::secrets::SecretError,
+    },
     /// The file parses but a value cannot work (e.g. no SIP listen address).
     #[error("{path}: {source}")]
     Unusable {
@@ -59,6 +67,14 @@ pub(crate) fn load(path: &Path) -> Result<Config, ConfigError> {
 
 /// Parses config text; `path` names it in errors.
 pub(crate) fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+    // Secrets from `*_env` / `*_file` first; line numbers stay the same.
+    let text =
+        &ivr_engine::secrets::resolve(text, &|k| std::env::var(k).ok()).map_err(|source| {
+            ConfigError::Secret {
+                path: path.to_path_buf(),
+                source,
+            }
+        })?;
     let config: Config = toml::from_str(text).map_err(|e: toml::de::Error| {
         let offset = e.span().map(|s| s.start).unwrap_or(0);
         let (line, column) = line_column(text, offset);

@@ -479,6 +479,9 @@ pub struct Endpoint {
     /// The instant nonce times count from.
     epoch: Option<Instant>,
     stats: GuardStats,
+    /// Shutting down: OPTIONS probes get 503, so a load balancer stops
+    /// sending new calls (the application refuses INVITEs itself).
+    draining: bool,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
 }
@@ -651,6 +654,7 @@ impl Endpoint {
             nonces: NonceIssuer::with_random_secret(&cfg.digest_realm, cfg.digest_algorithm, 300),
             epoch: None,
             stats: GuardStats::default(),
+            draining: false,
             cfg,
             next_handle: 1,
             calls: HashMap::new(),
@@ -668,6 +672,14 @@ impl Endpoint {
     /// Challenge sources outside the trunk allowlists with digest instead of 403.
     pub fn set_digest_verifier(&mut self, v: Box<dyn DigestVerifier>) {
         self.verifier = Some(v);
+    }
+
+    /// Marks the endpoint as draining (graceful shutdown): OPTIONS probes
+    /// outside a dialog are answered 503 with `Retry-After`, so a load
+    /// balancer (Kamailio's dispatcher) takes this instance out of its set
+    /// while the calls in progress finish.
+    pub fn set_draining(&mut self, on: bool) {
+        self.draining = on;
     }
 
     /// Counts of the inbound guard's decisions so far.
@@ -757,6 +769,15 @@ impl Endpoint {
         match Message::parse_datagram(bytes) {
             Ok(m) => self.handle_message(Transport::Udp, src, m, now),
             Err(_) => {
+                // Towards strangers the same rules as for parseable
+                // requests: silence if configured, else rate-limited.
+                if self.is_stranger(src) {
+                    let silent = self.cfg.unknown_sources == UnknownSource::Silence
+                        && self.verifier.is_none();
+                    if silent || !self.limiter.allow(src.ip(), now) {
+                        return;
+                    }
+                }
                 let tag = self.ids.tag();
                 if let Some(r) = policy::bad_request_for_unframed(bytes, &tag) {
                     if let Ok(via) = r.headers.top_via() {
@@ -957,6 +978,38 @@ impl Endpoint {
         self.respond(&key, r, now);
     }
 
+    /// A response sent once, without a server transaction (RFC 3261 sec.
+    /// 8.2.7): refusals of requests outside the trunks. A stateful 403 or
+    /// 401 over UDP is retransmitted until an ACK that a forged source
+    /// never sends, which would return several times the bytes it came with.
+    fn reply_stateless(
+        &mut self,
+        transport: Transport,
+        src: SocketAddr,
+        req: &Request,
+        status: u16,
+        extra: Vec<(H, String)>,
+    ) {
+        if req.method == Method::Ack {
+            return;
+        }
+        let Ok(via) = req.headers.top_via() else {
+            return;
+        };
+        let tag = self.ids.tag();
+        let mut r = make_response(req, status, Some(&tag));
+        let cl = r.headers.0.pop();
+        for (n, v) in extra {
+            r.headers.push(n, v);
+        }
+        self.push_product(&mut r.headers, H::Server);
+        if let Some(cl) = cl {
+            r.headers.0.push(cl);
+        }
+        let dest = response_dest(&via, src, transport);
+        self.send(transport, dest, r.to_bytes());
+    }
+
     fn on_request(&mut self, transport: Transport, src: SocketAddr, req: Request, now: Instant) {
         if req.method == Method::Ack {
             self.on_ack(req, now);
@@ -982,19 +1035,12 @@ impl Endpoint {
                 Admission::Drop => return,
                 Admission::Challenge(c) => {
                     self.stats.challenged += 1;
-                    self.reply(
-                        transport,
-                        src,
-                        &req,
-                        401,
-                        vec![(H::WwwAuthenticate, c)],
-                        now,
-                    );
+                    self.reply_stateless(transport, src, &req, 401, vec![(H::WwwAuthenticate, c)]);
                     return;
                 }
                 Admission::Forbidden => {
                     self.stats.forbidden += 1;
-                    self.reply(transport, src, &req, 403, vec![], now);
+                    self.reply_stateless(transport, src, &req, 403, vec![]);
                     return;
                 }
             }
@@ -1007,6 +1053,10 @@ impl Endpoint {
             Method::Cancel => self.on_cancel(transport, src, req, now),
             Method::Invite if !in_dialog => self.on_invite(transport, src, req, trunk, now),
             Method::Invite => self.on_reinvite(transport, src, req, now),
+            Method::Options if self.draining && !in_dialog => {
+                let extra = vec![(H::RetryAfter, "60".to_string())];
+                self.reply(transport, src, &req, 503, extra, now);
+            }
             Method::Options => {
                 let extra = vec![
                     (H::Allow, self.cfg.policy.allow_header()),
@@ -1023,6 +1073,17 @@ impl Endpoint {
                 self.reply(transport, src, &req, 405, allow, now);
             }
         }
+    }
+
+    /// Whether `src` is outside every trunk's sources, with no trunk that
+    /// takes any source (false when no trunks are configured).
+    fn is_stranger(&self, src: SocketAddr) -> bool {
+        self.cfg.trunks.as_ref().is_some_and(|ts| {
+            !ts.iter().any(|t| {
+                t.allow.iter().any(|n| n.contains(src.ip()))
+                    || (t.allow.is_empty() && t.digest.is_some())
+            })
+        })
     }
 
     /// The guard for a request outside a dialog (see [`crate::guard`]): which

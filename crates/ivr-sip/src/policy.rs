@@ -276,6 +276,25 @@ pub fn make_response(req: &Request, status: u16, to_tag: Option<&str>) -> Respon
     r
 }
 
+/// `bytes` with its first line replaced by `METHOD sip:invalid SIP/2.0`,
+/// when that line starts with a method token and a space and ends in
+/// `SIP/2.0` (spaces aside): enough to read the headers a 400 copies.
+fn with_placeholder_request_line(bytes: &[u8]) -> Option<Vec<u8>> {
+    let end = bytes.windows(2).position(|w| w == b"\r\n")?;
+    let line = std::str::from_utf8(bytes.get(..end)?).ok()?;
+    let (method, rest) = line.split_once(' ')?;
+    let token = |b: u8| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b);
+    if method.is_empty() || !method.bytes().all(token) || method.starts_with("SIP/") {
+        return None;
+    }
+    if !rest.trim_end_matches([' ', '\t']).ends_with("SIP/2.0") {
+        return None;
+    }
+    let mut out = format!("{method} sip:invalid SIP/2.0").into_bytes();
+    out.extend_from_slice(bytes.get(end..)?);
+    Some(out)
+}
+
 /// A response to send for a request refused by [`check_request`].
 pub fn rejection_response(req: &Request, rej: &Rejection, to_tag: &str) -> Response {
     let mut r = make_response(req, rej.status, Some(to_tag));
@@ -293,9 +312,17 @@ pub fn rejection_response(req: &Request, rej: &Rejection, to_tag: &str) -> Respo
 /// RFC 4475 `clerr`, `ncl`, `mcl01`) but whose start line and headers do
 /// parse as a request: the 400 response to send (sec. 8.2.2 / RFC 4475
 /// sec. 3.1.2: "respond with 400 if a response can be formed, else drop").
-/// Responses and unparseable heads give `None` (drop).
+/// A request whose request line is malformed (RFC 4475 `ltgtruri`,
+/// `lwsruri`, `lwsstart`, `trws`) but whose method token and headers parse
+/// gets its 400 too. Responses and unparseable heads give `None` (drop).
 pub fn bad_request_for_unframed(bytes: &[u8], to_tag: &str) -> Option<Response> {
-    let head = crate::msg::parse_head(bytes, true).ok()?;
+    let head = match crate::msg::parse_head(bytes, true) {
+        Ok(h) => h,
+        Err(_) => {
+            let fixed = with_placeholder_request_line(bytes)?;
+            crate::msg::parse_head(&fixed, true).ok()?
+        }
+    };
     match head.into_message(Vec::new()) {
         crate::msg::Message::Request(req) if req.method != Method::Ack => {
             req.headers.top_via().ok()?;

@@ -1,6 +1,7 @@
 //! RFC 4475 torture messages: each file is one test, with the expectation the
 //! RFC states for it (sec. 3.1.1 valid, 3.1.2 invalid, 3.2 transaction layer,
 //! 3.3 application layer, 3.4 RFC 2543 compatibility).
+#![allow(clippy::unwrap_used)] // reason: test code: a failed unwrap is a failed test
 
 use ivr_sip::msg::{HeaderName, Message, ParseError};
 use ivr_sip::policy::{
@@ -48,6 +49,32 @@ fn rejected_400(name: &str) {
 
 fn unparseable(name: &str, err: ParseError) {
     assert_eq!(Message::parse_datagram(&load(name)), Err(err), "{name}");
+}
+
+/// A malformed request line still lets a 400 be formed (RFC 4475 sec.
+/// 3.1.2: "respond with 400 if a response can be formed"): it carries the
+/// request's Via, From, To (with our tag), Call-ID and CSeq, and the
+/// endpoint sends it to the request's source.
+fn answered_400_from_its_headers(name: &str) {
+    let bytes = load(name);
+    let r = bad_request_for_unframed(&bytes, "t").unwrap_or_else(|| panic!("{name}: no 400"));
+    assert_eq!(r.status, 400, "{name}");
+    let text = String::from_utf8(bytes.clone()).unwrap();
+    let call_id = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Call-ID: "))
+        .unwrap_or_else(|| panic!("{name} has a Call-ID"));
+    assert_eq!(r.headers.call_id().unwrap(), call_id.trim(), "{name}");
+    let mut ep = ivr_sip::Endpoint::new(ivr_sip::EndpointConfig::new(
+        "192.0.2.1:5060".parse().unwrap(),
+    ));
+    let src: std::net::SocketAddr = "192.0.2.77:5060".parse().unwrap();
+    ep.handle_datagram(src, &bytes, std::time::Instant::now());
+    let t = ep
+        .poll_transmit()
+        .unwrap_or_else(|| panic!("{name}: nothing sent"));
+    assert_eq!(t.dest.ip(), src.ip(), "{name}");
+    assert!(t.bytes.starts_with(b"SIP/2.0 400 "), "{name}");
 }
 
 // ---- 3.1.1 valid messages ----
@@ -240,23 +267,27 @@ fn quotbal_unterminated_quote_rejected() {
 }
 
 #[test]
-fn ltgtruri_angle_brackets_in_request_uri() {
+fn ltgtruri_angle_brackets_in_request_uri_gets_400() {
     unparseable("ltgtruri", ParseError::InvalidUri);
+    answered_400_from_its_headers("ltgtruri");
 }
 
 #[test]
-fn lwsruri_space_in_request_uri() {
+fn lwsruri_space_in_request_uri_gets_400() {
     unparseable("lwsruri", ParseError::InvalidStartLine);
+    answered_400_from_its_headers("lwsruri");
 }
 
 #[test]
-fn lwsstart_multiple_spaces_in_request_line() {
+fn lwsstart_multiple_spaces_in_request_line_gets_400() {
     unparseable("lwsstart", ParseError::InvalidStartLine);
+    answered_400_from_its_headers("lwsstart");
 }
 
 #[test]
-fn trws_trailing_space_after_version() {
+fn trws_trailing_space_after_version_gets_400() {
     unparseable("trws", ParseError::InvalidStartLine);
+    answered_400_from_its_headers("trws");
 }
 
 #[test]

@@ -215,3 +215,44 @@ fn a_trunk_with_credentials_is_challenged_and_admitted_only_with_the_right_passw
     assert_eq!(statuses(&mut ep, t), vec![100]);
     assert_eq!(incoming_trunks(&mut ep), vec![Some("sbc".to_string())]);
 }
+
+#[test]
+fn a_spoofed_invite_and_ack_from_outside_the_trunks_get_back_less_than_they_sent() {
+    let mut ep = endpoint(
+        vec![trunk("sbc", &["198.51.100.10"])],
+        UnknownSource::Forbidden,
+    );
+    let s = addr(STRANGER);
+    let sdp = "v=0\r\no=- 1 1 IN IP4 192.0.2.99\r\ns=-\r\nc=IN IP4 192.0.2.99\r\nt=0 0\r\n\
+               m=audio 40000 RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\n";
+    let invite = String::from_utf8(invite(
+        s,
+        1,
+        "+4570101010",
+        "Content-Type: application/sdp\r\n",
+    ))
+    .unwrap()
+    .replace(
+        "Content-Length: 0\r\n\r\n",
+        &format!("Content-Length: {}\r\n\r\n{sdp}", sdp.len()),
+    );
+    let ack = "ACK sip:+4570101010@192.0.2.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 203.0.113.66:5060;branch=z9hG4bK-a1\r\n\
+               Max-Forwards: 70\r\nFrom: <sip:+4512345678@203.0.113.66>;tag=f1\r\nTo: <sip:+4570101010@192.0.2.1>;tag=guess\r\n\
+               Call-ID: scan-1@203.0.113.66:5060\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n";
+    let now = Instant::now();
+    let bytes_in = invite.len() + ack.len();
+    ep.handle_datagram(s, invite.as_bytes(), now);
+    ep.handle_datagram(s, ack.as_bytes(), now);
+    let mut bytes_out = 0;
+    for secs in 0..40 {
+        ep.handle_timeout(now + Duration::from_secs(secs));
+        while let Some(t) = ep.poll_transmit() {
+            bytes_out += t.bytes.len();
+        }
+    }
+    assert!(incoming_trunks(&mut ep).is_empty());
+    assert!(
+        bytes_out < bytes_in,
+        "{bytes_out} bytes out for {bytes_in} in: an amplifier"
+    );
+}

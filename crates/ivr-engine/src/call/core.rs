@@ -109,6 +109,10 @@ pub struct CoreConfig {
     pub timings: CallTimings,
     /// No RTP for this long ends the call.
     pub media_timeout: Duration,
+    /// Nothing (RTP or RTCP) from the caller within this long of the ACK
+    /// ends the call (zero: off): audio streamed to an SDP address that
+    /// never answers stops after this.
+    pub first_media_timeout: Duration,
     /// Which source addresses the call's media is taken from (`[media] latch`).
     pub latch: LatchPolicy,
     /// Endpointing (end silence, eager end of turn, tentative end for the
@@ -260,6 +264,8 @@ pub struct CallCore {
     tx_buf: Vec<u8>,
     /// Datagrams from addresses the SDP did not negotiate, dropped.
     foreign_media: u64,
+    /// Flow steps in the last progress record handed out.
+    recorded_steps: usize,
 }
 
 /// Silence appended to an utterance the end-of-turn model ended, so it
@@ -335,6 +341,7 @@ impl CallCore {
             transcript: Vec::new(),
             tx_buf: vec![0; 1500],
             foreign_media: 0,
+            recorded_steps: 0,
         }
     }
 
@@ -465,6 +472,7 @@ impl CallCore {
             self.pump(now);
             self.timers(now);
             self.count_eager();
+            self.progress(now);
             if !self.queue.is_empty() || self.stage == Stage::Ended {
                 continue;
             }
@@ -555,6 +563,20 @@ impl CallCore {
         self.stage = Stage::Ended;
         self.media = None;
         self.listen = None;
+    }
+
+    /// After a flow step, the record so far goes out (written at once by
+    /// the call's task): a crash then loses at most the steps since.
+    fn progress(&mut self, now: Instant) {
+        let steps = self.interp.record().steps.len();
+        if steps == self.recorded_steps || self.stage == Stage::Ended {
+            return;
+        }
+        self.recorded_steps = steps;
+        let mut row = self.record(now);
+        row.outcome = crate::records::IN_PROGRESS.to_string();
+        self.queue
+            .push_back(Queued::Event(CallEvent::Progress(Box::new(row))));
     }
 
     fn record(&self, now: Instant) -> CallRecordRow {
@@ -654,6 +676,7 @@ impl CallCore {
             cname: format!("ivr-{}", self.call_ref),
             wallclock_at_start: wall,
             media_timeout: self.cfg.media_timeout,
+            first_media_timeout: self.cfg.first_media_timeout,
             endpointing: self.cfg.endpointing,
             latch: self.cfg.latch,
             ..SessionConfig::default()

@@ -184,6 +184,10 @@ pub enum CallEvent {
     /// An RTP or RTCP datagram from an address the SDP did not negotiate was
     /// dropped (`ivr_rtp_dropped_foreign_total`).
     ForeignMediaDropped,
+    /// The flow took a step: the call's record so far (outcome
+    /// [`crate::records::IN_PROGRESS`]), to be written now so a crash loses
+    /// at most the step after it.
+    Progress(Box<CallRecordRow>),
 }
 
 /// One input to the core.

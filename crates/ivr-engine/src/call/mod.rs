@@ -123,8 +123,10 @@ impl CallShared {
         CoreConfig {
             timings: self.timings,
             media_timeout: Duration::from_secs(self.media.media_timeout_s),
+            first_media_timeout: Duration::from_secs(self.media.first_media_timeout_s),
             latch: ivr_media::rtp::LatchPolicy {
                 nat: self.media.latch,
+                ..Default::default()
             },
             endpointing: self.turn.endpointing(
                 &self.media,
@@ -216,6 +218,9 @@ pub struct Incoming {
     pub source: SocketAddr,
     /// The trunk's symmetric-RTP setting (`None`: `[media] latch`).
     pub latch: Option<bool>,
+    /// The trunk's source networks: with symmetric RTP on, a latch may also
+    /// take a source in them (a far end whose SDP names a private address).
+    pub trunk_nets: Vec<ivr_sip::guard::IpNet>,
 }
 
 /// Negotiates media, answers 200 and starts the call's task.
@@ -257,6 +262,9 @@ pub async fn accept(shared: Arc<CallShared>, inc: Incoming) -> Result<Accepted, 
     let mut core_cfg = shared.core_config();
     if let Some(nat) = inc.latch {
         core_cfg.latch.nat = nat;
+    }
+    for (slot, net) in core_cfg.latch.trunk_nets.iter_mut().zip(&inc.trunk_nets) {
+        *slot = Some((net.addr, net.prefix));
     }
     let core = CallCore::new(setup, core_cfg, std::time::Instant::now());
     let call = task::CallTask {

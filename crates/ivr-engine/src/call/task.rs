@@ -16,6 +16,9 @@ use super::jobs::Workers;
 use super::{CallInput, CallShared, WORK_QUEUE};
 use crate::records::CallRecordRow;
 
+/// Record snapshots waiting to be written, per call.
+const PROGRESS_QUEUE: usize = 4;
+
 /// One call's sockets and queues.
 pub struct CallTask {
     /// What every call shares.
@@ -54,6 +57,25 @@ impl CallTask {
             smart_turn: self.shared.turn_models.smart_turn.clone(),
         };
         let (mut buf, mut buf2) = (vec![0u8; 2048], vec![0u8; 1500]);
+        // The record as the call goes: written off the call's loop, in
+        // order, by one writer; a snapshot that finds its queue full is
+        // skipped (the next one, or the final row, holds its steps).
+        let (progress, writer) = match self.shared.records.clone() {
+            Some(records) => {
+                let (tx, mut rx) = mpsc::channel::<Box<CallRecordRow>>(PROGRESS_QUEUE);
+                let writer = tokio::spawn(async move {
+                    while let Some(row) = rx.recv().await {
+                        if let Err(e) = records.upsert(&row).await {
+                            tracing::warn!(error = %e, "call record progress not written");
+                        }
+                    }
+                });
+                (Some(tx), Some(writer))
+            }
+            None => (None, None),
+        };
+        let mut progress = progress;
+        let mut writer = writer;
         loop {
             // 1. Everything the core has to say, up to its next deadline.
             let wake = loop {
@@ -76,8 +98,20 @@ impl CallTask {
                             core.handle_input(Input::Done(done), Instant::now());
                         }
                     }
+                    Output::Event(CallEvent::Progress(row)) => {
+                        if let Some(tx) = &progress {
+                            let _ = tx.try_send(row);
+                        }
+                    }
                     Output::Event(e) => self.observe(e),
-                    Output::Finished(row) => return self.finish(*row).await,
+                    Output::Finished(row) => {
+                        // The last snapshots land before the final row.
+                        drop(progress.take());
+                        if let Some(w) = writer.take() {
+                            let _ = w.await;
+                        }
+                        return self.finish(*row).await;
+                    }
                     Output::Timeout(at) => break at,
                 }
             };
@@ -125,6 +159,7 @@ impl CallTask {
             CallEvent::Eager(o) => self.shared.metrics.eager(o),
             CallEvent::BargeIn => tracing::debug!("barge-in: prompt flushed"),
             CallEvent::ForeignMediaDropped => self.shared.metrics.foreign_media_dropped(),
+            CallEvent::Progress(_) => {}
         }
     }
 

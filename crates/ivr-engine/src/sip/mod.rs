@@ -303,6 +303,12 @@ impl SipHandle {
         self.run(f).await.unwrap_or(Err(EndpointError::UnknownCall))
     }
 
+    /// Graceful shutdown: OPTIONS probes get 503 from now on, so a load
+    /// balancer stops sending this instance new calls.
+    pub async fn set_draining(&self, on: bool) {
+        let _ = self.run(move |ep, _| ep.set_draining(on)).await;
+    }
+
     /// 180 Ringing.
     pub async fn ringing(&self, call: CallHandle) -> Result<(), EndpointError> {
         self.call_cmd(move |ep, now| ep.ringing(call, now)).await

@@ -172,6 +172,8 @@ pub struct Options {
     pub endpointing: EndpointingConfig,
     /// No RTP for this long ends the call.
     pub media_timeout: Duration,
+    /// Nothing from the caller within this long ends the call (zero: off).
+    pub first_media_timeout: Duration,
     /// Which source addresses the call's media is taken from.
     pub latch: LatchPolicy,
     /// Text to speech (default: ScriptedTts at 16 kHz).
@@ -188,6 +190,7 @@ impl Default for Options {
             timings: CallTimings::default(),
             endpointing: EndpointingConfig::default(),
             media_timeout: Duration::from_secs(30),
+            first_media_timeout: Duration::ZERO,
             latch: LatchPolicy::default(),
             tts: Arc::new(ScriptedTts::new(16_000)),
             wall: wednesday_morning(),
@@ -244,6 +247,7 @@ impl Sim {
         let cfg = CoreConfig {
             timings: opts.timings,
             media_timeout: opts.media_timeout,
+            first_media_timeout: opts.first_media_timeout,
             latch: opts.latch,
             endpointing: opts.endpointing,
             vad: None,

@@ -109,7 +109,90 @@ fn run_checks(args: &Args, env: impl Fn(&str) -> Option<PathBuf>) -> Vec<Check> 
         ),
     });
     checks.extend(check_voices(&args.voices_dir, espeak.as_deref()));
+    checks.extend(check_personal_data(&config));
     checks
+}
+
+/// The oldest row of personal data per kind, against its retention period
+/// (a row older than that means the retention task has not run: the engine
+/// was stopped, or its passes fail). Connects as the engine would (which
+/// applies pending migrations), then only reads. The database URL is never
+/// printed (it may hold a password).
+fn check_personal_data(config: &Config) -> Vec<Check> {
+    let url = &config.integrations.database_url;
+    if let Some(file) = url.strip_prefix("sqlite:") {
+        let file = file.split('?').next().unwrap_or(file);
+        if file.contains(":memory:") || !Path::new(file).exists() {
+            return vec![Check::ok("personal data", "no database file yet")];
+        }
+    }
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return vec![Check::problem("personal data", e.to_string(), "rerun")],
+    };
+    let found = rt.block_on(async {
+        let db = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            ivr_integrations::db::Db::connect(url),
+        )
+        .await
+        .map_err(|_| "the database did not answer within 5 s".to_string())?
+        .map_err(|e| e.to_string())?;
+        let mut oldest = db.oldest_personal().await.map_err(|e| e.to_string())?;
+        let records = ivr_engine::records::Records::open(db.clone())
+            .await
+            .map_err(|e| e.to_string())?;
+        oldest.push((
+            "call_records",
+            records.oldest().await.map_err(|e| e.to_string())?,
+        ));
+        db.close().await;
+        Ok::<_, String>(oldest)
+    });
+    let oldest = match found {
+        Ok(o) => o,
+        Err(e) => {
+            return vec![Check::problem(
+                "personal data",
+                format!("cannot read the database: {e}"),
+                "check [integrations] database_url (or database_url_env / database_url_file)",
+            )]
+        }
+    };
+    let now = chrono::Utc::now();
+    let days = |kind: &str| match kind {
+        "call_records" => config.records.retention_days,
+        _ => config.integrations.retention_days,
+    };
+    oldest
+        .into_iter()
+        .map(|(kind, at)| {
+            let what = format!("oldest {kind}");
+            match at {
+                None => Check::ok(what, "none stored"),
+                Some(t) => {
+                    let age = (now - t).num_days();
+                    let keep = days(kind);
+                    let found = format!("{} ({age} days old; kept {keep} days)", t.format("%Y-%m-%d"));
+                    // Callbacks still waiting and failed mails are kept until
+                    // handled: older than the period is only a warning sign
+                    // for rows the task deletes.
+                    if keep > 0 && age > i64::from(keep) + 1 && kind == "call_records" {
+                        Check::problem(
+                            what,
+                            found,
+                            "run `ivr serve` (its retention task purges hourly) or check its log for failed retention passes",
+                        )
+                    } else {
+                        Check::ok(what, found)
+                    }
+                }
+            }
+        })
+        .collect()
 }
 
 /// The model file exists, is a ggml file, and matches its manifest when one pins it.
@@ -496,5 +579,67 @@ mod tests {
             checks.iter().filter(|c| c.fix.is_some()).count() >= 3,
             "config, model, onnxruntime, voices"
         );
+    }
+
+    #[test]
+    fn the_oldest_call_record_is_reported_and_no_secret_reaches_the_output() {
+        let t = Tmp::new("personal");
+        let db = t.0.join("ivr.db");
+        let url = format!("sqlite:{}", db.display());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let old = chrono::Utc::now() - chrono::Duration::days(200);
+        rt.block_on(async {
+            let d = ivr_integrations::db::Db::connect(&url).await.unwrap();
+            let r = ivr_engine::records::Records::open(d.clone()).await.unwrap();
+            r.insert(&ivr_engine::records::CallRecordRow {
+                call_ref: "c1".into(),
+                municipality: "nordby".into(),
+                called: ivr_core::Pii::new("+4570101010".into()),
+                calling: ivr_core::Pii::new("+4522334455".into()),
+                started_at: old,
+                ended_at: old,
+                talk_ms: 1,
+                steps: vec![],
+                intents: vec![],
+                outcome: "abandoned".into(),
+                transferred_to: None,
+                lang: "da".into(),
+                turns: 0,
+                transcript: None,
+            })
+            .await
+            .unwrap();
+            d.close().await;
+        });
+        let pw = t.0.join("trunk.pw");
+        std::fs::write(&pw, "Tr0mbone-Secret\n").unwrap();
+        let cfg = t.0.join("ivr.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "[integrations]\ndatabase_url = \"{url}\"\n\
+                 [[trunk]]\nname = \"sbc\"\nsources = [\"10.0.0.1\"]\nusername = \"u\"\npassword_file = \"{}\"\n",
+                pw.display()
+            ),
+        )
+        .unwrap();
+        let args = Args {
+            config: cfg,
+            models_dir: t.0.join("models"),
+            voices_dir: t.0.join("voices"),
+        };
+        let checks = run_checks(&args, |_| None);
+        let calls = checks
+            .iter()
+            .find(|c| c.what == "oldest call_records")
+            .expect("the oldest call record is reported");
+        assert!(calls.found.contains("200 days old"), "{calls:?}");
+        assert!(calls.fix.is_some(), "a row past its retention is a problem");
+        let shown = format!("{checks:?}");
+        assert!(!shown.contains("Tr0mbone"), "{shown}");
+        assert!(!shown.contains("+4522334455"), "{shown}");
     }
 }

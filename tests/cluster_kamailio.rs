@@ -1,0 +1,418 @@
+//! Several engines behind Kamailio (issue 18): three `ivr serve` processes
+//! share one PostgreSQL database, Kamailio (from apt, with the shipped
+//! `deploy/kamailio/kamailio.cfg`) spreads SIPp's calls over them, and the
+//! test restarts one engine gracefully (SIGTERM: it drains) and kills another
+//! (SIGKILL), counting what callers were promised against what was stored.
+//!
+//! Every call is a callback order by keypad (`tests/calls/callback_keys_info.xml`):
+//! a completed call means the caller heard the confirmation, so its request
+//! must be in the shared queue whichever engine took it.
+//!
+//! Needs PostgreSQL from `scripts/with-test-services.sh` (`make test` runs
+//! the suite through it), Kamailio and SIPp from `make setup`, and the `ivr`
+//! binary that `cargo test --workspace` builds beside this test.
+#![allow(clippy::unwrap_used)] // reason: test code: a failed unwrap is a failed test
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ivr_e2e::{sipp_binary, sipp_ports};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The `ivr` binary next to this test's directory (`target/debug/ivr`).
+fn ivr_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().unwrap().parent().unwrap().join("ivr");
+    assert!(
+        bin.is_file(),
+        "{} missing: build it with `cargo build -p ivr-server` (cargo test --workspace does)",
+        bin.display()
+    );
+    bin
+}
+
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A fresh database on the test cluster, so reruns and other tests never see
+/// each other's rows.
+async fn fresh_database(admin_url: &str) -> String {
+    use sqlx::Connection;
+    let db = format!("cluster_{}", std::process::id());
+    let mut conn = sqlx::PgConnection::connect(admin_url).await.unwrap();
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {db}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::query(&format!("CREATE DATABASE {db}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let _ = conn.close().await;
+    let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap();
+    format!("{base}/{db}")
+}
+
+struct Engine {
+    name: &'static str,
+    child: Child,
+    sip: SocketAddr,
+    http: SocketAddr,
+    log: PathBuf,
+}
+
+impl Engine {
+    fn start(name: &'static str, dir: &Path, db: &str, rtp_base: u16) -> Engine {
+        let r = root();
+        let sip: SocketAddr = format!("127.0.0.1:{}", free_udp_port()).parse().unwrap();
+        let http: SocketAddr = format!("127.0.0.1:{}", free_tcp_port()).parse().unwrap();
+        let config = dir.join(format!("{name}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                r#"
+[sip]
+udp = ["{sip}"]
+[media]
+rtp_port_min = {rtp_base}
+rtp_port_max = {rtp_max}
+media_timeout_s = 120
+# SIPp keys by SIP INFO and sends no RTP at all (a phone would).
+first_media_timeout_s = 0
+[flows]
+dir = "{flows}"
+reload_poll_ms = 0
+fixed_time = "2026-12-01T09:00:00Z"
+[stt]
+model = "{model}"
+[tts]
+voices_dir = "{voices}"
+onnxruntime = "{ort}"
+[tts.cache]
+dir = "{cache}"
+[http]
+listen = "{http}"
+[integrations]
+database_url = "{db}"
+[integrations.callbacks]
+handoff = false
+[shutdown]
+drain_s = 90
+"#,
+                rtp_max = rtp_base + 198,
+                flows = r.join("flows").display(),
+                voices = r.join("voices").display(),
+                ort = r.join("models/onnxruntime/libonnxruntime.so").display(),
+                cache = r.join("target/e2e-tts-cache").display(),
+                model = r.join("models/whisper-base/ggml-base-q8_0.bin").display(),
+            ),
+        )
+        .unwrap();
+        let log = dir.join(format!("{name}.log"));
+        let child = Command::new(ivr_binary())
+            .args(["serve", "--config", config.to_str().unwrap()])
+            .env("RUST_LOG", "info,whisper_rs=warn,ort=warn")
+            .current_dir(&r)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        Engine {
+            name,
+            child,
+            sip,
+            http,
+            log,
+        }
+    }
+
+    /// Status of `/health` (0 when nothing answers).
+    fn health(&self) -> u16 {
+        let Ok(mut s) = TcpStream::connect_timeout(&self.http, Duration::from_millis(500)) else {
+            return 0;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+        let _ = s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let mut buf = String::new();
+        let _ = std::io::Read::read_to_string(&mut s, &mut buf);
+        buf.split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0)
+    }
+
+    async fn wait_healthy(&mut self) {
+        let until = Instant::now() + Duration::from_secs(120);
+        while self.health() != 200 {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!(
+                    "engine {} exited ({status}) before it was healthy:\n{}",
+                    self.name,
+                    std::fs::read_to_string(&self.log).unwrap_or_default()
+                );
+            }
+            assert!(
+                Instant::now() < until,
+                "engine {} never became healthy",
+                self.name
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    async fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
+        let until = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < until, "engine {} did not exit", self.name);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {sig} {}", self.name);
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Kamailio {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Kamailio {
+    fn start(dir: &Path, engines: &[&Engine]) -> Kamailio {
+        let list = dir.join("dispatcher.list");
+        let lines: String = engines
+            .iter()
+            .map(|e| format!("1 sip:{}\n", e.sip))
+            .collect();
+        std::fs::write(&list, lines).unwrap();
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_udp_port()).parse().unwrap();
+        let run = dir.join("kamailio-run");
+        std::fs::create_dir_all(&run).unwrap();
+        let child = Command::new("kamailio")
+            .args(["-DD", "-E", "-m", "64", "-M", "8"])
+            .args([
+                "-f",
+                root()
+                    .join("deploy/kamailio/kamailio.cfg")
+                    .to_str()
+                    .unwrap(),
+            ])
+            .args(["-A", &format!("LISTEN_ADDR=udp:{addr}")])
+            .args(["-A", &format!("DS_LIST=\"{}\"", list.display())])
+            .args(["-A", "DS_PING_INTERVAL=1"])
+            .args(["-Y", run.to_str().unwrap()])
+            .args(["-P", run.join("kamailio.pid").to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("kamailio.log")).unwrap())
+            .spawn()
+            .expect("kamailio runs: install it with `make setup` (Debian package kamailio)");
+        Kamailio { child, addr }
+    }
+}
+
+impl Drop for Kamailio {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One callback call through Kamailio; true when SIPp saw it through to the
+/// engine's goodbye (the caller heard the confirmation).
+async fn callback_call(kamailio: SocketAddr, caller: String, dir: PathBuf) -> bool {
+    let inf = dir.join(format!("{caller}.csv"));
+    std::fs::write(&inf, format!("SEQUENTIAL\n{caller};\n")).unwrap();
+    let (sip_port, media_port) = sipp_ports();
+    let out = tokio::process::Command::new(sipp_binary())
+        .arg(kamailio.to_string())
+        .args([
+            "-sf",
+            root()
+                .join("tests/calls/callback_keys_info.xml")
+                .to_str()
+                .unwrap(),
+        ])
+        .args(["-s", "+4570101010"])
+        .args(["-inf", inf.to_str().unwrap()])
+        .args(["-m", "1", "-l", "1"])
+        .args(["-i", "127.0.0.1", "-p", &sip_port.to_string()])
+        .args(["-mi", "127.0.0.1", "-mp", &media_port.to_string()])
+        .args(["-timeout", "120s", "-timeout_error", "-nostdin"])
+        .current_dir(root().join("tests/calls"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    out.status.code() == Some(0)
+}
+
+/// Starts `n` calls 400 ms apart, numbered from `first`.
+fn place(
+    kamailio: SocketAddr,
+    first: u32,
+    n: u32,
+    dir: &Path,
+) -> Vec<(String, tokio::task::JoinHandle<bool>)> {
+    (first..first + n)
+        .map(|i| {
+            let caller = format!("+45876{i:05}");
+            let dir = dir.to_path_buf();
+            let c = caller.clone();
+            let h = tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(400 * u64::from(i - first))).await;
+                callback_call(kamailio, c, dir).await
+            });
+            (caller, h)
+        })
+        .collect()
+}
+
+async fn outcomes(calls: Vec<(String, tokio::task::JoinHandle<bool>)>) -> Vec<(String, bool)> {
+    let mut v = Vec::new();
+    for (caller, h) in calls {
+        v.push((caller, h.await.unwrap()));
+    }
+    v
+}
+
+async fn stored_callbacks(db: &str) -> Vec<String> {
+    use sqlx::{Connection, Row};
+    let mut c = sqlx::PgConnection::connect(db).await.unwrap();
+    let rows = sqlx::query("SELECT phone FROM callback_requests ORDER BY phone")
+        .fetch_all(&mut c)
+        .await
+        .unwrap();
+    rows.iter().map(|r| r.get::<String, _>(0)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_survive_a_drained_and_a_killed_engine_behind_kamailio_and_no_promised_callback_is_lost(
+) {
+    let Ok(admin) = std::env::var("IVR_TEST_POSTGRES_URL") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "IVR_TEST_POSTGRES_URL is not set under CI: run through scripts/with-test-services.sh"
+        );
+        eprintln!(
+            "SKIP: IVR_TEST_POSTGRES_URL not set (run through scripts/with-test-services.sh)"
+        );
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let db = fresh_database(&admin).await;
+    let base = 40_000 + u16::try_from(std::process::id() % 20).unwrap() * 600;
+    // The first engine creates the schema; the others find it there.
+    let mut a = Engine::start("a", dir.path(), &db, base);
+    a.wait_healthy().await;
+    let mut b = Engine::start("b", dir.path(), &db, base + 200);
+    let mut c = Engine::start("c", dir.path(), &db, base + 400);
+    b.wait_healthy().await;
+    c.wait_healthy().await;
+    let k = Kamailio::start(dir.path(), &[&a, &b, &c]);
+    // Two probe rounds: every engine is known alive.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    // Rolling restart of A: calls in progress finish, new calls go elsewhere.
+    let first = place(k.addr, 0, 6, dir.path());
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    a.signal("-TERM");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(a.health(), 503, "a draining engine says so on /health");
+    let during_drain = place(k.addr, 100, 6, dir.path());
+    let mut drained = outcomes(first).await;
+    drained.extend(outcomes(during_drain).await);
+    let status = a.wait_exit(Duration::from_secs(60)).await;
+    assert!(
+        status.success(),
+        "the drained engine exits cleanly once its calls ended: {status}"
+    );
+    let completed_drain = drained.iter().filter(|(_, ok)| *ok).count();
+    assert_eq!(
+        completed_drain,
+        drained.len(),
+        "no call lost through a graceful restart: {drained:?}\nkamailio: {}\nengine a: {}",
+        std::fs::read_to_string(dir.path().join("kamailio.log")).unwrap_or_default(),
+        std::fs::read_to_string(&a.log).unwrap_or_default()
+    );
+
+    // kill -9 of B with calls up: its calls are lost, nothing else is.
+    let before_kill = place(k.addr, 200, 4, dir.path());
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    b.signal("-KILL");
+    let after_kill_at = Instant::now();
+    let after_kill = place(k.addr, 300, 4, dir.path());
+    let killed = outcomes(before_kill).await;
+    let after = outcomes(after_kill).await;
+    assert!(
+        after.iter().all(|(_, ok)| *ok),
+        "calls placed after the kill reach the surviving engine: {after:?}"
+    );
+    let promised: Vec<&String> = drained
+        .iter()
+        .chain(&killed)
+        .chain(&after)
+        .filter(|(_, ok)| *ok)
+        .map(|(c, _)| c)
+        .collect();
+    let stored = stored_callbacks(&db).await;
+    for p in &promised {
+        assert!(
+            stored.iter().any(|s| s.ends_with(&p[3..])),
+            "caller {p} heard the confirmation, so the request is stored"
+        );
+    }
+    let placed = drained.len() + killed.len() + after.len();
+    let lost_on_b = killed.iter().filter(|(_, ok)| !*ok).count();
+    eprintln!(
+        "cluster: placed {placed}, completed {} (drain phase {completed_drain}/{}), \
+         lost with the killed engine {lost_on_b}, callbacks promised {} stored {} \
+         (after-kill calls served {}s after the kill)",
+        promised.len(),
+        drained.len(),
+        promised.len(),
+        stored.len(),
+        after_kill_at.elapsed().as_secs()
+    );
+    assert!(
+        stored.len() <= placed,
+        "one request per call at most (the queue's key): {stored:?}"
+    );
+    c.signal("-TERM");
+    drop(k);
+}
