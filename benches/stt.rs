@@ -6,7 +6,13 @@
 //! utterance closest to it, trimmed or padded with silence to exactly that
 //! length. Measures with 1 whisper thread and with min(cores, 4) threads
 //! (`IVR_STT_BENCH_THREADS=1,2` to choose), 3 s also with language detection
-//! between da and en. Writes `target/bench/stt.json` and prints a table.
+//! between da and en and with the Nordby menu's expected answers (checked
+//! against the audio). Each for both decoder paths (`[stt] decode`: `steps`,
+//! the default, and `full`, the earlier `whisper_full` path;
+//! `IVR_STT_BENCH_DECODE=steps` to choose) and both model files (q8_0 and
+//! f16 beside it; `IVR_STT_BENCH_MODELS=q8_0`), with the stage breakdown
+//! (encoder, decoder, candidate check, decoder calls). Writes
+//! `target/bench/stt.json` and prints a table.
 //!
 //! `cargo bench -p ivr-benches --bench stt` (part of `make bench`).
 
@@ -14,7 +20,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use ivr_core::{Lang, Pcm, ENGINE_RATE};
-use ivr_stt::{audio, LanguageChoice, SpeechToText, SttConfig, SttRequest, WhisperStt};
+use ivr_stt::{
+    audio, Candidate, Decode, LanguageChoice, SpeechToText, SttConfig, SttRequest, Transcript,
+    WhisperStt,
+};
 
 const RUNS: usize = 7;
 
@@ -57,28 +66,63 @@ fn main() {
         .map(|v| v.split(',').filter_map(|t| t.trim().parse().ok()).collect())
         .unwrap_or_else(|| vec![1, cores.clamp(1, 4)]);
     thread_counts.dedup();
+    let list = |var: &str, default: &str| -> Vec<String> {
+        std::env::var(var)
+            .unwrap_or_else(|_| default.to_string())
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .collect()
+    };
+    // q8_0 and the f16 file beside it (when IVR_STT_MODEL is not set).
+    let models: Vec<PathBuf> = if std::env::var_os("IVR_STT_MODEL").is_some() {
+        vec![model.clone()]
+    } else {
+        list("IVR_STT_BENCH_MODELS", "q8_0,f16")
+            .iter()
+            .map(|m| match m.as_str() {
+                "f16" => model.with_file_name("ggml-base.bin"),
+                _ => model.clone(),
+            })
+            .filter(|p| p.is_file())
+            .collect()
+    };
+    let decodes: Vec<Decode> = list("IVR_STT_BENCH_DECODE", "steps,full")
+        .iter()
+        .map(|d| {
+            if d == "full" {
+                Decode::Full
+            } else {
+                Decode::Steps
+            }
+        })
+        .collect();
     let mut rows = Vec::new();
     let mut loads = Vec::new();
-    for threads in thread_counts {
-        let config = SttConfig {
-            model: model.clone(),
-            workers: 1,
-            threads,
-            queue: 2,
-            ..SttConfig::default()
-        };
-        let load = Instant::now();
-        let stt = WhisperStt::load(&config).unwrap_or_else(|e| panic!("{e}"));
-        let load = load.elapsed();
-        loads.push(
+    for model in &models {
+        for &decode in &decodes {
+            for &threads in &thread_counts {
+                let config = SttConfig {
+                    model: model.clone(),
+                    workers: 1,
+                    threads,
+                    queue: 2,
+                    decode,
+                    ..SttConfig::default()
+                };
+                let load = Instant::now();
+                let stt = WhisperStt::load(&config).unwrap_or_else(|e| panic!("{e}"));
+                let load = load.elapsed();
+                loads.push(
             serde_json::json!({"threads": threads, "model_load_ms": load.as_secs_f64() * 1000.0}),
         );
-        println!(
-            "stt: model {} loaded in {:.2} s, {threads} threads",
-            model.display(),
-            load.as_secs_f64()
-        );
-        measure(&rt, &stt, threads, &set, &vectors, &model, &mut rows);
+                println!(
+                    "stt: model {} loaded in {:.2} s, {threads} threads, decode {decode:?}",
+                    model.display(),
+                    load.as_secs_f64()
+                );
+                measure(&rt, &stt, threads, decode, &set, &vectors, model, &mut rows);
+            }
+        }
     }
     let out = root.join("target/bench");
     std::fs::create_dir_all(&out).expect("target/bench");
@@ -94,10 +138,35 @@ fn main() {
     println!("stt: wrote {}", path.display());
 }
 
+/// The Nordby menu's expected answers (flows/nordby/main.toml, step `menu`,
+/// a few keywords each): what a menu question passes with its request.
+fn menu_candidates() -> Vec<Candidate> {
+    [
+        ("pas", &["pas", "nyt pas"][..]),
+        ("koerekort", &["kørekort"]),
+        ("mitid", &["mitid", "mit id"]),
+        ("jobcenter_aflys", &["aflyse", "aflysning"]),
+        ("jobcenter", &["jobcenter", "dagpenge", "sagsbehandler"]),
+        ("ydelser", &["boligstøtte", "pension"]),
+        ("teknik", &["affald", "storskrald", "skrald"]),
+        ("omsorg", &["hjemmehjælp", "plejehjem"]),
+        ("callback", &["ring mig op", "ringe tilbage"]),
+        ("medarbejder", &["medarbejder", "menneske"]),
+    ]
+    .iter()
+    .map(|(label, phrases)| Candidate {
+        label: label.to_string(),
+        phrases: phrases.iter().map(|p| p.to_string()).collect(),
+    })
+    .collect()
+}
+
+#[allow(clippy::too_many_arguments)] // reason: one row of the bench's table
 fn measure(
     rt: &tokio::runtime::Runtime,
     stt: &WhisperStt,
     threads: usize,
+    decode: Decode,
     set: &TestSet,
     vectors: &Path,
     model: &Path,
@@ -130,28 +199,48 @@ fn measure(
             for (mode, language) in [
                 ("fixed", LanguageChoice::Fixed(lang)),
                 ("detect", LanguageChoice::DetectAmong(Lang::ALL.to_vec())),
+                ("menu", LanguageChoice::Fixed(lang)),
             ] {
-                if mode == "detect" && secs != 3 {
+                if mode != "fixed" && secs != 3 || mode == "menu" && lang != Lang::Da {
                     continue;
                 }
                 let request = || SttRequest {
                     audio: clip.clone(),
                     language: language.clone(),
                     hints: u.keywords.clone(),
+                    candidates: if mode == "menu" {
+                        menu_candidates()
+                    } else {
+                        Vec::new()
+                    },
                 };
                 rt.block_on(stt.transcribe(request())).expect("warm-up");
-                let mut times: Vec<Duration> = (0..RUNS)
+                let mut runs: Vec<(Duration, Transcript)> = (0..RUNS)
                     .map(|_| {
                         let t = Instant::now();
-                        rt.block_on(stt.transcribe(request())).expect("transcribe");
-                        t.elapsed()
+                        let r = rt.block_on(stt.transcribe(request())).expect("transcribe");
+                        (t.elapsed(), r)
                     })
                     .collect();
-                times.sort();
+                runs.sort_by_key(|r| r.0);
+                let times: Vec<Duration> = runs.iter().map(|r| r.0).collect();
                 let ms = |d: Duration| d.as_secs_f64() * 1000.0;
                 let median = ms(times[RUNS / 2]);
+                let stage = |f: fn(&Transcript) -> Duration| {
+                    let mut v: Vec<Duration> = runs.iter().map(|r| f(&r.1)).collect();
+                    v.sort();
+                    ms(v[RUNS / 2])
+                };
+                let (encoding, decoding, spotting) = (
+                    stage(|t| t.timing.encoding),
+                    stage(|t| t.timing.decoding),
+                    stage(|t| t.timing.spotting),
+                );
+                let steps = runs[RUNS / 2].1.timing.decoder_steps;
+                let file = model.file_name().map(|f| f.to_string_lossy().into_owned());
                 println!(
-                    "stt {threads}t {lang} {secs} s ({mode} language, from {} of {:.1} s): median {median:.0} ms (min {:.0}, max {:.0})",
+                    "stt {:?} {decode:?} {threads}t {lang} {secs} s ({mode}, from {} of {:.1} s): median {median:.0} ms (min {:.0}, max {:.0}); encoder {encoding:.0} ms, decoder {decoding:.0} ms ({steps} calls), check {spotting:.0} ms",
+                    file.as_deref().unwrap_or("?"),
                     u.id,
                     pcm.duration().as_secs_f64(),
                     ms(times[0]),
@@ -159,6 +248,11 @@ fn measure(
                 );
                 rows.push(serde_json::json!({
                     "engine": "whisper",
+                    "decode": format!("{decode:?}").to_lowercase(),
+                    "encoder_ms": encoding,
+                    "decoder_ms": decoding,
+                    "check_ms": spotting,
+                    "decoder_calls": steps,
                     "threads": threads,
                     "model": model.file_name().map(|f| f.to_string_lossy().into_owned()),
                     "language": lang.code(),

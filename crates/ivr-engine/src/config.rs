@@ -61,6 +61,8 @@ pub struct EngineConfig {
     pub turn: TurnConfig,
     /// `[flows]`.
     pub flows: FlowsConfig,
+    /// `[understanding]`.
+    pub understanding: UnderstandingConfig,
     /// `[stt]` (see `ivr_stt::SttConfig`).
     pub stt: ivr_stt::SttConfig,
     /// `[tts]` (see `ivr_tts::Config`).
@@ -75,6 +77,8 @@ pub struct EngineConfig {
     pub records: RecordsConfig,
     /// `[shutdown]`.
     pub shutdown: ShutdownConfig,
+    /// `[console]` (see [`crate::console::ConsoleConfig`]).
+    pub console: crate::console::ConsoleConfig,
     /// `[retention]`.
     pub retention: RetentionConfig,
 }
@@ -103,6 +107,7 @@ impl Default for EngineConfig {
             media: MediaConfig::default(),
             turn: TurnConfig::default(),
             flows: FlowsConfig::default(),
+            understanding: UnderstandingConfig::default(),
             stt: ivr_stt::SttConfig::default(),
             tts: ivr_tts::Config::default(),
             integrations: ivr_integrations::config::Config::default(),
@@ -111,6 +116,7 @@ impl Default for EngineConfig {
             records: RecordsConfig::default(),
             shutdown: ShutdownConfig::default(),
             retention: RetentionConfig::default(),
+            console: crate::console::ConsoleConfig::default(),
         }
     }
 }
@@ -176,9 +182,28 @@ impl EngineConfig {
     /// # Errors
     /// [`ConfigError::Invalid`] with the key and the fix.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.sip.udp.is_empty() && self.sip.tcp.is_empty() {
+        if self.sip.udp.is_empty() && self.sip.tcp.is_empty() && self.sip.tls.listen.is_empty() {
             return Err(ConfigError::Invalid(
-                "[sip] needs at least one `udp` or `tcp` listen address".into(),
+                "[sip] needs at least one `udp` or `tcp` listen address (or [sip.tls] listen)"
+                    .into(),
+            ));
+        }
+        let tls = &self.sip.tls;
+        if !tls.listen.is_empty() && tls.settings().is_none() {
+            return Err(ConfigError::Invalid(
+                "[sip.tls] listen needs cert_file and key_file (PEM)".into(),
+            ));
+        }
+        if tls.client_auth != crate::sip::ClientAuth::None && tls.ca_file.is_none() {
+            return Err(ConfigError::Invalid(
+                "[sip.tls] client_auth needs ca_file: the roots client certificates are checked against"
+                    .into(),
+            ));
+        }
+        if self.media.srtp == ivr_sip::sdp::SrtpPolicy::Required && tls.listen.is_empty() {
+            return Err(ConfigError::Invalid(
+                "[media] srtp = \"required\" needs [sip.tls] listen: SRTP keys are only exchanged over TLS"
+                    .into(),
             ));
         }
         if self.media.rtp_port_min >= self.media.rtp_port_max
@@ -280,6 +305,8 @@ pub struct SipConfig {
     /// SIP over TCP: a message must arrive whole within this many seconds
     /// of its first byte, or the connection is closed (slow senders).
     pub tcp_message_timeout_s: u64,
+    /// `[sip.tls]`: SIP over TLS.
+    pub tls: SipTlsConfig,
 }
 
 /// `[sip] unknown_sources`.
@@ -314,6 +341,74 @@ impl RateConfig {
     }
 }
 
+/// `[sip.tls]`: SIP over TLS (RFC 3261 sec. 26.2, RFC 5630). Off while
+/// `listen` is empty.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SipTlsConfig {
+    /// TLS listen addresses (usually port 5061).
+    pub listen: Vec<SocketAddr>,
+    /// Address put in Via/Contact of TLS messages when the listen address
+    /// is 0.0.0.0/:: (default: `[sip] advertised`'s IP with the TLS port).
+    pub advertised: Option<SocketAddr>,
+    /// Our certificate chain, PEM, leaf first.
+    pub cert_file: Option<PathBuf>,
+    /// Our private key, PEM (read once at start, never logged).
+    pub key_file: Option<PathBuf>,
+    /// Roots (PEM) the trunks' certificates are verified against: client
+    /// certificates on the listener, server certificates on connections we
+    /// open. Without it we open no TLS connection.
+    pub ca_file: Option<PathBuf>,
+    /// Client certificates on the listener: "none", "optional" or "required".
+    pub client_auth: crate::sip::ClientAuth,
+    /// Name the trunk's certificate must carry on connections we open
+    /// (empty: the IP address we connect to).
+    pub server_name: String,
+    /// Longest TLS handshake (milliseconds).
+    pub handshake_timeout_ms: u64,
+    /// A connection with no traffic for this long is closed (seconds; 0: never).
+    pub idle_timeout_s: u64,
+    /// TLS connections open at once; more are closed on accept.
+    pub max_connections: usize,
+}
+
+impl Default for SipTlsConfig {
+    fn default() -> Self {
+        SipTlsConfig {
+            listen: Vec::new(),
+            advertised: None,
+            cert_file: None,
+            key_file: None,
+            ca_file: None,
+            client_auth: crate::sip::ClientAuth::None,
+            server_name: String::new(),
+            handshake_timeout_ms: 5000,
+            idle_timeout_s: 3600,
+            max_connections: 1000,
+        }
+    }
+}
+
+impl SipTlsConfig {
+    /// The transport's settings, when TLS is configured (`cert_file` and
+    /// `key_file` set).
+    pub fn settings(&self) -> Option<crate::sip::TlsSettings> {
+        Some(crate::sip::TlsSettings {
+            cert_file: self.cert_file.clone()?,
+            key_file: self.key_file.clone()?,
+            ca_file: self.ca_file.clone(),
+            client_auth: self.client_auth,
+            server_name: self.server_name.clone(),
+            limits: crate::sip::StreamLimits {
+                max_connections: self.max_connections,
+                handshake_timeout: std::time::Duration::from_millis(self.handshake_timeout_ms),
+                idle_timeout: (self.idle_timeout_s > 0)
+                    .then(|| std::time::Duration::from_secs(self.idle_timeout_s)),
+            },
+        })
+    }
+}
+
 /// `[[trunk]]`: one SIP trunk (SBC, operator, PBX) allowed to send calls.
 /// A request outside a dialog belongs to the first trunk whose `sources`
 /// hold its address; with `username`/`password` it must also answer a
@@ -342,6 +437,30 @@ pub struct TrunkConfig {
     pub burst: f64,
     /// Symmetric RTP for this trunk (overrides `[media] latch`).
     pub latch: Option<bool>,
+    /// How this trunk's calls must arrive: "any" (default) or "tls" (a
+    /// call from the trunk over UDP or TCP gets 403).
+    pub transport: TrunkTransport,
+    /// SRTP for this trunk's calls (overrides `[media] srtp`): "off",
+    /// "optional" or "required".
+    pub srtp: Option<ivr_sip::sdp::SrtpPolicy>,
+}
+
+/// `[[trunk]] transport`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrunkTransport {
+    /// UDP, TCP or TLS.
+    #[default]
+    Any,
+    /// TLS only.
+    Tls,
+}
+
+impl TrunkTransport {
+    /// Whether a call over `t` is acceptable.
+    pub fn admits(self, t: ivr_sip::Transport) -> bool {
+        self == TrunkTransport::Any || t == ivr_sip::Transport::Tls
+    }
 }
 
 impl std::fmt::Debug for TrunkConfig {
@@ -356,6 +475,8 @@ impl std::fmt::Debug for TrunkConfig {
             .field("calls_per_second", &self.calls_per_second)
             .field("burst", &self.burst)
             .field("latch", &self.latch)
+            .field("transport", &self.transport)
+            .field("srtp", &self.srtp)
             .finish()
     }
 }
@@ -372,6 +493,8 @@ impl Default for TrunkConfig {
             calls_per_second: 50.0,
             burst: 100.0,
             latch: None,
+            transport: TrunkTransport::Any,
+            srtp: None,
         }
     }
 }
@@ -447,6 +570,7 @@ impl Default for SipConfig {
             tcp_max_connections: 256,
             tcp_idle_timeout_s: 120,
             tcp_message_timeout_s: 10,
+            tls: SipTlsConfig::default(),
         }
     }
 }
@@ -491,6 +615,14 @@ impl EngineConfig {
                 return bad(
                     &t.name,
                     "`calls_per_second` must be above 0 and `burst` at least 1".into(),
+                );
+            }
+            let secure = t.transport == TrunkTransport::Tls
+                || t.srtp == Some(ivr_sip::sdp::SrtpPolicy::Required);
+            if secure && self.sip.tls.listen.is_empty() {
+                return bad(
+                    &t.name,
+                    "`transport = \"tls\"` and `srtp = \"required\"` need [sip.tls] listen".into(),
                 );
             }
             for n in &t.numbers {
@@ -566,13 +698,22 @@ pub struct MediaConfig {
     /// utterance so far is recognised speculatively, on an idle STT worker
     /// only, while the rest of the end silence is waited for. If the caller
     /// stays quiet the transcript is used; if they speak again it is thrown
-    /// away. Must be below `end_silence_ms`. Off by default: 240 ms cut
-    /// the median turn latency by ~220 ms in the latency harness, but in
-    /// the end-to-end calls whisper heard the speculative audio of "English
-    /// please" as "indrush please" where the confirmed audio gave the right
-    /// words, so recognition on the shorter audio needs an accuracy check
-    /// on the speech test set before it is turned on by default.
+    /// away. Must be below `end_silence_ms`. 240 ms cut the median turn
+    /// latency by ~220 ms in the latency harness. Whisper once heard the
+    /// speculative audio of "English please" as "indrush please" where the
+    /// confirmed audio gave the right words; the recogniser now settles every
+    /// utterance's tail, so both are the same samples (125 of 126 pairs gave
+    /// the same transcript over the call-like speech set, the one left
+    /// differing only in a token limit since fixed:
+    /// `crates/ivr-stt/tests/eager_transcripts.rs`). Still 0 by default:
+    /// whether to turn it on goes with the end-of-turn work (Smart Turn).
     pub eager_stt_ms: u64,
+    /// SRTP with SDES keys (RFC 4568): "off" (plain RTP; RTP/SAVP offers
+    /// get 488), "optional" (SRTP when a call over TLS offers it, else
+    /// plain RTP) or "required" (only SRTP over TLS signalling; a plain
+    /// offer or a call over UDP/TCP gets 488). Keys are only ever exchanged
+    /// over TLS, since they travel in the SDP; ours are fresh per call.
+    pub srtp: ivr_sip::sdp::SrtpPolicy,
 }
 
 /// Bounds of `[media] end_silence_ms`: below 250 ms the VAD's soft word
@@ -625,6 +766,7 @@ impl Default for MediaConfig {
             hearing_cap_ms: 15_000,
             end_silence_ms: 400,
             eager_stt_ms: 0,
+            srtp: ivr_sip::sdp::SrtpPolicy::Off,
         }
     }
 }
@@ -764,6 +906,28 @@ impl Default for FlowsConfig {
             dir: PathBuf::from("flows"),
             reload_poll_ms: 2000,
             fixed_time: None,
+        }
+    }
+}
+
+/// `[understanding]`: the sentence-embedding model behind intent
+/// recognition (`ivr_flow::intents`, crate `ivr-embed`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UnderstandingConfig {
+    /// multilingual-e5-small, 4-bit (`make setup` fetches it here).
+    pub model: PathBuf,
+    /// Refuse to start when the model cannot be loaded. False (the
+    /// default): start anyway, log an error, and recognise intents by their
+    /// words alone (keywords, stemming), as `ivr doctor` also reports.
+    pub required: bool,
+}
+
+impl Default for UnderstandingConfig {
+    fn default() -> Self {
+        UnderstandingConfig {
+            model: PathBuf::from("models/e5-small/e5-small-q4.bin"),
+            required: false,
         }
     }
 }

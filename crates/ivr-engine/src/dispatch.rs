@@ -204,6 +204,7 @@ impl Loop {
                 to,
                 offer,
                 source,
+                transport,
                 trunk,
                 ..
             } => {
@@ -228,6 +229,15 @@ impl Loop {
                     self.refuse(call, 404).await;
                     return;
                 }
+                if trunk.is_some_and(|t| !t.transport.admits(transport)) {
+                    tracing::info!(
+                        trunk = trunk.map(|t| t.name.as_str()),
+                        ?transport,
+                        "trunk takes calls over TLS only; 403"
+                    );
+                    self.refuse(call, 403).await;
+                    return;
+                }
                 let Some(route) = self.d.flows.route(&called) else {
                     tracing::info!("no municipality for the called number; 404");
                     self.refuse(call, 404).await;
@@ -244,7 +254,9 @@ impl Loop {
                     called: Pii::new(called),
                     offer,
                     source,
+                    transport,
                     latch: trunk.and_then(|t| t.latch),
+                    srtp: trunk.and_then(|t| t.srtp),
                     trunk_nets: trunk.map(|t| t.sources.clone()).unwrap_or_default(),
                 };
                 self.calls.insert(

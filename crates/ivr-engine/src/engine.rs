@@ -42,6 +42,9 @@ pub enum EngineError {
     /// The database cannot be opened or migrated.
     #[error("database: {0}")]
     Db(#[from] ivr_integrations::db::StoreError),
+    /// The console's tables cannot be created.
+    #[error("console: {0}")]
+    Console(#[from] crate::console::ConsoleError),
     /// The call record table cannot be created.
     #[error("call records: {0}")]
     Records(#[from] crate::records::RecordError),
@@ -51,9 +54,16 @@ pub enum EngineError {
     /// The SIP sockets cannot be bound.
     #[error("SIP: {0}")]
     Sip(#[from] crate::sip::SipTransportError),
+    /// The TLS certificate, key or roots cannot be used.
+    #[error("SIP TLS: {0}")]
+    Tls(#[from] crate::sip::TlsError),
     /// An integration's configuration is unusable.
     #[error("integrations: {0}")]
     Integrations(String),
+    /// The sentence-embedding model cannot be loaded and
+    /// `[understanding] required = true`.
+    #[error("understanding: {0}")]
+    Understanding(#[from] ivr_embed::LoadError),
     /// A socket (HTTP, stand-in) cannot be bound.
     #[error("cannot bind {what}: {source}")]
     Bind {
@@ -68,6 +78,8 @@ pub enum EngineError {
 pub struct Running {
     /// The bound SIP UDP address.
     pub sip_udp: Option<SocketAddr>,
+    /// The bound SIP TLS address.
+    pub sip_tls: Option<SocketAddr>,
     /// The bound HTTP address.
     pub http: Option<SocketAddr>,
     /// The Frontdesk stand-in, when started in-process.
@@ -89,6 +101,30 @@ struct State {
     stt: SpeechPool,
 }
 
+/// The sentence encoder of `[understanding]`: `None` (with an error in the
+/// log) when it cannot be loaded and is not `required`.
+fn load_encoder(
+    cfg: &crate::config::UnderstandingConfig,
+) -> Result<Option<Arc<dyn ivr_flow::semantic::SentenceEncoder>>, EngineError> {
+    match ivr_embed::E5Encoder::load(&cfg.model) {
+        Ok(e) => {
+            tracing::info!(
+                model = %cfg.model.display(),
+                load_ms = e.load_time().as_millis() as u64,
+                "sentence encoder loaded: intents are recognised by meaning and words"
+            );
+            Ok(Some(Arc::new(e)))
+        }
+        Err(e) if cfg.required => Err(e.into()),
+        Err(e) => {
+            tracing::error!(
+                "{e}; intents are recognised by their words alone (set [understanding] required = true to refuse to start instead)"
+            );
+            Ok(None)
+        }
+    }
+}
+
 async fn bind_local(what: &'static str) -> Result<tokio::net::TcpListener, EngineError> {
     tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -104,12 +140,18 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
         Some(t) => Arc::new(FixedClock(t)),
         None => Arc::new(SystemClock),
     };
-    // Flows.
-    let (flows, warnings) = FlowStore::load(&cfg.flows.dir)?;
+    // Flows, with the sentence encoder for intents when it loads.
+    let encoder = load_encoder(&cfg.understanding)?;
+    let (flows, warnings) = FlowStore::load_with(&cfg.flows.dir, encoder)?;
     for w in &warnings {
         tracing::warn!(file = %w.file.display(), line = w.line, "{}", w.message);
     }
     let flows = Arc::new(flows);
+    let reloads = crate::console::FlowReloads::default();
+    reloads.loaded(clock.now_utc());
+    let live = crate::live::LiveCalls::default();
+    let announcements =
+        crate::console::announce::Announcements::new(cfg.console.announcements_dir.clone());
 
     // Stand-ins (make run, tests): started in-process, the clients pointed at them.
     let mut frontdesk_standin = None;
@@ -183,6 +225,7 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
         }
     }
     let tts = Arc::new(Tts::new(cfg.tts.clone())?);
+    let console_tts: Arc<dyn TextToSpeech> = tts.clone();
     {
         let mut prompts = flows.static_prompts();
         prompts.extend(call::filler_prompts());
@@ -223,10 +266,17 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
 
     // SIP.
     let turns = TurnTimings::default();
+    let tls_config = match cfg.sip.tls.settings() {
+        Some(s) => Some(Arc::new(crate::sip::Tls::load(&s)?)),
+        None => None,
+    };
     let listen = SipListenConfig {
         udp: cfg.sip.udp.clone(),
         tcp: cfg.sip.tcp.clone(),
         advertised: cfg.sip.advertised,
+        tls: cfg.sip.tls.listen.clone(),
+        advertised_tls: cfg.sip.tls.advertised,
+        tls_config,
         trunk_sources: cfg
             .trunks
             .iter()
@@ -256,6 +306,7 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
     })
     .await?;
     let sip_udp = sip.handle().local_addr(Transport::Udp);
+    let sip_tls = sip.handle().local_addr(Transport::Tls);
 
     let shared = Arc::new(CallShared {
         sip: sip.handle(),
@@ -264,7 +315,7 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
         services,
         records,
         metrics: metrics.clone(),
-        clock,
+        clock: clock.clone(),
         flows_dir: cfg.flows.dir.clone(),
         media: cfg.media.clone(),
         turn: cfg.turn.clone(),
@@ -274,6 +325,8 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
         timings: cfg.call_timings(),
         keep_transcripts: cfg.records.keep_transcripts,
         turns: turns.clone(),
+        live: live.clone(),
+        announcements: announcements.clone(),
     });
     let state = Arc::new(State {
         draining: Arc::new(AtomicBool::new(false)),
@@ -295,6 +348,8 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
     // Flow reload.
     if cfg.flows.reload_poll_ms > 0 {
         let flows = flows.clone();
+        let reloads = reloads.clone();
+        let clock = clock.clone();
         let every = Duration::from_millis(cfg.flows.reload_poll_ms);
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {
@@ -305,8 +360,28 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
                 }
                 if flows.changed() {
                     match flows.reload() {
-                        Ok(_) => tracing::info!("flows reloaded; new calls get the new version"),
+                        Ok(_) => {
+                            reloads.loaded(clock.now_utc());
+                            tracing::info!("flows reloaded; new calls get the new version")
+                        }
                         Err(e) => {
+                            let errors = match &e {
+                                ivr_flow::StoreError::Invalid(diags) => diags
+                                    .iter()
+                                    .filter(|d| d.is_error())
+                                    .map(|d| {
+                                        format!(
+                                            "{}:{}:{}: {}",
+                                            d.file.display(),
+                                            d.line,
+                                            d.col,
+                                            d.message
+                                        )
+                                    })
+                                    .collect(),
+                                other => vec![other.to_string()],
+                            };
+                            reloads.failed(clock.now_utc(), errors);
                             tracing::warn!(error = %e, "flows changed but do not load; the old version keeps serving")
                         }
                     }
@@ -325,12 +400,34 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
                     source,
                 })?;
             let bound = l.local_addr().ok();
-            let app = crate::http::router(crate::http::HttpState {
+            let mut app = crate::http::router(crate::http::HttpState {
                 metrics: metrics.clone(),
                 stt: state.stt.clone(),
                 sip: sip.handle(),
                 draining: state.clone() as Arc<dyn crate::http::Draining>,
             });
+            if cfg.console.enabled {
+                let console = crate::console::ConsoleState::open(crate::console::ConsoleParts {
+                    cfg: cfg.console.clone(),
+                    db: integrations.db().clone(),
+                    flows: flows.clone(),
+                    reloads: reloads.clone(),
+                    live: live.clone(),
+                    announcements: announcements.clone(),
+                    integrations: Some(integrations.clone()),
+                    tts: Some(console_tts.clone()),
+                    clock: clock.clone(),
+                    records: crate::console::RecordsView {
+                        enabled: cfg.records.enabled,
+                        keep_transcripts: cfg.records.keep_transcripts,
+                        retention_days: cfg.records.transcript_retention_days,
+                    },
+                })
+                .await?;
+                announcements.spawn_refresh(integrations.db().clone(), stop_rx.clone());
+                app = app.merge(crate::console::router(console));
+            }
+            let app = crate::console::guard_metrics(app, &cfg.console);
             let mut stop = stop_rx.clone();
             let limits = cfg.http.limits();
             tokio::spawn(crate::http::serve(l, app, limits, async move {
@@ -342,6 +439,7 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
     };
     Ok(Running {
         sip_udp,
+        sip_tls,
         http,
         frontdesk_standin,
         puzzel_standin,

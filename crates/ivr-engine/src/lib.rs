@@ -11,14 +11,18 @@
 //! - [`eager`]: eager end of turn (speculative recognition at a tentative end).
 //! - [`records`], [`metrics`], [`http`]: the call record, counters, `/health` and `/metrics`.
 //! - [`turns`]: per-turn timings (endpointing to first reply packet, by stage).
+//! - [`console`]: the operator console and its admin API (`/console`, `/api/v1`);
+//!   [`live`]: the calls in progress it shows.
 
 pub mod call;
 pub mod config;
+pub mod console;
 pub mod dispatch;
 pub mod eager;
 pub mod endofturn;
 pub mod engine;
 pub mod http;
+pub mod live;
 pub mod metrics;
 pub mod records;
 pub mod retention;

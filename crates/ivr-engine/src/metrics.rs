@@ -23,6 +23,7 @@ pub struct Metrics {
     turn_sum_us: AtomicU64,
     eager: [AtomicU64; EagerOutcome::ALL.len()],
     foreign_media: AtomicU64,
+    srtp_refused: AtomicU64,
     /// Retention: rows purged per data kind, passes run, and the age of the
     /// oldest personal row per kind after the last pass (seconds; -1: none).
     purged: Mutex<BTreeMap<&'static str, u64>>,
@@ -108,6 +109,12 @@ impl Metrics {
         self.foreign_media.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// An SRTP/SRTCP packet failed authentication or the replay check (or
+    /// came in clear on an SRTP call) and was dropped.
+    pub fn srtp_refused(&self) {
+        self.srtp_refused.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// A retention pass deleted (or blanked) `n` rows of `kind`.
     pub fn purged(&self, kind: &'static str, n: u64) {
         if let Ok(mut m) = self.purged.lock() {
@@ -188,6 +195,16 @@ impl Metrics {
             s,
             "ivr_rtp_dropped_foreign_total {}",
             self.foreign_media.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            s,
+            "# HELP ivr_srtp_refused_total SRTP and SRTCP packets dropped: authentication or replay check failed, or plain RTP on an SRTP call."
+        );
+        let _ = writeln!(s, "# TYPE ivr_srtp_refused_total counter");
+        let _ = writeln!(
+            s,
+            "ivr_srtp_refused_total {}",
+            self.srtp_refused.load(Ordering::Relaxed)
         );
         let _ = writeln!(
             s,

@@ -10,6 +10,12 @@
 //! flow step, outcome `in_progress`) and completed at its end, so a crash
 //! (kill -9) loses at most the last step.
 //!
+//! Beside it, table `call_turns` holds one row per caller turn (the gather
+//! step it answered, speech/keys/no input, the intent it led to, whether it
+//! was misunderstood, the turn latency, and, only with `keep_transcripts`,
+//! what was heard and said): the console's KPIs (misunderstood turns per
+//! step, latency percentiles) and transcripts read it.
+//!
 //! The table is created with `CREATE TABLE IF NOT EXISTS` rather than a sqlx
 //! migration, so the integrations crate's migration set stays its own.
 
@@ -47,6 +53,44 @@ pub struct CallRecordRow {
     pub turns: i64,
     /// What the caller said, when kept (personal data).
     pub transcript: Option<ivr_core::Pii<String>>,
+    /// One entry per caller turn; the first is the call's beginning.
+    pub turn_log: Vec<TurnLog>,
+}
+
+/// One caller turn of a call (or, with input `start`, the call's beginning).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TurnLog {
+    /// `start`, `speech`, `dtmf` or `no_input`.
+    pub input: &'static str,
+    /// The step the turn answered (`flow/step`; empty for the start).
+    pub step: String,
+    /// What the caller said, only when transcripts are kept.
+    pub heard: Option<ivr_core::Pii<String>>,
+    /// The intent the turn led to.
+    pub intent: Option<String>,
+    /// The flow did not understand the turn.
+    pub misunderstood: bool,
+    /// End of the caller's turn to the first reply packet, in ms.
+    pub latency_ms: Option<i64>,
+    /// What the bot said in reply, each with whether it holds personal
+    /// data (personal prompts only when transcripts are kept, `[personal]`
+    /// otherwise). Stored as `[{"text": ..., "personal": bool}]`.
+    pub said: Vec<(ivr_core::Pii<String>, bool)>,
+}
+
+impl TurnLog {
+    /// An entry with nothing known yet.
+    pub fn new(input: &'static str, step: &str) -> Self {
+        TurnLog {
+            input,
+            step: step.to_string(),
+            heard: None,
+            intent: None,
+            misunderstood: false,
+            latency_ms: None,
+            said: Vec::new(),
+        }
+    }
 }
 
 /// Why a record could not be written.
@@ -75,6 +119,32 @@ const CREATE: &str = "CREATE TABLE IF NOT EXISTS call_records (
     transcript TEXT
 )";
 
+const CREATE_TURNS: &str = "CREATE TABLE IF NOT EXISTS call_turns (
+    call_ref TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    input TEXT NOT NULL,
+    step TEXT NOT NULL,
+    intent TEXT,
+    misunderstood BIGINT NOT NULL,
+    latency_ms BIGINT,
+    heard TEXT,
+    said TEXT NOT NULL,
+    PRIMARY KEY (call_ref, seq)
+)";
+
+const CREATE_INDEX: &str =
+    "CREATE INDEX IF NOT EXISTS call_records_muni_started ON call_records (municipality, started_at)";
+
+const INSERT_TURN: &str = "INSERT INTO call_turns (call_ref, seq, input, step, intent, misunderstood, latency_ms, heard, said) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+     ON CONFLICT (call_ref, seq) DO UPDATE SET input = excluded.input, step = excluded.step, \
+     intent = COALESCE(excluded.intent, call_turns.intent), misunderstood = excluded.misunderstood, \
+     latency_ms = COALESCE(excluded.latency_ms, call_turns.latency_ms), \
+     heard = COALESCE(excluded.heard, call_turns.heard), said = excluded.said";
+
+const EXPIRE_TURNS: &str = "UPDATE call_turns SET heard = NULL, said = '[]' WHERE call_ref IN \
+     (SELECT call_ref FROM call_records WHERE ended_at < $1) AND (heard IS NOT NULL OR said <> '[]')";
+
 const INSERT: &str = "INSERT INTO call_records (call_ref, municipality, called, calling, started_at, ended_at, talk_ms, steps, intents, outcome, transferred_to, lang, turns, transcript) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
      ON CONFLICT (call_ref) DO UPDATE SET ended_at = excluded.ended_at, talk_ms = excluded.talk_ms, \
@@ -87,6 +157,9 @@ const INSERT: &str = "INSERT INTO call_records (call_ref, municipality, called, 
 pub const IN_PROGRESS: &str = "in_progress";
 
 const PURGE: &str = "DELETE FROM call_records WHERE ended_at < $1";
+
+const PURGE_TURNS: &str =
+    "DELETE FROM call_turns WHERE call_ref IN (SELECT call_ref FROM call_records WHERE ended_at < $1)";
 
 const OLDEST: &str = "SELECT MIN(started_at) FROM call_records";
 
@@ -105,15 +178,22 @@ impl Records {
     /// # Errors
     /// [`RecordError::Db`].
     pub async fn open(db: Db) -> Result<Self, RecordError> {
-        match &db {
-            Db::Sqlite(p) => {
-                sqlx::query(CREATE).execute(p).await?;
-            }
-            Db::Postgres(p) => {
-                sqlx::query(CREATE).execute(p).await?;
-            }
-        };
+        for sql in [CREATE, CREATE_TURNS, CREATE_INDEX] {
+            match &db {
+                Db::Sqlite(p) => {
+                    sqlx::query(sql).execute(p).await?;
+                }
+                Db::Postgres(p) => {
+                    sqlx::query(sql).execute(p).await?;
+                }
+            };
+        }
         Ok(Records { db })
+    }
+
+    /// The database.
+    pub fn db(&self) -> &Db {
+        &self.db
     }
 
     /// Stores one call (idempotent per call reference).
@@ -125,7 +205,10 @@ impl Records {
     }
 
     /// Writes a call's row: a new row, or the newer state of a row still
-    /// `in_progress` (a finished row is never overwritten).
+    /// `in_progress` (a finished row is never overwritten). Turn rows are
+    /// written as they are known and completed by later snapshots (a turn's
+    /// latency is known only once the reply went out, after the progress
+    /// snapshot of its step), never emptied by them.
     ///
     /// # Errors
     /// [`RecordError::Db`].
@@ -162,19 +245,59 @@ impl Records {
                 run!(p);
             }
         };
+        for (seq, t) in r.turn_log.iter().enumerate() {
+            let said: Vec<serde_json::Value> = t
+                .said
+                .iter()
+                .map(|(s, personal)| serde_json::json!({"text": s.expose(), "personal": personal}))
+                .collect();
+            let said = serde_json::to_string(&said).unwrap_or_default();
+            let heard = t.heard.as_ref().map(|h| h.expose().clone());
+            macro_rules! turn {
+                ($p:expr) => {
+                    sqlx::query(INSERT_TURN)
+                        .bind(&r.call_ref)
+                        .bind(seq as i64)
+                        .bind(t.input)
+                        .bind(&t.step)
+                        .bind(&t.intent)
+                        .bind(i64::from(t.misunderstood))
+                        .bind(t.latency_ms)
+                        .bind(&heard)
+                        .bind(&said)
+                        .execute($p)
+                        .await?;
+                };
+            }
+            match &self.db {
+                Db::Sqlite(p) => {
+                    turn!(p);
+                }
+                Db::Postgres(p) => {
+                    turn!(p);
+                }
+            };
+        }
         Ok(())
     }
 
     /// Deletes the rows of calls that ended before `before` (the calling
-    /// number goes with them). Returns how many.
+    /// number goes with them), and their turns (what the caller said).
+    /// Returns how many calls.
     ///
     /// # Errors
     /// [`RecordError::Db`].
     pub async fn purge(&self, before: DateTime<Utc>) -> Result<u64, RecordError> {
         let b = before.to_rfc3339();
         let n = match &self.db {
-            Db::Sqlite(p) => sqlx::query(PURGE).bind(b).execute(p).await?.rows_affected(),
-            Db::Postgres(p) => sqlx::query(PURGE).bind(b).execute(p).await?.rows_affected(),
+            Db::Sqlite(p) => {
+                sqlx::query(PURGE_TURNS).bind(&b).execute(p).await?;
+                sqlx::query(PURGE).bind(b).execute(p).await?.rows_affected()
+            }
+            Db::Postgres(p) => {
+                sqlx::query(PURGE_TURNS).bind(&b).execute(p).await?;
+                sqlx::query(PURGE).bind(b).execute(p).await?.rows_affected()
+            }
         };
         Ok(n)
     }
@@ -197,6 +320,18 @@ impl Records {
     /// # Errors
     /// [`RecordError::Db`].
     pub async fn expire_transcripts(&self, before: DateTime<Utc>) -> Result<u64, RecordError> {
+        match &self.db {
+            Db::Sqlite(p) => sqlx::query(EXPIRE_TURNS)
+                .bind(before.to_rfc3339())
+                .execute(p)
+                .await?
+                .rows_affected(),
+            Db::Postgres(p) => sqlx::query(EXPIRE_TURNS)
+                .bind(before.to_rfc3339())
+                .execute(p)
+                .await?
+                .rows_affected(),
+        };
         let n = match &self.db {
             Db::Sqlite(p) => sqlx::query(EXPIRE)
                 .bind(before.to_rfc3339())
@@ -238,6 +373,13 @@ mod tests {
             lang: "da".into(),
             turns: 1,
             transcript: Some(Pii::new("jeg skal have et pas".into())),
+            turn_log: vec![TurnLog::new("start", ""), {
+                let mut t = TurnLog::new("speech", "main/menu");
+                t.heard = Some(Pii::new("jeg skal have et pas".into()));
+                t.intent = Some("pas".into());
+                t.latency_ms = Some(420);
+                t
+            }],
         };
         rec.insert(&row).await.unwrap();
         rec.insert(&row).await.unwrap();

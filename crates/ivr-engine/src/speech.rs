@@ -19,7 +19,26 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ivr_core::{Lang, Pcm, Pii};
-use ivr_stt::{LanguageChoice, SpeechToText, SttError, SttRequest};
+use ivr_stt::{Candidate, LanguageChoice, SpeechToText, SttError, SttRequest};
+
+/// What a question tells the recogniser to listen for: hint words (the
+/// initial prompt) and the answers it expects (scored against the audio).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Hints {
+    /// Words passed to whisper as the initial prompt.
+    pub words: Vec<String>,
+    /// The answers a closed question expects; empty for free answers.
+    pub candidates: Vec<Candidate>,
+}
+
+impl From<Vec<String>> for Hints {
+    fn from(words: Vec<String>) -> Self {
+        Hints {
+            words,
+            candidates: Vec::new(),
+        }
+    }
+}
 
 /// What the recogniser heard.
 #[derive(Debug, Clone)]
@@ -106,7 +125,13 @@ impl SpeechPool {
 
     /// Recognises `pcm` (16 kHz) in the language `choice` gives (fixed, or
     /// identified among the allowed ones) with `hints`.
-    pub async fn recognize(&self, pcm: Pcm, choice: LanguageChoice, hints: Vec<String>) -> Timed {
+    pub async fn recognize(
+        &self,
+        pcm: Pcm,
+        choice: LanguageChoice,
+        hints: impl Into<Hints>,
+    ) -> Timed {
+        let hints = hints.into();
         let Some(stt) = self.inner.clone() else {
             return self.unavailable_now();
         };
@@ -123,8 +148,9 @@ impl SpeechPool {
         &self,
         pcm: Pcm,
         choice: LanguageChoice,
-        hints: Vec<String>,
+        hints: impl Into<Hints>,
     ) -> Option<impl std::future::Future<Output = Timed> + Send + 'static> {
+        let hints = hints.into();
         let stt = self.inner.clone()?;
         let workers = self.workers;
         self.in_flight
@@ -150,14 +176,15 @@ impl SpeechPool {
         slot: InFlight,
         pcm: Pcm,
         choice: LanguageChoice,
-        hints: Vec<String>,
+        hints: Hints,
     ) -> Timed {
         let start = Instant::now();
         let identified = !matches!(choice, LanguageChoice::Fixed(_));
         let req = SttRequest {
             audio: pcm,
             language: choice,
-            hints,
+            hints: hints.words,
+            candidates: hints.candidates,
         };
         let r = stt.transcribe(req).await;
         drop(slot);

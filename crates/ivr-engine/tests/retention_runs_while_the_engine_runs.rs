@@ -41,6 +41,11 @@ fn row(call_ref: &str, at: DateTime<Utc>, transcript: Option<&str>) -> CallRecor
         lang: "da".into(),
         turns: 1,
         transcript: transcript.map(|t| Pii::new(t.into())),
+        turn_log: vec![{
+            let mut t = ivr_engine::records::TurnLog::new("speech", "main/menu");
+            t.heard = transcript.map(|h| Pii::new(h.into()));
+            t
+        }],
     }
 }
 
@@ -134,6 +139,15 @@ async fn the_retention_task_purges_each_kind_on_schedule_and_reports_it() {
             .unwrap()
     };
     assert_eq!(left, vec![("new".to_string(), Some("pas".to_string()))]);
+    assert_eq!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM call_turns WHERE call_ref = 'old'"
+        )
+        .await,
+        0,
+        "the purged call's turns (what the caller said) go with it"
+    );
 
     // Day 71: the fresh call's transcript is past 30 days, its row not yet past 35... then it is.
     *clock.0.lock().unwrap() = t40 + chrono::Duration::days(31);

@@ -74,7 +74,9 @@ use chrono_tz::{Europe::Copenhagen, Tz};
 use ivr_core::{Dtmf, Lang, Pii, Speech, WallClock};
 
 use crate::{
+    carry::Heard,
     hours::holiday_on,
+    intents::{self, Decision},
     model::*,
     speak,
     understand::{self, normalize},
@@ -90,8 +92,6 @@ const STEP_BUDGET: u32 = 200;
 /// Below this STT confidence an utterance counts as not understood (except
 /// for `expect = "text"`, whose words are kept as heard).
 const MIN_STT_CONFIDENCE: f32 = 0.3;
-/// Below this intent score an utterance counts as not understood.
-const MIN_INTENT_SCORE: f64 = 0.5;
 
 /// How a call ended, for the call record and statistics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -335,6 +335,11 @@ pub enum Action {
         dtmf: bool,
         /// STT hints.
         hints: Vec<String>,
+        /// The answers this question expects, for STT to score against the
+        /// audio: each intent's name with its keywords in `lang` (yes/no
+        /// questions: "yes"/"no" with their words). Empty for free answers
+        /// (names, numbers, dates), which stay free.
+        candidates: Vec<(String, Vec<String>)>,
         /// Language for STT.
         lang: Lang,
         /// Silence before `NoInput` (also the pause between keys that ends an
@@ -480,7 +485,31 @@ enum Waiting {
         from: Option<StepId>,
         department: String,
     },
+    /// For a yes/no to an answer of gather `step` taken from what the
+    /// caller said earlier; "yes" goes on to `target`.
+    Confirm {
+        step: StepId,
+        target: StepId,
+    },
     Done,
+}
+
+/// What to restore when the caller rejects an answer taken from earlier.
+#[derive(Debug, Clone)]
+struct Undo {
+    vars: BTreeMap<String, Value>,
+    public: std::collections::BTreeSet<String>,
+    intents: usize,
+}
+
+/// The outcome of trying to answer a gather from earlier utterances.
+enum Prefilled {
+    /// Answered without a word: go on here.
+    Go(StepId),
+    /// Answered; the confirmation is asked.
+    Confirming,
+    /// Nothing earlier answers it: ask.
+    Ask,
 }
 
 /// Failed transfers per call after which no more transfers are tried.
@@ -514,6 +543,21 @@ pub struct Interpreter {
     recognizing_again: bool,
     /// Departments whose transfer failed in this call, in order.
     failed_transfers: Vec<String>,
+    /// Everything the caller said in this call (see [`crate::carry`]).
+    heard: Heard,
+    /// True while an earlier utterance is offered to a gather.
+    prefilling: bool,
+    /// Restores the variables when a confirmed earlier answer is rejected.
+    confirm_undo: Option<Box<Undo>>,
+    /// Explanations of decisions (scores, answers from earlier turns), when
+    /// asked for (`ivr simulate --explain`). They quote the caller: personal.
+    explain: Option<Vec<Pii<String>>>,
+    /// The clarifying question asked at the current gather: the two intents
+    /// (places in its `intents`) the next answer chooses between.
+    clarifying: Option<(usize, usize)>,
+    /// Set while understanding a turn: two intents scored too close to
+    /// choose; the gather asks which one instead of failing.
+    clarify_request: Option<(usize, usize)>,
 }
 
 enum Fail {
@@ -604,7 +648,44 @@ impl Interpreter {
             heard_speech: false,
             recognizing_again: false,
             failed_transfers: Vec::new(),
+            heard: Heard::default(),
+            prefilling: false,
+            confirm_undo: None,
+            explain: None,
+            clarifying: None,
+            clarify_request: None,
         }
+    }
+
+    /// Collects explanations of each decision from now on (see
+    /// [`Interpreter::take_explanations`]); off by default.
+    pub fn set_explain(&mut self, on: bool) {
+        self.explain = on.then(Vec::new);
+    }
+
+    /// The explanations collected since the last call: intent candidates
+    /// with their scores, values heard in each turn, answers taken from
+    /// earlier turns. They quote the caller (personal): for the simulator
+    /// and tests, never for logs.
+    pub fn take_explanations(&mut self) -> Vec<Pii<String>> {
+        self.explain
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    fn explain(&mut self, f: impl FnOnce(&Self) -> String) {
+        if self.explain.is_some() {
+            let line = f(self);
+            if let Some(v) = self.explain.as_mut() {
+                v.push(Pii::new(line));
+            }
+        }
+    }
+
+    /// What the caller has said in this call.
+    pub fn heard(&self) -> &Heard {
+        &self.heard
     }
 
     /// Sets a variable; `public` says it holds no personal data (see the
@@ -699,6 +780,9 @@ impl Interpreter {
                 self.on_transfer_failed(from, &department, now, &mut out)
             }
             (Waiting::Gather(id), ev) => self.on_gather(id, ev, now, &mut out),
+            (Waiting::Confirm { step, target }, ev) => {
+                self.on_confirm(step, target, ev, now, &mut out)
+            }
             (Waiting::Result(id), Event::Result(r)) => self.on_result(id, r, now, &mut out),
             (
                 Waiting::Nothing | Waiting::Result(_) | Waiting::Transfer { .. },
@@ -744,9 +828,15 @@ impl Interpreter {
                 StepKind::Gather(g) => {
                     self.attempts = 0;
                     self.dtmf.clear();
-                    self.ask(g, &g.prompt, None, now, out);
-                    self.waiting = Waiting::Gather(step);
-                    return;
+                    match self.prefill(step, g, now, out) {
+                        Prefilled::Go(target) => target,
+                        Prefilled::Confirming => return,
+                        Prefilled::Ask => {
+                            self.ask(g, &g.prompt, None, now, out);
+                            self.waiting = Waiting::Gather(step);
+                            return;
+                        }
+                    }
                 }
                 StepKind::Branch { when, otherwise } => when
                     .iter()
@@ -1133,6 +1223,7 @@ impl Interpreter {
             speech: g.speech,
             dtmf: g.dtmf,
             hints: g.hints.get(&self.lang).cloned().unwrap_or_default(),
+            candidates: candidates(g, self.lang),
             lang: self.lang,
             timeout: Duration::from_secs(u64::from(g.timeout_secs)),
             max_digits: g.max_digits,
@@ -1176,6 +1267,7 @@ impl Interpreter {
                             out.push(Action::SetLanguage(l));
                         }
                         self.dtmf.clear();
+                        self.clarifying = None;
                         self.ask(g, &g.prompt, None, now, out);
                         return;
                     }
@@ -1185,8 +1277,20 @@ impl Interpreter {
                     && understand::repeat_request(heard)
                 {
                     self.dtmf.clear();
-                    self.ask(g, &g.prompt, None, now, out);
+                    match self.clarifying.take() {
+                        Some((a, b)) => self.ask_clarification(g, a, b, now, out),
+                        None => self.ask(g, &g.prompt, None, now, out),
+                    }
                     return;
+                }
+                // Kept for the questions still to come in this call.
+                if confidence >= MIN_STT_CONFIDENCE {
+                    let l = lang
+                        .filter(|l| self.muni.languages.contains(l))
+                        .unwrap_or(self.lang);
+                    if self.heard.keep(&text, l, now, id, g.expect, again) {
+                        self.explain_turn(id);
+                    }
                 }
                 // Free text (a name, a message) is passed on as heard to a
                 // person who reads it: whisper is rarely sure of names, and
@@ -1202,11 +1306,21 @@ impl Interpreter {
                         self.understand_speech(g, heard, l, now)
                     };
                     self.pending_lang = None;
+                    let clarify = self.clarify_request.take();
                     match understood {
                         Some(target) => {
                             self.lang = l;
                             out.push(Action::SetLanguage(l));
                             self.waiting_then_run(target, now, out);
+                        }
+                        // Understood in that language, between two intents:
+                        // ask which, in it.
+                        None if clarify.is_some() => {
+                            self.lang = l;
+                            out.push(Action::SetLanguage(l));
+                            if let Some((a, b)) = clarify {
+                                self.ask_clarification(g, a, b, now, out);
+                            }
                         }
                         // Identified on the first turn, with no transcript in
                         // the current language yet: make one.
@@ -1238,8 +1352,15 @@ impl Interpreter {
                         out.push(Action::SetLanguage(l));
                     }
                 }
+                let clarify = self.clarify_request.take();
                 match understood {
                     Some(target) => self.waiting_then_run(target, now, out),
+                    // Two intents too close to choose: ask which.
+                    None if clarify.is_some() => {
+                        if let Some((a, b)) = clarify {
+                            self.ask_clarification(g, a, b, now, out);
+                        }
+                    }
                     // Not understood in this language: perhaps it was
                     // another one. Same audio again, with identification.
                     None if !identified
@@ -1260,6 +1381,7 @@ impl Interpreter {
                     return;
                 }
                 self.recognizing_again = false;
+                self.clarifying = None;
                 match k {
                     // A lone '#' (e.g. after an entry already complete) is not an entry.
                     Dtmf::Hash if self.dtmf.is_empty() => return,
@@ -1287,6 +1409,7 @@ impl Interpreter {
             }
             Event::NoInput => {
                 self.recognizing_again = false;
+                self.clarifying = None;
                 if !self.dtmf.is_empty() {
                     self.complete_dtmf(g, now, out);
                 } else {
@@ -1295,6 +1418,253 @@ impl Interpreter {
             }
             Event::Result(_) | Event::TransferFailed { .. } | Event::Hangup => {}
         }
+    }
+
+    fn explain_turn(&mut self, at: StepId) {
+        self.explain(|me| {
+            let Some(u) = me.heard.all().last() else {
+                return String::new();
+            };
+            let values: Vec<String> = u
+                .values
+                .iter()
+                .map(|(k, v)| format!("{}={}", k.as_str(), v.expose()))
+                .collect();
+            format!(
+                "turn {} at {} [{}]: \"{}\"{}",
+                u.turn,
+                me.muni.step_path(at),
+                u.lang,
+                u.text.expose(),
+                if values.is_empty() {
+                    String::new()
+                } else {
+                    format!(" heard {}", values.join(" "))
+                }
+            )
+        });
+    }
+
+    fn undo_point(&self) -> Undo {
+        Undo {
+            vars: self.vars.clone(),
+            public: self.public.clone(),
+            intents: self.record.intents.len(),
+        }
+    }
+
+    fn restore(&mut self, u: Undo) {
+        self.vars = u.vars;
+        self.public = u.public;
+        self.record.intents.truncate(u.intents);
+    }
+
+    /// What gather `g` took as its answer, for explanations.
+    fn answer_words(&self, g: &Gather) -> String {
+        match g.expect {
+            Expect::Intent | Expect::YesNo => {
+                self.record.intents.last().cloned().unwrap_or_default()
+            }
+            _ => g
+                .save_as
+                .as_ref()
+                .and_then(|n| self.vars.get(n.as_str()))
+                .map(Value::plain)
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Before gather `step` asks: the newest earlier utterance of the call
+    /// that the gather's own understanding reads as an answer, taken without
+    /// a word or confirmed (`prefill`, see [`crate::carry`]).
+    fn prefill(
+        &mut self,
+        step: StepId,
+        g: &Gather,
+        now: DateTime<Utc>,
+        out: &mut Vec<Action>,
+    ) -> Prefilled {
+        if g.prefill == Prefill::Off || !g.speech {
+            return Prefilled::Ask;
+        }
+        for i in self.heard.candidates(step) {
+            let Some(u) = self.heard.get(i).cloned() else {
+                continue;
+            };
+            let undo = self.undo_point();
+            // Understood as an answer at this gather (per-flow settings
+            // are read from the gather waited at).
+            let before = std::mem::replace(&mut self.waiting, Waiting::Gather(step));
+            self.prefilling = true;
+            let got = self.understand_speech(g, u.text.expose(), u.lang, u.at);
+            self.prefilling = false;
+            self.pending_lang = None;
+            self.waiting = before;
+            let Some(target) = got else {
+                self.restore(undo);
+                continue;
+            };
+            self.heard.mark_used(i, step);
+            let confirm = g.prefill == Prefill::Confirm
+                && (g.prefill_prompt.is_some() || self.spoken_answer(g, now).is_some());
+            self.explain(|me| {
+                format!(
+                    "{}: answered from turn {}: {}{}",
+                    me.muni.step_path(step),
+                    u.turn,
+                    me.answer_words(g),
+                    if confirm { " (asking to confirm)" } else { "" }
+                )
+            });
+            if !confirm {
+                return Prefilled::Go(target);
+            }
+            self.confirm_undo = Some(Box::new(undo));
+            self.ask_confirm(g, now, out);
+            self.waiting = Waiting::Confirm { step, target };
+            return Prefilled::Confirming;
+        }
+        Prefilled::Ask
+    }
+
+    /// The value gather `g` saved, as spoken ("mandag den 7. december").
+    fn spoken_answer(&self, g: &Gather, now: DateTime<Utc>) -> Option<String> {
+        let v = self.vars.get(g.save_as.as_ref()?.as_str())?;
+        let format = match g.expect {
+            Expect::Date => Format::Date,
+            Expect::Time => Format::Time,
+            Expect::Phone => Format::Phone,
+            Expect::Cpr => Format::Cpr,
+            Expect::Number => Format::Number,
+            Expect::Digits => Format::Digits,
+            Expect::Intent | Expect::YesNo | Expect::Text => return None,
+        };
+        let today = now.with_timezone(&Copenhagen).date_naive();
+        Some(self.speak_value(v, Some(format), Mode::Speech, today))
+    }
+
+    /// "Du vil aflyse din tid til pas mandag den 7. december, er det
+    /// rigtigt?" (the gather's `prefill_prompt`) or "Jeg hørte ... Er det
+    /// rigtigt?", then a yes/no listen (1 = yes, 2 = no).
+    fn ask_confirm(&mut self, g: &Gather, now: DateTime<Utc>, out: &mut Vec<Action>) {
+        match &g.prefill_prompt {
+            Some(t) => self.say_text(t, g.barge_in, now, out),
+            None => {
+                let mut v = self.spoken_answer(g, now).unwrap_or_default();
+                if g.expect == Expect::Time && self.lang == Lang::Da {
+                    v = format!("klokken {v}");
+                }
+                let text = match self.lang {
+                    Lang::En => format!("I heard {v}. Is that correct?"),
+                    _ => format!("Jeg hørte {v}. Er det rigtigt?"),
+                };
+                out.push(Action::Say {
+                    speech: Speech::Personal(Pii::new(text)),
+                    lang: self.lang,
+                    barge_in: g.barge_in,
+                });
+            }
+        }
+        out.push(Action::Gather {
+            speech: true,
+            dtmf: g.dtmf,
+            hints: Vec::new(),
+            // "Jeg hørte ... Er det rigtigt?": yes or no. Without hints no
+            // prompt is given, so the answers found are kept unchecked.
+            candidates: yes_no_candidates(self.lang),
+            lang: self.lang,
+            timeout: Duration::from_secs(u64::from(g.timeout_secs)),
+            max_digits: 1,
+            barge_in: g.barge_in,
+            identify: Vec::new(),
+        });
+    }
+
+    /// The caller's answer to a confirmation of an earlier answer: "ja"
+    /// goes on; "nej" (or anything else) undoes it and asks the question,
+    /// unless the same words answer it ("nej, på tirsdag").
+    fn on_confirm(
+        &mut self,
+        step: StepId,
+        target: StepId,
+        ev: Event,
+        now: DateTime<Utc>,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(st) = self.step(step) else {
+            return;
+        };
+        let StepKind::Gather(g) = &st.kind else {
+            return;
+        };
+        let mut said = None;
+        let yes = match &ev {
+            Event::Speech {
+                text,
+                confidence,
+                lang,
+                ..
+            } => {
+                self.heard_speech = true;
+                let heard = text.expose();
+                if let Some(l) = understand::language_request(heard) {
+                    if self.muni.languages.contains(&l) {
+                        if l != self.lang {
+                            self.lang = l;
+                            out.push(Action::SetLanguage(l));
+                        }
+                        self.ask_confirm(g, now, out);
+                        return;
+                    }
+                }
+                if understand::repeat_request(heard) {
+                    self.ask_confirm(g, now, out);
+                    return;
+                }
+                let l = lang
+                    .filter(|l| self.muni.languages.contains(l))
+                    .unwrap_or(self.lang);
+                if *confidence >= MIN_STT_CONFIDENCE {
+                    said = Some((text.clone(), l));
+                    understand::parse_yes_no(heard)
+                } else {
+                    None
+                }
+            }
+            Event::Dtmf(Dtmf::D1) if g.dtmf => Some(true),
+            Event::Dtmf(Dtmf::D2) if g.dtmf => Some(false),
+            Event::Dtmf(_) | Event::NoInput => None,
+            Event::Result(_) | Event::TransferFailed { .. } | Event::Hangup => return,
+        };
+        self.waiting = Waiting::Nothing;
+        let undo = self.confirm_undo.take();
+        if let Some((text, l)) = &said {
+            if self.heard.keep(text, *l, now, step, g.expect, false) {
+                self.explain_turn(step);
+            }
+        }
+        if yes == Some(true) {
+            self.explain(|me| format!("{}: confirmed", me.muni.step_path(step)));
+            self.run(target, now, out);
+            return;
+        }
+        if let Some(u) = undo {
+            self.restore(*u);
+        }
+        self.explain(|me| format!("{}: not confirmed: asking", me.muni.step_path(step)));
+        // "Nej, på tirsdag": the same words may answer the question.
+        if let Some((text, l)) = said {
+            if g.expect != Expect::YesNo {
+                if let Some(t) = self.understand_speech(g, text.expose(), l, now) {
+                    self.run(t, now, out);
+                    return;
+                }
+            }
+        }
+        self.attempts = 0;
+        self.dtmf.clear();
+        self.ask(g, &g.prompt, None, now, out);
+        self.waiting = Waiting::Gather(step);
     }
 
     fn complete_dtmf(&mut self, g: &Gather, now: DateTime<Utc>, out: &mut Vec<Action>) {
@@ -1344,39 +1714,100 @@ impl Interpreter {
         let norm = normalize(heard);
         match g.expect {
             Expect::Intent => {
-                let mut best: Option<(f64, &Intent, Option<Lang>)> = None;
-                for i in &g.intents {
-                    let own = i.matcher.get(&lang).map_or(0.0, |m| m.score(&norm));
-                    let (mut s, mut switch) = (own, None);
-                    // The other language's phrases count a little less; when
-                    // only they match, the caller speaks that language.
-                    for (l, m) in &i.matcher {
-                        let other = m.score(&norm);
-                        if *l != lang
-                            && other > own
-                            && other >= MIN_INTENT_SCORE
-                            && self.muni.languages.contains(l)
-                        {
-                            if 0.9 * other > s {
-                                s = 0.9 * other;
+                // The turn's meaning, once (the municipality's encoder; a
+                // failure to embed leaves the words alone to decide).
+                let query = self
+                    .muni
+                    .encoder
+                    .as_ref()
+                    .and_then(|e| e.embed(heard, crate::semantic::Role::Query).ok());
+                let langs = self.muni.languages.clone();
+                // (Words said earlier are no answer to a clarifying question.)
+                if let Some((a, b)) = self.clarifying.take().filter(|_| !self.prefilling) {
+                    let picked = intents::resolve_clarification(
+                        g,
+                        a,
+                        b,
+                        heard,
+                        lang,
+                        &langs,
+                        query.as_deref(),
+                    );
+                    return picked
+                        .and_then(|i| g.intents.get(i))
+                        .map(|i| self.choose(g, i));
+                }
+                let scored = intents::score(g, heard, lang, &langs, query.as_deref());
+                let understanding = match &self.waiting {
+                    Waiting::Gather(id) => self
+                        .muni
+                        .flow(id.flow)
+                        .map(|f| f.understanding)
+                        .unwrap_or_default(),
+                    _ => Understanding::default(),
+                };
+                self.explain(|me| {
+                    let at = match &me.waiting {
+                        Waiting::Gather(id) => me.muni.step_path(*id),
+                        _ => String::from("?"),
+                    };
+                    let shown: Vec<String> = scored
+                        .iter()
+                        .filter(|s| s.score > 0.0 || s.cosine.is_some())
+                        .take(5)
+                        .filter_map(|s| {
+                            let name = &g.intents.get(s.intent)?.name;
+                            Some(match s.cosine {
+                                Some(c) => format!(
+                                    "{name} {:.2} (words {:.2}, meaning {c:.2})",
+                                    s.score, s.lexical
+                                ),
+                                None => format!("{name} {:.2} (words)", s.score),
+                            })
+                        })
+                        .collect();
+                    format!(
+                        "{at}: intent scores [{lang}]{}: {}",
+                        if me.prefilling { " (earlier turn)" } else { "" },
+                        if shown.is_empty() {
+                            "none".to_string()
+                        } else {
+                            shown.join(", ")
+                        }
+                    )
+                });
+                // Words said earlier answer a question only when they pick
+                // one of its intents clearly (a close runner-up to another
+                // destination: the question is asked).
+                if self.prefilling {
+                    let goto = |x: &intents::Scored| g.intents.get(x.intent).map(|i| i.goto);
+                    if let Some(best) = scored.first() {
+                        let close = scored.iter().skip(1).find(|x| goto(x) != goto(best));
+                        if close.is_some_and(|r| best.score - r.score < understanding.margin) {
+                            return None;
+                        }
+                    }
+                }
+                match intents::decide(&scored, g, &understanding) {
+                    Decision::Chosen { intent, lang } => {
+                        if let Some(i) = g.intents.get(intent) {
+                            if let Some(l) = lang {
+                                self.pending_lang = Some(l);
                             }
-                            switch = Some(*l);
+                            return Some(self.choose(g, i));
                         }
                     }
-                    if best.as_ref().is_none_or(|(b, _, _)| s > *b) {
-                        best = Some((s, i, switch));
-                    }
-                }
-                if let Some((s, i, switch)) = best {
-                    if s >= MIN_INTENT_SCORE {
-                        if let Some(l) = switch {
-                            self.pending_lang = Some(l);
+                    Decision::Clarify { first, second } => {
+                        if !self.prefilling {
+                            self.clarify_request = Some((first, second));
                         }
-                        return Some(self.choose(g, i));
+                        return None;
                     }
+                    Decision::NotUnderstood => {}
                 }
-                // "et" / "one" / "tryk 1" for a menu key.
-                if norm.split(' ').count() <= 3 {
+                // "et" / "one" / "tryk 1" for a menu key (an answer to this
+                // question, not words said earlier).
+                if !self.prefilling && norm.split(' ').count() <= 3 {
                     if let Some(n) = understand::parse_number(&norm) {
                         let key = n.to_string();
                         if let Some(i) = g
@@ -1479,6 +1910,34 @@ impl Interpreter {
                 .and_then(|p| self.save(g, Value::Digits(p.into_inner()))),
             Expect::Digits | Expect::Text => self.save(g, Value::Digits(keys.to_string())),
         }
+    }
+
+    /// Asks which of two close intents the caller meant, and listens again
+    /// at the same gather for the answer.
+    fn ask_clarification(
+        &mut self,
+        g: &Gather,
+        first: usize,
+        second: usize,
+        now: DateTime<Utc>,
+        out: &mut Vec<Action>,
+    ) {
+        let q = intents::clarify_question(g, first, second, self.lang);
+        let text = Text(
+            [(
+                self.lang,
+                Template {
+                    source: q.clone(),
+                    parts: vec![Part::Lit(q)],
+                    personal: false,
+                },
+            )]
+            .into_iter()
+            .collect(),
+        );
+        self.dtmf.clear();
+        self.clarifying = Some((first, second));
+        self.ask(g, &text, None, now, out);
     }
 
     fn fail(&mut self, g: &Gather, why: Fail, now: DateTime<Utc>, out: &mut Vec<Action>) {
@@ -1644,6 +2103,7 @@ impl Interpreter {
                 .is_none_or(|w| w.contains(&local.weekday()))
             && c.holiday
                 .is_none_or(|h| holiday_on(local.date_naive()).is_some() == h)
+            && c.heard.is_none_or(|e| self.heard.has(e))
     }
 
     /// Evaluates a `set` template: `"{x}"` copies the value with its type.
@@ -1802,6 +2262,38 @@ fn national(n: &str) -> String {
         .or_else(|| n.strip_prefix("0045"))
         .unwrap_or(n);
     d.to_string()
+}
+
+/// What a gather expects, as [`Action::Gather::candidates`] says.
+fn candidates(g: &Gather, lang: Lang) -> Vec<(String, Vec<String>)> {
+    match g.expect {
+        Expect::Intent => g
+            .intents
+            .iter()
+            .filter_map(|i| {
+                let words = i.keywords.get(&lang)?.clone();
+                (!words.is_empty()).then(|| (i.name.clone(), words))
+            })
+            .collect(),
+        Expect::YesNo => yes_no_candidates(lang),
+        _ => Vec::new(),
+    }
+}
+
+/// Yes and no as expected answers in `lang`.
+fn yes_no_candidates(lang: Lang) -> Vec<(String, Vec<String>)> {
+    let (yes, no): (&[&str], &[&str]) = match lang {
+        Lang::Da => (
+            &["ja", "jo", "ja tak", "det er rigtigt"],
+            &["nej", "nej tak", "forkert"],
+        ),
+        _ => (
+            &["yes", "yeah", "yes please", "that's right"],
+            &["no", "no thanks", "wrong"],
+        ),
+    };
+    let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect();
+    vec![("yes".into(), words(yes)), ("no".into(), words(no))]
 }
 
 #[cfg(test)]

@@ -32,6 +32,11 @@ const STOP_WORDS: &[&str] = &[
     "yes", "well", "oh", "okay", "ok", "from", "at", "by", "up", "out", "if", "but",
 ];
 
+/// True for a word (normalised) that carries no errand ([`STOP_WORDS`]).
+pub fn is_stop_word(w: &str) -> bool {
+    STOP_WORDS.contains(&w)
+}
+
 /// English contraction tails left by normalisation ("it's", "I'm", "we'll").
 const CLITICS: &[&str] = &["s", "m", "ll", "ve", "re", "d"];
 
@@ -87,6 +92,32 @@ impl Terms {
                 }
             })
             .filter(|w| !w.is_empty() && !STOP_WORDS.contains(w) && !CLITICS.contains(w))
+            .map(|w| match stemmer {
+                Some(s) if !w.chars().any(|c| c.is_ascii_digit()) => {
+                    let stem = s.stem(w);
+                    match lang {
+                        Lang::Da => danish_conflate(&stem).to_string(),
+                        _ => stem.into_owned(),
+                    }
+                }
+                _ => w.to_string(),
+            })
+            .collect()
+    }
+}
+
+impl Terms {
+    /// Every word of `text` read in `lang`, stemmed, stop words kept: for
+    /// phrases whose small words matter ("ring mig op" is not "ringer om").
+    pub fn stems(&self, text: &str, lang: Lang) -> Vec<String> {
+        let stemmer = self
+            .stemmers
+            .iter()
+            .find(|(l, _)| *l == lang)
+            .map(|(_, s)| s);
+        normalize(text)
+            .split(' ')
+            .filter(|w| !w.is_empty())
             .map(|w| match stemmer {
                 Some(s) if !w.chars().any(|c| c.is_ascii_digit()) => {
                     let stem = s.stem(w);

@@ -11,8 +11,11 @@
 //!
 //! The flow language is documented in `docs/flows.md`.
 
+pub mod carry;
 pub mod diag;
+pub mod eval;
 pub mod hours;
+pub mod intents;
 pub mod interp;
 pub mod lexical;
 pub mod load;

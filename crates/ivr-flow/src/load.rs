@@ -123,6 +123,8 @@ struct RawDepartment {
     target: S<String>,
     mail: Option<S<String>>,
     hours: BTreeMap<S<String>, S<String>>,
+    /// Other words citizens use for the department, per language.
+    synonyms: Option<LangMap<Vec<String>>>,
 }
 
 #[derive(Deserialize)]
@@ -146,7 +148,17 @@ struct RawFlow {
     #[allow(dead_code)] // reason: documentation for operators and `ivr graph`
     description: Option<String>,
     start: S<String>,
+    understanding: Option<RawUnderstanding>,
     step: BTreeMap<S<String>, S<RawStep>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUnderstanding {
+    accept: Option<S<f32>>,
+    margin: Option<S<f32>>,
+    clarify: Option<bool>,
+    auto_intents: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -155,6 +167,7 @@ struct RawIntent {
     name: S<String>,
     examples: Option<LangMap<Vec<String>>>,
     keywords: Option<LangMap<Vec<String>>>,
+    clarify: Option<LangMap<String>>,
     dtmf: Option<S<String>>,
     goto: S<String>,
 }
@@ -172,6 +185,7 @@ struct RawCond {
     after: Option<S<String>>,
     weekday: Option<S<Vec<String>>>,
     holiday: Option<bool>,
+    heard: Option<S<String>>,
     goto: S<String>,
 }
 
@@ -222,6 +236,9 @@ struct RawStep {
     goto: Option<S<String>>,
     outcome: Option<S<String>>,
     kind: Option<S<String>>,
+    prefill: Option<S<String>>,
+    prefill_prompt: Option<LangMap<String>>,
+    auto_intents: Option<S<bool>>,
 }
 
 macro_rules! present {
@@ -245,8 +262,9 @@ impl RawStep {
             number => "number", to => "to", subject => "subject", body => "body", op => "op", queue => "queue",
             slot => "slot", cpr => "cpr", date => "date", on_error => "on_error", on_taken => "on_taken",
             on_empty => "on_empty", on_unavailable => "on_unavailable", flow => "flow", goto => "goto",
-            outcome => "outcome", kind => "kind";
+            outcome => "outcome", kind => "kind", prefill => "prefill", auto_intents => "auto_intents";
             text => "text", prompt => "prompt", reprompt => "reprompt", hints => "hints",
+            prefill_prompt => "prefill_prompt",
         )
     }
 }
@@ -272,6 +290,9 @@ pub const VERBS: &[(&str, &[&str])] = &[
             "no_input",
             "no_match",
             "personal",
+            "prefill",
+            "prefill_prompt",
+            "auto_intents",
         ],
     ),
     ("branch", &["when", "else"]),
@@ -683,6 +704,18 @@ fn load_municipality(
             ctx,
             &format!("department `{}`", k.get_ref()),
         );
+        let mut synonyms: BTreeMap<Lang, Vec<String>> = BTreeMap::new();
+        for (code, words) in d.synonyms.iter().flatten() {
+            match lang_of(code) {
+                Some(l) => synonyms.entry(l).or_default().extend(words.iter().cloned()),
+                None => ctx.err(
+                    &src,
+                    key_pos(&src, k.span().start, "synonyms"),
+                    format!("unknown language `{code}`"),
+                    Some("known: da, en".into()),
+                ),
+            }
+        }
         departments.insert(
             k.get_ref().clone(),
             Department {
@@ -691,6 +724,7 @@ fn load_municipality(
                 target: d.target.get_ref().clone(),
                 mail: d.mail.as_ref().map(|m| m.get_ref().clone()),
                 hours,
+                synonyms,
             },
         );
     }
@@ -840,7 +874,7 @@ fn load_municipality(
     if after > before {
         return None;
     }
-    Some(Municipality {
+    let mut m = Municipality {
         id,
         name: raw.name.get_ref().clone(),
         languages,
@@ -850,7 +884,10 @@ fn load_municipality(
         flows,
         calendar,
         announcement,
-    })
+        encoder: None,
+    };
+    crate::intents::add_auto_intents(&mut m);
+    Some(m)
 }
 
 fn lang_names(
@@ -1228,12 +1265,14 @@ impl<'a> Validator<'a> {
                 kind,
             });
         }
+        let understanding = self.understanding(rf.understanding.as_ref());
         let flow = Flow {
             name: name.to_string(),
             id,
             file: self.src.path.clone(),
             start,
             steps,
+            understanding,
         };
         // Unreachable steps (warning).
         let mut seen = BTreeSet::new();
@@ -1301,6 +1340,41 @@ impl<'a> Validator<'a> {
             }
         }
         flow
+    }
+
+    /// The flow's `[understanding]` table, defaults for what it leaves out.
+    fn understanding(&mut self, u: Option<&RawUnderstanding>) -> Understanding {
+        let mut out = Understanding::default();
+        let Some(u) = u else {
+            return out;
+        };
+        for (v, field, slot) in [
+            (&u.accept, "accept", &mut out.accept),
+            (&u.margin, "margin", &mut out.margin),
+        ] {
+            if let Some(x) = v {
+                if (0.0..=1.0).contains(x.get_ref()) {
+                    *slot = *x.get_ref();
+                } else {
+                    self.err(
+                        x.span().start,
+                        format!("[understanding] {field} = {} is outside 0..1", x.get_ref()),
+                        Some(format!(
+                            "the defaults are accept = {}, margin = {}",
+                            crate::intents::DEFAULT_ACCEPT,
+                            crate::intents::DEFAULT_MARGIN
+                        )),
+                    );
+                }
+            }
+        }
+        if let Some(c) = u.clarify {
+            out.clarify = c;
+        }
+        if let Some(a) = u.auto_intents {
+            out.auto_intents = a;
+        }
+        out
     }
 
     fn step(&mut self, name: &S<String>, s: &RawStep) -> Option<StepKind> {
@@ -1654,6 +1728,8 @@ impl<'a> Validator<'a> {
         for ri in s.intent.iter().flat_map(|v| v.get_ref().iter()) {
             let r = ri.get_ref();
             let mut matcher: BTreeMap<Lang, IntentMatcher> = BTreeMap::new();
+            let terms = crate::lexical::Terms::default();
+            let mut keywords: BTreeMap<Lang, Vec<String>> = BTreeMap::new();
             for (field, map) in [("examples", &r.examples), ("keywords", &r.keywords)] {
                 if let Some(m) = map {
                     for (k, words) in m {
@@ -1665,16 +1741,29 @@ impl<'a> Validator<'a> {
                             );
                             continue;
                         };
+                        if field == "keywords" {
+                            keywords
+                                .entry(l)
+                                .or_default()
+                                .extend(words.iter().map(|w| w.trim().to_string()));
+                        }
                         let e = matcher.entry(l).or_default();
-                        let list: Vec<String> = words.iter().map(|w| normalize(w)).collect();
                         if field == "examples" {
-                            e.examples.extend(list);
+                            e.add(l, words, &[], &terms);
                         } else {
-                            e.keywords.extend(list);
+                            e.add(l, &[], words, &terms);
                         }
                     }
                 }
             }
+            let clarify = r.clarify.as_ref().map(|c| {
+                self.text(
+                    c,
+                    &format!("intent `{}` clarify", r.name.get_ref()),
+                    r.name.span().start,
+                    "clarify",
+                )
+            });
             let builtin =
                 expect == Expect::YesNo && matches!(r.name.get_ref().as_str(), "yes" | "no");
             if expect == Expect::YesNo && !builtin {
@@ -1736,8 +1825,12 @@ impl<'a> Validator<'a> {
             intents.push(Intent {
                 name: r.name.get_ref().clone(),
                 matcher,
+                keywords,
                 dtmf: r.dtmf.as_ref().map(|d| d.get_ref().clone()),
                 goto,
+                clarify,
+                origin: IntentOrigin::Flow,
+                vectors: Default::default(),
             });
         }
         let is_choice = matches!(expect, Expect::Intent | Expect::YesNo);
@@ -1800,7 +1893,60 @@ impl<'a> Validator<'a> {
                 }
                 _ => 12,
             });
+        let prefill = match &s.prefill {
+            None => Prefill::default_for(expect),
+            Some(p) => match Prefill::parse(p.get_ref()) {
+                Some(x) => x,
+                None => {
+                    self.err(
+                        p.span().start,
+                        format!("unknown prefill `{}`", p.get_ref()),
+                        Some("confirm, use or off".into()),
+                    );
+                    Prefill::Off
+                }
+            },
+        };
+        let prefill_prompt = s.prefill_prompt.as_ref().map(|p| {
+            self.text(
+                p,
+                &format!("step `{step}` prefill_prompt"),
+                at,
+                "prefill_prompt",
+            )
+            .marked_personal(personal)
+        });
+        if let Some(p) = &s.prefill {
+            if prefill != Prefill::Off && !speech {
+                self.err(
+                    p.span().start,
+                    format!(
+                        "gather `{step}` listens to keys only: nothing said earlier can answer it"
+                    ),
+                    Some("remove `prefill`, or add \"speech\" to `input`".into()),
+                );
+            }
+            let no_value = matches!(expect, Expect::Intent | Expect::YesNo) || s.save_as.is_none();
+            if prefill == Prefill::Confirm && no_value && prefill_prompt.is_none() {
+                self.err(
+                    p.span().start,
+                    format!("gather `{step}` confirms an earlier answer but has no `prefill_prompt` to say what it heard"),
+                    Some("add prefill_prompt.da = \"Du vil ..., er det rigtigt?\" (and .en), or use prefill = \"use\"".into()),
+                );
+            }
+        }
+        if prefill_prompt.is_some() && prefill != Prefill::Confirm {
+            self.err(
+                key_pos(self.src, at, "prefill_prompt"),
+                format!(
+                    "gather `{step}` has a `prefill_prompt` but does not confirm earlier answers"
+                ),
+                Some("add prefill = \"confirm\"".into()),
+            );
+        }
         Some(Gather {
+            prefill,
+            prefill_prompt,
             prompt,
             reprompt,
             speech,
@@ -1816,6 +1962,7 @@ impl<'a> Validator<'a> {
             max_digits,
             no_input: self.opt_target(&s.no_input),
             no_match: self.opt_target(&s.no_match),
+            auto_intents: s.auto_intents.as_ref().map(|a| *a.get_ref()),
         })
     }
 
@@ -1867,6 +2014,20 @@ impl<'a> Validator<'a> {
                 })
                 .collect()
         });
+        let heard = r
+            .heard
+            .as_ref()
+            .and_then(|h| match Expect::parse(h.get_ref()) {
+                Some(e @ (Expect::Date | Expect::Time | Expect::Phone | Expect::Cpr)) => Some(e),
+                _ => {
+                    self.err(
+                        h.span().start,
+                        format!("`heard` cannot test for `{}`", h.get_ref()),
+                        Some("heard = \"date\", \"time\", \"phone\" or \"cpr\"".into()),
+                    );
+                    None
+                }
+            });
         if r.equals.is_some() && r.var.is_none() {
             self.err(
                 c.span().start,
@@ -1891,6 +2052,7 @@ impl<'a> Validator<'a> {
             after,
             weekday,
             holiday: r.holiday,
+            heard,
             goto: self.target(&r.goto),
         }
     }
@@ -1987,6 +2149,7 @@ pub fn parse_flow_file(path: &Path) -> Result<Flow, Vec<Diagnostic>> {
                     target: String::new(),
                     mail: Some(String::new()),
                     hours: OpeningHours::default(),
+                    synonyms: BTreeMap::new(),
                 },
             );
         }
@@ -2014,6 +2177,7 @@ pub fn parse_flow_file(path: &Path) -> Result<Flow, Vec<Diagnostic>> {
                         target: String::new(),
                         mail: None,
                         hours: OpeningHours::default(),
+                        synonyms: BTreeMap::new(),
                     },
                 );
             }
@@ -2027,6 +2191,7 @@ pub fn parse_flow_file(path: &Path) -> Result<Flow, Vec<Diagnostic>> {
                     target: String::new(),
                     mail: Some(String::new()),
                     hours: OpeningHours::default(),
+                    synonyms: BTreeMap::new(),
                 },
             );
         }

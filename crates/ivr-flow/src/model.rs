@@ -34,6 +34,10 @@ pub struct Municipality {
     pub calendar: Calendar,
     /// Played before every flow when present (crisis preparedness).
     pub announcement: Option<Announcement>,
+    /// The sentence encoder the intents' example vectors were made with
+    /// (see [`crate::intents`]); `None`: intents are recognised by their
+    /// words alone. Set by [`crate::FlowStore::load_with`].
+    pub encoder: Option<Arc<dyn crate::semantic::SentenceEncoder>>,
 }
 
 impl Municipality {
@@ -114,6 +118,10 @@ pub struct Department {
     pub mail: Option<String>,
     /// Opening hours.
     pub hours: OpeningHours,
+    /// Other words citizens use for it, per language (`synonyms` in
+    /// municipality.toml): with [`Department::name`] they make it an intent
+    /// of menu gathers (see [`crate::intents`]).
+    pub synonyms: BTreeMap<Lang, Vec<String>>,
 }
 
 /// A Frontdesk queue (appointment type).
@@ -204,6 +212,33 @@ pub struct FlowRef {
     pub name: String,
 }
 
+/// How a flow's intent gathers decide (the flow's `[understanding]` table;
+/// see [`crate::intents`] and docs/flows.md).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Understanding {
+    /// The best intent needs at least this score (0..1) to be chosen.
+    pub accept: f32,
+    /// When the runner-up (another destination) scores within this much of
+    /// the best, the caller is asked which of the two they meant.
+    pub margin: f32,
+    /// Ask that question (false: take the best).
+    pub clarify: bool,
+    /// Departments and Frontdesk queues of the municipality are intents of
+    /// this flow's menu gathers (a gather's `auto_intents` overrides).
+    pub auto_intents: bool,
+}
+
+impl Default for Understanding {
+    fn default() -> Self {
+        Understanding {
+            accept: crate::intents::DEFAULT_ACCEPT,
+            margin: crate::intents::DEFAULT_MARGIN,
+            clarify: true,
+            auto_intents: true,
+        }
+    }
+}
+
 /// A flow: steps in file order and where it starts.
 #[derive(Debug, Clone)]
 pub struct Flow {
@@ -215,8 +250,11 @@ pub struct Flow {
     pub file: PathBuf,
     /// First step.
     pub start: StepId,
-    /// Steps in file order; a [`StepId`] of this flow indexes it.
+    /// Steps in file order; a [`StepId`] of this flow indexes it. Steps the
+    /// loader adds (a transfer for a department intent) come last.
     pub steps: Vec<Step>,
+    /// Thresholds of its intent gathers.
+    pub understanding: Understanding,
 }
 
 impl Flow {
@@ -411,6 +449,60 @@ impl Expect {
     }
 }
 
+impl Expect {
+    /// The name in the flow language (`expect = "..."`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Intent => "intent",
+            Self::YesNo => "yesno",
+            Self::Number => "number",
+            Self::Date => "date",
+            Self::Time => "time",
+            Self::Cpr => "cpr",
+            Self::Phone => "phone",
+            Self::Digits => "digits",
+            Self::Text => "text",
+        }
+    }
+}
+
+/// What a gather does when the caller already said its answer earlier in
+/// the call (`prefill = "..."`; see `docs/flows.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prefill {
+    /// Take the earlier answer and ask "..., er det rigtigt?" instead of the
+    /// question; "nej" asks the question. Default for dates, times, phone
+    /// and CPR numbers.
+    Confirm,
+    /// Take the earlier answer without a word (a later step confirms it, or
+    /// it is a choice the caller made plainly). Default for intents.
+    Use,
+    /// Always ask. Default for yes/no, free text, numbers and digits, whose
+    /// earlier words seldom answer this question.
+    Off,
+}
+
+impl Prefill {
+    /// Parses the `prefill` value.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "confirm" => Self::Confirm,
+            "use" => Self::Use,
+            "off" => Self::Off,
+            _ => return None,
+        })
+    }
+
+    /// The default for a gather expecting `e`.
+    pub fn default_for(e: Expect) -> Self {
+        match e {
+            Expect::Intent => Self::Use,
+            Expect::Date | Expect::Time | Expect::Phone | Expect::Cpr => Self::Confirm,
+            Expect::YesNo | Expect::Number | Expect::Digits | Expect::Text => Self::Off,
+        }
+    }
+}
+
 /// An intent of a gather.
 #[derive(Debug, Clone)]
 pub struct Intent {
@@ -418,10 +510,34 @@ pub struct Intent {
     pub name: String,
     /// Matchers per language.
     pub matcher: BTreeMap<Lang, crate::understand::IntentMatcher>,
+    /// The keywords per language as the flow writes them (with `æøå`):
+    /// what speech-to-text scores against the audio.
+    pub keywords: BTreeMap<Lang, Vec<String>>,
     /// Key that selects it.
     pub dtmf: Option<String>,
     /// Where to go.
     pub goto: StepId,
+    /// What the option is called in a clarifying question ("aflyse en aftale
+    /// i jobcentret"), per language: the flow's `clarify`, or made from the
+    /// department or queue it leads to.
+    pub clarify: Option<Text>,
+    /// Where the intent comes from.
+    pub origin: IntentOrigin,
+    /// Embeddings of its examples and keywords, made once per load when an
+    /// encoder is present.
+    pub vectors: crate::intents::ExampleVectors,
+}
+
+/// Where an intent of a gather comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IntentOrigin {
+    /// Written in the flow (it may also carry the words of the department or
+    /// queue it leads to).
+    Flow,
+    /// Added for a department of the municipality (named after its id).
+    Department(String),
+    /// Added for a Frontdesk queue (named after its id).
+    Queue(String),
 }
 
 /// A `gather` step.
@@ -457,6 +573,13 @@ pub struct Gather {
     pub no_input: Option<StepId>,
     /// Where to go after the last failed attempt not understood.
     pub no_match: Option<StepId>,
+    /// What to do when the caller already said the answer earlier.
+    pub prefill: Prefill,
+    /// Said instead of the prompt when an earlier answer is confirmed
+    /// (default: "Jeg hørte ... Er det rigtigt?").
+    pub prefill_prompt: Option<Text>,
+    /// The gather's `auto_intents` (`None`: the flow's setting, for menus).
+    pub auto_intents: Option<bool>,
 }
 
 /// A condition of a `branch`: every field given must hold.
@@ -483,6 +606,9 @@ pub struct Cond {
     pub weekday: Option<Vec<chrono::Weekday>>,
     /// Today is a public holiday (true) / is not (false).
     pub holiday: Option<bool>,
+    /// The caller has said a value of this kind (date, time, phone, cpr)
+    /// earlier in the call.
+    pub heard: Option<Expect>,
     /// Where to go.
     pub goto: StepId,
 }
@@ -704,6 +830,9 @@ impl StepKind {
                 if let Some(r) = &g.reprompt {
                     v.push(r);
                 }
+                if let Some(r) = &g.prefill_prompt {
+                    v.push(r);
+                }
                 v
             }
             _ => Vec::new(),
@@ -739,6 +868,9 @@ pub fn cond_label(c: &Cond) -> String {
     }
     if let Some(w) = &c.weekday {
         parts.push(format!("{w:?}"));
+    }
+    if let Some(e) = c.heard {
+        parts.push(format!("heard {}", e.as_str()));
     }
     if let Some(h) = c.holiday {
         parts.push(if h {

@@ -228,6 +228,7 @@ pub fn action_line(a: &Action) -> String {
             speech,
             dtmf,
             hints,
+            candidates: _,
             lang,
             timeout,
             max_digits,
@@ -393,24 +394,30 @@ impl Conversation {
                 _ if self.interp.is_transferring() => Event::Hangup,
                 _ => ev,
             };
-            if let Event::Speech {
-                text,
-                confidence,
-                lang,
-                ..
-            } = &ev
-            {
-                self.last_speech = Some(Event::Speech {
-                    text: text.clone(),
-                    confidence: *confidence,
-                    lang: *lang,
-                    identified: true,
-                });
-            }
-            let actions = self.interp.handle(ev, self.now);
-            lines.extend(self.drive(actions));
+            lines.extend(self.hear(ev));
         }
         lines
+    }
+
+    /// Feeds one event as it is (e.g. speech with its identified language);
+    /// returns the printed lines.
+    pub fn hear(&mut self, ev: Event) -> Vec<String> {
+        if let Event::Speech {
+            text,
+            confidence,
+            lang,
+            ..
+        } = &ev
+        {
+            self.last_speech = Some(Event::Speech {
+                text: text.clone(),
+                confidence: *confidence,
+                lang: *lang,
+                identified: true,
+            });
+        }
+        let actions = self.interp.handle(ev, self.now);
+        self.drive(actions)
     }
 
     fn drive(&mut self, mut actions: Vec<Action>) -> Vec<String> {
@@ -471,6 +478,18 @@ pub enum ScriptError {
         /// What came (remaining lines).
         got: String,
     },
+    /// An action that must not come after the last caller turn came.
+    #[error(
+        "line {line}: no action after the last turn may contain `{unexpected}`, but came: {got}"
+    )]
+    Unexpected {
+        /// Line number.
+        line: usize,
+        /// The forbidden substring.
+        unexpected: String,
+        /// The action line that contained it.
+        got: String,
+    },
 }
 
 /// Runs a conversation script (see `tests/conversations/README.md`):
@@ -481,6 +500,7 @@ pub enum ScriptError {
 /// @ caller +4522334455
 /// @ force unavailable            next integration request answers this
 /// < say[da]: Velkommen           an action line containing this, in order
+/// ! Vil du bestille              no action line after the last turn contains this
 /// > jeg skal have et nyt pas     caller turn (text, dtmf:1#, (silence), (hangup))
 /// = outcome transferred          the call record's outcome
 /// ```
@@ -494,6 +514,8 @@ pub fn run_script(store: &FlowStore, script: &str) -> Result<Vec<String>, Script
     let mut forced = VecDeque::new();
     let mut conv: Option<Conversation> = None;
     let mut pending: Vec<String> = Vec::new();
+    // Everything the last caller turn (or the start) produced.
+    let mut last_turn: Vec<String> = Vec::new();
     let mut transcript = Vec::new();
     for (i, raw) in script.lines().enumerate() {
         let line_no = i + 1;
@@ -545,7 +567,7 @@ pub fn run_script(store: &FlowStore, script: &str) -> Result<Vec<String>, Script
                     other => return Err(herr(format!("unknown header `{other}`"))),
                 }
             }
-            ">" | "<" | "=" => {
+            ">" | "<" | "=" | "!" => {
                 if conv.is_none() {
                     let r = route
                         .clone()
@@ -565,6 +587,7 @@ pub fn run_script(store: &FlowStore, script: &str) -> Result<Vec<String>, Script
                         integ,
                     );
                     transcript.extend(lines.iter().cloned());
+                    last_turn = lines.clone();
                     pending = lines;
                     conv = Some(c);
                 }
@@ -575,7 +598,17 @@ pub fn run_script(store: &FlowStore, script: &str) -> Result<Vec<String>, Script
                         transcript.push(format!("> {rest}"));
                         let lines = c.turn(rest);
                         transcript.extend(lines.iter().cloned());
+                        last_turn = lines.clone();
                         pending = lines;
+                    }
+                    "!" => {
+                        if let Some(l) = last_turn.iter().find(|l| l.contains(rest)) {
+                            return Err(ScriptError::Unexpected {
+                                line: line_no,
+                                unexpected: rest.to_string(),
+                                got: l.clone(),
+                            });
+                        }
                     }
                     "<" => match pending.iter().position(|l| l.contains(rest)) {
                         Some(p) => {
@@ -605,7 +638,7 @@ pub fn run_script(store: &FlowStore, script: &str) -> Result<Vec<String>, Script
             _ => {
                 return Err(ScriptError::Header {
                     line: line_no,
-                    message: format!("a line starts with @, >, <, = or #, not `{tag}`"),
+                    message: format!("a line starts with @, >, <, !, = or #, not `{tag}`"),
                 })
             }
         }

@@ -4,8 +4,9 @@
 //! the previous snapshot and returns the diagnostics.
 
 use std::{
+    collections::HashMap,
     path::{Path, PathBuf},
-    sync::{Arc, RwLock},
+    sync::{Arc, Mutex, RwLock},
     time::SystemTime,
 };
 
@@ -15,6 +16,7 @@ use crate::{
     diag::Diagnostic,
     interp::{builtin_prompts, Route},
     load::{load, normalize_number, Deployment},
+    semantic::{EncodeError, SentenceEncoder},
 };
 
 /// Why a load or reload was refused.
@@ -24,6 +26,9 @@ pub enum StoreError {
     /// The files have errors; the previous version (if any) keeps serving.
     #[error("{} error(s) in flows; first: {}", .0.iter().filter(|d| d.is_error()).count(), .0.first().map(|d| format!("{}:{}:{}: {}", d.file.display(), d.line, d.col, d.message)).unwrap_or_default())]
     Invalid(Vec<Diagnostic>),
+    /// The sentence encoder failed on an intent example.
+    #[error("embedding intent examples: {0}")]
+    Embed(#[from] EncodeError),
 }
 
 /// Loaded flows of every municipality, reloadable while calls run.
@@ -31,6 +36,8 @@ pub enum StoreError {
 pub struct FlowStore {
     root: PathBuf,
     current: RwLock<(Arc<Deployment>, Option<SystemTime>)>,
+    /// Embeds intent examples at each (re)load; `None`: words only.
+    encoder: Option<Arc<dyn SentenceEncoder>>,
 }
 
 fn newest_mtime(root: &Path) -> Option<SystemTime> {
@@ -49,22 +56,81 @@ fn newest_mtime(root: &Path) -> Option<SystemTime> {
     newest
 }
 
+/// Example vectors by encoder and text, kept for the life of the process:
+/// a reload, and every store of the same flows (tests start many engines),
+/// embeds only texts it has not seen. Flow text only, never what a caller
+/// said; emptied if it ever holds more than [`MAX_CACHED_VECTORS`].
+type VectorCache = HashMap<(String, String), Arc<[f32]>>;
+static VECTORS: std::sync::OnceLock<Mutex<VectorCache>> = std::sync::OnceLock::new();
+/// Bound of the example-vector cache (about 1.5 kB a vector).
+const MAX_CACHED_VECTORS: usize = 50_000;
+
+/// Attaches the encoder and example vectors to every municipality.
+fn embed(
+    encoder: Option<&Arc<dyn SentenceEncoder>>,
+    mut d: Deployment,
+) -> Result<Deployment, StoreError> {
+    let Some(enc) = encoder else {
+        return Ok(d);
+    };
+    let mut all = VECTORS
+        .get_or_init(|| Mutex::new(HashMap::new()))
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if all.len() > MAX_CACHED_VECTORS {
+        all.clear();
+    }
+    let name = enc.name().to_string();
+    let mut cache: HashMap<String, Arc<[f32]>> = all
+        .iter()
+        .filter(|((n, _), _)| *n == name)
+        .map(|((_, t), v)| (t.clone(), v.clone()))
+        .collect();
+    for m in d.municipalities.values_mut() {
+        crate::intents::embed_examples(Arc::make_mut(m), enc, &mut cache)?;
+    }
+    for (t, v) in cache {
+        all.insert((name.clone(), t), v);
+    }
+    Ok(d)
+}
+
 impl FlowStore {
-    /// Loads a deployment folder (`flows/`). Warnings are returned beside the store.
+    /// Loads a deployment folder (`flows/`). Warnings are returned beside
+    /// the store. Intents are recognised by their words alone (see
+    /// [`FlowStore::load_with`]).
     pub fn load(root: impl Into<PathBuf>) -> Result<(Self, Vec<Diagnostic>), StoreError> {
+        Self::load_with(root, None)
+    }
+
+    /// [`FlowStore::load`] with a sentence encoder: every intent example and
+    /// keyword is embedded once now (and again at a reload only when its text
+    /// is new), and calls embed each caller turn with it
+    /// ([`crate::intents`]).
+    pub fn load_with(
+        root: impl Into<PathBuf>,
+        encoder: Option<Arc<dyn SentenceEncoder>>,
+    ) -> Result<(Self, Vec<Diagnostic>), StoreError> {
         let root = root.into();
         let stamp = newest_mtime(&root);
         let loaded = load(&root);
         match loaded.deployment {
-            Some(d) => Ok((
-                Self {
+            Some(d) => {
+                let d = embed(encoder.as_ref(), d)?;
+                let store = Self {
                     root,
                     current: RwLock::new((Arc::new(d), stamp)),
-                },
-                loaded.diagnostics,
-            )),
+                    encoder,
+                };
+                Ok((store, loaded.diagnostics))
+            }
             None => Err(StoreError::Invalid(loaded.diagnostics)),
         }
+    }
+
+    /// The encoder intents are scored with, if any.
+    pub fn encoder(&self) -> Option<&Arc<dyn SentenceEncoder>> {
+        self.encoder.as_ref()
     }
 
     /// Loads the folder again. On success new calls get the new version and
@@ -74,6 +140,7 @@ impl FlowStore {
         let loaded = load(&self.root);
         match loaded.deployment {
             Some(d) => {
+                let d = embed(self.encoder.as_ref(), d)?;
                 let mut cur = self.current.write().unwrap_or_else(|e| e.into_inner());
                 *cur = (Arc::new(d), stamp);
                 Ok(loaded.diagnostics)

@@ -293,6 +293,56 @@ pub fn parse_yes_no(text: &str) -> Option<bool> {
     }
 }
 
+// ---------------------------------------------------------------- corrections
+
+/// What a caller corrected to, when they corrected themselves in the turn
+/// ("til min skat... nej, til min pension", "a passport, no sorry, a driving
+/// licence", "jeg mener"): the words after the last correction; otherwise
+/// the whole turn.
+pub fn corrected(text: &str) -> &str {
+    let lower = text.to_lowercase();
+    const MARKERS: &[&str] = &[
+        "... nej",
+        "…nej",
+        "… nej",
+        "...nej",
+        ", nej,",
+        ", nej ",
+        "nej undskyld",
+        "nej vent",
+        "nej nej",
+        "eller nej",
+        "jeg mener",
+        "undskyld, jeg mener",
+        ", no,",
+        ", no ",
+        "no sorry",
+        "no wait",
+        "sorry, i mean",
+        "i mean",
+        "... no",
+        "...no",
+    ];
+    let cut = MARKERS
+        .iter()
+        .filter_map(|m| lower.rfind(m).map(|i| i + m.len()))
+        .max();
+    match cut {
+        // Byte offsets of the lower-cased text match the original only when
+        // lower-casing kept every length (true for Danish and English text).
+        Some(i) if lower.len() == text.len() && text.is_char_boundary(i) => {
+            let rest = &text[i..];
+            // Something must be left to understand.
+            if normalize(rest).split(' ').filter(|w| w.len() > 2).count() >= 1 {
+                rest
+            } else {
+                text
+            }
+        }
+        _ => text,
+    }
+}
+
 // ---------------------------------------------------------------- language
 
 /// A request to switch language: "English please", "can we speak English",
@@ -826,13 +876,22 @@ pub fn parse_phone(text: &str) -> Option<Pii<String>> {
 
 // ---------------------------------------------------------------- intents
 
-/// What an intent is recognised by.
+/// What an intent is recognised by, in one language.
 #[derive(Debug, Clone, Default)]
 pub struct IntentMatcher {
     /// Normalised example phrases.
     pub examples: Vec<String>,
     /// Normalised keywords (one or more words each).
     pub keywords: Vec<String>,
+    /// Stemmed content words of each example ([`crate::lexical::Terms`]).
+    pub example_terms: Vec<Vec<String>>,
+    /// Stemmed words of each keyword: its content words when it has two or
+    /// more, else every word ([`crate::lexical::Terms::stems`]).
+    pub keyword_terms: Vec<Vec<String>>,
+    /// Examples as written, for the sentence encoder.
+    pub example_texts: Vec<String>,
+    /// Keywords as written.
+    pub keyword_texts: Vec<String>,
 }
 
 /// Similarity of a heard word to a keyword word: exact 1.0, otherwise
@@ -842,7 +901,9 @@ fn word_similarity(a: &str, b: &str) -> f64 {
     if a == b {
         return 1.0;
     }
-    if a.len() < 4 || b.len() < 4 {
+    // Short words must match exactly; words of very different length are
+    // different words (and the similarity is not worth computing).
+    if a.len() < 5 || b.len() < 5 || a.len().abs_diff(b.len()) > 3 {
         return 0.0;
     }
     let s = strsim::jaro_winkler(a, b);
@@ -854,11 +915,47 @@ fn word_similarity(a: &str, b: &str) -> f64 {
 }
 
 impl IntentMatcher {
+    /// Adds examples and keywords written in `lang` (normalised, stemmed).
+    pub fn add(
+        &mut self,
+        lang: Lang,
+        examples: &[String],
+        keywords: &[String],
+        terms: &crate::lexical::Terms,
+    ) {
+        for e in examples {
+            self.examples.push(normalize(e));
+            self.example_terms.push(terms.of(e, lang));
+            self.example_texts.push(e.clone());
+        }
+        for k in keywords {
+            self.keywords.push(normalize(k));
+            // Content words when there are two or more ("det gule kort":
+            // gul, kort); every word when the small ones carry the meaning
+            // ("ring mig op", "tale med").
+            let content = terms.of(k, lang);
+            self.keyword_terms.push(if content.len() >= 2 {
+                content
+            } else {
+                terms.stems(k, lang)
+            });
+            self.keyword_texts.push(k.clone());
+        }
+    }
+
     /// A score in [0, 1] for a normalised utterance: a keyword heard (each of
     /// its words found, allowing small misspellings) gives up to 0.95; an
     /// example phrase contributes its word overlap.
     pub fn score(&self, utterance: &str) -> f64 {
-        let heard = tokens(utterance);
+        let words = tokens(utterance);
+        // Speech recognisers split compounds ("kør kort", "bolig støtte",
+        // "mit i d"): for keywords, the joined neighbours count as heard
+        // words too.
+        let joined: Vec<String> = (2..=3)
+            .flat_map(|n| words.windows(n).map(|w| w.concat()))
+            .collect();
+        let mut heard = words.clone();
+        heard.extend(joined.iter().map(String::as_str));
         let mut best: f64 = 0.0;
         for kw in &self.keywords {
             let kws = tokens(kw);
@@ -887,16 +984,43 @@ impl IntentMatcher {
             if ex == utterance {
                 return 1.0;
             }
-            let content: Vec<&&str> = exs.iter().filter(|w| w.len() > 2).collect();
+            let content: Vec<&&str> = exs
+                .iter()
+                .filter(|w| w.len() > 2 && !crate::lexical::is_stop_word(w))
+                .collect();
             if content.is_empty() {
                 continue;
             }
             let hit = content
                 .iter()
-                .filter(|w| heard.iter().any(|h| word_similarity(h, w) > 0.0))
+                .filter(|w| words.iter().any(|h| word_similarity(h, w) > 0.0))
                 .count();
             let overlap = hit as f64 / content.len() as f64;
             best = best.max(0.9 * overlap);
+        }
+        best
+    }
+
+    /// [`IntentMatcher::score`], or the same measures on stemmed words, so
+    /// "aflysningen", "aflyste" and "aflyse" meet: every stemmed word of a
+    /// keyword heard (`stems`: [`crate::lexical::Terms::stems`] of the
+    /// utterance) gives 0.95; an example gives 0.9 times the share of its
+    /// stemmed content words heard (`content`: [`crate::lexical::Terms::of`]).
+    pub fn lexical(&self, utterance: &str, stems: &[String], content: &[String]) -> f64 {
+        let mut best = self.score(utterance);
+        for k in &self.keyword_terms {
+            if !k.is_empty() && k.iter().all(|t| stems.contains(t) || content.contains(t)) {
+                best = best.max(0.95);
+            }
+        }
+        for e in &self.example_terms {
+            if e.is_empty() {
+                continue;
+            }
+            // An example of one content word ("ringes op" -> "ring") says
+            // too little on its own: at most half.
+            let hit = e.iter().filter(|t| content.contains(t)).count();
+            best = best.max(0.9 * hit as f64 / e.len().max(2) as f64);
         }
         best
     }
@@ -1064,10 +1188,39 @@ mod tests {
     }
 
     #[test]
+    fn a_correction_in_the_turn_leaves_what_the_caller_corrected_to() {
+        assert_eq!(
+            corrected("til min skat... nej, til min pension").trim(),
+            ", til min pension"
+        );
+        assert_eq!(
+            corrected("a passport, no sorry, a driving licence").trim(),
+            ", a driving licence"
+        );
+        // No correction, or nothing after it: the whole turn.
+        assert_eq!(
+            corrected("nej tak, jeg vil gerne have et pas"),
+            "nej tak, jeg vil gerne have et pas"
+        );
+        assert_eq!(corrected("jeg mener"), "jeg mener");
+    }
+
+    #[test]
+    fn compounds_a_recogniser_split_still_match_their_keyword() {
+        let m = IntentMatcher {
+            keywords: vec![normalize("kørekort"), normalize("mitid")],
+            ..Default::default()
+        };
+        assert!(m.score(&normalize("jeg har mistet mit kør kort")) > 0.8);
+        assert!(m.score(&normalize("jeg kan ikke logge på mit i d")) > 0.9);
+        assert!(m.score(&normalize("jeg skal have et pas")) < 0.5);
+    }
+
+    #[test]
     fn keywords_survive_misspellings_and_inflection() {
         let m = IntentMatcher {
-            examples: vec![],
             keywords: vec![normalize("boligstøtte")],
+            ..Default::default()
         };
         assert!(m.score(&normalize("jeg ringer om min boligstøtte")) > 0.9);
         assert!(m.score(&normalize("boligstotte")) > 0.8);

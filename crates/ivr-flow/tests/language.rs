@@ -25,7 +25,7 @@ fn the_first_question_identifies_the_language_among_the_municipalitys_and_later_
     // Silence: still no speech turn, the repeated question identifies again.
     let again = c.handle(Event::NoInput, now());
     assert_eq!(gather_identify(&again), Some(vec![Lang::Da, Lang::En]));
-    let next = c.handle(identified("jeg skal have nyt pas", Lang::Da), now());
+    let next = c.handle(identified("det drejer sig om mit pas", Lang::Da), now());
     assert_eq!(
         gather_identify(&next),
         Some(vec![]),
@@ -38,7 +38,10 @@ fn an_english_first_turn_identified_as_english_switches_and_is_understood_in_eng
     let store = shipped();
     let mut c = nordby(&store);
     c.start(now());
-    let out = c.handle(identified("I need a new passport", Lang::En), now());
+    let out = c.handle(
+        identified("I am calling about my passport", Lang::En),
+        now(),
+    );
     assert_eq!(out.first(), Some(&Action::SetLanguage(Lang::En)), "{out:?}");
     assert_eq!(c.lang(), Lang::En);
     assert!(
@@ -105,7 +108,7 @@ fn an_identified_english_turn_later_in_the_call_switches_the_conversation_and_re
     let store = shipped();
     let mut c = nordby(&store);
     c.start(now());
-    c.handle(heard("jeg skal have nyt pas"), now());
+    c.handle(heard("det drejer sig om mit pas"), now());
     // Neither Danish nor English words of the question: not understood.
     assert_eq!(
         c.handle(heard("what does it cost"), now()),
@@ -209,7 +212,7 @@ fn a_danish_first_turn_identified_as_english_but_not_understood_in_english_is_he
     assert_eq!(c.lang(), Lang::Da);
     assert_eq!(c.record().misunderstood, 0);
     // The Danish transcript of the same audio routes in Danish.
-    let out = c.handle(identified("jeg skal have nyt pas", Lang::Da), now());
+    let out = c.handle(identified("det drejer sig om mit pas", Lang::Da), now());
     assert!(
         !out.iter().any(|a| matches!(a, Action::SetLanguage(_))),
         "{out:?}"

@@ -27,6 +27,8 @@ enum Command {
     Check(cmd::check::Args),
     /// Hold a text conversation with a municipality's flow.
     Simulate(cmd::simulate::Args),
+    /// Measure how a municipality's menu understands callers' first turns (TSV).
+    Eval(cmd::eval::Args),
     /// Draw a flow as a Mermaid diagram or an SVG picture.
     Graph(cmd::graph::Args),
     /// Check models, voices, onnxruntime, espeak-ng data and the config.
@@ -35,6 +37,8 @@ enum Command {
     Transcribe(cmd::transcribe::Args),
     /// Synthesise text with a voice into a WAV file.
     Say(cmd::say::Args),
+    /// Console accounts (`add-user`, `list-users`).
+    Admin(cmd::admin::Args),
 }
 
 fn main() -> ExitCode {
@@ -43,10 +47,12 @@ fn main() -> ExitCode {
         Command::Serve(a) => cmd::serve::run(a),
         Command::Check(a) => cmd::check::run(a),
         Command::Simulate(a) => cmd::simulate::run(a),
+        Command::Eval(a) => cmd::eval::run(a),
         Command::Graph(a) => cmd::graph::run(a),
         Command::Doctor(a) => cmd::doctor::run(a),
         Command::Transcribe(a) => cmd::transcribe::run(a),
         Command::Say(a) => cmd::say::run(a),
+        Command::Admin(a) => cmd::admin::run(a),
     };
     match result {
         Ok(code) => code,

@@ -53,11 +53,12 @@ fn ivr_commands(markdown: &str) -> Vec<String> {
 }
 
 /// A working directory like the repository's root for the commands: the
-/// shipped `flows/` and `config/`, and nothing the commands write lands in
-/// the repository. `bin` holds `ivr`, first on the `PATH`.
+/// shipped `flows/`, `config/`, `tests/` and the `models/` setup fetched
+/// (intents by meaning, as a user's checkout has them), and nothing the
+/// commands write lands in the repository. `bin` holds `ivr`, first on the `PATH`.
 fn sandbox() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    for d in ["flows", "config"] {
+    for d in ["flows", "config", "tests", "models"] {
         std::os::unix::fs::symlink(repo().join(d).canonicalize().unwrap(), dir.path().join(d))
             .unwrap();
     }

@@ -28,6 +28,11 @@
 //!   (RFC 3515 sec. 2.4.5) to progress and a final success/failure.
 //! - REGISTER client with digest challenge (sec. 10.2, 22.2) and refresh before expiry.
 //! - Inbound protection and rate limiting ([`crate::guard`]); 503 above the call limit.
+//! - Transports UDP, TCP and TLS (sec. 18, 26.2; RFC 5630): over TLS our
+//!   Via is `SIP/2.0/TLS` with [`EndpointConfig::advertised_tls`], our
+//!   Contact `sips:` when the dialog's request was `sips:` (sec. 12.1.1) and
+//!   `sip:...;transport=tls` otherwise, and our requests inside the dialog
+//!   go back over the connection the call came in on.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -57,18 +62,26 @@ pub enum Transport {
     Udp,
     /// TCP (reliable).
     Tcp,
+    /// TLS over TCP (reliable; RFC 3261 sec. 26.2, RFC 5630): Via
+    /// `SIP/2.0/TLS`, our Contact a `sips:` URI.
+    Tls,
 }
 
 impl Transport {
     /// Whether the transport is reliable (sec. 17: no retransmissions).
     pub fn reliable(self) -> bool {
-        matches!(self, Transport::Tcp)
+        matches!(self, Transport::Tcp | Transport::Tls)
+    }
+    /// Whether the transport is encrypted and authenticated (TLS).
+    pub fn secure(self) -> bool {
+        matches!(self, Transport::Tls)
     }
     /// The Via transport token.
     pub fn as_str(self) -> &'static str {
         match self {
             Transport::Udp => "UDP",
             Transport::Tcp => "TCP",
+            Transport::Tls => "TLS",
         }
     }
 }
@@ -122,6 +135,9 @@ pub enum Event {
         offer: Option<Vec<u8>>,
         /// Where it came from.
         source: SocketAddr,
+        /// The transport it came over (the call's signalling stays on it:
+        /// responses and our in-dialog requests use the same connection).
+        transport: Transport,
         /// The trunk it came in on (`EndpointConfig::trunks`), by name;
         /// `None` when no trunks are configured.
         trunk: Option<String>,
@@ -287,6 +303,9 @@ pub struct OutgoingCall {
 pub struct EndpointConfig {
     /// The address we advertise in Via and Contact.
     pub advertised: SocketAddr,
+    /// The address we advertise in Via and Contact for TLS (the TLS
+    /// listener's port, usually 5061); `None`: `advertised`.
+    pub advertised_tls: Option<SocketAddr>,
     /// User part of our Contact.
     pub contact_user: String,
     /// User-Agent (requests) / Server (responses) header value; empty: the
@@ -320,6 +339,7 @@ impl EndpointConfig {
     pub fn new(advertised: SocketAddr) -> Self {
         EndpointConfig {
             advertised,
+            advertised_tls: None,
             contact_user: "ivr".into(),
             user_agent: "ivr-sip".into(),
             policy: UasPolicy::default(),
@@ -492,6 +512,24 @@ impl std::fmt::Debug for Endpoint {
             .field("calls", &self.calls.len())
             .finish_non_exhaustive()
     }
+}
+
+/// Whether `u` is a `sips:` URI.
+fn is_sips(u: &Uri) -> bool {
+    matches!(u, Uri::Sip(s) if s.secure)
+}
+
+/// Where a request inside a dialog goes. Over TLS: back over the connection
+/// the dialog was set up on (`peer`: the connection's remote address), as
+/// RFC 5923 reuses connections: the trunk authenticated that connection,
+/// and a caller behind NAT or a trunk that accepts no inbound connections
+/// cannot be reached at its Contact anyway. Otherwise the route set's
+/// first hop or the remote target (RFC 3261 sec. 12.2.1.1).
+fn in_dialog_dest(transport: Transport, d: &Dialog, peer: SocketAddr) -> SocketAddr {
+    if transport == Transport::Tls {
+        return peer;
+    }
+    d.next_hop().unwrap_or(peer)
 }
 
 /// The guard's decision on a request outside a dialog.
@@ -721,8 +759,16 @@ impl Endpoint {
         });
     }
 
+    /// The address we advertise for `transport`.
+    fn advertised(&self, transport: Transport) -> SocketAddr {
+        match (transport, self.cfg.advertised_tls) {
+            (Transport::Tls, Some(a)) => a,
+            _ => self.cfg.advertised,
+        }
+    }
+
     fn via(&mut self, transport: Transport) -> String {
-        let a = self.cfg.advertised;
+        let a = self.advertised(transport);
         let host = match a.ip() {
             std::net::IpAddr::V6(v6) => format!("[{v6}]"),
             v4 => v4.to_string(),
@@ -735,18 +781,28 @@ impl Endpoint {
         )
     }
 
-    fn contact(&self, transport: Transport) -> String {
-        let a = self.cfg.advertised;
+    /// Our Contact. Over TLS: a `sips:` URI when the dialog's request was
+    /// addressed to one (RFC 3261 sec. 12.1.1 requires it then, and RFC
+    /// 5630 prefers it), else `sip:` with `;transport=tls`, which is what
+    /// peers that do not route `sips:` (baresip/libre 1.x, older PBXs)
+    /// understand; over TCP `;transport=tcp`.
+    fn contact(&self, transport: Transport, sips: bool) -> String {
+        let a = self.advertised(transport);
         let host = match a.ip() {
             std::net::IpAddr::V6(v6) => format!("[{v6}]"),
             v4 => v4.to_string(),
         };
-        let t = if transport == Transport::Tcp {
-            ";transport=tcp"
-        } else {
-            ""
+        let (scheme, t) = match transport {
+            Transport::Tcp => ("sip", ";transport=tcp"),
+            Transport::Tls if sips => ("sips", ""),
+            Transport::Tls => ("sip", ";transport=tls"),
+            Transport::Udp => ("sip", ""),
         };
-        format!("<sip:{}@{host}:{}{t}>", self.cfg.contact_user, a.port())
+        format!(
+            "<{scheme}:{}@{host}:{}{t}>",
+            self.cfg.contact_user,
+            a.port()
+        )
     }
 
     fn our_uri(&self) -> String {
@@ -1247,6 +1303,7 @@ impl Endpoint {
             to: Pii::new(to),
             offer,
             source: src,
+            transport,
             trunk: trunk.and_then(|i| {
                 self.cfg
                     .trunks
@@ -1563,11 +1620,11 @@ impl Endpoint {
         };
         let cseq = invite.headers.cseq().map(|c| c.seq).unwrap_or(1);
         let via = self.via(transport);
-        let contact = self.contact(transport);
+        let contact = self.contact(transport, is_sips(&invite.uri));
         let mut ack = dialog.request(Method::Ack, &via, &contact, Some(cseq));
         ack.headers.push(H::ContentLength, "0");
         let ack_bytes = ack.to_bytes();
-        let dest = dialog.next_hop().unwrap_or(peer);
+        let dest = in_dialog_dest(transport, &dialog, peer);
         self.dialogs.insert(dialog.id.clone(), h);
         if let Some(c) = self.calls.get_mut(&h) {
             c.dialog = Some(dialog);
@@ -1621,7 +1678,10 @@ impl Endpoint {
         let key = c.invite_key.clone().ok_or(EndpointError::InvalidState)?;
         let mut r = make_response(&c.invite, 180, Some(&c.local_tag));
         let cl = r.headers.0.pop();
-        r.headers.push(H::Contact, self.contact(c.transport));
+        r.headers.push(
+            H::Contact,
+            self.contact(c.transport, is_sips(&c.invite.uri)),
+        );
         r.headers.0.extend(cl);
         self.respond(&key, r, now);
         Ok(())
@@ -1692,7 +1752,8 @@ impl Endpoint {
         for rr in req.headers.get_all(&H::RecordRoute) {
             ok.headers.push(H::RecordRoute, rr.to_string());
         }
-        ok.headers.push(H::Contact, self.contact(transport));
+        ok.headers
+            .push(H::Contact, self.contact(transport, is_sips(&req.uri)));
         ok.headers.push(H::Allow, self.cfg.policy.allow_header());
         ok.headers
             .push(H::Supported, self.cfg.policy.supported_header());
@@ -1821,9 +1882,9 @@ impl Endpoint {
 
     fn send_bye(&mut self, call: CallHandle, now: Instant) -> Result<(), EndpointError> {
         let c = self.calls.get(&call).ok_or(EndpointError::UnknownCall)?;
-        let transport = c.transport;
+        let (transport, sips) = (c.transport, is_sips(&c.invite.uri));
         let via = self.via(transport);
-        let contact = self.contact(transport);
+        let contact = self.contact(transport, sips);
         let c = self
             .calls
             .get_mut(&call)
@@ -1831,7 +1892,7 @@ impl Endpoint {
         let d = c.dialog.as_mut().ok_or(EndpointError::InvalidState)?;
         let mut bye = d.request(Method::Bye, &via, &contact, None);
         bye.headers.push(H::ContentLength, "0");
-        let dest = d.next_hop().unwrap_or(c.peer);
+        let dest = in_dialog_dest(transport, d, c.peer);
         self.start_client(bye, transport, dest, Purpose::Bye, now);
         Ok(())
     }
@@ -1859,7 +1920,7 @@ impl Endpoint {
     ) -> Result<CallHandle, EndpointError> {
         let h = CallHandle(self.handle());
         let via = self.via(call.transport);
-        let contact = self.contact(call.transport);
+        let contact = self.contact(call.transport, is_sips(&call.target));
         let host = self.cfg.advertised.ip().to_string();
         let mut req = Request::new(Method::Invite, call.target.clone());
         req.headers.push(H::Via, via);
@@ -1917,9 +1978,9 @@ impl Endpoint {
         if c.state != CallState::Confirmed {
             return Err(EndpointError::InvalidState);
         }
-        let transport = c.transport;
+        let (transport, sips) = (c.transport, is_sips(&c.invite.uri));
         let via = self.via(transport);
-        let contact = self.contact(transport);
+        let contact = self.contact(transport, sips);
         let referred_by = format!("<{}>", self.our_uri());
         let c = self
             .calls
@@ -1937,7 +1998,7 @@ impl Endpoint {
             refer.headers.push(n, v);
         }
         refer.headers.push(H::ContentLength, "0");
-        let dest = d.next_hop().unwrap_or(c.peer);
+        let dest = in_dialog_dest(transport, d, c.peer);
         self.start_client(refer, transport, dest, Purpose::Refer(call), now);
         Ok(())
     }
@@ -1973,9 +2034,9 @@ impl Endpoint {
         now: Instant,
     ) {
         let Some(r) = self.regs.get(&h) else { return };
-        let transport = r.cfg.transport;
+        let (transport, sips) = (r.cfg.transport, is_sips(&r.cfg.registrar_uri));
         let via = self.via(transport);
-        let contact = self.contact(transport);
+        let contact = self.contact(transport, sips);
         let Some(r) = self.regs.get_mut(&h) else {
             return;
         };

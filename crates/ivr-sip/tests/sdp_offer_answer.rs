@@ -186,9 +186,9 @@ fn no_common_codec_is_488() {
 }
 
 #[test]
-fn srtp_only_offer_is_488_not_plain_rtp() {
+fn srtp_only_offer_is_488_not_plain_rtp_when_srtp_is_off() {
     let e = answer_default("srtp_only_offer.sdp").unwrap_err();
-    assert_eq!(e, SdpError::NoAudio);
+    assert_eq!(e, SdpError::NoCommonCrypto);
     assert_eq!(e.sip_status(), 488);
 }
 

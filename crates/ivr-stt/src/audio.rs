@@ -57,9 +57,74 @@ pub fn read_wav(path: &Path) -> Result<Pcm, AudioError> {
     Ok(Pcm::new(spec.sample_rate, samples))
 }
 
+/// 10 ms at 16 kHz: the frame of [`settle_tail`].
+const TAIL_FRAME: usize = 160;
+/// Audio kept after the last speech frame (the soft end of a word).
+const TAIL_KEEP: usize = 10;
+/// Silence (frames) appended after that.
+const TAIL_PAD: usize = 20;
+
+/// Gives an utterance (16 kHz, as f32) the same ending whatever silence the
+/// endpointer left after it: the trailing frames quieter than the speech
+/// (below both 35 dB under the loudest frame and twice the quietest one's
+/// level, so line noise counts as quiet) are cut 100 ms after the last
+/// speech frame and 200 ms of digital silence follow. The eager end of turn
+/// recognises the utterance after 240 ms of silence and the confirmed end
+/// comes with 400 ms: without this whisper sees two different inputs
+/// (different length, encoder context and noise) and may hear different
+/// words ("indrush please" for "English please"). With it, both are the
+/// same samples.
+pub fn settle_tail(samples: &mut Vec<f32>) {
+    let frames: Vec<f32> = samples
+        .chunks(TAIL_FRAME)
+        .map(|f| (f.iter().map(|x| x * x).sum::<f32>() / f.len() as f32).sqrt())
+        .collect();
+    let Some(peak) = frames.iter().copied().reduce(f32::max) else {
+        return;
+    };
+    if peak <= 0.0 {
+        return;
+    }
+    let floor = frames.iter().copied().fold(f32::INFINITY, f32::min);
+    let quiet = (peak * 10f32.powf(-35.0 / 20.0)).max(floor * 2.0);
+    let Some(last) = frames.iter().rposition(|&r| r > quiet) else {
+        return;
+    };
+    let end = ((last + 1 + TAIL_KEEP) * TAIL_FRAME).min(samples.len());
+    samples.truncate(end);
+    samples.resize(end + TAIL_PAD * TAIL_FRAME, 0.0);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// 1 s of a tone then `silence` ms of low noise.
+    fn utterance(silence_ms: usize) -> Vec<f32> {
+        let mut v: Vec<f32> = (0..16_000).map(|i| 0.3 * (i as f32 * 0.05).sin()).collect();
+        v.extend((0..silence_ms * 16).map(|i| 0.001 * ((i * 7919 % 13) as f32 - 6.0) / 6.0));
+        v
+    }
+
+    #[test]
+    fn the_tail_is_the_same_whatever_silence_followed() {
+        let mut early = utterance(240);
+        let mut confirmed = utterance(400);
+        settle_tail(&mut early);
+        settle_tail(&mut confirmed);
+        assert_eq!(early, confirmed);
+        assert_eq!(
+            early.len(),
+            16_000 + 300 * 16,
+            "speech, 100 ms kept, 200 ms added"
+        );
+        let mut silent = vec![0.0f32; 800];
+        settle_tail(&mut silent);
+        assert_eq!(silent.len(), 800, "nothing to settle in digital silence");
+        let mut empty = Vec::new();
+        settle_tail(&mut empty);
+        assert!(empty.is_empty());
+    }
 
     #[test]
     fn reads_a_stereo_wav_as_mono() {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use ivr_core::Lang;
 use serde::Deserialize;
 
-use crate::IdentifyConfig;
+use crate::{GuardConfig, IdentifyConfig};
 
 /// Speech-to-text settings. Every field has a default; unknown keys are errors.
 ///
@@ -21,6 +21,9 @@ use crate::IdentifyConfig;
 /// [stt.identify]     # identifying the caller's language (see IdentifyConfig)
 /// margin = 1.0
 /// bias = { da = 5.0 }
+///
+/// [stt.guard]        # dropping what whisper invents (see GuardConfig)
+/// [stt.spot]         # checking the answers a question expects (see SpotConfig)
 /// ```
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -48,6 +51,65 @@ pub struct SttConfig {
     pub min_audio_ctx: u32,
     /// The decision rule of language identification.
     pub identify: IdentifyConfig,
+    /// How the decoder runs: `steps` (the default: one encoder pass, the
+    /// decoder driven step by step, guard and candidates) or `full` (the
+    /// earlier `whisper_full` path, kept to compare with).
+    pub decode: Decode,
+    /// Dropping whisper's inventions on silence and noise.
+    pub guard: GuardConfig,
+    /// Checking the answers a closed question expects against the audio.
+    pub spot: SpotConfig,
+}
+
+/// `[stt] decode`: how the decoder runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Decode {
+    /// One encoder pass, the decoder driven step by step, the guard against
+    /// inventions and the check of expected answers.
+    Steps,
+    /// `whisper_full` with the hints as prompt, as before (slower, no guard).
+    Full,
+}
+
+/// The `[stt.spot]` settings: when an expected answer that whisper wrote
+/// counts as heard (see `tests/call_routing.rs` for how it was measured).
+///
+/// The hints prompt makes whisper write the words it lists whether they
+/// were said or not. Each expected answer found in the transcript is
+/// therefore checked against the audio without the prompt: its tokens are
+/// teacher-forced and the log-probabilities they lose against the
+/// decoder's own first choice at each place are summed ("gap", 0 when the
+/// unbiased decoder would have written it anyway).
+///
+/// When answers of several labels are found (whisper base often writes
+/// the hint list back), each must reach `accept`; those that pass stay (a
+/// caller may say "can someone call me back"; the flow decides). A lone
+/// answer has to reach `accept_alone`: long Danish words whisper wrote
+/// rightly ("boligstøtte") lose more in the check than short ones.
+///
+/// ```toml
+/// [stt.spot]
+/// accept = -8.0         # gap an answer needs when others were found too
+/// accept_alone = -12.0  # gap a lone answer needs
+/// ```
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SpotConfig {
+    /// Least gap (nats, at most 0) an expected answer needs when answers of
+    /// other labels were found too.
+    pub accept: f32,
+    /// Least gap a lone expected answer needs.
+    pub accept_alone: f32,
+}
+
+impl Default for SpotConfig {
+    fn default() -> Self {
+        Self {
+            accept: -8.0,
+            accept_alone: -12.0,
+        }
+    }
 }
 
 impl Default for SttConfig {
@@ -60,6 +122,9 @@ impl Default for SttConfig {
             language: Lang::Da,
             min_audio_ctx: 128,
             identify: IdentifyConfig::default(),
+            decode: Decode::Steps,
+            guard: GuardConfig::default(),
+            spot: SpotConfig::default(),
         }
     }
 }

@@ -23,12 +23,15 @@ use ivr_core::{Lang, Pcm, Pii};
 
 pub mod audio;
 mod config;
+mod decode;
+pub mod guard;
 mod identify;
 pub mod score;
 mod scripted;
 mod whisper;
 
-pub use config::SttConfig;
+pub use config::{Decode, SpotConfig, SttConfig};
+pub use guard::{Dropped, GuardConfig};
 pub use identify::{IdentifyConfig, LanguageId, DEFAULT_DA_BIAS, DEFAULT_MARGIN};
 pub use scripted::ScriptedStt;
 pub use whisper::{audio_ctx_for, collapse_repetition, WhisperStt};
@@ -66,8 +69,38 @@ pub struct SttRequest {
     /// Words the question expects (e.g. `["pas", "kørekort", "affald"]`),
     /// given to whisper as the initial prompt to bias decoding.
     pub hints: Vec<String>,
+    /// The answers a closed question expects (a menu's intents with their
+    /// phrases, yes/no): those whisper writes are checked against the audio
+    /// (`[stt.spot]`). Empty for free answers (names, messages). Like the
+    /// hints, they are words of the call's current language.
+    pub candidates: Vec<Candidate>,
 }
 
+/// One answer a question expects: its label (an intent's name) and the
+/// phrases that say it (in the request's language).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    /// What the answer is (returned in [`Spotted::label`]).
+    pub label: String,
+    /// Words or short phrases a caller says for it (e.g. "pas", "nyt pas").
+    pub phrases: Vec<String>,
+}
+
+/// An expected answer heard: whisper wrote it and it passed the check
+/// against the audio.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Spotted {
+    /// The candidate's label.
+    pub label: String,
+    /// The phrase heard (in [`Transcript::text`]).
+    pub phrase: String,
+    /// Its check against the audio: the log-probability its tokens lose
+    /// against the unbiased decoder's first choice (0: none lost).
+    pub logprob: f32,
+    /// By how much (nats) it beat the next answer that also passed
+    /// (infinite when none did).
+    pub margin: f32,
+}
 impl SttRequest {
     /// A request in a known language without hints.
     pub fn new(audio: Pcm, lang: Lang) -> Self {
@@ -75,7 +108,14 @@ impl SttRequest {
             audio,
             language: LanguageChoice::Fixed(lang),
             hints: Vec::new(),
+            candidates: Vec::new(),
         }
+    }
+
+    /// Adds the answers the question expects.
+    pub fn with_candidates(mut self, candidates: Vec<Candidate>) -> Self {
+        self.candidates.extend(candidates);
+        self
     }
 
     /// Adds hint words.
@@ -103,6 +143,14 @@ pub struct SttTiming {
     /// Part of `processing` spent identifying the language (zero for a
     /// fixed language).
     pub identification: Duration,
+    /// Part of `processing` spent in the encoder (and identification's one step).
+    pub encoding: Duration,
+    /// Part of `processing` spent decoding the free transcript.
+    pub decoding: Duration,
+    /// Part of `processing` spent scoring candidates.
+    pub spotting: Duration,
+    /// Decoder calls made (free transcript and candidates).
+    pub decoder_steps: u32,
 }
 
 /// What was said.
@@ -114,6 +162,13 @@ pub struct Transcript {
     pub confidence: f32,
     /// whisper's probability that the audio holds no speech, 0..=1.
     pub no_speech: f32,
+    /// Mean token log-probability of what whisper decoded (0 when nothing).
+    pub avg_logprob: f32,
+    /// Why whisper's text was dropped (then `text` is empty): no speech,
+    /// a loop, a known invention.
+    pub dropped: Option<Dropped>,
+    /// An expected answer the request gave, heard and checked against the audio.
+    pub spotted: Option<Spotted>,
     /// The language transcribed in.
     pub language: Lang,
     /// How the language was identified: `Some` when the request was

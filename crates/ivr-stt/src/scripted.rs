@@ -125,6 +125,9 @@ impl SpeechToText for ScriptedStt {
                         text: Pii::new(text),
                         confidence,
                         no_speech: 0.0,
+                        avg_logprob: 0.0,
+                        dropped: None,
+                        spotted: None,
                         language,
                         identified,
                         timing: SttTiming {
@@ -179,6 +182,7 @@ mod tests {
                 among: vec![Lang::Da, Lang::En],
             },
             hints: vec![],
+            candidates: vec![],
         };
         let t = stt.transcribe(identify()).await.unwrap();
         assert_eq!(t.language, Lang::En);
@@ -201,6 +205,9 @@ mod tests {
             text: Pii::new("mit cpr-nummer er 010190-1234".into()),
             confidence: 1.0,
             no_speech: 0.0,
+            avg_logprob: 0.0,
+            dropped: None,
+            spotted: None,
             language: Lang::Da,
             identified: None,
             timing: SttTiming::default(),

@@ -1,10 +1,15 @@
 //! The whisper engine: one model (whisper-rs / whisper.cpp), a pool of
 //! worker threads each owning a whisper state, and a bounded queue in front.
 //!
-//! Decoding is greedy (best of 1, no temperature fallback), without
-//! timestamps, in a single segment, and the encoder context (`audio_ctx`) is
-//! sized to the utterance instead of whisper's fixed 30 s window: encoding a
-//! 3 s utterance in a 30 s context costs several times more for nothing.
+//! Each utterance is encoded once, in an encoder context (`audio_ctx`) sized
+//! to the utterance instead of whisper's fixed 30 s window (encoding a 3 s
+//! utterance in a 30 s context costs several times more for nothing), and
+//! language identification reuses that encoding. The decoder is driven step
+//! by step (`decode.rs`): greedy, without timestamps, at most a few tokens a
+//! second of audio, stopped as soon as it loops. The text then passes the
+//! guard against inventions (`guard.rs`), and when the question expects
+//! known answers and the text holds none of them, those answers are scored
+//! against the same encoder output.
 
 use std::path::Path;
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
@@ -15,17 +20,22 @@ use std::time::{Duration, Instant};
 use ivr_core::{Lang, Pii, ENGINE_RATE};
 use whisper_rs::{
     FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState,
+    WhisperTokenId,
 };
 
+use crate::decode::{occurrences, Decoder, Occurrence, Vocab};
 use crate::{
-    IdentifyConfig, LanguageChoice, LanguageId, SpeechToText, SttConfig, SttError, SttFuture,
-    SttRequest, SttTiming, Transcript,
+    guard, Candidate, GuardConfig, IdentifyConfig, LanguageChoice, LanguageId, SpeechToText,
+    SpotConfig, Spotted, SttConfig, SttError, SttFuture, SttRequest, SttTiming, Transcript,
 };
 
 /// whisper frames per second of audio (20 ms each, after the encoder's stride-2 conv).
 const FRAMES_PER_SECOND: f64 = 50.0;
 /// whisper's window: 30 s.
 const MAX_AUDIO_CTX: u32 = 1500;
+/// The confidence of a transcript whose expected answer passed the check
+/// against the audio (above the interpreter's floor of 0.3 for understanding).
+const SPOTTED_CONFIDENCE: f32 = 0.6;
 /// whisper.cpp ignores input under 1 s: shorter utterances are padded with silence to this.
 const MIN_SAMPLES: usize = ENGINE_RATE as usize + ENGINE_RATE as usize / 10;
 
@@ -42,7 +52,7 @@ pub fn audio_ctx_for(audio: Duration, floor: u32) -> u32 {
 /// words, 4-6 tokens, a second), small enough that a repetition loop (see
 /// [`collapse_repetition`]) ends quickly.
 fn max_tokens_for(audio: Duration) -> i32 {
-    (audio.as_secs_f64() * 8.0).ceil() as i32 + 12
+    (audio.as_secs_f64() * 10.0).ceil() as i32 + 16
 }
 
 /// Greedy decoding without temperature fallback sometimes loops: "Kan jeg
@@ -80,6 +90,7 @@ pub(crate) struct Job {
     audio: Duration,
     language: LanguageChoice,
     prompt: String,
+    candidates: Vec<Candidate>,
     enqueued: Instant,
     reply: tokio::sync::oneshot::Sender<Result<Transcript, SttError>>,
 }
@@ -194,6 +205,7 @@ impl WhisperStt {
         let threads = config.effective_threads();
         let workers = config.effective_workers();
         let floor = config.min_audio_ctx;
+        let vocab = Arc::new(Vocab::new(&ctx));
         let mut works: Vec<Work> = Vec::with_capacity(workers);
         for _ in 0..workers {
             let state = ctx.create_state().map_err(|e| SttError::ModelLoad {
@@ -201,10 +213,15 @@ impl WhisperStt {
                 reason: format!("creating a whisper state: {e}"),
             })?;
             let mut w = WhisperWorker {
+                ctx: Arc::clone(&ctx),
+                vocab: Arc::clone(&vocab),
                 state,
                 threads,
                 floor,
                 identify: config.identify.clone(),
+                guard: config.guard.clone(),
+                spot: config.spot.clone(),
+                full: config.decode == crate::Decode::Full,
             };
             w.warm_up();
             works.push(Box::new(move |job: &Job| w.run(job)));
@@ -275,6 +292,7 @@ impl WhisperStt {
             audio,
             language,
             prompt: prompt_from_hints(&request.hints),
+            candidates: request.candidates,
             enqueued: Instant::now(),
             reply,
         };
@@ -315,10 +333,16 @@ fn dedup(langs: Vec<Lang>) -> Vec<Lang> {
 }
 
 struct WhisperWorker {
+    ctx: Arc<WhisperContext>,
+    vocab: Arc<Vocab>,
     state: WhisperState,
     threads: usize,
     floor: u32,
     identify: IdentifyConfig,
+    guard: GuardConfig,
+    spot: SpotConfig,
+    /// `[stt] decode = "full"`: the earlier whisper_full path.
+    full: bool,
 }
 
 impl WhisperWorker {
@@ -356,20 +380,39 @@ impl WhisperWorker {
         p
     }
 
+    /// Computes the mel spectrogram of `samples` and sets the encoder
+    /// context, without encoding: a `whisper_full` call of 100 ms duration
+    /// stops before its main loop (whisper.cpp skips the loop when at most
+    /// 100 ms are left), and `whisper_encode`/`whisper_lang_auto_detect`
+    /// then run at this context.
+    fn prime(&mut self, samples: &[f32], audio_ctx: u32) -> Result<(), whisper_rs::WhisperError> {
+        let mut prime = self.params(Lang::Da, audio_ctx, 1);
+        prime.set_duration_ms(100);
+        self.state.full(prime, samples)
+    }
+
+    fn tokens(&self, text: &str) -> Vec<WhisperTokenId> {
+        self.ctx.tokenize(text, 256).unwrap_or_default()
+    }
+
     fn run(&mut self, job: &Job) -> Result<Transcript, SttError> {
+        if self.full {
+            return self.run_full(job);
+        }
         let engine = |e: whisper_rs::WhisperError| SttError::Engine(e.to_string());
         let mut samples = job.samples.clone();
+        crate::audio::settle_tail(&mut samples);
+        let settled = Duration::from_secs_f64(samples.len() as f64 / f64::from(ENGINE_RATE));
         if samples.len() < MIN_SAMPLES {
             samples.resize(MIN_SAMPLES, 0.0);
         }
-        let audio_ctx = audio_ctx_for(job.audio, self.floor);
-        let identifying = Instant::now();
+        let audio_ctx = audio_ctx_for(settled, self.floor);
+        let encoding = Instant::now();
+        self.prime(&samples, audio_ctx).map_err(engine)?;
         let (identified, hints_apply) = match &job.language {
             LanguageChoice::Fixed(_) => (None, true),
             LanguageChoice::DetectAmong(allowed) => {
-                let probs = self
-                    .language_probs(&samples, audio_ctx, allowed)
-                    .map_err(engine)?;
+                let probs = self.language_probs(allowed).map_err(engine)?;
                 let plain = IdentifyConfig {
                     margin: 0.0,
                     bias: Default::default(),
@@ -385,9 +428,200 @@ impl WhisperWorker {
                 (Some(id), only == *current)
             }
             LanguageChoice::Identify { current, among } => {
-                let probs = self
-                    .language_probs(&samples, audio_ctx, among)
-                    .map_err(engine)?;
+                let probs = self.language_probs(among).map_err(engine)?;
+                let prior = among.contains(current).then_some(*current);
+                let id = self.identify.choose(prior, &probs);
+                let same = id.chosen == *current;
+                (Some(id), same)
+            }
+        };
+        // Identification encoded already (whisper_lang_auto_detect runs the
+        // encoder at the context set above); otherwise encode now.
+        let identification = if identified.is_some() {
+            encoding.elapsed()
+        } else {
+            self.state.encode(0, self.threads).map_err(engine)?;
+            Duration::ZERO
+        };
+        let encoding = encoding.elapsed();
+        let language = identified
+            .as_ref()
+            .map(|id| id.chosen)
+            .unwrap_or_else(|| stated_language(&job.language));
+        let lang_token = self
+            .ctx
+            .token_lang(whisper_rs::get_lang_id(language.code()).unwrap_or(0));
+        // The hints and candidates are words of the current language: not for
+        // another. (Adding the languages' names to the prompt of a turn that
+        // may switch was tried: whisper base then "hears" "English" in robotic
+        // Danish it cannot make out, a false switch; see tests/language_id.rs.)
+        let prompt = if hints_apply && !job.prompt.is_empty() {
+            self.tokens(&format!(" {}", job.prompt))
+        } else {
+            Vec::new()
+        };
+        let candidates: &[Candidate] = if hints_apply { &job.candidates } else { &[] };
+        let decoding = Instant::now();
+        let vocab = Arc::clone(&self.vocab);
+        let mut decoder = Decoder::new(&mut self.state, &vocab, self.threads);
+        // From the settled length, so the speculative and the confirmed audio
+        // (the same samples once settled) get the same limit.
+        let max_tokens = usize::try_from(max_tokens_for(settled)).unwrap_or(32);
+        let greedy = decoder
+            .greedy(lang_token, &prompt, max_tokens)
+            .map_err(engine)?;
+        let decoding = decoding.elapsed();
+        let avg_logprob = if greedy.tokens.is_empty() {
+            0.0
+        } else {
+            greedy.avg_logprob()
+        };
+        let mut steps = greedy.steps;
+        let spotting = Instant::now();
+        let mut spotted = None;
+        let mut tokens = greedy.tokens.clone();
+        if !candidates.is_empty() {
+            let lists: Vec<Vec<String>> = candidates.iter().map(|c| c.phrases.clone()).collect();
+            let found = occurrences(&vocab, &tokens, &lists);
+            if !found.is_empty() {
+                // The prompt makes whisper write the words it lists, heard
+                // or not: each one found is checked against the audio without
+                // the prompt (how far from the decoder's own first choice it
+                // is there); the ones that fail are taken out of the text.
+                let gaps = if prompt.is_empty() {
+                    vec![0.0; tokens.len()]
+                } else {
+                    // Forced only as far as the last answer found.
+                    let last = found.iter().map(|o| o.end).max().unwrap_or(0);
+                    let (mut g, n) = decoder.force(lang_token, &tokens[..last]).map_err(engine)?;
+                    steps += n;
+                    g.resize(tokens.len(), 0.0);
+                    g
+                };
+                let mut heard: Vec<(Occurrence, f32)> = Vec::new();
+                let mut remove = vec![false; tokens.len()];
+                for o in &found {
+                    let gap: f32 = gaps[o.start..o.end].iter().sum();
+                    // The answer's index and its check only: which answer
+                    // a caller gave is theirs (no phrase in the log).
+                    tracing::trace!(candidate = o.candidate, gap, "expected answer checked");
+                    // A lone answer only has to be plausible; answers of
+                    // several labels at once (the prompt's list read back)
+                    // must each pass the check.
+                    let alone = found.iter().all(|f| f.candidate == o.candidate);
+                    let bar = if alone {
+                        self.spot.accept_alone
+                    } else {
+                        self.spot.accept
+                    };
+                    if gap >= bar {
+                        heard.push((*o, gap));
+                    } else {
+                        remove[o.start..o.end].iter_mut().for_each(|r| *r = true);
+                    }
+                }
+                // The best-checked answer is the one reported; answers of
+                // other labels that passed too stay in the text (a caller
+                // may say "can someone call me back": the flow decides).
+                if let Some((o, gap)) = heard.iter().copied().max_by(|a, b| a.1.total_cmp(&b.1)) {
+                    let rival = heard
+                        .iter()
+                        .filter(|(h, _)| h.candidate != o.candidate)
+                        .map(|(_, g)| *g)
+                        .reduce(f32::max);
+                    let c = &candidates[o.candidate];
+                    spotted = Some(Spotted {
+                        label: c.label.clone(),
+                        phrase: c.phrases[o.phrase].clone(),
+                        logprob: gap,
+                        margin: rival.map_or(f32::INFINITY, |r| gap - r),
+                    });
+                }
+                tokens = tokens
+                    .iter()
+                    .zip(&remove)
+                    .filter(|(_, r)| !**r)
+                    .map(|(t, _)| *t)
+                    .collect();
+            }
+        }
+        let raw = vocab.text(&tokens);
+        let (text, dropped) = match guard::judge(&self.guard, &raw, greedy.no_speech, avg_logprob) {
+            Ok(t) => (t, None),
+            Err(why) => (String::new(), Some(why)),
+        };
+        if dropped.is_some() {
+            spotted = None;
+        }
+        let spotting = spotting.elapsed();
+        let confidence = if text.is_empty() {
+            0.0
+        } else {
+            let n = greedy.logprobs.len().max(1) as f32;
+            let c = (greedy.logprobs.iter().map(|l| l.exp()).sum::<f32>() / n).clamp(0.0, 1.0);
+            // An answer checked against the audio is as sure as the check.
+            if spotted.is_some() {
+                c.max(SPOTTED_CONFIDENCE)
+            } else {
+                c
+            }
+        };
+        Ok(Transcript {
+            text: Pii::new(text),
+            confidence,
+            no_speech: greedy.no_speech,
+            avg_logprob,
+            dropped,
+            spotted,
+            language,
+            identified,
+            timing: SttTiming {
+                audio: job.audio,
+                audio_ctx,
+                identification,
+                encoding,
+                decoding,
+                spotting,
+                decoder_steps: steps,
+                ..SttTiming::default()
+            },
+        })
+    }
+
+    /// The engine's earlier path, kept as `[stt] decode = "full"` to compare
+    /// with (speed and accuracy, `benches/stt.rs`, `tests/call_routing.rs`):
+    /// `whisper_full` (which encodes again after identification), the
+    /// hints as its prompt, no guard and no candidates.
+    fn run_full(&mut self, job: &Job) -> Result<Transcript, SttError> {
+        let engine = |e: whisper_rs::WhisperError| SttError::Engine(e.to_string());
+        let mut samples = job.samples.clone();
+        if samples.len() < MIN_SAMPLES {
+            samples.resize(MIN_SAMPLES, 0.0);
+        }
+        let audio_ctx = audio_ctx_for(job.audio, self.floor);
+        let identifying = Instant::now();
+        let (identified, hints_apply) = match &job.language {
+            LanguageChoice::Fixed(_) => (None, true),
+            LanguageChoice::DetectAmong(allowed) => {
+                self.prime(&samples, audio_ctx).map_err(engine)?;
+                let probs = self.language_probs(allowed).map_err(engine)?;
+                let plain = IdentifyConfig {
+                    margin: 0.0,
+                    bias: Default::default(),
+                };
+                (Some(plain.choose(None, &probs)), true)
+            }
+            LanguageChoice::Identify { current, among } if among.len() < 2 => {
+                let only = among.first().copied().unwrap_or(*current);
+                let id = LanguageId {
+                    chosen: only,
+                    scores: vec![(only, 1.0)],
+                };
+                (Some(id), only == *current)
+            }
+            LanguageChoice::Identify { current, among } => {
+                self.prime(&samples, audio_ctx).map_err(engine)?;
+                let probs = self.language_probs(among).map_err(engine)?;
                 let prior = among.contains(current).then_some(*current);
                 let id = self.identify.choose(prior, &probs);
                 let same = id.chosen == *current;
@@ -442,6 +676,9 @@ impl WhisperWorker {
             text: Pii::new(text),
             confidence,
             no_speech,
+            avg_logprob: 0.0,
+            dropped: None,
+            spotted: None,
             language,
             identified,
             timing: SttTiming {
@@ -454,28 +691,13 @@ impl WhisperWorker {
     }
 
     /// whisper's probability of each allowed language (among all of its
-    /// languages), from the utterance's own encoder context.
-    ///
-    /// `whisper_lang_auto_detect` encodes with the state's `audio_ctx`, which
-    /// only `whisper_full` sets (and only after its own language detection):
-    /// left alone, detection would run with the previous utterance's context
-    /// (or the full 30 s window, 1500 frames, on a fresh state: several
-    /// seconds of encoder on one core). So a `whisper_full` call of 100 ms
-    /// duration first computes the mel spectrogram of the whole utterance
-    /// and sets the context, and stops before its main loop encodes anything
-    /// (whisper.cpp skips the loop when at most 100 ms are left). Detection
-    /// then costs one encoder pass at the utterance's context and one decoder
-    /// step; the transcription that follows encodes again (whisper_full
-    /// always does).
+    /// languages), from the utterance's own encoder context (set by
+    /// [`Self::prime`]): one encoder pass and one decoder step, and the
+    /// encoder output stays in the state for the transcription.
     fn language_probs(
         &mut self,
-        samples: &[f32],
-        audio_ctx: u32,
         allowed: &[Lang],
     ) -> Result<Vec<(Lang, f32)>, whisper_rs::WhisperError> {
-        let mut prime = self.params(allowed.first().copied().unwrap_or(Lang::Da), audio_ctx, 1);
-        prime.set_duration_ms(100);
-        self.state.full(prime, samples)?;
         let (_, probs) = self.state.lang_detect(0, self.threads)?;
         Ok(allowed
             .iter()
@@ -569,6 +791,7 @@ mod tests {
             audio: Duration::from_secs(1),
             language: LanguageChoice::Fixed(Lang::Da),
             prompt: String::new(),
+            candidates: Vec::new(),
             enqueued: Instant::now(),
             reply,
         }
@@ -579,6 +802,9 @@ mod tests {
             text: Pii::new(text.into()),
             confidence: 1.0,
             no_speech: 0.0,
+            avg_logprob: 0.0,
+            dropped: None,
+            spotted: None,
             language: Lang::Da,
             identified: None,
             timing: SttTiming::default(),

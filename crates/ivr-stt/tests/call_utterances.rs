@@ -224,6 +224,7 @@ async fn the_english_calls_utterances_are_understood_through_the_media_path() {
                 audio: pcm.clone(),
                 language: choice,
                 hints: hint(current),
+                candidates: Vec::new(),
             };
             let t = stt.transcribe(req).await.unwrap();
             let good = meets(needs, &t);

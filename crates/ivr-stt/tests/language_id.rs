@@ -101,6 +101,7 @@ async fn identify(stt: &WhisperStt, path: &Path, current: Lang) -> Transcript {
             among: vec![Lang::Da, Lang::En],
         },
         hints: hints(current),
+        candidates: Vec::new(),
     };
     stt.transcribe(req).await.unwrap()
 }

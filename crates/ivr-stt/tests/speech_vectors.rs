@@ -32,6 +32,11 @@ use support::{engine_pcm, load, stt_config, test_set};
 // detection English 22/22, Danish 1/23 (now at the utterance's own encoder
 // context). How a call identifies the language (with its current
 // language as the prior) is measured in language_id.rs.
+// 2026-12-05, the decoder driven step by step (`[stt] decode = "steps"`):
+// English WER clean 0.115 (15/130), G.711 0.123; Danish keyword hits clean
+// 16/33, G.711 14/33 (hints as prompt, no answer check here: keyword hits
+// count words the prompt makes whisper write too, see call_routing.rs for
+// routing); detection English 22/22, Danish 1/23.
 // The limits leave a margin of about two utterances.
 /// English WER (16 kHz) must stay at or below this.
 const MAX_EN_WER_CLEAN: f64 = 0.16;
@@ -68,6 +73,7 @@ async fn speech_test_set_accuracy_does_not_fall() {
             audio: engine_pcm(&dir.join("wav").join(format!("{}.wav", u.id))),
             language: LanguageChoice::DetectAmong(vec![Lang::Da, Lang::En]),
             hints: Vec::new(),
+            candidates: Vec::new(),
         };
         let got = stt.transcribe(req).await.unwrap().language;
         let d = &mut detected[usize::from(u.lang == Lang::Da)];

@@ -56,15 +56,17 @@ use ivr_media::{
 };
 use ivr_sip::msg::Uri;
 use ivr_sip::sdp::{LocalMedia, LocalSession, Negotiated, SdpConfig, SessionDescription};
-use ivr_stt::LanguageChoice;
+use ivr_stt::{Candidate, LanguageChoice};
 
 pub use super::io::{CallEvent, Done, Input, Job, JobId, Output, SipCommand, SipEvent};
 use super::listen::{Listen, Question};
 use super::sdp::{self as call_sdp, Answered, ReInviteAnswer};
+use super::srtp::{SrtpError, SrtpSession};
 use crate::eager::{EagerCounts, EagerTurn, OnConfirmed, OnResult, OnTentative};
+use crate::live::LiveView;
 use crate::metrics::EagerOutcome;
-use crate::records::CallRecordRow;
-use crate::speech::{Recognition, SpeechError};
+use crate::records::{CallRecordRow, TurnLog};
+use crate::speech::{Hints, Recognition, SpeechError};
 use crate::turns::{SttTiming, TurnClock, TurnInput};
 
 /// The timing policies of a call (`[sip]` and `[media]` in the engine's
@@ -155,6 +157,9 @@ pub struct CallSetup {
     pub answered: Answered,
     /// Folder audio prompts (`Play`) are relative to.
     pub prompts_dir: PathBuf,
+    /// A recorded crisis announcement played before the flow (set in the
+    /// console; a text announcement reaches the flow itself instead).
+    pub announcement_audio: Option<PathBuf>,
     /// Randomness for SSRC, first sequence number and timestamp.
     pub seed: u64,
 }
@@ -229,6 +234,7 @@ pub struct CallCore {
     negotiated: Option<Negotiated>,
     our_offer: Option<SessionDescription>,
     prompts_dir: PathBuf,
+    announcement_audio: Option<PathBuf>,
     seed: u64,
     stage: Stage,
     media: Option<MediaSession>,
@@ -264,15 +270,17 @@ pub struct CallCore {
     tx_buf: Vec<u8>,
     /// Datagrams from addresses the SDP did not negotiate, dropped.
     foreign_media: u64,
+    /// SRTP contexts, when the SDP negotiated SDES keys.
+    srtp: Option<SrtpSession>,
+    /// SRTP/SRTCP packets refused (authentication, replay, format).
+    srtp_refused: u64,
     /// Flow steps in the last progress record handed out.
     recorded_steps: usize,
+    /// Changes whenever the flow moved (the live view may have changed).
+    flow_moves: u64,
+    /// One entry per caller turn (the first: what the call began with).
+    turn_log: Vec<TurnLog>,
 }
-
-/// Silence appended to an utterance the end-of-turn model ended, so it
-/// reaches the recogniser with the trailing silence of one the end silence
-/// ended (the model ends it after ~200 ms of silence, the end silence after
-/// 400 ms or more).
-const MODEL_END_PAD_MS: usize = 300;
 
 /// The filler's words in a language.
 pub fn filler_text(lang: Lang) -> &'static str {
@@ -316,6 +324,7 @@ impl CallCore {
             negotiated,
             our_offer,
             prompts_dir: setup.prompts_dir,
+            announcement_audio: setup.announcement_audio,
             seed: setup.seed,
             media: None,
             held: false,
@@ -341,7 +350,11 @@ impl CallCore {
             transcript: Vec::new(),
             tx_buf: vec![0; 1500],
             foreign_media: 0,
+            srtp: None,
+            srtp_refused: 0,
             recorded_steps: 0,
+            flow_moves: 0,
+            turn_log: Vec::new(),
         }
     }
 
@@ -370,6 +383,21 @@ impl CallCore {
         self.listen.as_ref().map(Listen::phase)
     }
 
+    /// Changes whenever the flow moved; compare before copying [`Self::live_view`].
+    pub fn flow_moves(&self) -> u64 {
+        self.flow_moves
+    }
+
+    /// What the console's live page shows of this call.
+    pub fn live_view(&self) -> LiveView {
+        let rec = self.interp.record();
+        LiveView {
+            lang: self.lang,
+            step: rec.steps.last().cloned().unwrap_or_default(),
+            last_intent: rec.intents.last().cloned(),
+        }
+    }
+
     /// The flow's state so far (steps, intents, outcome).
     pub fn flow_record(&self) -> &ivr_flow::CallRecord {
         self.interp.record()
@@ -379,15 +407,25 @@ impl CallCore {
     pub fn handle_input(&mut self, input: Input<'_>, now: Instant) {
         match input {
             Input::Rtp { bytes, from } => {
+                let plain = match self.srtp.as_mut().map(|s| s.unprotect_rtp(bytes)) {
+                    None => None,
+                    Some(Ok(p)) => Some(p),
+                    Some(Err(e)) => return self.count_srtp_refused(&e, from),
+                };
                 if let Some(m) = self.media.as_mut() {
                     // A malformed or foreign packet is counted by the session and dropped.
-                    let r = m.handle_rtp(bytes, from, now);
+                    let r = m.handle_rtp(plain.as_deref().unwrap_or(bytes), from, now);
                     self.count_foreign(&r, from, PacketKind::Rtp);
                 }
             }
             Input::Rtcp { bytes, from } => {
+                let plain = match self.srtp.as_mut().map(|s| s.unprotect_rtcp(bytes)) {
+                    None => None,
+                    Some(Ok(p)) => Some(p),
+                    Some(Err(e)) => return self.count_srtp_refused(&e, from),
+                };
                 if let Some(m) = self.media.as_mut() {
-                    let r = m.handle_rtcp(bytes, from, now);
+                    let r = m.handle_rtcp(plain.as_deref().unwrap_or(bytes), from, now);
                     self.count_foreign(&r, from, PacketKind::Rtcp);
                 }
             }
@@ -399,6 +437,16 @@ impl CallCore {
             }
             Input::Timeout => self.timers(now),
         }
+    }
+
+    /// An SRTP/SRTCP packet that failed authentication or replay checks
+    /// (or plain RTP on an SRTP call) was dropped: counted, noted once per call.
+    fn count_srtp_refused(&mut self, e: &SrtpError, from: SocketAddr) {
+        self.srtp_refused += 1;
+        if self.srtp_refused == 1 {
+            tracing::warn!(%from, error = %e, "SRTP packet refused");
+        }
+        self.queue.push_back(Queued::Event(CallEvent::SrtpRefused));
     }
 
     /// A datagram from an address the SDP did not negotiate was dropped:
@@ -439,11 +487,28 @@ impl CallCore {
             let mut media_next = None;
             if let Some(media) = self.media.as_mut() {
                 let step = match media.poll_output(now) {
-                    MediaOutput::Transmit(t) => {
-                        let n = t.bytes.len().min(self.tx_buf.len());
-                        self.tx_buf[..n].copy_from_slice(&t.bytes[..n]);
-                        Step::Transmit(t.to, t.kind, n)
-                    }
+                    MediaOutput::Transmit(t) => match self.srtp.as_mut() {
+                        None => {
+                            let n = t.bytes.len().min(self.tx_buf.len());
+                            self.tx_buf[..n].copy_from_slice(&t.bytes[..n]);
+                            Step::Transmit(t.to, t.kind, n)
+                        }
+                        Some(s) => {
+                            let protected = match t.kind {
+                                PacketKind::Rtp => s.protect_rtp(t.bytes),
+                                PacketKind::Rtcp => s.protect_rtcp(t.bytes),
+                            };
+                            match protected {
+                                Ok(p) => {
+                                    let n = p.len().min(self.tx_buf.len());
+                                    self.tx_buf[..n].copy_from_slice(&p[..n]);
+                                    Step::Transmit(t.to, t.kind, n)
+                                }
+                                // Our own packet did not parse: nothing leaves in clear.
+                                Err(_) => continue,
+                            }
+                        }
+                    },
                     MediaOutput::Event(e) => Step::Event(e),
                     MediaOutput::Timeout(at) => Step::Wait(at),
                 };
@@ -529,6 +594,9 @@ impl CallCore {
             self.turn
                 .first_packet(now, &self.call_ref, &self.municipality, self.rtp_local)
         {
+            if let Some(t) = self.turn_log.last_mut().filter(|t| t.latency_ms.is_none()) {
+                t.latency_ms = Some(tt.latency().as_millis() as i64);
+            }
             self.queue
                 .push_back(Queued::Event(CallEvent::Turn(Box::new(tt))));
         }
@@ -600,6 +668,7 @@ impl CallCore {
             turns: self.turns,
             transcript: (self.cfg.keep_transcripts && !self.transcript.is_empty())
                 .then(|| Pii::new(self.transcript.join("\n"))),
+            turn_log: self.turn_log.clone(),
         }
     }
 
@@ -681,6 +750,16 @@ impl CallCore {
             latch: self.cfg.latch,
             ..SessionConfig::default()
         };
+        if let Some(p) = &neg.srtp {
+            match SrtpSession::new(p) {
+                Ok(s) => self.srtp = Some(s),
+                Err(e) => {
+                    tracing::warn!(error = %e, "SRTP contexts could not be set up");
+                    self.end(Outcome::Failed, true);
+                    return;
+                }
+            }
+        }
         match MediaSession::new(call_sdp::media_params(&neg), cfg, now) {
             Ok(mut m) => {
                 if let Some(vad) = &self.cfg.vad {
@@ -699,7 +778,20 @@ impl CallCore {
         self.stage = Stage::Active {
             max_end: now + self.cfg.timings.max_call,
         };
-        let first = self.interp.start(self.wall());
+        // A recorded announcement plays first, not interruptible.
+        let mut first: Vec<Action> = self
+            .announcement_audio
+            .take()
+            .map(|p| Action::Play {
+                file: p.to_string_lossy().into_owned(),
+                barge_in: false,
+            })
+            .into_iter()
+            .collect();
+        first.extend(self.interp.start(self.wall()));
+        self.flow_moves += 1;
+        self.turn_log.push(TurnLog::new("start", ""));
+        self.log_said(&first);
         self.take_actions(first);
     }
 
@@ -713,13 +805,29 @@ impl CallCore {
         );
         match answer {
             ReInviteAnswer::Accept { body, negotiated } => {
-                if let Some(n) = negotiated {
+                if let Some(n) = negotiated.map(|n| *n) {
                     if let Some(m) = self.media.as_mut() {
                         let moved = n.remote_rtp != m.params().remote_rtp
                             || Some(n.remote_rtcp) != m.params().remote_rtcp;
                         // On hold with c=0.0.0.0 the old address stays (nothing is sent meanwhile).
                         if moved && !n.remote_rtp.ip().is_unspecified() {
                             m.set_remote(n.remote_rtp, Some(n.remote_rtcp));
+                        }
+                    }
+                    match (&n.srtp, self.srtp.as_mut()) {
+                        (Some(p), Some(s)) => {
+                            if s.renegotiated(p).is_err() {
+                                self.queue
+                                    .push_back(Queued::Sip(SipCommand::RejectReInvite(488)));
+                                return;
+                            }
+                        }
+                        (None, None) => {}
+                        // SRTP cannot be switched on or off mid-call.
+                        _ => {
+                            self.queue
+                                .push_back(Queued::Sip(SipCommand::RejectReInvite(488)));
+                            return;
                         }
                     }
                     let held = !n.direction.sends();
@@ -758,7 +866,7 @@ impl CallCore {
                     .listen
                     .as_ref()
                     .filter(|l| l.takes_speech(quiet))
-                    .map(|l| (choice(&l.question), l.question.hints.clone()));
+                    .map(|l| (choice(&l.question), l.question.stt_hints()));
                 if question.is_some() && self.cfg.smart_turn_threshold.is_some() {
                     // Has the caller finished? The model answers in tens of ms;
                     // meanwhile the end silence runs on.
@@ -834,19 +942,15 @@ impl CallCore {
             return;
         }
         l.recognising();
-        let (choice, hints) = (choice(&l.question), l.question.hints.clone());
+        let (choice, hints) = (choice(&l.question), l.question.stt_hints());
         // The caller answered: what is left of the question's prompt is moot.
         self.cancel_prompts();
         self.turn.begin(TurnInput::Speech, now);
-        let mut pcm = pcm;
         if let Some(took) = by_model {
+            // The recogniser gives every utterance the same ending
+            // (ivr_stt::audio::settle_tail), so one the model ended at the
+            // short silence needs no padding.
             self.turn.ended_by_model(took);
-            // Ended at the short silence: give the recogniser the trailing
-            // silence an end-silence utterance has. whisper's encoder context
-            // follows the audio's length, and a last word at its very edge is
-            // misheard ("English please" as "indrush please").
-            let pad = (pcm.sample_rate as usize) * MODEL_END_PAD_MS / 1000;
-            pcm.samples.extend(std::iter::repeat_n(0, pad));
         }
         self.utterance = Some(pcm.clone());
         match self.eager.confirmed() {
@@ -859,7 +963,7 @@ impl CallCore {
         }
     }
 
-    fn recognise(&mut self, pcm: Pcm, choice: LanguageChoice, hints: Vec<String>) {
+    fn recognise(&mut self, pcm: Pcm, choice: LanguageChoice, hints: Hints) {
         let id = self.next_job();
         self.stt_job = Some((id, identifies(&choice)));
         self.queue.push_back(Queued::Job(Job::Recognize {
@@ -881,7 +985,7 @@ impl CallCore {
         l.recognising();
         let (choice, hints) = (
             identify_among(l.question.lang, &among),
-            l.question.hints.clone(),
+            l.question.stt_hints(),
         );
         self.recognise(pcm, choice, hints);
     }
@@ -925,8 +1029,14 @@ impl CallCore {
         if matches!(ev, FlowEvent::Speech { .. } | FlowEvent::Dtmf(_)) {
             self.turns += 1;
         }
+        let before = self.log_before(&ev);
         let t0 = self.cfg.stopwatch.as_ref().map(|s| s());
         let actions = self.interp.handle(ev, self.wall());
+        self.flow_moves += 1;
+        match before {
+            Some(before) => self.log_turn(before, &actions),
+            None => self.log_said(&actions),
+        }
         let took = match (t0, self.cfg.stopwatch.as_ref()) {
             (Some(t0), Some(s)) => s().saturating_duration_since(t0),
             _ => Duration::ZERO,
@@ -972,6 +1082,7 @@ impl CallCore {
                     speech,
                     dtmf,
                     hints,
+                    candidates,
                     lang,
                     timeout,
                     max_digits: _,
@@ -983,6 +1094,10 @@ impl CallCore {
                         speech,
                         dtmf,
                         hints,
+                        candidates: candidates
+                            .into_iter()
+                            .map(|(label, phrases)| Candidate { label, phrases })
+                            .collect(),
                         lang,
                         timeout,
                         barge_in,
@@ -1234,7 +1349,7 @@ impl CallCore {
                     let question = self
                         .listen
                         .as_ref()
-                        .map(|l| (choice(&l.question), l.question.hints.clone()));
+                        .map(|l| (choice(&l.question), l.question.stt_hints()));
                     if let (true, Some((choice, hints)), Some(pcm)) =
                         (self.eager.declined(gen), question, self.utterance.clone())
                     {
@@ -1310,6 +1425,78 @@ impl CallCore {
             }
         };
         self.feed(ev);
+    }
+}
+
+/// What a turn's log entry needs from before the flow handled its input.
+struct TurnBefore {
+    step: String,
+    input: &'static str,
+    heard: Option<Pii<String>>,
+    intents: usize,
+    misunderstood: u32,
+}
+
+impl CallCore {
+    /// The state a caller turn starts from (None: not a caller turn).
+    fn log_before(&self, ev: &FlowEvent) -> Option<TurnBefore> {
+        let (input, heard) = match ev {
+            FlowEvent::Speech { text, .. } => {
+                ("speech", self.cfg.keep_transcripts.then(|| text.clone()))
+            }
+            FlowEvent::Dtmf(_) => ("dtmf", None),
+            FlowEvent::NoInput => ("no_input", None),
+            _ => return None,
+        };
+        let rec = self.interp.record();
+        Some(TurnBefore {
+            step: rec.steps.last().cloned().unwrap_or_default(),
+            input,
+            heard,
+            intents: rec.intents.len(),
+            misunderstood: rec.misunderstood,
+        })
+    }
+
+    /// A caller turn was handled: its log entry (a turn the flow only asks to
+    /// recognise again is logged when the second recognition comes back).
+    fn log_turn(&mut self, b: TurnBefore, actions: &[Action]) {
+        if matches!(actions, [Action::RecognizeAgain { .. }]) {
+            return;
+        }
+        let rec = self.interp.record();
+        let mut t = TurnLog::new(b.input, &b.step);
+        t.heard = b.heard;
+        t.intent = rec.intents.get(b.intents..).and_then(|i| i.last().cloned());
+        t.misunderstood = rec.misunderstood > b.misunderstood;
+        self.turn_log.push(t);
+        self.log_said(actions);
+    }
+
+    /// What the bot says in reply, on the last log entry: static prompts as
+    /// they are, personal ones only when transcripts are kept.
+    fn log_said(&mut self, actions: &[Action]) {
+        let keep = self.cfg.keep_transcripts;
+        let Some(t) = self.turn_log.last_mut() else {
+            return;
+        };
+        for a in actions {
+            match a {
+                Action::Say {
+                    speech: Speech::Static(s),
+                    ..
+                } => t.said.push((Pii::new(s.clone()), false)),
+                Action::Say {
+                    speech: Speech::Personal(p),
+                    ..
+                } if keep => t.said.push((p.clone(), true)),
+                Action::Say { .. } => t.said.push((Pii::new("[personal]".into()), false)),
+                Action::Play { file, .. } => {
+                    t.said.push((Pii::new(format!("[audio {file}]")), false))
+                }
+                _ => {}
+            }
+        }
     }
 }
 

@@ -35,8 +35,8 @@ pub enum Job {
         pcm: Pcm,
         /// The language, or the languages to identify it among.
         choice: LanguageChoice,
-        /// Recogniser hints.
-        hints: Vec<String>,
+        /// Recogniser hints and the answers the question expects.
+        hints: crate::speech::Hints,
         /// A speculative recognition (eager end of turn): start it only on an
         /// idle worker, else answer [`Done::Declined`].
         eager: bool,
@@ -184,6 +184,10 @@ pub enum CallEvent {
     /// An RTP or RTCP datagram from an address the SDP did not negotiate was
     /// dropped (`ivr_rtp_dropped_foreign_total`).
     ForeignMediaDropped,
+    /// An SRTP/SRTCP packet failed authentication or the replay check, or
+    /// arrived in clear on an SRTP call, and was dropped
+    /// (`ivr_srtp_refused_total`).
+    SrtpRefused,
     /// The flow took a step: the call's record so far (outcome
     /// [`crate::records::IN_PROGRESS`]), to be written now so a crash loses
     /// at most the step after it.

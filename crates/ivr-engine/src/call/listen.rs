@@ -35,6 +35,8 @@ pub struct Question {
     pub dtmf: bool,
     /// Recogniser hints.
     pub hints: Vec<String>,
+    /// The answers the question expects (scored against the audio).
+    pub candidates: Vec<ivr_stt::Candidate>,
     /// The language to recognise in.
     pub lang: Lang,
     /// Silence before `NoInput`.
@@ -71,6 +73,16 @@ pub struct Listen {
     /// What it takes.
     pub question: Question,
     phase: Phase,
+}
+
+impl Question {
+    /// What the recogniser listens for on this question.
+    pub fn stt_hints(&self) -> crate::speech::Hints {
+        crate::speech::Hints {
+            words: self.hints.clone(),
+            candidates: self.candidates.clone(),
+        }
+    }
 }
 
 impl Listen {
@@ -174,6 +186,7 @@ mod tests {
             speech: true,
             dtmf: true,
             hints: Vec::new(),
+            candidates: Vec::new(),
             lang: Lang::Da,
             timeout: Duration::from_secs(6),
             barge_in,

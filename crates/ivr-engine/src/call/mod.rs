@@ -30,6 +30,7 @@ pub mod io;
 pub mod jobs;
 pub mod listen;
 pub mod sdp;
+pub mod srtp;
 pub mod task;
 
 use std::net::SocketAddr;
@@ -115,6 +116,10 @@ pub struct CallShared {
     pub keep_transcripts: bool,
     /// Where finished turns' timings are published.
     pub turns: TurnTimings,
+    /// Calls in progress (the console's live page).
+    pub live: crate::live::LiveCalls,
+    /// Crisis announcements set from the console, put in front of new calls.
+    pub announcements: crate::console::announce::Announcements,
 }
 
 impl CallShared {
@@ -216,11 +221,45 @@ pub struct Incoming {
     pub offer: Option<Vec<u8>>,
     /// The caller's signalling address (for numeric transfer targets).
     pub source: SocketAddr,
+    /// The transport the INVITE came over (SRTP keys only over TLS).
+    pub transport: ivr_sip::Transport,
     /// The trunk's symmetric-RTP setting (`None`: `[media] latch`).
     pub latch: Option<bool>,
     /// The trunk's source networks: with symmetric RTP on, a latch may also
     /// take a source in them (a far end whose SDP names a private address).
     pub trunk_nets: Vec<ivr_sip::guard::IpNet>,
+    /// The trunk's SRTP setting (`None`: `[media] srtp`).
+    pub srtp: Option<ivr_sip::sdp::SrtpPolicy>,
+}
+
+/// Our SRTP side for a call under `policy` that came over `transport`:
+/// fresh keys from the OS CSPRNG when SDES may be used. Keys travel in the
+/// SDP, so only a call signalled over TLS gets any (RFC 4568 sec. 8.3);
+/// `Err(488)` when SRTP is required and the call is not over TLS.
+///
+/// # Errors
+/// [`Refused`] with 488.
+pub fn local_srtp(
+    policy: ivr_sip::sdp::SrtpPolicy,
+    transport: ivr_sip::Transport,
+) -> Result<Option<ivr_sip::sdp::LocalSrtp>, Refused> {
+    use ivr_sip::sdp::{LocalSrtp, SrtpKeyMaterial, SrtpPolicy};
+    let required = match policy {
+        SrtpPolicy::Off => return Ok(None),
+        SrtpPolicy::Optional => false,
+        SrtpPolicy::Required => true,
+    };
+    if !transport.secure() {
+        return if required {
+            Err(Refused(488))
+        } else {
+            Ok(None)
+        };
+    }
+    Ok(Some(LocalSrtp {
+        required,
+        keys: SrtpKeyMaterial::new(ivr_sip::ids::secure_bytes()),
+    }))
 }
 
 /// Negotiates media, answers 200 and starts the call's task.
@@ -232,7 +271,8 @@ pub async fn accept(shared: Arc<CallShared>, inc: Incoming) -> Result<Accepted, 
         .await
         .ok_or(Refused(503))?;
     let port = rtp.local_addr().map_err(|_| Refused(503))?.port();
-    let local = LocalMedia::new(shared.media.rtp_ip, port, random_u64() >> 1);
+    let mut local = LocalMedia::new(shared.media.rtp_ip, port, random_u64() >> 1);
+    local.srtp = local_srtp(inc.srtp.unwrap_or(shared.media.srtp), inc.transport)?;
     let answered =
         sdp::answer_invite(inc.offer.as_deref(), &local, &shared.sdp).map_err(Refused)?;
     shared
@@ -247,11 +287,27 @@ pub async fn accept(shared: Arc<CallShared>, inc: Incoming) -> Result<Accepted, 
         .await
         .map_err(|_| Refused(500))?;
     shared.metrics.call_started();
+    shared.live.begin(crate::live::LiveCall {
+        call_ref: inc.call_ref.to_string(),
+        municipality: inc.route.municipality.id.clone(),
+        caller: crate::live::mask_number(inc.calling.expose()),
+        lang: inc.route.municipality.default_lang().code().to_string(),
+        step: String::new(),
+        last_intent: None,
+        started_at: shared.clock.now_utc(),
+        seconds: 0,
+        since: std::time::Instant::now(),
+    });
     let span = tracing::info_span!("call", call = %inc.call_ref, municipality = %inc.route.municipality.id);
+    // A crisis announcement set in the console plays before the flow.
+    let (route, announcement_audio) = shared
+        .announcements
+        .apply(inc.route, shared.clock.now_utc());
     let setup = CallSetup {
-        prompts_dir: shared.flows_dir.join(&inc.route.municipality.id),
+        prompts_dir: shared.flows_dir.join(&route.municipality.id),
+        announcement_audio,
         call_ref: inc.call_ref,
-        route: inc.route,
+        route,
         calling: inc.calling,
         called: inc.called,
         source: inc.source,

@@ -74,7 +74,7 @@ pub enum ReInviteAnswer {
         /// Our SDP.
         body: Vec<u8>,
         /// The new negotiation (None: an offerless re-INVITE, nothing changes yet).
-        negotiated: Option<Negotiated>,
+        negotiated: Option<Box<Negotiated>>,
     },
     /// Refuse with this status (488: the new offer has nothing in common).
     Reject(u16),
@@ -109,7 +109,7 @@ pub fn answer_reinvite(
     match answer {
         Some((sd, n)) => ReInviteAnswer::Accept {
             body: session.stamp(sd).to_string().into_bytes(),
-            negotiated: Some(n),
+            negotiated: Some(Box::new(n)),
         },
         None => ReInviteAnswer::Reject(488),
     }

@@ -76,6 +76,8 @@ impl CallTask {
         };
         let mut progress = progress;
         let mut writer = writer;
+        let call_ref = core.call_ref().to_string();
+        let mut published = 0u64;
         loop {
             // 1. Everything the core has to say, up to its next deadline.
             let wake = loop {
@@ -115,6 +117,11 @@ impl CallTask {
                     Output::Timeout(at) => break at,
                 }
             };
+            // The live page follows the flow (copied only when it moved).
+            if core.flow_moves() != published {
+                published = core.flow_moves();
+                self.shared.live.update(&call_ref, &core.live_view());
+            }
             // 2. Wait for input or the deadline.
             let w = tokio::select! {
                 r = self.rtp.recv_from(&mut buf) => r.map_or(Wake::Timer, |(n, a)| Wake::Rtp(n, a)),
@@ -159,6 +166,7 @@ impl CallTask {
             CallEvent::Eager(o) => self.shared.metrics.eager(o),
             CallEvent::BargeIn => tracing::debug!("barge-in: prompt flushed"),
             CallEvent::ForeignMediaDropped => self.shared.metrics.foreign_media_dropped(),
+            CallEvent::SrtpRefused => self.shared.metrics.srtp_refused(),
             CallEvent::Progress(_) => {}
         }
     }
@@ -175,6 +183,7 @@ impl CallTask {
                 tracing::warn!(error = %e, "call record not written");
             }
         }
+        self.shared.live.end(&row.call_ref);
         // Last: the call stops counting as active only once its record is
         // committed, so a graceful shutdown (which waits for no active calls)
         // cannot exit before the record is written.

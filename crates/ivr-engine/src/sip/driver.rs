@@ -5,15 +5,16 @@ use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ivr_sip::msg::framer::{Framed, StreamFramer};
 use ivr_sip::msg::{Message, DEFAULT_MAX_BODY, DEFAULT_MAX_HEAD};
 use ivr_sip::{Endpoint, Event, Transmit, Transport};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
 
+use super::tls::Tls;
 use super::TCP_WRITE_QUEUE;
 
 /// An application command: runs on the driver with the endpoint and the
@@ -28,16 +29,25 @@ pub(super) type Reply = Box<dyn FnOnce() + Send>;
 pub(super) enum NetInput {
     /// A UDP datagram.
     Datagram { src: SocketAddr, bytes: Vec<u8> },
-    /// A message framed from a TCP connection.
-    Stream { peer: SocketAddr, msg: Box<Message> },
-    /// An accepted TCP connection's write queue.
+    /// A message framed from a TCP or TLS connection.
+    Stream {
+        transport: Transport,
+        peer: SocketAddr,
+        msg: Box<Message>,
+    },
+    /// An accepted (or, for TLS, handshaken) connection's write queue.
     Opened {
+        transport: Transport,
         peer: SocketAddr,
         conn: u64,
         writer: mpsc::Sender<Vec<u8>>,
     },
-    /// A TCP connection ended (or an outbound connect failed).
-    Closed { peer: SocketAddr, conn: u64 },
+    /// A connection ended (or an outbound connect failed).
+    Closed {
+        transport: Transport,
+        peer: SocketAddr,
+        conn: u64,
+    },
 }
 
 /// Counters the driver keeps for [`super::SipHandle`].
@@ -47,6 +57,9 @@ pub(super) struct Counters {
     pub(super) calls: AtomicUsize,
     /// UDP datagrams dropped because the input queue was full.
     pub(super) dropped_datagrams: AtomicU64,
+    /// TLS connections refused: over the connection limit, or a handshake
+    /// that failed or timed out.
+    pub(super) tls_refused: AtomicU64,
     /// Datagrams from outside the trunks dropped because their own queue was full.
     pub(super) dropped_outside: AtomicU64,
     /// The endpoint's guard decisions after the driver's last step.
@@ -67,7 +80,9 @@ pub(super) struct Driver {
     /// A sender of the input queue, for connections the driver opens.
     pub(super) net_tx: mpsc::Sender<NetInput>,
     pub(super) counters: Arc<Counters>,
-    conns: HashMap<SocketAddr, Conn>,
+    /// The TLS transport, when configured (for connections we open).
+    pub(super) tls: Option<Arc<Tls>>,
+    conns: HashMap<(Transport, SocketAddr), Conn>,
     /// Events the application queue had no room for, oldest first.
     backlog: VecDeque<Event>,
     /// The application dropped its event receiver: events are discarded.
@@ -80,12 +95,14 @@ impl Driver {
         udp: Vec<(bool, Arc<UdpSocket>)>,
         net_tx: mpsc::Sender<NetInput>,
         counters: Arc<Counters>,
+        tls: Option<Arc<Tls>>,
     ) -> Self {
         Driver {
             ep,
             udp,
             net_tx,
             counters,
+            tls,
             conns: HashMap::new(),
             backlog: VecDeque::new(),
             app_gone: false,
@@ -151,16 +168,31 @@ impl Driver {
             NetInput::Datagram { src, bytes } => {
                 self.ep.handle_datagram(src, &bytes, Instant::now());
             }
-            NetInput::Stream { peer, msg } => {
+            NetInput::Stream {
+                transport,
+                peer,
+                msg,
+            } => {
                 self.ep
-                    .handle_message(Transport::Tcp, peer, *msg, Instant::now());
+                    .handle_message(transport, peer, *msg, Instant::now());
             }
-            NetInput::Opened { peer, conn, writer } => {
-                self.conns.insert(peer, Conn { id: conn, writer });
+            NetInput::Opened {
+                transport,
+                peer,
+                conn,
+                writer,
+            } => {
+                self.conns
+                    .insert((transport, peer), Conn { id: conn, writer });
             }
-            NetInput::Closed { peer, conn } => {
-                if self.conns.get(&peer).is_some_and(|c| c.id == conn) {
-                    self.conns.remove(&peer);
+            NetInput::Closed {
+                transport,
+                peer,
+                conn,
+            } => {
+                let key = (transport, peer);
+                if self.conns.get(&key).is_some_and(|c| c.id == conn) {
+                    self.conns.remove(&key);
                 }
             }
         }
@@ -209,23 +241,34 @@ impl Driver {
                     None => tracing::warn!(dest = %t.dest, "no UDP socket for address family"),
                 }
             }
-            Transport::Tcp => match self.conns.get(&t.dest) {
-                Some(c) => {
-                    if c.writer.try_send(t.bytes).is_err() {
-                        tracing::warn!(dest = %t.dest, "TCP write queue full; closing connection");
-                        self.conns.remove(&t.dest);
+            Transport::Tcp | Transport::Tls => {
+                let key = (t.transport, t.dest);
+                match self.conns.get(&key) {
+                    Some(c) => {
+                        if c.writer.try_send(t.bytes).is_err() {
+                            tracing::warn!(dest = %t.dest, "stream write queue full; closing connection");
+                            self.conns.remove(&key);
+                        }
+                    }
+                    None => {
+                        // Queue now, connect in the background: later messages to
+                        // the same peer wait in the same queue, in order.
+                        let tls = match (t.transport, &self.tls) {
+                            (Transport::Tls, Some(tls)) => Some(tls.clone()),
+                            (Transport::Tls, None) => {
+                                tracing::warn!(dest = %t.dest, "no TLS transport configured; message dropped");
+                                return;
+                            }
+                            _ => None,
+                        };
+                        let (writer, rx) = mpsc::channel(TCP_WRITE_QUEUE);
+                        let conn = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
+                        let _ = writer.try_send(t.bytes);
+                        self.conns.insert(key, Conn { id: conn, writer });
+                        tokio::spawn(connect(t.dest, conn, rx, self.net_tx.clone(), tls));
                     }
                 }
-                None => {
-                    // Queue now, connect in the background: later messages to
-                    // the same peer wait in the same queue, in order.
-                    let (writer, rx) = mpsc::channel(TCP_WRITE_QUEUE);
-                    let conn = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
-                    let _ = writer.try_send(t.bytes);
-                    self.conns.insert(t.dest, Conn { id: conn, writer });
-                    tokio::spawn(connect(t.dest, conn, rx, self.net_tx.clone()));
-                }
-            },
+            }
         }
     }
 }
@@ -235,14 +278,50 @@ async fn connect(
     conn: u64,
     rx: mpsc::Receiver<Vec<u8>>,
     net: mpsc::Sender<NetInput>,
+    tls: Option<Arc<Tls>>,
 ) {
-    match TcpStream::connect(peer).await {
-        Ok(stream) => {
-            run_connection(stream, peer, conn, rx, net, super::TcpLimits::default()).await
-        }
+    let transport = if tls.is_some() {
+        Transport::Tls
+    } else {
+        Transport::Tcp
+    };
+    let closed = NetInput::Closed {
+        transport,
+        peer,
+        conn,
+    };
+    let stream = match TcpStream::connect(peer).await {
+        Ok(s) => s,
         Err(e) => {
             tracing::warn!(dest = %peer, error = %e, "TCP connect failed");
-            let _ = net.send(NetInput::Closed { peer, conn }).await;
+            let _ = net.send(closed).await;
+            return;
+        }
+    };
+    let Some(tls) = tls else {
+        let limits = super::TcpLimits::default();
+        run_connection(stream, Transport::Tcp, peer, conn, rx, net, limits).await;
+        return;
+    };
+    let Some(connector) = tls.connector.clone() else {
+        tracing::warn!(dest = %peer, "TLS connection wanted but no ca_file to verify the trunk with");
+        let _ = net.send(closed).await;
+        return;
+    };
+    let name = tls.name_for(peer);
+    let limits = tls.limits;
+    match tokio::time::timeout(limits.handshake_timeout, connector.connect(name, stream)).await {
+        Ok(Ok(s)) => {
+            let reading = limits.reading();
+            run_connection(s, Transport::Tls, peer, conn, rx, net, reading).await;
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(dest = %peer, error = %e, "TLS handshake with the trunk failed");
+            let _ = net.send(closed).await;
+        }
+        Err(_) => {
+            tracing::warn!(dest = %peer, "TLS handshake with the trunk timed out");
+            let _ = net.send(closed).await;
         }
     }
 }
@@ -307,16 +386,18 @@ pub(super) async fn tcp_accept_loop(
                 };
                 let (writer, rx) = mpsc::channel(TCP_WRITE_QUEUE);
                 let conn = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
-                if net
-                    .send(NetInput::Opened { peer, conn, writer })
-                    .await
-                    .is_err()
-                {
+                let opened = NetInput::Opened {
+                    transport: Transport::Tcp,
+                    peer,
+                    conn,
+                    writer,
+                };
+                if net.send(opened).await.is_err() {
                     return;
                 }
                 let net = net.clone();
                 tokio::spawn(async move {
-                    run_connection(stream, peer, conn, rx, net, limits).await;
+                    run_connection(stream, Transport::Tcp, peer, conn, rx, net, limits).await;
                     drop(slot);
                 });
             }
@@ -325,68 +406,159 @@ pub(super) async fn tcp_accept_loop(
     }
 }
 
+/// Accepts TLS connections: at most `max_connections` at once (more are
+/// closed on accept), each handshaken within `handshake_timeout` on a task
+/// of its own (a slow client holds up nobody), then read like TCP.
+pub(super) async fn tls_accept_loop(
+    l: TcpListener,
+    tls: Arc<Tls>,
+    net: mpsc::Sender<NetInput>,
+    counters: Arc<Counters>,
+) {
+    let slots = Arc::new(Semaphore::new(
+        tls.limits.max_connections.min(Semaphore::MAX_PERMITS),
+    ));
+    loop {
+        let (stream, peer) = match l.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(error = %e, "TLS accept failed");
+                continue;
+            }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            counters.tls_refused.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(%peer, "TLS connection limit reached; connection closed");
+            continue;
+        };
+        let (tls, net, counters) = (tls.clone(), net.clone(), counters.clone());
+        tokio::spawn(async move {
+            let _slot = slot;
+            let limits = tls.limits;
+            let hs = tokio::time::timeout(limits.handshake_timeout, tls.acceptor.accept(stream));
+            let stream = match hs.await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    counters.tls_refused.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    counters.tls_refused.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            let (writer, rx) = mpsc::channel(TCP_WRITE_QUEUE);
+            let conn = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
+            let opened = NetInput::Opened {
+                transport: Transport::Tls,
+                peer,
+                conn,
+                writer,
+            };
+            if net.send(opened).await.is_err() {
+                return;
+            }
+            run_connection(
+                stream,
+                Transport::Tls,
+                peer,
+                conn,
+                rx,
+                net,
+                limits.reading(),
+            )
+            .await;
+        });
+    }
+}
+
 /// Writes the connection's queue and frames what it reads
-/// ([`StreamFramer`], bounded sizes); a framing error closes it. Messages
-/// read wait for room in the driver's input queue (TCP flow control pushes
-/// back on the peer).
-async fn run_connection(
-    stream: TcpStream,
+/// ([`StreamFramer`], bounded sizes); a framing error closes it, and so
+/// does `idle` without a byte either way, or the driver dropping the queue.
+/// Messages read wait for room in the driver's input queue (TCP flow
+/// control pushes back on the peer).
+async fn run_connection<S>(
+    stream: S,
+    transport: Transport,
     peer: SocketAddr,
     conn: u64,
     mut rx: mpsc::Receiver<Vec<u8>>,
     net: mpsc::Sender<NetInput>,
     limits: super::TcpLimits,
-) {
-    let (mut rd, mut wr) = stream.into_split();
-    tokio::spawn(async move {
-        while let Some(b) = rx.recv().await {
-            if wr.write_all(&b).await.is_err() {
-                break;
-            }
-        }
-    });
+) where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (mut rd, mut wr) = tokio::io::split(stream);
     let mut framer = StreamFramer::new(DEFAULT_MAX_HEAD, DEFAULT_MAX_BODY);
     let mut buf = vec![0u8; 16 * 1024];
+    let later = |t: tokio::time::Instant, d: Duration| {
+        t.checked_add(d)
+            .unwrap_or_else(|| t + Duration::from_secs(86_400 * 365))
+    };
+    let mut last_read = tokio::time::Instant::now();
     // When the message being read began (its first byte), if one is.
     let mut partial_since: Option<tokio::time::Instant> = None;
     'conn: loop {
         let deadline = match partial_since {
-            Some(t) => t + limits.message_timeout,
-            None => tokio::time::Instant::now() + limits.idle_timeout,
+            Some(t) => later(t, limits.message_timeout),
+            None => later(last_read, limits.idle_timeout),
         };
-        let n = match tokio::time::timeout_at(deadline, rd.read(&mut buf)).await {
-            Ok(Ok(0) | Err(_)) => break,
-            Ok(Ok(n)) => n,
-            Err(_) => {
-                tracing::debug!(%peer, partial = partial_since.is_some(), "SIP TCP connection timed out; closing");
-                break;
+        tokio::select! {
+            r = rd.read(&mut buf) => {
+                let n = match r {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                last_read = tokio::time::Instant::now();
+                framer.push(buf.get(..n).unwrap_or_default());
+                loop {
+                    match framer.next_message() {
+                        Ok(Framed::Message(msg)) => {
+                            partial_since = None;
+                            let input = NetInput::Stream { transport, peer, msg };
+                            if net.send(input).await.is_err() {
+                                return; // the driver stopped
+                            }
+                        }
+                        Ok(Framed::NeedMore) => {
+                            if framer.buffered() == 0 {
+                                partial_since = None;
+                            } else if partial_since.is_none() {
+                                partial_since = Some(tokio::time::Instant::now());
+                            }
+                            break;
+                        }
+                        Err(e) => {
+                            tracing::warn!(%peer, error = %e, "SIP stream framing error; closing");
+                            break 'conn;
+                        }
+                    }
+                }
             }
-        };
-        framer.push(buf.get(..n).unwrap_or_default());
-        loop {
-            match framer.next_message() {
-                Ok(Framed::Message(msg)) => {
-                    partial_since = None;
-                    if net.send(NetInput::Stream { peer, msg }).await.is_err() {
-                        return; // the driver stopped
+            m = rx.recv() => match m {
+                Some(b) => {
+                    if wr.write_all(&b).await.is_err() {
+                        break;
                     }
                 }
-                Ok(Framed::NeedMore) => {
-                    if framer.buffered() == 0 {
-                        partial_since = None;
-                    } else if partial_since.is_none() {
-                        partial_since = Some(tokio::time::Instant::now());
-                    }
-                    break;
-                }
-                Err(e) => {
-                    tracing::warn!(%peer, error = %e, "SIP stream framing error; closing");
-                    break 'conn;
-                }
+                None => break,
+            },
+            () = tokio::time::sleep_until(deadline) => {
+                tracing::debug!(%peer, ?transport, partial = partial_since.is_some(), "SIP stream connection timed out; closing");
+                break;
             }
         }
     }
-    let _ = net.send(NetInput::Closed { peer, conn }).await;
+    let _ = wr.shutdown().await;
+    let _ = net
+        .send(NetInput::Closed {
+            transport,
+            peer,
+            conn,
+        })
+        .await;
 }
 
 #[cfg(test)]
@@ -438,6 +610,7 @@ mod tests {
             vec![(true, sock)],
             net_tx.clone(),
             Arc::new(Counters::default()),
+            None,
         );
         let task = tokio::spawn(driver.run(net_rx, outside_rx, cmd_rx, events_tx));
         for n in 1..=3 {

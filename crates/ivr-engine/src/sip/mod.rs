@@ -13,6 +13,10 @@
 //!
 //! - UDP: one receive task per socket; responses go to the address RFC 3581
 //!   gives (the endpoint stamps `received`/`rport` on the top Via).
+//! - TLS ([`tls`]): as TCP, after a handshake bounded in time on a task of
+//!   its own; at most `max_connections` at once, idle ones closed. A call
+//!   that came over TLS keeps its signalling on that connection (responses
+//!   and our BYE/REFER), so the trunk that authenticated it hears from us.
 //! - TCP: one task per connection; messages are framed with
 //!   [`ivr_sip::msg::framer::StreamFramer`] (Content-Length, bounded sizes;
 //!   a framing error closes the connection). Requests we send over TCP reuse
@@ -50,6 +54,7 @@
 
 mod answer;
 mod driver;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -67,6 +72,7 @@ use tokio::task::JoinHandle;
 
 pub use answer::{answer_calls, AnswerSdp, AnswerStats, FixedPcmaAnswer};
 use driver::{Command, Counters, Driver};
+pub use tls::{ClientAuth, StreamLimits, Tls, TlsError, TlsSettings};
 
 /// Capacity of the event channel to the application.
 pub const EVENT_QUEUE: usize = 1024;
@@ -88,6 +94,14 @@ pub struct SipListenConfig {
     pub tcp: Vec<SocketAddr>,
     /// Address put in Via/Contact; default: the first bound socket (must not be unspecified).
     pub advertised: Option<SocketAddr>,
+    /// TLS listen addresses (with [`SipListenConfig::tls_config`]).
+    pub tls: Vec<SocketAddr>,
+    /// Address put in Via/Contact for TLS; default: the first TLS socket
+    /// (its IP replaced by `advertised`'s when unspecified).
+    pub advertised_tls: Option<SocketAddr>,
+    /// The TLS configuration: needed for TLS listeners and for TLS
+    /// connections we open.
+    pub tls_config: Option<Arc<Tls>>,
     /// Source networks of the trunks: their datagrams have the input
     /// queue to themselves, everyone else's wait in [`OUTSIDE_QUEUE`]
     /// (empty: one queue for all).
@@ -136,6 +150,9 @@ pub enum SipTransportError {
     /// The advertised address would be 0.0.0.0 or ::; set `advertised`.
     #[error("advertised address {0} is unspecified; configure one")]
     UnspecifiedAdvertised(SocketAddr),
+    /// TLS listen addresses are configured without certificate and key.
+    #[error("TLS listen address configured without a TLS configuration (cert_file, key_file)")]
+    NoTlsConfig,
 }
 
 /// The running SIP transport; drop or [`SipService::shutdown`] to stop it.
@@ -195,6 +212,24 @@ impl SipService {
             local.push((Transport::Tcp, bound));
             listeners.push(l);
         }
+        let mut tls_listeners = Vec::new();
+        if !listen.tls.is_empty() && listen.tls_config.is_none() {
+            return Err(SipTransportError::NoTlsConfig);
+        }
+        for addr in &listen.tls {
+            let l = TcpListener::bind(addr)
+                .await
+                .map_err(|source| SipTransportError::Bind {
+                    addr: *addr,
+                    source,
+                })?;
+            let bound = l.local_addr().map_err(|source| SipTransportError::Bind {
+                addr: *addr,
+                source,
+            })?;
+            local.push((Transport::Tls, bound));
+            tls_listeners.push(l);
+        }
         let first = local
             .first()
             .map(|(_, a)| *a)
@@ -203,6 +238,13 @@ impl SipService {
         if advertised.ip().is_unspecified() {
             return Err(SipTransportError::UnspecifiedAdvertised(advertised));
         }
+        let advertised_tls = listen.advertised_tls.or_else(|| {
+            let (_, mut a) = *local.iter().find(|(t, _)| *t == Transport::Tls)?;
+            if a.ip().is_unspecified() {
+                a.set_ip(advertised.ip());
+            }
+            Some(a)
+        });
         let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
         let counters = Arc::new(Counters::default());
         let (net_tx, net_rx) = mpsc::channel(INPUT_QUEUE);
@@ -229,11 +271,24 @@ impl SipService {
                 listen.tcp_limits,
             )));
         }
+        for l in tls_listeners {
+            if let Some(tls) = &listen.tls_config {
+                tasks.push(tokio::spawn(driver::tls_accept_loop(
+                    l,
+                    tls.clone(),
+                    net_tx.clone(),
+                    counters.clone(),
+                )));
+            }
+        }
+        let mut ep = endpoint(advertised);
+        ep.advertised_tls = advertised_tls;
         let driver = Driver::new(
-            Endpoint::new(endpoint(advertised)),
+            Endpoint::new(ep),
             sockets,
             net_tx,
             counters.clone(),
+            listen.tls_config.clone(),
         );
         tasks.push(tokio::spawn(
             driver.run(net_rx, outside_rx, cmd_rx, events_tx),
@@ -376,6 +431,12 @@ impl SipHandle {
     /// UDP datagrams dropped so far because the driver's input queue was full.
     pub fn dropped_datagrams(&self) -> u64 {
         self.counters.dropped_datagrams.load(Ordering::Relaxed)
+    }
+
+    /// TLS connections refused so far: over the connection limit, or a
+    /// handshake that failed or timed out.
+    pub fn tls_refused(&self) -> u64 {
+        self.counters.tls_refused.load(Ordering::Relaxed)
     }
 
     /// Datagrams from outside the trunks dropped at their full queue.

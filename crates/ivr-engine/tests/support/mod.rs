@@ -21,6 +21,7 @@ use ivr_engine::call::core::{
     CallCore, CallEvent, CallSetup, CallTimings, CoreConfig, Done, Input, Job, Output, SipCommand,
     SipEvent,
 };
+use ivr_engine::call::srtp::SrtpSession;
 use ivr_engine::call::{jobs, sdp};
 use ivr_engine::records::CallRecordRow;
 use ivr_engine::speech::SpeechPool;
@@ -31,7 +32,10 @@ use ivr_media::{
     Codec, MediaEvent, MediaParams, MediaSession, Output as MediaOutput, PacketKind, PlayOptions,
     SessionConfig,
 };
-use ivr_sip::sdp::{LocalMedia, SdpConfig};
+use ivr_sip::sdp::crypto::Crypto;
+use ivr_sip::sdp::{
+    Attribute, LocalMedia, LocalSrtp, SdpConfig, SrtpKeyMaterial, SrtpParams, SrtpSuite,
+};
 use ivr_stt::{LanguageChoice, ScriptedStt};
 use ivr_tts::{ScriptedTts, TextToSpeech};
 
@@ -58,6 +62,28 @@ pub fn offer(version: u32, direction: &str) -> Vec<u8> {
         "v=0\r\no=caller 1 {version} IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
          m=audio 30000 RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\n\
          a=fmtp:101 0-15\r\na=ptime:20\r\na={direction}\r\n"
+    )
+    .into_bytes()
+}
+
+/// The caller's SRTP offer (RTP/SAVP, AES_CM_128_HMAC_SHA1_80 with `keys`).
+pub fn srtp_offer(keys: &SrtpKeyMaterial) -> Vec<u8> {
+    let Attribute::Other {
+        value: Some(crypto),
+        ..
+    } = Crypto {
+        tag: 1,
+        suite: SrtpSuite::AesCm128HmacSha1_80,
+        key: keys.key_for(SrtpSuite::AesCm128HmacSha1_80),
+    }
+    .attribute()
+    else {
+        unreachable!("a=crypto is printed raw")
+    };
+    format!(
+        "v=0\r\no=caller 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+         m=audio 30000 RTP/SAVP 8 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\n\
+         a=fmtp:101 0-15\r\na=ptime:20\r\na=sendrecv\r\na=crypto:{crypto}\r\n"
     )
     .into_bytes()
 }
@@ -117,6 +143,8 @@ pub struct Log {
     pub events: Vec<(Instant, CallEvent)>,
     /// The call record, once the call is over.
     pub record: Option<(Instant, CallRecordRow)>,
+    /// SRTP call: packets from the core the caller could not authenticate.
+    pub undecryptable: usize,
 }
 
 enum Due {
@@ -182,6 +210,10 @@ pub struct Options {
     pub wall: DateTime<Utc>,
     /// An end-of-turn model with this threshold (None: none).
     pub smart_turn: Option<f32>,
+    /// The call is SRTP (RTP/SAVP with SDES keys both ways; SRTP required).
+    pub srtp: bool,
+    /// Crisis announcements in force (as the console sets them).
+    pub crisis: Option<ivr_engine::console::announce::Announcements>,
 }
 
 impl Default for Options {
@@ -195,6 +227,8 @@ impl Default for Options {
             tts: Arc::new(ScriptedTts::new(16_000)),
             wall: wednesday_morning(),
             smart_turn: None,
+            srtp: false,
+            crisis: None,
         }
     }
 }
@@ -220,6 +254,8 @@ pub struct Sim {
     caller_next: Instant,
     /// The caller sends no RTP (e.g. while it holds the call `inactive`).
     pub caller_muted: bool,
+    /// The caller's SRTP contexts on an SRTP call.
+    pub caller_srtp: Option<SrtpSession>,
     /// What happened.
     pub log: Log,
 }
@@ -229,13 +265,42 @@ impl Sim {
     pub fn ringing(flows: &Path, called: &str, opts: Options) -> Sim {
         let (store, _) = FlowStore::load(flows).expect("flows load");
         let route = store.route(called).expect("the number is routed");
-        let local = LocalMedia::new(ENGINE_RTP.ip(), ENGINE_RTP.port(), 42);
-        let answered =
-            sdp::answer_invite(Some(&offer(1, "sendrecv")), &local, &SdpConfig::default())
-                .expect("the offer is answered");
+        let (route, announcement_audio) = match &opts.crisis {
+            Some(a) => a.apply(route, opts.wall),
+            None => (route, None),
+        };
+        let mut local = LocalMedia::new(ENGINE_RTP.ip(), ENGINE_RTP.port(), 42);
+        let caller_keys = SrtpKeyMaterial::new([0xca; SrtpKeyMaterial::LEN]);
+        let suite = SrtpSuite::AesCm128HmacSha1_80;
+        let the_offer = if opts.srtp {
+            local.srtp = Some(LocalSrtp {
+                required: true,
+                keys: SrtpKeyMaterial::new([0xe9; SrtpKeyMaterial::LEN]),
+            });
+            srtp_offer(&caller_keys)
+        } else {
+            offer(1, "sendrecv")
+        };
+        let answered = sdp::answer_invite(Some(&the_offer), &local, &SdpConfig::default())
+            .expect("the offer is answered");
+        let caller_srtp = opts.srtp.then(|| {
+            let body = String::from_utf8_lossy(&answered.body).into_owned();
+            let line = body
+                .lines()
+                .find_map(|l| l.strip_prefix("a=crypto:"))
+                .expect("the answer carries the engine's key");
+            let theirs = Crypto::parse(line).expect("a usable crypto line");
+            SrtpSession::new(&SrtpParams {
+                suite,
+                local: caller_keys.key_for(suite),
+                remote: theirs.key,
+            })
+            .expect("caller SRTP")
+        });
         let setup = CallSetup {
             call_ref: CallId::from_u64(7),
             prompts_dir: flows.join(&route.municipality.id),
+            announcement_audio,
             route,
             calling: Pii::new("+4522334455".into()),
             called: Pii::new(called.into()),
@@ -292,6 +357,7 @@ impl Sim {
             core_next: t0,
             caller_next: t0,
             caller_muted: false,
+            caller_srtp,
             log: Log::default(),
         }
     }
@@ -464,7 +530,19 @@ impl Sim {
             match self.core.poll_output(now) {
                 Output::Transmit(t) => match t.kind {
                     PacketKind::Rtp => {
-                        let audio = parse_rtp(t.bytes).is_ok_and(|p| {
+                        let wire = t.bytes.to_vec();
+                        let bytes = match self.caller_srtp.as_mut() {
+                            None => wire,
+                            // What the caller cannot authenticate it does not hear.
+                            Some(s) => match s.unprotect_rtp(&wire) {
+                                Ok(plain) => plain.to_vec(),
+                                Err(_) => {
+                                    self.log.undecryptable += 1;
+                                    continue;
+                                }
+                            },
+                        };
+                        let audio = parse_rtp(&bytes).is_ok_and(|p| {
                             p.payload_type == 8 && {
                                 let e: f64 = p
                                     .payload
@@ -475,11 +553,20 @@ impl Sim {
                             }
                         });
                         self.log.rtp.push((now, audio));
-                        let bytes = t.bytes.to_vec();
                         let _ = self.caller.handle_rtp(&bytes, ENGINE_RTP, now);
                     }
                     PacketKind::Rtcp => {
-                        let bytes = t.bytes.to_vec();
+                        let wire = t.bytes.to_vec();
+                        let bytes = match self.caller_srtp.as_mut() {
+                            None => wire,
+                            Some(s) => match s.unprotect_rtcp(&wire) {
+                                Ok(plain) => plain.to_vec(),
+                                Err(_) => {
+                                    self.log.undecryptable += 1;
+                                    continue;
+                                }
+                            },
+                        };
                         let from = SocketAddr::new(ENGINE_RTP.ip(), ENGINE_RTP.port() + 1);
                         let _ = self.caller.handle_rtcp(&bytes, from, now);
                     }
@@ -512,10 +599,18 @@ impl Sim {
         loop {
             match self.caller.poll_output(now) {
                 MediaOutput::Transmit(t) => {
-                    let bytes = t.bytes.to_vec();
                     if self.log.record.is_some() || self.caller_muted {
                         continue;
                     }
+                    let bytes = match (self.caller_srtp.as_mut(), t.kind) {
+                        (None, _) => t.bytes.to_vec(),
+                        (Some(s), PacketKind::Rtp) => {
+                            s.protect_rtp(t.bytes).expect("caller SRTP").to_vec()
+                        }
+                        (Some(s), PacketKind::Rtcp) => {
+                            s.protect_rtcp(t.bytes).expect("caller SRTCP").to_vec()
+                        }
+                    };
                     let input = match t.kind {
                         PacketKind::Rtp => Input::Rtp {
                             bytes: &bytes,

@@ -94,6 +94,11 @@ fn run_checks(args: &Args, env: impl Fn(&str) -> Option<PathBuf>) -> Vec<Check> 
         }
     };
     checks.push(check_whisper_model(&config.stt.model, &args.models_dir));
+    checks.push(check_embedding_model(
+        &config.understanding.model,
+        &args.models_dir,
+        config.understanding.required,
+    ));
     checks.push(check_onnxruntime(
         env("ORT_DYLIB_PATH"),
         &config.tts.onnxruntime,
@@ -109,8 +114,24 @@ fn run_checks(args: &Args, env: impl Fn(&str) -> Option<PathBuf>) -> Vec<Check> 
         ),
     });
     checks.extend(check_voices(&args.voices_dir, espeak.as_deref()));
+    if let Some(tls) = config.sip.tls.settings() {
+        checks.push(check_tls(&tls));
+    }
     checks.extend(check_personal_data(&config));
     checks
+}
+
+/// The TLS certificate, key and roots load as `ivr serve` would load them
+/// (names files, never prints their contents).
+fn check_tls(s: &ivr_engine::sip::TlsSettings) -> Check {
+    match ivr_engine::sip::Tls::load(s) {
+        Ok(_) => Check::ok("SIP TLS", s.cert_file.display().to_string()),
+        Err(e) => Check::problem(
+            "SIP TLS",
+            e.to_string(),
+            "point [sip.tls] cert_file/key_file/ca_file at PEM files (chain leaf first, the key that matches it)",
+        ),
+    }
 }
 
 /// The oldest row of personal data per kind, against its retention period
@@ -297,6 +318,83 @@ fn check_turn_models(turn: &ivr_engine::config::TurnConfig) -> Vec<Check> {
     );
     file("smart turn", turn.smart_turn, &turn.smart_turn_model);
     v
+}
+
+/// The sentence-embedding model of `[understanding]`: present, a complete
+/// e5 file, pinned by `models/e5-small.toml` (sha256), and the engine
+/// compiled into this build. Without it the engine still runs (intents by
+/// their words alone) unless `required`; either way it is reported.
+fn check_embedding_model(model: &Path, models_dir: &Path, required: bool) -> Check {
+    let what = "intent model";
+    let degraded = if required {
+        "the engine refuses to start without it ([understanding] required = true)"
+    } else {
+        "until then the engine recognises intents by their words alone"
+    };
+    let info = match ivr_embed::check_model_file(model) {
+        Ok(i) => i,
+        Err(e) => {
+            return Check::problem(
+                what,
+                e.to_string(),
+                format!("run `make setup` (scripts/setup/15-embeddings.sh); {degraded}"),
+            )
+        }
+    };
+    if !ivr_embed::engine_built() {
+        return Check::problem(
+            what,
+            format!(
+                "{} present, but this `ivr` was built without the e5 engine",
+                model.display()
+            ),
+            format!("rebuild (cargo build) now that `make setup` has fetched models/e5-small/src; {degraded}"),
+        );
+    }
+    // The manifest pins the file by its path relative to models/.
+    let manifest = models_dir.join("e5-small.toml");
+    let pinned = std::fs::read_to_string(&manifest)
+        .ok()
+        .and_then(|t| t.parse::<toml::Table>().ok())
+        .and_then(|t| t.get("file").and_then(|f| f.as_array()).cloned())
+        .and_then(|files| {
+            files.iter().find_map(|f| {
+                let p = f.get("path")?.as_str()?;
+                let sha = f.get("sha256")?.as_str()?;
+                (models_dir.join(p) == model).then(|| sha.to_string())
+            })
+        });
+    match pinned {
+        Some(sha) => match ivr_models::manifest::sha256_file(model) {
+            Ok((got, _)) if got.eq_ignore_ascii_case(&sha) => Check::ok(
+                what,
+                format!(
+                    "{} (multilingual-e5-small q4, {} dimensions, sha256-verified)",
+                    model.display(),
+                    info.dim
+                ),
+            ),
+            Ok((got, _)) => Check::problem(
+                what,
+                format!(
+                    "{} has sha256 {got}, {} pins {sha}",
+                    model.display(),
+                    manifest.display()
+                ),
+                format!("delete {} and run `make setup`", model.display()),
+            ),
+            Err(e) => Check::problem(what, e.to_string(), "run `make setup`"),
+        },
+        None => Check::ok(
+            what,
+            format!(
+                "{} ({} dimensions; not pinned by {}: operator's model)",
+                model.display(),
+                info.dim,
+                manifest.display()
+            ),
+        ),
+    }
 }
 
 /// The onnxruntime shared library piper needs, checked as a file (ELF), never loaded.
@@ -609,6 +707,7 @@ mod tests {
                 lang: "da".into(),
                 turns: 0,
                 transcript: None,
+                turn_log: vec![],
             })
             .await
             .unwrap();

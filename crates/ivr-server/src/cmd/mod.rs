@@ -1,7 +1,9 @@
 //! One module per subcommand; each has `Args` and `run(Args) -> anyhow::Result<ExitCode>`.
 
+pub(crate) mod admin;
 pub(crate) mod check;
 pub(crate) mod doctor;
+pub(crate) mod eval;
 pub(crate) mod graph;
 pub(crate) mod say;
 pub(crate) mod serve;

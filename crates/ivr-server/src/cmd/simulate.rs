@@ -47,7 +47,7 @@ use ivr_integrations::{
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     /// Municipality folder name (e.g. `nordby`).
-    #[arg(long, required_unless_present = "number")]
+    #[arg(long, required_unless_present_any = ["number", "script"])]
     municipality: Option<String>,
     /// Called number instead of a municipality (routes through tenants.toml).
     #[arg(long)]
@@ -64,6 +64,11 @@ pub(crate) struct Args {
     /// Deployment folder.
     #[arg(long, default_value = "flows")]
     flows: PathBuf,
+    /// Sentence-embedding model for intents, as the engine uses it
+    /// (`[understanding] model`); when it cannot be loaded, intents are
+    /// recognised by their words alone and a note says so.
+    #[arg(long, default_value = "models/e5-small/e5-small-q4.bin")]
+    model: PathBuf,
     /// Where integration requests go: `standins` runs the engine's
     /// integrations against local stand-ins (an in-process Frontdesk server,
     /// callback store and mail outbox on SQLite; mails are queued, never
@@ -76,6 +81,17 @@ pub(crate) struct Args {
     /// summary after the call counts everything in that database.
     #[arg(long, value_name = "URL")]
     db: Option<String>,
+    /// Run conversation scripts instead of reading turns from stdin
+    /// (format: `crates/ivr-flow/tests/conversations/README.md`; each script
+    /// names its municipality and time), against simulated integrations.
+    /// Prints each transcript; exit 1 when an expectation of any fails.
+    #[arg(long, value_name = "FILE", num_args = 1.., conflicts_with_all = ["municipality", "number"])]
+    script: Vec<PathBuf>,
+    /// Print the reasons behind each decision as `explain:` lines: intent
+    /// candidates with their scores, the values heard in each turn, and
+    /// answers taken from what the caller said earlier.
+    #[arg(long)]
+    explain: bool,
 }
 
 /// Choice of `--integrations`.
@@ -284,6 +300,7 @@ fn emit(
     last_speech: &mut Option<Event>,
 ) -> std::io::Result<()> {
     while !actions.is_empty() {
+        explain(out, it)?;
         let mut next = Vec::new();
         for a in &actions {
             writeln!(out, "{}", action_line(a))?;
@@ -324,26 +341,75 @@ fn emit(
         }
         actions = next;
     }
+    explain(out, it)?;
     out.flush()
 }
 
+/// `--script FILE...`: runs conversation scripts (the flows loaded once);
+/// exit 1 when any fails.
+fn run_script_files(store: &FlowStore, files: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    let mut failed = 0;
+    for file in files {
+        let script = std::fs::read_to_string(file)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+        match ivr_flow::sim::run_script(store, &script) {
+            Ok(transcript) => {
+                for l in transcript {
+                    println!("{l}");
+                }
+                println!("ok: {}", file.display());
+            }
+            Err(e) => {
+                eprintln!("error: {}: {e}", file.display());
+                failed += 1;
+            }
+        }
+    }
+    if failed > 0 {
+        eprintln!("error: {failed} of {} scripts failed", files.len());
+        Ok(ExitCode::FAILURE)
+    } else {
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// The interpreter's explanations so far (only with `--explain`).
+fn explain(out: &mut impl Write, it: &mut Interpreter) -> std::io::Result<()> {
+    for l in it.take_explanations() {
+        writeln!(out, "explain: {}", l.expose())?;
+    }
+    Ok(())
+}
+
 /// Runs `ivr simulate`.
-pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let (store, warnings) = match FlowStore::load(&args.flows) {
+/// Loads the deployment as the engine does (intents by meaning when the
+/// sentence encoder at `model` loads, by words alone otherwise, with a note);
+/// warnings go to stderr.
+pub(crate) fn load_store(
+    flows: &std::path::Path,
+    model: &std::path::Path,
+) -> anyhow::Result<FlowStore> {
+    let encoder = crate::cmd::check::encoder_or_note(model);
+    let (store, warnings) = match FlowStore::load_with(flows, encoder) {
         Ok(s) => s,
         Err(ivr_flow::StoreError::Invalid(diags)) => {
             for d in diags {
                 eprintln!("{d}");
             }
-            anyhow::bail!(
-                "the flows in {} do not pass `ivr check`",
-                args.flows.display()
-            );
+            anyhow::bail!("the flows in {} do not pass `ivr check`", flows.display());
         }
         Err(e) => return Err(e.into()),
     };
     for w in warnings {
         eprintln!("{w}");
+    }
+    Ok(store)
+}
+
+pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let store = load_store(&args.flows, &args.model)?;
+    if !args.script.is_empty() {
+        return run_script_files(&store, &args.script);
     }
     let route = match (&args.municipality, &args.number) {
         (Some(m), _) => store
@@ -384,6 +450,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
             lang: args.lang,
         },
     );
+    it.set_explain(args.explain);
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let mut last_speech = None;

@@ -58,6 +58,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         audio: pcm,
         language,
         hints: args.hint,
+        candidates: Vec::new(),
     };
 
     let loading = Instant::now();

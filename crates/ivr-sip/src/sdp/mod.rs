@@ -19,16 +19,20 @@
 //!   [`LocalSession`] keeps `o=` stable across re-INVITEs and increments its
 //!   version only when our description changes (sec. 8).
 //! - [`SdpConfig`] is the codec preference order and packetisation from config.
+//! - [`crypto`]: SDES (RFC 4568) `a=crypto` lines; [`answer`] accepts
+//!   RTP/SAVP when [`LocalMedia::srtp`] allows it and answers with our key.
 //!
 //! Nothing here does I/O, reads a clock or draws random numbers: the caller
 //! supplies the session id (RFC 8866 sec. 5.2 suggests an NTP timestamp).
 
 mod config;
+pub mod crypto;
 mod dtmf;
 mod negotiate;
 mod parse;
 
 pub use config::{CodecPreference, ConfigError, SdpConfig};
+pub use crypto::{LocalSrtp, SrtpKey, SrtpKeyMaterial, SrtpParams, SrtpPolicy, SrtpSuite};
 pub use dtmf::EventSet;
 pub use negotiate::{
     accept_answer, answer, answer_reoffer, offer, Codec, LocalMedia, LocalSession, Negotiated,
@@ -131,6 +135,16 @@ pub enum SdpError {
     /// we never offered.
     #[error("the answer rejected our audio stream")]
     AnswerRejected,
+    /// SRTP is required (per trunk or `[media] srtp`) and the offer has no
+    /// audio stream with an `a=crypto` line we support. Answer 488.
+    #[error("SRTP is required and the offer has no usable a=crypto line")]
+    SrtpRequired,
+    /// The stream is RTP/SAVP but SRTP is off, or none of its `a=crypto`
+    /// lines is a suite we run (AES_CM_128_HMAC_SHA1_80/_32,
+    /// AES_256_CM_HMAC_SHA1_80, one inline key, no MKI), or an answer to our
+    /// SRTP offer picked none of our lines. Answer 488.
+    #[error("no SRTP crypto suite in common")]
+    NoCommonCrypto,
 }
 
 impl SdpError {
@@ -155,7 +169,9 @@ impl SdpError {
             | SdpError::MissingConnection
             | SdpError::UnresolvedHost
             | SdpError::MediaCountMismatch { .. }
-            | SdpError::AnswerRejected => 488,
+            | SdpError::AnswerRejected
+            | SdpError::SrtpRequired
+            | SdpError::NoCommonCrypto => 488,
         }
     }
 }

@@ -7,6 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use serde::{Deserialize, Serialize};
 
 use super::config::{CodecPreference, SdpConfig};
+use super::crypto::{self, Crypto, LocalSrtp, SrtpParams, SrtpSuite};
 use super::dtmf::EventSet;
 use super::parse::{
     AddrType, Address, Attribute, Connection, Direction, Fmtp, Media, MediaKind, Origin, RtpMap,
@@ -129,6 +130,9 @@ pub struct LocalMedia {
     /// `o=` session version of the first description; [`LocalSession`]
     /// increments it on change.
     pub session_version: u64,
+    /// SRTP (SDES, RFC 4568): `None` for plain RTP only; else whether it
+    /// is required, and our keys for this call.
+    pub srtp: Option<LocalSrtp>,
 }
 
 impl LocalMedia {
@@ -141,6 +145,7 @@ impl LocalMedia {
             direction: Direction::SendRecv,
             session_id,
             session_version: 1,
+            srtp: None,
         }
     }
 }
@@ -191,6 +196,8 @@ pub struct Negotiated {
     /// The peer has put us on hold (it does not want to receive: `sendonly`,
     /// `inactive` or `c=0.0.0.0`).
     pub remote_hold: bool,
+    /// SRTP suite and keys, when the stream is encrypted.
+    pub srtp: Option<SrtpParams>,
 }
 
 /// One codec picked from a media description.
@@ -415,23 +422,32 @@ fn answer_inner(
     cfg: &SdpConfig,
     keep: Option<Codec>,
 ) -> Result<(SessionDescription, Negotiated), SdpError> {
-    let mut chosen: Option<(usize, Pick)> = None;
+    let mut chosen: Option<(usize, Pick, Option<Crypto>)> = None;
     let mut saw_audio = false;
+    let mut refused_for_srtp = None;
     for (i, m) in offer.media.iter().enumerate() {
-        if m.kind != MediaKind::Audio || m.port == 0 || !m.is_plain_rtp() {
+        let secure = m.is_secure_rtp();
+        if m.kind != MediaKind::Audio || m.port == 0 || !(m.is_plain_rtp() || secure) {
             continue;
         }
+        let srtp = match srtp_choice(m, secure, local.srtp.as_ref()) {
+            Ok(c) => c,
+            Err(e) => {
+                refused_for_srtp.get_or_insert(e);
+                continue;
+            }
+        };
         saw_audio = true;
         if let Ok(p) = pick(m, cfg, keep) {
-            chosen = Some((i, p));
+            chosen = Some((i, p, srtp));
             break;
         }
     }
-    let Some((index, p)) = chosen else {
-        return Err(if saw_audio {
-            SdpError::NoCommonCodec
-        } else {
-            SdpError::NoAudio
+    let Some((index, p, theirs_crypto)) = chosen else {
+        return Err(match (saw_audio, refused_for_srtp) {
+            (true, _) => SdpError::NoCommonCodec,
+            (false, Some(e)) => e,
+            (false, None) => SdpError::NoAudio,
         });
     };
     let om = &offer.media[index];
@@ -462,8 +478,24 @@ fn answer_inner(
         }
         a.attributes.push(Attribute::Ptime(cfg.ptime_ms));
         a.attributes.push(Attribute::Direction(direction));
+        if let (Some(c), Some(l)) = (&theirs_crypto, &local.srtp) {
+            let ours = Crypto {
+                tag: c.tag,
+                suite: c.suite,
+                key: l.keys.key_for(c.suite),
+            };
+            a.attributes.push(ours.attribute());
+        }
         sd.media.push(a);
     }
+    let srtp = match (theirs_crypto, &local.srtp) {
+        (Some(c), Some(l)) => Some(SrtpParams {
+            suite: c.suite,
+            local: l.keys.key_for(c.suite),
+            remote: c.key,
+        }),
+        _ => None,
+    };
     let neg = Negotiated {
         media_index: index,
         remote_rtp,
@@ -476,6 +508,7 @@ fn answer_inner(
         ptime_ms: send_ptime(offer, om, cfg.ptime_ms),
         direction,
         remote_hold: !theirs.receives(),
+        srtp,
     };
     Ok((sd, neg))
 }
@@ -489,7 +522,13 @@ fn answer_inner(
 #[must_use]
 pub fn offer(local: &LocalMedia, cfg: &SdpConfig) -> SessionDescription {
     let mut sd = skeleton(local);
-    let mut m = Media::new(MediaKind::Audio, local.rtp_port, "RTP/AVP", Vec::new());
+    let required = local.srtp.as_ref().filter(|l| l.required);
+    let proto = if required.is_some() {
+        "RTP/SAVP"
+    } else {
+        "RTP/AVP"
+    };
+    let mut m = Media::new(MediaKind::Audio, local.rtp_port, proto, Vec::new());
     for c in &cfg.codecs {
         m.formats.push(c.static_payload_type().to_string());
         m.attributes.push(Attribute::RtpMap(RtpMap {
@@ -512,8 +551,44 @@ pub fn offer(local: &LocalMedia, cfg: &SdpConfig) -> SessionDescription {
     }
     m.attributes.push(Attribute::Ptime(cfg.ptime_ms));
     m.attributes.push(Attribute::Direction(local.direction));
+    if let Some(l) = required {
+        for (tag, suite) in (1..).zip(SrtpSuite::ALL) {
+            let c = Crypto {
+                tag,
+                suite,
+                key: l.keys.key_for(suite),
+            };
+            m.attributes.push(c.attribute());
+        }
+    }
     sd.media.push(m);
     sd
+}
+
+/// Which of the offer's `a=crypto` lines we take for `m` (RFC 4568 sec.
+/// 7.1.1: the first we support), or why `m` cannot be accepted.
+fn srtp_choice(
+    m: &Media,
+    secure: bool,
+    local: Option<&LocalSrtp>,
+) -> Result<Option<Crypto>, SdpError> {
+    let Some(local) = local else {
+        // SRTP off: plain RTP/AVP only (an `a=crypto` on it is ignored).
+        return if secure {
+            Err(SdpError::NoCommonCrypto)
+        } else {
+            Ok(None)
+        };
+    };
+    match crypto::cryptos(m).next() {
+        Some(c) => Ok(Some(c)),
+        None if secure || local.required => Err(if secure {
+            SdpError::NoCommonCrypto
+        } else {
+            SdpError::SrtpRequired
+        }),
+        None => Ok(None),
+    }
 }
 
 /// Read the answer to our offer (RFC 3264 sec. 7).
@@ -539,12 +614,32 @@ pub fn accept_answer(
     let index = our_offer
         .media
         .iter()
-        .position(|m| m.kind == MediaKind::Audio && m.port != 0 && m.is_plain_rtp())
+        .position(|m| {
+            m.kind == MediaKind::Audio && m.port != 0 && (m.is_plain_rtp() || m.is_secure_rtp())
+        })
         .ok_or(SdpError::NoAudio)?;
     let (om, am) = (&our_offer.media[index], &answer.media[index]);
     if am.port == 0 {
         return Err(SdpError::AnswerRejected);
     }
+    // SRTP: the answer picks one of our lines by tag and suite and gives its key.
+    let srtp = if om.is_secure_rtp() {
+        let ours: Vec<Crypto> = crypto::cryptos(om).collect();
+        let (mine, theirs) = crypto::cryptos(am)
+            .find_map(|a| {
+                ours.iter()
+                    .find(|o| o.tag == a.tag && o.suite == a.suite)
+                    .map(|o| (o.key.clone(), a))
+            })
+            .ok_or(SdpError::NoCommonCrypto)?;
+        Some(SrtpParams {
+            suite: theirs.suite,
+            local: mine,
+            remote: theirs.key,
+        })
+    } else {
+        None
+    };
     // Codecs we offered, in our offer's order.
     let ours: Vec<Codec> = supported(om, None, &Codec::ALL)
         .map(|(_, c, _)| c)
@@ -586,6 +681,7 @@ pub fn accept_answer(
         ptime_ms: send_ptime(answer, am, our_ptime),
         direction,
         remote_hold: !theirs.receives(),
+        srtp,
     })
 }
 
@@ -674,6 +770,96 @@ mod tests {
         };
         let (_, n2) = answer_reoffer(&o, &local(), &SdpConfig::default(), &current).unwrap();
         assert_eq!(n2.codec, Codec::Pcmu);
+    }
+
+    fn srtp_local(required: bool) -> LocalMedia {
+        let mut l = local();
+        l.srtp = Some(LocalSrtp {
+            required,
+            keys: crypto::SrtpKeyMaterial::new([9; crypto::SrtpKeyMaterial::LEN]),
+        });
+        l
+    }
+
+    const KEY: &str = "inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR";
+
+    #[test]
+    fn savp_offer_is_answered_with_our_key_under_their_tag_and_suite() {
+        let o = sdp(&format!(
+            "m=audio 5000 RTP/SAVP 8\r\na=crypto:1 F8_128_HMAC_SHA1_80 {KEY}\r\na=crypto:2 AES_CM_128_HMAC_SHA1_80 {KEY}\r\n"
+        ));
+        let (a, n) = answer(&o, &srtp_local(true), &SdpConfig::default()).unwrap();
+        let srtp = n.srtp.expect("SRTP negotiated");
+        assert_eq!(srtp.suite, SrtpSuite::AesCm128HmacSha1_80);
+        assert_eq!(srtp.remote.key()[0], b'=');
+        assert_eq!(srtp.local.key(), &[9; 16]);
+        let text = a.to_string();
+        assert!(text.contains("m=audio 30000 RTP/SAVP 8"), "{text}");
+        let line = text.lines().find(|l| l.starts_with("a=crypto:")).unwrap();
+        assert!(
+            line.starts_with("a=crypto:2 AES_CM_128_HMAC_SHA1_80 inline:"),
+            "{line}"
+        );
+        assert!(!line.contains(&KEY[7..]), "our key, not theirs: {line}");
+    }
+
+    #[test]
+    fn plain_offer_is_refused_with_488_when_srtp_is_required() {
+        let o = sdp("m=audio 5000 RTP/AVP 8\r\n");
+        let e = answer(&o, &srtp_local(true), &SdpConfig::default()).unwrap_err();
+        assert_eq!((e.clone(), e.sip_status()), (SdpError::SrtpRequired, 488));
+        // Optional: plain RTP is fine.
+        let (_, n) = answer(&o, &srtp_local(false), &SdpConfig::default()).unwrap();
+        assert_eq!(n.srtp, None);
+    }
+
+    #[test]
+    fn savp_offer_is_refused_when_srtp_is_off_or_no_suite_matches() {
+        let o = sdp(&format!(
+            "m=audio 5000 RTP/SAVP 8\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 {KEY}\r\n"
+        ));
+        let e = answer(&o, &local(), &SdpConfig::default()).unwrap_err();
+        assert_eq!((e.clone(), e.sip_status()), (SdpError::NoCommonCrypto, 488));
+        let o = sdp(&format!(
+            "m=audio 5000 RTP/SAVP 8\r\na=crypto:1 F8_128_HMAC_SHA1_80 {KEY}\r\n"
+        ));
+        let e = answer(&o, &srtp_local(false), &SdpConfig::default()).unwrap_err();
+        assert_eq!(e, SdpError::NoCommonCrypto);
+    }
+
+    #[test]
+    fn best_effort_crypto_on_avp_is_taken_when_srtp_is_allowed_and_ignored_when_off() {
+        let o = sdp(&format!(
+            "m=audio 5000 RTP/AVP 8\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 {KEY}\r\n"
+        ));
+        let (a, n) = answer(&o, &srtp_local(false), &SdpConfig::default()).unwrap();
+        assert!(n.srtp.is_some());
+        assert!(a.to_string().contains("RTP/AVP 8"));
+        let (a, n) = answer(&o, &local(), &SdpConfig::default()).unwrap();
+        assert_eq!(n.srtp, None);
+        assert!(!a.to_string().contains("a=crypto"));
+    }
+
+    #[test]
+    fn our_required_offer_is_savp_and_the_answer_gives_both_keys() {
+        let l = srtp_local(true);
+        let our = offer(&l, &SdpConfig::default());
+        let text = our.to_string();
+        assert!(text.contains("RTP/SAVP"), "{text}");
+        assert_eq!(text.matches("a=crypto:").count(), 3, "{text}");
+        let ans = sdp(&format!(
+            "m=audio 5000 RTP/SAVP 8\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 {KEY}\r\n"
+        ));
+        let n = accept_answer(&our, &ans).unwrap();
+        let srtp = n.srtp.unwrap();
+        assert_eq!(srtp.local.key(), &[9; 16]);
+        assert_eq!(srtp.remote.key()[0], b'=');
+        let bad = sdp("m=audio 5000 RTP/SAVP 8\r\n");
+        assert_eq!(accept_answer(&our, &bad), Err(SdpError::NoCommonCrypto));
+        // Optional: our offers stay plain.
+        assert!(!offer(&srtp_local(false), &SdpConfig::default())
+            .to_string()
+            .contains("SAVP"));
     }
 
     #[test]

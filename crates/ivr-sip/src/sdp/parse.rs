@@ -700,6 +700,13 @@ impl Media {
         self.proto.eq_ignore_ascii_case("RTP/AVP") || self.proto.eq_ignore_ascii_case("RTP/AVPF")
     }
 
+    /// Whether the transport is SRTP with SDES keys: `RTP/SAVP` (RFC 3711
+    /// sec. 12) or `RTP/SAVPF` (RFC 5124).
+    #[must_use]
+    pub fn is_secure_rtp(&self) -> bool {
+        self.proto.eq_ignore_ascii_case("RTP/SAVP") || self.proto.eq_ignore_ascii_case("RTP/SAVPF")
+    }
+
     /// The formats that are RTP payload type numbers (0..=127), in order.
     pub fn payload_types(&self) -> impl Iterator<Item = u8> + '_ {
         self.formats

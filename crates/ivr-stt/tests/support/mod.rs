@@ -85,13 +85,25 @@ pub fn threads_from_env() -> usize {
 /// The tests' recogniser configuration: the model above, one worker at
 /// `threads` whisper threads.
 pub fn stt_config(threads: usize) -> SttConfig {
-    SttConfig {
+    let mut c = SttConfig {
         model: model_path(),
         workers: 1,
         threads,
         queue: 8,
         ..SttConfig::default()
+    };
+    // IVR_STT_SPOT_ACCEPT=-4: try another `[stt.spot] accept` without a rebuild.
+    if let Some(a) = std::env::var("IVR_STT_SPOT_ACCEPT")
+        .ok()
+        .and_then(|a| a.parse().ok())
+    {
+        c.spot.accept = a;
     }
+    // IVR_STT_DECODE=full: the earlier whisper_full path, to compare with.
+    if std::env::var("IVR_STT_DECODE").is_ok_and(|d| d == "full") {
+        c.decode = ivr_stt::Decode::Full;
+    }
+    c
 }
 
 /// The recogniser loaded with `config`.

@@ -1,0 +1,371 @@
+// The IVR console: every page is a shell (pages.rs) and this script fills it
+// from /api/v1. No framework, no CDN. A page is one function in PAGES.
+"use strict";
+
+const $ = (sel, el = document) => el.querySelector(sel);
+const esc = (v) => String(v ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+const ctx = { me: null, csrf: null };
+
+async function api(method, path, body) {
+  const opts = { method, credentials: "same-origin", headers: {} };
+  if (method !== "GET") opts.headers["X-CSRF-Token"] = ctx.csrf || "";
+  if (body !== undefined) {
+    opts.headers["Content-Type"] = "application/json";
+    opts.body = JSON.stringify(body);
+  }
+  const r = await fetch(path, opts);
+  if (r.status === 401 && document.body.dataset.page !== "login") {
+    location.href = "/console/login";
+    throw new Error("unauthenticated");
+  }
+  const text = await r.text();
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch (_) { data = text; }
+  if (!r.ok) throw new Error((data && data.error && data.error.message) || r.statusText);
+  return data;
+}
+
+function fmtTime(t) {
+  if (!t) return "";
+  const d = new Date(t);
+  return isNaN(d) ? esc(t) : d.toLocaleString("da-DK", { dateStyle: "short", timeStyle: "medium" });
+}
+function fmtDuration(ms) {
+  const s = Math.max(0, Math.round(ms / 1000));
+  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
+}
+function pct(x) { return `${(100 * x).toFixed(1)} %`; }
+
+function table(cols, rows, empty = "Nothing to show.") {
+  if (!rows.length) return `<p class="empty">${esc(empty)}</p>`;
+  const head = cols.map((c) => `<th>${esc(c[0])}</th>`).join("");
+  const body = rows.map((r) => `<tr>${cols.map((c) => `<td>${c[1](r)}</td>`).join("")}</tr>`).join("");
+  return `<table><thead><tr>${head}</tr></thead><tbody>${body}</tbody></table>`;
+}
+
+// A horizontal bar chart as inline SVG: [{label, value}].
+function bars(title, data, opts = {}) {
+  const w = opts.width || 420, row = 22, lw = opts.labelWidth || 150;
+  const max = Math.max(1, ...data.map((d) => d.value));
+  const h = Math.max(row, data.length * row) + 4;
+  const items = data.map((d, i) => {
+    const bw = Math.round(((w - lw - 50) * d.value) / max);
+    const y = i * row + 2;
+    return `<text x="${lw - 6}" y="${y + 15}" text-anchor="end">${esc(d.label)}</text>` +
+      `<rect x="${lw}" y="${y + 3}" width="${bw}" height="${row - 6}" rx="2"></rect>` +
+      `<text x="${lw + bw + 4}" y="${y + 15}">${esc(opts.fmt ? opts.fmt(d.value) : d.value)}</text>`;
+  }).join("");
+  const body = data.length ? `<svg class="chart" viewBox="0 0 ${w} ${h}" width="${w}" height="${h}" role="img" aria-label="${esc(title)}">${items}</svg>` : `<p class="empty">No data.</p>`;
+  return `<figure><figcaption>${esc(title)}</figcaption>${body}</figure>`;
+}
+
+// Vertical columns (a time series or the hours of a day).
+function columns(title, data) {
+  const w = Math.max(300, data.length * 26), h = 160, base = 130;
+  const max = Math.max(1, ...data.map((d) => d.value));
+  const cw = w / Math.max(1, data.length);
+  const items = data.map((d, i) => {
+    const bh = Math.round((100 * d.value) / max), x = Math.round(i * cw + 3);
+    return `<rect x="${x}" y="${base - bh}" width="${Math.max(4, cw - 6)}" height="${bh}" rx="2"><title>${esc(d.label)}: ${d.value}</title></rect>` +
+      (d.value ? `<text x="${x + (cw - 6) / 2}" y="${base - bh - 4}" text-anchor="middle">${d.value}</text>` : "") +
+      `<text x="${x + (cw - 6) / 2}" y="${base + 16}" text-anchor="middle" class="tick">${esc(d.label)}</text>`;
+  }).join("");
+  const body = data.length ? `<svg class="chart" viewBox="0 0 ${w} ${h}" width="${w}" height="${h}" role="img" aria-label="${esc(title)}">${items}</svg>` : `<p class="empty">No data.</p>`;
+  return `<figure><figcaption>${esc(title)}</figcaption>${body}</figure>`;
+}
+
+function card(label, value, id) {
+  return `<div class="card"${id ? ` id="${id}"` : ""}><div class="label">${esc(label)}</div><div class="value">${esc(value)}</div></div>`;
+}
+
+const muniPath = () => `/api/v1/municipalities/${encodeURIComponent(currentMuni())}`;
+function currentMuni() { return $("#muni") ? $("#muni").value : ""; }
+
+function flash(msg, bad) {
+  const el = document.createElement("div");
+  el.className = bad ? "flash bad" : "flash";
+  el.textContent = msg;
+  $("#content").prepend(el);
+  setTimeout(() => el.remove(), 5000);
+}
+
+const PAGES = {};
+let timer = null;
+
+PAGES.login = async (main) => {
+  main.innerHTML = `<form id="login" class="login">
+    <label>User name <input name="username" autocomplete="username" required></label>
+    <label>Password <input name="password" type="password" autocomplete="current-password" required></label>
+    <button type="submit">Log in</button><p id="err" class="error" role="alert"></p></form>`;
+  $("#login").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const f = new FormData(e.target);
+    try {
+      await api("POST", "/api/v1/session", { username: f.get("username"), password: f.get("password") });
+      location.href = "/console/live";
+    } catch (err) { $("#err").textContent = err.message; }
+  });
+};
+
+PAGES.live = async (main) => {
+  main.innerHTML = `<p class="hint">Calls in progress in the municipalities you see. Refreshed every 2 seconds.</p><div id="live"></div>`;
+  const draw = async () => {
+    const calls = await api("GET", "/api/v1/live");
+    $("#live").innerHTML = `<p class="count"><strong id="live-count">${calls.length}</strong> call(s) in progress</p>` + table([
+      ["Municipality", (c) => esc(c.municipality)],
+      ["Caller", (c) => `<span class="mono">${esc(c.caller)}</span>`],
+      ["Language", (c) => esc(c.lang)],
+      ["Step", (c) => `<span class="mono">${esc(c.step || "(starting)")}</span>`],
+      ["Time in call", (c) => fmtDuration(1000 * c.seconds)],
+      ["Last intent", (c) => esc(c.last_intent || "")],
+    ], calls, "No calls right now.");
+  };
+  await draw();
+  timer = setInterval(() => draw().catch(() => {}), 2000);
+};
+
+PAGES.kpis = async (main) => {
+  const q = new Date();
+  const quarter = `${q.getFullYear()}Q${Math.floor(q.getMonth() / 3) + 1}`;
+  main.innerHTML = `<form id="kpiform" class="row">
+      <label>Quarter <input name="quarter" value="${quarter}" size="8" pattern="[0-9]{4}Q[1-4]"></label>
+      <label>Cut by <select name="period"><option value="day">day</option><option value="week">week</option><option value="month">month</option><option value="quarter">quarter</option></select></label>
+      <label>Scope <select name="scope"><option value="muni">selected municipality</option><option value="all">all I see</option></select></label>
+      <button type="submit">Show</button>
+      <span class="exports">Export: <a id="csv" href="#">CSV</a> · <a id="json" href="#">JSON</a></span>
+    </form><div id="kpis"></div>`;
+  const draw = async () => {
+    const f = new FormData($("#kpiform"));
+    const qs = `quarter=${encodeURIComponent(f.get("quarter"))}&period=${f.get("period")}`;
+    const all = f.get("scope") === "all";
+    const base = all ? "/api/v1" : muniPath();
+    $("#csv").href = `${base}/export?quarter=${encodeURIComponent(f.get("quarter"))}&format=csv`;
+    $("#json").href = `${base}/export?quarter=${encodeURIComponent(f.get("quarter"))}&format=json`;
+    const k = await api("GET", `${base}/kpis?${qs}`);
+    const kv = (o) => Object.entries(o).map(([label, value]) => ({ label, value }));
+    $("#kpis").innerHTML =
+      `<div class="cards">` +
+      card("Calls", k.calls, "kpi-calls") +
+      card("Resolved by the bot", `${k.resolved_by_bot} (${pct(k.resolved_share)})`, "kpi-resolved") +
+      card("Misunderstood turns", `${k.misunderstood_turns} of ${k.turns}`) +
+      card("Turn latency p50 / p95", `${k.latency_p50_ms ?? "–"} / ${k.latency_p95_ms ?? "–"} ms`) +
+      card("Callbacks ordered / handed off / served / failed", `${k.callbacks.ordered} / ${k.callbacks.handed_off} / ${k.callbacks.served} / ${k.callbacks.failed}`) +
+      card("Median time to serve a callback", k.callbacks.median_time_to_serve_s == null ? "–" : fmtDuration(k.callbacks.median_time_to_serve_s * 1000)) +
+      card("Mails sent / failed / pending", `${k.mails.sent} / ${k.mails.failed} / ${k.mails.pending}`) +
+      `</div><div class="charts">` +
+      columns(`Calls by ${k.period}`, k.series.map((b) => ({ label: b.label, value: b.calls }))) +
+      bars("Outcomes", kv(k.outcomes)) +
+      bars("Transfers per department", kv(k.transfers)) +
+      bars("Language", kv(k.languages)) +
+      columns("Busiest hours", k.busiest_hours.map((value, h) => ({ label: String(h), value }))) +
+      `</div><h2>Where callers hang up</h2>` +
+      table([["Step", (s) => `<span class="mono">${esc(s.step)}</span>`], ["Reached", (s) => s.reached], ["Hung up here", (s) => s.hung_up]], k.funnel) +
+      `<h2>Misunderstood turns per question</h2>` +
+      table([["Step", (s) => `<span class="mono">${esc(s.step)}</span>`], ["Turns", (s) => s.turns], ["Misunderstood", (s) => s.misunderstood], ["Share", (s) => pct(s.turns ? s.misunderstood / s.turns : 0)], ["Silences (no input)", (s) => s.no_input]], k.gather_steps);
+  };
+  $("#kpiform").addEventListener("submit", (e) => { e.preventDefault(); draw().catch((err) => flash(err.message, true)); });
+  await draw();
+};
+
+PAGES.callbacks = async (main) => {
+  main.innerHTML = `<form id="cbform" class="row"><label>State <select name="state"><option value="">any</option><option>requested</option><option>handed_off</option><option>done</option><option>failed</option></select></label></form>
+    <h2>Callback requests</h2><div id="cbs"></div><h2>Mail outbox</h2><div id="mails"></div>`;
+  const draw = async () => {
+    const st = new FormData($("#cbform")).get("state");
+    const cbs = await api("GET", `${muniPath()}/callbacks?limit=200${st ? `&state=${st}` : ""}`);
+    const may = ctx.me.operator.role !== "viewer";
+    $("#cbs").innerHTML = table([
+      ["Ordered", (c) => fmtTime(c.created_at)],
+      ["Call", (c) => `<span class="mono">${esc(c.call_ref)}</span>`],
+      ["Number", (c) => `<span class="mono">${esc(c.phone)}</span>`],
+      ["Topic", (c) => esc(c.topic)],
+      ["Window", (c) => `${fmtTime(c.window_start)} – ${fmtTime(c.window_end)}`],
+      ["State", (c) => `<span class="state ${esc(c.state)}">${esc(c.state)}</span>${c.last_error ? `<br><small>${esc(c.last_error)}</small>` : ""}`],
+      ["By", (c) => esc(c.handled_by || "")],
+      ["", (c) => may ? (c.state === "failed" ? `<button data-act="retry" data-ref="${esc(c.call_ref)}" data-kind="${esc(c.kind)}">Retry</button>` : "") +
+        (c.state !== "done" ? `<button data-act="done" data-ref="${esc(c.call_ref)}" data-kind="${esc(c.kind)}">Mark done</button>` : "") : ""],
+    ], cbs.items, "No callback requests.");
+    const mails = await api("GET", `${muniPath()}/mails?limit=200`);
+    $("#mails").innerHTML = table([
+      ["Queued", (m) => fmtTime(m.created_at)],
+      ["Kind", (m) => esc(m.kind)],
+      ["To", (m) => esc(m.to)],
+      ["Subject", (m) => esc(m.subject)],
+      ["State", (m) => `<span class="state ${esc(m.state)}">${esc(m.state)}</span>${m.last_error ? `<br><small>${esc(m.last_error)}</small>` : ""}`],
+      ["By", (m) => esc(m.handled_by || "")],
+      ["", (m) => may && m.state === "failed" ? `<button data-act="mail" data-key="${esc(m.key)}">Retry</button>` : ""],
+    ], mails.items, "No mails.");
+  };
+  main.addEventListener("click", async (e) => {
+    const b = e.target.closest("button[data-act]");
+    if (!b) return;
+    try {
+      if (b.dataset.act === "mail") await api("POST", `${muniPath()}/mails/${encodeURIComponent(b.dataset.key)}/retry`);
+      else await api("POST", `${muniPath()}/callbacks/${encodeURIComponent(b.dataset.ref)}/${encodeURIComponent(b.dataset.kind)}/${b.dataset.act}`);
+      await draw();
+      flash("Done.");
+    } catch (err) { flash(err.message, true); }
+  });
+  $("#cbform").addEventListener("change", () => draw());
+  await draw();
+};
+
+PAGES.calls = async (main) => {
+  main.innerHTML = `<div id="calls"></div><div id="transcript"></div>`;
+  let offset = 0;
+  const draw = async () => {
+    const p = await api("GET", `${muniPath()}/calls?limit=25&offset=${offset}`);
+    $("#calls").innerHTML = table([
+      ["Started", (c) => fmtTime(c.started_at)],
+      ["Call", (c) => `<a href="#" data-call="${esc(c.call_ref)}" class="mono">${esc(c.call_ref)}</a>`],
+      ["Caller", (c) => `<span class="mono">${esc(c.caller)}</span>`],
+      ["Outcome", (c) => esc(c.outcome) + (c.transferred_to ? ` → ${esc(c.transferred_to)}` : "")],
+      ["Language", (c) => esc(c.lang)],
+      ["Turns", (c) => c.turns],
+      ["Talk", (c) => fmtDuration(c.talk_ms)],
+      ["Transcript", (c) => c.has_transcript ? `kept until ${fmtTime(c.transcript_deleted_after)}` : "not kept"],
+    ], p.items, "No calls recorded.") +
+      `<p class="pager">${offset ? `<button id="prev">Newer</button>` : ""}${p.next_offset != null ? `<button id="next">Older</button>` : ""}</p>`;
+    if ($("#prev")) $("#prev").onclick = () => { offset = Math.max(0, offset - 25); draw(); };
+    if ($("#next")) $("#next").onclick = () => { offset = p.next_offset; draw(); };
+  };
+  main.addEventListener("click", async (e) => {
+    const a = e.target.closest("a[data-call]");
+    if (!a) return;
+    e.preventDefault();
+    const t = await api("GET", `${muniPath()}/calls/${encodeURIComponent(a.dataset.call)}`);
+    $("#transcript").innerHTML = `<h2>Call <span class="mono">${esc(t.call.call_ref)}</span></h2>
+      <p class="hint">Every view of a transcript is written to the audit log. Personal data ${t.unmasked ? "is shown (your role may see it)" : "is masked for your role"}.</p>` +
+      table([
+        ["Input", (r) => esc(r.input)],
+        ["Step", (r) => `<span class="mono">${esc(r.step)}</span>`],
+        ["Heard", (r) => r.heard == null ? `<span class="empty">not kept</span>` : esc(r.heard)],
+        ["Intent", (r) => esc(r.intent || "") + (r.input === "no_input" ? ` <span class="state">no input</span>` : r.misunderstood ? ` <span class="state failed">not understood</span>` : "")],
+        ["Latency", (r) => r.latency_ms == null ? "" : `${r.latency_ms} ms`],
+        ["Bot said", (r) => r.said.map(esc).join("<br>")],
+      ], t.turns);
+    $("#transcript").scrollIntoView();
+  });
+  await draw();
+};
+
+PAGES.flows = async (main) => {
+  const f = await api("GET", `${muniPath()}/flows`);
+  const st = f.status;
+  main.innerHTML = `<div class="cards">${card("Municipality", f.name)}${card("Languages", f.languages.join(", "))}${card("Loaded", fmtTime(st.loaded_at))}${card("Last failed reload", st.failed_at ? fmtTime(st.failed_at) : "none")}</div>` +
+    (st.errors.length ? `<h2>Errors of the last reload (the previous version keeps serving)</h2><pre class="errors">${st.errors.map(esc).join("\n")}</pre>` : "") +
+    `<h2>Flows</h2>` + f.flows.map((n) => `<figure class="graph"><figcaption>${esc(n)}</figcaption><img alt="flow ${esc(n)}" src="${muniPath()}/flows/${encodeURIComponent(n)}/graph.svg"></figure>`).join("") +
+    `<h2>Departments</h2><p>${f.departments.map(esc).join(", ")}</p>`;
+};
+
+PAGES.announcement = async (main) => {
+  const draw = async () => {
+    const a = await api("GET", `${muniPath()}/announcement`);
+    const may = ctx.me.operator.role !== "viewer";
+    main.innerHTML = `<div id="current">${a ? `<div class="notice"><strong>In force until ${fmtTime(a.expires_at)}</strong> (set by ${esc(a.set_by)} ${fmtTime(a.set_at)})<br>
+        ${a.has_audio ? `<span class="lang">recording</span> a recorded message plays<br>` : ""}${a.text_da ? `<span class="lang">da</span> ${esc(a.text_da)}<br>` : ""}${a.text_en ? `<span class="lang">en</span> ${esc(a.text_en)}` : ""}</div>
+        ${may ? `<button id="clear" class="danger">Clear announcement</button>` : ""}` : `<p id="none">No announcement in force.</p>`}</div>` +
+      (may ? `<h2>Set an announcement</h2><form id="annform" class="stack">
+        <label>Danish <textarea name="text_da" rows="3" maxlength="1000"></textarea></label>
+        <label>English <textarea name="text_en" rows="3" maxlength="1000"></textarea></label>
+        <label>Or a recording (WAV, MP3, OGG or FLAC, at most 8 MiB; plays instead of the text) <input name="audio" type="file" accept=".wav,.mp3,.ogg,.flac,audio/*"></label>
+        <label class="inline">Plays for <input name="minutes" type="number" min="1" max="44640" value="60" size="6"> minutes</label>
+        <button type="submit">Set announcement</button></form>
+        <p class="hint">New calls hear it before the menu within seconds; it is synthesised at once. Every change is audited.</p>` : "");
+    if ($("#clear")) $("#clear").onclick = async () => { await api("DELETE", `${muniPath()}/announcement`); await draw(); flash("Cleared."); };
+    if ($("#annform")) $("#annform").addEventListener("submit", async (e) => {
+      e.preventDefault();
+      const f = new FormData(e.target);
+      const body = { text_da: f.get("text_da"), text_en: f.get("text_en"), minutes: Number(f.get("minutes")) };
+      const file = f.get("audio");
+      if (file && file.size) {
+        const url = await new Promise((ok, bad) => { const r = new FileReader(); r.onload = () => ok(r.result); r.onerror = bad; r.readAsDataURL(file); });
+        body.audio_base64 = String(url).split(",")[1];
+        body.audio_format = file.name.split(".").pop().toLowerCase();
+      }
+      try {
+        await api("PUT", `${muniPath()}/announcement`, body);
+        await draw();
+        flash("Announcement set.");
+      } catch (err) { flash(err.message, true); }
+    });
+  };
+  await draw();
+};
+
+PAGES.audit = async (main) => {
+  const p = await api("GET", `${muniPath()}/audit?limit=200`);
+  main.innerHTML = table([
+    ["When", (e) => fmtTime(e.at)],
+    ["Who", (e) => esc(e.username)],
+    ["What", (e) => esc(e.action)],
+    ["On", (e) => `<span class="mono">${esc(e.target)}</span>`],
+    ["Detail", (e) => esc(e.detail)],
+  ], p.items, "Nothing audited yet.");
+};
+
+PAGES.account = async (main) => {
+  const draw = async () => {
+    const tokens = await api("GET", "/api/v1/tokens");
+    const op = ctx.me.operator;
+    const admin = op.scope === "central" && op.role === "supervisor";
+    main.innerHTML = `<div class="cards">${card("User", op.username)}${card("Scope", typeof op.scope === "string" ? op.scope : op.scope.municipality)}${card("Role", op.role)}</div>
+      <h2>API tokens</h2><p class="hint">For scripts: send <span class="mono">Authorization: Bearer &lt;token&gt;</span>; a token acts as you. The API is described at <a href="/api/v1/openapi.json">/api/v1/openapi.json</a>.</p>
+      <div id="newtoken"></div>` +
+      table([["Id", (t) => `<span class="mono">${esc(t.id)}</span>`], ["Name", (t) => esc(t.name)], ["Created", (t) => fmtTime(t.created_at)],
+        ["", (t) => `<button data-revoke="${esc(t.id)}" class="danger">Revoke</button>`]], tokens, "No tokens.") +
+      `<form id="tokform" class="row"><label>Name <input name="name" required maxlength="80"></label><button type="submit">Issue token</button></form>` +
+      (admin ? `<h2>Accounts</h2><div id="users"></div><form id="userform" class="row">
+        <label>User name <input name="username" required pattern="[a-z0-9_-]+"></label>
+        <label>Password <input name="password" type="password" minlength="10" required></label>
+        <label>Scope <input name="scope" value="central" required></label>
+        <label>Role <select name="role"><option>viewer</option><option selected>operator</option><option>supervisor</option></select></label>
+        <button type="submit">Add account</button></form>` : "");
+    if (admin) {
+      const users = await api("GET", "/api/v1/users");
+      $("#users").innerHTML = table([["User", (u) => esc(u.username)], ["Scope", (u) => esc(typeof u.scope === "string" ? u.scope : u.scope.municipality)], ["Role", (u) => esc(u.role)], ["Created", (u) => fmtTime(u.created_at)]], users);
+      $("#userform").addEventListener("submit", async (e) => {
+        e.preventDefault();
+        const f = new FormData(e.target);
+        try {
+          await api("POST", "/api/v1/users", { username: f.get("username"), password: f.get("password"), scope: f.get("scope"), role: f.get("role") });
+          await draw();
+          flash("Account added.");
+        } catch (err) { flash(err.message, true); }
+      });
+    }
+    $("#tokform").addEventListener("submit", async (e) => {
+      e.preventDefault();
+      try {
+        const t = await api("POST", "/api/v1/tokens", { name: new FormData(e.target).get("name") });
+        await draw();
+        $("#newtoken").innerHTML = `<div class="notice">New token (shown once; copy it now): <span class="mono">${esc(t.secret)}</span></div>`;
+      } catch (err) { flash(err.message, true); }
+    });
+    main.querySelectorAll("button[data-revoke]").forEach((b) => b.addEventListener("click", async () => {
+      await api("DELETE", `/api/v1/tokens/${encodeURIComponent(b.dataset.revoke)}`);
+      await draw();
+      flash("Token revoked.");
+    }));
+  };
+  await draw();
+};
+
+async function boot() {
+  const page = document.body.dataset.page;
+  const content = $("#content");
+  if (page === "login") return PAGES.login(content);
+  ctx.me = await api("GET", "/api/v1/session");
+  ctx.csrf = ctx.me.csrf_token;
+  $("#who").textContent = `${ctx.me.operator.username} (${ctx.me.operator.role})`;
+  const sel = $("#muni");
+  const saved = localStorage.getItem("ivr.muni");
+  sel.innerHTML = ctx.me.municipalities.map((m) => `<option value="${esc(m.id)}"${m.id === saved ? " selected" : ""}>${esc(m.name)}</option>`).join("");
+  sel.addEventListener("change", () => { localStorage.setItem("ivr.muni", sel.value); location.reload(); });
+  $("#logout").addEventListener("click", async () => { await api("DELETE", "/api/v1/session"); location.href = "/console/login"; });
+  if (timer) clearInterval(timer);
+  try { await PAGES[page](content); } catch (err) { if (err.message !== "unauthenticated") flash(err.message, true); }
+}
+
+// Sent to the login page: nothing more to do here.
+boot().catch((err) => { if (err.message !== "unauthenticated") flash(err.message, true); });
