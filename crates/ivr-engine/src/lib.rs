@@ -31,3 +31,4 @@ pub mod sip;
 pub mod speech;
 pub mod stt;
 pub mod turns;
+pub mod webrtc;
