@@ -292,6 +292,13 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
 
     // Speech in.
     let stt = crate::stt::pool(&cfg.stt).await;
+    // End of turn: Silero VAD and Smart Turn (onnxruntime, as the piper voices).
+    let turn_models = {
+        let (turn, ort) = (cfg.turn.clone(), cfg.tts.onnxruntime.clone());
+        tokio::task::spawn_blocking(move || crate::endofturn::TurnModels::load(&turn, &ort))
+            .await
+            .unwrap_or_default()
+    };
 
     // SIP.
     let turns = TurnTimings::default();
@@ -348,6 +355,8 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
         clock: clock.clone(),
         flows_dir: cfg.flows.dir.clone(),
         media: cfg.media.clone(),
+        turn: cfg.turn.clone(),
+        turn_models,
         sdp: cfg.sip.sdp.clone(),
         transfer_domain: cfg.sip.transfer_domain.clone(),
         timings: cfg.call_timings(),
@@ -356,6 +365,8 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
         live: live.clone(),
         announcements: announcements.clone(),
     });
+    let softphone = (cfg.console.enabled && cfg.webrtc.enabled)
+        .then(|| crate::webrtc::Softphone::new(shared.clone(), flows.clone(), cfg.webrtc.clone()));
     let state = Arc::new(State {
         draining: Arc::new(AtomicBool::new(false)),
         stt,
@@ -457,6 +468,7 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
                         keep_transcripts: cfg.records.keep_transcripts,
                         retention_days: cfg.records.transcript_retention_days,
                     },
+                    softphone: softphone.clone(),
                 })
                 .await?;
                 announcements.spawn_refresh(integrations.db().clone(), stop_rx.clone());

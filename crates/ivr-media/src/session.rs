@@ -68,7 +68,7 @@ use crate::rtcp::{build_report, parse_rtcp, ReportBlock, SenderInfo};
 use crate::rtp::{
     build_rtp, parse_rtp, AddressGate, Latch, LatchPolicy, LatchVerdict, SeqVerdict, SourceStats,
 };
-use crate::vad::{Vad, VadConfig, FRAME_8K};
+use crate::vad::{FrameVad, Vad, VadConfig, FRAME_8K};
 use crate::MediaError;
 
 /// What SDP offer/answer settled for this call (filled in by the engine from `ivr-sip`).
@@ -278,7 +278,7 @@ pub struct MediaSession {
     dtmf_tx: Option<(DtmfSender, u32)>,
     dtmf_queue: VecDeque<Dtmf>,
     pacer: Pacer,
-    vad: Vad,
+    vad: Box<dyn FrameVad>,
     vad_down: Downsampler2x,
     up: Upsampler2x,
     endpointer: Endpointer,
@@ -338,17 +338,24 @@ impl MediaSession {
             sample_rate: 16_000,
             ..cfg.endpointing
         };
+        let (decoder, encoder) = (
+            AudioDecoder::new(params.codec),
+            AudioEncoder::new(params.codec),
+        );
+        if !decoder.is_ready() || !encoder.is_ready() {
+            return Err(MediaError::BadParams("libopus could not set up the codec"));
+        }
         Ok(MediaSession {
             latch: Latch::new(params.remote_rtp, cfg.latch),
             source: None,
             jb: JitterBuffer::new(jitter),
-            decoder: AudioDecoder::new(params.codec),
-            encoder: AudioEncoder::new(params.codec),
+            decoder,
+            encoder,
             dtmf_rx: DtmfReceiver::new(),
             dtmf_tx: None,
             dtmf_queue: VecDeque::with_capacity(32),
             pacer: Pacer::new(start, params.ptime),
-            vad: Vad::new(cfg.vad),
+            vad: Box::new(Vad::new(cfg.vad)),
             vad_down: Downsampler2x::new(),
             up: Upsampler2x::new(),
             endpointer: Endpointer::new(endpointing),
@@ -380,6 +387,27 @@ impl MediaSession {
             params,
             cfg,
         })
+    }
+
+    /// Replaces the voice activity detector (by default the energy VAD of
+    /// [`crate::vad`] with `SessionConfig::vad`), e.g. with a model-based one.
+    /// Call before media flows: the new detector starts from scratch.
+    pub fn set_vad(&mut self, vad: Box<dyn FrameVad>) {
+        self.vad = vad;
+    }
+
+    /// Ends the utterance in progress now, if a tentative end was announced
+    /// ([`MediaEvent::TentativeEnd`]) and the caller has not spoken since:
+    /// an end-of-turn model decided the caller has finished. The
+    /// [`MediaEvent::Utterance`] (the tentative audio plus the silence since)
+    /// is the next event polled. Returns whether it ended.
+    pub fn end_turn(&mut self) -> bool {
+        if let Some(EndpointingEvent::Utterance(p)) = self.endpointer.end_now() {
+            self.push_event(MediaEvent::Utterance(p));
+            true
+        } else {
+            false
+        }
     }
 
     /// The negotiated parameters.
@@ -717,6 +745,11 @@ impl MediaSession {
                 self.last_len = n;
                 self.conceal_run = 0;
             }
+            Playout::Lost if self.params.codec == Codec::Opus => {
+                // Opus conceals from its own state (RFC 6716 sec. 4.4).
+                self.conceal_run += 1;
+                self.decoder.conceal(&mut native[..n_native]);
+            }
             Playout::Lost => {
                 // Concealment: repeat the last frame, halving each time; silence after 3.
                 self.conceal_run += 1;
@@ -785,7 +818,9 @@ impl MediaSession {
         // Telephone-event in progress or queued: it replaces audio on the timeline.
         if self.dtmf_tx.is_none() {
             if let Some(key) = self.dtmf_queue.pop_front() {
-                self.dtmf_tx = Some((DtmfSender::new(key, 800, units as u16), ts));
+                // 100 ms of tone at the codec's RTP clock (800 units at 8 kHz, 4800 at 48 kHz).
+                let tone = (self.params.codec.clock_rate() / 10) as u16;
+                self.dtmf_tx = Some((DtmfSender::new(key, tone, units as u16), ts));
             }
         }
         if let Some((tx, start_ts)) = &mut self.dtmf_tx {
