@@ -70,7 +70,7 @@ fn main() {
     let whole = time(200, || {
         let q = enc.embed(turn, Role::Query).unwrap();
         let s = intents::score(&g, turn, Lang::Da, &m.languages, Some(&q));
-        intents::decide(&s, &g, &Default::default())
+        intents::decide(&s, &g, &Default::default(), None)
     });
     println!("model load (check + map), median of 20:       {load:.2} ms");
     println!("flows load with example embeddings (once):     {flows_ms:.0} ms");

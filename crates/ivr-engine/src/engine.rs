@@ -142,7 +142,13 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
     };
     // Flows, with the sentence encoder for intents when it loads.
     let encoder = load_encoder(&cfg.understanding)?;
-    let (flows, warnings) = FlowStore::load_with(&cfg.flows.dir, encoder)?;
+    let (flows, warnings) = FlowStore::load_with_options(
+        &cfg.flows.dir,
+        encoder,
+        ivr_flow::StoreOptions {
+            understanding: cfg.understanding.flow_defaults(),
+        },
+    )?;
     for w in &warnings {
         tracing::warn!(file = %w.file.display(), line = w.line, "{}", w.message);
     }

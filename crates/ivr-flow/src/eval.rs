@@ -27,6 +27,10 @@ use crate::{
 
 /// The label of a turn that should not be understood (out of scope).
 pub const NONE: &str = "none";
+/// What [`Outcome::got`] says when the flow asked which of two intents the
+/// caller meant (a clarifying question): its own outcome, never right, and
+/// never counted as `none`.
+pub const CLARIFY: &str = "clarify";
 
 /// One caller turn with what the menu should pick.
 #[derive(Debug, Clone)]
@@ -175,8 +179,10 @@ pub fn parse_cases(src: &str, muni: &Municipality) -> Result<Vec<Case>, FileErro
 pub struct Outcome {
     /// The case.
     pub case: Case,
-    /// What was recognised first, or [`NONE`].
+    /// What was recognised first, [`CLARIFY`] or [`NONE`].
     pub got: String,
+    /// The two intents the clarifying question offered, when [`CLARIFY`].
+    pub asked: Option<(String, String)>,
 }
 
 impl Outcome {
@@ -184,11 +190,38 @@ impl Outcome {
     pub fn is_right(&self) -> bool {
         self.got == self.case.expected
     }
+
+    /// Whether a clarifying question offered the expected intent.
+    pub fn offered_right(&self) -> bool {
+        self.asked
+            .as_ref()
+            .is_some_and(|(a, b)| *a == self.case.expected || *b == self.case.expected)
+    }
+
+    /// What was recognised, with the clarifying question's two intents
+    /// ("clarify (pas or mitid)").
+    pub fn got_shown(&self) -> String {
+        match &self.asked {
+            Some((a, b)) => format!("{CLARIFY} ({a} or {b})"),
+            None => self.got.clone(),
+        }
+    }
 }
 
 /// Runs one turn as a call's first turn and returns what the call recognised
 /// first ([`NONE`] when nothing).
 pub fn first_turn(route: &Route, text: &str, lang: Lang, now: DateTime<Utc>) -> String {
+    first_turn_outcome(route, text, lang, now).0
+}
+
+/// [`first_turn`], and the two intents of the clarifying question when the
+/// call asked one ([`CLARIFY`]).
+pub fn first_turn_outcome(
+    route: &Route,
+    text: &str,
+    lang: Lang,
+    now: DateTime<Utc>,
+) -> (String, Option<(String, String)>) {
     let (mut c, _) = Conversation::start(
         route.clone(),
         CallContext {
@@ -204,21 +237,26 @@ pub fn first_turn(route: &Route, text: &str, lang: Lang, now: DateTime<Utc>) -> 
         lang: Some(lang),
         identified: true,
     });
-    c.interp
-        .record()
-        .intents
-        .first()
-        .cloned()
-        .unwrap_or_else(|| NONE.to_string())
+    if let Some(first) = c.interp.record().intents.first() {
+        return (first.clone(), None);
+    }
+    match c.interp.clarifying() {
+        Some(pair) => (CLARIFY.to_string(), Some(pair)),
+        None => (NONE.to_string(), None),
+    }
 }
 
 /// Runs every case on `route` at `now`.
 pub fn evaluate(route: &Route, cases: &[Case], now: DateTime<Utc>) -> Report {
     let outcomes = cases
         .iter()
-        .map(|c| Outcome {
-            got: first_turn(route, &c.text, c.lang, now),
-            case: c.clone(),
+        .map(|c| {
+            let (got, asked) = first_turn_outcome(route, &c.text, c.lang, now);
+            Outcome {
+                got,
+                asked,
+                case: c.clone(),
+            }
         })
         .collect();
     Report {
@@ -323,6 +361,13 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "{}: {} turns", self.municipality.id, self.outcomes.len())?;
         writeln!(f, "overall          {}", self.overall())?;
+        let asked: Vec<&Outcome> = self.outcomes.iter().filter(|o| o.asked.is_some()).collect();
+        writeln!(
+            f,
+            "asked back       {:>4} (clarifying question; the right intent offered in {})",
+            asked.len(),
+            asked.iter().filter(|o| o.offered_right()).count()
+        )?;
         for (k, s) in self.by_lang() {
             writeln!(f, "lang     {k:<16} {s}")?;
         }

@@ -55,7 +55,74 @@ use crate::{
 };
 
 /// Default [`Understanding::accept`]: the score the best intent needs.
-pub const DEFAULT_ACCEPT: f32 = 0.55;
+/// (0.55 before the out-of-scope examples guarded the meaning; calibrated
+/// on `tests/vectors/caller_turns/` together with them.)
+pub const DEFAULT_ACCEPT: f32 = 0.45;
+/// Default [`Understanding::out_of_scope_margin`].
+pub const DEFAULT_OUT_OF_SCOPE_MARGIN: f32 = 0.0;
+/// Default [`Understanding::words_vouch`]: a keyword heard (0.95) or most
+/// of an example's words.
+pub const DEFAULT_WORDS_VOUCH: f32 = 0.9;
+
+/// What callers of a municipality say that no municipal errand answers,
+/// in general terms (food, transport, shops, utilities and banks, the
+/// weather and small talk, a wrong number, fillers and bare answers): the
+/// explicit "other" class of [`Understanding::out_of_scope`]. A turn whose
+/// meaning is closer to one of these than to the best intent's examples is
+/// not understood (unless the intent's own words vouch for it). Written
+/// from the kinds of calls a switchboard gets, not from any test turn.
+pub const OUT_OF_SCOPE_EXAMPLES: &[(Lang, &str)] = &[
+    (Lang::Da, "jeg vil gerne bestille noget mad med levering"),
+    (Lang::Da, "kan jeg reservere et bord i jeres restaurant"),
+    (Lang::Da, "har I en ledig tid hos frisøren"),
+    (Lang::Da, "jeg skal bruge en taxa med det samme"),
+    (Lang::Da, "hvornår kører den næste bus til centrum"),
+    (Lang::Da, "hvad koster en flybillet til London"),
+    (Lang::Da, "hvordan bliver vejret i dag"),
+    (Lang::Da, "hvad er klokken lige nu"),
+    (Lang::Da, "hvem scorede i håndboldkampen"),
+    (Lang::Da, "fortæl mig en vittighed"),
+    (Lang::Da, "har butikken åbent i dag"),
+    (Lang::Da, "jeg vil købe et nyt fjernsyn"),
+    (Lang::Da, "er det supermarkedet"),
+    (Lang::Da, "mit mobilabonnement er blevet for dyrt"),
+    (Lang::Da, "strømmen er gået, er det elselskabet"),
+    (Lang::Da, "mit bredbånd virker ikke"),
+    (Lang::Da, "mit dankort er blevet spærret i banken"),
+    (Lang::Da, "jeg vil gerne sælge min bil"),
+    (Lang::Da, "undskyld, jeg har vist tastet et forkert nummer"),
+    (Lang::Da, "hallo, er der nogen i den anden ende"),
+    (Lang::Da, "øhm øh"),
+    (Lang::Da, "ja tak"),
+    (Lang::Da, "nej tak"),
+    (Lang::Da, "det ved jeg ikke"),
+    (Lang::En, "I'd like to order some food for delivery"),
+    (Lang::En, "can I book a table at your restaurant"),
+    (Lang::En, "I need a taxi right away"),
+    (Lang::En, "when is the next bus into town"),
+    (Lang::En, "how much is a plane ticket to London"),
+    (Lang::En, "what's the forecast for today"),
+    (Lang::En, "what time is it"),
+    (Lang::En, "who won the game last night"),
+    (Lang::En, "tell me something funny"),
+    (Lang::En, "is the shop open today"),
+    (Lang::En, "I want to buy a new television"),
+    (Lang::En, "is this the supermarket"),
+    (Lang::En, "my mobile phone bill is too high"),
+    (
+        Lang::En,
+        "the power is out, is this the electricity company",
+    ),
+    (Lang::En, "my broadband isn't working"),
+    (Lang::En, "my bank card has been blocked"),
+    (Lang::En, "I want to sell my car"),
+    (Lang::En, "sorry, I think I dialled the wrong number"),
+    (Lang::En, "hello, is anybody there"),
+    (Lang::En, "um, er"),
+    (Lang::En, "yes please"),
+    (Lang::En, "no thanks"),
+    (Lang::En, "I don't know"),
+];
 /// Default [`Understanding::margin`].
 pub const DEFAULT_MARGIN: f32 = 0.03;
 /// A cosine at or below this counts as no similarity.
@@ -257,12 +324,27 @@ fn coverage_bonus(vocab: &[std::collections::BTreeSet<&str>], i: usize, heard: &
     0.04 * (distinctive.saturating_sub(1).min(3) as f32)
 }
 
-/// Decides on scored intents (best first, from [`score`]).
-pub fn decide(scored: &[Scored], g: &Gather, u: &Understanding) -> Decision {
+/// The best cosine of a turn's vector to the municipality's out-of-scope
+/// examples ([`OUT_OF_SCOPE_EXAMPLES`]); `None` without vectors.
+pub fn out_of_scope_similarity(m: &Municipality, query: Option<&[f32]>) -> Option<f32> {
+    m.out_of_scope.best(query?)
+}
+
+/// Decides on scored intents (best first, from [`score`]). `out_of_scope`:
+/// the turn's [`out_of_scope_similarity`], when there is one.
+pub fn decide(
+    scored: &[Scored],
+    g: &Gather,
+    u: &Understanding,
+    out_of_scope: Option<f32>,
+) -> Decision {
     let Some(best) = scored.first() else {
         return Decision::NotUnderstood;
     };
     if best.score < u.accept {
+        return Decision::NotUnderstood;
+    }
+    if is_out_of_scope(best, u, out_of_scope) {
         return Decision::NotUnderstood;
     }
     let goto = |s: &Scored| g.intents.get(s.intent).map(|i| i.goto);
@@ -278,6 +360,18 @@ pub fn decide(scored: &[Scored], g: &Gather, u: &Understanding) -> Decision {
     Decision::Chosen {
         intent: best.intent,
         lang: best.lang,
+    }
+}
+
+/// Whether the meaning of the turn leans to the out-of-scope examples rather
+/// than to `best` (and `best`'s own words do not vouch for it).
+pub fn is_out_of_scope(best: &Scored, u: &Understanding, out_of_scope: Option<f32>) -> bool {
+    if !u.out_of_scope || best.lexical >= u.words_vouch {
+        return false;
+    }
+    match (out_of_scope, best.cosine) {
+        (Some(o), Some(c)) => c < o + u.out_of_scope_margin,
+        _ => false,
     }
 }
 
@@ -676,24 +770,36 @@ pub fn embed_examples(
                         }
                     }
                 }
-                let mut vectors = Vec::with_capacity(texts.len());
-                for t in &texts {
-                    let v = match cache.get(t) {
-                        Some(v) => v.clone(),
-                        None => {
-                            let v: Arc<[f32]> = enc.embed(t, Role::Query)?.into();
-                            cache.insert(t.clone(), v.clone());
-                            v
-                        }
-                    };
-                    vectors.push(v);
-                }
+                let vectors = texts
+                    .iter()
+                    .map(|t| vector_of(t, enc, cache))
+                    .collect::<Result<Vec<_>, _>>()?;
                 intent.vectors = ExampleVectors { vectors, texts };
             }
         }
     }
+    let mut oos = ExampleVectors::default();
+    for (_, t) in OUT_OF_SCOPE_EXAMPLES {
+        oos.vectors.push(vector_of(t, enc, cache)?);
+        oos.texts.push((*t).to_string());
+    }
+    m.out_of_scope = oos;
     m.encoder = Some(enc.clone());
     Ok(())
+}
+
+/// The vector of an example text, from `cache` or embedded now.
+fn vector_of(
+    t: &str,
+    enc: &Arc<dyn SentenceEncoder>,
+    cache: &mut HashMap<String, Arc<[f32]>>,
+) -> Result<Arc<[f32]>, EncodeError> {
+    if let Some(v) = cache.get(t) {
+        return Ok(v.clone());
+    }
+    let v: Arc<[f32]> = enc.embed(t, Role::Query)?.into();
+    cache.insert(t.to_string(), v.clone());
+    Ok(v)
 }
 
 /// An example of one intent that, said by a caller, would be taken for
@@ -811,6 +917,35 @@ mod tests {
         assert_eq!(stretch(SEM_FLOOR), 0.0);
         assert_eq!(stretch(0.99), 1.0);
         assert!((stretch((SEM_FLOOR + SEM_CEIL) / 2.0) - 0.5).abs() < 1e-5);
+    }
+
+    fn scored(lexical: f32, cosine: f32) -> Scored {
+        Scored {
+            intent: 0,
+            lexical,
+            cosine: Some(cosine),
+            score: combine(lexical, Some(stretch(cosine))),
+            lang: None,
+        }
+    }
+
+    #[test]
+    fn a_turn_closer_to_the_out_of_scope_examples_is_out_of_scope_unless_words_vouch() {
+        let u = Understanding::default();
+        // "jeg vil gerne bestille en pizza": one shared word ("bestille"),
+        // meaning nearer a pizza order than any errand.
+        assert!(is_out_of_scope(&scored(0.3, 0.91), &u, Some(0.94)));
+        // The same meaning, but a keyword of the intent heard.
+        assert!(!is_out_of_scope(&scored(0.95, 0.91), &u, Some(0.94)));
+        // Closer to the errand than to anything out of scope.
+        assert!(!is_out_of_scope(&scored(0.0, 0.93), &u, Some(0.90)));
+        // Switched off per flow; no model: nothing to compare.
+        let off = Understanding {
+            out_of_scope: false,
+            ..u
+        };
+        assert!(!is_out_of_scope(&scored(0.3, 0.91), &off, Some(0.94)));
+        assert!(!is_out_of_scope(&scored(0.3, 0.91), &u, None));
     }
 
     #[test]

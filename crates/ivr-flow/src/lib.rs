@@ -34,4 +34,4 @@ pub use interp::{
 pub use ivr_core::Speech;
 pub use load::{load, Deployment, Loaded, Tenant};
 pub use model::{Flow, Municipality};
-pub use store::{FlowStore, StoreError};
+pub use store::{FlowStore, StoreError, StoreOptions};

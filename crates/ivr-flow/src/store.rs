@@ -15,7 +15,7 @@ use ivr_core::Lang;
 use crate::{
     diag::Diagnostic,
     interp::{builtin_prompts, Route},
-    load::{load, normalize_number, Deployment},
+    load::{load_with_defaults, normalize_number, Deployment},
     semantic::{EncodeError, SentenceEncoder},
 };
 
@@ -38,6 +38,15 @@ pub struct FlowStore {
     current: RwLock<(Arc<Deployment>, Option<SystemTime>)>,
     /// Embeds intent examples at each (re)load; `None`: words only.
     encoder: Option<Arc<dyn SentenceEncoder>>,
+    /// How the store loads (kept for reloads).
+    options: StoreOptions,
+}
+
+/// Deployment-wide settings of a [`FlowStore`] (the engine's config).
+#[derive(Debug, Clone, Default)]
+pub struct StoreOptions {
+    /// What a flow's `[understanding]` leaves out.
+    pub understanding: crate::model::Understanding,
 }
 
 fn newest_mtime(root: &Path) -> Option<SystemTime> {
@@ -111,9 +120,18 @@ impl FlowStore {
         root: impl Into<PathBuf>,
         encoder: Option<Arc<dyn SentenceEncoder>>,
     ) -> Result<(Self, Vec<Diagnostic>), StoreError> {
+        Self::load_with_options(root, encoder, StoreOptions::default())
+    }
+
+    /// [`FlowStore::load_with`] with deployment-wide [`StoreOptions`].
+    pub fn load_with_options(
+        root: impl Into<PathBuf>,
+        encoder: Option<Arc<dyn SentenceEncoder>>,
+        options: StoreOptions,
+    ) -> Result<(Self, Vec<Diagnostic>), StoreError> {
         let root = root.into();
         let stamp = newest_mtime(&root);
-        let loaded = load(&root);
+        let loaded = load_with_defaults(&root, options.understanding);
         match loaded.deployment {
             Some(d) => {
                 let d = embed(encoder.as_ref(), d)?;
@@ -121,6 +139,7 @@ impl FlowStore {
                     root,
                     current: RwLock::new((Arc::new(d), stamp)),
                     encoder,
+                    options,
                 };
                 Ok((store, loaded.diagnostics))
             }
@@ -137,7 +156,7 @@ impl FlowStore {
     /// the warnings are returned; on error the old version keeps serving.
     pub fn reload(&self) -> Result<Vec<Diagnostic>, StoreError> {
         let stamp = newest_mtime(&self.root);
-        let loaded = load(&self.root);
+        let loaded = load_with_defaults(&self.root, self.options.understanding);
         match loaded.deployment {
             Some(d) => {
                 let d = embed(self.encoder.as_ref(), d)?;

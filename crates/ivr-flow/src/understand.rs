@@ -312,6 +312,8 @@ pub fn corrected(text: &str) -> &str {
         "nej vent",
         "nej nej",
         "eller nej",
+        "øh nej",
+        "altså nej",
         "jeg mener",
         "undskyld, jeg mener",
         ", no,",
