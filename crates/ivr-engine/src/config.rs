@@ -814,6 +814,10 @@ pub struct UnderstandingConfig {
     pub out_of_scope_margin: f32,
     /// A words score at which an intent is taken whatever the meaning says.
     pub words_vouch: f32,
+    /// Disk cache of intent example vectors (flow text only, keyed by the
+    /// model's hash and the text's), so a start does not embed every
+    /// example again; the file is 0600 in a 0700 folder. Unset: memory only.
+    pub cache_dir: Option<PathBuf>,
 }
 
 impl Default for UnderstandingConfig {
@@ -827,6 +831,7 @@ impl Default for UnderstandingConfig {
             out_of_scope: u.out_of_scope,
             out_of_scope_margin: u.out_of_scope_margin,
             words_vouch: u.words_vouch,
+            cache_dir: Some(PathBuf::from(ivr_flow::vector_cache::DEFAULT_DIR)),
         }
     }
 }

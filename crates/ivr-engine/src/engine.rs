@@ -147,8 +147,12 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
         encoder,
         ivr_flow::StoreOptions {
             understanding: cfg.understanding.flow_defaults(),
+            vector_cache: cfg.understanding.cache_dir.clone(),
         },
     )?;
+    if let Some(e) = flows.vector_cache_error() {
+        tracing::warn!("{e} (intent examples are embedded at every start)");
+    }
     for w in &warnings {
         tracing::warn!(file = %w.file.display(), line = w.line, "{}", w.message);
     }

@@ -25,6 +25,7 @@ pub mod sim;
 pub mod speak;
 pub mod store;
 pub mod understand;
+pub mod vector_cache;
 
 pub use diag::{Diagnostic, Severity};
 pub use interp::{

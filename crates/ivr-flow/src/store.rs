@@ -40,6 +40,8 @@ pub struct FlowStore {
     encoder: Option<Arc<dyn SentenceEncoder>>,
     /// How the store loads (kept for reloads).
     options: StoreOptions,
+    /// Why the example-vector cache could not be written at the last load.
+    cache_error: Mutex<Option<String>>,
 }
 
 /// Deployment-wide settings of a [`FlowStore`] (the engine's config).
@@ -47,6 +49,9 @@ pub struct FlowStore {
 pub struct StoreOptions {
     /// What a flow's `[understanding]` leaves out.
     pub understanding: crate::model::Understanding,
+    /// Folder of the disk cache of example vectors
+    /// ([`crate::vector_cache`]); `None`: memory only.
+    pub vector_cache: Option<PathBuf>,
 }
 
 fn newest_mtime(root: &Path) -> Option<SystemTime> {
@@ -74,14 +79,38 @@ static VECTORS: std::sync::OnceLock<Mutex<VectorCache>> = std::sync::OnceLock::n
 /// Bound of the example-vector cache (about 1.5 kB a vector).
 const MAX_CACHED_VECTORS: usize = 50_000;
 
-/// Attaches the encoder and example vectors to every municipality.
+/// Attaches the encoder and example vectors to every municipality, through
+/// the disk cache in `cache_dir` when there is one (a failure to write it is
+/// kept in `cache_error`: the flows load anyway).
 fn embed(
     encoder: Option<&Arc<dyn SentenceEncoder>>,
-    mut d: Deployment,
+    cache_dir: Option<&Path>,
+    cache_error: &Mutex<Option<String>>,
+    d: Deployment,
 ) -> Result<Deployment, StoreError> {
     let Some(enc) = encoder else {
         return Ok(d);
     };
+    let disk = cache_dir
+        .and_then(|dir| crate::vector_cache::CachingEncoder::open(enc.clone(), dir).map(Arc::new));
+    let Some(disk) = disk else {
+        return embed_with(enc, enc, d);
+    };
+    let via: Arc<dyn SentenceEncoder> = disk.clone();
+    let d = embed_with(&via, enc, d)?;
+    let mut e = cache_error.lock().unwrap_or_else(|p| p.into_inner());
+    *e = disk.save().err().map(|x| x.to_string());
+    Ok(d)
+}
+
+/// [`embed`]: example vectors made `via` (the disk cache or the encoder),
+/// and `enc` attached for the caller turns (never the cache: what a caller
+/// says is not written anywhere).
+fn embed_with(
+    via: &Arc<dyn SentenceEncoder>,
+    enc: &Arc<dyn SentenceEncoder>,
+    mut d: Deployment,
+) -> Result<Deployment, StoreError> {
     let mut all = VECTORS
         .get_or_init(|| Mutex::new(HashMap::new()))
         .lock()
@@ -96,7 +125,9 @@ fn embed(
         .map(|((_, t), v)| (t.clone(), v.clone()))
         .collect();
     for m in d.municipalities.values_mut() {
-        crate::intents::embed_examples(Arc::make_mut(m), enc, &mut cache)?;
+        let m = Arc::make_mut(m);
+        crate::intents::embed_examples(m, via, &mut cache)?;
+        m.encoder = Some(enc.clone());
     }
     for (t, v) in cache {
         all.insert((name.clone(), t), v);
@@ -134,17 +165,33 @@ impl FlowStore {
         let loaded = load_with_defaults(&root, options.understanding);
         match loaded.deployment {
             Some(d) => {
-                let d = embed(encoder.as_ref(), d)?;
+                let cache_error = Mutex::new(None);
+                let d = embed(
+                    encoder.as_ref(),
+                    options.vector_cache.as_deref(),
+                    &cache_error,
+                    d,
+                )?;
                 let store = Self {
                     root,
                     current: RwLock::new((Arc::new(d), stamp)),
                     encoder,
                     options,
+                    cache_error,
                 };
                 Ok((store, loaded.diagnostics))
             }
             None => Err(StoreError::Invalid(loaded.diagnostics)),
         }
+    }
+
+    /// Why the disk cache of example vectors could not be written at the
+    /// last (re)load, if it could not (the flows loaded anyway).
+    pub fn vector_cache_error(&self) -> Option<String> {
+        self.cache_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The encoder intents are scored with, if any.
@@ -159,7 +206,12 @@ impl FlowStore {
         let loaded = load_with_defaults(&self.root, self.options.understanding);
         match loaded.deployment {
             Some(d) => {
-                let d = embed(self.encoder.as_ref(), d)?;
+                let d = embed(
+                    self.encoder.as_ref(),
+                    self.options.vector_cache.as_deref(),
+                    &self.cache_error,
+                    d,
+                )?;
                 let mut cur = self.current.write().unwrap_or_else(|e| e.into_inner());
                 *cur = (Arc::new(d), stamp);
                 Ok(loaded.diagnostics)
