@@ -48,17 +48,19 @@ fn main() {
         let s = intents::score(g, cols[2], lang, &m.languages, Some(&q));
         let mut lex = vec![0.0; names.len()];
         let mut cos = vec![0.0; names.len()];
+        let mut at = vec![Vec::new(); names.len()];
         for x in &s {
             lex[x.intent] = x.lexical;
             cos[x.intent] = x.cosine.unwrap_or(0.0);
+            at[x.intent] = x.heard_at.clone();
         }
         let oc: Vec<f32> = other
             .iter()
             .map(|o| ivr_flow::semantic::cosine(&q, o))
             .collect();
         println!(
-            "{{\"lang\": \"{}\", \"label\": \"{}\", \"text\": {:?}, \"lex\": {:?}, \"cos\": {:?}, \"other\": {:?}}}",
-            cols[0], cols[1], cols[2], lex, cos, oc
+            "{{\"lang\": \"{}\", \"label\": \"{}\", \"text\": {:?}, \"lex\": {:?}, \"cos\": {:?}, \"other\": {:?}, \"at\": {:?}}}",
+            cols[0], cols[1], cols[2], lex, cos, oc, at
         );
     }
 }

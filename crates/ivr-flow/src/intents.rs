@@ -188,6 +188,10 @@ pub struct Scored {
     /// Another language of the municipality whose words matched better than
     /// the current one's (the caller speaks it).
     pub lang: Option<Lang>,
+    /// Where in the turn (places of its content words, in order) words
+    /// that tell this intent apart (its own, shared with at most one other
+    /// intent) were heard.
+    pub heard_at: Vec<usize>,
 }
 
 /// What a turn means for an intent gather.
@@ -223,7 +227,8 @@ pub fn score(
     query: Option<&[f32]>,
 ) -> Vec<Scored> {
     let terms = Terms::default();
-    let heard = crate::understand::corrected(heard);
+    let heard = crate::understand::without_openers(crate::understand::corrected(heard));
+    let heard = heard.as_str();
     let norm = normalize(heard);
     let mut heard_terms: Vec<(Lang, Vec<String>, Vec<String>)> = Vec::new();
     let mut lexical_in = |m: &IntentMatcher, l: Lang| -> f32 {
@@ -265,12 +270,26 @@ pub fn score(
                 lexical = (lexical + coverage_bonus(&vocab, i, &heard_content)).min(1.0);
             }
             let cosine = query.and_then(|q| intent.vectors.best(q));
+            // Only words that tell errands apart: used by this intent and
+            // at most one other ("need", "gerne", "tid" are everybody's).
+            let heard_at = vocab.get(i).map_or_else(Vec::new, |v| {
+                heard_content
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, t)| {
+                        v.contains(t.as_str())
+                            && vocab.iter().filter(|w| w.contains(t.as_str())).count() <= 2
+                    })
+                    .map(|(k, _)| k)
+                    .collect()
+            });
             Scored {
                 intent: i,
                 lexical,
                 cosine,
                 score: combine(lexical, cosine.map(stretch)),
                 lang: switch,
+                heard_at,
             }
         })
         .collect();
@@ -350,6 +369,18 @@ pub fn decide(
     let goto = |s: &Scored| g.intents.get(s.intent).map(|i| i.goto);
     let runner = scored.iter().skip(1).find(|s| goto(s) != goto(best));
     if let Some(r) = runner {
+        // Two errands both heard in words: which one the caller means.
+        if best.lexical >= u.words_vouch
+            && r.lexical >= u.words_vouch
+            && best.score - r.score < BOTH_HEARD_WINDOW
+        {
+            if let Some(pick) = of_two_heard(best, r, g) {
+                return Decision::Chosen {
+                    intent: pick.intent,
+                    lang: pick.lang,
+                };
+            }
+        }
         if u.clarify && best.score - r.score < u.margin {
             return Decision::Clarify {
                 first: best.intent,
@@ -362,6 +393,63 @@ pub fn decide(
         lang: best.lang,
     }
 }
+
+/// How far below the best a runner-up whose words were heard as clearly
+/// may score and still be weighed against it by [`of_two_heard`].
+pub const BOTH_HEARD_WINDOW: f32 = 0.2;
+
+/// Of two intents whose words were both heard clearly, the one the caller
+/// means, when the words tell:
+/// 1. the more specific: one whose heard words include all of the other's
+///    and more ("jeg kan ikke komme til mit møde i jobcentret" is the
+///    cancellation, which also speaks of the job centre);
+/// 2. an intent with [`Intent::precedence`] over one without (a callback
+///    asked for about some errand);
+/// 3. the errand named first ("nyt pas og så boligstøtte": the passport
+///    now, the rest after `anything_else`).
+///
+/// `None`: they cannot be told apart by their words.
+///
+/// [`Intent::precedence`]: crate::model::Intent::precedence
+pub fn of_two_heard<'a>(a: &'a Scored, b: &'a Scored, g: &Gather) -> Option<&'a Scored> {
+    let only = |x: &Scored, y: &Scored| -> Vec<usize> {
+        x.heard_at
+            .iter()
+            .copied()
+            .filter(|k| !y.heard_at.contains(k))
+            .collect()
+    };
+    let (a_only, b_only) = (only(a, b), only(b, a));
+    let shares = |x: &Scored| !x.heard_at.is_empty();
+    if shares(b) && b_only.is_empty() && !a_only.is_empty() {
+        return Some(a);
+    }
+    if shares(a) && a_only.is_empty() && !b_only.is_empty() {
+        return Some(b);
+    }
+    // Precedence needs one of its keywords heard (0.95), not a word like it.
+    let prec = |x: &Scored| {
+        x.lexical >= KEYWORD_HEARD && g.intents.get(x.intent).is_some_and(|i| i.precedence)
+    };
+    match (prec(a), prec(b)) {
+        (true, false) => return Some(a),
+        (false, true) => return Some(b),
+        _ => {}
+    }
+    // The first named, when the two share no word (two errands, not one
+    // errand spoken of in the other's words).
+    if a_only.len() < a.heard_at.len() {
+        return None;
+    }
+    match (a_only.first(), b_only.first()) {
+        (Some(x), Some(y)) if x < y => Some(a),
+        (Some(x), Some(y)) if y < x => Some(b),
+        _ => None,
+    }
+}
+
+/// The words score of a keyword heard (stemmed).
+const KEYWORD_HEARD: f32 = 0.95;
 
 /// Whether the meaning of the turn leans to the out-of-scope examples rather
 /// than to `best` (and `best`'s own words do not vouch for it).
@@ -600,6 +688,7 @@ pub fn add_auto_intents(m: &mut Municipality) {
                     clarify: Some(department_clarify(&snapshot, d)),
                     origin: IntentOrigin::Department(d_id.clone()),
                     vectors: ExampleVectors::default(),
+                    precedence: false,
                 });
             }
             for q_id in snapshot.queues.keys() {
@@ -631,6 +720,7 @@ pub fn add_auto_intents(m: &mut Municipality) {
                     clarify: Some(queue_clarify(&snapshot, q_id)),
                     origin: IntentOrigin::Queue(q_id.clone()),
                     vectors: ExampleVectors::default(),
+                    precedence: false,
                 });
             }
             let StepKind::Gather(g) = &mut f.steps[si].kind else {
@@ -926,6 +1016,7 @@ mod tests {
             cosine: Some(cosine),
             score: combine(lexical, Some(stretch(cosine))),
             lang: None,
+            heard_at: Vec::new(),
         }
     }
 

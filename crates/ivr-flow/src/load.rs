@@ -173,6 +173,7 @@ struct RawIntent {
     clarify: Option<LangMap<String>>,
     dtmf: Option<S<String>>,
     goto: S<String>,
+    precedence: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -1855,6 +1856,7 @@ impl<'a> Validator<'a> {
                 clarify,
                 origin: IntentOrigin::Flow,
                 vectors: Default::default(),
+                precedence: r.precedence.unwrap_or(false),
             });
         }
         let is_choice = matches!(expect, Expect::Intent | Expect::YesNo);

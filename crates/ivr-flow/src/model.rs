@@ -543,6 +543,11 @@ pub struct Intent {
     /// Embeddings of its examples and keywords, made once per load when an
     /// encoder is present.
     pub vectors: crate::intents::ExampleVectors,
+    /// Heard together with another errand's words, this intent wins (the
+    /// flow's `precedence = true`): a caller who asks to be called back
+    /// about their housing benefit wants the callback, the topic travels
+    /// with it.
+    pub precedence: bool,
 }
 
 /// Where an intent of a gather comes from.
