@@ -36,7 +36,8 @@ pub enum StoreError {
 pub struct FlowStore {
     root: PathBuf,
     current: RwLock<(Arc<Deployment>, Option<SystemTime>)>,
-    /// Embeds intent examples at each (re)load; `None`: words only.
+    /// Embeds intent examples and knowledge entries at each (re)load;
+    /// `None`: words only.
     encoder: Option<Arc<dyn SentenceEncoder>>,
     /// How the store loads (kept for reloads).
     options: StoreOptions,
@@ -52,6 +53,38 @@ pub struct StoreOptions {
     /// Folder of the disk cache of example vectors
     /// ([`crate::vector_cache`]); `None`: memory only.
     pub vector_cache: Option<PathBuf>,
+}
+
+/// Gives every municipality's knowledge base the semantic signal: its
+/// entries are embedded now, once per load. An entry the encoder cannot
+/// embed leaves that knowledge base lexical only (a warning).
+fn embed_knowledge(
+    d: &mut Deployment,
+    encoder: &Arc<dyn SentenceEncoder>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    for m in d.municipalities.values_mut() {
+        if m.knowledge.is_empty() {
+            continue;
+        }
+        let mut kb = (*m.knowledge).clone();
+        match kb.embed(encoder.clone()) {
+            Ok(()) => {
+                let mut muni = (**m).clone();
+                muni.knowledge = Arc::new(kb);
+                *m = Arc::new(muni);
+            }
+            Err(e) => diags.push(Diagnostic {
+                severity: crate::diag::Severity::Warning,
+                file: d.root.join(&m.id).join("knowledge"),
+                line: 0,
+                col: 0,
+                message: format!("knowledge is matched by words only: {e}"),
+                hint: None,
+                source_line: None,
+            }),
+        }
+    }
 }
 
 fn newest_mtime(root: &Path) -> Option<SystemTime> {
@@ -146,7 +179,8 @@ impl FlowStore {
     /// [`FlowStore::load`] with a sentence encoder: every intent example and
     /// keyword is embedded once now (and again at a reload only when its text
     /// is new), and calls embed each caller turn with it
-    /// ([`crate::intents`]).
+    /// ([`crate::intents`]); knowledge entries are embedded at this load and
+    /// every reload ([`crate::knowledge`]).
     pub fn load_with(
         root: impl Into<PathBuf>,
         encoder: Option<Arc<dyn SentenceEncoder>>,
@@ -163,15 +197,21 @@ impl FlowStore {
         let root = root.into();
         let stamp = newest_mtime(&root);
         let loaded = load_with_defaults(&root, options.understanding);
+        let mut diags = loaded.diagnostics;
         match loaded.deployment {
             Some(d) => {
                 let cache_error = Mutex::new(None);
-                let d = embed(
+                let mut d = embed(
                     encoder.as_ref(),
                     options.vector_cache.as_deref(),
                     &cache_error,
                     d,
                 )?;
+                // Knowledge entries are embedded with the encoder itself (the
+                // knowledge base keeps it for the questions callers ask).
+                if let Some(enc) = &encoder {
+                    embed_knowledge(&mut d, enc, &mut diags);
+                }
                 let store = Self {
                     root,
                     current: RwLock::new((Arc::new(d), stamp)),
@@ -179,9 +219,9 @@ impl FlowStore {
                     options,
                     cache_error,
                 };
-                Ok((store, loaded.diagnostics))
+                Ok((store, diags))
             }
-            None => Err(StoreError::Invalid(loaded.diagnostics)),
+            None => Err(StoreError::Invalid(diags)),
         }
     }
 
@@ -204,19 +244,23 @@ impl FlowStore {
     pub fn reload(&self) -> Result<Vec<Diagnostic>, StoreError> {
         let stamp = newest_mtime(&self.root);
         let loaded = load_with_defaults(&self.root, self.options.understanding);
+        let mut diags = loaded.diagnostics;
         match loaded.deployment {
             Some(d) => {
-                let d = embed(
+                let mut d = embed(
                     self.encoder.as_ref(),
                     self.options.vector_cache.as_deref(),
                     &self.cache_error,
                     d,
                 )?;
+                if let Some(enc) = &self.encoder {
+                    embed_knowledge(&mut d, enc, &mut diags);
+                }
                 let mut cur = self.current.write().unwrap_or_else(|e| e.into_inner());
                 *cur = (Arc::new(d), stamp);
-                Ok(loaded.diagnostics)
+                Ok(diags)
             }
-            None => Err(StoreError::Invalid(loaded.diagnostics)),
+            None => Err(StoreError::Invalid(diags)),
         }
     }
 

@@ -68,10 +68,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         for o in report.misses() {
             println!(
                 "{:>5} {} -> {}: {}",
-                o.case.line,
-                o.case.expected,
-                o.got_shown(),
-                o.case.text
+                o.case.line, o.case.expected, o.got, o.case.text
             );
         }
     }
