@@ -60,6 +60,7 @@ pub struct StoreOptions {
 /// embed leaves that knowledge base lexical only (a warning).
 fn embed_knowledge(
     d: &mut Deployment,
+    via: &Arc<dyn SentenceEncoder>,
     encoder: &Arc<dyn SentenceEncoder>,
     diags: &mut Vec<Diagnostic>,
 ) {
@@ -68,7 +69,7 @@ fn embed_knowledge(
             continue;
         }
         let mut kb = (*m.knowledge).clone();
-        match kb.embed(encoder.clone()) {
+        match kb.embed_via(&**via, encoder.clone()) {
             Ok(()) => {
                 let mut muni = (**m).clone();
                 muni.knowledge = Arc::new(kb);
@@ -120,6 +121,7 @@ fn embed(
     cache_dir: Option<&Path>,
     cache_error: &Mutex<Option<String>>,
     d: Deployment,
+    diags: &mut Vec<Diagnostic>,
 ) -> Result<Deployment, StoreError> {
     let Some(enc) = encoder else {
         return Ok(d);
@@ -127,10 +129,15 @@ fn embed(
     let disk = cache_dir
         .and_then(|dir| crate::vector_cache::CachingEncoder::open(enc.clone(), dir).map(Arc::new));
     let Some(disk) = disk else {
-        return embed_with(enc, enc, d);
+        let mut d = embed_with(enc, enc, d)?;
+        embed_knowledge(&mut d, enc, enc, diags);
+        return Ok(d);
     };
     let via: Arc<dyn SentenceEncoder> = disk.clone();
-    let d = embed_with(&via, enc, d)?;
+    let mut d = embed_with(&via, enc, d)?;
+    // Knowledge phrasings too; the knowledge base keeps the encoder itself
+    // for the questions callers ask.
+    embed_knowledge(&mut d, &via, enc, diags);
     let mut e = cache_error.lock().unwrap_or_else(|p| p.into_inner());
     *e = disk.save().err().map(|x| x.to_string());
     Ok(d)
@@ -201,17 +208,13 @@ impl FlowStore {
         match loaded.deployment {
             Some(d) => {
                 let cache_error = Mutex::new(None);
-                let mut d = embed(
+                let d = embed(
                     encoder.as_ref(),
                     options.vector_cache.as_deref(),
                     &cache_error,
                     d,
+                    &mut diags,
                 )?;
-                // Knowledge entries are embedded with the encoder itself (the
-                // knowledge base keeps it for the questions callers ask).
-                if let Some(enc) = &encoder {
-                    embed_knowledge(&mut d, enc, &mut diags);
-                }
                 let store = Self {
                     root,
                     current: RwLock::new((Arc::new(d), stamp)),
@@ -247,15 +250,13 @@ impl FlowStore {
         let mut diags = loaded.diagnostics;
         match loaded.deployment {
             Some(d) => {
-                let mut d = embed(
+                let d = embed(
                     self.encoder.as_ref(),
                     self.options.vector_cache.as_deref(),
                     &self.cache_error,
                     d,
+                    &mut diags,
                 )?;
-                if let Some(enc) = &self.encoder {
-                    embed_knowledge(&mut d, enc, &mut diags);
-                }
                 let mut cur = self.current.write().unwrap_or_else(|e| e.into_inner());
                 *cur = (Arc::new(d), stamp);
                 Ok(diags)
