@@ -51,8 +51,8 @@ use ivr_flow::{Action, CallContext, Event as FlowEvent, Interpreter, Outcome, Ro
 use ivr_media::endpointing::EndpointingConfig;
 use ivr_media::rtp::LatchPolicy;
 use ivr_media::{
-    MediaError, MediaEvent, MediaSession, Output as MediaOutput, PacketKind, PlayOptions,
-    SessionConfig, Transmit,
+    MediaError, MediaEvent, MediaParams, MediaSession, Output as MediaOutput, PacketKind,
+    PlayOptions, SessionConfig, Transmit,
 };
 use ivr_sip::msg::Uri;
 use ivr_sip::sdp::{LocalMedia, LocalSession, Negotiated, SdpConfig, SessionDescription};
@@ -117,8 +117,16 @@ pub struct CoreConfig {
     pub first_media_timeout: Duration,
     /// Which source addresses the call's media is taken from (`[media] latch`).
     pub latch: LatchPolicy,
-    /// Endpointing (end silence, eager end of turn).
+    /// Endpointing (end silence, eager end of turn, tentative end for the
+    /// end-of-turn model).
     pub endpointing: EndpointingConfig,
+    /// Makes the call's voice activity detector (None: the media session's
+    /// energy VAD).
+    pub vad: Option<crate::endofturn::VadFactory>,
+    /// With an end-of-turn model: at each tentative end it is asked
+    /// ([`Job::EndOfTurn`]) and a probability at or above this ends the
+    /// utterance there. None: the end silence alone ends utterances.
+    pub smart_turn_threshold: Option<f32>,
     /// SDP settings (re-INVITE answers).
     pub sdp: SdpConfig,
     /// Domain of transfer targets that are only a number (empty: the caller's host).
@@ -244,6 +252,11 @@ pub struct CallCore {
     /// Speculative recognitions in flight: job, eager generation, identifying.
     speculations: Vec<(JobId, u64, bool)>,
     eager: EagerTurn<Heard>,
+    /// The end-of-turn verdict awaited for the current tentative end, and
+    /// when it was asked for.
+    turn_check: Option<(JobId, Instant)>,
+    /// How long the verdict that ended the utterance took (for the turn timings).
+    ended_by_model: Option<Duration>,
     turn: TurnClock,
     next_job: u64,
     queue: VecDeque<Queued>,
@@ -267,6 +280,10 @@ pub struct CallCore {
     flow_moves: u64,
     /// One entry per caller turn (the first: what the call began with).
     turn_log: Vec<TurnLog>,
+    /// The first packet of prompt audio has left (the greeting is heard).
+    greeted: bool,
+    /// Media settled outside SIP (a browser leg, [`CallCore::with_leg_media`]).
+    leg_media: Option<MediaParams>,
 }
 
 /// The filler's words in a language.
@@ -324,6 +341,8 @@ impl CallCore {
             utterance: None,
             speculations: Vec::new(),
             eager: EagerTurn::default(),
+            turn_check: None,
+            ended_by_model: None,
             turn: TurnClock::default(),
             next_job: 0,
             queue: VecDeque::new(),
@@ -340,7 +359,26 @@ impl CallCore {
             recorded_steps: 0,
             flow_moves: 0,
             turn_log: Vec::new(),
+            greeted: false,
+            leg_media: None,
         }
+    }
+
+    /// The pacer deadline of the RTP packet last handed out by
+    /// [`Self::poll_output`] (the task measures how late it left).
+    pub fn last_packet_due(&self) -> Option<Instant> {
+        self.media.as_ref().and_then(MediaSession::last_packet_due)
+    }
+
+    /// A call whose media leg is not SIP's RTP (a browser's WebRTC leg,
+    /// `crate::webrtc`): its media parameters were settled by that leg's
+    /// own negotiation, and [`SipEvent::Confirmed`] starts the media with
+    /// them. The leg's transport carries the core's RTP datagrams (their
+    /// address is `params.remote_rtp`, a placeholder the leg also puts on
+    /// incoming packets) and encrypts them itself.
+    pub fn with_leg_media(mut self, params: MediaParams) -> Self {
+        self.leg_media = Some(params);
+        self
     }
 
     /// The call reference.
@@ -505,6 +543,12 @@ impl CallCore {
                                 continue;
                             }
                             self.first_packet(now);
+                            if !self.greeted && self.playing() {
+                                self.greeted = true;
+                                let after = now.saturating_duration_since(self.created);
+                                self.queue
+                                    .push_back(Queued::Event(CallEvent::Greeting(after)));
+                            }
                         }
                         return Output::Transmit(Transmit {
                             to,
@@ -709,18 +753,30 @@ impl CallCore {
 
     /// The ACK: media starts and the flow begins.
     fn confirmed(&mut self, ack_sdp: Option<Vec<u8>>, now: Instant) {
-        if self.negotiated.is_none() {
-            match call_sdp::accept_ack(self.our_offer.as_ref(), ack_sdp.as_deref()) {
-                Some(n) => self.negotiated = Some(n),
-                None => {
-                    tracing::warn!("no usable SDP answer in the ACK; hanging up");
-                    self.end(Outcome::Failed, true);
-                    return;
+        // A browser leg settled its media outside SIP (no SRTP contexts here:
+        // its transport encrypts), a SIP leg through the offer/answer.
+        let (params, srtp, held) = match self.leg_media.clone() {
+            Some(p) => (p, None, false),
+            None => {
+                if self.negotiated.is_none() {
+                    match call_sdp::accept_ack(self.our_offer.as_ref(), ack_sdp.as_deref()) {
+                        Some(n) => self.negotiated = Some(n),
+                        None => {
+                            tracing::warn!("no usable SDP answer in the ACK; hanging up");
+                            self.end(Outcome::Failed, true);
+                            return;
+                        }
+                    }
                 }
+                let Some(neg) = self.negotiated.clone() else {
+                    return;
+                };
+                (
+                    call_sdp::media_params(&neg),
+                    neg.srtp.clone(),
+                    !neg.direction.sends(),
+                )
             }
-        }
-        let Some(neg) = self.negotiated.clone() else {
-            return;
         };
         let seed = self.seed;
         let wall: SystemTime = self.wall().into();
@@ -736,7 +792,7 @@ impl CallCore {
             latch: self.cfg.latch,
             ..SessionConfig::default()
         };
-        if let Some(p) = &neg.srtp {
+        if let Some(p) = &srtp {
             match SrtpSession::new(p) {
                 Ok(s) => self.srtp = Some(s),
                 Err(e) => {
@@ -746,15 +802,20 @@ impl CallCore {
                 }
             }
         }
-        match MediaSession::new(call_sdp::media_params(&neg), cfg, now) {
-            Ok(m) => self.media = Some(m),
+        match MediaSession::new(params, cfg, now) {
+            Ok(mut m) => {
+                if let Some(vad) = &self.cfg.vad {
+                    m.set_vad(vad());
+                }
+                self.media = Some(m);
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "media session refused the negotiated parameters");
                 self.end(Outcome::Failed, true);
                 return;
             }
         }
-        self.held = !neg.direction.sends();
+        self.held = held;
         self.answered = Some(now);
         self.stage = Stage::Active {
             max_end: now + self.cfg.timings.max_call,
@@ -848,6 +909,19 @@ impl CallCore {
                     .as_ref()
                     .filter(|l| l.takes_speech(quiet))
                     .map(|l| (choice(&l.question), l.question.stt_hints()));
+                if question.is_some() && self.cfg.smart_turn_threshold.is_some() {
+                    // Has the caller finished? The model answers in tens of ms;
+                    // meanwhile the end silence runs on.
+                    let id = self.next_job();
+                    self.turn_check = Some((id, now));
+                    self.queue.push_back(Queued::Job(Job::EndOfTurn {
+                        id,
+                        pcm: pcm.clone(),
+                    }));
+                }
+                if self.cfg.endpointing.eager_silence.is_zero() {
+                    return;
+                }
                 if let (OnTentative::Start(gen), Some((choice, hints))) =
                     (self.eager.tentative(question.is_some()), question)
                 {
@@ -863,7 +937,11 @@ impl CallCore {
                     }));
                 }
             }
-            MediaEvent::SpeechResumed => self.eager.resumed(),
+            MediaEvent::SpeechResumed => {
+                // A verdict still to come is about audio that is not the utterance.
+                self.turn_check = None;
+                self.eager.resumed();
+            }
             MediaEvent::Utterance(pcm) => self.on_utterance(pcm, now),
             MediaEvent::Dtmf(k) => self.on_dtmf(k, now),
             MediaEvent::PlaybackFinished if self.blocker == Blocker::Playout => {
@@ -893,6 +971,8 @@ impl CallCore {
     }
 
     fn on_utterance(&mut self, pcm: Pcm, now: Instant) {
+        self.turn_check = None;
+        let by_model = self.ended_by_model.take();
         let quiet = self.quiet();
         let Some(l) = self.listen.as_mut() else {
             tracing::debug!("utterance outside a question ignored");
@@ -908,6 +988,12 @@ impl CallCore {
         // The caller answered: what is left of the question's prompt is moot.
         self.cancel_prompts();
         self.turn.begin(TurnInput::Speech, now);
+        if let Some(took) = by_model {
+            // The recogniser gives every utterance the same ending
+            // (ivr_stt::audio::settle_tail), so one the model ended at the
+            // short silence needs no padding.
+            self.turn.ended_by_model(took);
+        }
         self.utterance = Some(pcm.clone());
         match self.eager.confirmed() {
             OnConfirmed::Use((result, stt, identified)) => {
@@ -982,7 +1068,10 @@ impl CallCore {
 
     /// Feeds the flow; a non-empty answer ends the current question.
     fn feed(&mut self, ev: FlowEvent) {
-        if matches!(ev, FlowEvent::Speech { .. } | FlowEvent::Dtmf(_)) {
+        if matches!(
+            ev,
+            FlowEvent::Speech { .. } | FlowEvent::Dtmf(_) | FlowEvent::SpeechUnavailable
+        ) {
             self.turns += 1;
         }
         let before = self.log_before(&ev);
@@ -1027,6 +1116,7 @@ impl CallCore {
             return;
         }
         self.eager.reset();
+        self.turn_check = None;
         self.speculations.clear();
         self.stt_job = None;
         self.utterance = None;
@@ -1244,7 +1334,7 @@ impl CallCore {
             Done::Audio { id, pcm, last } => match self.blocker {
                 Blocker::Synth { id: cur, barge_in } if cur == id => {
                     if let Some(p) = pcm {
-                        self.play(&p, barge_in, now);
+                        self.play(p, barge_in, now);
                     }
                     if last {
                         self.blocker = Blocker::None;
@@ -1255,7 +1345,7 @@ impl CallCore {
                     ..
                 } if f == id => {
                     if let Some(p) = pcm {
-                        self.play(&p, true, now);
+                        self.play(p, true, now);
                     }
                 }
                 _ => tracing::trace!(job = id.0, "stale audio dropped"),
@@ -1273,6 +1363,29 @@ impl CallCore {
                     }
                 } else {
                     tracing::trace!(job = id.0, "stale transcript dropped");
+                }
+            }
+            Done::EndOfTurn { id, complete } => {
+                let Some((_, asked)) = self.turn_check.filter(|(j, _)| *j == id) else {
+                    tracing::trace!(job = id.0, "stale end-of-turn verdict dropped");
+                    return;
+                };
+                self.turn_check = None;
+                let threshold = self.cfg.smart_turn_threshold.unwrap_or(f32::INFINITY);
+                let finished = complete.is_some_and(|p| p >= threshold);
+                tracing::debug!(
+                    probability = complete,
+                    finished,
+                    model_ms = now.saturating_duration_since(asked).as_millis() as u64,
+                    "end-of-turn verdict"
+                );
+                if finished {
+                    if let Some(m) = self.media.as_mut() {
+                        if m.end_turn() {
+                            // The utterance is the next media event (polled next).
+                            self.ended_by_model = Some(now.saturating_duration_since(asked));
+                        }
+                    }
                 }
             }
             Done::Declined { id } => {
@@ -1301,11 +1414,13 @@ impl CallCore {
         }
     }
 
-    fn play(&mut self, pcm: &Pcm, barge_in: bool, now: Instant) {
+    /// Queues prompt audio: the `Arc` is kept, not copied (a cached prompt
+    /// is in memory once however many calls play it).
+    fn play(&mut self, pcm: Arc<Pcm>, barge_in: bool, now: Instant) {
         let Some(m) = self.media.as_mut() else {
             return;
         };
-        match m.play(pcm, PlayOptions { barge_in }) {
+        match m.play_shared(pcm, PlayOptions { barge_in }) {
             Ok(()) => self.turn.audio_ready(now),
             Err(e) => tracing::warn!(error = %e, "prompt not played"),
         }
@@ -1346,6 +1461,11 @@ impl CallCore {
                     identified,
                 }
             }
+            Err(e) if e.is_capacity() => {
+                // No recogniser free (or none at all): keys, not silence.
+                tracing::info!(error = %e, "utterance not taken by the recogniser; keys instead");
+                FlowEvent::SpeechUnavailable
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "utterance not recognised");
                 FlowEvent::Speech {
@@ -1378,6 +1498,7 @@ impl CallCore {
             }
             FlowEvent::Dtmf(_) => ("dtmf", None),
             FlowEvent::NoInput => ("no_input", None),
+            FlowEvent::SpeechUnavailable => ("stt_busy", None),
             _ => return None,
         };
         let rec = self.interp.record();
@@ -1396,6 +1517,8 @@ impl CallCore {
         if matches!(actions, [Action::RecognizeAgain { .. }]) {
             return;
         }
+        self.queue
+            .push_back(Queued::Event(CallEvent::CallerTurn(b.input)));
         let rec = self.interp.record();
         let mut t = TurnLog::new(b.input, &b.step);
         t.heard = b.heard;
