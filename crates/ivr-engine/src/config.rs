@@ -924,13 +924,51 @@ pub struct UnderstandingConfig {
     /// default): start anyway, log an error, and recognise intents by their
     /// words alone (keywords, stemming), as `ivr doctor` also reports.
     pub required: bool,
+    /// Deployment-wide defaults of a flow's `[understanding]` table (a flow
+    /// overrides them): the score the best intent needs.
+    pub accept: f32,
+    /// The runner-up within this of the best: ask which one was meant.
+    pub margin: f32,
+    /// Turns closer in meaning to the generic out-of-scope examples than to
+    /// the best intent are not understood.
+    pub out_of_scope: bool,
+    /// How much closer (cosine) the best intent must be than the
+    /// out-of-scope examples.
+    pub out_of_scope_margin: f32,
+    /// A words score at which an intent is taken whatever the meaning says.
+    pub words_vouch: f32,
+    /// Disk cache of intent example vectors (flow text only, keyed by the
+    /// model's hash and the text's), so a start does not embed every
+    /// example again; the file is 0600 in a 0700 folder. Unset: memory only.
+    pub cache_dir: Option<PathBuf>,
 }
 
 impl Default for UnderstandingConfig {
     fn default() -> Self {
+        let u = ivr_flow::model::Understanding::default();
         UnderstandingConfig {
             model: PathBuf::from("models/e5-small/e5-small-q4.bin"),
             required: false,
+            accept: u.accept,
+            margin: u.margin,
+            out_of_scope: u.out_of_scope,
+            out_of_scope_margin: u.out_of_scope_margin,
+            words_vouch: u.words_vouch,
+            cache_dir: Some(PathBuf::from(ivr_flow::vector_cache::DEFAULT_DIR)),
+        }
+    }
+}
+
+impl UnderstandingConfig {
+    /// The flows' defaults these settings make.
+    pub fn flow_defaults(&self) -> ivr_flow::model::Understanding {
+        ivr_flow::model::Understanding {
+            accept: self.accept,
+            margin: self.margin,
+            out_of_scope: self.out_of_scope,
+            out_of_scope_margin: self.out_of_scope_margin,
+            words_vouch: self.words_vouch,
+            ..ivr_flow::model::Understanding::default()
         }
     }
 }

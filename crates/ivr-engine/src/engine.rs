@@ -176,7 +176,17 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
     };
     // Flows, with the sentence encoder for intents when it loads.
     let encoder = load_encoder(&cfg.understanding)?;
-    let (flows, warnings) = FlowStore::load_with(&cfg.flows.dir, encoder)?;
+    let (flows, warnings) = FlowStore::load_with_options(
+        &cfg.flows.dir,
+        encoder,
+        ivr_flow::StoreOptions {
+            understanding: cfg.understanding.flow_defaults(),
+            vector_cache: cfg.understanding.cache_dir.clone(),
+        },
+    )?;
+    if let Some(e) = flows.vector_cache_error() {
+        tracing::warn!("{e} (intent examples are embedded at every start)");
+    }
     for w in &warnings {
         tracing::warn!(file = %w.file.display(), line = w.line, "{}", w.message);
     }

@@ -55,7 +55,74 @@ use crate::{
 };
 
 /// Default [`Understanding::accept`]: the score the best intent needs.
-pub const DEFAULT_ACCEPT: f32 = 0.55;
+/// (0.55 before the out-of-scope examples guarded the meaning; calibrated
+/// on `tests/vectors/caller_turns/` together with them.)
+pub const DEFAULT_ACCEPT: f32 = 0.45;
+/// Default [`Understanding::out_of_scope_margin`].
+pub const DEFAULT_OUT_OF_SCOPE_MARGIN: f32 = 0.0;
+/// Default [`Understanding::words_vouch`]: a keyword heard (0.95) or most
+/// of an example's words.
+pub const DEFAULT_WORDS_VOUCH: f32 = 0.9;
+
+/// What callers of a municipality say that no municipal errand answers,
+/// in general terms (food, transport, shops, utilities and banks, the
+/// weather and small talk, a wrong number, fillers and bare answers): the
+/// explicit "other" class of [`Understanding::out_of_scope`]. A turn whose
+/// meaning is closer to one of these than to the best intent's examples is
+/// not understood (unless the intent's own words vouch for it). Written
+/// from the kinds of calls a switchboard gets, not from any test turn.
+pub const OUT_OF_SCOPE_EXAMPLES: &[(Lang, &str)] = &[
+    (Lang::Da, "jeg vil gerne bestille noget mad med levering"),
+    (Lang::Da, "kan jeg reservere et bord i jeres restaurant"),
+    (Lang::Da, "har I en ledig tid hos frisøren"),
+    (Lang::Da, "jeg skal bruge en taxa med det samme"),
+    (Lang::Da, "hvornår kører den næste bus til centrum"),
+    (Lang::Da, "hvad koster en flybillet til London"),
+    (Lang::Da, "hvordan bliver vejret i dag"),
+    (Lang::Da, "hvad er klokken lige nu"),
+    (Lang::Da, "hvem scorede i håndboldkampen"),
+    (Lang::Da, "fortæl mig en vittighed"),
+    (Lang::Da, "har butikken åbent i dag"),
+    (Lang::Da, "jeg vil købe et nyt fjernsyn"),
+    (Lang::Da, "er det supermarkedet"),
+    (Lang::Da, "mit mobilabonnement er blevet for dyrt"),
+    (Lang::Da, "strømmen er gået, er det elselskabet"),
+    (Lang::Da, "mit bredbånd virker ikke"),
+    (Lang::Da, "mit dankort er blevet spærret i banken"),
+    (Lang::Da, "jeg vil gerne sælge min bil"),
+    (Lang::Da, "undskyld, jeg har vist tastet et forkert nummer"),
+    (Lang::Da, "hallo, er der nogen i den anden ende"),
+    (Lang::Da, "øhm øh"),
+    (Lang::Da, "ja tak"),
+    (Lang::Da, "nej tak"),
+    (Lang::Da, "det ved jeg ikke"),
+    (Lang::En, "I'd like to order some food for delivery"),
+    (Lang::En, "can I book a table at your restaurant"),
+    (Lang::En, "I need a taxi right away"),
+    (Lang::En, "when is the next bus into town"),
+    (Lang::En, "how much is a plane ticket to London"),
+    (Lang::En, "what's the forecast for today"),
+    (Lang::En, "what time is it"),
+    (Lang::En, "who won the game last night"),
+    (Lang::En, "tell me something funny"),
+    (Lang::En, "is the shop open today"),
+    (Lang::En, "I want to buy a new television"),
+    (Lang::En, "is this the supermarket"),
+    (Lang::En, "my mobile phone bill is too high"),
+    (
+        Lang::En,
+        "the power is out, is this the electricity company",
+    ),
+    (Lang::En, "my broadband isn't working"),
+    (Lang::En, "my bank card has been blocked"),
+    (Lang::En, "I want to sell my car"),
+    (Lang::En, "sorry, I think I dialled the wrong number"),
+    (Lang::En, "hello, is anybody there"),
+    (Lang::En, "um, er"),
+    (Lang::En, "yes please"),
+    (Lang::En, "no thanks"),
+    (Lang::En, "I don't know"),
+];
 /// Default [`Understanding::margin`].
 pub const DEFAULT_MARGIN: f32 = 0.03;
 /// A cosine at or below this counts as no similarity.
@@ -121,6 +188,10 @@ pub struct Scored {
     /// Another language of the municipality whose words matched better than
     /// the current one's (the caller speaks it).
     pub lang: Option<Lang>,
+    /// Where in the turn (places of its content words, in order) words
+    /// that tell this intent apart (its own, shared with at most one other
+    /// intent) were heard.
+    pub heard_at: Vec<usize>,
 }
 
 /// What a turn means for an intent gather.
@@ -156,7 +227,8 @@ pub fn score(
     query: Option<&[f32]>,
 ) -> Vec<Scored> {
     let terms = Terms::default();
-    let heard = crate::understand::corrected(heard);
+    let heard = crate::understand::without_openers(crate::understand::corrected(heard));
+    let heard = heard.as_str();
     let norm = normalize(heard);
     let mut heard_terms: Vec<(Lang, Vec<String>, Vec<String>)> = Vec::new();
     let mut lexical_in = |m: &IntentMatcher, l: Lang| -> f32 {
@@ -198,12 +270,26 @@ pub fn score(
                 lexical = (lexical + coverage_bonus(&vocab, i, &heard_content)).min(1.0);
             }
             let cosine = query.and_then(|q| intent.vectors.best(q));
+            // Only words that tell errands apart: used by this intent and
+            // at most one other ("need", "gerne", "tid" are everybody's).
+            let heard_at = vocab.get(i).map_or_else(Vec::new, |v| {
+                heard_content
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, t)| {
+                        v.contains(t.as_str())
+                            && vocab.iter().filter(|w| w.contains(t.as_str())).count() <= 2
+                    })
+                    .map(|(k, _)| k)
+                    .collect()
+            });
             Scored {
                 intent: i,
                 lexical,
                 cosine,
                 score: combine(lexical, cosine.map(stretch)),
                 lang: switch,
+                heard_at,
             }
         })
         .collect();
@@ -257,17 +343,44 @@ fn coverage_bonus(vocab: &[std::collections::BTreeSet<&str>], i: usize, heard: &
     0.04 * (distinctive.saturating_sub(1).min(3) as f32)
 }
 
-/// Decides on scored intents (best first, from [`score`]).
-pub fn decide(scored: &[Scored], g: &Gather, u: &Understanding) -> Decision {
+/// The best cosine of a turn's vector to the municipality's out-of-scope
+/// examples ([`OUT_OF_SCOPE_EXAMPLES`]); `None` without vectors.
+pub fn out_of_scope_similarity(m: &Municipality, query: Option<&[f32]>) -> Option<f32> {
+    m.out_of_scope.best(query?)
+}
+
+/// Decides on scored intents (best first, from [`score`]). `out_of_scope`:
+/// the turn's [`out_of_scope_similarity`], when there is one.
+pub fn decide(
+    scored: &[Scored],
+    g: &Gather,
+    u: &Understanding,
+    out_of_scope: Option<f32>,
+) -> Decision {
     let Some(best) = scored.first() else {
         return Decision::NotUnderstood;
     };
     if best.score < u.accept {
         return Decision::NotUnderstood;
     }
+    if is_out_of_scope(best, u, out_of_scope) {
+        return Decision::NotUnderstood;
+    }
     let goto = |s: &Scored| g.intents.get(s.intent).map(|i| i.goto);
     let runner = scored.iter().skip(1).find(|s| goto(s) != goto(best));
     if let Some(r) = runner {
+        // Two errands both heard in words: which one the caller means.
+        if best.lexical >= u.words_vouch
+            && r.lexical >= u.words_vouch
+            && best.score - r.score < BOTH_HEARD_WINDOW
+        {
+            if let Some(pick) = of_two_heard(best, r, g) {
+                return Decision::Chosen {
+                    intent: pick.intent,
+                    lang: pick.lang,
+                };
+            }
+        }
         if u.clarify && best.score - r.score < u.margin {
             return Decision::Clarify {
                 first: best.intent,
@@ -278,6 +391,75 @@ pub fn decide(scored: &[Scored], g: &Gather, u: &Understanding) -> Decision {
     Decision::Chosen {
         intent: best.intent,
         lang: best.lang,
+    }
+}
+
+/// How far below the best a runner-up whose words were heard as clearly
+/// may score and still be weighed against it by [`of_two_heard`].
+pub const BOTH_HEARD_WINDOW: f32 = 0.2;
+
+/// Of two intents whose words were both heard clearly, the one the caller
+/// means, when the words tell:
+/// 1. the more specific: one whose heard words include all of the other's
+///    and more ("jeg kan ikke komme til mit møde i jobcentret" is the
+///    cancellation, which also speaks of the job centre);
+/// 2. an intent with [`Intent::precedence`] over one without (a callback
+///    asked for about some errand);
+/// 3. the errand named first ("nyt pas og så boligstøtte": the passport
+///    now, the rest after `anything_else`).
+///
+/// `None`: they cannot be told apart by their words.
+///
+/// [`Intent::precedence`]: crate::model::Intent::precedence
+pub fn of_two_heard<'a>(a: &'a Scored, b: &'a Scored, g: &Gather) -> Option<&'a Scored> {
+    let only = |x: &Scored, y: &Scored| -> Vec<usize> {
+        x.heard_at
+            .iter()
+            .copied()
+            .filter(|k| !y.heard_at.contains(k))
+            .collect()
+    };
+    let (a_only, b_only) = (only(a, b), only(b, a));
+    let shares = |x: &Scored| !x.heard_at.is_empty();
+    if shares(b) && b_only.is_empty() && !a_only.is_empty() {
+        return Some(a);
+    }
+    if shares(a) && a_only.is_empty() && !b_only.is_empty() {
+        return Some(b);
+    }
+    // Precedence needs one of its keywords heard (0.95), not a word like it.
+    let prec = |x: &Scored| {
+        x.lexical >= KEYWORD_HEARD && g.intents.get(x.intent).is_some_and(|i| i.precedence)
+    };
+    match (prec(a), prec(b)) {
+        (true, false) => return Some(a),
+        (false, true) => return Some(b),
+        _ => {}
+    }
+    // The first named, when the two share no word (two errands, not one
+    // errand spoken of in the other's words).
+    if a_only.len() < a.heard_at.len() {
+        return None;
+    }
+    match (a_only.first(), b_only.first()) {
+        (Some(x), Some(y)) if x < y => Some(a),
+        (Some(x), Some(y)) if y < x => Some(b),
+        _ => None,
+    }
+}
+
+/// The words score of a keyword heard (stemmed).
+const KEYWORD_HEARD: f32 = 0.95;
+
+/// Whether the meaning of the turn leans to the out-of-scope examples rather
+/// than to `best` (and `best`'s own words do not vouch for it).
+pub fn is_out_of_scope(best: &Scored, u: &Understanding, out_of_scope: Option<f32>) -> bool {
+    if !u.out_of_scope || best.lexical >= u.words_vouch {
+        return false;
+    }
+    match (out_of_scope, best.cosine) {
+        (Some(o), Some(c)) => c < o + u.out_of_scope_margin,
+        _ => false,
     }
 }
 
@@ -506,6 +688,7 @@ pub fn add_auto_intents(m: &mut Municipality) {
                     clarify: Some(department_clarify(&snapshot, d)),
                     origin: IntentOrigin::Department(d_id.clone()),
                     vectors: ExampleVectors::default(),
+                    precedence: false,
                 });
             }
             for q_id in snapshot.queues.keys() {
@@ -537,6 +720,7 @@ pub fn add_auto_intents(m: &mut Municipality) {
                     clarify: Some(queue_clarify(&snapshot, q_id)),
                     origin: IntentOrigin::Queue(q_id.clone()),
                     vectors: ExampleVectors::default(),
+                    precedence: false,
                 });
             }
             let StepKind::Gather(g) = &mut f.steps[si].kind else {
@@ -676,24 +860,36 @@ pub fn embed_examples(
                         }
                     }
                 }
-                let mut vectors = Vec::with_capacity(texts.len());
-                for t in &texts {
-                    let v = match cache.get(t) {
-                        Some(v) => v.clone(),
-                        None => {
-                            let v: Arc<[f32]> = enc.embed(t, Role::Query)?.into();
-                            cache.insert(t.clone(), v.clone());
-                            v
-                        }
-                    };
-                    vectors.push(v);
-                }
+                let vectors = texts
+                    .iter()
+                    .map(|t| vector_of(t, enc, cache))
+                    .collect::<Result<Vec<_>, _>>()?;
                 intent.vectors = ExampleVectors { vectors, texts };
             }
         }
     }
+    let mut oos = ExampleVectors::default();
+    for (_, t) in OUT_OF_SCOPE_EXAMPLES {
+        oos.vectors.push(vector_of(t, enc, cache)?);
+        oos.texts.push((*t).to_string());
+    }
+    m.out_of_scope = oos;
     m.encoder = Some(enc.clone());
     Ok(())
+}
+
+/// The vector of an example text, from `cache` or embedded now.
+fn vector_of(
+    t: &str,
+    enc: &Arc<dyn SentenceEncoder>,
+    cache: &mut HashMap<String, Arc<[f32]>>,
+) -> Result<Arc<[f32]>, EncodeError> {
+    if let Some(v) = cache.get(t) {
+        return Ok(v.clone());
+    }
+    let v: Arc<[f32]> = enc.embed(t, Role::Query)?.into();
+    cache.insert(t.to_string(), v.clone());
+    Ok(v)
 }
 
 /// An example of one intent that, said by a caller, would be taken for
@@ -811,6 +1007,36 @@ mod tests {
         assert_eq!(stretch(SEM_FLOOR), 0.0);
         assert_eq!(stretch(0.99), 1.0);
         assert!((stretch((SEM_FLOOR + SEM_CEIL) / 2.0) - 0.5).abs() < 1e-5);
+    }
+
+    fn scored(lexical: f32, cosine: f32) -> Scored {
+        Scored {
+            intent: 0,
+            lexical,
+            cosine: Some(cosine),
+            score: combine(lexical, Some(stretch(cosine))),
+            lang: None,
+            heard_at: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_turn_closer_to_the_out_of_scope_examples_is_out_of_scope_unless_words_vouch() {
+        let u = Understanding::default();
+        // "jeg vil gerne bestille en pizza": one shared word ("bestille"),
+        // meaning nearer a pizza order than any errand.
+        assert!(is_out_of_scope(&scored(0.3, 0.91), &u, Some(0.94)));
+        // The same meaning, but a keyword of the intent heard.
+        assert!(!is_out_of_scope(&scored(0.95, 0.91), &u, Some(0.94)));
+        // Closer to the errand than to anything out of scope.
+        assert!(!is_out_of_scope(&scored(0.0, 0.93), &u, Some(0.90)));
+        // Switched off per flow; no model: nothing to compare.
+        let off = Understanding {
+            out_of_scope: false,
+            ..u
+        };
+        assert!(!is_out_of_scope(&scored(0.3, 0.91), &off, Some(0.94)));
+        assert!(!is_out_of_scope(&scored(0.3, 0.91), &u, None));
     }
 
     #[test]

@@ -1873,11 +1873,11 @@ impl Interpreter {
             Expect::Intent => {
                 // The turn's meaning, once (the municipality's encoder; a
                 // failure to embed leaves the words alone to decide).
-                let query = self
-                    .muni
-                    .encoder
-                    .as_ref()
-                    .and_then(|e| e.embed(heard, crate::semantic::Role::Query).ok());
+                let query = self.muni.encoder.as_ref().and_then(|e| {
+                    // What the caller corrected to, as the words are read.
+                    let said = crate::understand::corrected(heard);
+                    e.embed(said, crate::semantic::Role::Query).ok()
+                });
                 let langs = self.muni.languages.clone();
                 // (Words said earlier are no answer to a clarifying question.)
                 if let Some((a, b)) = self.clarifying.take().filter(|_| !self.prefilling) {
@@ -1945,7 +1945,8 @@ impl Interpreter {
                         }
                     }
                 }
-                match intents::decide(&scored, g, &understanding) {
+                let out_of_scope = intents::out_of_scope_similarity(&self.muni, query.as_deref());
+                match intents::decide(&scored, g, &understanding, out_of_scope) {
                     Decision::Chosen { intent, lang } => {
                         if let Some(i) = g.intents.get(intent) {
                             if let Some(l) = lang {

@@ -518,10 +518,24 @@ impl KnowledgeBase {
         &mut self,
         encoder: Arc<dyn SentenceEncoder>,
     ) -> Result<(), crate::semantic::EncodeError> {
+        self.embed_via(&*encoder.clone(), encoder)
+    }
+
+    /// [`KnowledgeBase::embed`] with the phrasings' vectors made `via`
+    /// another encoder of the same model (the disk cache of
+    /// [`crate::vector_cache`]); `encoder` is kept for callers' questions.
+    ///
+    /// # Errors
+    /// As [`KnowledgeBase::embed`].
+    pub fn embed_via(
+        &mut self,
+        via: &dyn SentenceEncoder,
+        encoder: Arc<dyn SentenceEncoder>,
+    ) -> Result<(), crate::semantic::EncodeError> {
         let mut vectors = Vec::new();
         for (i, e) in self.entries.iter().enumerate() {
             for q in e.questions.values().flatten() {
-                vectors.push((i, encoder.embed(q, Role::Passage)?));
+                vectors.push((i, via.embed(q, Role::Passage)?));
             }
         }
         self.semantic = Some(SemanticIndex { encoder, vectors });

@@ -27,6 +27,7 @@ pub mod sim;
 pub mod speak;
 pub mod store;
 pub mod understand;
+pub mod vector_cache;
 
 pub use diag::{Diagnostic, Severity};
 pub use interp::{
@@ -37,4 +38,4 @@ pub use ivr_core::Speech;
 pub use knowledge::KnowledgeBase;
 pub use load::{load, Deployment, Loaded, Tenant};
 pub use model::{Flow, Municipality};
-pub use store::{FlowStore, StoreError};
+pub use store::{FlowStore, StoreError, StoreOptions};

@@ -160,6 +160,9 @@ struct RawUnderstanding {
     margin: Option<S<f32>>,
     clarify: Option<bool>,
     auto_intents: Option<bool>,
+    out_of_scope: Option<bool>,
+    out_of_scope_margin: Option<S<f32>>,
+    words_vouch: Option<S<f32>>,
 }
 
 #[derive(Deserialize)]
@@ -180,6 +183,7 @@ struct RawIntent {
     clarify: Option<LangMap<String>>,
     dtmf: Option<S<String>>,
     goto: S<String>,
+    precedence: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -380,6 +384,8 @@ pub struct Loaded {
 
 struct Ctx {
     diags: Vec<Diagnostic>,
+    /// What a flow's `[understanding]` leaves out.
+    defaults: Understanding,
 }
 
 impl Ctx {
@@ -463,7 +469,16 @@ fn lang_of(code: &str) -> Option<Lang> {
 
 /// Loads and validates a deployment folder (see the module docs).
 pub fn load(root: &Path) -> Loaded {
-    let mut ctx = Ctx { diags: Vec::new() };
+    load_with_defaults(root, Understanding::default())
+}
+
+/// [`load`], with `defaults` for what a flow's `[understanding]` leaves out
+/// (the engine's `[understanding]` config).
+pub fn load_with_defaults(root: &Path, defaults: Understanding) -> Loaded {
+    let mut ctx = Ctx {
+        diags: Vec::new(),
+        defaults,
+    };
     let mut shared: Vec<(Source, RawFlow)> = Vec::new();
     for p in toml_files(&root.join("shared")) {
         if let Some(src) = read(&p, &mut ctx) {
@@ -907,6 +922,7 @@ fn load_municipality(
         calendar,
         announcement,
         encoder: None,
+        out_of_scope: crate::intents::ExampleVectors::default(),
     };
     crate::intents::add_auto_intents(&mut m);
     Some(m)
@@ -1372,13 +1388,19 @@ impl<'a> Validator<'a> {
 
     /// The flow's `[understanding]` table, defaults for what it leaves out.
     fn understanding(&mut self, u: Option<&RawUnderstanding>) -> Understanding {
-        let mut out = Understanding::default();
+        let mut out = self.ctx.defaults;
         let Some(u) = u else {
             return out;
         };
         for (v, field, slot) in [
             (&u.accept, "accept", &mut out.accept),
             (&u.margin, "margin", &mut out.margin),
+            (
+                &u.out_of_scope_margin,
+                "out_of_scope_margin",
+                &mut out.out_of_scope_margin,
+            ),
+            (&u.words_vouch, "words_vouch", &mut out.words_vouch),
         ] {
             if let Some(x) = v {
                 if (0.0..=1.0).contains(x.get_ref()) {
@@ -1401,6 +1423,9 @@ impl<'a> Validator<'a> {
         }
         if let Some(a) = u.auto_intents {
             out.auto_intents = a;
+        }
+        if let Some(o) = u.out_of_scope {
+            out.out_of_scope = o;
         }
         out
     }
@@ -1872,6 +1897,7 @@ impl<'a> Validator<'a> {
                 clarify,
                 origin: IntentOrigin::Flow,
                 vectors: Default::default(),
+                precedence: r.precedence.unwrap_or(false),
             });
         }
         let is_choice = matches!(expect, Expect::Intent | Expect::YesNo);
@@ -2167,7 +2193,10 @@ fn offers_dtmf_or_human(flow: &Flow, from: StepId) -> bool {
 /// Parses a flow file on its own (for `ivr graph`), with placeholder context:
 /// departments and variables are not checked.
 pub fn parse_flow_file(path: &Path) -> Result<Flow, Vec<Diagnostic>> {
-    let mut ctx = Ctx { diags: Vec::new() };
+    let mut ctx = Ctx {
+        diags: Vec::new(),
+        defaults: Understanding::default(),
+    };
     let Some(src) = read(path, &mut ctx) else {
         return Err(ctx.diags);
     };

@@ -38,6 +38,9 @@ pub struct Municipality {
     /// (see [`crate::intents`]); `None`: intents are recognised by their
     /// words alone. Set by [`crate::FlowStore::load_with`].
     pub encoder: Option<Arc<dyn crate::semantic::SentenceEncoder>>,
+    /// Vectors of [`crate::intents::OUT_OF_SCOPE_EXAMPLES`], made with
+    /// [`Self::encoder`] (empty without one).
+    pub out_of_scope: crate::intents::ExampleVectors,
     /// Answers to general questions (`knowledge/*.toml`; empty when none).
     pub knowledge: Arc<crate::knowledge::KnowledgeBase>,
 }
@@ -244,6 +247,17 @@ pub struct Understanding {
     /// Departments and Frontdesk queues of the municipality are intents of
     /// this flow's menu gathers (a gather's `auto_intents` overrides).
     pub auto_intents: bool,
+    /// Reject a turn that is closer in meaning to the generic out-of-scope
+    /// examples ([`crate::intents::OUT_OF_SCOPE_EXAMPLES`]: pizza, taxis,
+    /// the weather, a wrong number) than to the best intent's examples,
+    /// unless that intent's own words vouch for it ([`Self::words_vouch`]).
+    pub out_of_scope: bool,
+    /// How much closer (cosine) the best intent's examples must be than the
+    /// out-of-scope examples for the turn to be taken as in scope.
+    pub out_of_scope_margin: f32,
+    /// A words score (keywords, examples' stemmed words) at or above which
+    /// the intent is taken even when the meaning leans out of scope.
+    pub words_vouch: f32,
 }
 
 impl Default for Understanding {
@@ -253,6 +267,9 @@ impl Default for Understanding {
             margin: crate::intents::DEFAULT_MARGIN,
             clarify: true,
             auto_intents: true,
+            out_of_scope: true,
+            out_of_scope_margin: crate::intents::DEFAULT_OUT_OF_SCOPE_MARGIN,
+            words_vouch: crate::intents::DEFAULT_WORDS_VOUCH,
         }
     }
 }
@@ -562,6 +579,11 @@ pub struct Intent {
     /// Embeddings of its examples and keywords, made once per load when an
     /// encoder is present.
     pub vectors: crate::intents::ExampleVectors,
+    /// Heard together with another errand's words, this intent wins (the
+    /// flow's `precedence = true`): a caller who asks to be called back
+    /// about their housing benefit wants the callback, the topic travels
+    /// with it.
+    pub precedence: bool,
 }
 
 /// Where an intent of a gather comes from.

@@ -34,6 +34,12 @@ pub trait SentenceEncoder: Send + Sync + fmt::Debug {
     fn dim(&self) -> usize;
     /// A short name for diagnostics and `ivr eval` ("multilingual-e5-small q4").
     fn name(&self) -> &str;
+    /// What identifies the model's vectors exactly (the model file's hash),
+    /// for caching them on disk ([`crate::vector_cache`]); `None`: vectors of
+    /// this encoder are not cached.
+    fn fingerprint(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Dot product of two unit vectors (cosine similarity); 0 when the lengths

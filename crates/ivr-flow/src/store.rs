@@ -15,7 +15,7 @@ use ivr_core::Lang;
 use crate::{
     diag::Diagnostic,
     interp::{builtin_prompts, Route},
-    load::{load, normalize_number, Deployment},
+    load::{load_with_defaults, normalize_number, Deployment},
     semantic::{EncodeError, SentenceEncoder},
 };
 
@@ -39,6 +39,20 @@ pub struct FlowStore {
     /// Embeds intent examples and knowledge entries at each (re)load;
     /// `None`: words only.
     encoder: Option<Arc<dyn SentenceEncoder>>,
+    /// How the store loads (kept for reloads).
+    options: StoreOptions,
+    /// Why the example-vector cache could not be written at the last load.
+    cache_error: Mutex<Option<String>>,
+}
+
+/// Deployment-wide settings of a [`FlowStore`] (the engine's config).
+#[derive(Debug, Clone, Default)]
+pub struct StoreOptions {
+    /// What a flow's `[understanding]` leaves out.
+    pub understanding: crate::model::Understanding,
+    /// Folder of the disk cache of example vectors
+    /// ([`crate::vector_cache`]); `None`: memory only.
+    pub vector_cache: Option<PathBuf>,
 }
 
 /// Gives every municipality's knowledge base the semantic signal: its
@@ -46,6 +60,7 @@ pub struct FlowStore {
 /// embed leaves that knowledge base lexical only (a warning).
 fn embed_knowledge(
     d: &mut Deployment,
+    via: &Arc<dyn SentenceEncoder>,
     encoder: &Arc<dyn SentenceEncoder>,
     diags: &mut Vec<Diagnostic>,
 ) {
@@ -54,7 +69,7 @@ fn embed_knowledge(
             continue;
         }
         let mut kb = (*m.knowledge).clone();
-        match kb.embed(encoder.clone()) {
+        match kb.embed_via(&**via, encoder.clone()) {
             Ok(()) => {
                 let mut muni = (**m).clone();
                 muni.knowledge = Arc::new(kb);
@@ -98,14 +113,44 @@ static VECTORS: std::sync::OnceLock<Mutex<VectorCache>> = std::sync::OnceLock::n
 /// Bound of the example-vector cache (about 1.5 kB a vector).
 const MAX_CACHED_VECTORS: usize = 50_000;
 
-/// Attaches the encoder and example vectors to every municipality.
+/// Attaches the encoder and example vectors to every municipality, through
+/// the disk cache in `cache_dir` when there is one (a failure to write it is
+/// kept in `cache_error`: the flows load anyway).
 fn embed(
     encoder: Option<&Arc<dyn SentenceEncoder>>,
-    mut d: Deployment,
+    cache_dir: Option<&Path>,
+    cache_error: &Mutex<Option<String>>,
+    d: Deployment,
+    diags: &mut Vec<Diagnostic>,
 ) -> Result<Deployment, StoreError> {
     let Some(enc) = encoder else {
         return Ok(d);
     };
+    let disk = cache_dir
+        .and_then(|dir| crate::vector_cache::CachingEncoder::open(enc.clone(), dir).map(Arc::new));
+    let Some(disk) = disk else {
+        let mut d = embed_with(enc, enc, d)?;
+        embed_knowledge(&mut d, enc, enc, diags);
+        return Ok(d);
+    };
+    let via: Arc<dyn SentenceEncoder> = disk.clone();
+    let mut d = embed_with(&via, enc, d)?;
+    // Knowledge phrasings too; the knowledge base keeps the encoder itself
+    // for the questions callers ask.
+    embed_knowledge(&mut d, &via, enc, diags);
+    let mut e = cache_error.lock().unwrap_or_else(|p| p.into_inner());
+    *e = disk.save().err().map(|x| x.to_string());
+    Ok(d)
+}
+
+/// [`embed`]: example vectors made `via` (the disk cache or the encoder),
+/// and `enc` attached for the caller turns (never the cache: what a caller
+/// says is not written anywhere).
+fn embed_with(
+    via: &Arc<dyn SentenceEncoder>,
+    enc: &Arc<dyn SentenceEncoder>,
+    mut d: Deployment,
+) -> Result<Deployment, StoreError> {
     let mut all = VECTORS
         .get_or_init(|| Mutex::new(HashMap::new()))
         .lock()
@@ -120,7 +165,9 @@ fn embed(
         .map(|((_, t), v)| (t.clone(), v.clone()))
         .collect();
     for m in d.municipalities.values_mut() {
-        crate::intents::embed_examples(Arc::make_mut(m), enc, &mut cache)?;
+        let m = Arc::make_mut(m);
+        crate::intents::embed_examples(m, via, &mut cache)?;
+        m.encoder = Some(enc.clone());
     }
     for (t, v) in cache {
         all.insert((name.clone(), t), v);
@@ -145,27 +192,49 @@ impl FlowStore {
         root: impl Into<PathBuf>,
         encoder: Option<Arc<dyn SentenceEncoder>>,
     ) -> Result<(Self, Vec<Diagnostic>), StoreError> {
+        Self::load_with_options(root, encoder, StoreOptions::default())
+    }
+
+    /// [`FlowStore::load_with`] with deployment-wide [`StoreOptions`].
+    pub fn load_with_options(
+        root: impl Into<PathBuf>,
+        encoder: Option<Arc<dyn SentenceEncoder>>,
+        options: StoreOptions,
+    ) -> Result<(Self, Vec<Diagnostic>), StoreError> {
         let root = root.into();
         let stamp = newest_mtime(&root);
-        let loaded = load(&root);
+        let loaded = load_with_defaults(&root, options.understanding);
         let mut diags = loaded.diagnostics;
         match loaded.deployment {
             Some(d) => {
-                let mut d = embed(encoder.as_ref(), d)?;
-                if let Some(enc) = &encoder {
-                    embed_knowledge(&mut d, enc, &mut diags);
-                }
-                Ok((
-                    Self {
-                        root,
-                        current: RwLock::new((Arc::new(d), stamp)),
-                        encoder,
-                    },
-                    diags,
-                ))
+                let cache_error = Mutex::new(None);
+                let d = embed(
+                    encoder.as_ref(),
+                    options.vector_cache.as_deref(),
+                    &cache_error,
+                    d,
+                    &mut diags,
+                )?;
+                let store = Self {
+                    root,
+                    current: RwLock::new((Arc::new(d), stamp)),
+                    encoder,
+                    options,
+                    cache_error,
+                };
+                Ok((store, diags))
             }
             None => Err(StoreError::Invalid(diags)),
         }
+    }
+
+    /// Why the disk cache of example vectors could not be written at the
+    /// last (re)load, if it could not (the flows loaded anyway).
+    pub fn vector_cache_error(&self) -> Option<String> {
+        self.cache_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The encoder intents are scored with, if any.
@@ -177,14 +246,17 @@ impl FlowStore {
     /// the warnings are returned; on error the old version keeps serving.
     pub fn reload(&self) -> Result<Vec<Diagnostic>, StoreError> {
         let stamp = newest_mtime(&self.root);
-        let loaded = load(&self.root);
+        let loaded = load_with_defaults(&self.root, self.options.understanding);
         let mut diags = loaded.diagnostics;
         match loaded.deployment {
             Some(d) => {
-                let mut d = embed(self.encoder.as_ref(), d)?;
-                if let Some(enc) = &self.encoder {
-                    embed_knowledge(&mut d, enc, &mut diags);
-                }
+                let d = embed(
+                    self.encoder.as_ref(),
+                    self.options.vector_cache.as_deref(),
+                    &self.cache_error,
+                    d,
+                    &mut diags,
+                )?;
                 let mut cur = self.current.write().unwrap_or_else(|e| e.into_inner());
                 *cur = (Arc::new(d), stamp);
                 Ok(diags)

@@ -293,6 +293,49 @@ pub fn parse_yes_no(text: &str) -> Option<bool> {
     }
 }
 
+// ---------------------------------------------------------------- openers
+
+/// The turn without the phrases callers open with that say only that they
+/// are calling ("jeg ringer fordi", "jeg ringer angående", "I'm calling
+/// about"): the words of "ringe" in them are no request to be called back.
+pub fn without_openers(text: &str) -> String {
+    const OPENERS: &[&str] = &[
+        "jeg ringer fordi at",
+        "jeg ringer fordi",
+        "jeg ringer angående",
+        "jeg ringer vedrørende",
+        "jeg ringer omkring",
+        "jeg ringer om",
+        "jeg ringer for at høre",
+        "jeg ringer bare",
+        "i'm calling about",
+        "i am calling about",
+        "i'm calling because",
+        "i am calling because",
+        "i'm ringing about",
+        "i'm calling to ask",
+        "i'm phoning about",
+    ];
+    let lower = text.to_lowercase();
+    if lower.len() != text.len() {
+        return text.to_string();
+    }
+    let mut out = text.to_string();
+    for o in OPENERS {
+        while let Some(i) = out.to_lowercase().find(o) {
+            let end = i + o.len();
+            // Whole words only.
+            let before_ok = i == 0 || !out[..i].ends_with(char::is_alphanumeric);
+            let after_ok = end == out.len() || !out[end..].starts_with(char::is_alphanumeric);
+            if !(before_ok && after_ok && out.is_char_boundary(i) && out.is_char_boundary(end)) {
+                break;
+            }
+            out.replace_range(i..end, " ");
+        }
+    }
+    out
+}
+
 // ---------------------------------------------------------------- corrections
 
 /// What a caller corrected to, when they corrected themselves in the turn
@@ -312,6 +355,8 @@ pub fn corrected(text: &str) -> &str {
         "nej vent",
         "nej nej",
         "eller nej",
+        "øh nej",
+        "altså nej",
         "jeg mener",
         "undskyld, jeg mener",
         ", no,",
@@ -1044,6 +1089,19 @@ mod tests {
     }
     fn t(h: u32, m: u32) -> NaiveTime {
         NaiveTime::from_hms_opt(h, m, 0).unwrap()
+    }
+
+    #[test]
+    fn call_openers_are_no_request_to_be_called_back() {
+        assert_eq!(
+            without_openers("goddag, jeg ringer fordi vores pas udløber").trim(),
+            "goddag,   vores pas udløber".trim()
+        );
+        assert_eq!(
+            without_openers("det er passet jeg ringer om").trim(),
+            "det er passet"
+        );
+        assert_eq!(without_openers("kan I ringe mig op"), "kan I ringe mig op");
     }
 
     #[test]

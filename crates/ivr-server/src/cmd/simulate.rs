@@ -390,7 +390,11 @@ pub(crate) fn load_store(
     model: &std::path::Path,
 ) -> anyhow::Result<FlowStore> {
     let encoder = crate::cmd::check::encoder_or_note(model);
-    let (store, warnings) = match FlowStore::load_with(flows, encoder) {
+    let options = ivr_flow::StoreOptions {
+        vector_cache: Some(ivr_flow::vector_cache::DEFAULT_DIR.into()),
+        ..Default::default()
+    };
+    let (store, warnings) = match FlowStore::load_with_options(flows, encoder, options) {
         Ok(s) => s,
         Err(ivr_flow::StoreError::Invalid(diags)) => {
             for d in diags {
@@ -402,6 +406,9 @@ pub(crate) fn load_store(
     };
     for w in warnings {
         eprintln!("{w}");
+    }
+    if let Some(e) = store.vector_cache_error() {
+        eprintln!("note: {e}");
     }
     Ok(store)
 }

@@ -1,0 +1,131 @@
+//! The disk cache of intent example vectors: a second start of the shipped
+//! flows embeds no example again, and what a caller says is embedded for
+//! the call but never written to the cache.
+#![allow(clippy::unwrap_used)] // reason: tests
+
+use std::{
+    path::{Path, PathBuf},
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
+};
+
+use chrono::{DateTime, Utc};
+use ivr_core::{Lang, Pii};
+use ivr_flow::{
+    semantic::{EncodeError, Role, SentenceEncoder},
+    CallContext, Event, FlowStore, Interpreter, StoreOptions,
+};
+
+/// A deterministic toy encoder (letters hashed into 32 dimensions) that
+/// counts what it embeds. Its name keys the process's memory cache, so a
+/// new name finds nothing there; its fingerprint (the "model") is fixed.
+#[derive(Debug, Default)]
+struct Toy(AtomicUsize, String);
+
+impl SentenceEncoder for Toy {
+    fn embed(&self, text: &str, _: Role) -> Result<Vec<f32>, EncodeError> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        let mut v = vec![0.01f32; 32];
+        for (i, c) in text.chars().enumerate() {
+            v[(c as usize + i) % 32] += 1.0;
+        }
+        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        Ok(v.into_iter().map(|x| x / n).collect())
+    }
+    fn dim(&self) -> usize {
+        32
+    }
+    fn name(&self) -> &str {
+        &self.1
+    }
+    fn fingerprint(&self) -> Option<String> {
+        Some("toy-1".into())
+    }
+}
+
+fn flows() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../flows")
+}
+
+fn cache_dir() -> PathBuf {
+    std::env::temp_dir()
+        .join(format!(
+            "ivr-flow-vector-cache-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ))
+        .join("intents")
+}
+
+fn load(dir: &Path, name: &str) -> (FlowStore, Arc<Toy>, Arc<dyn SentenceEncoder>) {
+    let toy = Arc::new(Toy(AtomicUsize::new(0), name.to_string()));
+    let enc: Arc<dyn SentenceEncoder> = toy.clone();
+    let (store, _) = FlowStore::load_with_options(
+        flows(),
+        Some(enc.clone()),
+        StoreOptions {
+            vector_cache: Some(dir.to_path_buf()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(store.vector_cache_error(), None);
+    (store, toy, enc)
+}
+
+#[test]
+fn a_second_start_embeds_no_example_and_caller_turns_never_reach_the_cache() {
+    let dir = cache_dir();
+    let file = dir.join(ivr_flow::vector_cache::FILE_NAME);
+    let (_, first, _) = load(&dir, "toy-a");
+    let written = std::fs::read(&file).unwrap();
+    assert!(
+        first.0.load(Ordering::SeqCst) > 50,
+        "the first start embeds the examples"
+    );
+
+    // Another encoder name: nothing in the process's memory cache, the same
+    // model: everything on disk.
+    let (store, second, enc) = load(&dir, "toy-b");
+    assert_eq!(second.0.load(Ordering::SeqCst), 0, "nothing embedded again");
+    // Calls embed with the encoder itself, never through the cache.
+    let muni = store.municipality("nordby").unwrap();
+    let attached = muni.municipality.encoder.clone().unwrap();
+    assert!(std::ptr::addr_eq(Arc::as_ptr(&attached), Arc::as_ptr(&enc)));
+
+    let now: DateTime<Utc> = DateTime::parse_from_rfc3339("2026-11-24T10:30:00+01:00")
+        .unwrap()
+        .with_timezone(&Utc);
+    let mut it = Interpreter::new(
+        muni,
+        CallContext {
+            caller: Pii::new("+4522334455".into()),
+            lang: Some(Lang::Da),
+        },
+    );
+    it.start(now);
+    it.handle(
+        Event::Speech {
+            text: Pii::new("min nabo Jens Hansen har fået nyt pas".into()),
+            confidence: 0.9,
+            lang: Some(Lang::Da),
+            identified: false,
+        },
+        now,
+    );
+    assert!(
+        second.0.load(Ordering::SeqCst) >= 1,
+        "the turn was embedded"
+    );
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        written,
+        "the cache is unchanged"
+    );
+    std::fs::remove_dir_all(dir.parent().unwrap()).ok();
+}
