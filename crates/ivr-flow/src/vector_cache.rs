@@ -190,9 +190,13 @@ impl CachingEncoder {
                 buf.extend_from_slice(&x.to_le_bytes());
             }
         }
+        // Unique per writer: several engines (tests, a cluster on one
+        // host) may save the same cache at once; the last rename wins whole.
+        static WRITER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = WRITER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let tmp = self
             .path
-            .with_extension(format!("tmp{}", std::process::id()));
+            .with_extension(format!("tmp{}-{n}", std::process::id()));
         {
             use std::os::unix::fs::OpenOptionsExt;
             let mut f = std::fs::OpenOptions::new()
