@@ -812,9 +812,10 @@ pub struct TurnConfig {
     /// Smart Turn sessions (each runs one prediction at a time, one thread).
     pub smart_turn_sessions: usize,
     /// End the turn at the eager end of turn's short silence when its
-    /// speculative transcript already answers the question (the flow would
-    /// take it: a yes/no, a whole date, ten CPR digits, a menu intent
-    /// recognised surely). Needs `[media] eager_stt_ms`.
+    /// speculative transcript already answers a closed question as the flow
+    /// would take it (yes/no, a confirmation, ten CPR digits, a phone
+    /// number: `ivr_flow::Interpreter::would_answer`). Needs `[media]
+    /// eager_stt_ms`.
     pub end_on_answer: bool,
 }
 
