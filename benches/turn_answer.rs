@@ -251,7 +251,7 @@ fn main() {
             .as_mut()
             .map(|i| asked(&i.start(now())).expect("the flow asks"));
         let mut vad = Vad::new(VadConfig::default());
-        let mut e = Endpointer::new(ep_cfg.clone());
+        let mut e = Endpointer::new(ep_cfg);
         let mut o = Outcome {
             taken: None,
             by_answer: false,
