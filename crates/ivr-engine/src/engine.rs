@@ -125,6 +125,40 @@ fn load_encoder(
     }
 }
 
+/// Descriptors a call holds (its RTP and RTCP sockets), and those the engine
+/// needs besides (SIP, HTTP, database, models, log).
+const FDS_PER_CALL: u64 = 2;
+const FDS_BESIDES_CALLS: u64 = 256;
+
+/// The open-file limit (soft) from `/proc/self/limits`, if readable.
+pub fn open_file_limit() -> Option<u64> {
+    std::fs::read_to_string("/proc/self/limits")
+        .ok()?
+        .lines()
+        .find(|l| l.starts_with("Max open files"))?
+        .split_whitespace()
+        .nth(3)?
+        .parse()
+        .ok()
+}
+
+/// Warns at start when the process may run out of descriptors below the
+/// call limit: calls would then be refused (503, no RTP port) for want of
+/// descriptors, not because the limit was reached. systemd's unit sets
+/// `LimitNOFILE`; a shell's `ulimit -n` is often 1024.
+fn check_descriptor_limit(max_calls: u64) {
+    let need = max_calls * FDS_PER_CALL + FDS_BESIDES_CALLS;
+    if let Some(limit) = open_file_limit().filter(|l| *l < need) {
+        tracing::warn!(
+            limit,
+            need,
+            max_calls,
+            "the open-file limit is below what [sip] max_calls needs: calls beyond about {} would be refused; raise it (systemd LimitNOFILE, or ulimit -n)",
+            limit.saturating_sub(FDS_BESIDES_CALLS) / FDS_PER_CALL
+        );
+    }
+}
+
 async fn bind_local(what: &'static str) -> Result<tokio::net::TcpListener, EngineError> {
     tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -148,7 +182,9 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
     }
     let flows = Arc::new(flows);
     let reloads = crate::console::FlowReloads::default();
-    reloads.loaded(clock.now_utc());
+    let version = crate::version::folder_version_or_unreadable(&cfg.flows.dir);
+    tracing::info!(dir = %cfg.flows.dir.display(), version, "flows loaded");
+    reloads.loaded(clock.now_utc(), version);
     let live = crate::live::LiveCalls::default();
     let announcements =
         crate::console::announce::Announcements::new(cfg.console.announcements_dir.clone());
@@ -289,6 +325,7 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
         },
     };
     let max_calls = cfg.sip.max_calls;
+    check_descriptor_limit(max_calls as u64);
     let endpoint_sip = cfg.sip.clone();
     let trunk_access: Vec<_> = cfg.trunks.iter().map(|t| t.access()).collect();
     let (sip, events) = SipService::start(listen, move |adv| {
@@ -328,6 +365,8 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
         live: live.clone(),
         announcements: announcements.clone(),
     });
+    let softphone = (cfg.console.enabled && cfg.webrtc.enabled)
+        .then(|| crate::webrtc::Softphone::new(shared.clone(), flows.clone(), cfg.webrtc.clone()));
     let state = Arc::new(State {
         draining: Arc::new(AtomicBool::new(false)),
         stt,
@@ -351,6 +390,7 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
         let reloads = reloads.clone();
         let clock = clock.clone();
         let every = Duration::from_millis(cfg.flows.reload_poll_ms);
+        let dir = cfg.flows.dir.clone();
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {
             loop {
@@ -361,8 +401,12 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
                 if flows.changed() {
                     match flows.reload() {
                         Ok(_) => {
-                            reloads.loaded(clock.now_utc());
-                            tracing::info!("flows reloaded; new calls get the new version")
+                            let version = crate::version::folder_version_or_unreadable(&dir);
+                            tracing::info!(
+                                version,
+                                "flows reloaded; new calls get the new version"
+                            );
+                            reloads.loaded(clock.now_utc(), version);
                         }
                         Err(e) => {
                             let errors = match &e {
@@ -405,6 +449,8 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
                 stt: state.stt.clone(),
                 sip: sip.handle(),
                 draining: state.clone() as Arc<dyn crate::http::Draining>,
+                reloads: reloads.clone(),
+                announcements: announcements.clone(),
             });
             if cfg.console.enabled {
                 let console = crate::console::ConsoleState::open(crate::console::ConsoleParts {
@@ -422,6 +468,7 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
                         keep_transcripts: cfg.records.keep_transcripts,
                         retention_days: cfg.records.transcript_retention_days,
                     },
+                    softphone: softphone.clone(),
                 })
                 .await?;
                 announcements.spawn_refresh(integrations.db().clone(), stop_rx.clone());
@@ -511,5 +558,15 @@ impl Running {
             s.shutdown();
         }
         self.dispatch.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_open_file_limit_is_read_from_proc() {
+        // Linux only (the engine's platform); the test machine has one.
+        let l = super::open_file_limit().expect("/proc/self/limits");
+        assert!(l >= 64, "{l}");
     }
 }

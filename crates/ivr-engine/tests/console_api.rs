@@ -94,6 +94,7 @@ async fn start_on(database_url: &str) -> Console {
             keep_transcripts: true,
             retention_days: 30,
         },
+        softphone: None,
     })
     .await
     .unwrap();
@@ -191,6 +192,7 @@ fn call(call_ref: &str, m: &str, outcome: &str, at: DateTime<Utc>) -> CallRecord
         lang: "da".into(),
         turns: 1,
         transcript: Some(Pii::new("jeg skal have et pas".into())),
+        questions: vec![],
         turn_log: vec![TurnLog::new("start", ""), {
             let mut t = TurnLog::new("speech", "main/menu");
             t.heard = Some(Pii::new("ring mig op på 12345678".into()));

@@ -77,10 +77,14 @@ use crate::{
     carry::Heard,
     hours::holiday_on,
     intents::{self, Decision},
+    keys,
     model::*,
     speak,
     understand::{self, normalize},
 };
+
+mod questions;
+pub use questions::QuestionRecord;
 
 /// Slots offered per `frontdesk` `slots` step (`slot1` .. `slot3`).
 pub const MAX_SLOTS: usize = 3;
@@ -287,6 +291,14 @@ pub enum Event {
     },
     /// One key.
     Dtmf(Dtmf),
+    /// The caller spoke, but the speech recogniser could not take the
+    /// utterance (its queue was full in a peak, or no model is loaded). A
+    /// question that takes keys answers with a short notice naming them
+    /// ([`crate::keys`]) and listens for keys only, as does every later
+    /// question of the call; this is not counted as a failed turn. A
+    /// question that takes no keys counts it as not understood (its
+    /// `no_match` leads to keys or a human).
+    SpeechUnavailable,
     /// Nothing heard before the gather's timeout (also ends a key entry).
     NoInput,
     /// The answer to the last `Invoke`.
@@ -470,6 +482,8 @@ pub struct CallRecord {
     pub outcome: Option<Outcome>,
     /// Department transferred to.
     pub transferred_to: Option<String>,
+    /// Questions answered from the knowledge base (or declined), in order.
+    pub questions: Vec<QuestionRecord>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -543,6 +557,8 @@ pub struct Interpreter {
     recognizing_again: bool,
     /// Departments whose transfer failed in this call, in order.
     failed_transfers: Vec<String>,
+    /// A question being answered at the current gather (`questions.rs`).
+    question: Option<questions::Pending>,
     /// Everything the caller said in this call (see [`crate::carry`]).
     heard: Heard,
     /// True while an earlier utterance is offered to a gather.
@@ -558,6 +574,12 @@ pub struct Interpreter {
     /// Set while understanding a turn: two intents scored too close to
     /// choose; the gather asks which one instead of failing.
     clarify_request: Option<(usize, usize)>,
+    /// The recogniser could not take an utterance in this call
+    /// ([`Event::SpeechUnavailable`]): questions that take keys listen for
+    /// keys only and name them. Kept for the rest of the call: a caller is
+    /// not switched back and forth, and each call that moves to keys leaves
+    /// the recogniser to the others in a peak.
+    keys_only: bool,
 }
 
 enum Fail {
@@ -584,6 +606,18 @@ fn sys(key: &str, lang: Lang) -> &'static str {
         ("transfer_failed", _) => "Beklager, ingen kunne tage dit opkald lige nu.",
         ("call_later", Lang::En) => "Please call again later. Goodbye.",
         ("call_later", _) => "Prøv at ringe igen senere. Farvel.",
+        ("did_it_answer", Lang::En) => "Did that answer your question?",
+        ("did_it_answer", _) => "Fik du svar på dit spørgsmål?",
+        ("did_it_answer_keys", Lang::En) => {
+            "Did that answer your question? Say yes or no, or press 1 for yes and 2 for no."
+        }
+        ("did_it_answer_keys", _) => {
+            "Fik du svar på dit spørgsmål? Sig ja eller nej, eller tryk 1 for ja og 2 for nej."
+        }
+        ("glad", Lang::En) => "Good.",
+        ("glad", _) => "Godt.",
+        ("cannot_answer", Lang::En) => "Sorry, I cannot answer that question.",
+        ("cannot_answer", _) => "Det spørgsmål kan jeg desværre ikke svare på.",
         _ => "",
     }
 }
@@ -601,9 +635,15 @@ pub fn builtin_prompts() -> Vec<(Lang, String)> {
             "error",
             "transfer_failed",
             "call_later",
+            "did_it_answer",
+            "did_it_answer_keys",
+            "glad",
+            "cannot_answer",
         ] {
             v.push((l, sys(k, l).to_string()));
         }
+        v.push((l, keys::busy_notice(l).to_string()));
+        v.push((l, keys::yes_no_notice(l).to_string()));
     }
     v
 }
@@ -648,13 +688,21 @@ impl Interpreter {
             heard_speech: false,
             recognizing_again: false,
             failed_transfers: Vec::new(),
+            question: None,
             heard: Heard::default(),
             prefilling: false,
             confirm_undo: None,
             explain: None,
             clarifying: None,
             clarify_request: None,
+            keys_only: false,
         }
+    }
+
+    /// Whether the call listens for keys only since the recogniser could not
+    /// take an utterance ([`Event::SpeechUnavailable`]).
+    pub fn keys_only(&self) -> bool {
+        self.keys_only
     }
 
     /// Collects explanations of each decision from now on (see
@@ -735,6 +783,12 @@ impl Interpreter {
     /// The record so far.
     pub fn record(&self) -> &CallRecord {
         &self.record
+    }
+
+    /// True while the call waits for the answer to a question back: which of
+    /// two intents, or which of two knowledge entries, the caller meant.
+    pub fn is_asking_back(&self) -> bool {
+        self.clarifying.is_some() || self.question.as_ref().is_some_and(|q| q.is_clarify())
     }
 
     /// A variable (tests and the simulator).
@@ -825,6 +879,7 @@ impl Interpreter {
             (
                 Waiting::Nothing | Waiting::Result(_) | Waiting::Transfer { .. },
                 Event::Speech { .. }
+                | Event::SpeechUnavailable
                 | Event::Dtmf(_)
                 | Event::NoInput
                 | Event::Result(_)
@@ -1222,6 +1277,16 @@ impl Interpreter {
         });
     }
 
+    /// A built-in sentence that holds no personal data (keys cut it, the
+    /// caller's voice does not).
+    fn say_static(&self, text: &str, out: &mut Vec<Action>) {
+        out.push(Action::Say {
+            speech: Speech::Static(text.to_string()),
+            lang: self.lang,
+            barge_in: false,
+        });
+    }
+
     fn say_text(&self, t: &Text, barge_in: bool, now: DateTime<Utc>, out: &mut Vec<Action>) {
         if let Some(tpl) = t.get(self.lang) {
             let text = self.render(tpl, now, Mode::Speech);
@@ -1246,26 +1311,41 @@ impl Interpreter {
         now: DateTime<Utc>,
         out: &mut Vec<Action>,
     ) {
+        // Keys only in this call: a question written for speech names its
+        // keys after its prompt (a keys-only question's prompt already does),
+        // and the caller's voice no longer cuts the prompts (keys still do).
+        let notice = (self.keys_only && g.speech)
+            .then(|| keys::keys_notice(g, self.lang))
+            .flatten();
+        let speech = g.speech && notice.is_none();
+        let barge_in = g.barge_in && speech;
         if let Some(p) = prefix {
             self.say_sys(p, out);
         }
-        self.say_text(prompt, g.barge_in, now, out);
+        self.say_text(prompt, barge_in, now, out);
+        if let Some(n) = notice {
+            out.push(Action::Say {
+                speech: Speech::Static(n),
+                lang: self.lang,
+                barge_in,
+            });
+        }
         // Until the caller has spoken once, the turn could be in any of the
         // municipality's languages.
-        let identify = if g.speech && !self.heard_speech && self.muni.languages.len() > 1 {
+        let identify = if speech && !self.heard_speech && self.muni.languages.len() > 1 {
             self.muni.languages.clone()
         } else {
             Vec::new()
         };
         out.push(Action::Gather {
-            speech: g.speech,
+            speech,
             dtmf: g.dtmf,
             hints: g.hints.get(&self.lang).cloned().unwrap_or_default(),
             candidates: candidates(g, self.lang),
             lang: self.lang,
             timeout: Duration::from_secs(u64::from(g.timeout_secs)),
             max_digits: g.max_digits,
-            barge_in: g.barge_in,
+            barge_in,
             identify,
         });
     }
@@ -1277,6 +1357,10 @@ impl Interpreter {
         let StepKind::Gather(g) = &st.kind else {
             return;
         };
+        if self.question.is_some() {
+            self.on_question_reply(id, g, ev, now, out);
+            return;
+        }
         match ev {
             Event::Speech {
                 text,
@@ -1335,6 +1419,18 @@ impl Interpreter {
                 // refusing an unsure transcript only makes the caller say it
                 // again, no clearer. Everything the flow must understand
                 // itself needs a confident transcript.
+                // A question the knowledge base answers (questions.rs).
+                if self.question_first(
+                    id,
+                    g,
+                    heard,
+                    confidence,
+                    foreign.unwrap_or(self.lang),
+                    now,
+                    out,
+                ) {
+                    return;
+                }
                 if let Some(l) = foreign {
                     let current = self.lang;
                     let understood = if confidence < MIN_STT_CONFIDENCE || g.expect == Expect::Text
@@ -1360,6 +1456,9 @@ impl Interpreter {
                                 self.ask_clarification(g, a, b, now, out);
                             }
                         }
+                        // A question in that language the knowledge base
+                        // cannot answer: declined in it (questions.rs).
+                        None if self.question_last_in(id, g, heard, confidence, l, now, out) => {}
                         // Identified on the first turn, with no transcript in
                         // the current language yet: make one.
                         None if !again => {
@@ -1411,6 +1510,7 @@ impl Interpreter {
                             among: self.muni.languages.clone(),
                         });
                     }
+                    None if self.question_last(id, g, heard, confidence, now, out) => {}
                     None => self.fail(g, Fail::NoMatch, now, out),
                 }
             }
@@ -1454,8 +1554,54 @@ impl Interpreter {
                     self.fail(g, Fail::NoInput, now, out);
                 }
             }
+            Event::SpeechUnavailable => {
+                if !g.speech {
+                    return;
+                }
+                self.recognizing_again = false;
+                self.clarifying = None;
+                self.speech_unavailable(id, g, now, out);
+            }
             Event::Result(_) | Event::TransferFailed { .. } | Event::Hangup => {}
         }
+    }
+
+    /// The recogniser could not take the caller's answer to `g`: keys from
+    /// now on, announced with what to press; without keys for this
+    /// question, it was not understood.
+    fn speech_unavailable(
+        &mut self,
+        id: StepId,
+        g: &Gather,
+        now: DateTime<Utc>,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(notice) = keys::keys_notice(g, self.lang) else {
+            self.fail(g, Fail::NoMatch, now, out);
+            return;
+        };
+        self.keys_only = true;
+        self.dtmf.clear();
+        self.explain(|me| format!("{}: speech unavailable: keys", me.muni.step_path(id)));
+        // Not cut by the caller's voice (keys still cut it).
+        for text in [keys::busy_notice(self.lang).to_string(), notice] {
+            out.push(Action::Say {
+                speech: Speech::Static(text),
+                lang: self.lang,
+                barge_in: false,
+            });
+        }
+        out.push(Action::Gather {
+            speech: false,
+            dtmf: true,
+            hints: Vec::new(),
+            candidates: Vec::new(),
+            lang: self.lang,
+            timeout: Duration::from_secs(u64::from(g.timeout_secs)),
+            max_digits: g.max_digits,
+            barge_in: false,
+            identify: Vec::new(),
+        });
     }
 
     fn explain_turn(&mut self, at: StepId) {
@@ -1603,8 +1749,12 @@ impl Interpreter {
                 });
             }
         }
+        let keys_only = self.keys_only && g.dtmf;
+        if keys_only {
+            self.say_static(keys::yes_no_notice(self.lang), out);
+        }
         out.push(Action::Gather {
-            speech: true,
+            speech: !keys_only,
             dtmf: g.dtmf,
             hints: Vec::new(),
             // "Jeg hørte ... Er det rigtigt?": yes or no. Without hints no
@@ -1671,7 +1821,14 @@ impl Interpreter {
             }
             Event::Dtmf(Dtmf::D1) if g.dtmf => Some(true),
             Event::Dtmf(Dtmf::D2) if g.dtmf => Some(false),
-            Event::Dtmf(_) | Event::NoInput => None,
+            Event::SpeechUnavailable if g.dtmf => {
+                // The confirmation is asked again, on keys.
+                self.keys_only = true;
+                self.say_static(keys::busy_notice(self.lang), out);
+                self.ask_confirm(g, now, out);
+                return;
+            }
+            Event::Dtmf(_) | Event::NoInput | Event::SpeechUnavailable => None,
             Event::Result(_) | Event::TransferFailed { .. } | Event::Hangup => return,
         };
         self.waiting = Waiting::Nothing;

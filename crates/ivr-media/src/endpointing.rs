@@ -142,6 +142,8 @@ pub struct Endpointer {
     speech_hist: u32,
     voiced_hist: u32,
     preroll: Vec<i16>,
+    /// Longest utterance, in samples (`max_utterance`).
+    max_len: usize,
     preroll_pos: usize,
     buf: Vec<i16>,
     speech_ms: u32,
@@ -157,7 +159,10 @@ fn ms(d: Duration) -> u32 {
 }
 
 impl Endpointer {
-    /// An endpointer; allocates the preroll ring and the first utterance buffer.
+    /// An endpointer; allocates the preroll ring. The utterance buffer grows
+    /// while the caller speaks (from one second, doubling, up to
+    /// `max_utterance`) and is handed over with the utterance: a call that
+    /// is silent, or between utterances, holds none (memory per call).
     pub fn new(cfg: EndpointingConfig) -> Self {
         let per_ms = cfg.sample_rate as usize / 1000;
         Endpointer {
@@ -168,7 +173,8 @@ impl Endpointer {
             voiced_hist: 0,
             preroll: vec![0; ms(cfg.preroll) as usize * per_ms],
             preroll_pos: 0,
-            buf: Vec::with_capacity(ms(cfg.max_utterance) as usize * per_ms),
+            max_len: ms(cfg.max_utterance) as usize * per_ms,
+            buf: Vec::new(),
             speech_ms: 0,
             silence_ms: 0,
             pause_avg_ms: ms(cfg.end_silence) as f32 / 1.5,
@@ -222,6 +228,8 @@ impl Endpointer {
                 if (self.speech_hist & ((1u32 << win) - 1)).count_ones() >= need {
                     self.state = State::InSpeech;
                     self.buf.clear();
+                    self.buf
+                        .reserve((self.cfg.sample_rate as usize).min(self.max_len));
                     let (a, b) = self.preroll.split_at(self.preroll_pos);
                     self.buf.extend_from_slice(b);
                     self.buf.extend_from_slice(a);
@@ -235,7 +243,7 @@ impl Endpointer {
                 }
             }
             State::InSpeech => {
-                if self.buf.len() + pcm.len() <= self.buf.capacity() {
+                if self.buf.len() + pcm.len() <= self.max_len {
                     self.buf.extend_from_slice(pcm);
                 }
                 if vad.speech {
@@ -258,7 +266,7 @@ impl Endpointer {
                     self.tentative = Tentative::None;
                     event = Some(EndpointingEvent::Resumed);
                 }
-                let too_long = self.buf.len() + pcm.len() > self.buf.capacity();
+                let too_long = self.buf.len() + pcm.len() > self.max_len;
                 // The end waits while a `Resumed` is owed or sent on this frame,
                 // so an `Utterance` after a `Tentative` always means "confirmed".
                 let resumed_now = matches!(event, Some(EndpointingEvent::Resumed));
@@ -312,8 +320,7 @@ impl Endpointer {
         self.tentative = Tentative::None;
         self.speech_hist = 0;
         if self.speech_ms >= ms(self.cfg.min_speech) {
-            let cap = self.buf.capacity();
-            let audio = std::mem::replace(&mut self.buf, Vec::with_capacity(cap));
+            let audio = std::mem::take(&mut self.buf);
             EndpointingEvent::Utterance(Pcm::new(self.cfg.sample_rate, audio))
         } else {
             EndpointingEvent::Discarded

@@ -51,8 +51,8 @@ use ivr_flow::{Action, CallContext, Event as FlowEvent, Interpreter, Outcome, Ro
 use ivr_media::endpointing::EndpointingConfig;
 use ivr_media::rtp::LatchPolicy;
 use ivr_media::{
-    MediaError, MediaEvent, MediaSession, Output as MediaOutput, PacketKind, PlayOptions,
-    SessionConfig, Transmit,
+    MediaError, MediaEvent, MediaParams, MediaSession, Output as MediaOutput, PacketKind,
+    PlayOptions, SessionConfig, Transmit,
 };
 use ivr_sip::msg::Uri;
 use ivr_sip::sdp::{LocalMedia, LocalSession, Negotiated, SdpConfig, SessionDescription};
@@ -286,6 +286,10 @@ pub struct CallCore {
     flow_moves: u64,
     /// One entry per caller turn (the first: what the call began with).
     turn_log: Vec<TurnLog>,
+    /// The first packet of prompt audio has left (the greeting is heard).
+    greeted: bool,
+    /// Media settled outside SIP (a browser leg, [`CallCore::with_leg_media`]).
+    leg_media: Option<MediaParams>,
 }
 
 /// The filler's words in a language.
@@ -362,7 +366,26 @@ impl CallCore {
             recorded_steps: 0,
             flow_moves: 0,
             turn_log: Vec::new(),
+            greeted: false,
+            leg_media: None,
         }
+    }
+
+    /// The pacer deadline of the RTP packet last handed out by
+    /// [`Self::poll_output`] (the task measures how late it left).
+    pub fn last_packet_due(&self) -> Option<Instant> {
+        self.media.as_ref().and_then(MediaSession::last_packet_due)
+    }
+
+    /// A call whose media leg is not SIP's RTP (a browser's WebRTC leg,
+    /// `crate::webrtc`): its media parameters were settled by that leg's
+    /// own negotiation, and [`SipEvent::Confirmed`] starts the media with
+    /// them. The leg's transport carries the core's RTP datagrams (their
+    /// address is `params.remote_rtp`, a placeholder the leg also puts on
+    /// incoming packets) and encrypts them itself.
+    pub fn with_leg_media(mut self, params: MediaParams) -> Self {
+        self.leg_media = Some(params);
+        self
     }
 
     /// The call reference.
@@ -527,6 +550,12 @@ impl CallCore {
                                 continue;
                             }
                             self.first_packet(now);
+                            if !self.greeted && self.playing() {
+                                self.greeted = true;
+                                let after = now.saturating_duration_since(self.created);
+                                self.queue
+                                    .push_back(Queued::Event(CallEvent::Greeting(after)));
+                            }
                         }
                         return Output::Transmit(Transmit {
                             to,
@@ -675,6 +704,7 @@ impl CallCore {
             turns: self.turns,
             transcript: (self.cfg.keep_transcripts && !self.transcript.is_empty())
                 .then(|| Pii::new(self.transcript.join("\n"))),
+            questions: rec.questions.clone(),
             turn_log: self.turn_log.clone(),
         }
     }
@@ -730,18 +760,30 @@ impl CallCore {
 
     /// The ACK: media starts and the flow begins.
     fn confirmed(&mut self, ack_sdp: Option<Vec<u8>>, now: Instant) {
-        if self.negotiated.is_none() {
-            match call_sdp::accept_ack(self.our_offer.as_ref(), ack_sdp.as_deref()) {
-                Some(n) => self.negotiated = Some(n),
-                None => {
-                    tracing::warn!("no usable SDP answer in the ACK; hanging up");
-                    self.end(Outcome::Failed, true);
-                    return;
+        // A browser leg settled its media outside SIP (no SRTP contexts here:
+        // its transport encrypts), a SIP leg through the offer/answer.
+        let (params, srtp, held) = match self.leg_media.clone() {
+            Some(p) => (p, None, false),
+            None => {
+                if self.negotiated.is_none() {
+                    match call_sdp::accept_ack(self.our_offer.as_ref(), ack_sdp.as_deref()) {
+                        Some(n) => self.negotiated = Some(n),
+                        None => {
+                            tracing::warn!("no usable SDP answer in the ACK; hanging up");
+                            self.end(Outcome::Failed, true);
+                            return;
+                        }
+                    }
                 }
+                let Some(neg) = self.negotiated.clone() else {
+                    return;
+                };
+                (
+                    call_sdp::media_params(&neg),
+                    neg.srtp.clone(),
+                    !neg.direction.sends(),
+                )
             }
-        }
-        let Some(neg) = self.negotiated.clone() else {
-            return;
         };
         let seed = self.seed;
         let wall: SystemTime = self.wall().into();
@@ -757,7 +799,7 @@ impl CallCore {
             latch: self.cfg.latch,
             ..SessionConfig::default()
         };
-        if let Some(p) = &neg.srtp {
+        if let Some(p) = &srtp {
             match SrtpSession::new(p) {
                 Ok(s) => self.srtp = Some(s),
                 Err(e) => {
@@ -767,7 +809,7 @@ impl CallCore {
                 }
             }
         }
-        match MediaSession::new(call_sdp::media_params(&neg), cfg, now) {
+        match MediaSession::new(params, cfg, now) {
             Ok(mut m) => {
                 if let Some(vad) = &self.cfg.vad {
                     m.set_vad(vad());
@@ -780,7 +822,7 @@ impl CallCore {
                 return;
             }
         }
-        self.held = !neg.direction.sends();
+        self.held = held;
         self.answered = Some(now);
         self.stage = Stage::Active {
             max_end: now + self.cfg.timings.max_call,
@@ -1071,7 +1113,10 @@ impl CallCore {
 
     /// Feeds the flow; a non-empty answer ends the current question.
     fn feed(&mut self, ev: FlowEvent) {
-        if matches!(ev, FlowEvent::Speech { .. } | FlowEvent::Dtmf(_)) {
+        if matches!(
+            ev,
+            FlowEvent::Speech { .. } | FlowEvent::Dtmf(_) | FlowEvent::SpeechUnavailable
+        ) {
             self.turns += 1;
         }
         let before = self.log_before(&ev);
@@ -1334,7 +1379,7 @@ impl CallCore {
             Done::Audio { id, pcm, last } => match self.blocker {
                 Blocker::Synth { id: cur, barge_in } if cur == id => {
                     if let Some(p) = pcm {
-                        self.play(&p, barge_in, now);
+                        self.play(p, barge_in, now);
                     }
                     if last {
                         self.blocker = Blocker::None;
@@ -1345,7 +1390,7 @@ impl CallCore {
                     ..
                 } if f == id => {
                     if let Some(p) = pcm {
-                        self.play(&p, true, now);
+                        self.play(p, true, now);
                     }
                 }
                 _ => tracing::trace!(job = id.0, "stale audio dropped"),
@@ -1416,11 +1461,13 @@ impl CallCore {
         }
     }
 
-    fn play(&mut self, pcm: &Pcm, barge_in: bool, now: Instant) {
+    /// Queues prompt audio: the `Arc` is kept, not copied (a cached prompt
+    /// is in memory once however many calls play it).
+    fn play(&mut self, pcm: Arc<Pcm>, barge_in: bool, now: Instant) {
         let Some(m) = self.media.as_mut() else {
             return;
         };
-        match m.play(pcm, PlayOptions { barge_in }) {
+        match m.play_shared(pcm, PlayOptions { barge_in }) {
             Ok(()) => self.turn.audio_ready(now),
             Err(e) => tracing::warn!(error = %e, "prompt not played"),
         }
@@ -1461,6 +1508,11 @@ impl CallCore {
                     identified,
                 }
             }
+            Err(e) if e.is_capacity() => {
+                // No recogniser free (or none at all): keys, not silence.
+                tracing::info!(error = %e, "utterance not taken by the recogniser; keys instead");
+                FlowEvent::SpeechUnavailable
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "utterance not recognised");
                 FlowEvent::Speech {
@@ -1493,6 +1545,7 @@ impl CallCore {
             }
             FlowEvent::Dtmf(_) => ("dtmf", None),
             FlowEvent::NoInput => ("no_input", None),
+            FlowEvent::SpeechUnavailable => ("stt_busy", None),
             _ => return None,
         };
         let rec = self.interp.record();
@@ -1511,6 +1564,8 @@ impl CallCore {
         if matches!(actions, [Action::RecognizeAgain { .. }]) {
             return;
         }
+        self.queue
+            .push_back(Queued::Event(CallEvent::CallerTurn(b.input)));
         let rec = self.interp.record();
         let mut t = TurnLog::new(b.input, &b.step);
         t.heard = b.heard;

@@ -178,6 +178,13 @@ pub enum CallEvent {
     Turn(Box<TurnTiming>),
     /// What a tentative end of utterance came to.
     Eager(EagerOutcome),
+    /// The first packet of prompt audio left this long after the call was
+    /// answered (the 200 OK): the caller hears the greeting
+    /// (`ivr_greeting_delay_seconds`).
+    Greeting(std::time::Duration),
+    /// A caller turn reached the flow, by its input: `speech`, `dtmf`,
+    /// `no_input` or `stt_busy` (`ivr_caller_turns_total`).
+    CallerTurn(&'static str),
     /// The caller's speech stopped the prompt (the media session flushed it
     /// before sending the next packet).
     BargeIn,

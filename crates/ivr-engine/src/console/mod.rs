@@ -104,6 +104,9 @@ impl Default for ConsoleConfig {
 pub struct FlowStatus {
     /// When the flows were last loaded successfully.
     pub loaded_at: Option<DateTime<Utc>>,
+    /// The version served: a content hash of the flows folder as loaded then
+    /// (see [`crate::version`]); engines serving the same folder agree.
+    pub version: String,
     /// When a reload last failed (the previous version kept serving).
     pub failed_at: Option<DateTime<Utc>>,
     /// That reload's errors, `file:line:col: message`.
@@ -115,10 +118,11 @@ pub struct FlowStatus {
 pub struct FlowReloads(Arc<Mutex<FlowStatus>>);
 
 impl FlowReloads {
-    /// The flows loaded at `at`.
-    pub fn loaded(&self, at: DateTime<Utc>) {
+    /// The flows of content version `version` loaded at `at`.
+    pub fn loaded(&self, at: DateTime<Utc>, version: String) {
         let mut s = self.0.lock().unwrap_or_else(|p| p.into_inner());
         s.loaded_at = Some(at);
+        s.version = version;
         s.errors.clear();
         s.failed_at = None;
     }
@@ -156,6 +160,7 @@ struct Inner {
     tts: Option<Arc<dyn TextToSpeech>>,
     clock: Arc<dyn WallClock>,
     records: RecordsView,
+    softphone: Option<crate::webrtc::Softphone>,
 }
 
 /// What the console knows of the call-record settings.
@@ -191,6 +196,8 @@ pub struct ConsoleParts {
     pub clock: Arc<dyn WallClock>,
     /// Call-record settings.
     pub records: RecordsView,
+    /// Browser calls (None: `[webrtc]` off, or a test without calls).
+    pub softphone: Option<crate::webrtc::Softphone>,
 }
 
 /// Why the console could not start.
@@ -234,6 +241,7 @@ impl ConsoleState {
                 tts: parts.tts,
                 clock: parts.clock,
                 records: parts.records,
+                softphone: parts.softphone,
             }),
         })
     }
