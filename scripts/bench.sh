@@ -21,6 +21,10 @@ cargo run --release -p ivr-benches --bin sip_load -- 20000 2000
 # benches/turn_detect.rs: end of turn, wait after the true end at <= 5 % false
 # cut-offs per VAD, with and without Smart Turn (-> target/bench/turn_detect.json).
 cargo run --release -p ivr-benches --bin turn_detect
+# benches/turn_answer.rs: end of turn by answer ([turn] end_on_answer): false
+# cut-offs and wait on the same turns, each asked by its kind of question
+# (-> target/bench/turn_answer.json).
+cargo run --release -p ivr-benches --bin turn_answer
 # benches/latency.rs: real calls over loopback into the engine; end of speech ->
 # first reply packet with its breakdown at 1, 10, 20 calls, and the most calls
 # with p95 < 1 s (-> target/bench/latency.json).

@@ -708,8 +708,9 @@ pub struct MediaConfig {
     /// utterance's tail, so both are the same samples (125 of 126 pairs gave
     /// the same transcript over the call-like speech set, the one left
     /// differing only in a token limit since fixed:
-    /// `crates/ivr-stt/tests/eager_transcripts.rs`). Still 0 by default:
-    /// whether to turn it on goes with the end-of-turn work (Smart Turn).
+    /// `crates/ivr-stt/tests/eager_transcripts.rs`). 200 by default: with
+    /// `[turn] end_on_answer` a speculative transcript that already answers
+    /// the question ends the turn there (docs/turn-detection.md).
     pub eager_stt_ms: u64,
     /// SRTP with SDES keys (RFC 4568): "off" (plain RTP; RTP/SAVP offers
     /// get 488), "optional" (SRTP when a call over TLS offers it, else
@@ -768,7 +769,7 @@ impl Default for MediaConfig {
             inter_digit_ms: 5000,
             hearing_cap_ms: 15_000,
             end_silence_ms: 400,
-            eager_stt_ms: 0,
+            eager_stt_ms: 200,
             srtp: ivr_sip::sdp::SrtpPolicy::Off,
         }
     }
@@ -813,6 +814,12 @@ pub struct TurnConfig {
     pub fallback_silence_ms: u64,
     /// Smart Turn sessions (each runs one prediction at a time, one thread).
     pub smart_turn_sessions: usize,
+    /// End the turn at the eager end of turn's short silence when its
+    /// speculative transcript already answers a closed question as the flow
+    /// would take it (yes/no, a confirmation, ten CPR digits, a phone
+    /// number: `ivr_flow::Interpreter::would_answer`). Needs `[media]
+    /// eager_stt_ms`.
+    pub end_on_answer: bool,
 }
 
 impl Default for TurnConfig {
@@ -826,6 +833,7 @@ impl Default for TurnConfig {
             smart_turn_threshold: 0.5,
             fallback_silence_ms: 700,
             smart_turn_sessions: 2,
+            end_on_answer: true,
         }
     }
 }
@@ -1130,10 +1138,12 @@ mod tests {
     }
 
     #[test]
-    fn eager_stt_is_off_by_default_and_must_come_before_the_end_silence() {
+    fn eager_stt_is_on_at_200_ms_by_default_and_must_come_before_the_end_silence() {
         let c = EngineConfig::parse("").unwrap();
-        assert_eq!((c.media.end_silence_ms, c.media.eager_stt_ms), (400, 0));
-        assert!(c.media.endpointing().eager_silence.is_zero());
+        assert_eq!((c.media.end_silence_ms, c.media.eager_stt_ms), (400, 200));
+        assert!(c.turn.end_on_answer);
+        let off = EngineConfig::parse("[media]\neager_stt_ms = 0\n").unwrap();
+        assert!(off.media.endpointing().eager_silence.is_zero());
         let on = EngineConfig::parse("[media]\neager_stt_ms = 240\n").unwrap();
         let ep = on.media.endpointing();
         assert_eq!(ep.end_silence, std::time::Duration::from_millis(400));

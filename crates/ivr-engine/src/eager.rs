@@ -193,6 +193,15 @@ impl<T> EagerTurn<T> {
         }
     }
 
+    /// The speculative result held for the utterance in progress (its end
+    /// not confirmed yet, the caller silent since the tentative end).
+    pub fn held(&self) -> Option<&T> {
+        match &self.state {
+            State::Ready(t) => Some(t),
+            _ => None,
+        }
+    }
+
     /// Whether a confirmed utterance's transcript is awaited from a speculation.
     pub fn awaiting(&self) -> bool {
         matches!(self.state, State::Awaiting(_))
@@ -221,7 +230,9 @@ mod tests {
         let mut e = EagerTurn::default();
         let g = start(&mut e);
         assert_eq!(e.result(g, "pas"), OnResult::Held);
+        assert_eq!(e.held(), Some(&"pas"));
         assert_eq!(e.confirmed(), OnConfirmed::Use("pas"));
+        assert_eq!(e.held(), None);
         assert_eq!(e.take_counts().used, 1);
         // The next utterance without a tentative is recognised as usual.
         assert_eq!(e.confirmed(), OnConfirmed::Recognise);

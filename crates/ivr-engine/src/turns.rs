@@ -73,6 +73,9 @@ pub struct TurnTiming {
     /// this long a run (before the end silence was over); None: the end
     /// silence ended it (or it was a key).
     pub turn_model: Option<Duration>,
+    /// The utterance was ended early because the speculative transcript
+    /// already answered the question (`[turn] end_on_answer`).
+    pub ended_by_answer: bool,
     /// Speech: the transcript (or the failure) reached the call.
     pub transcript_at: Option<Instant>,
     /// Speech: the recogniser's own account.
@@ -128,6 +131,7 @@ struct Pending {
     input: TurnInput,
     input_at: Instant,
     turn_model: Option<Duration>,
+    ended_by_answer: bool,
     transcript_at: Option<Instant>,
     stt: Option<SttTiming>,
     eager: bool,
@@ -153,6 +157,7 @@ impl TurnClock {
             input,
             input_at: at,
             turn_model: None,
+            ended_by_answer: false,
             transcript_at: None,
             stt: None,
             eager: false,
@@ -169,6 +174,13 @@ impl TurnClock {
     pub fn ended_by_model(&mut self, took: Duration) {
         if let Some(p) = self.cur.as_mut() {
             p.turn_model = Some(took);
+        }
+    }
+
+    /// The utterance was ended early: its speculative transcript answered the question.
+    pub fn ended_by_answer(&mut self) {
+        if let Some(p) = self.cur.as_mut() {
+            p.ended_by_answer = true;
         }
     }
 
@@ -246,6 +258,7 @@ impl TurnClock {
             step: p.step,
             input_at: p.input_at,
             turn_model: p.turn_model,
+            ended_by_answer: p.ended_by_answer,
             transcript_at: p.transcript_at,
             stt: p.stt,
             eager: p.eager,
@@ -418,6 +431,7 @@ mod tests {
             step: "main/menu".into(),
             input_at: t0,
             turn_model: None,
+            ended_by_answer: false,
             transcript_at: None,
             stt: None,
             eager: false,

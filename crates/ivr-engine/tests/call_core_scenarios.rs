@@ -932,3 +932,174 @@ fn a_sentence_the_model_calls_unfinished_ends_only_after_the_fallback_silence() 
         assert_eq!(sim.core.flow_record().intents, ["pas"]);
     }
 }
+
+/// A yes/no question (a closed answer: `[turn] end_on_answer` may end the
+/// turn early) and a menu (an open one: it never does).
+const YES_NO: &str = r#"
+start = "confirm"
+
+[step.confirm]
+do = "gather"
+expect = "yesno"
+prompt.da = "Vil du bestille en ny tid? Sig ja eller nej."
+timeout = 7
+no_match = "menu"
+no_input = "menu"
+
+[[step.confirm.intent]]
+name = "yes"
+goto = "yes"
+
+[[step.confirm.intent]]
+name = "no"
+goto = "menu"
+
+[step.yes]
+do = "hangup"
+text.da = "Du sagde ja. Farvel."
+outcome = "resolved"
+
+[step.menu]
+do = "gather"
+prompt.da = "Sig pas eller tryk et for pas."
+hints.da = ["pas"]
+timeout = 5
+no_input = "to_human"
+no_match = "to_human"
+
+[[step.menu.intent]]
+name = "pas"
+keywords.da = ["pas"]
+dtmf = "1"
+goto = "pas"
+
+[step.pas]
+do = "hangup"
+text.da = "Du valgte pas. Farvel."
+outcome = "resolved"
+
+[step.to_human]
+do = "transfer"
+department = "omstilling"
+if_failed = "bye"
+
+[step.bye]
+do = "hangup"
+text.da = "Farvel."
+outcome = "failed"
+"#;
+
+/// Speaks an answer (speech ending 2.25 s after it starts) with the eager
+/// end of turn on (speculation after 200 ms of silence, end silence 800 ms)
+/// and `[turn] end_on_answer`, the recogniser hearing `heard` in the
+/// speculative audio, at the yes/no question or (`at_menu`) at the menu
+/// after it; returns when the utterance was endpointed, counted from the
+/// end of the speech, and the turn's timing record.
+fn answer_with_end_on_answer(
+    heard: &str,
+    at_menu: bool,
+) -> (Duration, ivr_engine::turns::TurnTiming, Sim) {
+    let endpointing = EndpointingConfig {
+        eager_silence: Duration::from_millis(200),
+        end_silence: Duration::from_millis(800),
+        min_end_silence: Duration::from_millis(800),
+        max_end_silence: Duration::from_millis(800),
+        ..EndpointingConfig::default()
+    };
+    let dir = flows(YES_NO);
+    let mut sim = Sim::answered(
+        dir.path(),
+        CALLED,
+        Options {
+            endpointing,
+            end_on_answer: true,
+            ..Options::default()
+        },
+    );
+    sim.expect_within(secs(15), "the question plays", |s| {
+        s.has_said("ja eller nej")
+    });
+    if at_menu {
+        sim.stt.push_text("nej", 0.9);
+        sim.run_until(sim.now + secs(10), waiting);
+        sim.say(&Pcm::new(8_000, {
+            let mut v = cut(&utterance(), 0.8, 1.6);
+            v.extend(std::iter::repeat_n(0, 16_000));
+            v
+        }));
+        sim.expect_within(secs(15), "the menu plays", |s| s.has_said("Sig pas"));
+    }
+    sim.stt.push_text(heard, 0.9);
+    sim.run_until(sim.now + secs(10), waiting);
+    let u = utterance();
+    // Speech from 0.8 s to 3.05 s of the file: it ends 2.25 s after this cut starts.
+    let mut samples = cut(&u, 0.8, 3.05);
+    samples.extend(std::iter::repeat_n(0, 16_000));
+    let speech_end = sim.now + Duration::from_millis(2250);
+    sim.say(&Pcm::new(8_000, samples));
+    let turns = |s: &Sim| {
+        s.log
+            .events
+            .iter()
+            .filter_map(|(_, e)| match e {
+                CallEvent::Turn(t) => Some(t.clone()),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    let n = usize::from(at_menu) + 1;
+    // The turn's timing is published with the reply's first packet.
+    sim.expect_within(secs(10), "the flow replies", |s| turns(s).len() >= n);
+    drop(dir);
+    let timing = turns(&sim).pop().expect("the turn's timing");
+    (
+        timing.input_at.saturating_duration_since(speech_end),
+        *timing,
+        sim,
+    )
+}
+
+#[test]
+fn a_speculative_yes_ends_the_turn_at_the_short_silence() {
+    let (ended, timing, mut sim) = answer_with_end_on_answer("ja", false);
+    // 200 ms of silence, the VAD's tail and the recogniser's 300 ms (the
+    // simulation's): before the 800 ms end silence would have ended it.
+    assert!(
+        ended < Duration::from_millis(700),
+        "endpointed {ended:?} after the speech"
+    );
+    assert!(timing.ended_by_answer && timing.eager);
+    sim.expect_within(secs(5), "the yes is taken", |s| s.has_said("Du sagde ja"));
+    assert_eq!(
+        sim.log.recognitions.len(),
+        1,
+        "the speculation is the turn's only recognition"
+    );
+}
+
+#[test]
+fn a_speculative_transcript_that_does_not_answer_waits_for_the_end_silence() {
+    // "øh": no yes or no in it; the caller may be on the way to one.
+    let (ended, timing, sim) = answer_with_end_on_answer("øh", false);
+    assert!(
+        ended >= Duration::from_millis(800),
+        "endpointed {ended:?} after the speech"
+    );
+    assert!(!timing.ended_by_answer);
+    // The held speculation was the same audio: it is the turn's transcript.
+    assert!(timing.eager);
+    assert_eq!(sim.core.flow_record().misunderstood, 1);
+}
+
+#[test]
+fn a_menu_answer_never_ends_the_turn_early() {
+    // The first words of a sentence can already score an intent: a menu
+    // answer waits for the end silence even when it is a whole one.
+    let (ended, timing, sim) = answer_with_end_on_answer("jeg skal have et nyt pas", true);
+    assert!(
+        ended >= Duration::from_millis(800),
+        "endpointed {ended:?} after the speech"
+    );
+    assert!(!timing.ended_by_answer);
+    assert_eq!(sim.core.flow_record().intents, ["no", "pas"]);
+}

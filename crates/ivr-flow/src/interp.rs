@@ -533,7 +533,7 @@ pub const MAX_TRANSFER_FAILURES: u32 = 3;
 const PUBLIC_BUILTINS: &[&str] = &["lang", "today", "now"];
 
 /// One call's conversation.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Interpreter {
     muni: Arc<Municipality>,
     entry: String,
@@ -820,6 +820,44 @@ impl Interpreter {
     /// [`Interpreter::handle`] reading the time from a clock.
     pub fn handle_at(&mut self, event: Event, clock: &dyn WallClock) -> Vec<Action> {
         self.handle(event, clock.now_utc())
+    }
+
+    /// Whether `event` (the caller's answer) completely answers what the
+    /// call waits for now, when that answer is closed: a yes/no (a yes/no
+    /// question, or the confirmation of an earlier answer), a CPR number (ten
+    /// checked digits) or a phone number. Tried on a copy, so nothing here
+    /// changes: true when the copy moves on without counting a failed turn
+    /// and without asking to recognise the audio again. Always false for
+    /// open answers, whose first words can already be taken as a whole
+    /// answer: a menu's intents ("jeg ringer angående ..." scores the
+    /// callback intent surely on its words), free text (a name), numbers,
+    /// dates and times ("den femtende ... marts"). The engine's end of turn
+    /// uses it (`[turn] end_on_answer`): a transcript of the audio so far
+    /// that already answers the question ends the caller's turn at a short
+    /// pause.
+    pub fn would_answer(&self, event: Event, now: DateTime<Utc>) -> bool {
+        let closed = match self.waiting {
+            Waiting::Confirm { .. } => true,
+            Waiting::Gather(id) => self.step(id).is_some_and(|st| {
+                matches!(
+                    &st.kind,
+                    StepKind::Gather(g) if matches!(g.expect, Expect::YesNo | Expect::Cpr | Expect::Phone)
+                )
+            }),
+            _ => false,
+        };
+        if !closed {
+            return false;
+        }
+        let mut copy = self.clone();
+        copy.explain = None;
+        let actions = copy.handle(event, now);
+        copy.waiting != self.waiting
+            && copy.record.misunderstood == self.record.misunderstood
+            && !copy.recognizing_again
+            && !actions
+                .iter()
+                .any(|a| matches!(a, Action::RecognizeAgain { .. }))
     }
 
     /// Feeds one event; returns what to do next.

@@ -5,7 +5,7 @@ mod support;
 
 use ivr_core::{Dtmf, Lang, Pii};
 use ivr_flow::{Action, Event, Outcome};
-use support::{at, call, call_from, speech, store};
+use support::{at, call, call_from, heard, identified, speech, store};
 
 #[test]
 fn a_caller_bounced_between_menus_reaches_a_human_after_four_failed_turns() {
@@ -213,4 +213,34 @@ fn an_unsure_transcript_of_a_name_is_kept_but_an_unsure_menu_answer_is_not() {
     );
     assert_eq!(call.record().misunderstood, 1);
     assert!(call.var("cpr").is_none());
+}
+
+#[test]
+fn would_answer_takes_closed_answers_only_and_leaves_the_call_as_it_was() {
+    // The latency harness's deployment: one question per number.
+    let s = store("../../benches/latency-flows");
+    let now = at("2026-12-01T18:00:00Z");
+    let mut yesno = call(&s, "+4579000002");
+    yesno.start(now);
+    assert!(yesno.would_answer(heard("ja"), now));
+    assert!(yesno.would_answer(heard("nej tak"), now));
+    assert!(!yesno.would_answer(heard("øh"), now));
+    let mut cpr = call(&s, "+4579000004");
+    cpr.start(now);
+    assert!(cpr.would_answer(heard("nul et nul to nul tre et to tre fire"), now));
+    // Six digits of ten: the caller is pausing between groups.
+    assert!(!cpr.would_answer(heard("nul et nul to nul tre"), now));
+    // A menu is open: "jeg ringer angående" alone already scores an intent
+    // surely, so a menu answer is never taken as complete early.
+    let mut menu = call(&s, "+4579000001");
+    menu.start(now);
+    assert!(!menu.would_answer(heard("jeg skal have fornyet mit pas"), now));
+    assert!(!menu.would_answer(identified("English please", Lang::En), now));
+    // Nothing of it happened to the calls themselves.
+    for c in [&yesno, &cpr, &menu] {
+        assert_eq!(c.record().misunderstood, 0);
+        assert!(c.record().intents.is_empty());
+    }
+    assert!(!yesno.handle(heard("ja"), now).is_empty());
+    assert_eq!(yesno.record().misunderstood, 0);
 }

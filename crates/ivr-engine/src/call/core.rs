@@ -127,6 +127,10 @@ pub struct CoreConfig {
     /// ([`Job::EndOfTurn`]) and a probability at or above this ends the
     /// utterance there. None: the end silence alone ends utterances.
     pub smart_turn_threshold: Option<f32>,
+    /// A speculative transcript (eager end of turn) that already answers
+    /// the question ([`Interpreter::would_answer`]) ends the utterance at
+    /// once, before the end silence (`[turn] end_on_answer`).
+    pub end_on_answer: bool,
     /// SDP settings (re-INVITE answers).
     pub sdp: SdpConfig,
     /// Domain of transfer targets that are only a number (empty: the caller's host).
@@ -257,6 +261,8 @@ pub struct CallCore {
     turn_check: Option<(JobId, Instant)>,
     /// How long the verdict that ended the utterance took (for the turn timings).
     ended_by_model: Option<Duration>,
+    /// The utterance now coming was ended by [`CallCore::end_if_answered`].
+    ended_by_answer: bool,
     turn: TurnClock,
     next_job: u64,
     queue: VecDeque<Queued>,
@@ -343,6 +349,7 @@ impl CallCore {
             eager: EagerTurn::default(),
             turn_check: None,
             ended_by_model: None,
+            ended_by_answer: false,
             turn: TurnClock::default(),
             next_job: 0,
             queue: VecDeque::new(),
@@ -973,6 +980,7 @@ impl CallCore {
     fn on_utterance(&mut self, pcm: Pcm, now: Instant) {
         self.turn_check = None;
         let by_model = self.ended_by_model.take();
+        let by_answer = std::mem::take(&mut self.ended_by_answer);
         let quiet = self.quiet();
         let Some(l) = self.listen.as_mut() else {
             tracing::debug!("utterance outside a question ignored");
@@ -994,6 +1002,9 @@ impl CallCore {
             // short silence needs no padding.
             self.turn.ended_by_model(took);
         }
+        if by_answer {
+            self.turn.ended_by_answer();
+        }
         self.utterance = Some(pcm.clone());
         match self.eager.confirmed() {
             OnConfirmed::Use((result, stt, identified)) => {
@@ -1002,6 +1013,40 @@ impl CallCore {
             }
             OnConfirmed::Await => self.turn.eager(),
             OnConfirmed::Recognise => self.recognise(pcm, choice, hints),
+        }
+    }
+
+    /// A speculative transcript was just held (the caller silent since the
+    /// tentative end): when it already answers the question, the caller's
+    /// turn ends now instead of after the rest of the end silence.
+    fn end_if_answered(&mut self) {
+        if !self.cfg.end_on_answer {
+            return;
+        }
+        let quiet = self.quiet();
+        if !self.listen.as_ref().is_some_and(|l| l.takes_speech(quiet)) {
+            return;
+        }
+        let Some((Ok(r), _, identified)) = self.eager.held() else {
+            return;
+        };
+        if r.text.expose().trim().is_empty() {
+            return;
+        }
+        let ev = FlowEvent::Speech {
+            text: r.text.clone(),
+            confidence: r.confidence,
+            lang: r.lang,
+            identified: *identified,
+        };
+        if !self.interp.would_answer(ev, self.wall()) {
+            return;
+        }
+        if let Some(m) = self.media.as_mut() {
+            // The utterance is the next media event (polled next).
+            if m.end_turn() {
+                self.ended_by_answer = true;
+            }
         }
     }
 
@@ -1356,10 +1401,12 @@ impl CallCore {
                     self.on_transcript(result, stt, identified, now);
                 } else if let Some(pos) = self.speculations.iter().position(|(j, ..)| *j == id) {
                     let (_, gen, identified) = self.speculations.swap_remove(pos);
-                    if let OnResult::Deliver((result, stt, identified)) =
-                        self.eager.result(gen, (result, stt, identified))
-                    {
-                        self.on_transcript(result, stt, identified, now);
+                    match self.eager.result(gen, (result, stt, identified)) {
+                        OnResult::Deliver((result, stt, identified)) => {
+                            self.on_transcript(result, stt, identified, now);
+                        }
+                        OnResult::Held => self.end_if_answered(),
+                        OnResult::Drop => {}
                     }
                 } else {
                     tracing::trace!(job = id.0, "stale transcript dropped");

@@ -144,6 +144,7 @@ impl CallShared {
                 .smart_turn
                 .is_some()
                 .then_some(self.turn.smart_turn_threshold),
+            end_on_answer: self.turn.end_on_answer,
             sdp: self.sdp.clone(),
             transfer_domain: self.transfer_domain.clone(),
             keep_transcripts: self.keep_transcripts,

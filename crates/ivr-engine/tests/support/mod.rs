@@ -210,6 +210,8 @@ pub struct Options {
     pub wall: DateTime<Utc>,
     /// An end-of-turn model with this threshold (None: none).
     pub smart_turn: Option<f32>,
+    /// A speculative transcript that answers the question ends the turn.
+    pub end_on_answer: bool,
     /// The call is SRTP (RTP/SAVP with SDES keys both ways; SRTP required).
     pub srtp: bool,
     /// Crisis announcements in force (as the console sets them).
@@ -227,6 +229,7 @@ impl Default for Options {
             tts: Arc::new(ScriptedTts::new(16_000)),
             wall: wednesday_morning(),
             smart_turn: None,
+            end_on_answer: false,
             srtp: false,
             crisis: None,
         }
@@ -317,6 +320,7 @@ impl Sim {
             endpointing: opts.endpointing,
             vad: None,
             smart_turn_threshold: opts.smart_turn,
+            end_on_answer: opts.end_on_answer,
             sdp: SdpConfig::default(),
             transfer_domain: String::new(),
             keep_transcripts: false,
