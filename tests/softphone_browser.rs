@@ -6,8 +6,12 @@
 //! (`da-koerekort-01`: "Jeg vil gerne bestille tid til et kørekort."). The test
 //! proves that the page received the bot's audio (an AnalyserNode on the
 //! remote track), that the engine routed the call by what it heard (the
-//! page's debugger shows the intent `koerekort` and a step past the menu), and
-//! that hanging up in the page ends the engine's call. Screenshots go to
+//! page's debugger shows the intent `koerekort` and a step past the menu),
+//! that the page's flow debugger (server-sent events) shows what was heard
+//! with its confidence, the intent scores, the steps and the turn timings,
+//! that in a second, muted call a key on the page's keypad reaches the flow
+//! (RFC 4733 from `RTCDTMFSender`: "2" is the menu's key for driving
+//! licences), and that hanging up in the page ends the engine's call. Screenshots go to
 //! `target/softphone-screenshots/`.
 //!
 //! Needs what `console_browser.rs` needs (chromium, node with
@@ -150,6 +154,8 @@ async fn a_browser_call_to_the_danish_menu_is_routed_by_what_the_caller_said_and
         .expect("node runs (make setup)");
     let mut lines = BufReader::new(browser.stdout.take().unwrap()).lines();
     let mut state = None;
+    let mut keyed = None;
+    let mut debug = None;
     let mut done = false;
     let mut failed = None;
     let read = async {
@@ -160,6 +166,12 @@ async fn a_browser_call_to_the_danish_menu_is_routed_by_what_the_caller_said_and
             }
             if let Some(j) = l.strip_prefix("STATE ") {
                 state = Some(serde_json::from_str::<serde_json::Value>(j).unwrap());
+            }
+            if let Some(j) = l.strip_prefix("DEBUG ") {
+                debug = Some(serde_json::from_str::<serde_json::Value>(j).unwrap());
+            }
+            if let Some(j) = l.strip_prefix("KEYED ") {
+                keyed = Some(serde_json::from_str::<serde_json::Value>(j).unwrap());
             }
             done |= l == "DONE";
         }
@@ -198,7 +210,61 @@ async fn a_browser_call_to_the_danish_menu_is_routed_by_what_the_caller_said_and
         !step.is_empty() && !step.starts_with("main/menu") && step != "main/welcome",
         "the flow moved past the menu: {state}"
     );
+    assert!(
+        state["shown"].as_str().unwrap().starts_with("koerekort"),
+        "the page shows the intent: {state}"
+    );
     assert_eq!(state["codec"], "opus", "{state}");
+    // The flow debugger (server-sent events) showed what was heard with its
+    // confidence, the intent scores that chose the route, the steps, and the
+    // turn's timings.
+    let debug = debug.expect("the page reported the debugger's events");
+    let heard = debug["heard"].as_array().unwrap();
+    assert!(!heard.is_empty(), "{debug}");
+    assert!(
+        heard.iter().all(|h| {
+            let c = h["confidence"].as_f64().unwrap();
+            c > 0.0 && c <= 1.0 && h["words"].as_u64().unwrap() > 0
+        }),
+        "{debug}"
+    );
+    assert!(
+        debug["explanations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e.as_str().unwrap().contains("koerekort")),
+        "the intent scores name the chosen intent: {debug}"
+    );
+    assert!(
+        debug["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s == "main/menu"),
+        "{debug}"
+    );
+    let turn = &debug["turns"][0];
+    assert!(turn["latency_ms"].as_i64().unwrap() > 0, "{debug}");
+    assert!(turn["stt_ms"].as_i64().unwrap() > 0, "{debug}");
+    assert!(
+        debug["shownHeard"].as_u64().unwrap() >= 1,
+        "the page lists what was heard: {debug}"
+    );
+    assert!(
+        debug["shownTurns"].as_u64().unwrap() >= 1,
+        "the page lists the turn timings: {debug}"
+    );
+    // A second call, microphone muted: the on-screen keypad's "2" reached
+    // the flow as a key (RFC 4733 from RTCDTMFSender through the peer
+    // connection) and the menu took it as its key for driving licences.
+    let keyed = keyed.expect("the page pressed a key in the second call");
+    assert_eq!(keyed["keys"], "2", "{keyed}");
+    assert_eq!(keyed["intent"], "koerekort", "{keyed}");
+    assert_eq!(
+        keyed["heard"], 0,
+        "nothing was said in the muted call: {keyed}"
+    );
     // The page's hang-up ended the engine's call.
     for _ in 0..100 {
         if engine.active_calls() == 0 {

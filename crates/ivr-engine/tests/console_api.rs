@@ -414,6 +414,77 @@ async fn a_change_with_the_session_cookie_but_without_the_csrf_token_is_refused(
 }
 
 #[tokio::test]
+async fn a_browser_call_needs_a_session_the_csrf_token_an_operator_role_and_a_municipality_in_scope(
+) {
+    // This console has no softphone (as with `[webrtc] enabled = false`):
+    // every check before placing the call still holds, and then 503.
+    let c = start().await;
+    let offer = json!({"municipality": "nordby", "sdp": "v=0\r\n"});
+    for (method, path, body) in [
+        (Method::POST, "/api/v1/calls/webrtc", Some(offer.clone())),
+        (Method::GET, "/api/v1/calls/webrtc/c0000000000000001", None),
+        (
+            Method::DELETE,
+            "/api/v1/calls/webrtc/c0000000000000001",
+            None,
+        ),
+    ] {
+        let (st, _) = c.req(None, method.clone(), path, body).await;
+        assert_eq!(st, StatusCode::UNAUTHORIZED, "{method} {path}");
+    }
+    let op = c.login("nordby-op").await;
+    let no_csrf = Session {
+        cookie: op.cookie.clone(),
+        csrf: String::new(),
+    };
+    let (st, v) = c
+        .req(
+            Some(&no_csrf),
+            Method::POST,
+            "/api/v1/calls/webrtc",
+            Some(offer.clone()),
+        )
+        .await;
+    assert_eq!(
+        (st, v["error"]["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("csrf"))
+    );
+    let viewer = c.login("nordby-viewer").await;
+    let (st, v) = c
+        .req(
+            Some(&viewer),
+            Method::POST,
+            "/api/v1/calls/webrtc",
+            Some(offer.clone()),
+        )
+        .await;
+    assert_eq!(
+        (st, v["error"]["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("forbidden"))
+    );
+    let (st, _) = c
+        .req(
+            Some(&op),
+            Method::POST,
+            "/api/v1/calls/webrtc",
+            Some(json!({"municipality": "sydhavn", "sdp": "v=0\r\n"})),
+        )
+        .await;
+    assert_eq!(
+        st,
+        StatusCode::NOT_FOUND,
+        "Sydhavn is not the Nordby operator's to call"
+    );
+    let (st, v) = c
+        .req(Some(&op), Method::POST, "/api/v1/calls/webrtc", Some(offer))
+        .await;
+    assert_eq!(
+        (st, v["error"]["code"].as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some("unavailable"))
+    );
+}
+
+#[tokio::test]
 async fn a_viewer_reads_but_may_not_change_and_sees_numbers_masked() {
     let c = start().await;
     let s = c.login("nordby-viewer").await;
@@ -722,6 +793,8 @@ async fn the_openapi_description_lists_every_route() {
         "/api/v1/municipalities/{m}/kpis",
         "/api/v1/municipalities/{m}/announcement",
         "/api/v1/municipalities/{m}/calls/{call_ref}",
+        "/api/v1/calls/webrtc",
+        "/api/v1/calls/webrtc/{call_ref}",
     ] {
         assert!(paths.contains_key(p), "{p} missing");
     }

@@ -1466,6 +1466,25 @@ async fn call_state(
         .ok_or(ApiError::NotFound)
 }
 
+/// The flow debugger of the operator's own browser call, as server-sent
+/// events: `heard` (transcript, confidence, language), `flow` (step,
+/// intent, intent scores and other explanations, variables), `key`,
+/// `integration`, `integration_result`, `turn` (timings in ms), `state`.
+/// Each event's data is one JSON object with its `kind`. The stream ends
+/// after the call has ended.
+#[utoipa::path(get, path = "/api/v1/calls/webrtc/{call_ref}/events",
+    responses((status = 200, description = "text/event-stream"), (status = 404, body = ErrorBody)))]
+async fn call_events(
+    State(s): State<ConsoleState>,
+    a: Authed,
+    Path(call_ref): Path<String>,
+) -> ApiResult<Response> {
+    let log = softphone(&s)?
+        .debug_log(&a.op.username, &call_ref)
+        .ok_or(ApiError::NotFound)?;
+    Ok(crate::webrtc::debugger::stream(log).into_response())
+}
+
 /// Hang up the operator's own browser call.
 #[utoipa::path(delete, path = "/api/v1/calls/webrtc/{call_ref}",
     responses((status = 204), (status = 404, body = ErrorBody)))]
@@ -1611,6 +1630,7 @@ async fn add_user(
         add_user,
         place_call,
         call_state,
+        call_events,
         hang_up_call
     )
 )]
@@ -1668,6 +1688,7 @@ pub fn router(state: ConsoleState) -> Router {
             "/api/v1/calls/webrtc/{call_ref}",
             get(call_state).delete(hang_up_call),
         )
+        .route("/api/v1/calls/webrtc/{call_ref}/events", get(call_events))
         .route("/api/v1/{*rest}", axum::routing::any(fallback))
         .with_state(state)
 }

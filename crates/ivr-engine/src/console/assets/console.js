@@ -361,6 +361,7 @@ PAGES.call = async (main) => {
       Transfers cannot leave a browser call: the page names the department instead.</p>
     <div class="row softbar"><button id="dial" type="button">Call this flow</button>
       <button id="hangup" type="button" class="danger" disabled>Hang up</button>
+      <label class="inline-check"><input type="checkbox" id="muted"> Microphone muted</label>
       <span class="state" id="callstate">idle</span></div>
     <div class="softphone">
       <div class="keypad" id="keypad">${keys.map((k) => `<button type="button" data-key="${esc(k)}" disabled>${esc(k)}</button>`).join("")}</div>
@@ -372,16 +373,52 @@ PAGES.call = async (main) => {
         <dt>Transfer</dt><dd id="dbg-transfer"></dd>
         <dt>Keys sent</dt><dd class="mono" id="dbg-keys"></dd>
         <dt>Bot audio</dt><dd><meter id="level" min="0" max="0.5" value="0"></meter> peak <span id="level-peak">0.000</span></dd>
-      </dl><p class="hint">Transcript, confidence, intent scores, variables, integration calls and turn timings: not implemented yet (issue 17 item 2).</p></section>
+      </dl>
+      <h3>Heard</h3><ol id="dbg-heard" class="dbg-list"></ol>
+      <h3>Intent scores and reasons</h3><ul id="dbg-explain" class="dbg-list mono"></ul>
+      <h3>Variables</h3><div id="dbg-vars"><p class="empty">None set.</p></div>
+      <h3>Integration calls</h3><ul id="dbg-integrations" class="dbg-list mono"></ul>
+      <h3>Turn timings</h3><div id="dbg-turns"><p class="empty">No turn answered yet.</p></div>
+      <p class="hint">Live from the engine (server-sent events). What was heard is your own test call's; it is not kept in the engine's log.</p></section>
     </div><audio id="remote" autoplay></audio>`;
-  const phone = (window.softphone = { state: "idle", peak: 0, callRef: null });
-  let pc = null, mic = null, poll = null, meter = null, audioCtx = null;
+  const phone = (window.softphone = { state: "idle", peak: 0, callRef: null, events: [] });
+  let pc = null, mic = null, poll = null, meter = null, audioCtx = null, events = null;
+  const turns = [];
+  phone.canInsertDTMF = () => {
+    const sender = pc && pc.getSenders().find((s) => s.track && s.track.kind === "audio");
+    return !!(sender && sender.dtmf && sender.dtmf.canInsertDTMF);
+  };
+  const li = (html) => { const el = document.createElement("li"); el.innerHTML = html; return el; };
+  const onEvent = (ev) => {
+    phone.events.push(ev);
+    if (ev.kind === "heard") {
+      $("#dbg-heard").append(li(`${esc(ev.text)} <span class="state">${esc(ev.lang || "?")} · confidence ${Number(ev.confidence).toFixed(2)}</span>`));
+    } else if (ev.kind === "key") {
+      $("#dbg-heard").append(li(`<span class="state">key ${esc(ev.key)}</span>`));
+    } else if (ev.kind === "flow") {
+      $("#dbg-step").textContent = ev.step || "(starting)";
+      if (ev.intents.length) $("#dbg-intent").textContent = ev.intents.join(" → ");
+      ev.explanations.forEach((x) => $("#dbg-explain").append(li(esc(x))));
+      if (ev.variables.length) $("#dbg-vars").innerHTML = table([["Variable", (v) => `<span class="mono">${esc(v.name)}</span>`], ["Value", (v) => esc(v.value)]], ev.variables);
+    } else if (ev.kind === "integration") {
+      $("#dbg-integrations").append(li(`→ ${esc(ev.request)}`));
+    } else if (ev.kind === "integration_result") {
+      $("#dbg-integrations").append(li(`← ${esc(ev.response)} (${ev.ms} ms)`));
+    } else if (ev.kind === "turn") {
+      turns.push(ev);
+      const ms = (x) => (x < 0 ? "–" : `${x} ms`);
+      $("#dbg-turns").innerHTML = table([["#", (t) => turns.indexOf(t) + 1], ["Reply after", (t) => ms(t.latency_ms)], ["STT", (t) => ms(t.stt_ms)],
+        ["TTS", (t) => ms(t.tts_ms)], ["Pacing", (t) => ms(t.pacing_ms)], ["Eager", (t) => (t.eager ? "yes" : "")]], turns);
+    }
+  };
   const setState = (st) => { phone.state = st; $("#callstate").textContent = st; $("#callstate").className = `state ${st}`; };
   const buttons = (inCall) => {
     $("#dial").disabled = inCall; $("#hangup").disabled = !inCall;
     main.querySelectorAll("#keypad button").forEach((b) => (b.disabled = !inCall));
   };
   const teardown = (st) => {
+    if (events) events.close();
+    events = null;
     if (poll) clearInterval(poll);
     if (meter) clearInterval(meter);
     poll = meter = null;
@@ -394,8 +431,7 @@ PAGES.call = async (main) => {
   const show = (s) => {
     $("#dbg-call").textContent = s.call_ref;
     $("#dbg-codec").textContent = s.codec || "";
-    $("#dbg-step").textContent = s.step || "(starting)";
-    $("#dbg-intent").textContent = s.last_intent || "";
+    if (s.step) $("#dbg-step").textContent = s.step;
     $("#dbg-transfer").textContent = s.transfer_refused ? `would transfer to ${s.transfer_refused}` : "";
     if (s.state === "ended") teardown(`ended (${s.ended_by || "hangup"})`);
     else setState(s.state);
@@ -424,7 +460,7 @@ PAGES.call = async (main) => {
       // a phone line would carry it.
       mic = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: true, noiseSuppression: false, autoGainControl: false } });
       pc = new RTCPeerConnection();
-      mic.getAudioTracks().forEach((t) => pc.addTrack(t, mic));
+      mic.getAudioTracks().forEach((t) => { t.enabled = !$("#muted").checked; pc.addTrack(t, mic); });
       pc.addEventListener("track", (e) => {
         const stream = e.streams[0] || new MediaStream([e.track]);
         $("#remote").srcObject = stream;
@@ -440,6 +476,10 @@ PAGES.call = async (main) => {
       const placed = await api("POST", "/api/v1/calls/webrtc", { municipality: currentMuni(), sdp: pc.localDescription.sdp });
       phone.callRef = placed.call_ref;
       await pc.setRemoteDescription({ type: "answer", sdp: placed.sdp });
+      events = new EventSource(`/api/v1/calls/webrtc/${encodeURIComponent(placed.call_ref)}/events`);
+      for (const k of ["heard", "key", "flow", "integration", "integration_result", "turn"]) {
+        events.addEventListener(k, (m) => onEvent(JSON.parse(m.data)));
+      }
       const tick = async () => show(await api("GET", `/api/v1/calls/webrtc/${encodeURIComponent(placed.call_ref)}`));
       await tick();
       poll = setInterval(() => tick().catch(() => {}), 500);
@@ -447,6 +487,9 @@ PAGES.call = async (main) => {
       teardown("failed");
       flash(err.message, true);
     }
+  });
+  $("#muted").addEventListener("change", () => {
+    if (mic) mic.getAudioTracks().forEach((t) => (t.enabled = !$("#muted").checked));
   });
   $("#hangup").addEventListener("click", async () => {
     const ref = phone.callRef;
