@@ -599,6 +599,81 @@ async fn assert_sipp_ok(run: &SippRun, db: &Path) {
 }
 
 /// The one call record: (call_ref, outcome, lang, steps, transcript).
+/// A question from the knowledge question set, asked by speech at the menu
+/// (English: whisper base does not hear espeak-ng's Danish well enough, see
+/// tests/calls/README.md): the engine reads Nordby's answer, the caller says
+/// it did not help (key 2) and is put through to the entry's department; the
+/// call record names the entry and the caller's answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_question_in_english_is_answered_from_the_knowledge_base_then_routed_to_its_department() {
+    let s = setup();
+    let engine = ivr_engine::engine::start(s.cfg.clone()).await.unwrap();
+    let run = sipp(
+        engine.sip_udp.unwrap(),
+        "knowledge_question_en.xml",
+        "+4570101010",
+        "+4523232323",
+        s.dir.path(),
+    )
+    .await;
+    wait_idle(&engine).await;
+    let db = s.dir.path().join("ivr.db");
+    assert_sipp_ok(&run, &db).await;
+    let fields = uui_fields(&run.messages);
+    let get = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    assert_eq!(get("dept"), Some("borgerservice"), "{fields:?}");
+    assert_eq!(get("lang"), Some("en"), "{fields:?}");
+    let (_, outcome, lang, steps, transcript) = the_call_record(&db).await;
+    assert_eq!(
+        outcome, "transferred",
+        "steps: {steps}\nheard: {transcript}"
+    );
+    assert_eq!(lang, "en");
+    let rows = sqlite_rows(&db, "SELECT questions FROM call_records").await;
+    assert_eq!(
+        rows[0][0], r#"[{"confirmed":false,"entry":"pas-pris"}]"#,
+        "heard: {transcript}"
+    );
+    engine.shutdown(Duration::from_secs(1)).await;
+}
+
+/// A question the knowledge base does not hold is declined, not guessed:
+/// the caller hears so and is put through to the switchboard.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_out_of_scope_question_is_declined_and_put_through_to_the_switchboard() {
+    let s = setup();
+    let engine = ivr_engine::engine::start(s.cfg.clone()).await.unwrap();
+    let run = sipp(
+        engine.sip_udp.unwrap(),
+        "knowledge_out_of_scope_en.xml",
+        "+4570101010",
+        "+4524242424",
+        s.dir.path(),
+    )
+    .await;
+    wait_idle(&engine).await;
+    let db = s.dir.path().join("ivr.db");
+    assert_sipp_ok(&run, &db).await;
+    let fields = uui_fields(&run.messages);
+    let get = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    assert_eq!(get("dept"), Some("omstilling"), "{fields:?}");
+    let (_, outcome, _, steps, transcript) = the_call_record(&db).await;
+    assert_eq!(
+        outcome, "transferred",
+        "steps: {steps}\nheard: {transcript}"
+    );
+    assert!(
+        steps.contains("main/question_not_answered"),
+        "the flow's decline step: {steps}"
+    );
+    let rows = sqlite_rows(&db, "SELECT questions FROM call_records").await;
+    assert_eq!(
+        rows[0][0], r#"[{"confirmed":null,"entry":null}]"#,
+        "heard: {transcript}"
+    );
+    engine.shutdown(Duration::from_secs(1)).await;
+}
+
 async fn the_call_record(db: &Path) -> (String, String, String, String, String) {
     let rows = sqlite_rows(
         db,

@@ -212,6 +212,23 @@ def booking_speech_en(c):
     c.bye_in()
 
 
+def knowledge_question_en(c):
+    c.pause(2500)
+    # Asked at the menu, identified as English: the answer (pas-pris), then
+    # "Did that answer your question?"
+    c.say("pcap/en-question-passport-price.pcap", 12000)
+    c.key("2")                                  # no -> put through to Borgerservice
+    c.refer("sip:borgerservice@puzzel.nordby.example")
+    c.bye_in()
+
+
+def knowledge_out_of_scope_en(c):
+    c.pause(2500)
+    c.say("pcap/en-question-dog.pcap", 0)       # not in the knowledge base: declined
+    c.refer("sip:omstilling@puzzel.nordby.example")
+    c.bye_in()
+
+
 def barge_in_da(c):
     # The test's RTP socket talks over the welcome prompt (SIPp only signals).
     c.refer("sip:ydelser@puzzel.nordby.example")
@@ -254,6 +271,13 @@ SCENARIOS = {
     "booking_speech_en": (booking_speech_en, "[media_port]",
         "Frontdesk booking (use case 4) in English: \"English please\", \"I need help with my\n"
         "     passport\", 1 (book), 2 (the second slot), CPR keys, \"Yes\", \"No\"; BYE."),
+    "knowledge_question_en": (knowledge_question_en, "[media_port]",
+        "A question from the knowledge question set at the menu, in English (piper voice): \"How much\n"
+        "     do I have to pay for a passport?\"; the engine reads Nordby's answer and asks whether it\n"
+        "     helped; 2 (no) puts the caller through to Borgerservice, the entry's department."),
+    "knowledge_out_of_scope_en": (knowledge_out_of_scope_en, "[media_port]",
+        "An out-of-scope question at the menu, in English: \"How do I register my dog?\"; the engine\n"
+        "     says it cannot answer and puts the caller through to the switchboard."),
     "barge_in_da": (barge_in_da, "[field1]",
         "Barge-in: the SDP points at the test's RTP socket ([field1]), which records the engine's\n"
         "     audio and, 0.8 s into the welcome prompt, says \"Jeg skal tale med nogen om min\n"

@@ -23,6 +23,9 @@ JOE = os.path.join(ROOT, "voices", "en_US-joe-medium", "en_US-joe-medium.onnx")
 UTTERANCES = {
     "da-navn-karen-hansen": ("espeak-da", "Mit navn er Karen Hansen."),
     "en-name-karen-hansen": ("piper-en-joe", "My name is Karen Hansen."),
+    # Knowledge questions, from tests/vectors/knowledge_questions/ (da.tsv, en.tsv).
+    "en-question-passport-price": ("piper-en-joe", "How much do I have to pay for a passport?"),
+    "en-question-dog": ("piper-en-joe", "How do I register my dog?"),
 }
 
 

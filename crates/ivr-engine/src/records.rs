@@ -53,6 +53,9 @@ pub struct CallRecordRow {
     pub turns: i64,
     /// What the caller said, when kept (personal data).
     pub transcript: Option<ivr_core::Pii<String>>,
+    /// Questions answered from the knowledge base: the entry (`None`:
+    /// declined) and whether the caller confirmed it helped.
+    pub questions: Vec<ivr_flow::QuestionRecord>,
     /// One entry per caller turn; the first is the call's beginning.
     pub turn_log: Vec<TurnLog>,
 }
@@ -116,8 +119,12 @@ const CREATE: &str = "CREATE TABLE IF NOT EXISTS call_records (
     transferred_to TEXT,
     lang TEXT NOT NULL,
     turns BIGINT NOT NULL,
-    transcript TEXT
+    transcript TEXT,
+    questions TEXT
 )";
+
+/// Tables made before the knowledge base have no `questions` column.
+const ADD_QUESTIONS: &str = "ALTER TABLE call_records ADD COLUMN questions TEXT";
 
 const CREATE_TURNS: &str = "CREATE TABLE IF NOT EXISTS call_turns (
     call_ref TEXT NOT NULL,
@@ -145,12 +152,12 @@ const INSERT_TURN: &str = "INSERT INTO call_turns (call_ref, seq, input, step, i
 const EXPIRE_TURNS: &str = "UPDATE call_turns SET heard = NULL, said = '[]' WHERE call_ref IN \
      (SELECT call_ref FROM call_records WHERE ended_at < $1) AND (heard IS NOT NULL OR said <> '[]')";
 
-const INSERT: &str = "INSERT INTO call_records (call_ref, municipality, called, calling, started_at, ended_at, talk_ms, steps, intents, outcome, transferred_to, lang, turns, transcript) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+const INSERT: &str = "INSERT INTO call_records (call_ref, municipality, called, calling, started_at, ended_at, talk_ms, steps, intents, outcome, transferred_to, lang, turns, transcript, questions) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
      ON CONFLICT (call_ref) DO UPDATE SET ended_at = excluded.ended_at, talk_ms = excluded.talk_ms, \
      steps = excluded.steps, intents = excluded.intents, outcome = excluded.outcome, \
      transferred_to = excluded.transferred_to, lang = excluded.lang, turns = excluded.turns, \
-     transcript = excluded.transcript \
+     transcript = excluded.transcript, questions = excluded.questions \
      WHERE call_records.outcome = 'in_progress'";
 
 /// The outcome of a row written while its call is still up.
@@ -178,6 +185,17 @@ impl Records {
     /// # Errors
     /// [`RecordError::Db`].
     pub async fn open(db: Db) -> Result<Self, RecordError> {
+        // The column may exist already: its error is the expected one.
+        match &db {
+            Db::Sqlite(p) => {
+                sqlx::query(CREATE).execute(p).await?;
+                let _ = sqlx::query(ADD_QUESTIONS).execute(p).await;
+            }
+            Db::Postgres(p) => {
+                sqlx::query(CREATE).execute(p).await?;
+                let _ = sqlx::query(ADD_QUESTIONS).execute(p).await;
+            }
+        };
         for sql in [CREATE, CREATE_TURNS, CREATE_INDEX] {
             match &db {
                 Db::Sqlite(p) => {
@@ -216,6 +234,7 @@ impl Records {
         let steps = serde_json::to_string(&r.steps).unwrap_or_default();
         let intents = serde_json::to_string(&r.intents).unwrap_or_default();
         let transcript = r.transcript.as_ref().map(|t| t.expose().clone());
+        let questions = questions_json(&r.questions);
         macro_rules! run {
             ($p:expr) => {
                 sqlx::query(INSERT)
@@ -233,6 +252,7 @@ impl Records {
                     .bind(&r.lang)
                     .bind(r.turns)
                     .bind(&transcript)
+                    .bind(&questions)
                     .execute($p)
                     .await?;
             };
@@ -348,6 +368,15 @@ impl Records {
     }
 }
 
+/// `[{"entry":"pas-pris","confirmed":true},{"entry":null,"confirmed":null}]`.
+fn questions_json(q: &[ivr_flow::QuestionRecord]) -> String {
+    let list: Vec<serde_json::Value> = q
+        .iter()
+        .map(|x| serde_json::json!({ "entry": x.entry, "confirmed": x.confirmed }))
+        .collect();
+    serde_json::Value::Array(list).to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -373,6 +402,10 @@ mod tests {
             lang: "da".into(),
             turns: 1,
             transcript: Some(Pii::new("jeg skal have et pas".into())),
+            questions: vec![ivr_flow::QuestionRecord {
+                entry: Some("pas-pris".into()),
+                confirmed: Some(true),
+            }],
             turn_log: vec![TurnLog::new("start", ""), {
                 let mut t = TurnLog::new("speech", "main/menu");
                 t.heard = Some(Pii::new("jeg skal have et pas".into()));
@@ -393,6 +426,12 @@ mod tests {
             (calling.as_str(), outcome.as_str()),
             ("+4512345678", "transferred")
         );
+        let (questions,): (String,) =
+            sqlx::query_as("SELECT questions FROM call_records WHERE call_ref = 'c1'")
+                .fetch_one(p)
+                .await
+                .unwrap();
+        assert_eq!(questions, r#"[{"confirmed":true,"entry":"pas-pris"}]"#);
         assert_eq!(
             rec.expire_transcripts(t + chrono::Duration::days(1))
                 .await

@@ -68,6 +68,7 @@ async fn an_in_progress_row_is_completed_at_the_end_and_a_late_snapshot_never_ov
         lang: "da".into(),
         turns: 0,
         transcript: None,
+        questions: vec![],
         turn_log: vec![],
     };
     rec.upsert(&row).await.unwrap();

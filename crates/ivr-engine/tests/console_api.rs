@@ -192,6 +192,7 @@ fn call(call_ref: &str, m: &str, outcome: &str, at: DateTime<Utc>) -> CallRecord
         lang: "da".into(),
         turns: 1,
         transcript: Some(Pii::new("jeg skal have et pas".into())),
+        questions: vec![],
         turn_log: vec![TurnLog::new("start", ""), {
             let mut t = TurnLog::new("speech", "main/menu");
             t.heard = Some(Pii::new("ring mig op på 12345678".into()));

@@ -41,6 +41,7 @@ fn row(call_ref: &str, at: DateTime<Utc>, transcript: Option<&str>) -> CallRecor
         lang: "da".into(),
         turns: 1,
         transcript: transcript.map(|t| Pii::new(t.into())),
+        questions: vec![],
         turn_log: vec![{
             let mut t = ivr_engine::records::TurnLog::new("speech", "main/menu");
             t.heard = transcript.map(|h| Pii::new(h.into()));

@@ -5,9 +5,14 @@
 //! Each turn is run through a fresh call on the interpreter exactly as a
 //! call's first turn arrives from the engine: a transcript whose language was
 //! identified among the municipality's languages (`Event::Speech` with
-//! `identified = true`). What the call recognised first
-//! ([`crate::CallRecord::intents`]) is the answer; nothing recognised is
-//! `none` (the caller is asked again). No scoring logic is copied here.
+//! `identified = true`). What the call did with it is the outcome ([`Got`]):
+//! the intent, department or queue it recognised first
+//! ([`crate::CallRecord::intents`]); a question answered from the knowledge
+//! base (right for a `general` turn when the answering entry belongs to the
+//! expected department: the bot settled the department's question itself);
+//! a question back (two intents or two entries too close to choose: neither
+//! right nor a wrong route, counted apart); or nothing (`none`: the caller is
+//! asked again). No scoring logic is copied here.
 //!
 //! File format: tab-separated, a header line naming the columns; `text` and
 //! `expected` are required, `lang`, `use_case` and `municipality` optional
@@ -27,6 +32,10 @@ use crate::{
 
 /// The label of a turn that should not be understood (out of scope).
 pub const NONE: &str = "none";
+
+/// The use case of a general question: right when routed to the expected
+/// department or answered from the knowledge base by one of its entries.
+pub const GENERAL: &str = "general";
 
 /// One caller turn with what the menu should pick.
 #[derive(Debug, Clone)]
@@ -170,25 +179,72 @@ pub fn parse_cases(src: &str, muni: &Municipality) -> Result<Vec<Case>, FileErro
     Ok(out)
 }
 
+/// What a call did with a first turn.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Got {
+    /// Recognised this intent, department or queue.
+    Chose(String),
+    /// Answered the question from the knowledge base.
+    Answered {
+        /// The entry that answered.
+        entry: String,
+        /// The department that owns the entry.
+        department: String,
+    },
+    /// Asked which of two intents or entries the caller meant.
+    AskedBack,
+    /// Understood nothing (the caller is asked again).
+    Nothing,
+}
+
+impl fmt::Display for Got {
+    /// The label in reports and the confusion table.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Got::Chose(l) => f.write_str(l),
+            Got::Answered { department, .. } => write!(f, "answer:{department}"),
+            Got::AskedBack => f.write_str("asked-back"),
+            Got::Nothing => f.write_str(NONE),
+        }
+    }
+}
+
 /// What the flow did with one turn.
 #[derive(Debug, Clone)]
 pub struct Outcome {
     /// The case.
     pub case: Case,
-    /// What was recognised first, or [`NONE`].
-    pub got: String,
+    /// What the call did.
+    pub got: Got,
+    /// The department the expected label belongs to (itself, or a queue's
+    /// department).
+    pub expected_department: Option<String>,
 }
 
 impl Outcome {
-    /// Whether the flow picked what was expected.
+    /// Whether the flow did what was expected: picked the expected label
+    /// (`none` for out of scope), or, for a general question, answered it
+    /// with an entry of the expected department.
     pub fn is_right(&self) -> bool {
-        self.got == self.case.expected
+        match &self.got {
+            Got::Chose(l) => *l == self.case.expected,
+            Got::Answered { department, .. } => {
+                self.case.use_case == GENERAL
+                    && Some(department) == self.expected_department.as_ref()
+            }
+            Got::AskedBack => false,
+            Got::Nothing => self.case.expected == NONE,
+        }
+    }
+
+    /// Whether the call asked back instead of choosing.
+    pub fn asked_back(&self) -> bool {
+        self.got == Got::AskedBack
     }
 }
 
-/// Runs one turn as a call's first turn and returns what the call recognised
-/// first ([`NONE`] when nothing).
-pub fn first_turn(route: &Route, text: &str, lang: Lang, now: DateTime<Utc>) -> String {
+/// Runs one turn as a call's first turn and returns what the call did.
+pub fn first_turn(route: &Route, text: &str, lang: Lang, now: DateTime<Utc>) -> Got {
     let (mut c, _) = Conversation::start(
         route.clone(),
         CallContext {
@@ -204,12 +260,35 @@ pub fn first_turn(route: &Route, text: &str, lang: Lang, now: DateTime<Utc>) -> 
         lang: Some(lang),
         identified: true,
     });
-    c.interp
-        .record()
-        .intents
-        .first()
-        .cloned()
-        .unwrap_or_else(|| NONE.to_string())
+    let rec = c.interp.record();
+    if let Some(i) = rec.intents.first() {
+        return Got::Chose(i.clone());
+    }
+    if let Some(id) = rec.questions.first().and_then(|q| q.entry.as_ref()) {
+        let department = route
+            .municipality
+            .knowledge
+            .entry(id)
+            .map_or_else(String::new, |e| e.department.clone());
+        return Got::Answered {
+            entry: id.clone(),
+            department,
+        };
+    }
+    if c.interp.is_asking_back() {
+        Got::AskedBack
+    } else {
+        Got::Nothing
+    }
+}
+
+/// The department a label belongs to: a department id itself, or a queue's
+/// department.
+pub fn department_of(muni: &Municipality, label: &str) -> Option<String> {
+    if muni.departments.contains_key(label) {
+        return Some(label.to_string());
+    }
+    muni.queues.get(label).map(|q| q.department.clone())
 }
 
 /// Runs every case on `route` at `now`.
@@ -218,6 +297,7 @@ pub fn evaluate(route: &Route, cases: &[Case], now: DateTime<Utc>) -> Report {
         .iter()
         .map(|c| Outcome {
             got: first_turn(route, &c.text, c.lang, now),
+            expected_department: department_of(&route.municipality, &c.expected),
             case: c.clone(),
         })
         .collect();
@@ -232,6 +312,8 @@ pub fn evaluate(route: &Route, cases: &[Case], now: DateTime<Utc>) -> Report {
 pub struct Score {
     /// Turns routed right.
     pub right: usize,
+    /// Turns where the call asked which of two the caller meant.
+    pub asked: usize,
     /// Turns.
     pub total: usize,
 }
@@ -245,9 +327,17 @@ impl Score {
             self.right as f64 / self.total as f64
         }
     }
-    fn add(&mut self, right: bool) {
+    /// Adds another score's turns (e.g. of another municipality).
+    pub fn merge(&mut self, other: &Score) {
+        self.right += other.right;
+        self.asked += other.asked;
+        self.total += other.total;
+    }
+
+    fn add(&mut self, o: &Outcome) {
         self.total += 1;
-        self.right += usize::from(right);
+        self.right += usize::from(o.is_right());
+        self.asked += usize::from(o.asked_back());
     }
 }
 
@@ -255,10 +345,11 @@ impl fmt::Display for Score {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{:>4}/{:<4} {:>5.1} %",
+            "{:>4}/{:<4} {:>5.1} %  asked back {}",
             self.right,
             self.total,
-            100.0 * self.accuracy()
+            100.0 * self.accuracy(),
+            self.asked
         )
     }
 }
@@ -277,7 +368,7 @@ impl Report {
     pub fn overall(&self) -> Score {
         let mut s = Score::default();
         for o in &self.outcomes {
-            s.add(o.is_right());
+            s.add(o);
         }
         s
     }
@@ -286,7 +377,7 @@ impl Report {
     pub fn by(&self, key: impl Fn(&Case) -> String) -> BTreeMap<String, Score> {
         let mut m: BTreeMap<String, Score> = BTreeMap::new();
         for o in &self.outcomes {
-            m.entry(key(&o.case)).or_default().add(o.is_right());
+            m.entry(key(&o.case)).or_default().add(o);
         }
         m
     }
@@ -305,7 +396,7 @@ impl Report {
     pub fn confusion(&self) -> BTreeMap<(String, String), usize> {
         let mut m = BTreeMap::new();
         for o in &self.outcomes {
-            *m.entry((o.case.expected.clone(), o.got.clone()))
+            *m.entry((o.case.expected.clone(), o.got.to_string()))
                 .or_insert(0) += 1;
         }
         m

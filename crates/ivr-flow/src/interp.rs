@@ -82,6 +82,9 @@ use crate::{
     understand::{self, normalize},
 };
 
+mod questions;
+pub use questions::QuestionRecord;
+
 /// Slots offered per `frontdesk` `slots` step (`slot1` .. `slot3`).
 pub const MAX_SLOTS: usize = 3;
 /// Failed turns (no input or not understood) per call before a human takes over.
@@ -470,6 +473,8 @@ pub struct CallRecord {
     pub outcome: Option<Outcome>,
     /// Department transferred to.
     pub transferred_to: Option<String>,
+    /// Questions answered from the knowledge base (or declined), in order.
+    pub questions: Vec<QuestionRecord>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -543,6 +548,8 @@ pub struct Interpreter {
     recognizing_again: bool,
     /// Departments whose transfer failed in this call, in order.
     failed_transfers: Vec<String>,
+    /// A question being answered at the current gather (`questions.rs`).
+    question: Option<questions::Pending>,
     /// Everything the caller said in this call (see [`crate::carry`]).
     heard: Heard,
     /// True while an earlier utterance is offered to a gather.
@@ -584,6 +591,18 @@ fn sys(key: &str, lang: Lang) -> &'static str {
         ("transfer_failed", _) => "Beklager, ingen kunne tage dit opkald lige nu.",
         ("call_later", Lang::En) => "Please call again later. Goodbye.",
         ("call_later", _) => "Prøv at ringe igen senere. Farvel.",
+        ("did_it_answer", Lang::En) => "Did that answer your question?",
+        ("did_it_answer", _) => "Fik du svar på dit spørgsmål?",
+        ("did_it_answer_keys", Lang::En) => {
+            "Did that answer your question? Say yes or no, or press 1 for yes and 2 for no."
+        }
+        ("did_it_answer_keys", _) => {
+            "Fik du svar på dit spørgsmål? Sig ja eller nej, eller tryk 1 for ja og 2 for nej."
+        }
+        ("glad", Lang::En) => "Good.",
+        ("glad", _) => "Godt.",
+        ("cannot_answer", Lang::En) => "Sorry, I cannot answer that question.",
+        ("cannot_answer", _) => "Det spørgsmål kan jeg desværre ikke svare på.",
         _ => "",
     }
 }
@@ -601,6 +620,10 @@ pub fn builtin_prompts() -> Vec<(Lang, String)> {
             "error",
             "transfer_failed",
             "call_later",
+            "did_it_answer",
+            "did_it_answer_keys",
+            "glad",
+            "cannot_answer",
         ] {
             v.push((l, sys(k, l).to_string()));
         }
@@ -648,6 +671,7 @@ impl Interpreter {
             heard_speech: false,
             recognizing_again: false,
             failed_transfers: Vec::new(),
+            question: None,
             heard: Heard::default(),
             prefilling: false,
             confirm_undo: None,
@@ -735,6 +759,12 @@ impl Interpreter {
     /// The record so far.
     pub fn record(&self) -> &CallRecord {
         &self.record
+    }
+
+    /// True while the call waits for the answer to a question back: which of
+    /// two intents, or which of two knowledge entries, the caller meant.
+    pub fn is_asking_back(&self) -> bool {
+        self.clarifying.is_some() || self.question.as_ref().is_some_and(|q| q.is_clarify())
     }
 
     /// A variable (tests and the simulator).
@@ -1245,6 +1275,10 @@ impl Interpreter {
         let StepKind::Gather(g) = &st.kind else {
             return;
         };
+        if self.question.is_some() {
+            self.on_question_reply(id, g, ev, now, out);
+            return;
+        }
         match ev {
             Event::Speech {
                 text,
@@ -1303,6 +1337,18 @@ impl Interpreter {
                 // refusing an unsure transcript only makes the caller say it
                 // again, no clearer. Everything the flow must understand
                 // itself needs a confident transcript.
+                // A question the knowledge base answers (questions.rs).
+                if self.question_first(
+                    id,
+                    g,
+                    heard,
+                    confidence,
+                    foreign.unwrap_or(self.lang),
+                    now,
+                    out,
+                ) {
+                    return;
+                }
                 if let Some(l) = foreign {
                     let current = self.lang;
                     let understood = if confidence < MIN_STT_CONFIDENCE || g.expect == Expect::Text
@@ -1328,6 +1374,9 @@ impl Interpreter {
                                 self.ask_clarification(g, a, b, now, out);
                             }
                         }
+                        // A question in that language the knowledge base
+                        // cannot answer: declined in it (questions.rs).
+                        None if self.question_last_in(id, g, heard, confidence, l, now, out) => {}
                         // Identified on the first turn, with no transcript in
                         // the current language yet: make one.
                         None if !again => {
@@ -1379,6 +1428,7 @@ impl Interpreter {
                             among: self.muni.languages.clone(),
                         });
                     }
+                    None if self.question_last(id, g, heard, confidence, now, out) => {}
                     None => self.fail(g, Fail::NoMatch, now, out),
                 }
             }

@@ -17,6 +17,7 @@ pub mod eval;
 pub mod hours;
 pub mod intents;
 pub mod interp;
+pub mod knowledge;
 pub mod lexical;
 pub mod load;
 pub mod model;
@@ -28,10 +29,11 @@ pub mod understand;
 
 pub use diag::{Diagnostic, Severity};
 pub use interp::{
-    Action, CallContext, CallRecord, Event, Interpreter, Outcome, Request, Response, Route, Slot,
-    Value,
+    Action, CallContext, CallRecord, Event, Interpreter, Outcome, QuestionRecord, Request,
+    Response, Route, Slot, Value,
 };
 pub use ivr_core::Speech;
+pub use knowledge::KnowledgeBase;
 pub use load::{load, Deployment, Loaded, Tenant};
 pub use model::{Flow, Municipality};
 pub use store::{FlowStore, StoreError};

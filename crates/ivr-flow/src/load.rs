@@ -149,6 +149,7 @@ struct RawFlow {
     description: Option<String>,
     start: S<String>,
     understanding: Option<RawUnderstanding>,
+    questions: Option<S<RawQuestions>>,
     step: BTreeMap<S<String>, S<RawStep>>,
 }
 
@@ -159,6 +160,15 @@ struct RawUnderstanding {
     margin: Option<S<f32>>,
     clarify: Option<bool>,
     auto_intents: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawQuestions {
+    answer: Option<bool>,
+    resume: Option<S<String>>,
+    decline: Option<S<String>>,
+    unresolved: Option<S<String>>,
 }
 
 #[derive(Deserialize)]
@@ -236,6 +246,7 @@ struct RawStep {
     goto: Option<S<String>>,
     outcome: Option<S<String>>,
     kind: Option<S<String>>,
+    questions: Option<S<bool>>,
     prefill: Option<S<String>>,
     prefill_prompt: Option<LangMap<String>>,
     auto_intents: Option<S<bool>>,
@@ -262,7 +273,8 @@ impl RawStep {
             number => "number", to => "to", subject => "subject", body => "body", op => "op", queue => "queue",
             slot => "slot", cpr => "cpr", date => "date", on_error => "on_error", on_taken => "on_taken",
             on_empty => "on_empty", on_unavailable => "on_unavailable", flow => "flow", goto => "goto",
-            outcome => "outcome", kind => "kind", prefill => "prefill", auto_intents => "auto_intents";
+            outcome => "outcome", kind => "kind", prefill => "prefill", auto_intents => "auto_intents",
+            questions => "questions";
             text => "text", prompt => "prompt", reprompt => "reprompt", hints => "hints",
             prefill_prompt => "prefill_prompt",
         )
@@ -290,6 +302,7 @@ pub const VERBS: &[(&str, &[&str])] = &[
             "no_input",
             "no_match",
             "personal",
+            "questions",
             "prefill",
             "prefill_prompt",
             "auto_intents",
@@ -870,11 +883,20 @@ fn load_municipality(
         let flow = v.flow(FlowId(i as u32), name, rf);
         flows.push(Arc::new(flow));
     }
+    // Knowledge: answers to general questions.
+    let (knowledge, kdiags) =
+        crate::knowledge::load_dir(&dir.join("knowledge"), &languages, &departments);
+    for d in kdiags {
+        if !ctx.diags.contains(&d) {
+            ctx.diags.push(d);
+        }
+    }
     let after = ctx.diags.iter().filter(|d| d.is_error()).count();
     if after > before {
         return None;
     }
     let mut m = Municipality {
+        knowledge: Arc::new(knowledge.unwrap_or_default()),
         id,
         name: raw.name.get_ref().clone(),
         languages,
@@ -1273,10 +1295,16 @@ impl<'a> Validator<'a> {
             start,
             steps,
             understanding,
+            questions: None,
         };
+        let mut flow = flow;
+        flow.questions = self.questions(rf);
         // Unreachable steps (warning).
         let mut seen = BTreeSet::new();
         let mut todo = vec![flow.start];
+        if let Some(q) = &flow.questions {
+            todo.extend([q.resume, q.decline, q.unresolved].into_iter().flatten());
+        }
         while let Some(s) = todo.pop() {
             if !seen.insert(s) {
                 continue;
@@ -1375,6 +1403,19 @@ impl<'a> Validator<'a> {
             out.auto_intents = a;
         }
         out
+    }
+
+    /// The flow's `[questions]` table (see `docs/knowledge.md`).
+    fn questions(&mut self, rf: &RawFlow) -> Option<Questions> {
+        let q = rf.questions.as_ref()?.get_ref();
+        if q.answer == Some(false) {
+            return None;
+        }
+        Some(Questions {
+            resume: self.opt_target(&q.resume),
+            decline: self.opt_target(&q.decline),
+            unresolved: self.opt_target(&q.unresolved),
+        })
     }
 
     fn step(&mut self, name: &S<String>, s: &RawStep) -> Option<StepKind> {
@@ -1963,6 +2004,7 @@ impl<'a> Validator<'a> {
             no_input: self.opt_target(&s.no_input),
             no_match: self.opt_target(&s.no_match),
             auto_intents: s.auto_intents.as_ref().map(|a| *a.get_ref()),
+            questions: s.questions.as_ref().is_none_or(|q| *q.get_ref()),
         })
     }
 

@@ -38,6 +38,8 @@ pub struct Municipality {
     /// (see [`crate::intents`]); `None`: intents are recognised by their
     /// words alone. Set by [`crate::FlowStore::load_with`].
     pub encoder: Option<Arc<dyn crate::semantic::SentenceEncoder>>,
+    /// Answers to general questions (`knowledge/*.toml`; empty when none).
+    pub knowledge: Arc<crate::knowledge::KnowledgeBase>,
 }
 
 impl Municipality {
@@ -255,6 +257,24 @@ pub struct Flow {
     pub steps: Vec<Step>,
     /// Thresholds of its intent gathers.
     pub understanding: Understanding,
+    /// Whether callers' questions are answered at this flow's gathers, and
+    /// where the flow goes on (`[questions]`; `None`: not answered here).
+    pub questions: Option<Questions>,
+}
+
+/// A flow's `[questions]` table: questions asked at its gathers are
+/// answered from the knowledge base (see `docs/knowledge.md`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Questions {
+    /// After an answer the caller confirmed (default: the interrupted
+    /// question is asked again).
+    pub resume: Option<StepId>,
+    /// A question the bot cannot answer (default: a human in the fallback
+    /// department, or when closed, when it opens).
+    pub decline: Option<StepId>,
+    /// The caller said the answer did not help (default: the entry's
+    /// department, when open; otherwise as `decline`).
+    pub unresolved: Option<StepId>,
 }
 
 impl Flow {
@@ -573,6 +593,9 @@ pub struct Gather {
     pub no_input: Option<StepId>,
     /// Where to go after the last failed attempt not understood.
     pub no_match: Option<StepId>,
+    /// Questions are answered here when the flow answers questions
+    /// (`questions = false` turns it off for this gather).
+    pub questions: bool,
     /// What to do when the caller already said the answer earlier.
     pub prefill: Prefill,
     /// Said instead of the prompt when an earlier answer is confirmed

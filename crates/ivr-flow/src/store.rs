@@ -36,8 +36,41 @@ pub enum StoreError {
 pub struct FlowStore {
     root: PathBuf,
     current: RwLock<(Arc<Deployment>, Option<SystemTime>)>,
-    /// Embeds intent examples at each (re)load; `None`: words only.
+    /// Embeds intent examples and knowledge entries at each (re)load;
+    /// `None`: words only.
     encoder: Option<Arc<dyn SentenceEncoder>>,
+}
+
+/// Gives every municipality's knowledge base the semantic signal: its
+/// entries are embedded now, once per load. An entry the encoder cannot
+/// embed leaves that knowledge base lexical only (a warning).
+fn embed_knowledge(
+    d: &mut Deployment,
+    encoder: &Arc<dyn SentenceEncoder>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    for m in d.municipalities.values_mut() {
+        if m.knowledge.is_empty() {
+            continue;
+        }
+        let mut kb = (*m.knowledge).clone();
+        match kb.embed(encoder.clone()) {
+            Ok(()) => {
+                let mut muni = (**m).clone();
+                muni.knowledge = Arc::new(kb);
+                *m = Arc::new(muni);
+            }
+            Err(e) => diags.push(Diagnostic {
+                severity: crate::diag::Severity::Warning,
+                file: d.root.join(&m.id).join("knowledge"),
+                line: 0,
+                col: 0,
+                message: format!("knowledge is matched by words only: {e}"),
+                hint: None,
+                source_line: None,
+            }),
+        }
+    }
 }
 
 fn newest_mtime(root: &Path) -> Option<SystemTime> {
@@ -106,7 +139,8 @@ impl FlowStore {
     /// [`FlowStore::load`] with a sentence encoder: every intent example and
     /// keyword is embedded once now (and again at a reload only when its text
     /// is new), and calls embed each caller turn with it
-    /// ([`crate::intents`]).
+    /// ([`crate::intents`]); knowledge entries are embedded at this load and
+    /// every reload ([`crate::knowledge`]).
     pub fn load_with(
         root: impl Into<PathBuf>,
         encoder: Option<Arc<dyn SentenceEncoder>>,
@@ -114,17 +148,23 @@ impl FlowStore {
         let root = root.into();
         let stamp = newest_mtime(&root);
         let loaded = load(&root);
+        let mut diags = loaded.diagnostics;
         match loaded.deployment {
             Some(d) => {
-                let d = embed(encoder.as_ref(), d)?;
-                let store = Self {
-                    root,
-                    current: RwLock::new((Arc::new(d), stamp)),
-                    encoder,
-                };
-                Ok((store, loaded.diagnostics))
+                let mut d = embed(encoder.as_ref(), d)?;
+                if let Some(enc) = &encoder {
+                    embed_knowledge(&mut d, enc, &mut diags);
+                }
+                Ok((
+                    Self {
+                        root,
+                        current: RwLock::new((Arc::new(d), stamp)),
+                        encoder,
+                    },
+                    diags,
+                ))
             }
-            None => Err(StoreError::Invalid(loaded.diagnostics)),
+            None => Err(StoreError::Invalid(diags)),
         }
     }
 
@@ -138,14 +178,18 @@ impl FlowStore {
     pub fn reload(&self) -> Result<Vec<Diagnostic>, StoreError> {
         let stamp = newest_mtime(&self.root);
         let loaded = load(&self.root);
+        let mut diags = loaded.diagnostics;
         match loaded.deployment {
             Some(d) => {
-                let d = embed(self.encoder.as_ref(), d)?;
+                let mut d = embed(self.encoder.as_ref(), d)?;
+                if let Some(enc) = &self.encoder {
+                    embed_knowledge(&mut d, enc, &mut diags);
+                }
                 let mut cur = self.current.write().unwrap_or_else(|e| e.into_inner());
                 *cur = (Arc::new(d), stamp);
-                Ok(loaded.diagnostics)
+                Ok(diags)
             }
-            None => Err(StoreError::Invalid(loaded.diagnostics)),
+            None => Err(StoreError::Invalid(diags)),
         }
     }
 

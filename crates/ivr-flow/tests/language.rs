@@ -111,12 +111,12 @@ fn an_identified_english_turn_later_in_the_call_switches_the_conversation_and_re
     c.handle(heard("det drejer sig om mit pas"), now());
     // Neither Danish nor English words of the question: not understood.
     assert_eq!(
-        c.handle(heard("what does it cost"), now()),
+        c.handle(heard("the other thing please"), now()),
         [Action::RecognizeAgain {
             among: vec![Lang::Da, Lang::En]
         }]
     );
-    let out = c.handle(identified("what does it cost", Lang::En), now());
+    let out = c.handle(identified("the other thing please", Lang::En), now());
     assert_eq!(out.first(), Some(&Action::SetLanguage(Lang::En)));
     assert!(
         out.iter()

@@ -25,6 +25,8 @@ enum Command {
     Serve(cmd::serve::Args),
     /// Validate flows and config; rustc-style messages, exit 0/1.
     Check(cmd::check::Args),
+    /// Show what the knowledge base answers to a question (scores, decision).
+    Ask(cmd::ask::Args),
     /// Hold a text conversation with a municipality's flow.
     Simulate(cmd::simulate::Args),
     /// Measure how a municipality's menu understands callers' first turns (TSV).
@@ -46,6 +48,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(a) => cmd::serve::run(a),
         Command::Check(a) => cmd::check::run(a),
+        Command::Ask(a) => cmd::ask::run(a),
         Command::Simulate(a) => cmd::simulate::run(a),
         Command::Eval(a) => cmd::eval::run(a),
         Command::Graph(a) => cmd::graph::run(a),

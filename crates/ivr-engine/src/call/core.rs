@@ -746,6 +746,7 @@ impl CallCore {
             turns: self.turns,
             transcript: (self.cfg.keep_transcripts && !self.transcript.is_empty())
                 .then(|| Pii::new(self.transcript.join("\n"))),
+            questions: rec.questions.clone(),
             turn_log: self.turn_log.clone(),
         }
     }

@@ -679,6 +679,7 @@ mod tests {
                 lang: "da".into(),
                 turns: 0,
                 transcript: None,
+                questions: vec![],
                 turn_log: vec![],
             })
             .await

@@ -515,6 +515,23 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         rec.intents.join(","),
         rec.misunderstood
     )?;
+    if !rec.questions.is_empty() {
+        // The knowledge entry that answered each question (or `declined`)
+        // and whether the caller said it helped.
+        let q: Vec<String> = rec
+            .questions
+            .iter()
+            .map(|q| {
+                let helped = match q.confirmed {
+                    Some(true) => " helped",
+                    Some(false) => " did not help",
+                    None => "",
+                };
+                format!("{}{helped}", q.entry.as_deref().unwrap_or("declined"))
+            })
+            .collect();
+        writeln!(out, "questions: {}", q.join("; "))?;
+    }
     for line in integ.summary()? {
         writeln!(out, "{line}")?;
     }
