@@ -175,13 +175,30 @@ impl Softphone {
         offer: &str,
         client: Option<SocketAddr>,
     ) -> Result<Placed, WebRtcError> {
-        if !self.cfg.enabled {
-            return Err(WebRtcError::Disabled);
-        }
         let route = self
             .flows
             .municipality(m)
             .ok_or(WebRtcError::UnknownMunicipality)?;
+        self.place_route(owner, route, offer, client).await
+    }
+
+    /// Places a call from operator `owner` to `route` (a draft's, see
+    /// `console::drafts`), answering the browser's SDP `offer`.
+    ///
+    /// # Errors
+    /// [`WebRtcError`].
+    pub async fn place_route(
+        &self,
+        owner: &str,
+        route: ivr_flow::Route,
+        offer: &str,
+        client: Option<SocketAddr>,
+    ) -> Result<Placed, WebRtcError> {
+        if !self.cfg.enabled {
+            return Err(WebRtcError::Disabled);
+        }
+        let m = route.municipality.id.clone();
+        let m = m.as_str();
         {
             let mut calls = self.lock();
             calls.retain(|_, e| e.ended_at.is_none_or(|t| t.elapsed() < KEEP_ENDED));

@@ -362,6 +362,7 @@ PAGES.call = async (main) => {
     <div class="row softbar"><button id="dial" type="button">Call this flow</button>
       <button id="hangup" type="button" class="danger" disabled>Hang up</button>
       <label class="inline-check"><input type="checkbox" id="muted"> Microphone muted</label>
+      <label class="inline-check"><input type="checkbox" id="use-draft"> Call the draft (Draft flows page)</label>
       <span class="state" id="callstate">idle</span></div>
     <div class="softphone">
       <div class="keypad" id="keypad">${keys.map((k) => `<button type="button" data-key="${esc(k)}" disabled>${esc(k)}</button>`).join("")}</div>
@@ -473,7 +474,7 @@ PAGES.call = async (main) => {
         pc.addEventListener("icegatheringstatechange", () => pc.iceGatheringState === "complete" && res());
         setTimeout(res, 2000);
       });
-      const placed = await api("POST", "/api/v1/calls/webrtc", { municipality: currentMuni(), sdp: pc.localDescription.sdp });
+      const placed = await api("POST", "/api/v1/calls/webrtc", { municipality: currentMuni(), sdp: pc.localDescription.sdp, draft: $("#use-draft").checked });
       phone.callRef = placed.call_ref;
       await pc.setRemoteDescription({ type: "answer", sdp: placed.sdp });
       events = new EventSource(`/api/v1/calls/webrtc/${encodeURIComponent(placed.call_ref)}/events`);
@@ -502,6 +503,69 @@ PAGES.call = async (main) => {
     sender.dtmf.insertDTMF(b.dataset.key, 120, 70);
     $("#dbg-keys").textContent += b.dataset.key;
   }));
+};
+
+// Draft flows: edit a copy of the municipality's flow folder, check it as
+// `ivr check` does, call it from "Call this flow", publish it (the flows
+// reload now) or restore the version before the last publish. Audited.
+PAGES.draft = async (main) => {
+  const base = `${muniPath()}/draft`;
+  const draw = async (view) => {
+    view = view || (await api("GET", base));
+    const check = view.check;
+    const report = !check ? "" : check.ok
+      ? `<p class="state done" id="check-ok">ivr check: no errors${check.warnings.length ? `, ${check.warnings.length} warning(s)` : ""}</p>`
+      : `<div class="errors" id="check-errors"><strong>ivr check: errors</strong><ul>${check.errors.map((e) => `<li class="mono">${esc(e)}</li>`).join("")}</ul></div>`;
+    main.innerHTML = `<p class="hint">A draft is a copy of this municipality's flow folder. Phone callers keep the published version until you publish; you can call the draft from "Call this flow".</p>
+      <div class="row softbar">
+        <button type="button" id="draft-new">${view.exists ? "Start over from the published version" : "Start a draft"}</button>
+        ${view.exists ? `<button type="button" id="draft-publish"${check && check.ok ? "" : " disabled"}>Publish</button><button type="button" id="draft-discard" class="danger">Discard draft</button>` : ""}
+        ${view.has_previous ? `<button type="button" id="draft-restore">Restore the version before the last publish</button>` : ""}
+      </div>${report}
+      ${view.exists ? `<form id="draft-form" class="stack">
+        <label>File <select name="name" id="draft-file">${view.files.map((f) => `<option>${esc(f.name)}</option>`).join("")}</select></label>
+        <label>Or a new file <input name="newname" placeholder="e.g. knowledge/extra.toml"></label>
+        <textarea name="text" id="draft-text" rows="22" spellcheck="false" class="mono"></textarea>
+        <div class="row"><button type="submit">Save and check</button>
+        <label>Upload files <input type="file" id="draft-upload" multiple accept=".toml"></label></div>
+      </form>` : ""}`;
+    const byName = Object.fromEntries(view.files.map((f) => [f.name, f.text]));
+    const sel = $("#draft-file");
+    if (sel) {
+      const show = () => ($("#draft-text").value = byName[sel.value] || "");
+      sel.addEventListener("change", show);
+      show();
+      $("#draft-form").addEventListener("submit", async (e) => {
+        e.preventDefault();
+        const f = new FormData(e.target);
+        const name = (f.get("newname") || "").trim() || f.get("name");
+        try {
+          await draw(await api("PUT", `${base}/files/${name.split("/").map(encodeURIComponent).join("/")}`, { text: f.get("text") }));
+          flash(`Saved ${name}.`);
+        } catch (err) { flash(err.message, true); }
+      });
+      $("#draft-upload").addEventListener("change", async (e) => {
+        let view = null;
+        try {
+          for (const file of e.target.files) view = await api("PUT", `${base}/files/${encodeURIComponent(file.name)}`, { text: await file.text() });
+          if (view) await draw(view);
+          flash("Uploaded.");
+        } catch (err) { flash(err.message, true); }
+      });
+    }
+    const act = (id, method, path, msg) => $(id) && $(id).addEventListener("click", async () => {
+      try {
+        const r = await api(method, path);
+        await draw(r || undefined);
+        flash(msg);
+      } catch (err) { flash(err.message, true); }
+    });
+    act("#draft-new", "POST", base, "Draft started from the published version.");
+    act("#draft-publish", "POST", `${base}/publish`, "Published: new calls get it now.");
+    act("#draft-discard", "DELETE", base, "Draft discarded.");
+    act("#draft-restore", "POST", `${base}/restore`, "Restored the version before the last publish.");
+  };
+  await draw();
 };
 
 async function boot() {
