@@ -236,8 +236,12 @@ impl Drafts {
         Ok(stage)
     }
 
-    /// Loads the draft as `ivr check` does (with the engine's sentence
-    /// encoder): the report, and the store when it loads.
+    /// Loads the draft as `ivr check` does: the report, and the store when
+    /// it loads. Without the sentence encoder: embedding every knowledge
+    /// entry again (the store caches intent examples' vectors, not
+    /// knowledge's) took longer than an HTTP request may on a busy machine,
+    /// so a draft call understands callers by their words (intents and
+    /// knowledge); the published flows get the encoder at publish.
     fn load(&self, m: &str) -> Result<(CheckReport, Option<FlowStore>), DraftError> {
         let stage = self.stage(m)?;
         let fmt = |d: &ivr_flow::Diagnostic| {
@@ -249,7 +253,7 @@ impl Drafts {
                 .to_string();
             format!("{file}:{}:{}: {}", d.line, d.col, d.message)
         };
-        match FlowStore::load_with(&stage, self.flows.encoder().cloned()) {
+        match FlowStore::load(&stage) {
             Ok((store, diags)) => Ok((
                 CheckReport {
                     ok: true,
