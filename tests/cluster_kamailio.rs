@@ -4,6 +4,10 @@
 //! test restarts one engine gracefully (SIGTERM: it drains) and kills another
 //! (SIGKILL), counting what callers were promised against what was stored.
 //!
+//! Before any call, the flows are published once to the folder all three
+//! read (a change to a flow file): every engine reloads it and reports the
+//! same new content version on `/version`.
+//!
 //! Every call is a callback order by keypad (`tests/calls/callback_keys_info.xml`):
 //! a completed call means the caller heard the confirmation, so its request
 //! must be in the shared queue whichever engine took it.
@@ -53,6 +57,20 @@ fn free_tcp_port() -> u16 {
         .port()
 }
 
+/// Copies the folder `from` to `to` (files and folders).
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let (src, dst) = (e.path(), to.join(e.file_name()));
+        if src.is_dir() {
+            copy_dir(&src, &dst);
+        } else {
+            std::fs::copy(&src, &dst).unwrap();
+        }
+    }
+}
+
 /// A fresh database on the test cluster, so reruns and other tests never see
 /// each other's rows.
 async fn fresh_database(admin_url: &str) -> String {
@@ -82,6 +100,8 @@ struct Engine {
 
 impl Engine {
     fn start(name: &'static str, dir: &Path, db: &str, rtp_base: u16) -> Engine {
+        // The flows folder every engine reads (a site's shared folder).
+        let flows = dir.join("flows");
         let r = root();
         let sip: SocketAddr = format!("127.0.0.1:{}", free_udp_port()).parse().unwrap();
         let http: SocketAddr = format!("127.0.0.1:{}", free_tcp_port()).parse().unwrap();
@@ -100,7 +120,7 @@ media_timeout_s = 120
 first_media_timeout_s = 0
 [flows]
 dir = "{flows}"
-reload_poll_ms = 0
+reload_poll_ms = 300
 fixed_time = "2026-12-01T09:00:00Z"
 [stt]
 model = "{model}"
@@ -119,7 +139,7 @@ handoff = false
 drain_s = 90
 "#,
                 rtp_max = rtp_base + 198,
-                flows = r.join("flows").display(),
+                flows = flows.display(),
                 voices = r.join("voices").display(),
                 ort = r.join("models/onnxruntime/libonnxruntime.so").display(),
                 cache = r.join("target/e2e-tts-cache").display(),
@@ -143,6 +163,21 @@ drain_s = 90
             http,
             log,
         }
+    }
+
+    /// The flows version `/version` reports (empty when nothing answers).
+    fn flows_version(&self) -> String {
+        let Ok(mut s) = TcpStream::connect_timeout(&self.http, Duration::from_millis(500)) else {
+            return String::new();
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+        let _ = s.write_all(b"GET /version HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let mut buf = String::new();
+        let _ = std::io::Read::read_to_string(&mut s, &mut buf);
+        let body = buf.split("\r\n\r\n").nth(1).unwrap_or("");
+        serde_json::from_str::<ivr_engine::http::Versions>(body)
+            .map(|v| v.flows)
+            .unwrap_or_default()
     }
 
     /// Status of `/health` (0 when nothing answers).
@@ -335,6 +370,7 @@ async fn calls_survive_a_drained_and_a_killed_engine_behind_kamailio_and_no_prom
         return;
     };
     let dir = tempfile::tempdir().unwrap();
+    copy_dir(&root().join("flows"), &dir.path().join("flows"));
     let db = fresh_database(&admin).await;
     let base = 40_000 + u16::try_from(std::process::id() % 20).unwrap() * 600;
     // The first engine creates the schema; the others find it there.
@@ -344,6 +380,29 @@ async fn calls_survive_a_drained_and_a_killed_engine_behind_kamailio_and_no_prom
     let mut c = Engine::start("c", dir.path(), &db, base + 400);
     b.wait_healthy().await;
     c.wait_healthy().await;
+    // Publish once: every engine serves the new version.
+    let engines = [&a, &b, &c];
+    let before = a.flows_version();
+    assert_eq!(
+        before,
+        ivr_engine::version::folder_version(&dir.path().join("flows")).unwrap()
+    );
+    let main = dir.path().join("flows/nordby/main.toml");
+    let mut text = std::fs::read_to_string(&main).unwrap();
+    text.push_str("\n# published by the cluster test\n");
+    std::fs::write(&main, text).unwrap();
+    let until = Instant::now() + Duration::from_secs(20);
+    let versions = loop {
+        let v: Vec<String> = engines.iter().map(|e| e.flows_version()).collect();
+        if v.iter().all(|x| *x != before && *x == v[0]) || Instant::now() > until {
+            break v;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(
+        versions.iter().all(|v| *v != before && *v == versions[0]),
+        "every engine serves the published flows: before {before}, now {versions:?}"
+    );
     let k = Kamailio::start(dir.path(), &[&a, &b, &c]);
     // Two probe rounds: every engine is known alive.
     tokio::time::sleep(Duration::from_secs(3)).await;

@@ -125,6 +125,40 @@ fn load_encoder(
     }
 }
 
+/// Descriptors a call holds (its RTP and RTCP sockets), and those the engine
+/// needs besides (SIP, HTTP, database, models, log).
+const FDS_PER_CALL: u64 = 2;
+const FDS_BESIDES_CALLS: u64 = 256;
+
+/// The open-file limit (soft) from `/proc/self/limits`, if readable.
+pub fn open_file_limit() -> Option<u64> {
+    std::fs::read_to_string("/proc/self/limits")
+        .ok()?
+        .lines()
+        .find(|l| l.starts_with("Max open files"))?
+        .split_whitespace()
+        .nth(3)?
+        .parse()
+        .ok()
+}
+
+/// Warns at start when the process may run out of descriptors below the
+/// call limit: calls would then be refused (503, no RTP port) for want of
+/// descriptors, not because the limit was reached. systemd's unit sets
+/// `LimitNOFILE`; a shell's `ulimit -n` is often 1024.
+fn check_descriptor_limit(max_calls: u64) {
+    let need = max_calls * FDS_PER_CALL + FDS_BESIDES_CALLS;
+    if let Some(limit) = open_file_limit().filter(|l| *l < need) {
+        tracing::warn!(
+            limit,
+            need,
+            max_calls,
+            "the open-file limit is below what [sip] max_calls needs: calls beyond about {} would be refused; raise it (systemd LimitNOFILE, or ulimit -n)",
+            limit.saturating_sub(FDS_BESIDES_CALLS) / FDS_PER_CALL
+        );
+    }
+}
+
 async fn bind_local(what: &'static str) -> Result<tokio::net::TcpListener, EngineError> {
     tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -148,7 +182,9 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
     }
     let flows = Arc::new(flows);
     let reloads = crate::console::FlowReloads::default();
-    reloads.loaded(clock.now_utc());
+    let version = crate::version::folder_version_or_unreadable(&cfg.flows.dir);
+    tracing::info!(dir = %cfg.flows.dir.display(), version, "flows loaded");
+    reloads.loaded(clock.now_utc(), version);
     let live = crate::live::LiveCalls::default();
     let announcements =
         crate::console::announce::Announcements::new(cfg.console.announcements_dir.clone());
@@ -256,6 +292,13 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
 
     // Speech in.
     let stt = crate::stt::pool(&cfg.stt).await;
+    // End of turn: Silero VAD and Smart Turn (onnxruntime, as the piper voices).
+    let turn_models = {
+        let (turn, ort) = (cfg.turn.clone(), cfg.tts.onnxruntime.clone());
+        tokio::task::spawn_blocking(move || crate::endofturn::TurnModels::load(&turn, &ort))
+            .await
+            .unwrap_or_default()
+    };
 
     // SIP.
     let turns = TurnTimings::default();
@@ -282,6 +325,7 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
         },
     };
     let max_calls = cfg.sip.max_calls;
+    check_descriptor_limit(max_calls as u64);
     let endpoint_sip = cfg.sip.clone();
     let trunk_access: Vec<_> = cfg.trunks.iter().map(|t| t.access()).collect();
     let (sip, events) = SipService::start(listen, move |adv| {
@@ -311,6 +355,8 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
         clock: clock.clone(),
         flows_dir: cfg.flows.dir.clone(),
         media: cfg.media.clone(),
+        turn: cfg.turn.clone(),
+        turn_models,
         sdp: cfg.sip.sdp.clone(),
         transfer_domain: cfg.sip.transfer_domain.clone(),
         timings: cfg.call_timings(),
@@ -344,6 +390,7 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
         let reloads = reloads.clone();
         let clock = clock.clone();
         let every = Duration::from_millis(cfg.flows.reload_poll_ms);
+        let dir = cfg.flows.dir.clone();
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {
             loop {
@@ -354,8 +401,12 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
                 if flows.changed() {
                     match flows.reload() {
                         Ok(_) => {
-                            reloads.loaded(clock.now_utc());
-                            tracing::info!("flows reloaded; new calls get the new version")
+                            let version = crate::version::folder_version_or_unreadable(&dir);
+                            tracing::info!(
+                                version,
+                                "flows reloaded; new calls get the new version"
+                            );
+                            reloads.loaded(clock.now_utc(), version);
                         }
                         Err(e) => {
                             let errors = match &e {
@@ -398,6 +449,8 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
                 stt: state.stt.clone(),
                 sip: sip.handle(),
                 draining: state.clone() as Arc<dyn crate::http::Draining>,
+                reloads: reloads.clone(),
+                announcements: announcements.clone(),
             });
             if cfg.console.enabled {
                 let console = crate::console::ConsoleState::open(crate::console::ConsoleParts {
@@ -506,5 +559,15 @@ impl Running {
             s.shutdown();
         }
         self.dispatch.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_open_file_limit_is_read_from_proc() {
+        // Linux only (the engine's platform); the test machine has one.
+        let l = super::open_file_limit().expect("/proc/self/limits");
+        assert!(l >= 64, "{l}");
     }
 }

@@ -1,5 +1,7 @@
 //! The HTTP port: `/health` (200 `ok`, or 503 `draining` during shutdown so
-//! a load balancer stops sending calls) and `/metrics` (Prometheus text).
+//! a load balancer stops sending calls), `/metrics` (Prometheus text) and
+//! `/version` (JSON: the flows and announcements this engine serves, see
+//! [`crate::version`], so a deploy can check every engine serves the same).
 //!
 //! Serving ([`serve`]): hyper's HTTP/1 connection with its header-read
 //! timeout (which also closes a keep-alive connection idle for that long,
@@ -46,6 +48,23 @@ pub struct HttpState {
     pub sip: SipHandle,
     /// Shutdown state.
     pub draining: Arc<dyn Draining>,
+    /// The flows loaded (their version).
+    pub reloads: crate::console::FlowReloads,
+    /// The announcements read (their version).
+    pub announcements: crate::console::announce::Announcements,
+}
+
+/// What `/version` answers.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Versions {
+    /// Content hash of the flows folder loaded (flows, knowledge, prompts).
+    pub flows: String,
+    /// When that version was loaded (RFC 3339).
+    pub flows_loaded_at: Option<String>,
+    /// Hash of the crisis announcements as last read from the database.
+    pub announcements: String,
+    /// The engine's own version (the crate's).
+    pub engine: String,
 }
 
 /// The router.
@@ -53,6 +72,7 @@ pub fn router(state: HttpState) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics))
+        .route("/version", get(versions))
         .with_state(state)
 }
 
@@ -62,6 +82,16 @@ async fn health(State(s): State<HttpState>) -> impl IntoResponse {
     } else {
         (StatusCode::OK, "ok\n")
     }
+}
+
+async fn versions(State(s): State<HttpState>) -> axum::Json<Versions> {
+    let flows = s.reloads.status();
+    axum::Json(Versions {
+        flows: flows.version,
+        flows_loaded_at: flows.loaded_at.map(|t| t.to_rfc3339()),
+        announcements: s.announcements.version(),
+        engine: env!("CARGO_PKG_VERSION").to_string(),
+    })
 }
 
 async fn metrics(State(s): State<HttpState>) -> impl IntoResponse {

@@ -11,6 +11,7 @@
 //! - [`eager`]: eager end of turn (speculative recognition at a tentative end).
 //! - [`records`], [`metrics`], [`http`]: the call record, counters, `/health` and `/metrics`.
 //! - [`turns`]: per-turn timings (endpointing to first reply packet, by stage).
+//! - [`version`]: which flows and announcements an engine serves (`/version`).
 //! - [`console`]: the operator console and its admin API (`/console`, `/api/v1`);
 //!   [`live`]: the calls in progress it shows.
 
@@ -19,6 +20,7 @@ pub mod config;
 pub mod console;
 pub mod dispatch;
 pub mod eager;
+pub mod endofturn;
 pub mod engine;
 pub mod http;
 pub mod live;
@@ -31,4 +33,5 @@ pub mod sip;
 pub mod speech;
 pub mod stt;
 pub mod turns;
+pub mod version;
 pub mod webrtc;

@@ -12,8 +12,77 @@ use std::time::Duration;
 /// Upper bounds of the turn-latency buckets, in seconds.
 pub const LATENCY_BUCKETS: [f64; 10] = [0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0];
 
+/// Upper bounds of the RTP pacing-lateness buckets (send time after the
+/// pacer's deadline), in seconds.
+pub const LATENESS_BUCKETS: [f64; 9] = [0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.02, 0.05, 0.1];
+/// Upper bounds of the RTP packet-gap buckets (between a call's packets;
+/// 20 ms is the packet interval), in seconds.
+pub const GAP_BUCKETS: [f64; 10] = [
+    0.019, 0.0205, 0.021, 0.022, 0.025, 0.03, 0.04, 0.06, 0.1, 0.5,
+];
+/// Upper bounds of the greeting-delay buckets (answer to the first packet
+/// of prompt audio), in seconds.
+pub const GREETING_BUCKETS: [f64; 10] = [0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 5.0];
+
+/// A Prometheus histogram over fixed bounds (seconds).
+#[derive(Debug)]
+pub struct Histogram {
+    bounds: &'static [f64],
+    buckets: Vec<AtomicU64>,
+    count: AtomicU64,
+    sum_ns: AtomicU64,
+}
+
+impl Histogram {
+    /// A histogram over `bounds` (ascending, seconds).
+    pub fn new(bounds: &'static [f64]) -> Self {
+        Histogram {
+            bounds,
+            buckets: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
+            count: AtomicU64::new(0),
+            sum_ns: AtomicU64::new(0),
+        }
+    }
+
+    /// One observation (one bucket increment: the exposition sums them).
+    pub fn observe(&self, d: Duration) {
+        let s = d.as_secs_f64();
+        if let Some(i) = self.bounds.iter().position(|b| s <= *b) {
+            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_ns.fetch_add(
+            d.as_nanos().min(u128::from(u64::MAX)) as u64,
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Observations so far.
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    fn render(&self, s: &mut String, name: &str, help: &str) {
+        let _ = writeln!(s, "# HELP {name} {help}");
+        let _ = writeln!(s, "# TYPE {name} histogram");
+        let mut cumulative = 0;
+        for (b, n) in self.bounds.iter().zip(&self.buckets) {
+            cumulative += n.load(Ordering::Relaxed);
+            let _ = writeln!(s, "{name}_bucket{{le=\"{b}\"}} {cumulative}");
+        }
+        let count = self.count();
+        let _ = writeln!(s, "{name}_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(
+            s,
+            "{name}_sum {}",
+            self.sum_ns.load(Ordering::Relaxed) as f64 / 1e9
+        );
+        let _ = writeln!(s, "{name}_count {count}");
+    }
+}
+
 /// The engine's counters.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Metrics {
     active: AtomicU64,
     rejected: AtomicU64,
@@ -24,12 +93,25 @@ pub struct Metrics {
     eager: [AtomicU64; EagerOutcome::ALL.len()],
     foreign_media: AtomicU64,
     srtp_refused: AtomicU64,
+    /// Caller turns by input, in the order of [`TURN_INPUTS`].
+    caller_turns: [AtomicU64; TURN_INPUTS.len()],
+    /// RTP packets: how late against the pacer's deadline, and the gap
+    /// between a call's packets.
+    rtp_lateness: Histogram,
+    rtp_gap: Histogram,
+    /// Answer to the first packet of prompt audio.
+    greeting: Histogram,
     /// Retention: rows purged per data kind, passes run, and the age of the
     /// oldest personal row per kind after the last pass (seconds; -1: none).
     purged: Mutex<BTreeMap<&'static str, u64>>,
     retention_runs: AtomicU64,
     oldest: Mutex<BTreeMap<&'static str, i64>>,
 }
+
+/// The inputs a caller turn is counted by (`ivr_caller_turns_total{input}`):
+/// served by speech, by keys, no input, and speech the recogniser could not
+/// take (the call moved to keys).
+pub const TURN_INPUTS: [&str; 4] = ["speech", "dtmf", "no_input", "stt_busy"];
 
 /// What became of a tentative end of utterance (`[media] eager_stt_ms`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,7 +138,46 @@ impl EagerOutcome {
     }
 }
 
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            active: AtomicU64::default(),
+            rejected: AtomicU64::default(),
+            outcomes: Mutex::default(),
+            turn_buckets: Default::default(),
+            turn_count: AtomicU64::default(),
+            turn_sum_us: AtomicU64::default(),
+            eager: Default::default(),
+            foreign_media: AtomicU64::default(),
+            srtp_refused: AtomicU64::default(),
+            caller_turns: Default::default(),
+            rtp_lateness: Histogram::new(&LATENESS_BUCKETS),
+            rtp_gap: Histogram::new(&GAP_BUCKETS),
+            greeting: Histogram::new(&GREETING_BUCKETS),
+            purged: Mutex::default(),
+            retention_runs: AtomicU64::default(),
+            oldest: Mutex::default(),
+        }
+    }
+}
+
 impl Metrics {
+    /// An RTP packet left `late` after its pacer deadline, `gap` after the
+    /// call's previous one (None: the call's first).
+    pub fn rtp_sent(&self, late: Option<Duration>, gap: Option<Duration>) {
+        if let Some(l) = late {
+            self.rtp_lateness.observe(l);
+        }
+        if let Some(g) = gap {
+            self.rtp_gap.observe(g);
+        }
+    }
+
+    /// A call's first prompt audio left `after` its answer.
+    pub fn greeting(&self, after: Duration) {
+        self.greeting.observe(after);
+    }
+
     /// A call started.
     pub fn call_started(&self) {
         self.active.fetch_add(1, Ordering::Relaxed);
@@ -96,6 +217,22 @@ impl Metrics {
     /// A tentative end of utterance came to `outcome`.
     pub fn eager(&self, outcome: EagerOutcome) {
         self.eager[outcome as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A caller turn reached the flow by `input` (one of [`TURN_INPUTS`];
+    /// others are not counted).
+    pub fn caller_turn(&self, input: &str) {
+        if let Some(i) = TURN_INPUTS.iter().position(|t| *t == input) {
+            self.caller_turns[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// How many caller turns came by `input`.
+    pub fn caller_turns(&self, input: &str) -> u64 {
+        TURN_INPUTS
+            .iter()
+            .position(|t| *t == input)
+            .map_or(0, |i| self.caller_turns[i].load(Ordering::Relaxed))
     }
 
     /// How many tentative ends came to `outcome`.
@@ -273,6 +410,33 @@ impl Metrics {
             self.turn_sum_us.load(Ordering::Relaxed) as f64 / 1e6
         );
         let _ = writeln!(s, "ivr_turn_latency_seconds_count {count}");
+        self.rtp_lateness.render(
+            &mut s,
+            "ivr_rtp_pacing_lateness_seconds",
+            "RTP packets sent: time after the pacer's deadline (scheduling delay under load).",
+        );
+        self.rtp_gap.render(
+            &mut s,
+            "ivr_rtp_packet_gap_seconds",
+            "RTP packets sent: time since the call's previous packet (20 ms when on time).",
+        );
+        self.greeting.render(
+            &mut s,
+            "ivr_greeting_delay_seconds",
+            "Calls: answer (200 OK) to the first packet of prompt audio.",
+        );
+        let _ = writeln!(
+            s,
+            "# HELP ivr_caller_turns_total Caller turns by input: speech, keys (dtmf), no input, or speech the recogniser could not take (stt_busy: the call moved to keys)."
+        );
+        let _ = writeln!(s, "# TYPE ivr_caller_turns_total counter");
+        for input in TURN_INPUTS {
+            let _ = writeln!(
+                s,
+                "ivr_caller_turns_total{{input=\"{input}\"}} {}",
+                self.caller_turns(input)
+            );
+        }
         let _ = writeln!(
             s,
             "# HELP ivr_eager_stt_total Tentative ends of utterance: recognised early and used, thrown away when the caller spoke on, or skipped for want of an idle STT worker."
@@ -326,6 +490,16 @@ mod tests {
         m.eager(EagerOutcome::Discarded);
         m.foreign_media_dropped();
         m.foreign_media_dropped();
+        m.caller_turn("speech");
+        m.caller_turn("stt_busy");
+        m.caller_turn("dtmf");
+        m.caller_turn("dtmf");
+        m.rtp_sent(Some(Duration::from_micros(300)), None);
+        m.rtp_sent(
+            Some(Duration::from_millis(4)),
+            Some(Duration::from_millis(20)),
+        );
+        m.greeting(Duration::from_millis(400));
         let t = m.render(Sampled {
             stt_queue_depth: 3,
             sip_dropped_datagrams: 7,
@@ -336,6 +510,22 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("ivr_eager_stt_total{outcome=\"discarded\"} 1\n"));
+        assert!(
+            t.contains("ivr_caller_turns_total{input=\"dtmf\"} 2\n"),
+            "{t}"
+        );
+        assert!(t.contains("ivr_caller_turns_total{input=\"stt_busy\"} 1\n"));
+        assert!(t.contains("ivr_caller_turns_total{input=\"no_input\"} 0\n"));
+        assert!(
+            t.contains("ivr_rtp_pacing_lateness_seconds_bucket{le=\"0.0005\"} 1\n"),
+            "{t}"
+        );
+        assert!(t.contains("ivr_rtp_pacing_lateness_seconds_bucket{le=\"0.005\"} 2\n"));
+        assert!(t.contains("ivr_rtp_pacing_lateness_seconds_count 2\n"));
+        assert!(t.contains("ivr_rtp_packet_gap_seconds_bucket{le=\"0.0205\"} 1\n"));
+        assert!(t.contains("ivr_rtp_packet_gap_seconds_count 1\n"));
+        assert!(t.contains("ivr_greeting_delay_seconds_bucket{le=\"0.3\"} 0\n"));
+        assert!(t.contains("ivr_greeting_delay_seconds_bucket{le=\"0.5\"} 1\n"));
         assert!(t.contains("ivr_eager_stt_total{outcome=\"skipped\"} 0\n"));
         assert!(t.contains("ivr_active_calls 1\n"), "{t}");
         assert!(t.contains("ivr_calls_total{municipality=\"nordby\",outcome=\"transferred\"} 1\n"));

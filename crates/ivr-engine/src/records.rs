@@ -63,7 +63,8 @@ pub struct CallRecordRow {
 /// One caller turn of a call (or, with input `start`, the call's beginning).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TurnLog {
-    /// `start`, `speech`, `dtmf` or `no_input`.
+    /// `start`, `speech`, `dtmf`, `no_input`, or `stt_busy` (the caller
+    /// spoke but the recogniser could not take it: the call moved to keys).
     pub input: &'static str,
     /// The step the turn answered (`flow/step`; empty for the start).
     pub step: String,

@@ -4,10 +4,11 @@
 //! in flight for `/metrics`.
 //!
 //! Queue full: `ivr-stt` refuses at once with `Overloaded`; the call then
-//! feeds the flow an empty, zero-confidence transcript, so the caller hears
-//! "sorry, I did not understand" and can repeat or use the keypad. Waiting
-//! longer would only make every caller wait, and the flow's retry/DTMF
-//! fallback is the graceful path under overload.
+//! tells the flow `Event::SpeechUnavailable`, and a question that takes keys
+//! says which keys ("Tryk 1 for ...", from the question's own options) and
+//! listens for keys only, for the rest of the call (`ivr_flow::keys`).
+//! Waiting longer would only make every caller wait; each call that moves
+//! to keys leaves the recogniser to the others.
 //!
 //! Speculative recognitions (eager end of turn, [`SpeechPool::recognize_if_idle`])
 //! are admitted only while fewer utterances are in flight than there are
@@ -65,6 +66,18 @@ pub enum SpeechError {
     /// The recogniser refused or failed (overloaded, engine error).
     #[error(transparent)]
     Stt(#[from] SttError),
+}
+
+impl SpeechError {
+    /// The recogniser could not take the utterance at all (its queue was
+    /// full, or no model is loaded), as opposed to failing on it: the call
+    /// falls back to keys (`ivr_flow::Event::SpeechUnavailable`).
+    pub fn is_capacity(&self) -> bool {
+        matches!(
+            self,
+            SpeechError::Unavailable(_) | SpeechError::Stt(SttError::Overloaded { .. })
+        )
+    }
 }
 
 /// The pool.

@@ -1,7 +1,7 @@
 //! Building the STT pool from `[stt]` (`ivr_stt::SttConfig`): the whisper
 //! model is loaded once at start. A missing model does not stop the engine:
-//! calls then answer speech with "sorry, I did not understand" and the flows
-//! fall back to keys (every question accepts DTMF); `ivr doctor` names the fix.
+//! a caller's words then move the call to keys, as a full queue does
+//! (`ivr_flow::Event::SpeechUnavailable`); `ivr doctor` names the fix.
 
 use std::sync::Arc;
 

@@ -77,6 +77,7 @@ use crate::{
     carry::Heard,
     hours::holiday_on,
     intents::{self, Decision},
+    keys,
     model::*,
     speak,
     understand::{self, normalize},
@@ -290,6 +291,14 @@ pub enum Event {
     },
     /// One key.
     Dtmf(Dtmf),
+    /// The caller spoke, but the speech recogniser could not take the
+    /// utterance (its queue was full in a peak, or no model is loaded). A
+    /// question that takes keys answers with a short notice naming them
+    /// ([`crate::keys`]) and listens for keys only, as does every later
+    /// question of the call; this is not counted as a failed turn. A
+    /// question that takes no keys counts it as not understood (its
+    /// `no_match` leads to keys or a human).
+    SpeechUnavailable,
     /// Nothing heard before the gather's timeout (also ends a key entry).
     NoInput,
     /// The answer to the last `Invoke`.
@@ -565,6 +574,12 @@ pub struct Interpreter {
     /// Set while understanding a turn: two intents scored too close to
     /// choose; the gather asks which one instead of failing.
     clarify_request: Option<(usize, usize)>,
+    /// The recogniser could not take an utterance in this call
+    /// ([`Event::SpeechUnavailable`]): questions that take keys listen for
+    /// keys only and name them. Kept for the rest of the call: a caller is
+    /// not switched back and forth, and each call that moves to keys leaves
+    /// the recogniser to the others in a peak.
+    keys_only: bool,
 }
 
 enum Fail {
@@ -627,6 +642,8 @@ pub fn builtin_prompts() -> Vec<(Lang, String)> {
         ] {
             v.push((l, sys(k, l).to_string()));
         }
+        v.push((l, keys::busy_notice(l).to_string()));
+        v.push((l, keys::yes_no_notice(l).to_string()));
     }
     v
 }
@@ -678,7 +695,14 @@ impl Interpreter {
             explain: None,
             clarifying: None,
             clarify_request: None,
+            keys_only: false,
         }
+    }
+
+    /// Whether the call listens for keys only since the recogniser could not
+    /// take an utterance ([`Event::SpeechUnavailable`]).
+    pub fn keys_only(&self) -> bool {
+        self.keys_only
     }
 
     /// Collects explanations of each decision from now on (see
@@ -823,6 +847,7 @@ impl Interpreter {
             (
                 Waiting::Nothing | Waiting::Result(_) | Waiting::Transfer { .. },
                 Event::Speech { .. }
+                | Event::SpeechUnavailable
                 | Event::Dtmf(_)
                 | Event::NoInput
                 | Event::Result(_)
@@ -1220,6 +1245,16 @@ impl Interpreter {
         });
     }
 
+    /// A built-in sentence that holds no personal data (keys cut it, the
+    /// caller's voice does not).
+    fn say_static(&self, text: &str, out: &mut Vec<Action>) {
+        out.push(Action::Say {
+            speech: Speech::Static(text.to_string()),
+            lang: self.lang,
+            barge_in: false,
+        });
+    }
+
     fn say_text(&self, t: &Text, barge_in: bool, now: DateTime<Utc>, out: &mut Vec<Action>) {
         if let Some(tpl) = t.get(self.lang) {
             let text = self.render(tpl, now, Mode::Speech);
@@ -1244,26 +1279,41 @@ impl Interpreter {
         now: DateTime<Utc>,
         out: &mut Vec<Action>,
     ) {
+        // Keys only in this call: a question written for speech names its
+        // keys after its prompt (a keys-only question's prompt already does),
+        // and the caller's voice no longer cuts the prompts (keys still do).
+        let notice = (self.keys_only && g.speech)
+            .then(|| keys::keys_notice(g, self.lang))
+            .flatten();
+        let speech = g.speech && notice.is_none();
+        let barge_in = g.barge_in && speech;
         if let Some(p) = prefix {
             self.say_sys(p, out);
         }
-        self.say_text(prompt, g.barge_in, now, out);
+        self.say_text(prompt, barge_in, now, out);
+        if let Some(n) = notice {
+            out.push(Action::Say {
+                speech: Speech::Static(n),
+                lang: self.lang,
+                barge_in,
+            });
+        }
         // Until the caller has spoken once, the turn could be in any of the
         // municipality's languages.
-        let identify = if g.speech && !self.heard_speech && self.muni.languages.len() > 1 {
+        let identify = if speech && !self.heard_speech && self.muni.languages.len() > 1 {
             self.muni.languages.clone()
         } else {
             Vec::new()
         };
         out.push(Action::Gather {
-            speech: g.speech,
+            speech,
             dtmf: g.dtmf,
             hints: g.hints.get(&self.lang).cloned().unwrap_or_default(),
             candidates: candidates(g, self.lang),
             lang: self.lang,
             timeout: Duration::from_secs(u64::from(g.timeout_secs)),
             max_digits: g.max_digits,
-            barge_in: g.barge_in,
+            barge_in,
             identify,
         });
     }
@@ -1472,8 +1522,54 @@ impl Interpreter {
                     self.fail(g, Fail::NoInput, now, out);
                 }
             }
+            Event::SpeechUnavailable => {
+                if !g.speech {
+                    return;
+                }
+                self.recognizing_again = false;
+                self.clarifying = None;
+                self.speech_unavailable(id, g, now, out);
+            }
             Event::Result(_) | Event::TransferFailed { .. } | Event::Hangup => {}
         }
+    }
+
+    /// The recogniser could not take the caller's answer to `g`: keys from
+    /// now on, announced with what to press; without keys for this
+    /// question, it was not understood.
+    fn speech_unavailable(
+        &mut self,
+        id: StepId,
+        g: &Gather,
+        now: DateTime<Utc>,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(notice) = keys::keys_notice(g, self.lang) else {
+            self.fail(g, Fail::NoMatch, now, out);
+            return;
+        };
+        self.keys_only = true;
+        self.dtmf.clear();
+        self.explain(|me| format!("{}: speech unavailable: keys", me.muni.step_path(id)));
+        // Not cut by the caller's voice (keys still cut it).
+        for text in [keys::busy_notice(self.lang).to_string(), notice] {
+            out.push(Action::Say {
+                speech: Speech::Static(text),
+                lang: self.lang,
+                barge_in: false,
+            });
+        }
+        out.push(Action::Gather {
+            speech: false,
+            dtmf: true,
+            hints: Vec::new(),
+            candidates: Vec::new(),
+            lang: self.lang,
+            timeout: Duration::from_secs(u64::from(g.timeout_secs)),
+            max_digits: g.max_digits,
+            barge_in: false,
+            identify: Vec::new(),
+        });
     }
 
     fn explain_turn(&mut self, at: StepId) {
@@ -1621,8 +1717,12 @@ impl Interpreter {
                 });
             }
         }
+        let keys_only = self.keys_only && g.dtmf;
+        if keys_only {
+            self.say_static(keys::yes_no_notice(self.lang), out);
+        }
         out.push(Action::Gather {
-            speech: true,
+            speech: !keys_only,
             dtmf: g.dtmf,
             hints: Vec::new(),
             // "Jeg hørte ... Er det rigtigt?": yes or no. Without hints no
@@ -1689,7 +1789,14 @@ impl Interpreter {
             }
             Event::Dtmf(Dtmf::D1) if g.dtmf => Some(true),
             Event::Dtmf(Dtmf::D2) if g.dtmf => Some(false),
-            Event::Dtmf(_) | Event::NoInput => None,
+            Event::SpeechUnavailable if g.dtmf => {
+                // The confirmation is asked again, on keys.
+                self.keys_only = true;
+                self.say_static(keys::busy_notice(self.lang), out);
+                self.ask_confirm(g, now, out);
+                return;
+            }
+            Event::Dtmf(_) | Event::NoInput | Event::SpeechUnavailable => None,
             Event::Result(_) | Event::TransferFailed { .. } | Event::Hangup => return,
         };
         self.waiting = Waiting::Nothing;

@@ -17,6 +17,7 @@ pub mod eval;
 pub mod hours;
 pub mod intents;
 pub mod interp;
+pub mod keys;
 pub mod knowledge;
 pub mod lexical;
 pub mod load;

@@ -72,7 +72,8 @@ impl Municipality {
     }
 
     /// Every static prompt (no variables, not marked `personal`) of every
-    /// flow, for TTS pre-rendering.
+    /// flow, and each question's keys notice ([`crate::keys`]), for TTS
+    /// pre-rendering.
     pub fn static_prompts(&self) -> Vec<(Lang, String)> {
         let mut out: Vec<(Lang, String)> = Vec::new();
         let mut push = |t: &Text| {
@@ -91,6 +92,21 @@ impl Municipality {
             for s in &f.steps {
                 for t in s.kind.texts() {
                     push(t);
+                }
+            }
+        }
+        // What each question says when the call falls back to keys.
+        for f in &self.flows {
+            for s in &f.steps {
+                let StepKind::Gather(g) = &s.kind else {
+                    continue;
+                };
+                for l in &self.languages {
+                    if let Some(n) = crate::keys::keys_notice(g, *l) {
+                        if !out.iter().any(|(ol, os)| ol == l && *os == n) {
+                            out.push((*l, n));
+                        }
+                    }
                 }
             }
         }

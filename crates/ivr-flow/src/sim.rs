@@ -291,7 +291,8 @@ pub fn action_line(a: &Action) -> String {
 /// A caller turn as typed in a script or at the simulator prompt:
 /// text is speech; `dtmf:12#` keys; `(silence)` no input; `(hangup)`;
 /// `(transfer failed)` the transfer under way was refused (`(transfer
-/// timeout)`: no answer in time). `[en] text` is speech whose language was
+/// timeout)`: no answer in time); `(stt busy)` the caller spoke but the
+/// recogniser could not take it (its queue was full). `[en] text` is speech whose language was
 /// identified as English (what the engine feeds after language
 /// identification).
 pub fn parse_turn(line: &str, default_lang: Lang) -> Vec<Event> {
@@ -307,6 +308,9 @@ pub fn parse_turn(line: &str, default_lang: Lang) -> Vec<Event> {
     }
     if l == "(transfer timeout)" {
         return vec![Event::TransferFailed { status: None }];
+    }
+    if l == "(stt busy)" {
+        return vec![Event::SpeechUnavailable];
     }
     if let Some(keys) = l.strip_prefix("dtmf:") {
         let mut ev: Vec<Event> = keys

@@ -53,6 +53,7 @@
 use std::collections::VecDeque;
 use std::io::{Seek, Write};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ivr_core::{Dtmf, Pcm};
@@ -67,7 +68,7 @@ use crate::rtcp::{build_report, parse_rtcp, ReportBlock, SenderInfo};
 use crate::rtp::{
     build_rtp, parse_rtp, AddressGate, Latch, LatchPolicy, LatchVerdict, SeqVerdict, SourceStats,
 };
-use crate::vad::{Vad, VadConfig, FRAME_8K};
+use crate::vad::{FrameVad, Vad, VadConfig, FRAME_8K};
 use crate::MediaError;
 
 /// What SDP offer/answer settled for this call (filled in by the engine from `ivr-sip`).
@@ -249,9 +250,15 @@ pub struct SessionStats {
 pub trait RecordSink: Write + Seek + Send {}
 impl<T: Write + Seek + Send> RecordSink for T {}
 
+/// A queued prompt: the audio as given, shared (with the prompt cache and
+/// every other call playing it), and where sending stands.
 struct Prompt {
-    samples: Vec<i16>,
+    audio: Arc<Pcm>,
+    /// Next sample of `audio` to send.
     pos: usize,
+    /// `audio` is at twice the codec rate (16 kHz prompts on a G.711 call):
+    /// halved while sending by the session's streaming half-band filter.
+    halve: bool,
     barge_in: bool,
 }
 
@@ -271,11 +278,13 @@ pub struct MediaSession {
     dtmf_tx: Option<(DtmfSender, u32)>,
     dtmf_queue: VecDeque<Dtmf>,
     pacer: Pacer,
-    vad: Vad,
+    vad: Box<dyn FrameVad>,
     vad_down: Downsampler2x,
     up: Upsampler2x,
     endpointer: Endpointer,
     prompts: VecDeque<Prompt>,
+    /// Halves 16 kHz prompts on a narrowband call, packet by packet.
+    prompt_down: Downsampler2x,
     queued_samples: usize,
     talkspurt: bool,
     seq: u16,
@@ -291,6 +300,8 @@ pub struct MediaSession {
     next_rtcp: Instant,
     rtcp_rng: u64,
     last_rtp_at: Instant,
+    /// The pacer deadline of the last RTP packet handed out.
+    last_due: Option<Instant>,
     /// Anything (RTP or RTCP) accepted from the far end yet.
     heard: bool,
     timed_out: bool,
@@ -344,11 +355,12 @@ impl MediaSession {
             dtmf_tx: None,
             dtmf_queue: VecDeque::with_capacity(32),
             pacer: Pacer::new(start, params.ptime),
-            vad: Vad::new(cfg.vad),
+            vad: Box::new(Vad::new(cfg.vad)),
             vad_down: Downsampler2x::new(),
             up: Upsampler2x::new(),
             endpointer: Endpointer::new(endpointing),
             prompts: VecDeque::with_capacity(16),
+            prompt_down: Downsampler2x::new(),
             queued_samples: 0,
             talkspurt: false,
             seq: cfg.initial_seq,
@@ -364,6 +376,7 @@ impl MediaSession {
             next_rtcp: start + cfg.rtcp_interval / 2,
             rtcp_rng: u64::from(cfg.ssrc) | 0x9E37_79B9_0000_0000,
             last_rtp_at: start,
+            last_due: None,
             heard: false,
             timed_out: false,
             last_sr: None,
@@ -376,9 +389,36 @@ impl MediaSession {
         })
     }
 
+    /// Replaces the voice activity detector (by default the energy VAD of
+    /// [`crate::vad`] with `SessionConfig::vad`), e.g. with a model-based one.
+    /// Call before media flows: the new detector starts from scratch.
+    pub fn set_vad(&mut self, vad: Box<dyn FrameVad>) {
+        self.vad = vad;
+    }
+
+    /// Ends the utterance in progress now, if a tentative end was announced
+    /// ([`MediaEvent::TentativeEnd`]) and the caller has not spoken since:
+    /// an end-of-turn model decided the caller has finished. The
+    /// [`MediaEvent::Utterance`] (the tentative audio plus the silence since)
+    /// is the next event polled. Returns whether it ended.
+    pub fn end_turn(&mut self) -> bool {
+        if let Some(EndpointingEvent::Utterance(p)) = self.endpointer.end_now() {
+            self.push_event(MediaEvent::Utterance(p));
+            true
+        } else {
+            false
+        }
+    }
+
     /// The negotiated parameters.
     pub fn params(&self) -> &MediaParams {
         &self.params
+    }
+
+    /// The pacer deadline of the last RTP packet [`Self::poll_output`]
+    /// handed out (the engine measures how late it really left).
+    pub fn last_packet_due(&self) -> Option<Instant> {
+        self.last_due
     }
 
     /// Counters and link quality.
@@ -533,22 +573,44 @@ impl MediaSession {
         Ok(())
     }
 
-    /// Queues a prompt (any sample rate; converted once here). Caller speech
-    /// stops it if `opts.barge_in`.
+    /// Queues a prompt (any sample rate; converted once here, into audio
+    /// of this call's own). Caller speech stops it if `opts.barge_in`.
     pub fn play(&mut self, pcm: &Pcm, opts: PlayOptions) -> Result<(), MediaError> {
+        let converted = crate::resample::resample(pcm, self.params.codec.sample_rate())?;
+        self.play_shared(Arc::new(converted), opts)
+    }
+
+    /// Queues a prompt without copying it when it is at the codec's rate or
+    /// at twice it (a 16 kHz prompt on a G.711 call is halved packet by
+    /// packet by a streaming half-band filter): the session holds the `Arc`,
+    /// so a cached prompt playing on a thousand calls is in memory once.
+    /// Other rates are converted once here, as [`Self::play`] does.
+    pub fn play_shared(&mut self, pcm: Arc<Pcm>, opts: PlayOptions) -> Result<(), MediaError> {
         let rate = self.params.codec.sample_rate();
         let max = (self.cfg.max_play_queue.as_millis() as usize) * rate as usize / 1000;
-        let converted = crate::resample::resample(pcm, rate)?;
-        if self.queued_samples + converted.samples.len() > max {
+        let (audio, halve) = if pcm.sample_rate == rate {
+            (pcm, false)
+        } else if pcm.sample_rate == 2 * rate {
+            (pcm, true)
+        } else {
+            (Arc::new(crate::resample::resample(&pcm, rate)?), false)
+        };
+        let len = if halve {
+            audio.samples.len() / 2
+        } else {
+            audio.samples.len()
+        };
+        if self.queued_samples + len > max {
             return Err(MediaError::PlayQueueFull);
         }
-        self.queued_samples += converted.samples.len();
+        self.queued_samples += len;
         if self.prompts.is_empty() {
             self.endpointer.arm_barge_in();
         }
         self.prompts.push_back(Prompt {
-            samples: converted.samples,
+            audio,
             pos: 0,
+            halve,
             barge_in: opts.barge_in,
         });
         Ok(())
@@ -558,6 +620,7 @@ impl MediaSession {
     pub fn flush(&mut self) {
         self.prompts.clear();
         self.queued_samples = 0;
+        self.prompt_down = Downsampler2x::new();
     }
 
     /// Whether a prompt is playing.
@@ -637,6 +700,7 @@ impl MediaSession {
             return Output::Event(e);
         }
         if let Some(tick) = self.pacer.poll(now) {
+            self.last_due = Some(tick.deadline);
             let mut caller = [0i16; MAX_FRAME_16K];
             let mut bot = [0i16; MAX_FRAME_16K];
             let nc = self.receive_tick(&mut caller);
@@ -785,15 +849,26 @@ impl MediaSession {
         let mut marker = false;
         let mut finished = false;
         if let Some(p) = self.prompts.front_mut() {
-            let take = (p.samples.len() - p.pos).min(n);
-            sent[..take].copy_from_slice(&p.samples[p.pos..p.pos + take]);
-            p.pos += take;
-            self.queued_samples = self.queued_samples.saturating_sub(take);
+            let samples = &p.audio.samples;
+            let written = if p.halve {
+                let take = (samples.len() - p.pos).min(2 * n);
+                let w = self
+                    .prompt_down
+                    .process(&samples[p.pos..p.pos + take], &mut sent[..n]);
+                p.pos += take;
+                w
+            } else {
+                let take = (samples.len() - p.pos).min(n);
+                sent[..take].copy_from_slice(&samples[p.pos..p.pos + take]);
+                p.pos += take;
+                take
+            };
+            self.queued_samples = self.queued_samples.saturating_sub(written);
             if !self.talkspurt {
                 marker = true;
                 self.talkspurt = true;
             }
-            if p.pos >= p.samples.len() {
+            if p.pos >= samples.len() {
                 self.prompts.pop_front();
                 finished = self.prompts.is_empty();
             }

@@ -187,7 +187,17 @@ pub struct Tts {
     espeak_data: Option<PathBuf>,
     loaded: Mutex<HashMap<String, Arc<Loaded>>>,
     cache: PromptCache,
+    /// Recorded prompts decoded once (a crisis announcement plays on every
+    /// call): by path, with the file's modification time and length, so a
+    /// replaced file is read again.
+    files: Mutex<HashMap<PathBuf, DecodedFile>>,
 }
+
+/// A decoded audio file and what it was decoded from.
+type DecodedFile = (Option<std::time::SystemTime>, u64, Arc<Pcm>);
+
+/// Recorded prompts kept decoded at most (beyond, half of them are dropped).
+const MAX_FILES: usize = 256;
 
 impl std::fmt::Debug for Tts {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -242,6 +252,7 @@ impl Tts {
             espeak_data,
             loaded: Mutex::new(HashMap::new()),
             cache,
+            files: Mutex::new(HashMap::new()),
         })
     }
 
@@ -430,7 +441,34 @@ impl TextToSpeech for Tts {
         Ok(Arc::new(resample(&native, self.config.output_rate)?))
     }
 
+    /// Decoded once per file (and again when the file changes); every call
+    /// playing it shares the same samples.
     fn prompt_file(&self, path: &Path) -> Result<Arc<Pcm>, TtsError> {
-        load_prompt(path, self.config.output_rate).map(Arc::new)
+        let meta = std::fs::metadata(path).ok();
+        let stamp = (
+            meta.as_ref().and_then(|m| m.modified().ok()),
+            meta.as_ref().map_or(0, std::fs::Metadata::len),
+        );
+        let hit = self
+            .files
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(path)
+            .filter(|(t, n, _)| (*t, *n) == stamp)
+            .map(|(_, _, pcm)| pcm.clone());
+        if let Some(pcm) = hit {
+            return Ok(pcm);
+        }
+        let pcm = Arc::new(load_prompt(path, self.config.output_rate)?);
+        let mut files = self.files.lock().unwrap_or_else(|p| p.into_inner());
+        if files.len() >= MAX_FILES {
+            let mut keys: Vec<PathBuf> = files.keys().cloned().collect();
+            keys.sort();
+            for k in keys.iter().take(MAX_FILES / 2) {
+                files.remove(k);
+            }
+        }
+        files.insert(path.to_path_buf(), (stamp.0, stamp.1, pcm.clone()));
+        Ok(pcm)
     }
 }

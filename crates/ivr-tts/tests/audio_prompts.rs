@@ -87,3 +87,28 @@ fn a_missing_file_is_an_io_error_naming_it() {
     assert!(matches!(e, TtsError::AudioIo { .. }), "{e:?}");
     assert!(e.to_string().contains("no-such-greeting.wav"), "{e}");
 }
+
+/// A crisis announcement plays on every call of a peak: its file is decoded
+/// once and every call shares the samples, until the file is replaced.
+#[test]
+fn a_recorded_prompt_is_decoded_once_and_again_when_the_file_is_replaced() {
+    use ivr_tts::{Config, TextToSpeech, Tts};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("announcement.wav");
+    std::fs::copy(data("prompt-8k-alaw.wav"), &file).unwrap();
+    let tts = Tts::new(Config {
+        voices_dir: Path::new(env!("CARGO_MANIFEST_DIR")).join("../../voices"),
+        ..Config::default()
+    })
+    .unwrap();
+    let first = tts.prompt_file(&file).unwrap();
+    let again = tts.prompt_file(&file).unwrap();
+    assert!(Arc::ptr_eq(&first, &again), "decoded once, shared");
+    assert_is_the_tone(&first, 16_000, "announcement.wav");
+    // A new recording at the same path (another length) is read again.
+    std::fs::copy(data("prompt-stereo-44k1-s16.wav"), &file).unwrap();
+    let replaced = tts.prompt_file(&file).unwrap();
+    assert!(!Arc::ptr_eq(&first, &replaced));
+    assert_is_the_tone(&replaced, 16_000, "replaced announcement.wav");
+}

@@ -118,8 +118,16 @@ pub struct CoreConfig {
     pub first_media_timeout: Duration,
     /// Which source addresses the call's media is taken from (`[media] latch`).
     pub latch: LatchPolicy,
-    /// Endpointing (end silence, eager end of turn).
+    /// Endpointing (end silence, eager end of turn, tentative end for the
+    /// end-of-turn model).
     pub endpointing: EndpointingConfig,
+    /// Makes the call's voice activity detector (None: the media session's
+    /// energy VAD).
+    pub vad: Option<crate::endofturn::VadFactory>,
+    /// With an end-of-turn model: at each tentative end it is asked
+    /// ([`Job::EndOfTurn`]) and a probability at or above this ends the
+    /// utterance there. None: the end silence alone ends utterances.
+    pub smart_turn_threshold: Option<f32>,
     /// SDP settings (re-INVITE answers).
     pub sdp: SdpConfig,
     /// Domain of transfer targets that are only a number (empty: the caller's host).
@@ -245,6 +253,11 @@ pub struct CallCore {
     /// Speculative recognitions in flight: job, eager generation, identifying.
     speculations: Vec<(JobId, u64, bool)>,
     eager: EagerTurn<Heard>,
+    /// The end-of-turn verdict awaited for the current tentative end, and
+    /// when it was asked for.
+    turn_check: Option<(JobId, Instant)>,
+    /// How long the verdict that ended the utterance took (for the turn timings).
+    ended_by_model: Option<Duration>,
     turn: TurnClock,
     next_job: u64,
     queue: VecDeque<Queued>,
@@ -268,6 +281,8 @@ pub struct CallCore {
     flow_moves: u64,
     /// One entry per caller turn (the first: what the call began with).
     turn_log: Vec<TurnLog>,
+    /// The first packet of prompt audio has left (the greeting is heard).
+    greeted: bool,
     /// Media settled outside SIP (a browser leg, [`CallCore::with_leg_media`]).
     leg_media: Option<MediaParams>,
     /// The flow debugger's events (only with [`CallCore::with_debugger`]).
@@ -331,6 +346,8 @@ impl CallCore {
             utterance: None,
             speculations: Vec::new(),
             eager: EagerTurn::default(),
+            turn_check: None,
+            ended_by_model: None,
             turn: TurnClock::default(),
             next_job: 0,
             queue: VecDeque::new(),
@@ -347,6 +364,7 @@ impl CallCore {
             recorded_steps: 0,
             flow_moves: 0,
             turn_log: Vec::new(),
+            greeted: false,
             leg_media: None,
             debug: None,
             debug_vars: Vec::new(),
@@ -408,6 +426,12 @@ impl CallCore {
             explanations,
             variables,
         });
+    }
+
+    /// The pacer deadline of the RTP packet last handed out by
+    /// [`Self::poll_output`] (the task measures how late it left).
+    pub fn last_packet_due(&self) -> Option<Instant> {
+        self.media.as_ref().and_then(MediaSession::last_packet_due)
     }
 
     /// A call whose media leg is not SIP's RTP (a browser's WebRTC leg,
@@ -583,6 +607,12 @@ impl CallCore {
                                 continue;
                             }
                             self.first_packet(now);
+                            if !self.greeted && self.playing() {
+                                self.greeted = true;
+                                let after = now.saturating_duration_since(self.created);
+                                self.queue
+                                    .push_back(Queued::Event(CallEvent::Greeting(after)));
+                            }
                         }
                         return Output::Transmit(Transmit {
                             to,
@@ -852,7 +882,12 @@ impl CallCore {
             }
         }
         match MediaSession::new(params, cfg, now) {
-            Ok(m) => self.media = Some(m),
+            Ok(mut m) => {
+                if let Some(vad) = &self.cfg.vad {
+                    m.set_vad(vad());
+                }
+                self.media = Some(m);
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "media session refused the negotiated parameters");
                 self.end(Outcome::Failed, true);
@@ -954,6 +989,19 @@ impl CallCore {
                     .as_ref()
                     .filter(|l| l.takes_speech(quiet))
                     .map(|l| (choice(&l.question), l.question.stt_hints()));
+                if question.is_some() && self.cfg.smart_turn_threshold.is_some() {
+                    // Has the caller finished? The model answers in tens of ms;
+                    // meanwhile the end silence runs on.
+                    let id = self.next_job();
+                    self.turn_check = Some((id, now));
+                    self.queue.push_back(Queued::Job(Job::EndOfTurn {
+                        id,
+                        pcm: pcm.clone(),
+                    }));
+                }
+                if self.cfg.endpointing.eager_silence.is_zero() {
+                    return;
+                }
                 if let (OnTentative::Start(gen), Some((choice, hints))) =
                     (self.eager.tentative(question.is_some()), question)
                 {
@@ -969,7 +1017,11 @@ impl CallCore {
                     }));
                 }
             }
-            MediaEvent::SpeechResumed => self.eager.resumed(),
+            MediaEvent::SpeechResumed => {
+                // A verdict still to come is about audio that is not the utterance.
+                self.turn_check = None;
+                self.eager.resumed();
+            }
             MediaEvent::Utterance(pcm) => self.on_utterance(pcm, now),
             MediaEvent::Dtmf(k) => self.on_dtmf(k, now),
             MediaEvent::PlaybackFinished if self.blocker == Blocker::Playout => {
@@ -999,6 +1051,8 @@ impl CallCore {
     }
 
     fn on_utterance(&mut self, pcm: Pcm, now: Instant) {
+        self.turn_check = None;
+        let by_model = self.ended_by_model.take();
         let quiet = self.quiet();
         let Some(l) = self.listen.as_mut() else {
             tracing::debug!("utterance outside a question ignored");
@@ -1014,6 +1068,12 @@ impl CallCore {
         // The caller answered: what is left of the question's prompt is moot.
         self.cancel_prompts();
         self.turn.begin(TurnInput::Speech, now);
+        if let Some(took) = by_model {
+            // The recogniser gives every utterance the same ending
+            // (ivr_stt::audio::settle_tail), so one the model ended at the
+            // short silence needs no padding.
+            self.turn.ended_by_model(took);
+        }
         self.utterance = Some(pcm.clone());
         match self.eager.confirmed() {
             OnConfirmed::Use((result, stt, identified)) => {
@@ -1088,7 +1148,10 @@ impl CallCore {
 
     /// Feeds the flow; a non-empty answer ends the current question.
     fn feed(&mut self, ev: FlowEvent) {
-        if matches!(ev, FlowEvent::Speech { .. } | FlowEvent::Dtmf(_)) {
+        if matches!(
+            ev,
+            FlowEvent::Speech { .. } | FlowEvent::Dtmf(_) | FlowEvent::SpeechUnavailable
+        ) {
             self.turns += 1;
         }
         let before = self.log_before(&ev);
@@ -1139,6 +1202,7 @@ impl CallCore {
             return;
         }
         self.eager.reset();
+        self.turn_check = None;
         self.speculations.clear();
         self.stt_job = None;
         self.utterance = None;
@@ -1359,7 +1423,7 @@ impl CallCore {
             Done::Audio { id, pcm, last } => match self.blocker {
                 Blocker::Synth { id: cur, barge_in } if cur == id => {
                     if let Some(p) = pcm {
-                        self.play(&p, barge_in, now);
+                        self.play(p, barge_in, now);
                     }
                     if last {
                         self.blocker = Blocker::None;
@@ -1370,7 +1434,7 @@ impl CallCore {
                     ..
                 } if f == id => {
                     if let Some(p) = pcm {
-                        self.play(&p, true, now);
+                        self.play(p, true, now);
                     }
                 }
                 _ => tracing::trace!(job = id.0, "stale audio dropped"),
@@ -1388,6 +1452,29 @@ impl CallCore {
                     }
                 } else {
                     tracing::trace!(job = id.0, "stale transcript dropped");
+                }
+            }
+            Done::EndOfTurn { id, complete } => {
+                let Some((_, asked)) = self.turn_check.filter(|(j, _)| *j == id) else {
+                    tracing::trace!(job = id.0, "stale end-of-turn verdict dropped");
+                    return;
+                };
+                self.turn_check = None;
+                let threshold = self.cfg.smart_turn_threshold.unwrap_or(f32::INFINITY);
+                let finished = complete.is_some_and(|p| p >= threshold);
+                tracing::debug!(
+                    probability = complete,
+                    finished,
+                    model_ms = now.saturating_duration_since(asked).as_millis() as u64,
+                    "end-of-turn verdict"
+                );
+                if finished {
+                    if let Some(m) = self.media.as_mut() {
+                        if m.end_turn() {
+                            // The utterance is the next media event (polled next).
+                            self.ended_by_model = Some(now.saturating_duration_since(asked));
+                        }
+                    }
                 }
             }
             Done::Declined { id } => {
@@ -1421,11 +1508,13 @@ impl CallCore {
         }
     }
 
-    fn play(&mut self, pcm: &Pcm, barge_in: bool, now: Instant) {
+    /// Queues prompt audio: the `Arc` is kept, not copied (a cached prompt
+    /// is in memory once however many calls play it).
+    fn play(&mut self, pcm: Arc<Pcm>, barge_in: bool, now: Instant) {
         let Some(m) = self.media.as_mut() else {
             return;
         };
-        match m.play(pcm, PlayOptions { barge_in }) {
+        match m.play_shared(pcm, PlayOptions { barge_in }) {
             Ok(()) => self.turn.audio_ready(now),
             Err(e) => tracing::warn!(error = %e, "prompt not played"),
         }
@@ -1476,6 +1565,11 @@ impl CallCore {
                     identified,
                 }
             }
+            Err(e) if e.is_capacity() => {
+                // No recogniser free (or none at all): keys, not silence.
+                tracing::info!(error = %e, "utterance not taken by the recogniser; keys instead");
+                FlowEvent::SpeechUnavailable
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "utterance not recognised");
                 FlowEvent::Speech {
@@ -1508,6 +1602,7 @@ impl CallCore {
             }
             FlowEvent::Dtmf(_) => ("dtmf", None),
             FlowEvent::NoInput => ("no_input", None),
+            FlowEvent::SpeechUnavailable => ("stt_busy", None),
             _ => return None,
         };
         let rec = self.interp.record();
@@ -1526,6 +1621,8 @@ impl CallCore {
         if matches!(actions, [Action::RecognizeAgain { .. }]) {
             return;
         }
+        self.queue
+            .push_back(Queued::Event(CallEvent::CallerTurn(b.input)));
         let rec = self.interp.record();
         let mut t = TurnLog::new(b.input, &b.step);
         t.heard = b.heard;

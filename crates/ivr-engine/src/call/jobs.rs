@@ -35,9 +35,30 @@ pub struct Workers {
     pub done: mpsc::Sender<Done>,
     /// SIP commands.
     pub sip: SipHandle,
+    /// The end-of-turn model (None: not loaded).
+    pub smart_turn: Option<Arc<ivr_turn::SmartTurn>>,
 }
 
 impl Workers {
+    /// The workers of one call (SIP and browser legs alike): the engine's
+    /// shared speech, integrations and models, answering on `done`.
+    pub(crate) fn for_call(
+        shared: &super::CallShared,
+        core: &super::core::CallCore,
+        done: mpsc::Sender<Done>,
+    ) -> Self {
+        Workers {
+            tts: shared.tts.clone(),
+            stt: shared.stt.clone(),
+            services: shared.services.clone(),
+            call_ref: core.call_ref().clone(),
+            municipality: core.municipality().to_string(),
+            done,
+            sip: shared.sip.clone(),
+            smart_turn: shared.turn_models.smart_turn.clone(),
+        }
+    }
+
     /// Starts a job. An answer known at once (a speculative recognition with
     /// no idle worker) is returned instead of sent.
     pub fn start(&self, job: Job) -> Option<Done> {
@@ -66,6 +87,19 @@ impl Workers {
                 let (tts, tx) = (self.tts.clone(), self.done.clone());
                 tokio::task::spawn_blocking(move || {
                     synthesize(&*tts, id, &speech, lang, |d| tx.blocking_send(d).is_ok())
+                });
+            }
+            Job::EndOfTurn { id, pcm } => {
+                let Some(model) = self.smart_turn.clone() else {
+                    return Some(Done::EndOfTurn { id, complete: None });
+                };
+                let tx = self.done.clone();
+                tokio::task::spawn_blocking(move || {
+                    let complete = model
+                        .predict(&pcm)
+                        .inspect_err(|e| tracing::warn!(error = %e, "end-of-turn model failed"))
+                        .ok();
+                    let _ = tx.blocking_send(Done::EndOfTurn { id, complete });
                 });
             }
             Job::PlayFile { id, path } => {

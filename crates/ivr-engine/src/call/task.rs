@@ -46,15 +46,7 @@ impl CallTask {
     /// Runs the call to its end (its record written, the call counted as over).
     pub async fn run(mut self, mut core: CallCore) {
         let (done_tx, mut done_rx) = mpsc::channel(WORK_QUEUE);
-        let workers = Workers {
-            tts: self.shared.tts.clone(),
-            stt: self.shared.stt.clone(),
-            services: self.shared.services.clone(),
-            call_ref: core.call_ref().clone(),
-            municipality: core.municipality().to_string(),
-            done: done_tx,
-            sip: self.shared.sip.clone(),
-        };
+        let workers = Workers::for_call(&self.shared, &core, done_tx);
         let (mut buf, mut buf2) = (vec![0u8; 2048], vec![0u8; 1500]);
         // The record as the call goes: written off the call's loop, in
         // order, by one writer; a snapshot that finds its queue full is
@@ -77,17 +69,27 @@ impl CallTask {
         let mut writer = writer;
         let call_ref = core.call_ref().to_string();
         let mut published = 0u64;
+        // When the last RTP packet left (packet gaps for `/metrics`).
+        let mut last_rtp: Option<Instant> = None;
         loop {
             // 1. Everything the core has to say, up to its next deadline.
             let wake = loop {
                 match core.poll_output(Instant::now()) {
                     Output::Transmit(t) => {
-                        let sock = match t.kind {
-                            ivr_media::PacketKind::Rtp => &self.rtp,
-                            ivr_media::PacketKind::Rtcp => &self.rtcp,
-                        };
+                        let rtp = t.kind == ivr_media::PacketKind::Rtp;
+                        let sock = if rtp { &self.rtp } else { &self.rtcp };
                         // A full socket buffer drops the packet, as the network could.
                         let _ = sock.try_send_to(t.bytes, t.to);
+                        if rtp {
+                            // How late against the pacer's deadline, and the gap since the last.
+                            let sent = Instant::now();
+                            let late = core
+                                .last_packet_due()
+                                .map(|due| sent.saturating_duration_since(due));
+                            let gap = last_rtp.map(|l| sent.saturating_duration_since(l));
+                            last_rtp = Some(sent);
+                            self.shared.metrics.rtp_sent(late, gap);
+                        }
                     }
                     Output::Sip(cmd) => {
                         if let Some(ev) = workers.sip(self.handle, cmd).await {
@@ -165,6 +167,8 @@ pub(crate) fn observe(shared: &CallShared, e: CallEvent) {
             shared.turns.publish(*tt);
         }
         CallEvent::Eager(o) => shared.metrics.eager(o),
+        CallEvent::CallerTurn(input) => shared.metrics.caller_turn(input),
+        CallEvent::Greeting(after) => shared.metrics.greeting(after),
         CallEvent::BargeIn => tracing::debug!("barge-in: prompt flushed"),
         CallEvent::ForeignMediaDropped => shared.metrics.foreign_media_dropped(),
         CallEvent::SrtpRefused => shared.metrics.srtp_refused(),

@@ -205,6 +205,30 @@ impl Announcements {
         )
     }
 
+    /// The version of the announcements as this engine last read them (a
+    /// hash of every row: municipality, texts, recording, expiry, when set);
+    /// engines on one database agree within [`REFRESH`]. Expired rows count
+    /// until they are cleared: the version says what was read, not what plays.
+    pub fn version(&self) -> String {
+        let current = self.current.read().unwrap_or_else(|p| p.into_inner());
+        let rows: Vec<String> = current
+            .values()
+            .map(|e| {
+                let c = &e.crisis;
+                format!(
+                    "{}\u{1f}{:?}\u{1f}{:?}\u{1f}{}\u{1f}{}\u{1f}{}",
+                    c.municipality,
+                    c.text_da,
+                    c.text_en,
+                    c.has_audio,
+                    c.expires_at.timestamp_millis(),
+                    c.set_at.timestamp_millis()
+                )
+            })
+            .collect();
+        crate::version::parts_version("ivr-announcements-v1", rows.iter().map(|r| r.as_bytes()))
+    }
+
     /// The announcement of `m` in force at `now`.
     pub fn get(&self, m: &str, now: DateTime<Utc>) -> Option<Crisis> {
         self.current

@@ -108,6 +108,9 @@ impl Default for ConsoleConfig {
 pub struct FlowStatus {
     /// When the flows were last loaded successfully.
     pub loaded_at: Option<DateTime<Utc>>,
+    /// The version served: a content hash of the flows folder as loaded then
+    /// (see [`crate::version`]); engines serving the same folder agree.
+    pub version: String,
     /// When a reload last failed (the previous version kept serving).
     pub failed_at: Option<DateTime<Utc>>,
     /// That reload's errors, `file:line:col: message`.
@@ -119,10 +122,11 @@ pub struct FlowStatus {
 pub struct FlowReloads(Arc<Mutex<FlowStatus>>);
 
 impl FlowReloads {
-    /// The flows loaded at `at`.
-    pub fn loaded(&self, at: DateTime<Utc>) {
+    /// The flows of content version `version` loaded at `at`.
+    pub fn loaded(&self, at: DateTime<Utc>, version: String) {
         let mut s = self.0.lock().unwrap_or_else(|p| p.into_inner());
         s.loaded_at = Some(at);
+        s.version = version;
         s.errors.clear();
         s.failed_at = None;
     }

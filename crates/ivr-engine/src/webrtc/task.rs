@@ -57,15 +57,7 @@ impl WebRtcTask {
     /// Runs the call to its end (record written, counted as over).
     pub async fn run(mut self, mut core: CallCore) {
         let (done_tx, mut done_rx) = mpsc::channel(WORK_QUEUE);
-        let workers = Workers {
-            tts: self.shared.tts.clone(),
-            stt: self.shared.stt.clone(),
-            services: self.shared.services.clone(),
-            call_ref: core.call_ref().clone(),
-            municipality: core.municipality().to_string(),
-            done: done_tx,
-            sip: self.shared.sip.clone(),
-        };
+        let workers = Workers::for_call(&self.shared, &core, done_tx);
         let call_ref = core.call_ref().to_string();
         let mut published = 0u64;
         let mut ended_by: Option<&'static str> = None;

@@ -300,6 +300,11 @@ impl Interpreter {
             }
             Event::Dtmf(k) => (None, Some(k.as_char())),
             Event::NoInput => (None, None),
+            // The recogniser was full: no words; the call goes on with keys.
+            Event::SpeechUnavailable => {
+                self.keys_only = true;
+                (None, None)
+            }
             Event::Result(_) | Event::TransferFailed { .. } | Event::Hangup => return,
         };
         match pending {

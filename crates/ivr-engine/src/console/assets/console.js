@@ -252,7 +252,7 @@ PAGES.calls = async (main) => {
 PAGES.flows = async (main) => {
   const f = await api("GET", `${muniPath()}/flows`);
   const st = f.status;
-  main.innerHTML = `<div class="cards">${card("Municipality", f.name)}${card("Languages", f.languages.join(", "))}${card("Loaded", fmtTime(st.loaded_at))}${card("Last failed reload", st.failed_at ? fmtTime(st.failed_at) : "none")}</div>` +
+  main.innerHTML = `<div class="cards">${card("Municipality", f.name)}${card("Languages", f.languages.join(", "))}${card("Loaded", fmtTime(st.loaded_at))}${card("Version", st.version || "?")}${card("Last failed reload", st.failed_at ? fmtTime(st.failed_at) : "none")}</div>` +
     (st.errors.length ? `<h2>Errors of the last reload (the previous version keeps serving)</h2><pre class="errors">${st.errors.map(esc).join("\n")}</pre>` : "") +
     `<h2>Flows</h2>` + f.flows.map((n) => `<figure class="graph"><figcaption>${esc(n)}</figcaption><img alt="flow ${esc(n)}" src="${muniPath()}/flows/${encodeURIComponent(n)}/graph.svg"></figure>`).join("") +
     `<h2>Departments</h2><p>${f.departments.map(esc).join(", ")}</p>`;
