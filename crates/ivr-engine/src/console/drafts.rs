@@ -148,6 +148,11 @@ impl Drafts {
         }
     }
 
+    /// The flows folder drafts are published into.
+    pub fn flows_dir(&self) -> &Path {
+        &self.flows_dir
+    }
+
     fn draft_dir(&self, m: &str) -> PathBuf {
         self.dir.join(m).join("draft")
     }
