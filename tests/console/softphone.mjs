@@ -53,18 +53,57 @@ try {
   // The caller's utterance (fake microphone) routes the call by what was heard.
   await page.waitForFunction(() => document.querySelector("#dbg-intent").textContent !== "", null, { timeout: 90000 });
   const view = await page.evaluate(() => ({
-    intent: document.querySelector("#dbg-intent").textContent,
+    intent: window.softphone.events.filter((e) => e.kind === "flow").flatMap((e) => e.intents)[0],
+    shown: document.querySelector("#dbg-intent").textContent,
     step: document.querySelector("#dbg-step").textContent,
     codec: document.querySelector("#dbg-codec").textContent,
     peak: window.softphone.peak,
   }));
   say(`STATE ${JSON.stringify(view)}`);
+  // The debugger, live over server-sent events: what was heard, the intent
+  // scores, the turn's timings.
+  await page.waitForFunction(() => window.softphone.events.some((e) => e.kind === "turn"), null, { timeout: 20000 });
+  const dbg = await page.evaluate(() => {
+    const ev = window.softphone.events;
+    return {
+      heard: ev.filter((e) => e.kind === "heard").map((e) => ({ confidence: e.confidence, lang: e.lang, words: e.text.split(/\s+/).filter(Boolean).length })),
+      explanations: ev.filter((e) => e.kind === "flow").flatMap((e) => e.explanations),
+      steps: ev.filter((e) => e.kind === "flow").map((e) => e.step),
+      turns: ev.filter((e) => e.kind === "turn"),
+      shownHeard: document.querySelectorAll("#dbg-heard li").length,
+      shownTurns: document.querySelectorAll("#dbg-turns tbody tr").length,
+    };
+  });
+  say(`DEBUG ${JSON.stringify(dbg)}`);
   await shot("softphone-03-routed");
   check(errors.length === 0, `no script errors ${errors.join("; ")}`);
   await page.click("#hangup");
   await page.waitForFunction(() => window.softphone.state.startsWith("ended"), null, { timeout: 5000 });
   check(true, "hanging up in the page ends the call");
   await shot("softphone-04-ended");
+  // A second call with the microphone muted: the keypad's "2" answers the
+  // menu (RFC 4733 events from RTCDTMFSender through the peer connection).
+  await page.check("#muted");
+  await page.evaluate(() => { window.softphone.events = []; });
+  await page.click("#dial");
+  await page.waitForFunction(() => window.softphone.state === "connected", null, { timeout: 20000 });
+  await page.waitForFunction(() => document.querySelector("#dbg-step").textContent === "main/menu", null, { timeout: 30000 });
+  say(`info canInsertDTMF ${await page.evaluate(() => window.softphone.canInsertDTMF())}`);
+  await page.click('#keypad button[data-key="2"]');
+  await page.waitForFunction(() => window.softphone.events.some((e) => e.kind === "flow" && e.intents.length), null, { timeout: 20000 });
+  const keyed = await page.evaluate(() => {
+    const flow = window.softphone.events.filter((e) => e.kind === "flow" && e.intents.length);
+    return {
+      intent: flow[0].intents[0],
+      step: flow[0].step,
+      keys: window.softphone.events.filter((e) => e.kind === "key").map((e) => e.key).join(""),
+      heard: window.softphone.events.filter((e) => e.kind === "heard").length,
+    };
+  });
+  say(`KEYED ${JSON.stringify(keyed)}`);
+  await shot("softphone-05-keyed");
+  await page.click("#hangup");
+  await page.waitForFunction(() => window.softphone.state.startsWith("ended"), null, { timeout: 5000 });
   say("DONE");
 } catch (e) {
   await shot("softphone-99-failure").catch(() => {});

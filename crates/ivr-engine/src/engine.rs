@@ -479,6 +479,7 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
                         retention_days: cfg.records.transcript_retention_days,
                     },
                     softphone: softphone.clone(),
+                    flows_dir: cfg.flows.dir.clone(),
                 })
                 .await?;
                 announcements.spawn_refresh(integrations.db().clone(), stop_rx.clone());

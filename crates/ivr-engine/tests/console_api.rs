@@ -78,7 +78,10 @@ async fn start_on(database_url: &str) -> Console {
     let integrations = Arc::new(Integrations::start(&icfg, clock.clone()).await.unwrap());
     let db = integrations.db().clone();
     let state = ConsoleState::open(ConsoleParts {
-        cfg: ConsoleConfig::default(),
+        cfg: ConsoleConfig {
+            drafts_dir: dir.path().join("drafts"),
+            ..ConsoleConfig::default()
+        },
         db: db.clone(),
         flows: Arc::new(flows),
         reloads: console::FlowReloads::default(),
@@ -95,6 +98,7 @@ async fn start_on(database_url: &str) -> Console {
             retention_days: 30,
         },
         softphone: None,
+        flows_dir: flows_dir.clone(),
     })
     .await
     .unwrap();
@@ -415,6 +419,77 @@ async fn a_change_with_the_session_cookie_but_without_the_csrf_token_is_refused(
 }
 
 #[tokio::test]
+async fn a_browser_call_needs_a_session_the_csrf_token_an_operator_role_and_a_municipality_in_scope(
+) {
+    // This console has no softphone (as with `[webrtc] enabled = false`):
+    // every check before placing the call still holds, and then 503.
+    let c = start().await;
+    let offer = json!({"municipality": "nordby", "sdp": "v=0\r\n"});
+    for (method, path, body) in [
+        (Method::POST, "/api/v1/calls/webrtc", Some(offer.clone())),
+        (Method::GET, "/api/v1/calls/webrtc/c0000000000000001", None),
+        (
+            Method::DELETE,
+            "/api/v1/calls/webrtc/c0000000000000001",
+            None,
+        ),
+    ] {
+        let (st, _) = c.req(None, method.clone(), path, body).await;
+        assert_eq!(st, StatusCode::UNAUTHORIZED, "{method} {path}");
+    }
+    let op = c.login("nordby-op").await;
+    let no_csrf = Session {
+        cookie: op.cookie.clone(),
+        csrf: String::new(),
+    };
+    let (st, v) = c
+        .req(
+            Some(&no_csrf),
+            Method::POST,
+            "/api/v1/calls/webrtc",
+            Some(offer.clone()),
+        )
+        .await;
+    assert_eq!(
+        (st, v["error"]["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("csrf"))
+    );
+    let viewer = c.login("nordby-viewer").await;
+    let (st, v) = c
+        .req(
+            Some(&viewer),
+            Method::POST,
+            "/api/v1/calls/webrtc",
+            Some(offer.clone()),
+        )
+        .await;
+    assert_eq!(
+        (st, v["error"]["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("forbidden"))
+    );
+    let (st, _) = c
+        .req(
+            Some(&op),
+            Method::POST,
+            "/api/v1/calls/webrtc",
+            Some(json!({"municipality": "sydhavn", "sdp": "v=0\r\n"})),
+        )
+        .await;
+    assert_eq!(
+        st,
+        StatusCode::NOT_FOUND,
+        "Sydhavn is not the Nordby operator's to call"
+    );
+    let (st, v) = c
+        .req(Some(&op), Method::POST, "/api/v1/calls/webrtc", Some(offer))
+        .await;
+    assert_eq!(
+        (st, v["error"]["code"].as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some("unavailable"))
+    );
+}
+
+#[tokio::test]
 async fn a_viewer_reads_but_may_not_change_and_sees_numbers_masked() {
     let c = start().await;
     let s = c.login("nordby-viewer").await;
@@ -723,6 +798,8 @@ async fn the_openapi_description_lists_every_route() {
         "/api/v1/municipalities/{m}/kpis",
         "/api/v1/municipalities/{m}/announcement",
         "/api/v1/municipalities/{m}/calls/{call_ref}",
+        "/api/v1/calls/webrtc",
+        "/api/v1/calls/webrtc/{call_ref}",
     ] {
         assert!(paths.contains_key(p), "{p} missing");
     }
@@ -841,4 +918,215 @@ async fn a_recorded_announcement_is_stored_and_a_wrong_format_refused() {
         .req(Some(&s), Method::PUT, p, Some(json!({"minutes": 5})))
         .await;
     assert_eq!(st, StatusCode::BAD_REQUEST, "neither text nor recording");
+}
+
+/// Copies a folder tree (the shipped flows, for a test that publishes).
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_draft_is_checked_refused_with_errors_published_by_reload_and_restored_all_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    let flows_dir = dir.path().join("flows");
+    copy_tree(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../flows"),
+        &flows_dir,
+    );
+    let (flows, _) = FlowStore::load(&flows_dir).unwrap();
+    let flows = Arc::new(flows);
+    let clock: Arc<dyn WallClock> = Arc::new(FixedClock(now()));
+    let icfg = ivr_integrations::config::Config {
+        database_url: format!("sqlite:{}", dir.path().join("ivr.db").display()),
+        ..Default::default()
+    };
+    let integrations = Arc::new(Integrations::start(&icfg, clock.clone()).await.unwrap());
+    let state = ConsoleState::open(ConsoleParts {
+        cfg: ConsoleConfig {
+            drafts_dir: dir.path().join("drafts"),
+            ..ConsoleConfig::default()
+        },
+        db: integrations.db().clone(),
+        flows: flows.clone(),
+        reloads: console::FlowReloads::default(),
+        live: Default::default(),
+        announcements: ivr_engine::console::announce::Announcements::new(
+            dir.path().join("announcements"),
+        ),
+        integrations: Some(integrations.clone()),
+        tts: None,
+        clock,
+        records: RecordsView {
+            enabled: true,
+            keep_transcripts: true,
+            retention_days: 30,
+        },
+        softphone: None,
+        flows_dir: flows_dir.clone(),
+    })
+    .await
+    .unwrap();
+    state
+        .accounts()
+        .add_user(
+            "nordby-op",
+            PASSWORD,
+            &Scope::Municipality("nordby".into()),
+            Role::Operator,
+            now(),
+        )
+        .await
+        .unwrap();
+    state
+        .accounts()
+        .add_user(
+            "nordby-viewer",
+            PASSWORD,
+            &Scope::Municipality("nordby".into()),
+            Role::Viewer,
+            now(),
+        )
+        .await
+        .unwrap();
+    let base = serve(console::router(state)).await;
+    let c = Console {
+        _dir: dir,
+        base,
+        http: reqwest::Client::new(),
+        records: Records::open(integrations.db().clone()).await.unwrap(),
+    };
+    // The snapshot new calls get: a reload replaces it.
+    let snapshot = |flows: &FlowStore| flows.municipality("nordby").unwrap().municipality;
+    let first = snapshot(&flows);
+    let published = std::fs::read_to_string(flows_dir.join("nordby/main.toml")).unwrap();
+    let d = "/api/v1/municipalities/nordby/draft";
+    let viewer = c.login("nordby-viewer").await;
+    let (st, _) = c.req(Some(&viewer), Method::POST, d, None).await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "a viewer may not draft");
+    let op = c.login("nordby-op").await;
+    let (st, v) = c.req(Some(&op), Method::GET, d, None).await;
+    assert_eq!((st, &v["exists"]), (StatusCode::OK, &json!(false)));
+    let (st, v) = c.req(Some(&op), Method::POST, d, None).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(
+        v["check"]["ok"], true,
+        "the published flows check clean: {}",
+        v["check"]
+    );
+    // An error: a goto to a step that does not exist.
+    let broken = published.replacen("next = \"menu\"", "next = \"no_such_step\"", 1);
+    assert_ne!(broken, published);
+    let (st, v) = c
+        .req(
+            Some(&op),
+            Method::PUT,
+            &format!("{d}/files/main.toml"),
+            Some(json!({ "text": broken })),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["check"]["ok"], false, "{}", v["check"]);
+    assert!(
+        v["check"]["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e.as_str().unwrap().contains("unknown step `no_such_step`")),
+        "{}",
+        v["check"]
+    );
+    let (st, _) = c
+        .req(Some(&op), Method::POST, &format!("{d}/publish"), None)
+        .await;
+    assert_eq!(
+        st,
+        StatusCode::BAD_REQUEST,
+        "a draft with errors is not published"
+    );
+    assert_eq!(
+        std::fs::read_to_string(flows_dir.join("nordby/main.toml")).unwrap(),
+        published
+    );
+    // A file name that leaves the folder is refused.
+    let (st, _) = c
+        .req(
+            Some(&op),
+            Method::PUT,
+            &format!("{d}/files/..%2Fsydhavn%2Fmain.toml"),
+            Some(json!({ "text": "x" })),
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    // Fixed, with a new welcome: published, and the running store has it.
+    let edited = published.replacen(
+        "Velkommen til Nordby Kommune.",
+        "Velkommen til Nordby Kommune, prøveversion.",
+        1,
+    );
+    let (_, v) = c
+        .req(
+            Some(&op),
+            Method::PUT,
+            &format!("{d}/files/main.toml"),
+            Some(json!({ "text": edited })),
+        )
+        .await;
+    assert_eq!(v["check"]["ok"], true, "{}", v["check"]);
+    let (st, v) = c
+        .req(Some(&op), Method::POST, &format!("{d}/publish"), None)
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(
+        (&v["exists"], &v["has_previous"]),
+        (&json!(false), &json!(true))
+    );
+    assert!(std::fs::read_to_string(flows_dir.join("nordby/main.toml"))
+        .unwrap()
+        .contains("prøveversion"));
+    let second = snapshot(&flows);
+    assert!(!Arc::ptr_eq(&first, &second), "the store reloaded");
+    // Restored: the version before the publish, reloaded.
+    let (st, v) = c
+        .req(Some(&op), Method::POST, &format!("{d}/restore"), None)
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(
+        std::fs::read_to_string(flows_dir.join("nordby/main.toml")).unwrap(),
+        published
+    );
+    assert!(
+        !Arc::ptr_eq(&second, &snapshot(&flows)),
+        "the store reloaded"
+    );
+    // Every change is in the audit log.
+    let (_, v) = c
+        .req(
+            Some(&op),
+            Method::GET,
+            "/api/v1/municipalities/nordby/audit",
+            None,
+        )
+        .await;
+    let actions: Vec<&str> = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    for a in [
+        "draft.create",
+        "draft.edit",
+        "draft.publish",
+        "draft.restore",
+    ] {
+        assert!(actions.contains(&a), "{a} not audited: {actions:?}");
+    }
 }

@@ -796,6 +796,12 @@ impl Interpreter {
         self.vars.get(name)
     }
 
+    /// Every variable set, by name (the console's flow debugger; values
+    /// are personal data).
+    pub fn vars(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.vars.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
     /// Starts the call: the announcement, if any, then the entry flow.
     pub fn start(&mut self, now: DateTime<Utc>) -> Vec<Action> {
         let mut out = Vec::new();

@@ -58,6 +58,7 @@ use ivr_sip::msg::Uri;
 use ivr_sip::sdp::{LocalMedia, LocalSession, Negotiated, SdpConfig, SessionDescription};
 use ivr_stt::{Candidate, LanguageChoice};
 
+use super::debug::{DebugEvent, DEBUG_QUEUE};
 pub use super::io::{CallEvent, Done, Input, Job, JobId, Output, SipCommand, SipEvent};
 use super::listen::{Listen, Question};
 use super::sdp::{self as call_sdp, Answered, ReInviteAnswer};
@@ -290,6 +291,10 @@ pub struct CallCore {
     greeted: bool,
     /// Media settled outside SIP (a browser leg, [`CallCore::with_leg_media`]).
     leg_media: Option<MediaParams>,
+    /// The flow debugger's events (only with [`CallCore::with_debugger`]).
+    debug: Option<VecDeque<DebugEvent>>,
+    /// The variables last shown to the debugger.
+    debug_vars: Vec<(String, String)>,
 }
 
 /// The filler's words in a language.
@@ -368,7 +373,66 @@ impl CallCore {
             turn_log: Vec::new(),
             greeted: false,
             leg_media: None,
+            debug: None,
+            debug_vars: Vec::new(),
         }
+    }
+
+    /// A call whose flow the console's debugger follows (an operator's own
+    /// test call): what was heard, intent scores, steps, variables,
+    /// integration calls and turn timings are collected for
+    /// [`CallCore::take_debug`]. Personal data: never for SIP calls.
+    pub fn with_debugger(mut self) -> Self {
+        self.interp.set_explain(true);
+        self.debug = Some(VecDeque::with_capacity(32));
+        self
+    }
+
+    /// The debugger's events since the last call (empty without a debugger).
+    pub fn take_debug(&mut self) -> impl Iterator<Item = DebugEvent> + '_ {
+        self.debug.iter_mut().flat_map(|q| q.drain(..))
+    }
+
+    fn debug_push(&mut self, e: impl FnOnce() -> DebugEvent) {
+        if let Some(q) = self.debug.as_mut() {
+            if q.len() >= DEBUG_QUEUE {
+                q.pop_front();
+            }
+            q.push_back(e());
+        }
+    }
+
+    /// After the flow moved: its step, the turn's intent, the explanations
+    /// and the variables, for the debugger.
+    fn debug_flow(&mut self, intents_before: usize) {
+        if self.debug.is_none() {
+            return;
+        }
+        let rec = self.interp.record();
+        let step = rec.steps.last().cloned().unwrap_or_default();
+        let intents = rec
+            .intents
+            .get(intents_before..)
+            .unwrap_or_default()
+            .to_vec();
+        let explanations = self.interp.take_explanations();
+        let vars: Vec<(String, String)> = self
+            .interp
+            .vars()
+            .map(|(k, v)| (k.to_string(), v.plain()))
+            .collect();
+        let variables = if vars != self.debug_vars {
+            self.debug_vars = vars.clone();
+            vars.into_iter().map(|(k, v)| (k, Pii::new(v))).collect()
+        } else {
+            Vec::new()
+        };
+        self.debug_push(|| DebugEvent::Flow {
+            step,
+            intents,
+            explanations,
+            variables,
+        });
     }
 
     /// The pacer deadline of the RTP packet last handed out by
@@ -633,6 +697,21 @@ impl CallCore {
             if let Some(t) = self.turn_log.last_mut().filter(|t| t.latency_ms.is_none()) {
                 t.latency_ms = Some(tt.latency().as_millis() as i64);
             }
+            let ms = |d: Option<Duration>| d.map_or(-1, |d| d.as_millis() as i64);
+            let (latency_ms, stt_ms, tts_ms, pacing_ms, eager) = (
+                tt.latency().as_millis() as i64,
+                ms(tt.stt_stage()),
+                ms(tt.tts_stage()),
+                ms(tt.pacing_stage()),
+                tt.eager,
+            );
+            self.debug_push(|| DebugEvent::Turn {
+                latency_ms,
+                stt_ms,
+                tts_ms,
+                pacing_ms,
+                eager,
+            });
             self.queue
                 .push_back(Queued::Event(CallEvent::Turn(Box::new(tt))));
         }
@@ -839,6 +918,7 @@ impl CallCore {
             .collect();
         first.extend(self.interp.start(self.wall()));
         self.flow_moves += 1;
+        self.debug_flow(0);
         self.turn_log.push(TurnLog::new("start", ""));
         self.log_said(&first);
         self.take_actions(first);
@@ -1120,9 +1200,15 @@ impl CallCore {
             self.turns += 1;
         }
         let before = self.log_before(&ev);
+        if let FlowEvent::Dtmf(k) = &ev {
+            let key = k.as_char();
+            self.debug_push(|| DebugEvent::Key { key });
+        }
+        let intents_before = self.interp.record().intents.len();
         let t0 = self.cfg.stopwatch.as_ref().map(|s| s());
         let actions = self.interp.handle(ev, self.wall());
         self.flow_moves += 1;
+        self.debug_flow(intents_before);
         match before {
             Some(before) => self.log_turn(before, &actions),
             None => self.log_said(&actions),
@@ -1254,6 +1340,9 @@ impl CallCore {
                         filler: Filler::Due,
                     };
                     let at = self.wall();
+                    self.debug_push(|| DebugEvent::Integration {
+                        request: format!("{request:?}"),
+                    });
                     self.queue.push_back(Queued::Job(Job::Invoke {
                         id,
                         request,
@@ -1453,6 +1542,11 @@ impl CallCore {
             Done::Response { id, response } => match self.blocker {
                 Blocker::Invoke { id: cur, since, .. } if cur == id => {
                     self.turn.integration(now.saturating_duration_since(since));
+                    let ms = now.saturating_duration_since(since).as_millis() as u64;
+                    self.debug_push(|| DebugEvent::IntegrationResult {
+                        response: format!("{response:?}"),
+                        ms,
+                    });
                     self.blocker = Blocker::None;
                     self.feed(FlowEvent::Result(response));
                 }
@@ -1501,6 +1595,16 @@ impl CallCore {
                 if self.cfg.keep_transcripts {
                     self.transcript.push(r.text.expose().clone());
                 }
+                let (text, confidence, lang) = (
+                    r.text.clone(),
+                    r.confidence,
+                    r.lang.map(|l| l.code().to_string()),
+                );
+                self.debug_push(|| DebugEvent::Heard {
+                    text,
+                    confidence,
+                    lang,
+                });
                 FlowEvent::Speech {
                     text: r.text,
                     confidence: r.confidence,

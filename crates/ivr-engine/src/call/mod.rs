@@ -26,6 +26,7 @@
 //! - The media session's own bounded queues are documented in `ivr-media`.
 
 pub mod core;
+pub mod debug;
 pub mod io;
 pub mod jobs;
 pub mod listen;

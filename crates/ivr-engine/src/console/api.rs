@@ -22,7 +22,7 @@ use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use chrono::{DateTime, Duration, Utc};
 use ivr_core::{CallId, Lang};
@@ -1403,6 +1403,9 @@ pub struct PlaceCall {
     pub municipality: String,
     /// The browser's SDP offer (`RTCPeerConnection.createOffer`, ICE gathered).
     pub sdp: String,
+    /// Call the municipality's draft instead of its published flow.
+    #[serde(default)]
+    pub draft: bool,
 }
 
 fn softphone(s: &ConsoleState) -> ApiResult<&crate::webrtc::Softphone> {
@@ -1426,27 +1429,39 @@ async fn place_call(
     may_change(&a.op)?;
     let phone = softphone(&s)?;
     use crate::webrtc::WebRtcError as E;
-    let placed = phone
-        .place(
-            &a.op.username,
-            &b.municipality,
-            &b.sdp,
-            ip.map(|ip| SocketAddr::new(ip, 0)),
-        )
-        .await
-        .map_err(|e| match e {
-            E::UnknownMunicipality => ApiError::NotFound,
-            E::BadOffer(m) => ApiError::BadRequest(format!("SDP offer: {m}")),
-            E::Busy | E::Disabled => ApiError::Unavailable(e.to_string()),
-            other => ApiError::internal(other),
-        })?;
+    let client = ip.map(|ip| SocketAddr::new(ip, 0));
+    let placed = if b.draft {
+        let drafts = s.inner.drafts.clone();
+        let m = b.municipality.clone();
+        let route = tokio::task::spawn_blocking(move || drafts.route(&m))
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(draft_error)?;
+        phone
+            .place_route(&a.op.username, route, &b.sdp, client)
+            .await
+    } else {
+        phone
+            .place(&a.op.username, &b.municipality, &b.sdp, client)
+            .await
+    };
+    let placed = placed.map_err(|e| match e {
+        E::UnknownMunicipality => ApiError::NotFound,
+        E::BadOffer(m) => ApiError::BadRequest(format!("SDP offer: {m}")),
+        E::Busy | E::Disabled => ApiError::Unavailable(e.to_string()),
+        other => ApiError::internal(other),
+    })?;
     audit(
         &s,
         &a.op,
         "webrtc.call",
         &b.municipality,
         &placed.call_ref,
-        "browser call to the published flow",
+        if b.draft {
+            "browser call to the draft"
+        } else {
+            "browser call to the published flow"
+        },
     )
     .await?;
     Ok(Json(placed))
@@ -1466,6 +1481,25 @@ async fn call_state(
         .ok_or(ApiError::NotFound)
 }
 
+/// The flow debugger of the operator's own browser call, as server-sent
+/// events: `heard` (transcript, confidence, language), `flow` (step,
+/// intent, intent scores and other explanations, variables), `key`,
+/// `integration`, `integration_result`, `turn` (timings in ms), `state`.
+/// Each event's data is one JSON object with its `kind`. The stream ends
+/// after the call has ended.
+#[utoipa::path(get, path = "/api/v1/calls/webrtc/{call_ref}/events",
+    responses((status = 200, description = "text/event-stream"), (status = 404, body = ErrorBody)))]
+async fn call_events(
+    State(s): State<ConsoleState>,
+    a: Authed,
+    Path(call_ref): Path<String>,
+) -> ApiResult<Response> {
+    let log = softphone(&s)?
+        .debug_log(&a.op.username, &call_ref)
+        .ok_or(ApiError::NotFound)?;
+    Ok(crate::webrtc::debugger::stream(log).into_response())
+}
+
 /// Hang up the operator's own browser call.
 #[utoipa::path(delete, path = "/api/v1/calls/webrtc/{call_ref}",
     responses((status = 204), (status = 404, body = ErrorBody)))]
@@ -1479,6 +1513,192 @@ async fn hang_up_call(
     } else {
         Err(ApiError::NotFound)
     }
+}
+
+// ---- draft flows -------------------------------------------------------------
+
+use super::drafts::{CheckReport, DraftError, DraftFile};
+
+fn draft_error(e: DraftError) -> ApiError {
+    match e {
+        DraftError::NoDraft | DraftError::NoPrevious => ApiError::NotFound,
+        DraftError::Invalid(errors) => {
+            ApiError::BadRequest(format!("the draft has errors: {}", errors.join("; ")))
+        }
+        DraftError::Io(e) => ApiError::internal(e),
+        other => ApiError::BadRequest(other.to_string()),
+    }
+}
+
+/// Runs a draft operation off the async threads (files, flow loading).
+async fn on_drafts<T: Send + 'static>(
+    s: &ConsoleState,
+    f: impl FnOnce(&super::drafts::Drafts) -> Result<T, DraftError> + Send + 'static,
+) -> ApiResult<T> {
+    let d = s.inner.drafts.clone();
+    tokio::task::spawn_blocking(move || f(&d))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(draft_error)
+}
+
+/// A municipality's draft.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DraftView {
+    /// A draft exists.
+    pub exists: bool,
+    /// A previous version can be restored.
+    pub has_previous: bool,
+    /// The draft's files.
+    pub files: Vec<DraftFile>,
+    /// `ivr check` on the draft (null without one).
+    pub check: Option<CheckReport>,
+}
+
+/// A draft file's new text.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct DraftText {
+    /// The file's text (TOML).
+    pub text: String,
+}
+
+async fn draft_view(s: &ConsoleState, m: &str) -> ApiResult<DraftView> {
+    let m = m.to_string();
+    on_drafts(s, move |d| {
+        let has_previous = d.has_previous(&m);
+        if !d.exists(&m) {
+            return Ok(DraftView {
+                exists: false,
+                has_previous,
+                files: Vec::new(),
+                check: None,
+            });
+        }
+        Ok(DraftView {
+            exists: true,
+            has_previous,
+            files: d.files(&m)?,
+            check: Some(d.check(&m)?),
+        })
+    })
+    .await
+}
+
+/// Municipality `m`'s draft: its files and what `ivr check` says of it.
+#[utoipa::path(get, path = "/api/v1/municipalities/{m}/draft",
+    responses((status = 200, body = DraftView), (status = 404, body = ErrorBody)))]
+async fn get_draft(
+    State(s): State<ConsoleState>,
+    a: Authed,
+    Path(m): Path<String>,
+) -> ApiResult<Json<DraftView>> {
+    visible(&s, &a.op, &m)?;
+    may_change(&a.op)?;
+    Ok(Json(draft_view(&s, &m).await?))
+}
+
+/// Start a draft of `m` from its published flows (replacing any draft).
+#[utoipa::path(post, path = "/api/v1/municipalities/{m}/draft",
+    responses((status = 200, body = DraftView), (status = 404, body = ErrorBody)))]
+async fn create_draft(
+    State(s): State<ConsoleState>,
+    a: Authed,
+    Path(m): Path<String>,
+) -> ApiResult<Json<DraftView>> {
+    visible(&s, &a.op, &m)?;
+    may_change(&a.op)?;
+    let mm = m.clone();
+    on_drafts(&s, move |d| d.create(&mm)).await?;
+    audit(
+        &s,
+        &a.op,
+        "draft.create",
+        &m,
+        &m,
+        "from the published flows",
+    )
+    .await?;
+    Ok(Json(draft_view(&s, &m).await?))
+}
+
+/// Drop `m`'s draft.
+#[utoipa::path(delete, path = "/api/v1/municipalities/{m}/draft",
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+async fn discard_draft(
+    State(s): State<ConsoleState>,
+    a: Authed,
+    Path(m): Path<String>,
+) -> ApiResult<StatusCode> {
+    visible(&s, &a.op, &m)?;
+    may_change(&a.op)?;
+    let mm = m.clone();
+    on_drafts(&s, move |d| d.discard(&mm)).await?;
+    audit(&s, &a.op, "draft.discard", &m, &m, "").await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Write (upload or edit) one file of `m`'s draft; the answer holds the
+/// draft and its check.
+#[utoipa::path(put, path = "/api/v1/municipalities/{m}/draft/files/{name}", request_body = DraftText,
+    responses((status = 200, body = DraftView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn put_draft_file(
+    State(s): State<ConsoleState>,
+    a: Authed,
+    Path((m, name)): Path<(String, String)>,
+    Json(b): Json<DraftText>,
+) -> ApiResult<Json<DraftView>> {
+    visible(&s, &a.op, &m)?;
+    may_change(&a.op)?;
+    let (mm, nn) = (m.clone(), name.clone());
+    on_drafts(&s, move |d| d.write(&mm, &nn, &b.text)).await?;
+    audit(&s, &a.op, "draft.edit", &m, &name, "").await?;
+    Ok(Json(draft_view(&s, &m).await?))
+}
+
+/// Publish `m`'s draft: the flows change and reload now (new calls get it;
+/// calls in progress keep theirs); the version before is kept for restore.
+/// Refused while the draft has errors.
+#[utoipa::path(post, path = "/api/v1/municipalities/{m}/draft/publish",
+    responses((status = 200, body = DraftView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn publish_draft(
+    State(s): State<ConsoleState>,
+    a: Authed,
+    Path(m): Path<String>,
+) -> ApiResult<Json<DraftView>> {
+    visible(&s, &a.op, &m)?;
+    may_change(&a.op)?;
+    let mm = m.clone();
+    on_drafts(&s, move |d| d.publish(&mm)).await?;
+    let version = crate::version::folder_version_or_unreadable(&s.inner.drafts.flows_dir());
+    s.inner.reloads.loaded(s.now(), version);
+    audit(&s, &a.op, "draft.publish", &m, &m, "").await?;
+    Ok(Json(draft_view(&s, &m).await?))
+}
+
+/// Restore the version of `m`'s flows before the last publish.
+#[utoipa::path(post, path = "/api/v1/municipalities/{m}/draft/restore",
+    responses((status = 200, body = DraftView), (status = 404, body = ErrorBody)))]
+async fn restore_flows(
+    State(s): State<ConsoleState>,
+    a: Authed,
+    Path(m): Path<String>,
+) -> ApiResult<Json<DraftView>> {
+    visible(&s, &a.op, &m)?;
+    may_change(&a.op)?;
+    let mm = m.clone();
+    on_drafts(&s, move |d| d.restore(&mm)).await?;
+    let version = crate::version::folder_version_or_unreadable(&s.inner.drafts.flows_dir());
+    s.inner.reloads.loaded(s.now(), version);
+    audit(
+        &s,
+        &a.op,
+        "draft.restore",
+        &m,
+        &m,
+        "the version before the last publish",
+    )
+    .await?;
+    Ok(Json(draft_view(&s, &m).await?))
 }
 
 // ---- audit -------------------------------------------------------------------
@@ -1611,7 +1831,14 @@ async fn add_user(
         add_user,
         place_call,
         call_state,
-        hang_up_call
+        call_events,
+        hang_up_call,
+        get_draft,
+        create_draft,
+        discard_draft,
+        put_draft_file,
+        publish_draft,
+        restore_flows
     )
 )]
 pub struct ApiDoc;
@@ -1663,11 +1890,19 @@ pub fn router(state: ConsoleState) -> Router {
                 .delete(clear_announcement),
         )
         .route(&format!("{m}/audit"), get(audit_one))
+        .route(
+            &format!("{m}/draft"),
+            get(get_draft).post(create_draft).delete(discard_draft),
+        )
+        .route(&format!("{m}/draft/files/{{*name}}"), put(put_draft_file))
+        .route(&format!("{m}/draft/publish"), post(publish_draft))
+        .route(&format!("{m}/draft/restore"), post(restore_flows))
         .route("/api/v1/calls/webrtc", post(place_call))
         .route(
             "/api/v1/calls/webrtc/{call_ref}",
             get(call_state).delete(hang_up_call),
         )
+        .route("/api/v1/calls/webrtc/{call_ref}/events", get(call_events))
         .route("/api/v1/{*rest}", axum::routing::any(fallback))
         .with_state(state)
 }

@@ -28,6 +28,7 @@ pub mod announce;
 pub mod api;
 pub mod audit;
 pub mod auth;
+pub mod drafts;
 pub mod graph;
 pub mod kpi;
 pub mod pages;
@@ -77,6 +78,8 @@ pub struct ConsoleConfig {
     pub login_window_s: u64,
     /// Where crisis recordings are written for the calls to play.
     pub announcements_dir: std::path::PathBuf,
+    /// Where draft flows are kept (see [`drafts`]).
+    pub drafts_dir: std::path::PathBuf,
     /// `/metrics` only for these client addresses (empty: any).
     pub metrics_allow: Vec<IpAddr>,
     /// `/metrics` also for requests with `Authorization: Bearer <token>`
@@ -93,6 +96,7 @@ impl Default for ConsoleConfig {
             login_failures: 5,
             login_window_s: 300,
             announcements_dir: "var/announcements".into(),
+            drafts_dir: "var/drafts".into(),
             metrics_allow: Vec::new(),
             metrics_token: None,
         }
@@ -161,6 +165,7 @@ struct Inner {
     clock: Arc<dyn WallClock>,
     records: RecordsView,
     softphone: Option<crate::webrtc::Softphone>,
+    drafts: drafts::Drafts,
 }
 
 /// What the console knows of the call-record settings.
@@ -198,6 +203,8 @@ pub struct ConsoleParts {
     pub records: RecordsView,
     /// Browser calls (None: `[webrtc]` off, or a test without calls).
     pub softphone: Option<crate::webrtc::Softphone>,
+    /// The flows folder (drafts are published into it).
+    pub flows_dir: std::path::PathBuf,
 }
 
 /// Why the console could not start.
@@ -226,6 +233,11 @@ impl ConsoleState {
             parts.cfg.login_failures,
             std::time::Duration::from_secs(parts.cfg.login_window_s),
         );
+        let drafts = drafts::Drafts::new(
+            parts.cfg.drafts_dir.clone(),
+            parts.flows_dir.clone(),
+            parts.flows.clone(),
+        );
         Ok(ConsoleState {
             inner: Arc::new(Inner {
                 accounts: accounts::Accounts::new(parts.db.clone()),
@@ -242,6 +254,7 @@ impl ConsoleState {
                 clock: parts.clock,
                 records: parts.records,
                 softphone: parts.softphone,
+                drafts,
             }),
         })
     }

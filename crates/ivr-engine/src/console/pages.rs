@@ -16,9 +16,10 @@ use axum::Router;
 use super::ConsoleState;
 
 /// The pages: id (URL and renderer) and title.
-pub const PAGES: [(&str, &str); 9] = [
+pub const PAGES: [(&str, &str); 10] = [
     ("live", "Live calls"),
     ("call", "Call this flow"),
+    ("draft", "Draft flows"),
     ("kpis", "KPIs"),
     ("callbacks", "Callbacks & mail"),
     ("calls", "Calls & transcripts"),

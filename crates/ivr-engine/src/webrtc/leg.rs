@@ -2,7 +2,7 @@
 //!
 //! The leg answers the browser's offer (ICE-lite on one host candidate,
 //! DTLS-SRTP, Opus preferred, G.711 when that is all the browser offers,
-//! RFC 4733 telephone-event at the codec's clock rate for
+//! RFC 4733 telephone-event (8 kHz) for
 //! `RTCDTMFSender`), then carries RTP both ways: packets the browser sent,
 //! decrypted by the Rtc, are rebuilt as plain RTP datagrams for the call
 //! core; the core's RTP datagrams are parsed and written into the Rtc's
@@ -37,7 +37,6 @@ pub const CORE_PEER: SocketAddr =
 
 /// Payload types we put in our codec configuration; the answer keeps the
 /// offer's numbers for the same codecs (RFC 3264 sec. 6.1).
-const PT_TE_48K: u8 = 110;
 const PT_TE_8K: u8 = 126;
 
 /// The browser's offer answered, before the leg runs.
@@ -82,21 +81,19 @@ pub fn answer(offer: &str, addr: SocketAddr, now: Instant) -> Result<Negotiated,
         .enable_opus(true, false)
         .enable_pcma(true, false)
         .enable_pcmu(true, false);
-    // telephone-event at both clocks: Chrome sends DTMF on the one whose
-    // rate matches the send codec's.
-    for (pt, hz) in [
-        (PT_TE_48K, Frequency::FORTY_EIGHT_KHZ),
-        (PT_TE_8K, Frequency::EIGHT_KHZ),
-    ] {
-        cfg.codec_config().add_config(
-            pt.into(),
-            None,
-            RtcCodec::Tele,
-            hz,
-            None,
-            FormatParams::default(),
-        );
-    }
+    // telephone-event at 8 kHz only: offered both, Chromium sends its keys
+    // on the 8 kHz one even with Opus (seen in tests/softphone_browser.rs),
+    // and with one in the answer every browser uses the same. The events'
+    // clock does not matter to the receiver (RFC 4733 sec. 2.5: code, end
+    // bit and the event's timestamp identify a key).
+    cfg.codec_config().add_config(
+        PT_TE_8K.into(),
+        None,
+        RtcCodec::Tele,
+        Frequency::EIGHT_KHZ,
+        None,
+        FormatParams::default(),
+    );
     let mut rtc = cfg.build(now);
     let candidate = Candidate::host(addr, "udp").map_err(|e| WebRtcError::NoPort(e.to_string()))?;
     if rtc.add_local_candidate(candidate).is_none() {
@@ -111,6 +108,7 @@ pub fn answer(offer: &str, addr: SocketAddr, now: Instant) -> Result<Negotiated,
     let answer_sdp = answer.to_sdp_string();
     let (codec, pt, te) = pick(&answer_sdp)
         .ok_or_else(|| WebRtcError::BadOffer("no Opus or G.711 audio in common".into()))?;
+    tracing::debug!(?codec, pt, telephone_event = ?te, "browser leg negotiated");
     Ok(Negotiated {
         codec_name: match codec {
             Codec::Opus => "opus".into(),
@@ -131,7 +129,8 @@ pub fn answer(offer: &str, addr: SocketAddr, now: Instant) -> Result<Negotiated,
 
 /// The codec the browser will send (the first format of the answer's audio
 /// line: RFC 3264 sec. 6.1, the answerer's preference order), its payload
-/// type, and the telephone-event payload type at its clock rate.
+/// type, and the telephone-event payload type (the 8 kHz one, else the one
+/// at the codec's rate).
 fn pick(answer: &str) -> Option<(Codec, u8, Option<u8>)> {
     let mut formats: Vec<u8> = Vec::new();
     let mut maps: Vec<(u8, String, u32)> = Vec::new();
@@ -169,9 +168,10 @@ fn pick(answer: &str) -> Option<(Codec, u8, Option<u8>)> {
         };
         Some((codec, *f, *rate))
     })?;
-    let te = maps
-        .iter()
-        .find(|(_, n, r)| n == "telephone-event" && *r == rate)
+    let tes = || maps.iter().filter(|(_, n, _)| n == "telephone-event");
+    let te = tes()
+        .find(|(_, _, r)| *r == 8000)
+        .or_else(|| tes().find(|(_, _, r)| *r == rate))
         .map(|(p, _, _)| *p);
     Some((codec, pt, te))
 }
@@ -320,11 +320,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_answer_picks_the_first_audio_codec_and_its_clock_rates_telephone_event() {
+    fn the_answer_picks_the_first_audio_codec_and_a_telephone_event() {
         let answer = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111 110 126\r\n\
             a=rtpmap:111 opus/48000/2\r\na=rtpmap:110 telephone-event/48000\r\n\
             a=rtpmap:126 telephone-event/8000\r\n";
-        assert_eq!(pick(answer), Some((Codec::Opus, 111, Some(110))));
+        assert_eq!(pick(answer), Some((Codec::Opus, 111, Some(126))));
+        let only_48k = "m=audio 9 UDP/TLS/RTP/SAVPF 111 110\r\na=rtpmap:111 opus/48000/2\r\n\
+            a=rtpmap:110 telephone-event/48000\r\n";
+        assert_eq!(pick(only_48k), Some((Codec::Opus, 111, Some(110))));
         let g711 = "m=audio 9 UDP/TLS/RTP/SAVPF 8 126\r\na=rtpmap:8 PCMA/8000\r\n\
             a=rtpmap:126 telephone-event/8000\r\n";
         assert_eq!(pick(g711), Some((Codec::Pcma, 8, Some(126))));

@@ -33,6 +33,7 @@
 //! a refused transfer (the flow takes its failure path) and named in the
 //! call's state.
 
+pub mod debugger;
 pub mod leg;
 pub mod task;
 
@@ -122,6 +123,7 @@ struct Entry {
     owner: String,
     inputs: mpsc::Sender<CallInput>,
     state: Arc<Mutex<PhoneState>>,
+    log: Arc<debugger::DebugLog>,
     ended_at: Option<Instant>,
 }
 
@@ -173,13 +175,30 @@ impl Softphone {
         offer: &str,
         client: Option<SocketAddr>,
     ) -> Result<Placed, WebRtcError> {
-        if !self.cfg.enabled {
-            return Err(WebRtcError::Disabled);
-        }
         let route = self
             .flows
             .municipality(m)
             .ok_or(WebRtcError::UnknownMunicipality)?;
+        self.place_route(owner, route, offer, client).await
+    }
+
+    /// Places a call from operator `owner` to `route` (a draft's, see
+    /// `console::drafts`), answering the browser's SDP `offer`.
+    ///
+    /// # Errors
+    /// [`WebRtcError`].
+    pub async fn place_route(
+        &self,
+        owner: &str,
+        route: ivr_flow::Route,
+        offer: &str,
+        client: Option<SocketAddr>,
+    ) -> Result<Placed, WebRtcError> {
+        if !self.cfg.enabled {
+            return Err(WebRtcError::Disabled);
+        }
+        let m = route.municipality.id.clone();
+        let m = m.as_str();
         {
             let mut calls = self.lock();
             calls.retain(|_, e| e.ended_at.is_none_or(|t| t.elapsed() < KEEP_ENDED));
@@ -245,7 +264,9 @@ impl Softphone {
             seed: random_u64(),
         };
         let core = CallCore::new(setup, shared.core_config(), now)
-            .with_leg_media(negotiated.params.clone());
+            .with_leg_media(negotiated.params.clone())
+            .with_debugger();
+        let log = Arc::new(debugger::DebugLog::default());
         let span = tracing::info_span!("call", call = %call_ref, municipality = %m, leg = "webrtc");
         let sdp = negotiated.answer_sdp.clone();
         let task = task::WebRtcTask {
@@ -253,6 +274,7 @@ impl Softphone {
             leg: negotiated.into_leg(socket),
             inputs: rx,
             state: state.clone(),
+            log: log.clone(),
         };
         self.lock().insert(
             call_ref.to_string(),
@@ -260,6 +282,7 @@ impl Softphone {
                 owner: owner.to_string(),
                 inputs: tx,
                 state: state.clone(),
+                log,
                 ended_at: None,
             },
         );
@@ -290,6 +313,16 @@ impl Softphone {
         let e = calls.get(call_ref).filter(|e| e.owner == owner)?;
         let s = e.state.lock().unwrap_or_else(|p| p.into_inner()).clone();
         Some(s)
+    }
+
+    /// The flow debugger's events of operator `owner`'s call `call_ref`
+    /// (None: not theirs or unknown).
+    pub fn debug_log(&self, owner: &str, call_ref: &str) -> Option<Arc<debugger::DebugLog>> {
+        let calls = self.lock();
+        calls
+            .get(call_ref)
+            .filter(|e| e.owner == owner)
+            .map(|e| e.log.clone())
     }
 
     /// Hangs up operator `owner`'s call `call_ref` from the browser side;

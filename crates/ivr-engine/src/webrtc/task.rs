@@ -27,6 +27,8 @@ pub struct WebRtcTask {
     pub inputs: mpsc::Receiver<CallInput>,
     /// What the page reads.
     pub state: Arc<Mutex<PhoneState>>,
+    /// The flow debugger's events.
+    pub log: Arc<super::debugger::DebugLog>,
 }
 
 enum Wake {
@@ -38,7 +40,18 @@ enum Wake {
 
 impl WebRtcTask {
     fn set(&self, f: impl FnOnce(&mut PhoneState)) {
-        f(&mut self.state.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let before = (s.state.clone(), s.transfer_refused.clone());
+        f(&mut s);
+        if (s.state.clone(), s.transfer_refused.clone()) != before {
+            self.log.push(serde_json::json!({
+                "kind": "state",
+                "state": s.state,
+                "codec": s.codec,
+                "ended_by": s.ended_by,
+                "transfer_refused": s.transfer_refused,
+            }));
+        }
     }
 
     /// Runs the call to its end (record written, counted as over).
@@ -88,15 +101,22 @@ impl WebRtcTask {
                     Output::Event(e) => observe(&self.shared, e),
                     Output::Finished(row) => {
                         self.leg.close();
+                        for e in core.take_debug() {
+                            self.log.push_core(e);
+                        }
                         self.set(|s| {
                             s.state = "ended".into();
                             s.ended_by = Some(ended_by.unwrap_or("hangup").into());
                         });
+                        self.log.end();
                         return finish(&self.shared, *row).await;
                     }
                     Output::Timeout(at) => break at,
                 }
             };
+            for e in core.take_debug() {
+                self.log.push_core(e);
+            }
             if core.flow_moves() != published {
                 published = core.flow_moves();
                 let view = core.live_view();

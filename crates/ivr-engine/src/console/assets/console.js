@@ -361,6 +361,8 @@ PAGES.call = async (main) => {
       Transfers cannot leave a browser call: the page names the department instead.</p>
     <div class="row softbar"><button id="dial" type="button">Call this flow</button>
       <button id="hangup" type="button" class="danger" disabled>Hang up</button>
+      <label class="inline-check"><input type="checkbox" id="muted"> Microphone muted</label>
+      <label class="inline-check"><input type="checkbox" id="use-draft"> Call the draft (Draft flows page)</label>
       <span class="state" id="callstate">idle</span></div>
     <div class="softphone">
       <div class="keypad" id="keypad">${keys.map((k) => `<button type="button" data-key="${esc(k)}" disabled>${esc(k)}</button>`).join("")}</div>
@@ -372,16 +374,52 @@ PAGES.call = async (main) => {
         <dt>Transfer</dt><dd id="dbg-transfer"></dd>
         <dt>Keys sent</dt><dd class="mono" id="dbg-keys"></dd>
         <dt>Bot audio</dt><dd><meter id="level" min="0" max="0.5" value="0"></meter> peak <span id="level-peak">0.000</span></dd>
-      </dl><p class="hint">Transcript, confidence, intent scores, variables, integration calls and turn timings: not implemented yet (issue 17 item 2).</p></section>
+      </dl>
+      <h3>Heard</h3><ol id="dbg-heard" class="dbg-list"></ol>
+      <h3>Intent scores and reasons</h3><ul id="dbg-explain" class="dbg-list mono"></ul>
+      <h3>Variables</h3><div id="dbg-vars"><p class="empty">None set.</p></div>
+      <h3>Integration calls</h3><ul id="dbg-integrations" class="dbg-list mono"></ul>
+      <h3>Turn timings</h3><div id="dbg-turns"><p class="empty">No turn answered yet.</p></div>
+      <p class="hint">Live from the engine (server-sent events). What was heard is your own test call's; it is not kept in the engine's log.</p></section>
     </div><audio id="remote" autoplay></audio>`;
-  const phone = (window.softphone = { state: "idle", peak: 0, callRef: null });
-  let pc = null, mic = null, poll = null, meter = null, audioCtx = null;
+  const phone = (window.softphone = { state: "idle", peak: 0, callRef: null, events: [] });
+  let pc = null, mic = null, poll = null, meter = null, audioCtx = null, events = null;
+  const turns = [];
+  phone.canInsertDTMF = () => {
+    const sender = pc && pc.getSenders().find((s) => s.track && s.track.kind === "audio");
+    return !!(sender && sender.dtmf && sender.dtmf.canInsertDTMF);
+  };
+  const li = (html) => { const el = document.createElement("li"); el.innerHTML = html; return el; };
+  const onEvent = (ev) => {
+    phone.events.push(ev);
+    if (ev.kind === "heard") {
+      $("#dbg-heard").append(li(`${esc(ev.text)} <span class="state">${esc(ev.lang || "?")} · confidence ${Number(ev.confidence).toFixed(2)}</span>`));
+    } else if (ev.kind === "key") {
+      $("#dbg-heard").append(li(`<span class="state">key ${esc(ev.key)}</span>`));
+    } else if (ev.kind === "flow") {
+      $("#dbg-step").textContent = ev.step || "(starting)";
+      if (ev.intents.length) $("#dbg-intent").textContent = ev.intents.join(" → ");
+      ev.explanations.forEach((x) => $("#dbg-explain").append(li(esc(x))));
+      if (ev.variables.length) $("#dbg-vars").innerHTML = table([["Variable", (v) => `<span class="mono">${esc(v.name)}</span>`], ["Value", (v) => esc(v.value)]], ev.variables);
+    } else if (ev.kind === "integration") {
+      $("#dbg-integrations").append(li(`→ ${esc(ev.request)}`));
+    } else if (ev.kind === "integration_result") {
+      $("#dbg-integrations").append(li(`← ${esc(ev.response)} (${ev.ms} ms)`));
+    } else if (ev.kind === "turn") {
+      turns.push(ev);
+      const ms = (x) => (x < 0 ? "–" : `${x} ms`);
+      $("#dbg-turns").innerHTML = table([["#", (t) => turns.indexOf(t) + 1], ["Reply after", (t) => ms(t.latency_ms)], ["STT", (t) => ms(t.stt_ms)],
+        ["TTS", (t) => ms(t.tts_ms)], ["Pacing", (t) => ms(t.pacing_ms)], ["Eager", (t) => (t.eager ? "yes" : "")]], turns);
+    }
+  };
   const setState = (st) => { phone.state = st; $("#callstate").textContent = st; $("#callstate").className = `state ${st}`; };
   const buttons = (inCall) => {
     $("#dial").disabled = inCall; $("#hangup").disabled = !inCall;
     main.querySelectorAll("#keypad button").forEach((b) => (b.disabled = !inCall));
   };
   const teardown = (st) => {
+    if (events) events.close();
+    events = null;
     if (poll) clearInterval(poll);
     if (meter) clearInterval(meter);
     poll = meter = null;
@@ -394,8 +432,7 @@ PAGES.call = async (main) => {
   const show = (s) => {
     $("#dbg-call").textContent = s.call_ref;
     $("#dbg-codec").textContent = s.codec || "";
-    $("#dbg-step").textContent = s.step || "(starting)";
-    $("#dbg-intent").textContent = s.last_intent || "";
+    if (s.step) $("#dbg-step").textContent = s.step;
     $("#dbg-transfer").textContent = s.transfer_refused ? `would transfer to ${s.transfer_refused}` : "";
     if (s.state === "ended") teardown(`ended (${s.ended_by || "hangup"})`);
     else setState(s.state);
@@ -424,7 +461,7 @@ PAGES.call = async (main) => {
       // a phone line would carry it.
       mic = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: true, noiseSuppression: false, autoGainControl: false } });
       pc = new RTCPeerConnection();
-      mic.getAudioTracks().forEach((t) => pc.addTrack(t, mic));
+      mic.getAudioTracks().forEach((t) => { t.enabled = !$("#muted").checked; pc.addTrack(t, mic); });
       pc.addEventListener("track", (e) => {
         const stream = e.streams[0] || new MediaStream([e.track]);
         $("#remote").srcObject = stream;
@@ -437,9 +474,13 @@ PAGES.call = async (main) => {
         pc.addEventListener("icegatheringstatechange", () => pc.iceGatheringState === "complete" && res());
         setTimeout(res, 2000);
       });
-      const placed = await api("POST", "/api/v1/calls/webrtc", { municipality: currentMuni(), sdp: pc.localDescription.sdp });
+      const placed = await api("POST", "/api/v1/calls/webrtc", { municipality: currentMuni(), sdp: pc.localDescription.sdp, draft: $("#use-draft").checked });
       phone.callRef = placed.call_ref;
       await pc.setRemoteDescription({ type: "answer", sdp: placed.sdp });
+      events = new EventSource(`/api/v1/calls/webrtc/${encodeURIComponent(placed.call_ref)}/events`);
+      for (const k of ["heard", "key", "flow", "integration", "integration_result", "turn"]) {
+        events.addEventListener(k, (m) => onEvent(JSON.parse(m.data)));
+      }
       const tick = async () => show(await api("GET", `/api/v1/calls/webrtc/${encodeURIComponent(placed.call_ref)}`));
       await tick();
       poll = setInterval(() => tick().catch(() => {}), 500);
@@ -447,6 +488,9 @@ PAGES.call = async (main) => {
       teardown("failed");
       flash(err.message, true);
     }
+  });
+  $("#muted").addEventListener("change", () => {
+    if (mic) mic.getAudioTracks().forEach((t) => (t.enabled = !$("#muted").checked));
   });
   $("#hangup").addEventListener("click", async () => {
     const ref = phone.callRef;
@@ -459,6 +503,69 @@ PAGES.call = async (main) => {
     sender.dtmf.insertDTMF(b.dataset.key, 120, 70);
     $("#dbg-keys").textContent += b.dataset.key;
   }));
+};
+
+// Draft flows: edit a copy of the municipality's flow folder, check it as
+// `ivr check` does, call it from "Call this flow", publish it (the flows
+// reload now) or restore the version before the last publish. Audited.
+PAGES.draft = async (main) => {
+  const base = `${muniPath()}/draft`;
+  const draw = async (view) => {
+    view = view || (await api("GET", base));
+    const check = view.check;
+    const report = !check ? "" : check.ok
+      ? `<p class="state done" id="check-ok">ivr check: no errors${check.warnings.length ? `, ${check.warnings.length} warning(s)` : ""}</p>`
+      : `<div class="errors" id="check-errors"><strong>ivr check: errors</strong><ul>${check.errors.map((e) => `<li class="mono">${esc(e)}</li>`).join("")}</ul></div>`;
+    main.innerHTML = `<p class="hint">A draft is a copy of this municipality's flow folder. Phone callers keep the published version until you publish; you can call the draft from "Call this flow".</p>
+      <div class="row softbar">
+        <button type="button" id="draft-new">${view.exists ? "Start over from the published version" : "Start a draft"}</button>
+        ${view.exists ? `<button type="button" id="draft-publish"${check && check.ok ? "" : " disabled"}>Publish</button><button type="button" id="draft-discard" class="danger">Discard draft</button>` : ""}
+        ${view.has_previous ? `<button type="button" id="draft-restore">Restore the version before the last publish</button>` : ""}
+      </div>${report}
+      ${view.exists ? `<form id="draft-form" class="stack">
+        <label>File <select name="name" id="draft-file">${view.files.map((f) => `<option>${esc(f.name)}</option>`).join("")}</select></label>
+        <label>Or a new file <input name="newname" placeholder="e.g. knowledge/extra.toml"></label>
+        <textarea name="text" id="draft-text" rows="22" spellcheck="false" class="mono"></textarea>
+        <div class="row"><button type="submit">Save and check</button>
+        <label>Upload files <input type="file" id="draft-upload" multiple accept=".toml"></label></div>
+      </form>` : ""}`;
+    const byName = Object.fromEntries(view.files.map((f) => [f.name, f.text]));
+    const sel = $("#draft-file");
+    if (sel) {
+      const show = () => ($("#draft-text").value = byName[sel.value] || "");
+      sel.addEventListener("change", show);
+      show();
+      $("#draft-form").addEventListener("submit", async (e) => {
+        e.preventDefault();
+        const f = new FormData(e.target);
+        const name = (f.get("newname") || "").trim() || f.get("name");
+        try {
+          await draw(await api("PUT", `${base}/files/${name.split("/").map(encodeURIComponent).join("/")}`, { text: f.get("text") }));
+          flash(`Saved ${name}.`);
+        } catch (err) { flash(err.message, true); }
+      });
+      $("#draft-upload").addEventListener("change", async (e) => {
+        let view = null;
+        try {
+          for (const file of e.target.files) view = await api("PUT", `${base}/files/${encodeURIComponent(file.name)}`, { text: await file.text() });
+          if (view) await draw(view);
+          flash("Uploaded.");
+        } catch (err) { flash(err.message, true); }
+      });
+    }
+    const act = (id, method, path, msg) => $(id) && $(id).addEventListener("click", async () => {
+      try {
+        const r = await api(method, path);
+        await draw(r || undefined);
+        flash(msg);
+      } catch (err) { flash(err.message, true); }
+    });
+    act("#draft-new", "POST", base, "Draft started from the published version.");
+    act("#draft-publish", "POST", `${base}/publish`, "Published: new calls get it now.");
+    act("#draft-discard", "DELETE", base, "Draft discarded.");
+    act("#draft-restore", "POST", `${base}/restore`, "Restored the version before the last publish.");
+  };
+  await draw();
 };
 
 async function boot() {
