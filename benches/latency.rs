@@ -4,28 +4,36 @@
 //! calls.
 //!
 //! - The engine is `ivr_engine::engine::start` (what `ivr serve` runs),
-//!   in-process on its own multi-thread runtime, with the shipped `flows/`,
-//!   `voices/` and `models/` and a temporary SQLite database, at a fixed time
-//!   outside the departments' opening hours (Tuesday 1 December 2026, 19:00
-//!   Copenhagen).
+//!   in-process on its own multi-thread runtime, with the default
+//!   configuration (Silero VAD, Smart Turn), the shipped `voices/` and
+//!   `models/`, the harness's flows and a temporary SQLite database.
+//! - Kinds of turn ([`KINDS`]), in Danish and English: a menu turn, yes/no,
+//!   a date and a CPR number. The harness's own deployment
+//!   (`benches/latency-flows/`) has one number per kind and language whose
+//!   flow asks that question first (the menu with the shipped menu's hints
+//!   and keywords; date and CPR read the value back, so that reply is
+//!   synthesised for the caller, not pre-rendered).
 //! - Each caller is a small UAC on a second runtime: SIP over UDP through the
 //!   workspace's SIP stack (INVITE with a PCMA offer, 100/180/200, ACK, BYE),
 //!   RTP from its own socket: 20 ms PCMA packets on real-time deadlines,
-//!   silence until the greeting and the menu prompt have finished (the
-//!   engine's audio has been quiet for [`QUIET`]), then the utterance
-//!   `da-boligstoette-01` of the speech test set ("Jeg skal tale med nogen om
-//!   min boligstøtte", G.711 version), then silence again.
+//!   silence until the question's prompt has finished (the engine's audio
+//!   has been quiet for [`QUIET`]), then the kind's utterance (the speech
+//!   test set's G.711 files: espeak-ng Danish, piper English; the English CPR
+//!   number, which the set lacks, is synthesised with the engine's piper
+//!   voice at start), then silence again. Callers take the kinds in turn.
 //! - End of speech is ground truth from the audio: the last 20 ms frame of
 //!   the WAV whose RMS is within 40 dB of the loudest frame, found once at
 //!   start; its instant is when the packet carrying that frame was sent.
 //! - Reply: the first RTP packet from the engine after that instant whose
 //!   decoded RMS is above [`REPLY_RMS`] (comfort silence decodes to +-8).
-//!   The flow answers either with the closed-department offer (benefits
-//!   intent recognised; its text is synthesised, then cached) or with the
-//!   menu's re-prompt (not understood; pre-rendered); the step is recorded.
+//!   The flow answers with what it understood (the menu's choice, yes/no,
+//!   the date or number read back) or that it did not understand; the step
+//!   that answered is recorded per kind (`reply_steps`).
 //! - Breakdown, from the engine's per-turn timings
 //!   (`Running::turn_timings`, matched to the call by the engine's RTP
-//!   address): endpointing (end of speech -> utterance endpointed), STT
+//!   address): endpointing (end of speech -> utterance endpointed: the
+//!   silence waited plus, when Smart Turn ended the turn, its run, also
+//!   given apart as `turn_model`), STT
 //!   (-> transcript in the call; its queue wait is shown apart), flow
 //!   (-> reply prompt requested), TTS (-> first reply audio ready), pacing
 //!   (-> first reply packet sent), wire (-> first non-silent packet received
@@ -42,8 +50,11 @@
 //! `n` calls are in progress; only turns whose speech ended after the last
 //! caller's first INVITE and before the level was stopped count.
 //!
+//! Per level: totals and stages over all turns (at least `--min-turns`,
+//! default 24: three of each kind), and per kind of turn.
+//!
 //! Usage: `cargo run --release -p ivr-benches --bin latency -- [--levels 1,10,20]
-//! [--search-levels 3] [--max-calls 60] [--min-turns 6] [--stt-threads N]
+//! [--search-levels 3] [--max-calls 60] [--min-turns 24] [--stt-threads N]
 //! [--stt-workers N] [--eager-stt-ms N] [--end-silence-ms N]` (defaults: the
 //! engine's, as `config/default.toml`, where the eager end of turn is off;
 //! `--eager-stt-ms 240` turns it on). Turns answered from the eager (speculative) transcript
@@ -70,10 +81,72 @@ use ivr_sip::{CallHandle, EndpointConfig, Event, OutgoingCall, Transport};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
-/// The utterance of the speech test set the callers say.
-const UTTERANCE: &str = "da-boligstoette-01";
-/// Nordby's number (`flows/tenants.toml`).
-const CALLED: &str = "+4570101010";
+/// One kind of turn: its name, the number whose flow asks it
+/// (`benches/latency-flows/tenants.toml`), and what the caller says: a file
+/// of the speech test set (G.711 version), or text for the engine's voice.
+struct Kind {
+    name: &'static str,
+    called: &'static str,
+    lang: ivr_core::Lang,
+    speech: Said,
+}
+
+enum Said {
+    File(&'static str),
+    Synth(&'static str),
+}
+
+/// The kinds of turn measured, in the order callers take them.
+const KINDS: [Kind; 8] = [
+    Kind {
+        name: "menu_da",
+        called: "+4579000001",
+        lang: ivr_core::Lang::Da,
+        speech: Said::File("da-boligstoette-01"),
+    },
+    Kind {
+        name: "menu_en",
+        called: "+4579000011",
+        lang: ivr_core::Lang::En,
+        speech: Said::File("en-housing-benefit-01"),
+    },
+    Kind {
+        name: "yesno_da",
+        called: "+4579000002",
+        lang: ivr_core::Lang::Da,
+        speech: Said::File("da-ja-01"),
+    },
+    Kind {
+        name: "yesno_en",
+        called: "+4579000012",
+        lang: ivr_core::Lang::En,
+        speech: Said::File("en-yes-01"),
+    },
+    Kind {
+        name: "date_da",
+        called: "+4579000003",
+        lang: ivr_core::Lang::Da,
+        speech: Said::File("da-dato-01"),
+    },
+    Kind {
+        name: "date_en",
+        called: "+4579000013",
+        lang: ivr_core::Lang::En,
+        speech: Said::File("en-date-01"),
+    },
+    Kind {
+        name: "cpr_da",
+        called: "+4579000004",
+        lang: ivr_core::Lang::Da,
+        speech: Said::File("da-cpr-01"),
+    },
+    Kind {
+        name: "cpr_en",
+        called: "+4579000014",
+        lang: ivr_core::Lang::En,
+        speech: Said::Synth("My CPR number is zero one zero two zero three, one two three four."),
+    },
+];
 /// Samples per 20 ms PCMA packet.
 const FRAME: usize = 160;
 const PTIME: Duration = Duration::from_millis(20);
@@ -119,6 +192,25 @@ fn load_speech(path: &Path) -> Speech {
         path.display()
     );
     let samples: Vec<i16> = r.samples::<i16>().map(|s| s.expect("wav sample")).collect();
+    speech_of(&samples)
+}
+
+/// Text said by the engine's own voice for `lang` (the English CPR number
+/// the speech test set lacks), at 8 kHz, with 150 ms of silence either side
+/// as the test set's files have.
+fn synthesised_speech(tts: &ivr_tts::Tts, text: &str, lang: ivr_core::Lang) -> Speech {
+    use ivr_tts::TextToSpeech;
+    let pcm = tts
+        .synthesize_lang(text, lang)
+        .expect("synthesis for the harness");
+    let pcm8 = ivr_core::resample::resample(&pcm, 8000).expect("resample to 8 kHz");
+    let mut samples = vec![0i16; 1200];
+    samples.extend_from_slice(&pcm8.samples);
+    samples.extend(std::iter::repeat_n(0, 1200));
+    speech_of(&samples)
+}
+
+fn speech_of(samples: &[i16]) -> Speech {
     let frames: Vec<&[i16]> = samples.chunks(FRAME).collect();
     let peak = frames.iter().map(|f| rms(f)).fold(0.0, f64::max);
     let threshold = peak / 100.0; // 40 dB below the loudest frame
@@ -170,7 +262,8 @@ struct Harness {
     sip: SipHandle,
     router: Arc<Mutex<Router>>,
     engine_sip: SocketAddr,
-    speech: Arc<Speech>,
+    /// What the caller says, per kind of turn ([`KINDS`]).
+    speech: Vec<Arc<Speech>>,
     /// Engine turn timings by the engine's RTP address.
     timings: Arc<Mutex<HashMap<SocketAddr, Vec<TurnTiming>>>>,
     timings_lagged: Arc<AtomicUsize>,
@@ -180,6 +273,8 @@ struct Harness {
 /// One measured turn.
 #[derive(Debug, Clone)]
 struct TurnResult {
+    /// Index into [`KINDS`].
+    kind: usize,
     concurrency: usize,
     active_at_speech_end: usize,
     counted: bool,
@@ -243,14 +338,21 @@ impl Harness {
     /// Places one call, waits for the prompts to end, speaks, measures the
     /// reply, hangs up. The turn counts when its speech ended (or, failing,
     /// the call failed) after `count_after`.
-    async fn call(&self, caller: &str, concurrency: usize, count_after: Instant) -> TurnResult {
-        let mut r = self.call_inner(caller).await;
+    async fn call(
+        &self,
+        caller: &str,
+        kind: usize,
+        concurrency: usize,
+        count_after: Instant,
+    ) -> TurnResult {
+        let mut r = self.call_inner(caller, kind).await;
+        r.kind = kind;
         r.concurrency = concurrency;
         r.counted = r.speech_end_at >= count_after;
         r
     }
 
-    async fn call_inner(&self, caller: &str) -> TurnResult {
+    async fn call_inner(&self, caller: &str, kind: usize) -> TurnResult {
         let rtp = UdpSocket::bind("127.0.0.1:0").await.expect("RTP socket");
         let port = rtp.local_addr().expect("RTP address").port();
         let sdp_cfg = SdpConfig {
@@ -262,6 +364,7 @@ impl Harness {
             &sdp_cfg,
         );
         let failed = |why: String| TurnResult {
+            kind,
             concurrency: 0,
             active_at_speech_end: 0,
             counted: false,
@@ -273,7 +376,8 @@ impl Harness {
             error: Some(why),
         };
         let out = OutgoingCall {
-            target: Uri::parse(&format!("sip:{CALLED}@{}", self.engine_sip)).expect("target URI"),
+            target: Uri::parse(&format!("sip:{}@{}", KINDS[kind].called, self.engine_sip))
+                .expect("target URI"),
             dest: self.engine_sip,
             transport: Transport::Udp,
             from: Uri::parse(&format!("sip:{caller}@127.0.0.1")).expect("from URI"),
@@ -317,7 +421,13 @@ impl Harness {
         };
         self.active.fetch_add(1, Ordering::Relaxed);
         let mut r = self
-            .media(&rtp, n.remote_rtp, n.payload_type, &mut events)
+            .media(
+                &rtp,
+                n.remote_rtp,
+                n.payload_type,
+                &mut events,
+                &self.speech[kind],
+            )
             .await;
         self.active.fetch_sub(1, Ordering::Relaxed);
         let _ = self.sip.hangup(handle).await;
@@ -372,13 +482,13 @@ impl Harness {
         remote: SocketAddr,
         pt: u8,
         events: &mut mpsc::UnboundedReceiver<Event>,
+        speech: &Speech,
     ) -> TurnResult {
         enum Phase {
             Listening,
             Speaking(usize),
             Waiting,
         }
-        let speech = &self.speech;
         let silence = [g711::alaw_from_linear(0); FRAME];
         let ssrc = 0x1234_0000 ^ u32::from(rtp.local_addr().map(|a| a.port()).unwrap_or(0));
         let (mut seq, mut ts) = (1u16, 160u32);
@@ -484,6 +594,7 @@ impl Harness {
         };
         let speech_end_at = speech_end_at.unwrap_or(start);
         TurnResult {
+            kind: 0,
             concurrency: 0,
             active_at_speech_end: active_at_end,
             counted: false,
@@ -524,8 +635,10 @@ async fn run_level(
         tasks.push(tokio::spawn(async move {
             tokio::time::sleep(stagger * i as u32).await;
             let caller = format!("+452{:07}", 1000 + i);
+            let mut k = i;
             while !stop.load(Ordering::Relaxed) {
-                let r = h.call(&caller, n, count_after).await;
+                let r = h.call(&caller, k % KINDS.len(), n, count_after).await;
+                k += 1;
                 let failed_setup = r.engine.is_none() && r.reply_at.is_none();
                 {
                     let mut all = results.lock().unwrap();
@@ -694,6 +807,60 @@ fn summarise(n: usize, turns: &[TurnResult], wall: Duration) -> LevelSummary {
         refused,
         if passed { "yes" } else { "no" }
     );
+    // Per kind of turn: totals, stages, and what the flow answered.
+    let mut by_kind = serde_json::Map::new();
+    let mut kind_lines = Vec::new();
+    for (k, kind) in KINDS.iter().enumerate() {
+        let mine: Vec<&TurnResult> = ok.iter().copied().filter(|t| t.kind == k).collect();
+        let mut st = serde_json::Map::new();
+        let mut meds = Vec::new();
+        for (i, name) in STAGES.iter().enumerate() {
+            let mut v: Vec<f64> = mine
+                .iter()
+                .filter_map(|t| t.stages().map(|s| s[i].1))
+                .collect();
+            v.sort_by(f64::total_cmp);
+            meds.push(format!("{:>5.0}", percentile(&v, 50.0)));
+            st.insert((*name).to_string(), stat(v));
+        }
+        let mut tot: Vec<f64> = mine.iter().filter_map(|t| t.total.map(ms)).collect();
+        tot.sort_by(f64::total_cmp);
+        let mut steps: HashMap<String, usize> = HashMap::new();
+        for t in &mine {
+            if let Some(e) = &t.engine {
+                *steps.entry(e.step.clone()).or_default() += 1;
+            }
+        }
+        let by_model = mine
+            .iter()
+            .filter(|t| t.engine.as_ref().is_some_and(|e| e.turn_model.is_some()))
+            .count();
+        kind_lines.push(format!(
+            "      {:<9} {:>3} turns {:>6.0}/{:<6.0} ms  stages med {}  ended by Smart Turn {by_model}",
+            kind.name,
+            mine.len(),
+            percentile(&tot, 50.0),
+            percentile(&tot, 95.0),
+            meds.join(" ")
+        ));
+        by_kind.insert(
+            kind.name.to_string(),
+            serde_json::json!({
+                "lang": kind.lang.code(),
+                "turns": mine.len(),
+                "total": stat(tot),
+                "stages": st,
+                "ended_by_smart_turn": by_model,
+                "reply_steps": steps,
+            }),
+        );
+    }
+    let line = format!("{line}\n{}", kind_lines.join("\n"));
+    let turn_model: Vec<f64> = ok
+        .iter()
+        .filter_map(|t| t.engine.as_ref()?.turn_model.map(ms))
+        .collect();
+    let ended_by_model = turn_model.len();
     let json = serde_json::json!({
         "concurrency": n,
         "turns_measured": ok.len(),
@@ -717,6 +884,9 @@ fn summarise(n: usize, turns: &[TurnResult], wall: Duration) -> LevelSummary {
         "engine_first_packet_after_speech_end": stat(engine_view),
         "reply_steps": steps,
         "p95_under_1s": passed,
+        "by_kind": by_kind,
+        "ended_by_smart_turn": ended_by_model,
+        "smart_turn_run": stat(turn_model),
         "turns": ok.iter().map(|t| {
             let e = t.engine.as_ref();
             serde_json::json!({
@@ -729,6 +899,8 @@ fn summarise(n: usize, turns: &[TurnResult], wall: Duration) -> LevelSummary {
                 "step": e.map(|e| e.step.clone()),
                 "active_calls": t.active_at_speech_end,
                 "prompt_packets_while_speaking": t.overlap_packets,
+                "kind": KINDS[t.kind].name,
+                "turn_model_ms": e.and_then(|e| e.turn_model).map(ms),
             })
         }).collect::<Vec<_>>(),
     });
@@ -750,6 +922,8 @@ struct Args {
     stt_workers: Option<usize>,
     eager_stt_ms: Option<u64>,
     end_silence_ms: Option<u64>,
+    smart_turn: Option<bool>,
+    vad: Option<String>,
 }
 
 fn args() -> Args {
@@ -757,11 +931,13 @@ fn args() -> Args {
         levels: vec![1, 10, 20],
         search_levels: 3,
         max_calls: 60,
-        min_turns: 6,
+        min_turns: 24,
         stt_threads: None,
         stt_workers: None,
         eager_stt_ms: None,
         end_silence_ms: None,
+        smart_turn: None,
+        vad: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -777,6 +953,8 @@ fn args() -> Args {
             "--end-silence-ms" => {
                 a.end_silence_ms = Some(v.parse().expect("--end-silence-ms N"));
             }
+            "--smart-turn" => a.smart_turn = Some(v.parse().expect("--smart-turn true|false")),
+            "--vad" => a.vad = Some(v),
             "--bench" => {} // cargo bench passes it to every target
             other => panic!("unknown argument {other}; see the doc comment of benches/latency.rs"),
         }
@@ -796,6 +974,8 @@ fn engine_config(dir: &Path) -> EngineConfig {
             "the whisper model",
         ),
         ("models/onnxruntime/libonnxruntime.so", "onnxruntime"),
+        ("models/turn/silero_vad.onnx", "Silero VAD"),
+        ("models/turn/smart-turn-v3.2-cpu.onnx", "Smart Turn"),
     ];
     for (p, what) in need {
         if !r.join(p).is_file() {
@@ -815,6 +995,9 @@ rtp_port_max = 43998
 dir = "{flows}"
 reload_poll_ms = 0
 fixed_time = "{FIXED_TIME}"
+[turn]
+silero_model = "{silero}"
+smart_turn_model = "{smart}"
 [stt]
 model = "{model}"
 [tts]
@@ -833,7 +1016,9 @@ host = "127.0.0.1"
 port = 1
 tls = "none"
 "#,
-        flows = r.join("flows").display(),
+        flows = r.join("benches/latency-flows").display(),
+        silero = r.join("models/turn/silero_vad.onnx").display(),
+        smart = r.join("models/turn/smart-turn-v3.2-cpu.onnx").display(),
         voices = r.join("voices").display(),
         ort = r.join("models/onnxruntime/libonnxruntime.so").display(),
         cache = dir.join("tts-cache").display(),
@@ -848,18 +1033,62 @@ fn main() {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    let speech_path = root()
-        .join("tests/vectors/speech/g711")
-        .join(format!("{UTTERANCE}.wav"));
-    let speech = Arc::new(load_speech(&speech_path));
-    let speech_end_ms = (speech.last_speech_packet + 1) * 20;
-    println!(
-        "latency: caller says {UTTERANCE} ({} ms; speech ends at {speech_end_ms} ms, last frame above RMS {:.0})",
-        speech.packets.len() * 20,
-        speech.threshold_rms
-    );
     let dir = tempfile::tempdir().expect("temp dir");
     let mut cfg = engine_config(dir.path());
+    // What the callers say, per kind of turn.
+    let tts = ivr_tts::Tts::new(cfg.tts.clone()).expect("the engine's voices for the harness");
+    let mut kinds_json = Vec::new();
+    let speech: Vec<Arc<Speech>> = KINDS
+        .iter()
+        .map(|k| {
+            let (s, source) = match k.speech {
+                Said::File(id) => {
+                    let path = root()
+                        .join("tests/vectors/speech/g711")
+                        .join(format!("{id}.wav"));
+                    (
+                        load_speech(&path),
+                        format!("tests/vectors/speech/g711/{id}.wav"),
+                    )
+                }
+                Said::Synth(text) => (
+                    synthesised_speech(&tts, text, k.lang),
+                    format!(
+                        "synthesised by the engine's {} voice: {text}",
+                        k.lang.code()
+                    ),
+                ),
+            };
+            let end_ms = (s.last_speech_packet + 1) * 20;
+            println!(
+                "latency: {:<9} {} ({} ms; speech ends at {end_ms} ms, last frame above RMS {:.0})",
+                k.name,
+                source,
+                s.packets.len() * 20,
+                s.threshold_rms
+            );
+            kinds_json.push(serde_json::json!({
+                "kind": k.name,
+                "lang": k.lang.code(),
+                "called": k.called,
+                "said": source,
+                "duration_ms": s.packets.len() * 20,
+                "speech_end_ms": end_ms,
+            }));
+            Arc::new(s)
+        })
+        .collect();
+    drop(tts);
+    if let Some(on) = a.smart_turn {
+        cfg.turn.smart_turn = on;
+    }
+    if let Some(v) = &a.vad {
+        cfg.turn.vad = match v.as_str() {
+            "silero" => ivr_engine::config::VadKind::Silero,
+            "energy" => ivr_engine::config::VadKind::Energy,
+            other => panic!("--vad silero|energy, not {other}"),
+        };
+    }
     if let Some(t) = a.stt_threads {
         cfg.stt.threads = t;
     }
@@ -877,6 +1106,11 @@ fn main() {
         std::process::exit(2);
     }
     let media_desc = serde_json::json!({
+        "vad": format!("{:?}", cfg.turn.vad).to_lowercase(),
+        "smart_turn": cfg.turn.smart_turn,
+        "smart_turn_silence_ms": cfg.turn.smart_turn_silence_ms,
+        "smart_turn_threshold": cfg.turn.smart_turn_threshold,
+        "fallback_silence_ms": cfg.turn.fallback_silence_ms,
         "end_silence_ms": cfg.media.end_silence_ms,
         "eager_stt_ms": cfg.media.eager_stt_ms,
     });
@@ -978,7 +1212,7 @@ fn main() {
         // Warm-up call (not counted): first synthesis of the reply, whisper's
         // first run; also gives the length of one call for the stagger.
         let t = Instant::now();
-        let warm = h.call("+4529999999", 1, Instant::now()).await;
+        let warm = h.call("+4529999999", 0, 1, Instant::now()).await;
         let cycle = t.elapsed();
         if let Some(e) = &warm.error {
             eprintln!("latency: warm-up call failed: {e}");
@@ -1067,19 +1301,9 @@ fn main() {
     let json = serde_json::json!({
         "bench": "latency",
         "cores": cores,
-        "utterance": {
-            "id": UTTERANCE,
-            "file": speech_path.strip_prefix(root()).unwrap_or(&speech_path).display().to_string(),
-            "duration_ms": speech.packets.len() * 20,
-            "speech_end_ms": speech_end_ms,
-            "speech_end_rule": "last 20 ms frame with RMS within 40 dB of the loudest frame",
-        },
-        "flow": {
-            "municipality": "nordby",
-            "called": CALLED,
-            "fixed_time": FIXED_TIME,
-            "turn": "main/menu after the greeting, outside opening hours",
-        },
+        "kinds": kinds_json,
+        "speech_end_rule": "last 20 ms frame with RMS within 40 dB of the loudest frame",
+        "flows": "benches/latency-flows (one number per kind of turn and language; the question is the flow's first step)",
         "engine": {"stt": stt_desc, "media": media_desc},
         "caller": {
             "quiet_before_speaking_ms": QUIET.as_millis() as u64,

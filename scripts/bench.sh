@@ -4,7 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p target/bench
 # The STT/TTS benches and the latency harness run real models: `make setup` fetches them.
-for f in models/whisper-base/ggml-base-q8_0.bin models/onnxruntime/libonnxruntime.so models/e5-small/e5-small-q4.bin; do
+for f in models/whisper-base/ggml-base-q8_0.bin models/onnxruntime/libonnxruntime.so models/e5-small/e5-small-q4.bin \
+	models/turn/silero_vad.onnx models/turn/smart-turn-v3.2-cpu.onnx; do
 	if [ ! -f "$f" ]; then
 		echo "bench: $f is missing: run \`make setup\` first" >&2
 		exit 2
@@ -17,6 +18,9 @@ done
 cargo bench -p ivr-benches
 # SIPp call setup rate against the engine's SIP stack (-> target/bench/sip_load.json).
 cargo run --release -p ivr-benches --bin sip_load -- 20000 2000
+# benches/turn_detect.rs: end of turn, wait after the true end at <= 5 % false
+# cut-offs per VAD, with and without Smart Turn (-> target/bench/turn_detect.json).
+cargo run --release -p ivr-benches --bin turn_detect
 # benches/latency.rs: real calls over loopback into the engine; end of speech ->
 # first reply packet with its breakdown at 1, 10, 20 calls, and the most calls
 # with p95 < 1 s (-> target/bench/latency.json).

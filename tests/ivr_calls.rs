@@ -143,6 +143,11 @@ fn setup_with_smtp(smtp_port: u16) -> Setup {
         "models/whisper-base missing: run `make setup`"
     );
     assert!(
+        r.join("models/turn/smart-turn-v3.2-cpu.onnx").exists()
+            && r.join("models/turn/silero_vad.onnx").exists(),
+        "models/turn missing: run `make setup`"
+    );
+    assert!(
         r.join("models/e5-small/e5-small-q4.bin").exists(),
         "models/e5-small missing: run `make setup`"
     );
@@ -166,6 +171,11 @@ reload_poll_ms = 0
 fixed_time = "2026-12-01T09:00:00Z"
 [stt]
 model = "{model}"
+# The default end of turn (Silero VAD, Smart Turn), with the models found
+# from the workspace root.
+[turn]
+silero_model = "{silero}"
+smart_turn_model = "{smart}"
 [understanding]
 model = "{e5}"
 required = true
@@ -196,6 +206,8 @@ keep_transcripts = true
         ort = r.join("models/onnxruntime/libonnxruntime.so").display(),
         cache = cache.display(),
         model = r.join("models/whisper-base/ggml-base-q8_0.bin").display(),
+        silero = r.join("models/turn/silero_vad.onnx").display(),
+        smart = r.join("models/turn/smart-turn-v3.2-cpu.onnx").display(),
         e5 = r.join("models/e5-small/e5-small-q4.bin").display(),
         db = dir.path().join("ivr.db").display(),
     );

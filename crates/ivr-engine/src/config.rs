@@ -57,6 +57,8 @@ pub struct EngineConfig {
     pub trunks: Vec<TrunkConfig>,
     /// `[media]`.
     pub media: MediaConfig,
+    /// `[turn]`: voice activity and end-of-turn models.
+    pub turn: TurnConfig,
     /// `[flows]`.
     pub flows: FlowsConfig,
     /// `[understanding]`.
@@ -103,6 +105,7 @@ impl Default for EngineConfig {
             sip: SipConfig::default(),
             trunks: vec![TrunkConfig::loopback()],
             media: MediaConfig::default(),
+            turn: TurnConfig::default(),
             flows: FlowsConfig::default(),
             understanding: UnderstandingConfig::default(),
             stt: ivr_stt::SttConfig::default(),
@@ -225,6 +228,7 @@ impl EngineConfig {
                 self.media.end_silence_ms
             )));
         }
+        self.turn.validate()?;
         if !self
             .sip
             .server_header
@@ -767,6 +771,122 @@ impl Default for MediaConfig {
     }
 }
 
+/// Which voice activity detector decides what is speech.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VadKind {
+    /// Silero VAD (ONNX, `[turn] silero_model`); the energy VAD when the
+    /// model or onnxruntime is missing.
+    Silero,
+    /// The energy + voicing VAD of `ivr_media::vad` (no model).
+    Energy,
+}
+
+/// `[turn]`: how the engine decides that the caller has finished speaking.
+///
+/// The utterance ends when, after `smart_turn_silence_ms` of silence, Smart
+/// Turn says the sentence is complete; otherwise (or without the model)
+/// after the fallback silence: `fallback_silence_ms` with Smart Turn,
+/// `[media] end_silence_ms` without. Figures behind the defaults:
+/// `benches/turn_detect.rs` (docs/turn-detection.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TurnConfig {
+    /// `silero` or `energy`.
+    pub vad: VadKind,
+    /// The Silero VAD model (`make setup` fetches it).
+    pub silero_model: PathBuf,
+    /// Ask Smart Turn whether the sentence is finished.
+    pub smart_turn: bool,
+    /// The Smart Turn model (`make setup` fetches it). Missing: the engine
+    /// runs without it (and says so in the log).
+    pub smart_turn_model: PathBuf,
+    /// Silence after speech before Smart Turn is asked (ms, 100 to 400).
+    pub smart_turn_silence_ms: u64,
+    /// Smart Turn's probability at or above which the turn is complete (0-1).
+    pub smart_turn_threshold: f32,
+    /// Silence that ends the utterance when Smart Turn says "not finished"
+    /// (ms, 300 to 2000); it adapts upwards to callers who pause.
+    pub fallback_silence_ms: u64,
+    /// Smart Turn sessions (each runs one prediction at a time, one thread).
+    pub smart_turn_sessions: usize,
+}
+
+impl Default for TurnConfig {
+    fn default() -> Self {
+        TurnConfig {
+            vad: VadKind::Energy,
+            silero_model: PathBuf::from("models/turn/silero_vad.onnx"),
+            smart_turn: false,
+            smart_turn_model: PathBuf::from("models/turn/smart-turn-v3.2-cpu.onnx"),
+            smart_turn_silence_ms: 200,
+            smart_turn_threshold: 0.5,
+            fallback_silence_ms: 700,
+            smart_turn_sessions: 2,
+        }
+    }
+}
+
+impl TurnConfig {
+    /// The endpointing of a call: `[media]`'s, and with Smart Turn loaded a
+    /// tentative end after `smart_turn_silence_ms` for it to judge, with
+    /// `fallback_silence_ms` as the end silence when it says "not finished".
+    /// With Silero loaded the utterance keeps 400 ms of audio from before its
+    /// detected start (Silero says "speech" a chunk or two after the onset,
+    /// later than the energy VAD, and 200 ms clipped first syllables).
+    pub fn endpointing(
+        &self,
+        media: &MediaConfig,
+        smart_turn_loaded: bool,
+        silero_loaded: bool,
+    ) -> ivr_media::endpointing::EndpointingConfig {
+        let ms = std::time::Duration::from_millis;
+        let mut base = media.endpointing();
+        if silero_loaded {
+            base.preroll = ms(400);
+        }
+        if !smart_turn_loaded {
+            return base;
+        }
+        let fallback = ms(self.fallback_silence_ms);
+        ivr_media::endpointing::EndpointingConfig {
+            turn_silence: ms(self.smart_turn_silence_ms),
+            end_silence: fallback,
+            min_end_silence: base.min_end_silence.min(fallback),
+            max_end_silence: base.max_end_silence.max(fallback),
+            ..base
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        if !(100..=400).contains(&self.smart_turn_silence_ms) {
+            return bad(format!(
+                "[turn] smart_turn_silence_ms must be 100 to 400 (it is {})",
+                self.smart_turn_silence_ms
+            ));
+        }
+        if !(300..=2000).contains(&self.fallback_silence_ms)
+            || self.fallback_silence_ms <= self.smart_turn_silence_ms
+        {
+            return bad(format!(
+                "[turn] fallback_silence_ms must be 300 to 2000 and above smart_turn_silence_ms (it is {})",
+                self.fallback_silence_ms
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.smart_turn_threshold) {
+            return bad(format!(
+                "[turn] smart_turn_threshold must be 0 to 1 (it is {})",
+                self.smart_turn_threshold
+            ));
+        }
+        if !(1..=16).contains(&self.smart_turn_sessions) {
+            return bad("[turn] smart_turn_sessions must be 1 to 16".into());
+        }
+        Ok(())
+    }
+}
+
 /// `[flows]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -937,6 +1057,35 @@ mod tests {
     fn a_misspelt_key_is_refused_with_its_name() {
         let e = EngineConfig::parse("[sip]\nmax_call = 3\n").unwrap_err();
         assert!(e.to_string().contains("max_call"), "{e}");
+    }
+
+    #[test]
+    fn smart_turn_asks_after_the_short_silence_and_its_fallback_replaces_the_end_silence() {
+        let c = EngineConfig::parse("").unwrap();
+        let ms = std::time::Duration::from_millis;
+        let on = c.turn.endpointing(&c.media, true, false);
+        assert_eq!((on.turn_silence, on.end_silence), (ms(200), ms(700)));
+        assert!(on.min_end_silence <= on.end_silence && on.end_silence <= on.max_end_silence);
+        // Without the model (missing, or turned off) the [media] end silence is as before.
+        let off = c.turn.endpointing(&c.media, false, false);
+        assert_eq!((off.turn_silence, off.end_silence), (ms(0), ms(400)));
+        let long = EngineConfig::parse("[turn]\nfallback_silence_ms = 1500\n").unwrap();
+        assert_eq!(
+            long.turn
+                .endpointing(&long.media, true, false)
+                .max_end_silence,
+            ms(1500)
+        );
+        assert_eq!(c.turn.endpointing(&c.media, true, true).preroll, ms(400));
+        for bad in [
+            "[turn]\nsmart_turn_silence_ms = 50\n",
+            "[turn]\nfallback_silence_ms = 150\nsmart_turn_silence_ms = 200\n",
+            "[turn]\nsmart_turn_threshold = 1.5\n",
+            "[turn]\nsmart_turn_sessions = 0\n",
+            "[turn]\nvad = \"webrtc\"\n",
+        ] {
+            assert!(EngineConfig::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

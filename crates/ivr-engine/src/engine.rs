@@ -305,6 +305,13 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
 
     // Speech in.
     let stt = crate::stt::pool(&cfg.stt).await;
+    // End of turn: Silero VAD and Smart Turn (onnxruntime, as the piper voices).
+    let turn_models = {
+        let (turn, ort) = (cfg.turn.clone(), cfg.tts.onnxruntime.clone());
+        tokio::task::spawn_blocking(move || crate::endofturn::TurnModels::load(&turn, &ort))
+            .await
+            .unwrap_or_default()
+    };
 
     // SIP.
     let turns = TurnTimings::default();
@@ -361,6 +368,8 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
         clock: clock.clone(),
         flows_dir: cfg.flows.dir.clone(),
         media: cfg.media.clone(),
+        turn: cfg.turn.clone(),
+        turn_models,
         sdp: cfg.sip.sdp.clone(),
         transfer_domain: cfg.sip.transfer_domain.clone(),
         timings: cfg.call_timings(),

@@ -20,6 +20,7 @@ pub mod config;
 pub mod console;
 pub mod dispatch;
 pub mod eager;
+pub mod endofturn;
 pub mod engine;
 pub mod http;
 pub mod live;

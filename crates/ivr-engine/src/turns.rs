@@ -69,6 +69,10 @@ pub struct TurnTiming {
     pub step: String,
     /// Speech: the endpointer declared the utterance over; keys: the key arrived.
     pub input_at: Instant,
+    /// Speech: the end-of-turn model (Smart Turn) ended the utterance after
+    /// this long a run (before the end silence was over); None: the end
+    /// silence ended it (or it was a key).
+    pub turn_model: Option<Duration>,
     /// Speech: the transcript (or the failure) reached the call.
     pub transcript_at: Option<Instant>,
     /// Speech: the recogniser's own account.
@@ -123,6 +127,7 @@ impl TurnTiming {
 struct Pending {
     input: TurnInput,
     input_at: Instant,
+    turn_model: Option<Duration>,
     transcript_at: Option<Instant>,
     stt: Option<SttTiming>,
     eager: bool,
@@ -147,6 +152,7 @@ impl TurnClock {
         self.cur = Some(Pending {
             input,
             input_at: at,
+            turn_model: None,
             transcript_at: None,
             stt: None,
             eager: false,
@@ -157,6 +163,13 @@ impl TurnClock {
             reply_started_at: None,
             audio_ready_at: None,
         });
+    }
+
+    /// The end-of-turn model ended the utterance after a run of `took`.
+    pub fn ended_by_model(&mut self, took: Duration) {
+        if let Some(p) = self.cur.as_mut() {
+            p.turn_model = Some(took);
+        }
     }
 
     /// The transcript (or failure) reached the call.
@@ -232,6 +245,7 @@ impl TurnClock {
             input: p.input,
             step: p.step,
             input_at: p.input_at,
+            turn_model: p.turn_model,
             transcript_at: p.transcript_at,
             stt: p.stt,
             eager: p.eager,
@@ -403,6 +417,7 @@ mod tests {
             input: TurnInput::Speech,
             step: "main/menu".into(),
             input_at: t0,
+            turn_model: None,
             transcript_at: None,
             stt: None,
             eager: false,

@@ -860,3 +860,75 @@ fn a_danish_first_answer_misidentified_as_english_is_heard_again_in_danish() {
     );
     assert!(!sim.has_said("Do you want"), "no switch to English");
 }
+
+/// Speaks the menu answer and returns when recognition was asked, counted
+/// from the end of the speech, and the turn's timing record.
+fn answer_with_turn_model(verdict: Option<f32>) -> (Duration, Sim) {
+    let endpointing = EndpointingConfig {
+        turn_silence: Duration::from_millis(200),
+        end_silence: Duration::from_millis(800),
+        max_end_silence: Duration::from_millis(800),
+        ..EndpointingConfig::default()
+    };
+    let (dir, mut sim) = menu_call(Options {
+        endpointing,
+        smart_turn: Some(0.5),
+        ..Options::default()
+    });
+    sim.world.turn_verdict = Box::new(move |_| (Duration::from_millis(40), verdict));
+    sim.stt.push_text("jeg skal have et nyt pas", 0.9);
+    sim.expect_within(secs(15), "the menu prompt plays", |s| s.has_said("Tryk to"));
+    sim.run_until(sim.now + secs(10), waiting);
+    let u = utterance();
+    // Speech from 0.8 s to 3.05 s of the file: it ends 2.25 s after this cut starts.
+    let mut samples = cut(&u, 0.8, 3.05);
+    samples.extend(std::iter::repeat_n(0, 16_000));
+    let speech_end = sim.now + Duration::from_millis(2250);
+    sim.say(&Pcm::new(8_000, samples));
+    sim.expect_within(secs(10), "the utterance answers the menu", |s| {
+        s.has_said("Du valgte pas")
+    });
+    // The turn's timing is published with the reply's first packet.
+    sim.run_for(secs(2));
+    drop(dir);
+    let asked = sim.log.recognitions.first().expect("recognised").0;
+    (asked.saturating_duration_since(speech_end), sim)
+}
+
+#[test]
+fn the_end_of_turn_model_ends_a_finished_sentence_at_the_short_silence() {
+    let (finished, sim) = answer_with_turn_model(Some(0.9));
+    assert_eq!(
+        sim.log.turn_checks.len(),
+        1,
+        "asked once, at the tentative end"
+    );
+    // 200 ms of silence, the VAD's tail, 40 ms of model: well before the 800 ms fallback.
+    assert!(
+        finished < Duration::from_millis(500),
+        "recognition {finished:?} after the speech"
+    );
+    let timing = sim.log.events.iter().find_map(|(_, e)| match e {
+        CallEvent::Turn(t) => Some(t.turn_model),
+        _ => None,
+    });
+    assert_eq!(timing, Some(Some(Duration::from_millis(40))));
+    assert_eq!(sim.core.flow_record().intents, ["pas"]);
+}
+
+#[test]
+fn a_sentence_the_model_calls_unfinished_ends_only_after_the_fallback_silence() {
+    for verdict in [Some(0.2), None] {
+        let (waited, sim) = answer_with_turn_model(verdict);
+        assert!(
+            waited >= Duration::from_millis(800),
+            "{verdict:?}: recognition {waited:?} after the speech"
+        );
+        let timing = sim.log.events.iter().find_map(|(_, e)| match e {
+            CallEvent::Turn(t) => Some(t.turn_model),
+            _ => None,
+        });
+        assert_eq!(timing, Some(None), "the silence ended it, not the model");
+        assert_eq!(sim.core.flow_record().intents, ["pas"]);
+    }
+}

@@ -21,6 +21,13 @@
 //!   utterance is the tentative audio plus trailing silence). A caller may
 //!   pause several times: each pause can give a tentative, each resumption
 //!   cancels it. Barge-in and the start and end rules are not changed by it.
+//! - End of turn by a model (off when `turn_silence` is zero): a tentative
+//!   end is also announced after `turn_silence` (the shorter of the two
+//!   silences, when both are set); an end-of-turn model (Smart Turn, run by
+//!   the engine) reads its audio, and when it says the caller has finished,
+//!   [`Endpointer::end_now`] ends the utterance there, before the end
+//!   silence. When it says not finished, nothing happens: the end silence
+//!   (the fallback) still ends the utterance.
 //! - Length: utterances with less than `min_speech` of speech are dropped
 //!   (a cough, "eh"); at `max_utterance` the utterance is ended where it is.
 //! - Barge-in (while a prompt that allows it plays): `barge_in_voiced` of voiced
@@ -59,6 +66,10 @@ pub struct EndpointingConfig {
     /// Silence after which a tentative end is announced ([`EndpointingEvent::Tentative`]);
     /// zero: never. Only shorter end silences than the one in force matter.
     pub eager_silence: Duration,
+    /// Silence after which a tentative end is announced for an end-of-turn
+    /// model ([`Endpointer::end_now`]); zero: none. With `eager_silence`
+    /// also set, the shorter one announces.
+    pub turn_silence: Duration,
     /// Sample rate of the audio pushed (and of the utterances produced).
     pub sample_rate: u32,
 }
@@ -76,6 +87,7 @@ impl Default for EndpointingConfig {
             preroll: Duration::from_millis(200),
             barge_in_voiced: Duration::from_millis(180),
             eager_silence: Duration::ZERO,
+            turn_silence: Duration::ZERO,
             sample_rate: 16_000,
         }
     }
@@ -261,7 +273,7 @@ impl Endpointer {
                 let ending = (self.silence_ms >= self.end_silence_ms || too_long)
                     && self.tentative != Tentative::Owed
                     && !resumed_now;
-                let eager_ms = ms(self.cfg.eager_silence);
+                let eager_ms = self.tentative_ms();
                 if !ending
                     && eager_ms > 0
                     && self.tentative == Tentative::None
@@ -276,22 +288,43 @@ impl Endpointer {
                     event = Some(EndpointingEvent::Tentative(audio));
                 }
                 if ending {
-                    self.state = State::Idle;
-                    self.tentative = Tentative::None;
-                    self.speech_hist = 0;
-                    let done = if self.speech_ms >= ms(self.cfg.min_speech) {
-                        let audio = std::mem::take(&mut self.buf);
-                        EndpointingEvent::Utterance(Pcm::new(self.cfg.sample_rate, audio))
-                    } else {
-                        EndpointingEvent::Discarded
-                    };
                     // Barge-in fires within 180 ms of speech, long before an utterance can end,
                     // so the end event never hides one.
-                    event = Some(done);
+                    event = Some(self.finish());
                 }
             }
         }
         event
+    }
+
+    /// The silence that announces a tentative end (zero: never).
+    fn tentative_ms(&self) -> u32 {
+        match (ms(self.cfg.eager_silence), ms(self.cfg.turn_silence)) {
+            (0, t) | (t, 0) => t,
+            (e, t) => e.min(t),
+        }
+    }
+
+    /// Ends the utterance in progress now, when a tentative end was
+    /// announced and no speech came since: an end-of-turn model says the
+    /// caller has finished. Returns the utterance (the tentative audio plus
+    /// the silence since), or `None` when there is nothing to end (the
+    /// caller spoke again, or the utterance already ended).
+    pub fn end_now(&mut self) -> Option<EndpointingEvent> {
+        (self.state == State::InSpeech && self.tentative == Tentative::Announced)
+            .then(|| self.finish())
+    }
+
+    fn finish(&mut self) -> EndpointingEvent {
+        self.state = State::Idle;
+        self.tentative = Tentative::None;
+        self.speech_hist = 0;
+        if self.speech_ms >= ms(self.cfg.min_speech) {
+            let audio = std::mem::take(&mut self.buf);
+            EndpointingEvent::Utterance(Pcm::new(self.cfg.sample_rate, audio))
+        } else {
+            EndpointingEvent::Discarded
+        }
     }
 
     fn push_preroll(&mut self, pcm: &[i16]) {
@@ -649,5 +682,68 @@ mod eager_tests {
             resumed + confirmed + usize::from(open.is_some())
         );
         assert_eq!(utterances, a);
+    }
+
+    fn turn_cfg(turn_ms: u64, end_ms: u64) -> EndpointingConfig {
+        EndpointingConfig {
+            turn_silence: Duration::from_millis(turn_ms),
+            end_silence: Duration::from_millis(end_ms),
+            max_end_silence: Duration::from_millis(end_ms.max(800)),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_model_ends_the_turn_at_the_short_silence_with_the_tentative_audio() {
+        let mut e = Endpointer::new(turn_cfg(200, 800));
+        // Speech on frames 10..60, then silence: the tentative comes after 10 frames.
+        let ev = run(&mut e, 70, |i| (10..60).contains(&i), |_| false);
+        let Some((at, EndpointingEvent::Tentative(t))) = ev
+            .iter()
+            .find(|(_, e)| matches!(e, EndpointingEvent::Tentative(_)))
+        else {
+            panic!("{:?}", kinds(&ev))
+        };
+        assert_eq!(*at, 69);
+        // The model answers a few frames later: the utterance ends there, not after 800 ms.
+        let Some(EndpointingEvent::Utterance(u)) = e.end_now() else {
+            panic!("no utterance")
+        };
+        assert_eq!(&u.samples[..t.samples.len()], &t.samples[..]);
+        assert!(!e.in_speech());
+        assert_eq!(e.end_now(), None, "once");
+        // Nothing more comes of the silence.
+        assert!(run(&mut e, 60, |_| false, |_| false).is_empty());
+    }
+
+    #[test]
+    fn a_late_verdict_after_the_caller_spoke_again_ends_nothing() {
+        let mut e = Endpointer::new(turn_cfg(200, 800));
+        let ev = run(&mut e, 75, |i| (10..60).contains(&i) || i >= 72, |_| false);
+        assert!(kinds(&ev).contains(&(69, "tentative")), "{:?}", kinds(&ev));
+        assert!(kinds(&ev).contains(&(72, "resumed")), "{:?}", kinds(&ev));
+        assert_eq!(e.end_now(), None, "speech resumed: the verdict is stale");
+        assert!(e.in_speech());
+        // Without a verdict the fallback silence ends it: 800 ms = 40 frames after frame 79.
+        let ev = run(&mut e, 200, |i| i < 5, |_| false);
+        let end = ev
+            .iter()
+            .find(|(_, e)| matches!(e, EndpointingEvent::Utterance(_)))
+            .map(|(i, _)| *i);
+        assert_eq!(end, Some(44), "{:?}", kinds(&ev));
+    }
+
+    #[test]
+    fn with_both_silences_set_the_shorter_announces() {
+        let mut cfg = turn_cfg(200, 800);
+        cfg.eager_silence = Duration::from_millis(300);
+        let mut e = Endpointer::new(cfg);
+        let ev = run(&mut e, 80, |i| (10..60).contains(&i), |_| false);
+        let tentatives: Vec<usize> = kinds(&ev)
+            .into_iter()
+            .filter(|(_, k)| *k == "tentative")
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(tentatives, [69]);
     }
 }

@@ -68,7 +68,7 @@ use crate::rtcp::{build_report, parse_rtcp, ReportBlock, SenderInfo};
 use crate::rtp::{
     build_rtp, parse_rtp, AddressGate, Latch, LatchPolicy, LatchVerdict, SeqVerdict, SourceStats,
 };
-use crate::vad::{Vad, VadConfig, FRAME_8K};
+use crate::vad::{FrameVad, Vad, VadConfig, FRAME_8K};
 use crate::MediaError;
 
 /// What SDP offer/answer settled for this call (filled in by the engine from `ivr-sip`).
@@ -278,7 +278,7 @@ pub struct MediaSession {
     dtmf_tx: Option<(DtmfSender, u32)>,
     dtmf_queue: VecDeque<Dtmf>,
     pacer: Pacer,
-    vad: Vad,
+    vad: Box<dyn FrameVad>,
     vad_down: Downsampler2x,
     up: Upsampler2x,
     endpointer: Endpointer,
@@ -348,7 +348,7 @@ impl MediaSession {
             dtmf_tx: None,
             dtmf_queue: VecDeque::with_capacity(32),
             pacer: Pacer::new(start, params.ptime),
-            vad: Vad::new(cfg.vad),
+            vad: Box::new(Vad::new(cfg.vad)),
             vad_down: Downsampler2x::new(),
             up: Upsampler2x::new(),
             endpointer: Endpointer::new(endpointing),
@@ -380,6 +380,27 @@ impl MediaSession {
             params,
             cfg,
         })
+    }
+
+    /// Replaces the voice activity detector (by default the energy VAD of
+    /// [`crate::vad`] with `SessionConfig::vad`), e.g. with a model-based one.
+    /// Call before media flows: the new detector starts from scratch.
+    pub fn set_vad(&mut self, vad: Box<dyn FrameVad>) {
+        self.vad = vad;
+    }
+
+    /// Ends the utterance in progress now, if a tentative end was announced
+    /// ([`MediaEvent::TentativeEnd`]) and the caller has not spoken since:
+    /// an end-of-turn model decided the caller has finished. The
+    /// [`MediaEvent::Utterance`] (the tentative audio plus the silence since)
+    /// is the next event polled. Returns whether it ended.
+    pub fn end_turn(&mut self) -> bool {
+        if let Some(EndpointingEvent::Utterance(p)) = self.endpointer.end_now() {
+            self.push_event(MediaEvent::Utterance(p));
+            true
+        } else {
+            false
+        }
     }
 
     /// The negotiated parameters.

@@ -66,6 +66,21 @@ pub struct VadFrame {
     pub periodicity: f32,
 }
 
+/// A voice activity detector the media session runs on every 20 ms frame
+/// of 8 kHz audio: this module's [`Vad`], or a model-based one from outside
+/// the crate (Silero VAD in `ivr-turn`), set with
+/// `MediaSession::set_vad`. Frames in, verdicts out: no clock, no I/O.
+pub trait FrameVad: Send {
+    /// Classifies one 20 ms frame of 8 kHz audio (shorter frames are zero-padded, longer cut).
+    fn process(&mut self, frame: &[i16]) -> VadFrame;
+}
+
+impl FrameVad for Vad {
+    fn process(&mut self, frame: &[i16]) -> VadFrame {
+        Vad::process(self, frame)
+    }
+}
+
 /// Energy + voicing VAD with an adaptive noise floor.
 #[derive(Debug, Clone)]
 pub struct Vad {

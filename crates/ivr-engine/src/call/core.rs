@@ -117,8 +117,16 @@ pub struct CoreConfig {
     pub first_media_timeout: Duration,
     /// Which source addresses the call's media is taken from (`[media] latch`).
     pub latch: LatchPolicy,
-    /// Endpointing (end silence, eager end of turn).
+    /// Endpointing (end silence, eager end of turn, tentative end for the
+    /// end-of-turn model).
     pub endpointing: EndpointingConfig,
+    /// Makes the call's voice activity detector (None: the media session's
+    /// energy VAD).
+    pub vad: Option<crate::endofturn::VadFactory>,
+    /// With an end-of-turn model: at each tentative end it is asked
+    /// ([`Job::EndOfTurn`]) and a probability at or above this ends the
+    /// utterance there. None: the end silence alone ends utterances.
+    pub smart_turn_threshold: Option<f32>,
     /// SDP settings (re-INVITE answers).
     pub sdp: SdpConfig,
     /// Domain of transfer targets that are only a number (empty: the caller's host).
@@ -244,6 +252,11 @@ pub struct CallCore {
     /// Speculative recognitions in flight: job, eager generation, identifying.
     speculations: Vec<(JobId, u64, bool)>,
     eager: EagerTurn<Heard>,
+    /// The end-of-turn verdict awaited for the current tentative end, and
+    /// when it was asked for.
+    turn_check: Option<(JobId, Instant)>,
+    /// How long the verdict that ended the utterance took (for the turn timings).
+    ended_by_model: Option<Duration>,
     turn: TurnClock,
     next_job: u64,
     queue: VecDeque<Queued>,
@@ -326,6 +339,8 @@ impl CallCore {
             utterance: None,
             speculations: Vec::new(),
             eager: EagerTurn::default(),
+            turn_check: None,
+            ended_by_model: None,
             turn: TurnClock::default(),
             next_job: 0,
             queue: VecDeque::new(),
@@ -762,7 +777,12 @@ impl CallCore {
             }
         }
         match MediaSession::new(call_sdp::media_params(&neg), cfg, now) {
-            Ok(m) => self.media = Some(m),
+            Ok(mut m) => {
+                if let Some(vad) = &self.cfg.vad {
+                    m.set_vad(vad());
+                }
+                self.media = Some(m);
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "media session refused the negotiated parameters");
                 self.end(Outcome::Failed, true);
@@ -863,6 +883,19 @@ impl CallCore {
                     .as_ref()
                     .filter(|l| l.takes_speech(quiet))
                     .map(|l| (choice(&l.question), l.question.stt_hints()));
+                if question.is_some() && self.cfg.smart_turn_threshold.is_some() {
+                    // Has the caller finished? The model answers in tens of ms;
+                    // meanwhile the end silence runs on.
+                    let id = self.next_job();
+                    self.turn_check = Some((id, now));
+                    self.queue.push_back(Queued::Job(Job::EndOfTurn {
+                        id,
+                        pcm: pcm.clone(),
+                    }));
+                }
+                if self.cfg.endpointing.eager_silence.is_zero() {
+                    return;
+                }
                 if let (OnTentative::Start(gen), Some((choice, hints))) =
                     (self.eager.tentative(question.is_some()), question)
                 {
@@ -878,7 +911,11 @@ impl CallCore {
                     }));
                 }
             }
-            MediaEvent::SpeechResumed => self.eager.resumed(),
+            MediaEvent::SpeechResumed => {
+                // A verdict still to come is about audio that is not the utterance.
+                self.turn_check = None;
+                self.eager.resumed();
+            }
             MediaEvent::Utterance(pcm) => self.on_utterance(pcm, now),
             MediaEvent::Dtmf(k) => self.on_dtmf(k, now),
             MediaEvent::PlaybackFinished if self.blocker == Blocker::Playout => {
@@ -908,6 +945,8 @@ impl CallCore {
     }
 
     fn on_utterance(&mut self, pcm: Pcm, now: Instant) {
+        self.turn_check = None;
+        let by_model = self.ended_by_model.take();
         let quiet = self.quiet();
         let Some(l) = self.listen.as_mut() else {
             tracing::debug!("utterance outside a question ignored");
@@ -923,6 +962,12 @@ impl CallCore {
         // The caller answered: what is left of the question's prompt is moot.
         self.cancel_prompts();
         self.turn.begin(TurnInput::Speech, now);
+        if let Some(took) = by_model {
+            // The recogniser gives every utterance the same ending
+            // (ivr_stt::audio::settle_tail), so one the model ended at the
+            // short silence needs no padding.
+            self.turn.ended_by_model(took);
+        }
         self.utterance = Some(pcm.clone());
         match self.eager.confirmed() {
             OnConfirmed::Use((result, stt, identified)) => {
@@ -1045,6 +1090,7 @@ impl CallCore {
             return;
         }
         self.eager.reset();
+        self.turn_check = None;
         self.speculations.clear();
         self.stt_job = None;
         self.utterance = None;
@@ -1291,6 +1337,29 @@ impl CallCore {
                     }
                 } else {
                     tracing::trace!(job = id.0, "stale transcript dropped");
+                }
+            }
+            Done::EndOfTurn { id, complete } => {
+                let Some((_, asked)) = self.turn_check.filter(|(j, _)| *j == id) else {
+                    tracing::trace!(job = id.0, "stale end-of-turn verdict dropped");
+                    return;
+                };
+                self.turn_check = None;
+                let threshold = self.cfg.smart_turn_threshold.unwrap_or(f32::INFINITY);
+                let finished = complete.is_some_and(|p| p >= threshold);
+                tracing::debug!(
+                    probability = complete,
+                    finished,
+                    model_ms = now.saturating_duration_since(asked).as_millis() as u64,
+                    "end-of-turn verdict"
+                );
+                if finished {
+                    if let Some(m) = self.media.as_mut() {
+                        if m.end_turn() {
+                            // The utterance is the next media event (polled next).
+                            self.ended_by_model = Some(now.saturating_duration_since(asked));
+                        }
+                    }
                 }
             }
             Done::Declined { id } => {

@@ -51,6 +51,14 @@ pub enum Job {
         /// Voice language.
         lang: Lang,
     },
+    /// Ask the end-of-turn model whether the caller has finished (the
+    /// utterance so far, at a tentative end); answer with [`Done::EndOfTurn`].
+    EndOfTurn {
+        /// Tag.
+        id: JobId,
+        /// The audio (personal data: kept in memory only).
+        pcm: Pcm,
+    },
     /// Load a recorded prompt; answer with one [`Done::Audio`].
     PlayFile {
         /// Tag.
@@ -82,6 +90,14 @@ pub enum Done {
         result: Result<Recognition, SpeechError>,
         /// How the recogniser spent the time.
         stt: SttTiming,
+    },
+    /// The end-of-turn model's verdict.
+    EndOfTurn {
+        /// The job.
+        id: JobId,
+        /// Probability that the turn is complete; `None`: no verdict (the
+        /// model failed or is not loaded), so the end silence decides.
+        complete: Option<f32>,
     },
     /// A speculative recognition that was not started (no idle worker).
     Declined {

@@ -35,6 +35,8 @@ pub struct Workers {
     pub done: mpsc::Sender<Done>,
     /// SIP commands.
     pub sip: SipHandle,
+    /// The end-of-turn model (None: not loaded).
+    pub smart_turn: Option<Arc<ivr_turn::SmartTurn>>,
 }
 
 impl Workers {
@@ -66,6 +68,19 @@ impl Workers {
                 let (tts, tx) = (self.tts.clone(), self.done.clone());
                 tokio::task::spawn_blocking(move || {
                     synthesize(&*tts, id, &speech, lang, |d| tx.blocking_send(d).is_ok())
+                });
+            }
+            Job::EndOfTurn { id, pcm } => {
+                let Some(model) = self.smart_turn.clone() else {
+                    return Some(Done::EndOfTurn { id, complete: None });
+                };
+                let tx = self.done.clone();
+                tokio::task::spawn_blocking(move || {
+                    let complete = model
+                        .predict(&pcm)
+                        .inspect_err(|e| tracing::warn!(error = %e, "end-of-turn model failed"))
+                        .ok();
+                    let _ = tx.blocking_send(Done::EndOfTurn { id, complete });
                 });
             }
             Job::PlayFile { id, path } => {

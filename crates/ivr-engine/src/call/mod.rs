@@ -102,6 +102,10 @@ pub struct CallShared {
     pub flows_dir: PathBuf,
     /// Media settings.
     pub media: crate::config::MediaConfig,
+    /// End-of-turn settings.
+    pub turn: crate::config::TurnConfig,
+    /// End-of-turn models (Silero VAD, Smart Turn).
+    pub turn_models: crate::endofturn::TurnModels,
     /// SDP settings.
     pub sdp: SdpConfig,
     /// Transfer settings.
@@ -129,7 +133,17 @@ impl CallShared {
                 nat: self.media.latch,
                 ..Default::default()
             },
-            endpointing: self.media.endpointing(),
+            endpointing: self.turn.endpointing(
+                &self.media,
+                self.turn_models.smart_turn.is_some(),
+                self.turn_models.silero.is_some(),
+            ),
+            vad: self.turn_models.vad_factory(),
+            smart_turn_threshold: self
+                .turn_models
+                .smart_turn
+                .is_some()
+                .then_some(self.turn.smart_turn_threshold),
             sdp: self.sdp.clone(),
             transfer_domain: self.transfer_domain.clone(),
             keep_transcripts: self.keep_transcripts,

@@ -54,6 +54,7 @@ impl CallTask {
             municipality: core.municipality().to_string(),
             done: done_tx,
             sip: self.shared.sip.clone(),
+            smart_turn: self.shared.turn_models.smart_turn.clone(),
         };
         let (mut buf, mut buf2) = (vec![0u8; 2048], vec![0u8; 1500]);
         // The record as the call goes: written off the call's loop, in

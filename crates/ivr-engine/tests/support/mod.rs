@@ -131,6 +131,8 @@ pub struct Log {
     pub choices: Vec<(Instant, LanguageChoice)>,
     /// Recognitions asked for: whether speculative.
     pub recognitions: Vec<(Instant, bool)>,
+    /// End-of-turn verdicts asked for: the audio's length.
+    pub turn_checks: Vec<(Instant, Duration)>,
     /// Integration requests.
     pub invoked: Vec<(Instant, Request)>,
     /// Prompt files asked for.
@@ -150,6 +152,9 @@ enum Due {
     Sip(SipEvent),
 }
 
+/// The end-of-turn model's delay and verdict, per tentative end.
+pub type TurnVerdicts = Box<dyn FnMut(&Pcm) -> (Duration, Option<f32>)>;
+
 /// An integration's delay and answer, per request.
 pub type Integrations = Box<dyn FnMut(&Request) -> (Duration, Response)>;
 
@@ -163,6 +168,8 @@ pub struct World {
     pub invoke: Integrations,
     /// What comes back after a REFER (None: nothing ever).
     pub refer: Box<dyn FnMut() -> Option<(Duration, SipEvent)>>,
+    /// The end-of-turn model: its delay and verdict (probability complete).
+    pub turn_verdict: TurnVerdicts,
 }
 
 impl Default for World {
@@ -180,6 +187,7 @@ impl Default for World {
                     },
                 ))
             }),
+            turn_verdict: Box::new(|_| (Duration::from_millis(40), Some(0.9))),
         }
     }
 }
@@ -200,6 +208,8 @@ pub struct Options {
     pub tts: Arc<dyn TextToSpeech>,
     /// Wall time of the call.
     pub wall: DateTime<Utc>,
+    /// An end-of-turn model with this threshold (None: none).
+    pub smart_turn: Option<f32>,
     /// The call is SRTP (RTP/SAVP with SDES keys both ways; SRTP required).
     pub srtp: bool,
     /// Crisis announcements in force (as the console sets them).
@@ -216,6 +226,7 @@ impl Default for Options {
             latch: LatchPolicy::default(),
             tts: Arc::new(ScriptedTts::new(16_000)),
             wall: wednesday_morning(),
+            smart_turn: None,
             srtp: false,
             crisis: None,
         }
@@ -304,6 +315,8 @@ impl Sim {
             first_media_timeout: opts.first_media_timeout,
             latch: opts.latch,
             endpointing: opts.endpointing,
+            vad: None,
+            smart_turn_threshold: opts.smart_turn,
             sdp: SdpConfig::default(),
             transfer_domain: String::new(),
             keep_transcripts: false,
@@ -684,6 +697,15 @@ impl Sim {
                         stt,
                     }),
                 ));
+            }
+            Job::EndOfTurn { id, pcm } => {
+                let len = Duration::from_secs_f64(
+                    pcm.samples.len() as f64 / f64::from(pcm.sample_rate.max(1)),
+                );
+                self.log.turn_checks.push((now, len));
+                let (d, complete) = (self.world.turn_verdict)(&pcm);
+                self.due
+                    .push((now + d, Due::Done(Done::EndOfTurn { id, complete })));
             }
             Job::Invoke { id, request, .. } => {
                 let (d, response) = (self.world.invoke)(&request);

@@ -1,8 +1,9 @@
 //! `ivr ask --municipality M "question"`: what the knowledge base makes of a
 //! question: the top entries with their scores, the decision (answer, ask
 //! which of two, decline) with the thresholds in use, and the answer that
-//! would be read (computed for opening hours at `--at`). Lexical matching
-//! only unless the engine's sentence encoder is available to this command.
+//! would be read (computed for opening hours at `--at`). The sentence
+//! encoder is the engine's (`--model`); when it cannot be loaded, matching
+//! is lexical only and a note says so.
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -30,31 +31,25 @@ pub(crate) struct Args {
     /// Deployment folder.
     #[arg(long, default_value = "flows")]
     flows: PathBuf,
+    /// Sentence-embedding model, as the engine uses it (`[understanding]
+    /// model`); when it cannot be loaded, matching is lexical only.
+    #[arg(long, default_value = "models/e5-small/e5-small-q4.bin")]
+    model: PathBuf,
     /// The question, as a caller would say it.
     question: String,
 }
 
 /// Runs `ivr ask`.
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let loaded = ivr_flow::load(&args.flows);
-    let Some(dep) = loaded.deployment else {
-        for d in loaded.diagnostics.iter().filter(|d| d.is_error()) {
-            eprintln!("{d}");
-        }
-        anyhow::bail!("{} has errors (see `ivr check`)", args.flows.display());
-    };
-    let Some(muni) = dep.municipalities.get(&args.municipality) else {
+    let store = super::simulate::load_store(&args.flows, &args.model)?;
+    let Some(route) = store.municipality(&args.municipality) else {
         anyhow::bail!(
-            "no municipality `{}` in {} (known: {})",
+            "no municipality `{}` in {}",
             args.municipality,
-            args.flows.display(),
-            dep.municipalities
-                .keys()
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", ")
+            args.flows.display()
         );
     };
+    let muni = &route.municipality;
     let lang = match &args.lang {
         Some(l) => l
             .parse::<Lang>()
@@ -80,18 +75,19 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         now.with_timezone(&Copenhagen).format("%Y-%m-%d %H:%M")
     );
     println!(
-        "{:>3}  {:<28} {:>6} {:>7} {:>8}",
-        "#", "entry", "score", "lexical", "semantic"
+        "{:>3}  {:<28} {:>6} {:>7} {:>8} {:>7}",
+        "#", "entry", "score", "lexical", "semantic", "cosine"
     );
     for (i, c) in r.candidates.iter().take(args.top).enumerate() {
         let e = &kb.entries()[c.entry];
         println!(
-            "{:>3}  {:<28} {:>6.3} {:>7.3} {:>8}",
+            "{:>3}  {:<28} {:>6.3} {:>7.3} {:>8} {:>7}",
             i + 1,
             e.id,
             c.score,
             c.lexical,
-            c.semantic.map_or("-".to_string(), |s| format!("{s:.3}"))
+            c.semantic.map_or("-".to_string(), |s| format!("{s:.3}")),
+            c.cosine.map_or("-".to_string(), |s| format!("{s:.3}"))
         );
     }
     println!(

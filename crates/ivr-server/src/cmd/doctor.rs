@@ -103,6 +103,7 @@ fn run_checks(args: &Args, env: impl Fn(&str) -> Option<PathBuf>) -> Vec<Check> 
         env("ORT_DYLIB_PATH"),
         &config.tts.onnxruntime,
     ));
+    checks.extend(check_turn_models(&config.turn));
     let espeak = espeak_data_dir(env("PIPER_ESPEAKNG_DATA_DIRECTORY"));
     checks.push(match &espeak {
         Some(d) => Check::ok("espeak-ng data", d.display().to_string()),
@@ -290,6 +291,33 @@ fn pinning_manifest(
         }
     }
     None
+}
+
+/// The end-of-turn models `[turn]` asks for (files only; the engine runs
+/// without them, with the energy VAD and the plain end silence).
+fn check_turn_models(turn: &ivr_engine::config::TurnConfig) -> Vec<Check> {
+    let fix = "run `make setup` (scripts/setup/50-turn-models.sh), or turn it off in [turn]";
+    let mut v = Vec::new();
+    let mut file = |what: &'static str, on: bool, p: &Path| {
+        if !on {
+            v.push(Check::ok(what, "off in [turn]".to_string()));
+        } else if p.is_file() {
+            v.push(Check::ok(what, p.display().to_string()));
+        } else {
+            v.push(Check::problem(
+                what,
+                format!("{} missing", p.display()),
+                fix,
+            ));
+        }
+    };
+    file(
+        "silero VAD",
+        turn.vad == ivr_engine::config::VadKind::Silero,
+        &turn.silero_model,
+    );
+    file("smart turn", turn.smart_turn, &turn.smart_turn_model);
+    v
 }
 
 /// The sentence-embedding model of `[understanding]`: present, a complete
