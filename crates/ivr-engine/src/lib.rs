@@ -34,3 +34,4 @@ pub mod speech;
 pub mod stt;
 pub mod turns;
 pub mod version;
+pub mod webrtc;

@@ -94,6 +94,7 @@ async fn start_on(database_url: &str) -> Console {
             keep_transcripts: true,
             retention_days: 30,
         },
+        softphone: None,
     })
     .await
     .unwrap();

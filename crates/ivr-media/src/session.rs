@@ -338,12 +338,19 @@ impl MediaSession {
             sample_rate: 16_000,
             ..cfg.endpointing
         };
+        let (decoder, encoder) = (
+            AudioDecoder::new(params.codec),
+            AudioEncoder::new(params.codec),
+        );
+        if !decoder.is_ready() || !encoder.is_ready() {
+            return Err(MediaError::BadParams("libopus could not set up the codec"));
+        }
         Ok(MediaSession {
             latch: Latch::new(params.remote_rtp, cfg.latch),
             source: None,
             jb: JitterBuffer::new(jitter),
-            decoder: AudioDecoder::new(params.codec),
-            encoder: AudioEncoder::new(params.codec),
+            decoder,
+            encoder,
             dtmf_rx: DtmfReceiver::new(),
             dtmf_tx: None,
             dtmf_queue: VecDeque::with_capacity(32),
@@ -738,6 +745,11 @@ impl MediaSession {
                 self.last_len = n;
                 self.conceal_run = 0;
             }
+            Playout::Lost if self.params.codec == Codec::Opus => {
+                // Opus conceals from its own state (RFC 6716 sec. 4.4).
+                self.conceal_run += 1;
+                self.decoder.conceal(&mut native[..n_native]);
+            }
             Playout::Lost => {
                 // Concealment: repeat the last frame, halving each time; silence after 3.
                 self.conceal_run += 1;
@@ -806,7 +818,9 @@ impl MediaSession {
         // Telephone-event in progress or queued: it replaces audio on the timeline.
         if self.dtmf_tx.is_none() {
             if let Some(key) = self.dtmf_queue.pop_front() {
-                self.dtmf_tx = Some((DtmfSender::new(key, 800, units as u16), ts));
+                // 100 ms of tone at the codec's RTP clock (800 units at 8 kHz, 4800 at 48 kHz).
+                let tone = (self.params.codec.clock_rate() / 10) as u16;
+                self.dtmf_tx = Some((DtmfSender::new(key, tone, units as u16), ts));
             }
         }
         if let Some((tx, start_ts)) = &mut self.dtmf_tx {

@@ -28,10 +28,14 @@ pub const MAGIC: u32 = 0x6767_6d6c;
 pub const TYPE_F32: i32 = 0;
 /// ggml type id of f16.
 pub const TYPE_F16: i32 = 1;
+/// ggml type id of q4_0.
+pub const TYPE_Q4_0: i32 = 2;
 /// ggml type id of q8_0.
 pub const TYPE_Q8_0: i32 = 8;
 /// Model file type "mostly q8_0" (ggml `GGML_FTYPE_MOSTLY_Q8_0`).
 pub const FTYPE_MOSTLY_Q8_0: i32 = 7;
+/// Model file type "mostly q4_0" (ggml `GGML_FTYPE_MOSTLY_Q4_0`).
+pub const FTYPE_MOSTLY_Q4_0: i32 = 2;
 /// ggml quantisation version written into quantised headers.
 pub const QNT_VERSION: i32 = 2;
 /// Multiplier of the quantisation version in the header's ftype field.
@@ -40,6 +44,8 @@ pub const QNT_VERSION_FACTOR: i32 = 1000;
 pub const QK8_0: usize = 32;
 /// Bytes per q8_0 block (f16 scale + 32 i8).
 pub const Q8_0_BLOCK_BYTES: usize = 2 + QK8_0;
+/// Bytes per q4_0 block (f16 scale + 32 nibbles).
+pub const Q4_0_BLOCK_BYTES: usize = 2 + QK8_0 / 2;
 
 /// Hyper-parameters of a whisper model, in header order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -106,6 +112,8 @@ pub enum TensorData {
     F16(Vec<f16>),
     /// q8_0 blocks, already encoded.
     Q8_0(Vec<u8>),
+    /// q4_0 blocks, already encoded.
+    Q4_0(Vec<u8>),
 }
 
 impl TensorData {
@@ -115,6 +123,7 @@ impl TensorData {
             TensorData::F32(_) => TYPE_F32,
             TensorData::F16(_) => TYPE_F16,
             TensorData::Q8_0(_) => TYPE_Q8_0,
+            TensorData::Q4_0(_) => TYPE_Q4_0,
         }
     }
 }
@@ -178,7 +187,7 @@ pub fn write_tensor(out: &mut impl Write, t: &Tensor) -> std::io::Result<()> {
     match &t.data {
         TensorData::F32(v) => v.iter().try_for_each(|x| out.write_all(&x.to_le_bytes())),
         TensorData::F16(v) => v.iter().try_for_each(|x| out.write_all(&x.to_le_bytes())),
-        TensorData::Q8_0(b) => out.write_all(b),
+        TensorData::Q8_0(b) | TensorData::Q4_0(b) => out.write_all(b),
     }
 }
 
@@ -213,6 +222,54 @@ pub fn quantize_q8_0(x: &[f32]) -> Vec<u8> {
         out.extend(block.iter().map(|v| (v * id).round() as i8 as u8));
     }
     out
+}
+
+/// Quantises `x` (length a multiple of 32) into q4_0 blocks, exactly as ggml
+/// `quantize_row_q4_0_ref` does: per block the value of largest magnitude
+/// `m` gives the f16 scale `d = m / -8`, each value becomes
+/// `min(15, trunc(x / d + 8.5))`, the first 16 in the low nibbles and the
+/// last 16 in the high ones.
+pub fn quantize_q4_0(x: &[f32]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(x.len() / QK8_0 * Q4_0_BLOCK_BYTES);
+    for block in x.chunks_exact(QK8_0) {
+        let mut amax = 0.0f32;
+        let mut max = 0.0f32;
+        for v in block {
+            if amax < v.abs() {
+                amax = v.abs();
+                max = *v;
+            }
+        }
+        let d = max / -8.0;
+        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        out.extend_from_slice(&f16::from_f32(d).to_le_bytes());
+        let q = |v: f32| ((v * id + 8.5) as i8).min(15) as u8;
+        let (lo, hi) = block.split_at(QK8_0 / 2);
+        out.extend(lo.iter().zip(hi).map(|(a, b)| q(*a) | (q(*b) << 4)));
+    }
+    out
+}
+
+/// Decodes q4_0 blocks back to f32 (what ggml computes with).
+pub fn dequantize_q4_0(blocks: &[u8]) -> Vec<f32> {
+    let mut out = Vec::with_capacity(blocks.len() / Q4_0_BLOCK_BYTES * QK8_0);
+    for b in blocks.chunks_exact(Q4_0_BLOCK_BYTES) {
+        let d = f16::from_le_bytes([b[0], b[1]]).to_f32();
+        out.extend(b[2..].iter().map(|q| (f32::from(q & 0x0f) - 8.0) * d));
+        out.extend(b[2..].iter().map(|q| (f32::from(q >> 4) - 8.0) * d));
+    }
+    out
+}
+
+/// Which ggml type a quantised model file gives its tensors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quant {
+    /// Every quantisable tensor q8_0 (the model `make setup` prepares).
+    Q8_0,
+    /// Every quantisable tensor q4_0: whisper.cpp repacks q4_0 for AVX2 /
+    /// AVX-512 and AMX. (whisper.cpp gives every matrix the file type's
+    /// ggml type: one file cannot mix q4_0 and q8_0.)
+    Q4_0,
 }
 
 /// Decodes q8_0 blocks back to f32 (what ggml computes with).
@@ -355,6 +412,13 @@ impl GgmlFile {
     /// it: 2-D tensors whose rows divide by 32 become q8_0, except the conv
     /// biases and positional embeddings; everything else is copied.
     pub fn quantize_q8_0(&self) -> GgmlFile {
+        self.quantize(Quant::Q8_0)
+    }
+
+    /// The model quantised as `how` says: 2-D tensors whose rows divide by
+    /// 32 are quantised, except the conv biases and positional embeddings;
+    /// everything else is copied.
+    pub fn quantize(&self, how: Quant) -> GgmlFile {
         const SKIP: [&str; 4] = [
             "encoder.conv1.bias",
             "encoder.conv2.bias",
@@ -368,11 +432,19 @@ impl GgmlFile {
                 let row = t.shape.last().copied().unwrap_or(0);
                 let quantize =
                     t.shape.len() == 2 && row % QK8_0 == 0 && !SKIP.contains(&t.name.as_str());
+                let q4 = how == Quant::Q4_0;
+                let pack = |v: &[f32]| {
+                    if q4 {
+                        TensorData::Q4_0(quantize_q4_0(v))
+                    } else {
+                        TensorData::Q8_0(quantize_q8_0(v))
+                    }
+                };
                 let data = match (&t.data, quantize) {
-                    (TensorData::F16(v), true) => TensorData::Q8_0(quantize_q8_0(
-                        &v.iter().map(|x| x.to_f32()).collect::<Vec<_>>(),
-                    )),
-                    (TensorData::F32(v), true) => TensorData::Q8_0(quantize_q8_0(v)),
+                    (TensorData::F16(v), true) => {
+                        pack(&v.iter().map(|x| x.to_f32()).collect::<Vec<_>>())
+                    }
+                    (TensorData::F32(v), true) => pack(v),
                     (d, _) => d.clone(),
                 };
                 Tensor {
@@ -382,7 +454,10 @@ impl GgmlFile {
                 }
             })
             .collect();
-        let ftype = FTYPE_MOSTLY_Q8_0 + QNT_VERSION * QNT_VERSION_FACTOR;
+        let ftype = match how {
+            Quant::Q8_0 => FTYPE_MOSTLY_Q8_0,
+            Quant::Q4_0 => FTYPE_MOSTLY_Q4_0,
+        } + QNT_VERSION * QNT_VERSION_FACTOR;
         GgmlFile {
             hparams: Hparams {
                 ftype,
@@ -552,5 +627,39 @@ mod tests {
             unreachable!()
         };
         assert_eq!(b.len(), 2 * Q8_0_BLOCK_BYTES);
+    }
+
+    #[test]
+    fn q4_0_blocks_match_ggml_reference_rounding() {
+        // ggml quantize_row_q4_0_ref on 0, 1, ..., 15, -16, ..., -1:
+        // largest magnitude -16 gives d = 2, values x / 2 + 8.5 truncated.
+        let x: Vec<f32> = (0..16).chain(-16..0).map(|v| v as f32).collect();
+        let q = quantize_q4_0(&x);
+        assert_eq!(q.len(), Q4_0_BLOCK_BYTES);
+        assert_eq!(f16::from_le_bytes([q[0], q[1]]).to_f32(), 2.0);
+        assert_eq!(q[2] & 0x0f, 8, "0 -> 8");
+        assert_eq!(q[2] >> 4, 0, "-16 -> 0");
+        assert_eq!(q[17] & 0x0f, 15, "15 / 2 + 8.5 = 16 is capped at 15");
+        let back = dequantize_q4_0(&q);
+        assert!(x.iter().zip(&back).all(|(a, b)| (a - b).abs() <= 2.0));
+        let z = quantize_q4_0(&[0.0; 32]);
+        assert_eq!(
+            f16::from_le_bytes([z[0], z[1]]).to_f32(),
+            0.0,
+            "all-zero block has scale 0"
+        );
+        assert!(
+            z[2..].iter().all(|q| *q == 0x88),
+            "and every value 8 (zero)"
+        );
+    }
+
+    #[test]
+    fn quantising_to_q4_0_keeps_biases_and_marks_the_file_q4_0() {
+        let q = tiny().quantize(Quant::Q4_0);
+        assert_eq!(q.hparams.ftype, 2002);
+        assert_eq!(q.tensors[0].data.type_id(), TYPE_F32, "conv bias stays f32");
+        assert_eq!(q.tensors[1].data.type_id(), TYPE_Q4_0);
+        assert_eq!(q.tensors[2].data.type_id(), TYPE_F32, "1-D stays f32");
     }
 }

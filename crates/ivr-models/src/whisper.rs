@@ -398,7 +398,7 @@ mod tests {
         match &t.data {
             TensorData::F32(v) => v.clone(),
             TensorData::F16(v) => v.iter().map(|x| x.to_f32()).collect(),
-            TensorData::Q8_0(_) => unreachable!(),
+            TensorData::Q8_0(_) | TensorData::Q4_0(_) => unreachable!(),
         }
     }
 

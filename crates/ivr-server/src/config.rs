@@ -120,7 +120,7 @@ mod tests {
         let c = load(&path).unwrap();
         assert_eq!(
             c.stt.model,
-            PathBuf::from("models/whisper-base/ggml-base-q8_0.bin")
+            PathBuf::from("models/whisper-base/ggml-base-q4_0.bin")
         );
     }
 

@@ -11,7 +11,7 @@ use crate::{GuardConfig, IdentifyConfig};
 ///
 /// ```toml
 /// [stt]
-/// model = "models/whisper-base/ggml-base-q8_0.bin"  # any whisper.cpp ggml file
+/// model = "models/whisper-base/ggml-base-q4_0.bin"  # any whisper.cpp ggml file
 /// threads = 0        # whisper threads per utterance; 0 = cores / 4, 1 to 4
 /// workers = 0        # utterances transcribed at once; 0 = cores / threads
 /// queue = 4          # utterances waiting for a worker; beyond: Overloaded
@@ -88,10 +88,20 @@ pub enum Decode {
 /// answer has to reach `accept_alone`: long Danish words whisper wrote
 /// rightly ("boligstøtte") lose more in the check than short ones.
 ///
+/// When no expected answer is written (or none passed), one written almost
+/// right is tried: a run of whole words within `near` edits per letter of
+/// a phrase of at least 6 letters ("skårekort" for "kørekort"). The
+/// phrase's own tokens are checked in its place (the words before it as
+/// the context, without the prompt); the best of at most `near_checks`
+/// that reaches `accept_near` takes that place in the text.
+///
 /// ```toml
 /// [stt.spot]
 /// accept = -8.0         # gap an answer needs when others were found too
 /// accept_alone = -12.0  # gap a lone answer needs
+/// near = 0.3            # edits per letter of an answer written almost right (0: off)
+/// accept_near = -12.0   # gap such an answer needs in its place
+/// near_checks = 3       # at most this many checked (nearest first)
 /// ```
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -101,6 +111,15 @@ pub struct SpotConfig {
     pub accept: f32,
     /// Least gap a lone expected answer needs.
     pub accept_alone: f32,
+    /// Most edits per letter (Levenshtein over the phrase's letters) for a
+    /// run of words to count as an expected answer written almost right;
+    /// 0 turns this off.
+    pub near: f32,
+    /// Least gap an answer written almost right needs, checked in its place.
+    pub accept_near: f32,
+    /// At most this many answers written almost right are checked (each
+    /// costs decoder steps), the nearest first.
+    pub near_checks: usize,
 }
 
 impl Default for SpotConfig {
@@ -108,6 +127,9 @@ impl Default for SpotConfig {
         Self {
             accept: -8.0,
             accept_alone: -12.0,
+            near: 0.3,
+            accept_near: -12.0,
+            near_checks: 3,
         }
     }
 }
@@ -115,7 +137,7 @@ impl Default for SpotConfig {
 impl Default for SttConfig {
     fn default() -> Self {
         Self {
-            model: PathBuf::from("models/whisper-base/ggml-base-q8_0.bin"),
+            model: PathBuf::from("models/whisper-base/ggml-base-q4_0.bin"),
             threads: 0,
             workers: 0,
             queue: 4,

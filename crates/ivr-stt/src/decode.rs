@@ -253,6 +253,136 @@ pub(crate) fn occurrences(
     found
 }
 
+/// Levenshtein distance between two strings, in characters.
+fn edit_distance(a: &[char], b: &[char]) -> usize {
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0; b.len() + 1];
+    for (i, ca) in a.iter().enumerate() {
+        cur[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != cb);
+            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[b.len()]
+}
+
+/// An expected phrase written almost right: a run of whole words in the
+/// transcript whose letters are close to the phrase's.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Near {
+    /// Where, as for an exact occurrence.
+    pub at: Occurrence,
+    /// Edit distance over the phrase's length (letters, spaces left out).
+    pub distance: f32,
+}
+
+/// Phrases of at least this many letters may be matched nearly (shorter
+/// ones, "pas", "ja", are other words after one changed letter).
+pub(crate) const NEAR_MIN_LETTERS: usize = 6;
+
+/// The candidate phrases that occur in `tokens` nearly: runs of one to
+/// (phrase words + 1) whole words whose letters (case, spaces and
+/// punctuation aside) are within `max_distance` edits per letter of a
+/// phrase's, for phrases of at least [`NEAR_MIN_LETTERS`] letters ("skårekort"
+/// for "kørekort", "hjemmehælp" for "hjemmehjælp"). Only runs that whole
+/// tokens cover (no token shared with a word outside the run), so that the
+/// phrase's tokens can take their place. Exact occurrences are left out
+/// (see [`occurrences`]); the nearest first.
+pub(crate) fn near_occurrences(
+    vocab: &Vocab,
+    tokens: &[WhisperTokenId],
+    phrases: &[Vec<String>],
+    max_distance: f32,
+) -> Vec<Near> {
+    // Each token's text, and the words (letters only, lower case) with the
+    // tokens they span.
+    let texts: Vec<String> = tokens
+        .iter()
+        .map(|t| {
+            let b = usize::try_from(*t)
+                .ok()
+                .and_then(|k| vocab.bytes.get(k))
+                .cloned()
+                .unwrap_or_default();
+            String::from_utf8_lossy(&b).into_owned()
+        })
+        .collect();
+    // A token holding a partial UTF-8 character prints U+FFFD: such
+    // tokens never bound a run (the letter they split is inside a word).
+    let mut words: Vec<(Vec<char>, usize, usize)> = Vec::new();
+    let mut in_word = false;
+    for (i, t) in texts.iter().enumerate() {
+        for c in t.chars() {
+            let letter = c.is_alphanumeric() || c == '\u{fffd}';
+            if letter {
+                if !in_word {
+                    words.push((Vec::new(), i, i + 1));
+                    in_word = true;
+                }
+                if let Some(w) = words.last_mut() {
+                    w.0.extend(c.to_lowercase());
+                    w.2 = i + 1;
+                }
+            } else {
+                in_word = false;
+            }
+        }
+    }
+    // A token shared by two words cannot be replaced by one of them alone.
+    let shared = |tok: usize, from: usize, to: usize| {
+        words
+            .iter()
+            .enumerate()
+            .any(|(k, w)| (k < from || k >= to) && w.1 <= tok && tok < w.2)
+    };
+    let mut out: Vec<Near> = Vec::new();
+    for (ci, list) in phrases.iter().enumerate() {
+        for (pi, p) in list.iter().enumerate() {
+            let letters: Vec<char> = p
+                .chars()
+                .flat_map(char::to_lowercase)
+                .filter(|c| c.is_alphanumeric())
+                .collect();
+            if letters.len() < NEAR_MIN_LETTERS {
+                continue;
+            }
+            let n_words = p.split_whitespace().count().max(1);
+            for from in 0..words.len() {
+                for to in from + 1..=(from + n_words + 1).min(words.len()) {
+                    let run: Vec<char> = words[from..to]
+                        .iter()
+                        .flat_map(|w| w.0.iter().copied())
+                        .collect();
+                    if run == letters {
+                        continue; // exact: `occurrences` has it
+                    }
+                    let d = edit_distance(&run, &letters) as f32 / letters.len() as f32;
+                    if d > max_distance {
+                        continue;
+                    }
+                    let (start, end) = (words[from].1, words[to - 1].2);
+                    if shared(start, from, to) || shared(end - 1, from, to) {
+                        continue;
+                    }
+                    out.push(Near {
+                        at: Occurrence {
+                            candidate: ci,
+                            phrase: pi,
+                            start,
+                            end,
+                        },
+                        distance: d,
+                    });
+                }
+            }
+        }
+    }
+    out.sort_by(|a, b| a.distance.total_cmp(&b.distance));
+    out
+}
+
 /// Drives one state's decoder over the encoder output already in it.
 pub(crate) struct Decoder<'a> {
     pub state: &'a mut WhisperState,
@@ -450,6 +580,49 @@ impl<'a> Decoder<'a> {
     }
 }
 
+impl Decoder<'_> {
+    /// Teacher-forces `prefix` then `tokens` in language token `lang`
+    /// without a prompt, and returns for each of `tokens` how far it is
+    /// from the decoder's first choice there (as [`Decoder::force`]); the
+    /// prefix is fed in one batch. Returns the gaps and the decoder calls.
+    pub(crate) fn force_after(
+        &mut self,
+        lang: WhisperTokenId,
+        prefix: &[WhisperTokenId],
+        tokens: &[WhisperTokenId],
+    ) -> Result<(Vec<f32>, u32), WhisperError> {
+        let v = self.vocab;
+        let mut head = vec![v.sot, lang, v.transcribe, v.not];
+        head.extend_from_slice(prefix);
+        let mut steps = self.feed(&head, 0)?;
+        self.prefix_len = head.len();
+        let mut lp = Vec::new();
+        let mut out = Vec::with_capacity(tokens.len());
+        let first_extra = [v.eot, v.blank.unwrap_or(v.eot)];
+        for (i, t) in tokens.iter().enumerate() {
+            let extra: &[WhisperTokenId] = if i == 0 && prefix.is_empty() {
+                &first_extra
+            } else {
+                &[]
+            };
+            log_softmax(&self.logits()?, &v.suppressed, extra, &mut lp);
+            let best = lp[argmax(&lp)];
+            let own = usize::try_from(*t)
+                .ok()
+                .and_then(|i| lp.get(i))
+                .copied()
+                .unwrap_or(f32::NEG_INFINITY);
+            out.push(own - best);
+            if i + 1 < tokens.len() {
+                self.state
+                    .decode(&[*t], self.prefix_len + i, self.threads)?;
+                steps += 1;
+            }
+        }
+        Ok((out, steps))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -531,5 +704,56 @@ mod tests {
         assert_eq!(out[2], f32::NEG_INFINITY);
         log_softmax(&[1.0, 1.0, 5.0], &[false; 3], &[2], &mut out);
         assert!((out[1] - 0.5f32.ln()).abs() < 1e-6);
+    }
+
+    #[test]
+    fn edit_distance_counts_changed_added_and_dropped_letters() {
+        let c = |s: &str| s.chars().collect::<Vec<_>>();
+        assert_eq!(edit_distance(&c("skårekort"), &c("kørekort")), 2);
+        assert_eq!(edit_distance(&c("hjemmehælp"), &c("hjemmehjælp")), 1);
+        assert_eq!(edit_distance(&c(""), &c("pas")), 3);
+        assert_eq!(edit_distance(&c("pas"), &c("pas")), 0);
+    }
+
+    #[test]
+    fn near_answers_are_whole_words_written_almost_right() {
+        let v = vocab(&[
+            b" mit",
+            b" sk",
+            "å".as_bytes(),
+            b"rek",
+            b"ort",
+            b",",
+            " pæs".as_bytes(),
+            b" hjemme",
+            b"h",
+            "æ".as_bytes(),
+            b"lp",
+            " kørekort".as_bytes(),
+        ]);
+        let phrases = vec![
+            vec!["kørekort".to_string()],
+            vec!["pas".to_string()],
+            vec!["hjemmehjælp".to_string()],
+        ];
+        let near = near_occurrences(&v, &(0..11).collect::<Vec<_>>(), &phrases, 0.3);
+        let spans: Vec<(usize, usize, usize)> = near
+            .iter()
+            .map(|n| (n.at.candidate, n.at.start, n.at.end))
+            .collect();
+        assert_eq!(
+            spans,
+            vec![(2, 7, 11), (0, 1, 5)],
+            "\"hjemmehælp\" (1 of 11) before \"skårekort\" (2 of 8); \"pæs\" is too short to match nearly"
+        );
+        assert!(
+            near_occurrences(&v, &[11], &phrases, 0.3).is_empty(),
+            "an exact answer is not a near one"
+        );
+        assert!(
+            near_occurrences(&v, &(0..11).collect::<Vec<_>>(), &phrases, 0.1)
+                .iter()
+                .all(|n| n.at.candidate == 2)
+        );
     }
 }

@@ -23,7 +23,7 @@ use whisper_rs::{
     WhisperTokenId,
 };
 
-use crate::decode::{occurrences, Decoder, Occurrence, Vocab};
+use crate::decode::{near_occurrences, occurrences, Decoder, Occurrence, Vocab};
 use crate::{
     guard, Candidate, GuardConfig, IdentifyConfig, LanguageChoice, LanguageId, SpeechToText,
     SpotConfig, Spotted, SttConfig, SttError, SttFuture, SttRequest, SttTiming, Transcript,
@@ -543,6 +543,50 @@ impl WhisperWorker {
                     .filter(|(_, r)| !**r)
                     .map(|(t, _)| *t)
                     .collect();
+            }
+        }
+        // No expected answer written (or none that passed): one written
+        // almost right ("skårekort") is checked against the audio in its
+        // place, and when it passes it takes that place.
+        if spotted.is_none() && !candidates.is_empty() && self.spot.near > 0.0 {
+            let lists: Vec<Vec<String>> = candidates.iter().map(|c| c.phrases.clone()).collect();
+            let near = near_occurrences(&vocab, &tokens, &lists, self.spot.near);
+            let mut passed: Vec<(usize, Vec<WhisperTokenId>, f32)> = Vec::new();
+            for (k, n) in near.iter().enumerate().take(self.spot.near_checks) {
+                let phrase = &candidates[n.at.candidate].phrases[n.at.phrase];
+                let said = self
+                    .ctx
+                    .tokenize(&format!(" {phrase}"), 64)
+                    .unwrap_or_default();
+                if said.is_empty() {
+                    continue;
+                }
+                let (gaps, n_steps) = decoder
+                    .force_after(lang_token, &tokens[..n.at.start], &said)
+                    .map_err(engine)?;
+                steps += n_steps;
+                let gap: f32 = gaps.iter().sum();
+                tracing::trace!(candidate = n.at.candidate, gap, "near answer checked");
+                if gap >= self.spot.accept_near {
+                    passed.push((k, said, gap));
+                }
+            }
+            if let Some((k, said, gap)) = passed.iter().max_by(|a, b| a.2.total_cmp(&b.2)).cloned()
+            {
+                let n = near[k];
+                let rival = passed
+                    .iter()
+                    .filter(|p| near[p.0].at.candidate != n.at.candidate)
+                    .map(|p| p.2)
+                    .reduce(f32::max);
+                let c = &candidates[n.at.candidate];
+                spotted = Some(Spotted {
+                    label: c.label.clone(),
+                    phrase: c.phrases[n.at.phrase].clone(),
+                    logprob: gap,
+                    margin: rival.map_or(f32::INFINITY, |r| gap - r),
+                });
+                tokens.splice(n.at.start..n.at.end, said);
             }
         }
         let raw = vocab.text(&tokens);

@@ -50,6 +50,13 @@ const NORDBY: &str = "+4570101010";
 // Per condition (after, Danish): g711 5/20 (3), babble10 3/20 (4),
 // street10 4/20 (3), pause 3/20 (5); English 10/10 each. Slot answers
 // (g711 and pause): Danish 2/20, English 10/10.
+// Measured 2026-12-05 (load 12-20), 1 thread, same four conditions, with
+// the defaults after issue 13 item 4 (q4_0, [stt.spot] near = 0.3):
+//   Danish 14/80 (9 wrong): g711 4/20 (3), babble10 3/20 (2), street10
+//   3/20 (2), pause 4/20 (2); English 40/40 (0); slots Danish 2/20, English
+//   10/10; noise-only 10/10 empty. q8_0 with the same code, near off: Danish
+//   16/80 (11), English 40/40; q4_0 near off: Danish 13/80 (9).
+//   docs/stt-speed.md has the comparison.
 // The floors leave a margin of several turns; they are shares, so a run
 // over other conditions is held to the same share. The wrong-route cap is
 // the earlier path's figure: never more misroutes than before.

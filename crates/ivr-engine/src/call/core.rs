@@ -51,8 +51,8 @@ use ivr_flow::{Action, CallContext, Event as FlowEvent, Interpreter, Outcome, Ro
 use ivr_media::endpointing::EndpointingConfig;
 use ivr_media::rtp::LatchPolicy;
 use ivr_media::{
-    MediaError, MediaEvent, MediaSession, Output as MediaOutput, PacketKind, PlayOptions,
-    SessionConfig, Transmit,
+    MediaError, MediaEvent, MediaParams, MediaSession, Output as MediaOutput, PacketKind,
+    PlayOptions, SessionConfig, Transmit,
 };
 use ivr_sip::msg::Uri;
 use ivr_sip::sdp::{LocalMedia, LocalSession, Negotiated, SdpConfig, SessionDescription};
@@ -282,6 +282,8 @@ pub struct CallCore {
     turn_log: Vec<TurnLog>,
     /// The first packet of prompt audio has left (the greeting is heard).
     greeted: bool,
+    /// Media settled outside SIP (a browser leg, [`CallCore::with_leg_media`]).
+    leg_media: Option<MediaParams>,
 }
 
 /// The filler's words in a language.
@@ -358,6 +360,7 @@ impl CallCore {
             flow_moves: 0,
             turn_log: Vec::new(),
             greeted: false,
+            leg_media: None,
         }
     }
 
@@ -365,6 +368,17 @@ impl CallCore {
     /// [`Self::poll_output`] (the task measures how late it left).
     pub fn last_packet_due(&self) -> Option<Instant> {
         self.media.as_ref().and_then(MediaSession::last_packet_due)
+    }
+
+    /// A call whose media leg is not SIP's RTP (a browser's WebRTC leg,
+    /// `crate::webrtc`): its media parameters were settled by that leg's
+    /// own negotiation, and [`SipEvent::Confirmed`] starts the media with
+    /// them. The leg's transport carries the core's RTP datagrams (their
+    /// address is `params.remote_rtp`, a placeholder the leg also puts on
+    /// incoming packets) and encrypts them itself.
+    pub fn with_leg_media(mut self, params: MediaParams) -> Self {
+        self.leg_media = Some(params);
+        self
     }
 
     /// The call reference.
@@ -739,18 +753,30 @@ impl CallCore {
 
     /// The ACK: media starts and the flow begins.
     fn confirmed(&mut self, ack_sdp: Option<Vec<u8>>, now: Instant) {
-        if self.negotiated.is_none() {
-            match call_sdp::accept_ack(self.our_offer.as_ref(), ack_sdp.as_deref()) {
-                Some(n) => self.negotiated = Some(n),
-                None => {
-                    tracing::warn!("no usable SDP answer in the ACK; hanging up");
-                    self.end(Outcome::Failed, true);
-                    return;
+        // A browser leg settled its media outside SIP (no SRTP contexts here:
+        // its transport encrypts), a SIP leg through the offer/answer.
+        let (params, srtp, held) = match self.leg_media.clone() {
+            Some(p) => (p, None, false),
+            None => {
+                if self.negotiated.is_none() {
+                    match call_sdp::accept_ack(self.our_offer.as_ref(), ack_sdp.as_deref()) {
+                        Some(n) => self.negotiated = Some(n),
+                        None => {
+                            tracing::warn!("no usable SDP answer in the ACK; hanging up");
+                            self.end(Outcome::Failed, true);
+                            return;
+                        }
+                    }
                 }
+                let Some(neg) = self.negotiated.clone() else {
+                    return;
+                };
+                (
+                    call_sdp::media_params(&neg),
+                    neg.srtp.clone(),
+                    !neg.direction.sends(),
+                )
             }
-        }
-        let Some(neg) = self.negotiated.clone() else {
-            return;
         };
         let seed = self.seed;
         let wall: SystemTime = self.wall().into();
@@ -766,7 +792,7 @@ impl CallCore {
             latch: self.cfg.latch,
             ..SessionConfig::default()
         };
-        if let Some(p) = &neg.srtp {
+        if let Some(p) = &srtp {
             match SrtpSession::new(p) {
                 Ok(s) => self.srtp = Some(s),
                 Err(e) => {
@@ -776,7 +802,7 @@ impl CallCore {
                 }
             }
         }
-        match MediaSession::new(call_sdp::media_params(&neg), cfg, now) {
+        match MediaSession::new(params, cfg, now) {
             Ok(mut m) => {
                 if let Some(vad) = &self.cfg.vad {
                     m.set_vad(vad());
@@ -789,7 +815,7 @@ impl CallCore {
                 return;
             }
         }
-        self.held = !neg.direction.sends();
+        self.held = held;
         self.answered = Some(now);
         self.stage = Stage::Active {
             max_end: now + self.cfg.timings.max_call,

@@ -40,6 +40,25 @@ pub struct Workers {
 }
 
 impl Workers {
+    /// The workers of one call (SIP and browser legs alike): the engine's
+    /// shared speech, integrations and models, answering on `done`.
+    pub(crate) fn for_call(
+        shared: &super::CallShared,
+        core: &super::core::CallCore,
+        done: mpsc::Sender<Done>,
+    ) -> Self {
+        Workers {
+            tts: shared.tts.clone(),
+            stt: shared.stt.clone(),
+            services: shared.services.clone(),
+            call_ref: core.call_ref().clone(),
+            municipality: core.municipality().to_string(),
+            done,
+            sip: shared.sip.clone(),
+            smart_turn: shared.turn_models.smart_turn.clone(),
+        }
+    }
+
     /// Starts a job. An answer known at once (a speculative recognition with
     /// no idle worker) is returned instead of sent.
     pub fn start(&self, job: Job) -> Option<Done> {

@@ -46,16 +46,7 @@ impl CallTask {
     /// Runs the call to its end (its record written, the call counted as over).
     pub async fn run(mut self, mut core: CallCore) {
         let (done_tx, mut done_rx) = mpsc::channel(WORK_QUEUE);
-        let workers = Workers {
-            tts: self.shared.tts.clone(),
-            stt: self.shared.stt.clone(),
-            services: self.shared.services.clone(),
-            call_ref: core.call_ref().clone(),
-            municipality: core.municipality().to_string(),
-            done: done_tx,
-            sip: self.shared.sip.clone(),
-            smart_turn: self.shared.turn_models.smart_turn.clone(),
-        };
+        let workers = Workers::for_call(&self.shared, &core, done_tx);
         let (mut buf, mut buf2) = (vec![0u8; 2048], vec![0u8; 1500]);
         // The record as the call goes: written off the call's loop, in
         // order, by one writer; a snapshot that finds its queue full is
@@ -115,14 +106,14 @@ impl CallTask {
                             let _ = tx.try_send(row);
                         }
                     }
-                    Output::Event(e) => self.observe(e),
+                    Output::Event(e) => observe(&self.shared, e),
                     Output::Finished(row) => {
                         // The last snapshots land before the final row.
                         drop(progress.take());
                         if let Some(w) = writer.take() {
                             let _ = w.await;
                         }
-                        return self.finish(*row).await;
+                        return finish(&self.shared, *row).await;
                     }
                     Output::Timeout(at) => break at,
                 }
@@ -157,56 +148,56 @@ impl CallTask {
             core.handle_input(input, now);
         }
     }
+}
 
-    fn observe(&self, e: CallEvent) {
-        match e {
-            CallEvent::Turn(tt) => {
-                let ms = |d: Option<std::time::Duration>| d.map_or(-1, |d| d.as_millis() as i64);
-                self.shared.metrics.observe_turn(tt.latency());
-                tracing::debug!(
-                    turn_ms = tt.latency().as_millis() as u64,
-                    stt_ms = ms(tt.stt_stage()),
-                    tts_ms = ms(tt.tts_stage()),
-                    pacing_ms = ms(tt.pacing_stage()),
-                    eager = tt.eager,
-                    "turn latency"
-                );
-                self.shared.turns.publish(*tt);
-            }
-            CallEvent::Eager(o) => self.shared.metrics.eager(o),
-            CallEvent::CallerTurn(input) => self.shared.metrics.caller_turn(input),
-            CallEvent::Greeting(after) => self.shared.metrics.greeting(after),
-            CallEvent::BargeIn => tracing::debug!("barge-in: prompt flushed"),
-            CallEvent::ForeignMediaDropped => self.shared.metrics.foreign_media_dropped(),
-            CallEvent::SrtpRefused => self.shared.metrics.srtp_refused(),
-            CallEvent::Progress(_) => {}
+/// Counts or publishes a call's event (SIP and browser legs alike).
+pub(crate) fn observe(shared: &CallShared, e: CallEvent) {
+    match e {
+        CallEvent::Turn(tt) => {
+            let ms = |d: Option<std::time::Duration>| d.map_or(-1, |d| d.as_millis() as i64);
+            shared.metrics.observe_turn(tt.latency());
+            tracing::debug!(
+                turn_ms = tt.latency().as_millis() as u64,
+                stt_ms = ms(tt.stt_stage()),
+                tts_ms = ms(tt.tts_stage()),
+                pacing_ms = ms(tt.pacing_stage()),
+                eager = tt.eager,
+                "turn latency"
+            );
+            shared.turns.publish(*tt);
         }
-    }
-
-    async fn finish(&self, row: CallRecordRow) {
-        tracing::info!(
-            outcome = row.outcome,
-            steps = row.steps.len(),
-            turns = row.turns,
-            "call finished"
-        );
-        if let Some(records) = &self.shared.records {
-            if let Err(e) = records.insert(&row).await {
-                tracing::warn!(error = %e, "call record not written");
-            }
-        }
-        self.shared.live.end(&row.call_ref);
-        // Last: the call stops counting as active only once its record is
-        // committed, so a graceful shutdown (which waits for no active calls)
-        // cannot exit before the record is written.
-        self.shared
-            .metrics
-            .call_ended(&row.municipality, &row.outcome);
+        CallEvent::Eager(o) => shared.metrics.eager(o),
+        CallEvent::CallerTurn(input) => shared.metrics.caller_turn(input),
+        CallEvent::Greeting(after) => shared.metrics.greeting(after),
+        CallEvent::BargeIn => tracing::debug!("barge-in: prompt flushed"),
+        CallEvent::ForeignMediaDropped => shared.metrics.foreign_media_dropped(),
+        CallEvent::SrtpRefused => shared.metrics.srtp_refused(),
+        CallEvent::Progress(_) => {}
     }
 }
 
+/// Writes a finished call's record and stops counting it (SIP and browser legs alike).
+pub(crate) async fn finish(shared: &CallShared, row: CallRecordRow) {
+    tracing::info!(
+        outcome = row.outcome,
+        steps = row.steps.len(),
+        turns = row.turns,
+        "call finished"
+    );
+    if let Some(records) = &shared.records {
+        if let Err(e) = records.insert(&row).await {
+            tracing::warn!(error = %e, "call record not written");
+        }
+    }
+    shared.live.end(&row.call_ref);
+    // Last: the call stops counting as active only once its record is
+    // committed, so a graceful shutdown (which waits for no active calls)
+    // cannot exit before the record is written.
+    shared.metrics.call_ended(&row.municipality, &row.outcome);
+}
+
 /// A SIP event from the dispatcher as the core's input (`None`: the engine is gone).
-fn sip_event(i: Option<CallInput>) -> SipEvent {
+pub(crate) fn sip_event(i: Option<CallInput>) -> SipEvent {
     match i {
         Some(CallInput::Confirmed(sdp)) => SipEvent::Confirmed(sdp),
         Some(CallInput::Dtmf(k)) => SipEvent::Dtmf(k),

@@ -5,7 +5,7 @@
 //! - Errors are `{"error": {"code": "...", "message": "..."}}` with stable
 //!   codes: `unauthenticated` (401), `csrf` (403), `forbidden` (403),
 //!   `not_found` (404), `bad_request` (400), `rate_limited` (429),
-//!   `internal` (500).
+//!   `internal` (500), `unavailable` (503).
 //! - Every request but the login needs a session or a token; without one
 //!   the answer is 401 whatever the path (an unknown path included), so an
 //!   unauthenticated client learns nothing about what exists.
@@ -56,6 +56,9 @@ pub enum ApiError {
     RateLimited(u64),
     /// Something failed inside (logged, not shown).
     Internal,
+    /// The service cannot take this now (busy, or switched off); the
+    /// message says which.
+    Unavailable(String),
 }
 
 /// The error body.
@@ -112,6 +115,7 @@ impl IntoResponse for ApiError {
                 "internal",
                 "internal error".to_string(),
             ),
+            ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", m.clone()),
         };
         let mut r = (
             status,
@@ -1390,6 +1394,93 @@ async fn clear_announcement(
     Ok(StatusCode::NO_CONTENT)
 }
 
+// ---- browser calls (softphone) ----------------------------------------------
+
+/// A browser call to place.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct PlaceCall {
+    /// The municipality whose flow to call.
+    pub municipality: String,
+    /// The browser's SDP offer (`RTCPeerConnection.createOffer`, ICE gathered).
+    pub sdp: String,
+}
+
+fn softphone(s: &ConsoleState) -> ApiResult<&crate::webrtc::Softphone> {
+    s.inner.softphone.as_ref().ok_or_else(|| {
+        ApiError::Unavailable("browser calls are switched off ([webrtc] enabled)".into())
+    })
+}
+
+/// Call a municipality's flow from the browser (WebRTC): send the SDP
+/// offer, get the answer. Operators and supervisors only; audited.
+#[utoipa::path(post, path = "/api/v1/calls/webrtc", request_body = PlaceCall,
+    responses((status = 200, body = crate::webrtc::Placed), (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+async fn place_call(
+    State(s): State<ConsoleState>,
+    a: Authed,
+    ClientAddr(ip): ClientAddr,
+    Json(b): Json<PlaceCall>,
+) -> ApiResult<Json<crate::webrtc::Placed>> {
+    visible(&s, &a.op, &b.municipality)?;
+    may_change(&a.op)?;
+    let phone = softphone(&s)?;
+    use crate::webrtc::WebRtcError as E;
+    let placed = phone
+        .place(
+            &a.op.username,
+            &b.municipality,
+            &b.sdp,
+            ip.map(|ip| SocketAddr::new(ip, 0)),
+        )
+        .await
+        .map_err(|e| match e {
+            E::UnknownMunicipality => ApiError::NotFound,
+            E::BadOffer(m) => ApiError::BadRequest(format!("SDP offer: {m}")),
+            E::Busy | E::Disabled => ApiError::Unavailable(e.to_string()),
+            other => ApiError::internal(other),
+        })?;
+    audit(
+        &s,
+        &a.op,
+        "webrtc.call",
+        &b.municipality,
+        &placed.call_ref,
+        "browser call to the published flow",
+    )
+    .await?;
+    Ok(Json(placed))
+}
+
+/// Where the operator's own browser call stands (step, last intent, ended).
+#[utoipa::path(get, path = "/api/v1/calls/webrtc/{call_ref}",
+    responses((status = 200, body = crate::webrtc::PhoneState), (status = 404, body = ErrorBody)))]
+async fn call_state(
+    State(s): State<ConsoleState>,
+    a: Authed,
+    Path(call_ref): Path<String>,
+) -> ApiResult<Json<crate::webrtc::PhoneState>> {
+    softphone(&s)?
+        .state(&a.op.username, &call_ref)
+        .map(Json)
+        .ok_or(ApiError::NotFound)
+}
+
+/// Hang up the operator's own browser call.
+#[utoipa::path(delete, path = "/api/v1/calls/webrtc/{call_ref}",
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+async fn hang_up_call(
+    State(s): State<ConsoleState>,
+    a: Authed,
+    Path(call_ref): Path<String>,
+) -> ApiResult<StatusCode> {
+    if softphone(&s)?.hang_up(&a.op.username, &call_ref).await {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound)
+    }
+}
+
 // ---- audit -------------------------------------------------------------------
 
 /// The audit log of municipality `m`, newest first.
@@ -1517,7 +1608,10 @@ async fn add_user(
         clear_announcement,
         audit_one,
         users,
-        add_user
+        add_user,
+        place_call,
+        call_state,
+        hang_up_call
     )
 )]
 pub struct ApiDoc;
@@ -1569,6 +1663,11 @@ pub fn router(state: ConsoleState) -> Router {
                 .delete(clear_announcement),
         )
         .route(&format!("{m}/audit"), get(audit_one))
+        .route("/api/v1/calls/webrtc", post(place_call))
+        .route(
+            "/api/v1/calls/webrtc/{call_ref}",
+            get(call_state).delete(hang_up_call),
+        )
         .route("/api/v1/{*rest}", axum::routing::any(fallback))
         .with_state(state)
 }

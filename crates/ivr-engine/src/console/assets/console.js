@@ -351,6 +351,116 @@ PAGES.account = async (main) => {
   await draw();
 };
 
+// "Call this flow": a WebRTC softphone into the selected municipality's flow
+// (POST /api/v1/calls/webrtc), a keypad sending RFC 4733 events through
+// RTCDTMFSender, and what the engine reports of the call. The bot's audio
+// plays through an <audio> element and an AnalyserNode measures its level.
+PAGES.call = async (main) => {
+  const keys = "123456789*0#".split("");
+  main.innerHTML = `<p class="hint">Call the selected municipality's flow from this browser, with your microphone, as a caller would.
+      Transfers cannot leave a browser call: the page names the department instead.</p>
+    <div class="row softbar"><button id="dial" type="button">Call this flow</button>
+      <button id="hangup" type="button" class="danger" disabled>Hang up</button>
+      <span class="state" id="callstate">idle</span></div>
+    <div class="softphone">
+      <div class="keypad" id="keypad">${keys.map((k) => `<button type="button" data-key="${esc(k)}" disabled>${esc(k)}</button>`).join("")}</div>
+      <section class="debugger" aria-label="Flow debugger"><h2>Flow debugger</h2><dl>
+        <dt>Call</dt><dd class="mono" id="dbg-call"></dd>
+        <dt>Codec</dt><dd id="dbg-codec"></dd>
+        <dt>Step</dt><dd class="mono" id="dbg-step"></dd>
+        <dt>Intent</dt><dd id="dbg-intent"></dd>
+        <dt>Transfer</dt><dd id="dbg-transfer"></dd>
+        <dt>Keys sent</dt><dd class="mono" id="dbg-keys"></dd>
+        <dt>Bot audio</dt><dd><meter id="level" min="0" max="0.5" value="0"></meter> peak <span id="level-peak">0.000</span></dd>
+      </dl><p class="hint">Transcript, confidence, intent scores, variables, integration calls and turn timings: not implemented yet (issue 17 item 2).</p></section>
+    </div><audio id="remote" autoplay></audio>`;
+  const phone = (window.softphone = { state: "idle", peak: 0, callRef: null });
+  let pc = null, mic = null, poll = null, meter = null, audioCtx = null;
+  const setState = (st) => { phone.state = st; $("#callstate").textContent = st; $("#callstate").className = `state ${st}`; };
+  const buttons = (inCall) => {
+    $("#dial").disabled = inCall; $("#hangup").disabled = !inCall;
+    main.querySelectorAll("#keypad button").forEach((b) => (b.disabled = !inCall));
+  };
+  const teardown = (st) => {
+    if (poll) clearInterval(poll);
+    if (meter) clearInterval(meter);
+    poll = meter = null;
+    if (pc) pc.close();
+    if (mic) mic.getTracks().forEach((t) => t.stop());
+    pc = mic = null;
+    buttons(false);
+    setState(st);
+  };
+  const show = (s) => {
+    $("#dbg-call").textContent = s.call_ref;
+    $("#dbg-codec").textContent = s.codec || "";
+    $("#dbg-step").textContent = s.step || "(starting)";
+    $("#dbg-intent").textContent = s.last_intent || "";
+    $("#dbg-transfer").textContent = s.transfer_refused ? `would transfer to ${s.transfer_refused}` : "";
+    if (s.state === "ended") teardown(`ended (${s.ended_by || "hangup"})`);
+    else setState(s.state);
+  };
+  const measure = (stream) => {
+    audioCtx = audioCtx || new AudioContext();
+    const an = audioCtx.createAnalyser();
+    an.fftSize = 2048;
+    audioCtx.createMediaStreamSource(stream).connect(an);
+    const buf = new Float32Array(an.fftSize);
+    meter = setInterval(() => {
+      an.getFloatTimeDomainData(buf);
+      let sum = 0;
+      for (const x of buf) sum += x * x;
+      const rms = Math.sqrt(sum / buf.length);
+      $("#level").value = rms;
+      if (rms > phone.peak) { phone.peak = rms; $("#level-peak").textContent = rms.toFixed(3); }
+    }, 50);
+  };
+  $("#dial").addEventListener("click", async () => {
+    buttons(true);
+    setState("connecting");
+    try {
+      // Echo cancellation for operators on loudspeakers; no noise suppression
+      // or gain control: the engine's VAD and recogniser want the voice as
+      // a phone line would carry it.
+      mic = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: true, noiseSuppression: false, autoGainControl: false } });
+      pc = new RTCPeerConnection();
+      mic.getAudioTracks().forEach((t) => pc.addTrack(t, mic));
+      pc.addEventListener("track", (e) => {
+        const stream = e.streams[0] || new MediaStream([e.track]);
+        $("#remote").srcObject = stream;
+        measure(stream);
+      });
+      await pc.setLocalDescription(await pc.createOffer());
+      // The offer goes once, with the candidates gathered (at most 2 s).
+      await new Promise((res) => {
+        if (pc.iceGatheringState === "complete") return res();
+        pc.addEventListener("icegatheringstatechange", () => pc.iceGatheringState === "complete" && res());
+        setTimeout(res, 2000);
+      });
+      const placed = await api("POST", "/api/v1/calls/webrtc", { municipality: currentMuni(), sdp: pc.localDescription.sdp });
+      phone.callRef = placed.call_ref;
+      await pc.setRemoteDescription({ type: "answer", sdp: placed.sdp });
+      const tick = async () => show(await api("GET", `/api/v1/calls/webrtc/${encodeURIComponent(placed.call_ref)}`));
+      await tick();
+      poll = setInterval(() => tick().catch(() => {}), 500);
+    } catch (err) {
+      teardown("failed");
+      flash(err.message, true);
+    }
+  });
+  $("#hangup").addEventListener("click", async () => {
+    const ref = phone.callRef;
+    teardown("ended (you)");
+    if (ref) await api("DELETE", `/api/v1/calls/webrtc/${encodeURIComponent(ref)}`).catch(() => {});
+  });
+  main.querySelectorAll("#keypad button").forEach((b) => b.addEventListener("click", () => {
+    const sender = pc && pc.getSenders().find((s) => s.track && s.track.kind === "audio");
+    if (!sender || !sender.dtmf) return flash("this call cannot send keys", true);
+    sender.dtmf.insertDTMF(b.dataset.key, 120, 70);
+    $("#dbg-keys").textContent += b.dataset.key;
+  }));
+};
+
 async function boot() {
   const page = document.body.dataset.page;
   const content = $("#content");

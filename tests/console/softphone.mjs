@@ -1,0 +1,75 @@
+// The console's softphone in headless Debian chromium, driven by
+// playwright-core. Run by tests/softphone_browser.rs, which owns the engine.
+// Chromium's fake microphone plays IVR_CALLER_WAV (a caller's utterance from
+// the speech test set, then silence, looped). The page calls Nordby's flow;
+// this script checks what the page shows and prints `ok <what>` per check,
+// `STATE <json>` with the final debugger view, and `DONE`.
+// Environment: IVR_BASE, IVR_USER, IVR_PASSWORD, IVR_SHOTS, IVR_PROFILE, IVR_CALLER_WAV.
+import { chromium } from "playwright-core";
+import path from "node:path";
+
+const env = process.env;
+const say = (m) => process.stdout.write(`${m}\n`);
+function check(cond, what) {
+  if (!cond) throw new Error(`check failed: ${what}`);
+  say(`ok ${what}`);
+}
+
+const ctx = await chromium.launchPersistentContext(env.IVR_PROFILE, {
+  executablePath: "/usr/bin/chromium",
+  headless: true,
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+    `--use-file-for-fake-audio-capture=${env.IVR_CALLER_WAV}`,
+    "--autoplay-policy=no-user-gesture-required",
+    // The engine's candidate is on loopback in the test.
+    "--allow-loopback-in-peer-connection"],
+  viewport: { width: 1280, height: 900 },
+  permissions: ["microphone"],
+});
+const page = ctx.pages()[0] || (await ctx.newPage());
+const errors = [];
+page.on("pageerror", (e) => errors.push(String(e)));
+await page.route("**/*", (r) => (r.request().url().startsWith(env.IVR_BASE) ? r.continue() : r.abort()));
+const shot = (name) => page.screenshot({ path: path.join(env.IVR_SHOTS, `${name}.png`), fullPage: true });
+
+try {
+  await page.goto(`${env.IVR_BASE}/console/login`);
+  await page.fill("input[name=username]", env.IVR_USER);
+  await page.fill("input[name=password]", env.IVR_PASSWORD);
+  await page.click("button[type=submit]");
+  await page.waitForURL("**/console/live");
+  await page.goto(`${env.IVR_BASE}/console/call`);
+  await page.waitForSelector("#dial");
+  await shot("softphone-01-idle");
+  await page.click("#dial");
+  await page.waitForFunction(() => window.softphone && window.softphone.state === "connected", null, { timeout: 20000 });
+  check(true, "the browser call connects (ICE, DTLS-SRTP) and the flow starts");
+  // The bot greets: its audio reaches the page's analyser.
+  await page.waitForFunction(() => window.softphone.peak > 0.01, null, { timeout: 20000 });
+  check(true, "the page receives the bot's audio (analyser peak above 0.01)");
+  await shot("softphone-02-greeting");
+  // The caller's utterance (fake microphone) routes the call by what was heard.
+  await page.waitForFunction(() => document.querySelector("#dbg-intent").textContent !== "", null, { timeout: 90000 });
+  const view = await page.evaluate(() => ({
+    intent: document.querySelector("#dbg-intent").textContent,
+    step: document.querySelector("#dbg-step").textContent,
+    codec: document.querySelector("#dbg-codec").textContent,
+    peak: window.softphone.peak,
+  }));
+  say(`STATE ${JSON.stringify(view)}`);
+  await shot("softphone-03-routed");
+  check(errors.length === 0, `no script errors ${errors.join("; ")}`);
+  await page.click("#hangup");
+  await page.waitForFunction(() => window.softphone.state.startsWith("ended"), null, { timeout: 5000 });
+  check(true, "hanging up in the page ends the call");
+  await shot("softphone-04-ended");
+  say("DONE");
+} catch (e) {
+  await shot("softphone-99-failure").catch(() => {});
+  say(`FAIL ${e.message}`);
+  process.exitCode = 1;
+} finally {
+  await ctx.close();
+}
