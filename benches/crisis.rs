@@ -36,7 +36,9 @@
 //! limit for the engine and SIPp (each call holds 2 sockets).
 //!
 //! Usage: `cargo run --release -p ivr-benches --bin crisis -- [--levels 50,100,200,300]
-//! [--media-only 1000] [--call-s 40] [--rate 10] [--ivr target/release/ivr]`.
+//! [--media-only 1000] [--call-s 40] [--media-call-s 60] [--rate 10] [--ivr target/release/ivr]`
+//! (each level starts calls at `--rate` a second, or faster so that all of
+//! them are up at once for half a call).
 //! Writes `target/bench/crisis.json` and prints a table with the load average.
 #![allow(clippy::unwrap_used)] // reason: a bench: a failed unwrap aborts the measurement
 
@@ -63,6 +65,7 @@ struct Args {
     levels: Vec<usize>,
     media_only: usize,
     call_s: u64,
+    media_call_s: u64,
     rate: u32,
 }
 
@@ -72,6 +75,7 @@ fn args() -> Args {
         levels: vec![50, 100, 200, 300],
         media_only: 1000,
         call_s: 40,
+        media_call_s: 60,
         rate: 10,
     };
     let mut it = std::env::args().skip(1);
@@ -88,6 +92,7 @@ fn args() -> Args {
             }
             "--media-only" => a.media_only = v.parse().unwrap(),
             "--call-s" => a.call_s = v.parse().unwrap(),
+            "--media-call-s" => a.media_call_s = v.parse().unwrap(),
             "--rate" => a.rate = v.parse().unwrap(),
             other => {
                 eprintln!("crisis: unknown argument {other}");
@@ -555,6 +560,13 @@ fn run_level(
     rest_kb: u64,
 ) -> serde_json::Value {
     let call_ms = a.call_s * 1000;
+    // Every call of the level is up at once for the second half of a call:
+    // calls start at least 2n/call_s a second (below the trunk's 50 requests
+    // a second).
+    let rate = a
+        .rate
+        .max((2 * n as u64).div_ceil(a.call_s.max(1)) as u32)
+        .min(40);
     let scen = dir.join(format!("caller-{n}.xml"));
     std::fs::write(&scen, scenario(call_ms, pcap)).unwrap();
     let before = e.metrics();
@@ -568,7 +580,7 @@ fn run_level(
         .arg(sip.to_string())
         .args(["-sf", scen.to_str().unwrap(), "-s", CALLED])
         .args(["-m", &n.to_string(), "-l", &n.to_string()])
-        .args(["-r", &a.rate.to_string(), "-rp", "1000"])
+        .args(["-r", &rate.to_string(), "-rp", "1000"])
         .args(["-i", "127.0.0.1", "-p", &free_port(true).to_string()])
         .args(["-mp", &free_port(true).to_string()])
         .args(["-t", "u1", "-nostdin", "-trace_stat", "-fd", "5"])
@@ -642,6 +654,8 @@ fn run_level(
         && ok as usize == n;
     serde_json::json!({
         "calls": n,
+        "rate_cps": rate,
+        "call_s": a.call_s,
         "sipp_successful": ok,
         "sipp_failed": failed,
         "sipp_exit": status.code(),
@@ -765,7 +779,12 @@ fn main() {
         std::thread::sleep(Duration::from_secs(3));
     }
     let media = (a.media_only > 0).then(|| {
-        let l = run_level(&e, d, sip, a.media_only, &silent_pcap, &a, rest_kb);
+        let media = Args {
+            call_s: a.media_call_s,
+            ..a.clone()
+        };
+        caller_pcap(&silent_pcap, Duration::from_secs(media.call_s), None, None);
+        let l = run_level(&e, d, sip, a.media_only, &silent_pcap, &media, rest_kb);
         eprintln!("crisis: media-only {}: {l}", a.media_only);
         l
     });

@@ -275,6 +275,19 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
     {
         let mut prompts = flows.static_prompts();
         prompts.extend(call::filler_prompts());
+        // In a peak every static prompt must play from memory: warn when
+        // they do not all fit (the rest would be read from disk per call).
+        let sentences: usize = prompts
+            .iter()
+            .map(|(_, t)| ivr_tts::split_sentences(t).len())
+            .sum();
+        if sentences > cfg.tts.cache.memory_entries {
+            tracing::warn!(
+                sentences,
+                memory_entries = cfg.tts.cache.memory_entries,
+                "the static prompts do not all fit in the prompt cache's memory: raise [tts.cache] memory_entries"
+            );
+        }
         let tts = tts.clone();
         let t0 = Instant::now();
         let (ok, failed) = tokio::task::spawn_blocking(move || {

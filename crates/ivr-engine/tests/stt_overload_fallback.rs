@@ -157,4 +157,28 @@ fn a_caller_the_recogniser_serves_stays_on_speech() {
     let inputs: Vec<&str> = sim.record().turn_log.iter().map(|t| t.input).collect();
     assert_eq!(inputs, ["start", "speech"]);
     assert_eq!(caller_turns(&sim), ["speech"]);
+    // The greeting is reported once: answer to its first packet of audio
+    // (what `ivr_greeting_delay_seconds` and the crisis bench count).
+    let greetings: Vec<Duration> = sim
+        .log
+        .events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            CallEvent::Greeting(d) => Some(*d),
+            _ => None,
+        })
+        .collect();
+    let first_audio = sim
+        .log
+        .rtp
+        .iter()
+        .find(|(_, audio)| *audio)
+        .map(|(at, _)| *at);
+    let first_audio = first_audio.expect("the greeting was heard") - sim.t0;
+    assert_eq!(greetings.len(), 1, "{greetings:?}");
+    assert!(
+        greetings[0].abs_diff(first_audio) <= Duration::from_millis(20),
+        "greeting reported at {:?}, first audio packet at {first_audio:?}",
+        greetings[0]
+    );
 }
