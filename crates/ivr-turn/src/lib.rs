@@ -56,6 +56,53 @@ pub fn ensure_onnxruntime(lib: &Path) -> Result<(), TurnError> {
         })
 }
 
+/// A small pool of model sessions (or per-session state) shared by every
+/// call: a free one is taken, else the next in turn is waited for.
+pub(crate) struct Pool<T> {
+    slots: Vec<std::sync::Mutex<T>>,
+    next: std::sync::atomic::AtomicUsize,
+}
+
+impl<T> Pool<T> {
+    /// `n` slots (at least one), each made by `make`.
+    pub(crate) fn build(
+        n: usize,
+        mut make: impl FnMut() -> Result<T, TurnError>,
+    ) -> Result<Self, TurnError> {
+        let slots = (0..n.max(1))
+            .map(|_| make().map(std::sync::Mutex::new))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Pool {
+            slots,
+            next: std::sync::atomic::AtomicUsize::new(0),
+        })
+    }
+
+    /// How many slots.
+    pub(crate) fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// A free slot, else the next one in turn (waiting for it). A slot
+    /// poisoned by a panic is taken as it is (a model run keeps no state
+    /// between runs that a panic could leave half-written).
+    pub(crate) fn get(&self) -> std::sync::MutexGuard<'_, T> {
+        use std::sync::TryLockError;
+        let n = self.slots.len();
+        let start = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        for i in 0..n {
+            match self.slots[(start + i) % n].try_lock() {
+                Ok(g) => return g,
+                Err(TryLockError::Poisoned(p)) => return p.into_inner(),
+                Err(TryLockError::WouldBlock) => {}
+            }
+        }
+        self.slots[start % n]
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
 /// A session on one thread (the engine runs many calls; one model run must
 /// not take every core).
 fn session(model: &Path) -> Result<ort::session::Session, TurnError> {

@@ -15,8 +15,7 @@
 //! has its own [`SileroVad`] with its state.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+use std::sync::{Arc, MutexGuard};
 
 use ivr_media::vad::{FrameVad, Vad, VadConfig, VadFrame, FRAME_8K};
 use ort::session::Session;
@@ -53,8 +52,7 @@ impl Default for SileroConfig {
 
 /// A loaded Silero model (shared by every call).
 pub struct SileroModel {
-    pool: Vec<Mutex<Session>>,
-    next: AtomicUsize,
+    pool: crate::Pool<Session>,
 }
 
 impl std::fmt::Debug for SileroModel {
@@ -73,28 +71,13 @@ impl SileroModel {
     /// [`TurnError`] when the library or the model is missing or refused.
     pub fn load(model: &Path, onnxruntime: &Path, sessions: usize) -> Result<Self, TurnError> {
         crate::ensure_onnxruntime(onnxruntime)?;
-        let pool = (0..sessions.max(1))
-            .map(|_| crate::session(model).map(Mutex::new))
-            .collect::<Result<Vec<_>, _>>()?;
         Ok(SileroModel {
-            pool,
-            next: AtomicUsize::new(0),
+            pool: crate::Pool::build(sessions, || crate::session(model))?,
         })
     }
 
     fn session(&self) -> MutexGuard<'_, Session> {
-        let n = self.pool.len();
-        let start = self.next.fetch_add(1, Ordering::Relaxed);
-        for i in 0..n {
-            match self.pool[(start + i) % n].try_lock() {
-                Ok(g) => return g,
-                Err(TryLockError::Poisoned(p)) => return p.into_inner(),
-                Err(TryLockError::WouldBlock) => {}
-            }
-        }
-        self.pool[start % n]
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.pool.get()
     }
 
     /// One run: `input` is context + chunk (8 kHz, -1..1); `state` is

@@ -12,8 +12,7 @@
 //! prediction at a time, on one thread).
 
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, TryLockError};
+use std::sync::MutexGuard;
 
 use ivr_core::Pcm;
 use ort::session::Session;
@@ -30,8 +29,7 @@ struct Slot {
 
 /// A loaded Smart Turn model (shared by every call).
 pub struct SmartTurn {
-    pool: Vec<Mutex<Slot>>,
-    next: AtomicUsize,
+    pool: crate::Pool<Slot>,
 }
 
 impl std::fmt::Debug for SmartTurn {
@@ -50,35 +48,19 @@ impl SmartTurn {
     /// [`TurnError`] when the library or the model is missing or refused.
     pub fn load(model: &Path, onnxruntime: &Path, sessions: usize) -> Result<Self, TurnError> {
         crate::ensure_onnxruntime(onnxruntime)?;
-        let pool = (0..sessions.max(1))
-            .map(|_| {
-                Ok(Mutex::new(Slot {
-                    session: crate::session(model)?,
-                    mel: MelExtractor::new(),
-                    features: Vec::with_capacity(N_MELS * N_FRAMES),
-                }))
+        let pool = crate::Pool::build(sessions, || {
+            Ok(Slot {
+                session: crate::session(model)?,
+                mel: MelExtractor::new(),
+                features: Vec::with_capacity(N_MELS * N_FRAMES),
             })
-            .collect::<Result<Vec<_>, TurnError>>()?;
-        Ok(SmartTurn {
-            pool,
-            next: AtomicUsize::new(0),
-        })
+        })?;
+        Ok(SmartTurn { pool })
     }
 
     /// A free session, else the next one in turn (waiting for it).
     fn slot(&self) -> MutexGuard<'_, Slot> {
-        let n = self.pool.len();
-        let start = self.next.fetch_add(1, Ordering::Relaxed);
-        for i in 0..n {
-            match self.pool[(start + i) % n].try_lock() {
-                Ok(g) => return g,
-                Err(TryLockError::Poisoned(p)) => return p.into_inner(),
-                Err(TryLockError::WouldBlock) => {}
-            }
-        }
-        self.pool[start % n]
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.pool.get()
     }
 
     /// The probability (0-1) that the turn in `pcm` is complete: the audio
