@@ -82,5 +82,7 @@ try {
   say(`FAIL ${e.message}`);
   process.exitCode = 1;
 } finally {
+  // stdin's reader would keep node alive after the browser closes.
+  input.close();
   await ctx.close();
 }
