@@ -31,13 +31,13 @@
 //! `target/bench/turn_answer.json` and prints a table.
 #![allow(clippy::unwrap_used)] // reason: a bench: a failed unwrap aborts the measurement
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
-use ivr_core::{Lang, Pcm, Pii};
+use ivr_core::{Lang, Pii};
 use ivr_flow::{Action, CallContext, Event, FlowStore, Interpreter};
 use ivr_media::endpointing::{Endpointer, EndpointingEvent};
 use ivr_media::vad::{Vad, VadConfig};
@@ -49,73 +49,10 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-struct TurnFile {
-    id: String,
-    lang: Lang,
-    question: String,
-    audio8: Vec<i16>,
-    audio16: Vec<i16>,
-    speech_end_ms: u32,
-    pauses: usize,
-}
+use ivr_benches::turn_set::{load as load_turns, TurnFile};
 
 fn load_files() -> Vec<TurnFile> {
-    let dir = root().join("target/turn-vectors");
-    if !dir.join("truth.toml").is_file() {
-        println!("turn_answer: rendering the turns (tests/vectors/turn/generate.py, ~2 min)");
-        let ok = std::process::Command::new("python3")
-            .arg(root().join("tests/vectors/turn/generate.py"))
-            .arg(&dir)
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            eprintln!(
-                "turn_answer: generate.py failed (needs python3, piper-tts 1.8, espeak-ng, sox)"
-            );
-            std::process::exit(2);
-        }
-    }
-    let turns: toml::Value = toml::from_str(
-        &std::fs::read_to_string(root().join("tests/vectors/turn/turns.toml")).unwrap(),
-    )
-    .unwrap();
-    let question: HashMap<String, String> = turns["turn"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| {
-            (
-                t["id"].as_str().unwrap().to_string(),
-                t["question"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
-    let truth: toml::Value =
-        toml::from_str(&std::fs::read_to_string(dir.join("truth.toml")).unwrap()).unwrap();
-    let mut out = Vec::new();
-    for (id, t) in truth["file"].as_table().unwrap() {
-        let mut r = hound::WavReader::open(dir.join("g711").join(format!("{id}.wav"))).unwrap();
-        let audio8: Vec<i16> = r.samples::<i16>().map(Result::unwrap).collect();
-        let audio16 = ivr_core::resample::resample(&Pcm::new(8000, audio8.clone()), 16_000)
-            .unwrap()
-            .samples;
-        // File ids are `<turn id>-<speaker variant>`.
-        let base = id.rsplit_once('-').map_or(id.as_str(), |(b, _)| b);
-        out.push(TurnFile {
-            id: id.clone(),
-            lang: t["lang"].as_str().unwrap().parse().unwrap(),
-            question: question
-                .get(base)
-                .unwrap_or_else(|| panic!("{id}: no turn {base} in turns.toml"))
-                .clone(),
-            audio8,
-            audio16,
-            speech_end_ms: t["speech_end_ms"].as_integer().unwrap() as u32,
-            pauses: t["pauses_ms"].as_array().unwrap().len(),
-        });
-    }
-    out.sort_by(|a, b| a.id.cmp(&b.id));
-    out
+    load_turns("turn_answer")
 }
 
 /// The latency harness's number for a question kind and language.

@@ -38,7 +38,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ivr_core::Pcm;
+use ivr_core::{Lang, Pcm};
 use ivr_media::endpointing::{Endpointer, EndpointingConfig, EndpointingEvent};
 use ivr_media::vad::{FrameVad, Vad, VadConfig, VadFrame};
 use ivr_turn::{SileroConfig, SileroModel, SmartTurn};
@@ -50,52 +50,10 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-struct TurnFile {
-    id: String,
-    lang: String,
-    audio8: Vec<i16>,
-    audio16: Vec<i16>,
-    speech_end_ms: u32,
-    pauses: usize,
-}
+use ivr_benches::turn_set::{load as load_turns, TurnFile};
 
 fn load_files() -> Vec<TurnFile> {
-    let dir = root().join("target/turn-vectors");
-    if !dir.join("truth.toml").is_file() {
-        println!("turn_detect: rendering the turns (tests/vectors/turn/generate.py, ~2 min)");
-        let ok = std::process::Command::new("python3")
-            .arg(root().join("tests/vectors/turn/generate.py"))
-            .arg(&dir)
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            eprintln!(
-                "turn_detect: generate.py failed (needs python3, piper-tts 1.8, espeak-ng, sox)"
-            );
-            std::process::exit(2);
-        }
-    }
-    let truth: toml::Value =
-        toml::from_str(&std::fs::read_to_string(dir.join("truth.toml")).unwrap()).unwrap();
-    let files = truth["file"].as_table().unwrap();
-    let mut out = Vec::new();
-    for (id, t) in files {
-        let mut r = hound::WavReader::open(dir.join("g711").join(format!("{id}.wav"))).unwrap();
-        let audio8: Vec<i16> = r.samples::<i16>().map(Result::unwrap).collect();
-        let audio16 = ivr_core::resample::resample(&Pcm::new(8000, audio8.clone()), 16_000)
-            .unwrap()
-            .samples;
-        out.push(TurnFile {
-            id: id.clone(),
-            lang: t["lang"].as_str().unwrap().to_string(),
-            audio8,
-            audio16,
-            speech_end_ms: t["speech_end_ms"].as_integer().unwrap() as u32,
-            pauses: t["pauses_ms"].as_array().unwrap().len(),
-        });
-    }
-    out.sort_by(|a, b| a.id.cmp(&b.id));
-    out
+    load_turns("turn_detect")
 }
 
 /// One file's detector: a frame of 8 kHz audio in, its verdict out.
@@ -218,12 +176,15 @@ fn score(
             None => missed += 1,
             Some(t) if t < f.speech_end_ms => {
                 cut += 1;
-                *lang_cut.entry(f.lang.clone()).or_default() += 1;
+                *lang_cut.entry(f.lang.code().to_string()).or_default() += 1;
             }
             Some(t) => {
                 let w = f64::from(t - f.speech_end_ms);
                 waits.push(w);
-                lang_waits.entry(f.lang.clone()).or_default().push(w);
+                lang_waits
+                    .entry(f.lang.code().to_string())
+                    .or_default()
+                    .push(w);
             }
         }
     }
@@ -315,8 +276,8 @@ fn main() {
     let with_pauses = files.iter().filter(|f| f.pauses > 0).count();
     println!(
         "turn_detect: {n} turns ({with_pauses} with pauses inside; {} Danish, {} English)",
-        files.iter().filter(|f| f.lang == "da").count(),
-        files.iter().filter(|f| f.lang == "en").count()
+        files.iter().filter(|f| f.lang == Lang::Da).count(),
+        files.iter().filter(|f| f.lang == Lang::En).count()
     );
     let ort = root().join("models/onnxruntime/libonnxruntime.so");
     let silero = Arc::new(

@@ -1669,7 +1669,7 @@ async fn publish_draft(
     may_change(&a.op)?;
     let mm = m.clone();
     on_drafts(&s, move |d| d.publish(&mm)).await?;
-    let version = crate::version::folder_version_or_unreadable(&s.inner.drafts.flows_dir());
+    let version = crate::version::folder_version_or_unreadable(s.inner.drafts.flows_dir());
     s.inner.reloads.loaded(s.now(), version);
     audit(&s, &a.op, "draft.publish", &m, &m, "").await?;
     Ok(Json(draft_view(&s, &m).await?))
@@ -1687,7 +1687,7 @@ async fn restore_flows(
     may_change(&a.op)?;
     let mm = m.clone();
     on_drafts(&s, move |d| d.restore(&mm)).await?;
-    let version = crate::version::folder_version_or_unreadable(&s.inner.drafts.flows_dir());
+    let version = crate::version::folder_version_or_unreadable(s.inner.drafts.flows_dir());
     s.inner.reloads.loaded(s.now(), version);
     audit(
         &s,
