@@ -736,9 +736,12 @@ fn f_beta(q: f32, d: f32) -> f32 {
 }
 
 /// E5 cosines of related sentences lie high (0.8-0.95) and of unrelated
-/// ones not much lower (0.7-0.8): spread them over 0..1.
+/// ones not much lower (0.7-0.8): spread them over 0..1 as the intents do
+/// ([`crate::intents::stretch`], one scale for both, so the closest of two
+/// near twins, "the price of a passport" / "of a child's passport", still
+/// leads by a margin instead of both saturating at 1).
 fn rescale_cosine(c: f32) -> f32 {
-    ((c - 0.75) / 0.17).clamp(0.0, 1.0)
+    crate::intents::stretch(c)
 }
 
 /// Words callers use for the same thing, in either language (normalised);
