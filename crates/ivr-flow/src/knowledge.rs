@@ -1014,7 +1014,8 @@ pub fn looks_like_question(text: &str) -> bool {
         ("should", "i"),
         ("does", "it"),
         ("will", "i"),
-        ("have", "to"),
+        // Not ("have", "to"): "I have to cancel my appointment" is an errand
+        // said as a statement; "do I have to ..." is a question by "do I".
     ];
     toks.iter().any(|t| WORDS.contains(t))
         || toks
@@ -1804,6 +1805,9 @@ mod tests {
         assert!(looks_like_question("when are you open on saturday"));
         assert!(!looks_like_question("jeg skal have fornyet mit pas"));
         assert!(!looks_like_question("I need a new passport"));
+        assert!(!looks_like_question(
+            "I have to cancel my appointment tomorrow"
+        ));
     }
 
     #[test]
