@@ -753,24 +753,7 @@ async fn callback_done(
     a: Authed,
     Path((m, call_ref, kind)): Path<(String, String, String)>,
 ) -> ApiResult<Json<Done>> {
-    visible(&s, &a.op, &m)?;
-    let (id, k) = callback_in(&s, &m, &call_ref, &kind).await?;
-    may_change(&a.op)?;
-    integrations(&s)?
-        .callbacks()
-        .mark_done(&id, &k, s.now())
-        .await
-        .map_err(|_| ApiError::BadRequest("not in a state that can be marked done".into()))?;
-    audit(
-        &s,
-        &a.op,
-        "callback.done",
-        &m,
-        &format!("{call_ref}/{kind}"),
-        "",
-    )
-    .await?;
-    Ok(Json(Done { ok: true }))
+    callback_action(&s, &a, &m, &call_ref, &kind, CallbackAction::Done).await
 }
 
 /// Retry a failed callback's hand-off.
@@ -781,23 +764,44 @@ async fn callback_retry(
     a: Authed,
     Path((m, call_ref, kind)): Path<(String, String, String)>,
 ) -> ApiResult<Json<Done>> {
-    visible(&s, &a.op, &m)?;
-    let (id, k) = callback_in(&s, &m, &call_ref, &kind).await?;
+    callback_action(&s, &a, &m, &call_ref, &kind, CallbackAction::Retry).await
+}
+
+/// What an operator does to one callback.
+#[derive(Clone, Copy)]
+enum CallbackAction {
+    Done,
+    Retry,
+}
+
+/// One operator action on a callback: in scope, allowed to change, done,
+/// audited.
+async fn callback_action(
+    s: &ConsoleState,
+    a: &Authed,
+    m: &str,
+    call_ref: &str,
+    kind: &str,
+    action: CallbackAction,
+) -> ApiResult<Json<Done>> {
+    visible(s, &a.op, m)?;
+    let (id, k) = callback_in(s, m, call_ref, kind).await?;
     may_change(&a.op)?;
-    integrations(&s)?
-        .callbacks()
-        .retry_failed(&id, &k, s.now())
-        .await
-        .map_err(|_| ApiError::BadRequest("only a failed callback can be retried".into()))?;
-    audit(
-        &s,
-        &a.op,
-        "callback.retry",
-        &m,
-        &format!("{call_ref}/{kind}"),
-        "",
-    )
-    .await?;
+    let callbacks = integrations(s)?.callbacks();
+    let (done, refused, what) = match action {
+        CallbackAction::Done => (
+            callbacks.mark_done(&id, &k, s.now()).await,
+            "not in a state that can be marked done",
+            "callback.done",
+        ),
+        CallbackAction::Retry => (
+            callbacks.retry_failed(&id, &k, s.now()).await,
+            "only a failed callback can be retried",
+            "callback.retry",
+        ),
+    };
+    done.map_err(|_| ApiError::BadRequest(refused.into()))?;
+    audit(s, &a.op, what, m, &format!("{call_ref}/{kind}"), "").await?;
     Ok(Json(Done { ok: true }))
 }
 
