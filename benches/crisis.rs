@@ -1,45 +1,57 @@
 //! Crisis-peak harness (issue 18 item 4): more callers than the recogniser
-//! can serve, on one box, placed by SIPp.
+//! can serve, on one box.
 //!
 //! - The engine is the `ivr` binary (`--ivr`, default `target/release/ivr`)
-//!   run as its own process, so its memory is its own: `ivr serve` with a
-//!   temporary config, the shipped voices and models, and a bench
+//!   run as its own process, so its memory and CPU are its own: `ivr serve`
+//!   with a temporary config, the shipped voices and models, and a bench
 //!   municipality (written here) whose flow never ends a call by itself: a
 //!   greeting, a menu (speech or keys), an answer and a yes/no question, with
 //!   timeouts longer than a call.
-//! - Callers are SIPp (`sipp`, from `make setup`): INVITE with PCMA and
-//!   telephone-event, ACK, then `play_pcap_audio` of one pcap holding the
-//!   whole call's audio, a BYE after `--call-s`. Speech callers' pcap (made
-//!   here from `tests/calls/pcap/da-boligstoette-01.pcap`): silence, the
-//!   utterance "jeg skal tale med nogen om min boligstøtte" after the menu
-//!   prompt, silence, RFC 4733 key 1 twelve seconds later, silence.
-//!   Media-only callers' pcap: silence for the whole call.
+//! - Callers are a light load generator in this process (`ivr_benches::uac`):
+//!   the workspace's SIP stack on one tokio thread, one UDP socket per call,
+//!   INVITE with PCMA and telephone-event, ACK, BYE after `--call-s`. Their
+//!   RTP leaves on one shared 1 ms tick, each call on its own 20 ms phase
+//!   (calls started at random instants: no burst of every call's packet at
+//!   once). SIPp was used before: its thread per pcap player drove the load
+//!   average to 200 at 1,000 calls, so it measured SIPp, not the engine.
+//!   Speech callers send: silence, the utterance "jeg skal tale med nogen om
+//!   min boligstøtte" (from `tests/calls/pcap/da-boligstoette-01.pcap`) after
+//!   the menu prompt, silence, RFC 4733 key 1 at 22 s, silence. Media-only
+//!   callers send silence for the whole call.
 //! - What callers hear is measured by the engine on its send path and read
 //!   from `/metrics` as deltas over a level: `ivr_greeting_delay_seconds`
 //!   (200 OK to the first packet of prompt audio), `ivr_rtp_pacing_lateness_seconds`
 //!   (each RTP packet's send time after the pacer's deadline),
 //!   `ivr_rtp_packet_gap_seconds` (between a call's packets),
 //!   `ivr_caller_turns_total{input}` (turns served by speech, by keys, and
-//!   utterances the full recogniser queue sent to keys: `stt_busy`). SIPp
-//!   cannot report what it receives, and a loopback send is a receive.
-//!   Quantiles are the upper bound of the histogram bucket they fall in.
+//!   utterances the full recogniser queue sent to keys: `stt_busy`).
+//!   Quantiles are interpolated inside their histogram bucket (`_ms`, as
+//!   Prometheus' `histogram_quantile`) and given as the bucket's upper bound
+//!   (`_ms_le`); the pacing buckets are 0.25 ms wide up to 5 ms, the gap
+//!   buckets 0.5 ms wide from 18 to 25 ms. A sample of the calls (50 a
+//!   level) also reads what arrives and reports the exact arrival-gap
+//!   quantiles on the caller's side (`caller_gap_*`; they include this
+//!   process's own scheduling).
 //! - Memory: the engine's VmRSS (`/proc/PID/status`) at rest (flows loaded,
 //!   models loaded, prompts pre-rendered, one call made and ended) and at the
 //!   plateau of each level (the most calls up at once); per call =
-//!   (plateau - rest) / calls up.
+//!   (plateau - rest) / calls up. CPU: the engine's and this process's
+//!   (`/proc/PID/stat`) over the plateau, in % of one core.
 //!
 //! Levels: `--levels 50,100,200,300` speech callers (all up at once for the
 //! last part of the call), then `--media-only 1000` silent callers. A speech
 //! level passes when every call's greeting left within 1 s of the answer,
 //! pacing p99 < 5 ms, and no call was refused or failed. The media-only level
-//! reports packet-gap p99 (target <= 22 ms). `ulimit -n` is raised to the hard
-//! limit for the engine and SIPp (each call holds 2 sockets).
+//! passes when every call was answered and held and the packet-gap p99 is at
+//! most 22 ms. Each call holds 2 descriptors in the engine (its `ulimit -n`
+//! is raised to the hard limit) and 1 here.
 //!
 //! Usage: `cargo run --release -p ivr-benches --bin crisis -- [--levels 50,100,200,300]
 //! [--media-only 1000] [--call-s 40] [--media-call-s 60] [--rate 10] [--ivr target/release/ivr]`
-//! (each level starts calls at `--rate` a second, or faster so that all of
-//! them are up at once for half a call).
-//! Writes `target/bench/crisis.json` and prints a table with the load average.
+//! (`--levels ""` or `--media-only 0` skip a part; each level starts calls
+//! at `--rate` a second, or faster so that all of them are up at once for
+//! half a call, at most 40 a second).
+//! Writes `target/bench/crisis.json` and prints it; the load average is in it.
 #![allow(clippy::unwrap_used)] // reason: a bench: a failed unwrap aborts the measurement
 
 use std::collections::BTreeMap;
@@ -47,13 +59,24 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use ivr_benches::uac::Uac;
+use ivr_media::rtp::build_rtp;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
 
 const CALLED: &str = "+4570999999";
 /// When the speech caller says its utterance (after greeting and menu prompt).
 const SPEAK_AT: Duration = Duration::from_secs(9);
 /// When it presses 1 (after the keys notice, or after the answer to its words).
 const KEYS_AT: Duration = Duration::from_secs(22);
+/// Calls a level reads the engine's RTP on (caller-side arrival gaps).
+const SAMPLED_CALLS: usize = 50;
+/// The packet interval.
+const PTIME: Duration = Duration::from_millis(20);
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -119,7 +142,7 @@ fn free_port(udp: bool) -> u16 {
     }
 }
 
-// ---------------------------------------------------------------- pcaps
+// ---------------------------------------------------------------- callers' audio
 
 /// RTP payloads (PCMA) of a pcap written by `tests/calls/make_pcap.py`.
 fn pcap_payloads(path: &Path) -> Vec<Vec<u8>> {
@@ -138,34 +161,35 @@ fn pcap_payloads(path: &Path) -> Vec<Vec<u8>> {
     out
 }
 
-/// One RTP packet of the caller's stream, `at` from the start.
+/// One RTP packet of the caller's stream, `at` from the answer.
 struct Packet {
     at: Duration,
-    pt: u8,
+    /// A telephone-event packet (else PCMA audio).
+    event: bool,
     marker: bool,
+    /// RTP timestamp offset from the stream's first.
     ts: u32,
     payload: Vec<u8>,
 }
 
-/// A pcap SIPp replays: 20 ms PCMA, silence but for `speech` at `speak_at`
-/// and key `key` (RFC 4733, payload type 101) at `keys_at`.
-fn caller_pcap(
-    out: &Path,
+/// What every caller of a level sends: 20 ms PCMA, silence but for `speech`
+/// at its instant and key `key` (RFC 4733) at its instant.
+fn caller_script(
     length: Duration,
     speech: Option<(&[Vec<u8>], Duration)>,
     key: Option<(u8, Duration)>,
-) {
+) -> Vec<Packet> {
     let frames = (length.as_millis() / 20) as usize;
     let speech_from = speech.map(|(_, at)| (at.as_millis() / 20) as usize);
     let key_from = key.map(|(_, at)| (at.as_millis() / 20) as usize);
     let mut pkts: Vec<Packet> = Vec::new();
     for f in 0..frames {
         let at = Duration::from_millis(f as u64 * 20);
-        let ts = 16_000u32.wrapping_add(f as u32 * 160);
+        let ts = f as u32 * 160;
         // A key: five 20 ms event packets (100 ms), the last one ending it (sent three times).
         if let (Some((k, _)), Some(kf)) = (key, key_from) {
             if (kf..kf + 5).contains(&f) {
-                let start_ts = 16_000u32.wrapping_add(kf as u32 * 160);
+                let start_ts = kf as u32 * 160;
                 let dur = ((f - kf + 1) * 160) as u16;
                 let end = f == kf + 4;
                 let reps = if end { 3 } else { 1 };
@@ -177,7 +201,7 @@ fn caller_pcap(
                     p[2..4].copy_from_slice(&dur.to_be_bytes());
                     pkts.push(Packet {
                         at,
-                        pt: 101,
+                        event: true,
                         marker: f == kf,
                         ts: start_ts,
                         payload: p,
@@ -192,50 +216,214 @@ fn caller_pcap(
         };
         pkts.push(Packet {
             at,
-            pt: 8,
+            event: false,
             marker: f == 0,
             ts,
             payload,
         });
     }
-    let mut b = Vec::new();
-    b.extend_from_slice(&0xA1B2_C3D4u32.to_le_bytes());
-    b.extend_from_slice(&2u16.to_le_bytes());
-    b.extend_from_slice(&4u16.to_le_bytes());
-    for v in [0i32 as u32, 0, 65_535, 1] {
-        b.extend_from_slice(&v.to_le_bytes());
-    }
-    for (seq, p) in pkts.iter().enumerate() {
-        let mut rtp = vec![0x80, (u8::from(p.marker) << 7) | p.pt];
-        rtp.extend_from_slice(&(1000u16.wrapping_add(seq as u16)).to_be_bytes());
-        rtp.extend_from_slice(&p.ts.to_be_bytes());
-        rtp.extend_from_slice(&0x1234_ABCDu32.to_be_bytes());
-        rtp.extend_from_slice(&p.payload);
-        let mut udp = Vec::new();
-        for v in [6000u16, 6002, 8 + rtp.len() as u16, 0] {
-            udp.extend_from_slice(&v.to_be_bytes());
-        }
-        udp.extend_from_slice(&rtp);
-        let mut ip = vec![0x45, 0];
-        ip.extend_from_slice(&(20 + udp.len() as u16).to_be_bytes());
-        ip.extend_from_slice(&[0, 0, 0, 0, 64, 17, 0, 0, 127, 0, 0, 1, 127, 0, 0, 1]);
-        ip.extend_from_slice(&udp);
-        let mut eth = vec![0u8; 12];
-        eth.extend_from_slice(&[0x08, 0x00]);
-        eth.extend_from_slice(&ip);
-        let us = p.at.as_micros() as u64;
-        for v in [
-            (us / 1_000_000) as u32,
-            (us % 1_000_000) as u32,
-            eth.len() as u32,
-            eth.len() as u32,
-        ] {
-            b.extend_from_slice(&v.to_le_bytes());
-        }
-        b.extend_from_slice(&eth);
-    }
-    std::fs::write(out, b).unwrap();
+    pkts
 }
+
+/// One call's outgoing RTP, driven by the shared tick.
+struct Stream {
+    sock: Arc<UdpSocket>,
+    to: SocketAddr,
+    start: Instant,
+    /// Next packet of the script.
+    next: usize,
+    seq: u16,
+    ssrc: u32,
+    audio_pt: u8,
+    event_pt: u8,
+    done: Arc<AtomicBool>,
+}
+
+/// Sends every call's due packets: a 1 ms tick, calls grouped by their
+/// 20 ms phase so that each tick serves only the calls due then.
+async fn rtp_sender(script: Arc<Vec<Packet>>, mut add: mpsc::UnboundedReceiver<Stream>) {
+    let phases = PTIME.as_millis() as usize;
+    let mut by_phase: Vec<Vec<Stream>> = (0..phases).map(|_| Vec::new()).collect();
+    let epoch = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_millis(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut served_ms = 0u128;
+    let mut buf = [0u8; 12 + 172];
+    loop {
+        tokio::select! {
+            s = add.recv() => match s {
+                Some(s) => {
+                    let phase = (s.start.saturating_duration_since(epoch).as_millis() % phases as u128) as usize;
+                    by_phase[phase].push(s);
+                }
+                None => return,
+            },
+            _ = tick.tick() => {
+                let now = Instant::now();
+                let now_ms = now.duration_since(epoch).as_millis();
+                // Every phase passed since the last tick (all of them after a long stall).
+                let from = served_ms.max(now_ms.saturating_sub(phases as u128 - 1));
+                for ms in from..=now_ms {
+                    let bucket = &mut by_phase[(ms % phases as u128) as usize];
+                    bucket.retain(|s| !s.done.load(Ordering::Relaxed));
+                    for s in bucket.iter_mut() {
+                        let due = now.saturating_duration_since(s.start);
+                        while let Some(p) = script.get(s.next).filter(|p| p.at <= due) {
+                            let pt = if p.event { s.event_pt } else { s.audio_pt };
+                            if let Ok(n) = build_rtp(&mut buf, pt, p.marker, s.seq, p.ts, s.ssrc, &p.payload) {
+                                // A full socket buffer drops the packet, as a network would.
+                                let _ = s.sock.try_send_to(&buf[..n], s.to);
+                            }
+                            s.seq = s.seq.wrapping_add(1);
+                            s.next += 1;
+                        }
+                    }
+                }
+                served_ms = now_ms + 1;
+            }
+        }
+    }
+}
+
+/// What the callers of a level saw.
+#[derive(Default)]
+struct CallerReport {
+    answered: usize,
+    /// Calls answered and held to the end (the engine did not end them).
+    completed: usize,
+    failed: usize,
+    failures: BTreeMap<String, usize>,
+    /// Arrival gaps of the engine's RTP on the sampled calls, in µs.
+    gaps_us: Vec<u32>,
+}
+
+/// Reads the engine's RTP on one socket until `done`: arrival gaps in µs.
+async fn read_gaps(sock: Arc<UdpSocket>, done: Arc<AtomicBool>) -> Vec<u32> {
+    let mut buf = [0u8; 2048];
+    let mut last: Option<Instant> = None;
+    let mut gaps = Vec::with_capacity(4096);
+    while !done.load(Ordering::Relaxed) {
+        let r = tokio::time::timeout(Duration::from_millis(200), sock.recv_from(&mut buf)).await;
+        let Ok(Ok((n, _))) = r else { continue };
+        // RTP version 2 (RTCP goes to the next port).
+        if n < 12 || buf[0] >> 6 != 2 {
+            continue;
+        }
+        let at = Instant::now();
+        if let Some(l) = last {
+            gaps.push(at.duration_since(l).as_micros().min(u128::from(u32::MAX)) as u32);
+        }
+        last = Some(at);
+    }
+    gaps
+}
+
+/// Places `n` calls at `rate` a second, each held for `hold` after its
+/// answer, all sending `script`; returns when every call has ended.
+async fn place_calls(
+    engine: SocketAddr,
+    n: usize,
+    rate: u32,
+    hold: Duration,
+    script: Arc<Vec<Packet>>,
+) -> CallerReport {
+    let uac = Arc::new(Uac::start("ivr-crisis-harness").await.unwrap());
+    let (add, streams) = mpsc::unbounded_channel();
+    let sender = tokio::spawn(rtp_sender(script, streams));
+    let every = (n / SAMPLED_CALLS).max(1);
+    let mut calls = tokio::task::JoinSet::new();
+    let mut launch = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate.max(1))));
+    for i in 0..n {
+        launch.tick().await;
+        let (uac, add) = (uac.clone(), add.clone());
+        calls.spawn(async move {
+            let sock = Arc::new(
+                UdpSocket::bind("127.0.0.1:0")
+                    .await
+                    .map_err(|e| e.to_string())?,
+            );
+            let caller = format!("+4522{:06}", i);
+            let mut a = uac
+                .call(engine, CALLED, &caller, &sock, Duration::from_secs(30))
+                .await?;
+            let done = Arc::new(AtomicBool::new(false));
+            let reader =
+                (i % every == 0).then(|| tokio::spawn(read_gaps(sock.clone(), done.clone())));
+            let event_pt = a
+                .media
+                .telephone_event
+                .as_ref()
+                .map_or(101, |t| t.payload_type);
+            let _ = add.send(Stream {
+                sock: sock.clone(),
+                to: a.media.remote_rtp,
+                start: Instant::now(),
+                next: 0,
+                seq: (i as u16).wrapping_mul(7919),
+                ssrc: 0x4352_0000 ^ i as u32,
+                audio_pt: a.media.payload_type,
+                event_pt,
+                done: done.clone(),
+            });
+            tokio::time::sleep(hold).await;
+            done.store(true, Ordering::Relaxed);
+            let ended_early = uac.hangup(&mut a, Duration::from_secs(10)).await;
+            let gaps = match reader {
+                Some(r) => r.await.unwrap_or_default(),
+                None => Vec::new(),
+            };
+            Ok::<_, String>((ended_early, gaps))
+        });
+    }
+    drop(add);
+    let mut r = CallerReport::default();
+    while let Some(res) = calls.join_next().await {
+        match res {
+            Ok(Ok((ended_early, gaps))) => {
+                r.answered += 1;
+                if ended_early {
+                    *r.failures.entry("ended by the engine".into()).or_default() += 1;
+                } else {
+                    r.completed += 1;
+                }
+                r.gaps_us.extend(gaps);
+            }
+            Ok(Err(e)) => {
+                r.failed += 1;
+                *r.failures.entry(e).or_default() += 1;
+            }
+            Err(e) => {
+                r.failed += 1;
+                *r.failures.entry(e.to_string()).or_default() += 1;
+            }
+        }
+    }
+    sender.abort();
+    r
+}
+
+/// Exact quantile of a sample, in ms.
+fn exact_ms(sorted_us: &[u32], q: f64) -> serde_json::Value {
+    if sorted_us.is_empty() {
+        return serde_json::json!(null);
+    }
+    let i = ((q * sorted_us.len() as f64).ceil() as usize).clamp(1, sorted_us.len()) - 1;
+    serde_json::json!(f64::from(sorted_us[i] / 10) / 100.0)
+}
+
+/// CPU time of a process so far (user + system), in clock ticks (`/proc/PID/stat`).
+fn cpu_ticks(pid: &str) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) in parentheses.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15; `rest` starts at field 3.
+    f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+        + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+}
+
+/// Clock ticks a second (`getconf CLK_TCK`; 100 on Linux).
+const CLK_TCK: f64 = 100.0;
 
 // ---------------------------------------------------------------- files
 
@@ -298,78 +486,6 @@ name = { da = "omstillingen" }
 target = "sip:omstilling@pbx.example"
 hours = { mon = "08:00-16:00", tue = "08:00-16:00", wed = "08:00-16:00", thu = "08:00-16:00", fri = "08:00-16:00" }
 "#;
-
-fn scenario(call_ms: u64, pcap: &Path) -> String {
-    format!(
-        r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
-<!DOCTYPE scenario SYSTEM "sipp.dtd">
-<scenario name="crisis caller">
-  <send retrans="500">
-    <![CDATA[
-      INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: <sip:+4522[call_number]@[local_ip]:[local_port]>;tag=[pid]Crisis[call_number]
-      To: <sip:[service]@[remote_ip]:[remote_port]>
-      Call-ID: [call_id]
-      CSeq: 1 INVITE
-      Contact: <sip:crisis@[local_ip]:[local_port]>
-      Max-Forwards: 70
-      Content-Type: application/sdp
-      Content-Length: [len]
-
-      v=0
-      o=caller 53655765 2353687637 IN IP[local_ip_type] [local_ip]
-      s=-
-      c=IN IP[media_ip_type] [media_ip]
-      t=0 0
-      m=audio [media_port] RTP/AVP 8 101
-      a=rtpmap:8 PCMA/8000
-      a=rtpmap:101 telephone-event/8000
-      a=fmtp:101 0-16
-      a=ptime:20
-    ]]>
-  </send>
-  <recv response="100" optional="true"/>
-  <recv response="180" optional="true"/>
-  <recv response="200" rrs="true"/>
-  <send>
-    <![CDATA[
-      ACK [next_url] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: <sip:+4522[call_number]@[local_ip]:[local_port]>;tag=[pid]Crisis[call_number]
-      To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-      Call-ID: [call_id]
-      CSeq: 1 ACK
-      Max-Forwards: 70
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <nop>
-    <action>
-      <exec play_pcap_audio="{pcap}"/>
-    </action>
-  </nop>
-  <pause milliseconds="{call_ms}"/>
-  <send retrans="500">
-    <![CDATA[
-      BYE [next_url] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: <sip:+4522[call_number]@[local_ip]:[local_port]>;tag=[pid]Crisis[call_number]
-      To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-      Call-ID: [call_id]
-      CSeq: 2 BYE
-      Max-Forwards: 70
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <recv response="200" crlf="true"/>
-</scenario>
-"#,
-        pcap = pcap.display()
-    )
-}
 
 fn engine_config(dir: &Path, sip: u16, http: u16) -> String {
     let r = root();
@@ -523,6 +639,33 @@ fn quantile(h: &(Vec<(f64, f64)>, f64), q: f64) -> f64 {
         .map_or(f64::INFINITY, |(le, _)| *le)
 }
 
+/// The `q` quantile interpolated linearly inside its bucket, as
+/// Prometheus' `histogram_quantile` does (the first bucket starts at 0;
+/// infinite: above the last bound).
+fn quantile_interp(h: &(Vec<(f64, f64)>, f64), q: f64) -> f64 {
+    let (b, total) = h;
+    if *total <= 0.0 {
+        return f64::NAN;
+    }
+    let rank = q * total;
+    let (mut lo, mut below) = (0.0, 0.0);
+    for (le, c) in b {
+        if *c >= rank {
+            if !le.is_finite() {
+                return f64::INFINITY;
+            }
+            let inside = c - below;
+            return if inside > 0.0 {
+                lo + (le - lo) * (rank - below) / inside
+            } else {
+                *le
+            };
+        }
+        (lo, below) = (*le, *c);
+    }
+    f64::INFINITY
+}
+
 /// Observations above `bound`.
 fn above(h: &(Vec<(f64, f64)>, f64), bound: f64) -> f64 {
     let at =
@@ -549,84 +692,93 @@ fn ms(s: f64) -> serde_json::Value {
     }
 }
 
-/// One level: `n` SIPp callers playing `pcap`; the engine's view of it.
+/// One level of calls.
+struct Level<'a> {
+    /// Callers.
+    n: usize,
+    /// What each sends.
+    script: &'a Arc<Vec<Packet>>,
+    /// A speech level (judged by greeting and pacing); else media-only
+    /// (judged by packet gaps).
+    speech: bool,
+    /// How long each call is held after its answer.
+    call_s: u64,
+}
+
+/// A sample of the engine's and this process's CPU time.
+#[derive(Clone, Copy)]
+struct CpuSample {
+    at: Instant,
+    engine: u64,
+    harness: u64,
+}
+
+/// Runs one level: the engine's view of it and the callers'.
 fn run_level(
     e: &Engine,
-    dir: &Path,
     sip: SocketAddr,
-    n: usize,
-    pcap: &Path,
+    level: Level<'_>,
     a: &Args,
     rest_kb: u64,
 ) -> serde_json::Value {
-    let call_ms = a.call_s * 1000;
+    let Level {
+        n,
+        script,
+        speech,
+        call_s,
+    } = level;
     // Every call of the level is up at once for the second half of a call:
     // calls start at least 2n/call_s a second (below the trunk's 50 requests
     // a second).
     let rate = a
         .rate
-        .max((2 * n as u64).div_ceil(a.call_s.max(1)) as u32)
+        .max((2 * n as u64).div_ceil(call_s.max(1)) as u32)
         .min(40);
-    let scen = dir.join(format!("caller-{n}.xml"));
-    std::fs::write(&scen, scenario(call_ms, pcap)).unwrap();
     let before = e.metrics();
     let load_before = loadavg();
-    let stat = dir.join(format!("stat-{n}.csv"));
+    let me = std::process::id().to_string();
+    let engine_pid = e.child.id().to_string();
     let t0 = Instant::now();
-    let mut sipp = Command::new("sh")
-        .arg("-c")
-        .arg(r#"ulimit -n "$(ulimit -Hn)"; exec sipp "$@""#)
-        .arg("sipp")
-        .arg(sip.to_string())
-        .args(["-sf", scen.to_str().unwrap(), "-s", CALLED])
-        .args(["-m", &n.to_string(), "-l", &n.to_string()])
-        .args(["-r", &rate.to_string(), "-rp", "1000"])
-        .args(["-i", "127.0.0.1", "-p", &free_port(true).to_string()])
-        .args(["-mp", &free_port(true).to_string()])
-        .args(["-t", "u1", "-nostdin", "-trace_stat", "-fd", "5"])
-        .args(["-stf", stat.to_str().unwrap()])
-        .args([
-            "-timeout",
-            &format!("{}s", a.call_s * 3 + n as u64 / 5 + 60),
-        ])
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("cannot run sipp (install sip-tester: make setup)");
-    // Sample calls up and memory while the level runs.
+    let callers = {
+        let script = script.clone();
+        let hold = Duration::from_secs(call_s);
+        std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(place_calls(sip, n, rate, hold, script))
+        })
+    };
+    // Sample calls up, memory and CPU while the level runs. The plateau:
+    // from the first to the last sample with (nearly) every call up.
     let (mut peak_calls, mut rss_at_peak, mut peak_load) = (0u64, 0u64, String::new());
-    let status = loop {
-        if let Some(s) = sipp.try_wait().unwrap() {
-            break s;
-        }
+    let full = (n as u64 * 95).div_ceil(100);
+    let mut plateau: Option<(CpuSample, CpuSample)> = None;
+    while !callers.is_finished() {
         let m = e.metrics();
         let up = m.get("ivr_active_calls").copied().unwrap_or(0.0) as u64;
         let rss = e.rss_kb();
+        let sample = CpuSample {
+            at: Instant::now(),
+            engine: cpu_ticks(&engine_pid),
+            harness: cpu_ticks(&me),
+        };
         if up > peak_calls || (up == peak_calls && rss > rss_at_peak) {
             peak_calls = up;
             rss_at_peak = rss;
             peak_load = loadavg();
         }
+        if up >= full {
+            plateau = Some((plateau.map_or(sample, |p| p.0), sample));
+        }
         std::thread::sleep(Duration::from_millis(500));
-    };
+    }
+    let report = callers.join().unwrap();
     let wall = t0.elapsed();
     // The last BYEs reach the engine.
     std::thread::sleep(Duration::from_secs(2));
     let after = e.metrics();
-    let csv = std::fs::read_to_string(&stat).unwrap_or_default();
-    let mut lines = csv.lines().filter(|l| !l.trim().is_empty());
-    let header: Vec<&str> = lines.next().unwrap_or("").split(';').collect();
-    let last: Vec<&str> = lines.next_back().unwrap_or("").split(';').collect();
-    let get = |name: &str| -> u64 {
-        header
-            .iter()
-            .position(|h| *h == name)
-            .and_then(|i| last.get(i))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
     let greeting = hist(&after, &before, "ivr_greeting_delay_seconds");
     let late = hist(&after, &before, "ivr_rtp_pacing_lateness_seconds");
     let gap = hist(&after, &before, "ivr_rtp_packet_gap_seconds");
@@ -638,37 +790,61 @@ fn run_level(
         )
     };
     let rejected = delta(&after, &before, "ivr_calls_rejected_total");
-    let (ok, failed) = (get("SuccessfulCall(C)"), get("FailedCall(C)"));
     let greeting_over_1s = above(&greeting, 1.0);
-    let late_p99 = quantile(&late, 0.99);
+    let late_p99 = quantile_interp(&late, 0.99);
+    let gap_p99 = quantile_interp(&gap, 0.99);
     let per_call_kb = if peak_calls > 0 {
         (rss_at_peak.saturating_sub(rest_kb)) as f64 / peak_calls as f64
     } else {
         f64::NAN
     };
-    let pass = greeting.1 >= n as f64
-        && greeting_over_1s == 0.0
-        && late_p99 < 0.005
-        && rejected == 0.0
-        && failed == 0
-        && ok as usize == n;
+    let cpu_pct = |which: fn(&CpuSample) -> u64| {
+        plateau.and_then(|(from, to)| {
+            let secs = to.at.duration_since(from.at).as_secs_f64();
+            (secs >= 2.0).then(|| {
+                let pct = (which(&to) - which(&from)) as f64 / CLK_TCK / secs * 100.0;
+                (pct * 10.0).round() / 10.0
+            })
+        })
+    };
+    let engine_cpu = cpu_pct(|s| s.engine);
+    let harness_cpu = cpu_pct(|s| s.harness);
+    let mut gaps = report.gaps_us.clone();
+    gaps.sort_unstable();
+    let all_held = report.completed == n && rejected == 0.0;
+    let pass = all_held
+        && if speech {
+            greeting.1 >= n as f64 && greeting_over_1s == 0.0 && late_p99 < 0.005
+        } else {
+            gap_p99 <= 0.022
+        };
     serde_json::json!({
         "calls": n,
         "rate_cps": rate,
-        "call_s": a.call_s,
-        "sipp_successful": ok,
-        "sipp_failed": failed,
-        "sipp_exit": status.code(),
+        "call_s": call_s,
+        "answered": report.answered,
+        "completed": report.completed,
+        "failed": report.failed,
+        "failures": report.failures,
         "rejected": rejected,
         "peak_concurrent": peak_calls,
         "greetings": greeting.1,
         "greeting_over_1s": greeting_over_1s,
         "greeting_p99_ms_le": ms(quantile(&greeting, 0.99)),
-        "pacing_lateness_p50_ms_le": ms(quantile(&late, 0.5)),
-        "pacing_lateness_p99_ms_le": ms(late_p99),
+        "pacing_lateness_p50_ms": ms(quantile_interp(&late, 0.5)),
+        "pacing_lateness_p99_ms": ms(late_p99),
+        "pacing_lateness_p999_ms": ms(quantile_interp(&late, 0.999)),
+        "pacing_lateness_p99_ms_le": ms(quantile(&late, 0.99)),
+        "packet_gap_p50_ms": ms(quantile_interp(&gap, 0.5)),
+        "packet_gap_p99_ms": ms(gap_p99),
+        "packet_gap_p999_ms": ms(quantile_interp(&gap, 0.999)),
         "packet_gap_p99_ms_le": ms(quantile(&gap, 0.99)),
-        "packet_gap_p999_ms_le": ms(quantile(&gap, 0.999)),
         "packets": gap.1,
+        "caller_gap_calls": n.min(SAMPLED_CALLS),
+        "caller_gap_packets": gaps.len(),
+        "caller_gap_p50_ms": exact_ms(&gaps, 0.5),
+        "caller_gap_p99_ms": exact_ms(&gaps, 0.99),
+        "caller_gap_p999_ms": exact_ms(&gaps, 0.999),
         "turns_speech": turns("speech"),
         "turns_keys": turns("dtmf"),
         "turns_stt_busy_to_keys": turns("stt_busy"),
@@ -676,6 +852,8 @@ fn run_level(
         "rss_rest_mb": rest_kb as f64 / 1024.0,
         "rss_peak_mb": rss_at_peak as f64 / 1024.0,
         "rss_per_call_kb": (per_call_kb * 10.0).round() / 10.0,
+        "engine_cpu_pct_at_plateau": engine_cpu,
+        "harness_cpu_pct_at_plateau": harness_cpu,
         "load_before": load_before,
         "load_at_peak": peak_load,
         "wall_s": wall.as_secs(),
@@ -720,17 +898,13 @@ fn main() {
     std::fs::write(d.join("flows/krise/municipality.toml"), MUNICIPALITY).unwrap();
     std::fs::write(d.join("flows/krise/main.toml"), FLOW).unwrap();
     std::fs::create_dir_all(r.join("target/bench")).unwrap();
-    let length = Duration::from_secs(a.call_s);
     let speech = pcap_payloads(&r.join("tests/calls/pcap/da-boligstoette-01.pcap"));
-    let speech_pcap = d.join("speech.pcap");
-    caller_pcap(
-        &speech_pcap,
-        length,
+    let speech_script = Arc::new(caller_script(
+        Duration::from_secs(a.call_s),
         Some((&speech, SPEAK_AT)),
         Some((1, KEYS_AT)),
-    );
-    let silent_pcap = d.join("silence.pcap");
-    caller_pcap(&silent_pcap, length, None, None);
+    ));
+    let silent = |secs: u64| Arc::new(caller_script(Duration::from_secs(secs), None, None));
     let (sip_port, http_port) = (free_port(true), free_port(false));
     let config = d.join("engine.toml");
     std::fs::write(&config, engine_config(d, sip_port, http_port)).unwrap();
@@ -751,40 +925,49 @@ fn main() {
         std::thread::sleep(Duration::from_millis(500));
     }
     // One call first (its prompts synthesised, allocator warm), then rest.
+    let warm_script = silent(12);
     let warm = run_level(
         &e,
-        d,
         sip,
-        1,
-        &silent_pcap,
-        &Args {
+        Level {
+            n: 1,
+            script: &warm_script,
+            speech: false,
             call_s: 12,
-            ..a.clone()
         },
+        &a,
         0,
     );
     std::thread::sleep(Duration::from_secs(3));
     let rest_kb = e.rss_kb();
     eprintln!(
-        "crisis: engine at rest {:.1} MB (warm-up call: {}), load {}",
+        "crisis: engine at rest {:.1} MB (warm-up call completed: {}), load {}",
         rest_kb as f64 / 1024.0,
-        warm["sipp_successful"],
+        warm["completed"],
         loadavg()
     );
     let mut levels = Vec::new();
     for &n in &a.levels {
-        let l = run_level(&e, d, sip, n, &speech_pcap, &a, rest_kb);
+        let level = Level {
+            n,
+            script: &speech_script,
+            speech: true,
+            call_s: a.call_s,
+        };
+        let l = run_level(&e, sip, level, &a, rest_kb);
         eprintln!("crisis: speech level {n}: {l}");
         levels.push(l);
         std::thread::sleep(Duration::from_secs(3));
     }
     let media = (a.media_only > 0).then(|| {
-        let media = Args {
+        let script = silent(a.media_call_s);
+        let level = Level {
+            n: a.media_only,
+            script: &script,
+            speech: false,
             call_s: a.media_call_s,
-            ..a.clone()
         };
-        caller_pcap(&silent_pcap, Duration::from_secs(media.call_s), None, None);
-        let l = run_level(&e, d, sip, a.media_only, &silent_pcap, &media, rest_kb);
+        let l = run_level(&e, sip, level, &a, rest_kb);
         eprintln!("crisis: media-only {}: {l}", a.media_only);
         l
     });
@@ -801,7 +984,8 @@ fn main() {
         "largest_passing_speech_level": best,
         "speech_levels": levels,
         "media_only": media,
-        "note": "greeting, pacing and gaps measured on the engine's send path (/metrics); quantiles are histogram bucket bounds; other work on the machine shows in the load averages",
+        "callers": "ivr_benches::uac: one tokio thread in the bench process, one UDP socket per call, RTP on a shared 1 ms tick",
+        "note": "greeting, pacing and gaps measured on the engine's send path (/metrics), caller_gap_* on the callers' side (50 sampled calls); other work on the machine shows in the load averages",
     });
     let path = r.join("target/bench/crisis.json");
     std::fs::write(&path, serde_json::to_string_pretty(&out).unwrap()).unwrap();

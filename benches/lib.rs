@@ -107,3 +107,219 @@ pub mod turn_set {
         out
     }
 }
+
+pub mod uac {
+    //! A light SIP caller for load harnesses: the workspace's own SIP stack
+    //! on one tokio runtime, one UDP socket per call, INVITE (PCMA and
+    //! telephone-event), ACK, BYE. It replaces SIPp where SIPp's one thread
+    //! per pcap player would load the box more than the engine under test.
+    //! The RTP the caller sends is the harness's (one shared tick for all
+    //! calls is cheap; see `crisis.rs`).
+
+    use std::collections::HashMap;
+    use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use ivr_engine::sip::{SipHandle, SipListenConfig, SipService};
+    use ivr_sip::msg::Uri;
+    use ivr_sip::sdp::{self, Codec, LocalMedia, Negotiated, SdpConfig, SessionDescription};
+    use ivr_sip::{CallHandle, EndpointConfig, Event, OutgoingCall, Transport};
+    use tokio::net::UdpSocket;
+    use tokio::sync::mpsc;
+
+    /// SIP events routed to each call (those arriving before the call
+    /// registers are kept for it).
+    #[derive(Default)]
+    struct Router {
+        calls: HashMap<u64, mpsc::UnboundedSender<Event>>,
+        early: HashMap<u64, Vec<Event>>,
+    }
+
+    fn event_call(e: &Event) -> Option<CallHandle> {
+        match e {
+            Event::IncomingCall { call, .. }
+            | Event::CallConfirmed { call, .. }
+            | Event::CallProgress { call, .. }
+            | Event::CallAnswered { call, .. }
+            | Event::CallFailed { call, .. }
+            | Event::CallEnded { call, .. }
+            | Event::ReInvite { call, .. }
+            | Event::Dtmf { call, .. }
+            | Event::TransferAccepted { call }
+            | Event::TransferProgress { call, .. }
+            | Event::TransferResult { call, .. } => Some(*call),
+            _ => None,
+        }
+    }
+
+    /// The caller side: one SIP endpoint on a loopback port.
+    pub struct Uac {
+        sip: SipHandle,
+        router: Arc<Mutex<Router>>,
+        _service: SipService,
+    }
+
+    /// A call the far end answered.
+    pub struct Answered {
+        /// The dialog.
+        pub call: CallHandle,
+        /// What offer/answer settled (where to send RTP, payload types).
+        pub media: Negotiated,
+        /// The call's SIP events from now on.
+        pub events: mpsc::UnboundedReceiver<Event>,
+    }
+
+    impl Uac {
+        /// Starts the endpoint (needs a tokio runtime); `user_agent` names the harness.
+        pub async fn start(user_agent: &str) -> Result<Uac, String> {
+            let (service, mut events) = SipService::start(
+                SipListenConfig {
+                    udp: vec![SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0)],
+                    tcp: vec![],
+                    advertised: None,
+                    ..Default::default()
+                },
+                |adv| {
+                    let mut c = EndpointConfig::new(adv);
+                    c.max_calls = 100_000;
+                    c.rate_limit.per_second = 1e6;
+                    c.rate_limit.burst = 1e6;
+                    c.user_agent = user_agent.into();
+                    c
+                },
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            let router = Arc::new(Mutex::new(Router::default()));
+            let r = router.clone();
+            tokio::spawn(async move {
+                while let Some(e) = events.recv().await {
+                    let Some(call) = event_call(&e) else { continue };
+                    let mut r = r.lock().unwrap_or_else(|p| p.into_inner());
+                    match r.calls.get(&call.0) {
+                        Some(tx) => {
+                            let _ = tx.send(e);
+                        }
+                        None => r.early.entry(call.0).or_default().push(e),
+                    }
+                }
+            });
+            Ok(Uac {
+                sip: service.handle(),
+                router,
+                _service: service,
+            })
+        }
+
+        fn register(&self, call: CallHandle) -> mpsc::UnboundedReceiver<Event> {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let mut r = self.router.lock().unwrap_or_else(|p| p.into_inner());
+            for e in r.early.remove(&call.0).unwrap_or_default() {
+                let _ = tx.send(e);
+            }
+            r.calls.insert(call.0, tx);
+            rx
+        }
+
+        fn unregister(&self, call: CallHandle) {
+            let mut r = self.router.lock().unwrap_or_else(|p| p.into_inner());
+            r.calls.remove(&call.0);
+            r.early.remove(&call.0);
+        }
+
+        /// Calls `called` at `engine` from `caller`, offering PCMA and
+        /// telephone-event on `rtp`'s port; waits up to `wait` for the answer.
+        pub async fn call(
+            &self,
+            engine: SocketAddr,
+            called: &str,
+            caller: &str,
+            rtp: &UdpSocket,
+            wait: Duration,
+        ) -> Result<Answered, String> {
+            let port = rtp.local_addr().map_err(|e| e.to_string())?.port();
+            let cfg = SdpConfig {
+                codecs: vec![Codec::Pcma],
+                ..SdpConfig::default()
+            };
+            let offer = sdp::offer(
+                &LocalMedia::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port, u64::from(port)),
+                &cfg,
+            );
+            let out = OutgoingCall {
+                target: Uri::parse(&format!("sip:{called}@{engine}")).map_err(|e| e.to_string())?,
+                dest: engine,
+                transport: Transport::Udp,
+                from: Uri::parse(&format!("sip:{caller}@127.0.0.1")).map_err(|e| e.to_string())?,
+                offer: Some(offer.to_string().into_bytes()),
+                headers: Vec::new(),
+            };
+            let call = self
+                .sip
+                .invite(out)
+                .await
+                .map_err(|e| format!("INVITE not sent: {e}"))?;
+            let mut events = self.register(call);
+            let answer = tokio::time::timeout(wait, async {
+                while let Some(e) = events.recv().await {
+                    match e {
+                        Event::CallAnswered { answer, .. } => return Ok(answer),
+                        Event::CallFailed { status, .. } => {
+                            return Err(format!("call failed {status}"))
+                        }
+                        Event::CallEnded { reason, .. } => return Err(format!("ended {reason:?}")),
+                        _ => {}
+                    }
+                }
+                Err("event channel closed".to_string())
+            })
+            .await;
+            let media = match answer {
+                Ok(Ok(Some(body))) => SessionDescription::parse_bytes(&body)
+                    .map_err(|e| e.to_string())
+                    .and_then(|a| sdp::accept_answer(&offer, &a).map_err(|e| e.to_string())),
+                Ok(Ok(None)) => Err("200 without SDP".into()),
+                Ok(Err(e)) => Err(e),
+                Err(_) => Err(format!("no answer in {} s", wait.as_secs())),
+            };
+            match media {
+                Ok(media) => Ok(Answered {
+                    call,
+                    media,
+                    events,
+                }),
+                Err(e) => {
+                    let _ = self.sip.hangup(call).await;
+                    self.unregister(call);
+                    Err(e)
+                }
+            }
+        }
+
+        /// Sends BYE and waits up to `wait` for the call to end. Returns
+        /// whether it ended before (by the engine) or after our BYE.
+        pub async fn hangup(&self, a: &mut Answered, wait: Duration) -> bool {
+            let ended_before = loop {
+                match a.events.try_recv() {
+                    Ok(Event::CallEnded { .. }) => break true,
+                    Ok(_) => continue,
+                    Err(_) => break false,
+                }
+            };
+            if !ended_before {
+                let _ = self.sip.hangup(a.call).await;
+                let _ = tokio::time::timeout(wait, async {
+                    while let Some(e) = a.events.recv().await {
+                        if matches!(e, Event::CallEnded { .. }) {
+                            return;
+                        }
+                    }
+                })
+                .await;
+            }
+            self.unregister(a.call);
+            ended_before
+        }
+    }
+}

@@ -33,10 +33,11 @@ cargo run --release -p ivr-benches --bin latency
 # RTP pacing with and without a 2,000/s INVITE flood from outside the trunks,
 # the 503 at the call limit, and a flood spoofing the trunk (-> stdout, JSON).
 cargo run --release -p ivr-benches --bin security_probe | tee target/bench/security_probe.txt
-# benches/crisis.rs: the crisis peak on this box: SIPp callers (speech and keys
-# by pcap) at 50, 100, 200, 300 calls against `ivr serve`: greeting within 1 s,
-# pacing p99, turns by speech vs keys (full STT queue), memory per call; then
-# 1,000 media-only calls with packet-gap p99 (-> target/bench/crisis.json).
+# benches/crisis.rs: the crisis peak on this box: callers from the bench's own
+# light load generator (speech and keys) at 50, 100, 200, 300 calls against
+# `ivr serve`: greeting within 1 s, pacing p99, turns by speech vs keys (full
+# STT queue), memory and CPU per call; then 1,000 media-only calls with
+# packet-gap p99 (-> target/bench/crisis.json).
 cargo build --release -p ivr-server
 cargo run --release -p ivr-benches --bin crisis
 ls -1 target/bench/*.json

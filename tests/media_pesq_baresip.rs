@@ -400,9 +400,13 @@ async fn prompt_scores_pesq_nb(lang: &str, number: &str, text: &str, law: Law) -
 
     // The reference: the prompt exactly as the engine will play it. piper
     // samples its prosody at random, so a second rendering is not the same
-    // audio: render it here into the engine's disk cache (same voices, rate
-    // and cache folder), where the engine finds it, then bring it to 8 kHz.
-    let tts = ivr_tts::Tts::new(cfg.tts.clone()).expect("text to speech (voices: `make setup`)");
+    // audio: render it here into the engine's disk cache (same voices, rates
+    // and cache folder), where the engine finds it. The engine asks the
+    // cache for the call's codec rate (8 kHz), which one synthesis filled
+    // along with the output rate.
+    let tts = ivr_tts::Tts::new(cfg.tts.clone())
+        .expect("text to speech (voices: `make setup`)")
+        .with_play_rates([8000]);
     let voice = tts
         .voice_for(if lang == "da" {
             ivr_core::Lang::Da
@@ -420,14 +424,12 @@ async fn prompt_scores_pesq_nb(lang: &str, number: &str, text: &str, law: Law) -
         "every sentence of the prompt rendered into the cache"
     );
     let mut samples = Vec::new();
-    let mut rate = 0;
     for s in sentences {
-        let part = tts.synthesize(s, &voice).unwrap();
-        rate = part.sample_rate;
+        let part = tts.synthesize_at(s, &voice, 8000).unwrap();
+        assert_eq!(part.sample_rate, 8000);
         samples.extend_from_slice(&part.samples);
     }
-    let prompt = ivr_core::Pcm::new(rate, samples);
-    let reference = ivr_tts::resample(&prompt, 8000).unwrap();
+    let reference = ivr_core::Pcm::new(8000, samples);
     drop(tts);
 
     let engine = ivr_engine::engine::start(cfg).await.unwrap();

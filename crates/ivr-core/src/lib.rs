@@ -14,6 +14,7 @@
 //! - [`Pcm`]: mono 16-bit PCM audio at a known sample rate.
 //! - `resample` (feature `resample`): whole-clip sample-rate conversion.
 //! - [`dates`]: month and weekday names in Danish and English.
+//! - [`sched`]: background threads at a lower CPU priority than the media path.
 //! - [`WallClock`]: wall-clock time as an input, so tests can stand at 16:59
 //!   on Christmas Eve. Monotonic time is passed to sans-IO cores as
 //!   `std::time::Instant` arguments, never read by them.
@@ -27,6 +28,7 @@ mod lang;
 mod pii;
 #[cfg(feature = "resample")]
 pub mod resample;
+pub mod sched;
 mod speech;
 
 pub use audio::{Pcm, ENGINE_RATE, NARROWBAND_RATE};

@@ -231,6 +231,12 @@ impl EngineConfig {
                 self.media.end_silence_ms
             )));
         }
+        if !(0..=19).contains(&self.media.background_nice) {
+            return Err(ConfigError::Invalid(format!(
+                "[media] background_nice must be 0 to 19 (it is {})",
+                self.media.background_nice
+            )));
+        }
         self.turn.validate()?;
         if !self
             .sip
@@ -718,6 +724,11 @@ pub struct MediaConfig {
     /// offer or a call over UDP/TCP gets 488). Keys are only ever exchanged
     /// over TLS, since they travel in the SDP; ours are fresh per call.
     pub srtp: ivr_sip::sdp::SrtpPolicy,
+    /// Nice value (0-19) of the background threads: speech recognition,
+    /// synthesis, the end-of-turn model. Above 0 they run below the calls'
+    /// RTP pacing in CPU priority, so a recognition that fills both cores
+    /// does not hold packets back (`ivr_core::sched`). 0: same priority.
+    pub background_nice: i32,
 }
 
 /// Bounds of `[media] end_silence_ms`: below 250 ms the VAD's soft word
@@ -771,6 +782,7 @@ impl Default for MediaConfig {
             end_silence_ms: 400,
             eager_stt_ms: 200,
             srtp: ivr_sip::sdp::SrtpPolicy::Off,
+            background_nice: ivr_core::sched::DEFAULT_BACKGROUND_NICE,
         }
     }
 }

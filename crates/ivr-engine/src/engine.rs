@@ -270,7 +270,18 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
             tracing::warn!(error = %e, "cannot create the prompt cache folder");
         }
     }
-    let tts = Arc::new(Tts::new(cfg.tts.clone())?);
+    // Background work (recognition, synthesis) below the calls' media.
+    ivr_core::sched::set_background_nice(cfg.media.background_nice);
+    // Prompts are cached at each rate calls play them at (the codecs'), so
+    // no call converts a prompt or holds a copy of its own.
+    let play_rates: Vec<u32> = cfg
+        .sip
+        .sdp
+        .codecs
+        .iter()
+        .map(|c| call::sdp::media_codec(*c).sample_rate())
+        .collect();
+    let tts = Arc::new(Tts::new(cfg.tts.clone())?.with_play_rates(play_rates));
     let console_tts: Arc<dyn TextToSpeech> = tts.clone();
     {
         let mut prompts = flows.static_prompts();
@@ -280,7 +291,8 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
         let sentences: usize = prompts
             .iter()
             .map(|(_, t)| ivr_tts::split_sentences(t).len())
-            .sum();
+            .sum::<usize>()
+            * tts.play_rates().len();
         if sentences > cfg.tts.cache.memory_entries {
             tracing::warn!(
                 sentences,

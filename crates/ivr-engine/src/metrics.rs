@@ -13,12 +13,19 @@ use std::time::Duration;
 pub const LATENCY_BUCKETS: [f64; 10] = [0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0];
 
 /// Upper bounds of the RTP pacing-lateness buckets (send time after the
-/// pacer's deadline), in seconds.
-pub const LATENESS_BUCKETS: [f64; 9] = [0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.02, 0.05, 0.1];
+/// pacer's deadline), in seconds: 0.25 ms steps up to 5 ms, so a p99 under
+/// the 5 ms target can be read from them, then coarser.
+pub const LATENESS_BUCKETS: [f64; 27] = [
+    0.00025, 0.0005, 0.00075, 0.001, 0.00125, 0.0015, 0.00175, 0.002, 0.00225, 0.0025, 0.00275,
+    0.003, 0.00325, 0.0035, 0.00375, 0.004, 0.00425, 0.0045, 0.00475, 0.005, 0.0075, 0.01, 0.015,
+    0.02, 0.05, 0.1, 0.5,
+];
 /// Upper bounds of the RTP packet-gap buckets (between a call's packets;
-/// 20 ms is the packet interval), in seconds.
-pub const GAP_BUCKETS: [f64; 10] = [
-    0.019, 0.0205, 0.021, 0.022, 0.025, 0.03, 0.04, 0.06, 0.1, 0.5,
+/// 20 ms is the packet interval), in seconds: 0.5 ms steps from 18 to 25 ms
+/// (the 22 ms target among them), then coarser.
+pub const GAP_BUCKETS: [f64; 24] = [
+    0.018, 0.0185, 0.019, 0.0195, 0.02, 0.0205, 0.021, 0.0215, 0.022, 0.0225, 0.023, 0.0235, 0.024,
+    0.0245, 0.025, 0.0275, 0.03, 0.035, 0.04, 0.05, 0.06, 0.1, 0.25, 0.5,
 ];
 /// Upper bounds of the greeting-delay buckets (answer to the first packet
 /// of prompt audio), in seconds.

@@ -67,7 +67,9 @@ fn personal_speech_never_reaches_the_prompt_cache() {
             },
             ..Config::default()
         })
-        .expect("espeak-ng Danish voice"),
+        .expect("espeak-ng Danish voice")
+        // The engine caches prompts at each codec's rate too (G.711: 8 kHz).
+        .with_play_rates([8_000]),
     );
     // The engine pre-renders every static prompt at start; so does this test.
     let (store, _) = FlowStore::load(shipped_flows()).expect("flows");
@@ -151,11 +153,13 @@ fn personal_speech_never_reaches_the_prompt_cache() {
             .into_iter()
             .chain([text.as_str()])
         {
-            let key = CacheKey::new(&spec.id, &spec.fingerprint, 16_000, s.trim());
-            assert!(
-                !after.contains(&format!("{}.wav", key.as_str())),
-                "a personal prompt is on disk"
-            );
+            for rate in [8_000, 16_000] {
+                let key = CacheKey::new(&spec.id, &spec.fingerprint, rate, s.trim());
+                assert!(
+                    !after.contains(&format!("{}.wav", key.as_str())),
+                    "a personal prompt is on disk"
+                );
+            }
         }
     }
     // Static prompts are served from the cache.

@@ -16,6 +16,10 @@
 //!   depth stays more than two frames above target, one frame is dropped.
 //! - Bounded: `capacity` slots (default 32 = 640 ms at 20 ms). A packet further
 //!   ahead than that means the stream jumped: the buffer restarts from it.
+//! - Sized by need: a slot is as wide as the longest payload received so far
+//!   (160 bytes for 20 ms of G.711), not the largest any codec could send,
+//!   so a G.711 call's buffer holds 5 KB, not 16 KB; nothing is allocated
+//!   before the first packet.
 //!   After `max_underrun` consecutive empty pulls (a silent far end, e.g. hold),
 //!   the buffer re-primes on the next packet.
 
@@ -53,13 +57,6 @@ impl Default for JitterConfig {
     }
 }
 
-#[derive(Clone)]
-struct Slot {
-    seq: Option<u64>,
-    len: usize,
-    data: [u8; MAX_PAYLOAD],
-}
-
 /// What the buffer gives for one packet interval.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Playout<'a> {
@@ -94,7 +91,14 @@ pub struct JitterStats {
 /// The adaptive jitter buffer.
 pub struct JitterBuffer {
     cfg: JitterConfig,
-    slots: Vec<Slot>,
+    /// Extended sequence number held by each slot.
+    seqs: Vec<Option<u64>>,
+    /// Payload length in each slot.
+    lens: Vec<u16>,
+    /// The slots' payloads, `width` bytes each (empty before the first packet).
+    data: Vec<u8>,
+    /// Bytes per slot: the longest payload so far.
+    width: usize,
     next_play: Option<u64>,
     max_seq: Option<u64>,
     primed: bool,
@@ -105,19 +109,16 @@ pub struct JitterBuffer {
 }
 
 impl JitterBuffer {
-    /// A buffer with all slots allocated up front.
+    /// A buffer of `cfg.capacity` slots; their payload space is allocated
+    /// as packets need it.
     pub fn new(cfg: JitterConfig) -> Self {
         let capacity = cfg.capacity.max(4);
         JitterBuffer {
             cfg: JitterConfig { capacity, ..cfg },
-            slots: vec![
-                Slot {
-                    seq: None,
-                    len: 0,
-                    data: [0; MAX_PAYLOAD]
-                };
-                capacity
-            ],
+            seqs: vec![None; capacity],
+            lens: vec![0; capacity],
+            data: Vec::new(),
+            width: 0,
             next_play: None,
             max_seq: None,
             primed: false,
@@ -146,11 +147,14 @@ impl JitterBuffer {
         }
     }
 
+    /// Bytes held for payloads (capacity times the widest payload so far).
+    pub fn payload_bytes(&self) -> usize {
+        self.data.len()
+    }
+
     /// Forgets everything (new source).
     pub fn reset(&mut self) {
-        for s in &mut self.slots {
-            s.seq = None;
-        }
+        self.seqs.fill(None);
         self.next_play = None;
         self.max_seq = None;
         self.primed = false;
@@ -170,7 +174,7 @@ impl JitterBuffer {
 
     /// Stores a packet's payload under its extended sequence number.
     pub fn insert(&mut self, seq: u64, payload: &[u8]) {
-        let cap = self.slots.len() as u64;
+        let cap = self.seqs.len() as u64;
         if let Some(n) = self.next_play {
             if seq < n && self.primed {
                 self.stats.late += 1;
@@ -188,16 +192,31 @@ impl JitterBuffer {
             self.next_play = Some(seq);
         }
         let idx = (seq % cap) as usize;
-        let slot = &mut self.slots[idx];
-        if slot.seq == Some(seq) {
+        if self.seqs[idx] == Some(seq) {
             self.stats.duplicates += 1;
             return;
         }
         let n = payload.len().min(MAX_PAYLOAD);
-        slot.seq = Some(seq);
-        slot.len = n;
-        slot.data[..n].copy_from_slice(&payload[..n]);
+        if n > self.width {
+            self.widen(n);
+        }
+        self.seqs[idx] = Some(seq);
+        self.lens[idx] = n as u16;
+        let at = idx * self.width;
+        self.data[at..at + n].copy_from_slice(&payload[..n]);
         self.max_seq = Some(self.max_seq.map_or(seq, |m| m.max(seq)));
+    }
+
+    /// Makes every slot `width` bytes wide, keeping what they hold.
+    fn widen(&mut self, width: usize) {
+        let mut data = vec![0u8; width * self.seqs.len()];
+        if self.width > 0 {
+            for (i, old) in self.data.chunks_exact(self.width).enumerate() {
+                data[i * width..i * width + self.width].copy_from_slice(old);
+            }
+        }
+        self.data = data;
+        self.width = width;
     }
 
     /// The frame for the current packet interval (call once per ptime).
@@ -233,14 +252,14 @@ impl JitterBuffer {
         self.underruns = 0;
         self.depth_avg += (depth as f64 - self.depth_avg) * 0.01;
         let target = f64::from(self.target);
-        let cap = self.slots.len() as u64;
+        let cap = self.seqs.len() as u64;
         let mut n = n;
         if self.depth_avg > target + 2.0 && depth > u64::from(self.target) + 1 {
             // Persistently more buffered than needed (sender clock faster, or the
             // jitter went down): drop one frame.
             let idx = (n % cap) as usize;
-            if self.slots[idx].seq == Some(n) {
-                self.slots[idx].seq = None;
+            if self.seqs[idx] == Some(n) {
+                self.seqs[idx] = None;
             }
             n += 1;
             self.stats.skew_dropped += 1;
@@ -248,11 +267,11 @@ impl JitterBuffer {
         }
         self.next_play = Some(n + 1);
         let idx = (n % cap) as usize;
-        let slot = &mut self.slots[idx];
-        if slot.seq == Some(n) {
-            slot.seq = None;
+        if self.seqs[idx] == Some(n) {
+            self.seqs[idx] = None;
             self.stats.played += 1;
-            Playout::Frame(n, &slot.data[..slot.len])
+            let at = idx * self.width;
+            Playout::Frame(n, &self.data[at..at + usize::from(self.lens[idx])])
         } else {
             self.stats.lost += 1;
             Playout::Lost
@@ -313,6 +332,22 @@ mod tests {
         jb.insert(1000, &[9]);
         assert_eq!(jb.stats().overflows, 1);
         assert!(matches!(jb.pop(), Playout::Frame(1000, _)));
+    }
+
+    #[test]
+    fn slots_are_as_wide_as_the_longest_payload_and_keep_what_they_hold() {
+        let mut jb = JitterBuffer::new(JitterConfig {
+            min_frames: 2,
+            ..Default::default()
+        });
+        assert_eq!(jb.payload_bytes(), 0, "nothing before the first packet");
+        jb.insert(0, &[7; 160]);
+        assert_eq!(jb.payload_bytes(), 32 * 160, "a G.711 call's 20 ms frames");
+        // A longer packet (40 ms) widens every slot; the one held survives.
+        jb.insert(1, &[9; 320]);
+        assert_eq!(jb.payload_bytes(), 32 * 320);
+        assert_eq!(jb.pop(), Playout::Frame(0, &[7; 160][..]));
+        assert_eq!(jb.pop(), Playout::Frame(1, &[9; 320][..]));
     }
 
     #[test]

@@ -576,8 +576,10 @@ impl MediaSession {
 
     /// Queues a prompt without copying it when it is at the codec's rate:
     /// the session holds the `Arc`, so a cached prompt playing on a thousand
-    /// calls is in memory once. Other rates are converted once here, as
-    /// [`Self::play`] does.
+    /// calls is in memory once (the engine asks the prompt cache for each
+    /// call's codec rate: `ivr_tts::TextToSpeech::synthesize_at`). Other
+    /// rates are converted once here, whole, as [`Self::play`] does: a copy
+    /// per call and work on the call's send path, so it is the fallback.
     pub fn play_shared(&mut self, pcm: Arc<Pcm>, opts: PlayOptions) -> Result<(), MediaError> {
         let rate = self.params.codec.sample_rate();
         let max = (self.cfg.max_play_queue.as_millis() as usize) * rate as usize / 1000;
@@ -585,7 +587,8 @@ impl MediaSession {
         // resampler: halving a 16 kHz prompt packet by packet with the
         // half-band FIR saved its 8 kHz copy but cost 0.4 PESQ-NB on the
         // Danish espeak prompt over PCMU (tests/media_pesq_baresip.rs), and
-        // what callers hear comes first.
+        // what callers hear comes first. Cached prompts arrive at the
+        // codec's rate already and skip this.
         let audio = if pcm.sample_rate == rate {
             pcm
         } else {

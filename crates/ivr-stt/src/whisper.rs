@@ -117,7 +117,11 @@ impl Pool {
                 let rx = Arc::clone(&rx);
                 std::thread::Builder::new()
                     .name(format!("stt-worker-{i}"))
-                    .spawn(move || worker_loop(&rx, work))
+                    .spawn(move || {
+                        // Below the calls' media in CPU priority (ivr_core::sched).
+                        let _ = ivr_core::sched::enter_background();
+                        worker_loop(&rx, work)
+                    })
                     .expect("spawning a thread fails only when the OS is out of resources")
             })
             .collect();

@@ -76,6 +76,35 @@ pub trait TextToSpeech: Send + Sync {
     /// [`Self::output_rate`].
     fn prompt_file(&self, path: &Path) -> Result<Arc<Pcm>, TtsError>;
 
+    /// [`Self::synthesize`] at `rate` (a call's codec rate), so the call
+    /// plays it as it is: no conversion per play, and one copy shared by
+    /// every call at that rate. This default converts the
+    /// [`Self::output_rate`] audio whole; [`Tts`] caches each rate.
+    fn synthesize_at(&self, text: &str, voice: &str, rate: u32) -> Result<Arc<Pcm>, TtsError> {
+        at_rate(self.synthesize(text, voice)?, rate)
+    }
+
+    /// [`Self::synthesize_personal`] at `rate` (never cached).
+    fn synthesize_personal_at(
+        &self,
+        text: &Pii<String>,
+        voice: &str,
+        rate: u32,
+    ) -> Result<Arc<Pcm>, TtsError> {
+        at_rate(self.synthesize_personal(text, voice)?, rate)
+    }
+
+    /// [`Self::prompt_file`] at `rate`; [`Tts`] keeps each rate decoded once.
+    fn prompt_file_at(&self, path: &Path, rate: u32) -> Result<Arc<Pcm>, TtsError> {
+        at_rate(self.prompt_file(path)?, rate)
+    }
+
+    /// The rates static prompts are pre-rendered at ([`Self::prerender_lang`]):
+    /// the codec rates calls play at. Default: [`Self::output_rate`] only.
+    fn play_rates(&self) -> Vec<u32> {
+        vec![self.output_rate()]
+    }
+
     /// [`Self::synthesize`] with the language's configured voice.
     fn synthesize_lang(&self, text: &str, lang: Lang) -> Result<Arc<Pcm>, TtsError> {
         let voice = self.voice_for(lang)?;
@@ -84,12 +113,24 @@ pub trait TextToSpeech: Send + Sync {
 
     /// Puts a static prompt into the cache the way [`SpeechStream`] will ask
     /// for it (sentence by sentence, with the language's voice).
+    /// At every rate of [`Self::play_rates`].
     fn prerender_lang(&self, text: &str, lang: Lang) -> Result<(), TtsError> {
         let voice = self.voice_for(lang)?;
-        for s in split_sentences(text) {
-            self.synthesize(s, &voice)?;
+        for rate in self.play_rates() {
+            for s in split_sentences(text) {
+                self.synthesize_at(s, &voice, rate)?;
+            }
         }
         Ok(())
+    }
+}
+
+/// `pcm` at `rate`: itself when it is at that rate, else converted whole.
+fn at_rate(pcm: Arc<Pcm>, rate: u32) -> Result<Arc<Pcm>, TtsError> {
+    if pcm.sample_rate == rate {
+        Ok(pcm)
+    } else {
+        Ok(Arc::new(resample(&pcm, rate)?))
     }
 }
 
@@ -110,6 +151,8 @@ pub struct SpeechStream<'a> {
     voice: String,
     sentences: std::vec::IntoIter<String>,
     personal: bool,
+    /// The rate to give the audio at (`None`: the output rate).
+    rate: Option<u32>,
 }
 
 impl<'a> SpeechStream<'a> {
@@ -124,7 +167,15 @@ impl<'a> SpeechStream<'a> {
             voice: voice.to_string(),
             sentences: sentences.into_iter(),
             personal: false,
+            rate: None,
         }
+    }
+
+    /// Gives the audio at `rate` (a call's codec rate) instead of the
+    /// output rate ([`TextToSpeech::synthesize_at`]).
+    pub fn at_rate(mut self, rate: u32) -> Self {
+        self.rate = Some(rate);
+        self
     }
 
     /// As [`SpeechStream::new`] for text holding personal data: every sentence goes
@@ -166,11 +217,14 @@ impl Iterator for SpeechStream<'_> {
 
     fn next(&mut self) -> Option<Self::Item> {
         let s = self.sentences.next()?;
-        if self.personal {
-            Some(self.tts.synthesize_personal(&Pii::from(s), &self.voice))
-        } else {
-            Some(self.tts.synthesize(&s, &self.voice))
-        }
+        Some(match (self.personal, self.rate) {
+            (true, None) => self.tts.synthesize_personal(&Pii::from(s), &self.voice),
+            (true, Some(r)) => self
+                .tts
+                .synthesize_personal_at(&Pii::from(s), &self.voice, r),
+            (false, None) => self.tts.synthesize(&s, &self.voice),
+            (false, Some(r)) => self.tts.synthesize_at(&s, &self.voice, r),
+        })
     }
 }
 
@@ -190,7 +244,10 @@ pub struct Tts {
     /// Recorded prompts decoded once (a crisis announcement plays on every
     /// call): by path, with the file's modification time and length, so a
     /// replaced file is read again.
-    files: Mutex<HashMap<PathBuf, DecodedFile>>,
+    files: Mutex<HashMap<(PathBuf, u32), DecodedFile>>,
+    /// Rates calls play at (the codecs' rates and the output rate): static
+    /// prompts are pre-rendered and cached at each.
+    play_rates: Vec<u32>,
 }
 
 /// A decoded audio file and what it was decoded from.
@@ -246,6 +303,7 @@ impl Tts {
             config.cache.dir.as_deref().map(|d| (d, disk_budget)),
         )?;
         let espeak_data = espeak::find_data_dir(config.espeak_data.as_deref());
+        let output_rate = config.output_rate;
         Ok(Tts {
             config,
             registry,
@@ -253,7 +311,21 @@ impl Tts {
             loaded: Mutex::new(HashMap::new()),
             cache,
             files: Mutex::new(HashMap::new()),
+            play_rates: vec![output_rate],
         })
+    }
+
+    /// Declares the rates calls play prompts at (the negotiable codecs'
+    /// rates): [`TextToSpeech::prerender_lang`] renders static prompts at
+    /// each, so a call at any of them plays the cached audio as it is. The
+    /// output rate is always among them.
+    pub fn with_play_rates(mut self, rates: impl IntoIterator<Item = u32>) -> Self {
+        let mut all = vec![self.config.output_rate];
+        all.extend(rates);
+        all.sort_unstable();
+        all.dedup();
+        self.play_rates = all;
+        self
     }
 
     /// The voices found.
@@ -418,32 +490,68 @@ impl TextToSpeech for Tts {
     }
 
     fn synthesize(&self, text: &str, voice: &str) -> Result<Arc<Pcm>, TtsError> {
+        self.synthesize_at(text, voice, self.config.output_rate)
+    }
+
+    fn synthesize_personal(&self, text: &Pii<String>, voice: &str) -> Result<Arc<Pcm>, TtsError> {
+        self.synthesize_personal_at(text, voice, self.config.output_rate)
+    }
+
+    fn prompt_file(&self, path: &Path) -> Result<Arc<Pcm>, TtsError> {
+        self.prompt_file_at(path, self.config.output_rate)
+    }
+
+    fn play_rates(&self) -> Vec<u32> {
+        self.play_rates.clone()
+    }
+
+    /// Cached per rate (the key holds it): the voice's own audio is
+    /// converted once, whole, straight to `rate` (one conversion, not one
+    /// to the output rate and another per call), and every call at that
+    /// rate shares the result.
+    fn synthesize_at(&self, text: &str, voice: &str, rate: u32) -> Result<Arc<Pcm>, TtsError> {
         let spec = self
             .registry
             .get(voice)
             .ok_or_else(|| TtsError::UnknownVoice(voice.to_string()))?;
         let text = text.trim();
-        let rate = self.config.output_rate;
-        let key = CacheKey::new(&spec.id, &spec.fingerprint, rate, text);
-        if let Some(pcm) = self.cache.get(&key) {
+        let key = |rate| CacheKey::new(&spec.id, &spec.fingerprint, rate, text);
+        if let Some(pcm) = self.cache.get(&key(rate)) {
             return Ok(pcm);
         }
-        let pcm = Arc::new(resample(&self.synthesize_native(text, voice)?, rate)?);
-        if let Err(e) = self.cache.put(&key, pcm.clone()) {
-            // The audio is good; only the disk copy failed. The text may be personal: not logged.
-            tracing::warn!(voice, error = %e, "prompt cache write failed");
+        // Synthesised once for every play rate: the others are cache hits later.
+        let native = self.synthesize_native(text, voice)?;
+        let mut rates = self.play_rates.clone();
+        if !rates.contains(&rate) {
+            rates.push(rate);
         }
-        Ok(pcm)
+        let mut asked = None;
+        for r in rates {
+            let pcm = Arc::new(resample(&native, r)?);
+            if let Err(e) = self.cache.put(&key(r), pcm.clone()) {
+                // The audio is good; only the disk copy failed. The text may be personal: not logged.
+                tracing::warn!(voice, error = %e, "prompt cache write failed");
+            }
+            if r == rate {
+                asked = Some(pcm);
+            }
+        }
+        asked.ok_or(TtsError::UnsupportedOutputRate(rate))
     }
 
-    fn synthesize_personal(&self, text: &Pii<String>, voice: &str) -> Result<Arc<Pcm>, TtsError> {
+    fn synthesize_personal_at(
+        &self,
+        text: &Pii<String>,
+        voice: &str,
+        rate: u32,
+    ) -> Result<Arc<Pcm>, TtsError> {
         let native = self.synthesize_native(text.expose(), voice)?;
-        Ok(Arc::new(resample(&native, self.config.output_rate)?))
+        Ok(Arc::new(resample(&native, rate)?))
     }
 
-    /// Decoded once per file (and again when the file changes); every call
-    /// playing it shares the same samples.
-    fn prompt_file(&self, path: &Path) -> Result<Arc<Pcm>, TtsError> {
+    /// Decoded once per file and rate (and again when the file changes);
+    /// every call playing it at that rate shares the same samples.
+    fn prompt_file_at(&self, path: &Path, rate: u32) -> Result<Arc<Pcm>, TtsError> {
         let meta = std::fs::metadata(path).ok();
         let stamp = (
             meta.as_ref().and_then(|m| m.modified().ok()),
@@ -453,22 +561,22 @@ impl TextToSpeech for Tts {
             .files
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(path)
+            .get(&(path.to_path_buf(), rate))
             .filter(|(t, n, _)| (*t, *n) == stamp)
             .map(|(_, _, pcm)| pcm.clone());
         if let Some(pcm) = hit {
             return Ok(pcm);
         }
-        let pcm = Arc::new(load_prompt(path, self.config.output_rate)?);
+        let pcm = Arc::new(load_prompt(path, rate)?);
         let mut files = self.files.lock().unwrap_or_else(|p| p.into_inner());
         if files.len() >= MAX_FILES {
-            let mut keys: Vec<PathBuf> = files.keys().cloned().collect();
+            let mut keys: Vec<(PathBuf, u32)> = files.keys().cloned().collect();
             keys.sort();
             for k in keys.iter().take(MAX_FILES / 2) {
                 files.remove(k);
             }
         }
-        files.insert(path.to_path_buf(), (stamp.0, stamp.1, pcm.clone()));
+        files.insert((path.to_path_buf(), rate), (stamp.0, stamp.1, pcm.clone()));
         Ok(pcm)
     }
 }

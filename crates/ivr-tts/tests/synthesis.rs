@@ -348,3 +348,40 @@ fn empty_text_is_silence_not_an_error() {
         .samples
         .is_empty());
 }
+
+#[test]
+fn a_prompt_is_cached_at_each_codec_rate_and_synthesised_once() {
+    let tts = Tts::new(config(16_000, None))
+        .unwrap()
+        .with_play_rates([8_000, 16_000]);
+    assert_eq!(tts.play_rates(), vec![8_000, 16_000]);
+    let voice = tts.voice_for(Lang::Da).unwrap();
+    let text = "Tryk et for boligstøtte.";
+    tts.prerender_lang(text, Lang::Da).unwrap();
+    let made = tts.cache().stats().misses;
+    assert_eq!(made, 1, "one synthesis serves both rates");
+    // A G.711 call gets the 8 kHz audio as it is, shared with every other call.
+    let narrow = tts.synthesize_at(text, &voice, 8_000).unwrap();
+    assert_speech(&narrow, 8_000, 0.8, 5.0, "espeak-da at 8 kHz");
+    let again = tts.synthesize_at(text, &voice, 8_000).unwrap();
+    assert!(std::sync::Arc::ptr_eq(&narrow, &again));
+    let wide = tts.synthesize(text, &voice).unwrap();
+    assert_eq!(wide.sample_rate, 16_000);
+    // Both were made from the same synthesis: the same length of speech.
+    let (n, w) = (narrow.duration(), wide.duration());
+    assert!(
+        n.abs_diff(w) < std::time::Duration::from_millis(2),
+        "{n:?} vs {w:?}"
+    );
+    assert_eq!(
+        tts.cache().stats().misses,
+        made,
+        "no synthesis after the prerender"
+    );
+    // Personal speech is converted straight to the call's rate and never cached.
+    let personal = tts
+        .synthesize_personal_at(&Pii::from("Anders And".to_string()), &voice, 8_000)
+        .unwrap();
+    assert_eq!(personal.sample_rate, 8_000);
+    assert_eq!(tts.cache().memory_len(), 2);
+}

@@ -654,6 +654,15 @@ impl CallCore {
         self.cfg.clock.now_utc()
     }
 
+    /// The rate prompts are asked for: the media's codec rate (they then
+    /// play without conversion); `None` before media (the output rate).
+    fn play_rate(&self) -> Option<u32> {
+        self.media
+            .as_ref()
+            .map(|m| m.params().codec.sample_rate())
+            .or_else(|| self.leg_media.as_ref().map(|p| p.codec.sample_rate()))
+    }
+
     fn playing(&self) -> bool {
         self.media.as_ref().is_some_and(MediaSession::is_playing)
     }
@@ -1300,16 +1309,22 @@ impl CallCore {
                     let id = self.next_job();
                     self.blocker = Blocker::Synth { id, barge_in };
                     self.turn.reply_started(now);
-                    self.queue
-                        .push_back(Queued::Job(Job::Synthesize { id, speech, lang }));
+                    let rate = self.play_rate();
+                    self.queue.push_back(Queued::Job(Job::Synthesize {
+                        id,
+                        speech,
+                        lang,
+                        rate,
+                    }));
                 }
                 Action::Play { file, barge_in } => {
                     let id = self.next_job();
                     self.blocker = Blocker::Synth { id, barge_in };
                     self.turn.reply_started(now);
                     let path = self.prompts_dir.join(&file);
+                    let rate = self.play_rate();
                     self.queue
-                        .push_back(Queued::Job(Job::PlayFile { id, path }));
+                        .push_back(Queued::Job(Job::PlayFile { id, path, rate }));
                 }
                 Action::Gather { .. } => {
                     // Taken when the batch arrived (take_actions); never queued.
@@ -1452,6 +1467,7 @@ impl CallCore {
                         id: job,
                         speech: Speech::Static(filler_text(self.lang).to_string()),
                         lang: self.lang,
+                        rate: self.play_rate(),
                     }));
                     Filler::Playing(job)
                 };

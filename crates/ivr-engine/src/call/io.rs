@@ -50,6 +50,10 @@ pub enum Job {
         speech: Speech,
         /// Voice language.
         lang: Lang,
+        /// Sample rate to give the audio at: the call's codec rate, so the
+        /// call plays the shared cached audio as it is (`None`: the
+        /// synthesiser's output rate).
+        rate: Option<u32>,
     },
     /// Ask the end-of-turn model whether the caller has finished (the
     /// utterance so far, at a tentative end); answer with [`Done::EndOfTurn`].
@@ -65,6 +69,8 @@ pub enum Job {
         id: JobId,
         /// The file.
         path: PathBuf,
+        /// Sample rate to give the audio at (as for [`Job::Synthesize`]).
+        rate: Option<u32>,
     },
     /// Perform an integration request; answer with [`Done::Response`].
     Invoke {

@@ -83,10 +83,18 @@ impl Workers {
                 let pool = self.stt.clone();
                 self.recognition(id, async move { pool.recognize(pcm, choice, hints).await });
             }
-            Job::Synthesize { id, speech, lang } => {
+            Job::Synthesize {
+                id,
+                speech,
+                lang,
+                rate,
+            } => {
                 let (tts, tx) = (self.tts.clone(), self.done.clone());
                 tokio::task::spawn_blocking(move || {
-                    synthesize(&*tts, id, &speech, lang, |d| tx.blocking_send(d).is_ok())
+                    background();
+                    synthesize(&*tts, id, &speech, lang, rate, |d| {
+                        tx.blocking_send(d).is_ok()
+                    })
                 });
             }
             Job::EndOfTurn { id, pcm } => {
@@ -95,6 +103,7 @@ impl Workers {
                 };
                 let tx = self.done.clone();
                 tokio::task::spawn_blocking(move || {
+                    background();
                     let complete = model
                         .predict(&pcm)
                         .inspect_err(|e| tracing::warn!(error = %e, "end-of-turn model failed"))
@@ -102,13 +111,16 @@ impl Workers {
                     let _ = tx.blocking_send(Done::EndOfTurn { id, complete });
                 });
             }
-            Job::PlayFile { id, path } => {
+            Job::PlayFile { id, path, rate } => {
                 let (tts, tx) = (self.tts.clone(), self.done.clone());
                 tokio::task::spawn_blocking(move || {
-                    let pcm = tts
-                        .prompt_file(&path)
-                        .inspect_err(|e| tracing::warn!(error = %e, "audio prompt not loaded"))
-                        .ok();
+                    background();
+                    let pcm = match rate {
+                        Some(r) => tts.prompt_file_at(&path, r),
+                        None => tts.prompt_file(&path),
+                    }
+                    .inspect_err(|e| tracing::warn!(error = %e, "audio prompt not loaded"))
+                    .ok();
                     let _ = tx.blocking_send(Done::Audio {
                         id,
                         pcm,
@@ -219,17 +231,22 @@ impl Workers {
 /// sentence plays while the rest is made: [`Speech::Static`] through the
 /// cache (static prompts are pre-rendered, so cache hits),
 /// [`Speech::Personal`] only through the non-caching path, so nothing
-/// rendered from the caller's data reaches the prompt cache. `emit` gets
-/// each piece and returns false when the call is gone (synthesis stops).
+/// rendered from the caller's data reaches the prompt cache. The audio
+/// comes at `rate` (the call's codec rate; `None`: the output rate). `emit`
+/// gets each piece and returns false when the call is gone (synthesis stops).
 pub fn synthesize(
     tts: &dyn TextToSpeech,
     id: JobId,
     speech: &Speech,
     lang: Lang,
+    rate: Option<u32>,
     mut emit: impl FnMut(Done) -> bool,
 ) {
     let stream = match SpeechStream::speech(tts, speech, lang) {
-        Ok(s) => s,
+        Ok(s) => match rate {
+            Some(r) => s.at_rate(r),
+            None => s,
+        },
         Err(e) => {
             tracing::warn!(error = %e, "no voice for the language");
             emit(Done::Audio {
@@ -261,5 +278,15 @@ pub fn synthesize(
         if !emit(piece) {
             return;
         }
+    }
+}
+
+/// Runs the calling blocking-pool thread below the calls' media in CPU
+/// priority (`ivr_core::sched`): synthesis and the end-of-turn model take
+/// whole cores for tens of milliseconds, and RTP pacing must not wait for
+/// them. Tokio's blocking pool runs only such background work here.
+fn background() {
+    if let Err(e) = ivr_core::sched::enter_background() {
+        tracing::debug!(error = %e, "background thread priority not lowered");
     }
 }

@@ -115,14 +115,19 @@ pub fn answer_reinvite(
     }
 }
 
+/// The media codec of a negotiated SDP codec.
+pub fn media_codec(c: sdp::Codec) -> ivr_media::Codec {
+    match c {
+        sdp::Codec::Pcma => ivr_media::Codec::Pcma,
+        sdp::Codec::Pcmu => ivr_media::Codec::Pcmu,
+        sdp::Codec::G722 => ivr_media::Codec::G722,
+    }
+}
+
 /// The media session's parameters from a negotiation.
 pub fn media_params(n: &Negotiated) -> MediaParams {
     MediaParams {
-        codec: match n.codec {
-            sdp::Codec::Pcma => ivr_media::Codec::Pcma,
-            sdp::Codec::Pcmu => ivr_media::Codec::Pcmu,
-            sdp::Codec::G722 => ivr_media::Codec::G722,
-        },
+        codec: media_codec(n.codec),
         payload_type: n.payload_type,
         telephone_event_pt: n.telephone_event.map(|t| t.payload_type),
         ptime: Duration::from_millis(u64::from(n.ptime_ms)),

@@ -71,6 +71,12 @@ impl CallTask {
         let mut published = 0u64;
         // When the last RTP packet left (packet gaps for `/metrics`).
         let mut last_rtp: Option<Instant> = None;
+        // One timer for the whole call, moved to each new deadline: a fresh
+        // one per wake-up (50 a second per call, and as many again for the
+        // caller's packets) would be registered in and removed from the
+        // runtime's timer wheel each time.
+        let sleep = tokio::time::sleep_until(tokio::time::Instant::now());
+        tokio::pin!(sleep);
         loop {
             // 1. Everything the core has to say, up to its next deadline.
             let wake = loop {
@@ -124,12 +130,16 @@ impl CallTask {
                 self.shared.live.update(&call_ref, &core.live_view());
             }
             // 2. Wait for input or the deadline.
+            let wake = tokio::time::Instant::from_std(wake);
+            if sleep.deadline() != wake {
+                sleep.as_mut().reset(wake);
+            }
             let w = tokio::select! {
                 r = self.rtp.recv_from(&mut buf) => r.map_or(Wake::Timer, |(n, a)| Wake::Rtp(n, a)),
                 r = self.rtcp.recv_from(&mut buf2) => r.map_or(Wake::Timer, |(n, a)| Wake::Rtcp(n, a)),
                 i = self.inputs.recv() => Wake::Input(i),
                 d = done_rx.recv() => Wake::Done(d),
-                _ = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => Wake::Timer,
+                _ = &mut sleep => Wake::Timer,
             };
             let now = Instant::now();
             let input = match w {

@@ -639,14 +639,19 @@ impl Sim {
     fn job(&mut self, job: Job) {
         let now = self.now;
         match job {
-            Job::Synthesize { id, speech, lang } => {
+            Job::Synthesize {
+                id,
+                speech,
+                lang,
+                rate,
+            } => {
                 self.log
                     .said
                     .push((now, speech.expose().to_string(), speech.is_personal()));
                 let mut at = now;
                 let delay = self.world.tts_delay;
                 let mut pieces = Vec::new();
-                jobs::synthesize(&*self.tts, id, &speech, lang, |d| {
+                jobs::synthesize(&*self.tts, id, &speech, lang, rate, |d| {
                     pieces.push(d);
                     true
                 });
@@ -655,9 +660,13 @@ impl Sim {
                     self.due.push((at, Due::Done(p)));
                 }
             }
-            Job::PlayFile { id, path } => {
+            Job::PlayFile { id, path, rate } => {
                 self.log.files.push((now, path.clone()));
-                let pcm = self.tts.prompt_file(&path).ok();
+                let pcm = match rate {
+                    Some(r) => self.tts.prompt_file_at(&path, r),
+                    None => self.tts.prompt_file(&path),
+                }
+                .ok();
                 self.due.push((
                     now + self.world.tts_delay,
                     Due::Done(Done::Audio {
