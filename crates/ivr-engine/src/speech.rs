@@ -86,6 +86,9 @@ pub struct SpeechPool {
     inner: Option<Arc<dyn SpeechToText>>,
     in_flight: Arc<AtomicUsize>,
     workers: usize,
+    /// Places for utterances waiting for a worker (`[stt] queue`); beyond
+    /// them the recogniser refuses (None: not known, never full).
+    queue: Option<usize>,
     why_unavailable: Arc<String>,
 }
 
@@ -109,7 +112,26 @@ impl SpeechPool {
             inner: Some(stt),
             in_flight: Arc::new(AtomicUsize::new(0)),
             workers: workers.max(1),
+            queue: None,
             why_unavailable: Arc::new(String::new()),
+        }
+    }
+
+    /// Tells the pool how many utterances the recogniser queues beyond its
+    /// workers (`[stt] queue`), for [`Self::is_full`].
+    pub fn with_queue(mut self, queue: usize) -> Self {
+        self.queue = Some(queue);
+        self
+    }
+
+    /// The recogniser would refuse an utterance now: every worker busy and
+    /// every queue place taken (or no recogniser at all). A call then asks
+    /// its next question with keys from the start.
+    pub fn is_full(&self) -> bool {
+        match (&self.inner, self.queue) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some(_), Some(q)) => self.in_flight.load(Ordering::Relaxed) >= self.workers + q,
         }
     }
 
@@ -120,6 +142,7 @@ impl SpeechPool {
             inner: None,
             in_flight: Arc::new(AtomicUsize::new(0)),
             workers: 1,
+            queue: None,
             why_unavailable: Arc::new(why.into()),
         }
     }

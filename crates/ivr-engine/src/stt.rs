@@ -16,7 +16,7 @@ pub async fn pool(cfg: &SttConfig) -> SpeechPool {
     match tokio::task::spawn_blocking(move || WhisperStt::load(&c)).await {
         Ok(Ok(w)) => {
             tracing::info!(workers, "speech-to-text ready");
-            SpeechPool::new(Arc::new(w), workers)
+            SpeechPool::new(Arc::new(w), workers).with_queue(cfg.queue)
         }
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "speech-to-text unavailable; callers must use keys");

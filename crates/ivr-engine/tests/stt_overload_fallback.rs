@@ -182,3 +182,35 @@ fn a_caller_the_recogniser_serves_stays_on_speech() {
         greetings[0]
     );
 }
+
+#[test]
+fn a_recogniser_already_full_when_the_menu_is_asked_gets_the_menu_asked_with_its_keys() {
+    let dir = flows();
+    let opts = Options {
+        speech_full: Some(std::sync::Arc::new(|| true)),
+        ..Options::default()
+    };
+    let mut sim = Sim::answered(dir.path(), CALLED, opts);
+    // The keys are named with the question itself: the caller is not first
+    // invited to speak, only to be refused.
+    sim.expect_within(secs(10), "the menu is asked with its keys", |s| {
+        s.has_said("Hvad ringer du om")
+            && s.has_said("Tryk 1 for at bestille et pas, eller 2 for affald.")
+    });
+    let q = sim.core.listening().expect("listening");
+    assert!(!q.speech && q.dtmf, "keys only from the start: {q:?}");
+    // Speaking anyway sends nothing to the full recogniser; the key answers.
+    sim.say(&utterance());
+    sim.press(Dtmf::D1);
+    sim.expect_within(secs(2), "the key answers the menu", |s| {
+        s.has_said("Du valgte pas")
+    });
+    sim.expect_within(secs(20), "the call ends", |s| s.done());
+    assert!(
+        sim.log.recognitions.is_empty(),
+        "nothing sent to the full recogniser"
+    );
+    let inputs: Vec<&str> = sim.record().turn_log.iter().map(|t| t.input).collect();
+    assert_eq!(inputs, ["start", "dtmf"]);
+    assert_eq!(caller_turns(&sim), ["dtmf"]);
+}

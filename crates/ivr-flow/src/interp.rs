@@ -705,6 +705,15 @@ impl Interpreter {
         self.keys_only
     }
 
+    /// Keys only from now on, before any utterance was refused: the engine
+    /// calls this when the recogniser's queue is already full as the call
+    /// goes on, so the next question is asked with its keys from the start
+    /// (a caller who speaks would only be refused). Kept for the rest of
+    /// the call, as after a refusal.
+    pub fn prefer_keys(&mut self) {
+        self.keys_only = true;
+    }
+
     /// Collects explanations of each decision from now on (see
     /// [`Interpreter::take_explanations`]); off by default.
     pub fn set_explain(&mut self, on: bool) {

@@ -142,7 +142,14 @@ pub struct CoreConfig {
     pub clock: Arc<dyn WallClock>,
     /// Measures the interpreter's time per turn (None: not measured).
     pub stopwatch: Option<Stopwatch>,
+    /// Whether the recogniser would refuse an utterance now (its queue is
+    /// full, or there is none): the call's next question is then asked
+    /// with keys from the start (None: never asked).
+    pub speech_full: Option<SpeechFull>,
 }
+
+/// Tells whether the recogniser is full ([`CoreConfig::speech_full`]).
+pub type SpeechFull = Arc<dyn Fn() -> bool + Send + Sync>;
 
 /// One accepted call (its 200 OK sent).
 pub struct CallSetup {
@@ -925,6 +932,7 @@ impl CallCore {
             })
             .into_iter()
             .collect();
+        self.keys_if_speech_full();
         first.extend(self.interp.start(self.wall()));
         self.flow_moves += 1;
         self.debug_flow(0);
@@ -1201,6 +1209,15 @@ impl CallCore {
     // ---- the flow ------------------------------------------------------------
 
     /// Feeds the flow; a non-empty answer ends the current question.
+    /// The recogniser is full now: whatever question the flow asks next is
+    /// asked with its keys, not listened to for words that would only be
+    /// refused (and the caller then told to press keys after speaking).
+    fn keys_if_speech_full(&mut self) {
+        if !self.interp.keys_only() && self.cfg.speech_full.as_ref().is_some_and(|f| f()) {
+            self.interp.prefer_keys();
+        }
+    }
+
     fn feed(&mut self, ev: FlowEvent) {
         if matches!(
             ev,
@@ -1214,6 +1231,7 @@ impl CallCore {
             self.debug_push(|| DebugEvent::Key { key });
         }
         let intents_before = self.interp.record().intents.len();
+        self.keys_if_speech_full();
         let t0 = self.cfg.stopwatch.as_ref().map(|s| s());
         let actions = self.interp.handle(ev, self.wall());
         self.flow_moves += 1;

@@ -151,6 +151,10 @@ impl CallShared {
             keep_transcripts: self.keep_transcripts,
             clock: self.clock.clone(),
             stopwatch: Some(Arc::new(std::time::Instant::now)),
+            speech_full: {
+                let stt = self.stt.clone();
+                Some(Arc::new(move || stt.is_full()))
+            },
         }
     }
 }

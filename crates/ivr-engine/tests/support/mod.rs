@@ -216,6 +216,8 @@ pub struct Options {
     pub srtp: bool,
     /// Crisis announcements in force (as the console sets them).
     pub crisis: Option<ivr_engine::console::announce::Announcements>,
+    /// Whether the recogniser is full (None: never).
+    pub speech_full: Option<ivr_engine::call::core::SpeechFull>,
 }
 
 impl Default for Options {
@@ -232,6 +234,7 @@ impl Default for Options {
             end_on_answer: false,
             srtp: false,
             crisis: None,
+            speech_full: None,
         }
     }
 }
@@ -326,6 +329,7 @@ impl Sim {
             keep_transcripts: false,
             clock: Arc::new(FixedClock(opts.wall)),
             stopwatch: None,
+            speech_full: opts.speech_full.clone(),
         };
         let t0 = Instant::now();
         let core = CallCore::new(setup, cfg, t0);
