@@ -92,6 +92,17 @@ pub const OUT_OF_SCOPE_EXAMPLES: &[(Lang, &str)] = &[
     (Lang::Da, "jeg vil gerne sælge min bil"),
     (Lang::Da, "undskyld, jeg har vist tastet et forkert nummer"),
     (Lang::Da, "hallo, er der nogen i den anden ende"),
+    (Lang::Da, "jeg skal have en tid hos min læge"),
+    (
+        Lang::Da,
+        "jeg har været syg i flere dage og skal tale med en læge",
+    ),
+    (Lang::Da, "jeg vil anmelde et indbrud til politiet"),
+    (
+        Lang::Da,
+        "jeg ringer fra et firma og vil gerne fortælle om vores tilbud",
+    ),
+    (Lang::Da, "jeg kan ikke logge på min netbank"),
     (Lang::Da, "øhm øh"),
     (Lang::Da, "ja tak"),
     (Lang::Da, "nej tak"),
@@ -118,6 +129,14 @@ pub const OUT_OF_SCOPE_EXAMPLES: &[(Lang, &str)] = &[
     (Lang::En, "I want to sell my car"),
     (Lang::En, "sorry, I think I dialled the wrong number"),
     (Lang::En, "hello, is anybody there"),
+    (Lang::En, "I need an appointment with my doctor"),
+    (Lang::En, "I've been ill for days and need to see a doctor"),
+    (Lang::En, "I want to report a break-in to the police"),
+    (
+        Lang::En,
+        "I'm calling from a company with a special offer for you",
+    ),
+    (Lang::En, "I can't log in to my online banking"),
     (Lang::En, "um, er"),
     (Lang::En, "yes please"),
     (Lang::En, "no thanks"),
@@ -227,7 +246,7 @@ pub fn score(
     query: Option<&[f32]>,
 ) -> Vec<Scored> {
     let terms = Terms::default();
-    let heard = crate::understand::without_openers(crate::understand::corrected(heard));
+    let heard = crate::understand::read_turn(crate::understand::corrected(heard));
     let heard = heard.as_str();
     let norm = normalize(heard);
     let vocabs: HashMap<Lang, std::collections::BTreeSet<&str>> = langs

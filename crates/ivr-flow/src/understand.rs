@@ -390,6 +390,50 @@ pub fn without_openers(text: &str) -> String {
     out
 }
 
+/// English contractions spelt out ("I'd" -> "I would", "can't" -> "can
+/// not"): normalised, "I'd" would be the words "i d", which joined spell
+/// "id" (the keyword "my id" heard in "I'd like to move my appointment").
+pub fn without_contractions(text: &str) -> String {
+    const FULL: &[(&str, &str)] = &[
+        ("n't", " not"),
+        ("'d", " would"),
+        ("'m", " am"),
+        ("'ve", " have"),
+        ("'ll", " will"),
+        ("'re", " are"),
+    ];
+    let t = text
+        .replace('’', "'")
+        .replace("can't", "can not")
+        .replace("Can't", "Can not")
+        .replace("won't", "will not")
+        .replace("Won't", "Will not");
+    let mut out = String::with_capacity(t.len() + 8);
+    let mut i = 0;
+    while let Some(rest) = t.get(i..).filter(|r| !r.is_empty()) {
+        let hit = FULL.iter().find(|(short, _)| {
+            rest.get(..short.len())
+                .is_some_and(|h| h.eq_ignore_ascii_case(short))
+                && out.ends_with(char::is_alphabetic)
+                && !rest[short.len()..].starts_with(char::is_alphanumeric)
+        });
+        if let Some((short, full)) = hit {
+            out.push_str(full);
+            i += short.len();
+        } else if let Some(c) = rest.chars().next() {
+            out.push(c);
+            i += c.len_utf8();
+        }
+    }
+    out
+}
+
+/// A turn as intents read it: contractions spelt out, the caller's own
+/// call left out ([`without_contractions`], [`without_openers`]).
+pub fn read_turn(text: &str) -> String {
+    without_openers(&without_contractions(text))
+}
+
 // ---------------------------------------------------------------- corrections
 
 /// What a caller corrected to, when they corrected themselves in the turn
@@ -1025,7 +1069,7 @@ impl IntentMatcher {
         for e in examples {
             // Read as a caller's turn is read: "jeg ringer angående
             // hjemmeplejen" is about home care, not a callback.
-            let read = without_openers(e);
+            let read = read_turn(e);
             self.examples.push(normalize(&read));
             self.example_terms.push(terms.of(&read, lang));
             self.example_texts.push(e.clone());
@@ -1164,6 +1208,26 @@ mod tests {
     }
     fn t(h: u32, m: u32) -> NaiveTime {
         NaiveTime::from_hms_opt(h, m, 0).unwrap()
+    }
+
+    #[test]
+    fn contractions_are_spelt_out_so_their_letters_spell_no_keyword() {
+        assert_eq!(
+            without_contractions("I'd like to move my appointment"),
+            "I would like to move my appointment"
+        );
+        assert_eq!(
+            without_contractions("I can't, I’m at work, it doesn't work"),
+            "I can not, I am at work, it does not work"
+        );
+        assert_eq!(
+            without_contractions("mit i d virker ikke"),
+            "mit i d virker ikke"
+        );
+        assert_eq!(
+            without_contractions("æ ska' ha' et pas"),
+            "æ ska' ha' et pas"
+        );
     }
 
     #[test]
