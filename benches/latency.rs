@@ -5,8 +5,10 @@
 //!
 //! - The engine is `ivr_engine::engine::start` (what `ivr serve` runs),
 //!   in-process on its own multi-thread runtime, with the default
-//!   configuration (Silero VAD, Smart Turn), the shipped `voices/` and
-//!   `models/`, the harness's flows and a temporary SQLite database.
+//!   configuration (`config/default.toml`'s values: the default whisper
+//!   model, VAD, end silence, eager recognition and end of turn by answer),
+//!   the shipped `voices/` and `models/`, the harness's flows and a
+//!   temporary SQLite database.
 //! - Kinds of turn ([`KINDS`]), in Danish and English: a menu turn, yes/no,
 //!   a date and a CPR number. The harness's own deployment
 //!   (`benches/latency-flows/`) has one number per kind and language whose
@@ -55,9 +57,10 @@
 //!
 //! Usage: `cargo run --release -p ivr-benches --bin latency -- [--levels 1,10,20]
 //! [--search-levels 3] [--max-calls 60] [--min-turns 24] [--stt-threads N]
-//! [--stt-workers N] [--eager-stt-ms N] [--end-silence-ms N]` (defaults: the
-//! engine's, as `config/default.toml`, where the eager end of turn is off;
-//! `--eager-stt-ms 240` turns it on). Turns answered from the eager (speculative) transcript
+//! [--stt-workers N] [--eager-stt-ms N] [--end-silence-ms N] [--smart-turn
+//! true|false] [--vad silero|energy]` (defaults: the engine's, as
+//! `config/default.toml`; `--eager-stt-ms 0` turns the eager end of turn
+//! off). Turns answered from the eager (speculative) transcript
 //! are counted per level (`eager_turns`; per turn `eager`), and the totals
 //! are also given apart for eager and other turns.
 //! (part of `make bench`). Writes `target/bench/latency.json` and prints a table.
@@ -835,8 +838,13 @@ fn summarise(n: usize, turns: &[TurnResult], wall: Duration) -> LevelSummary {
             .iter()
             .filter(|t| t.engine.as_ref().is_some_and(|e| e.turn_model.is_some()))
             .count();
+        let by_answer = mine
+            .iter()
+            .filter(|t| t.engine.as_ref().is_some_and(|e| e.ended_by_answer))
+            .count();
+        let eager = mine.iter().filter(|t| is_eager(t)).count();
         kind_lines.push(format!(
-            "      {:<9} {:>3} turns {:>6.0}/{:<6.0} ms  stages med {}  ended by Smart Turn {by_model}",
+            "      {:<9} {:>3} turns {:>6.0}/{:<6.0} ms  stages med {}  eager {eager} by answer {by_answer} by Smart Turn {by_model}",
             kind.name,
             mine.len(),
             percentile(&tot, 50.0),
@@ -851,6 +859,8 @@ fn summarise(n: usize, turns: &[TurnResult], wall: Duration) -> LevelSummary {
                 "total": stat(tot),
                 "stages": st,
                 "ended_by_smart_turn": by_model,
+                "ended_by_answer": by_answer,
+                "eager_turns": eager,
                 "reply_steps": steps,
             }),
         );
@@ -901,6 +911,7 @@ fn summarise(n: usize, turns: &[TurnResult], wall: Duration) -> LevelSummary {
                 "prompt_packets_while_speaking": t.overlap_packets,
                 "kind": KINDS[t.kind].name,
                 "turn_model_ms": e.and_then(|e| e.turn_model).map(ms),
+                "ended_by_answer": e.map(|e| e.ended_by_answer),
             })
         }).collect::<Vec<_>>(),
     });
@@ -968,18 +979,18 @@ fn args() -> Args {
 
 fn engine_config(dir: &Path) -> EngineConfig {
     let r = root();
+    // The default configuration's whisper model (`[stt] model`), from the
+    // workspace root.
+    let stt_model = ivr_stt::SttConfig::default().model;
     let need = [
-        (
-            "models/whisper-base/ggml-base-q8_0.bin",
-            "the whisper model",
-        ),
-        ("models/onnxruntime/libonnxruntime.so", "onnxruntime"),
-        ("models/turn/silero_vad.onnx", "Silero VAD"),
-        ("models/turn/smart-turn-v3.2-cpu.onnx", "Smart Turn"),
+        (stt_model.as_path(), "the default whisper model"),
+        (Path::new("models/onnxruntime/libonnxruntime.so"), "onnxruntime"),
+        (Path::new("models/turn/silero_vad.onnx"), "Silero VAD"),
+        (Path::new("models/turn/smart-turn-v3.2-cpu.onnx"), "Smart Turn"),
     ];
     for (p, what) in need {
         if !r.join(p).is_file() {
-            eprintln!("latency: {what} missing ({p}): run `make setup`");
+            eprintln!("latency: {what} missing ({}): run `make setup`", p.display());
             std::process::exit(2);
         }
     }
@@ -1022,7 +1033,7 @@ tls = "none"
         voices = r.join("voices").display(),
         ort = r.join("models/onnxruntime/libonnxruntime.so").display(),
         cache = dir.join("tts-cache").display(),
-        model = r.join("models/whisper-base/ggml-base-q8_0.bin").display(),
+        model = r.join(&stt_model).display(),
         db = dir.join("ivr.db").display(),
     );
     EngineConfig::parse(&text).expect("harness engine config")
