@@ -984,13 +984,22 @@ fn engine_config(dir: &Path) -> EngineConfig {
     let stt_model = ivr_stt::SttConfig::default().model;
     let need = [
         (stt_model.as_path(), "the default whisper model"),
-        (Path::new("models/onnxruntime/libonnxruntime.so"), "onnxruntime"),
+        (
+            Path::new("models/onnxruntime/libonnxruntime.so"),
+            "onnxruntime",
+        ),
         (Path::new("models/turn/silero_vad.onnx"), "Silero VAD"),
-        (Path::new("models/turn/smart-turn-v3.2-cpu.onnx"), "Smart Turn"),
+        (
+            Path::new("models/turn/smart-turn-v3.2-cpu.onnx"),
+            "Smart Turn",
+        ),
     ];
     for (p, what) in need {
         if !r.join(p).is_file() {
-            eprintln!("latency: {what} missing ({}): run `make setup`", p.display());
+            eprintln!(
+                "latency: {what} missing ({}): run `make setup`",
+                p.display()
+            );
             std::process::exit(2);
         }
     }
