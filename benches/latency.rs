@@ -684,10 +684,66 @@ async fn measure(h: &Arc<Harness>, n: usize, cycle: Duration, min_turns: usize) 
     let calls_each = (2 * n).max(min_turns).div_ceil(n) as u32;
     let max_wall = cycle * (3 + calls_each) + Duration::from_secs(30);
     let t = Instant::now();
+    let (load_before, stt_before) = (load_average(), stt_worker_time());
     let turns = run_level(h, n, cycle, min_turns, max_wall).await;
-    let s = summarise(n, &turns, t.elapsed());
+    let (load_after, stt_after) = (load_average(), stt_worker_time());
+    let mut s = summarise(n, &turns, t.elapsed());
+    // What the STT workers cost and how long they waited for a core (the
+    // machine's other work): wall time minus these is what a quiet machine
+    // would not spend.
+    let recognitions = turns
+        .iter()
+        .filter(|t| t.engine.as_ref().is_some_and(|e| e.stt.is_some()))
+        .count()
+        .max(1);
+    let cpu_ms = (stt_after.0.saturating_sub(stt_before.0)) as f64 / 1e6;
+    let wait_ms = (stt_after.1.saturating_sub(stt_before.1)) as f64 / 1e6;
+    let machine = serde_json::json!({
+        "load_average_before": load_before,
+        "load_average_after": load_after,
+        "stt_workers_cpu_ms": cpu_ms,
+        "stt_workers_runqueue_wait_ms": wait_ms,
+        "turns_with_a_transcript": recognitions,
+        "note": "STT worker CPU and run-queue wait over the whole level (speculative recognitions included), from /proc/self/task/*/schedstat of the threads named stt-worker-*",
+    });
+    println!(
+        "      machine: load average {} -> {}; STT workers {:.0} ms CPU and {:.0} ms waiting for a core per turn with a transcript ({} turns)",
+        load_before, load_after, cpu_ms / recognitions as f64, wait_ms / recognitions as f64, recognitions
+    );
+    if let Some(o) = s.json.as_object_mut() {
+        o.insert("machine".into(), machine);
+    }
     println!("{}", s.line);
     s
+}
+
+/// The 1, 5 and 15 minute load averages (`/proc/loadavg`), as text.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+/// Nanoseconds on a CPU and waiting on a run queue, summed over this
+/// process's threads named `stt-worker-*` (the recogniser's workers).
+fn stt_worker_time() -> (u64, u64) {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return (0, 0);
+    };
+    let (mut cpu, mut wait) = (0u64, 0u64);
+    for t in tasks.flatten() {
+        let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+        if !comm.starts_with("stt-worker") {
+            continue;
+        }
+        let stat = std::fs::read_to_string(t.path().join("schedstat")).unwrap_or_default();
+        let mut it = stat
+            .split_whitespace()
+            .map(|v| v.parse::<u64>().unwrap_or(0));
+        cpu += it.next().unwrap_or(0);
+        wait += it.next().unwrap_or(0);
+    }
+    (cpu, wait)
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
