@@ -92,6 +92,17 @@ pub const OUT_OF_SCOPE_EXAMPLES: &[(Lang, &str)] = &[
     (Lang::Da, "jeg vil gerne sælge min bil"),
     (Lang::Da, "undskyld, jeg har vist tastet et forkert nummer"),
     (Lang::Da, "hallo, er der nogen i den anden ende"),
+    (Lang::Da, "jeg skal have en tid hos min læge"),
+    (
+        Lang::Da,
+        "jeg har været syg i flere dage og skal tale med en læge",
+    ),
+    (Lang::Da, "jeg vil anmelde et indbrud til politiet"),
+    (
+        Lang::Da,
+        "jeg ringer fra et firma og vil gerne fortælle om vores tilbud",
+    ),
+    (Lang::Da, "jeg kan ikke logge på min netbank"),
     (Lang::Da, "øhm øh"),
     (Lang::Da, "ja tak"),
     (Lang::Da, "nej tak"),
@@ -118,6 +129,14 @@ pub const OUT_OF_SCOPE_EXAMPLES: &[(Lang, &str)] = &[
     (Lang::En, "I want to sell my car"),
     (Lang::En, "sorry, I think I dialled the wrong number"),
     (Lang::En, "hello, is anybody there"),
+    (Lang::En, "I need an appointment with my doctor"),
+    (Lang::En, "I've been ill for days and need to see a doctor"),
+    (Lang::En, "I want to report a break-in to the police"),
+    (
+        Lang::En,
+        "I'm calling from a company with a special offer for you",
+    ),
+    (Lang::En, "I can't log in to my online banking"),
     (Lang::En, "um, er"),
     (Lang::En, "yes please"),
     (Lang::En, "no thanks"),
@@ -227,13 +246,41 @@ pub fn score(
     query: Option<&[f32]>,
 ) -> Vec<Scored> {
     let terms = Terms::default();
-    let heard = crate::understand::without_openers(crate::understand::corrected(heard));
+    let heard = crate::understand::read_turn(crate::understand::corrected(heard));
     let heard = heard.as_str();
     let norm = normalize(heard);
+    let vocabs: HashMap<Lang, std::collections::BTreeSet<&str>> = langs
+        .iter()
+        .chain(std::iter::once(&lang))
+        .map(|l| (*l, vocabularies(g, *l).into_iter().flatten().collect()))
+        .collect();
+    // Content words, with the known parts of Danish compounds added.
+    let content_of = |l: Lang| -> Vec<String> {
+        let mut c = terms.of(heard, l);
+        if l == Lang::Da {
+            if let Some(v) = vocabs.get(&l) {
+                let parts: Vec<String> = c
+                    .iter()
+                    .flat_map(|t| crate::lexical::compound_parts(t, |x| v.contains(x)))
+                    .collect();
+                c.extend(parts);
+            }
+        }
+        c
+    };
     let mut heard_terms: Vec<(Lang, Vec<String>, Vec<String>)> = Vec::new();
     let mut lexical_in = |m: &IntentMatcher, l: Lang| -> f32 {
         if !heard_terms.iter().any(|(x, _, _)| *x == l) {
-            heard_terms.push((l, terms.stems(heard, l), terms.of(heard, l)));
+            let content = content_of(l);
+            let mut stems = terms.stems(heard, l);
+            stems.extend(
+                content
+                    .iter()
+                    .filter(|t| !stems.contains(t))
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            );
+            heard_terms.push((l, stems, content));
         }
         heard_terms
             .iter()
@@ -242,7 +289,7 @@ pub fn score(
                 m.lexical(&norm, stems, content) as f32
             })
     };
-    let heard_content = terms.of(heard, lang);
+    let heard_content = content_of(lang);
     let vocab = vocabularies(g, lang);
     let mut out: Vec<Scored> = g
         .intents
@@ -367,6 +414,23 @@ pub fn decide(
         return Decision::NotUnderstood;
     }
     let goto = |s: &Scored| g.intents.get(s.intent).map(|i| i.goto);
+    // A request with precedence said in its own words (one of its keywords
+    // heard: "kan jeg blive ringet op angående min boligstøtte", "kan en
+    // fra hjemmeplejen ringe mig op") is what the caller asks for, however
+    // much more the errand it is about scored.
+    if let Some(p) = scored.iter().skip(1).find(|s| {
+        s.lexical >= KEYWORD_HEARD
+            && s.score >= u.accept
+            && goto(s) != goto(best)
+            && g.intents.get(s.intent).is_some_and(|i| i.precedence)
+    }) {
+        if !g.intents.get(best.intent).is_some_and(|i| i.precedence) {
+            return Decision::Chosen {
+                intent: p.intent,
+                lang: p.lang,
+            };
+        }
+    }
     let runner = scored.iter().skip(1).find(|s| goto(s) != goto(best));
     if let Some(r) = runner {
         // Two errands both heard in words: which one the caller means.

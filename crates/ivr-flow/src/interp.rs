@@ -568,6 +568,11 @@ pub struct Interpreter {
     /// Explanations of decisions (scores, answers from earlier turns), when
     /// asked for (`ivr simulate --explain`). They quote the caller: personal.
     explain: Option<Vec<Pii<String>>>,
+    /// The last turn's words and their meaning (the municipality's encoder):
+    /// a turn is embedded once, however many of intents, knowledge and the
+    /// errand-or-question rule look at it. Call state like the transcript
+    /// itself (personal), never kept beyond the call.
+    turn_vector: Option<Pii<(String, Arc<[f32]>)>>,
     /// The clarifying question asked at the current gather: the two intents
     /// (places in its `intents`) the next answer chooses between.
     clarifying: Option<(usize, usize)>,
@@ -694,6 +699,7 @@ impl Interpreter {
             confirm_undo: None,
             explain: None,
             clarifying: None,
+            turn_vector: None,
             clarify_request: None,
             keys_only: false,
         }
@@ -1911,6 +1917,27 @@ impl Interpreter {
         g.next
     }
 
+    /// The meaning of `text` (its vector by the municipality's encoder), made
+    /// once per text: `None` without an encoder or when it fails (the words
+    /// alone decide then).
+    fn meaning_of(&mut self, text: &str) -> Option<Arc<[f32]>> {
+        if let Some(tv) = &self.turn_vector {
+            let (t, v) = tv.expose();
+            if t == text {
+                return Some(v.clone());
+            }
+        }
+        let v: Arc<[f32]> = self
+            .muni
+            .encoder
+            .as_ref()?
+            .embed(text, crate::semantic::Role::Query)
+            .ok()?
+            .into();
+        self.turn_vector = Some(Pii::new((text.to_string(), v.clone())));
+        Some(v)
+    }
+
     /// What `heard` answers, read as `lang` (the call's language, or the
     /// one a transcript was identified in).
     fn understand_speech(
@@ -1926,11 +1953,8 @@ impl Interpreter {
             Expect::Intent => {
                 // The turn's meaning, once (the municipality's encoder; a
                 // failure to embed leaves the words alone to decide).
-                let query = self.muni.encoder.as_ref().and_then(|e| {
-                    // What the caller corrected to, as the words are read.
-                    let said = crate::understand::corrected(heard);
-                    e.embed(said, crate::semantic::Role::Query).ok()
-                });
+                // What the caller corrected to, as the words are read.
+                let query = self.meaning_of(crate::understand::corrected(heard));
                 let langs = self.muni.languages.clone();
                 // (Words said earlier are no answer to a clarifying question.)
                 if let Some((a, b)) = self.clarifying.take().filter(|_| !self.prefilling) {

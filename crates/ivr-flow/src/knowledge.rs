@@ -545,6 +545,25 @@ impl KnowledgeBase {
     /// Scores the caller's words (in `lang`) against every entry valid on
     /// `today` and decides.
     pub fn retrieve(&self, text: &str, lang: Lang, today: NaiveDate) -> Retrieval {
+        self.retrieve_with(text, lang, today, None)
+    }
+
+    /// The encoder the entries were embedded with, if any: a vector of the
+    /// caller's words made by it can be handed to [`Self::retrieve_with`].
+    pub fn encoder(&self) -> Option<&Arc<dyn SentenceEncoder>> {
+        self.semantic.as_ref().map(|s| &s.encoder)
+    }
+
+    /// [`Self::retrieve`] with the words' vector already made by
+    /// [`Self::encoder`] (`query`), so a turn is embedded once however many
+    /// times it is looked up; `None`: embedded here.
+    pub fn retrieve_with(
+        &self,
+        text: &str,
+        lang: Lang,
+        today: NaiveDate,
+        query: Option<&[f32]>,
+    ) -> Retrieval {
         let th = self.thresholds();
         let mut lexical = vec![0f32; self.entries.len()];
         let terms = Terms::default();
@@ -570,10 +589,17 @@ impl KnowledgeBase {
             }
         }
         let semantic: Option<Vec<f32>> = self.semantic.as_ref().and_then(|sx| {
-            let qv = sx.encoder.embed(text, Role::Query).ok()?;
+            let made;
+            let qv = match query {
+                Some(q) => q,
+                None => {
+                    made = sx.encoder.embed(text, Role::Query).ok()?;
+                    &made
+                }
+            };
             let mut best = vec![f32::MIN; self.entries.len()];
             for (e, v) in &sx.vectors {
-                let c = cosine(&qv, v);
+                let c = cosine(qv, v);
                 if c > best[*e] {
                     best[*e] = c;
                 }

@@ -147,6 +147,65 @@ fn danish_conflate(stem: &str) -> &str {
     stem
 }
 
+/// The parts of a Danish compound that a vocabulary knows, when the
+/// compound itself is not in it: "pasfornyelse" (stem "pasfornyel") holds
+/// "pas", "sygesikringsbevis" holds "sygesikring", "papircontaineren"
+/// (stem "papircontain") holds "contain", "jobkonsulent" holds "job".
+/// Callers name their errand in compounds nobody wrote down, and both the
+/// modifier (what it is about) and the head (what it is) tell the errand.
+///
+/// - A modifier: the longest known term the word starts with, at least
+///   [`MODIFIER_MIN`] letters, followed (after a linking "s" or "e") by at
+///   least [`REST_MIN`] more letters, or [`REST_MIN_SHORT`] after a
+///   three-letter modifier ("passende" is not about a passport).
+/// - A head: the longest known term of at least [`HEAD_MIN`] letters the
+///   word ends with, after at least three letters (a four-letter head such
+///   as "ring" ends too many words: "sygesikring", "forsikring").
+///
+/// `term` and the vocabulary are stems ([`Terms::of`]); the result is empty
+/// for a word the vocabulary knows or one too short to be a compound.
+pub fn compound_parts(term: &str, vocabulary: impl Fn(&str) -> bool) -> Vec<String> {
+    let n = term.len();
+    if n < COMPOUND_MIN || vocabulary(term) || !term.is_ascii() {
+        return Vec::new();
+    }
+    let mut parts = Vec::new();
+    // The longest modifier first.
+    for k in (MODIFIER_MIN..=n - REST_MIN).rev() {
+        let (head, rest) = term.split_at(k);
+        let rest = rest
+            .strip_prefix('s')
+            .filter(|r| r.len() >= REST_MIN)
+            .unwrap_or(rest);
+        let need = if k < 4 { REST_MIN_SHORT } else { REST_MIN };
+        if rest.len() >= need && vocabulary(head) {
+            parts.push(head.to_string());
+            break;
+        }
+    }
+    for k in 3..=n - HEAD_MIN {
+        let tail = &term[k..];
+        if vocabulary(tail) {
+            if !parts.iter().any(|p| p == tail) {
+                parts.push(tail.to_string());
+            }
+            break;
+        }
+    }
+    parts
+}
+
+/// Shortest word [`compound_parts`] splits.
+pub const COMPOUND_MIN: usize = 7;
+/// Shortest modifier of a compound.
+pub const MODIFIER_MIN: usize = 3;
+/// Letters a compound must have after its modifier.
+pub const REST_MIN: usize = 4;
+/// Letters a compound must have after a three-letter modifier.
+pub const REST_MIN_SHORT: usize = 5;
+/// Shortest head of a compound.
+pub const HEAD_MIN: usize = 5;
+
 /// Stemmed content words of `text` in `lang` (see [`Terms::of`]).
 pub fn terms(text: &str, lang: Lang) -> Vec<String> {
     Terms::default().of(text, lang)
@@ -256,6 +315,41 @@ impl Bm25 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn compounds_nobody_wrote_down_meet_their_known_parts() {
+        let known = [
+            "pas",
+            "sygesikring",
+            "contain",
+            "job",
+            "tilskud",
+            "ring",
+            "gad",
+        ];
+        let v = |t: &str| known.contains(&t);
+        let t = Terms::default();
+        let stem = |w: &str| t.of(w, Lang::Da).remove(0);
+        assert_eq!(super::compound_parts(&stem("pasfornyelse"), v), ["pas"]);
+        assert_eq!(
+            super::compound_parts(&stem("sygesikringsbevis"), v),
+            ["sygesikring"]
+        );
+        assert_eq!(
+            super::compound_parts(&stem("papircontaineren"), v),
+            ["contain"]
+        );
+        assert_eq!(super::compound_parts(&stem("jobkonsulent"), v), ["job"]);
+        assert_eq!(
+            super::compound_parts(&stem("børnetilskuddet"), v),
+            ["tilskud"]
+        );
+        // Not compounds of a known word: a word that starts like "pas" ("passager"), a
+        // word that ends like "ring", a word known itself.
+        assert!(super::compound_parts("passag", v).is_empty());
+        assert!(super::compound_parts(&stem("forsikring"), v).is_empty());
+        assert!(super::compound_parts("sygesikring", v).is_empty());
+    }
+
     use super::*;
 
     #[test]

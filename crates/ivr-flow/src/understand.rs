@@ -295,45 +295,143 @@ pub fn parse_yes_no(text: &str) -> Option<bool> {
 
 // ---------------------------------------------------------------- openers
 
-/// The turn without the phrases callers open with that say only that they
-/// are calling ("jeg ringer fordi", "jeg ringer angående", "I'm calling
-/// about"): the words of "ringe" in them are no request to be called back.
+/// The turn without the phrases that say only that the caller is calling
+/// ("jeg ringer fordi", "jeg ringer for at få en tid", "vi ringer fra
+/// energiselskabet", "I'm calling about", "I'm phoning to ask"): a caller
+/// speaking of their own call in the first person never asks to be called
+/// back with those words, so their "ringe"/"call" must not count for the
+/// callback intent. The first-person verb goes, with the connective after
+/// it ("fordi", "angående", "for at", "about", "to ask", ...). Examples of
+/// intents are read the same way ([`IntentMatcher::add`]).
 pub fn without_openers(text: &str) -> String {
-    const OPENERS: &[&str] = &[
-        "jeg ringer fordi at",
-        "jeg ringer fordi",
-        "jeg ringer angående",
-        "jeg ringer vedrørende",
-        "jeg ringer omkring",
-        "jeg ringer om",
-        "jeg ringer for at høre",
-        "jeg ringer bare",
-        "i'm calling about",
-        "i am calling about",
-        "i'm calling because",
-        "i am calling because",
-        "i'm ringing about",
-        "i'm calling to ask",
-        "i'm phoning about",
+    /// The caller speaking of their own call.
+    const SUBJECT_VERB: &[&str] = &[
+        "jeg ringer",
+        "vi ringer",
+        "jeg ringede",
+        "i'm calling",
+        "i am calling",
+        "im calling",
+        "i'm ringing",
+        "i am ringing",
+        "i'm phoning",
+        "i am phoning",
+        "we're calling",
+        "we are calling",
+        "i called",
+        "i call",
+    ];
+    /// What may follow it and says nothing of the errand (longest first).
+    const CONNECTIVES: &[&str] = &[
+        "for at høre om",
+        "for at høre",
+        "for at spørge om",
+        "for at spørge",
+        "fordi at",
+        "for at",
+        "fordi",
+        "angående",
+        "vedrørende",
+        "omkring",
+        "bare",
+        "om",
+        "to ask about",
+        "to ask",
+        "regarding",
+        "because",
+        "about",
     ];
     let lower = text.to_lowercase();
     if lower.len() != text.len() {
         return text.to_string();
     }
+    let whole_word_at = |hay: &str, i: usize, len: usize| {
+        let end = i + len;
+        hay.is_char_boundary(i)
+            && hay.is_char_boundary(end)
+            && (i == 0 || !hay[..i].ends_with(char::is_alphanumeric))
+            && (end == hay.len() || !hay[end..].starts_with(char::is_alphanumeric))
+    };
     let mut out = text.to_string();
-    for o in OPENERS {
-        while let Some(i) = out.to_lowercase().find(o) {
-            let end = i + o.len();
-            // Whole words only.
-            let before_ok = i == 0 || !out[..i].ends_with(char::is_alphanumeric);
-            let after_ok = end == out.len() || !out[end..].starts_with(char::is_alphanumeric);
-            if !(before_ok && after_ok && out.is_char_boundary(i) && out.is_char_boundary(end)) {
-                break;
-            }
-            out.replace_range(i..end, " ");
+    let mut from = 0;
+    loop {
+        let low = out.to_lowercase();
+        let Some((i, len)) = SUBJECT_VERB
+            .iter()
+            .filter_map(|o| {
+                let mut k = from;
+                while let Some(j) = low.get(k..).and_then(|r| r.find(o)) {
+                    if whole_word_at(&low, k + j, o.len()) {
+                        return Some((k + j, o.len()));
+                    }
+                    k += j + 1;
+                    while !low.is_char_boundary(k) {
+                        k += 1;
+                    }
+                }
+                None
+            })
+            .min()
+        else {
+            break;
+        };
+        let mut end = i + len;
+        let rest = &low[end..];
+        let trimmed = rest.trim_start();
+        if let Some(c) = CONNECTIVES
+            .iter()
+            .find(|c| trimmed.starts_with(*c) && whole_word_at(trimmed, 0, c.len()))
+        {
+            end += rest.len() - trimmed.len() + c.len();
+        }
+        out.replace_range(i..end, " ");
+        from = i + 1;
+    }
+    out
+}
+
+/// English contractions spelt out ("I'd" -> "I would", "can't" -> "can
+/// not"): normalised, "I'd" would be the words "i d", which joined spell
+/// "id" (the keyword "my id" heard in "I'd like to move my appointment").
+pub fn without_contractions(text: &str) -> String {
+    const FULL: &[(&str, &str)] = &[
+        ("n't", " not"),
+        ("'d", " would"),
+        ("'m", " am"),
+        ("'ve", " have"),
+        ("'ll", " will"),
+        ("'re", " are"),
+    ];
+    let t = text
+        .replace('’', "'")
+        .replace("can't", "can not")
+        .replace("Can't", "Can not")
+        .replace("won't", "will not")
+        .replace("Won't", "Will not");
+    let mut out = String::with_capacity(t.len() + 8);
+    let mut i = 0;
+    while let Some(rest) = t.get(i..).filter(|r| !r.is_empty()) {
+        let hit = FULL.iter().find(|(short, _)| {
+            rest.get(..short.len())
+                .is_some_and(|h| h.eq_ignore_ascii_case(short))
+                && out.ends_with(char::is_alphabetic)
+                && !rest[short.len()..].starts_with(char::is_alphanumeric)
+        });
+        if let Some((short, full)) = hit {
+            out.push_str(full);
+            i += short.len();
+        } else if let Some(c) = rest.chars().next() {
+            out.push(c);
+            i += c.len_utf8();
         }
     }
     out
+}
+
+/// A turn as intents read it: contractions spelt out, the caller's own
+/// call left out ([`without_contractions`], [`without_openers`]).
+pub fn read_turn(text: &str) -> String {
+    without_openers(&without_contractions(text))
 }
 
 // ---------------------------------------------------------------- corrections
@@ -969,8 +1067,11 @@ impl IntentMatcher {
         terms: &crate::lexical::Terms,
     ) {
         for e in examples {
-            self.examples.push(normalize(e));
-            self.example_terms.push(terms.of(e, lang));
+            // Read as a caller's turn is read: "jeg ringer angående
+            // hjemmeplejen" is about home care, not a callback.
+            let read = read_turn(e);
+            self.examples.push(normalize(&read));
+            self.example_terms.push(terms.of(&read, lang));
             self.example_texts.push(e.clone());
         }
         for k in keywords {
@@ -996,11 +1097,12 @@ impl IntentMatcher {
         // Speech recognisers split compounds ("kør kort", "bolig støtte",
         // "mit i d"): for keywords, the joined neighbours count as heard
         // words too.
+        // A joined pair must spell the keyword's word, or come near a long
+        // one: "min tid" joined is "mintid", a letter from "mitid", and
+        // not the caller's MitID.
         let joined: Vec<String> = (2..=3)
             .flat_map(|n| words.windows(n).map(|w| w.concat()))
             .collect();
-        let mut heard = words.clone();
-        heard.extend(joined.iter().map(String::as_str));
         let mut best: f64 = 0.0;
         for kw in &self.keywords {
             let kws = tokens(kw);
@@ -1009,10 +1111,20 @@ impl IntentMatcher {
             }
             let mut sum = 0.0;
             for k in &kws {
-                let s = heard
+                let single = words
                     .iter()
-                    .map(|h| word_similarity(h, k).max(compound_similarity(h, k)))
-                    .fold(0.0, f64::max);
+                    .map(|h| word_similarity(h, k).max(compound_similarity(h, k)));
+                let long = k.chars().count() >= JOINED_FUZZY_LEN;
+                let joined = joined.iter().map(|h| {
+                    if h == k {
+                        1.0
+                    } else if long {
+                        word_similarity(h, k).max(compound_similarity(h, k))
+                    } else {
+                        0.0
+                    }
+                });
+                let s = single.chain(joined).fold(0.0, f64::max);
                 if s == 0.0 {
                     sum = 0.0;
                     break;
@@ -1040,7 +1152,10 @@ impl IntentMatcher {
                 .iter()
                 .filter(|w| words.iter().any(|h| word_similarity(h, w) > 0.0))
                 .count();
-            let overlap = hit as f64 / content.len() as f64;
+            // One content word says too little on its own: at most half, as
+            // in [`IntentMatcher::lexical`] ("ringet forkert" is not "jeg
+            // vil gerne ringes op").
+            let overlap = hit as f64 / content.len().max(2) as f64;
             best = best.max(0.9 * overlap);
         }
         best
@@ -1071,6 +1186,10 @@ impl IntentMatcher {
     }
 }
 
+/// Keyword words at least this long may be heard fuzzily in words a
+/// recogniser split ("kør kort" for "kørekort"); shorter ones must be spelt.
+const JOINED_FUZZY_LEN: usize = 7;
+
 /// "boligstoetten" contains "boligstoette": Danish inflects by suffix.
 fn compound_similarity(heard: &str, kw: &str) -> f64 {
     if kw.len() >= 4 && heard.starts_with(kw) && heard.len() <= kw.len() + 3 {
@@ -1092,6 +1211,26 @@ mod tests {
     }
 
     #[test]
+    fn contractions_are_spelt_out_so_their_letters_spell_no_keyword() {
+        assert_eq!(
+            without_contractions("I'd like to move my appointment"),
+            "I would like to move my appointment"
+        );
+        assert_eq!(
+            without_contractions("I can't, I’m at work, it doesn't work"),
+            "I can not, I am at work, it does not work"
+        );
+        assert_eq!(
+            without_contractions("mit i d virker ikke"),
+            "mit i d virker ikke"
+        );
+        assert_eq!(
+            without_contractions("æ ska' ha' et pas"),
+            "æ ska' ha' et pas"
+        );
+    }
+
+    #[test]
     fn call_openers_are_no_request_to_be_called_back() {
         assert_eq!(
             without_openers("goddag, jeg ringer fordi vores pas udløber").trim(),
@@ -1102,6 +1241,23 @@ mod tests {
             "det er passet"
         );
         assert_eq!(without_openers("kan I ringe mig op"), "kan I ringe mig op");
+        assert_eq!(
+            without_openers("hej øh jeg ringer for at få en tid").trim(),
+            "hej øh   få en tid"
+        );
+        assert_eq!(
+            without_openers("hej, vi ringer fra energiselskabet").trim(),
+            "hej,   fra energiselskabet"
+        );
+        assert_eq!(
+            without_openers("I'm calling about my passport, can you call me back").trim(),
+            "my passport, can you call me back"
+        );
+        // "ringer" of someone else is kept.
+        assert_eq!(
+            without_openers("hvornår ringer I mig op"),
+            "hvornår ringer I mig op"
+        );
     }
 
     #[test]

@@ -129,3 +129,39 @@ fn a_second_start_embeds_no_example_and_caller_turns_never_reach_the_cache() {
     );
     std::fs::remove_dir_all(dir.parent().unwrap()).ok();
 }
+
+#[test]
+fn a_question_turn_is_embedded_once_for_intents_knowledge_and_both_languages() {
+    let dir = cache_dir();
+    let (store, toy, _) = load(&dir, "toy-once");
+    let muni = store.municipality("nordby").unwrap();
+    let now: DateTime<Utc> = DateTime::parse_from_rfc3339("2026-11-24T10:30:00+01:00")
+        .unwrap()
+        .with_timezone(&Utc);
+    let mut it = Interpreter::new(
+        muni,
+        CallContext {
+            caller: Pii::new("+4522334455".into()),
+            lang: Some(Lang::Da),
+        },
+    );
+    it.start(now);
+    let before = toy.0.load(Ordering::SeqCst);
+    // A question at the menu: knowledge is looked up in Danish and English,
+    // the errand-or-question rule and the intents score it too.
+    it.handle(
+        Event::Speech {
+            text: Pii::new("hvad koster et pas til et barn?".into()),
+            confidence: 0.9,
+            lang: Some(Lang::Da),
+            identified: true,
+        },
+        now,
+    );
+    assert_eq!(
+        toy.0.load(Ordering::SeqCst) - before,
+        1,
+        "one embedding a turn"
+    );
+    std::fs::remove_dir_all(dir.parent().unwrap()).ok();
+}

@@ -72,7 +72,15 @@ impl Interpreter {
             return false;
         }
         let today = now.with_timezone(&Copenhagen).date_naive();
-        let r = self.muni.knowledge.retrieve(heard, lang, today);
+        // The words' meaning, made once for every look-up below (when the
+        // knowledge was embedded by the municipality's encoder).
+        let query = self.meaning_of(heard);
+        let same_encoder = match (self.muni.knowledge.encoder(), &self.muni.encoder) {
+            (Some(k), Some(m)) => Arc::ptr_eq(k, m),
+            _ => false,
+        };
+        let kq = query.as_deref().filter(|_| same_encoder);
+        let r = self.muni.knowledge.retrieve_with(heard, lang, today, kq);
         // Words that fit another of the municipality's languages better are
         // left to the language rules (recognised again with identification),
         // so an English question is not answered in Danish.
@@ -82,12 +90,12 @@ impl Interpreter {
             .languages
             .iter()
             .filter(|l| **l != lang)
-            .any(|l| best(&self.muni.knowledge.retrieve(heard, *l, today)) > best(&r))
+            .any(|l| best(&self.muni.knowledge.retrieve_with(heard, *l, today, kq)) > best(&r))
         {
             return false;
         }
         if !matches!(r.decision, Decision::Decline)
-            && self.errand_rather_than_question(g, heard, lang, &r)
+            && self.errand_rather_than_question(g, heard, lang, &r, query.as_deref())
         {
             return false;
         }
@@ -118,6 +126,7 @@ impl Interpreter {
         heard: &str,
         lang: Lang,
         r: &knowledge::Retrieval,
+        query: Option<&[f32]>,
     ) -> bool {
         if g.expect != Expect::Intent {
             return false;
@@ -125,16 +134,11 @@ impl Interpreter {
         let Some(entry_cos) = r.candidates.first().and_then(|c| c.cosine) else {
             return false;
         };
-        let Some(query) = self
-            .muni
-            .encoder
-            .as_ref()
-            .and_then(|e| e.embed(heard, crate::semantic::Role::Query).ok())
-        else {
+        let Some(query) = query else {
             return false;
         };
         let langs = self.muni.languages.clone();
-        intents::score(g, heard, lang, &langs, Some(&query))
+        intents::score(g, heard, lang, &langs, Some(query))
             .iter()
             .filter_map(|s| s.cosine)
             .any(|c| c > entry_cos)
