@@ -5,8 +5,10 @@
 //!
 //! - The engine is `ivr_engine::engine::start` (what `ivr serve` runs),
 //!   in-process on its own multi-thread runtime, with the default
-//!   configuration (Silero VAD, Smart Turn), the shipped `voices/` and
-//!   `models/`, the harness's flows and a temporary SQLite database.
+//!   configuration (`config/default.toml`'s values: the default whisper
+//!   model, VAD, end silence, eager recognition and end of turn by answer),
+//!   the shipped `voices/` and `models/`, the harness's flows and a
+//!   temporary SQLite database.
 //! - Kinds of turn ([`KINDS`]), in Danish and English: a menu turn, yes/no,
 //!   a date and a CPR number. The harness's own deployment
 //!   (`benches/latency-flows/`) has one number per kind and language whose
@@ -62,9 +64,10 @@
 //!
 //! Usage: `cargo run --release -p ivr-benches --bin latency -- [--levels 1,10,20]
 //! [--search-levels 3] [--max-calls 60] [--min-turns 24] [--stt-threads N]
-//! [--stt-workers N] [--eager-stt-ms N] [--end-silence-ms N]` (defaults: the
-//! engine's, as `config/default.toml`, where the eager end of turn is off;
-//! `--eager-stt-ms 240` turns it on). Turns answered from the eager (speculative) transcript
+//! [--stt-workers N] [--eager-stt-ms N] [--end-silence-ms N] [--smart-turn
+//! true|false] [--vad silero|energy]` (defaults: the engine's, as
+//! `config/default.toml`; `--eager-stt-ms 0` turns the eager end of turn
+//! off). Turns answered from the eager (speculative) transcript
 //! are counted per level (`eager_turns`; per turn `eager`), and the totals
 //! are also given apart for eager and other turns.
 //! (part of `make bench`). Writes `target/bench/latency.json` and prints a table.
@@ -709,10 +712,66 @@ async fn measure(h: &Arc<Harness>, n: usize, cycle: Duration, min_turns: usize) 
     let calls_each = (2 * n).max(min_turns).div_ceil(n) as u32;
     let max_wall = cycle * (3 + calls_each) + Duration::from_secs(30);
     let t = Instant::now();
+    let (load_before, stt_before) = (load_average(), stt_worker_time());
     let turns = run_level(h, n, cycle, min_turns, max_wall).await;
-    let s = summarise(n, &turns, t.elapsed());
+    let (load_after, stt_after) = (load_average(), stt_worker_time());
+    let mut s = summarise(n, &turns, t.elapsed());
+    // What the STT workers cost and how long they waited for a core (the
+    // machine's other work): wall time minus these is what a quiet machine
+    // would not spend.
+    let recognitions = turns
+        .iter()
+        .filter(|t| t.engine.as_ref().is_some_and(|e| e.stt.is_some()))
+        .count()
+        .max(1);
+    let cpu_ms = (stt_after.0.saturating_sub(stt_before.0)) as f64 / 1e6;
+    let wait_ms = (stt_after.1.saturating_sub(stt_before.1)) as f64 / 1e6;
+    let machine = serde_json::json!({
+        "load_average_before": load_before,
+        "load_average_after": load_after,
+        "stt_workers_cpu_ms": cpu_ms,
+        "stt_workers_runqueue_wait_ms": wait_ms,
+        "turns_with_a_transcript": recognitions,
+        "note": "STT worker CPU and run-queue wait over the whole level (speculative recognitions included), from /proc/self/task/*/schedstat of the threads named stt-worker-*",
+    });
+    println!(
+        "      machine: load average {} -> {}; STT workers {:.0} ms CPU and {:.0} ms waiting for a core per turn with a transcript ({} turns)",
+        load_before, load_after, cpu_ms / recognitions as f64, wait_ms / recognitions as f64, recognitions
+    );
+    if let Some(o) = s.json.as_object_mut() {
+        o.insert("machine".into(), machine);
+    }
     println!("{}", s.line);
     s
+}
+
+/// The 1, 5 and 15 minute load averages (`/proc/loadavg`), as text.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+/// Nanoseconds on a CPU and waiting on a run queue, summed over this
+/// process's threads named `stt-worker-*` (the recogniser's workers).
+fn stt_worker_time() -> (u64, u64) {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return (0, 0);
+    };
+    let (mut cpu, mut wait) = (0u64, 0u64);
+    for t in tasks.flatten() {
+        let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+        if !comm.starts_with("stt-worker") {
+            continue;
+        }
+        let stat = std::fs::read_to_string(t.path().join("schedstat")).unwrap_or_default();
+        let mut it = stat
+            .split_whitespace()
+            .map(|v| v.parse::<u64>().unwrap_or(0));
+        cpu += it.next().unwrap_or(0);
+        wait += it.next().unwrap_or(0);
+    }
+    (cpu, wait)
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -863,8 +922,13 @@ fn summarise(n: usize, turns: &[TurnResult], wall: Duration) -> LevelSummary {
             .iter()
             .filter(|t| t.engine.as_ref().is_some_and(|e| e.turn_model.is_some()))
             .count();
+        let by_answer = mine
+            .iter()
+            .filter(|t| t.engine.as_ref().is_some_and(|e| e.ended_by_answer))
+            .count();
+        let eager = mine.iter().filter(|t| is_eager(t)).count();
         kind_lines.push(format!(
-            "      {:<9} {:>3} turns {:>6.0}/{:<6.0} ms  stages med {}  ended by Smart Turn {by_model}",
+            "      {:<9} {:>3} turns {:>6.0}/{:<6.0} ms  stages med {}  eager {eager} by answer {by_answer} by Smart Turn {by_model}",
             kind.name,
             mine.len(),
             percentile(&tot, 50.0),
@@ -879,6 +943,8 @@ fn summarise(n: usize, turns: &[TurnResult], wall: Duration) -> LevelSummary {
                 "total": stat(tot),
                 "stages": st,
                 "ended_by_smart_turn": by_model,
+                "ended_by_answer": by_answer,
+                "eager_turns": eager,
                 "reply_steps": steps,
             }),
         );
@@ -929,6 +995,7 @@ fn summarise(n: usize, turns: &[TurnResult], wall: Duration) -> LevelSummary {
                 "prompt_packets_while_speaking": t.overlap_packets,
                 "kind": KINDS[t.kind].name,
                 "turn_model_ms": e.and_then(|e| e.turn_model).map(ms),
+                "ended_by_answer": e.map(|e| e.ended_by_answer),
             })
         }).collect::<Vec<_>>(),
     });
@@ -1009,18 +1076,27 @@ fn args() -> Args {
 
 fn engine_config(dir: &Path) -> EngineConfig {
     let r = root();
+    // The default configuration's whisper model (`[stt] model`), from the
+    // workspace root.
+    let stt_model = ivr_stt::SttConfig::default().model;
     let need = [
+        (stt_model.as_path(), "the default whisper model"),
         (
-            "models/whisper-base/ggml-base-q8_0.bin",
-            "the whisper model",
+            Path::new("models/onnxruntime/libonnxruntime.so"),
+            "onnxruntime",
         ),
-        ("models/onnxruntime/libonnxruntime.so", "onnxruntime"),
-        ("models/turn/silero_vad.onnx", "Silero VAD"),
-        ("models/turn/smart-turn-v3.2-cpu.onnx", "Smart Turn"),
+        (Path::new("models/turn/silero_vad.onnx"), "Silero VAD"),
+        (
+            Path::new("models/turn/smart-turn-v3.2-cpu.onnx"),
+            "Smart Turn",
+        ),
     ];
     for (p, what) in need {
         if !r.join(p).is_file() {
-            eprintln!("latency: {what} missing ({p}): run `make setup`");
+            eprintln!(
+                "latency: {what} missing ({}): run `make setup`",
+                p.display()
+            );
             std::process::exit(2);
         }
     }
@@ -1069,7 +1145,7 @@ tls = "none"
         voices = r.join("voices").display(),
         ort = r.join("models/onnxruntime/libonnxruntime.so").display(),
         cache = dir.join("tts-cache").display(),
-        model = r.join("models/whisper-base/ggml-base-q8_0.bin").display(),
+        model = r.join(&stt_model).display(),
         db = dir.join("ivr.db").display(),
         drafts = dir.join("drafts").display(),
         announcements = dir.join("announcements").display(),

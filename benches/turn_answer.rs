@@ -27,7 +27,8 @@
 //!   pause). The wait: turn taken minus true end, over the others.
 //!
 //! Usage: `cargo run --release -p ivr-benches --bin turn_answer [-- --stt-ms
-//! 150]` (part of `make bench`; needs `make setup`). Writes
+//! 150] [--eager-stt-ms N]` (`--eager-stt-ms`: the speculation's silence
+//! instead of `[media] eager_stt_ms`) (part of `make bench`; needs `make setup`). Writes
 //! `target/bench/turn_answer.json` and prints a table.
 #![allow(clippy::unwrap_used)] // reason: a bench: a failed unwrap aborts the measurement
 
@@ -132,19 +133,36 @@ struct Outcome {
 
 fn main() {
     let mut stt_ms: u32 = 150;
+    let mut eager_ms: Option<u64> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--stt-ms" => stt_ms = args.next().unwrap_or_default().parse().expect("--stt-ms N"),
+            "--eager-stt-ms" => {
+                eager_ms = Some(
+                    args.next()
+                        .unwrap_or_default()
+                        .parse()
+                        .expect("--eager-stt-ms N"),
+                );
+            }
             "--bench" => {}
             other => {
                 panic!("unknown argument {other}; see the doc comment of benches/turn_answer.rs")
             }
         }
     }
-    let engine = ivr_engine::config::EngineConfig::parse("").unwrap();
+    let mut engine = ivr_engine::config::EngineConfig::parse("").unwrap();
+    if let Some(ms) = eager_ms {
+        engine.media.eager_stt_ms = ms;
+        if let Err(e) = engine.validate() {
+            eprintln!("turn_answer: {e}");
+            std::process::exit(2);
+        }
+    }
     let ep_cfg = engine.media.endpointing();
-    let model = root().join("models/whisper-base/ggml-base-q8_0.bin");
+    // The default configuration's whisper model, from the workspace root.
+    let model = root().join(&engine.stt.model);
     if !model.is_file() {
         eprintln!("turn_answer: {} missing: run `make setup`", model.display());
         std::process::exit(2);

@@ -92,17 +92,19 @@ fn words_only() -> FlowStore {
 fn the_model_routes_first_turns_better_than_words_alone_on_the_caller_turn_set() {
     let (_, words) = measure(&words_only(), "words alone (stemming + keywords)");
     let (by, model) = measure(&with_model(), "model + words");
-    // Measured 2026-12-05: model + words 89.5 %, words alone 80.8 %; per use
-    // case 77.8 % (out of scope) to 100 %. Floors a few points below.
+    // Measured 2026-12-05 (second session): model + words 97.6 %, words
+    // alone 85.6 %; per use case 96.3 % (out of scope) to 100 %. Floors a
+    // few points below, so a CPU whose arithmetic tips a borderline turn
+    // does not fail the build.
     let pct = |s: &Score| 100.0 * s.accuracy();
-    assert!(pct(&model) >= 86.0, "model + words: {model}");
+    assert!(pct(&model) >= 94.0, "model + words: {model}");
     assert!(
         pct(&model) >= pct(&words) + 5.0,
         "the model should add accuracy: {model} against {words}"
     );
     for (k, s) in &by {
         if k.ends_with(" all") {
-            assert!(pct(s) >= 70.0, "{k}: {s}");
+            assert!(pct(s) >= 90.0, "{k}: {s}");
         }
     }
 }

@@ -129,9 +129,21 @@ impl<'a> SpeechStream<'a> {
 
     /// As [`SpeechStream::new`] for text holding personal data: every sentence goes
     /// through [`TextToSpeech::synthesize_personal`] (never cached).
+    ///
+    /// Such a reply cannot be pre-rendered, so the caller waits for the
+    /// synthesis of its first piece: the first sentence is spoken in two
+    /// pieces, its first clause and the rest ([`first_clause`]), so the
+    /// first audio comes after a clause's synthesis, not a sentence's
+    /// ("I heard zero one, zero two, ...": piper took ~430 ms for the whole
+    /// sentence on the latency harness's loaded machine).
     pub fn personal(tts: &'a dyn TextToSpeech, text: &Pii<String>, voice: &str) -> Self {
         let mut s = Self::new(tts, text.expose(), voice);
         s.personal = true;
+        let mut pieces: Vec<String> = s.sentences.collect();
+        if let Some((a, b)) = pieces.first().and_then(|f| first_clause(f)) {
+            pieces.splice(0..1, [a, b]);
+        }
+        s.sentences = pieces.into_iter();
         s
     }
 
@@ -159,6 +171,27 @@ impl<'a> SpeechStream<'a> {
     pub fn remaining(&self) -> usize {
         self.sentences.len()
     }
+}
+
+/// Words each side of a clause cut, at least: a shorter piece is not worth
+/// a synthesis of its own (and sounds clipped).
+const MIN_CLAUSE_WORDS: usize = 2;
+
+/// `sentence` cut after its first comma that is followed by a space (not a
+/// decimal comma: "2,5"), when both pieces have at least
+/// [`MIN_CLAUSE_WORDS`] words: the first keeps its comma, so the voice
+/// gives it a continuing intonation.
+fn first_clause(sentence: &str) -> Option<(String, String)> {
+    let mut from = 0;
+    while let Some(i) = sentence[from..].find(", ").map(|i| from + i) {
+        let (a, b) = (sentence[..=i].trim(), sentence[i + 1..].trim());
+        if a.split_whitespace().count() >= MIN_CLAUSE_WORDS {
+            return (b.split_whitespace().count() >= MIN_CLAUSE_WORDS)
+                .then(|| (a.to_string(), b.to_string()));
+        }
+        from = i + 2;
+    }
+    None
 }
 
 impl Iterator for SpeechStream<'_> {
@@ -470,5 +503,50 @@ impl TextToSpeech for Tts {
         }
         files.insert(path.to_path_buf(), (stamp.0, stamp.1, pcm.clone()));
         Ok(pcm)
+    }
+}
+
+#[cfg(test)]
+mod stream_tests {
+    use super::*;
+
+    #[test]
+    fn a_personal_reply_is_spoken_first_clause_first() {
+        let tts = ScriptedTts::new(8_000);
+        let text = Pii::new(
+            "I heard zero one, zero two, zero three, one two, three four. Thank you for calling."
+                .to_string(),
+        );
+        let n = SpeechStream::personal(&tts, &text, "scripted-en")
+            .map(|r| r.map(|_| ()))
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap_or_default()
+            .len();
+        let said: Vec<String> = tts.said().into_iter().map(|(_, t)| t).collect();
+        assert_eq!(n, 3);
+        assert_eq!(
+            said,
+            [
+                "I heard zero one,",
+                "zero two, zero three, one two, three four.",
+                "Thank you for calling."
+            ]
+        );
+    }
+
+    #[test]
+    fn static_replies_and_short_clauses_are_not_cut() {
+        // Static prompts are pre-rendered sentence by sentence: unchanged.
+        let tts = ScriptedTts::new(8_000);
+        let s = SpeechStream::new(&tts, "Hej, og velkommen til Nordby Kommune.", "scripted-da");
+        assert_eq!(s.remaining(), 1);
+        // A one-word clause ("Ja,") or a decimal comma is no cut.
+        assert_eq!(first_clause("Ja, det er rigtigt."), None);
+        assert_eq!(first_clause("Det koster 2,5 procent i alt."), None);
+        assert_eq!(
+            first_clause("Nej tak, det er fint, farvel."),
+            Some(("Nej tak,".to_string(), "det er fint, farvel.".to_string()))
+        );
+        assert_eq!(first_clause("Tiden er tirsdag den 3. december."), None);
     }
 }
