@@ -1522,7 +1522,10 @@ fn main() {
         Some(h) => format!("{lo} passes, {h} fails"),
         None => format!("{lo} passes; nothing above it was tried"),
     };
-    println!("latency: largest number of concurrent calls with p95 < 1 s: {lo} ({resolution})");
+    // (Searched for the phone calls only.)
+    if a.sip {
+        println!("latency: largest number of concurrent calls with p95 < 1 s: {lo} ({resolution})");
+    }
     for s in &levels {
         if !s.passed && s.p95_ms.is_finite() && s.p95_ms < 1000.0 {
             println!(
