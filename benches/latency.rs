@@ -52,6 +52,13 @@
 //! `n` calls are in progress; only turns whose speech ended after the last
 //! caller's first INVITE and before the level was stopped count.
 //!
+//! Browser calls (`--transport webrtc`, or `both`: at every level the SIP
+//! calls, then as many browser calls, on the same engine in the same run):
+//! the same turns from a WebRTC client placed through the console API, with
+//! Opus as a browser sends it ([`latency_webrtc`]); measured, summed up and
+//! tabled as the SIP calls, written under `webrtc_levels`. The search for
+//! the largest passing level is the SIP calls' only.
+//!
 //! Per level: totals and stages over all turns (at least `--min-turns`,
 //! default 24: three of each kind), and per kind of turn.
 //!
@@ -65,6 +72,8 @@
 //! are also given apart for eager and other turns.
 //! (part of `make bench`). Writes `target/bench/latency.json` and prints a table.
 #![allow(clippy::unwrap_used)] // reason: a bench: a failed unwrap aborts the measurement
+
+mod latency_webrtc;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -159,6 +168,9 @@ const QUIET: Duration = Duration::from_millis(600);
 const REPLY_RMS: f64 = 64.0;
 /// The p95 a level must stay under.
 const P95_LIMIT: Duration = Duration::from_secs(1);
+/// The console operator who places the browser calls (`--transport webrtc`).
+const OPERATOR: &str = "latency-op";
+const OPERATOR_PASSWORD: &str = "latency harness 2026";
 /// Fixed instant outside opening hours (19:00 in Copenhagen, a Tuesday).
 const FIXED_TIME: &str = "2026-12-01T18:00:00Z";
 
@@ -271,6 +283,12 @@ struct Harness {
     timings: Arc<Mutex<HashMap<SocketAddr, Vec<TurnTiming>>>>,
     timings_lagged: Arc<AtomicUsize>,
     active: Arc<AtomicUsize>,
+    /// The callers are browsers (WebRTC) rather than phones (SIP).
+    webrtc: AtomicBool,
+    /// The operator's console session for browser calls.
+    console: Option<latency_webrtc::Console>,
+    /// What the browser caller says, per kind of turn.
+    browser_speech: Vec<Arc<latency_webrtc::BrowserSpeech>>,
 }
 
 /// One measured turn.
@@ -348,7 +366,11 @@ impl Harness {
         concurrency: usize,
         count_after: Instant,
     ) -> TurnResult {
-        let mut r = self.call_inner(caller, kind).await;
+        let mut r = if self.webrtc.load(Ordering::Relaxed) {
+            self.call_webrtc(kind).await
+        } else {
+            self.call_inner(caller, kind).await
+        };
         r.kind = kind;
         r.concurrency = concurrency;
         r.counted = r.speech_end_at >= count_after;
@@ -443,6 +465,13 @@ impl Harness {
         })
         .await;
         self.unregister(handle);
+        self.match_timing(&mut r, n.remote_rtp).await;
+        r
+    }
+
+    /// The engine's timing of the turn `r` measured, from the call whose
+    /// engine RTP address is `engine_rtp` (then forgets the call's timings).
+    async fn match_timing(&self, r: &mut TurnResult, engine_rtp: SocketAddr) {
         // The engine publishes the turn when it sends the reply's first packet.
         if r.reply_at.is_some() {
             let deadline = Instant::now() + Duration::from_secs(2);
@@ -451,7 +480,7 @@ impl Harness {
                     .timings
                     .lock()
                     .unwrap()
-                    .get_mut(&n.remote_rtp)
+                    .get_mut(&engine_rtp)
                     .and_then(|v| {
                         let i = v
                             .iter()
@@ -473,8 +502,7 @@ impl Harness {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
-        self.timings.lock().unwrap().remove(&n.remote_rtp);
-        r
+        self.timings.lock().unwrap().remove(&engine_rtp);
     }
 
     /// The RTP side of a call: silence until the prompts are over, the
@@ -991,6 +1019,9 @@ struct Args {
     end_silence_ms: Option<u64>,
     smart_turn: Option<bool>,
     vad: Option<String>,
+    /// Phones (SIP), browsers (WebRTC) or both at every level.
+    sip: bool,
+    webrtc: bool,
 }
 
 fn args() -> Args {
@@ -1005,6 +1036,8 @@ fn args() -> Args {
         end_silence_ms: None,
         smart_turn: None,
         vad: None,
+        sip: true,
+        webrtc: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -1022,6 +1055,14 @@ fn args() -> Args {
             }
             "--smart-turn" => a.smart_turn = Some(v.parse().expect("--smart-turn true|false")),
             "--vad" => a.vad = Some(v),
+            "--transport" => {
+                (a.sip, a.webrtc) = match v.as_str() {
+                    "sip" => (true, false),
+                    "webrtc" => (false, true),
+                    "both" => (true, true),
+                    other => panic!("--transport sip|webrtc|both, not {other}"),
+                }
+            }
             "--bench" => {} // cargo bench passes it to every target
             other => panic!("unknown argument {other}; see the doc comment of benches/latency.rs"),
         }
@@ -1083,6 +1124,12 @@ onnxruntime = "{ort}"
 dir = "{cache}"
 [http]
 listen = "127.0.0.1:0"
+[webrtc]
+candidate_ips = ["127.0.0.1"]
+max_calls = 500
+[console]
+drafts_dir = "{drafts}"
+announcements_dir = "{announcements}"
 [integrations]
 database_url = "sqlite:{db}"
 [integrations.callbacks]
@@ -1100,6 +1147,8 @@ tls = "none"
         cache = dir.join("tts-cache").display(),
         model = r.join(&stt_model).display(),
         db = dir.join("ivr.db").display(),
+        drafts = dir.join("drafts").display(),
+        announcements = dir.join("announcements").display(),
     );
     EngineConfig::parse(&text).expect("harness engine config")
 }
@@ -1154,6 +1203,42 @@ fn main() {
             Arc::new(s)
         })
         .collect();
+    // What the browser callers say: the same utterances, wideband.
+    let mut browser_kinds_json = Vec::new();
+    let browser_speech: Vec<Arc<latency_webrtc::BrowserSpeech>> = if a.webrtc {
+        KINDS
+            .iter()
+            .map(|k| {
+                let (pcm, source) = match k.speech {
+                    Said::File(id) => latency_webrtc::load_wideband(id),
+                    Said::Synth(text) => {
+                        use ivr_tts::TextToSpeech;
+                        let pcm = tts
+                            .synthesize_lang(text, k.lang)
+                            .expect("synthesis for the harness");
+                        (Arc::unwrap_or_clone(pcm), format!("synthesised by the engine's {} voice: {text}", k.lang.code()))
+                    }
+                };
+                let s = latency_webrtc::browser_speech(&pcm);
+                let end_ms = (s.last_speech_packet + 1) * 20;
+                println!(
+                    "latency: {:<9} browser: {source} ({} ms; speech ends at {end_ms} ms, last frame above RMS {:.0})",
+                    k.name,
+                    s.duration_ms(),
+                    s.threshold_rms
+                );
+                browser_kinds_json.push(serde_json::json!({
+                    "kind": k.name,
+                    "said": source,
+                    "duration_ms": s.duration_ms(),
+                    "speech_end_ms": end_ms,
+                }));
+                Arc::new(s)
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     drop(tts);
     if let Some(on) = a.smart_turn {
         cfg.turn.smart_turn = on;
@@ -1212,6 +1297,28 @@ fn main() {
         t_start.elapsed().as_secs_f64()
     );
     let engine_sip = engine.sip_udp.expect("engine SIP UDP address");
+    // The operator who places the browser calls.
+    if a.webrtc {
+        engine_rt.block_on(async {
+            let db = ivr_integrations::db::Db::connect(&format!(
+                "sqlite:{}",
+                dir.path().join("ivr.db").display()
+            ))
+            .await
+            .expect("the harness database");
+            ivr_engine::console::accounts::Accounts::new(db)
+                .add_user(
+                    OPERATOR,
+                    OPERATOR_PASSWORD,
+                    &ivr_engine::console::accounts::Scope::Central,
+                    ivr_engine::console::accounts::Role::Operator,
+                    chrono::Utc::now(),
+                )
+                .await
+                .expect("the harness's operator");
+        });
+    }
+    let engine_http = engine.http;
     let timings = Arc::new(Mutex::new(HashMap::<SocketAddr, Vec<TurnTiming>>::new()));
     let lagged = Arc::new(AtomicUsize::new(0));
     {
@@ -1276,7 +1383,22 @@ fn main() {
                 }
             });
         }
+        let console = if a.webrtc {
+            let http = engine_http.expect("the engine's HTTP listener (console API)");
+            match latency_webrtc::Console::login(http, OPERATOR, OPERATOR_PASSWORD).await {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    eprintln!("latency: console login failed: {e}");
+                    std::process::exit(1);
+                }
+            }
+        } else {
+            None
+        };
         let h = Arc::new(Harness {
+            webrtc: AtomicBool::new(false),
+            console,
+            browser_speech: browser_speech.clone(),
             sip: svc.handle(),
             router,
             engine_sip,
@@ -1302,6 +1424,27 @@ fn main() {
                 .unwrap_or(f64::NAN),
             warm.engine.as_ref().map(|e| e.step.as_str()).unwrap_or("?")
         );
+        // The browser calls' warm-up (their own call length, with ICE and DTLS).
+        let browser_cycle =
+            if a.webrtc {
+                h.webrtc.store(true, Ordering::Relaxed);
+                let t = Instant::now();
+                let w = h.call("browser", 0, 1, Instant::now()).await;
+                h.webrtc.store(false, Ordering::Relaxed);
+                if let Some(e) = &w.error {
+                    eprintln!("latency: browser warm-up call failed: {e}");
+                    std::process::exit(1);
+                }
+                println!(
+                "latency: browser warm-up call {:.1} s, reply {:.0} ms after speech end (step {})",
+                t.elapsed().as_secs_f64(),
+                w.total.map(|d| d.as_secs_f64() * 1000.0).unwrap_or(f64::NAN),
+                w.engine.as_ref().map(|e| e.step.as_str()).unwrap_or("?")
+            );
+                t.elapsed()
+            } else {
+                cycle
+            };
         let header = format!(
             "{:>5} {:>5} {:>5} {:>13} {} {:>11} {:>3} {:>3} {}\n{:>5} {:>5} {:>5} {:>13} {} {:>11}",
             "calls",
@@ -1322,8 +1465,20 @@ fn main() {
         );
         println!("{header}");
         let mut done: Vec<LevelSummary> = Vec::new();
+        let mut browser_done: Vec<LevelSummary> = Vec::new();
         for &n in &a.levels {
-            done.push(measure(&h, n, cycle, a.min_turns).await);
+            if a.sip {
+                if a.webrtc {
+                    println!("sip (phone calls):");
+                }
+                done.push(measure(&h, n, cycle, a.min_turns).await);
+            }
+            if a.webrtc {
+                println!("webrtc (browser calls):");
+                h.webrtc.store(true, Ordering::Relaxed);
+                browser_done.push(measure(&h, n, browser_cycle, a.min_turns).await);
+                h.webrtc.store(false, Ordering::Relaxed);
+            }
         }
         // Search: the largest n whose p95 stays under 1 s.
         let mut lo = done
@@ -1337,7 +1492,8 @@ fn main() {
             .filter(|s| !s.passed && s.n > lo)
             .map(|s| s.n)
             .min();
-        for _ in 0..a.search_levels {
+        // (The phone calls' search only.)
+        for _ in 0..if a.sip { a.search_levels } else { 0 } {
             let next = match hi {
                 Some(hi) if hi - lo <= 1 => break,
                 Some(hi) => (lo + hi) / 2,
@@ -1358,9 +1514,10 @@ fn main() {
         done.sort_by_key(|s| s.n);
         let lagged = h.timings_lagged.load(Ordering::Relaxed);
         drop(svc);
-        (done, lo, hi, cycle, warm, lagged)
+        let browser = (browser_done, browser_cycle);
+        (done, lo, hi, cycle, warm, lagged, browser)
     });
-    let (levels, lo, hi, cycle, warm, lagged) = report;
+    let (levels, lo, hi, cycle, warm, lagged, (browser_levels, browser_cycle)) = report;
     let resolution = match hi {
         Some(h) => format!("{lo} passes, {h} fails"),
         None => format!("{lo} passes; nothing above it was tried"),
@@ -1403,6 +1560,19 @@ fn main() {
         "max_concurrency_p95_under_1s": lo,
         "first_failing_concurrency": hi,
         "turn_timings_lagged": lagged,
+        "transports": match (a.sip, a.webrtc) {
+            (true, true) => "sip and webrtc, one after the other at each level, same engine",
+            (false, true) => "webrtc",
+            _ => "sip",
+        },
+        "webrtc_caller": a.webrtc.then(|| serde_json::json!({
+            "signalling": "POST /api/v1/calls/webrtc as a logged-in operator (session cookie + CSRF token), with the kind's number; DELETE to hang up",
+            "peer": "str0m client (full ICE, controlling) against the engine's ICE-lite host candidate, DTLS-SRTP, RTP mode",
+            "audio": "Opus from libopus, 48 kHz mono VoIP 32 kbit/s VBR with in-band FEC, 20 ms packets; the speech set's wideband (16 kHz) files",
+            "kinds": browser_kinds_json,
+            "call_length_s": browser_cycle.as_secs_f64(),
+        })),
+        "webrtc_levels": browser_levels.iter().map(|s| s.json.clone()).collect::<Vec<_>>(),
     });
     let out = root().join("target/bench");
     std::fs::create_dir_all(&out).expect("target/bench");

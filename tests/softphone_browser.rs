@@ -17,7 +17,9 @@
 //! A second test makes a draft of Nordby with a new welcome (through the API
 //! with the page's session), calls the draft from the browser, and while that
 //! call is up a SIPp call to Nordby's number: the browser call hears the
-//! draft's welcome, the phone call the published one.
+//! draft's welcome, the phone call the published one. Both tests check the
+//! call records: browser calls write theirs as they go, as phone calls do,
+//! marked `browser` or `draft` (origin), with `calling` naming the operator.
 //!
 //! Needs what `console_browser.rs` needs (chromium, node with
 //! `tests/console/node_modules`, voices, whisper, onnxruntime: `make setup`).
@@ -289,6 +291,29 @@ async fn a_browser_call_to_the_danish_menu_is_routed_by_what_the_caller_said_and
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(engine.active_calls(), 0, "the call ended");
+    // Both calls are on record as the operator's browser test calls, with
+    // their turns, as phone calls are.
+    let records: Vec<(String, String, String, i64)> = sqlx::query_as(
+        "SELECT outcome, origin, calling, turns FROM call_records ORDER BY started_at",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    assert_eq!(records.len(), 2, "{records:?}");
+    for (outcome, origin, calling, turns) in &records {
+        assert_eq!(
+            (origin.as_str(), calling.as_str()),
+            ("browser", "browser:nordby-op")
+        );
+        assert_ne!(outcome, "in_progress");
+        assert!(*turns >= 1, "{records:?}");
+    }
+    assert!(
+        turns
+            .iter()
+            .any(|(input, step, _, _)| input == "speech" && step == "main/menu"),
+        "the spoken turn at the menu is in call_turns: {turns:?}"
+    );
     engine.shutdown(Duration::from_secs(1)).await;
 }
 
@@ -329,6 +354,21 @@ async fn first_said(db: &ivr_integrations::db::Db) -> Vec<(String, String)> {
         .unwrap()
 }
 
+/// A call's record: (outcome, origin, calling).
+async fn record_of(
+    db: &ivr_integrations::db::Db,
+    call_ref: &str,
+) -> Option<(String, String, String)> {
+    let ivr_integrations::db::Db::Sqlite(pool) = db else {
+        unreachable!()
+    };
+    sqlx::query_as("SELECT outcome, origin, calling FROM call_records WHERE call_ref = $1")
+        .bind(call_ref)
+        .fetch_optional(pool)
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_browser_call_to_a_draft_hears_the_draft_while_a_phone_call_at_the_same_time_hears_the_published_flow(
 ) {
@@ -365,6 +405,27 @@ async fn a_browser_call_to_a_draft_hears_the_draft_while_a_phone_call_at_the_sam
         }
     }
     let draft_call = draft_call.expect("the page placed the draft call");
+    // While it is up, the draft call's record is written as it goes, as a
+    // phone call's is: an `in_progress` row marked as a draft test call,
+    // with its beginning in call_turns.
+    let mut in_progress = None;
+    for _ in 0..100 {
+        in_progress = record_of(&db, &draft_call).await;
+        if in_progress.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (outcome, origin, calling) =
+        in_progress.expect("the draft call's record is written while it is up");
+    assert_eq!(
+        (outcome.as_str(), origin.as_str(), calling.as_str()),
+        ("in_progress", "draft", "browser:nordby-op")
+    );
+    assert!(
+        first_said(&db).await.iter().any(|(c, _)| *c == draft_call),
+        "the draft call's first turn is in call_turns while it is up"
+    );
     // A phone call to Nordby while the draft call is up.
     let sip = engine.sip_udp.unwrap();
     let d = dir.path().to_path_buf();
@@ -401,6 +462,12 @@ async fn a_browser_call_to_a_draft_hears_the_draft_while_a_phone_call_at_the_sam
     }
     let starts = first_said(&db).await;
     assert_eq!(starts.len(), 2, "{starts:?}");
+    let (outcome, origin, _) = record_of(&db, &draft_call).await.unwrap();
+    assert_eq!(origin, "draft");
+    assert_ne!(
+        outcome, "in_progress",
+        "the draft call's record was completed"
+    );
     for (call_ref, said) in &starts {
         if *call_ref == draft_call {
             assert!(
@@ -412,6 +479,8 @@ async fn a_browser_call_to_a_draft_hears_the_draft_while_a_phone_call_at_the_sam
                 !said.contains("prøveversion") && said.contains("Velkommen til Nordby Kommune"),
                 "the phone call heard the published welcome: {said}"
             );
+            let (_, origin, _) = record_of(&db, call_ref).await.unwrap();
+            assert_eq!(origin, "phone");
         }
     }
     engine.shutdown(Duration::from_secs(1)).await;

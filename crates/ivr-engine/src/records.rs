@@ -16,11 +16,39 @@
 //! what was heard and said): the console's KPIs (misunderstood turns per
 //! step, latency percentiles) and transcripts read it.
 //!
+//! Each row names where the call came from (`origin`): `phone` (SIP), or
+//! an operator's test call from the console's softphone, `browser` (the
+//! published flow) or `draft` (the municipality's draft). The console lists
+//! them all, marked; the KPIs count phone calls only.
+//!
 //! The table is created with `CREATE TABLE IF NOT EXISTS` rather than a sqlx
 //! migration, so the integrations crate's migration set stays its own.
 
 use chrono::{DateTime, Utc};
 use ivr_integrations::db::Db;
+
+/// Where a call came from (column `origin`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CallOrigin {
+    /// A caller on the phone (SIP).
+    #[default]
+    Phone,
+    /// An operator's test call from the console's softphone to the published flow.
+    Browser,
+    /// An operator's test call from the console's softphone to a draft flow.
+    Draft,
+}
+
+impl CallOrigin {
+    /// The stored name: `phone`, `browser`, `draft`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallOrigin::Phone => "phone",
+            CallOrigin::Browser => "browser",
+            CallOrigin::Draft => "draft",
+        }
+    }
+}
 
 /// One finished call.
 #[derive(Debug, Clone)]
@@ -58,6 +86,8 @@ pub struct CallRecordRow {
     pub questions: Vec<ivr_flow::QuestionRecord>,
     /// One entry per caller turn; the first is the call's beginning.
     pub turn_log: Vec<TurnLog>,
+    /// Where the call came from.
+    pub origin: CallOrigin,
 }
 
 /// One caller turn of a call (or, with input `start`, the call's beginning).
@@ -121,11 +151,16 @@ const CREATE: &str = "CREATE TABLE IF NOT EXISTS call_records (
     lang TEXT NOT NULL,
     turns BIGINT NOT NULL,
     transcript TEXT,
-    questions TEXT
+    questions TEXT,
+    origin TEXT NOT NULL DEFAULT 'phone'
 )";
 
 /// Tables made before the knowledge base have no `questions` column.
 const ADD_QUESTIONS: &str = "ALTER TABLE call_records ADD COLUMN questions TEXT";
+
+/// Tables made before browser calls were recorded have no `origin` column
+/// (their rows are phone calls).
+const ADD_ORIGIN: &str = "ALTER TABLE call_records ADD COLUMN origin TEXT NOT NULL DEFAULT 'phone'";
 
 const CREATE_TURNS: &str = "CREATE TABLE IF NOT EXISTS call_turns (
     call_ref TEXT NOT NULL,
@@ -153,8 +188,8 @@ const INSERT_TURN: &str = "INSERT INTO call_turns (call_ref, seq, input, step, i
 const EXPIRE_TURNS: &str = "UPDATE call_turns SET heard = NULL, said = '[]' WHERE call_ref IN \
      (SELECT call_ref FROM call_records WHERE ended_at < $1) AND (heard IS NOT NULL OR said <> '[]')";
 
-const INSERT: &str = "INSERT INTO call_records (call_ref, municipality, called, calling, started_at, ended_at, talk_ms, steps, intents, outcome, transferred_to, lang, turns, transcript, questions) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+const INSERT: &str = "INSERT INTO call_records (call_ref, municipality, called, calling, started_at, ended_at, talk_ms, steps, intents, outcome, transferred_to, lang, turns, transcript, questions, origin) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
      ON CONFLICT (call_ref) DO UPDATE SET ended_at = excluded.ended_at, talk_ms = excluded.talk_ms, \
      steps = excluded.steps, intents = excluded.intents, outcome = excluded.outcome, \
      transferred_to = excluded.transferred_to, lang = excluded.lang, turns = excluded.turns, \
@@ -191,10 +226,12 @@ impl Records {
             Db::Sqlite(p) => {
                 sqlx::query(CREATE).execute(p).await?;
                 let _ = sqlx::query(ADD_QUESTIONS).execute(p).await;
+                let _ = sqlx::query(ADD_ORIGIN).execute(p).await;
             }
             Db::Postgres(p) => {
                 sqlx::query(CREATE).execute(p).await?;
                 let _ = sqlx::query(ADD_QUESTIONS).execute(p).await;
+                let _ = sqlx::query(ADD_ORIGIN).execute(p).await;
             }
         };
         for sql in [CREATE, CREATE_TURNS, CREATE_INDEX] {
@@ -254,6 +291,7 @@ impl Records {
                     .bind(r.turns)
                     .bind(&transcript)
                     .bind(&questions)
+                    .bind(r.origin.as_str())
                     .execute($p)
                     .await?;
             };
@@ -369,6 +407,58 @@ impl Records {
     }
 }
 
+/// Record snapshots waiting to be written, per call.
+const PROGRESS_QUEUE: usize = 4;
+
+/// A call's record as the call goes: snapshots (outcome `in_progress`,
+/// one after each flow step) written off the call's loop, in order, by one
+/// writer task; a snapshot that finds the queue full is skipped (the next
+/// one, or the final row, holds its steps). SIP and browser calls use it
+/// alike.
+pub(crate) struct ProgressWriter {
+    tx: Option<tokio::sync::mpsc::Sender<Box<CallRecordRow>>>,
+    writer: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl ProgressWriter {
+    /// A writer into `records` (nothing is written without them).
+    pub(crate) fn new(records: Option<Records>) -> Self {
+        let Some(records) = records else {
+            return ProgressWriter {
+                tx: None,
+                writer: None,
+            };
+        };
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Box<CallRecordRow>>(PROGRESS_QUEUE);
+        let writer = tokio::spawn(async move {
+            while let Some(row) = rx.recv().await {
+                if let Err(e) = records.upsert(&row).await {
+                    tracing::warn!(error = %e, "call record progress not written");
+                }
+            }
+        });
+        ProgressWriter {
+            tx: Some(tx),
+            writer: Some(writer),
+        }
+    }
+
+    /// Queues a snapshot (skipped when the queue is full).
+    pub(crate) fn send(&self, row: Box<CallRecordRow>) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.try_send(row);
+        }
+    }
+
+    /// Waits until the queued snapshots are written (before the final row).
+    pub(crate) async fn flush(&mut self) {
+        drop(self.tx.take());
+        if let Some(w) = self.writer.take() {
+            let _ = w.await;
+        }
+    }
+}
+
 /// `[{"entry":"pas-pris","confirmed":true},{"entry":null,"confirmed":null}]`.
 fn questions_json(q: &[ivr_flow::QuestionRecord]) -> String {
     let list: Vec<serde_json::Value> = q
@@ -382,6 +472,62 @@ fn questions_json(q: &[ivr_flow::QuestionRecord]) -> String {
 mod tests {
     use super::*;
     use ivr_core::Pii;
+
+    #[tokio::test]
+    async fn a_table_from_before_browser_calls_gets_the_origin_column_and_its_rows_are_phone_calls()
+    {
+        let db = Db::connect("sqlite::memory:").await.unwrap();
+        let Db::Sqlite(p) = &db else { unreachable!() };
+        // The table as it was: no `origin`, one call in it.
+        let old = CREATE.replace(",\n    origin TEXT NOT NULL DEFAULT 'phone'", "");
+        assert!(!old.contains("origin"));
+        sqlx::query(&old).execute(p).await.unwrap();
+        sqlx::query(
+            "INSERT INTO call_records (call_ref, municipality, called, calling, started_at, ended_at, \
+             talk_ms, steps, intents, outcome, lang, turns) \
+             VALUES ('old', 'nordby', '+4570101010', '+4512345678', '2026-01-01T00:00:00Z', \
+             '2026-01-01T00:01:00Z', 60000, '[]', '[]', 'resolved', 'da', 1)",
+        )
+        .execute(p)
+        .await
+        .unwrap();
+        let rec = Records::open(db.clone()).await.unwrap();
+        let t = Utc::now();
+        let mut row = CallRecordRow {
+            call_ref: "draft-call".into(),
+            municipality: "nordby".into(),
+            called: Pii::new("browser".into()),
+            calling: Pii::new("browser:nordby-op".into()),
+            started_at: t,
+            ended_at: t,
+            talk_ms: 0,
+            steps: vec!["main/welcome".into()],
+            intents: vec![],
+            outcome: IN_PROGRESS.into(),
+            transferred_to: None,
+            lang: "da".into(),
+            turns: 0,
+            transcript: None,
+            questions: vec![],
+            turn_log: vec![TurnLog::new("start", "")],
+            origin: CallOrigin::Draft,
+        };
+        rec.upsert(&row).await.unwrap();
+        row.outcome = "abandoned".into();
+        rec.upsert(&row).await.unwrap();
+        let rows: Vec<(String, String, String)> =
+            sqlx::query_as("SELECT call_ref, origin, outcome FROM call_records ORDER BY call_ref")
+                .fetch_all(p)
+                .await
+                .unwrap();
+        assert_eq!(
+            rows,
+            vec![
+                ("draft-call".into(), "draft".into(), "abandoned".into()),
+                ("old".into(), "phone".into(), "resolved".into()),
+            ]
+        );
+    }
 
     #[tokio::test]
     async fn a_call_record_keeps_numbers_in_the_database_and_transcripts_expire() {
@@ -414,6 +560,7 @@ mod tests {
                 t.latency_ms = Some(420);
                 t
             }],
+            origin: CallOrigin::Phone,
         };
         rec.insert(&row).await.unwrap();
         rec.insert(&row).await.unwrap();

@@ -70,6 +70,7 @@ async fn an_in_progress_row_is_completed_at_the_end_and_a_late_snapshot_never_ov
         transcript: None,
         questions: vec![],
         turn_log: vec![],
+        origin: ivr_engine::records::CallOrigin::Phone,
     };
     rec.upsert(&row).await.unwrap();
     let stale = row.clone();

@@ -12,7 +12,7 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use ivr_core::{CallId, FixedClock, Lang, Pii, WallClock};
 use ivr_engine::console::accounts::{Role, Scope};
 use ivr_engine::console::{self, ConsoleConfig, ConsoleParts, ConsoleState, RecordsView};
-use ivr_engine::records::{CallRecordRow, Records, TurnLog};
+use ivr_engine::records::{CallOrigin, CallRecordRow, Records, TurnLog};
 use ivr_flow::FlowStore;
 use ivr_integrations::callback::{CallbackKind, CallbackRequest, TimeWindow};
 use ivr_integrations::mail::{MailKind, OutgoingMail};
@@ -206,6 +206,7 @@ fn call(call_ref: &str, m: &str, outcome: &str, at: DateTime<Utc>) -> CallRecord
             ];
             t
         }],
+        origin: CallOrigin::Phone,
     }
 }
 
@@ -653,13 +654,15 @@ async fn an_api_token_works_without_csrf_and_stops_working_when_revoked() {
 }
 
 #[tokio::test]
-async fn the_kpis_and_the_quarterly_export_count_exactly_the_recorded_calls() {
+async fn the_kpis_and_the_quarterly_export_count_exactly_the_recorded_phone_calls_not_operators_test_calls(
+) {
     kpis_count_exactly(start().await).await;
 }
 
 async fn kpis_count_exactly(c: Console) {
     // Besides the one transferred call from start(): 7 more Nordby calls in
-    // Q4 with known outcomes, turns and latencies, and one in Q3 that must not count.
+    // Q4 with known outcomes, turns and latencies, one in Q3 and two
+    // operators' test calls that must not count.
     let plan = [
         ("resolved", Some(300), false),
         ("resolved", Some(500), true),
@@ -697,7 +700,38 @@ async fn kpis_count_exactly(c: Console) {
         ))
         .await
         .unwrap();
+    // Two operators' test calls from the softphone in Q4 (the published
+    // flow and a draft): listed with the call records, marked, and counted
+    // in no KPI.
+    for (id, origin) in [
+        ("browser-1", CallOrigin::Browser),
+        ("draft-1", CallOrigin::Draft),
+    ] {
+        let mut r = call(id, "nordby", "resolved", now() + Duration::hours(2));
+        r.calling = Pii::new("browser:nordby-op".into());
+        r.origin = origin;
+        c.records.insert(&r).await.unwrap();
+    }
     let s = c.login("nordby-op").await;
+    let (_, list) = c
+        .req(
+            Some(&s),
+            Method::GET,
+            "/api/v1/municipalities/nordby/calls?limit=50",
+            None,
+        )
+        .await;
+    let origin_of = |id: &str| {
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["call_ref"] == id)
+            .map(|i| i["origin"].clone())
+    };
+    assert_eq!(origin_of("browser-1"), Some(json!("browser")), "{list}");
+    assert_eq!(origin_of("draft-1"), Some(json!("draft")), "{list}");
+    assert_eq!(origin_of("q4-0"), Some(json!("phone")), "{list}");
     let (_, k) = c
         .req(
             Some(&s),

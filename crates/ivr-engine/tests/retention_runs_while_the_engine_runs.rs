@@ -47,6 +47,7 @@ fn row(call_ref: &str, at: DateTime<Utc>, transcript: Option<&str>) -> CallRecor
             t.heard = transcript.map(|h| Pii::new(h.into()));
             t
         }],
+        origin: ivr_engine::records::CallOrigin::Phone,
     }
 }
 

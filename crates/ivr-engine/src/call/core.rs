@@ -283,6 +283,8 @@ pub struct CallCore {
     srtp_refused: u64,
     /// Flow steps in the last progress record handed out.
     recorded_steps: usize,
+    /// Where the call came from (its record says so).
+    origin: crate::records::CallOrigin,
     /// Changes whenever the flow moved (the live view may have changed).
     flow_moves: u64,
     /// One entry per caller turn (the first: what the call began with).
@@ -369,6 +371,7 @@ impl CallCore {
             srtp: None,
             srtp_refused: 0,
             recorded_steps: 0,
+            origin: crate::records::CallOrigin::Phone,
             flow_moves: 0,
             turn_log: Vec::new(),
             greeted: false,
@@ -449,6 +452,13 @@ impl CallCore {
     /// incoming packets) and encrypts them itself.
     pub fn with_leg_media(mut self, params: MediaParams) -> Self {
         self.leg_media = Some(params);
+        self
+    }
+
+    /// A call that did not come from the phone (an operator's browser call):
+    /// its record says where from. Calls are [`CallOrigin::Phone`](crate::records::CallOrigin::Phone) otherwise.
+    pub fn with_origin(mut self, origin: crate::records::CallOrigin) -> Self {
+        self.origin = origin;
         self
     }
 
@@ -785,6 +795,7 @@ impl CallCore {
                 .then(|| Pii::new(self.transcript.join("\n"))),
             questions: rec.questions.clone(),
             turn_log: self.turn_log.clone(),
+            origin: self.origin,
         }
     }
 

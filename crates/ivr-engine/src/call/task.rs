@@ -14,10 +14,7 @@ use tokio::sync::mpsc;
 use super::core::{CallCore, CallEvent, Done, Input, Output, SipEvent};
 use super::jobs::Workers;
 use super::{CallInput, CallShared, WORK_QUEUE};
-use crate::records::CallRecordRow;
-
-/// Record snapshots waiting to be written, per call.
-const PROGRESS_QUEUE: usize = 4;
+use crate::records::{CallRecordRow, ProgressWriter};
 
 /// One call's sockets and queues.
 pub struct CallTask {
@@ -48,25 +45,8 @@ impl CallTask {
         let (done_tx, mut done_rx) = mpsc::channel(WORK_QUEUE);
         let workers = Workers::for_call(&self.shared, &core, done_tx);
         let (mut buf, mut buf2) = (vec![0u8; 2048], vec![0u8; 1500]);
-        // The record as the call goes: written off the call's loop, in
-        // order, by one writer; a snapshot that finds its queue full is
-        // skipped (the next one, or the final row, holds its steps).
-        let (progress, writer) = match self.shared.records.clone() {
-            Some(records) => {
-                let (tx, mut rx) = mpsc::channel::<Box<CallRecordRow>>(PROGRESS_QUEUE);
-                let writer = tokio::spawn(async move {
-                    while let Some(row) = rx.recv().await {
-                        if let Err(e) = records.upsert(&row).await {
-                            tracing::warn!(error = %e, "call record progress not written");
-                        }
-                    }
-                });
-                (Some(tx), Some(writer))
-            }
-            None => (None, None),
-        };
-        let mut progress = progress;
-        let mut writer = writer;
+        // The record as the call goes (written off the call's loop).
+        let mut progress = ProgressWriter::new(self.shared.records.clone());
         let call_ref = core.call_ref().to_string();
         let mut published = 0u64;
         // When the last RTP packet left (packet gaps for `/metrics`).
@@ -101,18 +81,11 @@ impl CallTask {
                             core.handle_input(Input::Done(done), Instant::now());
                         }
                     }
-                    Output::Event(CallEvent::Progress(row)) => {
-                        if let Some(tx) = &progress {
-                            let _ = tx.try_send(row);
-                        }
-                    }
+                    Output::Event(CallEvent::Progress(row)) => progress.send(row),
                     Output::Event(e) => observe(&self.shared, e),
                     Output::Finished(row) => {
                         // The last snapshots land before the final row.
-                        drop(progress.take());
-                        if let Some(w) = writer.take() {
-                            let _ = w.await;
-                        }
+                        progress.flush().await;
                         return finish(&self.shared, *row).await;
                     }
                     Output::Timeout(at) => break at,

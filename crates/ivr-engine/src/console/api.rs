@@ -920,6 +920,9 @@ pub struct CallItem {
     pub has_transcript: bool,
     /// When what was said is deleted (retention).
     pub transcript_deleted_after: Option<DateTime<Utc>>,
+    /// Where the call came from: `phone`, or an operator's test call from
+    /// the softphone, `browser` (published flow) or `draft`.
+    pub origin: String,
 }
 
 type RecordRow = (
@@ -933,9 +936,10 @@ type RecordRow = (
     String,
     i64,
     Option<String>,
+    String,
 );
 
-const RECORD_COLUMNS: &str = "call_ref, calling, started_at, ended_at, talk_ms, outcome, transferred_to, lang, turns, transcript";
+const RECORD_COLUMNS: &str = "call_ref, calling, started_at, ended_at, talk_ms, outcome, transferred_to, lang, turns, transcript, origin";
 
 fn call_item(s: &ConsoleState, op: &Operator, r: RecordRow) -> CallItem {
     let (
@@ -949,6 +953,7 @@ fn call_item(s: &ConsoleState, op: &Operator, r: RecordRow) -> CallItem {
         lang,
         turns,
         transcript,
+        origin,
     ) = r;
     let has = transcript.is_some();
     let deleted_after = DateTime::parse_from_rfc3339(&ended_at)
@@ -971,6 +976,7 @@ fn call_item(s: &ConsoleState, op: &Operator, r: RecordRow) -> CallItem {
         turns,
         has_transcript: has,
         transcript_deleted_after: deleted_after,
+        origin,
     }
 }
 
@@ -1095,6 +1101,7 @@ async fn transcript(
         Option<String>,
         String,
         String,
+        String,
     );
     let row: Option<Full> = on_pool!(s.db(), pool => sqlx::query_as(&sql)
         .bind(&m).bind(&call_ref).fetch_optional(pool).await)
@@ -1102,8 +1109,8 @@ async fn transcript(
     let Some(r) = row else {
         return Err(ApiError::NotFound);
     };
-    let (steps, intents) = (r.10.clone(), r.11.clone());
-    let record: RecordRow = (r.0, r.1, r.2, r.3, r.4, r.5, r.6, r.7, r.8, r.9);
+    let (steps, intents) = (r.11.clone(), r.12.clone());
+    let record: RecordRow = (r.0, r.1, r.2, r.3, r.4, r.5, r.6, r.7, r.8, r.9, r.10);
     let turns: Vec<TurnDbRow> =
         on_pool!(s.db(), pool => sqlx::query_as(
             "SELECT input, step, intent, misunderstood, latency_ms, heard, said FROM call_turns WHERE call_ref = $1 ORDER BY seq")
@@ -1410,6 +1417,10 @@ pub struct PlaceCall {
     /// Call the municipality's draft instead of its published flow.
     #[serde(default)]
     pub draft: bool,
+    /// Call the flow this phone number of the municipality leads to
+    /// (default: its first number's).
+    #[serde(default)]
+    pub number: Option<String>,
 }
 
 fn softphone(s: &ConsoleState) -> ApiResult<&crate::webrtc::Softphone> {
@@ -1435,22 +1446,45 @@ async fn place_call(
     use crate::webrtc::WebRtcError as E;
     let client = ip.map(|ip| SocketAddr::new(ip, 0));
     let placed = if b.draft {
+        let entry = match &b.number {
+            Some(n) => Some(
+                phone
+                    .entry_of(&b.municipality, n)
+                    .map_err(|_| ApiError::NotFound)?,
+            ),
+            None => None,
+        };
         let drafts = s.inner.drafts.clone();
         let m = b.municipality.clone();
-        let route = tokio::task::spawn_blocking(move || drafts.route(&m))
+        let mut route = tokio::task::spawn_blocking(move || drafts.route(&m))
             .await
             .map_err(ApiError::internal)?
             .map_err(draft_error)?;
+        if let Some(e) = entry {
+            route.entry = e;
+        }
         phone
-            .place_route(&a.op.username, route, &b.sdp, client)
+            .place_route(
+                &a.op.username,
+                route,
+                crate::records::CallOrigin::Draft,
+                &b.sdp,
+                client,
+            )
             .await
     } else {
         phone
-            .place(&a.op.username, &b.municipality, &b.sdp, client)
+            .place(
+                &a.op.username,
+                &b.municipality,
+                b.number.as_deref(),
+                &b.sdp,
+                client,
+            )
             .await
     };
     let placed = placed.map_err(|e| match e {
-        E::UnknownMunicipality => ApiError::NotFound,
+        E::UnknownMunicipality | E::UnknownNumber => ApiError::NotFound,
         E::BadOffer(m) => ApiError::BadRequest(format!("SDP offer: {m}")),
         E::Busy | E::Disabled => ApiError::Unavailable(e.to_string()),
         other => ApiError::internal(other),

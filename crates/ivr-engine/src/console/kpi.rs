@@ -1,7 +1,9 @@
 //! KPIs from the call records (`call_records`, `call_turns`), the callback
 //! queue and the mail outbox, per municipality or over every municipality an
 //! operator sees, for a time range cut into days, weeks, months or quarters
-//! (Copenhagen time: the municipalities' own calendar).
+//! (Copenhagen time: the municipalities' own calendar). Phone calls only:
+//! operators' test calls from the softphone (`origin` `browser`/`draft`)
+//! are listed with the call records but counted in no KPI.
 //!
 //! Definitions (the same for everyone, so municipalities can compare):
 //! - *resolved by the bot*: outcome `resolved` (answered), `booked`,
@@ -252,11 +254,13 @@ pub async fn report(
     let (f, t) = (from.to_rfc3339(), to.to_rfc3339());
     let calls: Vec<CallRow> = on_pool!(db, p => sqlx::query_as(
         "SELECT started_at, steps, outcome, lang, transferred_to, municipality FROM call_records \
-         WHERE (CAST($1 AS TEXT) IS NULL OR municipality = $1) AND started_at >= $2 AND started_at < $3")
+         WHERE (CAST($1 AS TEXT) IS NULL OR municipality = $1) AND started_at >= $2 AND started_at < $3 \
+         AND origin = 'phone'")
         .bind(m).bind(&f).bind(&t).fetch_all(p).await)?;
     let turns: Vec<TurnRow> = on_pool!(db, p => sqlx::query_as(
         "SELECT t.step, t.input, t.misunderstood, t.latency_ms FROM call_turns t JOIN call_records r ON r.call_ref = t.call_ref \
-         WHERE (CAST($1 AS TEXT) IS NULL OR r.municipality = $1) AND r.started_at >= $2 AND r.started_at < $3")
+         WHERE (CAST($1 AS TEXT) IS NULL OR r.municipality = $1) AND r.started_at >= $2 AND r.started_at < $3 \
+         AND r.origin = 'phone'")
         .bind(m).bind(&f).bind(&t).fetch_all(p).await)?;
     let (fm, tm) = (from.timestamp_millis(), to.timestamp_millis());
     let cbs: Vec<(String, i64, Option<i64>, Option<i64>)> = on_pool!(db, p => sqlx::query_as(

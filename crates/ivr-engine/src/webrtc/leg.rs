@@ -1,6 +1,7 @@
 //! The browser's media leg: a str0m [`Rtc`] in RTP mode and its UDP socket.
 //!
-//! The leg answers the browser's offer (ICE-lite on one host candidate,
+//! The leg answers the browser's offer (ICE-lite on a host candidate per
+//! `[webrtc] candidate_ips` address, each its own socket,
 //! DTLS-SRTP, Opus preferred, G.711 when that is all the browser offers,
 //! RFC 4733 telephone-event (8 kHz) for
 //! `RTCDTMFSender`), then carries RTP both ways: packets the browser sent,
@@ -51,15 +52,20 @@ pub struct Negotiated {
 }
 
 impl Negotiated {
-    /// The running leg on `socket` (the one the candidate names).
-    pub fn into_leg(self, socket: UdpSocket) -> Leg {
-        let local = socket
-            .local_addr()
-            .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)));
+    /// The running leg on `sockets` (the ones the candidates name, in order).
+    pub fn into_leg(self, sockets: Vec<UdpSocket>) -> Leg {
+        let sockets = sockets
+            .into_iter()
+            .map(|s| {
+                let local = s
+                    .local_addr()
+                    .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)));
+                (s, local)
+            })
+            .collect();
         Leg {
             rtc: self.rtc,
-            socket,
-            local,
+            sockets,
             mid: None,
             next_seq: None,
             rebuilt: vec![0; 1500],
@@ -68,12 +74,12 @@ impl Negotiated {
     }
 }
 
-/// Answers the browser's `offer` with a host candidate at `addr`.
+/// Answers the browser's `offer` with a host candidate at each of `addrs`.
 ///
 /// # Errors
 /// [`WebRtcError::BadOffer`] (unparsable, no audio, no common codec),
-/// [`WebRtcError::NoPort`] (the candidate address is refused).
-pub fn answer(offer: &str, addr: SocketAddr, now: Instant) -> Result<Negotiated, WebRtcError> {
+/// [`WebRtcError::NoPort`] (no address, or a candidate address is refused).
+pub fn answer(offer: &str, addrs: &[SocketAddr], now: Instant) -> Result<Negotiated, WebRtcError> {
     let mut cfg = RtcConfig::new()
         .set_ice_lite(true)
         .set_rtp_mode(true)
@@ -95,9 +101,15 @@ pub fn answer(offer: &str, addr: SocketAddr, now: Instant) -> Result<Negotiated,
         FormatParams::default(),
     );
     let mut rtc = cfg.build(now);
-    let candidate = Candidate::host(addr, "udp").map_err(|e| WebRtcError::NoPort(e.to_string()))?;
-    if rtc.add_local_candidate(candidate).is_none() {
-        return Err(WebRtcError::NoPort(format!("candidate {addr} refused")));
+    if addrs.is_empty() {
+        return Err(WebRtcError::NoPort("no candidate address".into()));
+    }
+    for &addr in addrs {
+        let candidate =
+            Candidate::host(addr, "udp").map_err(|e| WebRtcError::NoPort(e.to_string()))?;
+        if rtc.add_local_candidate(candidate).is_none() {
+            return Err(WebRtcError::NoPort(format!("candidate {addr} refused")));
+        }
     }
     let offer =
         SdpOffer::from_sdp_string(offer).map_err(|e| WebRtcError::BadOffer(e.to_string()))?;
@@ -190,8 +202,8 @@ pub enum LegEvent<'a> {
 /// The running leg.
 pub struct Leg {
     rtc: Rtc,
-    socket: UdpSocket,
-    local: SocketAddr,
+    /// One socket per host candidate, with its address.
+    sockets: Vec<(UdpSocket, SocketAddr)>,
     mid: Option<Mid>,
     /// Extended sequence number of our next packet (from the core's 16-bit one).
     next_seq: Option<u64>,
@@ -234,12 +246,12 @@ impl Leg {
         tx.write_rtp(w);
     }
 
-    /// Feeds a datagram received on the socket.
-    pub fn handle_datagram(&mut self, n: usize, from: SocketAddr, now: Instant) {
-        let Some(bytes) = self.recv.get(..n) else {
+    /// Feeds a datagram received on socket `socket` (as [`Leg::recv`] said).
+    pub fn handle_datagram(&mut self, n: usize, from: SocketAddr, socket: usize, now: Instant) {
+        let (Some(bytes), Some((_, local))) = (self.recv.get(..n), self.sockets.get(socket)) else {
             return;
         };
-        let Ok(r) = Receive::new(Protocol::Udp, from, self.local, bytes) else {
+        let Ok(r) = Receive::new(Protocol::Udp, from, *local, bytes) else {
             return;
         };
         let _ = self.rtc.handle_input(Input::Receive(now, r));
@@ -270,8 +282,16 @@ impl Leg {
             match self.rtc.poll_output() {
                 Ok(Output::Timeout(at)) => return Some(at),
                 Ok(Output::Transmit(t)) => {
-                    // A full socket buffer drops the datagram, as the network could.
-                    let _ = self.socket.try_send_to(&t.contents, t.destination);
+                    // From the candidate's own socket; a full socket buffer
+                    // drops the datagram, as the network could.
+                    let socket = self
+                        .sockets
+                        .iter()
+                        .find(|(_, a)| *a == t.source)
+                        .or(self.sockets.first());
+                    if let Some((s, _)) = socket {
+                        let _ = s.try_send_to(&t.contents, t.destination);
+                    }
                 }
                 Ok(Output::Event(e)) => match e {
                     Event::Connected => on_event(LegEvent::Connected),
@@ -308,16 +328,68 @@ impl Leg {
         }
     }
 
-    /// Waits for the next datagram; its length and source (the bytes stay
-    /// in the leg for [`Leg::handle_datagram`]).
-    pub async fn recv(&mut self) -> std::io::Result<(usize, SocketAddr)> {
-        self.socket.recv_from(&mut self.recv).await
+    /// Waits for the next datagram on any of the sockets: its length, its
+    /// source and which socket (the bytes stay in the leg for
+    /// [`Leg::handle_datagram`]).
+    pub async fn recv(&mut self) -> std::io::Result<(usize, SocketAddr, usize)> {
+        let Leg { sockets, recv, .. } = self;
+        std::future::poll_fn(|cx| {
+            for (i, (s, _)) in sockets.iter().enumerate() {
+                let mut buf = tokio::io::ReadBuf::new(recv.as_mut_slice());
+                match s.poll_recv_from(cx, &mut buf) {
+                    std::task::Poll::Ready(Ok(from)) => {
+                        return std::task::Poll::Ready(Ok((buf.filled().len(), from, i)))
+                    }
+                    std::task::Poll::Ready(Err(e)) => return std::task::Poll::Ready(Err(e)),
+                    std::task::Poll::Pending => {}
+                }
+            }
+            std::task::Poll::Pending
+        })
+        .await
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_answer_offers_a_host_candidate_per_configured_address() {
+        let now = Instant::now();
+        // A browser's offer (str0m as the client).
+        let mut browser = RtcConfig::new().build(now);
+        browser.add_local_candidate(
+            Candidate::host("127.0.0.1:40000".parse().unwrap(), "udp").unwrap(),
+        );
+        let mut change = browser.sdp_api();
+        change.add_media(
+            MediaKind::Audio,
+            str0m::media::Direction::SendRecv,
+            None,
+            None,
+            None,
+        );
+        let (offer, _) = change.apply().unwrap();
+        let addrs: Vec<SocketAddr> = vec![
+            "127.0.0.1:41000".parse().unwrap(),
+            "127.0.0.2:41000".parse().unwrap(),
+        ];
+        let n = answer(&offer.to_sdp_string(), &addrs, now).unwrap();
+        let candidates: Vec<&str> = n
+            .answer_sdp
+            .lines()
+            .filter(|l| l.starts_with("a=candidate"))
+            .collect();
+        assert_eq!(candidates.len(), 2, "{}", n.answer_sdp);
+        assert!(candidates[0].contains("127.0.0.1 41000"), "{candidates:?}");
+        assert!(candidates[1].contains("127.0.0.2 41000"), "{candidates:?}");
+        assert_eq!(n.codec_name, "opus");
+        assert!(matches!(
+            answer(&offer.to_sdp_string(), &[], now),
+            Err(WebRtcError::NoPort(_))
+        ));
+    }
 
     #[test]
     fn the_answer_picks_the_first_audio_codec_and_a_telephone_event() {

@@ -52,6 +52,7 @@ use tokio::sync::mpsc;
 use crate::call::core::{CallCore, CallSetup};
 use crate::call::sdp::Answered;
 use crate::call::{CallInput, CallShared, CALL_INPUT_QUEUE};
+use crate::records::CallOrigin;
 
 /// `[webrtc]`: the console softphone.
 #[derive(Debug, Clone, Deserialize)]
@@ -85,6 +86,9 @@ pub enum WebRtcError {
     /// No such municipality (or not loaded).
     #[error("no such municipality")]
     UnknownMunicipality,
+    /// The number asked for is not one of the municipality's.
+    #[error("not a number of this municipality")]
+    UnknownNumber,
     /// `[webrtc] max_calls` browser calls are in progress.
     #[error("too many browser calls in progress")]
     Busy,
@@ -164,7 +168,8 @@ impl Softphone {
     }
 
     /// Places a call from operator `owner` to municipality `m`'s published
-    /// flow, answering the browser's SDP `offer`.
+    /// flow (the one its `number` leads to; default: its first number's),
+    /// answering the browser's SDP `offer`.
     ///
     /// # Errors
     /// [`WebRtcError`].
@@ -172,18 +177,37 @@ impl Softphone {
         &self,
         owner: &str,
         m: &str,
+        number: Option<&str>,
         offer: &str,
         client: Option<SocketAddr>,
     ) -> Result<Placed, WebRtcError> {
-        let route = self
+        let mut route = self
             .flows
             .municipality(m)
             .ok_or(WebRtcError::UnknownMunicipality)?;
-        self.place_route(owner, route, offer, client).await
+        if let Some(n) = number {
+            route.entry = self.entry_of(m, n)?;
+        }
+        self.place_route(owner, route, CallOrigin::Browser, offer, client)
+            .await
+    }
+
+    /// The entry flow municipality `m`'s phone `number` leads to (published
+    /// numbers; a draft is called through the same numbers).
+    ///
+    /// # Errors
+    /// [`WebRtcError::UnknownNumber`] when `number` is not `m`'s.
+    pub fn entry_of(&self, m: &str, number: &str) -> Result<String, WebRtcError> {
+        self.flows
+            .route(number)
+            .filter(|r| r.municipality.id == m)
+            .map(|r| r.entry)
+            .ok_or(WebRtcError::UnknownNumber)
     }
 
     /// Places a call from operator `owner` to `route` (a draft's, see
-    /// `console::drafts`), answering the browser's SDP `offer`.
+    /// `console::drafts`, with `origin` [`CallOrigin::Draft`]), answering
+    /// the browser's SDP `offer`.
     ///
     /// # Errors
     /// [`WebRtcError`].
@@ -191,6 +215,7 @@ impl Softphone {
         &self,
         owner: &str,
         route: ivr_flow::Route,
+        origin: CallOrigin,
         offer: &str,
         client: Option<SocketAddr>,
     ) -> Result<Placed, WebRtcError> {
@@ -211,12 +236,19 @@ impl Softphone {
         } else {
             self.cfg.candidate_ips.clone()
         };
-        let socket = bind(&self.shared.media, &ips).await?;
-        let local_port = socket
-            .local_addr()
+        let sockets = bind(&self.shared.media, &ips).await?;
+        let addrs = sockets
+            .iter()
+            .map(UdpSocket::local_addr)
+            .collect::<Result<Vec<_>, _>>()
             .map_err(|e| WebRtcError::NoPort(e.to_string()))?;
+        // The core's own address (the call's RTP address in turn timings):
+        // the first candidate's.
+        let local_port = *addrs
+            .first()
+            .ok_or_else(|| WebRtcError::NoPort("no candidate address".into()))?;
         let now = Instant::now();
-        let negotiated = leg::answer(offer, local_port, now)?;
+        let negotiated = leg::answer(offer, &addrs, now)?;
         let call_ref = CallId::from_u64(random_u64());
         let state = Arc::new(Mutex::new(PhoneState {
             call_ref: call_ref.to_string(),
@@ -265,13 +297,14 @@ impl Softphone {
         };
         let core = CallCore::new(setup, shared.core_config(), now)
             .with_leg_media(negotiated.params.clone())
+            .with_origin(origin)
             .with_debugger();
         let log = Arc::new(debugger::DebugLog::default());
         let span = tracing::info_span!("call", call = %call_ref, municipality = %m, leg = "webrtc");
         let sdp = negotiated.answer_sdp.clone();
         let task = task::WebRtcTask {
             shared,
-            leg: negotiated.into_leg(socket),
+            leg: negotiated.into_leg(sockets),
             inputs: rx,
             state: state.clone(),
             log: log.clone(),
@@ -347,30 +380,68 @@ fn random_u64() -> u64 {
     ivr_sip::ids::secure_u64()
 }
 
-/// Binds one UDP port from the `[media]` range on the first candidate
-/// address (ICE-lite answers on every candidate from one socket only when
-/// it is bound to all of them; one address per call keeps it simple: the
-/// further addresses get their own port only if the first is unusable).
+/// Binds a UDP port from the `[media]` range on each candidate address
+/// (one socket per host candidate: ICE-lite answers a check on the address
+/// it came to, and the browser probes every candidate), the same port on
+/// all when it is free. Addresses where nothing can be bound are left out;
+/// at least one must work.
 async fn bind(
     media: &crate::config::MediaConfig,
     ips: &[IpAddr],
-) -> Result<UdpSocket, WebRtcError> {
+) -> Result<Vec<UdpSocket>, WebRtcError> {
     let span = u32::from(media.rtp_port_max.saturating_sub(media.rtp_port_min)) + 1;
     let start = (random_u64() % u64::from(span)) as u32;
+    let mut sockets: Vec<UdpSocket> = Vec::new();
+    let mut port_of_first: Option<u16> = None;
     for ip in ips {
         if ip.is_unspecified() {
             continue;
         }
-        for i in 0..span.min(200) {
-            let Ok(port) = u16::try_from(u32::from(media.rtp_port_min) + (start + i) % span) else {
-                continue;
-            };
+        // The first socket's port first, then the range from a random start.
+        let ports = port_of_first
+            .into_iter()
+            .chain((0..span.min(200)).filter_map(|i| {
+                u16::try_from(u32::from(media.rtp_port_min) + (start + i) % span).ok()
+            }));
+        for port in ports {
             if let Ok(s) = UdpSocket::bind(SocketAddr::new(*ip, port)).await {
-                return Ok(s);
+                port_of_first.get_or_insert(port);
+                sockets.push(s);
+                break;
             }
         }
     }
-    Err(WebRtcError::NoPort(
-        "no free port in [media] rtp_port_min..rtp_port_max on a usable address (set [webrtc] candidate_ips when rtp_ip is 0.0.0.0)".into(),
-    ))
+    if sockets.is_empty() {
+        return Err(WebRtcError::NoPort(
+            "no free port in [media] rtp_port_min..rtp_port_max on a usable address (set [webrtc] candidate_ips when rtp_ip is 0.0.0.0)".into(),
+        ));
+    }
+    Ok(sockets)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn every_candidate_address_gets_a_socket_on_the_same_port() {
+        let media = crate::config::MediaConfig {
+            rtp_port_min: 46_000,
+            rtp_port_max: 46_998,
+            ..Default::default()
+        };
+        let ips: Vec<IpAddr> = vec![
+            "127.0.0.1".parse().unwrap(),
+            // Skipped: an unspecified address is no candidate.
+            "0.0.0.0".parse().unwrap(),
+            "127.0.0.2".parse().unwrap(),
+        ];
+        let sockets = bind(&media, &ips).await.unwrap();
+        let addrs: Vec<SocketAddr> = sockets.iter().map(|s| s.local_addr().unwrap()).collect();
+        assert_eq!(addrs.len(), 2, "{addrs:?}");
+        assert_eq!(addrs[0].ip(), ips[0]);
+        assert_eq!(addrs[1].ip(), ips[2]);
+        assert_eq!(addrs[0].port(), addrs[1].port());
+        assert!((46_000..=46_998).contains(&addrs[0].port()));
+    }
 }

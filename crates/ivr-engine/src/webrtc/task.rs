@@ -16,6 +16,7 @@ use crate::call::core::{CallCore, Input, Output, SipCommand, SipEvent};
 use crate::call::jobs::Workers;
 use crate::call::task::{finish, observe, sip_event};
 use crate::call::{CallInput, CallShared, WORK_QUEUE};
+use crate::records::ProgressWriter;
 
 /// One browser call's leg and queues.
 pub struct WebRtcTask {
@@ -32,7 +33,7 @@ pub struct WebRtcTask {
 }
 
 enum Wake {
-    Datagram(usize, std::net::SocketAddr),
+    Datagram(usize, std::net::SocketAddr, usize),
     Input(Option<CallInput>),
     Done(Option<crate::call::core::Done>),
     Timer,
@@ -58,6 +59,8 @@ impl WebRtcTask {
     pub async fn run(mut self, mut core: CallCore) {
         let (done_tx, mut done_rx) = mpsc::channel(WORK_QUEUE);
         let workers = Workers::for_call(&self.shared, &core, done_tx);
+        // The record as the call goes, as a SIP call's (marked as a browser call).
+        let mut progress = ProgressWriter::new(self.shared.records.clone());
         let call_ref = core.call_ref().to_string();
         let mut published = 0u64;
         let mut ended_by: Option<&'static str> = None;
@@ -96,8 +99,9 @@ impl WebRtcTask {
                             core.handle_input(Input::Done(done), Instant::now());
                         }
                     }
-                    // Browser calls' records are written once, at the end.
-                    Output::Event(crate::call::core::CallEvent::Progress(_)) => {}
+                    Output::Event(crate::call::core::CallEvent::Progress(row)) => {
+                        progress.send(row);
+                    }
                     Output::Event(e) => observe(&self.shared, e),
                     Output::Finished(row) => {
                         self.leg.close();
@@ -109,6 +113,7 @@ impl WebRtcTask {
                             s.ended_by = Some(ended_by.unwrap_or("hangup").into());
                         });
                         self.log.end();
+                        progress.flush().await;
                         return finish(&self.shared, *row).await;
                     }
                     Output::Timeout(at) => break at,
@@ -165,14 +170,14 @@ impl WebRtcTask {
             let wake = leg_at.map_or(core_at, |l| l.min(core_at));
             // 3. Wait for a datagram, the page, a job, or the deadline.
             let w = tokio::select! {
-                r = self.leg.recv(), if self.leg.is_alive() => r.map_or(Wake::Timer, |(n, a)| Wake::Datagram(n, a)),
+                r = self.leg.recv(), if self.leg.is_alive() => r.map_or(Wake::Timer, |(n, a, i)| Wake::Datagram(n, a, i)),
                 i = self.inputs.recv() => Wake::Input(i),
                 d = done_rx.recv() => Wake::Done(d),
                 _ = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => Wake::Timer,
             };
             let now = Instant::now();
             match w {
-                Wake::Datagram(n, from) => self.leg.handle_datagram(n, from, now),
+                Wake::Datagram(n, from, i) => self.leg.handle_datagram(n, from, i, now),
                 Wake::Input(i) => {
                     if matches!(i, Some(CallInput::Ended(_)) | None) {
                         ended_by.get_or_insert("browser");

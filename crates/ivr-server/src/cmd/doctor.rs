@@ -709,6 +709,7 @@ mod tests {
                 transcript: None,
                 questions: vec![],
                 turn_log: vec![],
+                origin: ivr_engine::records::CallOrigin::Phone,
             })
             .await
             .unwrap();

@@ -210,6 +210,10 @@ PAGES.callbacks = async (main) => {
   await draw();
 };
 
+// An operator's test call from the softphone (not counted in the KPIs).
+const originBadge = (o) => o === "draft" ? ` <span class="state" title="operator's test call to the draft; not in the KPIs">draft test call</span>`
+  : o === "browser" ? ` <span class="state" title="operator's test call from the browser; not in the KPIs">browser test call</span>` : "";
+
 PAGES.calls = async (main) => {
   main.innerHTML = `<div id="calls"></div><div id="transcript"></div>`;
   let offset = 0;
@@ -218,7 +222,7 @@ PAGES.calls = async (main) => {
     $("#calls").innerHTML = table([
       ["Started", (c) => fmtTime(c.started_at)],
       ["Call", (c) => `<a href="#" data-call="${esc(c.call_ref)}" class="mono">${esc(c.call_ref)}</a>`],
-      ["Caller", (c) => `<span class="mono">${esc(c.caller)}</span>`],
+      ["Caller", (c) => `<span class="mono">${esc(c.caller)}</span>` + originBadge(c.origin)],
       ["Outcome", (c) => esc(c.outcome) + (c.transferred_to ? ` → ${esc(c.transferred_to)}` : "")],
       ["Language", (c) => esc(c.lang)],
       ["Turns", (c) => c.turns],
@@ -234,7 +238,7 @@ PAGES.calls = async (main) => {
     if (!a) return;
     e.preventDefault();
     const t = await api("GET", `${muniPath()}/calls/${encodeURIComponent(a.dataset.call)}`);
-    $("#transcript").innerHTML = `<h2>Call <span class="mono">${esc(t.call.call_ref)}</span></h2>
+    $("#transcript").innerHTML = `<h2>Call <span class="mono">${esc(t.call.call_ref)}</span>${originBadge(t.call.origin)}</h2>
       <p class="hint">Every view of a transcript is written to the audit log. Personal data ${t.unmasked ? "is shown (your role may see it)" : "is masked for your role"}.</p>` +
       table([
         ["Input", (r) => esc(r.input)],
