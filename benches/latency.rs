@@ -310,6 +310,24 @@ struct TurnResult {
 }
 
 impl TurnResult {
+    /// A turn that could not be measured, and why.
+    fn failed(kind: usize, why: String) -> TurnResult {
+        TurnResult {
+            kind,
+            concurrency: 0,
+            active_at_speech_end: 0,
+            counted: false,
+            total: None,
+            engine: None,
+            speech_end_at: Instant::now(),
+            reply_at: None,
+            overlap_packets: 0,
+            error: Some(why),
+        }
+    }
+}
+
+impl TurnResult {
     fn signed_ms(later: Instant, earlier: Instant) -> f64 {
         if later >= earlier {
             later.duration_since(earlier).as_secs_f64() * 1000.0
@@ -388,18 +406,7 @@ impl Harness {
             &LocalMedia::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port, u64::from(port)),
             &sdp_cfg,
         );
-        let failed = |why: String| TurnResult {
-            kind,
-            concurrency: 0,
-            active_at_speech_end: 0,
-            counted: false,
-            total: None,
-            engine: None,
-            speech_end_at: Instant::now(),
-            reply_at: None,
-            overlap_packets: 0,
-            error: Some(why),
-        };
+        let failed = |why: String| TurnResult::failed(kind, why);
         let out = OutgoingCall {
             target: Uri::parse(&format!("sip:{}@{}", KINDS[kind].called, self.engine_sip))
                 .expect("target URI"),

@@ -303,18 +303,7 @@ impl Harness {
     /// then as [`Harness::call_inner`]: silence until the prompts are over,
     /// the utterance, silence until the reply; hung up from the page's side.
     pub(crate) async fn call_webrtc(&self, kind: usize) -> TurnResult {
-        let failed = |why: String| TurnResult {
-            kind,
-            concurrency: 0,
-            active_at_speech_end: 0,
-            counted: false,
-            total: None,
-            engine: None,
-            speech_end_at: Instant::now(),
-            reply_at: None,
-            overlap_packets: 0,
-            error: Some(why),
-        };
+        let failed = |why: String| TurnResult::failed(kind, why);
         let Some(console) = self.console.as_ref() else {
             return failed("no console session (--transport webrtc)".into());
         };
