@@ -39,7 +39,7 @@ use str0m::rtp::{RtpWrite, SeqNo};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
 use tokio::net::UdpSocket;
 
-use super::{rms, Harness, TurnResult, PTIME, QUIET, REPLY_RMS};
+use super::{rms, turn_over, Harness, TurnResult, PTIME, QUIET, REPLY_RMS};
 
 /// Samples per 20 ms at 48 kHz (the browser's Opus clock and rate).
 const FRAME_48K: usize = 960;
@@ -303,18 +303,7 @@ impl Harness {
     /// then as [`Harness::call_inner`]: silence until the prompts are over,
     /// the utterance, silence until the reply; hung up from the page's side.
     pub(crate) async fn call_webrtc(&self, kind: usize) -> TurnResult {
-        let failed = |why: String| TurnResult {
-            kind,
-            concurrency: 0,
-            active_at_speech_end: 0,
-            counted: false,
-            total: None,
-            engine: None,
-            speech_end_at: Instant::now(),
-            reply_at: None,
-            overlap_packets: 0,
-            error: Some(why),
-        };
+        let failed = |why: String| TurnResult::failed(kind, why);
         let Some(console) = self.console.as_ref() else {
             return failed("no console session (--transport webrtc)".into());
         };
@@ -479,17 +468,8 @@ impl Harness {
             if phase == Phase::Connecting && at > start + Duration::from_secs(10) {
                 break Some("ICE/DTLS not connected in 10 s".to_string());
             }
-            if speech_end_at.is_none() && at > start + Duration::from_secs(30) {
-                break Some("prompts never went quiet".to_string());
-            }
-            if let Some(end) = speech_end_at {
-                match reply_at {
-                    Some(r) if at >= r + Duration::from_millis(200) => break None,
-                    None if at > end + Duration::from_secs(10) => {
-                        break Some("no reply audio within 10 s".to_string())
-                    }
-                    _ => {}
-                }
+            if let Some(end) = turn_over(start, at, speech_end_at, reply_at) {
+                break end;
             }
             // 4. Wait for a datagram, the Rtc's deadline or the next packet's.
             let mut wake = rtc_at.unwrap_or(at + PTIME);

@@ -283,6 +283,9 @@ async fn a_browser_call_to_the_danish_menu_is_routed_by_what_the_caller_said_and
         keyed["heard"], 0,
         "nothing was said in the muted call: {keyed}"
     );
+    // The page cleared the first call's debugger: what it lists as heard is
+    // this call's key only, not the first call's words.
+    assert_eq!(keyed["shownHeard"], 1, "{keyed}");
     // The page's hang-up ended the engine's call.
     for _ in 0..100 {
         if engine.active_calls() == 0 {

@@ -83,8 +83,8 @@ try {
   await shot("softphone-04-ended");
   // A second call with the microphone muted: the keypad's "2" answers the
   // menu (RFC 4733 events from RTCDTMFSender through the peer connection).
+  // The page starts the new call with an empty debugger.
   await page.check("#muted");
-  await page.evaluate(() => { window.softphone.events = []; });
   await page.click("#dial");
   await page.waitForFunction(() => window.softphone.state === "connected", null, { timeout: 20000 });
   await page.waitForFunction(() => document.querySelector("#dbg-step").textContent === "main/menu", null, { timeout: 30000 });
@@ -98,6 +98,7 @@ try {
       step: flow[0].step,
       keys: window.softphone.events.filter((e) => e.kind === "key").map((e) => e.key).join(""),
       heard: window.softphone.events.filter((e) => e.kind === "heard").length,
+      shownHeard: document.querySelectorAll("#dbg-heard li").length,
     };
   });
   say(`KEYED ${JSON.stringify(keyed)}`);

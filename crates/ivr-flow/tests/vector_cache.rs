@@ -62,6 +62,25 @@ fn cache_dir() -> PathBuf {
         .join("intents")
 }
 
+fn now() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-11-24T10:30:00+01:00")
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+/// A Danish call to `muni`, started.
+fn call(muni: ivr_flow::Route, now: DateTime<Utc>) -> Interpreter {
+    let mut it = Interpreter::new(
+        muni,
+        CallContext {
+            caller: Pii::new("+4522334455".into()),
+            lang: Some(Lang::Da),
+        },
+    );
+    it.start(now);
+    it
+}
+
 fn load(dir: &Path, name: &str) -> (FlowStore, Arc<Toy>, Arc<dyn SentenceEncoder>) {
     let toy = Arc::new(Toy(AtomicUsize::new(0), name.to_string()));
     let enc: Arc<dyn SentenceEncoder> = toy.clone();
@@ -98,17 +117,8 @@ fn a_second_start_embeds_no_example_and_caller_turns_never_reach_the_cache() {
     let attached = muni.municipality.encoder.clone().unwrap();
     assert!(std::ptr::addr_eq(Arc::as_ptr(&attached), Arc::as_ptr(&enc)));
 
-    let now: DateTime<Utc> = DateTime::parse_from_rfc3339("2026-11-24T10:30:00+01:00")
-        .unwrap()
-        .with_timezone(&Utc);
-    let mut it = Interpreter::new(
-        muni,
-        CallContext {
-            caller: Pii::new("+4522334455".into()),
-            lang: Some(Lang::Da),
-        },
-    );
-    it.start(now);
+    let now = now();
+    let mut it = call(muni, now);
     it.handle(
         Event::Speech {
             text: Pii::new("min nabo Jens Hansen har fået nyt pas".into()),
@@ -135,17 +145,8 @@ fn a_question_turn_is_embedded_once_for_intents_knowledge_and_both_languages() {
     let dir = cache_dir();
     let (store, toy, _) = load(&dir, "toy-once");
     let muni = store.municipality("nordby").unwrap();
-    let now: DateTime<Utc> = DateTime::parse_from_rfc3339("2026-11-24T10:30:00+01:00")
-        .unwrap()
-        .with_timezone(&Utc);
-    let mut it = Interpreter::new(
-        muni,
-        CallContext {
-            caller: Pii::new("+4522334455".into()),
-            lang: Some(Lang::Da),
-        },
-    );
-    it.start(now);
+    let now = now();
+    let mut it = call(muni, now);
     let before = toy.0.load(Ordering::SeqCst);
     // A question at the menu: knowledge is looked up in Danish and English,
     // the errand-or-question rule and the intents score it too.

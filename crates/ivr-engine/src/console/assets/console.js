@@ -416,6 +416,19 @@ PAGES.call = async (main) => {
         ["TTS", (t) => ms(t.tts_ms)], ["Pacing", (t) => ms(t.pacing_ms)], ["Eager", (t) => (t.eager ? "yes" : "")]], turns);
     }
   };
+  // A new call starts with an empty debugger (the last call's stays on the
+  // page until then).
+  const resetDebugger = () => {
+    phone.events = [];
+    phone.peak = 0;
+    turns.length = 0;
+    for (const id of ["#dbg-call", "#dbg-codec", "#dbg-step", "#dbg-intent", "#dbg-transfer", "#dbg-keys"]) $(id).textContent = "";
+    $("#level-peak").textContent = "0.000";
+    for (const id of ["#dbg-heard", "#dbg-explain", "#dbg-integrations"]) $(id).innerHTML = "";
+    $("#dbg-vars").innerHTML = `<p class="empty">None set.</p>`;
+    $("#dbg-turns").innerHTML = `<p class="empty">No turn answered yet.</p>`;
+    $("#level").value = 0;
+  };
   const setState = (st) => { phone.state = st; $("#callstate").textContent = st; $("#callstate").className = `state ${st}`; };
   const buttons = (inCall) => {
     $("#dial").disabled = inCall; $("#hangup").disabled = !inCall;
@@ -457,6 +470,7 @@ PAGES.call = async (main) => {
     }, 50);
   };
   $("#dial").addEventListener("click", async () => {
+    resetDebugger();
     buttons(true);
     setState("connecting");
     try {
