@@ -82,6 +82,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use ivr_benches::uac::Router;
 use ivr_engine::config::EngineConfig;
 use ivr_engine::sip::{SipHandle, SipListenConfig, SipService};
 use ivr_engine::turns::TurnTiming;
@@ -248,34 +249,9 @@ fn speech_of(samples: &[i16]) -> Speech {
     }
 }
 
-/// SIP events of the callers' endpoint, routed to each call (events that
-/// arrive before the call registers are kept for it).
-#[derive(Default)]
-struct Router {
-    calls: HashMap<u64, mpsc::UnboundedSender<Event>>,
-    early: HashMap<u64, Vec<Event>>,
-}
-
-fn event_call(e: &Event) -> Option<CallHandle> {
-    match e {
-        Event::IncomingCall { call, .. }
-        | Event::CallConfirmed { call, .. }
-        | Event::CallProgress { call, .. }
-        | Event::CallAnswered { call, .. }
-        | Event::CallFailed { call, .. }
-        | Event::CallEnded { call, .. }
-        | Event::ReInvite { call, .. }
-        | Event::Dtmf { call, .. }
-        | Event::TransferAccepted { call }
-        | Event::TransferProgress { call, .. }
-        | Event::TransferResult { call, .. } => Some(*call),
-        _ => None,
-    }
-}
-
 struct Harness {
     sip: SipHandle,
-    router: Arc<Mutex<Router>>,
+    router: Arc<Router>,
     engine_sip: SocketAddr,
     /// What the caller says, per kind of turn ([`KINDS`]).
     speech: Vec<Arc<Speech>>,
@@ -381,19 +357,11 @@ impl TurnResult {
 
 impl Harness {
     fn register(&self, call: CallHandle) -> mpsc::UnboundedReceiver<Event> {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let mut r = self.router.lock().unwrap();
-        for e in r.early.remove(&call.0).unwrap_or_default() {
-            let _ = tx.send(e);
-        }
-        r.calls.insert(call.0, tx);
-        rx
+        self.router.register(call)
     }
 
     fn unregister(&self, call: CallHandle) {
-        let mut r = self.router.lock().unwrap();
-        r.calls.remove(&call.0);
-        r.early.remove(&call.0);
+        self.router.unregister(call);
     }
 
     /// Places one call, waits for the prompts to end, speaks, measures the
@@ -1368,7 +1336,7 @@ fn main() {
         .build()
         .expect("caller runtime");
     let report = rt.block_on(async {
-        let (svc, mut events) = SipService::start(
+        let (svc, events) = SipService::start(
             SipListenConfig {
                 udp: vec!["127.0.0.1:0".parse().expect("addr")],
                 tcp: vec![],
@@ -1386,22 +1354,7 @@ fn main() {
         )
         .await
         .expect("caller SIP endpoint");
-        let router = Arc::new(Mutex::new(Router::default()));
-        {
-            let router = router.clone();
-            tokio::spawn(async move {
-                while let Some(e) = events.recv().await {
-                    let Some(call) = event_call(&e) else { continue };
-                    let mut r = router.lock().unwrap();
-                    match r.calls.get(&call.0) {
-                        Some(tx) => {
-                            let _ = tx.send(e);
-                        }
-                        None => r.early.entry(call.0).or_default().push(e),
-                    }
-                }
-            });
-        }
+        let router = Router::spawn(events);
         let console = if a.webrtc {
             let http = engine_http.expect("the engine's HTTP listener (console API)");
             match latency_webrtc::Console::login(http, OPERATOR, OPERATOR_PASSWORD).await {

@@ -128,12 +128,61 @@ pub mod uac {
     use tokio::net::UdpSocket;
     use tokio::sync::mpsc;
 
-    /// SIP events routed to each call (those arriving before the call
-    /// registers are kept for it).
+    /// SIP events of a caller endpoint, routed to each call (those arriving
+    /// before the call registers are kept for it). Used by every harness
+    /// that places calls: [`Uac`], the latency harness.
     #[derive(Default)]
-    struct Router {
+    pub struct Router {
+        inner: Mutex<Routes>,
+    }
+
+    #[derive(Default)]
+    struct Routes {
         calls: HashMap<u64, mpsc::UnboundedSender<Event>>,
         early: HashMap<u64, Vec<Event>>,
+    }
+
+    impl Router {
+        /// Routes the endpoint's `events` from a task (needs a tokio runtime).
+        pub fn spawn(mut events: mpsc::Receiver<Event>) -> Arc<Router> {
+            let router = Arc::new(Router::default());
+            let r = router.clone();
+            tokio::spawn(async move {
+                while let Some(e) = events.recv().await {
+                    let Some(call) = event_call(&e) else { continue };
+                    let mut routes = r.routes();
+                    match routes.calls.get(&call.0) {
+                        Some(tx) => {
+                            let _ = tx.send(e);
+                        }
+                        None => routes.early.entry(call.0).or_default().push(e),
+                    }
+                }
+            });
+            router
+        }
+
+        fn routes(&self) -> std::sync::MutexGuard<'_, Routes> {
+            self.inner.lock().unwrap_or_else(|p| p.into_inner())
+        }
+
+        /// The events of `call` from now on, with those that came before.
+        pub fn register(&self, call: CallHandle) -> mpsc::UnboundedReceiver<Event> {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let mut r = self.routes();
+            for e in r.early.remove(&call.0).unwrap_or_default() {
+                let _ = tx.send(e);
+            }
+            r.calls.insert(call.0, tx);
+            rx
+        }
+
+        /// Forgets `call`.
+        pub fn unregister(&self, call: CallHandle) {
+            let mut r = self.routes();
+            r.calls.remove(&call.0);
+            r.early.remove(&call.0);
+        }
     }
 
     fn event_call(e: &Event) -> Option<CallHandle> {
@@ -156,7 +205,7 @@ pub mod uac {
     /// The caller side: one SIP endpoint on a loopback port.
     pub struct Uac {
         sip: SipHandle,
-        router: Arc<Mutex<Router>>,
+        router: Arc<Router>,
         _service: SipService,
     }
 
@@ -173,7 +222,7 @@ pub mod uac {
     impl Uac {
         /// Starts the endpoint (needs a tokio runtime); `user_agent` names the harness.
         pub async fn start(user_agent: &str) -> Result<Uac, String> {
-            let (service, mut events) = SipService::start(
+            let (service, events) = SipService::start(
                 SipListenConfig {
                     udp: vec![SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0)],
                     tcp: vec![],
@@ -191,41 +240,11 @@ pub mod uac {
             )
             .await
             .map_err(|e| e.to_string())?;
-            let router = Arc::new(Mutex::new(Router::default()));
-            let r = router.clone();
-            tokio::spawn(async move {
-                while let Some(e) = events.recv().await {
-                    let Some(call) = event_call(&e) else { continue };
-                    let mut r = r.lock().unwrap_or_else(|p| p.into_inner());
-                    match r.calls.get(&call.0) {
-                        Some(tx) => {
-                            let _ = tx.send(e);
-                        }
-                        None => r.early.entry(call.0).or_default().push(e),
-                    }
-                }
-            });
             Ok(Uac {
                 sip: service.handle(),
-                router,
+                router: Router::spawn(events),
                 _service: service,
             })
-        }
-
-        fn register(&self, call: CallHandle) -> mpsc::UnboundedReceiver<Event> {
-            let (tx, rx) = mpsc::unbounded_channel();
-            let mut r = self.router.lock().unwrap_or_else(|p| p.into_inner());
-            for e in r.early.remove(&call.0).unwrap_or_default() {
-                let _ = tx.send(e);
-            }
-            r.calls.insert(call.0, tx);
-            rx
-        }
-
-        fn unregister(&self, call: CallHandle) {
-            let mut r = self.router.lock().unwrap_or_else(|p| p.into_inner());
-            r.calls.remove(&call.0);
-            r.early.remove(&call.0);
         }
 
         /// Calls `called` at `engine` from `caller`, offering PCMA and
@@ -260,7 +279,7 @@ pub mod uac {
                 .invite(out)
                 .await
                 .map_err(|e| format!("INVITE not sent: {e}"))?;
-            let mut events = self.register(call);
+            let mut events = self.router.register(call);
             let answer = tokio::time::timeout(wait, async {
                 while let Some(e) = events.recv().await {
                     match e {
@@ -291,7 +310,7 @@ pub mod uac {
                 }),
                 Err(e) => {
                     let _ = self.sip.hangup(call).await;
-                    self.unregister(call);
+                    self.router.unregister(call);
                     Err(e)
                 }
             }
@@ -318,7 +337,7 @@ pub mod uac {
                 })
                 .await;
             }
-            self.unregister(a.call);
+            self.router.unregister(a.call);
             ended_before
         }
     }
