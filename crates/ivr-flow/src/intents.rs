@@ -249,22 +249,20 @@ pub fn score(
     let heard = crate::understand::read_turn(crate::understand::corrected(heard));
     let heard = heard.as_str();
     let norm = normalize(heard);
-    let vocabs: HashMap<Lang, std::collections::BTreeSet<&str>> = langs
-        .iter()
-        .chain(std::iter::once(&lang))
-        .map(|l| (*l, vocabularies(g, *l).into_iter().flatten().collect()))
-        .collect();
+    // The gather's Danish words, when the turn may be read in Danish: the
+    // known parts of Danish compounds.
+    let danish: Option<std::collections::BTreeSet<&str>> = (lang == Lang::Da
+        || langs.contains(&Lang::Da))
+    .then(|| vocabularies(g, Lang::Da).into_iter().flatten().collect());
     // Content words, with the known parts of Danish compounds added.
     let content_of = |l: Lang| -> Vec<String> {
         let mut c = terms.of(heard, l);
-        if l == Lang::Da {
-            if let Some(v) = vocabs.get(&l) {
-                let parts: Vec<String> = c
-                    .iter()
-                    .flat_map(|t| crate::lexical::compound_parts(t, |x| v.contains(x)))
-                    .collect();
-                c.extend(parts);
-            }
+        if let Some(v) = danish.as_ref().filter(|_| l == Lang::Da) {
+            let parts: Vec<String> = c
+                .iter()
+                .flat_map(|t| crate::lexical::compound_parts(t, |x| v.contains(x)))
+                .collect();
+            c.extend(parts);
         }
         c
     };
