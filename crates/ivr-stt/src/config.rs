@@ -13,6 +13,7 @@ use crate::{GuardConfig, IdentifyConfig};
 /// [stt]
 /// model = "models/whisper-base/ggml-base-q4_0.bin"  # any whisper.cpp ggml file
 /// threads = 0        # whisper threads per utterance; 0 = cores / 4, 1 to 4
+/// idle_threads = 1   # threads of an utterance alone on idle cores; 0 = cores, up to 4; 1 = off
 /// workers = 0        # utterances transcribed at once; 0 = cores / threads
 /// queue = 4          # utterances waiting for a worker; beyond: Overloaded
 /// language = "da"    # language when a flow sets none
@@ -39,6 +40,17 @@ pub struct SttConfig {
     /// Danish took 0.86 s with 1 thread and 12 s with 2. So the default
     /// favours more workers of few threads.
     pub threads: usize,
+    /// Threads an utterance may take while no other is being recognised and
+    /// the machine's cores are idle (checked before every whisper call from
+    /// the kernel's count of runnable threads; 0: the cores, at most 4; at
+    /// or below `threads`: never more than `threads`). Idle cores then
+    /// shorten the caller's wait (3 s of Danish: 265 ms on one thread, 150
+    /// ms on two). Off by default (1): the kernel's count is of one
+    /// instant, and load that starts a moment later (another engine,
+    /// parallel tests) then meets ggml's spinning threads; fixed-timing
+    /// end-to-end calls failed twice in a loaded clean-clone run with it on.
+    /// Set 0 on a host that runs one engine.
+    pub idle_threads: usize,
     /// Worker count, each with its own whisper state (0: cores / threads, at least 1).
     pub workers: usize,
     /// Utterances that may wait for a worker; when full, requests fail with
@@ -139,6 +151,7 @@ impl Default for SttConfig {
         Self {
             model: PathBuf::from("models/whisper-base/ggml-base-q4_0.bin"),
             threads: 0,
+            idle_threads: 1,
             workers: 0,
             queue: 4,
             language: Lang::Da,
@@ -161,6 +174,15 @@ impl SttConfig {
         }
     }
 
+    /// The idle-machine thread count after applying the automatic default.
+    pub fn effective_idle_threads(&self) -> usize {
+        if self.idle_threads > 0 {
+            self.idle_threads
+        } else {
+            cores().clamp(1, 4)
+        }
+    }
+
     /// The worker count after applying the automatic default.
     pub fn effective_workers(&self) -> usize {
         if self.workers > 0 {
@@ -171,7 +193,7 @@ impl SttConfig {
     }
 }
 
-fn cores() -> usize {
+pub(crate) fn cores() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)

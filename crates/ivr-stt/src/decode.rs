@@ -387,7 +387,7 @@ pub(crate) fn near_occurrences(
 pub(crate) struct Decoder<'a> {
     pub state: &'a mut WhisperState,
     pub vocab: &'a Vocab,
-    pub threads: usize,
+    pub threads: crate::threads::Threads,
     /// Tokens before the first text token (prompt, sot, language, task, no-timestamps).
     prefix_len: usize,
 }
@@ -447,7 +447,11 @@ fn loops(tokens: &[WhisperTokenId]) -> Option<usize> {
 
 impl<'a> Decoder<'a> {
     /// A decoder over `state`, whose encoder output is current.
-    pub(crate) fn new(state: &'a mut WhisperState, vocab: &'a Vocab, threads: usize) -> Self {
+    pub(crate) fn new(
+        state: &'a mut WhisperState,
+        vocab: &'a Vocab,
+        threads: crate::threads::Threads,
+    ) -> Self {
         Self {
             state,
             vocab,
@@ -471,11 +475,11 @@ impl<'a> Decoder<'a> {
         };
         let mut calls = 1;
         if !head.is_empty() {
-            self.state.decode(head, n_past, self.threads)?;
+            self.state.decode(head, n_past, self.threads.now())?;
             calls += 1;
         }
         self.state
-            .decode(&[*last], n_past + head.len(), self.threads)?;
+            .decode(&[*last], n_past + head.len(), self.threads.now())?;
         Ok(calls)
     }
 
@@ -538,7 +542,7 @@ impl<'a> Decoder<'a> {
             self.state.decode(
                 &[best_id],
                 self.prefix_len + out.tokens.len() - 1,
-                self.threads,
+                self.threads.now(),
             )?;
             out.steps += 1;
         }
@@ -572,7 +576,7 @@ impl<'a> Decoder<'a> {
             out.push(own - best);
             if i + 1 < tokens.len() {
                 self.state
-                    .decode(&[*t], self.prefix_len + i, self.threads)?;
+                    .decode(&[*t], self.prefix_len + i, self.threads.now())?;
                 steps += 1;
             }
         }
@@ -615,7 +619,7 @@ impl Decoder<'_> {
             out.push(own - best);
             if i + 1 < tokens.len() {
                 self.state
-                    .decode(&[*t], self.prefix_len + i, self.threads)?;
+                    .decode(&[*t], self.prefix_len + i, self.threads.now())?;
                 steps += 1;
             }
         }

@@ -28,6 +28,7 @@ pub mod guard;
 mod identify;
 pub mod score;
 mod scripted;
+mod threads;
 mod whisper;
 
 pub use config::{Decode, SpotConfig, SttConfig};

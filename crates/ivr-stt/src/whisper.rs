@@ -24,6 +24,7 @@ use whisper_rs::{
 };
 
 use crate::decode::{near_occurrences, occurrences, Decoder, Occurrence, Vocab};
+use crate::threads::Threads;
 use crate::{
     guard, Candidate, GuardConfig, IdentifyConfig, LanguageChoice, LanguageId, SpeechToText,
     SpotConfig, Spotted, SttConfig, SttError, SttFuture, SttRequest, SttTiming, Transcript,
@@ -208,6 +209,7 @@ impl WhisperStt {
         let ctx = load_context(path)?;
         let threads = config.effective_threads();
         let workers = config.effective_workers();
+        let busy = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let floor = config.min_audio_ctx;
         let vocab = Arc::new(Vocab::new(&ctx));
         let mut works: Vec<Work> = Vec::with_capacity(workers);
@@ -220,7 +222,12 @@ impl WhisperStt {
                 ctx: Arc::clone(&ctx),
                 vocab: Arc::clone(&vocab),
                 state,
-                threads,
+                threads: Threads::new(
+                    threads,
+                    config.effective_idle_threads(),
+                    crate::config::cores(),
+                    Arc::clone(&busy),
+                ),
                 floor,
                 identify: config.identify.clone(),
                 guard: config.guard.clone(),
@@ -228,7 +235,10 @@ impl WhisperStt {
                 full: config.decode == crate::Decode::Full,
             };
             w.warm_up();
-            works.push(Box::new(move |job: &Job| w.run(job)));
+            works.push(Box::new(move |job: &Job| {
+                let _working = w.threads.working();
+                w.run(job)
+            }));
         }
         Ok(Self {
             pool: Pool::start(works, config.queue),
@@ -340,7 +350,7 @@ struct WhisperWorker {
     ctx: Arc<WhisperContext>,
     vocab: Arc<Vocab>,
     state: WhisperState,
-    threads: usize,
+    threads: Threads,
     floor: u32,
     identify: IdentifyConfig,
     guard: GuardConfig,
@@ -365,7 +375,7 @@ impl WhisperWorker {
 
     fn params(&self, lang: Lang, audio_ctx: u32, max_tokens: i32) -> FullParams<'static, 'static> {
         let mut p = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
-        p.set_n_threads(self.threads as i32);
+        p.set_n_threads(self.threads.now() as i32);
         p.set_language(Some(lang.code()));
         p.set_translate(false);
         p.set_no_context(true);
@@ -444,7 +454,7 @@ impl WhisperWorker {
         let identification = if identified.is_some() {
             encoding.elapsed()
         } else {
-            self.state.encode(0, self.threads).map_err(engine)?;
+            self.state.encode(0, self.threads.now()).map_err(engine)?;
             Duration::ZERO
         };
         let encoding = encoding.elapsed();
@@ -467,7 +477,7 @@ impl WhisperWorker {
         let candidates: &[Candidate] = if hints_apply { &job.candidates } else { &[] };
         let decoding = Instant::now();
         let vocab = Arc::clone(&self.vocab);
-        let mut decoder = Decoder::new(&mut self.state, &vocab, self.threads);
+        let mut decoder = Decoder::new(&mut self.state, &vocab, self.threads.clone());
         // From the settled length, so the speculative and the confirmed audio
         // (the same samples once settled) get the same limit.
         let max_tokens = usize::try_from(max_tokens_for(settled)).unwrap_or(32);
@@ -746,7 +756,7 @@ impl WhisperWorker {
         &mut self,
         allowed: &[Lang],
     ) -> Result<Vec<(Lang, f32)>, whisper_rs::WhisperError> {
-        let (_, probs) = self.state.lang_detect(0, self.threads)?;
+        let (_, probs) = self.state.lang_detect(0, self.threads.now())?;
         Ok(allowed
             .iter()
             .map(|l| {
