@@ -526,7 +526,7 @@ enabled = false
         voices = r.join("voices").display(),
         ort = r.join("models/onnxruntime/libonnxruntime.so").display(),
         cache = r.join("target/bench/crisis-tts-cache").display(),
-        model = r.join("models/whisper-base/ggml-base-q8_0.bin").display(),
+        model = r.join(ivr_stt::SttConfig::default().model).display(),
         db = dir.join("ivr.db").display(),
     )
 }
@@ -866,8 +866,8 @@ fn main() {
     let r = root();
     for (p, what) in [
         (
-            "models/whisper-base/ggml-base-q8_0.bin",
-            "the whisper model",
+            "models/whisper-base/ggml-base-q4_0.bin",
+            "the whisper model (the default [stt] model)",
         ),
         ("models/onnxruntime/libonnxruntime.so", "onnxruntime"),
         (

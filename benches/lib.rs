@@ -37,16 +37,57 @@ pub mod turn_set {
         pub pauses: usize,
     }
 
-    /// Every rendered turn, sorted by id; renders the set first when it is
-    /// missing (exits with a message when that fails). `who` names the
-    /// harness in messages.
+    /// Which set of turns: the one the end-of-turn rules were built on, or
+    /// the held-out one written without seeing them.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum TurnSet {
+        /// `tests/vectors/turn/turns.toml` (72 files).
+        Own,
+        /// `tests/vectors/turn/heldout_turns.toml` (80 files).
+        HeldOut,
+    }
+
+    impl TurnSet {
+        /// `--set own|heldout`.
+        pub fn parse(s: &str) -> Option<Self> {
+            match s {
+                "own" => Some(Self::Own),
+                "heldout" => Some(Self::HeldOut),
+                _ => None,
+            }
+        }
+
+        fn turns(self) -> PathBuf {
+            root().join(match self {
+                Self::Own => "tests/vectors/turn/turns.toml",
+                Self::HeldOut => "tests/vectors/turn/heldout_turns.toml",
+            })
+        }
+
+        fn rendered(self) -> PathBuf {
+            root().join(match self {
+                Self::Own => "target/turn-vectors",
+                Self::HeldOut => "target/turn-vectors-heldout",
+            })
+        }
+    }
+
+    /// Every rendered turn of the own set (see [`load_set`]).
     pub fn load(who: &str) -> Vec<TurnFile> {
-        let dir = root().join("target/turn-vectors");
+        load_set(who, TurnSet::Own)
+    }
+
+    /// Every rendered turn of `set`, sorted by id; renders the set first when
+    /// it is missing (exits with a message when that fails). `who` names the
+    /// harness in messages.
+    pub fn load_set(who: &str, set: TurnSet) -> Vec<TurnFile> {
+        let dir = set.rendered();
         if !dir.join("truth.toml").is_file() {
             println!("{who}: rendering the turns (tests/vectors/turn/generate.py, ~2 min)");
             let ok = std::process::Command::new("python3")
                 .arg(root().join("tests/vectors/turn/generate.py"))
                 .arg(&dir)
+                .arg(set.turns())
                 .status()
                 .is_ok_and(|s| s.success());
             if !ok {
@@ -61,7 +102,7 @@ pub mod turn_set {
                 std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
             toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
         };
-        let turns = read(root().join("tests/vectors/turn/turns.toml"));
+        let turns = read(set.turns());
         let question: HashMap<String, String> = turns["turn"]
             .as_array()
             .expect("turns.toml: [[turn]]")

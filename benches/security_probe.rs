@@ -65,7 +65,7 @@ tls = "none"
         voices = r.join("voices").display(),
         ort = r.join("models/onnxruntime/libonnxruntime.so").display(),
         cache = r.join("target/e2e-tts-cache").display(),
-        model = r.join("models/whisper-base/ggml-base-q8_0.bin").display(),
+        model = r.join(ivr_stt::SttConfig::default().model).display(),
         db = dir.join("ivr.db").display(),
     );
     EngineConfig::parse(&text).unwrap()

@@ -12,7 +12,7 @@
 //!   date, CPR). `free` turns (a phone number, a time) have no such flow:
 //!   they are run with the end silence only and counted apart.
 //! - The engine's endpointer and energy VAD with the engine's defaults
-//!   (`[media] end_silence_ms` 400 adaptive, `eager_stt_ms` 200) on
+//!   (`[media] end_silence_ms` 400 adaptive, `eager_stt_ms` 150) on
 //!   simulated time, 20 ms frames. At each tentative end the real recogniser
 //!   (whisper, as `[stt]` defaults, the question's hints and expected
 //!   answers, language identification when the flow asks it) hears the audio
@@ -38,8 +38,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
-use ivr_core::{Lang, Pii};
-use ivr_flow::{Action, CallContext, Event, FlowStore, Interpreter};
+use ivr_core::{Lang, Pcm, Pii};
+use ivr_flow::{Action, Answers, CallContext, Event, FlowStore, Interpreter};
 use ivr_media::endpointing::{Endpointer, EndpointingEvent};
 use ivr_media::vad::{Vad, VadConfig};
 use ivr_stt::{Candidate, LanguageChoice, SpeechToText, SttConfig, SttRequest, WhisperStt};
@@ -50,11 +50,7 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-use ivr_benches::turn_set::{load as load_turns, TurnFile};
-
-fn load_files() -> Vec<TurnFile> {
-    load_turns("turn_answer")
-}
+use ivr_benches::turn_set::{load_set, TurnFile, TurnSet};
 
 /// The latency harness's number for a question kind and language.
 fn number(question: &str, lang: Lang) -> Option<&'static str> {
@@ -129,11 +125,18 @@ struct Outcome {
     /// Tentative ends whose transcript answered / did not.
     answered: usize,
     not_answered: usize,
+    /// The speculative transcript that ended the turn (by answer).
+    taken_text: Option<String>,
+    /// Cut off by answer: whether the part taken leads to the step the
+    /// whole turn leads to.
+    same_route: Option<bool>,
 }
 
 fn main() {
     let mut stt_ms: u32 = 150;
     let mut eager_ms: Option<u64> = None;
+    let mut set = TurnSet::Own;
+    let mut answers: Option<Answers> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -145,6 +148,16 @@ fn main() {
                         .parse()
                         .expect("--eager-stt-ms N"),
                 );
+            }
+            "--set" => {
+                set = TurnSet::parse(&args.next().unwrap_or_default()).expect("--set own|heldout")
+            }
+            "--answers" => {
+                answers = Some(match args.next().as_deref() {
+                    Some("closed") => Answers::Closed,
+                    Some("open") => Answers::ClosedAndOpen,
+                    _ => panic!("--answers closed|open"),
+                })
             }
             "--bench" => {}
             other => {
@@ -161,6 +174,12 @@ fn main() {
         }
     }
     let ep_cfg = engine.media.endpointing();
+    // As the engine's defaults (`[turn] end_on_open_answer`) unless asked.
+    let answers = answers.unwrap_or(if engine.turn.end_on_open_answer {
+        Answers::ClosedAndOpen
+    } else {
+        Answers::Closed
+    });
     // The default configuration's whisper model, from the workspace root.
     let model = root().join(&engine.stt.model);
     if !model.is_file() {
@@ -184,7 +203,7 @@ fn main() {
             }
         };
     let (store, _) = FlowStore::load_with(root().join("benches/latency-flows"), encoder).unwrap();
-    let files = load_files();
+    let files = load_set("turn_answer", set);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -205,6 +224,9 @@ fn main() {
         let q = interp
             .as_mut()
             .map(|i| asked(&i.start(now())).expect("the flow asks"));
+        // The call as it waits for the answer: where the whole turn and a
+        // cut-off part of it lead are compared from here.
+        let asked_state = interp.clone();
         let mut vad = Vad::new(VadConfig::default());
         let mut e = Endpointer::new(ep_cfg);
         let mut o = Outcome {
@@ -212,6 +234,8 @@ fn main() {
             by_answer: false,
             answered: 0,
             not_answered: 0,
+            taken_text: None,
+            same_route: None,
         };
         // A verdict in flight: (due at frame, answers).
         let mut pending: Option<(usize, bool)> = None;
@@ -240,7 +264,7 @@ fn main() {
                     break;
                 }
                 Some(EndpointingEvent::Tentative(audio)) => {
-                    let (Some(interp), Some(q)) = (interp.as_ref(), q.as_ref()) else {
+                    let (Some(interp), Some(q)) = (interp.as_mut(), q.as_ref()) else {
                         continue;
                     };
                     let identified = !matches!(q.choice, LanguageChoice::Fixed(_));
@@ -263,8 +287,17 @@ fn main() {
                                 identified,
                             },
                             now(),
+                            answers,
                         );
+                    // Synthetic turns: their transcripts are no caller's.
+                    println!(
+                        "    tentative end at {:>5} ms: {:?} -> {}",
+                        (i as u32 + 1) * FRAME_MS,
+                        t.text.expose(),
+                        if yes { "answers" } else { "does not answer" }
+                    );
                     if yes {
+                        o.taken_text = Some(t.text.expose().to_string());
                         o.answered += 1;
                     } else {
                         o.not_answered += 1;
@@ -277,6 +310,57 @@ fn main() {
             }
         }
         let cut = o.taken.is_some_and(|t| t < f.speech_end_ms);
+        // A turn cut off by its answer: does the part taken lead where the
+        // whole turn leads (the same step after it)?
+        if let (true, true, Some(state), Some(q), Some(part)) = (
+            cut,
+            o.by_answer,
+            asked_state.as_ref(),
+            q.as_ref(),
+            o.taken_text.as_ref(),
+        ) {
+            let whole = rt
+                .block_on(stt.transcribe(SttRequest {
+                    audio: Pcm::new(16_000, f.audio16.clone()),
+                    language: q.choice.clone(),
+                    hints: q.hints.clone(),
+                    candidates: q.candidates.clone(),
+                }))
+                .unwrap();
+            // The step the flow goes to and what it says there (a date
+            // read back, a queue named): the same step with another value
+            // is misrouted too.
+            let leads_to = |text: &str| {
+                let mut c = state.clone();
+                let actions = c.handle(
+                    Event::Speech {
+                        text: Pii::new(text.to_string()),
+                        confidence: whole.confidence,
+                        lang: Some(whole.language),
+                        identified: false,
+                    },
+                    now(),
+                );
+                let said: Vec<String> = actions
+                    .iter()
+                    .filter_map(|a| match a {
+                        Action::Say { speech, .. } => Some(speech.expose().to_string()),
+                        _ => None,
+                    })
+                    .collect();
+                format!(
+                    "{} {}",
+                    c.record().steps.last().cloned().unwrap_or_default(),
+                    said.join(" ")
+                )
+            };
+            let (p, w) = (leads_to(part), leads_to(whole.text.expose()));
+            o.same_route = Some(p == w);
+            println!(
+                "    cut at {part:?} -> {p}; whole {:?} -> {w}",
+                whole.text.expose()
+            );
+        }
         println!(
             "{:32} {:5} pauses {} | {} | taken {:>5} ms, true end {:>5} ms{}",
             f.id,
@@ -293,6 +377,11 @@ fn main() {
     let summarise = |keep: &dyn Fn(&TurnFile) -> bool| {
         let sel: Vec<_> = rows.iter().filter(|(f, ..)| keep(f)).collect();
         let cut = sel.iter().filter(|(_, _, c)| *c).count();
+        let cut_by_answer = sel.iter().filter(|(_, o, c)| *c && o.by_answer).count();
+        let misrouted = sel
+            .iter()
+            .filter(|(_, o, _)| o.same_route == Some(false))
+            .count();
         let by_answer = sel.iter().filter(|(_, o, _)| o.by_answer).count();
         let mut waits: Vec<f64> = sel
             .iter()
@@ -311,6 +400,8 @@ fn main() {
             "turns": sel.len(),
             "false_cutoffs": cut,
             "false_cutoff_rate": cut as f64 / sel.len().max(1) as f64,
+            "cutoffs_by_answer": cut_by_answer,
+            "cutoffs_by_answer_misrouted": misrouted,
             "ended_by_answer": by_answer,
             "wait_median_ms": pct(50.0),
             "wait_p95_ms": pct(95.0),
@@ -339,10 +430,12 @@ fn main() {
         ep_cfg.end_silence.as_millis(), ep_cfg.eager_silence.as_millis(), stt_runs.len());
     for (k, v) in &groups {
         println!(
-            "{k:18} turns {:>2} | cut off {:>2} ({:>4.1} %) | ended by answer {:>2} | wait median {:>5.0} p95 {:>5.0} ms",
+            "{k:18} turns {:>2} | cut off {:>2} ({:>4.1} %; by answer {:>2}, misrouted {:>2}) | ended by answer {:>2} | wait median {:>5.0} p95 {:>5.0} ms",
             v["turns"],
             v["false_cutoffs"],
             100.0 * v["false_cutoff_rate"].as_f64().unwrap_or(0.0),
+            v["cutoffs_by_answer"],
+            v["cutoffs_by_answer_misrouted"],
             v["ended_by_answer"],
             v["wait_median_ms"].as_f64().unwrap_or(f64::NAN),
             v["wait_p95_ms"].as_f64().unwrap_or(f64::NAN),
@@ -353,13 +446,15 @@ fn main() {
         "end_silence_ms": ep_cfg.end_silence.as_millis() as u64,
         "eager_stt_ms": ep_cfg.eager_silence.as_millis() as u64,
         "verdict_delay_ms": stt_ms,
+        "set": format!("{set:?}"),
+        "answers": format!("{answers:?}"),
         "stt_measured_median_ms": med,
         "stt_runs": stt_runs.len(),
         "groups": groups,
         "files": rows.iter().map(|(f, o, c)| serde_json::json!({
             "id": f.id, "question": f.question, "pauses": f.pauses,
             "taken_ms": o.taken, "speech_end_ms": f.speech_end_ms, "by_answer": o.by_answer,
-            "cut_off": c, "tentatives_answered": o.answered, "tentatives_not_answered": o.not_answered,
+            "cut_off": c, "same_route_when_cut_by_answer": o.same_route, "tentatives_answered": o.answered, "tentatives_not_answered": o.not_answered,
         })).collect::<Vec<_>>(),
     });
     let out = root().join("target/bench");

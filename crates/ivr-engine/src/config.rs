@@ -714,9 +714,11 @@ pub struct MediaConfig {
     /// utterance's tail, so both are the same samples (125 of 126 pairs gave
     /// the same transcript over the call-like speech set, the one left
     /// differing only in a token limit since fixed:
-    /// `crates/ivr-stt/tests/eager_transcripts.rs`). 200 by default: with
+    /// `crates/ivr-stt/tests/eager_transcripts.rs`). 150 by default: with
     /// `[turn] end_on_answer` a speculative transcript that already answers
-    /// the question ends the turn there (docs/turn-detection.md).
+    /// the question ends the turn there, and 150 cut off no more callers
+    /// than 200 on either end-of-turn set while 120 cut off one more
+    /// (`benches/turn_answer.rs`, docs/turn-detection.md).
     pub eager_stt_ms: u64,
     /// SRTP with SDES keys (RFC 4568): "off" (plain RTP; RTP/SAVP offers
     /// get 488), "optional" (SRTP when a call over TLS offers it, else
@@ -780,7 +782,7 @@ impl Default for MediaConfig {
             inter_digit_ms: 5000,
             hearing_cap_ms: 15_000,
             end_silence_ms: 400,
-            eager_stt_ms: 200,
+            eager_stt_ms: 150,
             srtp: ivr_sip::sdp::SrtpPolicy::Off,
             background_nice: ivr_core::sched::DEFAULT_BACKGROUND_NICE,
         }
@@ -832,6 +834,12 @@ pub struct TurnConfig {
     /// number: `ivr_flow::Interpreter::would_answer`). Needs `[media]
     /// eager_stt_ms`.
     pub end_on_answer: bool,
+    /// With `end_on_answer`, also end the turn early on an open answer (a
+    /// menu's errand, a date) when the flow would take it and its words
+    /// sound finished (no trailing preposition, article, conjunction,
+    /// auxiliary or filler; a date ending on a month or weekday, not on its
+    /// day: `ivr_flow::ending`).
+    pub end_on_open_answer: bool,
 }
 
 impl Default for TurnConfig {
@@ -846,6 +854,7 @@ impl Default for TurnConfig {
             fallback_silence_ms: 700,
             smart_turn_sessions: 2,
             end_on_answer: true,
+            end_on_open_answer: true,
         }
     }
 }
@@ -1150,9 +1159,9 @@ mod tests {
     }
 
     #[test]
-    fn eager_stt_is_on_at_200_ms_by_default_and_must_come_before_the_end_silence() {
+    fn eager_stt_is_on_at_150_ms_by_default_and_must_come_before_the_end_silence() {
         let c = EngineConfig::parse("").unwrap();
-        assert_eq!((c.media.end_silence_ms, c.media.eager_stt_ms), (400, 200));
+        assert_eq!((c.media.end_silence_ms, c.media.eager_stt_ms), (400, 150));
         assert!(c.turn.end_on_answer);
         let off = EngineConfig::parse("[media]\neager_stt_ms = 0\n").unwrap();
         assert!(off.media.endpointing().eager_silence.is_zero());

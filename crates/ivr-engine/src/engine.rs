@@ -399,6 +399,8 @@ pub async fn start(mut cfg: EngineConfig) -> Result<Running, EngineError> {
         turns: turns.clone(),
         live: live.clone(),
         announcements: announcements.clone(),
+        // Started here, on the runtime, so its threads run at the media's priority.
+        embed: crate::call::jobs::EmbedPool::per_core(),
     });
     let softphone = (cfg.console.enabled && cfg.webrtc.enabled)
         .then(|| crate::webrtc::Softphone::new(shared.clone(), flows.clone(), cfg.webrtc.clone()));

@@ -9,7 +9,7 @@ use std::time::Duration;
 use ivr_core::{Dtmf, Pcm};
 use ivr_engine::call::core::{CallEvent, CallTimings, Input, SipCommand, SipEvent};
 use ivr_engine::metrics::EagerOutcome;
-use ivr_flow::{Request, Response};
+use ivr_flow::{Answers, Request, Response};
 use ivr_media::endpointing::EndpointingConfig;
 use ivr_media::{
     Codec, MediaParams, MediaSession, Output as MediaOutput, PacketKind, SessionConfig,
@@ -998,6 +998,7 @@ outcome = "failed"
 fn answer_with_end_on_answer(
     heard: &str,
     at_menu: bool,
+    answers: ivr_flow::Answers,
 ) -> (Duration, ivr_engine::turns::TurnTiming, Sim) {
     let endpointing = EndpointingConfig {
         eager_silence: Duration::from_millis(200),
@@ -1012,7 +1013,7 @@ fn answer_with_end_on_answer(
         CALLED,
         Options {
             endpointing,
-            end_on_answer: true,
+            end_on_answer: Some(answers),
             ..Options::default()
         },
     );
@@ -1061,7 +1062,7 @@ fn answer_with_end_on_answer(
 
 #[test]
 fn a_speculative_yes_ends_the_turn_at_the_short_silence() {
-    let (ended, timing, mut sim) = answer_with_end_on_answer("ja", false);
+    let (ended, timing, mut sim) = answer_with_end_on_answer("ja", false, Answers::Closed);
     // 200 ms of silence, the VAD's tail and the recogniser's 300 ms (the
     // simulation's): before the 800 ms end silence would have ended it.
     assert!(
@@ -1077,29 +1078,219 @@ fn a_speculative_yes_ends_the_turn_at_the_short_silence() {
     );
 }
 
-#[test]
-fn a_speculative_transcript_that_does_not_answer_waits_for_the_end_silence() {
-    // "øh": no yes or no in it; the caller may be on the way to one.
-    let (ended, timing, sim) = answer_with_end_on_answer("øh", false);
+/// The turn was not ended by its answer: the 800 ms end silence ended it.
+fn waited_for_the_end_silence(ended: Duration, timing: &ivr_engine::turns::TurnTiming) {
     assert!(
         ended >= Duration::from_millis(800),
         "endpointed {ended:?} after the speech"
     );
     assert!(!timing.ended_by_answer);
+}
+
+#[test]
+fn a_speculative_transcript_that_does_not_answer_waits_for_the_end_silence() {
+    // "øh": no yes or no in it; the caller may be on the way to one.
+    let (ended, timing, sim) = answer_with_end_on_answer("øh", false, Answers::ClosedAndOpen);
+    waited_for_the_end_silence(ended, &timing);
     // The held speculation was the same audio: it is the turn's transcript.
     assert!(timing.eager);
     assert_eq!(sim.core.flow_record().misunderstood, 1);
 }
 
 #[test]
-fn a_menu_answer_never_ends_the_turn_early() {
-    // The first words of a sentence can already score an intent: a menu
-    // answer waits for the end silence even when it is a whole one.
-    let (ended, timing, sim) = answer_with_end_on_answer("jeg skal have et nyt pas", true);
+fn a_menu_answer_waits_for_the_end_silence_with_closed_answers_only() {
+    let (ended, timing, sim) =
+        answer_with_end_on_answer("jeg skal have et nyt pas", true, Answers::Closed);
+    waited_for_the_end_silence(ended, &timing);
+    assert_eq!(sim.core.flow_record().intents, ["no", "pas"]);
+}
+
+#[test]
+fn a_finished_menu_answer_ends_the_turn_at_the_short_silence() {
+    let (ended, timing, sim) =
+        answer_with_end_on_answer("Jeg skal have et nyt pas.", true, Answers::ClosedAndOpen);
     assert!(
-        ended >= Duration::from_millis(800),
+        ended < Duration::from_millis(700),
         "endpointed {ended:?} after the speech"
     );
-    assert!(!timing.ended_by_answer);
+    assert!(timing.ended_by_answer && timing.eager);
     assert_eq!(sim.core.flow_record().intents, ["no", "pas"]);
+}
+
+#[test]
+fn a_menu_answer_that_stops_on_a_preposition_waits_for_the_end_silence() {
+    // "... angående" already names an errand, but the caller is on the way
+    // to the next word.
+    let (ended, timing, _sim) =
+        answer_with_end_on_answer("jeg ringer om pas angående", true, Answers::ClosedAndOpen);
+    waited_for_the_end_silence(ended, &timing);
+}
+
+/// A toy sentence encoder that knows the menu's two errands: a text's
+/// meaning is whether it speaks of a passport, of a message, or of neither
+/// (so a whole sentence about a passport is as close to "pas" as the word).
+/// It counts what it embeds.
+#[derive(Debug, Default)]
+struct CountingEncoder(std::sync::atomic::AtomicUsize);
+
+impl CountingEncoder {
+    fn count(&self) -> usize {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl ivr_flow::semantic::SentenceEncoder for CountingEncoder {
+    fn embed(
+        &self,
+        text: &str,
+        _: ivr_flow::semantic::Role,
+    ) -> Result<Vec<f32>, ivr_flow::semantic::EncodeError> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let t = text.to_lowercase();
+        let v = [
+            f32::from(u8::from(t.contains("pas"))),
+            f32::from(u8::from(t.contains("besked"))),
+            0.1,
+        ];
+        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        Ok(v.into_iter().map(|x| x / n).collect())
+    }
+    fn dim(&self) -> usize {
+        3
+    }
+    fn name(&self) -> &str {
+        "counting toy (call core scenarios)"
+    }
+}
+
+/// A call to [`MENU`] whose municipality scores intents with a counting
+/// encoder as well as by words; returns the encoder and how many texts it
+/// had embedded when the call began (the intents' examples).
+fn menu_call_with_encoder(
+    opts: Options,
+) -> (
+    tempfile::TempDir,
+    Sim,
+    std::sync::Arc<CountingEncoder>,
+    usize,
+) {
+    let enc = std::sync::Arc::new(CountingEncoder::default());
+    let dir = flows(MENU);
+    let sim = Sim::answered(
+        dir.path(),
+        CALLED,
+        Options {
+            encoder: Some(enc.clone()),
+            ..opts
+        },
+    );
+    let at_start = enc.count();
+    (dir, sim, enc, at_start)
+}
+
+#[test]
+fn a_menu_answers_meaning_is_made_by_a_job_and_the_flow_routes_when_it_comes() {
+    let (_dir, mut sim, enc, at_start) = menu_call_with_encoder(Options::default());
+    sim.world.embed_delay = Duration::from_millis(60);
+    sim.stt.push_text("jeg skal have et nyt pas", 0.9);
+    sim.expect_within(secs(15), "the menu prompt plays", |s| s.has_said("Tryk to"));
+    sim.say(&utterance());
+    sim.expect_within(secs(10), "the utterance answers the menu", |s| {
+        s.has_said("Du valgte pas")
+    });
+    assert_eq!(sim.log.embeds.len(), 1, "one job for the turn's words");
+    let asked = sim.log.embeds[0];
+    let recognised = sim.log.recognitions[0].0 + sim.world.stt_delay;
+    assert_eq!(asked, recognised, "asked as the transcript came");
+    let answered = sim.said_at("Du valgte pas").expect("answered");
+    assert!(
+        answered >= asked + Duration::from_millis(60),
+        "the flow waited for the meaning ({} ms after asking)",
+        (answered - asked).as_millis()
+    );
+    assert_eq!(
+        enc.count() - at_start,
+        1,
+        "the turn was embedded once, by the job: the flow did not embed it again"
+    );
+    assert_eq!(sim.core.flow_record().intents, ["pas"]);
+}
+
+#[test]
+fn a_speculative_transcripts_meaning_serves_the_turn_it_becomes() {
+    // Eager end of turn: the speculation after 200 ms of silence hears the
+    // whole answer; its meaning is made while the end silence runs out.
+    let endpointing = EndpointingConfig {
+        eager_silence: Duration::from_millis(200),
+        end_silence: Duration::from_millis(800),
+        min_end_silence: Duration::from_millis(800),
+        max_end_silence: Duration::from_millis(800),
+        ..EndpointingConfig::default()
+    };
+    let (_dir, mut sim, enc, at_start) = menu_call_with_encoder(Options {
+        endpointing,
+        end_on_answer: Some(Answers::ClosedAndOpen),
+        ..Options::default()
+    });
+    sim.stt.push_text("jeg skal have et nyt pas", 0.9);
+    sim.expect_within(secs(15), "the menu prompt plays", |s| s.has_said("Tryk to"));
+    let mut samples = cut(&utterance(), 0.8, 3.05);
+    samples.extend(std::iter::repeat_n(0, 16_000));
+    sim.say(&Pcm::new(8_000, samples));
+    sim.expect_within(secs(10), "the utterance answers the menu", |s| {
+        s.has_said("Du valgte pas")
+    });
+    let eager: Vec<bool> = sim.log.recognitions.iter().map(|(_, e)| *e).collect();
+    assert_eq!(eager, [true], "the speculation is the turn's transcript");
+    assert_eq!(sim.log.embeds.len(), 1, "its meaning, asked for once");
+    assert_eq!(
+        sim.log.embeds[0],
+        sim.log.recognitions[0].0 + sim.world.stt_delay,
+        "asked for as the speculative transcript came"
+    );
+    assert_eq!(enc.count() - at_start, 1, "embedded once in all");
+    assert_eq!(sim.core.flow_record().intents, ["pas"]);
+}
+
+#[test]
+fn a_transcript_waiting_for_its_meaning_is_dropped_when_the_caller_hangs_up() {
+    let (_dir, mut sim, _enc, _) = menu_call_with_encoder(Options::default());
+    sim.world.embed_delay = secs(2);
+    sim.stt.push_text("jeg skal have et nyt pas", 0.9);
+    sim.expect_within(secs(15), "the menu prompt plays", |s| s.has_said("Tryk to"));
+    sim.say(&utterance());
+    sim.expect_within(secs(10), "the meaning is asked for", |s| {
+        !s.log.embeds.is_empty()
+    });
+    sim.run_for(Duration::from_millis(500));
+    sim.sip(SipEvent::Ended(ivr_sip::EndReason::RemoteBye));
+    sim.run_for(secs(3));
+    assert!(sim.done());
+    assert!(
+        !sim.has_said("Du valgte pas"),
+        "the late meaning moved nothing"
+    );
+    assert_eq!(sim.record().outcome, "abandoned");
+    assert!(sim.record().intents.is_empty());
+}
+
+#[test]
+fn keys_pressed_while_the_meaning_is_made_answer_and_the_late_transcript_is_dropped() {
+    let (_dir, mut sim, _enc, _) = menu_call_with_encoder(Options::default());
+    sim.world.embed_delay = secs(2);
+    // "besked" would send a mail; the key 1 (pas) comes first.
+    sim.stt.push_text("jeg vil gerne lægge en besked", 0.9);
+    sim.expect_within(secs(15), "the menu prompt plays", |s| s.has_said("Tryk to"));
+    sim.say(&utterance());
+    sim.expect_within(secs(10), "the meaning is asked for", |s| {
+        !s.log.embeds.is_empty()
+    });
+    sim.sip(SipEvent::Dtmf(Dtmf::D1));
+    sim.expect_within(secs(2), "the key answers", |s| s.has_said("Du valgte pas"));
+    sim.run_for(secs(5));
+    assert_eq!(sim.record().intents, ["pas"]);
+    assert!(
+        sim.log.invoked.is_empty(),
+        "no mail from the late transcript"
+    );
 }

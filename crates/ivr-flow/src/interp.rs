@@ -83,7 +83,9 @@ use crate::{
     understand::{self, normalize},
 };
 
+mod meaning;
 mod questions;
+pub use meaning::{Meaning, MeaningWanted};
 pub use questions::QuestionRecord;
 
 /// Slots offered per `frontdesk` `slots` step (`slot1` .. `slot3`).
@@ -532,6 +534,16 @@ pub const MAX_TRANSFER_FAILURES: u32 = 3;
 /// Variables the interpreter computes itself that hold no personal data.
 const PUBLIC_BUILTINS: &[&str] = &["lang", "today", "now"];
 
+/// Which answers [`Interpreter::would_answer`] may take before the end
+/// silence (`[turn] end_on_answer`, `end_on_open_answer`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answers {
+    /// Yes/no, CPR and phone numbers only.
+    Closed,
+    /// Also a menu's errand and a date, when the words sound finished.
+    ClosedAndOpen,
+}
+
 /// One call's conversation.
 #[derive(Debug, Clone)]
 pub struct Interpreter {
@@ -573,6 +585,9 @@ pub struct Interpreter {
     /// errand-or-question rule look at it. Call state like the transcript
     /// itself (personal), never kept beyond the call.
     turn_vector: Option<Pii<(String, Arc<[f32]>)>>,
+    /// Set on the copy [`Interpreter::meaning_wanted`] runs: which words
+    /// would be embedded (none are).
+    probe: meaning::Probe,
     /// The clarifying question asked at the current gather: the two intents
     /// (places in its `intents`) the next answer chooses between.
     clarifying: Option<(usize, usize)>,
@@ -700,6 +715,7 @@ impl Interpreter {
             explain: None,
             clarifying: None,
             turn_vector: None,
+            probe: meaning::Probe::Off,
             clarify_request: None,
             keys_only: false,
         }
@@ -843,36 +859,57 @@ impl Interpreter {
         self.handle(event, clock.now_utc())
     }
 
-    /// Whether `event` (the caller's answer) completely answers what the
-    /// call waits for now, when that answer is closed: a yes/no (a yes/no
-    /// question, or the confirmation of an earlier answer), a CPR number (ten
-    /// checked digits) or a phone number. Tried on a copy, so nothing here
-    /// changes: true when the copy moves on without counting a failed turn
-    /// and without asking to recognise the audio again. Always false for
-    /// open answers, whose first words can already be taken as a whole
-    /// answer: a menu's intents ("jeg ringer angående ..." scores the
-    /// callback intent surely on its words), free text (a name), numbers,
-    /// dates and times ("den femtende ... marts"). The engine's end of turn
+    /// Whether `event` (the caller's answer so far) completely answers what
+    /// the call waits for now. Tried on a copy, so nothing of the call
+    /// changes (but the turn's meaning, once worked out, is kept for the
+    /// turn): true when the copy moves on without counting a failed turn and
+    /// without asking to recognise the audio again. The engine's end of turn
     /// uses it (`[turn] end_on_answer`): a transcript of the audio so far
     /// that already answers the question ends the caller's turn at a short
     /// pause.
-    pub fn would_answer(&self, event: Event, now: DateTime<Utc>) -> bool {
-        let closed = match self.waiting {
-            Waiting::Confirm { .. } => true,
-            Waiting::Gather(id) => self.step(id).is_some_and(|st| {
-                matches!(
-                    &st.kind,
-                    StepKind::Gather(g) if matches!(g.expect, Expect::YesNo | Expect::Cpr | Expect::Phone)
-                )
-            }),
-            _ => false,
+    ///
+    /// Closed answers are taken as they are: a yes/no (a yes/no question, or
+    /// the confirmation of an earlier answer), a CPR number (ten checked
+    /// digits), a phone number. Open answers are taken only with
+    /// [`Answers::ClosedAndOpen`] and only when the words sound finished
+    /// ([`crate::ending`]): a menu's errand (the first words of a sentence
+    /// can already score an intent: "jeg ringer angående ..." must not end
+    /// the turn) and a date (ending on what closes a date, not on its day:
+    /// "den femtende ... marts"). Free text (a name), numbers and times are never taken early:
+    /// any of their first words pass as an answer.
+    pub fn would_answer(&mut self, event: Event, now: DateTime<Utc>, answers: Answers) -> bool {
+        let expect = match self.waiting {
+            Waiting::Confirm { .. } => Expect::YesNo,
+            Waiting::Gather(id) => match self.step(id).map(|st| st.kind) {
+                Some(StepKind::Gather(g)) => g.expect,
+                _ => return false,
+            },
+            _ => return false,
         };
-        if !closed {
-            return false;
+        match expect {
+            Expect::YesNo | Expect::Cpr | Expect::Phone => {}
+            Expect::Intent | Expect::Date if answers == Answers::ClosedAndOpen => {
+                let Event::Speech { text, lang, .. } = &event else {
+                    return false;
+                };
+                let lang = lang.unwrap_or(self.lang);
+                let heard = text.expose();
+                if crate::ending::sounds_unfinished(heard, lang)
+                    || (expect == Expect::Date && !crate::ending::date_sounds_finished(heard))
+                {
+                    return false;
+                }
+            }
+            _ => return false,
         }
         let mut copy = self.clone();
         copy.explain = None;
         let actions = copy.handle(event, now);
+        // The same words, heard again as the turn (the caller stays silent),
+        // need not be embedded twice.
+        if copy.turn_vector.is_some() {
+            self.turn_vector = copy.turn_vector.take();
+        }
         copy.waiting != self.waiting
             && copy.record.misunderstood == self.record.misunderstood
             && !copy.recognizing_again
@@ -1927,6 +1964,10 @@ impl Interpreter {
                 return Some(v.clone());
             }
         }
+        // (The copy of `meaning_wanted` only notes which words.)
+        if self.probed(text) {
+            return None;
+        }
         let v: Arc<[f32]> = self
             .muni
             .encoder
@@ -1955,6 +1996,10 @@ impl Interpreter {
                 // failure to embed leaves the words alone to decide).
                 // What the caller corrected to, as the words are read.
                 let query = self.meaning_of(crate::understand::corrected(heard));
+                if self.probe_found() {
+                    // A copy finding out which words it would embed: it knows.
+                    return None;
+                }
                 let langs = self.muni.languages.clone();
                 // (Words said earlier are no answer to a clarifying question.)
                 if let Some((a, b)) = self.clarifying.take().filter(|_| !self.prefilling) {

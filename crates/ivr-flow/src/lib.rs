@@ -13,6 +13,7 @@
 
 pub mod carry;
 pub mod diag;
+pub mod ending;
 pub mod eval;
 pub mod hours;
 pub mod intents;
@@ -31,8 +32,8 @@ pub mod vector_cache;
 
 pub use diag::{Diagnostic, Severity};
 pub use interp::{
-    Action, CallContext, CallRecord, Event, Interpreter, Outcome, QuestionRecord, Request,
-    Response, Route, Slot, Value,
+    Action, Answers, CallContext, CallRecord, Event, Interpreter, Meaning, MeaningWanted, Outcome,
+    QuestionRecord, Request, Response, Route, Slot, Value,
 };
 pub use ivr_core::Speech;
 pub use knowledge::KnowledgeBase;

@@ -726,6 +726,55 @@ pub fn parse_date(text: &str, today: NaiveDate) -> Option<NaiveDate> {
     None
 }
 
+/// Whether a normalised word names a month or a weekday ("marts",
+/// "february", "fredag").
+pub fn is_month_or_weekday(w: &str) -> bool {
+    month_of(w).is_some() || weekday_of(w).is_some()
+}
+
+/// Whether a normalised word can close a date or the time said after it: a
+/// month, a weekday, a year, a relative day ("morgen", "overmorgen", "dag" of
+/// "i dag", "tomorrow", "today"), a numeric date ("3/12", "2026-12-03") or a
+/// word that closes a time of day ("o'clock", "eftermiddagen", "morning").
+pub fn is_date_closing_word(w: &str) -> bool {
+    month_of(w).is_some()
+        || weekday_of(w).is_some()
+        || matches!(
+            w,
+            "morgen"
+                | "imorgen"
+                | "overmorgen"
+                | "dag"
+                | "idag"
+                | "tomorrow"
+                | "today"
+                | "clock"
+                | "oclock"
+                | "morgenen"
+                | "formiddag"
+                | "formiddagen"
+                | "eftermiddag"
+                | "eftermiddagen"
+                | "aften"
+                | "aftenen"
+                | "middag"
+                | "morning"
+                | "afternoon"
+                | "evening"
+                | "noon"
+                | "am"
+                | "pm"
+        )
+        || w.parse::<i32>().is_ok_and(|y| (1900..2100).contains(&y))
+        || (w.contains(['/', '-', '.']) && w.chars().any(|c| c.is_ascii_digit()))
+}
+
+/// Whether a normalised word is a day of the month said alone: an ordinal
+/// ("femtende", "fourteenth", "3rd") or a number from 1 to 31.
+pub fn is_day_number(w: &str) -> bool {
+    ordinal_day(w).or_else(|| cardinal_day(w)).is_some()
+}
+
 fn cardinal_day(t: &str) -> Option<u32> {
     word_below_100(t)
         .map(|v| v as u32)

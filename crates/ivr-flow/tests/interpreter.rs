@@ -4,7 +4,7 @@
 mod support;
 
 use ivr_core::{Dtmf, Lang, Pii};
-use ivr_flow::{Action, Event, Outcome};
+use ivr_flow::{Action, Answers, Event, Outcome};
 use support::{at, call, call_from, heard, identified, speech, store};
 
 #[test]
@@ -220,22 +220,22 @@ fn would_answer_takes_closed_answers_only_and_leaves_the_call_as_it_was() {
     // The latency harness's deployment: one question per number.
     let s = store("../../benches/latency-flows");
     let now = at("2026-12-01T18:00:00Z");
+    let closed = Answers::Closed;
     let mut yesno = call(&s, "+4579000002");
     yesno.start(now);
-    assert!(yesno.would_answer(heard("ja"), now));
-    assert!(yesno.would_answer(heard("nej tak"), now));
-    assert!(!yesno.would_answer(heard("øh"), now));
+    assert!(yesno.would_answer(heard("ja"), now, closed));
+    assert!(yesno.would_answer(heard("nej tak"), now, closed));
+    assert!(!yesno.would_answer(heard("øh"), now, closed));
     let mut cpr = call(&s, "+4579000004");
     cpr.start(now);
-    assert!(cpr.would_answer(heard("nul et nul to nul tre et to tre fire"), now));
+    assert!(cpr.would_answer(heard("nul et nul to nul tre et to tre fire"), now, closed));
     // Six digits of ten: the caller is pausing between groups.
-    assert!(!cpr.would_answer(heard("nul et nul to nul tre"), now));
-    // A menu is open: "jeg ringer angående" alone already scores an intent
-    // surely, so a menu answer is never taken as complete early.
+    assert!(!cpr.would_answer(heard("nul et nul to nul tre"), now, closed));
+    // With closed answers only, a menu answer is never taken early.
     let mut menu = call(&s, "+4579000001");
     menu.start(now);
-    assert!(!menu.would_answer(heard("jeg skal have fornyet mit pas"), now));
-    assert!(!menu.would_answer(identified("English please", Lang::En), now));
+    assert!(!menu.would_answer(heard("jeg skal have fornyet mit pas"), now, closed));
+    assert!(!menu.would_answer(identified("English please", Lang::En), now, closed));
     // Nothing of it happened to the calls themselves.
     for c in [&yesno, &cpr, &menu] {
         assert_eq!(c.record().misunderstood, 0);
@@ -243,4 +243,29 @@ fn would_answer_takes_closed_answers_only_and_leaves_the_call_as_it_was() {
     }
     assert!(!yesno.handle(heard("ja"), now).is_empty());
     assert_eq!(yesno.record().misunderstood, 0);
+}
+
+#[test]
+fn would_answer_takes_open_answers_only_when_they_sound_finished() {
+    let s = store("../../benches/latency-flows");
+    let now = at("2026-12-01T18:00:00Z");
+    let open = Answers::ClosedAndOpen;
+    let mut menu = call(&s, "+4579000001");
+    menu.start(now);
+    assert!(menu.would_answer(heard("Jeg skal have fornyet mit pas."), now, open));
+    // An errand named, but the sentence goes on.
+    assert!(!menu.would_answer(heard("Det handler om mit pas og"), now, open));
+    assert!(!menu.would_answer(heard("Jeg ringer om pas,"), now, open));
+    // Finished, but no errand the menu knows: the end silence decides.
+    assert!(!menu.would_answer(heard("Jeg har et spørgsmål."), now, open));
+    let mut date = call(&s, "+4579000003");
+    date.start(now);
+    assert!(date.would_answer(heard("Den femtende december."), now, open));
+    // The day alone: the month usually follows.
+    assert!(!date.would_answer(heard("den femtende"), now, open));
+    assert!(!date.would_answer(heard("på fredag den"), now, open));
+    for c in [&menu, &date] {
+        assert_eq!(c.record().misunderstood, 0);
+        assert!(c.record().intents.is_empty());
+    }
 }

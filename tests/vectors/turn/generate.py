@@ -22,7 +22,8 @@ continuing intonation where the caller pauses.
 
 Needs: sox, espeak-ng, python3 >= 3.11, piper-tts 1.8 (pip install
 piper-tts==1.8.0) and the Joe voice from `make setup`.
-Run: tests/vectors/turn/generate.py [OUT]   (about 2 minutes)
+Run: tests/vectors/turn/generate.py [OUT [TURNS]]   (about 2 minutes; TURNS:
+another set in the same format, e.g. heldout_turns.toml)
 Piper samples noise, so two runs differ slightly (espeak-ng does not); the
 figures in docs/turn-detection.md are from one such rendering.
 """
@@ -103,7 +104,8 @@ def part_audio(tmp, voice, variant, text):
 
 
 def main():
-    with open(os.path.join(HERE, "turns.toml"), "rb") as f:
+    turns = sys.argv[2] if len(sys.argv) > 2 else os.path.join(HERE, "turns.toml")
+    with open(turns, "rb") as f:
         turns = tomllib.load(f)["turn"]
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "target", "turn-vectors")
     out_dir = os.path.join(out, "g711")

@@ -5,7 +5,7 @@
 //!  Input (+ now) --> handle_input --+                 +--> Output::Transmit  (RTP/RTCP to send now)
 //!   Rtp / Rtcp datagrams            |                 +--> Output::Sip       (BYE, REFER, re-INVITE answers)
 //!   Sip(SipEvent)                   |   CallCore      +--> Output::Job       (recognise, synthesise, play a
-//!   Done(finished job, by id)       +-> MediaSession  |                       file, invoke an integration)
+//!   Done(finished job, by id)       +-> MediaSession  |                       file, embed words, invoke)
 //!   Timeout                         |   Interpreter   +--> Output::Event     (turn timings, eager outcomes)
 //!                                   |   Listen, eager +--> Output::Finished  (the call record; then done)
 //!                        poll_output(now) -------------+--> Output::Timeout   (call again then, or on input)
@@ -23,6 +23,11 @@
 //! whose id is no longer awaited (the synthesis of a prompt the caller
 //! barged into, a speculative transcript thrown away, an integration answer
 //! after the caller hung up) is recognised and dropped.
+//!
+//! The meaning of a caller's words (the municipality's sentence encoder,
+//! tens of milliseconds of CPU) is such a job too: a transcript the flow
+//! would embed waits, the question still recognising, until its
+//! [`Done::Meaning`] comes (see `ivr_flow::Interpreter::meaning_wanted`).
 //!
 //! Execution rules (the interpreter's contract, see `ivr_flow::interp`):
 //! actions run in order; a `Say`/`Play` blocks the next action until its
@@ -47,7 +52,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use chrono::{DateTime, Utc};
 use ivr_core::{CallId, Dtmf, Lang, Pcm, Pii, Speech, WallClock};
-use ivr_flow::{Action, CallContext, Event as FlowEvent, Interpreter, Outcome, Route};
+use ivr_flow::{
+    Action, Answers, CallContext, Event as FlowEvent, Interpreter, MeaningWanted, Outcome, Route,
+};
 use ivr_media::endpointing::EndpointingConfig;
 use ivr_media::rtp::LatchPolicy;
 use ivr_media::{
@@ -130,8 +137,10 @@ pub struct CoreConfig {
     pub smart_turn_threshold: Option<f32>,
     /// A speculative transcript (eager end of turn) that already answers
     /// the question ([`Interpreter::would_answer`]) ends the utterance at
-    /// once, before the end silence (`[turn] end_on_answer`).
-    pub end_on_answer: bool,
+    /// once, before the end silence (`[turn] end_on_answer`): closed
+    /// answers only, or open ones too when they sound finished
+    /// (`end_on_open_answer`). None: off.
+    pub end_on_answer: Option<Answers>,
     /// SDP settings (re-INVITE answers).
     pub sdp: SdpConfig,
     /// Domain of transfer targets that are only a number (empty: the caller's host).
@@ -232,6 +241,21 @@ enum Blocker {
 /// A recognition's result, its timing, and whether its language was identified.
 type Heard = (Result<Recognition, SpeechError>, SttTiming, bool);
 
+/// The meaning of a caller's words being made by a [`Job::Embed`] (off the
+/// call's thread), and what waits for it.
+struct MeaningJob {
+    id: JobId,
+    /// The words (personal) and the encoder.
+    wanted: MeaningWanted,
+    /// The turn's transcript, held from the flow until the meaning comes
+    /// (the question stays recognising meanwhile). None: the words are a
+    /// speculative transcript's, made ahead.
+    held: Option<FlowEvent>,
+    /// When it comes, see whether the speculative transcript answers the
+    /// question ([`CallCore::end_if_answered`]).
+    answer_check: bool,
+}
+
 /// One call.
 pub struct CallCore {
     cfg: CoreConfig,
@@ -271,6 +295,8 @@ pub struct CallCore {
     ended_by_model: Option<Duration>,
     /// The utterance now coming was ended by [`CallCore::end_if_answered`].
     ended_by_answer: bool,
+    /// The meaning of a caller's words being made, and what waits for it.
+    meaning: Option<MeaningJob>,
     turn: TurnClock,
     next_job: u64,
     queue: VecDeque<Queued>,
@@ -364,6 +390,7 @@ impl CallCore {
             turn_check: None,
             ended_by_model: None,
             ended_by_answer: false,
+            meaning: None,
             turn: TurnClock::default(),
             next_job: 0,
             queue: VecDeque::new(),
@@ -772,6 +799,7 @@ impl CallCore {
         self.stage = Stage::Ended;
         self.media = None;
         self.listen = None;
+        self.meaning = None;
     }
 
     /// After a flow step, the record so far goes out (written at once by
@@ -1056,6 +1084,10 @@ impl CallCore {
                 // A verdict still to come is about audio that is not the utterance.
                 self.turn_check = None;
                 self.eager.resumed();
+                // So is the meaning of the speculative transcript.
+                if self.meaning.as_ref().is_some_and(|m| m.held.is_none()) {
+                    self.meaning = None;
+                }
             }
             MediaEvent::Utterance(pcm) => self.on_utterance(pcm, now),
             MediaEvent::Dtmf(k) => self.on_dtmf(k, now),
@@ -1128,9 +1160,16 @@ impl CallCore {
     /// tentative end): when it already answers the question, the caller's
     /// turn ends now instead of after the rest of the end silence.
     fn end_if_answered(&mut self) {
-        if !self.cfg.end_on_answer {
+        self.answer_check(true);
+    }
+
+    /// [`Self::end_if_answered`]; `make_meaning`: when the flow would embed
+    /// the words, their meaning is made first by a job and the check runs
+    /// when it comes (false: at once, the meaning made or given up).
+    fn answer_check(&mut self, make_meaning: bool) {
+        let Some(answers) = self.cfg.end_on_answer else {
             return;
-        }
+        };
         let quiet = self.quiet();
         if !self.listen.as_ref().is_some_and(|l| l.takes_speech(quiet)) {
             return;
@@ -1147,7 +1186,20 @@ impl CallCore {
             lang: r.lang,
             identified: *identified,
         };
-        if !self.interp.would_answer(ev, self.wall()) {
+        if make_meaning && self.meaning.as_ref().is_none_or(|m| m.held.is_none()) {
+            if let Some(wanted) = self.interp.meaning_wanted(&ev, self.wall()) {
+                let same = self
+                    .meaning
+                    .as_ref()
+                    .is_some_and(|m| m.wanted.same_words(&wanted));
+                match self.meaning.as_mut() {
+                    Some(m) if same => m.answer_check = true,
+                    _ => self.make_meaning(wanted, None, true),
+                }
+                return;
+            }
+        }
+        if !self.interp.would_answer(ev, self.wall(), answers) {
             return;
         }
         if let Some(m) = self.media.as_mut() {
@@ -1155,6 +1207,70 @@ impl CallCore {
             if m.end_turn() {
                 self.ended_by_answer = true;
             }
+        }
+    }
+
+    /// The turn's transcript `ev`, before it reaches the flow: when the flow
+    /// would embed its words and their meaning is not made yet, a job makes
+    /// it and `ev` waits (None; it is fed when [`Done::Meaning`] comes, the
+    /// question recognising meanwhile). A speculative transcript's meaning
+    /// already being made for the same words is waited for, not made again.
+    fn hold_for_meaning(&mut self, ev: FlowEvent) -> Option<FlowEvent> {
+        let Some(wanted) = self.interp.meaning_wanted(&ev, self.wall()) else {
+            return Some(ev);
+        };
+        if let Some(l) = self.listen.as_mut() {
+            l.recognising();
+        }
+        match self.meaning.as_mut() {
+            Some(m) if m.wanted.same_words(&wanted) => {
+                m.held = Some(ev);
+                m.answer_check = false;
+            }
+            _ => self.make_meaning(wanted, Some(ev), false),
+        }
+        None
+    }
+
+    /// Asks for the meaning of `wanted`'s words (a newer request replaces
+    /// the one in flight, whose answer is then dropped as stale).
+    fn make_meaning(&mut self, wanted: MeaningWanted, held: Option<FlowEvent>, answer_check: bool) {
+        let id = self.next_job();
+        self.meaning = Some(MeaningJob {
+            id,
+            wanted: wanted.clone(),
+            held,
+            answer_check,
+        });
+        self.queue.push_back(Queued::Job(Job::Embed { id, wanted }));
+    }
+
+    /// The meaning of a caller's words came (or could not be made): the
+    /// flow learns it, then the transcript that waited for it is fed, or
+    /// the speculative one checked.
+    fn on_meaning(
+        &mut self,
+        id: JobId,
+        meaning: Result<ivr_flow::Meaning, ivr_flow::semantic::EncodeError>,
+    ) {
+        let Some(m) = self.meaning.take_if(|m| m.id == id) else {
+            tracing::trace!(job = id.0, "stale meaning dropped");
+            return;
+        };
+        // A failure was logged where the job ran; the flow goes on without
+        // it (it tries the encoder itself, or reads the words alone).
+        if let Ok(meaning) = meaning {
+            self.interp.know_meaning(meaning);
+        }
+        match m.held {
+            Some(ev) => {
+                if let Some(l) = self.listen.as_mut() {
+                    l.recognised();
+                }
+                self.feed(ev);
+            }
+            None if m.answer_check => self.answer_check(false),
+            None => {}
         }
     }
 
@@ -1290,6 +1406,8 @@ impl CallCore {
         self.stt_job = None;
         self.utterance = None;
         self.listen = None;
+        // A transcript still waiting for its meaning is no answer to what comes now.
+        self.meaning = None;
         for a in actions {
             match a {
                 Action::Gather {
@@ -1569,6 +1687,7 @@ impl CallCore {
                     }
                 }
             }
+            Done::Meaning { id, meaning } => self.on_meaning(id, meaning),
             Done::Declined { id } => {
                 if let Some(pos) = self.speculations.iter().position(|(j, ..)| *j == id) {
                     let (_, gen, _) = self.speculations.swap_remove(pos);
@@ -1650,11 +1769,15 @@ impl CallCore {
                     confidence,
                     lang,
                 });
-                FlowEvent::Speech {
+                let ev = FlowEvent::Speech {
                     text: r.text,
                     confidence: r.confidence,
                     lang: r.lang,
                     identified,
+                };
+                match self.hold_for_meaning(ev) {
+                    Some(ev) => ev,
+                    None => return,
                 }
             }
             Err(e) if e.is_capacity() => {

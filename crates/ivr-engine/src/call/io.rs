@@ -9,7 +9,8 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use ivr_core::{Dtmf, Lang, Pcm, Pii, Speech};
-use ivr_flow::{Request, Response};
+use ivr_flow::semantic::EncodeError;
+use ivr_flow::{Meaning, MeaningWanted, Request, Response};
 use ivr_media::Transmit;
 use ivr_sip::msg::Uri;
 use ivr_sip::EndReason;
@@ -63,6 +64,16 @@ pub enum Job {
         /// The audio (personal data: kept in memory only).
         pcm: Pcm,
     },
+    /// Make the meaning of a caller's words (their vector by the
+    /// municipality's sentence encoder, tens of milliseconds of CPU) off the
+    /// call's thread; answer with [`Done::Meaning`]. The flow's event for
+    /// those words waits for it.
+    Embed {
+        /// Tag.
+        id: JobId,
+        /// The words (personal: kept in memory only) and the encoder.
+        wanted: MeaningWanted,
+    },
     /// Load a recorded prompt; answer with one [`Done::Audio`].
     PlayFile {
         /// Tag.
@@ -104,6 +115,14 @@ pub enum Done {
         /// Probability that the turn is complete; `None`: no verdict (the
         /// model failed or is not loaded), so the end silence decides.
         complete: Option<f32>,
+    },
+    /// The meaning of a caller's words ([`Job::Embed`]); an error: the flow
+    /// goes on without it (by the words alone).
+    Meaning {
+        /// The job.
+        id: JobId,
+        /// The words and their vector (personal).
+        meaning: Result<Meaning, EncodeError>,
     },
     /// A speculative recognition that was not started (no idle worker).
     Declined {

@@ -1,12 +1,14 @@
 //! What the call core asks of the world, performed: its jobs on the
 //! engine's workers (synthesis on blocking threads with `Arc<dyn
-//! TextToSpeech>`, recognition on the shared [`SpeechPool`], integration
-//! requests on [`Services`]; each answer goes back to the call's task as a
-//! [`Done`] tagged with the job's id) and its SIP commands on the dialog.
+//! TextToSpeech>`, recognition on the shared [`SpeechPool`], the meaning of
+//! a caller's words on the [`EmbedPool`], integration requests on
+//! [`Services`]; each answer goes back to the call's task as a [`Done`]
+//! tagged with the job's id) and its SIP commands on the dialog.
 
-use std::sync::Arc;
+use std::sync::{mpsc as std_mpsc, Arc, Mutex};
 
 use ivr_core::{CallId, Lang, Speech};
+use ivr_flow::semantic::EncodeError;
 use ivr_tts::{SpeechStream, TextToSpeech};
 use tokio::sync::mpsc;
 
@@ -37,6 +39,8 @@ pub struct Workers {
     pub sip: SipHandle,
     /// The end-of-turn model (None: not loaded).
     pub smart_turn: Option<Arc<ivr_turn::SmartTurn>>,
+    /// Where callers' words are embedded.
+    pub embed: EmbedPool,
 }
 
 impl Workers {
@@ -56,6 +60,7 @@ impl Workers {
             done,
             sip: shared.sip.clone(),
             smart_turn: shared.turn_models.smart_turn.clone(),
+            embed: shared.embed.clone(),
         }
     }
 
@@ -110,6 +115,25 @@ impl Workers {
                         .ok();
                     let _ = tx.blocking_send(Done::EndOfTurn { id, complete });
                 });
+            }
+            Job::Embed { id, wanted } => {
+                let tx = self.done.clone();
+                let started = self.embed.run(Box::new(move || {
+                    let meaning = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        wanted.make()
+                    }))
+                    .unwrap_or_else(|_| Err(EncodeError("the encoder panicked".into())))
+                    .inspect_err(
+                        |e| tracing::warn!(error = %e, "caller's words not embedded; the flow goes by the words"),
+                    );
+                    let _ = tx.blocking_send(Done::Meaning { id, meaning });
+                }));
+                if !started {
+                    return Some(Done::Meaning {
+                        id,
+                        meaning: Err(EncodeError("no embedding thread".into())),
+                    });
+                }
             }
             Job::PlayFile { id, path, rate } => {
                 let (tts, tx) = (self.tts.clone(), self.done.clone());
@@ -288,5 +312,93 @@ pub fn synthesize(
 fn background() {
     if let Err(e) = ivr_core::sched::enter_background() {
         tracing::debug!(error = %e, "background thread priority not lowered");
+    }
+}
+
+/// A piece of work for the [`EmbedPool`].
+type EmbedWork = Box<dyn FnOnce() + Send>;
+
+/// The threads that make the meaning of callers' words ([`Job::Embed`]):
+/// tens of milliseconds of CPU each, which must not be spent on the async
+/// runtime's workers (they pace every call's RTP). They run at the priority
+/// of the thread that started them, the media's (start the pool from the
+/// engine's own start-up, not from a background thread): the caller's
+/// reply waits for the meaning, so it is not background work. Not tokio's
+/// blocking pool, whose threads run synthesis and the end-of-turn model
+/// lowered ([`background`]) and stay lowered. Work waits in order of
+/// arrival while every thread is busy; the threads end when the last
+/// handle is dropped.
+#[derive(Clone)]
+pub struct EmbedPool {
+    tx: std_mpsc::Sender<EmbedWork>,
+}
+
+impl std::fmt::Debug for EmbedPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbedPool").finish_non_exhaustive()
+    }
+}
+
+impl EmbedPool {
+    /// A pool of `threads` threads (at least one), started now. A thread
+    /// the OS refuses is left out (warned); with none, every [`Job::Embed`]
+    /// is answered with an error and the flow embeds as before.
+    pub fn new(threads: usize) -> Self {
+        let (tx, rx) = std_mpsc::channel::<EmbedWork>();
+        let rx = Arc::new(Mutex::new(rx));
+        for i in 0..threads.max(1) {
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("ivr-embed-{i}"))
+                .spawn(move || loop {
+                    // The lock is held only while waiting for the next piece.
+                    let next = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                    match next {
+                        Ok(work) => work(),
+                        Err(_) => return,
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::warn!(error = %e, "embedding thread not started");
+            }
+        }
+        EmbedPool { tx }
+    }
+
+    /// One thread per core the process may use.
+    pub fn per_core() -> Self {
+        Self::new(std::thread::available_parallelism().map_or(1, usize::from))
+    }
+
+    /// Queues `work`; false when no thread is left to do it.
+    fn run(&self, work: EmbedWork) -> bool {
+        self.tx.send(work).is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedding_runs_on_the_pools_own_threads_at_the_starting_threads_priority() {
+        let pool = EmbedPool::new(2);
+        let (tx, rx) = std_mpsc::channel();
+        for _ in 0..4 {
+            let tx = tx.clone();
+            let queued = pool.run(Box::new(move || {
+                let name = std::thread::current().name().map(str::to_string);
+                let _ = tx.send((name, ivr_core::sched::this_thread_nice().ok()));
+            }));
+            assert!(queued);
+        }
+        let here = ivr_core::sched::this_thread_nice().ok();
+        for _ in 0..4 {
+            let (name, nice) = rx
+                .recv_timeout(std::time::Duration::from_secs(10))
+                .expect("the work ran");
+            assert!(name.is_some_and(|n| n.starts_with("ivr-embed-")));
+            assert_eq!(nice, here, "not lowered to the background's priority");
+        }
     }
 }

@@ -121,6 +121,8 @@ pub struct CallShared {
     pub live: crate::live::LiveCalls,
     /// Crisis announcements set from the console, put in front of new calls.
     pub announcements: crate::console::announce::Announcements,
+    /// Where callers' words are embedded (off the runtime's workers).
+    pub embed: jobs::EmbedPool,
 }
 
 impl CallShared {
@@ -145,7 +147,14 @@ impl CallShared {
                 .smart_turn
                 .is_some()
                 .then_some(self.turn.smart_turn_threshold),
-            end_on_answer: self.turn.end_on_answer,
+            end_on_answer: self
+                .turn
+                .end_on_answer
+                .then_some(if self.turn.end_on_open_answer {
+                    ivr_flow::Answers::ClosedAndOpen
+                } else {
+                    ivr_flow::Answers::Closed
+                }),
             sdp: self.sdp.clone(),
             transfer_domain: self.transfer_domain.clone(),
             keep_transcripts: self.keep_transcripts,

@@ -25,6 +25,7 @@ use ivr_engine::call::srtp::SrtpSession;
 use ivr_engine::call::{jobs, sdp};
 use ivr_engine::records::CallRecordRow;
 use ivr_engine::speech::SpeechPool;
+use ivr_flow::semantic::SentenceEncoder;
 use ivr_flow::{FlowStore, Request, Response};
 use ivr_media::endpointing::EndpointingConfig;
 use ivr_media::rtp::{parse_rtp, LatchPolicy};
@@ -133,6 +134,8 @@ pub struct Log {
     pub recognitions: Vec<(Instant, bool)>,
     /// End-of-turn verdicts asked for: the audio's length.
     pub turn_checks: Vec<(Instant, Duration)>,
+    /// Meanings of the caller's words asked for ([`Job::Embed`]).
+    pub embeds: Vec<Instant>,
     /// Integration requests.
     pub invoked: Vec<(Instant, Request)>,
     /// Prompt files asked for.
@@ -170,6 +173,8 @@ pub struct World {
     pub refer: Box<dyn FnMut() -> Option<(Duration, SipEvent)>>,
     /// The end-of-turn model: its delay and verdict (probability complete).
     pub turn_verdict: TurnVerdicts,
+    /// Time the meaning of a caller's words takes ([`Job::Embed`]).
+    pub embed_delay: Duration,
 }
 
 impl Default for World {
@@ -188,6 +193,7 @@ impl Default for World {
                 ))
             }),
             turn_verdict: Box::new(|_| (Duration::from_millis(40), Some(0.9))),
+            embed_delay: Duration::from_millis(25),
         }
     }
 }
@@ -210,14 +216,17 @@ pub struct Options {
     pub wall: DateTime<Utc>,
     /// An end-of-turn model with this threshold (None: none).
     pub smart_turn: Option<f32>,
-    /// A speculative transcript that answers the question ends the turn.
-    pub end_on_answer: bool,
+    /// A speculative transcript that answers the question ends the turn
+    /// (closed answers, or open ones too when they sound finished).
+    pub end_on_answer: Option<ivr_flow::Answers>,
     /// The call is SRTP (RTP/SAVP with SDES keys both ways; SRTP required).
     pub srtp: bool,
     /// Crisis announcements in force (as the console sets them).
     pub crisis: Option<ivr_engine::console::announce::Announcements>,
     /// Whether the recogniser is full (None: never).
     pub speech_full: Option<ivr_engine::call::core::SpeechFull>,
+    /// The municipality's sentence encoder (None: intents by words alone).
+    pub encoder: Option<Arc<dyn SentenceEncoder>>,
 }
 
 impl Default for Options {
@@ -231,10 +240,11 @@ impl Default for Options {
             tts: Arc::new(ScriptedTts::new(16_000)),
             wall: wednesday_morning(),
             smart_turn: None,
-            end_on_answer: false,
+            end_on_answer: None,
             srtp: false,
             crisis: None,
             speech_full: None,
+            encoder: None,
         }
     }
 }
@@ -269,7 +279,7 @@ pub struct Sim {
 impl Sim {
     /// A call to `called` in the flows at `flows`, answered (200 sent) but not yet acknowledged.
     pub fn ringing(flows: &Path, called: &str, opts: Options) -> Sim {
-        let (store, _) = FlowStore::load(flows).expect("flows load");
+        let (store, _) = FlowStore::load_with(flows, opts.encoder.clone()).expect("flows load");
         let route = store.route(called).expect("the number is routed");
         let (route, announcement_audio) = match &opts.crisis {
             Some(a) => a.apply(route, opts.wall),
@@ -723,6 +733,16 @@ impl Sim {
                 let (d, complete) = (self.world.turn_verdict)(&pcm);
                 self.due
                     .push((now + d, Due::Done(Done::EndOfTurn { id, complete })));
+            }
+            Job::Embed { id, wanted } => {
+                self.log.embeds.push(now);
+                // Made now (the scripted encoder is instant); it comes back
+                // after the scripted delay.
+                let meaning = wanted.make();
+                self.due.push((
+                    now + self.world.embed_delay,
+                    Due::Done(Done::Meaning { id, meaning }),
+                ));
             }
             Job::Invoke { id, request, .. } => {
                 let (d, response) = (self.world.invoke)(&request);
