@@ -10,7 +10,11 @@
 //!
 //! Every call is a callback order by keypad (`tests/calls/callback_keys_info.xml`):
 //! a completed call means the caller heard the confirmation, so its request
-//! must be in the shared queue whichever engine took it.
+//! must be in the shared queue whichever engine took it. In this test's
+//! copy of the flows the callback step is followed by a mail to the
+//! department (the shared outbox, sent by whichever engine leases it), so
+//! a completed call also means a mail was promised: it must reach the SMTP
+//! server (aiosmtpd) even when the engine that queued it was killed.
 //!
 //! Needs PostgreSQL from `scripts/with-test-services.sh` (`make test` runs
 //! the suite through it), Kamailio and SIPp from `make setup`, and the `ivr`
@@ -23,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ivr_e2e::{sipp_binary, sipp_ports};
+use ivr_e2e::{sipp_binary, sipp_ports, SmtpSink};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -99,7 +103,7 @@ struct Engine {
 }
 
 impl Engine {
-    fn start(name: &'static str, dir: &Path, db: &str, rtp_base: u16) -> Engine {
+    fn start(name: &'static str, dir: &Path, db: &str, rtp_base: u16, smtp_port: u16) -> Engine {
         // The flows folder every engine reads (a site's shared folder).
         let flows = dir.join("flows");
         let r = root();
@@ -135,6 +139,15 @@ listen = "{http}"
 database_url = "{db}"
 [integrations.callbacks]
 handoff = false
+[integrations.mail.smtp]
+host = "127.0.0.1"
+port = {smtp_port}
+tls = "none"
+# A short send timeout: a mail leased by the killed engine is taken over
+# after the lease (6 timeouts + 10 s) runs out.
+timeout_ms = 1000
+[integrations.mail.delivery]
+poll_interval_ms = 200
 [shutdown]
 drain_s = 90
 "#,
@@ -346,6 +359,43 @@ async fn outcomes(calls: Vec<(String, tokio::task::JoinHandle<bool>)>) -> Vec<(S
     v
 }
 
+/// The callback flow in `flows` (a test's copy) mails the department once
+/// the request is stored, before the caller hears the confirmation.
+fn mail_after_each_callback(flows: &Path) {
+    let path = flows.join("shared/callback.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let store = "number = \"callback_number\"\nnext = \"stored\"";
+    assert!(
+        text.contains(store),
+        "the callback flow's store step changed"
+    );
+    let text = text.replacen(store, "number = \"callback_number\"\nnext = \"notify\"", 1)
+        + r#"
+[step.notify]
+do = "mail"
+kind = "callback_notice"
+to = ["borgerservice@nordby.test"]
+subject = "Opringning bestilt"
+body = "Borgeren vil ringes op på {callback_number}."
+next = "stored"
+on_error = "store_failed"
+"#;
+    std::fs::write(&path, text).unwrap();
+}
+
+/// The outbox's rows: (state, attempts).
+async fn queued_mails(db: &str) -> Vec<(String, i64)> {
+    use sqlx::{Connection, Row};
+    let mut c = sqlx::PgConnection::connect(db).await.unwrap();
+    sqlx::query("SELECT state, attempts FROM mail_outbox ORDER BY created_at")
+        .fetch_all(&mut c)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get::<String, _>(0), r.get::<i64, _>(1)))
+        .collect()
+}
+
 async fn stored_callbacks(db: &str) -> Vec<String> {
     use sqlx::{Connection, Row};
     let mut c = sqlx::PgConnection::connect(db).await.unwrap();
@@ -357,7 +407,7 @@ async fn stored_callbacks(db: &str) -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn calls_survive_a_drained_and_a_killed_engine_behind_kamailio_and_no_promised_callback_is_lost(
+async fn calls_survive_a_drained_and_a_killed_engine_behind_kamailio_and_no_promised_callback_or_mail_is_lost(
 ) {
     let Ok(admin) = std::env::var("IVR_TEST_POSTGRES_URL") else {
         assert!(
@@ -371,13 +421,15 @@ async fn calls_survive_a_drained_and_a_killed_engine_behind_kamailio_and_no_prom
     };
     let dir = tempfile::tempdir().unwrap();
     copy_dir(&root().join("flows"), &dir.path().join("flows"));
+    mail_after_each_callback(&dir.path().join("flows"));
+    let sink = SmtpSink::start(dir.path());
     let db = fresh_database(&admin).await;
     let base = 40_000 + u16::try_from(std::process::id() % 20).unwrap() * 600;
     // The first engine creates the schema; the others find it there.
-    let mut a = Engine::start("a", dir.path(), &db, base);
+    let mut a = Engine::start("a", dir.path(), &db, base, sink.port);
     a.wait_healthy().await;
-    let mut b = Engine::start("b", dir.path(), &db, base + 200);
-    let mut c = Engine::start("c", dir.path(), &db, base + 400);
+    let mut b = Engine::start("b", dir.path(), &db, base + 200, sink.port);
+    let mut c = Engine::start("c", dir.path(), &db, base + 400, sink.port);
     b.wait_healthy().await;
     c.wait_healthy().await;
     // Publish once: every engine serves the new version.
@@ -458,15 +510,53 @@ async fn calls_survive_a_drained_and_a_killed_engine_behind_kamailio_and_no_prom
     }
     let placed = drained.len() + killed.len() + after.len();
     let lost_on_b = killed.iter().filter(|(_, ok)| !*ok).count();
+    let served_after_kill_s = after_kill_at.elapsed().as_secs();
+    // Every promised mail reaches the SMTP server, whichever engine queued
+    // it (one leased by the killed engine is taken over after its lease).
+    let mailed = |mails: &[serde_json::Value], p: &str| {
+        mails.iter().any(|m| {
+            let digits: String = m["body"]
+                .as_str()
+                .unwrap_or_default()
+                .chars()
+                .filter(char::is_ascii_digit)
+                .collect();
+            digits.contains(&p[3..])
+        })
+    };
+    let until = Instant::now() + Duration::from_secs(45);
+    let mails = loop {
+        let m = sink.received();
+        if promised.iter().all(|p| mailed(&m, p)) || Instant::now() > until {
+            break m;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let queued = queued_mails(&db).await;
+    for p in &promised {
+        assert!(
+            mailed(&mails, p),
+            "caller {p} heard the confirmation, so the department's mail is sent: {} received, outbox {queued:?}",
+            mails.len()
+        );
+    }
     eprintln!(
         "cluster: placed {placed}, completed {} (drain phase {completed_drain}/{}), \
-         lost with the killed engine {lost_on_b}, callbacks promised {} stored {} \
-         (after-kill calls served {}s after the kill)",
+         lost with the killed engine {lost_on_b}, callbacks promised {} stored {}, \
+         mails promised {} queued {} sent {} (after-kill calls served {served_after_kill_s}s \
+         after the kill)",
         promised.len(),
         drained.len(),
         promised.len(),
         stored.len(),
-        after_kill_at.elapsed().as_secs()
+        promised.len(),
+        queued.len(),
+        mails.len(),
+    );
+    assert!(
+        mails.len() <= placed,
+        "one mail per call at most (the outbox's key is the call's): {} mails",
+        mails.len()
     );
     assert!(
         stored.len() <= placed,
