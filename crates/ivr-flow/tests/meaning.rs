@@ -5,41 +5,15 @@
 //! embedded them itself; a vector for other words is never used.
 #![allow(clippy::unwrap_used)] // reason: tests
 
+mod support;
+
 use std::path::PathBuf;
-use std::sync::{
-    atomic::{AtomicUsize, Ordering},
-    Arc,
-};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use ivr_core::{Dtmf, Lang, Pii};
-use ivr_flow::{
-    semantic::{EncodeError, Role, SentenceEncoder},
-    Action, CallContext, Event, FlowStore, Interpreter,
-};
-
-/// A deterministic toy encoder (letters hashed into 32 dimensions) that
-/// counts what it embeds.
-#[derive(Debug)]
-struct Toy(AtomicUsize, String);
-
-impl SentenceEncoder for Toy {
-    fn embed(&self, text: &str, _: Role) -> Result<Vec<f32>, EncodeError> {
-        self.0.fetch_add(1, Ordering::SeqCst);
-        let mut v = vec![0.01f32; 32];
-        for (i, c) in text.chars().enumerate() {
-            v[(c as usize + i) % 32] += 1.0;
-        }
-        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-        Ok(v.into_iter().map(|x| x / n).collect())
-    }
-    fn dim(&self) -> usize {
-        32
-    }
-    fn name(&self) -> &str {
-        &self.1
-    }
-}
+use ivr_flow::{semantic::SentenceEncoder, Action, CallContext, Event, FlowStore, Interpreter};
+use support::ToyEncoder;
 
 fn now() -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2026-11-24T10:30:00+01:00")
@@ -49,8 +23,8 @@ fn now() -> DateTime<Utc> {
 
 /// The shipped flows with a fresh toy encoder (its own name: nothing of it
 /// in the process's example cache), and Nordby's route.
-fn nordby(name: &str) -> (Arc<Toy>, ivr_flow::Route) {
-    let toy = Arc::new(Toy(AtomicUsize::new(0), format!("meaning-test-{name}")));
+fn nordby(name: &str) -> (Arc<ToyEncoder>, ivr_flow::Route) {
+    let toy = Arc::new(ToyEncoder::new(format!("meaning-test-{name}")));
     let flows = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../flows");
     let (store, _) =
         FlowStore::load_with(flows, Some(toy.clone() as Arc<dyn SentenceEncoder>)).unwrap();
@@ -83,26 +57,26 @@ fn said(text: &str) -> Event {
 /// how many texts the interpreter embedded itself while handling it.
 fn handled_with_meaning_made_outside(
     it: &mut Interpreter,
-    toy: &Toy,
+    toy: &ToyEncoder,
     ev: Event,
 ) -> (Vec<Action>, usize) {
     let wanted = it
         .meaning_wanted(&ev, now())
         .expect("the turn's words are wanted");
     it.know_meaning(wanted.make().unwrap());
-    let before = toy.0.load(Ordering::SeqCst);
+    let before = toy.embedded();
     let actions = it.handle(ev, now());
-    (actions, toy.0.load(Ordering::SeqCst) - before)
+    (actions, toy.embedded() - before)
 }
 
 #[test]
 fn the_words_a_turn_would_embed_are_named_without_embedding_them() {
     let (toy, route) = nordby("named");
     let it = call(&route);
-    let before = toy.0.load(Ordering::SeqCst);
+    let before = toy.embedded();
     let wanted = it.meaning_wanted(&said("jeg skal have fornyet mit pas"), now());
     assert!(wanted.is_some());
-    assert_eq!(toy.0.load(Ordering::SeqCst), before, "nothing embedded");
+    assert_eq!(toy.embedded(), before, "nothing embedded");
 }
 
 #[test]
@@ -114,13 +88,9 @@ fn a_menu_turn_with_its_meaning_made_outside_routes_as_if_embedded_inline_and_em
         "nej jeg mener kørekort",
     ] {
         let mut inline = call(&route);
-        let before = toy.0.load(Ordering::SeqCst);
+        let before = toy.embedded();
         let expected = inline.handle(said(heard), now());
-        assert_eq!(
-            toy.0.load(Ordering::SeqCst) - before,
-            1,
-            "{heard}: embedded inline"
-        );
+        assert_eq!(toy.embedded() - before, 1, "{heard}: embedded inline");
 
         let mut outside = call(&route);
         let (actions, embedded) =
@@ -136,9 +106,9 @@ fn a_question_for_the_knowledge_base_with_its_meaning_made_outside_embeds_nothin
     let (toy, route) = nordby("question");
     let heard = "hvornår har borgerservice åbent på lørdag?";
     let mut inline = call(&route);
-    let before = toy.0.load(Ordering::SeqCst);
+    let before = toy.embedded();
     let expected = inline.handle(said(heard), now());
-    assert_eq!(toy.0.load(Ordering::SeqCst) - before, 1, "embedded inline");
+    assert_eq!(toy.embedded() - before, 1, "embedded inline");
     assert!(
         expected.iter().any(
             |a| matches!(a, Action::Say { speech, .. } if speech.expose().contains("Borgerservice"))
@@ -167,13 +137,9 @@ fn a_meaning_made_for_other_words_is_not_used() {
         it.meaning_wanted(&said(heard), now()).is_some(),
         "the new words are wanted"
     );
-    let before = toy.0.load(Ordering::SeqCst);
+    let before = toy.embedded();
     let actions = it.handle(said(heard), now());
-    assert_eq!(
-        toy.0.load(Ordering::SeqCst) - before,
-        1,
-        "embedded by the interpreter"
-    );
+    assert_eq!(toy.embedded() - before, 1, "embedded by the interpreter");
     assert_eq!(actions, expected);
 }
 

@@ -3,47 +3,19 @@
 //! the call but never written to the cache.
 #![allow(clippy::unwrap_used)] // reason: tests
 
+mod support;
+
 use std::{
     path::{Path, PathBuf},
-    sync::{
-        atomic::{AtomicUsize, Ordering},
-        Arc,
-    },
+    sync::Arc,
 };
 
 use chrono::{DateTime, Utc};
 use ivr_core::{Lang, Pii};
 use ivr_flow::{
-    semantic::{EncodeError, Role, SentenceEncoder},
-    CallContext, Event, FlowStore, Interpreter, StoreOptions,
+    semantic::SentenceEncoder, CallContext, Event, FlowStore, Interpreter, StoreOptions,
 };
-
-/// A deterministic toy encoder (letters hashed into 32 dimensions) that
-/// counts what it embeds. Its name keys the process's memory cache, so a
-/// new name finds nothing there; its fingerprint (the "model") is fixed.
-#[derive(Debug, Default)]
-struct Toy(AtomicUsize, String);
-
-impl SentenceEncoder for Toy {
-    fn embed(&self, text: &str, _: Role) -> Result<Vec<f32>, EncodeError> {
-        self.0.fetch_add(1, Ordering::SeqCst);
-        let mut v = vec![0.01f32; 32];
-        for (i, c) in text.chars().enumerate() {
-            v[(c as usize + i) % 32] += 1.0;
-        }
-        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-        Ok(v.into_iter().map(|x| x / n).collect())
-    }
-    fn dim(&self) -> usize {
-        32
-    }
-    fn name(&self) -> &str {
-        &self.1
-    }
-    fn fingerprint(&self) -> Option<String> {
-        Some("toy-1".into())
-    }
-}
+use support::ToyEncoder;
 
 fn flows() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../flows")
@@ -81,8 +53,8 @@ fn call(muni: ivr_flow::Route, now: DateTime<Utc>) -> Interpreter {
     it
 }
 
-fn load(dir: &Path, name: &str) -> (FlowStore, Arc<Toy>, Arc<dyn SentenceEncoder>) {
-    let toy = Arc::new(Toy(AtomicUsize::new(0), name.to_string()));
+fn load(dir: &Path, name: &str) -> (FlowStore, Arc<ToyEncoder>, Arc<dyn SentenceEncoder>) {
+    let toy = Arc::new(ToyEncoder::new(name).with_fingerprint("toy-1"));
     let enc: Arc<dyn SentenceEncoder> = toy.clone();
     let (store, _) = FlowStore::load_with_options(
         flows(),
@@ -103,15 +75,12 @@ fn a_second_start_embeds_no_example_and_caller_turns_never_reach_the_cache() {
     let file = dir.join(ivr_flow::vector_cache::FILE_NAME);
     let (_, first, _) = load(&dir, "toy-a");
     let written = std::fs::read(&file).unwrap();
-    assert!(
-        first.0.load(Ordering::SeqCst) > 50,
-        "the first start embeds the examples"
-    );
+    assert!(first.embedded() > 50, "the first start embeds the examples");
 
     // Another encoder name: nothing in the process's memory cache, the same
     // model: everything on disk.
     let (store, second, enc) = load(&dir, "toy-b");
-    assert_eq!(second.0.load(Ordering::SeqCst), 0, "nothing embedded again");
+    assert_eq!(second.embedded(), 0, "nothing embedded again");
     // Calls embed with the encoder itself, never through the cache.
     let muni = store.municipality("nordby").unwrap();
     let attached = muni.municipality.encoder.clone().unwrap();
@@ -128,10 +97,7 @@ fn a_second_start_embeds_no_example_and_caller_turns_never_reach_the_cache() {
         },
         now,
     );
-    assert!(
-        second.0.load(Ordering::SeqCst) >= 1,
-        "the turn was embedded"
-    );
+    assert!(second.embedded() >= 1, "the turn was embedded");
     assert_eq!(
         std::fs::read(&file).unwrap(),
         written,
@@ -147,7 +113,7 @@ fn a_question_turn_is_embedded_once_for_intents_knowledge_and_both_languages() {
     let muni = store.municipality("nordby").unwrap();
     let now = now();
     let mut it = call(muni, now);
-    let before = toy.0.load(Ordering::SeqCst);
+    let before = toy.embedded();
     // A question at the menu: knowledge is looked up in Danish and English,
     // the errand-or-question rule and the intents score it too.
     it.handle(
@@ -159,10 +125,6 @@ fn a_question_turn_is_embedded_once_for_intents_knowledge_and_both_languages() {
         },
         now,
     );
-    assert_eq!(
-        toy.0.load(Ordering::SeqCst) - before,
-        1,
-        "one embedding a turn"
-    );
+    assert_eq!(toy.embedded() - before, 1, "one embedding a turn");
     std::fs::remove_dir_all(dir.parent().unwrap()).ok();
 }

@@ -158,3 +158,62 @@ pub fn transferred_to(actions: &[Action]) -> Option<&str> {
         _ => None,
     })
 }
+
+/// A deterministic toy sentence encoder (letters hashed into 32 dimensions)
+/// that counts what it embeds. Its name keys the process's memory cache of
+/// example vectors, so a new name finds nothing there; with a fingerprint
+/// (its "model") it may use the disk cache, without one it never does.
+#[derive(Debug)]
+pub struct ToyEncoder {
+    embedded: std::sync::atomic::AtomicUsize,
+    name: String,
+    fingerprint: Option<String>,
+}
+
+impl ToyEncoder {
+    /// A toy encoder named `name`, with no fingerprint.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            embedded: std::sync::atomic::AtomicUsize::new(0),
+            name: name.into(),
+            fingerprint: None,
+        }
+    }
+
+    /// The same encoder with a fingerprint (the disk cache's model key).
+    pub fn with_fingerprint(mut self, fingerprint: &str) -> Self {
+        self.fingerprint = Some(fingerprint.into());
+        self
+    }
+
+    /// Texts embedded so far.
+    pub fn embedded(&self) -> usize {
+        self.embedded.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl ivr_flow::semantic::SentenceEncoder for ToyEncoder {
+    fn embed(
+        &self,
+        text: &str,
+        _: ivr_flow::semantic::Role,
+    ) -> Result<Vec<f32>, ivr_flow::semantic::EncodeError> {
+        self.embedded
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let mut v = vec![0.01f32; 32];
+        for (i, c) in text.chars().enumerate() {
+            v[(c as usize + i) % 32] += 1.0;
+        }
+        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        Ok(v.into_iter().map(|x| x / n).collect())
+    }
+    fn dim(&self) -> usize {
+        32
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn fingerprint(&self) -> Option<String> {
+        self.fingerprint.clone()
+    }
+}
