@@ -584,6 +584,110 @@ outcome = "resolved"
     assert_eq!(sim.record().outcome, "resolved");
 }
 
+/// A name by speech only, then a choice by keys.
+const NAME_THEN_KEYS: &str = r#"
+start = "ask_name"
+
+[step.ask_name]
+do = "gather"
+input = ["speech"]
+expect = "text"
+save_as = "name"
+prompt.da = "Hvad er dit fulde navn?"
+next = "choose"
+
+[step.choose]
+do = "gather"
+prompt.da = "Tak. Tryk et for at bekræfte, eller tryk to for at aflyse din tid i jobcentret."
+timeout = 5
+retries = 1
+no_input = "bye"
+no_match = "bye"
+
+[[step.choose.intent]]
+name = "confirm"
+keywords.da = ["bekræfte"]
+dtmf = "1"
+goto = "confirmed"
+
+[[step.choose.intent]]
+name = "cancel"
+keywords.da = ["aflyse"]
+dtmf = "2"
+goto = "cancelled"
+
+[step.confirmed]
+do = "hangup"
+text.da = "Du valgte at bekræfte. Farvel."
+outcome = "resolved"
+
+[step.cancelled]
+do = "hangup"
+text.da = "Du valgte at aflyse. Farvel."
+outcome = "resolved"
+
+[step.bye]
+do = "hangup"
+text.da = "Farvel."
+outcome = "failed"
+"#;
+
+#[test]
+fn keys_typed_while_a_spoken_answer_is_recognised_answer_the_next_question_that_takes_keys() {
+    let dir = flows(NAME_THEN_KEYS);
+    let mut sim = Sim::answered(dir.path(), CALLED, Options::default());
+    // A slow recogniser: the caller types on before the name is heard.
+    sim.world.stt_delay = secs(2);
+    sim.stt.push_text("Karen Hansen", 0.9);
+    sim.expect_within(secs(5), "the name is asked", waiting);
+    sim.say(&utterance());
+    sim.expect_within(secs(5), "the name is being recognised", |s| {
+        s.log.recognitions.iter().any(|(_, eager)| !eager)
+    });
+    let typed = sim.now;
+    sim.press(Dtmf::D2);
+    sim.expect_within(secs(8), "the typed key answers the choice", |s| {
+        s.has_said("Du valgte at aflyse")
+    });
+    let answered = sim.said_at("Du valgte at aflyse").expect("answered");
+    let asked = sim.said_at("Tryk et").expect("the choice was made");
+    assert!(
+        answered < asked + secs(1),
+        "answered at once, not after the prompt and a timeout: asked {} ms, answered {} ms after the key",
+        (asked - typed).as_millis(),
+        (answered - typed).as_millis()
+    );
+    sim.expect_within(secs(10), "the call ends", |s| s.done());
+    assert_eq!(sim.record().outcome, "resolved");
+    assert!(
+        !sim.has_said("Du valgte at bekræfte"),
+        "one answer: {:?}",
+        sim.said()
+    );
+}
+
+#[test]
+fn a_key_typed_ahead_long_before_the_question_is_not_taken_as_its_answer() {
+    let dir = flows(NAME_THEN_KEYS);
+    let mut sim = Sim::answered(dir.path(), CALLED, Options::default());
+    // The name takes 20 s to recognise: a key pressed at its start is stale.
+    sim.world.stt_delay = secs(20);
+    sim.stt.push_text("Karen Hansen", 0.9);
+    sim.expect_within(secs(5), "the name is asked", waiting);
+    sim.say(&utterance());
+    sim.expect_within(secs(5), "the name is being recognised", |s| {
+        s.log.recognitions.iter().any(|(_, eager)| !eager)
+    });
+    sim.press(Dtmf::D2);
+    sim.expect_within(secs(60), "the call ends", |s| s.done());
+    assert!(
+        !sim.has_said("Du valgte at aflyse"),
+        "a key pressed 20 s before the question is no answer: {:?}",
+        sim.said()
+    );
+    assert_eq!(sim.record().outcome, "failed", "no answer to the choice");
+}
+
 fn refer_at(sim: &Sim) -> Option<std::time::Instant> {
     sim.log
         .sip

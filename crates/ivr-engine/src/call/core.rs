@@ -66,6 +66,12 @@ use ivr_sip::sdp::{LocalMedia, LocalSession, Negotiated, SdpConfig, SessionDescr
 use ivr_stt::{Candidate, LanguageChoice};
 
 use super::debug::{DebugEvent, DEBUG_QUEUE};
+
+/// Keys kept for the next question that takes keys (a CPR number, a date
+/// and a confirmation typed ahead fit); older keys give way to newer ones.
+const TYPE_AHEAD_KEYS: usize = 32;
+/// A key typed ahead this long ago is no answer to the question now asked.
+const TYPE_AHEAD_FOR: Duration = Duration::from_secs(15);
 pub use super::io::{CallEvent, Done, Input, Job, JobId, Output, SipCommand, SipEvent};
 use super::listen::{Listen, Question};
 use super::sdp::{self as call_sdp, Answered, ReInviteAnswer};
@@ -280,6 +286,12 @@ pub struct CallCore {
     pending: VecDeque<Action>,
     blocker: Blocker,
     listen: Option<Listen>,
+    /// Keys pressed while no question took keys (between questions, during
+    /// a speech-only question, or while its answer was being recognised),
+    /// oldest first, with when: the next question that takes keys gets them
+    /// at once (type-ahead, as VoiceXML buffers keys in its transitioning
+    /// state). At most [`TYPE_AHEAD_KEYS`], none older than [`TYPE_AHEAD_FOR`].
+    typed_ahead: VecDeque<(Dtmf, Instant)>,
     /// The recognition answering the question, and whether it identifies the language.
     stt_job: Option<(JobId, bool)>,
     /// The utterance answering the question (personal audio, in memory only
@@ -383,6 +395,7 @@ impl CallCore {
             pending: VecDeque::new(),
             blocker: Blocker::None,
             listen: None,
+            typed_ahead: VecDeque::new(),
             stt_job: None,
             utterance: None,
             speculations: Vec::new(),
@@ -679,6 +692,7 @@ impl CallCore {
                 }
             }
             self.pump(now);
+            self.take_typed_ahead(now);
             self.timers(now);
             self.count_eager();
             self.progress(now);
@@ -1319,18 +1333,34 @@ impl CallCore {
     }
 
     fn on_dtmf(&mut self, k: Dtmf, now: Instant) {
-        let Some(l) = self.listen.as_mut() else {
-            tracing::debug!("key outside a question ignored");
+        let Some(l) = self.listen.as_mut().filter(|l| l.question.dtmf) else {
+            if matches!(self.stage, Stage::Active { .. }) {
+                if self.typed_ahead.len() == TYPE_AHEAD_KEYS {
+                    self.typed_ahead.pop_front();
+                }
+                self.typed_ahead.push_back((k, now));
+                tracing::debug!("key kept for the next question that takes keys");
+            }
             return;
         };
-        if !l.question.dtmf {
-            return;
-        }
         l.key(now, self.cfg.timings.inter_digit);
         // A key during the prompt answers the question that follows it.
         self.cancel_prompts();
         self.turn.begin(TurnInput::Dtmf, now);
         self.feed(FlowEvent::Dtmf(k));
+    }
+
+    /// Keys typed ahead go to the question now listening, if it takes keys,
+    /// in the order they were pressed; each may end it and start the next.
+    fn take_typed_ahead(&mut self, now: Instant) {
+        while self.listen.as_ref().is_some_and(|l| l.question.dtmf) {
+            let Some((k, at)) = self.typed_ahead.pop_front() else {
+                return;
+            };
+            if now.saturating_duration_since(at) <= TYPE_AHEAD_FOR {
+                self.on_dtmf(k, now);
+            }
+        }
     }
 
     // ---- the flow ------------------------------------------------------------
