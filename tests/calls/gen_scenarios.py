@@ -257,7 +257,7 @@ def prompt_heard_en(c):
 SCENARIOS = {
     "jobcentre_cancel_speech_da": (jobcentre_cancel_speech_da, "[media_port]",
         "Job-centre cancellation (use case 3) in Danish: key 4 at the menu, the name by speech\n"
-        "     (\"Mit navn er Karen Hansen\", espeak-ng), CPR 0102031234 and yes by SIP INFO keys, the\n"
+        "     (\"Mit navn er Karen Hansen\", piper, an English accent), CPR 0102031234 and yes by SIP INFO keys, the\n"
         "     date (03122026) and time (1030) keyed, yes; the engine mails the job centre. Then 2\n"
         "     (nothing else) and the engine's BYE."),
     "jobcentre_cancel_speech_en": (jobcentre_cancel_speech_en, "[media_port]",

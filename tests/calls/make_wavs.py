@@ -21,7 +21,12 @@ ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 JOE = os.path.join(ROOT, "voices", "en_US-joe-medium", "en_US-joe-medium.onnx")
 
 UTTERANCES = {
-    "da-navn-karen-hansen": ("espeak-da", "Mit navn er Karen Hansen."),
+    # A Danish caller with an English accent (piper's English voice reading
+    # Danish): whisper base found espeak-ng's "Mit navn er Karen Hansen." so
+    # unsure on one CPU (AMD, AVX2) that its guard dropped it as a guess,
+    # while another (Intel, AVX-512) heard garbled words; the call's test is
+    # of the job-centre flow and its mail, not of a borderline name.
+    "da-navn-karen-hansen": ("piper-en-joe", "Mit navn er Karen Hansen."),
     "en-name-karen-hansen": ("piper-en-joe", "My name is Karen Hansen."),
     # Knowledge questions, from tests/vectors/knowledge_questions/ (da.tsv, en.tsv).
     "en-question-passport-price": ("piper-en-joe", "How much do I have to pay for a passport?"),
