@@ -83,6 +83,28 @@ fn silero_hears_the_utterance_and_not_the_silence_around_it() {
 
 /// pipecat-ai 1.14 (`LocalSmartTurnAnalyzerV3._predict_endpoint`, numpy
 /// features, onnxruntime 1.32) on the 16 kHz files: whole, and the first 55 %.
+/// Taken on an Intel CPU with VNNI (AVX-512). The model is int8, and on x86
+/// without VNNI onnxruntime's u8 x s8 kernels (AVX2's vpmaddubsw) saturate:
+/// on an AMD CPU with AVX2 only, en-passport-01 whole scored 0.634 against
+/// 0.88 and en-date-01 cut 0.839 against 0.44. So the scores are held to the
+/// reference only on a CPU with VNNI, where a wrong feature pipeline is what
+/// would move them; elsewhere, a cut sentence must still score below its
+/// whole one. Smart Turn is off by default (`[turn] smart_turn_model`), and
+/// this is one more reason: docs/turn-detection.md.
+const TOLERANCE: f32 = 0.03;
+
+/// Whether onnxruntime's int8 kernels here are the reference's (VNNI).
+fn int8_as_the_reference() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512vnni")
+            || std::arch::is_x86_feature_detected!("avxvnni")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
 const PYTHON: &[(&str, f32, f32)] = &[
     ("da-boligstoette-01", 0.95, 0.70),
     ("en-date-01", 0.96, 0.44),
@@ -102,11 +124,21 @@ fn smart_turn_gives_what_the_python_reference_gives() {
         let a = wav("wav", id);
         let got_whole = st.predict(&a).unwrap();
         let got_cut = st.predict(&first(&a, 0.55)).unwrap();
+        eprintln!("{id}: whole {got_whole:.3} (python {whole}), cut {got_cut:.3} (python {cut})");
+        if int8_as_the_reference() {
+            assert!(
+                (got_whole - whole).abs() < TOLERANCE,
+                "{id} whole: {got_whole} vs {whole}"
+            );
+            assert!(
+                (got_cut - cut).abs() < TOLERANCE,
+                "{id} cut: {got_cut} vs {cut}"
+            );
+        }
         assert!(
-            (got_whole - whole).abs() < 0.03,
-            "{id} whole: {got_whole} vs {whole}"
+            got_cut < got_whole,
+            "{id}: cut {got_cut} (python {cut}) not below whole {got_whole}"
         );
-        assert!((got_cut - cut).abs() < 0.03, "{id} cut: {got_cut} vs {cut}");
     }
 }
 
