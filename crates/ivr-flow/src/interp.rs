@@ -1346,19 +1346,50 @@ impl Interpreter {
     }
 
     fn say_text(&self, t: &Text, barge_in: bool, now: DateTime<Utc>, out: &mut Vec<Action>) {
-        if let Some(tpl) = t.get(self.lang) {
-            let text = self.render(tpl, now, Mode::Speech);
-            let speech = if self.is_personal(tpl) {
-                Speech::Personal(Pii::new(text))
-            } else {
-                Speech::Static(text)
-            };
+        let Some(tpl) = t.get(self.lang) else {
+            return;
+        };
+        if !self.is_personal(tpl) {
             out.push(Action::Say {
-                speech,
+                speech: Speech::Static(self.render(tpl, now, Mode::Speech)),
+                lang: self.lang,
+                barge_in,
+            });
+            return;
+        }
+        match tpl.lead_in() {
+            Some(lead) => {
+                let rest = self.render_parts(&tpl.parts[1..], now, Mode::Speech);
+                self.say_personal(Some(lead), rest, barge_in, out);
+            }
+            None => self.say_personal(None, self.render(tpl, now, Mode::Speech), barge_in, out),
+        }
+    }
+
+    /// Personal speech, after its public lead-in when it has one
+    /// ([`Template::lead_in`]): the lead-in is a prompt of its own, played
+    /// from the cache at once, and the personal rest is synthesised (never
+    /// cached) while it plays, so the caller hears the reply start without
+    /// waiting for a synthesis.
+    fn say_personal(
+        &self,
+        lead: Option<String>,
+        rest: String,
+        barge_in: bool,
+        out: &mut Vec<Action>,
+    ) {
+        if let Some(lead) = lead {
+            out.push(Action::Say {
+                speech: Speech::Static(lead),
                 lang: self.lang,
                 barge_in,
             });
         }
+        out.push(Action::Say {
+            speech: Speech::Personal(Pii::new(rest)),
+            lang: self.lang,
+            barge_in,
+        });
     }
 
     fn ask(
@@ -1796,15 +1827,12 @@ impl Interpreter {
                 if g.expect == Expect::Time && self.lang == Lang::Da {
                     v = format!("klokken {v}");
                 }
-                let text = match self.lang {
-                    Lang::En => format!("I heard {v}. Is that correct?"),
-                    _ => format!("Jeg hørte {v}. Er det rigtigt?"),
+                let rest = match self.lang {
+                    Lang::En => format!("{v}. Is that correct?"),
+                    _ => format!("{v}. Er det rigtigt?"),
                 };
-                out.push(Action::Say {
-                    speech: Speech::Personal(Pii::new(text)),
-                    lang: self.lang,
-                    barge_in: g.barge_in,
-                });
+                let lead = crate::model::lead_in(confirm_lead_in(self.lang));
+                self.say_personal(lead, rest, g.barge_in, out);
             }
         }
         let keys_only = self.keys_only && g.dtmf;
@@ -2439,9 +2467,13 @@ impl Interpreter {
     }
 
     fn render(&self, t: &Template, now: DateTime<Utc>, mode: Mode) -> String {
+        self.render_parts(&t.parts, now, mode)
+    }
+
+    fn render_parts(&self, parts: &[Part], now: DateTime<Utc>, mode: Mode) -> String {
         let mut s = String::new();
         let today = now.with_timezone(&Copenhagen).date_naive();
-        for p in &t.parts {
+        for p in parts {
             match p {
                 Part::Lit(l) => s.push_str(l),
                 Part::Var { name, format } => {
@@ -2574,6 +2606,15 @@ fn yes_no_candidates(lang: Lang) -> Vec<(String, Vec<String>)> {
     };
     let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect();
     vec![("yes".into(), words(yes)), ("no".into(), words(no))]
+}
+
+/// The words before the answer a confirmation reads back ("I heard {answer}.
+/// Is that correct?"), spoken as their own lead-in ([`crate::model::lead_in`]).
+pub fn confirm_lead_in(lang: Lang) -> &'static str {
+    match lang {
+        Lang::En => "I heard ",
+        _ => "Jeg hørte ",
+    }
 }
 
 #[cfg(test)]

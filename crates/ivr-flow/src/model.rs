@@ -75,13 +75,16 @@ impl Municipality {
     }
 
     /// Every static prompt (no variables, not marked `personal`) of every
-    /// flow, and each question's keys notice ([`crate::keys`]), for TTS
-    /// pre-rendering.
+    /// flow, the lead-in of every template with variables
+    /// ([`Template::lead_in`]), the read-back lead-ins of confirmations
+    /// ([`crate::interp::confirm_lead_in`]), and each question's keys notice
+    /// ([`crate::keys`]), for TTS pre-rendering.
     pub fn static_prompts(&self) -> Vec<(Lang, String)> {
         let mut out: Vec<(Lang, String)> = Vec::new();
         let mut push = |t: &Text| {
             for (l, tpl) in &t.0 {
-                if let Some(s) = tpl.as_static() {
+                let lead = tpl.lead_in();
+                for s in tpl.as_static().into_iter().chain(lead.as_deref()) {
                     if !out.iter().any(|(ol, os)| ol == l && os == s) {
                         out.push((*l, s.to_string()));
                     }
@@ -110,6 +113,13 @@ impl Municipality {
                             out.push((*l, n));
                         }
                     }
+                }
+            }
+        }
+        for l in &self.languages {
+            if let Some(n) = lead_in(crate::interp::confirm_lead_in(*l)) {
+                if !out.iter().any(|(ol, os)| ol == l && *os == n) {
+                    out.push((*l, n));
                 }
             }
         }
@@ -390,6 +400,45 @@ impl Template {
         (!self.personal && self.parts.iter().all(|p| matches!(p, Part::Lit(_))))
             .then_some(self.source.as_str())
     }
+
+    /// The literal words in front of the template's first variable, as they
+    /// are spoken on their own ([`lead_in`]), when the template holds
+    /// variables and is not marked `personal` as a whole. A reply read back
+    /// to the caller ("The appointment is on {date|date}.") starts with
+    /// them from the prompt cache while the personal rest is synthesised.
+    pub fn lead_in(&self) -> Option<String> {
+        if self.personal {
+            return None;
+        }
+        match self.parts.split_first()? {
+            (Part::Lit(l), rest) if !rest.is_empty() => lead_in(l),
+            _ => None,
+        }
+    }
+}
+
+/// Words a lead-in needs to be worth a piece of speech of its own (a single
+/// word sounds clipped).
+pub const LEAD_IN_MIN_WORDS: usize = 2;
+
+/// `text` (the literal words before a spoken value) as a piece of speech of
+/// its own: trimmed, with a comma when it ends inside a sentence, so the
+/// voice keeps a continuing intonation ("Jeg hørte," then "nul et, nul
+/// to."). `None` when it has fewer than [`LEAD_IN_MIN_WORDS`] words or is
+/// glued to the value ("kl.{time}", "{n}-cifret": no space before it).
+pub fn lead_in(text: &str) -> Option<String> {
+    if !text.ends_with(char::is_whitespace) {
+        return None;
+    }
+    let t = text.trim();
+    if t.split_whitespace().count() < LEAD_IN_MIN_WORDS {
+        return None;
+    }
+    Some(if t.ends_with(['.', ',', ';', ':', '!', '?']) {
+        t.to_string()
+    } else {
+        format!("{t},")
+    })
 }
 
 /// A piece of a template.
@@ -941,4 +990,22 @@ pub fn cond_label(c: &Cond) -> String {
         });
     }
     parts.join(", ")
+}
+
+#[cfg(test)]
+mod lead_in_tests {
+    use super::lead_in;
+
+    #[test]
+    fn a_lead_in_is_two_words_or_more_ending_before_a_space() {
+        assert_eq!(lead_in("Jeg hørte ").as_deref(), Some("Jeg hørte,"));
+        assert_eq!(
+            lead_in("Tak. Du sagde: ").as_deref(),
+            Some("Tak. Du sagde:"),
+            "its own punctuation is kept"
+        );
+        assert_eq!(lead_in("Tak, ").as_deref(), None, "one word sounds clipped");
+        assert_eq!(lead_in("Klokken er kl."), None, "glued to the value");
+        assert_eq!(lead_in("   "), None);
+    }
 }

@@ -67,17 +67,28 @@ fn the_job_centre_cancellation_reads_back_cpr_date_and_name_as_personal_speech()
     all.extend(says(&keys(&mut c, "1", now)));
     all.extend(says(&feed(&mut c, speech("Jens Hansen"), now)));
     let confirm_cpr = says(&keys(&mut c, "0312901234", now));
-    assert_eq!(confirm_cpr.len(), 1, "{confirm_cpr:?}");
-    assert!(confirm_cpr[0].is_personal(), "{confirm_cpr:?}");
-    assert!(confirm_cpr[0]
-        .expose()
-        .starts_with("Jeg hørte nul tre, tolv"));
+    // The flow's lead-in plays from the cache; the number read back is personal.
+    assert_eq!(
+        confirm_cpr,
+        [
+            Speech::Static("Jeg hørte,".into()),
+            Speech::Personal(Pii::new(
+                "nul tre, tolv, halvfems, tolv, fireogtredive. Er det rigtigt?".into()
+            ))
+        ]
+    );
     all.extend(confirm_cpr);
     all.extend(says(&feed(&mut c, speech("ja"), now)));
     all.extend(says(&feed(&mut c, speech("den 26. november"), now)));
     let confirm = says(&feed(&mut c, speech("kvart over ti"), now));
     assert!(
-        confirm.iter().all(Speech::is_personal),
+        confirm.last().is_some_and(Speech::is_personal),
+        "the appointment read back: {confirm:?}"
+    );
+    assert!(
+        confirm
+            .iter()
+            .all(|s| s.is_personal() || !s.expose().contains("november")),
         "the appointment read back: {confirm:?}"
     );
     all.extend(confirm);
@@ -128,13 +139,18 @@ fn a_callback_reads_back_the_callers_number_as_personal_and_the_window_as_static
         .starts_with("Jobcentret har lukket nu. Vi åbner igen i morgen"));
     all.extend(closed);
     let number = says(&keys(&mut c, "1", now));
-    assert!(number[0].is_personal(), "{number:?}");
-    assert!(number[0].expose().contains("toogtyve, treogtredive"));
+    assert_eq!(number[0], Speech::Static("Skal vi ringe dig op på,".into()));
+    assert!(number[1].is_personal(), "{number:?}");
+    assert!(number[1].expose().contains("toogtyve, treogtredive"));
     all.extend(number);
     // Another number, read back: personal too.
     all.extend(says(&feed(&mut c, speech("nej"), now)));
     let new_number = says(&keys(&mut c, "87654321", now));
-    assert!(new_number[0].is_personal(), "{new_number:?}");
+    assert!(new_number[1].is_personal(), "{new_number:?}");
+    assert!(
+        new_number[1].expose().contains("syvogfirs"),
+        "{new_number:?}"
+    );
     all.extend(new_number);
     let window = says(&feed(&mut c, speech("ja"), now));
     assert!(
@@ -191,7 +207,9 @@ fn offered_slots_are_static_while_the_cpr_and_the_booking_read_back_are_personal
     let confirm = says(&feed(&mut c, speech("den anden"), now));
     assert_eq!(confirm.len(), 1);
     let confirm = says(&keys(&mut c, "0312901234", now));
-    assert!(confirm[0].is_personal(), "{confirm:?}");
+    assert!(!confirm[0].is_personal(), "the lead-in: {confirm:?}");
+    assert!(confirm[1].is_personal(), "{confirm:?}");
+    assert!(confirm[1].expose().contains("nul tre, tolv"), "{confirm:?}");
     let book = feed(&mut c, speech("ja"), now);
     assert!(book.iter().any(|a| matches!(a, Action::Invoke(_))));
     let booked = says(&c.handle(
@@ -201,10 +219,19 @@ fn offered_slots_are_static_while_the_cpr_and_the_booking_read_back_are_personal
         }),
         now,
     ));
-    assert!(booked[0].expose().contains("FD-77"));
+    let booking = booked
+        .iter()
+        .find(|s| s.expose().contains("FD-77"))
+        .expect("the booking number is read back");
     assert!(
-        booked[0].is_personal(),
+        booking.is_personal(),
         "the caller's own booking: {booked:?}"
+    );
+    assert!(
+        booked
+            .iter()
+            .all(|s| s.is_personal() || !s.expose().contains("november")),
+        "{booked:?}"
     );
 }
 
@@ -239,4 +266,23 @@ text = { da = "Farvel.", en = "Goodbye." }
         ]
     );
     let _ = std::fs::remove_dir_all(root);
+}
+
+#[test]
+fn the_lead_ins_of_read_backs_are_pre_rendered_and_hold_no_personal_data() {
+    let store = shipped();
+    let prompts = store.static_prompts();
+    for (lang, lead) in [
+        (Lang::Da, "Jeg hørte,"),
+        (Lang::En, "I heard,"),
+        (Lang::Da, "Skal vi ringe dig op på,"),
+        (Lang::Da, "Du vil aflyse din aftale,"),
+    ] {
+        assert!(
+            prompts.iter().any(|(l, t)| *l == lang && t == lead),
+            "`{lead}` is not pre-rendered"
+        );
+    }
+    // Lead-ins are the flows' literal words only: never a value.
+    assert!(prompts.iter().all(|(_, t)| !t.contains('{')));
 }
