@@ -64,7 +64,7 @@
 //!
 //! Usage: `cargo run --release -p ivr-benches --bin latency -- [--levels 1,10,20]
 //! [--search-levels 3] [--max-calls 60] [--min-turns 24] [--stt-threads N]
-//! [--stt-workers N] [--eager-stt-ms N] [--end-silence-ms N] [--smart-turn
+//! [--stt-idle-threads N] [--stt-workers N] [--eager-stt-ms N] [--end-silence-ms N] [--smart-turn
 //! true|false] [--vad silero|energy]` (defaults: the engine's, as
 //! `config/default.toml`; `--eager-stt-ms 0` turns the eager end of turn
 //! off). Turns answered from the eager (speculative) transcript
@@ -1001,6 +1001,7 @@ struct Args {
     max_calls: usize,
     min_turns: usize,
     stt_threads: Option<usize>,
+    stt_idle_threads: Option<usize>,
     stt_workers: Option<usize>,
     eager_stt_ms: Option<u64>,
     end_silence_ms: Option<u64>,
@@ -1018,6 +1019,7 @@ fn args() -> Args {
         max_calls: 60,
         min_turns: 24,
         stt_threads: None,
+        stt_idle_threads: None,
         stt_workers: None,
         eager_stt_ms: None,
         end_silence_ms: None,
@@ -1036,6 +1038,9 @@ fn args() -> Args {
             "--min-turns" => a.min_turns = v.parse().expect("--min-turns N"),
             "--stt-threads" => a.stt_threads = Some(v.parse().expect("--stt-threads N")),
             "--stt-workers" => a.stt_workers = Some(v.parse().expect("--stt-workers N")),
+            "--stt-idle-threads" => {
+                a.stt_idle_threads = Some(v.parse().expect("--stt-idle-threads N"));
+            }
             "--eager-stt-ms" => a.eager_stt_ms = Some(v.parse().expect("--eager-stt-ms N")),
             "--end-silence-ms" => {
                 a.end_silence_ms = Some(v.parse().expect("--end-silence-ms N"));
@@ -1243,6 +1248,9 @@ fn main() {
     if let Some(w) = a.stt_workers {
         cfg.stt.workers = w;
     }
+    if let Some(t) = a.stt_idle_threads {
+        cfg.stt.idle_threads = t;
+    }
     if let Some(ms) = a.eager_stt_ms {
         cfg.media.eager_stt_ms = ms;
     }
@@ -1264,6 +1272,7 @@ fn main() {
     });
     let stt_desc = serde_json::json!({
         "threads": cfg.stt.effective_threads(),
+        "idle_threads": cfg.stt.effective_idle_threads(),
         "workers": cfg.stt.effective_workers(),
         "queue": cfg.stt.queue,
     });

@@ -6,6 +6,8 @@
 //! - `old`: what the engine shipped before issue 13: q8_0 and `[stt] decode
 //!   = "full"` (`whisper_full`, which encodes again after identification);
 //! - `steps-q8_0`: the step-wise decoder on the q8_0 file;
+//! - `steps-f16`: the step-wise decoder on the f16 file (not run unless
+//!   asked for);
 //! - `fast`: the default configuration (`SttConfig::default()`: the
 //!   step-wise decoder on the q4_0 file `make setup` prepares).
 //!
@@ -106,6 +108,11 @@ fn main() {
             "steps-q8_0" => Some(Setting {
                 name: "steps-q8_0",
                 model: q8.clone(),
+                decode: Decode::Steps,
+            }),
+            "steps-f16" => Some(Setting {
+                name: "steps-f16",
+                model: models.join("ggml-base.bin"),
                 decode: Decode::Steps,
             }),
             "fast" => Some(Setting {

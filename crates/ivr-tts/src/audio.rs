@@ -114,3 +114,51 @@ pub fn write_wav(path: &Path, pcm: &Pcm) -> Result<(), TtsError> {
     }
     w.finalize().map_err(err)
 }
+
+/// Sample magnitude under which synthesised audio counts as silent (about
+/// -44 dBFS: the voices' own noise floor is far below it, speech onsets
+/// above).
+const ONSET_LEVEL: i16 = 200;
+/// Silence kept in front of the first sound, so the onset is not clipped.
+const ONSET_KEEP_MS: u32 = 10;
+
+/// Drops the silence a voice puts in front of its speech (piper: about
+/// 40 ms) but the last [`ONSET_KEEP_MS`]: every reply reaches the caller that
+/// much sooner, and a piece spoken after another one (a lead-in, then the
+/// value) does not add it to the pause between them. Audio that never rises
+/// above the silence level is left as it is.
+pub fn trim_leading_silence(samples: &mut Vec<i16>, rate: u32) {
+    let Some(onset) = samples
+        .iter()
+        .position(|x| x.unsigned_abs() > ONSET_LEVEL.unsigned_abs())
+    else {
+        return;
+    };
+    let keep = (rate * ONSET_KEEP_MS / 1000) as usize;
+    samples.drain(..onset.saturating_sub(keep));
+}
+
+#[cfg(test)]
+mod trim_tests {
+    use super::trim_leading_silence;
+
+    #[test]
+    fn leading_silence_is_cut_to_ten_ms_before_the_onset() {
+        // 40 ms of near-silence (the noise floor), then sound, at 1 kHz.
+        let mut s: Vec<i16> = (0..40).map(|i| if i % 2 == 0 { 3 } else { -3 }).collect();
+        s.extend([1000, -1000, 500, 0, 0]);
+        trim_leading_silence(&mut s, 1000);
+        assert_eq!(s.len(), 10 + 5);
+        assert_eq!(s[10], 1000);
+    }
+
+    #[test]
+    fn audio_with_no_onset_or_an_early_one_is_kept_whole() {
+        let mut quiet = vec![0i16; 100];
+        trim_leading_silence(&mut quiet, 1000);
+        assert_eq!(quiet.len(), 100);
+        let mut early = vec![0, 0, 900, 0];
+        trim_leading_silence(&mut early, 1000);
+        assert_eq!(early, [0, 0, 900, 0]);
+    }
+}

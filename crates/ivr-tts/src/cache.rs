@@ -25,7 +25,9 @@ impl CacheKey {
     pub fn new(voice_id: &str, voice_fingerprint: &str, rate: u32, text: &str) -> Self {
         let mut h = Sha256::new();
         for part in [
-            b"ivr-tts-cache-v1".as_slice(),
+            // v2: synthesised audio starts at its onset
+            // (`audio::trim_leading_silence`); v1 entries are not reused.
+            b"ivr-tts-cache-v2".as_slice(),
             voice_id.as_bytes(),
             voice_fingerprint.as_bytes(),
             rate.to_string().as_bytes(),

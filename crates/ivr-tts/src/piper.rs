@@ -167,6 +167,7 @@ impl PiperVoice {
                     .map(|x| (x * 32767.0).round().clamp(-32768.0, 32767.0) as i16),
             );
         }
+        crate::audio::trim_leading_silence(&mut out, self.sample_rate);
         Ok(Pcm::new(self.sample_rate, out))
     }
 }
