@@ -132,6 +132,8 @@ reload_poll_ms = 300
 fixed_time = "2026-12-01T09:00:00Z"
 [stt]
 model = "{model}"
+# Three engines share this host: no idle-core threads for one utterance.
+idle_threads = 1
 [tts]
 voices_dir = "{voices}"
 onnxruntime = "{ort}"

@@ -171,6 +171,9 @@ reload_poll_ms = 0
 fixed_time = "2026-12-01T09:00:00Z"
 [stt]
 model = "{model}"
+# Fixed-timing calls on a loaded test machine: one whisper thread always
+# (the idle-core threads are measured in benches/latency.rs).
+idle_threads = 1
 # The default end of turn (Silero VAD, Smart Turn), with the models found
 # from the workspace root.
 [turn]

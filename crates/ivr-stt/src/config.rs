@@ -13,7 +13,7 @@ use crate::{GuardConfig, IdentifyConfig};
 /// [stt]
 /// model = "models/whisper-base/ggml-base-q4_0.bin"  # any whisper.cpp ggml file
 /// threads = 0        # whisper threads per utterance; 0 = cores / 4, 1 to 4
-/// idle_threads = 1   # threads of an utterance alone on idle cores; 0 = cores, up to 4; 1 = off
+/// idle_threads = 0   # threads of an utterance alone on idle cores; 0 = cores, up to 4; 1 = off
 /// workers = 0        # utterances transcribed at once; 0 = cores / threads
 /// queue = 4          # utterances waiting for a worker; beyond: Overloaded
 /// language = "da"    # language when a flow sets none
@@ -45,11 +45,13 @@ pub struct SttConfig {
     /// the kernel's count of runnable threads; 0: the cores, at most 4; at
     /// or below `threads`: never more than `threads`). Idle cores then
     /// shorten the caller's wait (3 s of Danish: 265 ms on one thread, 150
-    /// ms on two). Off by default (1): the kernel's count is of one
-    /// instant, and load that starts a moment later (another engine,
-    /// parallel tests) then meets ggml's spinning threads; fixed-timing
-    /// end-to-end calls failed twice in a loaded clean-clone run with it on.
-    /// Set 0 on a host that runs one engine.
+    /// ms on two). On by default (0: the cores, at most 4): on a 2-core
+    /// AVX2 machine it took turn latency at one call from 1,040 to 760 ms
+    /// (median) and left ten calls as they were (`benches/latency.rs`
+    /// `--stt-idle-threads`). The kernel's count is of one instant, and load
+    /// that starts a moment later (another engine on the host, parallel
+    /// tests) meets ggml's spinning threads: set 1 (off) on a host that runs
+    /// several engines, and in fixed-timing tests on a loaded machine.
     pub idle_threads: usize,
     /// Worker count, each with its own whisper state (0: cores / threads, at least 1).
     pub workers: usize,
@@ -151,7 +153,7 @@ impl Default for SttConfig {
         Self {
             model: PathBuf::from("models/whisper-base/ggml-base-q4_0.bin"),
             threads: 0,
-            idle_threads: 1,
+            idle_threads: 0,
             workers: 0,
             queue: 4,
             language: Lang::Da,
