@@ -127,7 +127,7 @@ const ONSET_KEEP_MS: u32 = 10;
 /// much sooner, and a piece spoken after another one (a lead-in, then the
 /// value) does not add it to the pause between them. Audio that never rises
 /// above the silence level is left as it is.
-pub fn trim_leading_silence(samples: &mut Vec<i16>, rate: u32) {
+pub(crate) fn trim_leading_silence(samples: &mut Vec<i16>, rate: u32) {
     let Some(onset) = samples
         .iter()
         .position(|x| x.unsigned_abs() > ONSET_LEVEL.unsigned_abs())
