@@ -113,6 +113,13 @@ pub fn stt_config(threads: usize) -> SttConfig {
     {
         c.spot.accept_near = a;
     }
+    // IVR_STT_MIN_AUDIO_CTX=64: another floor of the encoder context.
+    if let Some(n) = std::env::var("IVR_STT_MIN_AUDIO_CTX")
+        .ok()
+        .and_then(|a| a.parse().ok())
+    {
+        c.min_audio_ctx = n;
+    }
     // IVR_STT_DECODE=full: the earlier whisper_full path, to compare with.
     if std::env::var("IVR_STT_DECODE").is_ok_and(|d| d == "full") {
         c.decode = ivr_stt::Decode::Full;
