@@ -215,7 +215,12 @@ drain_s = 90
     }
 
     async fn wait_healthy(&mut self) {
-        let until = Instant::now() + Duration::from_secs(120);
+        // An engine is healthy once every static prompt is in the prompt
+        // cache. The first engine of a clean clone renders them all (piper
+        // and espeak-ng, at every play rate) on a shared 2-core machine:
+        // minutes when other work runs beside it.
+        let started = Instant::now();
+        let until = started + Duration::from_secs(360);
         while self.health() != 200 {
             if let Some(status) = self.child.try_wait().unwrap() {
                 panic!(
@@ -231,6 +236,11 @@ drain_s = 90
             );
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
+        eprintln!(
+            "engine {} healthy after {:.1} s",
+            self.name,
+            started.elapsed().as_secs_f64()
+        );
     }
 
     async fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
