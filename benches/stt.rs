@@ -354,6 +354,7 @@ fn measure(
                     } else {
                         Vec::new()
                     },
+                    cancel: Default::default(),
                 };
                 rt.block_on(stt.transcribe(request())).expect("warm-up");
                 let mut all: Vec<(f64, f64, Transcript)> = (0..runs)

@@ -275,6 +275,7 @@ fn main() {
                             language: q.choice.clone(),
                             hints: q.hints.clone(),
                             candidates: q.candidates.clone(),
+                            cancel: Default::default(),
                         }))
                         .unwrap();
                     stt_runs.push(t0.elapsed().as_secs_f64() * 1000.0);
@@ -325,6 +326,7 @@ fn main() {
                     language: q.choice.clone(),
                     hints: q.hints.clone(),
                     candidates: q.candidates.clone(),
+                    cancel: Default::default(),
                 }))
                 .unwrap();
             // The step the flow goes to and what it says there (a date

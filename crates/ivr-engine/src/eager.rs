@@ -15,9 +15,10 @@
 //! Generations make late results harmless: a result is used only when its
 //! generation is the one in progress; anything else (discarded, or from a
 //! question that is over) is dropped. At most one speculation per call is
-//! in progress; one that was discarded may still run to its end on its
-//! worker (whisper is not interrupted), which the pool's admission rule
-//! accounts for (it counts until it ends).
+//! in progress; one that was discarded is withdrawn (the call sets its
+//! `ivr_stt::Cancel`), so its worker stops at its next decoder step (an
+//! encoder call already under way is not interrupted), and the pool's
+//! admission rule counts it until then.
 
 /// Where the eager recognition of the current utterance stands.
 #[derive(Debug)]

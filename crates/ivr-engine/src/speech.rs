@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ivr_core::{Lang, Pcm, Pii};
-use ivr_stt::{Candidate, LanguageChoice, SpeechToText, SttError, SttRequest};
+use ivr_stt::{Cancel, Candidate, LanguageChoice, SpeechToText, SttError, SttRequest};
 
 /// What a question tells the recogniser to listen for: hint words (the
 /// initial prompt) and the answers it expects (scored against the audio).
@@ -173,18 +173,22 @@ impl SpeechPool {
         };
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         let slot = InFlight(self.in_flight.clone());
-        Self::run(stt, slot, pcm, choice, hints).await
+        Self::run(stt, slot, pcm, choice, hints, Cancel::default()).await
     }
 
     /// A speculative recognition: starts only if a worker is idle (fewer
     /// utterances in flight than workers), taking its place at once, so it
     /// neither waits in the queue nor delays a confirmed utterance queued
     /// after it. `None`: no idle worker (or no recogniser); nothing started.
+    /// `cancel` withdraws it when the call no longer needs it (the caller
+    /// spoke on): its worker stops at the next decoder step and the result
+    /// is [`SttError::Cancelled`]; it counts as in flight until then.
     pub fn recognize_if_idle(
         &self,
         pcm: Pcm,
         choice: LanguageChoice,
         hints: impl Into<Hints>,
+        cancel: Cancel,
     ) -> Option<impl std::future::Future<Output = Timed> + Send + 'static> {
         let hints = hints.into();
         let stt = self.inner.clone()?;
@@ -195,7 +199,7 @@ impl SpeechPool {
             })
             .ok()?;
         let slot = InFlight(self.in_flight.clone());
-        Some(Self::run(stt, slot, pcm, choice, hints))
+        Some(Self::run(stt, slot, pcm, choice, hints, cancel))
     }
 
     fn unavailable_now(&self) -> Timed {
@@ -213,6 +217,7 @@ impl SpeechPool {
         pcm: Pcm,
         choice: LanguageChoice,
         hints: Hints,
+        cancel: Cancel,
     ) -> Timed {
         let start = Instant::now();
         let identified = !matches!(choice, LanguageChoice::Fixed(_));
@@ -221,6 +226,7 @@ impl SpeechPool {
             language: choice,
             hints: hints.words,
             candidates: hints.candidates,
+            cancel,
         };
         let r = stt.transcribe(req).await;
         drop(slot);
@@ -338,10 +344,11 @@ mod tests {
             tokio::task::yield_now().await;
         }
         let first = pool
-            .recognize_if_idle(pcm(), da(), vec![])
+            .recognize_if_idle(pcm(), da(), vec![], Cancel::default())
             .expect("one of two workers is idle");
         assert!(
-            pool.recognize_if_idle(pcm(), da(), vec![]).is_none(),
+            pool.recognize_if_idle(pcm(), da(), vec![], Cancel::default())
+                .is_none(),
             "both workers busy: no speculation"
         );
         assert_eq!(pool.queue_depth(), 0, "a speculation never queues");
@@ -359,10 +366,13 @@ mod tests {
         let _ = queued.await;
         assert_eq!(pool.in_flight.load(Ordering::Relaxed), 0);
         // Dropped before it ran: its place is given back too.
-        drop(pool.recognize_if_idle(pcm(), da(), vec![]).expect("idle"));
+        drop(
+            pool.recognize_if_idle(pcm(), da(), vec![], Cancel::default())
+                .expect("idle"),
+        );
         assert_eq!(pool.in_flight.load(Ordering::Relaxed), 0);
         assert!(SpeechPool::unavailable("no model")
-            .recognize_if_idle(pcm(), da(), vec![])
+            .recognize_if_idle(pcm(), da(), vec![], Cancel::default())
             .is_none());
     }
 }

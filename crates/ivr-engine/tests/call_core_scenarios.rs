@@ -556,6 +556,16 @@ fn an_eager_transcript_is_dropped_when_the_caller_speaks_on() {
     );
     assert_eq!(count(EagerOutcome::Used), 1, "the end's answers the turn");
     assert_eq!(sim.core.flow_record().intents, ["pas"]);
+    // The recogniser was told to stop the pause's speculation (it would
+    // otherwise keep its worker to the end of a text nobody reads), and
+    // only that one.
+    let withdrawn: Vec<bool> = sim
+        .log
+        .speculations
+        .iter()
+        .map(|(_, c)| c.is_cancelled())
+        .collect();
+    assert_eq!(withdrawn, [true, false]);
 }
 
 #[test]

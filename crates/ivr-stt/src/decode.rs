@@ -484,12 +484,15 @@ impl<'a> Decoder<'a> {
     }
 
     /// Greedy decoding of at most `max_tokens` text tokens in language token
-    /// `lang` with `prompt` tokens as the initial prompt.
+    /// `lang` with `prompt` tokens as the initial prompt. `stop` is asked
+    /// before every step: when it says so, decoding ends there (the request
+    /// was withdrawn; the tokens so far are returned).
     pub(crate) fn greedy(
         &mut self,
         lang: WhisperTokenId,
         prompt: &[WhisperTokenId],
         max_tokens: usize,
+        stop: &dyn Fn() -> bool,
     ) -> Result<Greedy, WhisperError> {
         let v = self.vocab;
         let mut out = Greedy::default();
@@ -512,6 +515,9 @@ impl<'a> Decoder<'a> {
         self.prefix_len = head.len() + task.len();
         let first_extra = [v.eot, v.blank.unwrap_or(v.eot)];
         loop {
+            if stop() {
+                break;
+            }
             let logits = self.logits()?;
             let extra: &[WhisperTokenId] = if out.tokens.is_empty() {
                 &first_extra

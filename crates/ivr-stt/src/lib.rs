@@ -75,6 +75,30 @@ pub struct SttRequest {
     /// (`[stt.spot]`). Empty for free answers (names, messages). Like the
     /// hints, they are words of the call's current language.
     pub candidates: Vec<Candidate>,
+    /// Withdraws the request: a worker that has not started it skips it,
+    /// and one that has stops at its next decoder step, answering
+    /// [`SttError::Cancelled`] (whisper's encoder call itself is not
+    /// interrupted). A speculative recognition the call no longer needs
+    /// thus gives its worker back sooner.
+    pub cancel: Cancel,
+}
+
+/// A handle on a request's withdrawal ([`SttRequest::cancel`]); clones
+/// share it. The default is never withdrawn unless [`Cancel::cancel`] is
+/// called on it or a clone.
+#[derive(Debug, Clone, Default)]
+pub struct Cancel(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Cancel {
+    /// Withdraws the request.
+    pub fn cancel(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// True once withdrawn.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 /// One answer a question expects: its label (an intent's name) and the
@@ -110,7 +134,14 @@ impl SttRequest {
             language: LanguageChoice::Fixed(lang),
             hints: Vec::new(),
             candidates: Vec::new(),
+            cancel: Cancel::default(),
         }
+    }
+
+    /// Withdrawn when `cancel` is ([`SttRequest::cancel`]).
+    pub fn with_cancel(mut self, cancel: Cancel) -> Self {
+        self.cancel = cancel;
+        self
     }
 
     /// Adds the answers the question expects.
@@ -215,6 +246,9 @@ pub enum SttError {
     /// The engine is shutting down (its workers are gone).
     #[error("speech-to-text engine stopped")]
     Stopped,
+    /// The request was withdrawn ([`SttRequest::cancel`]).
+    #[error("speech-to-text request withdrawn")]
+    Cancelled,
     /// A scripted engine ran out of scripted answers (tests only).
     #[error("scripted speech-to-text has no answer left")]
     ScriptExhausted,

@@ -183,6 +183,7 @@ mod tests {
             },
             hints: vec![],
             candidates: vec![],
+            cancel: Default::default(),
         };
         let t = stt.transcribe(identify()).await.unwrap();
         assert_eq!(t.language, Lang::En);

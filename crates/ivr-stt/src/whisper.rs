@@ -92,6 +92,7 @@ pub(crate) struct Job {
     language: LanguageChoice,
     prompt: String,
     candidates: Vec<Candidate>,
+    cancel: crate::Cancel,
     enqueued: Instant,
     reply: tokio::sync::oneshot::Sender<Result<Transcript, SttError>>,
 }
@@ -164,6 +165,11 @@ fn worker_loop(rx: &Mutex<Receiver<Job>>, mut work: Work) {
             }
         };
         let queued = job.enqueued.elapsed();
+        if job.cancel.is_cancelled() {
+            // Withdrawn while it waited: not worth a worker.
+            let _ = job.reply.send(Err(SttError::Cancelled));
+            continue;
+        }
         let started = Instant::now();
         let result = work(&job).map(|mut t| {
             t.timing.queued = queued;
@@ -307,6 +313,7 @@ impl WhisperStt {
             language,
             prompt: prompt_from_hints(&request.hints),
             candidates: request.candidates,
+            cancel: request.cancel,
             enqueued: Instant::now(),
             reply,
         };
@@ -481,9 +488,18 @@ impl WhisperWorker {
         // From the settled length, so the speculative and the confirmed audio
         // (the same samples once settled) get the same limit.
         let max_tokens = usize::try_from(max_tokens_for(settled)).unwrap_or(32);
+        if job.cancel.is_cancelled() {
+            return Err(SttError::Cancelled);
+        }
         let greedy = decoder
-            .greedy(lang_token, &prompt, max_tokens)
+            .greedy(lang_token, &prompt, max_tokens, &|| {
+                job.cancel.is_cancelled()
+            })
             .map_err(engine)?;
+        // Withdrawn while decoding: the text is cut short, and nobody waits for it.
+        if job.cancel.is_cancelled() {
+            return Err(SttError::Cancelled);
+        }
         let decoding = decoding.elapsed();
         let avg_logprob = if greedy.tokens.is_empty() {
             0.0
@@ -850,6 +866,7 @@ mod tests {
             language: LanguageChoice::Fixed(Lang::Da),
             prompt: String::new(),
             candidates: Vec::new(),
+            cancel: crate::Cancel::default(),
             enqueued: Instant::now(),
             reply,
         }
@@ -932,6 +949,44 @@ mod tests {
         ));
         gate_tx.send(()).unwrap();
         assert_eq!(rx.blocking_recv().unwrap().unwrap().text.expose(), "ja");
+    }
+
+    /// A request withdrawn while it waits for the busy worker is answered
+    /// `Cancelled` without being worked on; the one after it is worked on.
+    #[test]
+    fn a_request_withdrawn_while_queued_is_skipped() {
+        let (started_tx, started_rx) = mpsc::channel::<()>();
+        let (gate_tx, gate_rx) = mpsc::channel::<()>();
+        let worked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = Arc::clone(&worked);
+        let work: Work = Box::new(move |_job: &Job| {
+            counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            started_tx.send(()).unwrap();
+            gate_rx.recv().unwrap();
+            Ok(ok("hej"))
+        });
+        let pool = Pool::start(vec![work], 2);
+        let (tx, first) = tokio::sync::oneshot::channel();
+        pool.submit(job(tx)).unwrap();
+        started_rx.recv().unwrap(); // the worker holds the first
+        let (tx, withdrawn) = tokio::sync::oneshot::channel();
+        let mut speculative = job(tx);
+        let cancel = crate::Cancel::default();
+        speculative.cancel = cancel.clone();
+        pool.submit(speculative).unwrap();
+        let (tx, last) = tokio::sync::oneshot::channel();
+        pool.submit(job(tx)).unwrap();
+        cancel.cancel();
+        gate_tx.send(()).unwrap();
+        assert_eq!(first.blocking_recv().unwrap().unwrap().text.expose(), "hej");
+        assert!(matches!(
+            withdrawn.blocking_recv().unwrap(),
+            Err(SttError::Cancelled)
+        ));
+        started_rx.recv().unwrap(); // the last one, not the withdrawn one
+        gate_tx.send(()).unwrap();
+        assert_eq!(last.blocking_recv().unwrap().unwrap().text.expose(), "hej");
+        assert_eq!(worked.load(std::sync::atomic::Ordering::Relaxed), 2);
     }
 
     #[test]

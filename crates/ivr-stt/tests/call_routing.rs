@@ -190,6 +190,7 @@ async fn hear(stt: &WhisperStt, pcm: &Pcm, q: &Asked, choice: LanguageChoice) ->
         } else {
             q.candidates.clone()
         },
+        cancel: Default::default(),
     };
     stt.transcribe(req).await.unwrap()
 }

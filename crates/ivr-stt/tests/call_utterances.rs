@@ -225,6 +225,7 @@ async fn the_english_calls_utterances_are_understood_through_the_media_path() {
                 language: choice,
                 hints: hint(current),
                 candidates: Vec::new(),
+                cancel: Default::default(),
             };
             let t = stt.transcribe(req).await.unwrap();
             let good = meets(needs, &t);

@@ -102,6 +102,7 @@ async fn identify(stt: &WhisperStt, path: &Path, current: Lang) -> Transcript {
         },
         hints: hints(current),
         candidates: Vec::new(),
+        cancel: Default::default(),
     };
     stt.transcribe(req).await.unwrap()
 }

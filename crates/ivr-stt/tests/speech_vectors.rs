@@ -74,6 +74,7 @@ async fn speech_test_set_accuracy_does_not_fall() {
             language: LanguageChoice::DetectAmong(vec![Lang::Da, Lang::En]),
             hints: Vec::new(),
             candidates: Vec::new(),
+            cancel: Default::default(),
         };
         let got = stt.transcribe(req).await.unwrap().language;
         let d = &mut detected[usize::from(u.lang == Lang::Da)];

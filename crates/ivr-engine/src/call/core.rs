@@ -262,6 +262,17 @@ struct MeaningJob {
     answer_check: bool,
 }
 
+/// A speculative recognition in progress ([`Job::Recognize`] with `eager`).
+struct Speculation {
+    id: JobId,
+    /// Its generation in [`EagerTurn`].
+    gen: u64,
+    /// The language is identified, not fixed.
+    identified: bool,
+    /// Withdraws it ([`CallCore::withdraw_speculations`]).
+    cancel: ivr_stt::Cancel,
+}
+
 /// One call.
 pub struct CallCore {
     cfg: CoreConfig,
@@ -298,7 +309,7 @@ pub struct CallCore {
     /// while the question lasts).
     utterance: Option<Pcm>,
     /// Speculative recognitions in flight: job, eager generation, identifying.
-    speculations: Vec<(JobId, u64, bool)>,
+    speculations: Vec<Speculation>,
     eager: EagerTurn<Heard>,
     /// The end-of-turn verdict awaited for the current tentative end, and
     /// when it was asked for.
@@ -1084,13 +1095,20 @@ impl CallCore {
                 {
                     let id = self.next_job();
                     self.eager.started(gen);
-                    self.speculations.push((id, gen, identifies(&choice)));
+                    let cancel = ivr_stt::Cancel::default();
+                    self.speculations.push(Speculation {
+                        id,
+                        gen,
+                        identified: identifies(&choice),
+                        cancel: cancel.clone(),
+                    });
                     self.queue.push_back(Queued::Job(Job::Recognize {
                         id,
                         pcm,
                         choice,
                         hints,
                         eager: true,
+                        cancel,
                     }));
                 }
             }
@@ -1098,6 +1116,9 @@ impl CallCore {
                 // A verdict still to come is about audio that is not the utterance.
                 self.turn_check = None;
                 self.eager.resumed();
+                // The speculations running are about audio that is not the
+                // utterance: their workers may stop.
+                self.withdraw_speculations();
                 // So is the meaning of the speculative transcript.
                 if self.meaning.as_ref().is_some_and(|m| m.held.is_none()) {
                     self.meaning = None;
@@ -1297,6 +1318,8 @@ impl CallCore {
             choice,
             hints,
             eager: false,
+            // The turn's own utterance: never withdrawn.
+            cancel: ivr_stt::Cancel::default(),
         }));
     }
 
@@ -1313,6 +1336,18 @@ impl CallCore {
             l.question.stt_hints(),
         );
         self.recognise(pcm, choice, hints);
+    }
+
+    /// Withdraws every speculation in progress: none of them can be the
+    /// turn's transcript any more (the caller spoke on, or the question is
+    /// over). Their workers stop at the next decoder step instead of
+    /// finishing a text nobody reads; the errors they answer with are
+    /// dropped as stale when they come ([`EagerTurn::result`]). Setting the
+    /// flag is all: no I/O.
+    fn withdraw_speculations(&mut self) {
+        for s in &self.speculations {
+            s.cancel.cancel();
+        }
     }
 
     /// Stops the prompt being made or played and drops the prompts queued
@@ -1432,6 +1467,7 @@ impl CallCore {
         }
         self.eager.reset();
         self.turn_check = None;
+        self.withdraw_speculations();
         self.speculations.clear();
         self.stt_job = None;
         self.utterance = None;
@@ -1681,8 +1717,10 @@ impl CallCore {
                 if let Some((_, identified)) = self.stt_job.filter(|(j, _)| *j == id) {
                     self.stt_job = None;
                     self.on_transcript(result, stt, identified, now);
-                } else if let Some(pos) = self.speculations.iter().position(|(j, ..)| *j == id) {
-                    let (_, gen, identified) = self.speculations.swap_remove(pos);
+                } else if let Some(pos) = self.speculations.iter().position(|s| s.id == id) {
+                    let Speculation {
+                        gen, identified, ..
+                    } = self.speculations.swap_remove(pos);
                     match self.eager.result(gen, (result, stt, identified)) {
                         OnResult::Deliver((result, stt, identified)) => {
                             self.on_transcript(result, stt, identified, now);
@@ -1719,8 +1757,8 @@ impl CallCore {
             }
             Done::Meaning { id, meaning } => self.on_meaning(id, meaning),
             Done::Declined { id } => {
-                if let Some(pos) = self.speculations.iter().position(|(j, ..)| *j == id) {
-                    let (_, gen, _) = self.speculations.swap_remove(pos);
+                if let Some(pos) = self.speculations.iter().position(|s| s.id == id) {
+                    let Speculation { gen, .. } = self.speculations.swap_remove(pos);
                     let question = self
                         .listen
                         .as_ref()

@@ -41,6 +41,10 @@ pub enum Job {
         /// A speculative recognition (eager end of turn): start it only on an
         /// idle worker, else answer [`Done::Declined`].
         eager: bool,
+        /// Set by the core when it no longer needs the result (a
+        /// speculation the caller spoke on after): the recogniser then
+        /// stops early and answers with an error, which the core drops.
+        cancel: ivr_stt::Cancel,
     },
     /// Synthesise speech; answer with one [`Done::Audio`] per sentence (the
     /// last marked). [`Speech::Personal`] only through the non-caching path.

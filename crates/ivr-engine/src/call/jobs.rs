@@ -74,7 +74,8 @@ impl Workers {
                 choice,
                 hints,
                 eager: true,
-            } => match self.stt.recognize_if_idle(pcm, choice, hints) {
+                cancel,
+            } => match self.stt.recognize_if_idle(pcm, choice, hints, cancel) {
                 Some(recognition) => self.recognition(id, recognition),
                 None => return Some(Done::Declined { id }),
             },
@@ -84,6 +85,7 @@ impl Workers {
                 choice,
                 hints,
                 eager: false,
+                ..
             } => {
                 let pool = self.stt.clone();
                 self.recognition(id, async move { pool.recognize(pcm, choice, hints).await });

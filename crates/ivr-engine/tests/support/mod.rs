@@ -132,6 +132,8 @@ pub struct Log {
     pub choices: Vec<(Instant, LanguageChoice)>,
     /// Recognitions asked for: whether speculative.
     pub recognitions: Vec<(Instant, bool)>,
+    /// Speculative recognitions asked for: their withdrawal handles.
+    pub speculations: Vec<(Instant, ivr_stt::Cancel)>,
     /// End-of-turn verdicts asked for: the audio's length.
     pub turn_checks: Vec<(Instant, Duration)>,
     /// Meanings of the caller's words asked for ([`Job::Embed`]).
@@ -696,11 +698,15 @@ impl Sim {
                 choice,
                 hints,
                 eager,
+                cancel,
             } => {
                 self.log.recognitions.push((now, eager));
                 self.log.choices.push((now, choice.clone()));
+                if eager {
+                    self.log.speculations.push((now, cancel.clone()));
+                }
                 let timed = if eager {
-                    match self.pool.recognize_if_idle(pcm, choice, hints) {
+                    match self.pool.recognize_if_idle(pcm, choice, hints, cancel) {
                         Some(f) => ready(f),
                         None => {
                             self.core

@@ -59,6 +59,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         language,
         hints: args.hint,
         candidates: Vec::new(),
+        cancel: Default::default(),
     };
 
     let loading = Instant::now();
