@@ -785,14 +785,36 @@ impl Interpreter {
 
     /// Whether rendering `t` may put personal data into the text.
     fn is_personal(&self, t: &Template) -> bool {
-        t.personal
-            || t.parts.iter().any(|p| match p {
-                Part::Lit(_) | Part::Func { .. } => false,
-                Part::Var { name, .. } => {
-                    !(PUBLIC_BUILTINS.contains(&name.as_str())
-                        || self.public.contains(name.as_str()))
-                }
-            })
+        t.personal || t.parts.iter().any(|p| self.is_personal_part(p))
+    }
+
+    /// A variable that is not known to be public.
+    fn is_personal_part(&self, p: &Part) -> bool {
+        match p {
+            Part::Lit(_) | Part::Func { .. } => false,
+            Part::Var { name, .. } => {
+                !(PUBLIC_BUILTINS.contains(&name.as_str()) || self.public.contains(name.as_str()))
+            }
+        }
+    }
+
+    /// The public words of a personal template in front of its first
+    /// personal value, spoken on their own ([`crate::model::lead_in`]),
+    /// and where the personal rest starts: "You want to cancel your
+    /// {queue_name} appointment on {date|date}" leads in with "You want to
+    /// cancel your passport appointment on,". The lead-in must end in the
+    /// template's own words (not in a value). None for a template marked
+    /// `personal` as a whole.
+    fn lead_in(&self, tpl: &Template, now: DateTime<Utc>) -> Option<(String, usize)> {
+        if tpl.personal {
+            return None;
+        }
+        let k = tpl.parts.iter().position(|p| self.is_personal_part(p))?;
+        let Some(Part::Lit(_)) = k.checked_sub(1).and_then(|i| tpl.parts.get(i)) else {
+            return None;
+        };
+        let text = self.render_parts(&tpl.parts[..k], now, Mode::Speech);
+        crate::model::lead_in(&text).map(|l| (l, k))
     }
 
     /// The current language.
@@ -1357,9 +1379,9 @@ impl Interpreter {
             });
             return;
         }
-        match tpl.lead_in() {
-            Some(lead) => {
-                let rest = self.render_parts(&tpl.parts[1..], now, Mode::Speech);
+        match self.lead_in(tpl, now) {
+            Some((lead, k)) => {
+                let rest = self.render_parts(&tpl.parts[k..], now, Mode::Speech);
                 self.say_personal(Some(lead), rest, barge_in, out);
             }
             None => self.say_personal(None, self.render(tpl, now, Mode::Speech), barge_in, out),
@@ -1367,7 +1389,7 @@ impl Interpreter {
     }
 
     /// Personal speech, after its public lead-in when it has one
-    /// ([`Template::lead_in`]): the lead-in is a prompt of its own, played
+    /// ([`Self::lead_in`]): the lead-in is a prompt of its own, played
     /// from the cache at once, and the personal rest is synthesised (never
     /// cached) while it plays, so the caller hears the reply start without
     /// waiting for a synthesis.

@@ -403,9 +403,11 @@ impl Template {
 
     /// The literal words in front of the template's first variable, as they
     /// are spoken on their own ([`lead_in`]), when the template holds
-    /// variables and is not marked `personal` as a whole. A reply read back
-    /// to the caller ("The appointment is on {date|date}.") starts with
-    /// them from the prompt cache while the personal rest is synthesised.
+    /// variables and is not marked `personal` as a whole: what a read-back
+    /// ("The appointment is on {date|date}.") starts with, from the prompt
+    /// cache, while the personal rest is synthesised; pre-rendered. (When
+    /// that first variable turns out public in the call, the interpreter's
+    /// lead-in runs on through it, and is cached when first said.)
     pub fn lead_in(&self) -> Option<String> {
         if self.personal {
             return None;
