@@ -86,7 +86,12 @@ fn simulate_books_a_slot_at_the_frontdesk_standin() {
                 && l.ends_with(" at 2026-11-24 10:00")),
         "{stdout}"
     );
-    assert!(lines.iter().any(|l| l.starts_with("say[da]: Du har fået tid tirsdag den 24. november klokken ti.")), "{stdout}");
+    // The confirmation's lead-in from the cache, then the booking read back.
+    assert!(
+        lines.windows(2).any(|w| w[0] == "say[da]: Du har fået tid,"
+            && w[1].starts_with("say[da]: tirsdag den 24. november klokken ti.")),
+        "{stdout}"
+    );
     assert!(!stdout.contains("result[simulated]"), "{stdout}");
     let summary = summary(&stdout);
     assert_eq!(
