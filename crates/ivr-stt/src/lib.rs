@@ -138,12 +138,6 @@ impl SttRequest {
         }
     }
 
-    /// Withdrawn when `cancel` is ([`SttRequest::cancel`]).
-    pub fn with_cancel(mut self, cancel: Cancel) -> Self {
-        self.cancel = cancel;
-        self
-    }
-
     /// Adds the answers the question expects.
     pub fn with_candidates(mut self, candidates: Vec<Candidate>) -> Self {
         self.candidates.extend(candidates);
