@@ -26,6 +26,7 @@ mod config;
 mod decode;
 pub mod guard;
 mod identify;
+mod pool;
 pub mod score;
 mod scripted;
 mod threads;
