@@ -179,6 +179,9 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// Counts the calls placed, to vary each one's speech by one A-law step.
+static CALL_VARIANT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 /// The caller's audio, as PCMA payloads, with the ground-truth end of speech.
 struct Speech {
     packets: Vec<[u8; FRAME]>,
@@ -518,6 +521,17 @@ impl Harness {
             Waiting,
         }
         let silence = [g711::alaw_from_linear(0); FRAME];
+        // No two calls send bit-identical speech (no real line does): one
+        // A-law step of one sample in the middle of the utterance differs
+        // per call, inaudibly. Otherwise a worker still holding the same
+        // clip's encoding from an earlier call would skip the encoder.
+        let variant = CALL_VARIANT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let marked_packet = speech.packets.len() / 2 + (variant / FRAME) % 8;
+        let marked = speech.packets.get(marked_packet).map(|p| {
+            let mut m = *p;
+            m[variant % FRAME] ^= 1;
+            m
+        });
         let ssrc = 0x1234_0000 ^ u32::from(rtp.local_addr().map(|a| a.port()).unwrap_or(0));
         let (mut seq, mut ts) = (1u16, 160u32);
         let start = Instant::now();
@@ -549,6 +563,9 @@ impl Harness {
                             } else {
                                 &silence
                             }
+                        }
+                        Phase::Speaking(i) if i == marked_packet && marked.is_some() => {
+                            marked.as_ref().unwrap_or(&speech.packets[i])
                         }
                         Phase::Speaking(i) => &speech.packets[i],
                         Phase::Waiting => &silence,

@@ -168,9 +168,10 @@ pub struct SttTiming {
     /// The encoder context used (whisper frames, 50 per second of audio).
     pub audio_ctx: u32,
     /// Part of `processing` spent identifying the language (zero for a
-    /// fixed language).
+    /// fixed language): one decoder step on the encoder output.
     pub identification: Duration,
-    /// Part of `processing` spent in the encoder (and identification's one step).
+    /// Part of `processing` spent computing the mel spectrogram and
+    /// encoding (next to nothing when [`Self::encoder_reused`]).
     pub encoding: Duration,
     /// Part of `processing` spent decoding the free transcript.
     pub decoding: Duration,
@@ -178,6 +179,10 @@ pub struct SttTiming {
     pub spotting: Duration,
     /// Decoder calls made (free transcript and candidates).
     pub decoder_steps: u32,
+    /// The worker's state held this audio encoded already (the same
+    /// utterance recognised again, in another language), so the encoder
+    /// did not run.
+    pub encoder_reused: bool,
 }
 
 /// What was said.

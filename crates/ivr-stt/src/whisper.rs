@@ -142,6 +142,7 @@ impl WhisperStt {
                 guard: config.guard.clone(),
                 spot: config.spot.clone(),
                 full: config.decode == crate::Decode::Full,
+                encoded: None,
             };
             w.warm_up();
             works.push(Box::new(move |job: &Job| {
@@ -210,8 +211,18 @@ impl WhisperStt {
             other => other,
         };
         let (reply, rx) = tokio::sync::oneshot::channel();
+        let samples = request.audio.to_f32();
+        // Which audio this is, as the worker will see it: a speculation's
+        // audio and the confirmed utterance's are the same once settled,
+        // so either one's encoding serves the other sent again.
+        let audio_key = {
+            let mut settled = samples.clone();
+            crate::audio::settle_tail(&mut settled);
+            crate::pool::audio_key(&settled)
+        };
         let job = Job {
-            samples: request.audio.to_f32(),
+            audio_key,
+            samples,
             audio,
             language,
             prompt: prompt_from_hints(&request.hints),
@@ -267,6 +278,10 @@ struct WhisperWorker {
     spot: SpotConfig,
     /// `[stt] decode = "full"`: the earlier whisper_full path.
     full: bool,
+    /// The audio (its `audio_key`) whose encoding `state` holds, and the
+    /// encoder context it was encoded at: the same audio again is not
+    /// encoded again.
+    encoded: Option<(u64, u32)>,
 }
 
 impl WhisperWorker {
@@ -332,7 +347,17 @@ impl WhisperWorker {
         }
         let audio_ctx = audio_ctx_for(settled, self.floor);
         let encoding = Instant::now();
-        self.prime(&samples, audio_ctx).map_err(engine)?;
+        // The same audio again (recognised again in another language):
+        // the state holds its encoding already.
+        let reused = self.encoded == Some((job.audio_key, audio_ctx));
+        if !reused {
+            self.encoded = None;
+            self.prime(&samples, audio_ctx).map_err(engine)?;
+            self.state.encode(0, self.threads.now()).map_err(engine)?;
+            self.encoded = Some((job.audio_key, audio_ctx));
+        }
+        let encoding = encoding.elapsed();
+        let identifying = Instant::now();
         let (identified, hints_apply) = match &job.language {
             LanguageChoice::Fixed(_) => (None, true),
             LanguageChoice::DetectAmong(allowed) => {
@@ -359,15 +384,7 @@ impl WhisperWorker {
                 (Some(id), same)
             }
         };
-        // Identification encoded already (whisper_lang_auto_detect runs the
-        // encoder at the context set above); otherwise encode now.
-        let identification = if identified.is_some() {
-            encoding.elapsed()
-        } else {
-            self.state.encode(0, self.threads.now()).map_err(engine)?;
-            Duration::ZERO
-        };
-        let encoding = encoding.elapsed();
+        let identification = identifying.elapsed();
         let language = identified
             .as_ref()
             .map(|id| id.chosen)
@@ -560,6 +577,7 @@ impl WhisperWorker {
                 decoding,
                 spotting,
                 decoder_steps: steps,
+                encoder_reused: reused,
                 ..SttTiming::default()
             },
         })
@@ -575,12 +593,15 @@ impl WhisperWorker {
         if samples.len() < MIN_SAMPLES {
             samples.resize(MIN_SAMPLES, 0.0);
         }
+        // whisper_full below replaces whatever the state held encoded.
+        self.encoded = None;
         let audio_ctx = audio_ctx_for(job.audio, self.floor);
         let identifying = Instant::now();
         let (identified, hints_apply) = match &job.language {
             LanguageChoice::Fixed(_) => (None, true),
             LanguageChoice::DetectAmong(allowed) => {
                 self.prime(&samples, audio_ctx).map_err(engine)?;
+                self.state.encode(0, self.threads.now()).map_err(engine)?;
                 let probs = self.language_probs(allowed).map_err(engine)?;
                 let plain = IdentifyConfig {
                     margin: 0.0,
@@ -598,6 +619,7 @@ impl WhisperWorker {
             }
             LanguageChoice::Identify { current, among } => {
                 self.prime(&samples, audio_ctx).map_err(engine)?;
+                self.state.encode(0, self.threads.now()).map_err(engine)?;
                 let probs = self.language_probs(among).map_err(engine)?;
                 let prior = among.contains(current).then_some(*current);
                 let id = self.identify.choose(prior, &probs);
@@ -668,24 +690,52 @@ impl WhisperWorker {
     }
 
     /// whisper's probability of each allowed language (among all of its
-    /// languages), from the utterance's own encoder context (set by
-    /// [`Self::prime`]): one encoder pass and one decoder step, and the
-    /// encoder output stays in the state for the transcription.
+    /// languages), from the encoder output in the state: one decoder step on
+    /// the start-of-transcript token, the language tokens' logits, softmax
+    /// over all languages. That is what `whisper_lang_auto_detect` does after
+    /// running the encoder itself; here the encoder has run already (or its
+    /// output is reused), and it stays in the state for the transcription.
     fn language_probs(
         &mut self,
         allowed: &[Lang],
     ) -> Result<Vec<(Lang, f32)>, whisper_rs::WhisperError> {
-        let (_, probs) = self.state.lang_detect(0, self.threads.now())?;
+        let sot = self.ctx.token_sot();
+        self.state.decode(&[sot], 0, self.threads.now())?;
+        let logits = self.state.get_logits()?;
+        let n_langs = whisper_rs::get_lang_max_id().max(0) + 1;
+        let lang_logits: Vec<f32> = (0..n_langs)
+            .map(|id| {
+                usize::try_from(self.ctx.token_lang(id))
+                    .ok()
+                    .and_then(|t| logits.get(t))
+                    .copied()
+                    .unwrap_or(f32::NEG_INFINITY)
+            })
+            .collect();
+        let probs = softmax(&lang_logits);
         Ok(allowed
             .iter()
             .map(|l| {
                 let p = whisper_rs::get_lang_id(l.code())
-                    .and_then(|id| probs.get(id as usize).copied())
+                    .and_then(|id| usize::try_from(id).ok())
+                    .and_then(|id| probs.get(id).copied())
                     .unwrap_or(0.0);
                 (*l, p)
             })
             .collect())
     }
+}
+
+/// Softmax as whisper.cpp computes the language probabilities (the sum in
+/// double precision).
+fn softmax(logits: &[f32]) -> Vec<f32> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    if !max.is_finite() {
+        return vec![0.0; logits.len()];
+    }
+    let exps: Vec<f64> = logits.iter().map(|l| f64::from(l - max).exp()).collect();
+    let sum: f64 = exps.iter().sum();
+    exps.iter().map(|e| (e / sum) as f32).collect()
 }
 
 #[cfg(test)]
