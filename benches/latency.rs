@@ -10,7 +10,10 @@
 //!   the shipped `voices/` and `models/`, the harness's flows and a
 //!   temporary SQLite database.
 //! - Kinds of turn ([`KINDS`]), in Danish and English: a menu turn, yes/no,
-//!   a date and a CPR number. The harness's own deployment
+//!   a date and a CPR number, in a municipality of that language alone;
+//!   and the menu as the call's first turn in one offering both (`first_da`,
+//!   `first_en`), where the language is identified on the turn as in the
+//!   shipped municipalities. The harness's own deployment
 //!   (`benches/latency-flows/`) has one number per kind and language whose
 //!   flow asks that question first (the menu with the shipped menu's hints
 //!   and keywords; date and CPR read the value back, so that reply is
@@ -100,6 +103,8 @@ use tokio::sync::mpsc;
 struct Kind {
     name: &'static str,
     called: &'static str,
+    /// The municipality `called` belongs to (browser calls name it).
+    municipality: &'static str,
     lang: ivr_core::Lang,
     speech: Said,
 }
@@ -110,54 +115,79 @@ enum Said {
 }
 
 /// The kinds of turn measured, in the order callers take them.
-const KINDS: [Kind; 8] = [
+const KINDS: [Kind; 10] = [
     Kind {
         name: "menu_da",
         called: "+4579000001",
+        municipality: "latency-da",
         lang: ivr_core::Lang::Da,
         speech: Said::File("da-boligstoette-01"),
     },
     Kind {
         name: "menu_en",
         called: "+4579000011",
+        municipality: "latency-en",
         lang: ivr_core::Lang::En,
         speech: Said::File("en-housing-benefit-01"),
     },
     Kind {
         name: "yesno_da",
         called: "+4579000002",
+        municipality: "latency-da",
         lang: ivr_core::Lang::Da,
         speech: Said::File("da-ja-01"),
     },
     Kind {
         name: "yesno_en",
         called: "+4579000012",
+        municipality: "latency-en",
         lang: ivr_core::Lang::En,
         speech: Said::File("en-yes-01"),
     },
     Kind {
         name: "date_da",
         called: "+4579000003",
+        municipality: "latency-da",
         lang: ivr_core::Lang::Da,
         speech: Said::File("da-dato-01"),
     },
     Kind {
         name: "date_en",
         called: "+4579000013",
+        municipality: "latency-en",
         lang: ivr_core::Lang::En,
         speech: Said::File("en-date-01"),
     },
     Kind {
         name: "cpr_da",
         called: "+4579000004",
+        municipality: "latency-da",
         lang: ivr_core::Lang::Da,
         speech: Said::File("da-cpr-01"),
     },
     Kind {
         name: "cpr_en",
         called: "+4579000014",
+        municipality: "latency-en",
         lang: ivr_core::Lang::En,
         speech: Said::Synth("My CPR number is zero one zero two zero three, one two three four."),
+    },
+    // The menu as the call's first turn where Danish and English are both
+    // offered: the language is identified on the turn, and Danish that
+    // whisper takes for English is heard again in Danish.
+    Kind {
+        name: "first_da",
+        called: "+4579000021",
+        municipality: "latency-both",
+        lang: ivr_core::Lang::Da,
+        speech: Said::File("da-boligstoette-01"),
+    },
+    Kind {
+        name: "first_en",
+        called: "+4579000021",
+        municipality: "latency-both",
+        lang: ivr_core::Lang::En,
+        speech: Said::File("en-housing-benefit-01"),
     },
 ];
 /// Samples per 20 ms PCMA packet.
@@ -931,8 +961,19 @@ fn summarise(n: usize, turns: &[TurnResult], wall: Duration) -> LevelSummary {
             .filter(|t| t.engine.as_ref().is_some_and(|e| e.ended_by_answer))
             .count();
         let eager = mine.iter().filter(|t| is_eager(t)).count();
+        // Heard again in another language, and of those, on the encoding
+        // its worker still held.
+        let stt_of = |t: &&TurnResult| t.engine.as_ref().and_then(|e| e.stt);
+        let again = mine
+            .iter()
+            .filter(|t| stt_of(t).is_some_and(|s| s.passes > 1))
+            .count();
+        let reused = mine
+            .iter()
+            .filter(|t| stt_of(t).is_some_and(|s| s.encoder_reused))
+            .count();
         kind_lines.push(format!(
-            "      {:<9} {:>3} turns {:>6.0}/{:<6.0} ms  stages med {}  eager {eager} by answer {by_answer} by Smart Turn {by_model}",
+            "      {:<9} {:>3} turns {:>6.0}/{:<6.0} ms  stages med {}  eager {eager} by answer {by_answer} by Smart Turn {by_model} heard again {again} (encoding reused {reused})",
             kind.name,
             mine.len(),
             percentile(&tot, 50.0),
@@ -949,6 +990,8 @@ fn summarise(n: usize, turns: &[TurnResult], wall: Duration) -> LevelSummary {
                 "ended_by_smart_turn": by_model,
                 "ended_by_answer": by_answer,
                 "eager_turns": eager,
+                "heard_again": again,
+                "heard_again_encoding_reused": reused,
                 "reply_steps": steps,
             }),
         );

@@ -308,10 +308,7 @@ impl Harness {
             return failed("no console session (--transport webrtc)".into());
         };
         let k = &super::KINDS[kind];
-        let m = match k.lang {
-            ivr_core::Lang::En => "latency-en",
-            _ => "latency-da",
-        };
+        let m = k.municipality;
         let socket =
             match UdpSocket::bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0)).await {
                 Ok(s) => s,

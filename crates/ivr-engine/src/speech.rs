@@ -103,6 +103,9 @@ pub struct Timed {
     pub queued: Duration,
     /// Time a worker spent recognising, as the engine reported it.
     pub processing: Duration,
+    /// The worker decoded an encoding it still held of the same audio (the
+    /// utterance recognised again in another language).
+    pub encoder_reused: bool,
 }
 
 impl SpeechPool {
@@ -208,6 +211,7 @@ impl SpeechPool {
             took: Duration::ZERO,
             queued: Duration::ZERO,
             processing: Duration::ZERO,
+            encoder_reused: false,
         }
     }
 
@@ -232,6 +236,7 @@ impl SpeechPool {
         drop(slot);
         let queued = r.as_ref().map(|t| t.timing.queued).unwrap_or_default();
         let processing = r.as_ref().map(|t| t.timing.processing).unwrap_or_default();
+        let encoder_reused = r.as_ref().is_ok_and(|t| t.timing.encoder_reused);
         Timed {
             result: r
                 .map(|t| Recognition {
@@ -244,6 +249,7 @@ impl SpeechPool {
             took: start.elapsed(),
             queued,
             processing,
+            encoder_reused,
         }
     }
 }

@@ -41,7 +41,7 @@ pub enum TurnInput {
     Dtmf,
 }
 
-/// How the recogniser spent an utterance's time.
+/// How the recogniser spent an utterance's time (over all its passes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SttTiming {
     /// Waiting for a worker.
@@ -51,6 +51,25 @@ pub struct SttTiming {
     /// Whether a transcript came back (false: refused when overloaded,
     /// model missing, or failed; the flow then heard an empty utterance).
     pub recognised: bool,
+    /// Recognitions of the utterance: 2 when the flow had it heard again
+    /// in another language (`RecognizeAgain`).
+    pub passes: u32,
+    /// A pass decoded the encoding its worker still held of the audio
+    /// instead of encoding it again.
+    pub encoder_reused: bool,
+}
+
+impl SttTiming {
+    /// This pass added to the ones before it in the same turn.
+    fn then(self, next: SttTiming) -> SttTiming {
+        SttTiming {
+            queued: self.queued + next.queued,
+            processing: self.processing + next.processing,
+            recognised: next.recognised,
+            passes: self.passes + next.passes,
+            encoder_reused: self.encoder_reused || next.encoder_reused,
+        }
+    }
 }
 
 /// One answered turn. Instants are the engine process's monotonic clock
@@ -184,11 +203,12 @@ impl TurnClock {
         }
     }
 
-    /// The transcript (or failure) reached the call.
+    /// The transcript (or failure) reached the call; a second one in the
+    /// same turn is the utterance heard again, and adds to the first.
     pub fn transcript(&mut self, at: Instant, stt: SttTiming) {
         if let Some(p) = self.cur.as_mut() {
             p.transcript_at = Some(at);
-            p.stt = Some(stt);
+            p.stt = Some(p.stt.map_or(stt, |before| before.then(stt)));
         }
     }
 
@@ -324,6 +344,8 @@ mod tests {
                 queued: ms(20),
                 processing: ms(270),
                 recognised: true,
+                passes: 1,
+                encoder_reused: false,
             },
         );
         c.flow_step(Duration::from_micros(150), "main/closed_offer", true);
@@ -351,6 +373,42 @@ mod tests {
         );
     }
 
+    /// Heard again in another language: both passes count, the stage ends
+    /// at the second transcript.
+    #[test]
+    fn an_utterance_heard_again_counts_both_passes() {
+        let t0 = Instant::now();
+        let mut c = TurnClock::default();
+        c.begin(TurnInput::Speech, t0);
+        let pass = |queued, processing, encoder_reused| SttTiming {
+            queued: ms(queued),
+            processing: ms(processing),
+            recognised: true,
+            passes: 1,
+            encoder_reused,
+        };
+        c.transcript(t0 + ms(400), pass(10, 380, false));
+        c.flow_step(ms(0), "menu", false);
+        c.transcript(t0 + ms(520), pass(0, 110, true));
+        c.flow_step(ms(0), "menu/ydelser", true);
+        c.reply_started(t0 + ms(521));
+        c.audio_ready(t0 + ms(522));
+        let t = c
+            .first_packet(t0 + ms(530), &CallId::from_u64(8), "nordby", addr())
+            .expect("the turn is finished");
+        assert_eq!(t.stt_stage(), Some(ms(520)));
+        assert_eq!(
+            t.stt,
+            Some(SttTiming {
+                queued: ms(10),
+                processing: ms(490),
+                recognised: true,
+                passes: 2,
+                encoder_reused: true,
+            })
+        );
+    }
+
     #[test]
     fn a_turn_answered_from_the_eager_transcript_says_so() {
         let t0 = Instant::now();
@@ -365,6 +423,8 @@ mod tests {
                 queued: ms(0),
                 processing: ms(420),
                 recognised: true,
+                passes: 1,
+                encoder_reused: false,
             },
         );
         c.flow_step(ms(0), "main/closed_offer", true);

@@ -241,6 +241,8 @@ impl Workers {
                 queued: t.queued,
                 processing: t.processing,
                 recognised: t.result.is_ok(),
+                passes: 1,
+                encoder_reused: t.encoder_reused,
             };
             let _ = tx
                 .send(Done::Transcript {

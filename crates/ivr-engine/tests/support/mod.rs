@@ -721,6 +721,8 @@ impl Sim {
                     queued: timed.queued,
                     processing: timed.processing,
                     recognised: timed.result.is_ok(),
+                    passes: 1,
+                    encoder_reused: timed.encoder_reused,
                 };
                 self.due.push((
                     now + self.world.stt_delay,
