@@ -73,6 +73,7 @@ use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, Timelike, 
 use chrono_tz::{Europe::Copenhagen, Tz};
 use ivr_core::{Dtmf, Lang, Pii, Speech, WallClock};
 
+use crate::model::PUBLIC_BUILTINS;
 use crate::{
     carry::Heard,
     hours::holiday_on,
@@ -530,9 +531,6 @@ enum Prefilled {
 
 /// Failed transfers per call after which no more transfers are tried.
 pub const MAX_TRANSFER_FAILURES: u32 = 3;
-
-/// Variables the interpreter computes itself that hold no personal data.
-const PUBLIC_BUILTINS: &[&str] = &["lang", "today", "now"];
 
 /// Which answers [`Interpreter::would_answer`] may take before the end
 /// silence (`[turn] end_on_answer`, `end_on_open_answer`).

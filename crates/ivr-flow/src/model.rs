@@ -81,23 +81,30 @@ impl Municipality {
     /// ([`crate::keys`]), for TTS pre-rendering.
     pub fn static_prompts(&self) -> Vec<(Lang, String)> {
         let mut out: Vec<(Lang, String)> = Vec::new();
-        let mut push = |t: &Text| {
+        let add = |out: &mut Vec<(Lang, String)>, l: Lang, s: String| {
+            if !out.iter().any(|(ol, os)| *ol == l && *os == s) {
+                out.push((l, s));
+            }
+        };
+        let push = |out: &mut Vec<(Lang, String)>, t: &Text| {
             for (l, tpl) in &t.0 {
-                let lead = tpl.lead_in();
-                for s in tpl.as_static().into_iter().chain(lead.as_deref()) {
-                    if !out.iter().any(|(ol, os)| ol == l && os == s) {
-                        out.push((*l, s.to_string()));
-                    }
+                for s in tpl
+                    .as_static()
+                    .map(str::to_string)
+                    .into_iter()
+                    .chain(tpl.lead_in())
+                {
+                    add(out, *l, s);
                 }
             }
         };
         if let Some(a) = &self.announcement {
-            push(&a.text);
+            push(&mut out, &a.text);
         }
         for f in &self.flows {
             for s in &f.steps {
                 for t in s.kind.texts() {
-                    push(t);
+                    push(&mut out, t);
                 }
             }
         }
@@ -109,18 +116,14 @@ impl Municipality {
                 };
                 for l in &self.languages {
                     if let Some(n) = crate::keys::keys_notice(g, *l) {
-                        if !out.iter().any(|(ol, os)| ol == l && *os == n) {
-                            out.push((*l, n));
-                        }
+                        add(&mut out, *l, n);
                     }
                 }
             }
         }
         for l in &self.languages {
             if let Some(n) = lead_in(crate::interp::confirm_lead_in(*l)) {
-                if !out.iter().any(|(ol, os)| ol == l && *os == n) {
-                    out.push((*l, n));
-                }
+                add(&mut out, *l, n);
             }
         }
         out
@@ -401,23 +404,35 @@ impl Template {
             .then_some(self.source.as_str())
     }
 
-    /// The literal words in front of the template's first variable, as they
-    /// are spoken on their own ([`lead_in`]), when the template holds
-    /// variables and is not marked `personal` as a whole: what a read-back
-    /// ("The appointment is on {date|date}.") starts with, from the prompt
-    /// cache, while the personal rest is synthesised; pre-rendered. (When
-    /// that first variable turns out public in the call, the interpreter's
-    /// lead-in runs on through it, and is cached when first said.)
+    /// The literal words in front of the template's first value, as they
+    /// are spoken on their own ([`lead_in`]), when that value is a variable
+    /// that may be personal and the template is not marked `personal` as a
+    /// whole: what a read-back ("The appointment is on {date|date}.")
+    /// starts with, from the prompt cache, while the personal rest is
+    /// synthesised; pre-rendered. The interpreter says these words alone
+    /// exactly when that variable is personal in the call; when it turns out
+    /// public, the lead-in runs on through it and is cached when first said.
+    /// A template whose first value is always public (`{next_open:dept}`,
+    /// `{window:dept}`, `{today}`) never leads in with its literal words
+    /// alone, so none is pre-rendered for it.
     pub fn lead_in(&self) -> Option<String> {
         if self.personal {
             return None;
         }
-        match self.parts.split_first()? {
-            (Part::Lit(l), rest) if !rest.is_empty() => lead_in(l),
+        match self.parts.as_slice() {
+            [Part::Lit(l), Part::Var { name, .. }, ..]
+                if !PUBLIC_BUILTINS.contains(&name.as_str()) =>
+            {
+                lead_in(l)
+            }
             _ => None,
         }
     }
 }
+
+/// Variables every call has that hold no personal data: the call's
+/// language and the date and time.
+pub(crate) const PUBLIC_BUILTINS: &[&str] = &["lang", "today", "now"];
 
 /// Words a lead-in needs to be worth a piece of speech of its own (a single
 /// word sounds clipped).
@@ -996,7 +1011,69 @@ pub fn cond_label(c: &Cond) -> String {
 
 #[cfg(test)]
 mod lead_in_tests {
-    use super::lead_in;
+    use super::{lead_in, Func, Part, Template, VarName};
+
+    fn tpl(parts: Vec<Part>) -> Template {
+        Template {
+            source: String::new(),
+            parts,
+            personal: false,
+        }
+    }
+
+    fn lit(s: &str) -> Part {
+        Part::Lit(s.into())
+    }
+
+    fn var(name: &str) -> Part {
+        Part::Var {
+            name: VarName(name.into()),
+            format: None,
+        }
+    }
+
+    /// A template's literal words are pre-rendered only when the interpreter
+    /// may say them alone: its first value is a variable that may be
+    /// personal. "Vi ringer dig op {window:borgerservice}." is said whole
+    /// (every part public), so "Vi ringer dig op," would never be said.
+    #[test]
+    fn only_words_in_front_of_a_possibly_personal_variable_are_pre_rendered() {
+        let read_back = tpl(vec![
+            lit("Jeg hørte "),
+            var("cpr"),
+            lit(". Er det rigtigt?"),
+        ]);
+        assert_eq!(read_back.lead_in().as_deref(), Some("Jeg hørte,"));
+        let window = tpl(vec![
+            lit("Vi ringer dig op "),
+            Part::Func {
+                func: Func::Window,
+                arg: "borgerservice".into(),
+            },
+            lit("."),
+        ]);
+        assert_eq!(window.lead_in(), None);
+        let stamped = tpl(vec![
+            lit("Besked modtaget "),
+            var("now"),
+            lit(": "),
+            var("message"),
+        ]);
+        assert_eq!(
+            stamped.lead_in(),
+            None,
+            "{{now}} is public: the lead-in runs on through it"
+        );
+        let marked = Template {
+            personal: true,
+            ..read_back.clone()
+        };
+        assert_eq!(
+            marked.lead_in(),
+            None,
+            "a template marked personal is never split"
+        );
+    }
 
     #[test]
     fn a_lead_in_is_two_words_or_more_ending_before_a_space() {
