@@ -33,6 +33,18 @@ const errors = [];
 page.on("pageerror", (e) => errors.push(String(e)));
 await page.route("**/*", (r) => (r.request().url().startsWith(env.IVR_BASE) ? r.continue() : r.abort()));
 const shot = (name) => page.screenshot({ path: path.join(env.IVR_SHOTS, `${name}.png`), fullPage: true });
+// Hanging up in the page ends the call there at once; on a loaded machine
+// the page may answer late. On failure, say what the page shows and what
+// went wrong in it.
+const hangUp = async () => {
+  await page.click("#hangup");
+  await page
+    .waitForFunction(() => window.softphone.state.startsWith("ended"), null, { timeout: 20000 })
+    .catch(async (e) => {
+      const state = await page.evaluate(() => window.softphone.state).catch(() => "?");
+      throw new Error(`${e.message} (state "${state}"; page errors: ${errors.join("; ") || "none"})`);
+    });
+};
 
 try {
   await page.goto(`${env.IVR_BASE}/console/login`);
@@ -77,8 +89,7 @@ try {
   say(`DEBUG ${JSON.stringify(dbg)}`);
   await shot("softphone-03-routed");
   check(errors.length === 0, `no script errors ${errors.join("; ")}`);
-  await page.click("#hangup");
-  await page.waitForFunction(() => window.softphone.state.startsWith("ended"), null, { timeout: 5000 });
+  await hangUp();
   check(true, "hanging up in the page ends the call");
   await shot("softphone-04-ended");
   // A second call with the microphone muted: the keypad's "2" answers the
@@ -103,8 +114,7 @@ try {
   });
   say(`KEYED ${JSON.stringify(keyed)}`);
   await shot("softphone-05-keyed");
-  await page.click("#hangup");
-  await page.waitForFunction(() => window.softphone.state.startsWith("ended"), null, { timeout: 5000 });
+  await hangUp();
   say("DONE");
 } catch (e) {
   await shot("softphone-99-failure").catch(() => {});

@@ -74,7 +74,7 @@ try {
   await page.waitForFunction(() => window.softphone.peak > 0.01, null, { timeout: 20000 });
   await shot("draft-02-calling");
   await page.click("#hangup");
-  await page.waitForFunction(() => window.softphone.state.startsWith("ended"), null, { timeout: 5000 });
+  await page.waitForFunction(() => window.softphone.state.startsWith("ended"), null, { timeout: 20000 });
   check(errors.length === 0, `no script errors ${errors.join("; ")}`);
   say("DONE");
 } catch (e) {
