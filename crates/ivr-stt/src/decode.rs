@@ -393,7 +393,12 @@ pub(crate) struct Decoder<'a> {
 }
 
 /// Log-softmax of `logits` with the suppressed tokens at -inf, into `out`.
-fn log_softmax(logits: &[f32], suppressed: &[bool], extra: &[WhisperTokenId], out: &mut Vec<f32>) {
+pub(crate) fn log_softmax(
+    logits: &[f32],
+    suppressed: &[bool],
+    extra: &[WhisperTokenId],
+    out: &mut Vec<f32>,
+) {
     out.clear();
     out.extend(logits.iter().enumerate().map(|(i, l)| {
         if suppressed.get(i).copied().unwrap_or(false) {

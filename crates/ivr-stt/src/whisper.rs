@@ -21,7 +21,7 @@ use whisper_rs::{
     WhisperTokenId,
 };
 
-use crate::decode::{near_occurrences, occurrences, Decoder, Occurrence, Vocab};
+use crate::decode::{log_softmax, near_occurrences, occurrences, Decoder, Occurrence, Vocab};
 use crate::pool::{Job, Pool, Work};
 use crate::threads::Threads;
 use crate::{
@@ -319,15 +319,15 @@ impl WhisperWorker {
         p
     }
 
-    /// Computes the mel spectrogram of `samples` and sets the encoder
-    /// context, without encoding: a `whisper_full` call of 100 ms duration
-    /// stops before its main loop (whisper.cpp skips the loop when at most
-    /// 100 ms are left), and `whisper_encode`/`whisper_lang_auto_detect`
-    /// then run at this context.
-    fn prime(&mut self, samples: &[f32], audio_ctx: u32) -> Result<(), whisper_rs::WhisperError> {
+    /// Encodes `samples` at encoder context `audio_ctx` into the state:
+    /// the mel spectrogram and the context are set by a `whisper_full` call
+    /// of 100 ms duration, which stops before its main loop (whisper.cpp
+    /// skips the loop when at most 100 ms are left), then the encoder runs.
+    fn encode(&mut self, samples: &[f32], audio_ctx: u32) -> Result<(), whisper_rs::WhisperError> {
         let mut prime = self.params(Lang::Da, audio_ctx, 1);
         prime.set_duration_ms(100);
-        self.state.full(prime, samples)
+        self.state.full(prime, samples)?;
+        self.state.encode(0, self.threads.now())
     }
 
     fn tokens(&self, text: &str) -> Vec<WhisperTokenId> {
@@ -352,8 +352,7 @@ impl WhisperWorker {
         let reused = self.encoded == Some((job.audio_key, audio_ctx));
         if !reused {
             self.encoded = None;
-            self.prime(&samples, audio_ctx).map_err(engine)?;
-            self.state.encode(0, self.threads.now()).map_err(engine)?;
+            self.encode(&samples, audio_ctx).map_err(engine)?;
             self.encoded = Some((job.audio_key, audio_ctx));
         }
         let encoding = encoding.elapsed();
@@ -600,8 +599,7 @@ impl WhisperWorker {
         let (identified, hints_apply) = match &job.language {
             LanguageChoice::Fixed(_) => (None, true),
             LanguageChoice::DetectAmong(allowed) => {
-                self.prime(&samples, audio_ctx).map_err(engine)?;
-                self.state.encode(0, self.threads.now()).map_err(engine)?;
+                self.encode(&samples, audio_ctx).map_err(engine)?;
                 let probs = self.language_probs(allowed).map_err(engine)?;
                 let plain = IdentifyConfig {
                     margin: 0.0,
@@ -618,8 +616,7 @@ impl WhisperWorker {
                 (Some(id), only == *current)
             }
             LanguageChoice::Identify { current, among } => {
-                self.prime(&samples, audio_ctx).map_err(engine)?;
-                self.state.encode(0, self.threads.now()).map_err(engine)?;
+                self.encode(&samples, audio_ctx).map_err(engine)?;
                 let probs = self.language_probs(among).map_err(engine)?;
                 let prior = among.contains(current).then_some(*current);
                 let id = self.identify.choose(prior, &probs);
@@ -712,30 +709,19 @@ impl WhisperWorker {
                     .unwrap_or(f32::NEG_INFINITY)
             })
             .collect();
-        let probs = softmax(&lang_logits);
+        let mut probs = Vec::new();
+        log_softmax(&lang_logits, &[], &[], &mut probs);
         Ok(allowed
             .iter()
             .map(|l| {
                 let p = whisper_rs::get_lang_id(l.code())
                     .and_then(|id| usize::try_from(id).ok())
-                    .and_then(|id| probs.get(id).copied())
-                    .unwrap_or(0.0);
+                    .and_then(|id| probs.get(id))
+                    .map_or(0.0, |lp| lp.exp());
                 (*l, p)
             })
             .collect())
     }
-}
-
-/// Softmax as whisper.cpp computes the language probabilities (the sum in
-/// double precision).
-fn softmax(logits: &[f32]) -> Vec<f32> {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    if !max.is_finite() {
-        return vec![0.0; logits.len()];
-    }
-    let exps: Vec<f64> = logits.iter().map(|l| f64::from(l - max).exp()).collect();
-    let sum: f64 = exps.iter().sum();
-    exps.iter().map(|e| (e / sum) as f32).collect()
 }
 
 #[cfg(test)]
