@@ -28,6 +28,7 @@
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -303,6 +304,10 @@ impl Kamailio {
             .args(["-P", run.join("kamailio.pid").to_str().unwrap()])
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.join("kamailio.log")).unwrap())
+            // Its own process group: Kamailio forks its workers (UDP
+            // receivers, timers, the dispatcher's pinger), and killing the
+            // main process alone leaves them running after the test.
+            .process_group(0)
             .spawn()
             .expect("kamailio runs: install it with `make setup` (Debian package kamailio)");
         Kamailio { child, addr }
@@ -310,8 +315,21 @@ impl Kamailio {
 }
 
 impl Drop for Kamailio {
+    /// SIGTERM (Kamailio stops its workers and exits), then SIGKILL to the
+    /// whole process group for any worker still there, so that no kamailio
+    /// outlives the test holding a port.
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+        let until = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < until && matches!(self.child.try_wait(), Ok(None)) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // Usually nothing is left ("No such process" is not worth a line).
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .stderr(Stdio::null())
+            .status();
         let _ = self.child.wait();
     }
 }
