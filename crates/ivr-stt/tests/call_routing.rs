@@ -183,7 +183,13 @@ async fn hear(stt: &WhisperStt, pcm: &Pcm, q: &Asked, choice: LanguageChoice) ->
     let req = SttRequest {
         audio: pcm.clone(),
         language: choice,
-        hints: q.hints.clone(),
+        // IVR_CALLS_NO_HINTS=1: no hints prompt (the expected answers are
+        // still checked), to measure what the prompt adds.
+        hints: if std::env::var_os("IVR_CALLS_NO_HINTS").is_some() {
+            Vec::new()
+        } else {
+            q.hints.clone()
+        },
         // IVR_CALLS_NO_CANDIDATES=1: hints only, to measure what scoring adds.
         candidates: if std::env::var_os("IVR_CALLS_NO_CANDIDATES").is_some() {
             Vec::new()
