@@ -49,6 +49,9 @@ const BROWSER_BITRATE: i32 = 32_000;
 /// An utterance as a browser sends it: Opus packets, the ground-truth end of
 /// speech, and a packet of encoded silence.
 pub(crate) struct BrowserSpeech {
+    /// The 48 kHz samples the packets encode (padding included), kept to
+    /// encode each call's slightly different copy ([`BrowserSpeech::varied`]).
+    samples: Vec<i16>,
     packets: Vec<Vec<u8>>,
     silence: Vec<u8>,
     /// Index of the packet carrying the last speech frame.
@@ -61,6 +64,22 @@ impl BrowserSpeech {
     /// Length in ms.
     pub(crate) fn duration_ms(&self) -> usize {
         self.packets.len() * 20
+    }
+
+    /// The same utterance with one sample in its middle one step louder,
+    /// encoded again: no two calls send bit-identical speech (no real
+    /// microphone does), so a worker still holding an earlier call's
+    /// encoding of the clip never skips the encoder. `variant` picks the
+    /// sample. Inaudible; the end of speech stays where it was.
+    pub(crate) fn varied(&self, variant: usize) -> BrowserSpeech {
+        let mut samples = self.samples.clone();
+        let middle = FRAME_48K * self.last_speech_packet / 2 + variant % (8 * FRAME_48K);
+        if let Some(s) = samples.get_mut(middle) {
+            *s = s.saturating_add(1);
+        }
+        let mut out = encode(samples, self.threshold_rms);
+        out.last_speech_packet = self.last_speech_packet;
+        out
     }
 }
 
@@ -83,9 +102,14 @@ pub(crate) fn browser_speech(pcm: &Pcm) -> BrowserSpeech {
     let mut samples = vec![0i16; pad];
     samples.extend_from_slice(&pcm48);
     samples.extend(std::iter::repeat_n(0, pad));
+    let peak = samples.chunks_exact(FRAME_48K).map(rms).fold(0.0, f64::max);
+    encode(samples, peak / 100.0) // 40 dB below the loudest frame
+}
+
+/// Opus packets of `samples` (48 kHz) as a running browser encoder makes
+/// them, and the last frame above `threshold` RMS.
+fn encode(samples: Vec<i16>, threshold: f64) -> BrowserSpeech {
     let frames: Vec<&[i16]> = samples.chunks_exact(FRAME_48K).collect();
-    let peak = frames.iter().map(|f| rms(f)).fold(0.0, f64::max);
-    let threshold = peak / 100.0; // 40 dB below the loudest frame
     let last = frames
         .iter()
         .rposition(|f| rms(f) > threshold)
@@ -107,6 +131,7 @@ pub(crate) fn browser_speech(pcm: &Pcm) -> BrowserSpeech {
         .encode(&[0i16; FRAME_48K], &mut buf)
         .expect("opus encode");
     BrowserSpeech {
+        samples,
         packets,
         silence: buf[..n].to_vec(),
         last_speech_packet: last,
@@ -379,7 +404,8 @@ impl Harness {
             Speaking(usize),
             Waiting,
         }
-        let speech = &self.browser_speech[kind];
+        let variant = super::CALL_VARIANT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let speech = &self.browser_speech[kind].varied(variant);
         let mut decoder =
             opus::Decoder::new(16_000, opus::Channels::Mono).expect("libopus decoder");
         let mut pcm = [0i16; 960];
