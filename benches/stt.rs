@@ -15,7 +15,9 @@
 //! `IVR_SPEECH_VECTORS`): for each length the utterance closest to it,
 //! trimmed or padded with silence to exactly that length. 3 s is also
 //! measured with language identification between da and en (`detect`),
-//! with the Nordby menu's hints and expected answers (`menu`), and (Danish)
+//! with the Nordby menu's hints and expected answers (`menu`, Danish; and
+//! `answer`, in both languages, on an answer that names its errand, padded
+//! to 3 s: the expected answer is found and checked against the audio), and (Danish)
 //! recognised again in Danish right after identification among da and en
 //! (`again`: the flow's `RecognizeAgain`, on the encoding the worker still
 //! holds; only the second pass is timed). Every run's audio differs from
@@ -261,10 +263,11 @@ fn worker_cpu() -> Duration {
 }
 
 /// The Nordby menu's expected answers (flows/nordby/main.toml, step `menu`,
-/// a few keywords each): what a menu question passes with its request.
-fn menu_candidates() -> Vec<Candidate> {
-    [
-        ("pas", &["pas", "nyt pas"][..]),
+/// a few keywords each, in `lang`): what a menu question passes with its
+/// request.
+fn menu_candidates(lang: Lang) -> Vec<Candidate> {
+    let da: [(&str, &[&str]); 10] = [
+        ("pas", &["pas", "nyt pas"]),
         ("koerekort", &["kørekort"]),
         ("mitid", &["mitid", "mit id"]),
         ("jobcenter_aflys", &["aflyse", "aflysning"]),
@@ -274,25 +277,64 @@ fn menu_candidates() -> Vec<Candidate> {
         ("omsorg", &["hjemmehjælp", "plejehjem"]),
         ("callback", &["ring mig op", "ringe tilbage"]),
         ("medarbejder", &["medarbejder", "menneske"]),
-    ]
-    .iter()
-    .map(|(label, phrases)| Candidate {
-        label: label.to_string(),
-        phrases: phrases.iter().map(|p| p.to_string()).collect(),
-    })
-    .collect()
+    ];
+    let en: [(&str, &[&str]); 10] = [
+        ("pas", &["passport"]),
+        ("koerekort", &["driving licence", "driver's license"]),
+        ("mitid", &["mitid", "my id"]),
+        ("jobcenter_aflys", &["cancel", "call off"]),
+        ("jobcenter", &["job centre", "unemployment", "caseworker"]),
+        ("ydelser", &["housing benefit", "pension"]),
+        ("teknik", &["rubbish", "bulky waste", "bin"]),
+        ("omsorg", &["home care", "nursing home"]),
+        ("callback", &["call me back", "call back"]),
+        ("medarbejder", &["real person", "someone"]),
+    ];
+    let list = if lang == Lang::Da { da } else { en };
+    list.iter()
+        .map(|(label, phrases)| Candidate {
+            label: label.to_string(),
+            phrases: phrases.iter().map(|p| p.to_string()).collect(),
+        })
+        .collect()
 }
 
-/// The Nordby menu's hints (flows/nordby/main.toml, step `menu`, `hints.da`).
-const MENU_HINTS: [&str; 7] = [
-    "pas",
-    "kørekort",
-    "MitID",
-    "jobcenter",
-    "boligstøtte",
-    "storskrald",
-    "hjemmehjælp",
-];
+/// The Nordby menu's hints (flows/nordby/main.toml, step `menu`, `hints`).
+fn menu_hints(lang: Lang) -> Vec<String> {
+    let hints: &[&str] = if lang == Lang::Da {
+        &[
+            "pas",
+            "kørekort",
+            "MitID",
+            "jobcenter",
+            "boligstøtte",
+            "storskrald",
+            "hjemmehjælp",
+        ]
+    } else {
+        &[
+            "passport",
+            "driving licence",
+            "MitID",
+            "job centre",
+            "housing benefit",
+            "bulky waste",
+            "home care",
+        ]
+    };
+    hints.iter().map(|h| h.to_string()).collect()
+}
+
+/// An answer to the menu that names its errand (the latency harness's menu
+/// turn), for the `answer` rows: the recogniser finds an expected answer in
+/// it and checks it against the audio.
+fn menu_answer_id(lang: Lang) -> &'static str {
+    if lang == Lang::Da {
+        "da-boligstoette-01"
+    } else {
+        "en-housing-benefit-01"
+    }
+}
 
 /// The median and the 95th percentile (nearest rank) of sorted values.
 fn median_p95(sorted: &[f64]) -> (f64, f64) {
@@ -333,9 +375,6 @@ fn measure(
                 .iter()
                 .min_by_key(|(_, p)| p.duration().abs_diff(target))
                 .expect("candidates not empty");
-            let mut samples = pcm.samples.clone();
-            samples.resize(ENGINE_RATE as usize * secs as usize, 0);
-            let clip = Pcm::new(ENGINE_RATE, samples);
             for (mode, language) in [
                 ("fixed", LanguageChoice::Fixed(lang)),
                 (
@@ -343,6 +382,7 @@ fn measure(
                     LanguageChoice::DetectAmong(vec![Lang::Da, Lang::En]),
                 ),
                 ("menu", LanguageChoice::Fixed(lang)),
+                ("answer", LanguageChoice::Fixed(lang)),
                 (
                     "again",
                     LanguageChoice::Identify {
@@ -356,6 +396,20 @@ fn measure(
                 {
                     continue;
                 }
+                let (u, pcm) = if mode == "answer" {
+                    match candidates
+                        .iter()
+                        .find(|(u, _)| u.id == menu_answer_id(lang))
+                    {
+                        Some((u, p)) => (u, p),
+                        None => continue,
+                    }
+                } else {
+                    (u, pcm)
+                };
+                let mut samples = pcm.samples.clone();
+                samples.resize(ENGINE_RATE as usize * secs as usize, 0);
+                let clip = Pcm::new(ENGINE_RATE, samples);
                 // Run k's audio: the clip with its first sample changed by k.
                 let audio = |k: usize| {
                     let mut a = clip.clone();
@@ -367,13 +421,13 @@ fn measure(
                 let request = |k: usize| SttRequest {
                     audio: audio(k),
                     language: language.clone(),
-                    hints: if mode == "menu" {
-                        MENU_HINTS.iter().map(|h| h.to_string()).collect()
+                    hints: if mode == "menu" || mode == "answer" {
+                        menu_hints(lang)
                     } else {
                         u.keywords.clone()
                     },
-                    candidates: if mode == "menu" {
-                        menu_candidates()
+                    candidates: if mode == "menu" || mode == "answer" {
+                        menu_candidates(lang)
                     } else {
                         Vec::new()
                     },
