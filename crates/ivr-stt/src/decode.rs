@@ -559,47 +559,15 @@ impl<'a> Decoder<'a> {
         }
         Ok(out)
     }
-
-    /// Teacher-forces `tokens` in language token `lang` without a prompt and
-    /// returns, for each, how far it is from the decoder's own first choice
-    /// there: its log-probability minus the best token's (0 when it is the
-    /// first choice). One decoder step per token.
-    pub(crate) fn force(
-        &mut self,
-        lang: WhisperTokenId,
-        tokens: &[WhisperTokenId],
-    ) -> Result<(Vec<f32>, u32), WhisperError> {
-        let v = self.vocab;
-        let mut steps = self.feed(&[v.sot, lang, v.transcribe, v.not], 0)?;
-        self.prefix_len = 4;
-        let mut lp = Vec::new();
-        let mut out = Vec::with_capacity(tokens.len());
-        let first_extra = [v.eot, v.blank.unwrap_or(v.eot)];
-        for (i, t) in tokens.iter().enumerate() {
-            let extra: &[WhisperTokenId] = if i == 0 { &first_extra } else { &[] };
-            log_softmax(&self.logits()?, &v.suppressed, extra, &mut lp);
-            let best = lp[argmax(&lp)];
-            let own = usize::try_from(*t)
-                .ok()
-                .and_then(|i| lp.get(i))
-                .copied()
-                .unwrap_or(f32::NEG_INFINITY);
-            out.push(own - best);
-            if i + 1 < tokens.len() {
-                self.state
-                    .decode(&[*t], self.prefix_len + i, self.threads.now())?;
-                steps += 1;
-            }
-        }
-        Ok((out, steps))
-    }
 }
 
 impl Decoder<'_> {
     /// Teacher-forces `prefix` then `tokens` in language token `lang`
     /// without a prompt, and returns for each of `tokens` how far it is
-    /// from the decoder's first choice there (as [`Decoder::force`]); the
-    /// prefix is fed in one batch. Returns the gaps and the decoder calls.
+    /// from the decoder's own first choice there: its log-probability minus
+    /// the best token's (0 when it is the first choice). The prefix is fed
+    /// in one batch (its tokens are not judged), then one decoder step per
+    /// token. Returns the gaps and the decoder calls.
     pub(crate) fn force_after(
         &mut self,
         lang: WhisperTokenId,

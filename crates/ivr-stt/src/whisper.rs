@@ -440,10 +440,18 @@ impl WhisperWorker {
                 let gaps = if prompt.is_empty() {
                     vec![0.0; tokens.len()]
                 } else {
-                    // Forced only as far as the last answer found.
+                    // Forced only as far as the last answer found, and
+                    // step by step only from the first one: the words
+                    // before it go in as one batch (only the answers'
+                    // own tokens are judged).
+                    let first = found.iter().map(|o| o.start).min().unwrap_or(0);
                     let last = found.iter().map(|o| o.end).max().unwrap_or(0);
-                    let (mut g, n) = decoder.force(lang_token, &tokens[..last]).map_err(engine)?;
+                    let (judged, n) = decoder
+                        .force_after(lang_token, &tokens[..first], &tokens[first..last])
+                        .map_err(engine)?;
                     steps += n;
+                    let mut g = vec![0.0; first];
+                    g.extend(judged);
                     g.resize(tokens.len(), 0.0);
                     g
                 };
