@@ -21,8 +21,12 @@ use crate::{Candidate, LanguageChoice, SttError, Transcript};
 
 /// A job on its way to a worker.
 pub(crate) struct Job {
+    /// The audio as sent (what `[stt] decode = "full"` recognises).
     pub(crate) samples: Vec<f32>,
-    /// A fingerprint of `samples` ([`audio_key`]): which audio this is.
+    /// The audio with its tail settled ([`crate::audio::settle_tail`]):
+    /// what the step-wise decoder recognises.
+    pub(crate) settled: Vec<f32>,
+    /// A fingerprint of `settled` ([`audio_key`]): which audio this is.
     pub(crate) audio_key: u64,
     pub(crate) audio: Duration,
     pub(crate) language: LanguageChoice,
@@ -218,6 +222,7 @@ mod tests {
     fn job(reply: tokio::sync::oneshot::Sender<Result<Transcript, SttError>>) -> Job {
         Job {
             samples: vec![],
+            settled: vec![],
             audio_key: 0,
             audio: Duration::from_secs(1),
             language: LanguageChoice::Fixed(Lang::Da),

@@ -212,17 +212,16 @@ impl WhisperStt {
         };
         let (reply, rx) = tokio::sync::oneshot::channel();
         let samples = request.audio.to_f32();
-        // Which audio this is, as the worker will see it: a speculation's
+        let mut settled = samples.clone();
+        crate::audio::settle_tail(&mut settled);
+        // Which audio this is, as the worker sees it: a speculation's
         // audio and the confirmed utterance's are the same once settled,
         // so either one's encoding serves the other sent again.
-        let audio_key = {
-            let mut settled = samples.clone();
-            crate::audio::settle_tail(&mut settled);
-            crate::pool::audio_key(&settled)
-        };
+        let audio_key = crate::pool::audio_key(&settled);
         let job = Job {
             audio_key,
             samples,
+            settled,
             audio,
             language,
             prompt: prompt_from_hints(&request.hints),
@@ -339,8 +338,7 @@ impl WhisperWorker {
             return self.run_full(job);
         }
         let engine = |e: whisper_rs::WhisperError| SttError::Engine(e.to_string());
-        let mut samples = job.samples.clone();
-        crate::audio::settle_tail(&mut samples);
+        let mut samples = job.settled.clone();
         let settled = Duration::from_secs_f64(samples.len() as f64 / f64::from(ENGINE_RATE));
         if samples.len() < MIN_SAMPLES {
             samples.resize(MIN_SAMPLES, 0.0);
