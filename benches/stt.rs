@@ -299,30 +299,18 @@ fn menu_candidates(lang: Lang) -> Vec<Candidate> {
         .collect()
 }
 
-/// The Nordby menu's hints (flows/nordby/main.toml, step `menu`, `hints`).
+/// The Nordby menu's hints in `lang`, as the shipped flow gives them to the
+/// recogniser (flows/nordby/main.toml, step `menu`).
 fn menu_hints(lang: Lang) -> Vec<String> {
-    let hints: &[&str] = if lang == Lang::Da {
-        &[
-            "pas",
-            "kørekort",
-            "MitID",
-            "jobcenter",
-            "boligstøtte",
-            "storskrald",
-            "hjemmehjælp",
-        ]
-    } else {
-        &[
-            "passport",
-            "driving licence",
-            "MitID",
-            "job centre",
-            "housing benefit",
-            "bulky waste",
-            "home care",
-        ]
-    };
-    hints.iter().map(|h| h.to_string()).collect()
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../flows/nordby/main.toml");
+    let flow = ivr_flow::load::parse_flow_file(&path)
+        .unwrap_or_else(|d| panic!("{}: {d:?}", path.display()));
+    match flow.step_named("menu").map(|s| &s.kind) {
+        Some(ivr_flow::model::StepKind::Gather(g)) => {
+            g.hints.get(&lang).cloned().unwrap_or_default()
+        }
+        _ => panic!("{}: no gather step `menu`", path.display()),
+    }
 }
 
 /// An answer to the menu that names its errand (the latency harness's menu
@@ -418,19 +406,18 @@ fn measure(
                     }
                     a
                 };
+                // What the question gives the recogniser (read before any
+                // run is timed).
+                let (hints, expected) = if mode == "menu" || mode == "answer" {
+                    (menu_hints(lang), menu_candidates(lang))
+                } else {
+                    (u.keywords.clone(), Vec::new())
+                };
                 let request = |k: usize| SttRequest {
                     audio: audio(k),
                     language: language.clone(),
-                    hints: if mode == "menu" || mode == "answer" {
-                        menu_hints(lang)
-                    } else {
-                        u.keywords.clone()
-                    },
-                    candidates: if mode == "menu" || mode == "answer" {
-                        menu_candidates(lang)
-                    } else {
-                        Vec::new()
-                    },
+                    hints: hints.clone(),
+                    candidates: expected.clone(),
                     cancel: Default::default(),
                 };
                 // `again`: the pass before, identifying among da and en.

@@ -22,7 +22,7 @@ use std::time::Duration;
 use ivr_core::Lang;
 use ivr_flow::understand::language_request;
 use ivr_stt::{LanguageChoice, SpeechToText, SttRequest, Transcript, WhisperStt};
-use support::{engine_pcm, load, stt_config, test_set, threads_from_env};
+use support::{engine_pcm, load, menu_hints, stt_config, test_set, threads_from_env};
 
 // Measured 2026-12-05, Whisper base q8_0, default rule (margin 1, bias da 5),
 // 45 utterances (22 English by piper Joe, 23 Danish by espeak-ng), each at
@@ -54,27 +54,6 @@ const MIN_EN_SWITCHES: usize = 6;
 /// from a Danish call: a false switch.
 const MAX_FALSE_SWITCHES: usize = 2;
 
-/// The Nordby menu's hints (flows/nordby/main.toml, step `menu`): the first
-/// turn of a call, where identification runs.
-const MENU_DA: [&str; 7] = [
-    "pas",
-    "kørekort",
-    "MitID",
-    "jobcenter",
-    "boligstøtte",
-    "storskrald",
-    "hjemmehjælp",
-];
-const MENU_EN: [&str; 7] = [
-    "passport",
-    "driving licence",
-    "MitID",
-    "job centre",
-    "housing benefit",
-    "bulky waste",
-    "home care",
-];
-
 /// The phrases a caller uses to switch language, with the call's language
 /// they are said in and the request they make.
 const SWITCHES: [(&str, Lang, Lang); 8] = [
@@ -88,11 +67,6 @@ const SWITCHES: [(&str, Lang, Lang); 8] = [
     ("en-danish-01", Lang::En, Lang::Da),
 ];
 
-fn hints(lang: Lang) -> Vec<String> {
-    let words: &[&str] = if lang == Lang::Da { &MENU_DA } else { &MENU_EN };
-    words.iter().map(|w| w.to_string()).collect()
-}
-
 async fn identify(stt: &WhisperStt, path: &Path, current: Lang) -> Transcript {
     let req = SttRequest {
         audio: engine_pcm(path),
@@ -100,7 +74,8 @@ async fn identify(stt: &WhisperStt, path: &Path, current: Lang) -> Transcript {
             current,
             among: vec![Lang::Da, Lang::En],
         },
-        hints: hints(current),
+        // The menu's: the first turn of a call, where identification runs.
+        hints: menu_hints(current),
         candidates: Vec::new(),
         cancel: Default::default(),
     };

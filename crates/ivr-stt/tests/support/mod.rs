@@ -137,3 +137,17 @@ pub fn engine_pcm(path: &Path) -> Pcm {
     let pcm = audio::read_wav(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     audio::resample(&pcm, ENGINE_RATE).unwrap()
 }
+
+/// The Nordby menu's hints in `lang`, as the shipped flow gives them to the
+/// recogniser (flows/nordby/main.toml, step `menu`).
+pub fn menu_hints(lang: Lang) -> Vec<String> {
+    let path = repo_root().join("flows/nordby/main.toml");
+    let flow = ivr_flow::load::parse_flow_file(&path)
+        .unwrap_or_else(|d| panic!("{}: {d:?}", path.display()));
+    match flow.step_named("menu").map(|s| &s.kind) {
+        Some(ivr_flow::model::StepKind::Gather(g)) => {
+            g.hints.get(&lang).cloned().unwrap_or_default()
+        }
+        _ => panic!("{}: no gather step `menu`", path.display()),
+    }
+}
